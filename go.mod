@@ -1,0 +1,3 @@
+module github.com/mlx-moe/mlx-moe
+
+go 1.26
