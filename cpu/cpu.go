@@ -1,0 +1,174 @@
+// Package cpu is the executor that runs graph ops on the host with the
+// reference kernels. It works everywhere and is what CI tests; every other
+// executor is checked against it.
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/kernels"
+)
+
+// Executor runs each op as it is issued.
+type Executor struct{}
+
+// New returns a CPU executor.
+func New() *Executor { return &Executor{} }
+
+var _ graph.Executor = (*Executor)(nil)
+
+func (*Executor) Name() string { return "cpu" }
+
+func (*Executor) NewTensor(rows, cols int) *graph.Tensor {
+	return &graph.Tensor{Rows: rows, Cols: cols, Data: make([]float32, rows*cols)}
+}
+
+func (*Executor) Read(t *graph.Tensor) []float32 { return t.Data }
+
+func (*Executor) Sync() error { return nil }
+
+func (*Executor) Embed(out *graph.Tensor, table *kernels.Matrix, ids []int32) {
+	for t, id := range ids {
+		table.Row(int(id), out.Data[t*out.Cols:(t+1)*out.Cols])
+	}
+}
+
+func (*Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias []float32) {
+	kernels.MatMul(out.Data[:n*out.Cols], x.Data[:n*x.Cols], n, w)
+	if bias != nil {
+		for t := 0; t < n; t++ {
+			row := out.Data[t*out.Cols : (t+1)*out.Cols]
+			for i, b := range bias {
+				row[i] += b
+			}
+		}
+	}
+}
+
+func (*Executor) RMSNorm(out, x *graph.Tensor, n, dim int, w []float32, eps float32) {
+	rows := n * x.Cols / dim
+	kernels.RMSNorm(out.Data, x.Data, w, rows, dim, eps)
+}
+
+func (*Executor) Rope(x *graph.Tensor, pos []int32, heads, headDim int, p *kernels.RopeParams) {
+	kernels.Rope(x.Data, pos, len(pos), heads, headDim, p)
+}
+
+func (*Executor) CopyCols(dst *graph.Tensor, dstRow, dstCol int, src *graph.Tensor, srcRow, srcCol, n, cols int) {
+	for t := 0; t < n; t++ {
+		copy(dst.Data[(dstRow+t)*dst.Cols+dstCol:(dstRow+t)*dst.Cols+dstCol+cols], src.Data[(srcRow+t)*src.Cols+srcCol:])
+	}
+}
+
+func (*Executor) Attention(out, q, kCache, vCache *graph.Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32) {
+	kernels.Attention(out.Data, q.Data, kCache.Data, vCache.Data, n, pos0, heads, kvHeads, dk, dv, scale)
+}
+
+func (*Executor) Add(out, a, b *graph.Tensor, n int) {
+	m := n * out.Cols
+	kernels.Add(out.Data[:m], a.Data[:m], b.Data[:m])
+}
+
+func (*Executor) SwiGLU(out, gate, up *graph.Tensor, n int) {
+	m := n * out.Cols
+	kernels.SwiGLU(out.Data[:m], gate.Data[:m], up.Data[:m])
+}
+
+func (*Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
+	for t := 0; t < n; t++ {
+		for i := 0; i < x.Cols; i++ {
+			gv := g.Data[t*g.Cols+i%g.Cols]
+			out.Data[t*out.Cols+i] = x.Data[t*x.Cols+i] * kernels.Sigmoid(gv)
+		}
+	}
+}
+
+func (*Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.Routing) {
+	r.Tokens = n
+	for t := 0; t < n; t++ {
+		kernels.Route(logits.Data[t*logits.Cols:(t+1)*logits.Cols], p,
+			r.IDs[t*r.TopK:(t+1)*r.TopK], r.Weights[t*r.TopK:(t+1)*r.TopK])
+	}
+}
+
+// MoE groups the batch's tokens by expert so each expert's matrices are
+// read once per batch (the CPU form of gather_qmm).
+func (*Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) error {
+	ids := r.IDs[:n*r.TopK]
+	present, err := experts.Resolve(ids)
+	if err != nil {
+		return err
+	}
+	weights := make([]float32, len(ids))
+	copy(weights, r.Weights)
+	renormalizeMissing(weights, present, r.TopK)
+	byExpert := map[int32][]int{}
+	var order []int32
+	for i, e := range ids {
+		if !present[i] {
+			continue
+		}
+		if _, seen := byExpert[e]; !seen {
+			order = append(order, e)
+		}
+		byExpert[e] = append(byExpert[e], i)
+	}
+	hidden := x.Cols
+	clear(out.Data[:n*out.Cols])
+	for _, e := range order {
+		slots := byExpert[e]
+		gate, up, down := experts.Expert(e)
+		if gate == nil {
+			return fmt.Errorf("expert %d was resolved but has no weights", e)
+		}
+		m := len(slots)
+		xs := make([]float32, m*hidden)
+		for j, s := range slots {
+			copy(xs[j*hidden:(j+1)*hidden], x.Data[(s/r.TopK)*hidden:])
+		}
+		inter := gate.Rows
+		g := make([]float32, m*inter)
+		u := make([]float32, m*inter)
+		kernels.MatMul(g, xs, m, gate)
+		kernels.MatMul(u, xs, m, up)
+		kernels.SwiGLU(g, g, u)
+		y := make([]float32, m*out.Cols)
+		kernels.MatMul(y, g, m, down)
+		for j, s := range slots {
+			t := s / r.TopK
+			kernels.AddScaled(out.Data[t*out.Cols:(t+1)*out.Cols], y[j*out.Cols:(j+1)*out.Cols], weights[s])
+		}
+	}
+	return nil
+}
+
+// renormalizeMissing rescales each token's weights so the experts that are
+// present keep the total the router gave all of them (fast policy); with
+// every expert present it changes nothing.
+func renormalizeMissing(weights []float32, present []bool, topK int) {
+	for t := 0; t < len(weights)/topK; t++ {
+		w := weights[t*topK : (t+1)*topK]
+		p := present[t*topK : (t+1)*topK]
+		var all, kept float32
+		missing := false
+		for k := range w {
+			all += w[k]
+			if p[k] {
+				kept += w[k]
+			} else {
+				missing = true
+			}
+		}
+		if !missing {
+			continue
+		}
+		for k := range w {
+			if !p[k] || kept == 0 {
+				w[k] = 0
+				continue
+			}
+			w[k] *= all / kept
+		}
+	}
+}

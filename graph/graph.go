@@ -1,0 +1,88 @@
+// Package graph is the contract between model code and the devices that run
+// it. Model code writes a forward pass as a sequence of ops on Tensors that
+// an Executor owns; it never asks which device it runs on and never reads an
+// intermediate value back. The only places where the host looks at device
+// values are the expert handoff inside MoE (the pager resolves the routed
+// ids) and Read, used by the sampler on the final logits.
+//
+// The CPU executor (package cpu) runs each op as it is issued. A GPU
+// executor encodes ops into a command buffer and submits at Sync, so a whole
+// token can be one submission.
+//
+// Tensors are 2-D, [Rows, Cols] row-major float32: rows are tokens, columns
+// features; per-head ops take the head size explicitly. A model allocates
+// every tensor it needs once, for its largest batch, when it is loaded (its
+// buffer plan), and runs smaller batches on prefixes of those rows.
+package graph
+
+import "github.com/mlx-moe/mlx-moe/kernels"
+
+// Tensor is a [Rows, Cols] float32 buffer owned by an executor. On
+// unified-memory devices Data aliases the device buffer; Dev is the
+// executor's own handle.
+type Tensor struct {
+	Rows, Cols int
+	Data       []float32
+	Dev        any
+}
+
+// Prefix is a view of the first n rows (same storage).
+func (t *Tensor) Prefix(n int) *Tensor {
+	return &Tensor{Rows: n, Cols: t.Cols, Data: t.Data[:n*t.Cols], Dev: t.Dev}
+}
+
+// Routes is the router's choice for a batch: TopK expert ids and weights
+// per token, in device-visible memory.
+type Routes struct {
+	Tokens, TopK int
+	IDs          []int32
+	Weights      []float32
+}
+
+// ExpertSet is one MoE layer's routed experts. Resolve makes the given
+// experts usable (paging them in if needed) and returns, per id, whether it
+// is available: under the exact policy every id is; under the fast policy a
+// missing one is skipped and the remaining weights renormalised.
+type ExpertSet interface {
+	NumExperts() int
+	Resolve(ids []int32) (present []bool, err error)
+	// Expert returns the SwiGLU matrices of a resolved expert.
+	Expert(id int32) (gate, up, down *kernels.Matrix)
+}
+
+// Executor runs ops. Sizes come from the tensors; n is the number of rows
+// (tokens) an op works on.
+type Executor interface {
+	Name() string
+	NewTensor(rows, cols int) *Tensor
+	// Read returns the host view of t after all issued ops completed.
+	Read(t *Tensor) []float32
+	// Sync waits for all issued ops.
+	Sync() error
+
+	// Embed writes the rows ids of table into out.
+	Embed(out *Tensor, table *kernels.Matrix, ids []int32)
+	// MatMul: out[:n] = x[:n] W^T (+ bias when bias is not nil).
+	MatMul(out, x *Tensor, n int, w *kernels.Matrix, bias []float32)
+	// RMSNorm normalises each dim-sized chunk of the first n rows of x.
+	RMSNorm(out, x *Tensor, n, dim int, w []float32, eps float32)
+	// Rope rotates the heads of x (rows of heads*headDim) at positions pos.
+	Rope(x *Tensor, pos []int32, heads, headDim int, p *kernels.RopeParams)
+	// CopyCols copies an n-row, cols-column block of src at (srcRow,
+	// srcCol) into dst at (dstRow, dstCol).
+	CopyCols(dst *Tensor, dstRow, dstCol int, src *Tensor, srcRow, srcCol, n, cols int)
+	// Attention: causal attention of q's first n rows (positions pos0..)
+	// against caches holding pos0+n rows.
+	Attention(out, q, kCache, vCache *Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32)
+	// Add: out = a + b over the first n rows.
+	Add(out, a, b *Tensor, n int)
+	// SwiGLU: out = silu(gate) * up over the first n rows.
+	SwiGLU(out, gate, up *Tensor, n int)
+	// MulSigmoid: out = x * sigmoid(g) element-wise (g has x's shape), or,
+	// when g has one column, each row of x scaled by sigmoid of g's value.
+	MulSigmoid(out, x, g *Tensor, n int)
+	// Route picks experts from router logits (first n rows).
+	Route(r *Routes, logits *Tensor, n int, p *kernels.Routing)
+	// MoE: out[:n] = sum_k w_k * expert_k(x) over each token's routes.
+	MoE(out, x *Tensor, n int, r *Routes, experts ExpertSet) error
+}

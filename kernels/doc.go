@@ -1,0 +1,10 @@
+// Package kernels holds the compute kernels of the engine as plain Go
+// reference implementations with float32 accumulation: quantized and dense
+// matrix products, normalisation, rotary embedding, attention, routing and
+// the element-wise ops. The CPU executor calls them directly; the Metal
+// shaders in kernels/msl are tested against them.
+//
+// Kernels work on flat row-major float32 slices with explicit sizes. Weights
+// are Matrix values whose bytes may live anywhere (a heap copy, an mmap of
+// the checkpoint, an expert slot of the pager).
+package kernels

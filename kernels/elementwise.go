@@ -1,0 +1,70 @@
+package kernels
+
+import "math"
+
+// RMSNorm normalises each of rows rows of x (length dim) by its root mean
+// square and multiplies by w (nil: no weight): out = x / rms(x) * w.
+func RMSNorm(out, x, w []float32, rows, dim int, eps float32) {
+	for r := 0; r < rows; r++ {
+		xs := x[r*dim : (r+1)*dim]
+		os := out[r*dim : (r+1)*dim]
+		var ss float32
+		for _, v := range xs {
+			ss += v * v
+		}
+		inv := float32(1 / math.Sqrt(float64(ss/float32(dim)+eps)))
+		if w == nil {
+			for i, v := range xs {
+				os[i] = v * inv
+			}
+			continue
+		}
+		for i, v := range xs {
+			os[i] = v * inv * w[i]
+		}
+	}
+}
+
+// Silu is x * sigmoid(x).
+func Silu(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }
+
+// Sigmoid is 1 / (1 + e^-x).
+func Sigmoid(x float32) float32 { return 1 / (1 + float32(math.Exp(float64(-x)))) }
+
+// SwiGLU computes out = silu(gate) * up element-wise.
+func SwiGLU(out, gate, up []float32) {
+	for i, g := range gate {
+		out[i] = Silu(g) * up[i]
+	}
+}
+
+// Add computes out = a + b element-wise.
+func Add(out, a, b []float32) {
+	for i := range out {
+		out[i] = a[i] + b[i]
+	}
+}
+
+// AddScaled computes out += s * x element-wise.
+func AddScaled(out, x []float32, s float32) {
+	for i, v := range x {
+		out[i] += s * v
+	}
+}
+
+// Softmax replaces x with its softmax, computed stably.
+func Softmax(x []float32) {
+	m := float32(math.Inf(-1))
+	for _, v := range x {
+		m = max(m, v)
+	}
+	var sum float32
+	for i, v := range x {
+		e := float32(math.Exp(float64(v - m)))
+		x[i] = e
+		sum += e
+	}
+	for i := range x {
+		x[i] /= sum
+	}
+}

@@ -1,0 +1,172 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+)
+
+// Matrix is a [Rows, Cols] weight used as y = W x. Exactly one storage is
+// set: F32, BF16, or Q (MLX affine quantization).
+type Matrix struct {
+	Rows, Cols int
+	F32        []float32
+	BF16       []uint16
+	Q          *Quant
+}
+
+// Quant is MLX affine quantization: w = scale*q + bias per group of
+// GroupSize consecutive elements of a row. Each row is a little-endian bit
+// stream of Cols*Bits bits packed in uint32 words; element j occupies bits
+// [Bits*j, Bits*j+Bits). Scales and Biases are [Rows, Cols/GroupSize] in
+// bf16, or fp16 when F16Scales is set.
+type Quant struct {
+	Bits, GroupSize int
+	W               []uint32
+	Scales, Biases  []uint16
+	F16Scales       bool
+}
+
+// Check reports whether the storage sizes match the shape.
+func (m *Matrix) Check() error {
+	n := m.Rows * m.Cols
+	switch {
+	case m.Q != nil:
+		q := m.Q
+		if q.GroupSize <= 0 || m.Cols%q.GroupSize != 0 || (m.Cols*q.Bits)%32 != 0 {
+			return fmt.Errorf("%d columns do not divide into groups of %d at %d bits", m.Cols, q.GroupSize, q.Bits)
+		}
+		if len(q.W) != m.Rows*m.Cols*q.Bits/32 || len(q.Scales) != n/q.GroupSize || len(q.Biases) != n/q.GroupSize {
+			return fmt.Errorf("quantized [%d,%d] at %d bits/group %d needs %d words and %d scales/biases, have %d, %d, %d",
+				m.Rows, m.Cols, q.Bits, q.GroupSize, m.Rows*m.Cols*q.Bits/32, n/q.GroupSize, len(q.W), len(q.Scales), len(q.Biases))
+		}
+	case m.F32 != nil:
+		if len(m.F32) != n {
+			return fmt.Errorf("[%d,%d] needs %d floats, have %d", m.Rows, m.Cols, n, len(m.F32))
+		}
+	case m.BF16 != nil:
+		if len(m.BF16) != n {
+			return fmt.Errorf("[%d,%d] needs %d bf16 values, have %d", m.Rows, m.Cols, n, len(m.BF16))
+		}
+	default:
+		return fmt.Errorf("matrix has no storage")
+	}
+	return nil
+}
+
+// BF16ToF32 converts a bfloat16 bit pattern.
+func BF16ToF32(b uint16) float32 { return math.Float32frombits(uint32(b) << 16) }
+
+// F16ToF32 converts an IEEE half-precision bit pattern.
+func F16ToF32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0 && mant == 0:
+		return math.Float32frombits(sign)
+	case exp == 0: // subnormal
+		e := uint32(127 - 15 + 1)
+		for mant&0x400 == 0 {
+			mant <<= 1
+			e--
+		}
+		return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
+
+func (q *Quant) scale(i int) (float32, float32) {
+	if q.F16Scales {
+		return F16ToF32(q.Scales[i]), F16ToF32(q.Biases[i])
+	}
+	return BF16ToF32(q.Scales[i]), BF16ToF32(q.Biases[i])
+}
+
+// Row dequantizes (or converts) row r into dst[:Cols].
+func (m *Matrix) Row(r int, dst []float32) {
+	dst = dst[:m.Cols]
+	switch {
+	case m.F32 != nil:
+		copy(dst, m.F32[r*m.Cols:])
+	case m.BF16 != nil:
+		for j, b := range m.BF16[r*m.Cols : (r+1)*m.Cols] {
+			dst[j] = BF16ToF32(b)
+		}
+	default:
+		q := m.Q
+		words := m.Cols * q.Bits / 32
+		w := q.W[r*words : (r+1)*words]
+		groups := m.Cols / q.GroupSize
+		mask := uint32(1)<<q.Bits - 1
+		for g := 0; g < groups; g++ {
+			s, b := q.scale(r*groups + g)
+			for j := g * q.GroupSize; j < (g+1)*q.GroupSize; j++ {
+				bit := j * q.Bits
+				v := w[bit/32] >> (bit % 32)
+				if bit%32+q.Bits > 32 {
+					v |= w[bit/32+1] << (32 - bit%32)
+				}
+				dst[j] = s*float32(v&mask) + b
+			}
+		}
+	}
+}
+
+// MatMul computes out[t, r] = sum_c W[r, c] * x[t, c] for n tokens
+// (x is [n, Cols], out is [n, Rows]). Rows are split across goroutines.
+func MatMul(out, x []float32, n int, m *Matrix) {
+	parallelFor(m.Rows, m.Cols*n, func(lo, hi int) {
+		row := make([]float32, m.Cols)
+		for r := lo; r < hi; r++ {
+			m.Row(r, row)
+			for t := 0; t < n; t++ {
+				out[t*m.Rows+r] = Dot(row, x[t*m.Cols:(t+1)*m.Cols])
+			}
+		}
+	})
+}
+
+// Dot is the float32 inner product.
+func Dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// parallelFor splits [0, n) across the available cores when the total work
+// (n items of cost each) is large enough to pay for goroutines.
+func parallelFor(n, cost int, body func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if workers > n {
+		workers = n
+	}
+	if workers <= 1 || n*cost < 1<<15 {
+		body(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body(lo, hi)
+		}()
+	}
+	wg.Wait()
+}

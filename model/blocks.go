@@ -1,0 +1,163 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/kernels"
+)
+
+// Attention is grouped-query softmax attention with a KV cache, the mixer
+// of most families. Optional parts: projection biases, q/k RMSNorm per head
+// (or over the whole projection, OLMoE), an output gate (Qwen3-Next: q_proj
+// also yields a per-head gate, and the output is multiplied by its sigmoid).
+type Attention struct {
+	Heads, KVHeads, HeadDim int
+	Q, K, V, O              *kernels.Matrix
+	QBias, KBias, VBias     []float32
+	QNorm, KNorm            []float32
+	// NormWhole applies QNorm/KNorm over the whole projection, not per head.
+	NormWhole bool
+	// Gated: Q yields [query | gate] per head.
+	Gated bool
+	Rope  *kernels.RopeParams
+	Eps   float32
+	Scale float32
+}
+
+// kvCache is an attention layer's cache: K and V rows per position.
+type kvCache struct{ K, V *graph.Tensor }
+
+func (c *kvCache) CopyFrom(o MixerState, e graph.Executor) {
+	src := o.(*kvCache)
+	e.CopyCols(c.K, 0, 0, src.K, 0, 0, src.K.Rows, src.K.Cols)
+	e.CopyCols(c.V, 0, 0, src.V, 0, 0, src.V.Rows, src.V.Cols)
+}
+
+func (a *Attention) newState(e graph.Executor, maxLen int) MixerState {
+	return &kvCache{K: e.NewTensor(maxLen, a.KVHeads*a.HeadDim), V: e.NewTensor(maxLen, a.KVHeads*a.HeadDim)}
+}
+
+func (a *Attention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
+	e, n := r.E, r.n
+	cache := st.(*kvCache)
+	qd, kd := a.Heads*a.HeadDim, a.KVHeads*a.HeadDim
+	q := r.tensor("attn.q", qd)
+	k := r.tensor("attn.k", kd)
+	v := r.tensor("attn.v", kd)
+	if a.Gated {
+		qg := r.tensor("attn.qg", 2*qd)
+		e.MatMul(qg, x, n, a.Q, a.QBias)
+		// Per head the projection holds [query(HeadDim) | gate(HeadDim)].
+		gate := r.tensor("attn.gate", qd)
+		for h := 0; h < a.Heads; h++ {
+			e.CopyCols(q, 0, h*a.HeadDim, qg, 0, 2*h*a.HeadDim, n, a.HeadDim)
+			e.CopyCols(gate, 0, h*a.HeadDim, qg, 0, (2*h+1)*a.HeadDim, n, a.HeadDim)
+		}
+	} else {
+		e.MatMul(q, x, n, a.Q, a.QBias)
+	}
+	e.MatMul(k, x, n, a.K, a.KBias)
+	e.MatMul(v, x, n, a.V, a.VBias)
+	if a.QNorm != nil {
+		qdim, kdim := a.HeadDim, a.HeadDim
+		if a.NormWhole {
+			qdim, kdim = qd, kd
+		}
+		e.RMSNorm(q, q, n, qdim, a.QNorm, a.Eps)
+		e.RMSNorm(k, k, n, kdim, a.KNorm, a.Eps)
+	}
+	e.Rope(q, r.pos, a.Heads, a.HeadDim, a.Rope)
+	e.Rope(k, r.pos, a.KVHeads, a.HeadDim, a.Rope)
+	e.CopyCols(cache.K, r.pos0, 0, k, 0, 0, n, kd)
+	e.CopyCols(cache.V, r.pos0, 0, v, 0, 0, n, kd)
+	att := r.tensor("attn.out", qd)
+	e.Attention(att, q, cache.K, cache.V, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale)
+	if a.Gated {
+		e.MulSigmoid(att, att, r.tensor("attn.gate", qd), n)
+	}
+	e.MatMul(out, att, n, a.O, nil)
+	return nil
+}
+
+// MLP is a dense SwiGLU feed-forward block: down(silu(gate x) * up x).
+type MLP struct {
+	Gate, Up, Down *kernels.Matrix
+}
+
+func (m *MLP) forward(r *run, out, x *graph.Tensor) error {
+	e, n := r.E, r.n
+	g := r.tensor("mlp.gate", m.Gate.Rows)
+	u := r.tensor("mlp.up", m.Up.Rows)
+	e.MatMul(g, x, n, m.Gate, nil)
+	e.MatMul(u, x, n, m.Up, nil)
+	e.SwiGLU(g, g, u, n)
+	e.MatMul(out, g, n, m.Down, nil)
+	return nil
+}
+
+// MoE is a sparse mixture-of-experts block: a router picks TopK experts per
+// token, their SwiGLU outputs are summed with the routing weights, plus an
+// optional shared expert (scaled by sigmoid(SharedGate x) when SharedGate
+// is set).
+type MoE struct {
+	Layer      int
+	Router     *kernels.Matrix
+	Routing    kernels.Routing
+	Experts    graph.ExpertSet
+	Shared     *MLP
+	SharedGate *kernels.Matrix
+}
+
+func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
+	e, n := r.E, r.n
+	logits := r.tensor("moe.logits", m.Router.Rows)
+	e.MatMul(logits, x, n, m.Router, nil)
+	routes := r.routesFor(m.Layer, m.Routing.TopK)
+	e.Route(routes, logits, n, &m.Routing)
+	if r.Trace != nil && r.Trace.Routes != nil {
+		if err := e.Sync(); err != nil {
+			return err
+		}
+		r.Trace.Routes(m.Layer, routes)
+	}
+	if err := e.MoE(out, x, n, routes, m.Experts); err != nil {
+		return fmt.Errorf("experts: %w", err)
+	}
+	if m.Shared == nil {
+		return nil
+	}
+	s := r.tensor("moe.shared", out.Cols)
+	if err := m.Shared.forward(r, s, x); err != nil {
+		return err
+	}
+	if m.SharedGate != nil {
+		g := r.tensor("moe.sharedgate", 1)
+		e.MatMul(g, x, n, m.SharedGate, nil)
+		e.MulSigmoid(s, s, g, n)
+	}
+	e.Add(out, out, s, n)
+	return nil
+}
+
+// ResidentExperts keeps every expert of a layer in memory.
+type ResidentExperts struct {
+	Gate, Up, Down []*kernels.Matrix
+}
+
+func (x *ResidentExperts) NumExperts() int { return len(x.Gate) }
+
+func (x *ResidentExperts) Resolve(ids []int32) ([]bool, error) {
+	present := make([]bool, len(ids))
+	for i, id := range ids {
+		if int(id) >= len(x.Gate) || id < 0 {
+			return nil, fmt.Errorf("expert id %d out of range (%d experts)", id, len(x.Gate))
+		}
+		present[i] = true
+	}
+	return present, nil
+}
+
+func (x *ResidentExperts) Expert(id int32) (gate, up, down *kernels.Matrix) {
+	return x.Gate[id], x.Up[id], x.Down[id]
+}

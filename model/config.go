@@ -1,0 +1,321 @@
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Config is the union of the config.json keys the supported families use.
+// Families read what they need; ParseConfig fills the aliases different
+// families use for the same quantity (num_experts, n_routed_experts,
+// num_local_experts).
+type Config struct {
+	ModelType             string  `json:"model_type"`
+	VocabSize             int     `json:"vocab_size"`
+	HiddenSize            int     `json:"hidden_size"`
+	IntermediateSize      int     `json:"intermediate_size"`
+	MoEIntermediateSize   int     `json:"moe_intermediate_size"`
+	SharedIntermediate    int     `json:"shared_expert_intermediate_size"`
+	NumLayers             int     `json:"num_hidden_layers"`
+	NumHeads              int     `json:"num_attention_heads"`
+	NumKVHeads            int     `json:"num_key_value_heads"`
+	HeadDim               int     `json:"head_dim"`
+	RMSNormEps            float64 `json:"rms_norm_eps"`
+	RopeTheta             float64 `json:"rope_theta"`
+	PartialRotaryFactor   float64 `json:"partial_rotary_factor"`
+	RopeScaling           *RopeScaling
+	MaxPositions          int   `json:"max_position_embeddings"`
+	TieWordEmbeddings     bool  `json:"tie_word_embeddings"`
+	AttentionBias         bool  `json:"attention_bias"`
+	QKVBias               *bool `json:"qkv_bias"`
+	UseQKNorm             bool  `json:"use_qk_norm"`
+	NumExperts            int   `json:"num_experts"`
+	NumRoutedExperts      int   `json:"n_routed_experts"`
+	NumLocalExperts       int   `json:"num_local_experts"`
+	NumExpertsPerTok      int   `json:"num_experts_per_tok"`
+	NormTopKProb          *bool `json:"norm_topk_prob"`
+	DecoderSparseStep     int   `json:"decoder_sparse_step"`
+	MLPOnlyLayers         []int `json:"mlp_only_layers"`
+	NumSharedExperts      int   `json:"n_shared_experts"`
+	FirstKDenseReplace    int   `json:"first_k_dense_replace"`
+	NGroup                int   `json:"n_group"`
+	TopKGroup             int   `json:"topk_group"`
+	RoutedScalingFactor   float64
+	LayerTypes            []string `json:"layer_types"`
+	FullAttentionInterval int      `json:"full_attention_interval"`
+
+	// Gated DeltaNet (Qwen3-Next, Qwen3.5).
+	LinearConvKernel   int `json:"linear_conv_kernel_dim"`
+	LinearKeyHeadDim   int `json:"linear_key_head_dim"`
+	LinearValueHeadDim int `json:"linear_value_head_dim"`
+	LinearNumKeyHeads  int `json:"linear_num_key_heads"`
+	LinearNumValHeads  int `json:"linear_num_value_heads"`
+
+	// Multi-head latent attention (DeepSeek-V3, GLM-4.7-Flash).
+	QLoraRank      int  `json:"q_lora_rank"`
+	KVLoraRank     int  `json:"kv_lora_rank"`
+	QKNopeHeadDim  int  `json:"qk_nope_head_dim"`
+	QKRopeHeadDim  int  `json:"qk_rope_head_dim"`
+	VHeadDim       int  `json:"v_head_dim"`
+	RopeInterleave bool `json:"rope_interleave"`
+
+	Quant Quantization
+	// Path is the config.json this came from, for error messages.
+	Path string `json:"-"`
+}
+
+// RopeScaling is the rope_scaling block (YaRN and friends).
+type RopeScaling struct {
+	Type                          string  `json:"type"`
+	RopeType                      string  `json:"rope_type"`
+	Factor                        float64 `json:"factor"`
+	OriginalMaxPositionEmbeddings int     `json:"original_max_position_embeddings"`
+	BetaFast                      float64 `json:"beta_fast"`
+	BetaSlow                      float64 `json:"beta_slow"`
+	MScale                        float64 `json:"mscale"`
+	MScaleAllDim                  float64 `json:"mscale_all_dim"`
+	RopeTheta                     float64 `json:"rope_theta"`
+	PartialRotaryFactor           float64 `json:"partial_rotary_factor"`
+}
+
+// Kind returns the normalised scaling type ("" when there is none).
+func (r *RopeScaling) Kind() string {
+	if r == nil {
+		return ""
+	}
+	if r.RopeType != "" {
+		return r.RopeType
+	}
+	return r.Type
+}
+
+// QuantParams is the affine quantization of one module.
+type QuantParams struct {
+	GroupSize int `json:"group_size"`
+	Bits      int `json:"bits"`
+}
+
+// Quantization holds the checkpoint-wide default and per-module overrides
+// from config.json's "quantization" block. A zero Default means the
+// checkpoint is not quantized.
+type Quantization struct {
+	Default   QuantParams
+	Mode      string
+	Overrides map[string]QuantParams
+	// Skip lists modules that a conversion left unquantized (value false).
+	Skip map[string]bool
+}
+
+// For returns the parameters of the module with the given prefix
+// ("model.layers.0.mlp.gate") and whether it is quantized at all.
+func (q *Quantization) For(module string) (QuantParams, bool) {
+	if q.Skip[module] {
+		return QuantParams{}, false
+	}
+	if p, ok := q.Overrides[module]; ok {
+		return p, true
+	}
+	return q.Default, q.Default.Bits != 0
+}
+
+// LoadConfig reads dir/config.json.
+func LoadConfig(dir string) (*Config, error) {
+	path := filepath.Join(dir, "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading model config: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.Path = path
+	return c, nil
+}
+
+// ParseConfig parses config.json bytes. A multimodal config with the
+// language model under "text_config" is flattened to that text config.
+func ParseConfig(data []byte) (*Config, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %v", err)
+	}
+	body := data
+	if tc, ok := top["text_config"]; ok {
+		// Keys of the outer config (quantization, tie_word_embeddings) apply
+		// unless the text config sets them itself.
+		var inner map[string]json.RawMessage
+		if err := json.Unmarshal(tc, &inner); err != nil {
+			return nil, fmt.Errorf("text_config: %v", err)
+		}
+		for k, v := range top {
+			if _, set := inner[k]; !set && k != "text_config" && k != "model_type" {
+				inner[k] = v
+			}
+		}
+		if outer, ok := top["model_type"]; ok {
+			inner["outer_model_type"] = outer
+		}
+		body, _ = json.Marshal(inner)
+		top = inner
+	}
+	var c Config
+	if err := json.Unmarshal(body, &c); err != nil {
+		return nil, fmt.Errorf("bad field: %v", err)
+	}
+	if c.ModelType == "" {
+		return nil, fmt.Errorf("model_type is missing")
+	}
+	if raw, ok := top["rope_scaling"]; ok && string(raw) != "null" {
+		c.RopeScaling = &RopeScaling{}
+		if err := json.Unmarshal(raw, c.RopeScaling); err != nil {
+			return nil, fmt.Errorf("rope_scaling: %v", err)
+		}
+	}
+	if raw, ok := top["rope_parameters"]; ok && c.RopeScaling == nil && string(raw) != "null" {
+		// transformers 5 moved rope settings here.
+		var rp RopeScaling
+		if err := json.Unmarshal(raw, &rp); err == nil {
+			if rp.RopeTheta != 0 && c.RopeTheta == 0 {
+				c.RopeTheta = rp.RopeTheta
+			}
+			if rp.PartialRotaryFactor != 0 && c.PartialRotaryFactor == 0 {
+				c.PartialRotaryFactor = rp.PartialRotaryFactor
+			}
+			if k := rp.Kind(); k != "" && k != "default" {
+				c.RopeScaling = &rp
+			}
+		}
+	}
+	if raw, ok := top["routed_scaling_factor"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &c.RoutedScalingFactor); err != nil {
+			return nil, fmt.Errorf("routed_scaling_factor: %v", err)
+		}
+	}
+	if c.RoutedScalingFactor == 0 {
+		c.RoutedScalingFactor = 1
+	}
+	if raw, ok := top["quantization"]; ok {
+		if err := parseQuant(raw, &c.Quant); err != nil {
+			return nil, fmt.Errorf("quantization: %v", err)
+		}
+	} else if raw, ok := top["quantization_config"]; ok {
+		if err := parseQuant(raw, &c.Quant); err != nil {
+			return nil, fmt.Errorf("quantization_config: %v", err)
+		}
+	}
+	if c.NumExperts == 0 {
+		c.NumExperts = max(c.NumRoutedExperts, c.NumLocalExperts)
+	}
+	if c.HeadDim == 0 && c.NumHeads > 0 {
+		c.HeadDim = c.HiddenSize / c.NumHeads
+	}
+	if c.NumKVHeads == 0 {
+		c.NumKVHeads = c.NumHeads
+	}
+	if c.PartialRotaryFactor == 0 {
+		c.PartialRotaryFactor = 1
+	}
+	if c.RopeTheta == 0 {
+		c.RopeTheta = 10000
+	}
+	if c.RMSNormEps == 0 {
+		c.RMSNormEps = 1e-6
+	}
+	return &c, c.validate()
+}
+
+func (c *Config) validate() error {
+	check := func(name string, v int) error {
+		if v <= 0 {
+			return fmt.Errorf("%s must be a positive integer, got %d", name, v)
+		}
+		return nil
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"vocab_size", c.VocabSize}, {"hidden_size", c.HiddenSize}, {"num_hidden_layers", c.NumLayers}, {"num_attention_heads", c.NumHeads}} {
+		if err := check(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if c.NumHeads%c.NumKVHeads != 0 {
+		return fmt.Errorf("num_attention_heads %d is not a multiple of num_key_value_heads %d", c.NumHeads, c.NumKVHeads)
+	}
+	if c.NumExpertsPerTok > c.NumExperts {
+		return fmt.Errorf("num_experts_per_tok %d exceeds the number of experts %d", c.NumExpertsPerTok, c.NumExperts)
+	}
+	if len(c.LayerTypes) != 0 && len(c.LayerTypes) != c.NumLayers {
+		return fmt.Errorf("layer_types has %d entries, num_hidden_layers is %d", len(c.LayerTypes), c.NumLayers)
+	}
+	return nil
+}
+
+func parseQuant(raw json.RawMessage, q *Quantization) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	q.Overrides = map[string]QuantParams{}
+	q.Skip = map[string]bool{}
+	for k, v := range m {
+		switch k {
+		case "group_size":
+			if err := json.Unmarshal(v, &q.Default.GroupSize); err != nil {
+				return fmt.Errorf("group_size: %v", err)
+			}
+		case "bits":
+			if err := json.Unmarshal(v, &q.Default.Bits); err != nil {
+				return fmt.Errorf("bits: %v", err)
+			}
+		case "mode":
+			if err := json.Unmarshal(v, &q.Mode); err != nil {
+				return fmt.Errorf("mode: %v", err)
+			}
+		default:
+			s := strings.TrimSpace(string(v))
+			if s == "false" {
+				q.Skip[k] = true
+				continue
+			}
+			if !strings.HasPrefix(s, "{") {
+				continue // quant_method and other informational keys
+			}
+			var p QuantParams
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("%s: %v", k, err)
+			}
+			q.Overrides[k] = p
+		}
+	}
+	if q.Mode != "" && q.Mode != "affine" {
+		return fmt.Errorf("mode %q is not supported (only affine)", q.Mode)
+	}
+	for name, p := range q.Overrides {
+		if err := p.check(); err != nil {
+			return fmt.Errorf("%s: %v", name, err)
+		}
+	}
+	if q.Default.Bits != 0 || q.Default.GroupSize != 0 {
+		return q.Default.check()
+	}
+	return nil
+}
+
+func (p QuantParams) check() error {
+	switch p.Bits {
+	case 2, 3, 4, 5, 6, 8:
+	default:
+		return fmt.Errorf("%d-bit quantization is not supported (2, 3, 4, 5, 6 or 8)", p.Bits)
+	}
+	switch p.GroupSize {
+	case 32, 64, 128:
+	default:
+		return fmt.Errorf("group size %d is not supported (32, 64 or 128)", p.GroupSize)
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/mlx-moe/mlx-moe/kernels"
+)
+
+// ropeFor builds the rotary parameters for heads of headDim values from the
+// config (partial rotary factor, rope_scaling).
+func ropeFor(w *weights, headDim int, interleaved bool) *kernels.RopeParams {
+	c := w.cfg
+	dim := int(float64(headDim) * c.PartialRotaryFactor)
+	var yarn *kernels.YaRN
+	switch kind := c.RopeScaling.Kind(); kind {
+	case "", "default":
+	case "yarn":
+		rs := c.RopeScaling
+		yarn = &kernels.YaRN{Factor: rs.Factor, BetaFast: rs.BetaFast, BetaSlow: rs.BetaSlow,
+			MScale: rs.MScale, MScaleAllDim: rs.MScaleAllDim, OriginalMaxPositions: rs.OriginalMaxPositionEmbeddings}
+	default:
+		w.fail("%s: rope_scaling type %q is not supported (yarn is)", c.Path, kind)
+	}
+	inv, scale := kernels.RopeInvFreq(dim, c.RopeTheta, yarn)
+	return &kernels.RopeParams{RotaryDim: dim, InvFreq: inv, Scale: scale, Interleaved: interleaved}
+}
+
+// attentionOptions are the per-family differences of standard attention.
+type attentionOptions struct {
+	bias      bool // q/k/v projection biases
+	qkNorm    bool // per-head q_norm/k_norm
+	normWhole bool // OLMoE: q_norm/k_norm over the whole projection
+	gated     bool // Qwen3-Next: output gate in q_proj
+}
+
+func loadAttention(w *weights, p string, o attentionOptions) *Attention {
+	c := w.cfg
+	a := &Attention{Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim, Gated: o.gated,
+		Eps: float32(c.RMSNormEps), Scale: kernels.AttentionScale(c.HeadDim), NormWhole: o.normWhole}
+	qd, kd := a.Heads*a.HeadDim, a.KVHeads*a.HeadDim
+	qRows := qd
+	if o.gated {
+		qRows = 2 * qd
+	}
+	a.Q = w.linear(p+"q_proj", qRows, c.HiddenSize)
+	a.K = w.linear(p+"k_proj", kd, c.HiddenSize)
+	a.V = w.linear(p+"v_proj", kd, c.HiddenSize)
+	a.O = w.linear(p+"o_proj", c.HiddenSize, qd)
+	if o.bias {
+		a.QBias = w.vector(p+"q_proj.bias", qRows)
+		a.KBias = w.vector(p+"k_proj.bias", kd)
+		a.VBias = w.vector(p+"v_proj.bias", kd)
+	}
+	switch {
+	case o.normWhole:
+		a.QNorm = w.vector(p+"q_norm.weight", qd)
+		a.KNorm = w.vector(p+"k_norm.weight", kd)
+	case o.qkNorm:
+		a.QNorm = w.vector(p+"q_norm.weight", a.HeadDim)
+		a.KNorm = w.vector(p+"k_norm.weight", a.HeadDim)
+	}
+	a.Rope = ropeFor(w, a.HeadDim, false)
+	return a
+}
+
+func loadMLP(w *weights, p string, inter int) *MLP {
+	h := w.cfg.HiddenSize
+	return &MLP{Gate: w.linear(p+"gate_proj", inter, h), Up: w.linear(p+"up_proj", inter, h), Down: w.linear(p+"down_proj", h, inter)}
+}
+
+// expertNames are the tensor names of one layer's routed experts in the two
+// layouts: MLX stacks them ("<p>switch_mlp.gate_proj"), Hugging Face stores
+// one module per expert ("<p>experts.<e>.gate_proj", Mixtral w1/w3/w2).
+type expertNames struct {
+	gate, up, down string // per-expert module names (gate_proj or w1, ...)
+}
+
+var swigluNames = expertNames{"gate_proj", "up_proj", "down_proj"}
+
+// loadExperts reads a layer's n routed experts of intermediate size inter.
+func loadExperts(w *weights, p string, n, inter int, names expertNames) *ResidentExperts {
+	h := w.cfg.HiddenSize
+	if w.has(p + "switch_mlp.gate_proj.weight") {
+		return &ResidentExperts{
+			Gate: w.stack(p+"switch_mlp.gate_proj", n, inter, h),
+			Up:   w.stack(p+"switch_mlp.up_proj", n, inter, h),
+			Down: w.stack(p+"switch_mlp.down_proj", n, h, inter),
+		}
+	}
+	x := &ResidentExperts{}
+	for e := 0; e < n; e++ {
+		q := fmt.Sprintf("%sexperts.%d.", p, e)
+		x.Gate = append(x.Gate, w.linear(q+names.gate, inter, h))
+		x.Up = append(x.Up, w.linear(q+names.up, inter, h))
+		x.Down = append(x.Down, w.linear(q+names.down, h, inter))
+	}
+	return x
+}
+
+// softmaxRouting is the top-k-of-softmax routing of Qwen and Mixtral.
+func softmaxRouting(c *Config, normalize bool) kernels.Routing {
+	return kernels.Routing{TopK: c.NumExpertsPerTok, Normalize: normalize, Scale: 1}
+}
+
+// normTopK reads norm_topk_prob with the family's default.
+func normTopK(c *Config, def bool) bool {
+	if c.NormTopKProb == nil {
+		return def
+	}
+	return *c.NormTopKProb
+}
+
+func layerPrefix(p string, l int) string { return fmt.Sprintf("%slayers.%d.", p, l) }

@@ -1,0 +1,46 @@
+package model
+
+import "github.com/mlx-moe/mlx-moe/kernels"
+
+// GLM-4.5/4.6 MoE: attention with q/k/v biases, optional per-head q/k norm
+// and partial rotary; the first first_k_dense_replace layers are dense; the
+// MoE layers route with sigmoid scores plus e_score_correction_bias,
+// group-limited top-k and routed_scaling_factor, and add shared experts.
+func init() { register("glm4_moe", loadGLM4MoE) }
+
+func loadGLM4MoE(w *weights) *Model {
+	c := w.cfg
+	p := prefixOf(w.ix)
+	m := loadCommon(w, p)
+	for l := 0; l < c.NumLayers; l++ {
+		lp := layerPrefix(p, l)
+		m.Layers = append(m.Layers, &Layer{
+			InputNorm: w.vector(lp+"input_layernorm.weight", c.HiddenSize),
+			PostNorm:  w.vector(lp+"post_attention_layernorm.weight", c.HiddenSize),
+			Mixer:     loadAttention(w, lp+"self_attn.", attentionOptions{bias: c.AttentionBias, qkNorm: c.UseQKNorm}),
+			FFN:       loadDeepSeekFFN(w, lp+"mlp.", l),
+		})
+	}
+	return m
+}
+
+// loadDeepSeekFFN reads the feed-forward block shared by GLM-4.x MoE and
+// the DeepSeek-V3 family: dense for the first first_k_dense_replace layers,
+// then sigmoid-routed experts with shared experts.
+func loadDeepSeekFFN(w *weights, p string, layer int) FFN {
+	c := w.cfg
+	if layer < c.FirstKDenseReplace {
+		return loadMLP(w, p, c.IntermediateSize)
+	}
+	moe := &MoE{Layer: layer,
+		Router: w.linear(p+"gate", c.NumExperts, c.HiddenSize),
+		Routing: kernels.Routing{TopK: c.NumExpertsPerTok, Sigmoid: true, Normalize: normTopK(c, true),
+			CorrectionBias: w.optVector(p+"gate.e_score_correction_bias", c.NumExperts),
+			Groups:         c.NGroup, TopKGroups: c.TopKGroup, Scale: float32(c.RoutedScalingFactor)},
+		Experts: loadExperts(w, p, c.NumExperts, c.MoEIntermediateSize, swigluNames),
+	}
+	if c.NumSharedExperts > 0 {
+		moe.Shared = loadMLP(w, p+"shared_experts.", c.MoEIntermediateSize*c.NumSharedExperts)
+	}
+	return moe
+}

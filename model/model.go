@@ -1,0 +1,125 @@
+// Package model turns a checkpoint directory (config.json plus safetensors
+// shards, in mlx-community MLX layout or Hugging Face layout) into a Model
+// that runs on a graph.Executor.
+//
+// A family (qwen3_moe.go, mixtral.go, ...) is one file: it reads the
+// config, names its tensors and assembles the layer stack from the shared
+// blocks (attention, MoE, dense MLP, ...), and registers itself by
+// model_type.
+//
+// Safetensors headers are parsed here rather than with
+// github.com/nlpodyssey/safetensors, which the design card named: that
+// library maps the whole file before it can read a header and rejects
+// F8_E4M3, while the expert pager needs header-only parsing and absolute
+// file offsets for pread. The parser is one small file (safetensors.go).
+package model
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/kernels"
+)
+
+// family builds a model from its config and weights.
+type family func(w *weights) *Model
+
+var families = map[string]family{}
+
+func register(modelType string, f family) { families[modelType] = f }
+
+// SupportedTypes lists the model_type values that can be loaded.
+func SupportedTypes() []string {
+	names := make([]string, 0, len(families))
+	for n := range families {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Model is a loaded model: its weights and layer stack.
+type Model struct {
+	Config *Config
+	Index  *Index
+	Embed  *kernels.Matrix
+	Layers []*Layer
+	Norm   []float32
+	Head   *kernels.Matrix
+
+	// MaxBatch is how many tokens one forward pass processes at most;
+	// longer prompts are processed in chunks of this size.
+	MaxBatch int
+}
+
+// Layer is one decoder block: x += Mixer(norm1(x)); x += FFN(norm2(x)).
+type Layer struct {
+	InputNorm, PostNorm []float32
+	Mixer               Mixer
+	FFN                 FFN
+}
+
+// Mixer mixes information across positions (attention, linear attention).
+type Mixer interface {
+	// newState allocates this layer's part of the cache.
+	newState(e graph.Executor, maxLen int) MixerState
+	forward(r *run, out, x *graph.Tensor, st MixerState) error
+}
+
+// MixerState is what a mixer keeps across tokens (KV cache, recurrent
+// state). CopyFrom makes it equal to another state of the same layer.
+type MixerState interface {
+	CopyFrom(other MixerState, e graph.Executor)
+}
+
+// FFN is the per-token feed-forward part (dense MLP or MoE).
+type FFN interface {
+	forward(r *run, out, x *graph.Tensor) error
+}
+
+// Load reads dir/config.json and the safetensors in dir.
+func Load(dir string) (*Model, error) {
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	f, ok := families[cfg.ModelType]
+	if !ok {
+		return nil, fmt.Errorf("%s: model_type %q is not supported (supported: %s)", cfg.Path, cfg.ModelType, strings.Join(SupportedTypes(), ", "))
+	}
+	ix, err := OpenIndex(dir)
+	if err != nil {
+		return nil, err
+	}
+	w := &weights{ix: ix, cfg: cfg}
+	m := f(w)
+	if w.err != nil {
+		ix.Close()
+		return nil, w.err
+	}
+	m.Config, m.Index = cfg, ix
+	if m.MaxBatch == 0 {
+		m.MaxBatch = 256
+	}
+	return m, nil
+}
+
+// loadCommon reads the embedding, final norm and output head shared by all
+// families.
+func loadCommon(w *weights, p string) *Model {
+	c := w.cfg
+	m := &Model{}
+	m.Embed = w.linear(p+"embed_tokens", c.VocabSize, c.HiddenSize)
+	m.Norm = w.vector(p+"norm.weight", c.HiddenSize)
+	if c.TieWordEmbeddings || !w.has("lm_head.weight") {
+		m.Head = m.Embed
+	} else {
+		m.Head = w.linear("lm_head", c.VocabSize, c.HiddenSize)
+	}
+	return m
+}
+
+// Close releases the checkpoint files.
+func (m *Model) Close() error { return m.Index.Close() }

@@ -1,0 +1,42 @@
+package model
+
+// Qwen3-MoE: GQA attention with per-head q/k RMSNorm, softmax top-k routing
+// (norm_topk_prob), no shared expert; layers listed in mlp_only_layers (or
+// off the decoder_sparse_step) are dense.
+func init() { register("qwen3_moe", loadQwen3MoE) }
+
+func loadQwen3MoE(w *weights) *Model {
+	c := w.cfg
+	p := prefixOf(w.ix)
+	m := loadCommon(w, p)
+	for l := 0; l < c.NumLayers; l++ {
+		lp := layerPrefix(p, l)
+		layer := &Layer{
+			InputNorm: w.vector(lp+"input_layernorm.weight", c.HiddenSize),
+			PostNorm:  w.vector(lp+"post_attention_layernorm.weight", c.HiddenSize),
+			Mixer:     loadAttention(w, lp+"self_attn.", attentionOptions{qkNorm: true, bias: c.AttentionBias}),
+		}
+		if qwenSparse(c, l) {
+			layer.FFN = &MoE{Layer: l,
+				Router:  w.linear(lp+"mlp.gate", c.NumExperts, c.HiddenSize),
+				Routing: softmaxRouting(c, normTopK(c, true)),
+				Experts: loadExperts(w, lp+"mlp.", c.NumExperts, c.MoEIntermediateSize, swigluNames),
+			}
+		} else {
+			layer.FFN = loadMLP(w, lp+"mlp.", c.IntermediateSize)
+		}
+		m.Layers = append(m.Layers, layer)
+	}
+	return m
+}
+
+// qwenSparse says whether Qwen-style layer l is a MoE layer.
+func qwenSparse(c *Config, l int) bool {
+	for _, d := range c.MLPOnlyLayers {
+		if d == l {
+			return false
+		}
+	}
+	step := max(c.DecoderSparseStep, 1)
+	return c.NumExperts > 0 && (l+1)%step == 0
+}
