@@ -62,7 +62,7 @@ func (*Executor) CopyCols(dst *graph.Tensor, dstRow, dstCol int, src *graph.Tens
 }
 
 func (*Executor) Attention(out, q, kCache, vCache *graph.Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32) {
-	kernels.Attention(out.Data, q.Data, kCache.Data, vCache.Data, n, pos0, heads, kvHeads, dk, dv, scale)
+	kernels.Attention(out.Data, q.Data, kCache.Data, vCache.Data, n, pos0, heads, kvHeads, dk, dv, kCache.Cols, vCache.Cols, scale)
 }
 
 func (*Executor) Add(out, a, b *graph.Tensor, n int) {

@@ -72,7 +72,9 @@ type Executor interface {
 	// srcCol) into dst at (dstRow, dstCol).
 	CopyCols(dst *Tensor, dstRow, dstCol int, src *Tensor, srcRow, srcCol, n, cols int)
 	// Attention: causal attention of q's first n rows (positions pos0..)
-	// against caches holding pos0+n rows.
+	// against caches holding pos0+n rows; kv head g of row j is at column
+	// g*dk of kCache and g*dv of vCache (kCache and vCache may be the same
+	// tensor, as in latent attention).
 	Attention(out, q, kCache, vCache *Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32)
 	// Add: out = a + b over the first n rows.
 	Add(out, a, b *Tensor, n int)

@@ -3,11 +3,12 @@ package kernels
 import "math"
 
 // Attention is causal scaled-dot-product attention against a cache.
-// q is [n, heads, dk]; the caches hold len positions as kCache [len, kvHeads,
-// dk] and vCache [len, kvHeads, dv]; token t sits at position pos0+t and
-// attends to positions 0..pos0+t. Query head h reads kv head h/(heads/kvHeads).
-// out is [n, heads, dv].
-func Attention(out, q, kCache, vCache []float32, n, pos0, heads, kvHeads, dk, dv int, scale float32) {
+// q is [n, heads, dk]; cache row j holds position j: kv head g's key at
+// kCache[j*kStride+g*dk:] and value at vCache[j*vStride+g*dv:] (the strides
+// let keys and values share rows, as latent attention does). Token t sits at
+// position pos0+t and attends to positions 0..pos0+t. Query head h reads kv
+// head h/(heads/kvHeads). out is [n, heads, dv].
+func Attention(out, q, kCache, vCache []float32, n, pos0, heads, kvHeads, dk, dv, kStride, vStride int, scale float32) {
 	group := heads / kvHeads
 	parallelFor(n*heads, (pos0+n)*(dk+dv), func(lo, hi int) {
 		scores := make([]float32, pos0+n)
@@ -18,13 +19,13 @@ func Attention(out, q, kCache, vCache []float32, n, pos0, heads, kvHeads, dk, dv
 			span := pos0 + t + 1
 			s := scores[:span]
 			for j := range s {
-				s[j] = Dot(qv, kCache[(j*kvHeads+kvh)*dk:(j*kvHeads+kvh+1)*dk]) * scale
+				s[j] = Dot(qv, kCache[j*kStride+kvh*dk:j*kStride+(kvh+1)*dk]) * scale
 			}
 			Softmax(s)
 			o := out[(t*heads+h)*dv : (t*heads+h+1)*dv]
 			clear(o)
 			for j, p := range s {
-				AddScaled(o, vCache[(j*kvHeads+kvh)*dv:(j*kvHeads+kvh+1)*dv], p)
+				AddScaled(o, vCache[j*vStride+kvh*dv:j*vStride+(kvh+1)*dv], p)
 			}
 		}
 	})

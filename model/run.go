@@ -170,4 +170,3 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 	copy(out, e.Read(logits))
 	return out, nil
 }
-
