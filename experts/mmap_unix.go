@@ -1,0 +1,51 @@
+//go:build unix
+
+package experts
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+)
+
+type defaultAllocator struct{}
+
+func (defaultAllocator) Alloc(layer int, kind BufferKind, n int64) ([]byte, error) {
+	if n <= 0 {
+		return nil, fmt.Errorf("experts: layer %d: %s of %d bytes", layer, kind, n)
+	}
+	// mmap memory is page aligned and zeroed; pages cost RSS only once written.
+	b, err := syscall.Mmap(-1, 0, int(n), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil, fmt.Errorf("experts: layer %d: allocating %s of %d bytes: %w", layer, kind, n, err)
+	}
+	return b, nil
+}
+
+func (defaultAllocator) Free(b []byte) error { return syscall.Munmap(b) }
+
+// MapFile maps a whole file read-only and returns its bytes and a function
+// that unmaps it. The os policy reads expert tensors through such a mapping
+// and leaves caching to the kernel.
+func MapFile(path string) ([]byte, func() error, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if st.Size() == 0 {
+		return nil, func() error { return nil }, nil
+	}
+	if int64(int(st.Size())) != st.Size() {
+		return nil, nil, fmt.Errorf("experts: %s: %d bytes do not fit the address space", path, st.Size())
+	}
+	b, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, nil, fmt.Errorf("experts: mmap %s: %w", path, err)
+	}
+	return b, func() error { return syscall.Munmap(b) }, nil
+}

@@ -1,0 +1,785 @@
+package experts
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Config describes the experts to page and how.
+type Config struct {
+	// Layers is indexed by decoder layer; a layer without experts (a dense
+	// layer, or a zero LayerSpec) has no pager state.
+	Layers []LayerSpec
+	// Capacity is the number of slots of every MoE layer (see NewPlan).
+	Capacity int
+	// Policy is Exact or Fast (OS needs no pager).
+	Policy Policy
+	// Allocator provides slot pools and tables; nil means DefaultAllocator().
+	Allocator SlotAllocator
+	// IOWorkers is the number of goroutines reading experts; 0 means 8.
+	IOWorkers int
+	// DirectIO reads with O_DIRECT (F_NOCACHE on macOS) where the file
+	// system allows it; Stats.DirectIO says where it did not.
+	DirectIO bool
+	// HalfLife is the number of Resolve calls of a layer after which a use
+	// of an expert counts half in its eviction score; 0 means 64.
+	HalfLife float64
+	// ReadAt replaces (*os.File).ReadAt, for tests that inject read faults.
+	ReadAt ReadAtFunc
+}
+
+// slot states
+const (
+	slotFree uint8 = iota
+	slotLoading
+	slotResident
+)
+
+// asyncBatches bounds the background loads (prefetch, fast misses) in
+// flight at once; more are dropped rather than queued behind stale work.
+const asyncBatches = 64
+
+// Pager keeps a fixed number of experts per MoE layer resident in slots and
+// loads the routed ones from the model files on demand. See the package
+// documentation for the contract with the engine.
+type Pager struct {
+	cfg    Config
+	layers []*layerState
+	files  map[string]*modelFile
+	io     *ioPool
+	alloc  SlotAllocator
+
+	life   sync.RWMutex // Close takes it exclusively
+	closed bool
+	async  sync.WaitGroup
+	asyncN chan struct{}
+}
+
+type layerState struct {
+	index  int
+	spec   LayerSpec
+	layout LayerLayout
+
+	resolveMu sync.Mutex // serialises Resolve, Fill and Pin of this layer
+	mu        sync.Mutex // guards everything below
+
+	pool     []byte
+	tableBuf []byte
+	table    []int32 // expert -> slot, -1 when not resident
+	owner    []int32 // slot -> expert it holds or is loading, -1 when free
+	state    []uint8 // per slot
+	pinned   []bool  // per expert
+	inflight map[int32]*load
+
+	// Eviction score: freq[e] is a sum over e's uses of inc at the time of
+	// the use; inc grows by 2^(1/HalfLife) per Resolve, so comparing freq
+	// compares exponentially decayed use counts without touching every
+	// expert on every call.
+	freq   []float64
+	last   []int64 // tick of e's latest use
+	cur    []int64 // tick of the latest Resolve that routed e; protected while == tick
+	tick   int64
+	inc    float64
+	growth float64
+
+	stats LayerStats
+}
+
+// load is one expert being read into a slot.
+type load struct {
+	expert int32
+	slot   int32
+	done   chan struct{} // closed when finished; err is set before
+	err    error
+}
+
+// New opens the model files, allocates the slot pools and starts the IO
+// workers. The slots start empty; fill them with Fill, Pin or warm start.
+func New(cfg Config) (*Pager, error) {
+	if cfg.Policy != Exact && cfg.Policy != Fast {
+		return nil, fmt.Errorf("experts: policy %s needs no pager", cfg.Policy)
+	}
+	if cfg.Capacity <= 0 {
+		return nil, fmt.Errorf("experts: capacity %d (want at least 1 slot per layer)", cfg.Capacity)
+	}
+	if cfg.IOWorkers <= 0 {
+		cfg.IOWorkers = 8
+	}
+	if cfg.HalfLife <= 0 {
+		cfg.HalfLife = 64
+	}
+	if cfg.ReadAt == nil {
+		cfg.ReadAt = osReadAt
+	}
+	p := &Pager{cfg: cfg, files: map[string]*modelFile{}, alloc: cfg.Allocator, asyncN: make(chan struct{}, asyncBatches)}
+	if p.alloc == nil {
+		p.alloc = DefaultAllocator()
+	}
+	p.layers = make([]*layerState, len(cfg.Layers))
+	ok := false
+	defer func() {
+		if !ok {
+			p.release()
+		}
+	}()
+	for i, spec := range cfg.Layers {
+		if len(spec.Experts) == 0 {
+			continue
+		}
+		layout, err := NewLayerLayout(i, spec)
+		if err != nil {
+			return nil, err
+		}
+		ls, err := p.newLayer(i, spec, layout)
+		if err != nil {
+			return nil, err
+		}
+		p.layers[i] = ls
+		for _, parts := range spec.Experts {
+			for _, x := range parts {
+				if p.files[x.File] != nil {
+					continue
+				}
+				f, err := openModelFile(x.File, cfg.DirectIO)
+				if err != nil {
+					return nil, err
+				}
+				p.files[x.File] = f
+			}
+		}
+	}
+	for i, ls := range p.layers {
+		if ls == nil {
+			continue
+		}
+		for e, parts := range ls.spec.Experts {
+			for j, x := range parts {
+				if size := p.files[x.File].size; x.Offset+x.Length > size {
+					return nil, fmt.Errorf("experts: layer %d expert %d part %d: bytes %d..%d lie beyond the end of %s (%d bytes)", i, e, j, x.Offset, x.Offset+x.Length, x.File, size)
+				}
+			}
+		}
+	}
+	p.io = newIOPool(cfg.IOWorkers, cfg.ReadAt)
+	ok = true
+	return p, nil
+}
+
+func (p *Pager) newLayer(i int, spec LayerSpec, layout LayerLayout) (*layerState, error) {
+	n := len(spec.Experts)
+	capacity := min(p.cfg.Capacity, n)
+	ls := &layerState{index: i, spec: spec, layout: layout, inflight: map[int32]*load{},
+		owner: make([]int32, capacity), state: make([]uint8, capacity),
+		pinned: make([]bool, n), freq: make([]float64, n), last: make([]int64, n), cur: make([]int64, n),
+		inc: 1, growth: math.Exp2(1 / p.cfg.HalfLife)}
+	var err error
+	if ls.pool, err = p.alloc.Alloc(i, SlotPool, int64(capacity)*layout.SlotStride); err != nil {
+		return nil, err
+	}
+	if ls.tableBuf, err = p.alloc.Alloc(i, SlotTable, int64(4*n)); err != nil {
+		p.alloc.Free(ls.pool)
+		return nil, err
+	}
+	if len(ls.tableBuf) < 4*n || uintptr(unsafe.Pointer(&ls.tableBuf[0]))%4 != 0 {
+		return nil, fmt.Errorf("experts: layer %d: allocator returned a slot table of %d bytes, want %d aligned to 4", i, len(ls.tableBuf), 4*n)
+	}
+	ls.table = unsafe.Slice((*int32)(unsafe.Pointer(&ls.tableBuf[0])), n)
+	for e := range ls.table {
+		ls.table[e] = -1
+	}
+	for s := range ls.owner {
+		ls.owner[s] = -1
+	}
+	ls.stats = LayerStats{Layer: i, Experts: n, Capacity: capacity}
+	return ls, nil
+}
+
+// Close waits for background loads, stops the IO workers and frees the
+// slots. Call it after the last Resolve has returned and no kernel reads
+// the slots any more.
+func (p *Pager) Close() error {
+	p.life.Lock()
+	if p.closed {
+		p.life.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.life.Unlock()
+	p.async.Wait()
+	p.io.close()
+	return p.release()
+}
+
+func (p *Pager) release() error {
+	var errs []error
+	for _, ls := range p.layers {
+		if ls == nil {
+			continue
+		}
+		if ls.pool != nil {
+			errs = append(errs, p.alloc.Free(ls.pool))
+		}
+		if ls.tableBuf != nil {
+			errs = append(errs, p.alloc.Free(ls.tableBuf))
+		}
+		ls.pool, ls.tableBuf, ls.table = nil, nil, nil
+	}
+	for _, f := range p.files {
+		f.close()
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Pager) layer(i int) (*layerState, error) {
+	if i < 0 || i >= len(p.layers) || p.layers[i] == nil {
+		return nil, fmt.Errorf("experts: layer %d has no paged experts", i)
+	}
+	return p.layers[i], nil
+}
+
+// Policy returns the miss policy the pager was made with.
+func (p *Pager) Policy() Policy { return p.cfg.Policy }
+
+// HasLayer reports whether decoder layer i has paged experts.
+func (p *Pager) HasLayer(i int) bool { return i >= 0 && i < len(p.layers) && p.layers[i] != nil }
+
+// Capacity returns the number of slots of layer i (0 if it has no experts).
+func (p *Pager) Capacity(i int) int {
+	if !p.HasLayer(i) {
+		return 0
+	}
+	return len(p.layers[i].owner)
+}
+
+// Layout returns the slot layout of layer i.
+func (p *Pager) Layout(i int) LayerLayout {
+	if !p.HasLayer(i) {
+		return LayerLayout{}
+	}
+	return p.layers[i].layout
+}
+
+// Pool returns the slot memory of layer i: Capacity(i) slots of
+// Layout(i).SlotStride bytes.
+func (p *Pager) Pool(i int) []byte {
+	if !p.HasLayer(i) {
+		return nil
+	}
+	return p.layers[i].pool
+}
+
+// Slot returns the bytes of slot s of layer i (Layout(i).SlotBytes long).
+func (p *Pager) Slot(i, s int) []byte {
+	if !p.HasLayer(i) || s < 0 || s >= p.Capacity(i) {
+		return nil
+	}
+	l := p.layers[i].layout
+	return p.layers[i].pool[int64(s)*l.SlotStride:][:l.SlotBytes]
+}
+
+// Table returns layer i's live expert -> slot table (-1 = not resident), in
+// the memory the allocator gave, for kernels that read it in place (Metal).
+// The pager writes it under its lock; the entries of the experts routed by
+// the latest Resolve of the layer do not change until the next Resolve of
+// that layer. Go code should use the slots Resolve returns instead.
+func (p *Pager) Table(i int) []int32 {
+	if !p.HasLayer(i) {
+		return nil
+	}
+	return p.layers[i].table
+}
+
+// Resolve makes the experts routed by one forward step of layer l usable and
+// writes in slots[i] the slot holding ids[i] (slots must be at least as long
+// as ids; ids may repeat, e.g. the routes of every token of a prompt).
+//
+// Exact policy: every id is resident on return; the misses are read in
+// parallel. Fast policy: Resolve never waits for a read; slots[i] is -1 for
+// an expert that is not resident (the engine drops it and renormalises the
+// remaining weights) and the missing experts are loaded in the background.
+//
+// The experts of this call are never evicted until the next Resolve of the
+// same layer, so the engine may read their slots until then. On a read error
+// Resolve returns it (naming file and offset); the slot stays free and a
+// later call tries again.
+func (p *Pager) Resolve(l int, ids []int32, slots []int32) error {
+	ls, err := p.layer(l)
+	if err != nil {
+		return err
+	}
+	if len(slots) < len(ids) {
+		return fmt.Errorf("experts: layer %d: %d slots for %d ids", l, len(slots), len(ids))
+	}
+	p.life.RLock()
+	defer p.life.RUnlock()
+	if p.closed {
+		return errors.New("experts: pager closed")
+	}
+	n := int32(len(ls.table))
+	for _, e := range ids {
+		if e < 0 || e >= n {
+			return fmt.Errorf("experts: layer %d: expert id %d out of range [0, %d)", l, e, n)
+		}
+	}
+	ls.resolveMu.Lock()
+	defer ls.resolveMu.Unlock()
+
+	ls.mu.Lock()
+	ls.tick++
+	ls.inc *= ls.growth
+	if ls.inc > 1e100 {
+		for e := range ls.freq {
+			ls.freq[e] /= ls.inc
+		}
+		ls.inc = 1
+	}
+	// Mark the whole call first, so that no miss evicts another expert of it.
+	distinct := make([]int32, 0, len(ids))
+	for _, e := range ids {
+		if ls.cur[e] == ls.tick {
+			continue
+		}
+		ls.cur[e] = ls.tick
+		ls.freq[e] += ls.inc
+		ls.last[e] = ls.tick
+		distinct = append(distinct, e)
+		if ls.table[e] >= 0 {
+			ls.stats.Hits++
+		} else {
+			ls.stats.Misses++
+		}
+	}
+
+	var mine, waits []*load
+	var missing []int32
+	for i := 0; i < len(distinct); {
+		e := distinct[i]
+		switch {
+		case ls.table[e] >= 0:
+		case ls.inflight[e] != nil:
+			waits = append(waits, ls.inflight[e])
+		case p.cfg.Policy == Fast:
+			missing = append(missing, e)
+		default:
+			if ld := ls.claim(e, true); ld != nil {
+				mine = append(mine, ld)
+				break
+			}
+			// Every evictable slot is busy with a background load: wait for
+			// one to finish and look again.
+			if w := ls.otherLoad(mine); w != nil {
+				ls.mu.Unlock()
+				<-w.done
+				ls.mu.Lock()
+				continue
+			}
+			ls.abandon(mine, fmt.Errorf("experts: layer %d: capacity exceeded", l))
+			ls.mu.Unlock()
+			return fmt.Errorf("experts: layer %d: %d distinct experts routed in one call, but only %d of %d slots can take them (%d pinned); pass fewer tokens per call or raise the capacity",
+				l, len(distinct), len(ls.owner)-ls.pinnedCount(), len(ls.owner), ls.pinnedCount())
+		}
+		i++
+	}
+	if p.cfg.Policy == Fast {
+		if len(waits)+len(missing) > 0 {
+			ls.stats.Dropped += int64(len(waits) + len(missing))
+		}
+		p.startAsync(ls, missing, false)
+		for i, e := range ids {
+			slots[i] = ls.table[e]
+		}
+		ls.mu.Unlock()
+		return nil
+	}
+	ls.mu.Unlock()
+
+	if len(mine) > 0 {
+		p.read(ls, mine, p.io.hi)
+		ls.finish(mine)
+	}
+	for _, w := range waits {
+		<-w.done
+	}
+	var errs []error
+	for _, ld := range slices.Concat(mine, waits) {
+		if ld.err != nil {
+			errs = append(errs, ld.err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for i, e := range ids {
+		if slots[i] = ls.table[e]; slots[i] < 0 {
+			return fmt.Errorf("experts: layer %d: expert %d is not resident after loading (pager bug)", l, e)
+		}
+	}
+	return nil
+}
+
+// Prefetch starts loading the given experts of layer l without waiting, for
+// an engine that predicts the next layer's routes. It never evicts pinned
+// experts or those of the latest Resolve, and drops the request when the
+// background queue is full.
+func (p *Pager) Prefetch(l int, ids []int32) {
+	ls, err := p.layer(l)
+	if err != nil {
+		return
+	}
+	p.life.RLock()
+	defer p.life.RUnlock()
+	if p.closed {
+		return
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	var want []int32
+	for _, e := range ids {
+		if e >= 0 && int(e) < len(ls.table) && ls.table[e] < 0 && ls.inflight[e] == nil && !slices.Contains(want, e) {
+			want = append(want, e)
+		}
+	}
+	p.startAsync(ls, want, true)
+}
+
+// startAsync claims slots for es and loads them in the background. ls.mu is
+// held by the caller (and by the caller of Close's RLock).
+func (p *Pager) startAsync(ls *layerState, es []int32, prefetch bool) {
+	if len(es) == 0 {
+		return
+	}
+	select {
+	case p.asyncN <- struct{}{}:
+	default:
+		ls.stats.AsyncDropped += int64(len(es))
+		return
+	}
+	var loads []*load
+	for _, e := range es {
+		ld := ls.claim(e, true)
+		if ld == nil {
+			ls.stats.AsyncDropped += int64(len(es) - len(loads))
+			break
+		}
+		loads = append(loads, ld)
+	}
+	if len(loads) == 0 {
+		<-p.asyncN
+		return
+	}
+	if prefetch {
+		ls.stats.Prefetched += int64(len(loads))
+	}
+	p.async.Go(func() {
+		p.read(ls, loads, p.io.lo)
+		ls.finish(loads)
+		<-p.asyncN
+	})
+}
+
+// Fill loads experts of layer l into free slots in the given order (most
+// wanted first) until the slots run out, without evicting anything, and
+// returns how many of ids are resident afterwards. Use it at start to load a
+// profile's most used experts or a warm start's resident set.
+func (p *Pager) Fill(l int, ids []int32) (int, error) {
+	return p.loadNow(l, ids, false)
+}
+
+// Pin loads the given experts of layer l (evicting unpinned ones if needed)
+// and marks them never to be evicted. At least one slot stays unpinned.
+func (p *Pager) Pin(l int, ids []int32) error {
+	ls, err := p.layer(l)
+	if err != nil {
+		return err
+	}
+	ls.mu.Lock()
+	pinned := ls.pinnedCount()
+	for _, e := range ids {
+		if e >= 0 && int(e) < len(ls.pinned) && !ls.pinned[e] {
+			pinned++
+		}
+	}
+	ls.mu.Unlock()
+	if pinned >= len(ls.owner) {
+		return fmt.Errorf("experts: layer %d: pinning %d experts leaves none of the %d slots for routed experts", l, pinned, len(ls.owner))
+	}
+	if _, err := p.loadNow(l, ids, true); err != nil {
+		return err
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, e := range ids {
+		if ls.table[e] < 0 {
+			return fmt.Errorf("experts: layer %d: expert %d could not be pinned (no slot)", l, e)
+		}
+		if !ls.pinned[e] {
+			ls.pinned[e] = true
+			ls.stats.Pinned++
+		}
+	}
+	return nil
+}
+
+func (p *Pager) loadNow(l int, ids []int32, evict bool) (int, error) {
+	ls, err := p.layer(l)
+	if err != nil {
+		return 0, err
+	}
+	p.life.RLock()
+	defer p.life.RUnlock()
+	if p.closed {
+		return 0, errors.New("experts: pager closed")
+	}
+	for _, e := range ids {
+		if e < 0 || int(e) >= len(ls.table) {
+			return 0, fmt.Errorf("experts: layer %d: expert id %d out of range [0, %d)", l, e, len(ls.table))
+		}
+	}
+	ls.resolveMu.Lock()
+	defer ls.resolveMu.Unlock()
+	ls.mu.Lock()
+	var mine, waits []*load
+	for i, e := range ids {
+		switch {
+		case ls.table[e] >= 0:
+		case ls.inflight[e] != nil:
+			waits = append(waits, ls.inflight[e])
+		default:
+			ld := ls.claim(e, evict)
+			if ld == nil {
+				continue
+			}
+			// A prior worth less than one use, in the order given, so the
+			// routes of real requests soon decide.
+			ls.freq[e] = ls.inc * 0.5 * float64(len(ids)-i) / float64(len(ids))
+			mine = append(mine, ld)
+		}
+	}
+	ls.mu.Unlock()
+	if len(mine) > 0 {
+		p.read(ls, mine, p.io.hi)
+		ls.finish(mine)
+	}
+	for _, w := range waits {
+		<-w.done
+	}
+	var errs []error
+	for _, ld := range slices.Concat(mine, waits) {
+		if ld.err != nil {
+			errs = append(errs, ld.err)
+		}
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	n := 0
+	for _, e := range ids {
+		if ls.table[e] >= 0 {
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// Resident returns the experts resident in layer l, most valuable first
+// (pinned, then by decayed use), as a warm start records them.
+func (p *Pager) Resident(l int) []int32 {
+	ls, err := p.layer(l)
+	if err != nil {
+		return nil
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	var out []int32
+	for s, e := range ls.owner {
+		if e >= 0 && ls.state[s] == slotResident {
+			out = append(out, e)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if ls.pinned[a] != ls.pinned[b] {
+			return ls.pinned[a]
+		}
+		if ls.freq[a] != ls.freq[b] {
+			return ls.freq[a] > ls.freq[b]
+		}
+		return ls.last[a] > ls.last[b]
+	})
+	return out
+}
+
+// Pinned returns the pinned experts of layer l.
+func (p *Pager) Pinned(l int) []int32 {
+	ls, err := p.layer(l)
+	if err != nil {
+		return nil
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	var out []int32
+	for e, ok := range ls.pinned {
+		if ok {
+			out = append(out, int32(e))
+		}
+	}
+	return out
+}
+
+// CheckFiles reports model files that changed on disk (size or modification
+// time) since the pager opened them; a server may call it periodically. Read
+// errors also say when a file changed.
+func (p *Pager) CheckFiles() error {
+	var errs []error
+	for _, name := range p.fileNames() {
+		if msg := p.files[name].changed(); msg != "" {
+			errs = append(errs, errors.New("experts: "+msg))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Pager) fileNames() []string {
+	names := make([]string, 0, len(p.files))
+	for n := range p.files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// read loads the experts into their claimed slots through the IO pool and
+// waits. Each load's err is set if any of its reads failed.
+func (p *Pager) read(ls *layerState, loads []*load, queue chan *ioRun) {
+	var ps []piece
+	var names []string
+	for _, ld := range loads {
+		base := int64(ld.slot) * ls.layout.SlotStride
+		for i, x := range ls.spec.Experts[ld.expert] {
+			at := base + ls.layout.PartOffsets[i]
+			ps = append(ps, piece{off: x.Offset, dst: ls.pool[at : at+x.Length : at+x.Length], ld: ld})
+			names = append(names, x.File)
+		}
+	}
+	runs := planRuns(p.files, ps, names)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wg.Add(len(runs))
+	start := time.Now()
+	done := func(r *ioRun, err error) {
+		if err != nil {
+			if msg := r.file.changed(); msg != "" {
+				err = fmt.Errorf("%w; %s", err, msg)
+			}
+			mu.Lock()
+			for _, pc := range r.pieces {
+				if pc.ld.err == nil {
+					pc.ld.err = fmt.Errorf("experts: layer %d expert %d: %w", ls.index, pc.ld.expert, err)
+				}
+			}
+			mu.Unlock()
+		}
+		wg.Done()
+	}
+	for _, r := range runs {
+		r.done = done
+		queue <- r
+	}
+	wg.Wait()
+	ls.mu.Lock()
+	ls.stats.ReadTime += time.Since(start)
+	ls.mu.Unlock()
+}
+
+// claim picks a slot for expert e and marks it loading: a free slot, else
+// (if evict) the resident expert with the lowest decayed use that is neither
+// pinned nor routed by the latest Resolve. It returns nil if there is none.
+func (ls *layerState) claim(e int32, evict bool) *load {
+	best := -1
+	for s, st := range ls.state {
+		if st == slotFree {
+			best = s
+			break
+		}
+		if !evict || st != slotResident {
+			continue
+		}
+		o := ls.owner[s]
+		if ls.pinned[o] || ls.cur[o] == ls.tick {
+			continue
+		}
+		if best < 0 {
+			best = s
+			continue
+		}
+		b := ls.owner[best]
+		if ls.freq[o] < ls.freq[b] || (ls.freq[o] == ls.freq[b] && ls.last[o] < ls.last[b]) {
+			best = s
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	if old := ls.owner[best]; old >= 0 {
+		ls.table[old] = -1
+		ls.stats.Evictions++
+	}
+	ls.owner[best] = e
+	ls.state[best] = slotLoading
+	ld := &load{expert: e, slot: int32(best), done: make(chan struct{})}
+	ls.inflight[e] = ld
+	return ld
+}
+
+// finish publishes finished loads: a loaded expert enters the table, a
+// failed one leaves its slot free.
+func (ls *layerState) finish(loads []*load) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, ld := range loads {
+		delete(ls.inflight, ld.expert)
+		if ld.err == nil {
+			ls.table[ld.expert] = ld.slot
+			ls.state[ld.slot] = slotResident
+			ls.stats.Loads++
+			ls.stats.Bytes += ls.layout.SlotBytes
+		} else {
+			ls.owner[ld.slot] = -1
+			ls.state[ld.slot] = slotFree
+			ls.stats.Failed++
+		}
+		close(ld.done)
+	}
+}
+
+// abandon releases claimed slots that will not be read.
+func (ls *layerState) abandon(loads []*load, err error) {
+	for _, ld := range loads {
+		ld.err = err
+		delete(ls.inflight, ld.expert)
+		ls.owner[ld.slot] = -1
+		ls.state[ld.slot] = slotFree
+		close(ld.done)
+	}
+}
+
+// otherLoad returns an in-flight load not in mine, if any.
+func (ls *layerState) otherLoad(mine []*load) *load {
+	for _, ld := range ls.inflight {
+		if !slices.Contains(mine, ld) {
+			return ld
+		}
+	}
+	return nil
+}
+
+func (ls *layerState) pinnedCount() int {
+	return int(ls.stats.Pinned)
+}
