@@ -172,3 +172,25 @@ func renormalizeMissing(weights []float32, present []bool, topK int) {
 		}
 	}
 }
+
+func (*Executor) Conv1d(out, x *graph.Tensor, n int, state *graph.Tensor, w []float32, kernel int) {
+	kernels.Conv1dPrefill(state.Data, x.Data[:n*x.Cols], w, out.Data[:n*out.Cols], n, x.Cols, kernel)
+}
+
+func (*Executor) DeltaGates(g, beta, a, b *graph.Tensor, n int, aLog, dtBias []float32) {
+	kernels.GatedDeltaGates(g.Data, beta.Data, a.Data, b.Data, aLog, dtBias, n, g.Cols)
+}
+
+func (*Executor) GatedDelta(out, q, k, v, g, beta *graph.Tensor, n int, state *graph.Tensor, hk, hv, dk, dv int) {
+	if n == 1 {
+		kernels.GatedDeltaStep(state.Data, q.Data, k.Data, v.Data, g.Data, beta.Data, out.Data, hk, hv, dk, dv)
+		return
+	}
+	kernels.GatedDeltaChunked(state.Data, q.Data[:n*q.Cols], k.Data[:n*k.Cols], v.Data[:n*v.Cols], g.Data[:n*g.Cols],
+		beta.Data[:n*beta.Cols], out.Data[:n*out.Cols], n, hk, hv, dk, dv, kernels.GatedDeltaDefaultChunk)
+}
+
+func (*Executor) GatedRMSNorm(out, x, z *graph.Tensor, n, dim int, w []float32, eps float32) {
+	rows := n * x.Cols / dim
+	kernels.GatedRMSNorm(out.Data, x.Data, z.Data, w, rows, dim, eps)
+}

@@ -87,4 +87,16 @@ type Executor interface {
 	Route(r *Routes, logits *Tensor, n int, p *kernels.Routing)
 	// MoE: out[:n] = sum_k w_k * expert_k(x) over each token's routes.
 	MoE(out, x *Tensor, n int, r *Routes, experts ExpertSet) error
+
+	// Linear attention (Gated DeltaNet). Conv1d: causal depthwise
+	// convolution + SiLU of x's first n rows with weight w [channels,
+	// kernel], continuing from state [channels, kernel-1] and updating it.
+	Conv1d(out, x *Tensor, n int, state *Tensor, w []float32, kernel int)
+	// DeltaGates: g = -exp(aLog)*softplus(a+dtBias), beta = sigmoid(b).
+	DeltaGates(g, beta, a, b *Tensor, n int, aLog, dtBias []float32)
+	// GatedDelta runs the gated delta rule over n tokens (q, k [n, hk*dk],
+	// v [n, hv*dv], g, beta [n, hv]) from state [hv, dk*dv], updating it.
+	GatedDelta(out, q, k, v, g, beta *Tensor, n int, state *Tensor, hk, hv, dk, dv int)
+	// GatedRMSNorm: out = rmsnorm(x) * w * silu(z) per dim-sized chunk.
+	GatedRMSNorm(out, x, z *Tensor, n, dim int, w []float32, eps float32)
 }
