@@ -28,10 +28,13 @@ type Attention struct {
 // kvCache is an attention layer's cache: K and V rows per position.
 type kvCache struct{ K, V *graph.Tensor }
 
-func (c *kvCache) CopyFrom(o MixerState, e graph.Executor) {
+// PerPosition: a KV cache can be cut back to any prefix.
+func (c *kvCache) PerPosition() bool { return true }
+
+func (c *kvCache) CopyFrom(o MixerState, e graph.Executor, positions int) {
 	src := o.(*kvCache)
-	e.CopyCols(c.K, 0, 0, src.K, 0, 0, src.K.Rows, src.K.Cols)
-	e.CopyCols(c.V, 0, 0, src.V, 0, 0, src.V.Rows, src.V.Cols)
+	e.CopyCols(c.K, 0, 0, src.K, 0, 0, positions, src.K.Cols)
+	e.CopyCols(c.V, 0, 0, src.V, 0, 0, positions, src.V.Cols)
 }
 
 func (a *Attention) newState(e graph.Executor, maxLen int) MixerState {

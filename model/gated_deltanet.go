@@ -42,7 +42,7 @@ type columnBlock struct {
 // delta-rule state. Both are fixed-size, so a snapshot is a copy.
 type deltaState struct{ Conv, S *graph.Tensor }
 
-func (d *deltaState) CopyFrom(o MixerState, e graph.Executor) {
+func (d *deltaState) CopyFrom(o MixerState, e graph.Executor, _ int) {
 	src := o.(*deltaState)
 	e.CopyCols(d.Conv, 0, 0, src.Conv, 0, 0, src.Conv.Rows, src.Conv.Cols)
 	e.CopyCols(d.S, 0, 0, src.S, 0, 0, src.S.Rows, src.S.Cols)

@@ -69,9 +69,10 @@ type Mixer interface {
 }
 
 // MixerState is what a mixer keeps across tokens (KV cache, recurrent
-// state). CopyFrom makes it equal to another state of the same layer.
+// state).
 type MixerState interface {
-	CopyFrom(other MixerState, e graph.Executor)
+	// CopyFrom makes the first positions positions equal to other's.
+	CopyFrom(other MixerState, e graph.Executor, positions int)
 }
 
 // FFN is the per-token feed-forward part (dense MLP or MoE).

@@ -22,12 +22,25 @@ func (m *Model) NewCache(e graph.Executor, maxLen int) *Cache {
 	return c
 }
 
-// CopyFrom makes c hold the same positions as o (same model and size).
+// CopyFrom makes c hold the same positions as o (same model; c at least
+// as long).
 func (c *Cache) CopyFrom(o *Cache, e graph.Executor) {
 	for i, s := range c.States {
-		s.CopyFrom(o.States[i], e)
+		s.CopyFrom(o.States[i], e, o.Len)
 	}
 	c.Len = o.Len
+}
+
+// Rewindable reports whether the cache can be cut back to a shorter prefix
+// by lowering Len: true when every layer keeps per-position state (KV
+// caches); recurrent state (linear attention) cannot be rewound.
+func (c *Cache) Rewindable() bool {
+	for _, s := range c.States {
+		if p, ok := s.(interface{ PerPosition() bool }); !ok || !p.PerPosition() {
+			return false
+		}
+	}
+	return true
 }
 
 // Trace receives intermediate values of a forward pass, for tests and the
