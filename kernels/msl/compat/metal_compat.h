@@ -1,0 +1,548 @@
+// metal_compat.h: just enough of the Metal Shading Language, as C++17, to
+// compile the shaders in kernels/msl with clang++ or g++ and run them on the
+// CPU (kernels/mslharness). Shaders include <metal_stdlib> as usual; the
+// harness puts this directory first on the include path.
+//
+// How Metal is mapped:
+//   - Address spaces: device, constant and thread are empty. threadgroup is
+//     `static`, so a threadgroup array declared in a kernel is shared by the
+//     threads of the threadgroup; the runtime runs one threadgroup at a time,
+//     which makes that exactly Metal's sharing. (So threadgroup may only
+//     qualify variables declared in a kernel body, not pointer parameters.)
+//   - [[...]] attributes are ignored by the C++ compiler; the harness reads
+//     them from the preprocessed source to bind buffers and thread positions.
+//   - A threadgroup's threads are fibers (ucontext) on one OS thread. At each
+//     threadgroup_barrier and each SIMD-group function every thread really
+//     waits for the others; the fibers resume in a shuffled order every
+//     round, so a missing barrier shows up as a wrong result. A barrier not
+//     reached by every thread is reported as a deadlock.
+//   - SIMD-groups are 32 consecutive threads of the threadgroup.
+//   - half and bfloat are 16-bit storage types that convert to and from float
+//     with round-to-nearest-even, like Metal; arithmetic happens in float.
+#pragma once
+
+#include <algorithm>
+#include <cfloat>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <signal.h>
+#include <sys/mman.h>
+#include <type_traits>
+#include <ucontext.h>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+typedef unsigned int uint;
+typedef unsigned short ushort;
+typedef unsigned char uchar;
+typedef unsigned long ulong;
+
+// ---------------------------------------------------------------------------
+// 16-bit float types.
+
+namespace mslrt {
+inline uint32_t f32_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+inline float bits_f32(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t u = f32_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // quiet NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+inline float f16_to_f32(uint16_t h) {
+  uint32_t sign = uint32_t(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  if (exp == 0) {
+    if (mant == 0) return bits_f32(sign);
+    float v = std::ldexp(float(mant), -24);  // subnormal
+    return sign ? -v : v;
+  }
+  if (exp == 31) return bits_f32(sign | 0x7f800000u | (mant << 13));
+  return bits_f32(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+inline uint16_t f32_to_f16(float f) {
+  uint32_t u = f32_bits(f);
+  uint16_t sign = uint16_t((u >> 16) & 0x8000);
+  uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return uint16_t(sign | 0x7e00);  // NaN
+  if (a >= 0x477ff000u) return uint16_t(sign | 0x7c00);  // rounds to inf
+  if (a < 0x38800000u) {                                 // subnormal or zero
+    float v = bits_f32(a) * 16777216.0f;                  // scale by 2^24: now an integer count of 2^-24
+    return uint16_t(sign | uint16_t(std::nearbyint(v)));
+  }
+  uint32_t r = a + 0xfffu + ((a >> 13) & 1u) - (112u << 23);
+  return uint16_t(sign | (r >> 13));
+}
+}  // namespace mslrt
+
+struct half {
+  uint16_t bits;
+  half() = default;
+  half(float f) : bits(mslrt::f32_to_f16(f)) {}
+  half(double d) : half(float(d)) {}
+  half(int i) : half(float(i)) {}
+  half(uint i) : half(float(i)) {}
+  operator float() const { return mslrt::f16_to_f32(bits); }
+  half& operator+=(float o) { return *this = half(float(*this) + o); }
+  half& operator-=(float o) { return *this = half(float(*this) - o); }
+  half& operator*=(float o) { return *this = half(float(*this) * o); }
+  half& operator/=(float o) { return *this = half(float(*this) / o); }
+};
+
+struct bfloat {
+  uint16_t bits;
+  bfloat() = default;
+  bfloat(float f) : bits(mslrt::f32_to_bf16(f)) {}
+  bfloat(double d) : bfloat(float(d)) {}
+  bfloat(int i) : bfloat(float(i)) {}
+  bfloat(uint i) : bfloat(float(i)) {}
+  operator float() const { return mslrt::bits_f32(uint32_t(bits) << 16); }
+  bfloat& operator+=(float o) { return *this = bfloat(float(*this) + o); }
+  bfloat& operator-=(float o) { return *this = bfloat(float(*this) - o); }
+  bfloat& operator*=(float o) { return *this = bfloat(float(*this) * o); }
+  bfloat& operator/=(float o) { return *this = bfloat(float(*this) / o); }
+};
+
+// ---------------------------------------------------------------------------
+// Vector types: float2/3/4, half2/4, uint2/3/4, int2/3/4, ushort2, ...
+
+template <class T, int N> struct mslvec;
+
+#define MSL_VEC_COMMON(N)                                                         \
+  T& operator[](int i) { return (&x)[i]; }                                        \
+  const T& operator[](int i) const { return (&x)[i]; }                            \
+  template <class U> explicit mslvec(const mslvec<U, N>& o) {                     \
+    for (int i = 0; i < N; i++) (*this)[i] = T(o[i]);                             \
+  }
+
+template <class T> struct mslvec<T, 2> {
+  T x, y;
+  mslvec() = default;
+  mslvec(T s) : x(s), y(s) {}
+  mslvec(T a, T b) : x(a), y(b) {}
+  MSL_VEC_COMMON(2)
+};
+template <class T> struct mslvec<T, 3> {
+  T x, y, z;
+  mslvec() = default;
+  mslvec(T s) : x(s), y(s), z(s) {}
+  mslvec(T a, T b, T c) : x(a), y(b), z(c) {}
+  MSL_VEC_COMMON(3)
+};
+template <class T> struct mslvec<T, 4> {
+  T x, y, z, w;
+  mslvec() = default;
+  mslvec(T s) : x(s), y(s), z(s), w(s) {}
+  mslvec(T a, T b, T c, T d) : x(a), y(b), z(c), w(d) {}
+  mslvec(mslvec<T, 2> a, mslvec<T, 2> b) : x(a.x), y(a.y), z(b.x), w(b.y) {}
+  MSL_VEC_COMMON(4)
+};
+#undef MSL_VEC_COMMON
+
+#define MSL_VEC_OP(op)                                                                  \
+  template <class T, int N> mslvec<T, N> operator op(mslvec<T, N> a, mslvec<T, N> b) {  \
+    for (int i = 0; i < N; i++) a[i] = T(a[i] op b[i]);                                 \
+    return a;                                                                           \
+  }                                                                                     \
+  template <class T, int N> mslvec<T, N> operator op(mslvec<T, N> a, T s) {             \
+    for (int i = 0; i < N; i++) a[i] = T(a[i] op s);                                    \
+    return a;                                                                           \
+  }                                                                                     \
+  template <class T, int N> mslvec<T, N> operator op(T s, mslvec<T, N> a) {             \
+    for (int i = 0; i < N; i++) a[i] = T(s op a[i]);                                    \
+    return a;                                                                           \
+  }                                                                                     \
+  template <class T, int N, class B> mslvec<T, N>& operator op##=(mslvec<T, N>& a, B b) { \
+    return a = a op b;                                                                  \
+  }
+MSL_VEC_OP(+)
+MSL_VEC_OP(-)
+MSL_VEC_OP(*)
+MSL_VEC_OP(/)
+MSL_VEC_OP(&)
+MSL_VEC_OP(|)
+MSL_VEC_OP(^)
+MSL_VEC_OP(<<)
+MSL_VEC_OP(>>)
+#undef MSL_VEC_OP
+template <class T, int N> mslvec<T, N> operator-(mslvec<T, N> a) {
+  for (int i = 0; i < N; i++) a[i] = T(-a[i]);
+  return a;
+}
+
+#define MSL_VEC_TYPES(T, name) \
+  typedef mslvec<T, 2> name##2;  \
+  typedef mslvec<T, 3> name##3;  \
+  typedef mslvec<T, 4> name##4;
+MSL_VEC_TYPES(float, float)
+MSL_VEC_TYPES(half, half)
+MSL_VEC_TYPES(bfloat, bfloat)
+MSL_VEC_TYPES(int, int)
+MSL_VEC_TYPES(uint, uint)
+MSL_VEC_TYPES(short, short)
+MSL_VEC_TYPES(ushort, ushort)
+MSL_VEC_TYPES(char, char)
+MSL_VEC_TYPES(uchar, uchar)
+#undef MSL_VEC_TYPES
+
+// ---------------------------------------------------------------------------
+// The fiber runtime that plays one threadgroup at a time.
+
+namespace mslrt {
+
+// Thread positions, as the [[...]] attributes name them.
+struct ThreadCtx {
+  uint3 thread_position_in_grid, threadgroup_position_in_grid, thread_position_in_threadgroup;
+  uint3 threads_per_threadgroup, threadgroups_per_grid, threads_per_grid;
+  uint thread_index_in_threadgroup, thread_index_in_simdgroup, simdgroup_index_in_threadgroup;
+  uint threads_per_simdgroup, simdgroups_per_threadgroup;
+};
+
+struct Barrier {
+  uint expected = 0, arrived = 0, generation = 0;
+};
+
+enum { kSimdWidth = 32, kMaxThreads = 1024, kSlotBytes = 16, kStackBytes = 256 * 1024 };
+
+struct SimdGroup {
+  Barrier barrier;
+  unsigned char slots[kSimdWidth][kSlotBytes];
+};
+
+struct Fiber {
+  ucontext_t ctx;
+  char* stack = nullptr;
+  ThreadCtx t;
+  bool done = false;
+};
+
+struct Scheduler {
+  ucontext_t main;
+  std::vector<Fiber> fibers;
+  std::vector<SimdGroup> simdgroups;
+  std::vector<int> order;
+  Barrier tg;
+  int current = -1;
+  bool progress = false;
+  uint64_t rng = 0x9e3779b97f4a7c15ull;
+  void (*body)(const ThreadCtx&, void*) = nullptr;
+  void* arg = nullptr;
+  const char* kernel = "";
+};
+
+inline Scheduler& sched() {
+  static Scheduler s;
+  return s;
+}
+
+inline Fiber& self() { return sched().fibers[sched().current]; }
+
+[[noreturn]] inline void fail(const char* what) {
+  Scheduler& s = sched();
+  if (s.current >= 0) {
+    const ThreadCtx& t = self().t;
+    std::fprintf(stderr, "kernel %s, threadgroup (%u,%u,%u), thread %u: %s\n", s.kernel,
+                 t.threadgroup_position_in_grid.x, t.threadgroup_position_in_grid.y,
+                 t.threadgroup_position_in_grid.z, t.thread_index_in_threadgroup, what);
+  } else {
+    std::fprintf(stderr, "kernel %s: %s\n", s.kernel, what);
+  }
+  std::exit(3);
+}
+
+inline void yield() {
+  Scheduler& s = sched();
+  swapcontext(&s.fibers[s.current].ctx, &s.main);
+}
+
+// wait blocks the calling thread until b.expected threads have arrived.
+inline void wait(Barrier& b) {
+  Scheduler& s = sched();
+  s.progress = true;
+  uint gen = b.generation;
+  if (++b.arrived == b.expected) {
+    b.arrived = 0;
+    b.generation++;
+    return;
+  }
+  while (b.generation == gen) yield();
+  s.progress = true;
+}
+
+inline void fiber_entry() {
+  Scheduler& s = sched();
+  s.body(s.fibers[s.current].t, s.arg);
+  s.fibers[s.current].done = true;
+  s.progress = true;
+}
+
+// run_threadgroup plays one threadgroup of n threads to completion.
+inline void run_threadgroup(uint n) {
+  Scheduler& s = sched();
+  uint nsg = (n + kSimdWidth - 1) / kSimdWidth;
+  s.tg = Barrier();
+  s.tg.expected = n;
+  for (uint g = 0; g < nsg; g++) {
+    s.simdgroups[g].barrier = Barrier();
+    s.simdgroups[g].barrier.expected = std::min<uint>(kSimdWidth, n - g * kSimdWidth);
+  }
+  for (uint i = 0; i < n; i++) {
+    Fiber& f = s.fibers[i];
+    f.done = false;
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = f.stack;
+    f.ctx.uc_stack.ss_size = kStackBytes;
+    f.ctx.uc_link = &s.main;
+    makecontext(&f.ctx, fiber_entry, 0);
+  }
+  s.order.resize(n);
+  for (uint i = 0; i < n; i++) s.order[i] = int(i);
+  for (uint live = n; live > 0;) {
+    // Shuffle the order in which the threads run in this round.
+    for (uint i = n; i > 1; i--) {
+      s.rng ^= s.rng << 13, s.rng ^= s.rng >> 7, s.rng ^= s.rng << 17;
+      std::swap(s.order[i - 1], s.order[s.rng % i]);
+    }
+    s.progress = false;
+    for (int i : s.order) {
+      if (s.fibers[i].done) continue;
+      s.current = i;
+      swapcontext(&s.main, &s.fibers[i].ctx);
+      if (s.fibers[i].done) live--;
+    }
+    s.current = -1;
+    if (!s.progress) {
+      std::fprintf(stderr, "kernel %s: deadlock: %u threads of the threadgroup wait at a barrier or SIMD-group function that the others never reach\n", s.kernel, live);
+      std::exit(3);
+    }
+  }
+}
+
+inline void on_segv(int) {
+  static const char msg[] = "out-of-bounds memory access (SIGSEGV): a buffer was read or written past its end, or a thread overflowed its stack\n";
+  ssize_t r = write(2, msg, sizeof msg - 1);
+  (void)r;
+  _exit(4);
+}
+
+// dispatch runs body for every thread of a grid of groups threadgroups of
+// threads threads, one threadgroup at a time.
+inline void dispatch(const char* kernel, uint3 groups, uint3 threads, uint64_t seed,
+                     void (*body)(const ThreadCtx&, void*), void* arg) {
+  Scheduler& s = sched();
+  s.kernel = kernel;
+  uint n = threads.x * threads.y * threads.z;
+  if (n == 0 || n > kMaxThreads) fail("threads per threadgroup must be 1..1024");
+  if (seed) s.rng = seed;
+  static bool handler = false;
+  if (!handler) {
+    static char altstack[64 * 1024];
+    stack_t ss{};
+    ss.ss_sp = altstack;
+    ss.ss_size = sizeof altstack;
+    sigaltstack(&ss, nullptr);
+    struct sigaction sa{};
+    sa.sa_handler = on_segv;
+    sa.sa_flags = SA_ONSTACK;
+    sigaction(SIGSEGV, &sa, nullptr);
+    sigaction(SIGBUS, &sa, nullptr);
+    handler = true;
+  }
+  if (s.fibers.size() < n) {
+    size_t old = s.fibers.size();
+    s.fibers.resize(n);
+    for (size_t i = old; i < n; i++) s.fibers[i].stack = static_cast<char*>(std::malloc(kStackBytes));
+  }
+  s.simdgroups.resize((n + kSimdWidth - 1) / kSimdWidth);
+  s.body = body;
+  s.arg = arg;
+  for (uint gz = 0; gz < groups.z; gz++)
+    for (uint gy = 0; gy < groups.y; gy++)
+      for (uint gx = 0; gx < groups.x; gx++) {
+        for (uint i = 0; i < n; i++) {
+          ThreadCtx& t = s.fibers[i].t;
+          uint3 p(i % threads.x, (i / threads.x) % threads.y, i / (threads.x * threads.y));
+          t.thread_position_in_threadgroup = p;
+          t.threadgroup_position_in_grid = uint3(gx, gy, gz);
+          t.thread_position_in_grid = uint3(gx * threads.x + p.x, gy * threads.y + p.y, gz * threads.z + p.z);
+          t.threads_per_threadgroup = threads;
+          t.threadgroups_per_grid = groups;
+          t.threads_per_grid = uint3(groups.x * threads.x, groups.y * threads.y, groups.z * threads.z);
+          t.thread_index_in_threadgroup = i;
+          t.thread_index_in_simdgroup = i % kSimdWidth;
+          t.simdgroup_index_in_threadgroup = i / kSimdWidth;
+          t.threads_per_simdgroup = kSimdWidth;
+          t.simdgroups_per_threadgroup = (n + kSimdWidth - 1) / kSimdWidth;
+        }
+        run_threadgroup(n);
+      }
+}
+
+// simd_exchange publishes v for the caller's SIMD-group, waits for every
+// lane, and calls f(values, lanes) for the result; a second wait keeps the
+// slots alive until every lane has read them.
+template <class T, class F> T simd_exchange(T v, F f) {
+  static_assert(sizeof(T) <= kSlotBytes, "SIMD-group value too large");
+  Fiber& me = self();
+  SimdGroup& g = sched().simdgroups[me.t.simdgroup_index_in_threadgroup];
+  std::memcpy(g.slots[me.t.thread_index_in_simdgroup], &v, sizeof(T));
+  wait(g.barrier);
+  T vals[kSimdWidth];
+  uint lanes = g.barrier.expected;
+  for (uint i = 0; i < lanes; i++) std::memcpy(&vals[i], g.slots[i], sizeof(T));
+  T r = f(vals, lanes, me.t.thread_index_in_simdgroup);
+  wait(g.barrier);
+  return r;
+}
+}  // namespace mslrt
+
+// ---------------------------------------------------------------------------
+// The metal namespace: math, barriers, SIMD-group functions.
+
+namespace metal {
+using std::numeric_limits;
+
+enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
+
+inline void threadgroup_barrier(mem_flags) { mslrt::wait(mslrt::sched().tg); }
+inline void simdgroup_barrier(mem_flags) {
+  mslrt::Fiber& me = mslrt::self();
+  mslrt::wait(mslrt::sched().simdgroups[me.t.simdgroup_index_in_threadgroup].barrier);
+}
+
+#define MSL_UNARY(name, fn)                         \
+  inline float name(float x) { return std::fn(x); } \
+  template <int N> mslvec<float, N> name(mslvec<float, N> v) { \
+    for (int i = 0; i < N; i++) v[i] = std::fn(v[i]);          \
+    return v;                                                   \
+  }
+MSL_UNARY(exp, exp)
+MSL_UNARY(exp2, exp2)
+MSL_UNARY(log, log)
+MSL_UNARY(log2, log2)
+MSL_UNARY(sqrt, sqrt)
+MSL_UNARY(sin, sin)
+MSL_UNARY(cos, cos)
+MSL_UNARY(tanh, tanh)
+MSL_UNARY(floor, floor)
+MSL_UNARY(ceil, ceil)
+MSL_UNARY(round, round)
+MSL_UNARY(trunc, trunc)
+MSL_UNARY(fabs, fabs)
+MSL_UNARY(log1p, log1p)
+#undef MSL_UNARY
+inline float rsqrt(float x) { return 1.0f / std::sqrt(x); }
+inline float pow(float x, float y) { return std::pow(x, y); }
+inline float fma(float a, float b, float c) { return std::fma(a, b, c); }
+inline float fmax(float a, float b) { return std::fmax(a, b); }
+inline float fmin(float a, float b) { return std::fmin(a, b); }
+inline bool isnan(float x) { return std::isnan(x); }
+inline bool isinf(float x) { return std::isinf(x); }
+inline bool isfinite(float x) { return std::isfinite(x); }
+inline float abs(float x) { return std::fabs(x); }
+inline int abs(int x) { return std::abs(x); }
+
+template <class T> T max(T a, T b) { return a > b ? a : b; }
+template <class T> T min(T a, T b) { return a < b ? a : b; }
+inline float max(float a, float b) { return std::fmax(a, b); }
+inline float min(float a, float b) { return std::fmin(a, b); }
+template <class T> T clamp(T x, T lo, T hi) { return min(max(x, lo), hi); }
+template <class T> T select(T a, T b, bool c) { return c ? b : a; }
+template <class T, int N> T dot(mslvec<T, N> a, mslvec<T, N> b) {
+  T s = T(0);
+  for (int i = 0; i < N; i++) s += a[i] * b[i];
+  return s;
+}
+
+template <class To, class From> To as_type(From f) {
+  static_assert(sizeof(To) == sizeof(From), "as_type needs equal sizes");
+  To t;
+  std::memcpy(&t, &f, sizeof t);
+  return t;
+}
+
+// fast:: and precise:: have the same functions; on the CPU both are precise.
+namespace fast {
+using metal::cos;
+using metal::exp;
+using metal::exp2;
+using metal::log;
+using metal::pow;
+using metal::rsqrt;
+using metal::sin;
+using metal::sqrt;
+using metal::tanh;
+}  // namespace fast
+namespace precise {
+using metal::cos;
+using metal::exp;
+using metal::exp2;
+using metal::log;
+using metal::pow;
+using metal::rsqrt;
+using metal::sin;
+using metal::sqrt;
+using metal::tanh;
+}  // namespace precise
+
+template <class T> T simd_sum(T v) {
+  return mslrt::simd_exchange(v, [](const T* x, uint n, uint) { T s = x[0]; for (uint i = 1; i < n; i++) s = T(s + x[i]); return s; });
+}
+template <class T> T simd_product(T v) {
+  return mslrt::simd_exchange(v, [](const T* x, uint n, uint) { T s = x[0]; for (uint i = 1; i < n; i++) s = T(s * x[i]); return s; });
+}
+template <class T> T simd_max(T v) {
+  return mslrt::simd_exchange(v, [](const T* x, uint n, uint) { T s = x[0]; for (uint i = 1; i < n; i++) s = max(s, x[i]); return s; });
+}
+template <class T> T simd_min(T v) {
+  return mslrt::simd_exchange(v, [](const T* x, uint n, uint) { T s = x[0]; for (uint i = 1; i < n; i++) s = min(s, x[i]); return s; });
+}
+template <class T> T simd_prefix_exclusive_sum(T v) {
+  return mslrt::simd_exchange(v, [](const T* x, uint, uint lane) { T s = T(0); for (uint i = 0; i < lane; i++) s = T(s + x[i]); return s; });
+}
+template <class T> T simd_prefix_inclusive_sum(T v) {
+  return mslrt::simd_exchange(v, [](const T* x, uint, uint lane) { T s = x[0]; for (uint i = 1; i <= lane; i++) s = T(s + x[i]); return s; });
+}
+// Lanes whose source is outside the SIMD-group keep their own value.
+template <class T> T simd_shuffle(T v, ushort lane) {
+  return mslrt::simd_exchange(v, [lane](const T* x, uint n, uint me) { return lane < n ? x[lane] : x[me]; });
+}
+template <class T> T simd_broadcast(T v, ushort lane) { return simd_shuffle(v, lane); }
+template <class T> T simd_broadcast_first(T v) { return simd_shuffle(v, 0); }
+template <class T> T simd_shuffle_down(T v, ushort d) {
+  return mslrt::simd_exchange(v, [d](const T* x, uint n, uint me) { return me + d < n ? x[me + d] : x[me]; });
+}
+template <class T> T simd_shuffle_up(T v, ushort d) {
+  return mslrt::simd_exchange(v, [d](const T* x, uint, uint me) { return me >= d ? x[me - d] : x[me]; });
+}
+template <class T> T simd_shuffle_xor(T v, ushort m) {
+  return mslrt::simd_exchange(v, [m](const T* x, uint n, uint me) { return (me ^ m) < n ? x[me ^ m] : x[me]; });
+}
+inline bool simd_all(bool b) {
+  return mslrt::simd_exchange(b, [](const bool* x, uint n, uint) { for (uint i = 0; i < n; i++) if (!x[i]) return false; return true; });
+}
+inline bool simd_any(bool b) {
+  return mslrt::simd_exchange(b, [](const bool* x, uint n, uint) { for (uint i = 0; i < n; i++) if (x[i]) return true; return false; });
+}
+}  // namespace metal
+
+// ---------------------------------------------------------------------------
+// Metal keywords. Defined last so that nothing above is affected.
+
+#define device
+#define constant
+#define thread
+#define threadgroup static
+#ifdef MSL_SCAN
+#define kernel __msl_kernel__
+#else
+#define kernel
+#endif

@@ -1,0 +1,60 @@
+// Element-wise kernels. Launch: one thread per element, threadgroups of up to
+// 1024 threads covering n (threads past n do nothing).
+#include <metal_stdlib>
+using namespace metal;
+
+// out = a + b
+kernel void add(device const float* a [[buffer(0)]],
+                device const float* b [[buffer(1)]],
+                device float* out [[buffer(2)]],
+                constant uint& n [[buffer(3)]],
+                uint i [[thread_position_in_grid]]) {
+  if (i < n) out[i] = a[i] + b[i];
+}
+
+// out = a * b
+kernel void mul(device const float* a [[buffer(0)]],
+                device const float* b [[buffer(1)]],
+                device float* out [[buffer(2)]],
+                constant uint& n [[buffer(3)]],
+                uint i [[thread_position_in_grid]]) {
+  if (i < n) out[i] = a[i] * b[i];
+}
+
+// out = silu(x) = x * sigmoid(x)
+kernel void silu(device const float* x [[buffer(0)]],
+                 device float* out [[buffer(1)]],
+                 constant uint& n [[buffer(2)]],
+                 uint i [[thread_position_in_grid]]) {
+  if (i < n) {
+    float v = x[i];
+    out[i] = v / (1.0f + exp(-v));
+  }
+}
+
+// out = silu(gate) * up
+kernel void swiglu(device const float* gate [[buffer(0)]],
+                   device const float* up [[buffer(1)]],
+                   device float* out [[buffer(2)]],
+                   constant uint& n [[buffer(3)]],
+                   uint i [[thread_position_in_grid]]) {
+  if (i < n) {
+    float g = gate[i];
+    out[i] = g / (1.0f + exp(-g)) * up[i];
+  }
+}
+
+// moe_combine adds the weighted expert outputs to the residual stream:
+// out[d] = x[d] + sum_k w[k] * y[k, d] for k < topk, y laid out [topk, dim].
+kernel void moe_combine(device const float* x [[buffer(0)]],
+                        device const float* y [[buffer(1)]],
+                        device const float* w [[buffer(2)]],
+                        device float* out [[buffer(3)]],
+                        constant uint& dim [[buffer(4)]],
+                        constant uint& topk [[buffer(5)]],
+                        uint i [[thread_position_in_grid]]) {
+  if (i >= dim) return;
+  float acc = x[i];
+  for (uint k = 0; k < topk; k++) acc += w[k] * y[k * dim + i];
+  out[i] = acc;
+}

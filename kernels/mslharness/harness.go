@@ -1,0 +1,361 @@
+// Package mslharness compiles the Metal shaders of kernels/msl as C++ and
+// runs their kernels on the CPU, so that Linux CI can check every shader
+// against its Go reference in package kernels.
+//
+// A shader is compiled with a C++17 compiler (clang++ by default; MSL_CXX
+// overrides) against kernels/msl/compat, which maps Metal's address spaces,
+// vector and 16-bit types, SIMD-group functions and barriers onto C++. The
+// kernels of a file are found in its preprocessed source: plain kernel
+// functions by name, template instantiations by their [[host_name("...")]].
+// Each launch runs in a child process (a crash or deadlock in a shader is an
+// error, not a crash of the test) with every buffer placed right below an
+// inaccessible page, so out-of-bounds accesses past a buffer's end fail.
+//
+// Typical use in a test:
+//
+//	prog, err := mslharness.Build("../msl/elementwise.metal", t.TempDir())
+//	out, err := prog.Run("add", mslharness.Launch{
+//		Groups: [3]int{4, 1, 1}, Threads: [3]int{256, 1, 1},
+//		Buffers: map[int][]byte{0: a, 1: b, 2: out, 3: n},
+//	})
+package mslharness
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+//go:embed runner.h
+var runnerH []byte
+
+// Compiler returns the C++ compiler to use: $MSL_CXX, else clang++, else
+// g++. It returns an error naming .ci/msl-deps when none is installed.
+func Compiler() (string, error) {
+	if cxx := os.Getenv("MSL_CXX"); cxx != "" {
+		return exec.LookPath(cxx)
+	}
+	for _, c := range []string{"clang++", "g++"} {
+		if p, err := exec.LookPath(c); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("no C++ compiler (clang++ or g++) found; run .ci/msl-deps or set MSL_CXX")
+}
+
+// Param is one parameter of a kernel and what it is bound to.
+type Param struct {
+	Name string
+	// Attr is the [[...]] attribute without brackets and argument:
+	// "buffer", "thread_position_in_grid", ...
+	Attr string
+	// Buffer is the n of [[buffer(n)]].
+	Buffer int
+}
+
+// Kernel is one launchable kernel of a shader file.
+type Kernel struct {
+	// Name is the function name, or the host_name of a template
+	// instantiation.
+	Name string
+	// Fn is the C++ expression naming the function ("qmv<4, 64, bfloat>").
+	Fn     string
+	Params []Param
+}
+
+// what maps the supported attributes to runner.h's enum.
+var what = map[string]string{
+	"buffer":                         "kBuffer",
+	"thread_position_in_grid":        "kThreadPositionInGrid",
+	"threadgroup_position_in_grid":   "kThreadgroupPositionInGrid",
+	"thread_position_in_threadgroup": "kThreadPositionInThreadgroup",
+	"threads_per_threadgroup":        "kThreadsPerThreadgroup",
+	"threadgroups_per_grid":          "kThreadgroupsPerGrid",
+	"threads_per_grid":               "kThreadsPerGrid",
+	"thread_index_in_threadgroup":    "kThreadIndexInThreadgroup",
+	"thread_index_in_simdgroup":      "kThreadIndexInSimdgroup",
+	"simdgroup_index_in_threadgroup": "kSimdgroupIndexInThreadgroup",
+	"threads_per_simdgroup":          "kThreadsPerSimdgroup",
+	"simdgroups_per_threadgroup":     "kSimdgroupsPerThreadgroup",
+}
+
+var (
+	kernelRE   = regexp.MustCompile(`__msl_kernel__\s+void\s+(\w+)\s*(<[^()]*>)?\s*\(`)
+	hostNameRE = regexp.MustCompile(`template\s*\[\[\s*host_name\(\s*"([^"]+)"\s*\)\s*\]\]\s*$`)
+	templateRE = regexp.MustCompile(`template\s*<[^;{}]*>\s*$`)
+	attrRE     = regexp.MustCompile(`\[\[\s*(\w+)\s*(?:\(\s*(\d+)\s*\))?\s*\]\]\s*$`)
+	identRE    = regexp.MustCompile(`(\w+)\s*$`)
+)
+
+// ParseKernels finds the launchable kernels in preprocessed shader source
+// (compiled with -DMSL_SCAN, which turns the kernel keyword into a marker).
+func ParseKernels(src string) ([]Kernel, error) {
+	var ks []Kernel
+	seen := make(map[string]bool)
+	for _, m := range kernelRE.FindAllStringSubmatchIndex(src, -1) {
+		fn := src[m[2]:m[3]]
+		targs := ""
+		if m[4] >= 0 {
+			targs = src[m[4]:m[5]]
+		}
+		// Everything between the previous declaration and this one.
+		prefix := src[max(0, strings.LastIndexAny(src[:m[0]], ";}")+1):m[0]]
+		name := fn
+		switch {
+		case targs != "":
+			hm := hostNameRE.FindStringSubmatch(prefix)
+			if hm == nil {
+				return nil, fmt.Errorf("kernel %s%s: an explicit instantiation needs template [[host_name(\"...\")]]", fn, targs)
+			}
+			name = hm[1]
+			fn += targs
+		case templateRE.MatchString(prefix):
+			continue // a template definition; its instantiations are the kernels
+		}
+		end := matchParen(src, m[1]-1)
+		if end < 0 {
+			return nil, fmt.Errorf("kernel %s: unbalanced parameter list", name)
+		}
+		params, err := parseParams(src[m[1]:end])
+		if err != nil {
+			return nil, fmt.Errorf("kernel %s: %v", name, err)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("kernel name %s is defined twice", name)
+		}
+		seen[name] = true
+		ks = append(ks, Kernel{Name: name, Fn: fn, Params: params})
+	}
+	return ks, nil
+}
+
+// matchParen returns the index of the parenthesis closing the one at open.
+func matchParen(s string, open int) int {
+	depth := 0
+	for i := open; i < len(s); i++ {
+		switch s[i] {
+		case '(':
+			depth++
+		case ')':
+			depth--
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+func parseParams(list string) ([]Param, error) {
+	var params []Param
+	depth, start := 0, 0
+	for i := 0; i <= len(list); i++ {
+		if i < len(list) {
+			switch list[i] {
+			case '(', '<', '[':
+				depth++
+				continue
+			case ')', '>', ']':
+				depth--
+				continue
+			case ',':
+				if depth != 0 {
+					continue
+				}
+			default:
+				continue
+			}
+		}
+		p := strings.TrimSpace(list[start:i])
+		start = i + 1
+		if p == "" {
+			continue
+		}
+		am := attrRE.FindStringSubmatchIndex(p)
+		if am == nil {
+			return nil, fmt.Errorf("parameter %q has no [[...]] attribute", p)
+		}
+		attr := p[am[2]:am[3]]
+		if _, ok := what[attr]; !ok {
+			return nil, fmt.Errorf("parameter %q: attribute %s is not supported by the harness", p, attr)
+		}
+		param := Param{Attr: attr}
+		if attr == "buffer" {
+			if am[4] < 0 {
+				return nil, fmt.Errorf("parameter %q: buffer needs an index", p)
+			}
+			param.Buffer, _ = strconv.Atoi(p[am[4]:am[5]])
+		}
+		if im := identRE.FindStringSubmatch(p[:am[0]]); im != nil {
+			param.Name = im[1]
+		}
+		params = append(params, param)
+	}
+	return params, nil
+}
+
+// Program is a shader file compiled for the CPU.
+type Program struct {
+	File    string
+	Kernels map[string]Kernel
+	bin     string
+}
+
+// Build compiles the shader file into a runner executable in dir.
+func Build(file, dir string) (*Program, error) {
+	cxx, err := Compiler()
+	if err != nil {
+		return nil, err
+	}
+	file, err = filepath.Abs(file)
+	if err != nil {
+		return nil, err
+	}
+	compat := filepath.Join(filepath.Dir(file), "compat")
+	if _, err := os.Stat(filepath.Join(compat, "metal_compat.h")); err != nil {
+		return nil, fmt.Errorf("%s: no compat/metal_compat.h beside it: %v", file, err)
+	}
+	pre, err := exec.Command(cxx, "-std=c++17", "-E", "-P", "-DMSL_SCAN", "-I", compat, "-x", "c++", file).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("preprocessing %s: %v\n%s", file, err, pre)
+	}
+	ks, err := ParseKernels(string(pre))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", file, err)
+	}
+	if len(ks) == 0 {
+		return nil, fmt.Errorf("%s: no kernel functions found", file)
+	}
+	base := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	if err := os.WriteFile(filepath.Join(dir, "runner.h"), runnerH, 0o644); err != nil {
+		return nil, err
+	}
+	mainCpp := filepath.Join(dir, base+"_main.cpp")
+	if err := os.WriteFile(mainCpp, generateMain(file, ks), 0o644); err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(dir, base)
+	cmd := exec.Command(cxx, "-std=c++17", "-O1", "-g0", "-Wall", "-Werror",
+		"-Wno-unknown-attributes", "-Wno-attributes", "-Wno-unused-function", "-Wno-unknown-warning-option",
+		"-I", compat, "-I", dir, "-o", bin, mainCpp)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("compiling %s as C++: %v\n%s", file, err, out)
+	}
+	p := &Program{File: file, Kernels: make(map[string]Kernel), bin: bin}
+	for _, k := range ks {
+		p.Kernels[k.Name] = k
+	}
+	return p, nil
+}
+
+func generateMain(file string, ks []Kernel) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "// Generated by kernels/mslharness for %s.\n#include \"runner.h\"\n#include %q\n\n", filepath.Base(file), file)
+	for i, k := range ks {
+		fmt.Fprintf(&b, "static const mslrt::Binding bindings%d[] = {", i)
+		for _, p := range k.Params {
+			fmt.Fprintf(&b, "{mslrt::%s, %d}, ", what[p.Attr], p.Buffer)
+		}
+		b.WriteString("{mslrt::kBuffer, -1}};\n")
+	}
+	b.WriteString("\nstatic const mslrt::Entry entries[] = {\n")
+	for i, k := range ks {
+		fmt.Fprintf(&b, "  {%q, bindings%d, %d, mslrt::trampoline<&%s>},\n", k.Name, i, len(k.Params), k.Fn)
+	}
+	fmt.Fprintf(&b, "};\n\nint main() { return mslrt::run_main(entries, %d); }\n", len(ks))
+	return b.Bytes()
+}
+
+// Launch is one dispatch: Groups threadgroups of Threads threads each, with
+// the given buffers by [[buffer(n)]] index.
+type Launch struct {
+	Groups, Threads [3]int
+	Buffers         map[int][]byte
+	// Seed picks the order in which threads run between barriers (0: fixed).
+	Seed uint64
+}
+
+// Timeout bounds one launch.
+var Timeout = 2 * time.Minute
+
+// Run executes the named kernel and returns every buffer as the kernel left
+// it. A fault, deadlock or bad binding is an error carrying the runner's
+// message.
+func (p *Program) Run(kernel string, l Launch) (map[int][]byte, error) {
+	k, ok := p.Kernels[kernel]
+	if !ok {
+		return nil, fmt.Errorf("%s has no kernel %s", p.File, kernel)
+	}
+	for _, prm := range k.Params {
+		if prm.Attr == "buffer" && l.Buffers[prm.Buffer] == nil {
+			return nil, fmt.Errorf("kernel %s: parameter %s needs buffer %d", kernel, prm.Name, prm.Buffer)
+		}
+	}
+	for i, d := range l.Groups {
+		if d <= 0 || l.Threads[i] <= 0 {
+			return nil, fmt.Errorf("kernel %s: groups %v and threads %v must be positive", kernel, l.Groups, l.Threads)
+		}
+	}
+	var in bytes.Buffer
+	in.WriteString("MSL1")
+	le := binary.LittleEndian
+	in.Write(le.AppendUint32(nil, uint32(len(kernel))))
+	in.WriteString(kernel)
+	for _, v := range append(l.Groups[:], l.Threads[:]...) {
+		in.Write(le.AppendUint32(nil, uint32(v)))
+	}
+	in.Write(le.AppendUint64(nil, l.Seed))
+	in.Write(le.AppendUint32(nil, uint32(len(l.Buffers))))
+	for idx, data := range l.Buffers {
+		in.Write(le.AppendUint32(nil, uint32(idx)))
+		in.Write(le.AppendUint64(nil, uint64(len(data))))
+		in.Write(data)
+	}
+	cmd := exec.Command(p.bin)
+	cmd.Stdin = &in
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	timer := time.AfterFunc(Timeout, func() { cmd.Process.Kill() })
+	err := cmd.Wait()
+	timer.Stop()
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %v: %s", kernel, err, strings.TrimSpace(stderr.String()))
+	}
+	return readBuffers(&stdout)
+}
+
+func readBuffers(r io.Reader) (map[int][]byte, error) {
+	var n uint32
+	if err := binary.Read(r, binary.LittleEndian, &n); err != nil {
+		return nil, fmt.Errorf("runner output: %v", err)
+	}
+	out := make(map[int][]byte, n)
+	for range n {
+		var hdr struct {
+			Index uint32
+			Len   uint64
+		}
+		if err := binary.Read(r, binary.LittleEndian, &hdr); err != nil {
+			return nil, fmt.Errorf("runner output: %v", err)
+		}
+		data := make([]byte, hdr.Len)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return nil, fmt.Errorf("runner output: buffer %d: %v", hdr.Index, err)
+		}
+		out[int(hdr.Index)] = data
+	}
+	return out, nil
+}
