@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	mlxmoe "github.com/mlx-moe/mlx-moe"
+	"github.com/mlx-moe/mlx-moe/defaultmodel"
+	"github.com/mlx-moe/mlx-moe/sample"
+)
+
+var generateCmd = &command{
+	name:    "generate",
+	summary: "generate text from a prompt (streams to stdout)",
+}
+
+func init() {
+	generateCmd.run = runGenerate
+	register(generateCmd)
+}
+
+func runGenerate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags(generateCmd, `generate [--model DIR] [--prompt TEXT | --prompt-ids 1,2,3 | TEXT] [flags]
+
+Without --model, the embedded default model (`+defaultmodel.Name+`, a small
+MoE trained briefly on Python source) is used.`, stderr)
+	var mf modelFlags
+	mf.register(fs, " (default: the embedded "+defaultmodel.Name+")")
+	prompt := fs.String("prompt", "", "prompt text")
+	promptIDs := fs.String("prompt-ids", "", "prompt as comma-separated token ids")
+	chatMode := fs.Bool("chat", false, "wrap the prompt in the model's chat template as a user message")
+	maxTokens := fs.Int("max-tokens", 128, "most new tokens")
+	var so sample.Options
+	fs.Float64Var(&so.Temperature, "temperature", 0, "sampling temperature (0: greedy)")
+	fs.Float64Var(&so.TopP, "top-p", 1, "nucleus sampling: keep tokens up to this cumulative probability")
+	fs.IntVar(&so.TopK, "top-k", 0, "keep only the k most likely tokens (0: all)")
+	fs.Float64Var(&so.MinP, "min-p", 0, "drop tokens less likely than this fraction of the most likely")
+	fs.Float64Var(&so.RepetitionPenalty, "repetition-penalty", 1, "penalise tokens already seen (1: off)")
+	seed := fs.Uint64("seed", 0, "random seed for sampling")
+	asJSON := fs.Bool("json", false, `print one JSON object {"ids": [...], "text": "..."} instead of streaming`)
+	ignoreEOS := fs.Bool("ignore-eos", false, "keep generating past end-of-sequence tokens")
+	verbose := fs.Bool("verbose", false, "print time to first token, tokens/s and expert statistics to stderr")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	so.Seed = *seed
+	if len(rest) > 0 {
+		if *prompt != "" || *promptIDs != "" {
+			return fmt.Errorf("give the prompt once: as an argument, --prompt or --prompt-ids")
+		}
+		*prompt = strings.Join(rest, " ")
+	}
+	if *prompt == "" && *promptIDs == "" {
+		return fmt.Errorf("no prompt: pass TEXT, --prompt TEXT or --prompt-ids 1,2,3")
+	}
+	if *prompt != "" && *promptIDs != "" {
+		return fmt.Errorf("--prompt and --prompt-ids are exclusive")
+	}
+	m, err := mf.load(true, stderr)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	var ids []int32
+	switch {
+	case *promptIDs != "":
+		if ids, err = parseIDs(*promptIDs); err != nil {
+			return err
+		}
+	case *chatMode:
+		text, err := renderUserPrompt(m, *prompt, stderr)
+		if err != nil {
+			return err
+		}
+		ids = m.Encode(text)
+	default:
+		ids = m.Encode(*prompt)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	opts := mlxmoe.GenerateOptions{MaxTokens: *maxTokens, Sampling: so, IgnoreEOS: *ignoreEOS}
+	var emit func(mlxmoe.Token) error
+	if !*asJSON {
+		emit = func(t mlxmoe.Token) error {
+			_, err := io.WriteString(stdout, t.Text)
+			return err
+		}
+	}
+	res, err := m.Stream(ctx, ids, opts, emit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := struct {
+			IDs  []int32 `json:"ids"`
+			Text string  `json:"text"`
+		}{res.IDs, res.Text}
+		if out.IDs == nil {
+			out.IDs = []int32{}
+		}
+		if err := json.NewEncoder(stdout).Encode(out); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(stdout)
+	}
+	if *verbose {
+		fmt.Fprintf(stderr, "prompt: %d tokens, time to first token %.3fs (%.1f tok/s prefill)\n",
+			res.PromptTokens, res.Prefill.Seconds(), float64(res.PromptTokens-res.CachedTokens)/res.Prefill.Seconds())
+		fmt.Fprintf(stderr, "generated: %d tokens, %.1f tok/s decode, finish: %s\n", len(res.IDs), res.DecodeTokensPerSecond(), res.FinishReason)
+	}
+	return nil
+}

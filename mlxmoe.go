@@ -1,0 +1,182 @@
+// Package mlxmoe is the library API of mlx-moe: load a Mixture-of-Experts
+// checkpoint and generate from it.
+//
+//	m, err := mlxmoe.Load("path/to/model", mlxmoe.Options{})
+//	res, err := m.Generate(ctx, "def quicksort(arr):", mlxmoe.GenerateOptions{MaxTokens: 64})
+//
+// Stream delivers tokens as they are produced (text is complete UTF-8 only);
+// a Session keeps the cache between calls so a prompt that extends an
+// earlier one only processes its new tokens.
+package mlxmoe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mlx-moe/mlx-moe/cpu"
+	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/model"
+	"github.com/mlx-moe/mlx-moe/sample"
+	"github.com/mlx-moe/mlx-moe/tokenizer"
+)
+
+// Options configure Load.
+type Options struct {
+	// ContextLength is the most positions a sequence may hold (default: the
+	// model's max_position_embeddings, capped at 32768).
+	ContextLength int
+	// Log receives notes about loading (nil: discarded).
+	Log io.Writer
+}
+
+// Model is a loaded model with its tokenizer. Generation calls are
+// serialised: one runs at a time.
+type Model struct {
+	Name   string
+	Dir    string
+	Model  *model.Model
+	Tok    *tokenizer.Tokenizer
+	exec   graph.Executor
+	runner *model.Runner
+	ctxLen int
+	eos    map[int32]bool
+
+	mu      sync.Mutex
+	session *Session // the default session used by Stream and Generate
+}
+
+// Load reads a model directory (config.json, safetensors, tokenizer files).
+func Load(dir string, opts Options) (*Model, error) {
+	mdl, err := model.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		mdl.Close()
+		return nil, err
+	}
+	ctxLen := opts.ContextLength
+	if ctxLen <= 0 {
+		ctxLen = mdl.Config.MaxPositions
+		if ctxLen <= 0 || ctxLen > 32768 {
+			ctxLen = 32768
+		}
+	}
+	e := cpu.New()
+	m := &Model{Name: filepath.Base(filepath.Clean(dir)), Dir: dir, Model: mdl, Tok: tok, exec: e,
+		runner: model.NewRunner(mdl, e), ctxLen: ctxLen, eos: map[int32]bool{}}
+	for _, id := range tok.EOSTokenIDs() {
+		m.eos[int32(id)] = true
+	}
+	m.session = m.NewSession()
+	return m, nil
+}
+
+// Close releases the model files.
+func (m *Model) Close() error { return m.Model.Close() }
+
+// ContextLength is the most positions a sequence may hold.
+func (m *Model) ContextLength() int { return m.ctxLen }
+
+// Encode tokenizes text as the model's tokenizer does for a prompt
+// (including any BOS token its post-processor adds).
+func (m *Model) Encode(text string) []int32 {
+	ids := m.Tok.EncodeWithSpecialTokens(text)
+	out := make([]int32, len(ids))
+	for i, id := range ids {
+		out[i] = int32(id)
+	}
+	return out
+}
+
+// GenerateOptions control one generation.
+type GenerateOptions struct {
+	// MaxTokens is the most new tokens (default 256).
+	MaxTokens int
+	Sampling  sample.Options
+	// IgnoreEOS keeps generating past end-of-sequence tokens.
+	IgnoreEOS bool
+}
+
+// Token is one generated token and the text it completes (possibly empty
+// while a multi-byte character is incomplete).
+type Token struct {
+	ID   int32
+	Text string
+}
+
+// Result describes a finished generation.
+type Result struct {
+	IDs          []int32
+	Text         string
+	PromptTokens int
+	// CachedTokens is how many prompt tokens were reused from an earlier
+	// call instead of being processed again.
+	CachedTokens int
+	// FinishReason is "stop" (end-of-sequence token), "length" (MaxTokens)
+	// or "cancelled".
+	FinishReason string
+	Prefill      time.Duration // time to first token
+	Decode       time.Duration
+}
+
+// DecodeTokensPerSecond is the decode speed of the generation.
+func (r Result) DecodeTokensPerSecond() float64 {
+	if r.Decode <= 0 || len(r.IDs) < 2 {
+		return 0
+	}
+	return float64(len(r.IDs)-1) / r.Decode.Seconds()
+}
+
+// Generate encodes prompt and generates a completion.
+func (m *Model) Generate(ctx context.Context, prompt string, opts GenerateOptions) (Result, error) {
+	return m.Stream(ctx, m.Encode(prompt), opts, nil)
+}
+
+// Stream generates from prompt ids, calling emit (if not nil) for each new
+// token; an error from emit stops generation and is returned. It uses the
+// model's default session, so consecutive calls reuse a shared prefix.
+func (m *Model) Stream(ctx context.Context, prompt []int32, opts GenerateOptions, emit func(Token) error) (Result, error) {
+	return m.session.Stream(ctx, prompt, opts, emit)
+}
+
+// Logits returns the logits at the last position of ids (a fresh sequence).
+func (m *Model) Logits(ids []int32) ([]float32, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.Model.NewCache(m.exec, len(ids))
+	return m.runner.Forward(c, ids, false)
+}
+
+// MeanNLL is the mean negative log-likelihood of ids[1:] given their
+// prefixes, from one prefill pass.
+func (m *Model) MeanNLL(ids []int32) (float64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.runner.MeanNLL(ids)
+}
+
+// ErrContextLength is returned when prompt plus generation cannot fit.
+var ErrContextLength = errors.New("context length exceeded")
+
+func (m *Model) checkIDs(prompt []int32) error {
+	if len(prompt) == 0 {
+		return fmt.Errorf("empty prompt")
+	}
+	if len(prompt) >= m.ctxLen {
+		return fmt.Errorf("%w: prompt of %d tokens, context is %d", ErrContextLength, len(prompt), m.ctxLen)
+	}
+	vocab := int32(m.Model.Config.VocabSize)
+	for _, id := range prompt {
+		if id < 0 || id >= vocab {
+			return fmt.Errorf("token id %d is outside the vocabulary (0..%d)", id, vocab-1)
+		}
+	}
+	return nil
+}
