@@ -1,0 +1,76 @@
+// Package experts is the SSD expert pager: it keeps a fixed number of each
+// MoE layer's routed experts resident in memory slots and reads the others
+// from the model files when the router picks them, so that models larger
+// than memory run.
+//
+// # Contract with the engine
+//
+// At load time the engine describes every MoE layer with a LayerSpec: for
+// each expert, the byte extents of its parts in the safetensors files
+// (gate/up/down weight, scales, biases, in a fixed order that is the same
+// for every expert). NewLayerLayout (and Pager.Layout) says where each part
+// lies inside a slot; the executor computes its kernel arguments from it
+// once per layer.
+//
+// It sizes the pager with NewPlan (budget from --memory or AutoBudget,
+// capacity per layer, expected hit rate from a profile) and prints the plan,
+// then calls New with the specs, the capacity, the policy and a
+// SlotAllocator (DefaultAllocator on the CPU; shared-storage buffers on
+// Metal, so that kernels read slots and tables in place). The slots start
+// empty: LoadWarm restores the resident set of the previous run
+// (WarmPath), else Fill loads a profile's most used experts (Profile.Order);
+// Pin pins the top --pin of them.
+//
+// In each decode or prefill step, after the router of layer l chose ids
+// (all tokens' choices of the step together), the engine calls
+// Resolve(l, ids, slots) and then runs the gather kernels over the pool
+// (Pool(l)) with slot = slots[i]:
+//
+//   - Exact policy: every expert is resident when Resolve returns; the
+//     misses of the call are read in parallel.
+//   - Fast policy: Resolve never waits; slots[i] = -1 marks an expert that is
+//     not resident: the engine drops it and renormalises the remaining
+//     weights (keeping routed_scaling_factor). The misses load in the
+//     background for later tokens.
+//
+// The experts of a Resolve are not evicted before the next Resolve of the
+// same layer: the engine must not call Resolve for a layer while kernels of
+// an earlier Resolve of that layer may still read the slots (one forward
+// step at a time per pager). Prefetch(l, ids) starts loads without waiting.
+// A read error fails the Resolve with an error naming the file and offset;
+// the slot stays free and the next call retries. CheckFiles reports model
+// files changed on disk since start.
+//
+// At exit the engine calls SaveWarm and Close. Stats gives per-layer hits,
+// misses, loads, bytes, evictions and the read bandwidth, for --verbose and
+// the server's metrics. A Recorder counts router choices for `mlx-moe
+// profile`; the profile format is described in profiles/README.md.
+//
+// The os policy has no pager: the engine maps the files with MapFile and
+// lets the kernel's page cache decide.
+//
+// # Eviction
+//
+// Each layer keeps, per expert, a use count that decays exponentially with
+// the number of Resolve calls of the layer (half-life Config.HalfLife).
+// A miss takes a free slot, else the slot of the resident expert with the
+// lowest decayed count (the least recently used among equals), never a
+// pinned expert nor one routed by the current call.
+//
+// # IO
+//
+// Loads go through a small pool of goroutines doing pread. A read that
+// another caller waits for is served before prefetches and background loads.
+// Extents adjacent in a file and in the slot are read in one call. With
+// Config.DirectIO the files are opened with O_DIRECT (F_NOCACHE on macOS) so
+// the page cache does not keep a second copy of every expert read and the
+// memory budget is real; reads then go through an aligned bounce buffer
+// (and merge extents up to 64 KiB apart). Stats.DirectIO says where the file
+// system refused.
+//
+// # Synthetic models
+//
+// Synthesize writes random checkpoints with the exact shapes and MLX layout
+// of large models (`mlx-moe synth`), with routers skewed so that expert
+// popularity follows a measured distribution; see SynthOptions.
+package experts
