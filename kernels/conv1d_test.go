@@ -80,6 +80,43 @@ func TestConv1dMatchesNaive(t *testing.T) {
 	}
 }
 
+// The depthwise conv of Qwen3-Next runs over the q|k|v channels; with
+// channel-major state and weights the caller can convolve q, k and v as
+// separate planes by slicing both by channel range.
+func TestConv1dChannelRangesMatchWholeConv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	const steps, kernel = 5, 4
+	parts := []int{6, 6, 10} // channels of q, k, v
+	channels := 22
+	x := deltaRandn(rng, steps*channels, 1)
+	w := deltaRandn(rng, channels*kernel, 1)
+	state := deltaRandn(rng, channels*(kernel-1), 1)
+	whole := make([]float32, steps*channels)
+	wholeState := append([]float32(nil), state...)
+	Conv1dPrefill(wholeState, x, w, whole, steps, channels, kernel)
+
+	c0 := 0
+	for _, n := range parts {
+		plane := make([]float32, steps*n)
+		for i := range steps {
+			copy(plane[i*n:(i+1)*n], x[i*channels+c0:i*channels+c0+n])
+		}
+		out := make([]float32, steps*n)
+		Conv1dPrefill(state[c0*(kernel-1):(c0+n)*(kernel-1)], plane, w[c0*kernel:(c0+n)*kernel], out, steps, n, kernel)
+		for i := range steps {
+			for c := range n {
+				if out[i*n+c] != whole[i*channels+c0+c] {
+					t.Fatalf("channels [%d,%d): token %d channel %d = %g, whole conv gives %g", c0, c0+n, i, c, out[i*n+c], whole[i*channels+c0+c])
+				}
+			}
+		}
+		c0 += n
+	}
+	if d := deltaMaxDiff(state, wholeState); d != 0 {
+		t.Errorf("state by channel ranges differs from the whole conv's by %g", d)
+	}
+}
+
 func TestConv1dRejectsBadShapes(t *testing.T) {
 	x := make([]float32, 16)
 	msg := deltaPanicMessage(func() { Conv1dPrefill(x[:2], x, x, x, 2, 2, 4) })
