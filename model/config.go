@@ -243,7 +243,7 @@ func (c *Config) validate() error {
 			return err
 		}
 	}
-	if c.NumHeads%c.NumKVHeads != 0 {
+	if c.NumKVHeads <= 0 || c.NumHeads%c.NumKVHeads != 0 {
 		return fmt.Errorf("num_attention_heads %d is not a multiple of num_key_value_heads %d", c.NumHeads, c.NumKVHeads)
 	}
 	if c.NumExpertsPerTok > c.NumExperts {
