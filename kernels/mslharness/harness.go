@@ -90,51 +90,62 @@ var what = map[string]string{
 }
 
 var (
-	kernelRE   = regexp.MustCompile(`__msl_kernel__\s+void\s+(\w+)\s*(<[^()]*>)?\s*\(`)
-	hostNameRE = regexp.MustCompile(`template\s*\[\[\s*host_name\(\s*"([^"]+)"\s*\)\s*\]\]\s*$`)
+	kernelRE   = regexp.MustCompile(`__msl_kernel__\s+void\s+(\w+)\s*\(`)
 	templateRE = regexp.MustCompile(`template\s*<[^;{}]*>\s*$`)
+	instanceRE = regexp.MustCompile(`template\s*\[\[\s*host_name\(\s*((?:"[^"]*"\s*)+)\)\s*\]\]\s*\[\[\s*__msl_kernel__\s*\]\]\s*decltype\(\s*(\w+)\s*(<[^;()]*>)\s*\)`)
 	attrRE     = regexp.MustCompile(`\[\[\s*(\w+)\s*(?:\(\s*(\d+)\s*\))?\s*\]\]\s*$`)
 	identRE    = regexp.MustCompile(`(\w+)\s*$`)
+	instanceAttrRE = regexp.MustCompile(`\[\[\s*(host_name\s*\([^()]*\)|kernel)\s*\]\]`)
 )
 
 // ParseKernels finds the launchable kernels in preprocessed shader source
-// (compiled with -DMSL_SCAN, which turns the kernel keyword into a marker).
+// (compiled with -DMSL_SCAN, which turns the kernel keyword into a marker):
+// kernel functions that are not templates, and explicit instantiations of
+// kernel templates written as
+//
+//	template [[host_name("name")]] [[kernel]] decltype(fn<args>) fn<args>;
 func ParseKernels(src string) ([]Kernel, error) {
 	var ks []Kernel
+	templates := make(map[string][]Param)
 	seen := make(map[string]bool)
+	add := func(k Kernel) error {
+		if seen[k.Name] {
+			return fmt.Errorf("kernel name %s is defined twice", k.Name)
+		}
+		seen[k.Name] = true
+		ks = append(ks, k)
+		return nil
+	}
 	for _, m := range kernelRE.FindAllStringSubmatchIndex(src, -1) {
 		fn := src[m[2]:m[3]]
-		targs := ""
-		if m[4] >= 0 {
-			targs = src[m[4]:m[5]]
-		}
-		// Everything between the previous declaration and this one.
-		prefix := src[max(0, strings.LastIndexAny(src[:m[0]], ";}")+1):m[0]]
-		name := fn
-		switch {
-		case targs != "":
-			hm := hostNameRE.FindStringSubmatch(prefix)
-			if hm == nil {
-				return nil, fmt.Errorf("kernel %s%s: an explicit instantiation needs template [[host_name(\"...\")]]", fn, targs)
-			}
-			name = hm[1]
-			fn += targs
-		case templateRE.MatchString(prefix):
-			continue // a template definition; its instantiations are the kernels
-		}
 		end := matchParen(src, m[1]-1)
 		if end < 0 {
-			return nil, fmt.Errorf("kernel %s: unbalanced parameter list", name)
+			return nil, fmt.Errorf("kernel %s: unbalanced parameter list", fn)
 		}
 		params, err := parseParams(src[m[1]:end])
 		if err != nil {
-			return nil, fmt.Errorf("kernel %s: %v", name, err)
+			return nil, fmt.Errorf("kernel %s: %v", fn, err)
 		}
-		if seen[name] {
-			return nil, fmt.Errorf("kernel name %s is defined twice", name)
+		// A template definition: its instantiations are the kernels.
+		prefix := src[max(0, strings.LastIndexAny(src[:m[0]], ";}")+1):m[0]]
+		if templateRE.MatchString(prefix) {
+			templates[fn] = params
+			continue
 		}
-		seen[name] = true
-		ks = append(ks, Kernel{Name: name, Fn: fn, Params: params})
+		if err := add(Kernel{Name: fn, Fn: fn, Params: params}); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range instanceRE.FindAllStringSubmatch(src, -1) {
+		params, ok := templates[m[2]]
+		if !ok {
+			return nil, fmt.Errorf("kernel %s instantiates %s, which is not a kernel template", m[1], m[2])
+		}
+		// The name may be several adjacent string literals.
+		name := strings.Join(strings.FieldsFunc(m[1], func(r rune) bool { return r == '"' || r == ' ' || r == '\t' || r == '\n' }), "")
+		if err := add(Kernel{Name: name, Fn: m[2] + m[3], Params: params}); err != nil {
+			return nil, err
+		}
 	}
 	return ks, nil
 }
@@ -240,8 +251,19 @@ func Build(file, dir string) (*Program, error) {
 	if err := os.WriteFile(filepath.Join(dir, "runner.h"), runnerH, 0o644); err != nil {
 		return nil, err
 	}
+	// C++ allows no attributes on an explicit instantiation: compile a copy
+	// without host_name and [[kernel]] (the names are known from the scan).
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	cpuSrc := fmt.Appendf(nil, "#line 1 %q\n%s", file, instanceAttrRE.ReplaceAll(src, nil))
+	cpuFile := filepath.Join(dir, base+".cpu.metal")
+	if err := os.WriteFile(cpuFile, cpuSrc, 0o644); err != nil {
+		return nil, err
+	}
 	mainCpp := filepath.Join(dir, base+"_main.cpp")
-	if err := os.WriteFile(mainCpp, generateMain(file, ks), 0o644); err != nil {
+	if err := os.WriteFile(mainCpp, generateMain(cpuFile, ks), 0o644); err != nil {
 		return nil, err
 	}
 	bin := filepath.Join(dir, base)

@@ -1,0 +1,228 @@
+// Quantized matrix-vector kernels over MLX affine quantization.
+//
+// A weight [rows, cols] at BITS bits with groups of GS: each row is a
+// little-endian bit stream of cols*BITS/32 uint32 words, element j at bits
+// [BITS*j, BITS*j+BITS); scales and biases are [rows, cols/GS] of S (bfloat
+// or half); w = scale*q + bias. cols must be a multiple of GS (and so of 32).
+//
+// Every kernel here computes 4 rows per SIMD-group and 2 SIMD-groups per
+// threadgroup. Launch: threads (64,1,1); groups (ceil(rows/8), n, 1), where n
+// is the number of vectors (tokens for qmv, token*expert pairs for gather).
+// Each lane walks the columns in chunks of VPT values, so a row's words are
+// read by consecutive lanes; per chunk it computes s*sum(q*x) + b*sum(x) (the
+// bias term needs the chunk's sum of x only once for all 4 rows).
+#include <metal_stdlib>
+using namespace metal;
+
+constant constexpr int kRowsPerSimdgroup = 4;
+constant constexpr int kSimdgroups = 2;
+
+// Values per lane per step: a whole number of words, at least 8.
+template <int BITS> constexpr int values_per_thread() {
+  return 32 / (BITS & -BITS) > 8 ? 32 / (BITS & -BITS) : 8;
+}
+
+// load_x reads VPT values of x into xv and returns their sum. For 4 bits the
+// values are pre-scaled by 1, 1/16, 1/256, 1/4096 so that qdot can multiply
+// the nibbles in place without shifting them down.
+template <int BITS, int VPT> float load_x(device const float* x, thread float* xv) {
+  float sum = 0;
+  for (int j = 0; j < VPT; j += 4) {
+    float a = x[j], b = x[j + 1], c = x[j + 2], d = x[j + 3];
+    sum += a + b + c + d;
+    if (BITS == 4) {
+      xv[j] = a;
+      xv[j + 1] = b / 16.0f;
+      xv[j + 2] = c / 256.0f;
+      xv[j + 3] = d / 4096.0f;
+    } else {
+      xv[j] = a;
+      xv[j + 1] = b;
+      xv[j + 2] = c;
+      xv[j + 3] = d;
+    }
+  }
+  return sum;
+}
+
+// qdot returns sum_j q_j * xv_j over the VPT packed values starting at w
+// (word-aligned).
+template <int BITS, int VPT> float qdot(device const uint* w, thread const float* xv) {
+  float acc = 0;
+  if (BITS == 4) {
+    device const ushort* ws = (device const ushort*)w;
+    for (int i = 0; i < VPT / 4; i++) {
+      uint v = ws[i];
+      acc += xv[4 * i] * float(v & 0x000fu) + xv[4 * i + 1] * float(v & 0x00f0u) +
+             xv[4 * i + 2] * float(v & 0x0f00u) + xv[4 * i + 3] * float(v & 0xf000u);
+    }
+  } else if (BITS == 8) {
+    device const uchar* wb = (device const uchar*)w;
+    for (int j = 0; j < VPT; j++) acc += xv[j] * float(wb[j]);
+  } else {
+    const uint mask = (1u << BITS) - 1u;
+    for (int j = 0; j < VPT; j++) {
+      uint bit = uint(j * BITS), word = bit / 32, shift = bit % 32;
+      uint v = w[word] >> shift;
+      if (shift + BITS > 32) v |= w[word + 1] << (32 - shift);
+      acc += xv[j] * float(v & mask);
+    }
+  }
+  return acc;
+}
+
+// QRows addresses the rows a SIMD-group works on: row r of a matrix whose
+// data starts at w, scales, biases.
+template <typename S> struct QMatrix {
+  device const uint* w;
+  device const S* scales;
+  device const S* biases;
+};
+
+// rows_dot accumulates, for kRowsPerSimdgroup rows starting at row0 of m,
+// this lane's share of the dot products with x; out-of-range rows are
+// clamped (the caller drops them) so that every lane takes the same path.
+template <int BITS, int GS, typename S>
+void rows_dot(QMatrix<S> m, uint rows, uint cols, uint row0, device const float* x, uint lane,
+              thread float* acc) {
+  constexpr int VPT = values_per_thread<BITS>();
+  const uint words = cols * BITS / 32, groups = cols / GS;
+  float xv[VPT];
+  for (int i = 0; i < kRowsPerSimdgroup; i++) acc[i] = 0;
+  for (uint c = lane * VPT; c < cols; c += 32 * VPT) {
+    float xsum = load_x<BITS, VPT>(x + c, xv);
+    uint g = c / GS;
+    for (int i = 0; i < kRowsPerSimdgroup; i++) {
+      uint r = min(row0 + uint(i), rows - 1);
+      float s = float(m.scales[r * groups + g]), b = float(m.biases[r * groups + g]);
+      acc[i] += s * qdot<BITS, VPT>(m.w + r * words + c * BITS / 32, xv) + b * xsum;
+    }
+  }
+  for (int i = 0; i < kRowsPerSimdgroup; i++) acc[i] = simd_sum(acc[i]);
+}
+
+struct QmvParams {
+  uint rows;  // output length
+  uint cols;  // input length
+};
+
+// qmv: y[t] = W x[t] for x [n, cols], y [n, rows].
+template <int BITS, int GS, typename S>
+kernel void qmv(device const uint* w [[buffer(0)]],
+                device const S* scales [[buffer(1)]],
+                device const S* biases [[buffer(2)]],
+                device const float* x [[buffer(3)]],
+                device float* y [[buffer(4)]],
+                constant QmvParams& p [[buffer(5)]],
+                uint2 tg [[threadgroup_position_in_grid]],
+                uint sg [[simdgroup_index_in_threadgroup]],
+                uint lane [[thread_index_in_simdgroup]]) {
+  uint row0 = (tg.x * kSimdgroups + sg) * kRowsPerSimdgroup;
+  float acc[kRowsPerSimdgroup];
+  QMatrix<S> m = {w, scales, biases};
+  rows_dot<BITS, GS, S>(m, p.rows, p.cols, row0, x + tg.y * p.cols, lane, acc);
+  if (lane == 0) {
+    for (int i = 0; i < kRowsPerSimdgroup; i++)
+      if (row0 + i < p.rows) y[tg.y * p.rows + row0 + i] = acc[i];
+  }
+}
+
+struct GatherParams {
+  uint rows;     // output length of one expert
+  uint cols;     // input length
+  uint x_group;  // pairs per input vector: topk when experts share the token's x, 1 for one x per pair
+};
+
+// slot_matrix returns expert slot's matrix within a pool of slots laid out
+// [slots, rows, ...].
+template <int BITS, int GS, typename S>
+QMatrix<S> slot_matrix(device const uint* w, device const S* scales, device const S* biases, int slot,
+                       uint rows, uint cols) {
+  QMatrix<S> m;
+  m.w = w + uint(slot) * rows * (cols * BITS / 32);
+  m.scales = scales + uint(slot) * rows * (cols / GS);
+  m.biases = biases + uint(slot) * rows * (cols / GS);
+  return m;
+}
+
+// gather_qmv: for each (token, expert) pair k, y[k] = W[slot] x[k / x_group]
+// with slot = table[ids[k]] in a pool of expert slots. A negative slot (an
+// expert that is not resident) gives y[k] = 0. y is [pairs, rows].
+template <int BITS, int GS, typename S>
+kernel void gather_qmv(device const uint* w [[buffer(0)]],
+                       device const S* scales [[buffer(1)]],
+                       device const S* biases [[buffer(2)]],
+                       device const float* x [[buffer(3)]],
+                       device float* y [[buffer(4)]],
+                       device const int* ids [[buffer(5)]],
+                       device const int* table [[buffer(6)]],
+                       constant GatherParams& p [[buffer(7)]],
+                       uint2 tg [[threadgroup_position_in_grid]],
+                       uint sg [[simdgroup_index_in_threadgroup]],
+                       uint lane [[thread_index_in_simdgroup]]) {
+  uint row0 = (tg.x * kSimdgroups + sg) * kRowsPerSimdgroup;
+  int slot = table[ids[tg.y]];
+  float acc[kRowsPerSimdgroup] = {0, 0, 0, 0};
+  if (slot >= 0) {
+    QMatrix<S> m = slot_matrix<BITS, GS, S>(w, scales, biases, slot, p.rows, p.cols);
+    rows_dot<BITS, GS, S>(m, p.rows, p.cols, row0, x + (tg.y / p.x_group) * p.cols, lane, acc);
+  }
+  if (lane == 0) {
+    for (int i = 0; i < kRowsPerSimdgroup; i++)
+      if (row0 + i < p.rows) y[tg.y * p.rows + row0 + i] = acc[i];
+  }
+}
+
+// gather_qmv_swiglu: the fused gate/up projection of a SwiGLU expert,
+// y[k] = silu(G[slot] x) * (U[slot] x), otherwise as gather_qmv.
+template <int BITS, int GS, typename S>
+kernel void gather_qmv_swiglu(device const uint* gw [[buffer(0)]],
+                              device const S* gscales [[buffer(1)]],
+                              device const S* gbiases [[buffer(2)]],
+                              device const uint* uw [[buffer(3)]],
+                              device const S* uscales [[buffer(4)]],
+                              device const S* ubiases [[buffer(5)]],
+                              device const float* x [[buffer(6)]],
+                              device float* y [[buffer(7)]],
+                              device const int* ids [[buffer(8)]],
+                              device const int* table [[buffer(9)]],
+                              constant GatherParams& p [[buffer(10)]],
+                              uint2 tg [[threadgroup_position_in_grid]],
+                              uint sg [[simdgroup_index_in_threadgroup]],
+                              uint lane [[thread_index_in_simdgroup]]) {
+  uint row0 = (tg.x * kSimdgroups + sg) * kRowsPerSimdgroup;
+  int slot = table[ids[tg.y]];
+  float g[kRowsPerSimdgroup] = {0, 0, 0, 0}, u[kRowsPerSimdgroup] = {0, 0, 0, 0};
+  if (slot >= 0) {
+    device const float* xk = x + (tg.y / p.x_group) * p.cols;
+    rows_dot<BITS, GS, S>(slot_matrix<BITS, GS, S>(gw, gscales, gbiases, slot, p.rows, p.cols), p.rows, p.cols, row0, xk, lane, g);
+    rows_dot<BITS, GS, S>(slot_matrix<BITS, GS, S>(uw, uscales, ubiases, slot, p.rows, p.cols), p.rows, p.cols, row0, xk, lane, u);
+  }
+  if (lane == 0) {
+    for (int i = 0; i < kRowsPerSimdgroup; i++)
+      if (row0 + i < p.rows) y[tg.y * p.rows + row0 + i] = g[i] / (1.0f + exp(-g[i])) * u[i];
+  }
+}
+
+#define INSTANTIATE(name, ...) template [[host_name(name)]] [[kernel]] decltype(__VA_ARGS__) __VA_ARGS__;
+
+#define QMV_INSTANCE(bits, gs, stype, sname)                                                \
+  INSTANTIATE("qmv_b" #bits "_g" #gs "_" #sname, qmv<bits, gs, stype>)                      \
+  INSTANTIATE("gather_qmv_b" #bits "_g" #gs "_" #sname, gather_qmv<bits, gs, stype>)        \
+  INSTANTIATE("gather_qmv_swiglu_b" #bits "_g" #gs "_" #sname, gather_qmv_swiglu<bits, gs, stype>)
+
+#define QMV_GROUPS(bits, stype, sname) \
+  QMV_INSTANCE(bits, 32, stype, sname) \
+  QMV_INSTANCE(bits, 64, stype, sname) \
+  QMV_INSTANCE(bits, 128, stype, sname)
+
+#define QMV_BITS(stype, sname) \
+  QMV_GROUPS(2, stype, sname)  \
+  QMV_GROUPS(3, stype, sname)  \
+  QMV_GROUPS(4, stype, sname)  \
+  QMV_GROUPS(5, stype, sname)  \
+  QMV_GROUPS(6, stype, sname)  \
+  QMV_GROUPS(8, stype, sname)
+
+QMV_BITS(bfloat, bf16)
+QMV_BITS(half, f16)
