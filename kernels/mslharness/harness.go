@@ -90,11 +90,11 @@ var what = map[string]string{
 }
 
 var (
-	kernelRE   = regexp.MustCompile(`__msl_kernel__\s+void\s+(\w+)\s*\(`)
-	templateRE = regexp.MustCompile(`template\s*<[^;{}]*>\s*$`)
-	instanceRE = regexp.MustCompile(`template\s*\[\[\s*host_name\(\s*((?:"[^"]*"\s*)+)\)\s*\]\]\s*\[\[\s*__msl_kernel__\s*\]\]\s*decltype\(\s*(\w+)\s*(<[^;()]*>)\s*\)`)
-	attrRE     = regexp.MustCompile(`\[\[\s*(\w+)\s*(?:\(\s*(\d+)\s*\))?\s*\]\]\s*$`)
-	identRE    = regexp.MustCompile(`(\w+)\s*$`)
+	kernelRE       = regexp.MustCompile(`__msl_kernel__\s+void\s+(\w+)\s*\(`)
+	templateRE     = regexp.MustCompile(`template\s*<[^;{}]*>\s*$`)
+	instanceRE     = regexp.MustCompile(`template\s*\[\[\s*host_name\(\s*((?:"[^"]*"\s*)+)\)\s*\]\]\s*\[\[\s*__msl_kernel__\s*\]\]\s*decltype\(\s*(\w+)\s*(<[^;()]*>)\s*\)`)
+	attrRE         = regexp.MustCompile(`\[\[\s*(\w+)\s*(?:\(\s*(\d+)\s*\))?\s*\]\]\s*$`)
+	identRE        = regexp.MustCompile(`(\w+)\s*$`)
 	instanceAttrRE = regexp.MustCompile(`\[\[\s*(host_name\s*\([^()]*\)|kernel)\s*\]\]`)
 )
 
