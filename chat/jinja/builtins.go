@@ -497,7 +497,7 @@ func percentFormat(f string, arg any) (any, error) {
 		k++
 		switch c {
 		case 's':
-			b.WriteString(toStr(a))
+			b.WriteString(String(a))
 		case 'r':
 			b.WriteString(repr(a))
 		case 'd', 'i':
@@ -556,7 +556,7 @@ func init() {
 			}
 			return getattr(v, name)
 		},
-		"capitalize": func(v any, p *params) (any, error) { return pyCapitalize(toStr(v)), nil },
+		"capitalize": func(v any, p *params) (any, error) { return pyCapitalize(String(v)), nil },
 		"default":    filterDefault,
 		"d":          filterDefault,
 		"dictsort": func(v any, p *params) (any, error) {
@@ -658,7 +658,7 @@ func init() {
 				}
 				ind = strings.Repeat(" ", int(max(n, 0)))
 			}
-			lines := splitLines(toStr(v) + "\n")
+			lines := splitLines(String(v) + "\n")
 			var out string
 			if blank {
 				out = strings.Join(lines, "\n"+ind)
@@ -686,7 +686,7 @@ func init() {
 			return nil, errors.New("TypeError: Can only get item pairs from a mapping.")
 		},
 		"join": func(v any, p *params) (any, error) {
-			sep := toStr(p.get(0, "d", ""))
+			sep := String(p.get(0, "d", ""))
 			attr := p.get(1, "attribute", nil)
 			if err := p.done(2); err != nil {
 				return nil, err
@@ -702,7 +702,7 @@ func init() {
 						return nil, err
 					}
 				}
-				parts[i] = toStr(it)
+				parts[i] = String(it)
 			}
 			return strings.Join(parts, sep), nil
 		},
@@ -712,9 +712,9 @@ func init() {
 			items, err := iterate(v)
 			return append([]any{}, items...), err
 		},
-		"lower": func(v any, p *params) (any, error) { return strings.ToLower(toStr(v)), nil },
-		"upper": func(v any, p *params) (any, error) { return strings.ToUpper(toStr(v)), nil },
-		"title": func(v any, p *params) (any, error) { return pyTitle(toStr(v)), nil },
+		"lower": func(v any, p *params) (any, error) { return strings.ToLower(String(v)), nil },
+		"upper": func(v any, p *params) (any, error) { return strings.ToUpper(String(v)), nil },
+		"title": func(v any, p *params) (any, error) { return pyTitle(String(v)), nil },
 		"map": func(v any, p *params) (any, error) {
 			items, err := iterate(v)
 			if err != nil {
@@ -754,8 +754,8 @@ func init() {
 		"max": func(v any, p *params) (any, error) { return minMax(v, p, true) },
 		"min": func(v any, p *params) (any, error) { return minMax(v, p, false) },
 		"replace": func(v any, p *params) (any, error) {
-			old := toStr(p.get(0, "old", ""))
-			nw := toStr(p.get(1, "new", ""))
+			old := String(p.get(0, "old", ""))
+			nw := String(p.get(1, "new", ""))
 			count := p.get(2, "count", nil)
 			n := int64(-1)
 			if count != nil {
@@ -764,7 +764,7 @@ func init() {
 					return nil, errors.New("TypeError: replace count must be an integer")
 				}
 			}
-			return strings.Replace(toStr(v), old, nw, int(n)), nil
+			return strings.Replace(String(v), old, nw, int(n)), nil
 		},
 		"reverse": func(v any, p *params) (any, error) {
 			if s, ok := v.(string); ok {
@@ -837,7 +837,7 @@ func init() {
 			}
 			return items, err
 		},
-		"string": func(v any, p *params) (any, error) { return toStr(v), nil },
+		"string": func(v any, p *params) (any, error) { return String(v), nil },
 		"sum": func(v any, p *params) (any, error) {
 			attr := p.get(0, "attribute", nil)
 			total := p.get(1, "start", int64(0))
@@ -877,7 +877,7 @@ func init() {
 				if err != nil || len(items) != 2 {
 					return nil, errors.New("ValueError: tojson separators must be a pair of strings")
 				}
-				opts.ItemSep, opts.KeySep = toStr(items[0]), toStr(items[1])
+				opts.ItemSep, opts.KeySep = String(items[0]), String(items[1])
 				opts.customSep = true
 			}
 			opts.SortKeys = truthy(p.get(3, "sort_keys", false))
@@ -891,7 +891,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return strings.TrimFunc(toStr(v), set), nil
+			return strings.TrimFunc(String(v), set), nil
 		},
 		"unique": func(v any, p *params) (any, error) {
 			cs := truthy(p.get(0, "case_sensitive", false))
@@ -917,7 +917,7 @@ func init() {
 			return out, nil
 		},
 		"wordcount": func(v any, p *params) (any, error) {
-			return int64(len(strings.FieldsFunc(toStr(v), func(r rune) bool {
+			return int64(len(strings.FieldsFunc(String(v), func(r rune) bool {
 				return !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_')
 			}))), nil
 		},
@@ -937,7 +937,7 @@ func filterDefault(v any, p *params) (any, error) {
 }
 
 func filterEscape(v any, p *params) (any, error) {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(toStr(v)), nil
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(String(v)), nil
 }
 
 func filterLength(v any, p *params) (any, error) {
@@ -958,7 +958,7 @@ func getattrPath(v any, attr any) (any, error) {
 	if n, ok := attr.(int64); ok {
 		return getitem(v, n)
 	}
-	for _, part := range strings.Split(toStr(attr), ".") {
+	for _, part := range strings.Split(String(attr), ".") {
 		var err error
 		if n, e := strconv.Atoi(part); e == nil {
 			v, err = getitem(v, int64(n))
@@ -1136,8 +1136,8 @@ func init() {
 			}
 			return asFloat(m) == 0, nil
 		},
-		"lower": func(v any, _ []any) (bool, error) { s := toStr(v); return strings.ToLower(s) == s, nil },
-		"upper": func(v any, _ []any) (bool, error) { s := toStr(v); return strings.ToUpper(s) == s, nil },
+		"lower": func(v any, _ []any) (bool, error) { s := String(v); return strings.ToLower(s) == s, nil },
+		"upper": func(v any, _ []any) (bool, error) { s := String(v); return strings.ToUpper(s) == s, nil },
 		"in": func(v any, args []any) (bool, error) {
 			if len(args) != 1 {
 				return false, errors.New("TypeError: in needs one argument")
@@ -1150,8 +1150,8 @@ func init() {
 		"le": cmp("<="), "<=": cmp("<="),
 		"gt": cmp(">"), "greaterthan": cmp(">"), ">": cmp(">"),
 		"ge": cmp(">="), ">=": cmp(">="),
-		"filter": func(v any, _ []any) (bool, error) { _, ok := filters[toStr(v)]; return ok, nil },
-		"test":   func(v any, _ []any) (bool, error) { _, ok := tests[toStr(v)]; return ok, nil },
+		"filter": func(v any, _ []any) (bool, error) { _, ok := filters[String(v)]; return ok, nil },
+		"test":   func(v any, _ []any) (bool, error) { _, ok := tests[String(v)]; return ok, nil },
 	}
 }
 

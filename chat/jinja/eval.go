@@ -112,7 +112,7 @@ func exec(n node, s *scope, out *strings.Builder) (control, error) {
 		if err != nil {
 			return ctlNone, err
 		}
-		out.WriteString(toStr(v))
+		out.WriteString(String(v))
 	case *ifNode:
 		for i, cond := range n.conds {
 			v, err := eval(cond, s)
@@ -153,7 +153,7 @@ func exec(n node, s *scope, out *strings.Builder) (control, error) {
 		if err != nil {
 			return ctlNone, err
 		}
-		out.WriteString(toStr(v))
+		out.WriteString(String(v))
 	case *macroNode:
 		s.vars[n.name] = makeMacro(n, s)
 	case *breakNode:
@@ -561,7 +561,7 @@ func unary(op string, x any) (any, error) {
 // arith implements Python's binary operators and jinja2's "~".
 func arith(op string, l, r any) (any, error) {
 	if op == "~" {
-		return toStr(l) + toStr(r), nil
+		return String(l) + String(r), nil
 	}
 	if u, ok := l.(Undefined); ok {
 		return nil, undefinedError(u)

@@ -23,10 +23,10 @@ func testGlobals() map[string]any {
 			if len(args) != 1 {
 				return nil, errors.New("raise_exception takes one argument")
 			}
-			return nil, &testError{toStr(args[0])}
+			return nil, &testError{String(args[0])}
 		}),
 		"strftime_now": Func(func(args []any, kw *Dict) (any, error) {
-			return Strftime(now, toStr(args[0])), nil
+			return Strftime(now, String(args[0])), nil
 		}),
 	}
 }

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// Strftime formats t like Python's datetime.strftime in the C locale, for
-// the strftime_now global of chat templates. Unknown directives are copied
+// Strftime formats t like Python's naive datetime.strftime in the C locale,
+// for the strftime_now global of chat templates (%Z and %z print nothing). Unknown directives are copied
 // through, as glibc does.
 func Strftime(t time.Time, format string) string {
 	var b strings.Builder
@@ -73,14 +73,7 @@ func Strftime(t time.Time, format string) string {
 			b.WriteString(t.Weekday().String()[:3])
 		case 'w':
 			fmt.Fprintf(&b, "%d", int(t.Weekday()))
-		case 'Z':
-			if name, off := t.Zone(); name != "" || off != 0 {
-				b.WriteString(name)
-			}
-		case 'z':
-			if _, off := t.Zone(); off != 0 || t.Location() != time.Local {
-				b.WriteString(t.Format("-0700"))
-			}
+		case 'Z', 'z': // datetime.now() is naive: no zone to print
 		case 'F':
 			b.WriteString(t.Format("2006-01-02"))
 		case 'T', 'X':

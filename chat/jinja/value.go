@@ -174,8 +174,8 @@ func objectRepr(v any) string {
 	return typeName(v) + " object"
 }
 
-// toStr is Python's str(v) as jinja2 prints values.
-func toStr(v any) string {
+// String is Python's str(v): how a template prints v.
+func String(v any) string {
 	switch x := v.(type) {
 	case string:
 		return x
