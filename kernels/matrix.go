@@ -170,3 +170,14 @@ func parallelFor(n, cost int, body func(lo, hi int)) {
 	}
 	wg.Wait()
 }
+
+// Bytes is the storage size of the matrix.
+func (m *Matrix) Bytes() int {
+	switch {
+	case m.Q != nil:
+		return 4*len(m.Q.W) + 2*len(m.Q.Scales) + 2*len(m.Q.Biases)
+	case m.F32 != nil:
+		return 4 * len(m.F32)
+	}
+	return 2 * len(m.BF16)
+}

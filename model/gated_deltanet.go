@@ -13,7 +13,7 @@ import (
 type GatedDeltaNet struct {
 	KeyHeads, ValueHeads, KeyDim, ValueDim, ConvKernel int
 	// Inputs projects x to the mixer inputs; split says where each part is.
-	Inputs []inputProjection
+	Inputs []InputProjection
 	Conv   []float32 // [convChannels, ConvKernel]
 	ALog   []float32
 	DtBias []float32
@@ -22,10 +22,10 @@ type GatedDeltaNet struct {
 	Eps    float32
 }
 
-// inputProjection is one input matrix and the column blocks of its output
+// InputProjection is one input matrix and the column blocks of its output
 // that go to q, k, v, z, b, a (Qwen3-Next interleaves them per key head in
 // one fused projection; Qwen3.5 has a projection per part).
-type inputProjection struct {
+type InputProjection struct {
 	M      *kernels.Matrix
 	Blocks []columnBlock
 }

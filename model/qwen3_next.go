@@ -114,8 +114,8 @@ func loadQwen3NextDeltaNet(w *weights, p string) *GatedDeltaNet {
 	r := g.ValueHeads / hk
 	kw := g.keyWidth()
 	per := 2*dk + 2*r*dv
-	qkvz := inputProjection{M: w.linear(p+"in_proj_qkvz", hk*per, w.cfg.HiddenSize)}
-	ba := inputProjection{M: w.linear(p+"in_proj_ba", hk*2*r, w.cfg.HiddenSize)}
+	qkvz := InputProjection{M: w.linear(p+"in_proj_qkvz", hk*per, w.cfg.HiddenSize)}
+	ba := InputProjection{M: w.linear(p+"in_proj_ba", hk*2*r, w.cfg.HiddenSize)}
 	for h := 0; h < hk; h++ {
 		base := h * per
 		qkvz.Blocks = append(qkvz.Blocks,
@@ -127,6 +127,6 @@ func loadQwen3NextDeltaNet(w *weights, p string) *GatedDeltaNet {
 			columnBlock{"b", h * 2 * r, h * r, r},
 			columnBlock{"a", h*2*r + r, h * r, r})
 	}
-	g.Inputs = []inputProjection{qkvz, ba}
+	g.Inputs = []InputProjection{qkvz, ba}
 	return g
 }
