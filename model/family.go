@@ -87,6 +87,9 @@ func loadExperts(w *weights, p string, n, inter int, names expertNames) *Residen
 			Down: w.stack(p+"switch_mlp.down_proj", n, h, inter),
 		}
 	}
+	if w.has(p + "experts.gate_up_proj") {
+		return loadFusedExperts(w, p, n, inter)
+	}
 	x := &ResidentExperts{}
 	for e := 0; e < n; e++ {
 		q := fmt.Sprintf("%sexperts.%d.", p, e)
@@ -111,3 +114,18 @@ func normTopK(c *Config, def bool) bool {
 }
 
 func layerPrefix(p string, l int) string { return fmt.Sprintf("%slayers.%d.", p, l) }
+
+// loadFusedExperts reads Hugging Face's fused expert tensors
+// (experts.gate_up_proj [E, 2I, H] with gate rows first, experts.down_proj
+// [E, H, I]), stored without the .weight suffix.
+func loadFusedExperts(w *weights, p string, n, inter int) *ResidentExperts {
+	h := w.cfg.HiddenSize
+	gateUp := w.denseStack(p+"experts.gate_up_proj", n, 2*inter, h)
+	down := w.denseStack(p+"experts.down_proj", n, h, inter)
+	x := &ResidentExperts{Down: down}
+	for _, m := range gateUp {
+		x.Gate = append(x.Gate, &kernels.Matrix{Rows: inter, Cols: h, F32: m.F32[:inter*h]})
+		x.Up = append(x.Up, &kernels.Matrix{Rows: inter, Cols: h, F32: m.F32[inter*h:]})
+	}
+	return x
+}

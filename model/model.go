@@ -114,10 +114,14 @@ func loadCommon(w *weights, p string) *Model {
 	m := &Model{}
 	m.Embed = w.linear(p+"embed_tokens", c.VocabSize, c.HiddenSize)
 	m.Norm = w.vector(p+"norm.weight", c.HiddenSize)
-	if c.TieWordEmbeddings || !w.has("lm_head.weight") {
+	head := strings.TrimSuffix(p, "model.") + "lm_head"
+	if !w.has(head + ".weight") {
+		head = "lm_head"
+	}
+	if c.TieWordEmbeddings || !w.has(head+".weight") {
 		m.Head = m.Embed
 	} else {
-		m.Head = w.linear("lm_head", c.VocabSize, c.HiddenSize)
+		m.Head = w.linear(head, c.VocabSize, c.HiddenSize)
 	}
 	return m
 }

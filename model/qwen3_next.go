@@ -8,9 +8,14 @@ package model
 // MLX files store the RMSNorm weights (layer, final, q/k) already as 1+w
 // and conv1d as [C, K, 1]; Hugging Face files store zero-centred norms and
 // conv1d as [C, 1, K]. The conv1d shape tells the layouts apart.
-func init() { register("qwen3_next", loadQwen3Next) }
+func init() {
+	register("qwen3_next", func(w *weights) *Model { return loadHybrid(w, loadQwen3NextDeltaNet) })
+}
 
-func loadQwen3Next(w *weights) *Model {
+// loadHybrid assembles the Qwen3-Next / Qwen3.5 stack; loadDelta reads a
+// linear-attention block (the two families arrange its input projections
+// differently).
+func loadHybrid(w *weights, loadDelta func(w *weights, p string) *GatedDeltaNet) *Model {
 	c := w.cfg
 	p := prefixOf(w.ix)
 	m := loadCommon(w, p)
@@ -23,7 +28,7 @@ func loadQwen3Next(w *weights) *Model {
 		if isFullAttention(c, l) {
 			layer.Mixer = loadAttention(w, lp+"self_attn.", attentionOptions{qkNorm: true, gated: true})
 		} else {
-			layer.Mixer = loadQwen3NextDeltaNet(w, lp+"linear_attn.")
+			layer.Mixer = loadDelta(w, lp+"linear_attn.")
 		}
 		if qwenSparse(c, l) {
 			layer.FFN = loadSharedMoE(w, lp+"mlp.", l, normTopK(c, true))

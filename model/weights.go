@@ -192,6 +192,28 @@ func (w *weights) stack(module string, n, rows, cols int) []*kernels.Matrix {
 	return out
 }
 
+// denseStack reads an unquantized [n, rows, cols] tensor stored under its
+// own name (no .weight suffix) as n matrices.
+func (w *weights) denseStack(name string, n, rows, cols int) []*kernels.Matrix {
+	t := w.tensor(name)
+	if t == nil || w.err != nil {
+		return nil
+	}
+	if len(t.Shape) != 3 || t.Shape[0] != n || t.Shape[1] != rows || t.Shape[2] != cols {
+		w.fail("tensor %s has shape %v, expected [%d %d %d] (sizes from %s)", name, t.Shape, n, rows, cols, w.cfg.Path)
+		return nil
+	}
+	data := w.floats(t)
+	if data == nil {
+		return nil
+	}
+	out := make([]*kernels.Matrix, n)
+	for e := range out {
+		out[e] = &kernels.Matrix{Rows: rows, Cols: cols, F32: data[e*rows*cols : (e+1)*rows*cols]}
+	}
+	return out
+}
+
 // fp8 dequantizes an F8_E4M3 weight with its weight_scale_inv blocks (the
 // original DeepSeek-V3 / GLM FP8 shards: one scale per 128x128 block).
 func (w *weights) fp8(t *TensorInfo, module string, rows, cols, count int) []float32 {
