@@ -61,6 +61,11 @@ func Load(dir string, opts Options) (*Model, error) {
 		mdl.Close()
 		return nil, err
 	}
+	if opts.Log != nil {
+		for _, n := range mdl.Notes {
+			fmt.Fprintf(opts.Log, "note: %s\n", n)
+		}
+	}
 	ctxLen := opts.ContextLength
 	if ctxLen <= 0 {
 		ctxLen = mdl.Config.MaxPositions

@@ -49,6 +49,10 @@ type Model struct {
 	Norm   []float32
 	Head   *kernels.Matrix
 
+	// Notes are things a user should know about how the checkpoint was read
+	// (for example, weights that were skipped).
+	Notes []string
+
 	// MaxBatch is how many tokens one forward pass processes at most;
 	// longer prompts are processed in chunks of this size.
 	MaxBatch int
@@ -101,6 +105,15 @@ func Load(dir string) (*Model, error) {
 		return nil, w.err
 	}
 	m.Config, m.Index = cfg, ix
+	vision := 0
+	for _, n := range ix.Names() {
+		if strings.Contains(n, "visual.") || strings.Contains(n, "vision_tower.") {
+			vision++
+		}
+	}
+	if vision > 0 {
+		m.Notes = append(m.Notes, fmt.Sprintf("ignoring %d vision tensors: only the language model runs", vision))
+	}
 	if m.MaxBatch == 0 {
 		m.MaxBatch = 256
 	}
