@@ -90,11 +90,13 @@ var what = map[string]string{
 }
 
 var (
-	kernelRE       = regexp.MustCompile(`__msl_kernel__\s+void\s+(\w+)\s*\(`)
-	templateRE     = regexp.MustCompile(`template\s*<[^;{}]*>\s*$`)
-	instanceRE     = regexp.MustCompile(`template\s*\[\[\s*host_name\(\s*((?:"[^"]*"\s*)+)\)\s*\]\]\s*\[\[\s*__msl_kernel__\s*\]\]\s*decltype\(\s*(\w+)\s*(<[^;()]*>)\s*\)`)
-	attrRE         = regexp.MustCompile(`\[\[\s*(\w+)\s*(?:\(\s*(\d+)\s*\))?\s*\]\]\s*$`)
-	identRE        = regexp.MustCompile(`(\w+)\s*$`)
+	kernelRE   = regexp.MustCompile(`__msl_kernel__\s+void\s+(\w+)\s*\(`)
+	templateRE = regexp.MustCompile(`template\s*<[^;{}]*>\s*$`)
+	instanceRE = regexp.MustCompile(`template\s*\[\[\s*host_name\(\s*((?:"[^"]*"\s*)+)\)\s*\]\]\s*\[\[\s*__msl_kernel__\s*\]\]\s*decltype\(\s*(\w+)\s*(<[^;()]*>)\s*\)`)
+	attrRE     = regexp.MustCompile(`\[\[\s*(\w+)\s*(?:\(\s*(\d+)\s*\))?\s*\]\]\s*$`)
+	identRE    = regexp.MustCompile(`(\w+)\s*$`)
+	// threadgroup right after "(" or "," qualifies a parameter or a cast.
+	tgParamRE      = regexp.MustCompile(`([(,]\s*)threadgroup\b`)
 	instanceAttrRE = regexp.MustCompile(`\[\[\s*(host_name\s*\([^()]*\)|kernel)\s*\]\]`)
 )
 
@@ -251,13 +253,16 @@ func Build(file, dir string) (*Program, error) {
 	if err := os.WriteFile(filepath.Join(dir, "runner.h"), runnerH, 0o644); err != nil {
 		return nil, err
 	}
-	// C++ allows no attributes on an explicit instantiation: compile a copy
-	// without host_name and [[kernel]] (the names are known from the scan).
+	// Compile a copy of the source: C++ allows no attributes on an explicit
+	// instantiation, so drop host_name and [[kernel]] (the names are known
+	// from the scan); and threadgroup is `static` in metal_compat.h, which is
+	// right for threadgroup variables but not for pointer parameters and
+	// casts, where it is dropped.
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
-	cpuSrc := fmt.Appendf(nil, "#line 1 %q\n%s", file, instanceAttrRE.ReplaceAll(src, nil))
+	cpuSrc := fmt.Appendf(nil, "#line 1 %q\n%s", file, tgParamRE.ReplaceAll(instanceAttrRE.ReplaceAll(src, nil), []byte("$1")))
 	cpuFile := filepath.Join(dir, base+".cpu.metal")
 	if err := os.WriteFile(cpuFile, cpuSrc, 0o644); err != nil {
 		return nil, err

@@ -7,8 +7,8 @@
 //   - Address spaces: device, constant and thread are empty. threadgroup is
 //     `static`, so a threadgroup array declared in a kernel is shared by the
 //     threads of the threadgroup; the runtime runs one threadgroup at a time,
-//     which makes that exactly Metal's sharing. (So threadgroup may only
-//     qualify variables declared in a kernel body, not pointer parameters.)
+//     which makes that exactly Metal's sharing. The harness deletes the
+//     keyword where it qualifies a parameter or a cast (after "(" or ",").
 //   - [[...]] attributes are ignored by the C++ compiler; the harness reads
 //     them from the preprocessed source to bind buffers and thread positions.
 //   - A threadgroup's threads are fibers (ucontext) on one OS thread. At each

@@ -1,0 +1,102 @@
+// Scaled dot-product attention for one decoding token against a KV cache.
+//
+// q [heads, dk]; the caches hold len positions with row strides k_stride and
+// v_stride (floats per position; kv_heads*dk and kv_heads*dv when packed):
+// key of position j, kv head g at k[j*k_stride + g*dk]. Query head h reads kv
+// head h / (heads/kv_heads) (GQA). out [heads, dv]; with has_gate, out is
+// multiplied by sigmoid(gate) [heads, dv] (Qwen3-Next's output gate).
+// dk and dv are at most 256.
+//
+// Launch: threads (256,1,1), groups (heads,1,1). Each of the 8 SIMD-groups
+// runs an online softmax over positions j = sg, sg+8, ...; a lane holds the
+// dims lane, lane+32, ... of q and of its output accumulator. The 8 partial
+// results are merged through threadgroup memory.
+#include <metal_stdlib>
+using namespace metal;
+
+constant constexpr uint kSimdgroups = 8;
+constant constexpr uint kMaxDim = 256;
+constant constexpr uint kPerLane = kMaxDim / 32;
+
+struct SdpaParams {
+  uint len;
+  uint heads;
+  uint kv_heads;
+  uint dk;
+  uint dv;
+  uint k_stride;
+  uint v_stride;
+  float scale;
+  uint has_gate;
+};
+
+template <typename T>
+kernel void sdpa_decode(device const float* q [[buffer(0)]],
+                        device const T* k [[buffer(1)]],
+                        device const T* v [[buffer(2)]],
+                        device const float* gate [[buffer(3)]],
+                        device float* out [[buffer(4)]],
+                        constant SdpaParams& p [[buffer(5)]],
+                        uint h [[threadgroup_position_in_grid]],
+                        uint tid [[thread_index_in_threadgroup]],
+                        uint sg [[simdgroup_index_in_threadgroup]],
+                        uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float part_m[kSimdgroups];
+  threadgroup float part_l[kSimdgroups];
+  threadgroup float part_o[kSimdgroups][kMaxDim];
+
+  uint g = h / (p.heads / p.kv_heads);
+  float qv[kPerLane], o[kPerLane];
+  for (uint m = 0; m < kPerLane; m++) {
+    uint d = lane + 32 * m;
+    qv[m] = d < p.dk ? q[h * p.dk + d] * p.scale : 0.0f;
+    o[m] = 0;
+  }
+  float run_max = -INFINITY, run_sum = 0;
+  for (uint j = sg; j < p.len; j += kSimdgroups) {
+    device const T* kj = k + j * p.k_stride + g * p.dk;
+    float s = 0;
+    for (uint m = 0; m < kPerLane; m++) {
+      uint d = lane + 32 * m;
+      if (d < p.dk) s += qv[m] * float(kj[d]);
+    }
+    s = simd_sum(s);
+    float new_max = max(run_max, s);
+    float corr = exp(run_max - new_max), w = exp(s - new_max);
+    run_sum = run_sum * corr + w;
+    device const T* vj = v + j * p.v_stride + g * p.dv;
+    for (uint m = 0; m < kPerLane; m++) {
+      uint d = lane + 32 * m;
+      if (d < p.dv) o[m] = o[m] * corr + w * float(vj[d]);
+    }
+    run_max = new_max;
+  }
+  if (lane == 0) {
+    part_m[sg] = run_max;
+    part_l[sg] = run_sum;
+  }
+  for (uint m = 0; m < kPerLane; m++) {
+    uint d = lane + 32 * m;
+    if (d < p.dv) part_o[sg][d] = o[m];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+
+  // Merge: thread tid finishes output dim tid.
+  if (tid < p.dv) {
+    float m = -INFINITY;
+    for (uint s = 0; s < kSimdgroups; s++) m = max(m, part_m[s]);
+    float l = 0, acc = 0;
+    for (uint s = 0; s < kSimdgroups; s++) {
+      if (part_l[s] == 0) continue;  // a SIMD-group that saw no position
+      float c = exp(part_m[s] - m);
+      l += part_l[s] * c;
+      acc += part_o[s][tid] * c;
+    }
+    float r = acc / l;
+    if (p.has_gate) r *= 1.0f / (1.0f + exp(-gate[h * p.dv + tid]));
+    out[h * p.dv + tid] = r;
+  }
+}
+
+template [[host_name("sdpa_decode_f32")]] [[kernel]] decltype(sdpa_decode<float>) sdpa_decode<float>;
+template [[host_name("sdpa_decode_f16")]] [[kernel]] decltype(sdpa_decode<half>) sdpa_decode<half>;

@@ -1,0 +1,76 @@
+package mslharness
+
+import (
+	"testing"
+
+	"github.com/mlx-moe/mlx-moe/kernels"
+)
+
+func TestConv1dStep(t *testing.T) {
+	t.Parallel()
+	p := program(t, "delta.metal")
+	r := newRand(10)
+	for _, c := range []struct{ channels, kernel int }{{300, 4}, {8192, 4}, {5, 1}, {33, 2}} {
+		hist := c.kernel - 1
+		state, w := randn(r, c.channels*hist, 1), randn(r, c.channels*c.kernel, 0.5)
+		wantState := append([]float32(nil), state...)
+		// Three steps, so the state shift is exercised.
+		sb := f32Bytes(state)
+		for step := range 3 {
+			x := randn(r, c.channels, 1)
+			want := make([]float32, c.channels)
+			kernels.Conv1dStep(wantState, x, w, want, c.channels, c.kernel)
+			out := launch(t, p, "conv1d_step", Launch{Groups: [3]int{(c.channels + 255) / 256, 1, 1}, Threads: [3]int{256, 1, 1}, Seed: uint64(step + 1),
+				Buffers: map[int][]byte{0: sb, 1: f32Bytes(x), 2: f32Bytes(w), 3: f32Bytes(make([]float32, c.channels)),
+					4: u32Bytes([]uint32{uint32(c.channels), uint32(c.kernel)})}})
+			compare(t, "conv1d_step", bytesF32(out[3]), want, 1e-6, 1e-6)
+			sb = out[0]
+		}
+		compare(t, "conv1d_step", bytesF32(sb), wantState, 0, 0)
+	}
+}
+
+func TestGatedDeltaGates(t *testing.T) {
+	t.Parallel()
+	p := program(t, "delta.metal")
+	r := newRand(11)
+	n, hv := 3, 32
+	a, b := randn(r, n*hv, 3), randn(r, n*hv, 2)
+	a[0] = 25 // softplus's linear branch
+	aLog, dtBias := randn(r, hv, 1), randn(r, hv, 1)
+	g, beta := make([]float32, n*hv), make([]float32, n*hv)
+	kernels.GatedDeltaGates(g, beta, a, b, aLog, dtBias, n, hv)
+	zeros := f32Bytes(make([]float32, n*hv))
+	out := launch(t, p, "gated_delta_gates", Launch{Groups: [3]int{1, 1, 1}, Threads: [3]int{256, 1, 1},
+		Buffers: map[int][]byte{0: f32Bytes(a), 1: f32Bytes(b), 2: f32Bytes(aLog), 3: f32Bytes(dtBias), 4: zeros, 5: zeros,
+			6: u32Bytes([]uint32{uint32(hv), uint32(n * hv)})}})
+	compare(t, "gated_delta_gates", bytesF32(out[4]), g, 1e-6, 1e-6)
+	compare(t, "gated_delta_gates", bytesF32(out[5]), beta, 1e-7, 1e-6)
+}
+
+func TestGatedDeltaStep(t *testing.T) {
+	t.Parallel()
+	p := program(t, "delta.metal")
+	r := newRand(12)
+	for _, c := range []struct{ hk, hv, dk, dv int }{{2, 4, 128, 128}, {1, 3, 48, 200}, {2, 2, 256, 64}} {
+		state := randn(r, c.hv*c.dk*c.dv, 0.3)
+		wantState := append([]float32(nil), state...)
+		sb := f32Bytes(state)
+		for step := range 2 {
+			q, k, v := randn(r, c.hk*c.dk, 1), randn(r, c.hk*c.dk, 1), randn(r, c.hv*c.dv, 1)
+			g, beta := randn(r, c.hv, 0.3), make([]float32, c.hv)
+			for h := range g {
+				g[h] = -g[h] * g[h]
+				beta[h] = kernels.Sigmoid(float32(r.NormFloat64()))
+			}
+			want := make([]float32, c.hv*c.dv)
+			kernels.GatedDeltaStep(wantState, q, k, v, g, beta, want, c.hk, c.hv, c.dk, c.dv)
+			out := launch(t, p, "gated_delta_step", Launch{Groups: [3]int{c.hv, 1, 1}, Threads: [3]int{128, 1, 1}, Seed: uint64(step + 7),
+				Buffers: map[int][]byte{0: sb, 1: f32Bytes(q), 2: f32Bytes(k), 3: f32Bytes(v), 4: f32Bytes(g), 5: f32Bytes(beta),
+					6: f32Bytes(make([]float32, len(want))), 7: u32Bytes([]uint32{uint32(c.hk), uint32(c.hv), uint32(c.dk), uint32(c.dv)})}})
+			compare(t, "gated_delta_step", bytesF32(out[6]), want, 1e-6, 1e-5)
+			sb = out[0]
+		}
+		compare(t, "gated_delta_step", bytesF32(sb), wantState, 1e-6, 1e-5)
+	}
+}
