@@ -28,6 +28,12 @@ const (
 	cacheMaxPieceLen = 256
 )
 
+func (c *pieceCache) clear() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
+}
+
 func (c *pieceCache) get(s string) ([]int32, bool) {
 	c.mu.Lock()
 	ids, ok := c.m[s]

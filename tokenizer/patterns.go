@@ -12,35 +12,38 @@ import (
 // qwenPattern is the Split regex of Qwen2/Qwen3 (and GLM-4) tokenizers.
 const qwenPattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 
-// handCoded returns the hand-written matcher for pattern, or nil.
-func handCoded(pattern string) matcher {
-	switch pattern {
-	case qwenPattern:
-		return qwenMatcher{}
-	}
-	return nil
+// Patterns of DeepSeek-V3's three Split pre-tokenizers (numbers in groups
+// of up to three; runs of CJK ideographs and kana; then words, punctuation
+// and spaces).
+const (
+	deepseekDigitsPattern = "\\p{N}{1,3}"
+	deepseekCJKPattern    = "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+"
+	deepseekWordsPattern  = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"
+)
+
+// handCoded holds the hand-written matchers by the pattern they implement.
+var handCoded = map[string]matcher{
+	qwenPattern:           qwenMatcher{},
+	deepseekDigitsPattern: digitGroups{},
+	deepseekCJKPattern:    cjkRuns{},
+	deepseekWordsPattern:  deepseekWords{},
 }
 
-// Character classes as the regexes see them: \p{L}, \p{N}, \s and [\r\n].
+// Character classes as the regexes see them: \p{L}, \p{N}, \p{M},
+// \p{P} or \p{S}, \s and [\r\n].
 const (
 	clsLetter uint8 = 1 << iota
 	clsNumber
+	clsMark
+	clsPunctSymbol
 	clsSpace
 	clsCRLF
+	clsOther // none of the above (controls, format characters, ...)
 )
 
 var asciiClass = func() (c [utf8.RuneSelf]uint8) {
 	for r := range rune(utf8.RuneSelf) {
-		switch {
-		case unicode.IsLetter(r):
-			c[r] = clsLetter
-		case unicode.IsNumber(r):
-			c[r] = clsNumber
-		case r == '\r' || r == '\n':
-			c[r] = clsSpace | clsCRLF
-		case unicode.IsSpace(r):
-			c[r] = clsSpace
-		}
+		c[r] = unicodeClass(r)
 	}
 	return c
 }()
@@ -50,15 +53,25 @@ func classOf(r rune) uint8 {
 	if r < utf8.RuneSelf {
 		return asciiClass[r]
 	}
+	return unicodeClass(r)
+}
+
+func unicodeClass(r rune) uint8 {
 	switch {
 	case unicode.IsLetter(r):
 		return clsLetter
 	case unicode.IsNumber(r):
 		return clsNumber
+	case unicode.IsMark(r):
+		return clsMark
+	case unicode.IsPunct(r) || unicode.IsSymbol(r):
+		return clsPunctSymbol
+	case r == '\r' || r == '\n':
+		return clsSpace | clsCRLF
 	case unicode.IsSpace(r):
 		return clsSpace
 	}
-	return 0
+	return clsOther
 }
 
 func runeAt(s string, i int) (rune, int) {
@@ -81,18 +94,8 @@ func scanClass(s string, i int, want uint8) int {
 	return i
 }
 
-// scanOther returns the end of the run from i of characters that are not
-// letters, numbers or whitespace.
-func scanOther(s string, i int) int {
-	for i < len(s) {
-		r, n := runeAt(s, i)
-		if classOf(r) != 0 {
-			break
-		}
-		i += n
-	}
-	return i
-}
+// qwenOther is the class set [^\s\p{L}\p{N}].
+const qwenOther = clsMark | clsPunctSymbol | clsOther
 
 type qwenMatcher struct{}
 
@@ -135,8 +138,8 @@ func qwenMatchAt(s string, i int) int {
 		j++
 	}
 	if j < len(s) {
-		if r, n := runeAt(s, j); classOf(r) == 0 {
-			return scanClass(s, scanOther(s, j+n), clsCRLF)
+		if r, n := runeAt(s, j); classOf(r)&qwenOther != 0 {
+			return scanClass(s, scanClass(s, j+n, qwenOther), clsCRLF)
 		}
 	}
 	return whitespaceMatchAt(s, i)
@@ -201,3 +204,112 @@ func foldLetter(r rune) rune {
 	}
 	return r
 }
+
+// digitGroups is `\p{N}{1,3}`: runs of numbers cut into groups of three.
+type digitGroups struct{}
+
+func (digitGroups) appendMatches(dst []span, s string) []span {
+	for i := 0; i < len(s); {
+		r, n := runeAt(s, i)
+		if classOf(r)&clsNumber == 0 {
+			i += n
+			continue
+		}
+		end := i + n
+		for k := 1; k < 3 && end < len(s); k++ {
+			r, n := runeAt(s, end)
+			if classOf(r)&clsNumber == 0 {
+				break
+			}
+			end += n
+		}
+		dst = append(dst, span{i, end})
+		i = end
+	}
+	return dst
+}
+
+// cjkRuns is `[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+`: runs of CJK
+// ideographs, hiragana and katakana.
+type cjkRuns struct{}
+
+func isCJK(r rune) bool {
+	return r >= 0x4e00 && r <= 0x9fa5 || r >= 0x3040 && r <= 0x30ff
+}
+
+func (cjkRuns) appendMatches(dst []span, s string) []span {
+	start := -1
+	for i, r := range s {
+		switch in := isCJK(r); {
+		case in && start < 0:
+			start = i
+		case !in && start >= 0:
+			dst = append(dst, span{start, i})
+			start = -1
+		}
+	}
+	if start >= 0 {
+		dst = append(dst, span{start, len(s)})
+	}
+	return dst
+}
+
+// deepseekWords is DeepSeek-V3's third Split pattern. Unlike Qwen's, some
+// characters (numbers, controls) match none of its alternatives; they are
+// left between matches.
+type deepseekWords struct{}
+
+func (deepseekWords) appendMatches(dst []span, s string) []span {
+	for i := 0; i < len(s); {
+		end, n := deepseekMatchAt(s, i)
+		if end < 0 {
+			i += n
+			continue
+		}
+		dst = append(dst, span{i, end})
+		i = end
+	}
+	return dst
+}
+
+// deepseekMatchAt returns the end of the match at i, or -1 and the size of
+// the character at i.
+func deepseekMatchAt(s string, i int) (end, size int) {
+	r0, n0 := runeAt(s, i)
+	c0 := classOf(r0)
+	var r1 rune = -1
+	var c1 uint8
+	if i+n0 < len(s) {
+		r1, _ = runeAt(s, i+n0)
+		c1 = classOf(r1)
+	}
+	// [!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+
+	if r0 < utf8.RuneSelf && c0&clsPunctSymbol != 0 && isASCIILetter(r1) {
+		j := i + n0 + 1
+		for j < len(s) && isASCIILetter(rune(s[j])) {
+			j++
+		}
+		return j, n0
+	}
+	// [^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+
+	const letterMark = clsLetter | clsMark
+	if c0&(clsCRLF|clsLetter|clsPunctSymbol) == 0 && c1&letterMark != 0 {
+		return scanClass(s, i+n0, letterMark), n0
+	}
+	if c0&letterMark != 0 {
+		return scanClass(s, i, letterMark), n0
+	}
+	// ` ?[\p{P}\p{S}]+[\r\n]*`
+	if r0 == ' ' && c1&clsPunctSymbol != 0 {
+		return scanClass(s, scanClass(s, i+n0, clsPunctSymbol), clsCRLF), n0
+	}
+	if c0&clsPunctSymbol != 0 {
+		return scanClass(s, scanClass(s, i, clsPunctSymbol), clsCRLF), n0
+	}
+	if c0&clsSpace != 0 {
+		return whitespaceMatchAt(s, i), n0
+	}
+	return -1, n0
+}
+
+func isASCIILetter(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }

@@ -39,9 +39,13 @@ func (m regexMatcher) appendMatches(dst []span, s string) []span {
 // compileRegex returns the hand-coded matcher of a known pattern, or the
 // pattern compiled by regexp2.
 func compileRegex(pattern string) (matcher, error) {
-	if m := handCoded(pattern); m != nil {
+	if m, ok := handCoded[pattern]; ok {
 		return m, nil
 	}
+	return compileRegexp2(pattern)
+}
+
+func compileRegexp2(pattern string) (matcher, error) {
 	re, err := regexp2.Compile(pattern)
 	if err != nil {
 		return nil, fmt.Errorf("pattern regex %q: %w", pattern, err)

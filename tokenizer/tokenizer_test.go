@@ -53,7 +53,7 @@ func testTokenizer(t testing.TB, name string) *Tokenizer {
 	return tk
 }
 
-func readGolden(t *testing.T, name string) golden {
+func readGolden(t testing.TB, name string) golden {
 	t.Helper()
 	f, err := os.Open(filepath.Join("testdata", "golden", name+".json.gz"))
 	if err != nil {
