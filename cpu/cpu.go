@@ -93,52 +93,82 @@ func (*Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.
 }
 
 // MoE groups the batch's tokens by expert so each expert's matrices are
-// read once per batch (the CPU form of gather_qmm).
+// read once per batch (the CPU form of gather_qmm). When the batch routes to
+// more distinct experts than one Resolve can take, they are resolved and run
+// in groups.
 func (*Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) error {
 	ids := r.IDs[:n*r.TopK]
-	present, err := experts.Resolve(ids)
-	if err != nil {
-		return err
-	}
-	weights := make([]float32, len(ids))
-	copy(weights, r.Weights)
-	renormalizeMissing(weights, present, r.TopK)
 	byExpert := map[int32][]int{}
-	var order []int32
+	var distinct []int32
 	for i, e := range ids {
-		if !present[i] {
-			continue
-		}
 		if _, seen := byExpert[e]; !seen {
-			order = append(order, e)
+			distinct = append(distinct, e)
 		}
 		byExpert[e] = append(byExpert[e], i)
 	}
-	hidden := x.Cols
+	groups := [][]int32{distinct}
+	if limit := experts.MaxResolve(); limit > 0 && len(distinct) > limit {
+		groups = nil
+		for lo := 0; lo < len(distinct); lo += limit {
+			groups = append(groups, distinct[lo:min(lo+limit, len(distinct))])
+		}
+	}
+	weights := make([]float32, len(ids))
+	copy(weights, r.Weights)
 	clear(out.Data[:n*out.Cols])
-	for _, e := range order {
-		slots := byExpert[e]
-		gate, up, down := experts.Expert(e)
-		if gate == nil {
-			return fmt.Errorf("expert %d was resolved but has no weights", e)
+	for _, group := range groups {
+		present, err := experts.Resolve(group)
+		if err != nil {
+			return err
 		}
-		m := len(slots)
-		xs := make([]float32, m*hidden)
-		for j, s := range slots {
-			copy(xs[j*hidden:(j+1)*hidden], x.Data[(s/r.TopK)*hidden:])
+		if len(groups) == 1 {
+			presentByID := make([]bool, len(ids))
+			for j, e := range group {
+				for _, s := range byExpert[e] {
+					presentByID[s] = present[j]
+				}
+			}
+			renormalizeMissing(weights, presentByID, r.TopK)
 		}
-		inter := gate.Rows
-		g := make([]float32, m*inter)
-		u := make([]float32, m*inter)
-		kernels.MatMul(g, xs, m, gate)
-		kernels.MatMul(u, xs, m, up)
-		kernels.SwiGLU(g, g, u)
-		y := make([]float32, m*out.Cols)
-		kernels.MatMul(y, g, m, down)
-		for j, s := range slots {
-			t := s / r.TopK
-			kernels.AddScaled(out.Data[t*out.Cols:(t+1)*out.Cols], y[j*out.Cols:(j+1)*out.Cols], weights[s])
+		for j, e := range group {
+			if !present[j] {
+				if len(groups) > 1 {
+					return fmt.Errorf("expert %d was not resolved", e)
+				}
+				continue
+			}
+			if err := runExpert(out, x, byExpert[e], r.TopK, weights, experts, e); err != nil {
+				return err
+			}
 		}
+	}
+	return nil
+}
+
+// runExpert adds expert e's weighted output for the routes slots (indices
+// into the batch's ids: token = slot / topK).
+func runExpert(out, x *graph.Tensor, slots []int, topK int, weights []float32, experts graph.ExpertSet, e int32) error {
+	gate, up, down := experts.Expert(e)
+	if gate == nil {
+		return fmt.Errorf("expert %d was resolved but has no weights", e)
+	}
+	hidden := x.Cols
+	m := len(slots)
+	xs := make([]float32, m*hidden)
+	for j, s := range slots {
+		copy(xs[j*hidden:(j+1)*hidden], x.Data[(s/topK)*hidden:])
+	}
+	inter := gate.Rows
+	g := make([]float32, m*inter)
+	u := make([]float32, m*inter)
+	kernels.MatMul(g, xs, m, gate)
+	kernels.MatMul(u, xs, m, up)
+	kernels.SwiGLU(g, g, u)
+	y := make([]float32, m*out.Cols)
+	kernels.MatMul(y, g, m, down)
+	for j, s := range slots {
+		t := s / topK
+		kernels.AddScaled(out.Data[t*out.Cols:(t+1)*out.Cols], y[j*out.Cols:(j+1)*out.Cols], weights[s])
 	}
 	return nil
 }

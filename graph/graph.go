@@ -40,11 +40,16 @@ type Routes struct {
 }
 
 // ExpertSet is one MoE layer's routed experts. Resolve makes the given
-// experts usable (paging them in if needed) and returns, per id, whether it
-// is available: under the exact policy every id is; under the fast policy a
-// missing one is skipped and the remaining weights renormalised.
+// distinct experts usable (paging them in if needed) and returns, per id,
+// whether it is available: under the exact policy every id is; under the
+// fast policy a missing one is skipped and the token's remaining weights
+// renormalised. An expert stays usable until the next Resolve.
 type ExpertSet interface {
 	NumExperts() int
+	// MaxResolve is the most distinct experts one Resolve can take (the
+	// free slots of a pager); 0 means no limit. Executors split larger
+	// batches into several Resolve calls.
+	MaxResolve() int
 	Resolve(ids []int32) (present []bool, err error)
 	// Expert returns the SwiGLU matrices of a resolved expert.
 	Expert(id int32) (gate, up, down *kernels.Matrix)

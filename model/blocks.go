@@ -150,6 +150,8 @@ type ResidentExperts struct {
 
 func (x *ResidentExperts) NumExperts() int { return len(x.Gate) }
 
+func (x *ResidentExperts) MaxResolve() int { return 0 }
+
 func (x *ResidentExperts) Resolve(ids []int32) ([]bool, error) {
 	present := make([]bool, len(ids))
 	for i, id := range ids {

@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 
+	"github.com/mlx-moe/mlx-moe/graph"
+
 	"github.com/mlx-moe/mlx-moe/kernels"
 )
 
@@ -77,8 +79,12 @@ type expertNames struct {
 
 var swigluNames = expertNames{"gate_proj", "up_proj", "down_proj"}
 
-// loadExperts reads a layer's n routed experts of intermediate size inter.
-func loadExperts(w *weights, p string, n, inter int, names expertNames) *ResidentExperts {
+// loadExperts reads a layer's n routed experts of intermediate size inter,
+// or, when loading lazily, only describes where they are.
+func loadExperts(w *weights, layer int, p string, n, inter int, names expertNames) graph.ExpertSet {
+	if w.lazy {
+		return expertSource(w, layer, p, n, inter, names)
+	}
 	h := w.cfg.HiddenSize
 	if w.has(p + "switch_mlp.gate_proj.weight") {
 		return &ResidentExperts{

@@ -37,7 +37,7 @@ func loadDeepSeekFFN(w *weights, p string, layer int) FFN {
 		Routing: kernels.Routing{TopK: c.NumExpertsPerTok, Sigmoid: true, Normalize: normTopK(c, true),
 			CorrectionBias: w.optVector(p+"gate.e_score_correction_bias", c.NumExperts),
 			Groups:         c.NGroup, TopKGroups: c.TopKGroup, Scale: float32(c.RoutedScalingFactor)},
-		Experts: loadExperts(w, p, c.NumExperts, c.MoEIntermediateSize, swigluNames),
+		Experts: loadExperts(w, layer, p, c.NumExperts, c.MoEIntermediateSize, swigluNames),
 	}
 	if c.NumSharedExperts > 0 {
 		moe.Shared = loadMLP(w, p+"shared_experts.", c.MoEIntermediateSize*c.NumSharedExperts)

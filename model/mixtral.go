@@ -19,7 +19,7 @@ func loadMixtral(w *weights) *Model {
 			FFN: &MoE{Layer: l,
 				Router:  w.linear(lp+"block_sparse_moe.gate", c.NumExperts, c.HiddenSize),
 				Routing: softmaxRouting(c, true),
-				Experts: loadExperts(w, lp+"block_sparse_moe.", c.NumExperts, c.IntermediateSize, expertNames{"w1", "w3", "w2"}),
+				Experts: loadExperts(w, l, lp+"block_sparse_moe.", c.NumExperts, c.IntermediateSize, expertNames{"w1", "w3", "w2"}),
 			},
 		})
 	}

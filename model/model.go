@@ -84,8 +84,19 @@ type FFN interface {
 	forward(r *run, out, x *graph.Tensor) error
 }
 
-// Load reads dir/config.json and the safetensors in dir.
-func Load(dir string) (*Model, error) {
+// LoadOptions change how a checkpoint is read.
+type LoadOptions struct {
+	// LazyExperts leaves routed experts on disk: each MoE layer gets an
+	// ExpertSource describing them, to be replaced with AttachExperts.
+	LazyExperts bool
+}
+
+// Load reads dir/config.json and the safetensors in dir, every weight into
+// memory.
+func Load(dir string) (*Model, error) { return LoadWith(dir, LoadOptions{}) }
+
+// LoadWith is Load with options.
+func LoadWith(dir string, opts LoadOptions) (*Model, error) {
 	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
@@ -98,7 +109,7 @@ func Load(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &weights{ix: ix, cfg: cfg}
+	w := &weights{ix: ix, cfg: cfg, lazy: opts.LazyExperts}
 	m := f(w)
 	if w.err != nil {
 		ix.Close()
@@ -141,3 +152,44 @@ func loadCommon(w *weights, p string) *Model {
 
 // Close releases the checkpoint files.
 func (m *Model) Close() error { return m.Index.Close() }
+
+// ExpertSources lists the MoE layers whose experts were loaded lazily.
+func (m *Model) ExpertSources() []*ExpertSource {
+	var out []*ExpertSource
+	for _, l := range m.Layers {
+		if moe, ok := l.FFN.(*MoE); ok {
+			if src, ok := moe.Experts.(*ExpertSource); ok {
+				out = append(out, src)
+			}
+		}
+	}
+	return out
+}
+
+// AttachExperts makes set supply the routed experts of decoder layer l.
+func (m *Model) AttachExperts(l int, set graph.ExpertSet) error {
+	moe, ok := m.Layers[l].FFN.(*MoE)
+	if !ok {
+		return fmt.Errorf("layer %d has no routed experts", l)
+	}
+	moe.Experts = set
+	return nil
+}
+
+// ResidentBytes is the size of the weights held in memory: the checkpoint
+// less the lazily loaded experts (whose extents cover their tensors).
+func (m *Model) ResidentBytes() int64 {
+	var total int64
+	for _, n := range m.Index.Names() {
+		t, _ := m.Index.Tensor(n)
+		total += t.Length
+	}
+	for _, src := range m.ExpertSources() {
+		for e := 0; e < src.Count; e++ {
+			for _, x := range src.Extents(e) {
+				total -= x.Length
+			}
+		}
+	}
+	return total
+}

@@ -17,7 +17,7 @@ func loadOLMoE(w *weights) *Model {
 			FFN: &MoE{Layer: l,
 				Router:  w.linear(lp+"mlp.gate", c.NumExperts, c.HiddenSize),
 				Routing: softmaxRouting(c, normTopK(c, false)),
-				Experts: loadExperts(w, lp+"mlp.", c.NumExperts, c.IntermediateSize, swigluNames),
+				Experts: loadExperts(w, l, lp+"mlp.", c.NumExperts, c.IntermediateSize, swigluNames),
 			},
 		})
 	}

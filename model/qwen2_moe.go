@@ -34,7 +34,7 @@ func loadSharedMoE(w *weights, p string, layer int, normalize bool) *MoE {
 	return &MoE{Layer: layer,
 		Router:     w.linear(p+"gate", c.NumExperts, c.HiddenSize),
 		Routing:    softmaxRouting(c, normalize),
-		Experts:    loadExperts(w, p, c.NumExperts, c.MoEIntermediateSize, swigluNames),
+		Experts:    loadExperts(w, layer, p, c.NumExperts, c.MoEIntermediateSize, swigluNames),
 		Shared:     loadMLP(w, p+"shared_expert.", c.SharedIntermediate),
 		SharedGate: w.linear(p+"shared_expert_gate", 1, c.HiddenSize),
 	}

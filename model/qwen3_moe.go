@@ -20,7 +20,7 @@ func loadQwen3MoE(w *weights) *Model {
 			layer.FFN = &MoE{Layer: l,
 				Router:  w.linear(lp+"mlp.gate", c.NumExperts, c.HiddenSize),
 				Routing: softmaxRouting(c, normTopK(c, true)),
-				Experts: loadExperts(w, lp+"mlp.", c.NumExperts, c.MoEIntermediateSize, swigluNames),
+				Experts: loadExperts(w, l, lp+"mlp.", c.NumExperts, c.MoEIntermediateSize, swigluNames),
 			}
 		} else {
 			layer.FFN = loadMLP(w, lp+"mlp.", c.IntermediateSize)

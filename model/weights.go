@@ -12,9 +12,10 @@ import (
 // error sticks: family constructors read every tensor they need and check
 // err once at the end.
 type weights struct {
-	ix  *Index
-	cfg *Config
-	err error
+	ix   *Index
+	cfg  *Config
+	err  error
+	lazy bool // describe routed experts instead of reading them
 }
 
 func (w *weights) fail(format string, args ...any) {
@@ -118,70 +119,92 @@ func (w *weights) linear(module string, rows, cols int) *kernels.Matrix {
 	return ms[0]
 }
 
-// stack reads a linear layer stacked over n experts ([n, rows, cols]; n = 0
-// means not stacked) and returns one matrix per expert, sharing memory.
-func (w *weights) stack(module string, n, rows, cols int) []*kernels.Matrix {
+// linearTensors are the validated tensors of a linear layer (stacked over
+// experts or not): the weight and, when quantized, its scales and biases.
+type linearTensors struct {
+	weight, scales, biases *TensorInfo
+	quant                  QuantParams // zero when not quantized
+}
+
+// linearInfo finds and checks the tensors of module as [n, rows, cols]
+// (n = 0: not stacked) without reading them.
+func (w *weights) linearInfo(module string, n, rows, cols int) *linearTensors {
 	t := w.tensor(module + ".weight")
 	if t == nil || w.err != nil {
 		return nil
 	}
-	count, lead := max(n, 1), []int{}
+	lead := []int{}
 	if n > 0 {
 		lead = []int{n}
 	}
+	want := func(tail ...int) []int { return append(append([]int{}, lead...), tail...) }
 	shapeIs := func(s []int, tail ...int) bool {
-		want := append(append([]int{}, lead...), tail...)
-		if len(s) != len(want) {
+		wt := want(tail...)
+		if len(s) != len(wt) {
 			return false
 		}
 		for i := range s {
-			if s[i] != want[i] {
+			if s[i] != wt[i] {
 				return false
 			}
 		}
 		return true
 	}
-	out := make([]*kernels.Matrix, count)
-	if t.DType == U32 {
-		qp, ok := w.cfg.Quant.For(module)
-		if !ok {
-			w.fail("tensor %s is packed (U32) but config.json has no quantization for %s", t.Name, module)
+	if t.DType != U32 {
+		if !shapeIs(t.Shape, rows, cols) {
+			w.fail("tensor %s has shape %v, expected %v (sizes from %s)", t.Name, t.Shape, want(rows, cols), w.cfg.Path)
 			return nil
 		}
-		if !shapeIs(t.Shape, rows, cols*qp.Bits/32) {
-			w.fail("tensor %s has shape %v, expected %v at %d bits (hidden sizes from %s)", t.Name, t.Shape, append(append([]int{}, lead...), rows, cols*qp.Bits/32), qp.Bits, w.cfg.Path)
-			return nil
-		}
-		st, bt := w.tensor(module+".scales"), w.tensor(module+".biases")
-		if st == nil || bt == nil {
-			return nil
-		}
-		groups := cols / qp.GroupSize
-		if !shapeIs(st.Shape, rows, groups) || !shapeIs(bt.Shape, rows, groups) || st.DType != bt.DType || (st.DType != BF16 && st.DType != F16) {
-			w.fail("%s scales/biases are %s%v/%s%v, expected BF16 or F16 %v (group size %d)", module, st.DType, st.Shape, bt.DType, bt.Shape, append(append([]int{}, lead...), rows, groups), qp.GroupSize)
-			return nil
-		}
-		wq, sc, bi := asU32(w.bytes(t)), asU16(w.bytes(st)), asU16(w.bytes(bt))
+		return &linearTensors{weight: t}
+	}
+	qp, ok := w.cfg.Quant.For(module)
+	if !ok {
+		w.fail("tensor %s is packed (U32) but config.json has no quantization for %s", t.Name, module)
+		return nil
+	}
+	if !shapeIs(t.Shape, rows, cols*qp.Bits/32) {
+		w.fail("tensor %s has shape %v, expected %v at %d bits (hidden sizes from %s)", t.Name, t.Shape, want(rows, cols*qp.Bits/32), qp.Bits, w.cfg.Path)
+		return nil
+	}
+	st, bt := w.tensor(module+".scales"), w.tensor(module+".biases")
+	if st == nil || bt == nil {
+		return nil
+	}
+	groups := cols / qp.GroupSize
+	if !shapeIs(st.Shape, rows, groups) || !shapeIs(bt.Shape, rows, groups) || st.DType != bt.DType || (st.DType != BF16 && st.DType != F16) {
+		w.fail("%s scales/biases are %s%v/%s%v, expected BF16 or F16 %v (group size %d)", module, st.DType, st.Shape, bt.DType, bt.Shape, want(rows, groups), qp.GroupSize)
+		return nil
+	}
+	return &linearTensors{weight: t, scales: st, biases: bt, quant: qp}
+}
+
+// stack reads a linear layer stacked over n experts ([n, rows, cols]; n = 0
+// means not stacked) and returns one matrix per expert, sharing memory.
+func (w *weights) stack(module string, n, rows, cols int) []*kernels.Matrix {
+	lt := w.linearInfo(module, n, rows, cols)
+	if lt == nil {
+		return nil
+	}
+	out := make([]*kernels.Matrix, max(n, 1))
+	if lt.quant.Bits != 0 {
+		wq, sc, bi := asU32(w.bytes(lt.weight)), asU16(w.bytes(lt.scales)), asU16(w.bytes(lt.biases))
 		if w.err != nil {
 			return nil
 		}
-		words, per := rows*cols*qp.Bits/32, rows*groups
+		qp := lt.quant
+		words, per := rows*cols*qp.Bits/32, rows*cols/qp.GroupSize
 		for e := range out {
 			out[e] = &kernels.Matrix{Rows: rows, Cols: cols, Q: &kernels.Quant{
-				Bits: qp.Bits, GroupSize: qp.GroupSize, F16Scales: st.DType == F16,
+				Bits: qp.Bits, GroupSize: qp.GroupSize, F16Scales: lt.scales.DType == F16,
 				W: wq[e*words : (e+1)*words], Scales: sc[e*per : (e+1)*per], Biases: bi[e*per : (e+1)*per]}}
 		}
 		return out
 	}
-	if !shapeIs(t.Shape, rows, cols) {
-		w.fail("tensor %s has shape %v, expected %v (sizes from %s)", t.Name, t.Shape, append(append([]int{}, lead...), rows, cols), w.cfg.Path)
-		return nil
-	}
 	var data []float32
-	if t.DType == F8E4M3 {
-		data = w.fp8(t, module, rows, cols, count)
+	if lt.weight.DType == F8E4M3 {
+		data = w.fp8(lt.weight, module, rows, cols, len(out))
 	} else {
-		data = w.floats(t)
+		data = w.floats(lt.weight)
 	}
 	if data == nil {
 		return nil
