@@ -403,12 +403,12 @@ func scan(s string, tags []string) (int, string) {
 	if best >= 0 {
 		return best, which
 	}
-	return len(s) - partialSuffix(s, tags), ""
+	return len(s) - PartialSuffix(s, tags), ""
 }
 
-// partialSuffix is the length of the longest suffix of s that is a proper
-// prefix of one of tags.
-func partialSuffix(s string, tags []string) int {
+// PartialSuffix is the length of the longest suffix of s that is a proper
+// prefix of one of tags: the text to hold back while a tag may be forming.
+func PartialSuffix(s string, tags []string) int {
 	n := 0
 	for _, t := range tags {
 		for k := min(len(t)-1, len(s)); k > n; k-- {

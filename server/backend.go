@@ -1,0 +1,126 @@
+// Package server is the HTTP front of mlx-moe: OpenAI-compatible
+// (/v1/chat/completions, /v1/completions, /v1/models) and
+// Anthropic-compatible (/v1/messages, /v1/messages/count_tokens) endpoints,
+// plus /health and Prometheus /metrics, over one loaded model.
+//
+// The model is a Backend. The server renders chat prompts through it,
+// queues requests FIFO (one generation at a time, a bounded number
+// waiting), applies stop strings, parses tool calls and thinking out of the
+// text (package chat/toolcall) and writes each API's response or event
+// stream. A client that disconnects cancels its generation.
+//
+//	srv := server.New(backend, server.Config{MaxQueue: 16})
+//	http.ListenAndServe("127.0.0.1:8080", srv.Handler())
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Backend is the loaded model as the server sees it. Generate is called for
+// one request at a time; the other methods may be called concurrently with
+// it and with each other.
+type Backend interface {
+	// ModelID names the model in responses and in /v1/models.
+	ModelID() string
+	// ContextLength is the most tokens (prompt and completion) a sequence may hold.
+	ContextLength() int
+	// Tokenize turns rendered prompt text into token ids (with any BOS the
+	// model expects).
+	Tokenize(text string) []int
+	// RenderChat renders a conversation with the model's chat template.
+	RenderChat(p ChatPrompt) (string, error)
+	// ChatTemplateSource is the template's source text; the server reads the
+	// model's tool-call markup from it.
+	ChatTemplateSource() string
+	// Generate prefills req.Prompt (reusing whatever prefix of it the
+	// backend still has cached) and samples up to req.MaxTokens tokens,
+	// calling emit for each one. It stops at an end-of-sequence token, at
+	// MaxTokens, when ctx is done, or when emit returns an error; it then
+	// returns the result so far together with ctx's or emit's error.
+	Generate(ctx context.Context, req GenRequest, emit func(Token) error) (GenResult, error)
+	// Stats are engine gauges and counters for /metrics, keyed by metric
+	// name without prefix (e.g. "expert_hit_rate", "expert_bytes_paged_total").
+	Stats() map[string]float64
+}
+
+// ChatPrompt is what RenderChat renders.
+type ChatPrompt struct {
+	Messages []Message
+	Tools    []Tool
+	// AddGenerationPrompt opens the assistant's turn at the end.
+	AddGenerationPrompt bool
+	// Kwargs are extra template variables, e.g. "enable_thinking".
+	Kwargs map[string]any
+}
+
+// Message is one turn of a conversation, in the shape chat templates expect.
+type Message struct {
+	Role             string // system, user, assistant or tool
+	Content          string
+	ReasoningContent string     // assistant thinking, if any
+	ToolCalls        []ToolCall // assistant tool calls
+	ToolCallID       string     // tool: the call this result answers
+	Name             string     // tool: the function's name, when known
+}
+
+// ToolCall is a function call the assistant made.
+type ToolCall struct {
+	ID        string
+	Name      string
+	Arguments string // a JSON object
+}
+
+// Tool is a function the client offers the model.
+type Tool struct {
+	Name        string
+	Description string
+	Parameters  json.RawMessage // JSON schema of the arguments object
+}
+
+// Sampling are the decoding settings of one request.
+type Sampling struct {
+	Temperature      float64 // 0: greedy
+	TopP             float64 // 1: off
+	TopK             int     // 0: off
+	MinP             float64 // 0: off
+	Seed             *int64  // nil: a fresh seed
+	PresencePenalty  float64
+	FrequencyPenalty float64
+}
+
+// GenRequest is one generation.
+type GenRequest struct {
+	Prompt    []int
+	MaxTokens int
+	Sampling  Sampling
+}
+
+// Token is one generated token and the text it completes. Text holds only
+// whole UTF-8 characters (a token that ends mid-character gives "" and the
+// next one carries the character). Special tokens that carry markup (tool
+// calls, <think>) must come through as their text.
+type Token struct {
+	ID   int
+	Text string
+}
+
+// Finish says why a generation ended.
+type Finish int
+
+const (
+	FinishEOS    Finish = iota // the model ended its turn
+	FinishLength               // MaxTokens reached
+)
+
+// GenResult describes a finished (or stopped) generation.
+type GenResult struct {
+	PromptTokens     int
+	CachedTokens     int // prompt tokens reused from the cache, not prefilled
+	CompletionTokens int
+	Finish           Finish
+	PrefillTime      time.Duration
+	DecodeTime       time.Duration
+}

@@ -1,0 +1,180 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mlx-moe/mlx-moe/server"
+)
+
+// waitFor polls /health until cond holds.
+func waitFor(t *testing.T, url string, cond func(map[string]any) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url + "/health")
+		if err == nil {
+			var h map[string]any
+			json.NewDecoder(resp.Body).Decode(&h)
+			resp.Body.Close()
+			if cond(h) {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("health never reached the expected state")
+}
+
+// Health and metrics answer while a generation runs.
+func TestHealthAndMetricsWhileGenerating(t *testing.T) {
+	b := fake("qwen3")
+	b.TokenDelay = 30 * time.Millisecond
+	b.Stat = map[string]float64{"expert_hit_rate": 0.93, "expert_bytes_paged_total": 1.5e9}
+	ts := start(t, b, server.Config{})
+	resp := post(t, ts.URL+"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"stream":true}`)
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	r.ReadString('\n') // the first chunk: generation is under way
+	start := time.Now()
+	waitFor(t, ts.URL, func(h map[string]any) bool { return h["generating"] == true && h["model"] == modelID })
+	m, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(m.Body)
+	m.Body.Close()
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("health and metrics took %v during a generation", d)
+	}
+	for _, want := range []string{"mlxmoe_generating 1", "mlxmoe_expert_hit_rate 0.93", "# TYPE mlxmoe_expert_bytes_paged_total counter",
+		"mlxmoe_queue_waiting 0"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("metrics lack %q:\n%s", want, text)
+		}
+	}
+	io.Copy(io.Discard, r)
+	m, _ = http.Get(ts.URL + "/metrics")
+	text, _ = io.ReadAll(m.Body)
+	m.Body.Close()
+	for _, want := range []string{`mlxmoe_requests_total{endpoint="/v1/chat/completions",code="200"} 1`, "mlxmoe_completion_tokens_total 7", "mlxmoe_generating 0"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("metrics after the request lack %q:\n%s", want, text)
+		}
+	}
+}
+
+// A client that disconnects stops its generation within about one token.
+func TestDisconnectStopsGeneration(t *testing.T) {
+	b := fake("qwen3")
+	b.TokenDelay = 50 * time.Millisecond
+	b.Reply = func(string) []string { return strings.Split(strings.Repeat("tok ", 200), " ") }
+	ts := start(t, b, server.Config{})
+	for _, body := range []string{
+		`{"messages":[{"role":"user","content":"hi"}],"stream":true}`,
+		`{"model":"Tiny-MoE-4bit","max_tokens":500,"messages":[{"role":"user","content":"hi"}]}`,
+	} {
+		before := b.Cancelled()
+		ctx, cancel := context.WithCancel(context.Background())
+		path := "/v1/chat/completions"
+		if strings.Contains(body, "max_tokens") {
+			path = "/v1/messages"
+		}
+		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
+		go func() {
+			time.Sleep(120 * time.Millisecond)
+			cancel()
+		}()
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		cancelled := time.Now()
+		waitFor(t, ts.URL, func(h map[string]any) bool { return h["generating"] == false })
+		if d := time.Since(cancelled); d > 150*time.Millisecond || b.Cancelled() != before+1 {
+			t.Errorf("%s: generation ran on %v after the disconnect (cancelled %d)", path, d, b.Cancelled()-before)
+		}
+	}
+}
+
+// 16 concurrent streaming clients, half of which leave mid-stream: the
+// others get complete, correct streams; no goroutine outlives the test.
+func TestLoadWithDisconnects(t *testing.T) {
+	b := fake("qwen3")
+	b.TokenDelay = time.Millisecond
+	b.Reply = func(prompt string) []string {
+		return strings.SplitAfter(strings.Repeat("word ", 40)+prompt[strings.Index(prompt, "client"):strings.Index(prompt, "\n<|assistant|>")], " ")
+	}
+	ts := start(t, b, server.Config{MaxQueue: 16})
+	baseline := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Go(func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			anthropicAPI := i%4 >= 2
+			path, body := "/v1/chat/completions", fmt.Sprintf(`{"messages":[{"role":"user","content":"client %d"}],"stream":true}`, i)
+			if anthropicAPI {
+				path, body = "/v1/messages", fmt.Sprintf(`{"model":"Tiny-MoE-4bit","max_tokens":1000,"messages":[{"role":"user","content":"client %d"}],"stream":true}`, i)
+			}
+			req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			sc := bufio.NewScanner(resp.Body)
+			var text strings.Builder
+			events := 0
+			for sc.Scan() {
+				line, ok := strings.CutPrefix(sc.Text(), "data: ")
+				if !ok || line == "[DONE]" {
+					continue
+				}
+				events++
+				if i%2 == 1 && events == 10 {
+					return // leave mid-stream
+				}
+				var v map[string]any
+				json.Unmarshal([]byte(line), &v)
+				if s, ok := get(v, "choices", 0, "delta", "content").(string); ok {
+					text.WriteString(s)
+				}
+				if s, ok := get(v, "delta", "text").(string); ok {
+					text.WriteString(s)
+				}
+			}
+			if want := strings.Repeat("word ", 40) + fmt.Sprintf("client %d", i); text.String() != want {
+				errs <- fmt.Errorf("client %d got %q", i, text.String())
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if b.MaxConcurrent() != 1 {
+		t.Errorf("%d generations ran at once", b.MaxConcurrent())
+	}
+	http.DefaultClient.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > baseline && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > baseline {
+		buf := make([]byte, 1<<16)
+		t.Errorf("goroutines: %d before, %d after\n%s", baseline, n, buf[:runtime.Stack(buf, true)])
+	}
+}

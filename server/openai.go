@@ -1,0 +1,499 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mlx-moe/mlx-moe/chat/toolcall"
+)
+
+type oaiChatRequest struct {
+	Model               string          `json:"model"`
+	Messages            []oaiMessage    `json:"messages"`
+	Tools               []oaiTool       `json:"tools"`
+	ToolChoice          json.RawMessage `json:"tool_choice"`
+	MaxTokens           *int            `json:"max_tokens"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	Temperature         *float64        `json:"temperature"`
+	TopP                *float64        `json:"top_p"`
+	TopK                *int            `json:"top_k"`
+	MinP                *float64        `json:"min_p"`
+	Seed                *int64          `json:"seed"`
+	Stop                json.RawMessage `json:"stop"`
+	PresencePenalty     *float64        `json:"presence_penalty"`
+	FrequencyPenalty    *float64        `json:"frequency_penalty"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	// ChatTemplateKwargs are extra template variables (as in vLLM), e.g.
+	// {"enable_thinking": false}.
+	ChatTemplateKwargs map[string]any `json:"chat_template_kwargs"`
+}
+
+type oaiMessage struct {
+	Role             string          `json:"role"`
+	Content          json.RawMessage `json:"content"`
+	ReasoningContent *string         `json:"reasoning_content"`
+	Name             string          `json:"name"`
+	ToolCalls        []oaiToolCall   `json:"tool_calls"`
+	ToolCallID       string          `json:"tool_call_id"`
+}
+
+type oaiToolCall struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	} `json:"function"`
+}
+
+type oaiTool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description"`
+		Parameters  json.RawMessage `json:"parameters"`
+	} `json:"function"`
+}
+
+// oaiContent reads message content: a string, null, or content parts of
+// which only text is supported.
+func oaiContent(raw json.RawMessage, field string) (string, *apiError) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if json.Unmarshal(raw, &parts) != nil {
+		return "", invalid(field, "%s: expected a string or an array of content parts", field)
+	}
+	var texts []string
+	for i, p := range parts {
+		switch p.Type {
+		case "text":
+			texts = append(texts, p.Text)
+		case "image_url", "input_image", "input_audio", "file":
+			return "", invalid(field, "%s[%d]: %s content is not supported: this server runs a text-only model", field, i, p.Type)
+		default:
+			return "", invalid(field, "%s[%d]: unknown content part type %q (expected \"text\")", field, i, p.Type)
+		}
+	}
+	return strings.Join(texts, "\n"), nil
+}
+
+// jsonText reads a value that should be JSON text in a string (tool call
+// arguments); a client that sends the object itself is accepted too.
+func jsonText(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	if len(raw) == 0 || string(raw) == "null" {
+		return "{}"
+	}
+	return string(raw)
+}
+
+func (req *oaiChatRequest) messages() ([]Message, *apiError) {
+	if len(req.Messages) == 0 {
+		return nil, invalid("messages", "messages: at least one message is required")
+	}
+	names := map[string]string{} // tool call id -> function name
+	var out []Message
+	for i, m := range req.Messages {
+		field := fmt.Sprintf("messages[%d]", i)
+		content, e := oaiContent(m.Content, field+".content")
+		if e != nil {
+			return nil, e
+		}
+		msg := Message{Role: m.Role, Content: content}
+		switch m.Role {
+		case "system", "developer":
+			msg.Role = "system"
+		case "user":
+		case "assistant":
+			if m.ReasoningContent != nil {
+				msg.ReasoningContent = *m.ReasoningContent
+			}
+			for k, c := range m.ToolCalls {
+				if c.Function.Name == "" {
+					return nil, invalid(field, "%s.tool_calls[%d].function.name is required", field, k)
+				}
+				names[c.ID] = c.Function.Name
+				msg.ToolCalls = append(msg.ToolCalls, ToolCall{ID: c.ID, Name: c.Function.Name, Arguments: jsonText(c.Function.Arguments)})
+			}
+		case "tool":
+			msg.ToolCallID, msg.Name = m.ToolCallID, names[m.ToolCallID]
+		case "":
+			return nil, invalid(field+".role", "%s.role is required", field)
+		default:
+			return nil, invalid(field+".role", "%s.role %q is not one of system, developer, user, assistant, tool", field, m.Role)
+		}
+		out = append(out, msg)
+	}
+	return out, nil
+}
+
+func (req *oaiChatRequest) tools() ([]Tool, *apiError) {
+	var tools []Tool
+	for i, t := range req.Tools {
+		if t.Type != "" && t.Type != "function" {
+			return nil, invalid(fmt.Sprintf("tools[%d].type", i), "tools[%d].type %q is not supported (expected \"function\")", i, t.Type)
+		}
+		if t.Function.Name == "" {
+			return nil, invalid(fmt.Sprintf("tools[%d].function.name", i), "tools[%d].function.name is required", i)
+		}
+		tools = append(tools, Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
+	}
+	mode, name := "auto", ""
+	if len(req.ToolChoice) > 0 && string(req.ToolChoice) != "null" {
+		var named struct {
+			Function struct {
+				Name string `json:"name"`
+			} `json:"function"`
+		}
+		switch {
+		case json.Unmarshal(req.ToolChoice, &mode) == nil:
+			if mode != "none" && mode != "auto" && mode != "required" {
+				return nil, invalid("tool_choice", "tool_choice %q is not one of none, auto, required", mode)
+			}
+		case json.Unmarshal(req.ToolChoice, &named) == nil && named.Function.Name != "":
+			mode, name = "named", named.Function.Name
+		default:
+			return nil, invalid("tool_choice", `tool_choice: expected "none", "auto", "required" or {"type": "function", "function": {"name": ...}}`)
+		}
+	}
+	return chooseTools(tools, mode, name)
+}
+
+// chooseTools applies a tool choice: "none" offers no tools, a named
+// choice offers only that one. ("required" cannot be enforced without
+// constrained decoding; the tools are offered as with "auto".)
+func chooseTools(tools []Tool, mode, name string) ([]Tool, *apiError) {
+	switch mode {
+	case "none":
+		return nil, nil
+	case "named":
+		for _, t := range tools {
+			if t.Name == name {
+				return []Tool{t}, nil
+			}
+		}
+		return nil, invalid("tool_choice", "tool_choice names %q, which is not among the tools", name)
+	}
+	return tools, nil
+}
+
+func stopStrings(raw json.RawMessage) ([]string, *apiError) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return []string{one}, nil
+	}
+	var many []string
+	if json.Unmarshal(raw, &many) != nil {
+		return nil, invalid("stop", "stop: expected a string or an array of strings")
+	}
+	if len(many) > 16 {
+		return nil, invalid("stop", "stop: at most 16 strings, got %d", len(many))
+	}
+	return many, nil
+}
+
+func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
+	var req oaiChatRequest
+	if e := decode(r, &req); e != nil {
+		openAI.writeError(w, e)
+		return
+	}
+	j, e := s.oaiChatJob(&req)
+	if e != nil {
+		openAI.writeError(w, e)
+		return
+	}
+	if req.Stream {
+		s.oaiStream(w, r, j, "chat.completion.chunk", req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+		return
+	}
+	t, e := s.admit()
+	if e != nil {
+		openAI.writeError(w, e)
+		return
+	}
+	defer t.done()
+	if t.wait(r.Context()) != nil {
+		return // the client left
+	}
+	var res toolcall.Result
+	out := s.run(r.Context(), j, func(ev toolcall.Event) error { res.Add(ev); return nil })
+	if out.err != nil {
+		if r.Context().Err() == nil {
+			openAI.writeError(w, &apiError{kind: errInternal, msg: "generation failed: " + out.err.Error()})
+		}
+		return
+	}
+	res = validCalls(res)
+	msg := map[string]any{"role": "assistant", "content": res.Content}
+	if res.Content == "" && len(res.Calls) > 0 {
+		msg["content"] = nil
+	}
+	if res.Reasoning != "" {
+		msg["reasoning_content"] = res.Reasoning
+	}
+	if len(res.Calls) > 0 {
+		var calls []any
+		for _, c := range res.Calls {
+			calls = append(calls, map[string]any{"id": newID("call_"), "type": "function",
+				"function": map[string]any{"name": c.Name, "arguments": c.Arguments}})
+		}
+		msg["tool_calls"] = calls
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": newID("chatcmpl-"), "object": "chat.completion", "created": time.Now().Unix(), "model": s.b.ModelID(),
+		"choices": []any{map[string]any{"index": 0, "message": msg, "logprobs": nil,
+			"finish_reason": oaiFinish(out, len(res.Calls) > 0)}},
+		"usage": oaiUsage(j, out.res),
+	})
+}
+
+func (s *Server) oaiChatJob(req *oaiChatRequest) (*job, *apiError) {
+	if e := s.checkModel(req.Model); e != nil {
+		return nil, e
+	}
+	msgs, e := req.messages()
+	if e != nil {
+		return nil, e
+	}
+	tools, e := req.tools()
+	if e != nil {
+		return nil, e
+	}
+	stops, e := stopStrings(req.Stop)
+	if e != nil {
+		return nil, e
+	}
+	sampling, e := s.sampling(req.Temperature, req.TopP, req.TopK, req.MinP, req.Seed, req.PresencePenalty, req.FrequencyPenalty)
+	if e != nil {
+		return nil, e
+	}
+	maxTokens := req.MaxCompletionTokens
+	if maxTokens == nil {
+		maxTokens = req.MaxTokens
+	}
+	return s.chatJob(ChatPrompt{Messages: msgs, Tools: tools, AddGenerationPrompt: true, Kwargs: req.ChatTemplateKwargs},
+		len(tools) > 0, maxTokens, sampling, stops)
+}
+
+func oaiFinish(out outcome, calls bool) string {
+	switch {
+	case out.finish == "length":
+		return "length"
+	case out.finish == "eos" && calls:
+		return "tool_calls"
+	}
+	return "stop"
+}
+
+func oaiUsage(j *job, r GenResult) map[string]any {
+	return map[string]any{
+		"prompt_tokens": len(j.prompt), "completion_tokens": r.CompletionTokens,
+		"total_tokens":          len(j.prompt) + r.CompletionTokens,
+		"prompt_tokens_details": map[string]any{"cached_tokens": r.CachedTokens},
+	}
+}
+
+// oaiStream writes a generation as OpenAI chunks (chat or text
+// completion), ending with data: [DONE].
+func (s *Server) oaiStream(w http.ResponseWriter, r *http.Request, j *job, object string, includeUsage bool) {
+	t, e := s.admit()
+	if e != nil {
+		openAI.writeError(w, e)
+		return
+	}
+	defer t.done()
+	sse := newSSE(w, s.cfg.WriteTimeout)
+	pings := startPings(s.cfg.PingInterval, func() error { return sse.write([]byte(": keep-alive\n\n")) })
+	defer pings.end()
+	if t.wait(r.Context()) != nil {
+		return
+	}
+	id, created, chat := newID("chatcmpl-"), time.Now().Unix(), object == "chat.completion.chunk"
+	if !chat {
+		id = newID("cmpl-")
+	}
+	send := func(choice map[string]any, usage any) error {
+		c := map[string]any{"id": id, "object": object, "created": created, "model": s.b.ModelID(), "choices": []any{}}
+		if choice != nil {
+			choice["index"] = 0
+			choice["logprobs"] = nil
+			if _, ok := choice["finish_reason"]; !ok {
+				choice["finish_reason"] = nil
+			}
+			c["choices"] = []any{choice}
+		}
+		if includeUsage {
+			c["usage"] = usage
+		}
+		return sse.event("", c)
+	}
+	delta := func(d map[string]any) error {
+		if chat {
+			return send(map[string]any{"delta": d}, nil)
+		}
+		return send(map[string]any{"text": d["content"]}, nil)
+	}
+	if chat && delta(map[string]any{"role": "assistant", "content": ""}) != nil {
+		return
+	}
+	calls := 0
+	out := s.run(r.Context(), j, func(ev toolcall.Event) error {
+		switch ev.Kind {
+		case toolcall.Content:
+			return delta(map[string]any{"content": ev.Text})
+		case toolcall.Reasoning:
+			return delta(map[string]any{"reasoning_content": ev.Text})
+		case toolcall.CallStart:
+			calls++
+			return delta(map[string]any{"tool_calls": []any{map[string]any{"index": ev.Index, "id": newID("call_"), "type": "function",
+				"function": map[string]any{"name": ev.Name, "arguments": ""}}}})
+		case toolcall.CallArgs:
+			return delta(map[string]any{"tool_calls": []any{map[string]any{"index": ev.Index,
+				"function": map[string]any{"arguments": ev.Text}}}})
+		}
+		return nil
+	})
+	if out.err != nil {
+		if r.Context().Err() == nil && !sse.failed() {
+			sse.event("", openAI.body(&apiError{kind: errInternal, msg: "generation failed: " + out.err.Error()}))
+		}
+		return
+	}
+	final := map[string]any{"finish_reason": oaiFinish(out, calls > 0)}
+	if chat {
+		final["delta"] = map[string]any{}
+	} else {
+		final["text"] = ""
+	}
+	if send(final, nil) != nil {
+		return
+	}
+	if includeUsage && send(nil, oaiUsage(j, out.res)) != nil {
+		return
+	}
+	sse.write([]byte("data: [DONE]\n\n"))
+}
+
+type oaiCompletionRequest struct {
+	Model            string          `json:"model"`
+	Prompt           json.RawMessage `json:"prompt"`
+	MaxTokens        *int            `json:"max_tokens"`
+	Temperature      *float64        `json:"temperature"`
+	TopP             *float64        `json:"top_p"`
+	TopK             *int            `json:"top_k"`
+	MinP             *float64        `json:"min_p"`
+	Seed             *int64          `json:"seed"`
+	Stop             json.RawMessage `json:"stop"`
+	PresencePenalty  *float64        `json:"presence_penalty"`
+	FrequencyPenalty *float64        `json:"frequency_penalty"`
+	Stream           bool            `json:"stream"`
+	StreamOptions    *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+}
+
+// completions continues a raw prompt: no chat template, no tool parsing.
+func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
+	var req oaiCompletionRequest
+	if e := decode(r, &req); e != nil {
+		openAI.writeError(w, e)
+		return
+	}
+	j, e := s.completionJob(&req)
+	if e != nil {
+		openAI.writeError(w, e)
+		return
+	}
+	if req.Stream {
+		s.oaiStream(w, r, j, "text_completion", req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+		return
+	}
+	t, e := s.admit()
+	if e != nil {
+		openAI.writeError(w, e)
+		return
+	}
+	defer t.done()
+	if t.wait(r.Context()) != nil {
+		return
+	}
+	var text strings.Builder
+	out := s.run(r.Context(), j, func(ev toolcall.Event) error { text.WriteString(ev.Text); return nil })
+	if out.err != nil {
+		if r.Context().Err() == nil {
+			openAI.writeError(w, &apiError{kind: errInternal, msg: "generation failed: " + out.err.Error()})
+		}
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": newID("cmpl-"), "object": "text_completion", "created": time.Now().Unix(), "model": s.b.ModelID(),
+		"choices": []any{map[string]any{"index": 0, "text": text.String(), "logprobs": nil, "finish_reason": oaiFinish(out, false)}},
+		"usage":   oaiUsage(j, out.res),
+	})
+}
+
+func (s *Server) completionJob(req *oaiCompletionRequest) (*job, *apiError) {
+	if e := s.checkModel(req.Model); e != nil {
+		return nil, e
+	}
+	var prompt string
+	if json.Unmarshal(req.Prompt, &prompt) != nil {
+		var list []string
+		if json.Unmarshal(req.Prompt, &list) != nil || len(list) != 1 {
+			return nil, invalid("prompt", "prompt: expected a string (or an array holding one string)")
+		}
+		prompt = list[0]
+	}
+	if prompt == "" {
+		return nil, invalid("prompt", "prompt is required and must not be empty")
+	}
+	stops, e := stopStrings(req.Stop)
+	if e != nil {
+		return nil, e
+	}
+	sampling, e := s.sampling(req.Temperature, req.TopP, req.TopK, req.MinP, req.Seed, req.PresencePenalty, req.FrequencyPenalty)
+	if e != nil {
+		return nil, e
+	}
+	return s.textJob(prompt, req.MaxTokens, sampling, stops)
+}
+
+// models lists the loaded model and the models in the local cache.
+func (s *Server) models(w http.ResponseWriter, r *http.Request) {
+	ids := []string{s.b.ModelID()}
+	if s.cfg.CachedModels != nil {
+		for _, m := range s.cfg.CachedModels() {
+			if m != s.b.ModelID() {
+				ids = append(ids, m)
+			}
+		}
+	}
+	var data []any
+	for _, id := range ids {
+		data = append(data, map[string]any{"id": id, "object": "model", "created": s.created, "owned_by": "mlx-moe",
+			"loaded": id == s.b.ModelID()})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
