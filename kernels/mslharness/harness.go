@@ -13,7 +13,7 @@
 //
 // Typical use in a test:
 //
-//	prog, err := mslharness.Build("../msl/elementwise.metal", t.TempDir())
+//	prog, err := mslharness.Build("../msl/elementwise.metal", "../msl/compat", t.TempDir())
 //	out, err := prog.Run("add", mslharness.Launch{
 //		Groups: [3]int{4, 1, 1}, Threads: [3]int{256, 1, 1},
 //		Buffers: map[int][]byte{0: a, 1: b, 2: out, 3: n},
@@ -224,19 +224,21 @@ type Program struct {
 	bin     string
 }
 
-// Build compiles the shader file into a runner executable in dir.
-func Build(file, dir string) (*Program, error) {
+// Build compiles the shader file into a runner executable in dir, with the
+// Metal-compatibility headers of compat (kernels/msl/compat).
+func Build(file, compat, dir string) (*Program, error) {
 	cxx, err := Compiler()
 	if err != nil {
 		return nil, err
 	}
-	file, err = filepath.Abs(file)
-	if err != nil {
+	if file, err = filepath.Abs(file); err != nil {
 		return nil, err
 	}
-	compat := filepath.Join(filepath.Dir(file), "compat")
+	if compat, err = filepath.Abs(compat); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(compat, "metal_compat.h")); err != nil {
-		return nil, fmt.Errorf("%s: no compat/metal_compat.h beside it: %v", file, err)
+		return nil, fmt.Errorf("compat directory %s has no metal_compat.h: %v", compat, err)
 	}
 	pre, err := exec.Command(cxx, "-std=c++17", "-E", "-P", "-DMSL_SCAN", "-I", compat, "-x", "c++", file).CombinedOutput()
 	if err != nil {

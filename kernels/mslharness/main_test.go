@@ -103,20 +103,24 @@ func build(file string) (*Program, error) {
 	bp.once.Do(func() {
 		dir := filepath.Join(buildDir, filepath.Base(file))
 		if bp.err = os.MkdirAll(dir, 0o755); bp.err == nil {
-			bp.prog, bp.err = Build(file, dir)
+			bp.prog, bp.err = Build(file, filepath.Join(mslDir, "compat"), dir)
 		}
 	})
 	return bp.prog, bp.err
 }
 
-// program returns the compiled shader file (name relative to kernels/msl),
-// skipping the test when no compiler is installed.
+// program returns the compiled shader file (a name in kernels/msl, or a
+// path relative to this package), skipping the test when no compiler is
+// installed.
 func program(t *testing.T, name string) *Program {
 	t.Helper()
 	if _, err := Compiler(); err != nil {
 		t.Skip(err)
 	}
-	p, err := build(filepath.Join(mslDir, name))
+	if filepath.Dir(name) == "." {
+		name = filepath.Join(mslDir, name)
+	}
+	p, err := build(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,12 +147,26 @@ func compare(t *testing.T, kernel string, got, want []float32, atol, rtol float6
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d outputs, want %d", kernel, len(got), len(want))
 	}
-	var scale, worst float64
+	worst, bad, first := mismatches(got, want, atol, rtol)
+	for _, i := range first {
+		t.Errorf("%s: [%d] = %g, want %g", kernel, i, got[i], want[i])
+	}
+	if bad > 0 {
+		t.Errorf("%s: %d of %d values out of tolerance (max abs error %.3g)", kernel, bad, len(got), worst)
+	}
+	statsMu.Lock()
+	maxErr[kernel] = math.Max(maxErr[kernel], worst)
+	statsMu.Unlock()
+}
+
+// mismatches returns the max abs error, the number of values beyond
+// atol + rtol*max|want|, and the first few of their indices.
+func mismatches(got, want []float32, atol, rtol float64) (worst float64, bad int, first []int) {
+	var scale float64
 	for _, w := range want {
 		scale = math.Max(scale, math.Abs(float64(w)))
 	}
 	tol := atol + rtol*scale
-	bad := 0
 	for i := range got {
 		d := math.Abs(float64(got[i]) - float64(want[i]))
 		if math.IsNaN(d) {
@@ -157,17 +175,12 @@ func compare(t *testing.T, kernel string, got, want []float32, atol, rtol float6
 		worst = math.Max(worst, d)
 		if d > tol {
 			if bad < 5 {
-				t.Errorf("%s: [%d] = %g, want %g (|diff| %.3g > tol %.3g)", kernel, i, got[i], want[i], d, tol)
+				first = append(first, i)
 			}
 			bad++
 		}
 	}
-	if bad > 0 {
-		t.Errorf("%s: %d of %d values out of tolerance", kernel, bad, len(got))
-	}
-	statsMu.Lock()
-	maxErr[kernel] = math.Max(maxErr[kernel], worst)
-	statsMu.Unlock()
+	return worst, bad, first
 }
 
 // Byte conversions for buffers.

@@ -1,0 +1,90 @@
+// Deliberately wrong kernels: the harness must catch each of them
+// (see planted_test.go). Each is a row-wise RMS normalisation like
+// kernels/msl/norm.metal's rmsnorm (x [rows, dim] -> out, no weight), with
+// one bug. Launch: threads (256,1,1), groups (rows,1,1).
+#include <metal_stdlib>
+using namespace metal;
+
+// Divides by the sum of squares instead of their mean.
+kernel void rms_wrong_math(device const float* x [[buffer(0)]],
+                           device float* out [[buffer(1)]],
+                           constant uint& dim [[buffer(2)]],
+                           uint row [[threadgroup_position_in_grid]],
+                           uint tid [[thread_index_in_threadgroup]],
+                           uint sg [[simdgroup_index_in_threadgroup]],
+                           uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float part[8];
+  device const float* xr = x + row * dim;
+  float ss = 0;
+  for (uint i = tid; i < dim; i += 256) ss += xr[i] * xr[i];
+  ss = simd_sum(ss);
+  if (lane == 0) part[sg] = ss;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  float total = 0;
+  for (uint s = 0; s < 8; s++) total += part[s];
+  float inv = rsqrt(total + 1e-6f);  // BUG: total / dim
+  for (uint i = tid; i < dim; i += 256) out[row * dim + i] = xr[i] * inv;
+}
+
+// Reads the partial sums before every SIMD-group has written its own.
+kernel void rms_missing_barrier(device const float* x [[buffer(0)]],
+                                device float* out [[buffer(1)]],
+                                constant uint& dim [[buffer(2)]],
+                                uint row [[threadgroup_position_in_grid]],
+                                uint tid [[thread_index_in_threadgroup]],
+                                uint sg [[simdgroup_index_in_threadgroup]],
+                                uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float part[8];
+  device const float* xr = x + row * dim;
+  float ss = 0;
+  for (uint i = tid; i < dim; i += 256) ss += xr[i] * xr[i];
+  ss = simd_sum(ss);
+  if (lane == 0) part[sg] = ss;
+  // BUG: no threadgroup_barrier here.
+  float total = 0;
+  for (uint s = 0; s < 8; s++) total += part[s];
+  float inv = rsqrt(total / float(dim) + 1e-6f);
+  for (uint i = tid; i < dim; i += 256) out[row * dim + i] = xr[i] * inv;
+}
+
+// Reads one element past the end of its row (and so of x for the last row).
+kernel void rms_out_of_bounds(device const float* x [[buffer(0)]],
+                              device float* out [[buffer(1)]],
+                              constant uint& dim [[buffer(2)]],
+                              uint row [[threadgroup_position_in_grid]],
+                              uint tid [[thread_index_in_threadgroup]],
+                              uint sg [[simdgroup_index_in_threadgroup]],
+                              uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float part[8];
+  device const float* xr = x + row * dim;
+  float ss = 0;
+  for (uint i = tid; i <= dim; i += 256) ss += xr[i] * xr[i];  // BUG: i <= dim
+  ss = simd_sum(ss);
+  if (lane == 0) part[sg] = ss;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  float total = 0;
+  for (uint s = 0; s < 8; s++) total += part[s];
+  float inv = rsqrt(total / float(dim) + 1e-6f);
+  for (uint i = tid; i < dim; i += 256) out[row * dim + i] = xr[i] * inv;
+}
+
+// Only half of the threads reach the barrier.
+kernel void rms_divergent_barrier(device const float* x [[buffer(0)]],
+                                  device float* out [[buffer(1)]],
+                                  constant uint& dim [[buffer(2)]],
+                                  uint row [[threadgroup_position_in_grid]],
+                                  uint tid [[thread_index_in_threadgroup]],
+                                  uint sg [[simdgroup_index_in_threadgroup]],
+                                  uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float part[8];
+  device const float* xr = x + row * dim;
+  float ss = 0;
+  for (uint i = tid; i < dim; i += 256) ss += xr[i] * xr[i];
+  ss = simd_sum(ss);
+  if (lane == 0) part[sg] = ss;
+  if (tid < 128) threadgroup_barrier(mem_flags::mem_threadgroup);  // BUG: divergent barrier
+  float total = 0;
+  for (uint s = 0; s < 8; s++) total += part[s];
+  float inv = rsqrt(total / float(dim) + 1e-6f);
+  for (uint i = tid; i < dim; i += 256) out[row * dim + i] = xr[i] * inv;
+}
