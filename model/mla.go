@@ -241,14 +241,15 @@ func splitKVB(w *weights, module string, heads, L, dn, dv int) (qToLatent, laten
 		for i := 0; i < dn; i++ {
 			kvb.Row(base+i, row)
 			for c, v := range row {
-				if kvb.Q != nil {
-					v = kernels.BF16ToF32(kernels.F32ToBF16(v))
-				}
 				kT[c*dn+i] = v
 			}
 		}
 		k := &kernels.Matrix{Rows: L, Cols: dn, F32: kT}
 		if q := kvb.Q; q != nil && dn%q.GroupSize == 0 {
+			// mlx-lm dequantizes to bf16 before quantizing again.
+			for i, v := range kT {
+				kT[i] = kernels.BF16ToF32(kernels.F32ToBF16(v))
+			}
 			var err error
 			if k, err = kernels.Quantize(kT, L, dn, q.Bits, q.GroupSize); err != nil {
 				w.fail("%s: re-quantizing the key block of head %d: %v", module, h, err)

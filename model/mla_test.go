@@ -1,0 +1,407 @@
+package model_test
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/mlx-moe/mlx-moe/cpu"
+	"github.com/mlx-moe/mlx-moe/internal/fixture"
+	"github.com/mlx-moe/mlx-moe/kernels"
+	"github.com/mlx-moe/mlx-moe/model"
+)
+
+// TestMLALongContext runs a 2,000-token prompt through chunked prefill and
+// then decodes 100 tokens, and checks every position's logits against
+// feeding the same 2,100 tokens one at a time. The fixture's
+// max_position_embeddings (1024) is below 2,100; without YaRN nothing in
+// the model depends on it, and both runs see the same positions.
+func TestMLALongContext(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long context: skipped in -short")
+	}
+	const promptLen, decodeLen = 2000, 100
+	dir := fixture.Dir(t, "fixtures/deepseek_v3-hf-bf16")
+	m, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	vocab := m.Config.VocabSize
+	rng := rand.New(rand.NewPCG(7, 8))
+	seq := make([]int32, promptLen, promptLen+decodeLen)
+	for i := range seq {
+		seq[i] = int32(rng.IntN(vocab))
+	}
+	e := cpu.New()
+	rn := model.NewRunner(m, e)
+	c := m.NewCache(e, promptLen+decodeLen)
+	want, err := rn.Forward(c, seq, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := want[(promptLen-1)*vocab:]
+	for range decodeLen {
+		next := argmax(last)
+		seq = append(seq, next)
+		if last, err = rn.Forward(c, []int32{next}, false); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, last...)
+	}
+	// want holds the logits after each of the 2,100 tokens except the
+	// last, whose logits come from the final decode step.
+	step := m.NewCache(e, promptLen+decodeLen)
+	var worstPrefill, worstDecode float64
+	for i, id := range seq {
+		got, err := rn.Forward(step, []int32{id}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := maxAbsDiff(got, want[i*vocab:(i+1)*vocab])
+		if i < promptLen-1 {
+			worstPrefill = math.Max(worstPrefill, d)
+		} else {
+			worstDecode = math.Max(worstDecode, d)
+		}
+	}
+	t.Logf("token by token vs prefill: max |Δ| %.2g over %d prompt positions, %.2g over the last prompt position and %d decoded tokens",
+		worstPrefill, promptLen-1, worstDecode, decodeLen)
+	if worstPrefill > logitTol || worstDecode > logitTol {
+		t.Errorf("token-by-token logits differ from prefill+decode by %g (prompt) / %g (decode)", worstPrefill, worstDecode)
+	}
+}
+
+// TestMLAMLXLayouts converts the HF bf16 fixtures into the two MLX layouts
+// (quantized with the MLX algorithm, as mlx_lm.convert would) and checks
+// that each loads to exactly the model its dequantized weights describe.
+// It then measures how far quantization moves the logits from the bf16
+// model: the tiny random fixtures amplify weight error (8-bit with bf16
+// scales is about 0.6% relative error per weight, and moves their logits by
+// several percent), so the check is that the error shrinks with more bits.
+//
+// "kv_b" is the older layout: kv_b_proj quantized as it is, whose key
+// blocks the loader transposes and, when qk_nope_head_dim divides into
+// groups, quantizes again as mlx-lm does. "split" is the newer one:
+// kv_b_proj stored as embed_q [heads, kv_lora_rank, qk_nope_head_dim] and
+// unembed_out [heads, v_head_dim, kv_lora_rank], each quantized along its
+// last axis or left in bf16 when that axis does not divide into groups.
+// qk_nope_head_dim is 32 here, so group size 64 covers the dense key
+// blocks and group size 32 the quantized ones.
+func TestMLAMLXLayouts(t *testing.T) {
+	for _, fx := range []string{"deepseek_v3-hf-bf16", "glm4_moe_lite-hf-bf16"} {
+		hfDir := fixture.Dir(t, "fixtures/"+fx)
+		ref := fixture.LoadReference(t, hfDir)
+		bf16 := mlaPromptLogits(t, hfDir, ref)
+		var rms, count float64
+		for _, l := range bf16 {
+			for _, v := range l {
+				rms += float64(v) * float64(v)
+				count++
+			}
+		}
+		rms = math.Sqrt(rms / count)
+		for _, layout := range []string{"kv_b", "split"} {
+			meanErr := map[int]float64{}
+			for _, q := range []struct{ bits, gs int }{{8, 64}, {4, 32}} {
+				t.Run(fmt.Sprintf("%s/%s-%dbit-g%d", fx, layout, q.bits, q.gs), func(t *testing.T) {
+					mlxDir, simDir := t.TempDir(), t.TempDir()
+					convertMLAToMLX(t, hfDir, mlxDir, simDir, layout, q.bits, q.gs)
+					got := mlaPromptLogits(t, mlxDir, ref)
+					sim := mlaPromptLogits(t, simDir, ref)
+					var layoutDiff, maxErr, sumErr, agree, positions float64
+					vocab := len(ref.Prompts[0].LastLogits)
+					for i := range got {
+						layoutDiff = math.Max(layoutDiff, maxAbsDiff(got[i], sim[i]))
+						maxErr = math.Max(maxErr, maxAbsDiff(got[i], bf16[i]))
+						for j := range got[i] {
+							sumErr += math.Abs(float64(got[i][j] - bf16[i][j]))
+						}
+						for p := 0; p < len(got[i]); p += vocab {
+							if argmax(got[i][p:p+vocab]) == argmax(bf16[i][p:p+vocab]) {
+								agree++
+							}
+							positions++
+						}
+					}
+					meanErr[q.bits] = sumErr / count
+					t.Logf("vs its dequantized weights in HF layout: max |Δ| %.2g; vs bf16: mean |Δ| %.3g, max |Δ| %.3g (rms logit %.3g), same argmax at %.0f of %.0f positions",
+						layoutDiff, meanErr[q.bits], maxErr, rms, agree, positions)
+					if layoutDiff > 1e-5 {
+						t.Errorf("the MLX layout loads to a different model than its dequantized weights: logits differ by %g", layoutDiff)
+					}
+				})
+			}
+			if meanErr[8] == 0 || meanErr[8] > meanErr[4]/3 || meanErr[8] > 0.15*rms {
+				t.Errorf("%s %s: mean logit error %.3g at 8 bits, %.3g at 4 bits (rms logit %.3g): expected 8-bit error below 15%% of the rms and a third of the 4-bit error",
+					fx, layout, meanErr[8], meanErr[4], rms)
+			}
+		}
+	}
+}
+
+// mlaPromptLogits returns every position's logits for each reference prompt.
+func mlaPromptLogits(t *testing.T, dir string, ref *fixture.Reference) [][]float32 {
+	t.Helper()
+	m, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	e := cpu.New()
+	rn := model.NewRunner(m, e)
+	var out [][]float32
+	for _, p := range ref.Prompts {
+		logits, err := rn.Forward(m.NewCache(e, len(p.IDs)), p.IDs, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, logits)
+	}
+	return out
+}
+
+// stTensor is one tensor of a safetensors file being written.
+type stTensor struct {
+	dtype string
+	shape []int
+	data  []byte
+}
+
+func f32Tensor(v []float32, shape ...int) stTensor {
+	return stTensor{"F32", shape, unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))}
+}
+
+func bf16Tensor(v []float32, shape ...int) stTensor {
+	b := make([]uint16, len(v))
+	for i, x := range v {
+		b[i] = kernels.F32ToBF16(x)
+	}
+	return stTensor{"BF16", shape, unsafe.Slice((*byte)(unsafe.Pointer(&b[0])), 2*len(b))}
+}
+
+// writeMLACheckpoint writes tensors as dir/model.safetensors.
+func writeMLACheckpoint(t *testing.T, dir string, tensors map[string]stTensor) {
+	t.Helper()
+	names := make([]string, 0, len(tensors))
+	for n := range tensors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	header := map[string]any{}
+	var data []byte
+	for _, n := range names {
+		x := tensors[n]
+		header[n] = map[string]any{"dtype": x.dtype, "shape": x.shape, "data_offsets": []int{len(data), len(data) + len(x.data)}}
+		data = append(data, x.data...)
+	}
+	h, err := json.Marshal(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSafetensors(t, filepath.Join(dir, "model.safetensors"), string(h), data)
+}
+
+// readMLAFloats reads every tensor of a checkpoint as float32 values.
+func readMLAFloats(t *testing.T, dir string) (map[string][]float32, map[string][]int) {
+	t.Helper()
+	ix, err := model.OpenIndex(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	vals, shapes := map[string][]float32{}, map[string][]int{}
+	for _, n := range ix.Names() {
+		info, _ := ix.Tensor(n)
+		b, err := ix.ReadBytes(info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := make([]float32, info.Elements())
+		switch info.DType {
+		case model.BF16:
+			for i := range v {
+				v[i] = kernels.BF16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
+			}
+		case model.F32:
+			for i := range v {
+				v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+			}
+		default:
+			t.Fatalf("%s: unexpected dtype %s in the HF fixture", n, info.DType)
+		}
+		vals[n], shapes[n] = v, info.Shape
+	}
+	return vals, shapes
+}
+
+// quantized is a weight quantized the MLX way: the tensors to store and
+// the values they dequantize to.
+type quantized struct {
+	weight, scales, biases stTensor
+	deq                    []float32
+}
+
+// quantize quantizes a [..., cols] weight along its last axis.
+func quantizeMLX(t *testing.T, v []float32, shape []int, bits, gs int) quantized {
+	t.Helper()
+	cols := shape[len(shape)-1]
+	rows := len(v) / cols
+	m, err := kernels.Quantize(v, rows, cols, bits, gs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lead := shape[:len(shape)-1]
+	q := quantized{deq: make([]float32, len(v))}
+	for r := 0; r < rows; r++ {
+		m.Row(r, q.deq[r*cols:(r+1)*cols])
+	}
+	u16 := func(s []uint16) []byte { return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), 2*len(s)) }
+	q.weight = stTensor{"U32", append(append([]int{}, lead...), cols*bits/32), unsafe.Slice((*byte)(unsafe.Pointer(&m.Q.W[0])), 4*len(m.Q.W))}
+	q.scales = stTensor{"BF16", append(append([]int{}, lead...), cols/gs), u16(m.Q.Scales)}
+	q.biases = stTensor{"BF16", append(append([]int{}, lead...), cols/gs), u16(m.Q.Biases)}
+	return q
+}
+
+var (
+	expertName = regexp.MustCompile(`^(.*\.mlp\.)experts\.(\d+)\.(\w+)\.weight$`)
+	// Modules mlx-lm quantizes (nn.Linear, nn.Embedding, SwitchLinear,
+	// MultiLinear); the MoE router (MoEGate) and the norms stay as they are.
+	quantizable = regexp.MustCompile(`(embed_tokens|lm_head|_proj)\.weight$`)
+)
+
+// convertMLAToMLX writes the HF checkpoint hfDir as an MLX conversion (layout
+// "kv_b" or "split", bits-bit, group size gs) to mlxDir, and to simDir the
+// model it should load as: the same config in HF layout with every weight
+// replaced by the values the MLX one dequantizes to (for "kv_b", the key
+// blocks as re-quantized at load).
+func convertMLAToMLX(t *testing.T, hfDir, mlxDir, simDir, layout string, bits, gs int) {
+	t.Helper()
+	vals, shapes := readMLAFloats(t, hfDir)
+	var cfg map[string]any
+	raw, err := os.ReadFile(filepath.Join(hfDir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	heads := int(cfg["num_attention_heads"].(float64))
+	L := int(cfg["kv_lora_rank"].(float64))
+	dn := int(cfg["qk_nope_head_dim"].(float64))
+	dv := int(cfg["v_head_dim"].(float64))
+
+	mlx, sim := map[string]stTensor{}, map[string]stTensor{}
+	// put stores a weight under module in the MLX checkpoint, quantized when
+	// its last axis divides into groups (else in bf16, as mlx_lm.convert
+	// leaves it), and returns the values it dequantizes to.
+	put := func(module string, v []float32, shape []int) []float32 {
+		if shape[len(shape)-1]%gs != 0 {
+			mlx[module+".weight"] = bf16Tensor(v, shape...)
+			return v
+		}
+		q := quantizeMLX(t, v, shape, bits, gs)
+		mlx[module+".weight"], mlx[module+".scales"], mlx[module+".biases"] = q.weight, q.scales, q.biases
+		return q.deq
+	}
+	experts := map[string][]string{} // switch_mlp module -> its HF expert tensors in order
+	for name, v := range vals {
+		shape := shapes[name]
+		switch {
+		case expertName.MatchString(name):
+			sm := expertName.FindStringSubmatch(name)
+			module := sm[1] + "switch_mlp." + sm[3]
+			experts[module] = append(experts[module], name)
+		case strings.HasSuffix(name, "kv_b_proj.weight"):
+			module := strings.TrimSuffix(name, ".weight")
+			p := strings.TrimSuffix(module, "kv_b_proj")
+			simKVB := make([]float32, len(v))
+			if layout == "kv_b" {
+				deq := put(module, v, shape)
+				copy(simKVB, deq)
+				if dn%gs == 0 {
+					// The loader's re-quantized key blocks.
+					for h := 0; h < heads; h++ {
+						kT := make([]float32, L*dn)
+						for i := 0; i < dn; i++ {
+							for c := 0; c < L; c++ {
+								kT[c*dn+i] = kernels.BF16ToF32(kernels.F32ToBF16(deq[(h*(dn+dv)+i)*L+c]))
+							}
+						}
+						kq := quantizeMLX(t, kT, []int{L, dn}, bits, gs)
+						for i := 0; i < dn; i++ {
+							for c := 0; c < L; c++ {
+								simKVB[(h*(dn+dv)+i)*L+c] = kq.deq[c*dn+i]
+							}
+						}
+					}
+				}
+			} else {
+				// mlx-lm's sanitize: per head the key block transposed, the value block as is.
+				embedQ := make([]float32, heads*L*dn)
+				unembed := make([]float32, heads*dv*L)
+				for h := 0; h < heads; h++ {
+					for i := 0; i < dn; i++ {
+						for c := 0; c < L; c++ {
+							embedQ[(h*L+c)*dn+i] = v[(h*(dn+dv)+i)*L+c]
+						}
+					}
+					copy(unembed[h*dv*L:(h+1)*dv*L], v[(h*(dn+dv)+dn)*L:(h+1)*(dn+dv)*L])
+				}
+				eq := put(p+"embed_q", embedQ, []int{heads, L, dn})
+				uo := put(p+"unembed_out", unembed, []int{heads, dv, L})
+				for h := 0; h < heads; h++ {
+					for i := 0; i < dn; i++ {
+						for c := 0; c < L; c++ {
+							simKVB[(h*(dn+dv)+i)*L+c] = eq[(h*L+c)*dn+i]
+						}
+					}
+					copy(simKVB[(h*(dn+dv)+dn)*L:(h+1)*(dn+dv)*L], uo[h*dv*L:(h+1)*dv*L])
+				}
+			}
+			sim[name] = f32Tensor(simKVB, shape...)
+		case quantizable.MatchString(name):
+			sim[name] = f32Tensor(put(strings.TrimSuffix(name, ".weight"), v, shape), shape...)
+		default:
+			mlx[name] = bf16Tensor(v, shape...)
+			sim[name] = f32Tensor(v, shape...)
+		}
+	}
+	expertIndex := func(name string) int {
+		var e int
+		fmt.Sscan(expertName.FindStringSubmatch(name)[2], &e)
+		return e
+	}
+	for module, names := range experts {
+		sort.Slice(names, func(a, b int) bool { return expertIndex(names[a]) < expertIndex(names[b]) })
+		shape := append([]int{len(names)}, shapes[names[0]]...)
+		var stacked []float32
+		for _, n := range names {
+			stacked = append(stacked, vals[n]...)
+		}
+		deq := put(module, stacked, shape)
+		per := len(deq) / len(names)
+		for i, n := range names {
+			sim[n] = f32Tensor(deq[i*per:(i+1)*per], shapes[n]...)
+		}
+	}
+	writeMLACheckpoint(t, mlxDir, mlx)
+	writeMLACheckpoint(t, simDir, sim)
+	for _, dir := range []string{mlxDir, simDir} {
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	editConfig(t, mlxDir, func(c map[string]any) {
+		c["quantization"] = map[string]any{"group_size": gs, "bits": bits, "mode": "affine"}
+	})
+}
