@@ -9,15 +9,15 @@ import (
 type errKind int
 
 const (
-	errInvalid    errKind = iota // malformed or missing request fields
-	errContext                   // the prompt does not fit the context
-	errAuth                      // missing or wrong API key
-	errNotFound                  // unknown model or route
-	errMethod                    // wrong HTTP method
-	errTooLarge                  // request body over the limit
-	errOverloaded                // the queue is full
-	errUnavailable               // the server is shutting down
-	errInternal                  // the backend failed
+	errInvalid     errKind = iota // malformed or missing request fields
+	errContext                    // the prompt does not fit the context
+	errAuth                       // missing or wrong API key
+	errNotFound                   // unknown model or route
+	errMethod                     // wrong HTTP method
+	errTooLarge                   // request body over the limit
+	errOverloaded                 // the queue is full
+	errUnavailable                // the server is shutting down
+	errInternal                   // the backend failed
 )
 
 // apiError is an error to report to the client.

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/mlx-moe/mlx-moe/server"
+)
+
+var serveCmd = &command{
+	name:    "serve",
+	summary: "serve the model over OpenAI- and Anthropic-compatible HTTP APIs",
+}
+
+func init() {
+	serveCmd.run = runServe
+	register(serveCmd)
+}
+
+// serveOptions are the serve flags that concern loading the model.
+type serveOptions struct {
+	model    modelFlags
+	capacity int    // expert slots per MoE layer (0: the engine's default)
+	memory   string // memory budget for resident weights and experts, e.g. "24GB"
+	policy   string // expert miss policy: exact, fast or os
+	profile  string // expert profile to pin hot experts from
+	kvBits   int    // KV-cache quantization bits (0: off)
+}
+
+// newServeBackend loads the model for serve and returns it with a function
+// that releases it. The file that wires the engine in sets it; while it is
+// nil, serve says that no engine is available.
+var newServeBackend func(o serveOptions, stderr io.Writer) (server.Backend, func() error, error)
+
+func runServe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags(serveCmd, `serve [--model DIR] [--host 127.0.0.1] [--port 8080] [flags]
+
+Endpoints: POST /v1/chat/completions, /v1/completions, /v1/messages,
+/v1/messages/count_tokens; GET /v1/models, /health, /metrics.
+SIGINT or SIGTERM stops the server: in-flight requests get --shutdown-grace
+to finish, then are cancelled; the exit status is 0.`, stderr)
+	var o serveOptions
+	o.model.register(fs, " (default: the embedded default model)")
+	host := fs.String("host", "127.0.0.1", "address to listen on (0.0.0.0 for every interface)")
+	port := fs.Int("port", 8080, "TCP port (0: any free port)")
+	var cfg server.Config
+	fs.StringVar(&cfg.APIKey, "api-key", os.Getenv("MLXMOE_API_KEY"), "require this key as 'Authorization: Bearer KEY' or 'x-api-key: KEY' (default $MLXMOE_API_KEY)")
+	fs.IntVar(&cfg.MaxTokens, "max-tokens", 0, "cap on tokens generated per request, and the default when a request names none (0: up to the context)")
+	fs.IntVar(&cfg.MaxQueue, "max-queue", 16, "requests that may wait while one generates; more get 429 (OpenAI) or 529 (Anthropic)")
+	fs.BoolVar(&cfg.AcceptAnyModel, "any-model", false, "accept any model name in requests (Claude Code sends its own)")
+	maxBody := fs.Int("max-body-mb", 32, "largest request body in MiB")
+	grace := fs.Duration("shutdown-grace", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may run before they are cancelled")
+	fs.IntVar(&o.capacity, "capacity", 0, "expert slots per MoE layer (0: fit --memory)")
+	fs.StringVar(&o.memory, "memory", "", "memory budget for weights and experts, e.g. 24GB (default: most of the free memory)")
+	fs.StringVar(&o.policy, "policy", "exact", "expert miss policy: exact, fast or os")
+	fs.StringVar(&o.profile, "profile", "", "expert profile (JSON) whose hot experts are pinned")
+	fs.IntVar(&o.kvBits, "kv-bits", 0, "quantize the KV cache to this many bits (not implemented yet: accepted and ignored)")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("unexpected arguments %q: serve takes only flags", rest)
+	}
+	if *port < 0 || *port > 65535 {
+		return fmt.Errorf("--port %d: expected 0..65535", *port)
+	}
+	if *maxBody < 1 {
+		return fmt.Errorf("--max-body-mb %d: expected at least 1", *maxBody)
+	}
+	cfg.MaxBodyBytes = int64(*maxBody) << 20
+	cfg.ContextLength = o.model.context
+	if o.kvBits != 0 {
+		fmt.Fprintf(stderr, "mlx-moe serve: --kv-bits %d is accepted but has no effect yet: the KV cache stays in full precision\n", o.kvBits)
+	}
+	if newServeBackend == nil {
+		return errors.New("no inference engine is wired into this build, so serve cannot load a model")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b, closeBackend, err := newServeBackend(o, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeBackend()
+	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
+	if err != nil {
+		return err
+	}
+	return serveOn(ctx, stop, ln, server.New(b, cfg), *grace, stderr)
+}
+
+// serveOn serves until ctx is done, then shuts down: the listener closes,
+// in-flight requests get grace to finish and are then cancelled. release
+// is called once shutdown starts (a second signal then kills the process).
+func serveOn(ctx context.Context, release func(), ln net.Listener, srv *server.Server, grace time.Duration, log io.Writer) error {
+	base, cancelAll := context.WithCancel(context.Background())
+	defer cancelAll()
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	fmt.Fprintf(log, "mlx-moe serve: listening on http://%s\n", ln.Addr())
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	release()
+	fmt.Fprintf(log, "mlx-moe serve: shutting down (in-flight requests have %v)\n", grace)
+	wait, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := hs.Shutdown(wait); err != nil {
+		// Grace is over: cancel the generations, whose handlers then end
+		// within a token, and wait for them.
+		cancelAll()
+		done, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(done); err != nil {
+			hs.Close()
+		}
+	}
+	<-served
+	return nil
+}

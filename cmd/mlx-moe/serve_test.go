@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mlx-moe/mlx-moe/server"
+	"github.com/mlx-moe/mlx-moe/server/servertest"
+)
+
+// fakeServeEnv names a tool-call format; with it set, this test binary is
+// the mlx-moe command with a scripted backend (servertest.WeatherReply) in
+// place of the engine. scripts/server-clients/run.sh drives it with the
+// official SDKs:
+//
+//	MLXMOE_FAKE_SERVE=qwen3 ./mlx-moe.test serve --port 8080
+const fakeServeEnv = "MLXMOE_FAKE_SERVE"
+
+func TestMain(m *testing.M) {
+	if format := os.Getenv(fakeServeEnv); format != "" {
+		newServeBackend = func(o serveOptions, stderr io.Writer) (server.Backend, func() error, error) {
+			return fakeBackend(format, 0), func() error { return nil }, nil
+		}
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func fakeBackend(format string, delay time.Duration) *servertest.Backend {
+	return &servertest.Backend{ID: "mlx-moe/fake-" + format, Context: 8192, Template: servertest.Templates[format],
+		Reply: servertest.WeatherReply(format), TokenDelay: delay}
+}
+
+func TestServeWithoutEngine(t *testing.T) {
+	saved := newServeBackend
+	newServeBackend = nil
+	defer func() { newServeBackend = saved }()
+	var stderr strings.Builder
+	err := runServe([]string{"--port", "0", "--kv-bits", "4"}, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "no inference engine") {
+		t.Errorf("serve without an engine: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "--kv-bits 4 is accepted but has no effect") {
+		t.Errorf("no --kv-bits note: %q", stderr.String())
+	}
+	if err := runServe([]string{"--port", "70000"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "--port") {
+		t.Errorf("bad port: %v", err)
+	}
+}
+
+// Shutdown lets an in-flight stream finish within the grace period, and
+// cancels it after.
+func TestServeShutdown(t *testing.T) {
+	for _, c := range []struct {
+		grace    time.Duration
+		complete bool
+	}{{5 * time.Second, true}, {50 * time.Millisecond, false}} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := server.New(fakeBackend("qwen3", 20*time.Millisecond), server.Config{})
+		ctx, cancel := context.WithCancel(context.Background())
+		returned := make(chan error, 1)
+		go func() { returned <- serveOn(ctx, func() {}, ln, srv, c.grace, io.Discard) }()
+		url := "http://" + ln.Addr().String()
+		resp, err := http.Post(url+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"messages":[{"role":"user","content":"hi"}],"stream":true}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(resp.Body)
+		r.ReadString('\n') // the stream has started
+		cancel()
+		rest, _ := io.ReadAll(r)
+		resp.Body.Close()
+		if got := strings.Contains(string(rest), "[DONE]"); got != c.complete {
+			t.Errorf("grace %v: stream completed %v, want %v", c.grace, got, c.complete)
+		}
+		select {
+		case err := <-returned:
+			if err != nil {
+				t.Errorf("serveOn returned %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("serveOn did not return")
+		}
+		if _, err := http.Get(url + "/health"); err == nil {
+			t.Error("the server still answers after shutdown")
+		}
+	}
+}
+
+// The real command, signalled with SIGTERM, exits 0.
+func TestServeSIGTERM(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "serve", "--port", "0")
+	cmd.Env = append(os.Environ(), fakeServeEnv+"=qwen3")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	var addr string
+	for sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), "mlx-moe serve: listening on "); ok {
+			addr = a
+			break
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	if addr == "" {
+		cmd.Process.Kill()
+		t.Fatal("serve printed no address")
+	}
+	resp, err := http.Get(addr + "/health")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("health: %v", err)
+	}
+	resp.Body.Close()
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("serve after SIGTERM: %v, want exit status 0", err)
+	}
+}
