@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
+	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/model"
 	"github.com/mlx-moe/mlx-moe/sample"
@@ -30,6 +31,8 @@ type Options struct {
 	// ContextLength is the most positions a sequence may hold (default: the
 	// model's max_position_embeddings, capped at 32768).
 	ContextLength int
+	// Experts choose how routed experts are held (resident, paged, mapped).
+	Experts ExpertOptions
 	// Log receives notes about loading (nil: discarded).
 	Log io.Writer
 }
@@ -46,36 +49,52 @@ type Model struct {
 	ctxLen int
 	eos    map[int32]bool
 
+	pager     *experts.Pager
+	closeMaps func() error
+	opts      Options
+
 	mu      sync.Mutex
 	session *Session // the default session used by Stream and Generate
 }
 
 // Load reads a model directory (config.json, safetensors, tokenizer files).
 func Load(dir string, opts Options) (*Model, error) {
-	mdl, err := model.Load(dir)
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	cfg, err := model.LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	ctxLen := opts.ContextLength
+	if ctxLen <= 0 {
+		ctxLen = cfg.MaxPositions
+		if ctxLen <= 0 || ctxLen > 32768 {
+			ctxLen = 32768
+		}
+	}
+	// Estimated before loading (every layer as attention) to decide
+	// whether the model fits; the pager's plan uses the exact figure.
+	kvEstimate := int64(8 * ctxLen * cfg.NumLayers * cfg.NumKVHeads * cfg.HeadDim)
+	mdl, pager, closeMaps, err := loadModel(dir, opts.Experts, kvEstimate, opts.Log)
 	if err != nil {
 		return nil, err
 	}
 	tok, err := tokenizer.Load(dir)
 	if err != nil {
 		mdl.Close()
+		if pager != nil {
+			pager.Close()
+		}
 		return nil, err
 	}
-	if opts.Log != nil {
-		for _, n := range mdl.Notes {
-			fmt.Fprintf(opts.Log, "note: %s\n", n)
-		}
-	}
-	ctxLen := opts.ContextLength
-	if ctxLen <= 0 {
-		ctxLen = mdl.Config.MaxPositions
-		if ctxLen <= 0 || ctxLen > 32768 {
-			ctxLen = 32768
-		}
+	for _, n := range mdl.Notes {
+		fmt.Fprintf(opts.Log, "note: %s\n", n)
 	}
 	e := cpu.New()
 	m := &Model{Name: filepath.Base(filepath.Clean(dir)), Dir: dir, Model: mdl, Tok: tok, exec: e,
-		runner: model.NewRunner(mdl, e), ctxLen: ctxLen, eos: map[int32]bool{}}
+		runner: model.NewRunner(mdl, e), ctxLen: ctxLen, eos: map[int32]bool{},
+		pager: pager, closeMaps: closeMaps, opts: opts}
 	for _, id := range tok.EOSTokenIDs() {
 		m.eos[int32(id)] = true
 	}
@@ -83,8 +102,34 @@ func Load(dir string, opts Options) (*Model, error) {
 	return m, nil
 }
 
-// Close releases the model files.
-func (m *Model) Close() error { return m.Model.Close() }
+// Close saves the pager's warm-start state and releases the model files.
+func (m *Model) Close() error {
+	var errs []error
+	if m.pager != nil {
+		if !m.opts.Experts.NoWarmStart {
+			name := experts.ModelName(m.Dir)
+			if path, err := experts.WarmPath(m.opts.Experts.CacheDir, name); err == nil {
+				if err := m.pager.SaveWarm(path, name); err != nil {
+					fmt.Fprintf(m.opts.Log, "experts: could not save the warm-start state: %v\n", err)
+				}
+			}
+		}
+		errs = append(errs, m.pager.Close())
+	}
+	if m.closeMaps != nil {
+		errs = append(errs, m.closeMaps())
+	}
+	errs = append(errs, m.Model.Close())
+	return errors.Join(errs...)
+}
+
+// ExpertStats returns the pager's counters (ok is false without a pager).
+func (m *Model) ExpertStats() (s experts.Stats, ok bool) {
+	if m.pager == nil {
+		return experts.Stats{}, false
+	}
+	return m.pager.Stats(), true
+}
 
 // ContextLength is the most positions a sequence may hold.
 func (m *Model) ContextLength() int { return m.ctxLen }

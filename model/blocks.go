@@ -166,3 +166,8 @@ func (x *ResidentExperts) Resolve(ids []int32) ([]bool, error) {
 func (x *ResidentExperts) Expert(id int32) (gate, up, down *kernels.Matrix) {
 	return x.Gate[id], x.Up[id], x.Down[id]
 }
+
+// StateBytes is the size of the K and V caches for maxLen positions.
+func (a *Attention) StateBytes(maxLen int) int64 {
+	return int64(2 * 4 * maxLen * a.KVHeads * a.HeadDim)
+}

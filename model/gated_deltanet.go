@@ -92,3 +92,8 @@ func (g *GatedDeltaNet) forward(r *run, out, x *graph.Tensor, st MixerState) err
 	e.MatMul(out, o, n, g.Out, nil)
 	return nil
 }
+
+// StateBytes is the size of the conv history and delta-rule state.
+func (g *GatedDeltaNet) StateBytes(int) int64 {
+	return int64(4 * (g.convChannels()*(g.ConvKernel-1) + g.ValueHeads*g.KeyDim*g.ValueDim))
+}

@@ -183,3 +183,14 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 	copy(out, e.Read(logits))
 	return out, nil
 }
+
+// CacheBytes is the memory a cache of maxLen positions takes.
+func (m *Model) CacheBytes(maxLen int) int64 {
+	var total int64
+	for _, l := range m.Layers {
+		if s, ok := l.Mixer.(interface{ StateBytes(maxLen int) int64 }); ok {
+			total += s.StateBytes(maxLen)
+		}
+	}
+	return total
+}

@@ -1,0 +1,317 @@
+package mlxmoe
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/mlx-moe/mlx-moe/experts"
+	"github.com/mlx-moe/mlx-moe/kernels"
+	"github.com/mlx-moe/mlx-moe/model"
+)
+
+// ExpertOptions choose how routed experts are held.
+type ExpertOptions struct {
+	// Policy is "exact" (page experts in on demand; output identical to a
+	// fully resident model), "fast" (skip a missing expert, renormalise,
+	// load it for later tokens), "os" (memory-map the files and let the
+	// page cache decide) or "resident" (read every expert into memory).
+	// Empty: resident when the model fits the memory budget, else exact.
+	Policy string
+	// Memory is the budget in bytes (0: from available RAM).
+	Memory int64
+	// Capacity is the number of expert slots per MoE layer (0: from the
+	// budget).
+	Capacity int
+	// Profile is an expert profile file; empty: look for one named after
+	// the model in ProfilesDir.
+	Profile     string
+	ProfilesDir string
+	// Pin pins the profile's Pin most used experts of each layer.
+	Pin int
+	// DirectIO reads experts with O_DIRECT so the page cache holds no
+	// second copy.
+	DirectIO bool
+	// CacheDir holds the warm-start state (default ~/.cache/mlx-moe).
+	CacheDir string
+	// NoWarmStart skips restoring and saving the resident set.
+	NoWarmStart bool
+	// ReadAt replaces file reads of the pager (fault-injection tests).
+	ReadAt experts.ReadAtFunc
+}
+
+// pagedExperts supplies one MoE layer's experts from the pager's slots.
+type pagedExperts struct {
+	pager *experts.Pager
+	layer int
+	count int
+	views [][3]*kernels.Matrix // by slot
+	slot  []int32              // by expert, from the last Resolve
+}
+
+func (x *pagedExperts) NumExperts() int { return x.count }
+
+func (x *pagedExperts) MaxResolve() int {
+	return max(x.pager.Capacity(x.layer)-len(x.pager.Pinned(x.layer)), 1)
+}
+
+func (x *pagedExperts) Resolve(ids []int32) ([]bool, error) {
+	slots := make([]int32, len(ids))
+	if err := x.pager.Resolve(x.layer, ids, slots); err != nil {
+		return nil, err
+	}
+	present := make([]bool, len(ids))
+	for i, id := range ids {
+		x.slot[id] = slots[i]
+		present[i] = slots[i] >= 0
+	}
+	return present, nil
+}
+
+func (x *pagedExperts) Expert(id int32) (gate, up, down *kernels.Matrix) {
+	v := x.views[x.slot[id]]
+	return v[0], v[1], v[2]
+}
+
+// loadModel reads the checkpoint with experts held as opts says, and
+// returns what has to be closed with it.
+func loadModel(dir string, opts ExpertOptions, kvBytes int64, log io.Writer) (*model.Model, *experts.Pager, func() error, error) {
+	policy := opts.Policy
+	if policy == "" && opts.Capacity == 0 && opts.Memory == 0 {
+		size, err := checkpointBytes(dir)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		budget, source, err := experts.AutoBudget()
+		if err == nil && size+kvBytes < budget {
+			policy = "resident"
+		} else {
+			policy = "exact"
+			fmt.Fprintf(log, "experts: the model (%s) does not fit the memory budget (%s, %s): paging experts from disk\n",
+				experts.FormatBytes(size), experts.FormatBytes(budget), source)
+		}
+	}
+	if policy == "" {
+		policy = "exact"
+	}
+	if policy == "resident" {
+		m, err := model.Load(dir)
+		return m, nil, nil, err
+	}
+	pol, err := experts.ParsePolicy(policy)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m, err := model.LoadWith(dir, model.LoadOptions{LazyExperts: true})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if pol == experts.OS {
+		closer, err := mapExperts(m)
+		if err != nil {
+			m.Close()
+			return nil, nil, nil, err
+		}
+		return m, nil, closer, nil
+	}
+	p, err := startPager(m, pol, opts, kvBytes, log)
+	if err != nil {
+		m.Close()
+		return nil, nil, nil, err
+	}
+	return m, p, nil, nil
+}
+
+// checkpointBytes is the size of the safetensors files in dir.
+func checkpointBytes(dir string) (int64, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, f := range files {
+		info, err := os.Stat(f)
+		if err != nil {
+			return 0, err
+		}
+		total += info.Size()
+	}
+	return total, nil
+}
+
+// mapExperts is the os policy: experts are views into read-only memory maps
+// of the checkpoint files.
+func mapExperts(m *model.Model) (func() error, error) {
+	maps := map[string][]byte{}
+	var unmaps []func() error
+	closeAll := func() error {
+		var first error
+		for _, u := range unmaps {
+			if err := u(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	for _, src := range m.ExpertSources() {
+		set := &model.ResidentExperts{}
+		for e := 0; e < src.Count; e++ {
+			ext := src.Extents(e)
+			// Each part is a view at its own file offset: the "slot" is the
+			// whole mapping of the file with offsets into it.
+			data, err := mapped(maps, &unmaps, ext[0].File)
+			if err != nil {
+				closeAll()
+				return nil, err
+			}
+			offsets := make([]int64, len(ext))
+			for i, x := range ext {
+				if x.File != ext[0].File {
+					closeAll()
+					return nil, fmt.Errorf("layer %d expert %d spans several files; the os policy needs each expert in one file", src.Layer, e)
+				}
+				offsets[i] = x.Offset
+			}
+			g, u, d := src.Views(data, offsets)
+			set.Gate, set.Up, set.Down = append(set.Gate, g), append(set.Up, u), append(set.Down, d)
+		}
+		if err := m.AttachExperts(src.Layer, set); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
+	return closeAll, nil
+}
+
+func mapped(maps map[string][]byte, unmaps *[]func() error, file string) ([]byte, error) {
+	if b, ok := maps[file]; ok {
+		return b, nil
+	}
+	b, unmap, err := experts.MapFile(file)
+	if err != nil {
+		return nil, err
+	}
+	maps[file] = b
+	*unmaps = append(*unmaps, unmap)
+	return b, nil
+}
+
+// startPager sizes and starts the pager for the exact and fast policies,
+// prints the plan, restores the warm set or fills from a profile, and
+// attaches the pager to the model's MoE layers.
+func startPager(m *model.Model, pol experts.Policy, opts ExpertOptions, kvBytes int64, log io.Writer) (*experts.Pager, error) {
+	sources := m.ExpertSources()
+	if len(sources) == 0 {
+		return nil, fmt.Errorf("the model has no routed experts to page")
+	}
+	specs := make([]experts.LayerSpec, len(m.Layers))
+	counts := make([]int, len(m.Layers))
+	for _, src := range sources {
+		spec := experts.LayerSpec{Experts: make([][]experts.Extent, src.Count)}
+		for e := 0; e < src.Count; e++ {
+			for _, x := range src.Extents(e) {
+				spec.Experts[e] = append(spec.Experts[e], experts.Extent{File: x.File, Offset: x.Offset, Length: x.Length})
+			}
+		}
+		specs[src.Layer] = spec
+		counts[src.Layer] = src.Count
+	}
+	layout, err := experts.NewLayerLayout(sources[0].Layer, specs[sources[0].Layer])
+	if err != nil {
+		return nil, err
+	}
+	name := experts.ModelName(m.Index.Dir)
+	profile, err := findProfile(opts, name, counts, log)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := experts.NewPlan(experts.PlanInput{Memory: opts.Memory, Capacity: opts.Capacity,
+		Resident: m.ResidentBytes(), KVCache: kvBytes, MoELayers: len(sources), Experts: sources[0].Count,
+		TopK: m.Config.NumExpertsPerTok, SlotBytes: layout.SlotStride, Pin: opts.Pin, Profile: profile})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprint(log, plan.String())
+	p, err := experts.New(experts.Config{Layers: specs, Capacity: plan.Capacity, Policy: pol, DirectIO: opts.DirectIO, ReadAt: opts.ReadAt})
+	if err != nil {
+		return nil, err
+	}
+	for _, src := range sources {
+		l := src.Layer
+		x := &pagedExperts{pager: p, layer: l, count: src.Count, slot: make([]int32, src.Count)}
+		lay := p.Layout(l)
+		for s := 0; s < p.Capacity(l); s++ {
+			g, u, d := src.Views(p.Slot(l, s), lay.PartOffsets)
+			x.views = append(x.views, [3]*kernels.Matrix{g, u, d})
+		}
+		m.AttachExperts(l, x)
+	}
+	if err := warmOrFill(p, m, name, profile, opts, log); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func findProfile(opts ExpertOptions, name string, counts []int, log io.Writer) (*experts.Profile, error) {
+	path := opts.Profile
+	if path == "" && opts.ProfilesDir != "" {
+		found, err := experts.FindProfile(opts.ProfilesDir, name)
+		if err != nil || found == "" {
+			return nil, nil
+		}
+		path = found
+	}
+	if path == "" {
+		if opts.Pin > 0 {
+			return nil, fmt.Errorf("--pin needs a profile (--profile FILE)")
+		}
+		return nil, nil
+	}
+	prof, err := experts.LoadProfile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := prof.Check(counts); err != nil {
+		return nil, fmt.Errorf("profile %s: %w", path, err)
+	}
+	fmt.Fprintf(log, "experts: using profile %s\n", path)
+	return prof, nil
+}
+
+// warmOrFill restores the previous run's resident set, else fills the slots
+// with the profile's most used experts; then pins.
+func warmOrFill(p *experts.Pager, m *model.Model, name string, profile *experts.Profile, opts ExpertOptions, log io.Writer) error {
+	if !opts.NoWarmStart {
+		if path, err := experts.WarmPath(opts.CacheDir, name); err == nil {
+			loaded, ignored, err := p.LoadWarm(path)
+			switch {
+			case err != nil:
+				return err
+			case loaded > 0:
+				fmt.Fprintf(log, "experts: warm start: %d experts restored from %s\n", loaded, path)
+			case ignored != "":
+				fmt.Fprintf(log, "experts: warm start ignored: %s\n", ignored)
+			}
+		}
+	}
+	if profile == nil {
+		return nil
+	}
+	for l := range m.Layers {
+		if !p.HasLayer(l) {
+			continue
+		}
+		order := profile.Order(l)
+		if opts.Pin > 0 {
+			if err := p.Pin(l, order[:min(opts.Pin, len(order))]); err != nil {
+				return err
+			}
+		}
+		if _, err := p.Fill(l, order); err != nil {
+			return err
+		}
+	}
+	return nil
+}

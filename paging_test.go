@@ -1,0 +1,164 @@
+package mlxmoe
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/mlx-moe/mlx-moe/defaultmodel"
+	"github.com/mlx-moe/mlx-moe/internal/fixture"
+	"github.com/mlx-moe/mlx-moe/model"
+)
+
+// trace runs a prompt as one prefill and then decodes greedily token by
+// token, returning every logit it saw.
+func trace(t *testing.T, m *Model, prompt []int32, steps int) []float32 {
+	t.Helper()
+	c := m.Model.NewCache(m.exec, len(prompt)+steps)
+	all, err := m.runner.Forward(c, prompt, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vocab := m.Model.Config.VocabSize
+	last := all[len(all)-vocab:]
+	for i := 0; i < steps; i++ {
+		next := argmaxF(last)
+		if last, err = m.runner.Forward(c, []int32{next}, false); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, last...)
+	}
+	return all
+}
+
+func argmaxF(x []float32) int32 {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+func loadWith(t *testing.T, dir string, eo ExpertOptions) *Model {
+	t.Helper()
+	eo.NoWarmStart = true
+	m, err := Load(dir, Options{Experts: eo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func pagedDirs(t *testing.T) map[string]string {
+	dirs := map[string]string{}
+	supported := map[string]bool{}
+	for _, s := range model.SupportedTypes() {
+		supported[s] = true
+	}
+	for _, name := range fixture.Names(t) {
+		dir := fixture.Dir(t, "fixtures/"+name)
+		if cfg, err := model.LoadConfig(dir); err == nil && supported[cfg.ModelType] {
+			dirs[name] = dir
+		}
+	}
+	dir, err := defaultmodel.Dir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs["trained"] = dir
+	return dirs
+}
+
+// TestExactPagingIsExact: at 25% and 50% of the experts resident, the exact
+// policy gives logits bitwise identical to the fully resident model, for
+// prefill (which routes to more experts than fit, so they are resolved in
+// groups) and for decode.
+func TestExactPagingIsExact(t *testing.T) {
+	for name, dir := range pagedDirs(t) {
+		t.Run(name, func(t *testing.T) {
+			ref := loadWith(t, dir, ExpertOptions{Policy: "resident"})
+			prompt := make([]int32, 40)
+			for i := range prompt {
+				prompt[i] = int32((i*131 + 7) % ref.Model.Config.VocabSize)
+			}
+			want := trace(t, ref, prompt, 12)
+			n := ref.Model.Config.NumExperts
+			for _, frac := range []int{25, 50} {
+				capacity := max(n*frac/100, ref.Model.Config.NumExpertsPerTok)
+				m := loadWith(t, dir, ExpertOptions{Policy: "exact", Capacity: capacity})
+				got := trace(t, m, prompt, 12)
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("capacity %d/%d: logit %d is %v, resident gives %v", capacity, n, i, got[i], want[i])
+					}
+				}
+				st, _ := m.ExpertStats()
+				if st.Total.Misses == 0 || st.Total.Evictions == 0 {
+					t.Fatalf("capacity %d/%d: expected misses and evictions, stats %+v", capacity, n, st.Total)
+				}
+			}
+		})
+	}
+}
+
+// TestOSPolicyMatches: memory-mapped experts give the resident logits.
+func TestOSPolicyMatches(t *testing.T) {
+	dir := fixture.Dir(t, "fixtures/qwen3_moe-4bit")
+	ref := loadWith(t, dir, ExpertOptions{Policy: "resident"})
+	m := loadWith(t, dir, ExpertOptions{Policy: "os"})
+	prompt := []int32{1, 2, 3, 4, 5, 6, 7, 8}
+	want, got := trace(t, ref, prompt, 4), trace(t, m, prompt, 4)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("logit %d: os policy %v, resident %v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestReadFaultRecovers: a failing expert read fails that request with an
+// error naming the file, and the next request works and is exact.
+func TestReadFaultRecovers(t *testing.T) {
+	dir := fixture.Dir(t, "fixtures/qwen3_moe-4bit")
+	var fail atomic.Bool
+	readAt := func(f *os.File, p []byte, off int64) (int, error) {
+		if fail.Load() {
+			return 0, syscall.EIO
+		}
+		return f.ReadAt(p, off)
+	}
+	ref := loadWith(t, dir, ExpertOptions{Policy: "resident"})
+	m := loadWith(t, dir, ExpertOptions{Policy: "exact", Capacity: 4, ReadAt: readAt})
+	prompt := []int32{10, 20, 30, 40}
+	fail.Store(true)
+	_, err := m.Logits(prompt)
+	if err == nil || !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "model.safetensors") {
+		t.Fatalf("want an EIO error naming the file, got %v", err)
+	}
+	fail.Store(false)
+	got, err := m.Logits(prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := ref.Logits(prompt)
+	if !bytes.Equal(f32bytes(got), f32bytes(want)) {
+		t.Fatal("logits after a failed read differ from the resident model")
+	}
+}
+
+func f32bytes(x []float32) []byte {
+	var b bytes.Buffer
+	for _, v := range x {
+		fmt.Fprintf(&b, "%08x", math.Float32bits(v))
+	}
+	return b.Bytes()
+}
+
