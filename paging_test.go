@@ -161,4 +161,3 @@ func f32bytes(x []float32) []byte {
 	}
 	return b.Bytes()
 }
-
