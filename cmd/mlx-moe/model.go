@@ -7,17 +7,26 @@ import (
 
 	mlxmoe "github.com/mlx-moe/mlx-moe"
 	"github.com/mlx-moe/mlx-moe/defaultmodel"
+	"github.com/mlx-moe/mlx-moe/experts"
 )
 
 // modelFlags are the flags every command that loads a model shares.
 type modelFlags struct {
 	dir     string
 	context int
+	memory  string
+	experts mlxmoe.ExpertOptions
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
 	fs.StringVar(&f.dir, "model", "", "model directory (config.json, *.safetensors, tokenizer.json)"+defaultHelp)
 	fs.IntVar(&f.context, "context", 0, "context length in tokens (default: the model's, at most 32768)")
+	fs.StringVar(&f.memory, "memory", "", "memory budget for weights, experts and cache, e.g. 12GB (default: from available RAM)")
+	fs.IntVar(&f.experts.Capacity, "capacity", 0, "expert slots per MoE layer (default: from the memory budget)")
+	fs.StringVar(&f.experts.Policy, "policy", "", "expert miss policy: exact (page in, output identical), fast (skip misses, renormalise), os (memory-map), resident (default: resident if the model fits, else exact)")
+	fs.StringVar(&f.experts.Profile, "profile", "", "expert profile JSON to fill and pin slots from (default: profiles/<model>.json if present)")
+	fs.IntVar(&f.experts.Pin, "pin", 0, "pin the profile's N most used experts of each layer")
+	fs.BoolVar(&f.experts.DirectIO, "direct-io", false, "read experts with O_DIRECT so the page cache keeps no second copy")
 }
 
 // load opens the model; without --model it uses the embedded default when
@@ -36,5 +45,15 @@ func (f *modelFlags) load(allowDefault bool, stderr io.Writer) (*mlxmoe.Model, e
 			return nil, err
 		}
 	}
-	return mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, Log: stderr})
+	if f.memory != "" {
+		n, err := experts.ParseBytes(f.memory)
+		if err != nil {
+			return nil, fmt.Errorf("--memory: %w", err)
+		}
+		f.experts.Memory = n
+	}
+	if f.experts.ProfilesDir == "" {
+		f.experts.ProfilesDir = "profiles"
+	}
+	return mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, Experts: f.experts, Log: stderr})
 }
