@@ -62,20 +62,21 @@ func deltaStepHead(s, qn, kn, v []float32, g, beta float32, out, delta []float32
 	// S is read once here and once below.
 	clear(delta)
 	deltaMulAdd(delta, kn, s, 1, len(kn), dv, 0, dv, 0)
-	for j := range delta {
-		delta[j] = beta * (v[j] - decay*delta[j])
+	v = v[:len(delta)]
+	for j, m := range delta {
+		delta[j] = beta * (v[j] - decay*m)
 	}
 	// S = decay*S + k̂δᵀ and o = Sᵀq̂ in the same sweep over S, four rows at a time.
+	// Every row is resliced to len(delta) so the inner loops carry no bounds checks.
 	clear(out)
-	out = out[:dv]
-	delta = delta[:dv]
+	out = out[:len(delta)]
 	dk := len(kn)
 	i := 0
 	for ; i+4 <= dk; i += 4 {
-		r0 := s[i*dv : i*dv+dv]
-		r1 := s[(i+1)*dv : (i+1)*dv+dv]
-		r2 := s[(i+2)*dv : (i+2)*dv+dv]
-		r3 := s[(i+3)*dv : (i+3)*dv+dv]
+		r0 := s[i*dv:][:len(delta)]
+		r1 := s[(i+1)*dv:][:len(delta)]
+		r2 := s[(i+2)*dv:][:len(delta)]
+		r3 := s[(i+3)*dv:][:len(delta)]
 		k0, k1, k2, k3 := kn[i], kn[i+1], kn[i+2], kn[i+3]
 		q0, q1, q2, q3 := qn[i], qn[i+1], qn[i+2], qn[i+3]
 		for j, d := range delta {
@@ -88,7 +89,7 @@ func deltaStepHead(s, qn, kn, v []float32, g, beta float32, out, delta []float32
 		}
 	}
 	for ; i < dk; i++ {
-		r := s[i*dv : i*dv+dv]
+		r := s[i*dv:][:len(delta)]
 		ki, qi := kn[i], qn[i]
 		for j, d := range delta {
 			x := decay*r[j] + ki*d
@@ -363,32 +364,60 @@ func deltaL2Normalize(dst, x []float32, scale float32) {
 }
 
 // deltaMulAdd does C += A·B for row-major A [m, kd], B [kd, n], C [m, n] with
-// leading dimensions lda, ldb, ldc (ignored when m == 1 for lda and ldc).
-// B is swept four rows at a time so each C element is loaded and stored once
-// per four multiply-adds.
+// leading dimensions lda, ldb, ldc (unused for m == 1). It takes two rows of C
+// and four rows of B at a time, so each B element loaded feeds two
+// multiply-adds and each C element is loaded and stored once per four.
 func deltaMulAdd(c, a, b []float32, m, kd, n, lda, ldb, ldc int) {
-	for i := range m {
-		ci := c[i*ldc : i*ldc+n]
-		ai := a[i*lda : i*lda+kd]
+	i := 0
+	for ; i+2 <= m; i += 2 {
+		c0 := c[i*ldc : i*ldc+n]
+		c1 := c[(i+1)*ldc:][:len(c0)]
+		x := a[i*lda : i*lda+kd]
+		y := a[(i+1)*lda:][:len(x)]
 		kk := 0
 		for ; kk+4 <= kd; kk += 4 {
-			a0, a1, a2, a3 := ai[kk], ai[kk+1], ai[kk+2], ai[kk+3]
-			b0 := b[kk*ldb : kk*ldb+n]
-			b1 := b[(kk+1)*ldb : (kk+1)*ldb+n]
-			b2 := b[(kk+2)*ldb : (kk+2)*ldb+n]
-			b3 := b[(kk+3)*ldb : (kk+3)*ldb+n]
-			b0, b1, b2, b3 = b0[:len(ci)], b1[:len(ci)], b2[:len(ci)], b3[:len(ci)]
-			for j := range ci {
-				ci[j] += a0*b0[j] + a1*b1[j] + a2*b2[j] + a3*b3[j]
+			x0, x1, x2, x3 := x[kk], x[kk+1], x[kk+2], x[kk+3]
+			y0, y1, y2, y3 := y[kk], y[kk+1], y[kk+2], y[kk+3]
+			b0 := b[kk*ldb:][:len(c0)]
+			b1 := b[(kk+1)*ldb:][:len(c0)]
+			b2 := b[(kk+2)*ldb:][:len(c0)]
+			b3 := b[(kk+3)*ldb:][:len(c0)]
+			for j := range c0 {
+				v0, v1, v2, v3 := b0[j], b1[j], b2[j], b3[j]
+				c0[j] += x0*v0 + x1*v1 + x2*v2 + x3*v3
+				c1[j] += y0*v0 + y1*v1 + y2*v2 + y3*v3
 			}
 		}
 		for ; kk < kd; kk++ {
-			ak := ai[kk]
-			bk := b[kk*ldb : kk*ldb+n]
-			bk = bk[:len(ci)]
-			for j := range ci {
-				ci[j] += ak * bk[j]
+			xk, yk := x[kk], y[kk]
+			bk := b[kk*ldb:][:len(c0)]
+			for j, v := range bk {
+				c0[j] += xk * v
+				c1[j] += yk * v
 			}
+		}
+	}
+	if i == m {
+		return
+	}
+	// The odd last row.
+	ci := c[i*ldc : i*ldc+n]
+	x := a[i*lda : i*lda+kd]
+	kk := 0
+	for ; kk+4 <= kd; kk += 4 {
+		x0, x1, x2, x3 := x[kk], x[kk+1], x[kk+2], x[kk+3]
+		b0 := b[kk*ldb:][:len(ci)]
+		b1 := b[(kk+1)*ldb:][:len(ci)]
+		b2 := b[(kk+2)*ldb:][:len(ci)]
+		b3 := b[(kk+3)*ldb:][:len(ci)]
+		for j := range ci {
+			ci[j] += x0*b0[j] + x1*b1[j] + x2*b2[j] + x3*b3[j]
+		}
+	}
+	for ; kk < kd; kk++ {
+		xk := x[kk]
+		for j, v := range b[kk*ldb:][:len(ci)] {
+			ci[j] += xk * v
 		}
 	}
 }
