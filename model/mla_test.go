@@ -603,3 +603,45 @@ func TestMLAExpandedForm(t *testing.T) {
 		t.Errorf("layer 0 output differs from the expanded form by %g (relative)", worst)
 	}
 }
+
+// TestMLALoadErrors checks that configs and tensors the MLA families cannot
+// use are reported, naming what is wrong.
+func TestMLALoadErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, fixture string
+		edit          func(t *testing.T, dir string)
+		want          string
+	}{
+		{"no kv_lora_rank", "deepseek_v3-hf-bf16", func(t *testing.T, dir string) {
+			editConfig(t, dir, func(c map[string]any) { delete(c, "kv_lora_rank") })
+		}, "latent attention needs positive kv_lora_rank"},
+		{"odd rope dim", "deepseek_v3-hf-bf16", func(t *testing.T, dir string) {
+			editConfig(t, dir, func(c map[string]any) { c["qk_rope_head_dim"] = 31 })
+		}, "even qk_rope_head_dim"},
+		{"v_head_dim not matching the weights", "glm4_moe_lite-hf-bf16", func(t *testing.T, dir string) {
+			editConfig(t, dir, func(c map[string]any) { c["v_head_dim"] = 16 })
+		}, "o_proj.weight has shape [128 128], expected [128 64]"},
+		{"mlp_layer_types not a dense prefix", "glm4_moe_lite-hf-bf16", func(t *testing.T, dir string) {
+			editConfig(t, dir, func(c map[string]any) { c["mlp_layer_types"] = []string{"dense", "dense", "sparse"} })
+		}, `mlp_layer_types[1] is "dense"`},
+		{"mlp_layer_types of another length", "glm4_moe_lite-hf-bf16", func(t *testing.T, dir string) {
+			editConfig(t, dir, func(c map[string]any) { c["mlp_layer_types"] = []string{"dense", "sparse"} })
+		}, "mlp_layer_types has 2 entries"},
+		{"rope_interleave not a bool", "deepseek_v3-hf-bf16", func(t *testing.T, dir string) {
+			editConfig(t, dir, func(c map[string]any) { c["rope_interleave"] = "yes" })
+		}, "rope_interleave"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := fixture.Dir(t, "fixtures/"+tc.fixture)
+			tc.edit(t, dir)
+			m, err := model.Load(dir)
+			if err == nil {
+				m.Close()
+				t.Fatalf("loaded a broken checkpoint")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not mention %q", err, tc.want)
+			}
+		})
+	}
+}
