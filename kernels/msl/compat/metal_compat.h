@@ -395,7 +395,7 @@ template <class T, class F> T simd_exchange(T v, F f) {
   SimdGroup& g = sched().simdgroups[me.t.simdgroup_index_in_threadgroup];
   std::memcpy(g.slots[me.t.thread_index_in_simdgroup], &v, sizeof(T));
   wait(g.barrier);
-  T vals[kSimdWidth];
+  T vals[kSimdWidth] = {};
   uint lanes = g.barrier.expected;
   for (uint i = 0; i < lanes; i++) std::memcpy(&vals[i], g.slots[i], sizeof(T));
   T r = f(vals, lanes, me.t.thread_index_in_simdgroup);
