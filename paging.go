@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/mlx-moe/mlx-moe/experts"
+	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
 )
@@ -314,4 +315,39 @@ func warmOrFill(p *experts.Pager, m *model.Model, name string, profile *experts.
 		}
 	}
 	return nil
+}
+
+// Profile runs prompts through the model with every expert available and
+// counts, per MoE layer, how often the router chose each expert.
+func (m *Model) Profile(prompts [][]int32, source string) (*experts.Profile, error) {
+	counts := make([]int, len(m.Model.Layers))
+	for l, layer := range m.Model.Layers {
+		if moe, ok := layer.FFN.(*model.MoE); ok {
+			counts[l] = moe.Experts.NumExperts()
+		}
+	}
+	rec := experts.NewRecorder(counts)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var recErr error
+	m.runner.Trace = &model.Trace{Routes: func(l int, r *graph.Routes) {
+		if err := rec.Record(l, r.IDs[:r.Tokens*r.TopK]); err != nil && recErr == nil {
+			recErr = err
+		}
+	}}
+	defer func() { m.runner.Trace = nil }()
+	for i, p := range prompts {
+		if len(p) == 0 {
+			continue
+		}
+		p = p[:min(len(p), m.ctxLen)]
+		c := m.Model.NewCache(m.exec, len(p))
+		if _, err := m.runner.Forward(c, p, false); err != nil {
+			return nil, fmt.Errorf("prompt %d: %w", i, err)
+		}
+		if recErr != nil {
+			return nil, recErr
+		}
+	}
+	return rec.Profile(experts.ModelName(m.Dir), m.Model.Config.ModelType, m.Model.Config.NumExpertsPerTok, source), nil
 }

@@ -35,11 +35,14 @@ func Dir(cacheDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(cacheDir, Name+"-"+sum)
+	dir := filepath.Join(cacheDir, "default-"+sum, Name)
 	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
 		return dir, nil
 	}
-	tmp, err := os.MkdirTemp(cacheDir, ".unpack-")
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", fmt.Errorf("unpacking the default model: %w", err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".unpack-")
 	if err != nil {
 		return "", fmt.Errorf("unpacking the default model: %w", err)
 	}
