@@ -24,7 +24,7 @@ type MLA struct {
 	Heads, QLoraRank, KVLoraRank int
 	NopeDim, RopeDim, VDim       int
 
-	// QA, QANorm: q_a_proj and q_a_layernorm, nil when q_lora_rank is null
+	// QA, QABias, QANorm: q_a_proj and q_a_layernorm, nil when q_lora_rank is null
 	// and the query comes straight from q_proj.
 	QA     *kernels.Matrix
 	QABias []float32
