@@ -1,13 +1,15 @@
-// Scaled dot-product attention for one decoding token against a KV cache.
+// Causal scaled-dot-product attention of n tokens against a KV cache
+// (decoding is n = 1).
 //
-// q [heads, dk]; the caches hold len positions with row strides k_stride and
-// v_stride (floats per position; kv_heads*dk and kv_heads*dv when packed):
-// key of position j, kv head g at k[j*k_stride + g*dk]. Query head h reads kv
-// head h / (heads/kv_heads) (GQA). out [heads, dv]; with has_gate, out is
-// multiplied by sigmoid(gate) [heads, dv] (Qwen3-Next's output gate).
-// dk and dv are at most 256.
+// q [n, heads, dk]; token t sits at position pos0+t and attends to positions
+// 0..pos0+t, which the cache already holds. The caches have row strides
+// k_stride and v_stride (values per position; kv_heads*dk and kv_heads*dv
+// when packed): the key of position j, kv head g is at k[j*k_stride + g*dk].
+// Query head h reads kv head h / (heads/kv_heads) (GQA). out [n, heads, dv];
+// with has_gate, out is multiplied by sigmoid(gate) [n, heads, dv]
+// (Qwen3-Next's output gate). dk and dv are at most 256.
 //
-// Launch: threads (256,1,1), groups (heads,1,1). Each of the 8 SIMD-groups
+// Launch: threads (256,1,1), groups (heads,n,1). Each of the 8 SIMD-groups
 // runs an online softmax over positions j = sg, sg+8, ...; a lane holds the
 // dims lane, lane+32, ... of q and of its output accumulator. The 8 partial
 // results are merged through threadgroup memory.
@@ -19,7 +21,7 @@ constant constexpr uint kMaxDim = 256;
 constant constexpr uint kPerLane = kMaxDim / 32;
 
 struct SdpaParams {
-  uint len;
+  uint pos0;
   uint heads;
   uint kv_heads;
   uint dk;
@@ -31,29 +33,31 @@ struct SdpaParams {
 };
 
 template <typename T>
-kernel void sdpa_decode(device const float* q [[buffer(0)]],
-                        device const T* k [[buffer(1)]],
-                        device const T* v [[buffer(2)]],
-                        device const float* gate [[buffer(3)]],
-                        device float* out [[buffer(4)]],
-                        constant SdpaParams& p [[buffer(5)]],
-                        uint h [[threadgroup_position_in_grid]],
-                        uint tid [[thread_index_in_threadgroup]],
-                        uint sg [[simdgroup_index_in_threadgroup]],
-                        uint lane [[thread_index_in_simdgroup]]) {
+kernel void sdpa(device const float* q [[buffer(0)]],
+                 device const T* k [[buffer(1)]],
+                 device const T* v [[buffer(2)]],
+                 device const float* gate [[buffer(3)]],
+                 device float* out [[buffer(4)]],
+                 constant SdpaParams& p [[buffer(5)]],
+                 uint2 tg [[threadgroup_position_in_grid]],
+                 uint tid [[thread_index_in_threadgroup]],
+                 uint sg [[simdgroup_index_in_threadgroup]],
+                 uint lane [[thread_index_in_simdgroup]]) {
   threadgroup float part_m[kSimdgroups];
   threadgroup float part_l[kSimdgroups];
   threadgroup float part_o[kSimdgroups][kMaxDim];
 
+  uint h = tg.x, row = tg.y * p.heads + h;  // row of q, out and gate
+  uint len = p.pos0 + tg.y + 1;
   uint g = h / (p.heads / p.kv_heads);
   float qv[kPerLane], o[kPerLane];
   for (uint m = 0; m < kPerLane; m++) {
     uint d = lane + 32 * m;
-    qv[m] = d < p.dk ? q[h * p.dk + d] * p.scale : 0.0f;
+    qv[m] = d < p.dk ? q[row * p.dk + d] * p.scale : 0.0f;
     o[m] = 0;
   }
   float run_max = -INFINITY, run_sum = 0;
-  for (uint j = sg; j < p.len; j += kSimdgroups) {
+  for (uint j = sg; j < len; j += kSimdgroups) {
     device const T* kj = k + j * p.k_stride + g * p.dk;
     float s = 0;
     for (uint m = 0; m < kPerLane; m++) {
@@ -93,10 +97,10 @@ kernel void sdpa_decode(device const float* q [[buffer(0)]],
       acc += part_o[s][tid] * c;
     }
     float r = acc / l;
-    if (p.has_gate) r *= 1.0f / (1.0f + exp(-gate[h * p.dv + tid]));
-    out[h * p.dv + tid] = r;
+    if (p.has_gate) r *= 1.0f / (1.0f + exp(-gate[row * p.dv + tid]));
+    out[row * p.dv + tid] = r;
   }
 }
 
-template [[host_name("sdpa_decode_f32")]] [[kernel]] decltype(sdpa_decode<float>) sdpa_decode<float>;
-template [[host_name("sdpa_decode_f16")]] [[kernel]] decltype(sdpa_decode<half>) sdpa_decode<half>;
+template [[host_name("sdpa_f32")]] [[kernel]] decltype(sdpa<float>) sdpa<float>;
+template [[host_name("sdpa_f16")]] [[kernel]] decltype(sdpa<half>) sdpa<half>;

@@ -4,32 +4,42 @@
 #include <metal_stdlib>
 using namespace metal;
 
-// conv1d_step: the causal depthwise convolution plus SiLU for one token.
-// state [channels, kernel-1] (oldest first, updated), x [channels],
-// w [channels, kernel] (tap kernel-1 multiplies x), out [channels].
+// conv1d: the causal depthwise convolution plus SiLU for n tokens (a decode
+// step is n = 1), continuing from state and leaving in it the last
+// kernel_size-1 inputs. state [channels, kernel_size-1] (oldest first),
+// x [n, channels], w [channels, kernel_size] (tap kernel_size-1 multiplies the
+// newest input), out [n, channels]. kernel_size is at most 8.
 // Launch: one thread per channel, threads (256,1,1), groups (ceil(channels/256),1,1).
+constant constexpr uint kMaxConv = 8;
+
 struct ConvParams {
   uint channels;
   uint kernel_size;
+  uint n;
 };
 
-kernel void conv1d_step(device float* state [[buffer(0)]],
-                        device const float* x [[buffer(1)]],
-                        device const float* w [[buffer(2)]],
-                        device float* out [[buffer(3)]],
-                        constant ConvParams& p [[buffer(4)]],
-                        uint c [[thread_position_in_grid]]) {
+kernel void conv1d(device float* state [[buffer(0)]],
+                   device const float* x [[buffer(1)]],
+                   device const float* w [[buffer(2)]],
+                   device float* out [[buffer(3)]],
+                   constant ConvParams& p [[buffer(4)]],
+                   uint c [[thread_position_in_grid]]) {
   if (c >= p.channels) return;
-  uint hist = p.kernel_size - 1;
+  uint hist = p.kernel_size - 1, C = p.channels;
   device float* s = state + c * hist;
   device const float* wc = w + c * p.kernel_size;
-  float xc = x[c];
-  float acc = 0;
-  for (uint j = 0; j < hist; j++) acc += wc[j] * s[j];
-  acc += wc[hist] * xc;
-  out[c] = acc / (1.0f + exp(-acc));
-  for (uint j = 0; j + 1 < hist; j++) s[j] = s[j + 1];
-  if (hist > 0) s[hist - 1] = xc;
+  // window holds the last hist inputs, oldest first.
+  float window[kMaxConv];
+  for (uint j = 0; j < hist; j++) window[j] = s[j];
+  for (uint t = 0; t < p.n; t++) {
+    float xt = x[t * C + c];
+    float acc = wc[hist] * xt;
+    for (uint j = 0; j < hist; j++) acc += wc[j] * window[j];
+    out[t * C + c] = acc / (1.0f + exp(-acc));
+    for (uint j = 0; j + 1 < hist; j++) window[j] = window[j + 1];
+    if (hist > 0) window[hist - 1] = xt;
+  }
+  for (uint j = 0; j < hist; j++) s[j] = window[j];
 }
 
 // gated_delta_gates: g = -exp(a_log[h]) * softplus(a + dt_bias[h]) (log
@@ -57,11 +67,12 @@ kernel void gated_delta_gates(device const float* a [[buffer(0)]],
   beta[i] = 1.0f / (1.0f + exp(-bi));
 }
 
-// gated_delta_step: one token of the gated delta rule for value head h:
+// gated_delta: n tokens of the gated delta rule (a decode step is n = 1),
+// token after token, for value head h:
 //   q̂ = l2norm(q)/sqrt(dk), k̂ = l2norm(k) (key head h/(hv/hk))
 //   δ = beta (v - e^g Sᵀk̂);  S = e^g S + k̂ δᵀ;  out = Sᵀq̂
-// state [hv, dk, dv] (updated), q, k [hk, dk], v [hv, dv], g, beta [hv],
-// out [hv, dv]. dk is at most 256.
+// state [hv, dk, dv] (updated), q, k [n, hk, dk], v [n, hv, dv],
+// g, beta [n, hv], out [n, hv, dv]. dk is at most 256.
 // Launch: threads (128,1,1), groups (hv,1,1); thread j owns columns
 // j, j+128, ... of its head's state, so no two threads touch the same value.
 constant constexpr uint kDeltaThreads = 128;
@@ -72,6 +83,7 @@ struct DeltaParams {
   uint hv;
   uint dk;
   uint dv;
+  uint n;
 };
 
 inline float delta_sum(float v, threadgroup float* scratch, uint sg, uint lane) {
@@ -84,50 +96,56 @@ inline float delta_sum(float v, threadgroup float* scratch, uint sg, uint lane) 
   return t;
 }
 
-kernel void gated_delta_step(device float* state [[buffer(0)]],
-                             device const float* q [[buffer(1)]],
-                             device const float* k [[buffer(2)]],
-                             device const float* v [[buffer(3)]],
-                             device const float* g [[buffer(4)]],
-                             device const float* beta [[buffer(5)]],
-                             device float* out [[buffer(6)]],
-                             constant DeltaParams& p [[buffer(7)]],
-                             uint h [[threadgroup_position_in_grid]],
-                             uint tid [[thread_index_in_threadgroup]],
-                             uint sg [[simdgroup_index_in_threadgroup]],
-                             uint lane [[thread_index_in_simdgroup]]) {
+kernel void gated_delta(device float* state [[buffer(0)]],
+                        device const float* q [[buffer(1)]],
+                        device const float* k [[buffer(2)]],
+                        device const float* v [[buffer(3)]],
+                        device const float* g [[buffer(4)]],
+                        device const float* beta [[buffer(5)]],
+                        device float* out [[buffer(6)]],
+                        constant DeltaParams& p [[buffer(7)]],
+                        uint h [[threadgroup_position_in_grid]],
+                        uint tid [[thread_index_in_threadgroup]],
+                        uint sg [[simdgroup_index_in_threadgroup]],
+                        uint lane [[thread_index_in_simdgroup]]) {
   threadgroup float qn[kMaxDk];
   threadgroup float kn[kMaxDk];
   threadgroup float scratch[kDeltaThreads / 32];
-  uint kh = h / (p.hv / p.hk);
-  device const float* qh = q + kh * p.dk;
-  device const float* kh_ = k + kh * p.dk;
-  float qq = 0, kk = 0;
-  for (uint i = tid; i < p.dk; i += kDeltaThreads) {
-    qq += qh[i] * qh[i];
-    kk += kh_[i] * kh_[i];
-  }
-  qq = delta_sum(qq, scratch, sg, lane);
-  kk = delta_sum(kk, scratch, sg, lane);
-  float qs = precise::rsqrt(qq + 1e-6f) * precise::rsqrt(float(p.dk)), ks = precise::rsqrt(kk + 1e-6f);
-  for (uint i = tid; i < p.dk; i += kDeltaThreads) {
-    qn[i] = qh[i] * qs;
-    kn[i] = kh_[i] * ks;
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-
-  float decay = precise::exp(g[h]), b = beta[h];
   device float* s = state + h * p.dk * p.dv;
-  for (uint j = tid; j < p.dv; j += kDeltaThreads) {
-    float m = 0;
-    for (uint i = 0; i < p.dk; i++) m += s[i * p.dv + j] * kn[i];
-    float d = b * (v[h * p.dv + j] - decay * m);
-    float o = 0;
-    for (uint i = 0; i < p.dk; i++) {
-      float x = decay * s[i * p.dv + j] + kn[i] * d;
-      s[i * p.dv + j] = x;
-      o += qn[i] * x;
+  const float dk_scale = precise::rsqrt(float(p.dk));
+  for (uint t = 0; t < p.n; t++) {
+    uint kh = h / (p.hv / p.hk);
+    device const float* qt = q + (t * p.hk + kh) * p.dk;
+    device const float* kt = k + (t * p.hk + kh) * p.dk;
+    float qq = 0, kk = 0;
+    for (uint i = tid; i < p.dk; i += kDeltaThreads) {
+      qq += qt[i] * qt[i];
+      kk += kt[i] * kt[i];
     }
-    out[h * p.dv + j] = o;
+    qq = delta_sum(qq, scratch, sg, lane);
+    kk = delta_sum(kk, scratch, sg, lane);
+    float qs = precise::rsqrt(qq + 1e-6f) * dk_scale, ks = precise::rsqrt(kk + 1e-6f);
+    for (uint i = tid; i < p.dk; i += kDeltaThreads) {
+      qn[i] = qt[i] * qs;
+      kn[i] = kt[i] * ks;
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+
+    uint th = t * p.hv + h;
+    float decay = precise::exp(g[th]), b = beta[th];
+    for (uint j = tid; j < p.dv; j += kDeltaThreads) {
+      float m = 0;
+      for (uint i = 0; i < p.dk; i++) m += s[i * p.dv + j] * kn[i];
+      float d = b * (v[th * p.dv + j] - decay * m);
+      float o = 0;
+      for (uint i = 0; i < p.dk; i++) {
+        float x = decay * s[i * p.dv + j] + kn[i] * d;
+        s[i * p.dv + j] = x;
+        o += qn[i] * x;
+      }
+      out[th * p.dv + j] = o;
+    }
+    // qn and kn are rewritten for the next token.
+    threadgroup_barrier(mem_flags::mem_threadgroup);
   }
 }

@@ -7,9 +7,9 @@ import (
 )
 
 type sdpaParams struct {
-	Len, Heads, KVHeads, DK, DV, KStride, VStride uint32
-	Scale                                         float32
-	HasGate                                       uint32
+	Pos0, Heads, KVHeads, DK, DV, KStride, VStride uint32
+	Scale                                          float32
+	HasGate                                        uint32
 }
 
 // roundF16 rounds every value to half precision, as a half KV cache stores it.
@@ -23,45 +23,49 @@ func roundF16(x []float32) ([]float32, []uint16) {
 	return r, h
 }
 
-func TestSDPADecode(t *testing.T) {
+// TestSDPA covers decoding (n = 1) and prefill (n tokens, causal).
+func TestSDPA(t *testing.T) {
 	t.Parallel()
 	p := program(t, "attention.metal")
 	r := newRand(9)
 	for _, c := range []struct {
-		name                             string
-		len, heads, kvHeads, dk, dv, pad int
-		gate, f16                        bool
+		name                                string
+		n, len, heads, kvHeads, dk, dv, pad int
+		gate, f16                           bool
 	}{
-		{"one position", 1, 4, 4, 64, 64, 0, false, false},
-		{"GQA 16:2, gated (qwen3-next)", 300, 16, 2, 256, 256, 0, true, false},
-		{"ragged dims, padded rows", 37, 6, 3, 80, 48, 8, false, false},
-		{"half cache", 129, 8, 2, 128, 128, 0, true, true},
+		{"decode, one position", 1, 1, 4, 4, 64, 64, 0, false, false},
+		{"decode, GQA 16:2, gated (qwen3-next)", 1, 300, 16, 2, 256, 256, 0, true, false},
+		{"decode, ragged dims, padded rows", 1, 37, 6, 3, 80, 48, 8, false, false},
+		{"decode, half cache", 1, 129, 8, 2, 128, 128, 0, true, true},
+		{"prefill from empty, GQA, gated", 9, 9, 4, 2, 64, 64, 0, true, false},
+		{"prefill after a prefix, half cache", 5, 70, 4, 1, 128, 96, 4, false, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			kStride, vStride := c.kvHeads*c.dk+c.pad, c.kvHeads*c.dv+c.pad
-			q := randn(r, c.heads*c.dk, 1)
+			q := randn(r, c.n*c.heads*c.dk, 1)
 			k := randn(r, c.len*kStride, 1)
 			v := randn(r, c.len*vStride, 1)
-			gate := randn(r, c.heads*c.dv, 2)
-			kb, vb, kernel := f32Bytes(k), f32Bytes(v), "sdpa_decode_f32"
+			gate := randn(r, c.n*c.heads*c.dv, 2)
+			kb, vb, kernel := f32Bytes(k), f32Bytes(v), "sdpa_f32"
 			if c.f16 {
 				var kh, vh []uint16
 				k, kh = roundF16(k)
 				v, vh = roundF16(v)
-				kb, vb, kernel = u16Bytes(kh), u16Bytes(vh), "sdpa_decode_f16"
+				kb, vb, kernel = u16Bytes(kh), u16Bytes(vh), "sdpa_f16"
 			}
 			scale := kernels.AttentionScale(c.dk)
-			want := make([]float32, c.heads*c.dv)
-			kernels.Attention(want, q, k, v, 1, c.len-1, c.heads, c.kvHeads, c.dk, c.dv, kStride, vStride, scale)
+			want := make([]float32, c.n*c.heads*c.dv)
+			pos0 := c.len - c.n
+			kernels.Attention(want, q, k, v, c.n, pos0, c.heads, c.kvHeads, c.dk, c.dv, kStride, vStride, scale)
 			if c.gate {
 				for i := range want {
 					want[i] *= kernels.Sigmoid(gate[i])
 				}
 			}
-			out := launch(t, p, kernel, Launch{Groups: [3]int{c.heads, 1, 1}, Threads: [3]int{256, 1, 1}, Seed: uint64(c.len),
+			out := launch(t, p, kernel, Launch{Groups: [3]int{c.heads, c.n, 1}, Threads: [3]int{256, 1, 1}, Seed: uint64(c.len),
 				Buffers: map[int][]byte{
 					0: f32Bytes(q), 1: kb, 2: vb, 3: f32Bytes(gate), 4: f32Bytes(make([]float32, len(want))),
-					5: params(sdpaParams{uint32(c.len), uint32(c.heads), uint32(c.kvHeads), uint32(c.dk), uint32(c.dv),
+					5: params(sdpaParams{uint32(pos0), uint32(c.heads), uint32(c.kvHeads), uint32(c.dk), uint32(c.dv),
 						uint32(kStride), uint32(vStride), scale, b32(c.gate)}),
 				}})
 			compare(t, kernel, bytesF32(out[4]), want, 1e-6, 1e-5)

@@ -6,7 +6,9 @@ import (
 	"github.com/mlx-moe/mlx-moe/kernels"
 )
 
-func TestConv1dStep(t *testing.T) {
+// TestConv1d runs decode steps (n = 1, against Conv1dStep) and then a
+// prefill of several tokens (against Conv1dPrefill) on the same state.
+func TestConv1d(t *testing.T) {
 	t.Parallel()
 	p := program(t, "delta.metal")
 	r := newRand(10)
@@ -14,19 +16,22 @@ func TestConv1dStep(t *testing.T) {
 		hist := c.kernel - 1
 		state, w := randn(r, c.channels*hist, 1), randn(r, c.channels*c.kernel, 0.5)
 		wantState := append([]float32(nil), state...)
-		// Three steps, so the state shift is exercised.
 		sb := f32Bytes(state)
-		for step := range 3 {
-			x := randn(r, c.channels, 1)
-			want := make([]float32, c.channels)
-			kernels.Conv1dStep(wantState, x, w, want, c.channels, c.kernel)
-			out := launch(t, p, "conv1d_step", Launch{Groups: [3]int{(c.channels + 255) / 256, 1, 1}, Threads: [3]int{256, 1, 1}, Seed: uint64(step + 1),
-				Buffers: map[int][]byte{0: sb, 1: f32Bytes(x), 2: f32Bytes(w), 3: f32Bytes(make([]float32, c.channels)),
-					4: u32Bytes([]uint32{uint32(c.channels), uint32(c.kernel)})}})
-			compare(t, "conv1d_step", bytesF32(out[3]), want, 1e-6, 1e-6)
+		for step, n := range []int{1, 1, 1, 5, 2} {
+			x := randn(r, n*c.channels, 1)
+			want := make([]float32, n*c.channels)
+			if n == 1 {
+				kernels.Conv1dStep(wantState, x, w, want, c.channels, c.kernel)
+			} else {
+				kernels.Conv1dPrefill(wantState, x, w, want, n, c.channels, c.kernel)
+			}
+			out := launch(t, p, "conv1d", Launch{Groups: [3]int{(c.channels + 255) / 256, 1, 1}, Threads: [3]int{256, 1, 1}, Seed: uint64(step + 1),
+				Buffers: map[int][]byte{0: sb, 1: f32Bytes(x), 2: f32Bytes(w), 3: f32Bytes(make([]float32, len(want))),
+					4: u32Bytes([]uint32{uint32(c.channels), uint32(c.kernel), uint32(n)})}})
+			compare(t, "conv1d", bytesF32(out[3]), want, 1e-6, 1e-6)
 			sb = out[0]
 		}
-		compare(t, "conv1d_step", bytesF32(sb), wantState, 0, 0)
+		compare(t, "conv1d", bytesF32(sb), wantState, 0, 0)
 	}
 }
 
@@ -48,7 +53,10 @@ func TestGatedDeltaGates(t *testing.T) {
 	compare(t, "gated_delta_gates", bytesF32(out[5]), beta, 1e-7, 1e-6)
 }
 
-func TestGatedDeltaStep(t *testing.T) {
+// TestGatedDelta runs decode steps (n = 1, against GatedDeltaStep) and a
+// prefill of several tokens (against GatedDeltaChunked, whose chunked form
+// must agree with the token-by-token recurrence) on the same state.
+func TestGatedDelta(t *testing.T) {
 	t.Parallel()
 	p := program(t, "delta.metal")
 	r := newRand(12)
@@ -56,21 +64,25 @@ func TestGatedDeltaStep(t *testing.T) {
 		state := randn(r, c.hv*c.dk*c.dv, 0.3)
 		wantState := append([]float32(nil), state...)
 		sb := f32Bytes(state)
-		for step := range 2 {
-			q, k, v := randn(r, c.hk*c.dk, 1), randn(r, c.hk*c.dk, 1), randn(r, c.hv*c.dv, 1)
-			g, beta := randn(r, c.hv, 0.3), make([]float32, c.hv)
-			for h := range g {
-				g[h] = -g[h] * g[h]
-				beta[h] = kernels.Sigmoid(float32(r.NormFloat64()))
+		for step, n := range []int{1, 1, 7} {
+			q, k, v := randn(r, n*c.hk*c.dk, 1), randn(r, n*c.hk*c.dk, 1), randn(r, n*c.hv*c.dv, 1)
+			g, beta := randn(r, n*c.hv, 0.3), make([]float32, n*c.hv)
+			for i := range g {
+				g[i] = -g[i] * g[i]
+				beta[i] = kernels.Sigmoid(float32(r.NormFloat64()))
 			}
-			want := make([]float32, c.hv*c.dv)
-			kernels.GatedDeltaStep(wantState, q, k, v, g, beta, want, c.hk, c.hv, c.dk, c.dv)
-			out := launch(t, p, "gated_delta_step", Launch{Groups: [3]int{c.hv, 1, 1}, Threads: [3]int{128, 1, 1}, Seed: uint64(step + 7),
+			want := make([]float32, n*c.hv*c.dv)
+			if n == 1 {
+				kernels.GatedDeltaStep(wantState, q, k, v, g, beta, want, c.hk, c.hv, c.dk, c.dv)
+			} else {
+				kernels.GatedDeltaChunked(wantState, q, k, v, g, beta, want, n, c.hk, c.hv, c.dk, c.dv, 4)
+			}
+			out := launch(t, p, "gated_delta", Launch{Groups: [3]int{c.hv, 1, 1}, Threads: [3]int{128, 1, 1}, Seed: uint64(step + 7),
 				Buffers: map[int][]byte{0: sb, 1: f32Bytes(q), 2: f32Bytes(k), 3: f32Bytes(v), 4: f32Bytes(g), 5: f32Bytes(beta),
-					6: f32Bytes(make([]float32, len(want))), 7: u32Bytes([]uint32{uint32(c.hk), uint32(c.hv), uint32(c.dk), uint32(c.dv)})}})
-			compare(t, "gated_delta_step", bytesF32(out[6]), want, 1e-6, 1e-5)
+					6: f32Bytes(make([]float32, len(want))), 7: u32Bytes([]uint32{uint32(c.hk), uint32(c.hv), uint32(c.dk), uint32(c.dv), uint32(n)})}})
+			compare(t, "gated_delta", bytesF32(out[6]), want, 1e-6, 1e-5)
 			sb = out[0]
 		}
-		compare(t, "gated_delta_step", bytesF32(sb), wantState, 1e-6, 1e-5)
+		compare(t, "gated_delta", bytesF32(sb), wantState, 1e-6, 1e-5)
 	}
 }
