@@ -26,14 +26,12 @@ func init() {
 	register(serveCmd)
 }
 
-// serveOptions are the serve flags that concern loading the model.
+// serveOptions are the serve flags that concern loading the model: the
+// shared model flags (--model, --context, --memory, --capacity, --policy,
+// --profile, ...) and --kv-bits.
 type serveOptions struct {
-	model    modelFlags
-	capacity int    // expert slots per MoE layer (0: the engine's default)
-	memory   string // memory budget for resident weights and experts, e.g. "24GB"
-	policy   string // expert miss policy: exact, fast or os
-	profile  string // expert profile to pin hot experts from
-	kvBits   int    // KV-cache quantization bits (0: off)
+	model  modelFlags
+	kvBits int // KV-cache quantization bits (0: off)
 }
 
 // newServeBackend loads the model for serve and returns it with a function
@@ -59,10 +57,6 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 	fs.BoolVar(&cfg.AcceptAnyModel, "any-model", false, "accept any model name in requests (Claude Code sends its own)")
 	maxBody := fs.Int("max-body-mb", 32, "largest request body in MiB")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may run before they are cancelled")
-	fs.IntVar(&o.capacity, "capacity", 0, "expert slots per MoE layer (0: fit --memory)")
-	fs.StringVar(&o.memory, "memory", "", "memory budget for weights and experts, e.g. 24GB (default: most of the free memory)")
-	fs.StringVar(&o.policy, "policy", "exact", "expert miss policy: exact, fast or os")
-	fs.StringVar(&o.profile, "profile", "", "expert profile (JSON) whose hot experts are pinned")
 	fs.IntVar(&o.kvBits, "kv-bits", 0, "quantize the KV cache to this many bits (not implemented yet: accepted and ignored)")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
