@@ -53,7 +53,12 @@ type pagedExperts struct {
 
 func (x *pagedExperts) NumExperts() int { return x.count }
 
+// MaxResolve: under the exact policy every expert of a Resolve must fit in
+// the unpinned slots at once; the fast policy never waits, so has no limit.
 func (x *pagedExperts) MaxResolve() int {
+	if x.pager.Policy() == experts.Fast {
+		return 0
+	}
 	return max(x.pager.Capacity(x.layer)-len(x.pager.Pinned(x.layer)), 1)
 }
 
