@@ -11,6 +11,7 @@ package mlxmoe
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mlx-moe/mlx-moe/chat"
 	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
@@ -44,6 +46,8 @@ type Model struct {
 	Dir    string
 	Model  *model.Model
 	Tok    *tokenizer.Tokenizer
+	// Template is the model's chat template (a plain fallback if it has none).
+	Template *chat.Template
 	exec   graph.Executor
 	runner *model.Runner
 	ctxLen int
@@ -88,11 +92,20 @@ func Load(dir string, opts Options) (*Model, error) {
 		}
 		return nil, err
 	}
+	tmpl, err := chat.LoadTemplate(dir)
+	if err != nil {
+		mdl.Close()
+		if pager != nil {
+			pager.Close()
+		}
+		return nil, err
+	}
+	tmpl.Notes = opts.Log
 	for _, n := range mdl.Notes {
 		fmt.Fprintf(opts.Log, "note: %s\n", n)
 	}
 	e := cpu.New()
-	m := &Model{Name: filepath.Base(filepath.Clean(dir)), Dir: dir, Model: mdl, Tok: tok, exec: e,
+	m := &Model{Name: filepath.Base(filepath.Clean(dir)), Dir: dir, Model: mdl, Tok: tok, Template: tmpl, exec: e,
 		runner: model.NewRunner(mdl, e), ctxLen: ctxLen, eos: map[int32]bool{},
 		pager: pager, closeMaps: closeMaps, opts: opts}
 	for _, id := range tok.EOSTokenIDs() {
@@ -143,6 +156,27 @@ func (m *Model) Encode(text string) []int32 {
 		out[i] = int32(id)
 	}
 	return out
+}
+
+// EncodeChat tokenizes a rendered chat prompt: the template already wrote
+// any BOS token, so none is added (as apply_chat_template does).
+func (m *Model) EncodeChat(text string) []int32 {
+	ids := m.Tok.Encode(text)
+	out := make([]int32, len(ids))
+	for i, id := range ids {
+		out[i] = int32(id)
+	}
+	return out
+}
+
+// ChatPrompt renders messages with the model's chat template, ending with
+// the assistant's turn, and tokenizes the result.
+func (m *Model) ChatPrompt(messages []chat.Message, tools []json.RawMessage, kwargs map[string]any) (string, []int32, error) {
+	text, err := m.Template.Render(messages, tools, true, kwargs)
+	if err != nil {
+		return "", nil, err
+	}
+	return text, m.EncodeChat(text), nil
 }
 
 // GenerateOptions control one generation.

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"fmt"
-	"io"
-
 	mlxmoe "github.com/mlx-moe/mlx-moe"
+	"github.com/mlx-moe/mlx-moe/chat"
 )
 
-// renderUserPrompt wraps text as one user message in the model's chat
-// template.
-func renderUserPrompt(m *mlxmoe.Model, text string, stderr io.Writer) (string, error) {
-	return "", fmt.Errorf("--chat: chat templates are not wired in yet")
+// chatPromptIDs wraps text as one user message in the model's chat template
+// and tokenizes it.
+func chatPromptIDs(m *mlxmoe.Model, text string) ([]int32, error) {
+	_, ids, err := m.ChatPrompt([]chat.Message{{Role: "user", Content: text}}, nil, nil)
+	return ids, err
 }

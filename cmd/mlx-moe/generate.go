@@ -74,11 +74,9 @@ MoE trained briefly on Python source) is used.`, stderr)
 			return err
 		}
 	case *chatMode:
-		text, err := renderUserPrompt(m, *prompt, stderr)
-		if err != nil {
+		if ids, err = chatPromptIDs(m, *prompt); err != nil {
 			return err
 		}
-		ids = m.Encode(text)
 	default:
 		ids = m.Encode(*prompt)
 	}
