@@ -42,16 +42,16 @@ type Options struct {
 // Model is a loaded model with its tokenizer. Generation calls are
 // serialised: one runs at a time.
 type Model struct {
-	Name   string
-	Dir    string
-	Model  *model.Model
-	Tok    *tokenizer.Tokenizer
+	Name  string
+	Dir   string
+	Model *model.Model
+	Tok   *tokenizer.Tokenizer
 	// Template is the model's chat template (a plain fallback if it has none).
 	Template *chat.Template
-	exec   graph.Executor
-	runner *model.Runner
-	ctxLen int
-	eos    map[int32]bool
+	exec     graph.Executor
+	runner   *model.Runner
+	ctxLen   int
+	eos      map[int32]bool
 
 	pager     *experts.Pager
 	closeMaps func() error

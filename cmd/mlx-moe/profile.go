@@ -105,4 +105,3 @@ func profilePrompts(m *mlxmoe.Model, path string) ([][]int32, string, error) {
 	}
 	return out, path, nil
 }
-
