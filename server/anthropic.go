@@ -172,7 +172,7 @@ func (req *antRequest) tools() ([]Tool, *apiError) {
 	var tools []Tool
 	for i, t := range req.Tools {
 		if t.Type != "" && t.Type != "custom" {
-			return nil, invalid(fmt.Sprintf("tools[%d].type", i), "tools[%d]: server tool %q is not supported", i, t.Type)
+			continue // Anthropic's server-side tools (web search, ...) do not exist here; the model is not offered them
 		}
 		if t.Name == "" {
 			return nil, invalid(fmt.Sprintf("tools[%d].name", i), "tools[%d].name is required", i)

@@ -183,3 +183,15 @@ func TestBillingHeaderNormalised(t *testing.T) {
 		t.Errorf("input_tokens %d, want 1", in)
 	}
 }
+
+// Anthropic's server-side tools are not offered to the model (and do not
+// fail the request).
+func TestServerToolsSkipped(t *testing.T) {
+	ts := start(t, fake("qwen3"), server.Config{})
+	body := `{"model":"Tiny-MoE-4bit","messages":[{"role":"user","content":"hi"}],"tools":[` + antWeatherTool + `,{"type":"web_search_20250305","name":"web_search","max_uses":3}]}`
+	with := num(postJSON(t, ts.URL+"/v1/messages/count_tokens", body, 200)["input_tokens"])
+	only := num(postJSON(t, ts.URL+"/v1/messages/count_tokens", strings.Replace(body, `,{"type":"web_search_20250305","name":"web_search","max_uses":3}`, "", 1), 200)["input_tokens"])
+	if with != only {
+		t.Errorf("a server tool changed the prompt: %d tokens, %d without it", with, only)
+	}
+}

@@ -33,6 +33,7 @@ func TestErrors(t *testing.T) {
 		{"oai max_tokens", "/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"max_tokens":0}`, 400, "invalid_request_error", ""},
 		{"oai tool_choice", "/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"tool_choice":{"type":"function","function":{"name":"nope"}}}`, 400, "invalid_request_error", ""},
 		{"oai too large", "/v1/chat/completions", `{"messages":[{"role":"user","content":"` + strings.Repeat("x", 5000) + `"}]}`, 413, "invalid_request_error", ""},
+		{"oai n", "/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"n":2}`, 400, "invalid_request_error", ""},
 		{"oai completion prompt", "/v1/completions", `{"prompt":5}`, 400, "invalid_request_error", ""},
 		{"oai no route", "/v1/embeddings", `{}`, 404, "invalid_request_error", ""},
 		{"ant invalid json", "/v1/messages", `{"model":`, 400, "invalid_request_error", ""},

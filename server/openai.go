@@ -29,6 +29,7 @@ type oaiChatRequest struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
+	N *int `json:"n"`
 	// ChatTemplateKwargs are extra template variables (as in vLLM), e.g.
 	// {"enable_thinking": false}.
 	ChatTemplateKwargs map[string]any `json:"chat_template_kwargs"`
@@ -272,6 +273,9 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 func (s *Server) oaiChatJob(req *oaiChatRequest) (*job, *apiError) {
 	if e := s.checkModel(req.Model); e != nil {
 		return nil, e
+	}
+	if req.N != nil && *req.N != 1 {
+		return nil, invalid("n", "n must be 1: this server generates one choice per request, got %d", *req.N)
 	}
 	msgs, e := req.messages()
 	if e != nil {

@@ -122,13 +122,16 @@ test('anthropic: message, usage consistent with count_tokens', async () => {
 });
 
 test('anthropic: streamed message (event helper and final message agree)', async () => {
-  const stream = anthropic.messages.stream({ model, max_tokens: 24, messages: [{ role: 'user', content: 'class A:' }] });
+  const params = { model, max_tokens: 24, messages: [{ role: 'user', content: 'class A:' }] };
+  const count = await anthropic.messages.countTokens({ model, messages: params.messages });
+  const stream = anthropic.messages.stream(params);
   let text = '';
   stream.on('text', (t) => { text += t; });
   const m = await stream.finalMessage();
   assert.equal(m.content[0].type, 'text');
   assert.equal(m.content[0].text, text);
   assert.ok(m.usage.output_tokens > 0);
+  assert.equal(m.usage.input_tokens + (m.usage.cache_read_input_tokens ?? 0), count.input_tokens);
   if (fake) assert.equal(text, 'Hello! You said: class A:');
 });
 
