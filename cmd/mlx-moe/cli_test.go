@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mlx-moe/mlx-moe/internal/fixture"
+)
+
+func joinIDs(ids []int32) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprint(id)
+	}
+	return strings.Join(s, ",")
+}
+
+// TestLogitsAndGenerateMatchReference: the CLI gives the numbers the model
+// tests check, for a quantized MLX and a Hugging Face fixture.
+func TestLogitsAndGenerateMatchReference(t *testing.T) {
+	for _, name := range []string{"qwen3_moe-4bit", "qwen3_moe-hf-bf16", "qwen3_next-4bit"} {
+		t.Run(name, func(t *testing.T) {
+			dir := fixture.Dir(t, "fixtures/"+name)
+			ref := fixture.LoadReference(t, dir)
+			var out, errOut strings.Builder
+			p := ref.Prompts[1]
+			if code := run([]string{"logits", "--model", dir, "--ids", joinIDs(p.IDs)}, &out, &errOut); code != 0 {
+				t.Fatalf("logits exited %d: %s", code, errOut.String())
+			}
+			var got struct {
+				LastLogits []float32 `json:"last_logits"`
+			}
+			if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
+				t.Fatal(err)
+			}
+			var worst float64
+			for i := range p.LastLogits {
+				worst = math.Max(worst, math.Abs(float64(got.LastLogits[i]-p.LastLogits[i])))
+			}
+			if len(got.LastLogits) != len(p.LastLogits) || worst > 1e-3 {
+				t.Fatalf("logits differ from the reference by %g", worst)
+			}
+
+			out.Reset()
+			g := ref.Greedy
+			args := []string{"generate", "--model", dir, "--prompt-ids", joinIDs(g.PromptIDs), "--max-tokens", fmt.Sprint(len(g.NewIDs)), "--ignore-eos", "--json", "--policy", "exact", "--capacity", "4"}
+			if code := run(args, &out, &errOut); code != 0 {
+				t.Fatalf("generate exited %d: %s", code, errOut.String())
+			}
+			var gen struct {
+				IDs  []int32 `json:"ids"`
+				Text string  `json:"text"`
+			}
+			if err := json.Unmarshal([]byte(out.String()), &gen); err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range g.NewIDs {
+				if gen.IDs[i] != want {
+					if g.Gaps[i] < 1e-3 {
+						break
+					}
+					t.Fatalf("generated token %d is %d, reference %d", i, gen.IDs[i], want)
+				}
+			}
+		})
+	}
+}
+
+// TestBadInputExitsOne: bad input is an error and exit code 1, not a panic.
+func TestBadInputExitsOne(t *testing.T) {
+	dir := fixture.Dir(t, "fixtures/qwen3_moe-4bit")
+	empty := t.TempDir()
+	badConfig := fixture.Dir(t, "fixtures/qwen3_moe-4bit")
+	os.WriteFile(filepath.Join(badConfig, "config.json"), []byte(`{"model_type": "qwen3_moe"`), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"logits", "--model", empty, "--ids", "1,2"}, "config.json"},
+		{[]string{"logits", "--model", badConfig, "--ids", "1,2"}, "not a JSON object"},
+		{[]string{"logits", "--model", dir, "--ids", "1,x"}, "not an integer"},
+		{[]string{"logits", "--model", dir, "--ids", "1,99999"}, "outside the vocabulary"},
+		{[]string{"generate", "--model", dir}, "no prompt"},
+		{[]string{"generate", "--model", dir, "--prompt", "hi", "--policy", "sometimes"}, "policy"},
+		{[]string{"generate", "--model", dir, "--prompt", "hi", "--memory", "lots"}, "--memory"},
+		{[]string{"nll", "--model", dir, "--ids-file", filepath.Join(empty, "missing.json")}, "missing.json"},
+	} {
+		var out, errOut strings.Builder
+		code := run(tc.args, &out, &errOut)
+		if code != 1 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 1 mentioning %q", tc.args, code, errOut.String(), tc.want)
+		}
+	}
+}
