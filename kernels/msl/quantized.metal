@@ -6,11 +6,15 @@
 // or half); w = scale*q + bias. cols must be a multiple of GS (and so of 32).
 //
 // Every kernel here computes 4 rows per SIMD-group and 2 SIMD-groups per
-// threadgroup. Launch: threads (64,1,1); groups (ceil(rows/8), n, 1), where n
-// is the number of vectors (tokens for qmv, token*expert pairs for gather).
-// Each lane walks the columns in chunks of VPT values, so a row's words are
-// read by consecutive lanes; per chunk it computes s*sum(q*x) + b*sum(x) (the
-// bias term needs the chunk's sum of x only once for all 4 rows).
+// threadgroup, threads (64,1,1). Each lane walks the columns in chunks of VPT
+// values, so a row's words are read by consecutive lanes.
+//   qmv, gather_qmv, gather_qmv_swiglu (decode): groups (ceil(rows/8), n, 1)
+//     for n vectors (tokens, or token*expert pairs). Per chunk a lane
+//     computes s*sum(q*x) + b*sum(x): the bias term needs the chunk's sum of
+//     x only once for all 4 rows.
+//   qmm, gather_qmm (prefill): groups (ceil(rows/8), ceil(n/8), 1); a
+//     SIMD-group computes 4 rows for a tile of 8 tokens, dequantizing each
+//     weight chunk once for the tile.
 #include <metal_stdlib>
 using namespace metal;
 
@@ -45,6 +49,14 @@ template <int BITS, int VPT> float load_x(device const float* x, thread float* x
   return sum;
 }
 
+// extract returns packed value j of the bit stream starting at w.
+template <int BITS> uint extract(device const uint* w, int j) {
+  uint bit = uint(j * BITS), word = bit / 32, shift = bit % 32;
+  uint v = w[word] >> shift;
+  if (shift + BITS > 32) v |= w[word + 1] << (32 - shift);
+  return v & ((1u << BITS) - 1u);
+}
+
 // qdot returns sum_j q_j * xv_j over the VPT packed values starting at w
 // (word-aligned).
 template <int BITS, int VPT> float qdot(device const uint* w, thread const float* xv) {
@@ -60,15 +72,14 @@ template <int BITS, int VPT> float qdot(device const uint* w, thread const float
     device const uchar* wb = (device const uchar*)w;
     for (int j = 0; j < VPT; j++) acc += xv[j] * float(wb[j]);
   } else {
-    const uint mask = (1u << BITS) - 1u;
-    for (int j = 0; j < VPT; j++) {
-      uint bit = uint(j * BITS), word = bit / 32, shift = bit % 32;
-      uint v = w[word] >> shift;
-      if (shift + BITS > 32) v |= w[word + 1] << (32 - shift);
-      acc += xv[j] * float(v & mask);
-    }
+    for (int j = 0; j < VPT; j++) acc += xv[j] * float(extract<BITS>(w, j));
   }
   return acc;
+}
+
+// dequant writes the VPT weights s*q+b packed at w (word-aligned) to wv.
+template <int BITS, int VPT> void dequant(device const uint* w, float s, float b, thread float* wv) {
+  for (int j = 0; j < VPT; j++) wv[j] = s * float(extract<BITS>(w, j)) + b;
 }
 
 // QRows addresses the rows a SIMD-group works on: row r of a matrix whose
@@ -204,12 +215,119 @@ kernel void gather_qmv_swiglu(device const uint* gw [[buffer(0)]],
   }
 }
 
+constant constexpr int kTokensPerTile = 8;
+
+struct QmmParams {
+  uint rows;
+  uint cols;
+  uint n;  // tokens
+};
+
+// qmm: y = x Wᵀ for x [n, cols], y [n, rows].
+template <int BITS, int GS, typename S>
+kernel void qmm(device const uint* w [[buffer(0)]],
+                device const S* scales [[buffer(1)]],
+                device const S* biases [[buffer(2)]],
+                device const float* x [[buffer(3)]],
+                device float* y [[buffer(4)]],
+                constant QmmParams& p [[buffer(5)]],
+                uint2 tg [[threadgroup_position_in_grid]],
+                uint sg [[simdgroup_index_in_threadgroup]],
+                uint lane [[thread_index_in_simdgroup]]) {
+  constexpr int VPT = values_per_thread<BITS>();
+  const uint words = p.cols * BITS / 32, groups = p.cols / GS;
+  uint row0 = (tg.x * kSimdgroups + sg) * kRowsPerSimdgroup, t0 = tg.y * kTokensPerTile;
+  float acc[kRowsPerSimdgroup][kTokensPerTile];
+  for (int i = 0; i < kRowsPerSimdgroup; i++)
+    for (int t = 0; t < kTokensPerTile; t++) acc[i][t] = 0;
+  float wv[VPT];
+  for (uint c = lane * VPT; c < p.cols; c += 32 * VPT) {
+    uint g = c / GS;
+    for (int i = 0; i < kRowsPerSimdgroup; i++) {
+      uint r = min(row0 + uint(i), p.rows - 1);
+      dequant<BITS, VPT>(w + r * words + c * BITS / 32, float(scales[r * groups + g]), float(biases[r * groups + g]), wv);
+      for (int t = 0; t < kTokensPerTile; t++) {
+        device const float* xs = x + min(t0 + uint(t), p.n - 1) * p.cols + c;
+        float d = 0;
+        for (int j = 0; j < VPT; j++) d += wv[j] * xs[j];
+        acc[i][t] += d;
+      }
+    }
+  }
+  for (int i = 0; i < kRowsPerSimdgroup; i++)
+    for (int t = 0; t < kTokensPerTile; t++) {
+      float v = simd_sum(acc[i][t]);
+      if (lane == 0 && row0 + i < p.rows && t0 + t < p.n) y[(t0 + t) * p.rows + row0 + i] = v;
+    }
+}
+
+// gather_qmm: for m (token, expert) pairs, y[k] = W[slot] x[xrow[k]] with
+// slot = table[ids[k]] (a negative slot gives zeros). Pairs sorted by expert
+// let a tile dequantize each weight chunk once; any order is correct.
+// y is [m, rows]; xrow[k] is the token of pair k (gate/up) or k (down).
+struct GatherQmmParams {
+  uint rows;
+  uint cols;
+  uint m;  // pairs
+};
+
+template <int BITS, int GS, typename S>
+kernel void gather_qmm(device const uint* w [[buffer(0)]],
+                       device const S* scales [[buffer(1)]],
+                       device const S* biases [[buffer(2)]],
+                       device const float* x [[buffer(3)]],
+                       device float* y [[buffer(4)]],
+                       device const int* ids [[buffer(5)]],
+                       device const int* table [[buffer(6)]],
+                       device const uint* xrow [[buffer(7)]],
+                       constant GatherQmmParams& p [[buffer(8)]],
+                       uint2 tg [[threadgroup_position_in_grid]],
+                       uint sg [[simdgroup_index_in_threadgroup]],
+                       uint lane [[thread_index_in_simdgroup]]) {
+  constexpr int VPT = values_per_thread<BITS>();
+  const uint words = p.cols * BITS / 32, groups = p.cols / GS;
+  uint row0 = (tg.x * kSimdgroups + sg) * kRowsPerSimdgroup, k0 = tg.y * kTokensPerTile;
+  int slots[kTokensPerTile];
+  for (int t = 0; t < kTokensPerTile; t++) slots[t] = k0 + t < p.m ? table[ids[k0 + t]] : -1;
+  float acc[kRowsPerSimdgroup][kTokensPerTile];
+  for (int i = 0; i < kRowsPerSimdgroup; i++)
+    for (int t = 0; t < kTokensPerTile; t++) acc[i][t] = 0;
+  float wv[VPT];
+  for (uint c = lane * VPT; c < p.cols; c += 32 * VPT) {
+    uint g = c / GS;
+    for (int i = 0; i < kRowsPerSimdgroup; i++) {
+      uint r = min(row0 + uint(i), p.rows - 1);
+      int loaded = -1;
+      for (int t = 0; t < kTokensPerTile; t++) {
+        int slot = slots[t];
+        if (slot < 0) continue;
+        if (slot != loaded) {
+          uint sr = uint(slot) * p.rows + r;  // row r of the slot's matrix
+          dequant<BITS, VPT>(w + sr * words + c * BITS / 32, float(scales[sr * groups + g]), float(biases[sr * groups + g]), wv);
+          loaded = slot;
+        }
+        device const float* xs = x + xrow[k0 + t] * p.cols + c;
+        float d = 0;
+        for (int j = 0; j < VPT; j++) d += wv[j] * xs[j];
+        acc[i][t] += d;
+      }
+    }
+  }
+  for (int i = 0; i < kRowsPerSimdgroup; i++)
+    for (int t = 0; t < kTokensPerTile; t++) {
+      float v = simd_sum(acc[i][t]);
+      if (lane == 0 && row0 + i < p.rows && k0 + t < p.m) y[(k0 + t) * p.rows + row0 + i] = v;
+    }
+}
+
 #define INSTANTIATE(name, ...) template [[host_name(name)]] [[kernel]] decltype(__VA_ARGS__) __VA_ARGS__;
 
 #define QMV_INSTANCE(bits, gs, stype, sname)                                                \
   INSTANTIATE("qmv_b" #bits "_g" #gs "_" #sname, qmv<bits, gs, stype>)                      \
   INSTANTIATE("gather_qmv_b" #bits "_g" #gs "_" #sname, gather_qmv<bits, gs, stype>)        \
-  INSTANTIATE("gather_qmv_swiglu_b" #bits "_g" #gs "_" #sname, gather_qmv_swiglu<bits, gs, stype>)
+  INSTANTIATE("gather_qmv_swiglu_b" #bits "_g" #gs "_" #sname, gather_qmv_swiglu<bits, gs, stype>) \
+  INSTANTIATE("qmm_b" #bits "_g" #gs "_" #sname, qmm<bits, gs, stype>)                      \
+  INSTANTIATE("gather_qmm_b" #bits "_g" #gs "_" #sname, gather_qmm<bits, gs, stype>)
 
 #define QMV_GROUPS(bits, stype, sname) \
   QMV_INSTANCE(bits, 32, stype, sname) \

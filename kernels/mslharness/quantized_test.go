@@ -3,6 +3,7 @@ package mslharness
 import (
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/kernels"
@@ -167,6 +168,82 @@ func TestGatherQMV(t *testing.T) {
 					8: i32Bytes(g.ids), 9: i32Bytes(g.table), 10: params(gatherParams{uint32(rows), uint32(cols), uint32(g.topk)}),
 				}))
 				compare(t, name, bytesF32(out[7]), want, 1e-6, 2e-5)
+			}
+		}
+	}
+}
+
+type qmmParams struct{ Rows, Cols, N uint32 }
+
+type gatherQmmParams struct{ Rows, Cols, M uint32 }
+
+// qmmLaunch is the prefill launch shape documented in quantized.metal.
+func qmmLaunch(rows, n int, bufs map[int][]byte) Launch {
+	return Launch{Groups: [3]int{(rows + 7) / 8, (n + 7) / 8, 1}, Threads: [3]int{64, 1, 1}, Buffers: bufs, Seed: uint64(rows*17 + n)}
+}
+
+func TestQMM(t *testing.T) {
+	t.Parallel()
+	p := program(t, "quantized.metal")
+	r := newRand(14)
+	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
+		for _, group := range []int{32, 64, 128} {
+			for _, f16 := range []bool{false, true} {
+				rows, cols, n := 21, 3*group, 11 // ragged rows and a partial token tile
+				m := randQuant(r, rows, cols, bits, group, f16)
+				x := randn(r, n*cols, 1)
+				want := make([]float32, n*rows)
+				kernels.MatMul(want, x, n, m)
+				w, s, b := quantBuffers(m)
+				name := fmt.Sprintf("qmm_b%d_g%d_%s", bits, group, scaleName(f16))
+				out := launch(t, p, name, qmmLaunch(rows, n, map[int][]byte{
+					0: w, 1: s, 2: b, 3: f32Bytes(x), 4: f32Bytes(make([]float32, n*rows)),
+					5: params(qmmParams{uint32(rows), uint32(cols), uint32(n)}),
+				}))
+				compare(t, name, bytesF32(out[4]), want, 1e-6, 2e-5)
+			}
+		}
+	}
+}
+
+func TestGatherQMM(t *testing.T) {
+	t.Parallel()
+	p := program(t, "quantized.metal")
+	r := newRand(15)
+	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
+		for _, group := range []int{32, 64, 128} {
+			for _, f16 := range []bool{false, true} {
+				rows, cols := 13, 2*group
+				pool := newSlotPool(r, 4, rows, cols, bits, group, f16)
+				g := newGatherCase(r, 5, 4, 9, 4)
+				// Sort the pairs by expert, as prefill does; xrow keeps each
+				// pair's token (gate/up) or its own index (down).
+				type pair struct{ id, token int32 }
+				var ps []pair
+				for k, e := range g.ids {
+					ps = append(ps, pair{e, int32(k / g.topk)})
+				}
+				sort.SliceStable(ps, func(a, b int) bool { return ps[a].id < ps[b].id })
+				ids, tokens, self := make([]int32, len(ps)), make([]uint32, len(ps)), make([]uint32, len(ps))
+				for k, pr := range ps {
+					ids[k], tokens[k], self[k] = pr.id, uint32(pr.token), uint32(k)
+				}
+				name := fmt.Sprintf("gather_qmm_b%d_g%d_%s", bits, group, scaleName(f16))
+				for _, xrow := range [][]uint32{tokens, self} {
+					x := randn(r, len(ids)*cols, 1) // rows beyond the tokens are unused for gate/up
+					want := make([]float32, len(ids)*rows)
+					for k := range ids {
+						if slot := g.table[ids[k]]; slot >= 0 {
+							kernels.MatMul(want[k*rows:(k+1)*rows], x[int(xrow[k])*cols:(int(xrow[k])+1)*cols], 1, pool.slots[slot])
+						}
+					}
+					out := launch(t, p, name, qmmLaunch(rows, len(ids), map[int][]byte{
+						0: pool.w, 1: pool.s, 2: pool.b, 3: f32Bytes(x), 4: f32Bytes(make([]float32, len(want))),
+						5: i32Bytes(ids), 6: i32Bytes(g.table), 7: u32Bytes(xrow),
+						8: params(gatherQmmParams{uint32(rows), uint32(cols), uint32(len(ids))}),
+					}))
+					compare(t, name, bytesF32(out[4]), want, 1e-6, 2e-5)
+				}
 			}
 		}
 	}
