@@ -27,11 +27,13 @@ type Backend interface {
 	ModelID() string
 	// ContextLength is the most tokens (prompt and completion) a sequence may hold.
 	ContextLength() int
-	// Tokenize turns rendered prompt text into token ids (with any BOS the
-	// model expects).
+	// Tokenize turns a raw prompt (/v1/completions) into token ids, with
+	// any BOS the tokenizer adds.
 	Tokenize(text string) []int
-	// RenderChat renders a conversation with the model's chat template.
-	RenderChat(p ChatPrompt) (string, error)
+	// RenderChat renders a conversation with the model's chat template and
+	// tokenizes the result as the template wrote it (special tokens as
+	// such, no BOS added on top).
+	RenderChat(p ChatPrompt) (text string, ids []int, err error)
 	// ChatTemplateSource is the template's source text; the server reads the
 	// model's tool-call markup from it.
 	ChatTemplateSource() string

@@ -481,7 +481,7 @@ func (s *Server) completionJob(req *oaiCompletionRequest) (*job, *apiError) {
 	if e != nil {
 		return nil, e
 	}
-	return s.textJob(prompt, req.MaxTokens, sampling, stops)
+	return s.newJob(s.b.Tokenize(prompt), req.MaxTokens, sampling, stops)
 }
 
 // models lists the loaded model and the models in the local cache.

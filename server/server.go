@@ -259,11 +259,11 @@ func (s *Server) chatJob(p ChatPrompt, parseTools bool, maxTokens *int, sampling
 			p.Messages[i].Content = normalizeSystem(p.Messages[i].Content)
 		}
 	}
-	text, err := s.b.RenderChat(p)
+	text, ids, err := s.b.RenderChat(p)
 	if err != nil {
 		return nil, invalid("messages", "rendering the chat template: %v", err)
 	}
-	j, e := s.textJob(text, maxTokens, sampling, stops)
+	j, e := s.newJob(ids, maxTokens, sampling, stops)
 	if e != nil {
 		return nil, e
 	}
@@ -283,9 +283,8 @@ func opensThinking(prompt string) bool {
 	return strings.HasSuffix(strings.TrimRight(prompt, " \t\r\n"), "<think>")
 }
 
-// textJob tokenizes a prompt and sizes the completion to fit the context.
-func (s *Server) textJob(text string, maxTokens *int, sampling Sampling, stops []string) (*job, *apiError) {
-	ids := s.b.Tokenize(text)
+// newJob sizes the completion of a tokenized prompt to fit the context.
+func (s *Server) newJob(ids []int, maxTokens *int, sampling Sampling, stops []string) (*job, *apiError) {
 	ctxLen := s.cfg.ContextLength
 	if len(ids) >= ctxLen {
 		return nil, &apiError{kind: errContext, param: "messages",

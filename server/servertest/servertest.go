@@ -69,7 +69,7 @@ func (b *Backend) Stats() map[string]float64 { return b.Stat }
 // RenderChat writes each message as "<|role|>content", with reasoning,
 // tool calls and the tool list spelled out, so tests can see what reached
 // the template.
-func (b *Backend) RenderChat(p server.ChatPrompt) (string, error) {
+func (b *Backend) RenderChat(p server.ChatPrompt) (string, []int, error) {
 	var s strings.Builder
 	if len(p.Tools) > 0 {
 		s.WriteString("<|tools|>")
@@ -98,7 +98,7 @@ func (b *Backend) RenderChat(p server.ChatPrompt) (string, error) {
 			s.WriteString("<think>\n")
 		}
 	}
-	return s.String(), nil
+	return s.String(), b.Tokenize(s.String()), nil
 }
 
 func compact(j json.RawMessage) string {
