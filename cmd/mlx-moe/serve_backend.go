@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	mlxmoe "github.com/mlx-moe/mlx-moe"
+	"github.com/mlx-moe/mlx-moe/chat"
+	"github.com/mlx-moe/mlx-moe/sample"
+	"github.com/mlx-moe/mlx-moe/server"
+)
+
+func init() { newServeBackend = loadServeBackend }
+
+// engineBackend adapts a loaded model to the server's Backend interface.
+type engineBackend struct {
+	m *mlxmoe.Model
+}
+
+func loadServeBackend(o serveOptions, stderr io.Writer) (server.Backend, func() error, error) {
+	if o.kvBits != 0 {
+		fmt.Fprintf(stderr, "serve: --kv-bits %d accepted but KV-cache quantization is not implemented yet; the cache stays float32\n", o.kvBits)
+	}
+	m, err := o.model.load(true, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &engineBackend{m: m}, m.Close, nil
+}
+
+func (b *engineBackend) ModelID() string    { return b.m.Name }
+func (b *engineBackend) ContextLength() int { return b.m.ContextLength() }
+
+// Tokenize encodes a raw prompt with any BOS token the model expects.
+func (b *engineBackend) Tokenize(text string) []int { return toInts(b.m.Encode(text)) }
+
+func toInts(ids []int32) []int {
+	out := make([]int, len(ids))
+	for i, id := range ids {
+		out[i] = int(id)
+	}
+	return out
+}
+
+func (b *engineBackend) RenderChat(p server.ChatPrompt) (string, []int, error) {
+	msgs := make([]chat.Message, len(p.Messages))
+	for i, m := range p.Messages {
+		msgs[i] = chat.Message{Role: m.Role, Content: m.Content, ReasoningContent: m.ReasoningContent, ToolCallID: m.ToolCallID, Name: m.Name}
+		for _, tc := range m.ToolCalls {
+			msgs[i].ToolCalls = append(msgs[i].ToolCalls, chat.ToolCall{ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments})
+		}
+	}
+	var tools []json.RawMessage
+	for _, t := range p.Tools {
+		params := t.Parameters
+		if len(params) == 0 {
+			params = json.RawMessage(`{"type":"object","properties":{}}`)
+		}
+		raw, err := json.Marshal(struct {
+			Type     string `json:"type"`
+			Function struct {
+				Name        string          `json:"name"`
+				Description string          `json:"description,omitempty"`
+				Parameters  json.RawMessage `json:"parameters"`
+			} `json:"function"`
+		}{Type: "function", Function: struct {
+			Name        string          `json:"name"`
+			Description string          `json:"description,omitempty"`
+			Parameters  json.RawMessage `json:"parameters"`
+		}{t.Name, t.Description, params}})
+		if err != nil {
+			return "", nil, err
+		}
+		tools = append(tools, raw)
+	}
+	text, err := b.m.Template.Render(msgs, tools, p.AddGenerationPrompt, p.Kwargs)
+	if err != nil {
+		return "", nil, err
+	}
+	return text, toInts(b.m.EncodeChat(text)), nil
+}
+
+func (b *engineBackend) ChatTemplateSource() string { return b.m.Template.Source() }
+
+func (b *engineBackend) Generate(ctx context.Context, req server.GenRequest, emit func(server.Token) error) (server.GenResult, error) {
+	prompt := make([]int32, len(req.Prompt))
+	for i, id := range req.Prompt {
+		prompt[i] = int32(id)
+	}
+	s := req.Sampling
+	so := sample.Options{Temperature: s.Temperature, TopP: s.TopP, TopK: s.TopK, MinP: s.MinP,
+		PresencePenalty: s.PresencePenalty, FrequencyPenalty: s.FrequencyPenalty}
+	if s.Seed != nil {
+		so.Seed = uint64(*s.Seed)
+	} else {
+		so.Seed = uint64(time.Now().UnixNano())
+	}
+	res, err := b.m.Stream(ctx, prompt, mlxmoe.GenerateOptions{MaxTokens: req.MaxTokens, Sampling: so}, func(t mlxmoe.Token) error {
+		return emit(server.Token{ID: int(t.ID), Text: t.Text})
+	})
+	out := server.GenResult{PromptTokens: res.PromptTokens, CachedTokens: res.CachedTokens,
+		CompletionTokens: len(res.IDs), PrefillTime: res.Prefill, DecodeTime: res.Decode, Finish: server.FinishLength}
+	if res.FinishReason == "stop" {
+		out.Finish = server.FinishEOS
+	}
+	if err == nil && res.FinishReason == "cancelled" {
+		err = ctx.Err()
+	}
+	if errors.Is(err, mlxmoe.ErrContextLength) {
+		return out, fmt.Errorf("%w", err)
+	}
+	return out, err
+}
+
+func (b *engineBackend) Stats() map[string]float64 {
+	st, ok := b.m.ExpertStats()
+	if !ok {
+		return nil
+	}
+	return map[string]float64{
+		"expert_hit_rate":           st.Total.HitRate(),
+		"expert_hits_total":         float64(st.Total.Hits),
+		"expert_misses_total":       float64(st.Total.Misses),
+		"expert_evictions_total":    float64(st.Total.Evictions),
+		"expert_bytes_paged_total":  float64(st.Total.Bytes),
+		"expert_read_gb_per_second": st.ReadGBps,
+	}
+}
