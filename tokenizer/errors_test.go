@@ -69,6 +69,7 @@ func TestBadTokenizerJSON(t *testing.T) {
 		{"model type", miniTokenizer(t, func(m map[string]any) {
 			m["model"] = map[string]any{"type": "Unigram", "vocab": []any{}}
 		}), `model type "Unigram" is not supported`},
+		{"model not an object", miniTokenizer(t, func(m map[string]any) { m["model"] = "BPE" }), `model: want an object, got "`},
 		{"model without type", miniTokenizer(t, func(m map[string]any) { m["model"] = map[string]any{"vocab": map[string]any{}} }), `missing "type"`},
 		{"normalizer type", miniTokenizer(t, func(m map[string]any) {
 			m["normalizer"] = map[string]any{"type": "Precompiled", "precompiled_charsmap": "AAAA"}
@@ -173,7 +174,7 @@ func TestLoadErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), []byte(`{"model": null}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "tokenizer.json")+`: tokenizer.json: no "model"`) {
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "tokenizer: "+dir+`: tokenizer.json: no "model"`) {
 		t.Errorf("no model: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), miniTokenizer(t, nil), 0o644); err != nil {
@@ -182,7 +183,7 @@ func TestLoadErrors(t *testing.T) {
 	for _, c := range []struct{ gen, want string }{
 		{`{"eos_token_id": "x"}`, "eos_token_id: want a number or a list"},
 		{`{"eos_token_id": [1, 9999]}`, "eos_token_id 9999 is outside the vocabulary (size 258)"},
-		{`{"eos_token_id": `, "generation_config.json: unexpected end"},
+		{`{"eos_token_id": `, dir + ": generation_config.json: unexpected end"},
 	} {
 		if err := os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(c.gen), 0o644); err != nil {
 			t.Fatal(err)

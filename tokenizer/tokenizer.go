@@ -76,9 +76,7 @@ func Load(dir string) (*Tokenizer, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		data, err = readGzip(path + ".gz")
-		if err == nil {
-			path += ".gz"
-		} else if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("tokenizer: no tokenizer.json or tokenizer.json.gz in %s", dir)
 		}
 	}
@@ -91,14 +89,14 @@ func Load(dir string) (*Tokenizer, error) {
 	}
 	t, err := New(data, config)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("tokenizer: %s: %w", dir, err)
 	}
 	gen, err := readOptional(filepath.Join(dir, "generation_config.json"))
 	if err != nil {
 		return nil, err
 	}
 	if err := t.addGenerationEOS(gen); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "generation_config.json"), err)
+		return nil, fmt.Errorf("tokenizer: %s: generation_config.json: %w", dir, err)
 	}
 	return t, nil
 }
@@ -253,16 +251,35 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }
 
-// typeOf returns the "type" field of a tokenizer.json component.
+// typeOf returns the "type" field of a tokenizer.json component. It reads
+// only as far as that field, which Hugging Face writes first: the model
+// object of a large vocabulary is megabytes long.
 func typeOf(raw json.RawMessage) (string, error) {
-	var h struct {
-		Type string `json:"type"`
-	}
-	if err := json.Unmarshal(raw, &h); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil {
 		return "", err
+	} else if tok != json.Delim('{') {
+		return "", fmt.Errorf("want an object, got %s", bytes.TrimSpace(raw)[:1])
 	}
-	if h.Type == "" {
-		return "", errors.New(`missing "type"`)
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return "", err
+		}
+		if key == "type" {
+			var typ string
+			if err := dec.Decode(&typ); err != nil {
+				return "", fmt.Errorf(`"type": %w`, err)
+			}
+			if typ == "" {
+				break
+			}
+			return typ, nil
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", err
+		}
 	}
-	return h.Type, nil
+	return "", errors.New(`missing "type"`)
 }
