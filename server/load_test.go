@@ -90,19 +90,23 @@ func TestDisconnectStopsGeneration(t *testing.T) {
 			path = "/v1/messages"
 		}
 		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
+		cancelAt := make(chan time.Time, 1)
 		go func() {
 			time.Sleep(120 * time.Millisecond)
+			cancelAt <- time.Now()
 			cancel()
 		}()
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
-		cancelled := time.Now()
+		cancelled := <-cancelAt
 		waitFor(t, ts.URL, func(h map[string]any) bool { return h["generating"] == false })
-		if d := time.Since(cancelled); d > 150*time.Millisecond || b.Cancelled() != before+1 {
+		d := time.Since(cancelled)
+		if d > 150*time.Millisecond || b.Cancelled() != before+1 {
 			t.Errorf("%s: generation ran on %v after the disconnect (cancelled %d)", path, d, b.Cancelled()-before)
 		}
+		t.Logf("%s: generation stopped %v after the client left (a token takes %v)", path, d.Round(time.Millisecond), b.TokenDelay)
 	}
 }
 
@@ -116,6 +120,7 @@ func TestLoadWithDisconnects(t *testing.T) {
 	}
 	ts := start(t, b, server.Config{MaxQueue: 16})
 	baseline := runtime.NumGoroutine()
+	heapBefore := heapInUse()
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for i := range 16 {
@@ -173,8 +178,22 @@ func TestLoadWithDisconnects(t *testing.T) {
 	for runtime.NumGoroutine() > baseline && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	heapAfter := heapInUse()
+	t.Logf("16 streams, 8 left mid-stream: %d generations ran, %d cancelled; goroutines %d before, %d after; heap %d KiB before, %d KiB after",
+		len(b.Requests()), b.Cancelled(), baseline, runtime.NumGoroutine(), heapBefore>>10, heapAfter>>10)
+	if heapAfter > heapBefore+1<<20 {
+		t.Errorf("heap grew from %d to %d bytes", heapBefore, heapAfter)
+	}
 	if n := runtime.NumGoroutine(); n > baseline {
 		buf := make([]byte, 1<<16)
 		t.Errorf("goroutines: %d before, %d after\n%s", baseline, n, buf[:runtime.Stack(buf, true)])
 	}
+}
+
+// heapInUse is the live heap after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
