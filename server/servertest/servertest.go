@@ -27,6 +27,11 @@ type Backend struct {
 	Template string
 	// Reply returns the token texts to generate for a rendered prompt.
 	Reply func(prompt string) []string
+	// Encode and NewDecoder, when set, replay each reply through a real
+	// tokenizer: the reply's text is encoded to ids and each token's text
+	// comes from a fresh stream decoder, as the engine produces it.
+	Encode     func(text string) []int
+	NewDecoder func() func(id int) string
 	// TokenDelay is slept before each token (a cancelled context cuts it short).
 	TokenDelay time.Duration
 	// Fail, if set, is returned by Generate after the first token.
@@ -135,7 +140,7 @@ func (b *Backend) Generate(ctx context.Context, req server.GenRequest, emit func
 	res = server.GenResult{PromptTokens: len(req.Prompt), CachedTokens: cached, PrefillTime: time.Millisecond}
 	start := time.Now()
 	defer func() { res.DecodeTime = time.Since(start) }()
-	for i, text := range b.Reply(string(prompt)) {
+	for i, tok := range b.tokens(string(prompt)) {
 		if res.CompletionTokens == req.MaxTokens {
 			res.Finish = server.FinishLength
 			return res, nil
@@ -156,11 +161,28 @@ func (b *Backend) Generate(ctx context.Context, req server.GenRequest, emit func
 			return res, b.Fail
 		}
 		res.CompletionTokens++
-		if err := emit(server.Token{ID: i, Text: text}); err != nil {
+		if err := emit(tok); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
+}
+
+// tokens are the reply to prompt as the engine would emit them.
+func (b *Backend) tokens(prompt string) []server.Token {
+	reply := b.Reply(prompt)
+	var out []server.Token
+	if b.Encode == nil {
+		for i, text := range reply {
+			out = append(out, server.Token{ID: i, Text: text})
+		}
+		return out
+	}
+	dec := b.NewDecoder()
+	for _, id := range b.Encode(strings.Join(reply, "")) {
+		out = append(out, server.Token{ID: id, Text: dec(id)})
+	}
+	return out
 }
 
 func (b *Backend) cancel() {
