@@ -22,7 +22,7 @@ func osReadAt(f *os.File, p []byte, off int64) (int, error) { return f.ReadAt(p,
 
 // Sizes of the reads the IO pool issues.
 const (
-	maxRun    = 8 << 20  // largest single read; also each worker's bounce buffer for O_DIRECT
+	maxRun    = 2 << 20  // largest single read; also the size of each worker's bounce buffer for O_DIRECT
 	directGap = 64 << 10 // O_DIRECT reads bridge holes up to this size between extents
 )
 

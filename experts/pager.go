@@ -196,6 +196,9 @@ func (p *Pager) newLayer(i int, spec LayerSpec, layout LayerLayout) (*layerState
 	for s := range ls.owner {
 		ls.owner[s] = -1
 	}
+	for e := range ls.cur {
+		ls.cur[e] = -1 // no call has routed anything yet
+	}
 	ls.stats = LayerStats{Layer: i, Experts: n, Capacity: capacity}
 	return ls, nil
 }

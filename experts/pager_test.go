@@ -496,3 +496,22 @@ func TestClose(t *testing.T) {
 		t.Errorf("Resolve after Close: %v", err)
 	}
 }
+
+// Before the first Resolve nothing is protected: Pin and Prefetch may evict
+// what Fill loaded.
+func TestPinAfterFill(t *testing.T) {
+	m := writeTestModel(t, t.TempDir(), 1, 8, testParts)
+	p := newTestPager(t, m, 3, nil)
+	if n, err := p.Fill(0, []int32{0, 1, 2, 3}); n != 3 || err != nil {
+		t.Fatalf("Fill = %d, %v", n, err)
+	}
+	if err := p.Pin(0, []int32{5, 6}); err != nil {
+		t.Fatal(err)
+	}
+	if res := p.Resident(0); len(res) != 3 || res[0] != 5 || res[1] != 6 || res[2] != 0 {
+		t.Errorf("resident %v, want pinned 5, 6, then the first filled expert", res)
+	}
+	if got := p.Pinned(0); len(got) != 2 {
+		t.Errorf("pinned %v", got)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -132,74 +131,127 @@ func (m *synthModel) dequant(w, s, b []byte, cols, bits, r int) []float32 {
 	return out
 }
 
-var layerNum = regexp.MustCompile(`layers\.\d+\.`)
-
-// TestSynthLayout checks a scaled-down synthetic Qwen3-Coder-Next against
-// the tensor names, dtypes and shape ranks of the real MLX fixture
-// (4 layers: three linear-attention, one full-attention, as here).
+// TestSynthLayout checks the tensors of scaled-down synthetic models
+// against the names, dtypes and shape ranks of the real MLX fixtures of the
+// same families (4 layers: three linear-attention, one full-attention, as
+// here).
 func TestSynthLayout(t *testing.T) {
 	for _, tc := range []struct{ like, fixture string }{
 		{"qwen3-coder-next", "qwen3_next-4bit"},
 		{"qwen3.5-397b-a17b", "qwen3_5_moe-4bit"},
 	} {
 		t.Run(tc.like, func(t *testing.T) {
-			dir := t.TempDir()
-			tok := filepath.Join(dir, "tok")
-			os.Mkdir(tok, 0o755)
-			os.WriteFile(filepath.Join(tok, "tokenizer.json"), []byte(`{"model": {"vocab": {"a": 0, "b": 1, "c": 299}}, "added_tokens": [{"id": 300}]}`), 0o644)
-			os.WriteFile(filepath.Join(tok, "tokenizer_config.json"), []byte(`{}`), 0o644)
-			scale := 1.0 / 16
-			if tc.like == "qwen3.5-397b-a17b" {
-				scale = 1.0 / 32
+			a := synthArchs[tc.like]
+			a.layers, a.experts = 4, 20
+			g := &synthGen{arch: a, prefix: "model."}
+			if a.qwen35 {
+				g.prefix = "language_model.model."
 			}
-			m := writeSynth(t, SynthOptions{Like: tc.like, Out: filepath.Join(dir, "out"), Scale: scale, Vocab: 512, TokenizerDir: tok, ShardBytes: 60e6})
-			if m.res.Layers != 4 || m.res.LiveTokens != 301 || len(m.res.Shards) < 3 {
-				t.Errorf("result %+v: want 4 layers, 301 live tokens, several shards", m.res)
+			got := map[string]TensorInfo{}
+			for _, grp := range g.tensors() {
+				for _, ts := range grp {
+					got[ts.Name] = ts.TensorInfo
+				}
 			}
 			var want map[string]headerEntry
 			b, err := os.ReadFile(filepath.Join("testdata", tc.fixture+".header.json"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			json.Unmarshal(b, &want)
-			if len(want) != len(m.tensors) {
-				t.Errorf("%d tensors, fixture has %d", len(m.tensors), len(want))
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatal(err)
+			}
+			if len(want) != len(got) {
+				t.Errorf("%d tensors, fixture has %d", len(got), len(want))
+			}
+			// config.json nests the text model like the fixture's does.
+			cfg := g.config()
+			var fixtureCfg map[string]any
+			if b, err := os.ReadFile(filepath.Join("testdata", tc.fixture+".config.json")); err != nil || json.Unmarshal(b, &fixtureCfg) != nil {
+				t.Fatalf("fixture config: %v", err)
+			}
+			if cfg["model_type"] != fixtureCfg["model_type"] || (cfg["text_config"] == nil) != (fixtureCfg["text_config"] == nil) {
+				t.Errorf("config model_type %v, text_config %v; fixture %v, %v", cfg["model_type"], cfg["text_config"] != nil, fixtureCfg["model_type"], fixtureCfg["text_config"] != nil)
+			}
+			if q := cfg["quantization"].(map[string]any); q[g.prefix+"layers.3.mlp.shared_expert_gate"] == nil {
+				t.Errorf("no 8-bit override for %slayers.3.mlp.shared_expert_gate", g.prefix)
 			}
 			for name, w := range want {
-				got, ok := m.tensors[name]
+				g, ok := got[name]
 				if !ok {
 					t.Errorf("missing %s", name)
 					continue
 				}
-				if got.DType != w.DType || len(got.Shape) != len(w.Shape) {
-					t.Errorf("%s: %s %v, fixture %s %v", name, got.DType, got.Shape, w.DType, w.Shape)
+				if g.DType != w.DType || len(g.Shape) != len(w.Shape) {
+					t.Errorf("%s: %s %v, fixture %s %v", name, g.DType, g.Shape, w.DType, w.Shape)
 				}
-			}
-			var idx struct {
-				Metadata  map[string]int64  `json:"metadata"`
-				WeightMap map[string]string `json:"weight_map"`
-			}
-			b, _ = os.ReadFile(filepath.Join(m.dir, "model.safetensors.index.json"))
-			if err := json.Unmarshal(b, &idx); err != nil || idx.Metadata["total_size"] != m.res.Bytes || len(idx.WeightMap) != len(m.tensors) {
-				t.Errorf("index: %v, total %d, %d entries", err, idx.Metadata["total_size"], len(idx.WeightMap))
-			}
-			for name, shard := range idx.WeightMap {
-				if filepath.Join(m.dir, shard) != m.files[name] {
-					t.Errorf("index puts %s in %s, it is in %s", name, shard, m.files[name])
-				}
-			}
-			if _, err := os.Stat(filepath.Join(m.dir, "tokenizer_config.json")); err != nil {
-				t.Error(err)
 			}
 		})
 	}
 }
 
-func TestSynthShapesAndConfig(t *testing.T) {
+// TestSynthCoderNext writes a scaled-down synthetic Qwen3-Coder-Next and
+// checks the files, the shapes, config.json, the logits of unknown tokens
+// and the router skew.
+func TestSynthCoderNext(t *testing.T) {
 	dir := t.TempDir()
-	m := writeSynth(t, SynthOptions{Like: "qwen3-coder-next", Out: dir, Scale: 1.0 / 16, Vocab: 1024, LiveTokens: 1000})
+	tok := filepath.Join(dir, "tok")
+	os.Mkdir(tok, 0o755)
+	os.WriteFile(filepath.Join(tok, "tokenizer.json"), []byte(`{"model": {"vocab": {"a": 0, "b": 1, "c": 1800}}, "added_tokens": [{"id": 1999}]}`), 0o644)
+	os.WriteFile(filepath.Join(tok, "tokenizer_config.json"), []byte(`{}`), 0o644)
+	const vocab, live = 2048, 2000
+	m := writeSynth(t, SynthOptions{Like: "qwen3-coder-next", Out: filepath.Join(dir, "out"), Scale: 1.0 / 16, Vocab: vocab, TokenizerDir: tok, ShardBytes: 60e6, Seed: 7})
+	if m.res.Layers != 4 || m.res.Experts != 32 || m.res.LiveTokens != live || len(m.res.Shards) < 3 {
+		t.Fatalf("result %+v: want 4 layers, 32 experts, %d live tokens, several shards", m.res, live)
+	}
+	t.Run("index", func(t *testing.T) {
+		var idx struct {
+			Metadata  map[string]int64  `json:"metadata"`
+			WeightMap map[string]string `json:"weight_map"`
+		}
+		b, _ := os.ReadFile(filepath.Join(m.dir, "model.safetensors.index.json"))
+		if err := json.Unmarshal(b, &idx); err != nil || idx.Metadata["total_size"] != m.res.Bytes || len(idx.WeightMap) != len(m.tensors) {
+			t.Errorf("index: %v, total %d, %d entries", err, idx.Metadata["total_size"], len(idx.WeightMap))
+		}
+		for name, shard := range idx.WeightMap {
+			if filepath.Join(m.dir, shard) != m.files[name] {
+				t.Errorf("index puts %s in %s, it is in %s", name, shard, m.files[name])
+			}
+		}
+		if _, err := os.Stat(filepath.Join(m.dir, "tokenizer_config.json")); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("shapes", func(t *testing.T) { checkSynthShapes(t, m) })
+	t.Run("config", func(t *testing.T) { checkSynthConfig(t, m) })
+	t.Run("unknown tokens", func(t *testing.T) {
+		x := make([]float32, 2048)
+		embeddingRowFor(t, m, 5, x)
+		hw, hs, hb := m.read(t, "lm_head.weight"), m.read(t, "lm_head.scales"), m.read(t, "lm_head.biases")
+		liveMin, deadMax := math.Inf(1), math.Inf(-1)
+		for v := range vocab {
+			l := dot(m.dequant(hw, hs, hb, 2048, 4, v), x)
+			if v < live {
+				liveMin = min(liveMin, l)
+			} else {
+				deadMax = max(deadMax, l)
+			}
+		}
+		if deadMax > liveMin-5 {
+			t.Errorf("logits of unknown tokens up to %.2f, of known ones down to %.2f", deadMax, liveMin)
+		}
+	})
+	t.Run("router skew", func(t *testing.T) {
+		if raceEnabled {
+			t.Skip("single-goroutine numerics; too slow under the race detector")
+		}
+		checkRouterSkew(t, m, vocab, 7)
+	})
+}
+
+func checkSynthShapes(t *testing.T, m *synthModel) {
 	for name, shape := range map[string][]int64{
-		"model.embed_tokens.weight":                         {1024, 256},
+		"model.embed_tokens.weight":                         {2048, 256},
 		"model.layers.0.linear_attn.in_proj_qkvz.weight":    {12288, 256},
 		"model.layers.0.linear_attn.in_proj_ba.scales":      {64, 32},
 		"model.layers.0.linear_attn.conv1d.weight":          {8192, 4, 1},
@@ -213,31 +265,12 @@ func TestSynthShapesAndConfig(t *testing.T) {
 		"model.layers.2.mlp.switch_mlp.down_proj.weight":    {32, 2048, 64},
 		"model.layers.2.mlp.switch_mlp.down_proj.biases":    {32, 2048, 8},
 		"model.layers.2.mlp.shared_expert.down_proj.weight": {2048, 64},
-		"lm_head.scales": {1024, 32},
+		"lm_head.scales": {2048, 32},
 	} {
 		if got := m.tensors[name].Shape; !slices.Equal(got, shape) {
 			t.Errorf("%s: shape %v, want %v", name, got, shape)
 		}
 	}
-	var cfg map[string]any
-	b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range map[string]any{"model_type": "qwen3_next", "num_experts": 32.0, "num_experts_per_tok": 10.0, "num_hidden_layers": 4.0,
-		"hidden_size": 2048.0, "head_dim": 256.0, "rope_theta": 5e6, "vocab_size": 1024.0, "moe_intermediate_size": 512.0} {
-		if cfg[k] != v {
-			t.Errorf("config %s = %v, want %v", k, cfg[k], v)
-		}
-	}
-	q := cfg["quantization"].(map[string]any)
-	if g, ok := q["model.layers.3.mlp.gate"].(map[string]any); !ok || g["bits"] != 8.0 {
-		t.Errorf("router quantization %v", q["model.layers.3.mlp.gate"])
-	}
-	if lt := cfg["layer_types"].([]any); lt[3] != "full_attention" || lt[2] != "linear_attention" {
-		t.Errorf("layer types %v", lt)
-	}
-
 	// The stacked experts are contiguous per expert: this is what the pager reads.
 	e := m.tensors["model.layers.2.mlp.switch_mlp.gate_proj.weight"]
 	if e.Offsets[1]-e.Offsets[0] != 32*512*256*4 {
@@ -257,27 +290,33 @@ func TestSynthShapesAndConfig(t *testing.T) {
 	if frac := float64(ones) / (8 << 16); math.Abs(frac-0.5) > 0.01 {
 		t.Errorf("expert codes have %.3f of their bits set", frac)
 	}
-	// Tokens beyond the live ones get a logit far below the rest.
-	x := make([]float32, 2048)
-	(&synthGen{arch: synthArchs["qwen3-coder-next"]}).embeddingRowFor(t, m, 5, x)
-	hw, hs, hb := m.read(t, "lm_head.weight"), m.read(t, "lm_head.scales"), m.read(t, "lm_head.biases")
-	var liveMin, deadMax float64 = math.Inf(1), math.Inf(-1)
-	for v := range 1024 {
-		l := dot(m.dequant(hw, hs, hb, 2048, 4, v), x)
-		if v < 1000 {
-			liveMin = min(liveMin, l)
-		} else {
-			deadMax = max(deadMax, l)
+}
+
+func checkSynthConfig(t *testing.T, m *synthModel) {
+	var cfg map[string]any
+	b, _ := os.ReadFile(filepath.Join(m.dir, "config.json"))
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]any{"model_type": "qwen3_next", "num_experts": 32.0, "num_experts_per_tok": 10.0, "num_hidden_layers": 4.0,
+		"hidden_size": 2048.0, "head_dim": 256.0, "rope_theta": 5e6, "vocab_size": 2048.0, "moe_intermediate_size": 512.0,
+		"shared_expert_intermediate_size": 512.0, "linear_num_value_heads": 32.0, "partial_rotary_factor": 0.25} {
+		if cfg[k] != v {
+			t.Errorf("config %s = %v, want %v", k, cfg[k], v)
 		}
 	}
-	if deadMax > liveMin-5 {
-		t.Errorf("logits of unknown tokens up to %.2f, of known ones down to %.2f", deadMax, liveMin)
+	q := cfg["quantization"].(map[string]any)
+	if g, ok := q["model.layers.3.mlp.gate"].(map[string]any); !ok || g["bits"] != 8.0 {
+		t.Errorf("router quantization %v", q["model.layers.3.mlp.gate"])
+	}
+	if lt := cfg["layer_types"].([]any); lt[3] != "full_attention" || lt[2] != "linear_attention" {
+		t.Errorf("layer types %v", lt)
 	}
 }
 
 // embeddingRowFor reads and normalises token t's embedding like RMSNorm
 // with unit weights.
-func (*synthGen) embeddingRowFor(t testing.TB, m *synthModel, tok int, dst []float32) {
+func embeddingRowFor(t testing.TB, m *synthModel, tok int, dst []float32) {
 	ew, es, eb := m.read(t, "model.embed_tokens.weight"), m.read(t, "model.embed_tokens.scales"), m.read(t, "model.embed_tokens.biases")
 	copy(dst, m.dequant(ew, es, eb, len(dst), 4, tok))
 	rmsnorm(dst)
@@ -302,13 +341,11 @@ func dot(a, b []float32) float64 {
 	return s
 }
 
-// TestSynthRouterSkew routes every token's (dequantized, normalised)
-// embedding through each written router and compares how often each expert
-// is chosen with the targets derived from the trained model's counts.
-func TestSynthRouterSkew(t *testing.T) {
-	dir := t.TempDir()
-	const vocab, experts, k = 2048, 32, 10
-	m := writeSynth(t, SynthOptions{Like: "qwen3-coder-next", Out: dir, Scale: 1.0 / 16, Vocab: vocab, Seed: 7})
+// checkRouterSkew routes every token's (dequantized, normalised) embedding
+// through each written router and compares how often each expert is chosen
+// with the targets derived from the trained model's counts.
+func checkRouterSkew(t *testing.T, m *synthModel, vocab int, seed uint64) {
+	const experts, k = 32, 10
 	ew, es, eb := m.read(t, "model.embed_tokens.weight"), m.read(t, "model.embed_tokens.scales"), m.read(t, "model.embed_tokens.biases")
 	xs := make([][]float32, vocab)
 	for v := range xs {
@@ -319,7 +356,7 @@ func TestSynthRouterSkew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &synthGen{opt: SynthOptions{Seed: 7}}
+	g := &synthGen{opt: SynthOptions{Seed: seed}}
 	for l := range 4 {
 		p := fmt.Sprintf("model.layers.%d.mlp.gate.", l)
 		rw, rs, rb := m.read(t, p+"weight"), m.read(t, p+"scales"), m.read(t, p+"biases")
@@ -339,7 +376,7 @@ func TestSynthRouterSkew(t *testing.T) {
 			}
 			sort.Slice(order, func(a, b int) bool { return logits[order[a]] > logits[order[b]] })
 			for _, e := range order[:k] {
-				got[e] += 1.0 / vocab
+				got[e] += 1 / float64(vocab)
 			}
 		}
 		target := inclusionTargets(popularityCurve(counts[l*len(counts)/4], experts), k)
@@ -359,6 +396,9 @@ func TestSynthRouterSkew(t *testing.T) {
 // TestRouterOffsets checks the calibration at full scale (512 experts,
 // top-10) on noise it was not fitted to.
 func TestRouterOffsets(t *testing.T) {
+	if raceEnabled {
+		t.Skip("single-goroutine numerics; too slow under the race detector")
+	}
 	counts, err := trainedCounts()
 	if err != nil {
 		t.Fatal(err)
