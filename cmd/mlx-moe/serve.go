@@ -51,7 +51,7 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 	host := fs.String("host", "127.0.0.1", "address to listen on (0.0.0.0 for every interface)")
 	port := fs.Int("port", 8080, "TCP port (0: any free port)")
 	var cfg server.Config
-	fs.StringVar(&cfg.APIKey, "api-key", os.Getenv("MLXMOE_API_KEY"), "require this key as 'Authorization: Bearer KEY' or 'x-api-key: KEY' (default $MLXMOE_API_KEY)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' or 'x-api-key: KEY' (default $MLXMOE_API_KEY)")
 	fs.IntVar(&cfg.MaxTokens, "max-tokens", 0, "cap on tokens generated per request, and the default when a request names none (0: up to the context)")
 	fs.IntVar(&cfg.MaxQueue, "max-queue", 16, "requests that may wait while one generates; more get 429 (OpenAI) or 529 (Anthropic)")
 	fs.BoolVar(&cfg.AcceptAnyModel, "any-model", false, "accept any model name in requests (Claude Code sends its own)")
@@ -72,6 +72,12 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 		return fmt.Errorf("--max-body-mb %d: expected at least 1", *maxBody)
 	}
 	cfg.MaxBodyBytes = int64(*maxBody) << 20
+	if cfg.APIKey == "" {
+		cfg.APIKey = os.Getenv("MLXMOE_API_KEY") // read here so --help never prints it
+	}
+	if ip := net.ParseIP(*host); cfg.APIKey == "" && (ip == nil || !ip.IsLoopback()) && *host != "localhost" {
+		fmt.Fprintf(stderr, "mlx-moe serve: listening on %s without --api-key: anyone who can reach it can use the model\n", *host)
+	}
 	cfg.ContextLength = o.model.context
 	if o.kvBits != 0 {
 		fmt.Fprintf(stderr, "mlx-moe serve: --kv-bits %d is accepted but has no effect yet: the KV cache stays in full precision\n", o.kvBits)
