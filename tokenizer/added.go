@@ -142,7 +142,13 @@ func (v *addedVocab) appendSegments(dst []segment, s string, tr *trie) []segment
 	return dst
 }
 
-func isWordChar(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsNumber(r) }
+// isWordChar is Rust regex's Unicode \w, which single_word tokens use for
+// word boundaries: Alphabetic, marks, decimal digits, connector punctuation
+// and the joiners.
+func isWordChar(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsMark(r) || unicode.In(r, unicode.Nl, unicode.Other_Alphabetic, unicode.Nd, unicode.Pc) ||
+		r == '\u200c' || r == '\u200d'
+}
 
 func endsWithWordChar(s string) bool {
 	r, _ := utf8.DecodeLastRuneInString(s)

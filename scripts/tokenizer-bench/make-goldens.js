@@ -85,7 +85,7 @@ function sentencePieceModel(src, specials, extraChars) {
 
 function addedTokens(list) {
   return list.map((t) => ({
-    id: t.id, content: t.content, single_word: false, lstrip: !!t.lstrip, rstrip: !!t.rstrip,
+    id: t.id, content: t.content, single_word: !!t.single_word, lstrip: !!t.lstrip, rstrip: !!t.rstrip,
     normalized: !!t.normalized, special: !!t.special,
   }));
 }
@@ -105,6 +105,7 @@ function writeSentencePieceFixtures() {
       { content: '[INST]', special: true }, { content: '[/INST]', special: true },
       { content: '[TOOL]', normalized: true },
       { content: '<mask>', lstrip: true, rstrip: true, special: true },
+      { content: '<w>', single_word: true },
     ];
     let id = Object.keys(vocab).length;
     const added = [...specials.map((s) => ({ ...s, id: vocab[s.content] })), ...more.map((s) => ({ ...s, id: id++ }))];
@@ -198,6 +199,7 @@ function corpus() {
     'e\u0301', 'A\u030a', '\u1100\u1161\u11a8', 'Å', 'ﬃ', 'İstanbul', 'ǅemal', 'Ǳ', 'ΣΑΣ σας',
     '<|im_start|>', '<|im_start', '|im_start|>', '<|im_start|><|im_start|>', 'a<|im_end|>b<|endoftext|>c',
     ' <|im_end|> ', '<think></think>', '<s> hello</s>', '[INST] hi [/INST]', 'x [TOOL] y[TOOL]z', 'a <mask> b', '<mask>',
+    '<w>', 'x<w>', '<w>y', ' <w> ', '_<w>', '<w>_', 'é<w>', '<w>é', '1<w>', '-<w>-', '\u0301<w>', '<w><w>', '²<w>', 'Ⅻ<w>', '\u200d<w>', '‿<w>', '·<w>', '<w>\u0345', '<w>٣', '<w>²', 'a\t<mask>\n b',
     '<｜begin▁of▁sentence｜>hi', '<｜end▁of▁sentence｜>', '▁a▁▁b', '▁', '▁▁', ' ▁ ',
     '😀', '👨‍👩‍👧‍👦', '🏳️‍🌈', '\uFFFD', 'a\uFFFDb', '\uFEFFbom', '\u0000nul', 'tab\tand\u0000zero',
     'x'.repeat(300), ' '.repeat(300) + 'x', 'ab '.repeat(200), '\n'.repeat(50), '1'.repeat(40),
