@@ -9,7 +9,7 @@
 // text (package chat/toolcall) and writes each API's response or event
 // stream. A client that disconnects cancels its generation.
 //
-//	srv := server.New(backend, server.Config{MaxQueue: 16})
+//	srv, err := server.New(backend, server.Config{MaxQueue: 16})
 //	http.ListenAndServe("127.0.0.1:8080", srv.Handler())
 package server
 

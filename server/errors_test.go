@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -121,5 +122,39 @@ func TestOverloaded(t *testing.T) {
 	}
 	if b.MaxConcurrent() != 1 {
 		t.Errorf("%d generations ran at once", b.MaxConcurrent())
+	}
+}
+
+// A backend failure is a 500 in the dialect's shape, or an error event once
+// a stream has begun.
+func TestBackendFailure(t *testing.T) {
+	b := fake("qwen3")
+	b.Fail = errors.New("disk read failed")
+	ts := start(t, b, server.Config{})
+	v := postJSON(t, ts.URL+"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}]}`, 500)
+	if get(v, "error", "type") != "server_error" || !strings.Contains(get(v, "error", "message").(string), "disk read failed") {
+		t.Errorf("OpenAI failure %v", v)
+	}
+	events := streamEvents(t, ts.URL+"/v1/messages", `{"model":"Tiny-MoE-4bit","max_tokens":9,"messages":[{"role":"user","content":"hi"}],"stream":true}`)
+	last := events[len(events)-1]
+	if last.name != "error" || get(last.json(t), "error", "type") != "api_error" {
+		t.Errorf("Anthropic stream ends with %s %s, want an error event", last.name, last.data)
+	}
+	events = streamEvents(t, ts.URL+"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"stream":true}`)
+	if last := events[len(events)-1]; get(last.json(t), "error", "type") != "server_error" {
+		t.Errorf("OpenAI stream ends with %s, want an error chunk", last.data)
+	}
+}
+
+func TestToolFormatOverride(t *testing.T) {
+	b := fake("qwen3")
+	b.Template = "" // nothing to detect from
+	if _, err := server.New(b, server.Config{ToolFormat: "hermes"}); err == nil {
+		t.Error("an unknown --tool-format was accepted")
+	}
+	ts := start(t, b, server.Config{ToolFormat: "qwen3"})
+	v := postJSON(t, ts.URL+"/v1/chat/completions", oaiToolRequest(false), 200)
+	if get(v, "choices", 0, "message", "tool_calls", 0, "function", "name") != "get_weather" {
+		t.Errorf("message %v", get(v, "choices", 0, "message"))
 	}
 }

@@ -37,7 +37,11 @@ func FuzzRequests(f *testing.F) {
 	handlers := map[string]http.Handler{}
 	for _, format := range formats {
 		b := &servertest.Backend{ID: modelID, Context: 512, Template: servertest.Templates[format], Reply: servertest.WeatherReply(format)}
-		handlers[format] = server.New(b, server.Config{MaxBodyBytes: 1 << 16}).Handler()
+		srv, err := server.New(b, server.Config{MaxBodyBytes: 1 << 16})
+		if err != nil {
+			f.Fatal(err)
+		}
+		handlers[format] = srv.Handler()
 	}
 	f.Fuzz(func(t *testing.T, pick uint8, body string) {
 		route := fuzzRoutes[int(pick)%len(fuzzRoutes)]

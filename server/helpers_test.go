@@ -23,7 +23,11 @@ func fake(format string) *servertest.Backend {
 
 func start(t *testing.T, b server.Backend, cfg server.Config) *httptest.Server {
 	t.Helper()
-	ts := httptest.NewServer(server.New(b, cfg).Handler())
+	srv, err := server.New(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return ts
 }

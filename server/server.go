@@ -43,6 +43,9 @@ type Config struct {
 	AcceptAnyModel bool
 	// CachedModels lists models in the local cache for /v1/models.
 	CachedModels func() []string
+	// ToolFormat overrides the tool-call format read from the chat template
+	// ("qwen3", "qwen3-coder", "glm", "deepseek-v3", "none"; "" detects).
+	ToolFormat string
 	// Sampling defaults for fields a request leaves out (zero Temperature
 	// and TopP mean 1).
 	Sampling Sampling
@@ -61,7 +64,7 @@ type Server struct {
 }
 
 // New returns a server for b.
-func New(b Backend, cfg Config) *Server {
+func New(b Backend, cfg Config) (*Server, error) {
 	if cfg.MaxQueue <= 0 {
 		cfg.MaxQueue = 16
 	}
@@ -86,13 +89,21 @@ func New(b Backend, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	format := toolcall.Detect(b.ChatTemplateSource())
+	if cfg.ToolFormat != "" {
+		f, ok := toolcall.ParseFormat(cfg.ToolFormat)
+		if !ok {
+			return nil, fmt.Errorf("tool-call format %q is not one of qwen3, qwen3-coder, glm, deepseek-v3, none", cfg.ToolFormat)
+		}
+		format = f
+	}
 	return &Server{
 		b: b, cfg: cfg,
-		format:  toolcall.Detect(b.ChatTemplateSource()),
+		format:  format,
 		queue:   &queue{max: cfg.MaxQueue},
 		metrics: newMetrics(),
 		created: time.Now().Unix(),
-	}
+	}, nil
 }
 
 // Handler routes the server's endpoints.

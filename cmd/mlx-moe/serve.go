@@ -55,6 +55,7 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 	fs.IntVar(&cfg.MaxTokens, "max-tokens", 0, "cap on tokens generated per request, and the default when a request names none (0: up to the context)")
 	fs.IntVar(&cfg.MaxQueue, "max-queue", 16, "requests that may wait while one generates; more get 429 (OpenAI) or 529 (Anthropic)")
 	fs.BoolVar(&cfg.AcceptAnyModel, "any-model", false, "accept any model name in requests (Claude Code sends its own)")
+	fs.StringVar(&cfg.ToolFormat, "tool-format", "", "tool-call markup the model writes: qwen3, qwen3-coder, glm, deepseek-v3 or none (default: read from the chat template)")
 	maxBody := fs.Int("max-body-mb", 32, "largest request body in MiB")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may run before they are cancelled")
 	fs.IntVar(&o.kvBits, "kv-bits", 0, "quantize the KV cache to this many bits (not implemented yet: accepted and ignored)")
@@ -93,11 +94,15 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 		return err
 	}
 	defer closeBackend()
+	srv, err := server.New(b, cfg)
+	if err != nil {
+		return fmt.Errorf("--tool-format: %w", err)
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
 	if err != nil {
 		return err
 	}
-	return serveOn(ctx, stop, ln, server.New(b, cfg), *grace, stderr)
+	return serveOn(ctx, stop, ln, srv, *grace, stderr)
 }
 
 // serveOn serves until ctx is done, then shuts down: the listener closes,

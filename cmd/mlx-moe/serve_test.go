@@ -68,7 +68,10 @@ func TestServeShutdown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := server.New(fakeBackend("qwen3", 20*time.Millisecond), server.Config{})
+		srv, err := server.New(fakeBackend("qwen3", 20*time.Millisecond), server.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		returned := make(chan error, 1)
 		go func() { returned <- serveOn(ctx, func() {}, ln, srv, c.grace, io.Discard) }()
