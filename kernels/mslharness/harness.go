@@ -237,8 +237,11 @@ func Build(file, compat, dir string) (*Program, error) {
 	if compat, err = filepath.Abs(compat); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(compat, "metal_compat.h")); err != nil {
-		return nil, fmt.Errorf("compat directory %s has no metal_compat.h: %v", compat, err)
+	// Read (not just stat) the headers so that go test's cache sees changes.
+	for _, h := range []string{"metal_compat.h", "metal_stdlib"} {
+		if _, err := os.ReadFile(filepath.Join(compat, h)); err != nil {
+			return nil, fmt.Errorf("compat directory %s: %v", compat, err)
+		}
 	}
 	pre, err := exec.Command(cxx, "-std=c++17", "-E", "-P", "-DMSL_SCAN", "-I", compat, "-x", "c++", file).CombinedOutput()
 	if err != nil {

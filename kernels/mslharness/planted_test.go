@@ -9,9 +9,9 @@ import (
 
 // TestPlantedErrorsAreCaught runs the deliberately wrong kernels of
 // testdata/planted.metal and checks that each is caught: by comparison with
-// the Go reference (wrong math, missing barrier) or by the runner (an
-// out-of-bounds read faults, a barrier that not every thread reaches
-// deadlocks).
+// the Go reference (wrong math, a missing barrier, a read of threadgroup
+// memory nobody wrote) or by the runner (an out-of-bounds read faults, a
+// barrier that not every thread reaches deadlocks).
 func TestPlantedErrorsAreCaught(t *testing.T) {
 	t.Parallel()
 	p := program(t, "testdata/planted.metal")
@@ -23,7 +23,9 @@ func TestPlantedErrorsAreCaught(t *testing.T) {
 	l := Launch{Groups: [3]int{rows, 1, 1}, Threads: [3]int{256, 1, 1}, Seed: 99, Buffers: map[int][]byte{
 		0: f32Bytes(x), 1: f32Bytes(make([]float32, rows*dim)), 2: u32Bytes([]uint32{uint32(dim)}),
 	}}
-	for _, kernel := range []string{"rms_wrong_math", "rms_missing_barrier"} {
+	half := l
+	half.Threads = [3]int{128, 1, 1}
+	for kernel, l := range map[string]Launch{"rms_wrong_math": l, "rms_missing_barrier": l, "rms_uninitialized": half} {
 		out, err := p.Run(kernel, l)
 		if err != nil {
 			t.Fatalf("%s: %v", kernel, err)

@@ -9,6 +9,10 @@
 //     threads of the threadgroup; the runtime runs one threadgroup at a time,
 //     which makes that exactly Metal's sharing. The harness deletes the
 //     keyword where it qualifies a parameter or a cast (after "(" or ",").
+//     Threadgroup variables live in their own linker section, which the
+//     runtime fills with 0xff bytes (NaN floats) before every threadgroup, as
+//     Metal gives no initial value (g++ leaves out variables of function
+//     templates, which then keep their previous contents; clang does not).
 //   - [[...]] attributes are ignored by the C++ compiler; the harness reads
 //     them from the preprocessed source to bind buffers and thread positions.
 //   - A threadgroup's threads are fibers (ucontext) on one OS thread. At each
@@ -284,9 +288,19 @@ inline void fiber_entry() {
   s.progress = true;
 }
 
+}  // namespace mslrt
+
+// Bounds of the threadgroup-variable section (null when there is none).
+extern "C" char __start_msl_threadgroup[] __attribute__((weak));
+extern "C" char __stop_msl_threadgroup[] __attribute__((weak));
+
+namespace mslrt {
+
 // run_threadgroup plays one threadgroup of n threads to completion.
 inline void run_threadgroup(uint n) {
   Scheduler& s = sched();
+  char *tg_lo = __start_msl_threadgroup, *tg_hi = __stop_msl_threadgroup;
+  if (tg_lo && tg_hi > tg_lo) std::memset(tg_lo, 0xff, size_t(tg_hi - tg_lo));
   uint nsg = (n + kSimdWidth - 1) / kSimdWidth;
   s.tg = Barrier();
   s.tg.expected = n;
@@ -540,7 +554,7 @@ inline bool simd_any(bool b) {
 #define device
 #define constant
 #define thread
-#define threadgroup static
+#define threadgroup static __attribute__((section("msl_threadgroup"), used))
 #ifdef MSL_SCAN
 #define kernel __msl_kernel__
 #else

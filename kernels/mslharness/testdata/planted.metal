@@ -1,7 +1,8 @@
 // Deliberately wrong kernels: the harness must catch each of them
 // (see planted_test.go). Each is a row-wise RMS normalisation like
 // kernels/msl/norm.metal's rmsnorm (x [rows, dim] -> out, no weight), with
-// one bug. Launch: threads (256,1,1), groups (rows,1,1).
+// one bug. Launch: threads (256,1,1), groups (rows,1,1); rms_uninitialized
+// is launched with 128 threads.
 #include <metal_stdlib>
 using namespace metal;
 
@@ -87,4 +88,26 @@ kernel void rms_divergent_barrier(device const float* x [[buffer(0)]],
   for (uint s = 0; s < 8; s++) total += part[s];
   float inv = rsqrt(total / float(dim) + 1e-6f);
   for (uint i = tid; i < dim; i += 256) out[row * dim + i] = xr[i] * inv;
+}
+
+// Assumes 8 SIMD-groups: launched with fewer, it sums partials nobody wrote.
+kernel void rms_uninitialized(device const float* x [[buffer(0)]],
+                              device float* out [[buffer(1)]],
+                              constant uint& dim [[buffer(2)]],
+                              uint row [[threadgroup_position_in_grid]],
+                              uint tid [[thread_index_in_threadgroup]],
+                              uint nthreads [[threads_per_threadgroup]],
+                              uint sg [[simdgroup_index_in_threadgroup]],
+                              uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float part[8];
+  device const float* xr = x + row * dim;
+  float ss = 0;
+  for (uint i = tid; i < dim; i += nthreads) ss += xr[i] * xr[i];
+  ss = simd_sum(ss);
+  if (lane == 0) part[sg] = ss;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  float total = 0;
+  for (uint s = 0; s < 8; s++) total += part[s];  // BUG: nthreads/32 partials
+  float inv = rsqrt(total / float(dim) + 1e-6f);
+  for (uint i = tid; i < dim; i += nthreads) out[row * dim + i] = xr[i] * inv;
 }
