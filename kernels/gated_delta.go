@@ -251,64 +251,6 @@ func (sc *deltaChunkScratch) run(s, q, k, v, g, beta, out []float32, t0, n, h, h
 	deltaMulAdd(s, sc.kdT, sc.uw, dk, n, dv, c, ld, dv)
 }
 
-// GatedDeltaSplitQKVZ unpacks Qwen3-Next's in_proj_qkvz and in_proj_ba
-// outputs, which are grouped by key head (transformers'
-// fix_query_key_value_ordering), into one plane per tensor. With r = hv/hk:
-//
-//	mixedQKVZ [t, hk, 2*dk + 2*r*dv]  per key head j: q_j, k_j, v of value heads j*r..j*r+r-1, z of the same
-//	mixedBA   [t, hk, 2*r]            per key head j: b, then a, of value heads j*r..j*r+r-1
-//
-// into q, k [t, hk*dk], v, z [t, hv*dv] and b, a [t, hv]. (Qwen3.5's separate
-// in_proj_qkv/z/b/a need no regrouping; see GatedDeltaSplitQKV.)
-func GatedDeltaSplitQKVZ(q, k, v, z, b, a, mixedQKVZ, mixedBA []float32, t, hk, hv, dk, dv int) {
-	deltaCheckSplit("GatedDeltaSplitQKVZ", q, k, v, t, hk, hv, dk, dv)
-	r := hv / hk
-	group, groupBA := 2*dk+2*r*dv, 2*r
-	if len(z) < t*hv*dv || len(b) < t*hv || len(a) < t*hv || len(mixedQKVZ) < t*hk*group || len(mixedBA) < t*hk*groupBA {
-		panic(fmt.Sprintf("kernels.GatedDeltaSplitQKVZ: t=%d hk=%d hv=%d dk=%d dv=%d needs z %d, b/a %d, mixedQKVZ %d, mixedBA %d; got %d, %d, %d, %d, %d",
-			t, hk, hv, dk, dv, t*hv*dv, t*hv, t*hk*group, t*hk*groupBA, len(z), len(b), len(a), len(mixedQKVZ), len(mixedBA)))
-	}
-	for i := range t {
-		for j := range hk {
-			src := mixedQKVZ[(i*hk+j)*group : (i*hk+j+1)*group]
-			copy(q[(i*hk+j)*dk:(i*hk+j+1)*dk], src[:dk])
-			copy(k[(i*hk+j)*dk:(i*hk+j+1)*dk], src[dk:2*dk])
-			vz := (i*hv + j*r) * dv // first value head of the group
-			copy(v[vz:vz+r*dv], src[2*dk:2*dk+r*dv])
-			copy(z[vz:vz+r*dv], src[2*dk+r*dv:])
-			ba := mixedBA[(i*hk+j)*groupBA : (i*hk+j+1)*groupBA]
-			copy(b[i*hv+j*r:i*hv+(j+1)*r], ba[:r])
-			copy(a[i*hv+j*r:i*hv+(j+1)*r], ba[r:])
-		}
-	}
-}
-
-// GatedDeltaSplitQKV splits Qwen3.5's in_proj_qkv output mixed [t, 2*hk*dk +
-// hv*dv] (all query heads, then all key heads, then all value heads) into q,
-// k [t, hk*dk] and v [t, hv*dv]. For one token the three are plain subslices
-// of mixed and no copy is needed.
-func GatedDeltaSplitQKV(q, k, v, mixed []float32, t, hk, hv, dk, dv int) {
-	deltaCheckSplit("GatedDeltaSplitQKV", q, k, v, t, hk, hv, dk, dv)
-	kd, vd := hk*dk, hv*dv
-	row := 2*kd + vd
-	if len(mixed) < t*row {
-		panic(fmt.Sprintf("kernels.GatedDeltaSplitQKV: t=%d hk=%d hv=%d dk=%d dv=%d needs mixed %d; got %d", t, hk, hv, dk, dv, t*row, len(mixed)))
-	}
-	for i := range t {
-		src := mixed[i*row : (i+1)*row]
-		copy(q[i*kd:(i+1)*kd], src[:kd])
-		copy(k[i*kd:(i+1)*kd], src[kd:2*kd])
-		copy(v[i*vd:(i+1)*vd], src[2*kd:])
-	}
-}
-
-func deltaCheckSplit(fn string, q, k, v []float32, t, hk, hv, dk, dv int) {
-	deltaCheckHeads(fn, t, hk, hv, dk, dv)
-	if len(q) < t*hk*dk || len(k) < t*hk*dk || len(v) < t*hv*dv {
-		panic(fmt.Sprintf("kernels.%s: t=%d hk=%d hv=%d dk=%d dv=%d needs q/k %d, v %d; got %d, %d, %d", fn, t, hk, hv, dk, dv, t*hk*dk, t*hv*dv, len(q), len(k), len(v)))
-	}
-}
-
 // GatedDeltaGates turns the in_proj_ba outputs into the recurrence's gates,
 // for a [t, hv] and b [t, hv]:
 //
