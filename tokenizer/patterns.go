@@ -9,8 +9,12 @@ import (
 // use. Each follows the regex's leftmost-first, greedy-with-backtracking
 // semantics exactly; tests compare them with regexp2 on random text.
 
-// qwenPattern is the Split regex of Qwen2/Qwen3 (and GLM-4) tokenizers.
-const qwenPattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+// qwenPattern is the Split regex of Qwen2/Qwen3 tokenizers; llama3Pattern
+// (Llama 3, GLM-4) differs only in taking numbers three digits at a time.
+const (
+	qwenPattern   = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	llama3Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+)
 
 // Patterns of DeepSeek-V3's three Split pre-tokenizers (numbers in groups
 // of up to three; runs of CJK ideographs and kana; then words, punctuation
@@ -23,7 +27,9 @@ const (
 
 // handCoded holds the hand-written matchers by the pattern they implement.
 var handCoded = map[string]matcher{
-	qwenPattern:           qwenMatcher{},
+	qwenPattern:           qwenMatcher{maxDigits: 1},
+	llama3Pattern:         qwenMatcher{maxDigits: 3},
+	gpt2Pattern:           gpt2Matcher{},
 	deepseekDigitsPattern: digitGroups{},
 	deepseekCJKPattern:    cjkRuns{},
 	deepseekWordsPattern:  deepseekWords{},
@@ -97,25 +103,26 @@ func scanClass(s string, i int, want uint8) int {
 // qwenOther is the class set [^\s\p{L}\p{N}].
 const qwenOther = clsMark | clsPunctSymbol | clsOther
 
-type qwenMatcher struct{}
+// qwenMatcher is qwenPattern (maxDigits 1) or llama3Pattern (maxDigits 3).
+type qwenMatcher struct{ maxDigits int }
 
-func (qwenMatcher) appendMatches(dst []span, s string) []span {
+func (m qwenMatcher) appendMatches(dst []span, s string) []span {
 	for i := 0; i < len(s); {
-		end := qwenMatchAt(s, i)
+		end := m.matchAt(s, i)
 		dst = append(dst, span{i, end})
 		i = end
 	}
 	return dst
 }
 
-// qwenMatchAt returns the end of the match of qwenPattern at i; every
-// character is matched by one of its alternatives.
-func qwenMatchAt(s string, i int) int {
+// matchAt returns the end of the match at i; every character is matched by
+// one of the pattern's alternatives.
+func (m qwenMatcher) matchAt(s string, i int) int {
 	r0, n0 := runeAt(s, i)
 	c0 := classOf(r0)
 	// (?i:'s|'t|'re|'ve|'m|'ll|'d)
 	if r0 == '\'' {
-		if n := contraction(s[i+1:]); n > 0 {
+		if n := contraction(s[i+1:], true); n > 0 {
 			return i + 1 + n
 		}
 	}
@@ -128,9 +135,9 @@ func qwenMatchAt(s string, i int) int {
 			return scanClass(s, i+n0+n1, clsLetter)
 		}
 	}
-	// \p{N}
+	// \p{N} or \p{N}{1,3}
 	if c0&clsNumber != 0 {
-		return i + n0
+		return numbersEnd(s, i, m.maxDigits)
 	}
 	// ` ?[^\s\p{L}\p{N}]+[\r\n]*`
 	j := i
@@ -142,12 +149,26 @@ func qwenMatchAt(s string, i int) int {
 			return scanClass(s, scanClass(s, j+n, qwenOther), clsCRLF)
 		}
 	}
-	return whitespaceMatchAt(s, i)
+	return whitespaceMatchAt(s, i, true)
 }
 
-// whitespaceMatchAt matches `\s*[\r\n]+|\s+(?!\S)|\s+` at i, where s[i] is
-// whitespace.
-func whitespaceMatchAt(s string, i int) int {
+// numbersEnd returns the end of at most max numbers from i (s[i] is one).
+func numbersEnd(s string, i, max int) int {
+	_, n := runeAt(s, i)
+	end := i + n
+	for k := 1; k < max && end < len(s); k++ {
+		r, n := runeAt(s, end)
+		if classOf(r)&clsNumber == 0 {
+			break
+		}
+		end += n
+	}
+	return end
+}
+
+// whitespaceMatchAt matches `\s*[\r\n]+|\s+(?!\S)|\s+` at i (without the
+// first alternative unless lineBreaks), where s[i] is whitespace.
+func whitespaceMatchAt(s string, i int, lineBreaks bool) int {
 	end, lastCRLF, lastStart := i, -1, i
 	for end < len(s) {
 		r, n := runeAt(s, end)
@@ -162,7 +183,7 @@ func whitespaceMatchAt(s string, i int) int {
 		end += n
 	}
 	switch {
-	case lastCRLF >= 0: // \s*[\r\n]+ backtracks to the last line break
+	case lineBreaks && lastCRLF >= 0: // \s*[\r\n]+ backtracks to the last line break
 		return lastCRLF + 1
 	case end == len(s) || lastStart == i: // \s+ to the end, or a single space
 		return end
@@ -171,22 +192,61 @@ func whitespaceMatchAt(s string, i int) int {
 	}
 }
 
+// gpt2Matcher is gpt2Pattern, the split of ByteLevel's use_regex.
+type gpt2Matcher struct{}
+
+func (gpt2Matcher) appendMatches(dst []span, s string) []span {
+	for i := 0; i < len(s); {
+		end := gpt2MatchAt(s, i)
+		dst = append(dst, span{i, end})
+		i = end
+	}
+	return dst
+}
+
+func gpt2MatchAt(s string, i int) int {
+	r0, _ := runeAt(s, i)
+	// 's|'t|'re|'ve|'m|'ll|'d
+	if r0 == '\'' {
+		if n := contraction(s[i+1:], false); n > 0 {
+			return i + 1 + n
+		}
+	}
+	// ` ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+`
+	j := i
+	if r0 == ' ' && i+1 < len(s) {
+		j++
+	}
+	r, n := runeAt(s, j)
+	for _, cls := range [...]uint8{clsLetter, clsNumber, qwenOther} {
+		if classOf(r)&cls != 0 {
+			return scanClass(s, j+n, cls)
+		}
+	}
+	return whitespaceMatchAt(s, i, false)
+}
+
 // contraction matches what follows the apostrophe of
-// (?i:'s|'t|'re|'ve|'m|'ll|'d) and returns its length in bytes, or 0.
-func contraction(s string) int {
+// 's|'t|'re|'ve|'m|'ll|'d, case-insensitively if fold, and returns its
+// length in bytes, or 0.
+func contraction(s string, fold bool) int {
 	if s == "" {
 		return 0
 	}
+	lower := func(r rune) rune { return r }
+	if fold {
+		lower = foldLetter
+	}
 	r, n := runeAt(s, 0)
-	switch foldLetter(r) {
+	switch lower(r) {
 	case 's', 't', 'm', 'd':
 		return n
 	case 'r', 'v':
-		if len(s) > n && s[n]|0x20 == 'e' {
+		if len(s) > n && lower(rune(s[n])) == 'e' {
 			return n + 1
 		}
 	case 'l':
-		if len(s) > n && foldLetter(rune(s[n])) == 'l' {
+		if len(s) > n && lower(rune(s[n])) == 'l' {
 			return n + 1
 		}
 	}
@@ -215,14 +275,7 @@ func (digitGroups) appendMatches(dst []span, s string) []span {
 			i += n
 			continue
 		}
-		end := i + n
-		for k := 1; k < 3 && end < len(s); k++ {
-			r, n := runeAt(s, end)
-			if classOf(r)&clsNumber == 0 {
-				break
-			}
-			end += n
-		}
+		end := numbersEnd(s, i, 3)
 		dst = append(dst, span{i, end})
 		i = end
 	}
@@ -307,7 +360,7 @@ func deepseekMatchAt(s string, i int) (end, size int) {
 		return scanClass(s, scanClass(s, i, clsPunctSymbol), clsCRLF), n0
 	}
 	if c0&clsSpace != 0 {
-		return whitespaceMatchAt(s, i), n0
+		return whitespaceMatchAt(s, i, true), n0
 	}
 	return -1, n0
 }

@@ -14,7 +14,7 @@ import (
 
 // The goldens in testdata/golden were made by Hugging Face's Rust
 // tokenizers library (scripts/tokenizer-bench/make-goldens.js).
-var goldenNames = []string{"qwen3", "deepseek_v3", "fixture_qwen", "code_tiny", "llama_legacy", "metaspace"}
+var goldenNames = []string{"qwen3", "deepseek_v3", "fixture_qwen", "code_tiny", "llama_legacy", "metaspace", "gpt2_regex", "split_behaviors"}
 
 type golden struct {
 	Encode []struct {
@@ -131,7 +131,7 @@ func streamDecode(tk *Tokenizer, ids []int, skipSpecial bool) string {
 }
 
 // TestGolden compares encoding (with and without special tokens), decoding
-// and stream decoding with the Rust library on ~680 strings and 200 random
+// and stream decoding with the Rust library on ~700 strings and 200 random
 // id sequences per tokenizer.
 func TestGolden(t *testing.T) {
 	for _, name := range goldenNames {

@@ -4,10 +4,12 @@
 //
 //   cd scripts/tokenizer-bench && npm install && node make-goldens.js
 //
-// It also writes two SentencePiece-style tokenizer.json files (Llama/Mixtral
-// legacy normalizers with byte fallback, and the Metaspace pre-tokenizer
-// with unknown-token fusing), built from the vocabulary of the tiny code
-// model, since none of the fixtures uses that style.
+// It copies the real tokenizers from ../shared into tokenizer/testdata
+// (gzip-compressed) and writes synthetic ones built from the vocabulary of
+// the tiny code model, for what no real fixture uses: two SentencePiece-style
+// files (Llama/Mixtral legacy normalizers with byte fallback; the Metaspace
+// pre-tokenizer with unknown-token fusing) and two byte-level variants
+// (ByteLevel's own regex, Digits, every Split behavior, more normalizers).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -169,6 +171,44 @@ function writeSentencePieceFixtures() {
   }
 }
 
+// Byte-level variants of the tiny code model's tokenizer that exercise the
+// parts no real fixture uses: ByteLevel's own regex and prefix space,
+// Digits, every Split behavior, inverted splits, string and regex patterns,
+// the Llama-3/GLM-4 pattern, and the NFKC, Lowercase, Strip and Replace
+// normalizers.
+function writeByteLevelVariants() {
+  const base = JSON.parse(fs.readFileSync(path.join(shared, 'models/qwen3_next-code-tiny-4bit/tokenizer.json'), 'utf8'));
+  const config = fs.readFileSync(path.join(shared, 'models/qwen3_next-code-tiny-4bit/tokenizer_config.json'), 'utf8');
+  const variant = (name, edit) => {
+    const tok = JSON.parse(JSON.stringify(base));
+    edit(tok);
+    writeTestdata(name, JSON.stringify(tok), config);
+  };
+  variant('gpt2_regex', (tok) => {
+    tok.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+      { type: 'Digits', individual_digits: true },
+      { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    ] };
+  });
+  const split = (pattern, behavior, invert) => ({ type: 'Split', pattern, behavior, invert: !!invert });
+  variant('split_behaviors', (tok) => {
+    tok.normalizer = { type: 'Sequence', normalizers: [
+      { type: 'NFKC' }, { type: 'Lowercase' }, { type: 'Strip', strip_left: true, strip_right: true },
+      { type: 'Replace', pattern: { Regex: '\\s{2,}' }, content: '\t' },
+    ] };
+    tok.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+      split({ String: '-' }, 'MergedWithPrevious'),
+      split({ Regex: '[0-9]+' }, 'Contiguous', true),
+      split({ String: ',' }, 'Removed'),
+      split({ Regex: '\\.' }, 'MergedWithNext'),
+      split({ Regex: '[a-z]+' }, 'Isolated', true),
+      split({ Regex: '[!?]' }, 'Contiguous'),
+      split({ Regex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" }, 'Isolated'),
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+    ] };
+  });
+}
+
 function writeFixture(name, tok, config) {
   writeTestdata(name, JSON.stringify(tok, null, 1), JSON.stringify(config, null, 2) + '\n');
 }
@@ -308,6 +348,7 @@ async function goldens(name, texts) {
 
 async function main() {
   writeSentencePieceFixtures();
+  writeByteLevelVariants();
   const texts = corpus();
   // The real tokenizers, copied from ../shared (tests must not read it).
   const real = {
@@ -325,7 +366,7 @@ async function main() {
   const ref = JSON.parse(fs.readFileSync(path.join(shared, 'tokenizers/reference.json'), 'utf8'));
   fs.writeFileSync(path.join(testdata, 'reference.json'),
     JSON.stringify({ qwen3: ref.qwen3.shared, deepseek_v3: ref.deepseek_v3.shared }, null, 1) + '\n');
-  for (const name of [...Object.keys(real), 'llama_legacy', 'metaspace']) await goldens(name, texts);
+  for (const name of [...Object.keys(real), 'llama_legacy', 'metaspace', 'gpt2_regex', 'split_behaviors']) await goldens(name, texts);
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });
