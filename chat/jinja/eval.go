@@ -59,7 +59,18 @@ func at(line int, err error) error {
 type scope struct {
 	vars   map[string]any
 	parent *scope
+	state  *renderState
 }
+
+// renderState is shared by all scopes of one Render call.
+type renderState struct {
+	macroDepth int
+}
+
+// maxMacroDepth stops runaway macro recursion (Python raises RecursionError).
+const maxMacroDepth = 200
+
+func (s *scope) child() *scope { return &scope{vars: map[string]any{}, parent: s, state: s.state} }
 
 func (s *scope) lookup(name string) (any, bool) {
 	for ; s != nil; s = s.parent {
@@ -81,8 +92,8 @@ const (
 // Render renders the template with vars (the caller's values must already be
 // template values: see the Value types above and FromJSON).
 func (t *Template) Render(vars map[string]any) (string, error) {
-	globals := &scope{vars: builtinGlobals()}
-	root := &scope{vars: map[string]any{}, parent: globals}
+	globals := &scope{vars: builtinGlobals(), state: &renderState{}}
+	root := globals.child()
 	for k, v := range vars {
 		root.vars[k] = v
 	}
@@ -263,7 +274,7 @@ func execFor(n *forNode, s *scope, out *strings.Builder) error {
 	if n.filter != nil {
 		var kept []any
 		for _, it := range items {
-			fs := &scope{vars: map[string]any{}, parent: s}
+			fs := s.child()
 			if err := assign(n.target, it, fs); err != nil {
 				return at(n.line, err)
 			}
@@ -282,7 +293,8 @@ func execFor(n *forNode, s *scope, out *strings.Builder) error {
 		return err
 	}
 	for i, it := range items {
-		is := &scope{vars: map[string]any{"loop": &loopInfo{items: items, index: i}}, parent: s}
+		is := s.child()
+		is.vars["loop"] = &loopInfo{items: items, index: i}
 		if err := assign(n.target, it, is); err != nil {
 			return at(n.line, err)
 		}
@@ -299,7 +311,12 @@ func execFor(n *forNode, s *scope, out *strings.Builder) error {
 
 func makeMacro(n *macroNode, def *scope) Func {
 	return func(args []any, kwargs *Dict) (any, error) {
-		ms := &scope{vars: map[string]any{}, parent: def}
+		if def.state.macroDepth >= maxMacroDepth {
+			return nil, fmt.Errorf("RecursionError: macro '%s' nested more than %d calls deep", n.name, maxMacroDepth)
+		}
+		def.state.macroDepth++
+		defer func() { def.state.macroDepth-- }()
+		ms := def.child()
 		for i, p := range n.params {
 			switch v, ok := kwargs.Get(p); {
 			case i < len(args):
@@ -606,8 +623,38 @@ func arith(op string, l, r any) (any, error) {
 	return nil, fmt.Errorf("TypeError: unsupported operand type(s) for %s: '%s' and '%s'", op, typeName(l), typeName(r))
 }
 
+// maxRepeat bounds "x" * n, where Python would just run out of memory.
+const maxRepeat = 1 << 26
+
+// intPow is base**exp by squaring; results beyond int64 are an error
+// (Python would give a big integer).
+func intPow(base, exp int64) (any, error) {
+	result := int64(1)
+	for exp > 0 {
+		if exp&1 == 1 {
+			r := result * base
+			if base != 0 && r/base != result {
+				return nil, errors.New("OverflowError: integer power result too large")
+			}
+			result = r
+		}
+		exp >>= 1
+		if exp > 0 {
+			b := base * base
+			if base != 0 && b/base != base {
+				return nil, errors.New("OverflowError: integer power result too large")
+			}
+			base = b
+		}
+	}
+	return result, nil
+}
+
 func repeat(v any, n int64) (any, error) {
 	n = max(n, 0)
+	if l, err := length(v); err == nil && n > 0 && int64(l) > maxRepeat/n {
+		return nil, errors.New("MemoryError: repeated sequence too large")
+	}
 	switch x := v.(type) {
 	case string:
 		return strings.Repeat(x, int(n)), nil
@@ -652,11 +699,7 @@ func numArith(op string, l, r any) (any, error) {
 			return m, nil
 		case "**":
 			if ri >= 0 {
-				p := int64(1)
-				for range ri {
-					p *= li
-				}
-				return p, nil
+				return intPow(li, ri)
 			}
 			return math.Pow(float64(li), float64(ri)), nil
 		}

@@ -26,6 +26,9 @@ func testGlobals() map[string]any {
 			return nil, &testError{String(args[0])}
 		}),
 		"strftime_now": Func(func(args []any, kw *Dict) (any, error) {
+			if len(args) != 1 {
+				return nil, errors.New("strftime_now takes one argument")
+			}
 			return Strftime(now, String(args[0])), nil
 		}),
 	}
@@ -126,5 +129,62 @@ func TestSyntaxErrorsNameTheLine(t *testing.T) {
 		if err != nil && !strings.Contains(err.Error(), "line") {
 			t.Errorf("Parse(%q) error %q does not name the line", src, err)
 		}
+	}
+}
+
+// FuzzTemplate checks that no template text, however broken, panics the
+// parser or the renderer.
+func FuzzTemplate(f *testing.F) {
+	data, err := os.ReadFile("testdata/snippets.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	var cases []struct {
+		Template string `json:"template"`
+	}
+	if err := json.Unmarshal(data, &cases); err != nil {
+		f.Fatal(err)
+	}
+	for _, c := range cases {
+		f.Add(c.Template)
+	}
+	vars := testGlobals()
+	msgs, _ := FromJSON([]byte(`[{"role": "user", "content": "hi", "tool_calls": [{"function": {"name": "f", "arguments": {"a": 1.5}}}]}]`))
+	vars["messages"] = msgs
+	f.Fuzz(func(t *testing.T, src string) {
+		tmpl, err := Parse(src)
+		if err != nil {
+			return
+		}
+		_, _ = tmpl.Render(vars)
+	})
+}
+
+// TestResourceLimits checks that hostile templates fail with errors instead
+// of exhausting the stack or memory.
+func TestResourceLimits(t *testing.T) {
+	for _, src := range []string{
+		strings.Repeat("{% if true %}", 1000),
+		"{{ " + strings.Repeat("(", 1000) + "1" + strings.Repeat(")", 1000) + " }}",
+		"{{ " + strings.Repeat("not ", 1000) + "1 }}",
+		"{{ " + strings.Repeat("-", 1000) + "1 }}",
+	} {
+		if _, err := Parse(src); err == nil || !strings.Contains(err.Error(), "nested deeper") {
+			t.Errorf("deep template (%d bytes): error %v", len(src), err)
+		}
+	}
+	for src, want := range map[string]string{
+		"{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}": "RecursionError",
+		"{{ 'ab' * 10000000000 }}":                              "MemoryError",
+		"{{ [1, 2] * 100000000 }}":                              "MemoryError",
+		"{{ 2 ** 64 }}":                                         "OverflowError",
+		"{{ range(1000000) | length }}":                         "range too big",
+	} {
+		if _, err := render(src, nil); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %s", src, err, want)
+		}
+	}
+	if got, err := render("{{ 3 ** 5 }} {{ (-2) ** 63 }} {{ 2 ** -1 }}", nil); err != nil || got != "243 -9223372036854775808 0.5" {
+		t.Errorf("powers: %q, %v", got, err)
 	}
 }

@@ -123,9 +123,24 @@ type kwarg struct {
 }
 
 type parser struct {
-	toks []token
-	pos  int
+	toks  []token
+	pos   int
+	depth int // nesting of statements and sub-expressions being parsed
 }
+
+// maxNesting bounds recursion so that hostile templates fail with an error
+// instead of exhausting the stack.
+const maxNesting = 256
+
+func (p *parser) enter() error {
+	p.depth++
+	if p.depth > maxNesting {
+		return p.errf("template nested deeper than %d levels", maxNesting)
+	}
+	return nil
+}
+
+func (p *parser) leave() { p.depth-- }
 
 func (p *parser) cur() token  { return p.toks[p.pos] }
 func (p *parser) peek() token { return p.toks[min(p.pos+1, len(p.toks)-1)] }
@@ -215,6 +230,10 @@ func (p *parser) parseBody(ends ...string) ([]node, string, error) {
 }
 
 func (p *parser) parseStatement() (node, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	t := p.cur()
 	if t.kind != tokName {
 		return nil, p.errf("expected a statement name, got %s", t)
@@ -561,6 +580,10 @@ func (p *parser) parseAnd() (expr, error) {
 }
 
 func (p *parser) parseNot() (expr, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	if p.isName("not") {
 		line := p.next().line
 		x, err := p.parseNot()
@@ -655,6 +678,10 @@ func (p *parser) parsePow() (expr, error) {
 }
 
 func (p *parser) parseUnary(withFilter bool) (expr, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	var e expr
 	var err error
 	if p.isOp("-") || p.isOp("+") {
