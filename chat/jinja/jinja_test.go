@@ -175,10 +175,10 @@ func TestResourceLimits(t *testing.T) {
 	}
 	for src, want := range map[string]string{
 		"{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}": "RecursionError",
-		"{{ 'ab' * 10000000000 }}":                              "MemoryError",
-		"{{ [1, 2] * 100000000 }}":                              "MemoryError",
-		"{{ 2 ** 64 }}":                                         "OverflowError",
-		"{{ range(1000000) | length }}":                         "range too big",
+		"{{ 'ab' * 10000000000 }}":                               "MemoryError",
+		"{{ [1, 2] * 100000000 }}":                               "MemoryError",
+		"{{ 2 ** 64 }}":                                          "OverflowError",
+		"{{ range(1000000) | length }}":                          "range too big",
 	} {
 		if _, err := render(src, nil); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %s", src, err, want)
