@@ -15,10 +15,15 @@
 // BPE, leftmost-longest, as the Rust library does. BPE merges are applied by
 // rank with the leftmost pair first on ties; pieces already seen are cached.
 //
-// The pre-tokenizer patterns of Qwen and DeepSeek are hand-coded for speed
-// (they need the look-ahead `\s+(?!\S)`, which Go's regexp lacks); any other
-// `Split` regex goes through github.com/dlclark/regexp2, a backtracking
-// engine with the same semantics.
+// The pre-tokenizer regexes of Qwen2/Qwen3, DeepSeek-V3, Llama-3/GLM-4 and
+// GPT-2 (ByteLevel's own) are hand-coded for speed; they need the
+// look-ahead `\s+(?!\S)`, which Go's regexp lacks. Any other `Split` regex
+// goes through github.com/dlclark/regexp2, a backtracking engine with the
+// same semantics; a test checks each hand-coded matcher against it.
+//
+// Decode follows the Rust library's decode(ids, skip_special_tokens) (no
+// clean_up_tokenization_spaces). StreamDecoder decodes one id at a time and
+// only ever emits complete UTF-8 text, for streaming generation.
 //
 // Why not a binding: the usual choice, github.com/daulet/tokenizers, wraps the
 // Rust library through cgo and needs its prebuilt static library, which
@@ -26,9 +31,11 @@
 // mlx-moe. This package is the deliberate replacement; its tests compare it
 // with ids produced by the Rust library.
 //
-// Encode follows the Rust library's encode(text, add_special_tokens=false);
+// Encode follows the Rust library's encode(text, add_special_tokens=false),
+// which is how the reference ids in ../shared/tokenizers were made (for
+// Qwen3 and DeepSeek-V3 the Rust library adds nothing either way);
 // EncodeWithSpecialTokens adds what the model's post-processor (or
-// tokenizer_config.json's add_bos_token) adds. Text that is not valid UTF-8
+// tokenizer_config.json's add_bos_token, as transformers does) adds. Text that is not valid UTF-8
 // is first converted the way Hugging Face does (each maximal invalid
 // subsequence becomes U+FFFD); nothing panics on any input.
 //
