@@ -169,11 +169,12 @@ func (s *Server) record(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)
 		next.ServeHTTP(sw, r)
-		endpoint := r.URL.Path
+		endpoint := "other" // unknown paths share one label
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 			endpoint = rc.RoutePattern()
-		} else {
-			endpoint = "other"
+		}
+		if sw.status == 0 {
+			sw.status = 499 // the client left before a response began
 		}
 		s.metrics.request(endpoint, sw.status)
 		s.cfg.Logger.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,

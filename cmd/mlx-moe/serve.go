@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -57,6 +58,7 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 	fs.BoolVar(&cfg.AcceptAnyModel, "any-model", false, "accept any model name in requests (Claude Code sends its own)")
 	fs.StringVar(&cfg.ToolFormat, "tool-format", "", "tool-call markup the model writes: qwen3, qwen3-coder, glm, deepseek-v3 or none (default: read from the chat template)")
 	maxBody := fs.Int("max-body-mb", 32, "largest request body in MiB")
+	quiet := fs.Bool("quiet", false, "do not log each request to stderr")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may run before they are cancelled")
 	fs.IntVar(&o.kvBits, "kv-bits", 0, "quantize the KV cache to this many bits (not implemented yet: accepted and ignored)")
 	rest, err := parseInterspersed(fs, args)
@@ -73,6 +75,9 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 		return fmt.Errorf("--max-body-mb %d: expected at least 1", *maxBody)
 	}
 	cfg.MaxBodyBytes = int64(*maxBody) << 20
+	if !*quiet {
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
 	if cfg.APIKey == "" {
 		cfg.APIKey = os.Getenv("MLXMOE_API_KEY") // read here so --help never prints it
 	}
