@@ -1,0 +1,75 @@
+package kernels
+
+// Decode-time quantized matrix-vector products. For each group the dot
+// product is scale*Σq·x + bias*Σx, so x's group sums are computed once per
+// vector and the weights are never dequantized into memory. 4 and 8 bits
+// (the common cases) unpack whole words; other widths fall back to
+// dequantizing a row.
+
+// qmvTokens is how many tokens MatMul handles with the fused form before
+// dequantizing rows (which amortises over many tokens) becomes cheaper.
+const qmvTokens = 4
+
+// qmv computes out[t, r] for n <= qmvTokens tokens of a 4- or 8-bit matrix.
+func qmv(out, x []float32, n int, m *Matrix) {
+	q := m.Q
+	groups := m.Cols / q.GroupSize
+	xsum := make([]float32, n*groups)
+	for t := 0; t < n; t++ {
+		for g := 0; g < groups; g++ {
+			var s float32
+			for _, v := range x[t*m.Cols+g*q.GroupSize : t*m.Cols+(g+1)*q.GroupSize] {
+				s += v
+			}
+			xsum[t*groups+g] = s
+		}
+	}
+	words := m.Cols * q.Bits / 32
+	perGroup := q.GroupSize * q.Bits / 32
+	parallelFor(m.Rows, m.Cols*n, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			w := q.W[r*words : (r+1)*words]
+			for t := 0; t < n; t++ {
+				xt := x[t*m.Cols : (t+1)*m.Cols]
+				var acc float32
+				for g := 0; g < groups; g++ {
+					s, b := q.scale(r*groups + g)
+					wg := w[g*perGroup : (g+1)*perGroup]
+					xg := xt[g*q.GroupSize : (g+1)*q.GroupSize]
+					var dot float32
+					if q.Bits == 4 {
+						dot = dot4(wg, xg)
+					} else {
+						dot = dot8(wg, xg)
+					}
+					acc += s*dot + b*xsum[t*groups+g]
+				}
+				out[t*m.Rows+r] = acc
+			}
+		}
+	})
+}
+
+// dot4 is Σ q_j x_j over 4-bit values packed eight to a word.
+func dot4(w []uint32, x []float32) float32 {
+	var s0, s1 float32
+	x = x[:len(w)*8]
+	for i, v := range w {
+		xs := x[i*8 : i*8+8 : i*8+8]
+		s0 += float32(v&15)*xs[0] + float32(v>>4&15)*xs[1] + float32(v>>8&15)*xs[2] + float32(v>>12&15)*xs[3]
+		s1 += float32(v>>16&15)*xs[4] + float32(v>>20&15)*xs[5] + float32(v>>24&15)*xs[6] + float32(v>>28)*xs[7]
+	}
+	return s0 + s1
+}
+
+// dot8 is Σ q_j x_j over 8-bit values packed four to a word.
+func dot8(w []uint32, x []float32) float32 {
+	var s0, s1 float32
+	x = x[:len(w)*4]
+	for i, v := range w {
+		xs := x[i*4 : i*4+4 : i*4+4]
+		s0 += float32(v&255)*xs[0] + float32(v>>8&255)*xs[1]
+		s1 += float32(v>>16&255)*xs[2] + float32(v>>24)*xs[3]
+	}
+	return s0 + s1
+}
