@@ -1,0 +1,94 @@
+package metal
+
+import (
+	"testing"
+
+	"github.com/mlx-moe/mlx-moe/cpu"
+	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/internal/fixture"
+	"github.com/mlx-moe/mlx-moe/model"
+)
+
+// logitTol bounds max|metal - cpu| / max|cpu| over a step's logits: the
+// kernels sum in a different order than the reference kernels (SIMD-group
+// reductions, online softmax, the delta rule step by step instead of
+// chunked), which moves float32 results by about 1e-6 relative per op.
+const logitTol = 2e-3
+
+// comparison is how far an executor's logits are from the CPU executor's.
+type comparison struct {
+	prefill, decode float64 // worst relative difference
+	steps           int
+}
+
+// compareWithCPU runs prompt as one batch (the prefill kernels) and then
+// decodes steps tokens one at a time (the decode kernels) on both the CPU
+// executor and e, feeding both the CPU's greedy choice, and reports the
+// worst logit differences.
+func compareWithCPU(t *testing.T, m *model.Model, e graph.Executor, prompt []int32, steps int) comparison {
+	t.Helper()
+	ref := cpu.New()
+	maxLen := len(prompt) + steps
+	rc, rg := model.NewRunner(m, ref), model.NewRunner(m, e)
+	cc, cg := m.NewCache(ref, maxLen), m.NewCache(e, maxLen)
+	want, err := rc.Forward(cc, prompt, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rg.Forward(cg, prompt, true)
+	if err != nil {
+		t.Fatalf("%s: %v", e.Name(), err)
+	}
+	var c comparison
+	vocab := m.Config.VocabSize
+	for p := range prompt {
+		c.prefill = max(c.prefill, maxRelDiff(got[p*vocab:(p+1)*vocab], want[p*vocab:(p+1)*vocab]))
+	}
+	next := argmax(want[len(want)-vocab:])
+	for range steps {
+		want, err := rc.Forward(cc, []int32{next}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := rg.Forward(cg, []int32{next}, false)
+		if err != nil {
+			t.Fatalf("%s: %v", e.Name(), err)
+		}
+		c.decode = max(c.decode, maxRelDiff(got, want))
+		c.steps++
+		next = argmax(want)
+	}
+	return c
+}
+
+func argmax(x []float32) int32 {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+// checkFixtures compares e (made fresh for each fixture by newExec) with the
+// CPU executor on every fixture in testdata/fixtures.
+func checkFixtures(t *testing.T, newExec func(t *testing.T) graph.Executor, steps int) {
+	for _, name := range fixture.Names(t) {
+		t.Run(name, func(t *testing.T) {
+			dir := fixture.Dir(t, "fixtures/"+name)
+			ref := fixture.LoadReference(t, dir)
+			m, err := model.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			e := newExec(t)
+			c := compareWithCPU(t, m, e, ref.Prompts[0].IDs, steps)
+			t.Logf("%s: %d-token prefill max rel diff %.2g, %d decode steps %.2g", e.Name(), len(ref.Prompts[0].IDs), c.prefill, c.steps, c.decode)
+			if c.prefill > logitTol || c.decode > logitTol {
+				t.Errorf("logits differ from the CPU executor: prefill %.3g, decode %.3g (tolerance %g)", c.prefill, c.decode, logitTol)
+			}
+		})
+	}
+}

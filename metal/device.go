@@ -1,0 +1,141 @@
+package metal
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"unsafe"
+)
+
+// device is what the executor needs from a GPU: shared-storage buffers and
+// an ordered stream of kernel dispatches and copies that runs when it is
+// committed. The darwin build implements it with Metal; the tests implement
+// it with the CPU shader harness (kernels/mslharness), so that everything
+// above this interface (bindings, offsets, parameter blocks, grid shapes,
+// when to commit) is tested on Linux.
+type device interface {
+	name() string
+	// workingSet is the memory the GPU can use without paging
+	// (recommendedMaxWorkingSetSize on Metal).
+	workingSet() int64
+	// alloc returns a zeroed shared buffer of n bytes whose host view
+	// starts at a page boundary.
+	alloc(n int) (*buffer, error)
+	release(b *buffer)
+	hasKernel(name string) bool
+	// dispatch encodes one launch of kernel: groups threadgroups of
+	// threads threads, with the buffers bound at their indices.
+	dispatch(kernel string, groups, threads [3]int, args []binding) error
+	// copy encodes a copy of n bytes.
+	copy(dst *buffer, dstOff int, src *buffer, srcOff, n int) error
+	// commit submits everything encoded since the last commit and waits
+	// for it to finish.
+	commit() error
+}
+
+// buffer is a device buffer in shared storage: data is its host view.
+type buffer struct {
+	data   []byte
+	handle uintptr // the device's own reference (an MTLBuffer id on darwin)
+}
+
+// binding puts bytes [off, off+n) of buf at [[buffer(index)]]. A kernel
+// sees the buffer from off on; n is how much of it the kernel may touch,
+// which the test device uses to place a guard page right after it.
+type binding struct {
+	index int
+	buf   *buffer
+	off   int
+	n     int
+}
+
+func (b *buffer) base() uintptr {
+	if len(b.data) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(&b.data[0]))
+}
+
+// regions finds the buffer that holds a host address: tensors, routes and
+// expert slot pools live in device buffers, and kernels must bind them in
+// place rather than through a copy.
+type regions struct {
+	mu   sync.Mutex
+	list []*buffer // sorted by base
+}
+
+func (r *regions) add(b *buffer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := sort.Search(len(r.list), func(i int) bool { return r.list[i].base() >= b.base() })
+	r.list = append(r.list, nil)
+	copy(r.list[i+1:], r.list[i:])
+	r.list[i] = b
+}
+
+// remove drops the buffer whose host view starts at base and returns it.
+func (r *regions) remove(base uintptr) *buffer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := sort.Search(len(r.list), func(i int) bool { return r.list[i].base() >= base })
+	if i == len(r.list) || r.list[i].base() != base {
+		return nil
+	}
+	b := r.list[i]
+	r.list = append(r.list[:i], r.list[i+1:]...)
+	return b
+}
+
+// find returns the buffer holding [p, p+n) and the offset of p in it.
+func (r *regions) find(p uintptr, n int) (*buffer, int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := sort.Search(len(r.list), func(i int) bool { return r.list[i].base() > p }) - 1
+	if i < 0 {
+		return nil, 0, false
+	}
+	b := r.list[i]
+	off := int(p - b.base())
+	if off+n > len(b.data) {
+		return nil, 0, false
+	}
+	return b, off, true
+}
+
+// arena holds the small inputs of the ops encoded since the last commit
+// (parameter blocks, positions, routing weights): they must stay unchanged
+// until the GPU has run, so each gets fresh memory, all reused after the
+// commit.
+type arena struct {
+	chunks []*buffer
+	cur    int // chunk being filled
+	used   int // bytes used in chunks[cur]
+}
+
+const (
+	arenaChunk = 1 << 20
+	// arenaAlign keeps every upload at an offset any buffer binding accepts.
+	arenaAlign = 256
+)
+
+func (a *arena) put(dev device, data []byte) (*buffer, int, error) {
+	n := max(len(data), 4)
+	for a.cur < len(a.chunks) && a.used+n > len(a.chunks[a.cur].data) {
+		a.cur++
+		a.used = 0
+	}
+	if a.cur == len(a.chunks) {
+		b, err := dev.alloc(max(arenaChunk, (n+arenaAlign-1)/arenaAlign*arenaAlign))
+		if err != nil {
+			return nil, 0, fmt.Errorf("upload buffer: %w", err)
+		}
+		a.chunks = append(a.chunks, b)
+	}
+	b, off := a.chunks[a.cur], a.used
+	copy(b.data[off:], data)
+	a.used += (n + arenaAlign - 1) / arenaAlign * arenaAlign
+	return b, off, nil
+}
+
+// reset makes the arena's memory reusable; call it after a commit.
+func (a *arena) reset() { a.cur, a.used = 0, 0 }

@@ -1,0 +1,514 @@
+package metal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"unsafe"
+
+	"github.com/mlx-moe/mlx-moe/cpu"
+	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/kernels"
+)
+
+// Executor runs graph ops as Metal kernels from kernels/msl. Ops are encoded,
+// not run: a whole forward pass goes into one command buffer that Sync (and
+// Read) commits and waits for. MoE is the exception the design allows: it
+// commits what was encoded so far and waits, because the pager's Resolve is
+// a host call that needs the router's choice (see MoE).
+//
+// Tensors live in shared-storage buffers and Tensor.Data is their host view
+// (Apple silicon has unified memory), so host code reads results after Sync
+// without a copy. Ops for which kernels/msl has no kernel (Embed, MulSigmoid,
+// dense f32/bf16 MatMul) run on the host through the CPU executor after a
+// commit; HostOps counts them.
+//
+// An Executor is used from one goroutine at a time, like a model Runner;
+// only its SlotAllocator may be called concurrently.
+type Executor struct {
+	dev     device
+	host    *cpu.Executor
+	regions regions
+	arena   arena
+	// weights are host slices (model weights in the Go heap or in mapped
+	// files) copied once into device buffers, by the address of their first
+	// byte.
+	weights map[uintptr]*buffer
+	scratch map[string]*buffer
+	retired []*buffer // freed at the next commit: encoded work may use them
+	pending bool      // something was encoded since the last commit
+	err     error     // the first failure; ops do nothing once it is set
+	hostOps map[string]int
+}
+
+var _ graph.Executor = (*Executor)(nil)
+
+func newExecutor(dev device) *Executor {
+	return &Executor{
+		dev:     dev,
+		host:    cpu.New(),
+		weights: map[uintptr]*buffer{},
+		scratch: map[string]*buffer{},
+		hostOps: map[string]int{},
+	}
+}
+
+// Name is "metal (<device name>)".
+func (e *Executor) Name() string { return "metal (" + e.dev.name() + ")" }
+
+// WorkingSetBytes is the memory the GPU can use without paging
+// (recommendedMaxWorkingSetSize): the budget for weights, caches and expert
+// slots together.
+func (e *Executor) WorkingSetBytes() int64 { return e.dev.workingSet() }
+
+// HostOps returns how many times each op ran on the host because no kernel
+// covers it (by op name), since the executor was made.
+func (e *Executor) HostOps() map[string]int {
+	out := make(map[string]int, len(e.hostOps))
+	for k, v := range e.hostOps {
+		out[k] = v
+	}
+	return out
+}
+
+func (e *Executor) fail(err error) {
+	if e.err == nil && err != nil {
+		e.err = err
+	}
+}
+
+// NewTensor allocates a zeroed tensor in a shared buffer.
+func (e *Executor) NewTensor(rows, cols int) *graph.Tensor {
+	n := rows * cols
+	b, err := e.dev.alloc(max(4*n, 4))
+	if err != nil {
+		// The interface has no error here: remember it for Sync and hand
+		// out host memory so the caller does not crash first.
+		e.fail(fmt.Errorf("metal: tensor [%d,%d]: %w", rows, cols, err))
+		return &graph.Tensor{Rows: rows, Cols: cols, Data: make([]float32, n)}
+	}
+	e.regions.add(b)
+	return &graph.Tensor{Rows: rows, Cols: cols, Data: unsafe.Slice((*float32)(unsafe.Pointer(&b.data[0])), n), Dev: b}
+}
+
+// Read commits, waits and returns the host view of t.
+func (e *Executor) Read(t *graph.Tensor) []float32 {
+	e.fail(e.Sync())
+	return t.Data
+}
+
+// Sync commits the encoded ops and waits for them.
+func (e *Executor) Sync() error {
+	if e.err != nil {
+		return e.err
+	}
+	if e.pending {
+		e.pending = false
+		if err := e.dev.commit(); err != nil {
+			e.fail(fmt.Errorf("metal: %w", err))
+		}
+	}
+	e.arena.reset()
+	for _, b := range e.retired {
+		e.dev.release(b)
+	}
+	e.retired = e.retired[:0]
+	return e.err
+}
+
+// onHost runs an op on the host after everything encoded before it.
+func (e *Executor) onHost(op string, f func()) {
+	if e.Sync() != nil {
+		return
+	}
+	e.hostOps[op]++
+	f()
+}
+
+// tensor binds t's rows from row on.
+func (e *Executor) tensor(index int, t *graph.Tensor, row int) binding {
+	b, ok := t.Dev.(*buffer)
+	if !ok || len(t.Data) == 0 {
+		e.fail(fmt.Errorf("metal: a [%d,%d] tensor was not made by this executor", t.Rows, t.Cols))
+		return binding{}
+	}
+	off := int(uintptr(unsafe.Pointer(&t.Data[0]))-b.base()) + 4*row*t.Cols
+	return binding{index: index, buf: b, off: off, n: 4*len(t.Data) - 4*row*t.Cols}
+}
+
+// hostBytes binds host memory [p, p+n): in place when it is in one of the
+// executor's buffers (slot pools, tensors), else as a copy. With cache the
+// copy is made once and kept by address (model weights, which do not
+// change); without it the bytes are uploaded for this command buffer only.
+func (e *Executor) hostBytes(index int, p unsafe.Pointer, n int, cache bool) binding {
+	if b, off, ok := e.regions.find(uintptr(p), n); ok {
+		return binding{index: index, buf: b, off: off, n: n}
+	}
+	src := unsafe.Slice((*byte)(p), n)
+	if !cache {
+		b, off, err := e.arena.put(e.dev, src)
+		e.fail(err)
+		return binding{index: index, buf: b, off: off, n: n}
+	}
+	if b, ok := e.weights[uintptr(p)]; ok && len(b.data) >= n {
+		return binding{index: index, buf: b, n: n}
+	}
+	b, err := e.dev.alloc(n)
+	if err != nil {
+		e.fail(fmt.Errorf("metal: copying %d bytes of weights: %w", n, err))
+		return binding{}
+	}
+	copy(b.data, src)
+	if old, ok := e.weights[uintptr(p)]; ok {
+		e.retired = append(e.retired, old)
+	}
+	e.weights[uintptr(p)] = b
+	return binding{index: index, buf: b, n: n}
+}
+
+func (e *Executor) floats(index int, x []float32) binding {
+	return e.hostBytes(index, unsafe.Pointer(unsafe.SliceData(x)), 4*len(x), true)
+}
+
+// upload binds a copy of v (a parameter block, or a slice of numbers) for
+// this command buffer.
+func (e *Executor) upload(index int, v any) binding {
+	var buf bytes.Buffer
+	if err := binary.Write(&buf, binary.LittleEndian, v); err != nil {
+		e.fail(fmt.Errorf("metal: encoding %T: %w", v, err))
+		return binding{}
+	}
+	b, off, err := e.arena.put(e.dev, buf.Bytes())
+	e.fail(err)
+	return binding{index: index, buf: b, off: off, n: buf.Len()}
+}
+
+// scratchBuf returns the executor's scratch buffer called name, at least n
+// bytes long.
+func (e *Executor) scratchBuf(name string, n int) *buffer {
+	if b, ok := e.scratch[name]; ok && len(b.data) >= n {
+		return b
+	}
+	b, err := e.dev.alloc(max(n, 4))
+	if err != nil {
+		e.fail(fmt.Errorf("metal: scratch %s of %d bytes: %w", name, n, err))
+		return nil
+	}
+	if old, ok := e.scratch[name]; ok {
+		e.retired = append(e.retired, old)
+	}
+	e.scratch[name] = b
+	return b
+}
+
+func (e *Executor) run(kernel string, groups, threads [3]int, args ...binding) {
+	if e.err != nil {
+		return
+	}
+	for _, a := range args {
+		if a.buf == nil {
+			return // the binding already failed and set e.err
+		}
+	}
+	e.pending = true
+	if err := e.dev.dispatch(kernel, groups, threads, args); err != nil {
+		e.fail(fmt.Errorf("metal: %s: %w", kernel, err))
+	}
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// quantName is the name of a quantized kernel's instance for m
+// ("qmv_b4_g64_bf16").
+func quantName(kernel string, q *kernels.Quant) string {
+	s := "bf16"
+	if q.F16Scales {
+		s = "f16"
+	}
+	return fmt.Sprintf("%s_b%d_g%d_%s", kernel, q.Bits, q.GroupSize, s)
+}
+
+// quant binds a quantized matrix's words, scales and biases at index..index+2.
+func (e *Executor) quant(index int, q *kernels.Quant, cache bool) [3]binding {
+	return [3]binding{
+		e.hostBytes(index, unsafe.Pointer(unsafe.SliceData(q.W)), 4*len(q.W), cache),
+		e.hostBytes(index+1, unsafe.Pointer(unsafe.SliceData(q.Scales)), 2*len(q.Scales), cache),
+		e.hostBytes(index+2, unsafe.Pointer(unsafe.SliceData(q.Biases)), 2*len(q.Biases), cache),
+	}
+}
+
+func (e *Executor) Embed(out *graph.Tensor, table *kernels.Matrix, ids []int32) {
+	e.onHost("Embed", func() { e.host.Embed(out, table, ids) })
+}
+
+// Kernel parameter blocks, laid out as the structs of the same name in
+// kernels/msl.
+type (
+	qmvParams    struct{ Rows, Cols uint32 }
+	qmmParams    struct{ Rows, Cols, N uint32 }
+	gatherParams struct{ Rows, Cols, XGroup uint32 }
+	normParams   struct {
+		Dim       uint32
+		Eps       float32
+		HasWeight uint32
+	}
+	ropeParams struct {
+		Heads, HeadDim, RotaryDim uint32
+		Scale                     float32
+		Interleaved               uint32
+	}
+	sdpaParams struct {
+		Pos0, Heads, KVHeads, DK, DV, KStride, VStride uint32
+		Scale                                          float32
+		HasGate                                        uint32
+	}
+	routeParams struct {
+		Experts, TopK, Sigmoid, HasBias, Groups, TopKGroups, Normalize uint32
+		Scale                                                          float32
+	}
+	convParams  struct{ Channels, KernelSize, N uint32 }
+	gateParams  struct{ HV, Count uint32 }
+	deltaParams struct{ HK, HV, DK, DV, N uint32 }
+)
+
+// Launch shapes from the kernels' comments in kernels/msl.
+const (
+	qmvThreads     = 64 // 2 SIMD-groups of 4 rows each
+	qmvRowsPerTG   = 8
+	qmmTokens      = 8 // tokens per qmm tile
+	elemThreads    = 256
+	sdpaThreads    = 256
+	sdpaMaxDim     = 256
+	deltaThreads   = 128
+	deltaMaxDK     = 256
+	routeThreads   = 256
+	routeMaxE      = 1024
+	routeMaxGroups = 32
+	convMaxKernel  = 8
+)
+
+func (e *Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias []float32) {
+	if w.Q == nil || !e.dev.hasKernel(quantName("qmv", w.Q)) {
+		e.onHost("MatMul "+matrixKind(w), func() { e.host.MatMul(out, x, n, w, bias) })
+		return
+	}
+	q := w.Q
+	m := e.quant(0, q, true)
+	if n >= qmmTokens && e.dev.hasKernel(quantName("qmm", q)) {
+		e.run(quantName("qmm", q), [3]int{ceilDiv(w.Rows, qmvRowsPerTG), ceilDiv(n, qmmTokens), 1}, [3]int{qmvThreads, 1, 1},
+			m[0], m[1], m[2], e.tensor(3, x, 0), e.tensor(4, out, 0), e.upload(5, qmmParams{uint32(w.Rows), uint32(w.Cols), uint32(n)}))
+	} else {
+		e.run(quantName("qmv", q), [3]int{ceilDiv(w.Rows, qmvRowsPerTG), n, 1}, [3]int{qmvThreads, 1, 1},
+			m[0], m[1], m[2], e.tensor(3, x, 0), e.tensor(4, out, 0), e.upload(5, qmvParams{uint32(w.Rows), uint32(w.Cols)}))
+	}
+	if bias != nil {
+		b := e.floats(1, bias)
+		for t := 0; t < n; t++ {
+			e.run("add", [3]int{ceilDiv(w.Rows, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
+				e.tensor(0, out, t), b, e.tensor(2, out, t), e.upload(3, uint32(w.Rows)))
+		}
+	}
+}
+
+func matrixKind(w *kernels.Matrix) string {
+	switch {
+	case w.Q != nil:
+		return fmt.Sprintf("q%d/g%d", w.Q.Bits, w.Q.GroupSize)
+	case w.BF16 != nil:
+		return "bf16"
+	}
+	return "f32"
+}
+
+// normThreads is a threadgroup size for rows of dim values: a multiple of 32
+// up to 256.
+func normThreads(dim int) int { return min(256, ceilDiv(dim, 32)*32) }
+
+func (e *Executor) RMSNorm(out, x *graph.Tensor, n, dim int, w []float32, eps float32) {
+	rows := n * x.Cols / dim
+	p := normParams{Dim: uint32(dim), Eps: eps}
+	wb := e.tensor(1, x, 0) // not read without a weight
+	if w != nil {
+		p.HasWeight = 1
+		wb = e.floats(1, w)
+	}
+	e.run("rmsnorm", [3]int{rows, 1, 1}, [3]int{normThreads(dim), 1, 1},
+		e.tensor(0, x, 0), wb, e.tensor(2, out, 0), e.upload(3, p))
+}
+
+func (e *Executor) GatedRMSNorm(out, x, z *graph.Tensor, n, dim int, w []float32, eps float32) {
+	rows := n * x.Cols / dim
+	e.run("rmsnorm_gated", [3]int{rows, 1, 1}, [3]int{normThreads(dim), 1, 1},
+		e.tensor(0, x, 0), e.tensor(1, z, 0), e.floats(2, w), e.tensor(3, out, 0),
+		e.upload(4, normParams{Dim: uint32(dim), Eps: eps, HasWeight: 1}))
+}
+
+func (e *Executor) Rope(x *graph.Tensor, pos []int32, heads, headDim int, p *kernels.RopeParams) {
+	if len(pos) == 0 {
+		return
+	}
+	inter := uint32(0)
+	if p.Interleaved {
+		inter = 1
+	}
+	e.run("rope", [3]int{ceilDiv(p.RotaryDim/2, 32), heads, len(pos)}, [3]int{32, 1, 1},
+		e.tensor(0, x, 0), e.upload(1, pos), e.floats(2, p.InvFreq),
+		e.upload(3, ropeParams{uint32(heads), uint32(headDim), uint32(p.RotaryDim), p.Scale, inter}))
+}
+
+// CopyCols copies with the device's copy engine: one copy when the rows are
+// contiguous on both sides, else one per row.
+func (e *Executor) CopyCols(dst *graph.Tensor, dstRow, dstCol int, src *graph.Tensor, srcRow, srcCol, n, cols int) {
+	if n == 0 || cols == 0 || e.err != nil {
+		return
+	}
+	d, s := e.tensor(0, dst, dstRow), e.tensor(0, src, srcRow)
+	if d.buf == nil || s.buf == nil {
+		return
+	}
+	e.pending = true
+	if cols == dst.Cols && cols == src.Cols {
+		e.fail(e.dev.copy(d.buf, d.off, s.buf, s.off, 4*n*cols))
+		return
+	}
+	for t := 0; t < n; t++ {
+		e.fail(e.dev.copy(d.buf, d.off+4*(t*dst.Cols+dstCol), s.buf, s.off+4*(t*src.Cols+srcCol), 4*cols))
+	}
+}
+
+func (e *Executor) Attention(out, q, kCache, vCache *graph.Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32) {
+	if dk > sdpaMaxDim || dv > sdpaMaxDim || kvHeads <= 0 || heads%kvHeads != 0 {
+		e.onHost("Attention", func() { e.host.Attention(out, q, kCache, vCache, n, pos0, heads, kvHeads, dk, dv, scale) })
+		return
+	}
+	p := sdpaParams{uint32(pos0), uint32(heads), uint32(kvHeads), uint32(dk), uint32(dv),
+		uint32(kCache.Cols), uint32(vCache.Cols), scale, 0}
+	e.run("sdpa_f32", [3]int{heads, n, 1}, [3]int{sdpaThreads, 1, 1},
+		e.tensor(0, q, 0), e.tensor(1, kCache, 0), e.tensor(2, vCache, 0), e.tensor(3, q, 0), // gate: unused
+		e.tensor(4, out, 0), e.upload(5, p))
+}
+
+func (e *Executor) elementwise(kernel string, out, a, b *graph.Tensor, n int) {
+	m := n * out.Cols
+	if m == 0 {
+		return
+	}
+	e.run(kernel, [3]int{ceilDiv(m, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
+		e.tensor(0, a, 0), e.tensor(1, b, 0), e.tensor(2, out, 0), e.upload(3, uint32(m)))
+}
+
+func (e *Executor) Add(out, a, b *graph.Tensor, n int) { e.elementwise("add", out, a, b, n) }
+
+func (e *Executor) SwiGLU(out, gate, up *graph.Tensor, n int) { e.elementwise("swiglu", out, gate, up, n) }
+
+func (e *Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
+	e.onHost("MulSigmoid", func() { e.host.MulSigmoid(out, x, g, n) })
+}
+
+// Route runs the router on the device. The ids and weights must be where
+// the kernel can write them: the first time r is seen its slices are moved
+// into a device buffer (same length and contents), so r.IDs and r.Weights
+// are the host views of the device's output from then on.
+func (e *Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.Routing) {
+	experts := logits.Cols
+	if experts > routeMaxE || p.Groups > routeMaxGroups || p.TopK != r.TopK || p.TopK > experts ||
+		(p.Groups > 1 && experts%p.Groups != 0) {
+		e.onHost("Route", func() { e.host.Route(r, logits, n, p) })
+		return
+	}
+	r.Tokens = n
+	if n == 0 {
+		return
+	}
+	ids, weights := e.routeBuffers(r)
+	if ids.buf == nil || weights.buf == nil {
+		return
+	}
+	bias := e.tensor(1, logits, 0) // not read without a bias
+	rp := routeParams{Experts: uint32(experts), TopK: uint32(p.TopK), Groups: uint32(p.Groups),
+		TopKGroups: uint32(p.TopKGroups), Scale: p.Scale}
+	if p.Sigmoid {
+		rp.Sigmoid = 1
+	}
+	if p.Normalize {
+		rp.Normalize = 1
+	}
+	if p.CorrectionBias != nil {
+		rp.HasBias = 1
+		bias = e.floats(1, p.CorrectionBias)
+	}
+	e.run("route", [3]int{n, 1, 1}, [3]int{routeThreads, 1, 1},
+		e.tensor(0, logits, 0), bias, ids, weights, e.upload(4, rp))
+}
+
+// routeBuffers binds r's ids (index 2) and weights (index 3), moving them
+// into device memory first if needed.
+func (e *Executor) routeBuffers(r *graph.Routes) (ids, weights binding) {
+	move := func(p unsafe.Pointer, n int) (*buffer, int) {
+		if b, off, ok := e.regions.find(uintptr(p), n); ok {
+			return b, off
+		}
+		b, err := e.dev.alloc(max(n, 4))
+		if err != nil {
+			e.fail(fmt.Errorf("metal: routes: %w", err))
+			return nil, 0
+		}
+		copy(b.data, unsafe.Slice((*byte)(p), n))
+		e.regions.add(b)
+		return b, 0
+	}
+	if len(r.IDs) == 0 || len(r.Weights) == 0 {
+		e.fail(fmt.Errorf("metal: Route: routes have no room for ids or weights"))
+		return
+	}
+	ib, ioff := move(unsafe.Pointer(&r.IDs[0]), 4*len(r.IDs))
+	wb, woff := move(unsafe.Pointer(&r.Weights[0]), 4*len(r.Weights))
+	if ib == nil || wb == nil {
+		return
+	}
+	r.IDs = unsafe.Slice((*int32)(unsafe.Pointer(&ib.data[ioff])), len(r.IDs))
+	r.Weights = unsafe.Slice((*float32)(unsafe.Pointer(&wb.data[woff])), len(r.Weights))
+	return binding{index: 2, buf: ib, off: ioff, n: 4 * len(r.IDs)}, binding{index: 3, buf: wb, off: woff, n: 4 * len(r.Weights)}
+}
+
+func (e *Executor) Conv1d(out, x *graph.Tensor, n int, state *graph.Tensor, w []float32, kernel int) {
+	if kernel > convMaxKernel || kernel < 1 {
+		e.onHost("Conv1d", func() { e.host.Conv1d(out, x, n, state, w, kernel) })
+		return
+	}
+	e.run("conv1d", [3]int{ceilDiv(x.Cols, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
+		e.tensor(0, state, 0), e.tensor(1, x, 0), e.floats(2, w), e.tensor(3, out, 0),
+		e.upload(4, convParams{uint32(x.Cols), uint32(kernel), uint32(n)}))
+}
+
+func (e *Executor) DeltaGates(g, beta, a, b *graph.Tensor, n int, aLog, dtBias []float32) {
+	count := n * g.Cols
+	if count == 0 {
+		return
+	}
+	e.run("gated_delta_gates", [3]int{ceilDiv(count, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
+		e.tensor(0, a, 0), e.tensor(1, b, 0), e.floats(2, aLog), e.floats(3, dtBias),
+		e.tensor(4, g, 0), e.tensor(5, beta, 0), e.upload(6, gateParams{uint32(g.Cols), uint32(count)}))
+}
+
+func (e *Executor) GatedDelta(out, q, k, v, g, beta *graph.Tensor, n int, state *graph.Tensor, hk, hv, dk, dv int) {
+	if dk > deltaMaxDK || hk <= 0 || hv%hk != 0 {
+		e.onHost("GatedDelta", func() { e.host.GatedDelta(out, q, k, v, g, beta, n, state, hk, hv, dk, dv) })
+		return
+	}
+	e.run("gated_delta", [3]int{hv, 1, 1}, [3]int{deltaThreads, 1, 1},
+		e.tensor(0, state, 0), e.tensor(1, q, 0), e.tensor(2, k, 0), e.tensor(3, v, 0),
+		e.tensor(4, g, 0), e.tensor(5, beta, 0), e.tensor(6, out, 0),
+		e.upload(7, deltaParams{uint32(hk), uint32(hv), uint32(dk), uint32(dv), uint32(n)}))
+}
+
+// sortedKeys returns m's keys in order (for messages).
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

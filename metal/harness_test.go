@@ -1,0 +1,174 @@
+package metal
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"unsafe"
+
+	"github.com/mlx-moe/mlx-moe/kernels/msl"
+	"github.com/mlx-moe/mlx-moe/kernels/mslharness"
+)
+
+// harnessDevice runs each dispatch at once on the CPU through
+// kernels/mslharness (the shaders compiled as C++), so the executor's
+// encoding (kernel names, buffer indices and offsets, parameter blocks,
+// grids) is tested against the CPU executor on Linux. Each binding is
+// passed as exactly the bytes it declares, right below a guard page, so a
+// kernel that reads past what the executor bound faults.
+//
+// It runs work at encode time while Metal runs it at commit; the executor
+// only writes device memory from the host after a commit, so both orders
+// give the same result.
+type harnessDevice struct {
+	progs      map[string]*mslharness.Program // by kernel name
+	dispatches map[string]int
+	copies     int
+	commits    int
+}
+
+var (
+	harnessOnce  sync.Once
+	harnessProgs map[string]*mslharness.Program
+	harnessErr   error
+)
+
+// newHarnessDevice compiles every shader of kernels/msl once per test
+// binary; it skips the test when no C++ compiler is installed.
+func newHarnessDevice(t testing.TB) *harnessDevice {
+	t.Helper()
+	if _, err := mslharness.Compiler(); err != nil {
+		t.Skip(err)
+	}
+	harnessOnce.Do(func() { harnessProgs, harnessErr = buildShaders() })
+	if harnessErr != nil {
+		t.Fatal(harnessErr)
+	}
+	return &harnessDevice{progs: harnessProgs, dispatches: map[string]int{}}
+}
+
+func buildShaders() (map[string]*mslharness.Program, error) {
+	dir, err := os.MkdirTemp("", "metal-harness")
+	if err != nil {
+		return nil, err
+	}
+	names := msl.Names()
+	progs := make([]*mslharness.Program, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			sub := filepath.Join(dir, name)
+			if errs[i] = os.MkdirAll(sub, 0o755); errs[i] == nil {
+				progs[i], errs[i] = mslharness.Build(filepath.Join("..", "kernels", "msl", name), filepath.Join("..", "kernels", "msl", "compat"), sub)
+			}
+		})
+	}
+	wg.Wait()
+	byKernel := map[string]*mslharness.Program{}
+	for i, p := range progs {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		for k := range p.Kernels {
+			byKernel[k] = p
+		}
+	}
+	return byKernel, nil
+}
+
+func (d *harnessDevice) name() string      { return "CPU shader harness" }
+func (d *harnessDevice) workingSet() int64 { return 1 << 30 }
+
+const harnessPage = 4096
+
+func (d *harnessDevice) alloc(n int) (*buffer, error) {
+	raw := make([]byte, n+harnessPage)
+	off := (harnessPage - int(uintptr(unsafe.Pointer(&raw[0]))%harnessPage)) % harnessPage
+	return &buffer{data: raw[off : off+n : off+n]}, nil
+}
+
+func (d *harnessDevice) release(*buffer) {}
+
+func (d *harnessDevice) hasKernel(name string) bool { return d.progs[name] != nil }
+
+func (d *harnessDevice) dispatch(kernel string, groups, threads [3]int, args []binding) error {
+	p := d.progs[kernel]
+	if p == nil {
+		return fmt.Errorf("no kernel %s", kernel)
+	}
+	in := map[int][]byte{}
+	for _, a := range args {
+		if a.off < 0 || a.n <= 0 || a.off+a.n > len(a.buf.data) {
+			return fmt.Errorf("buffer %d: bytes [%d,%d) of a %d-byte buffer", a.index, a.off, a.off+a.n, len(a.buf.data))
+		}
+		if _, dup := in[a.index]; dup {
+			return fmt.Errorf("buffer %d bound twice", a.index)
+		}
+		in[a.index] = bytes.Clone(a.buf.data[a.off : a.off+a.n])
+	}
+	out, err := p.Run(kernel, mslharness.Launch{Groups: groups, Threads: threads, Buffers: in})
+	if err != nil {
+		return err
+	}
+	d.dispatches[kernel]++
+	// Bindings may alias (out = a + b with out == a): copy back only the
+	// bytes a kernel changed.
+	for _, a := range args {
+		got, before := out[a.index], in[a.index]
+		if len(got) != len(before) {
+			return fmt.Errorf("buffer %d came back with %d bytes, sent %d", a.index, len(got), len(before))
+		}
+		dst := a.buf.data[a.off : a.off+a.n]
+		for i := range got {
+			if got[i] != before[i] {
+				dst[i] = got[i]
+			}
+		}
+	}
+	return nil
+}
+
+func (d *harnessDevice) copy(dst *buffer, dstOff int, src *buffer, srcOff, n int) error {
+	if dstOff < 0 || srcOff < 0 || dstOff+n > len(dst.data) || srcOff+n > len(src.data) {
+		return fmt.Errorf("copy of %d bytes from %d of %d to %d of %d out of range", n, srcOff, len(src.data), dstOff, len(dst.data))
+	}
+	copy(dst.data[dstOff:dstOff+n], src.data[srcOff:srcOff+n])
+	d.copies++
+	return nil
+}
+
+func (d *harnessDevice) commit() error {
+	d.commits++
+	return nil
+}
+
+// summary describes what ran, for test logs.
+func (d *harnessDevice) summary() string {
+	names := make([]string, 0, len(d.dispatches))
+	total := 0
+	for k, v := range d.dispatches {
+		names = append(names, k)
+		total += v
+	}
+	sort.Strings(names)
+	return fmt.Sprintf("%d dispatches of %d kernels %v, %d copies, %d commits", total, len(names), names, d.copies, d.commits)
+}
+
+// maxRelDiff is max|a-b| / max|b|.
+func maxRelDiff(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
+	var d, scale float64
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+		scale = math.Max(scale, math.Abs(float64(b[i])))
+	}
+	return d / math.Max(scale, 1e-6)
+}
