@@ -46,8 +46,9 @@ type Config struct {
 	// ToolFormat overrides the tool-call format read from the chat template
 	// ("qwen3", "qwen3-coder", "glm", "deepseek-v3", "none"; "" detects).
 	ToolFormat string
-	// Sampling defaults for fields a request leaves out (zero Temperature
-	// and TopP mean 1).
+	// Sampling holds the defaults for fields a request leaves out (e.g. the
+	// model's generation_config.json). The zero value means the APIs' own
+	// defaults, temperature 1 and top_p 1; a TopP of 0 means 1.
 	Sampling Sampling
 	// Logger receives one line per request (default: discard).
 	Logger *slog.Logger
@@ -80,7 +81,7 @@ func New(b Backend, cfg Config) (*Server, error) {
 	if cfg.ContextLength <= 0 {
 		cfg.ContextLength = b.ContextLength()
 	}
-	if cfg.Sampling.Temperature == 0 && cfg.Sampling.TopP == 0 {
+	if cfg.Sampling == (Sampling{}) {
 		cfg.Sampling.Temperature = 1
 	}
 	if cfg.Sampling.TopP == 0 {
