@@ -14,6 +14,29 @@ type scratch struct {
 	syms              []symbol
 	queue             []candidate
 	ids               []int32
+	front             frontCache
+}
+
+// frontCache is a small direct-mapped cache of short pieces in front of the
+// shared pieceCache. It belongs to one scratch, so it needs no lock, and its
+// keys are stored inline, so a lookup touches one entry.
+type frontCache [1 << 14]frontEntry
+
+type frontEntry struct {
+	n   uint8 // key length; 0: empty (pieces are never empty)
+	key [frontKeyMax]byte
+	ids []int32 // shared with pieceCache; never modified
+}
+
+const frontKeyMax = 15
+
+// slot returns the entry for piece w (FNV-1a hash).
+func (f *frontCache) slot(w string) *frontEntry {
+	h := uint32(2166136261)
+	for i := range len(w) {
+		h = (h ^ uint32(w[i])) * 16777619
+	}
+	return &f[h&(uint32(len(f))-1)]
 }
 
 // pieceCache remembers the tokens of pieces already encoded; text repeats
@@ -138,11 +161,25 @@ func (t *Tokenizer) encodeWord(ids []int32, w string, sc *scratch) []int32 {
 	if len(w) > cacheMaxPieceLen {
 		return t.model.appendWord(ids, w, sc)
 	}
-	if cached, ok := t.cache.get(w); ok {
-		return append(ids, cached...)
+	var e *frontEntry
+	if len(w) <= frontKeyMax {
+		e = sc.front.slot(w)
+		if int(e.n) == len(w) && string(e.key[:e.n]) == w {
+			return append(ids, e.ids...)
+		}
 	}
-	n := len(ids)
-	ids = t.model.appendWord(ids, w, sc)
-	t.cache.put(w, append([]int32(nil), ids[n:]...))
+	cached, ok := t.cache.get(w)
+	if !ok {
+		n := len(ids)
+		ids = t.model.appendWord(ids, w, sc)
+		cached = append([]int32(nil), ids[n:]...)
+		t.cache.put(w, cached)
+	} else {
+		ids = append(ids, cached...)
+	}
+	if e != nil {
+		e.n = uint8(copy(e.key[:], w))
+		e.ids = cached
+	}
 	return ids
 }
