@@ -10,7 +10,8 @@
 // special tokens (bos_token, eos_token, ...) and any extra keyword arguments
 // such as enable_thinking; and the globals raise_exception and strftime_now.
 // Tool-call arguments reach the template as objects, even when a client sent
-// them as a JSON string.
+// them as a JSON string; only a template that fails on objects (DeepSeek's
+// concatenate the text) is given the JSON text instead.
 //
 // Rendering uses chat/jinja, a Jinja subset written for chat templates and
 // tested byte-for-byte against Python's jinja2 (see testdata/render_golden.py).
@@ -261,8 +262,17 @@ var reserved = map[string]bool{"messages": true, "tools": true, "documents": tru
 // and slices and maps of these.
 func (t *Template) Render(messages []Message, tools []json.RawMessage, addGenerationPrompt bool, kwargs map[string]any) (string, error) {
 	msgs := make([]any, len(messages))
+	var textMsgs []any // the same messages with arguments as JSON text, when any call has them
 	for i, m := range messages {
-		msgs[i] = messageValue(m)
+		msgs[i] = messageValue(m, false)
+		if len(m.ToolCalls) > 0 && textMsgs == nil {
+			textMsgs = make([]any, len(messages))
+		}
+	}
+	if textMsgs != nil {
+		for i, m := range messages {
+			textMsgs[i] = messageValue(m, true)
+		}
 	}
 	var toolVals any
 	if tools != nil {
@@ -287,7 +297,7 @@ func (t *Template) Render(messages []Message, tools []json.RawMessage, addGenera
 		}
 		extra[k] = tv
 	}
-	return t.render(msgs, toolVals, addGenerationPrompt, extra)
+	return t.render(msgs, textMsgs, toolVals, addGenerationPrompt, extra)
 }
 
 // RenderRequest renders a JSON request {"messages": [...], "tools": [...],
@@ -309,12 +319,20 @@ func (t *Template) RenderRequest(raw []byte) (string, error) {
 	if !ok {
 		return "", errors.New("request: \"messages\" must be a list of message objects")
 	}
+	objMsgs, textMsgs := make([]any, len(msgs)), make([]any, len(msgs))
+	hasCalls := false
 	for i, m := range msgs {
 		md, ok := m.(*jinja.Dict)
 		if !ok {
 			return "", fmt.Errorf("request: messages[%d] must be an object", i)
 		}
-		msgs[i] = decodeToolArguments(md)
+		objMsgs[i], textMsgs[i] = withArguments(md, false), withArguments(md, true)
+		if calls, _ := md.Get("tool_calls"); truthyList(calls) {
+			hasCalls = true
+		}
+	}
+	if !hasCalls {
+		textMsgs = nil
 	}
 	tools, _ := req.Get("tools")
 	switch tools.(type) {
@@ -334,12 +352,18 @@ func (t *Template) RenderRequest(raw []byte) (string, error) {
 			extra[name] = req.Values()[i]
 		}
 	}
-	return t.render(msgs, tools, agp, extra)
+	return t.render(objMsgs, textMsgs, tools, agp, extra)
 }
 
-// decodeToolArguments returns m with each tool call's string arguments
-// replaced by the decoded object (m itself is not modified).
-func decodeToolArguments(m *jinja.Dict) *jinja.Dict {
+func truthyList(v any) bool {
+	l, ok := v.([]any)
+	return ok && len(l) > 0
+}
+
+// withArguments returns m with each tool call's arguments as an object
+// (asText false: JSON text is decoded) or as JSON text (asText true: objects
+// are encoded as json.dumps would). m itself is returned when nothing changes.
+func withArguments(m *jinja.Dict, asText bool) *jinja.Dict {
 	calls, _ := m.Get("tool_calls")
 	list, ok := calls.([]any)
 	if !ok {
@@ -355,12 +379,12 @@ func decodeToolArguments(m *jinja.Dict) *jinja.Dict {
 		}
 		if fn, ok := cd.Get("function"); ok {
 			if fd, ok := fn.(*jinja.Dict); ok {
-				if nf, ok := withDecodedArguments(fd); ok {
+				if nf, ok := convertArguments(fd, asText); ok {
 					newCalls[i] = replaced(cd, "function", nf)
 					changed = true
 				}
 			}
-		} else if nc, ok := withDecodedArguments(cd); ok {
+		} else if nc, ok := convertArguments(cd, asText); ok {
 			newCalls[i] = nc
 			changed = true
 		}
@@ -371,17 +395,22 @@ func decodeToolArguments(m *jinja.Dict) *jinja.Dict {
 	return replaced(m, "tool_calls", newCalls)
 }
 
-func withDecodedArguments(d *jinja.Dict) (*jinja.Dict, bool) {
+func convertArguments(d *jinja.Dict, asText bool) (*jinja.Dict, bool) {
 	a, _ := d.Get("arguments")
-	s, ok := a.(string)
-	if !ok {
-		return nil, false
+	switch v := a.(type) {
+	case string:
+		if obj, ok := argumentsValue(v).(*jinja.Dict); ok && !asText {
+			return replaced(d, "arguments", obj), true
+		}
+	case *jinja.Dict:
+		if asText {
+			text, err := jinja.ToJSON(v, jinja.JSONOptions{})
+			if err == nil {
+				return replaced(d, "arguments", text), true
+			}
+		}
 	}
-	obj, ok := argumentsValue(s).(*jinja.Dict)
-	if !ok {
-		return nil, false
-	}
-	return replaced(d, "arguments", obj), true
+	return nil, false
 }
 
 // argumentsValue decodes JSON arguments text into an object; anything else
@@ -405,7 +434,9 @@ func replaced(d *jinja.Dict, key string, v any) *jinja.Dict {
 	return out
 }
 
-func messageValue(m Message) *jinja.Dict {
+// messageValue is m as the template sees it; asText keeps tool-call
+// arguments as the JSON text the client sent instead of decoding them.
+func messageValue(m Message, asText bool) *jinja.Dict {
 	d := jinja.NewDict()
 	d.Set("role", m.Role)
 	d.Set("content", m.Content)
@@ -417,7 +448,11 @@ func messageValue(m Message) *jinja.Dict {
 		for i, c := range m.ToolCalls {
 			fn := jinja.NewDict()
 			fn.Set("name", c.Name)
-			fn.Set("arguments", argumentsValue(c.Arguments))
+			if asText {
+				fn.Set("arguments", c.Arguments)
+			} else {
+				fn.Set("arguments", argumentsValue(c.Arguments))
+			}
 			cd := jinja.NewDict()
 			if c.ID != "" {
 				cd.Set("id", c.ID)
@@ -484,7 +519,25 @@ func goValue(v any) (any, error) {
 	return nil, fmt.Errorf("unsupported Go type %T", v)
 }
 
-func (t *Template) render(messages []any, tools any, addGenerationPrompt bool, kwargs map[string]any) (string, error) {
+// render renders messages, whose tool-call arguments are objects. Some
+// templates (DeepSeek's) concatenate arguments as strings and fail on
+// objects; transformers users pass such templates the JSON text, so when
+// rendering fails for another reason than raise_exception, textMessages (the
+// same conversation with arguments as JSON text, nil without tool calls) are
+// tried before the first error is reported.
+func (t *Template) render(messages, textMessages []any, tools any, addGenerationPrompt bool, kwargs map[string]any) (string, error) {
+	out, err := t.renderOnce(messages, tools, addGenerationPrompt, kwargs)
+	var raised *TemplateError
+	if err == nil || textMessages == nil || errors.As(err, &raised) {
+		return out, err
+	}
+	if out, err2 := t.renderOnce(textMessages, tools, addGenerationPrompt, kwargs); err2 == nil {
+		return out, nil
+	}
+	return "", err
+}
+
+func (t *Template) renderOnce(messages []any, tools any, addGenerationPrompt bool, kwargs map[string]any) (string, error) {
 	if t.fallback {
 		t.noteOnce.Do(func() {
 			w := t.Notes

@@ -381,3 +381,31 @@ func TestConcurrentRender(t *testing.T) {
 		}
 	}
 }
+
+// TestStringArgumentTemplates checks the fallback for templates that
+// concatenate arguments as text (DeepSeek-V3): they get the client's JSON
+// text unchanged, while a template that raises is not retried.
+func TestStringArgumentTemplates(t *testing.T) {
+	tmpl := load(t, "testdata/models/deepseek_v3_1")
+	msgs := []Message{
+		{Role: "user", Content: "q"},
+		{Role: "assistant", ToolCalls: []ToolCall{{ID: "1", Name: "f", Arguments: `{"b":1,"a":"é"}`}}},
+		{Role: "tool", Content: "r"},
+	}
+	got, err := tmpl.Render(msgs, nil, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got, `<｜tool▁sep｜>{"b":1,"a":"é"}<｜tool▁call▁end｜>`) {
+		t.Fatalf("arguments text not passed through: %q", got)
+	}
+
+	raising, err := New(`{% for m in messages %}{% if m.tool_calls %}{{ raise_exception('no tools here') }}{% endif %}{% endfor %}`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var te *TemplateError
+	if _, err := raising.Render(msgs, nil, true, nil); !errors.As(err, &te) || te.Message != "no tools here" {
+		t.Fatalf("error %v, want the template's own", err)
+	}
+}

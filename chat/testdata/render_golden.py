@@ -88,25 +88,45 @@ def load(model_dir):
     return templates, special
 
 
-def normalize(request):
-    """Tool-call arguments reach templates as dicts, even when sent as JSON text."""
-    for m in request.get("messages", []):
+def with_arguments(messages, as_text):
+    """Tool-call arguments as dicts (JSON text decoded), or as JSON text (dicts
+    encoded; text the client sent is kept as it was)."""
+    messages = json.loads(json.dumps(messages))
+    for m in messages:
         for tc in m.get("tool_calls") or []:
             fn = tc.get("function", tc)
-            if isinstance(fn.get("arguments"), str):
-                fn["arguments"] = json.loads(fn["arguments"])
-    return request
+            args = fn.get("arguments")
+            if not as_text and isinstance(args, str):
+                fn["arguments"] = json.loads(args)
+            elif as_text and isinstance(args, dict):
+                fn["arguments"] = json.dumps(args, ensure_ascii=False)
+    return messages
 
 
 def render(env, templates, special, request):
-    request = normalize(json.loads(json.dumps(request)))
+    """mlx-moe's policy on top of apply_chat_template: tool-call arguments
+    are dicts; a template that fails on them for another reason than
+    raise_exception (DeepSeek's concatenate strings) gets the JSON text."""
+    request = json.loads(json.dumps(request))
     messages = request.pop("messages")
     tools = request.pop("tools", None)
     agp = request.pop("add_generation_prompt", False)
     name = "tool_use" if tools is not None and "tool_use" in templates else "default"
     tmpl = env.from_string(templates[name])
     kwargs = {**special, **request}
-    return tmpl.render(messages=messages, tools=tools, documents=None, add_generation_prompt=agp, **kwargs)
+
+    def once(msgs):
+        return tmpl.render(messages=msgs, tools=tools, documents=None, add_generation_prompt=agp, **kwargs)
+
+    try:
+        return once(with_arguments(messages, False))
+    except Exception as e:
+        if type(e) is TemplateError or not any(m.get("tool_calls") for m in messages):
+            raise
+        try:
+            return once(with_arguments(messages, True))
+        except Exception:
+            raise e
 
 
 def outcome(fn):
