@@ -5,6 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/mlx-moe/mlx-moe/experts"
+	"github.com/mlx-moe/mlx-moe/graph"
 )
 
 // SlotAllocator returns the allocator to give the expert pager
@@ -43,4 +44,13 @@ func (a slotAllocator) Free(p []byte) error {
 	}
 	a.e.dev.release(b)
 	return nil
+}
+
+// NewSlotAllocator returns e's SlotAllocator when e is a Metal executor; the
+// second result is false for any other executor (use the pager's default).
+func NewSlotAllocator(e graph.Executor) (experts.SlotAllocator, bool) {
+	if me, ok := e.(*Executor); ok {
+		return me.SlotAllocator(), true
+	}
+	return nil, false
 }

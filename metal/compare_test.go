@@ -23,14 +23,15 @@ type comparison struct {
 
 // compareWithCPU runs prompt as one batch (the prefill kernels) and then
 // decodes steps tokens one at a time (the decode kernels) on both the CPU
-// executor and e, feeding both the CPU's greedy choice, and reports the
-// worst logit differences.
-func compareWithCPU(t *testing.T, m *model.Model, e graph.Executor, prompt []int32, steps int) comparison {
+// executor (model want) and e (model got: the same checkpoint, possibly
+// with paged experts), feeding both the CPU's greedy choice, and reports
+// the worst logit differences.
+func compareWithCPU(t *testing.T, wantM, gotM *model.Model, e graph.Executor, prompt []int32, steps int) comparison {
 	t.Helper()
 	ref := cpu.New()
 	maxLen := len(prompt) + steps
-	rc, rg := model.NewRunner(m, ref), model.NewRunner(m, e)
-	cc, cg := m.NewCache(ref, maxLen), m.NewCache(e, maxLen)
+	rc, rg := model.NewRunner(wantM, ref), model.NewRunner(gotM, e)
+	cc, cg := wantM.NewCache(ref, maxLen), gotM.NewCache(e, maxLen)
 	want, err := rc.Forward(cc, prompt, true)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +41,7 @@ func compareWithCPU(t *testing.T, m *model.Model, e graph.Executor, prompt []int
 		t.Fatalf("%s: %v", e.Name(), err)
 	}
 	var c comparison
-	vocab := m.Config.VocabSize
+	vocab := wantM.Config.VocabSize
 	for p := range prompt {
 		c.prefill = max(c.prefill, maxRelDiff(got[p*vocab:(p+1)*vocab], want[p*vocab:(p+1)*vocab]))
 	}
@@ -84,7 +85,7 @@ func checkFixtures(t *testing.T, newExec func(t *testing.T) graph.Executor, step
 			}
 			defer m.Close()
 			e := newExec(t)
-			c := compareWithCPU(t, m, e, ref.Prompts[0].IDs, steps)
+			c := compareWithCPU(t, m, m, e, ref.Prompts[0].IDs, steps)
 			t.Logf("%s: %d-token prefill max rel diff %.2g, %d decode steps %.2g", e.Name(), len(ref.Prompts[0].IDs), c.prefill, c.steps, c.decode)
 			if c.prefill > logitTol || c.decode > logitTol {
 				t.Errorf("logits differ from the CPU executor: prefill %.3g, decode %.3g (tolerance %g)", c.prefill, c.decode, logitTol)

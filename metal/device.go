@@ -36,7 +36,7 @@ type device interface {
 // buffer is a device buffer in shared storage: data is its host view.
 type buffer struct {
 	data   []byte
-	handle uintptr // the device's own reference (an MTLBuffer id on darwin)
+	handle unsafe.Pointer // the device's own reference (an MTLBuffer id on darwin)
 }
 
 // binding puts bytes [off, off+n) of buf at [[buffer(index)]]. A kernel

@@ -400,7 +400,9 @@ func (e *Executor) elementwise(kernel string, out, a, b *graph.Tensor, n int) {
 
 func (e *Executor) Add(out, a, b *graph.Tensor, n int) { e.elementwise("add", out, a, b, n) }
 
-func (e *Executor) SwiGLU(out, gate, up *graph.Tensor, n int) { e.elementwise("swiglu", out, gate, up, n) }
+func (e *Executor) SwiGLU(out, gate, up *graph.Tensor, n int) {
+	e.elementwise("swiglu", out, gate, up, n)
+}
 
 func (e *Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
 	e.onHost("MulSigmoid", func() { e.host.MulSigmoid(out, x, g, n) })

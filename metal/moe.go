@@ -141,10 +141,10 @@ func (m *moeBatch) run(run []int32, byExpert map[int32][]int, experts graph.Expe
 	}
 	inter := 0
 	type expert struct {
-		id              int32
-		gate, up, down  *kernels.Matrix
-		routes          []int
-		first           int // scratch row of routes[0] (batches)
+		id             int32
+		gate, up, down *kernels.Matrix
+		routes         []int
+		first          int // scratch row of routes[0] (batches)
 	}
 	list := make([]expert, 0, len(run))
 	row := 0
