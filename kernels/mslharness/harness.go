@@ -262,15 +262,18 @@ func Build(file, compat, dir string) (*Program, error) {
 	// instantiation, so drop host_name and [[kernel]] (the names are known
 	// from the scan); and threadgroup is `static` in metal_compat.h, which is
 	// right for threadgroup variables but not for pointer parameters and
-	// casts, where it is dropped.
+	// casts, where it becomes MSL_THREADGROUP_PARAM.
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
-	cpuSrc := fmt.Appendf(nil, "#line 1 %q\n%s", file, tgParamRE.ReplaceAll(instanceAttrRE.ReplaceAll(src, nil), []byte("$1")))
+	cpuSrc := fmt.Appendf(nil, "#line 1 %q\n%s", file, tgParamRE.ReplaceAll(instanceAttrRE.ReplaceAll(src, nil), []byte("${1}MSL_THREADGROUP_PARAM")))
 	cpuFile := filepath.Join(dir, base+".cpu.metal")
 	if err := os.WriteFile(cpuFile, cpuSrc, 0o644); err != nil {
 		return nil, err
+	}
+	if err := checkAddressSpaces(cxx, compat, cpuFile); err != nil {
+		return nil, fmt.Errorf("%s: %v", file, err)
 	}
 	mainCpp := filepath.Join(dir, base+"_main.cpp")
 	if err := os.WriteFile(mainCpp, generateMain(cpuFile, ks), 0o644); err != nil {
@@ -288,6 +291,23 @@ func Build(file, compat, dir string) (*Program, error) {
 		p.Kernels[k.Name] = k
 	}
 	return p, nil
+}
+
+// checkAddressSpaces type-checks the shader with Metal's address spaces as
+// clang address spaces (metal_compat.h's MSL_ADDRESS_SPACE_CHECK), which
+// catches what the empty qualifiers of the CPU build cannot: a device
+// pointer passed where a thread pointer is expected, and so on. Only clang
+// has address spaces in C++; with another compiler the check is skipped.
+func checkAddressSpaces(cxx, compat, file string) error {
+	if !strings.Contains(filepath.Base(cxx), "clang") {
+		return nil
+	}
+	out, err := exec.Command(cxx, "-std=c++17", "-fsyntax-only", "-DMSL_ADDRESS_SPACE_CHECK",
+		"-Wno-unknown-attributes", "-I", compat, "-x", "c++", file).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("address-space check (Metal would reject this): %v\n%s", err, out)
+	}
+	return nil
 }
 
 func generateMain(file string, ks []Kernel) []byte {

@@ -1,6 +1,7 @@
 package mslharness
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -48,4 +49,22 @@ func TestPlantedErrorsAreCaught(t *testing.T) {
 			t.Logf("%s caught: %v", kernel, err)
 		}
 	}
+}
+
+// A shader that mixes up Metal address spaces is rejected by Build (with
+// clang, which has address spaces in C++), as the Metal compiler would.
+func TestPlantedAddressSpaceError(t *testing.T) {
+	t.Parallel()
+	cxx, err := Compiler()
+	if err != nil {
+		t.Skip(err)
+	}
+	if !strings.Contains(filepath.Base(cxx), "clang") {
+		t.Skipf("the address-space check needs clang, have %s", cxx)
+	}
+	_, err = Build("testdata/address_space.metal", filepath.Join(mslDir, "compat"), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "address-space check") {
+		t.Fatalf("Build: %v, want an address-space check error", err)
+	}
+	t.Logf("caught: %.300s", err)
 }

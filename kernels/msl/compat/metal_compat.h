@@ -7,8 +7,9 @@
 //   - Address spaces: device, constant and thread are empty. threadgroup is
 //     `static`, so a threadgroup array declared in a kernel is shared by the
 //     threads of the threadgroup; the runtime runs one threadgroup at a time,
-//     which makes that exactly Metal's sharing. The harness deletes the
-//     keyword where it qualifies a parameter or a cast (after "(" or ",").
+//     which makes that exactly Metal's sharing. Where the keyword qualifies a
+//     parameter or a cast (after "(" or ","), the harness replaces it with
+//     MSL_THREADGROUP_PARAM.
 //     Threadgroup variables live in their own linker section, which the
 //     runtime fills with 0xff bytes (NaN floats) before every threadgroup, as
 //     Metal gives no initial value (g++ leaves out variables of function
@@ -21,6 +22,9 @@
 //     round, so a missing barrier shows up as a wrong result. A barrier not
 //     reached by every thread is reported as a deadlock.
 //   - SIMD-groups are 32 consecutive threads of the threadgroup.
+//   - With -DMSL_ADDRESS_SPACE_CHECK (clang only, -fsyntax-only), the
+//     address spaces become clang address spaces instead, so that the
+//     harness can check that a shader keeps them apart as Metal requires.
 //   - half and bfloat are 16-bit storage types that convert to and from float
 //     with round-to-nearest-even, like Metal; arithmetic happens in float.
 #pragma once
@@ -87,6 +91,14 @@ inline uint16_t f32_to_f16(float f) {
 }
 }  // namespace mslrt
 
+#ifdef MSL_ADDRESS_SPACE_CHECK
+// The address-space check only type-checks (clang -fsyntax-only). Member
+// functions cannot be called on address-space-qualified objects, so the
+// 16-bit types are distinct scalar types here: enums, which convert to float
+// implicitly and from float explicitly (write half(x), not half h = x).
+enum half : uint16_t {};
+enum bfloat : uint16_t {};
+#else
 struct half {
   uint16_t bits;
   half() = default;
@@ -114,6 +126,7 @@ struct bfloat {
   bfloat& operator*=(float o) { return *this = bfloat(float(*this) * o); }
   bfloat& operator/=(float o) { return *this = bfloat(float(*this) / o); }
 };
+#endif
 
 // ---------------------------------------------------------------------------
 // Vector types: float2/3/4, half2/4, uint2/3/4, int2/3/4, ushort2, ...
@@ -551,10 +564,21 @@ inline bool simd_any(bool b) {
 // ---------------------------------------------------------------------------
 // Metal keywords. Defined last so that nothing above is affected.
 
+#ifdef MSL_ADDRESS_SPACE_CHECK
+// Metal's address spaces as clang address spaces, so that mixing them up
+// (a device pointer stored in a thread pointer, ...) is a compile error as it
+// is in Metal.
+#define device __attribute__((address_space(1)))
+#define constant __attribute__((address_space(2)))
+#define threadgroup static __attribute__((address_space(3)))
+#define MSL_THREADGROUP_PARAM __attribute__((address_space(3)))
+#else
 #define device
 #define constant
-#define thread
 #define threadgroup static __attribute__((section("msl_threadgroup"), used))
+#define MSL_THREADGROUP_PARAM
+#endif
+#define thread
 #ifdef MSL_SCAN
 #define kernel __msl_kernel__
 #else
