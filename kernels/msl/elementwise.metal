@@ -58,3 +58,15 @@ kernel void moe_combine(device const float* x [[buffer(0)]],
   for (uint k = 0; k < topk; k++) acc += w[k] * y[k * dim + i];
   out[i] = acc;
 }
+
+// add_gated (the sigmoid-gated shared expert): out = x + sigmoid(gate[0]) * y.
+kernel void add_gated(device const float* x [[buffer(0)]],
+                      device const float* y [[buffer(1)]],
+                      device const float* gate [[buffer(2)]],
+                      device float* out [[buffer(3)]],
+                      constant uint& n [[buffer(4)]],
+                      uint i [[thread_position_in_grid]]) {
+  if (i >= n) return;
+  float g = 1.0f / (1.0f + exp(-gate[0]));
+  out[i] = x[i] + g * y[i];
+}

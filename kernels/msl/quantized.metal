@@ -320,6 +320,25 @@ kernel void gather_qmm(device const uint* w [[buffer(0)]],
     }
 }
 
+// dequant_rows (embedding lookup): out[t] = row ids[t] of W, dequantized;
+// out is [n, cols]. Launch: one thread per value, threads (256,1,1), groups
+// (ceil(cols/256), n, 1).
+template <int BITS, int GS, typename S>
+kernel void dequant_rows(device const uint* w [[buffer(0)]],
+                         device const S* scales [[buffer(1)]],
+                         device const S* biases [[buffer(2)]],
+                         device const int* ids [[buffer(3)]],
+                         device float* out [[buffer(4)]],
+                         constant uint& cols [[buffer(5)]],
+                         uint2 gid [[thread_position_in_grid]]) {
+  uint j = gid.x, t = gid.y;
+  if (j >= cols) return;
+  uint r = uint(ids[t]), groups = cols / GS;
+  device const uint* row = w + r * (cols * BITS / 32);
+  float s = float(scales[r * groups + j / GS]), b = float(biases[r * groups + j / GS]);
+  out[t * cols + j] = s * float(extract<BITS>(row, int(j))) + b;
+}
+
 #define INSTANTIATE(name, ...) template [[host_name(name)]] [[kernel]] decltype(__VA_ARGS__) __VA_ARGS__;
 
 #define QMV_INSTANCE(bits, gs, stype, sname)                                                \
@@ -327,7 +346,8 @@ kernel void gather_qmm(device const uint* w [[buffer(0)]],
   INSTANTIATE("gather_qmv_b" #bits "_g" #gs "_" #sname, gather_qmv<bits, gs, stype>)        \
   INSTANTIATE("gather_qmv_swiglu_b" #bits "_g" #gs "_" #sname, gather_qmv_swiglu<bits, gs, stype>) \
   INSTANTIATE("qmm_b" #bits "_g" #gs "_" #sname, qmm<bits, gs, stype>)                      \
-  INSTANTIATE("gather_qmm_b" #bits "_g" #gs "_" #sname, gather_qmm<bits, gs, stype>)
+  INSTANTIATE("gather_qmm_b" #bits "_g" #gs "_" #sname, gather_qmm<bits, gs, stype>)        \
+  INSTANTIATE("dequant_rows_b" #bits "_g" #gs "_" #sname, dequant_rows<bits, gs, stype>)
 
 #define QMV_GROUPS(bits, stype, sname) \
   QMV_INSTANCE(bits, 32, stype, sname) \

@@ -51,5 +51,11 @@ func TestElementwise(t *testing.T) {
 			0: f32Bytes(a), 1: f32Bytes(y), 2: f32Bytes(w), 3: zeros, 4: nb, 5: u32Bytes([]uint32{topk}),
 		}))
 		compare(t, "moe_combine", bytesF32(out[3]), want, 1e-6, 1e-6)
+
+		gate := randn(r, 1, 2)
+		copy(want, a)
+		kernels.AddScaled(want, b, kernels.Sigmoid(gate[0]))
+		out = launch(t, p, "add_gated", oneD(n, map[int][]byte{0: f32Bytes(a), 1: f32Bytes(b), 2: f32Bytes(gate), 3: zeros, 4: nb}))
+		compare(t, "add_gated", bytesF32(out[3]), want, 1e-6, 1e-6)
 	}
 }

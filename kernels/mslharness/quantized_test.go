@@ -248,3 +248,27 @@ func TestGatherQMM(t *testing.T) {
 		}
 	}
 }
+
+func TestDequantRows(t *testing.T) {
+	t.Parallel()
+	p := program(t, "quantized.metal")
+	r := newRand(19)
+	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
+		for _, group := range []int{32, 64, 128} {
+			for _, f16 := range []bool{false, true} {
+				rows, cols := 50, 3*group
+				m := randQuant(r, rows, cols, bits, group, f16)
+				ids := []int32{7, 0, 49, 7}
+				want := make([]float32, len(ids)*cols)
+				for k, id := range ids {
+					m.Row(int(id), want[k*cols:(k+1)*cols])
+				}
+				w, s, b := quantBuffers(m)
+				name := fmt.Sprintf("dequant_rows_b%d_g%d_%s", bits, group, scaleName(f16))
+				out := launch(t, p, name, Launch{Groups: [3]int{(cols + 255) / 256, len(ids), 1}, Threads: [3]int{256, 1, 1},
+					Buffers: map[int][]byte{0: w, 1: s, 2: b, 3: i32Bytes(ids), 4: f32Bytes(make([]float32, len(want))), 5: u32Bytes([]uint32{uint32(cols)})}})
+				compare(t, name, bytesF32(out[4]), want, 0, 0)
+			}
+		}
+	}
+}
