@@ -9,6 +9,9 @@
 // that text with the same tokenizer files (tokenizer/testdata).
 //   cold:  first encode after loading (Go: piece cache cleared every pass)
 //   warm:  mean of the following passes (Go: piece cache warm)
+// Throughput is given per second of wall-clock time and per CPU second of
+// the process (node: process.cpuUsage, which counts the Rust worker thread;
+// Go: getrusage). The machines are shared; the CPU figures are the steadier.
 'use strict';
 const fs = require('fs');
 const os = require('os');
@@ -27,8 +30,8 @@ function goBench(corpusPath) {
   });
   const mbs = {};
   for (const line of out.split('\n')) {
-    const m = line.match(/^BenchmarkEncode\/(\w+)\/(cached|nocache)(\/regexp2)?-\d+\s+\d+\s+\d+ ns\/op\s+([\d.]+) MB\/s/);
-    if (m) mbs[`${m[1]}/${m[2]}${m[3] || ''}`] = parseFloat(m[4]);
+    const m = line.match(/^BenchmarkEncode\/(\w+)\/(cached|nocache)(\/regexp2)?-\d+\s+\d+\s+\d+ ns\/op\s+([\d.]+) MB\/s\s+([\d.]+) cpu-MB\/s/);
+    if (m) mbs[`${m[1]}/${m[2]}${m[3] || ''}`] = { wall: parseFloat(m[4]), cpu: parseFloat(m[5]) };
   }
   return { mbs, out };
 }
@@ -38,15 +41,26 @@ async function rustBench(name, text) {
   const tok = Tokenizer.fromString(json);
   const bytes = Buffer.byteLength(text, 'utf8');
   const time = async () => {
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const enc = await tok.encode(text, null, { addSpecialTokens: false });
-    const s = Number(process.hrtime.bigint() - t0) / 1e9;
-    return { s, tokens: enc.getLength() };
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    const c = process.cpuUsage(c0);
+    return { wall, cpu: (c.user + c.system) / 1e6, tokens: enc.getLength() };
   };
+  const mb = bytes / 1e6;
   const cold = await time();
-  let warm = 0;
-  for (let i = 0; i < passes; i++) warm += (await time()).s;
-  return { cold: bytes / 1e6 / cold.s, warm: bytes / 1e6 / (warm / passes), tokens: cold.tokens, bytes };
+  let wall = 0, cpu = 0;
+  for (let i = 0; i < passes; i++) {
+    const t = await time();
+    wall += t.wall;
+    cpu += t.cpu;
+  }
+  return {
+    cold: { wall: mb / cold.wall, cpu: mb / cold.cpu },
+    warm: { wall: mb * passes / wall, cpu: mb * passes / cpu },
+    tokens: cold.tokens,
+  };
 }
 
 async function main() {
@@ -55,14 +69,18 @@ async function main() {
   const text = fs.readFileSync(corpusPath, 'utf8');
   fs.unlinkSync(corpusPath);
   console.log(`corpus: ${Buffer.byteLength(text)} bytes; ${os.cpus()[0].model}, ${os.cpus().length} CPUs; ${passes} passes each`);
-  console.log('tokenizer     mode   Rust MB/s   Go MB/s   Go/Rust   Go regexp2 MB/s');
+  console.log('MB/s: wall-clock | per CPU second');
+  console.log('tokenizer     mode       Rust MB/s          Go MB/s          Go/Rust     Go regexp2 MB/s');
+  const f = (x) => `${x.wall.toFixed(2).padStart(6)} | ${x.cpu.toFixed(2).padStart(6)}`;
   for (const name of names) {
     const rust = await rustBench(name, text);
-    for (const [mode, goKey, rustMBs] of [['cold', 'nocache', rust.cold], ['warm', 'cached', rust.warm]]) {
+    for (const [mode, goKey] of [['cold', 'nocache'], ['warm', 'cached']]) {
       const g = go.mbs[`${name}/${goKey}`];
       const gr = go.mbs[`${name}/${goKey}/regexp2`];
-      if (g === undefined) throw new Error(`no Go result for ${name}/${goKey}:\n${go.out}`);
-      console.log(`${name.padEnd(13)} ${mode.padEnd(6)} ${rustMBs.toFixed(2).padStart(9)} ${g.toFixed(2).padStart(9)} ${(g / rustMBs).toFixed(1).padStart(8)}x ${gr.toFixed(2).padStart(12)}`);
+      if (g === undefined || gr === undefined) throw new Error(`no Go result for ${name}/${goKey}:\n${go.out}`);
+      const r = rust[mode];
+      const ratio = { wall: g.wall / r.wall, cpu: g.cpu / r.cpu };
+      console.log(`${name.padEnd(13)} ${mode.padEnd(6)} ${f(r)}   ${f(g)}   ${ratio.wall.toFixed(1).padStart(5)}x | ${ratio.cpu.toFixed(1).padStart(5)}x   ${f(gr)}`);
     }
   }
 }
