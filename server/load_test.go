@@ -53,7 +53,7 @@ func TestHealthAndMetricsWhileGenerating(t *testing.T) {
 	}
 	text, _ := io.ReadAll(m.Body)
 	m.Body.Close()
-	if d := time.Since(start); d > 200*time.Millisecond {
+	if d := time.Since(start); d > time.Second {
 		t.Errorf("health and metrics took %v during a generation", d)
 	}
 	for _, want := range []string{"mlxmoe_generating 1", "mlxmoe_expert_hit_rate 0.93", "# TYPE mlxmoe_expert_bytes_paged_total counter",
@@ -76,7 +76,7 @@ func TestHealthAndMetricsWhileGenerating(t *testing.T) {
 // A client that disconnects stops its generation within about one token.
 func TestDisconnectStopsGeneration(t *testing.T) {
 	b := fake("qwen3")
-	b.TokenDelay = 50 * time.Millisecond
+	b.TokenDelay = 100 * time.Millisecond
 	b.Reply = func(string) []string { return strings.Split(strings.Repeat("tok ", 200), " ") }
 	ts := start(t, b, server.Config{})
 	for _, body := range []string{
@@ -92,7 +92,7 @@ func TestDisconnectStopsGeneration(t *testing.T) {
 		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
 		cancelAt := make(chan time.Time, 1)
 		go func() {
-			time.Sleep(120 * time.Millisecond)
+			time.Sleep(250 * time.Millisecond)
 			cancelAt <- time.Now()
 			cancel()
 		}()
@@ -103,7 +103,7 @@ func TestDisconnectStopsGeneration(t *testing.T) {
 		cancelled := <-cancelAt
 		waitFor(t, ts.URL, func(h map[string]any) bool { return h["generating"] == false })
 		d := time.Since(cancelled)
-		if d > 150*time.Millisecond || b.Cancelled() != before+1 {
+		if d > b.TokenDelay || b.Cancelled() != before+1 {
 			t.Errorf("%s: generation ran on %v after the disconnect (cancelled %d)", path, d, b.Cancelled()-before)
 		}
 		t.Logf("%s: generation stopped %v after the client left (a token takes %v)", path, d.Round(time.Millisecond), b.TokenDelay)
