@@ -10,18 +10,22 @@
 //
 //	darwincheck ./metal/...
 //
-// It prints one "file:line:col: message" line per finding and exits 1 when
-// there is any, 2 when the packages cannot be loaded.
+// It prints one "file:line:col: kind: message" line per finding (kind is
+// "type" or "panic") and exits 1 when there is any, 2 when the packages
+// cannot be loaded. -panics also lists the darwinkit functions it derived as
+// panicking.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"sort"
 )
 
 func main() {
 	dir := flag.String("C", ".", "run `go list` in this directory (the module holding the packages)")
+	listPanics := flag.Bool("panics", false, "also print the darwinkit functions derived as panicking, with the reason")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: darwincheck [-C dir] packages...\n")
 		flag.PrintDefaults()
@@ -31,11 +35,22 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	findings, err := Check(*dir, flag.Args()...)
+	r, err := check(*dir, flag.Args())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "darwincheck:", err)
 		os.Exit(2)
 	}
+	if *listPanics {
+		var lines []string
+		for fn, why := range r.panics {
+			lines = append(lines, fmt.Sprintf("%s: %s", fn.FullName(), why))
+		}
+		sort.Strings(lines)
+		for _, l := range lines {
+			fmt.Println(l)
+		}
+	}
+	findings := r.findings
 	for _, f := range findings {
 		fmt.Println(f)
 	}
