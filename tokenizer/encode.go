@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // scratch holds the buffers of one Encode call, reused through a pool.
@@ -15,6 +16,7 @@ type scratch struct {
 	queue             []candidate
 	ids               []int32
 	front             frontCache
+	frontGen          uint64 // pieceCache.gen when front was last emptied
 }
 
 // frontCache is a small direct-mapped cache of short pieces in front of the
@@ -42,8 +44,9 @@ func (f *frontCache) slot(w string) *frontEntry {
 // pieceCache remembers the tokens of pieces already encoded; text repeats
 // words so much that most pieces are found here.
 type pieceCache struct {
-	mu sync.Mutex
-	m  map[string][]int32
+	mu  sync.Mutex
+	m   map[string][]int32
+	gen atomic.Uint64 // counts clear calls; front caches older than it are emptied
 }
 
 const (
@@ -51,9 +54,11 @@ const (
 	cacheMaxPieceLen = 256
 )
 
+// clear forgets every piece, in the front caches too.
 func (c *pieceCache) clear() {
 	c.mu.Lock()
 	c.m = nil
+	c.gen.Add(1)
 	c.mu.Unlock()
 }
 
@@ -81,6 +86,9 @@ func (t *Tokenizer) Encode(text string) []int {
 	sc, _ := t.pool.Get().(*scratch)
 	if sc == nil {
 		sc = &scratch{}
+	}
+	if gen := t.cache.gen.Load(); sc.frontGen != gen {
+		sc.front, sc.frontGen = frontCache{}, gen
 	}
 	sc.ids = t.encode(sc.ids[:0], validUTF8(text), sc)
 	out := make([]int, len(sc.ids))
