@@ -878,7 +878,6 @@ func init() {
 					return nil, errors.New("ValueError: tojson separators must be a pair of strings")
 				}
 				opts.ItemSep, opts.KeySep = String(items[0]), String(items[1])
-				opts.customSep = true
 			}
 			opts.SortKeys = truthy(p.get(3, "sort_keys", false))
 			if err := p.done(4); err != nil {

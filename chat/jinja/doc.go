@@ -5,7 +5,7 @@
 //
 // It is a deliberate subset sized to chat templates: statements if, for (with
 // else, inline if, loop.*), set (also blocks and namespace attributes), macro,
-// filter, raw, break/continue and transformers' generation block; the usual
+// with, filter, raw, break/continue and transformers' generation block; the usual
 // expressions, filters, tests and the str/dict/list methods templates call.
 // Values follow Python semantics (printing, equality, truthiness, errors),
 // which is what existing Go Jinja engines got wrong on real templates.

@@ -165,6 +165,18 @@ func exec(n node, s *scope, out *strings.Builder) (control, error) {
 			return ctlNone, err
 		}
 		out.WriteString(String(v))
+	case *withNode:
+		ws := s.child()
+		for i, target := range n.targets {
+			v, err := eval(n.values[i], s) // values see the outer scope, as in jinja2
+			if err != nil {
+				return ctlNone, err
+			}
+			if err := assign(target, v, ws); err != nil {
+				return ctlNone, err
+			}
+		}
+		return execBody(n.body, ws, out)
 	case *macroNode:
 		s.vars[n.name] = makeMacro(n, s)
 	case *breakNode:
@@ -340,7 +352,7 @@ func makeMacro(n *macroNode, def *scope) Func {
 		if len(args) > len(n.params) {
 			extra = args[len(n.params):]
 		}
-		ms.vars["varargs"] = extra
+		ms.vars["varargs"] = Tuple(extra)
 		kw := NewDict()
 		for i, k := range kwargs.keys {
 			if ks, _ := k.(string); !containsStr(n.params, ks) {

@@ -16,16 +16,15 @@ type JSONOptions struct {
 	EnsureASCII bool
 	Indent      *string // nil: one line
 	SortKeys    bool
-	// ItemSep and KeySep replace json.dumps' defaults (", " and ": ", or ","
-	// and ": " with an indent) when customSep is set.
+	// ItemSep and KeySep are json.dumps' separators; empty means its
+	// defaults (", " and ": ", or "," and ": " with an indent).
 	ItemSep, KeySep string
-	customSep       bool
 }
 
 // ToJSON is json.dumps(v, ...): key order is kept, floats print as Python
 // prints them (1.0 stays 1.0) and nothing is HTML-escaped.
 func ToJSON(v any, opts JSONOptions) (string, error) {
-	if !opts.customSep {
+	if opts.ItemSep == "" && opts.KeySep == "" {
 		opts.ItemSep, opts.KeySep = ", ", ": "
 		if opts.Indent != nil {
 			opts.ItemSep = ","

@@ -38,6 +38,11 @@ type (
 		defaults []expr // per param, nil when none
 		body     []node
 	}
+	withNode struct {
+		targets []assignTarget
+		values  []expr
+		body    []node
+	}
 	filterBlockNode struct {
 		filters []*filterExpr
 		body    []node
@@ -261,6 +266,8 @@ func (p *parser) parseStatement() (node, error) {
 			return nil, err
 		}
 		return &filterBlockNode{filters, body}, p.expectBlockEnd()
+	case "with":
+		return p.parseWith()
 	case "generation":
 		// transformers' marker for assistant text; it renders its body unchanged.
 		if err := p.expectBlockEnd(); err != nil {
@@ -277,6 +284,37 @@ func (p *parser) parseStatement() (node, error) {
 		return &continueNode{}, p.expectBlockEnd()
 	}
 	return nil, &SyntaxError{t.line, fmt.Sprintf("unknown or unsupported tag '%s'", t.val)}
+}
+
+func (p *parser) parseWith() (node, error) {
+	n := &withNode{}
+	for p.cur().kind != tokBlockEnd {
+		if len(n.targets) > 0 {
+			if err := p.expectOp(","); err != nil {
+				return nil, err
+			}
+		}
+		target, err := p.parseAssignTarget(false)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.expectOp("="); err != nil {
+			return nil, err
+		}
+		v, err := p.parseExpression(true)
+		if err != nil {
+			return nil, err
+		}
+		n.targets = append(n.targets, target)
+		n.values = append(n.values, v)
+	}
+	p.next()
+	body, _, err := p.parseBody("endwith")
+	if err != nil {
+		return nil, err
+	}
+	n.body = body
+	return n, p.expectBlockEnd()
 }
 
 func (p *parser) parseIf() (node, error) {
