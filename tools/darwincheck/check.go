@@ -49,8 +49,11 @@ var darwinEnv = []string{"GOOS=darwin", "GOARCH=arm64", "CGO_ENABLED=1"}
 // the calls in the named packages. Type errors are reported for every package
 // outside the standard library (darwinkit included); the panic lint only for
 // the named packages.
-func Check(dir string, patterns ...string) ([]Finding, error) {
-	r, err := check(dir, patterns)
+//
+// With tests set, the packages' _test.go files (in-package and external) are
+// checked and linted too.
+func Check(dir string, tests bool, patterns ...string) ([]Finding, error) {
+	r, err := check(dir, tests, patterns)
 	if err != nil {
 		return nil, err
 	}
@@ -64,20 +67,31 @@ type result struct {
 	panics   map[*types.Func]string
 }
 
-func check(dir string, patterns []string) (*result, error) {
-	pkgs, err := goList(dir, patterns)
+func check(dir string, tests bool, patterns []string) (*result, error) {
+	pkgs, err := goList(dir, tests, patterns)
 	if err != nil {
 		return nil, err
 	}
+	var findings []Finding
+	// A package and its test variant share files: report each problem once.
+	seen := make(map[string]bool)
+	add := func(f Finding) {
+		if key := f.String(); !seen[key] {
+			seen[key] = true
+			findings = append(findings, f)
+		}
+	}
 	fset := token.NewFileSet()
 	checked := make(map[string]*types.Package)
-	var findings []Finding
 	var targets []*checkedPackage
 	var all []*checkedPackage
 	for _, lp := range pkgs {
 		if lp.ImportPath == "unsafe" {
 			checked["unsafe"] = types.Unsafe
 			continue
+		}
+		if strings.HasSuffix(lp.ImportPath, ".test") {
+			continue // the generated test main
 		}
 		if lp.Error != nil && !lp.Standard {
 			return nil, fmt.Errorf("package %s: %s", lp.ImportPath, lp.Error.Err)
@@ -89,7 +103,7 @@ func check(dir string, patterns []string) (*result, error) {
 		checked[lp.ImportPath] = cp.pkg
 		if !lp.Standard {
 			for _, e := range errs {
-				findings = append(findings, Finding{Pos: fset.Position(e.Pos), Kind: "type", Msg: e.Msg})
+				add(Finding{Pos: fset.Position(e.Pos), Kind: "type", Msg: e.Msg})
 			}
 			all = append(all, cp)
 		}
@@ -99,13 +113,21 @@ func check(dir string, patterns []string) (*result, error) {
 	}
 	panics := findPanickingFuncs(all)
 	for _, cp := range targets {
-		findings = append(findings, lintCalls(fset, cp, panics)...)
+		for _, f := range lintCalls(fset, cp, panics) {
+			add(f)
+		}
 	}
 	return &result{findings: findings, panics: panics}, nil
 }
 
-func goList(dir string, patterns []string) ([]*listedPackage, error) {
-	args := append([]string{"list", "-e", "-json=ImportPath,Dir,Standard,DepOnly,GoFiles,CgoFiles,ImportMap,Module,Error", "-deps"}, patterns...)
+func goList(dir string, tests bool, patterns []string) ([]*listedPackage, error) {
+	args := []string{"list", "-e", "-json=ImportPath,Dir,Standard,DepOnly,GoFiles,CgoFiles,ImportMap,Module,Error", "-deps"}
+	if tests {
+		// Adds "p [p.test]" (GoFiles include the in-package tests) and
+		// "p_test [p.test]" variants.
+		args = append(args, "-test")
+	}
+	args = append(args, patterns...)
 	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), darwinEnv...)

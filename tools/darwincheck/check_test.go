@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +42,7 @@ func plants(t *testing.T, file string) map[int]string {
 
 func TestPlantedErrorsAreReported(t *testing.T) {
 	requireDarwinkit(t)
-	findings, err := Check(fixture, "./bad")
+	findings, err := Check(fixture, false, "./bad")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestPlantedErrorsAreReported(t *testing.T) {
 
 func TestCleanPackageHasNoFindings(t *testing.T) {
 	requireDarwinkit(t)
-	findings, err := Check(fixture, "./good")
+	findings, err := Check(fixture, true, "./good")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestCleanPackageHasNoFindings(t *testing.T) {
 // derivation finds the ones known to panic and spares ones known to work.
 func TestDerivedPanickingMethods(t *testing.T) {
 	requireDarwinkit(t)
-	r, err := check(fixture, []string{"./good"})
+	r, err := check(fixture, false, []string{"./good"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,47 @@ func TestDerivedPanickingMethods(t *testing.T) {
 // findings.
 func TestLoadErrorIsAnError(t *testing.T) {
 	requireDarwinkit(t)
-	if _, err := Check(fixture, "./nosuchpackage"); err == nil {
+	if _, err := Check(fixture, false, "./nosuchpackage"); err == nil {
 		t.Fatal("Check of a missing package returned no error")
+	}
+}
+
+// With -tests, planted problems in in-package and external test files are
+// reported (once each, though the package is loaded twice); without, they
+// are not.
+func TestPlantedErrorsInTests(t *testing.T) {
+	requireDarwinkit(t)
+	dir, _ := filepath.Abs(filepath.Join(fixture, "withtests"))
+	want := make(map[string]string) // file:line -> kind
+	for _, name := range []string{"withtests_test.go", "external_test.go"} {
+		for line, kind := range plants(t, filepath.Join(dir, name)) {
+			want[fmt.Sprintf("%s:%d", name, line)] = kind
+		}
+	}
+	if len(want) != 3 {
+		t.Fatalf("fixture has %d plants in tests, want 3", len(want))
+	}
+	findings, err := Check(fixture, true, "./withtests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(map[string]string)
+	for _, f := range findings {
+		t.Log(f)
+		key := fmt.Sprintf("%s:%d", filepath.Base(f.Pos.Filename), f.Pos.Line)
+		if _, dup := got[key]; dup {
+			t.Errorf("%s reported twice", key)
+		}
+		got[key] = f.Kind
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("findings %v, want %v", got, want)
+	}
+	findings, err = Check(fixture, false, "./withtests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(findings) != 0 {
+		t.Errorf("without tests: %v, want none", findings)
 	}
 }

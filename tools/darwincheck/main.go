@@ -26,8 +26,9 @@ import (
 func main() {
 	dir := flag.String("C", ".", "run `go list` in this directory (the module holding the packages)")
 	listPanics := flag.Bool("panics", false, "also print the darwinkit functions derived as panicking, with the reason")
+	tests := flag.Bool("tests", false, "also check the packages' _test.go files")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: darwincheck [-C dir] packages...\n")
+		fmt.Fprintf(os.Stderr, "usage: darwincheck [-C dir] [-tests] [-panics] packages...\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -35,7 +36,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	r, err := check(*dir, flag.Args())
+	r, err := check(*dir, *tests, flag.Args())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "darwincheck:", err)
 		os.Exit(2)
