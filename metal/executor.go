@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"sort"
 	"unsafe"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
@@ -503,14 +502,4 @@ func (e *Executor) GatedDelta(out, q, k, v, g, beta *graph.Tensor, n int, state 
 		e.tensor(0, state, 0), e.tensor(1, q, 0), e.tensor(2, k, 0), e.tensor(3, v, 0),
 		e.tensor(4, g, 0), e.tensor(5, beta, 0), e.tensor(6, out, 0),
 		e.upload(7, deltaParams{uint32(hk), uint32(hv), uint32(dk), uint32(dv), uint32(n)}))
-}
-
-// sortedKeys returns m's keys in order (for messages).
-func sortedKeys(m map[string]int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

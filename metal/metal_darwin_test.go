@@ -24,7 +24,7 @@ func newMetal(t *testing.T) graph.Executor {
 
 // TestFixturesOnMetal compares the Metal executor with the CPU executor on
 // every fixture model: a prompt as one batch, then decode steps.
-func TestFixturesOnMetal(t *testing.T) { checkFixtures(t, newMetal, 8) }
+func TestFixturesOnMetal(t *testing.T) { checkFixtures(t, nil, newMetal, 8) }
 
 // TestEmbeddedModelOnMetal does the same on the embedded trained model,
 // with its experts resident and with them paged through the executor's
