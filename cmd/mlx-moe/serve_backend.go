@@ -22,9 +22,6 @@ type engineBackend struct {
 }
 
 func loadServeBackend(o serveOptions, stderr io.Writer) (server.Backend, func() error, error) {
-	if o.kvBits != 0 {
-		fmt.Fprintf(stderr, "serve: --kv-bits %d accepted but KV-cache quantization is not implemented yet; the cache stays float32\n", o.kvBits)
-	}
 	m, err := o.model.load(true, stderr)
 	if err != nil {
 		return nil, nil, err
