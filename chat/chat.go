@@ -71,7 +71,7 @@ func (e *TemplateError) Error() string { return e.Message }
 type Template struct {
 	source    string                     // the default template's text; "" for the fallback
 	templates map[string]*jinja.Template // by name: "default", "tool_use", ...
-	special   map[string]string          // bos_token, eos_token, unk_token, pad_token when set
+	special   map[string]string          // bos_token, eos_token, ... when set
 	fallback  bool
 
 	// Now is the clock strftime_now reads; nil means time.Now.
@@ -86,7 +86,7 @@ type Template struct {
 // fallbackSource renders messages as plain "role: content" lines.
 const fallbackSource = "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"
 
-var specialTokenNames = []string{"bos_token", "eos_token", "unk_token", "pad_token"}
+var specialTokenNames = []string{"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}
 
 // LoadTemplate reads the chat template and special tokens of the model in
 // dir: tokenizer_config.json, and chat_template.json or chat_template.jinja
@@ -249,7 +249,8 @@ func (t *Template) Source() string { return t.source }
 func (t *Template) HasTemplate() bool { return !t.fallback }
 
 // SpecialToken returns a special token from tokenizer_config.json by its key
-// ("bos_token", "eos_token", "unk_token", "pad_token"); "" when unset.
+// (bos_token, eos_token, unk_token, sep_token, pad_token, cls_token,
+// mask_token); "" when unset.
 func (t *Template) SpecialToken(name string) string { return t.special[name] }
 
 // reserved are the variables Render sets itself; kwargs may not name them.

@@ -81,7 +81,7 @@ def load(model_dir):
     else:
         templates = {"default": ct}
     special = {}
-    for k in ("bos_token", "eos_token", "unk_token", "pad_token"):
+    for k in ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"):
         v = token(cfg.get(k))
         if v is not None:
             special[k] = v
