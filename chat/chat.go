@@ -74,7 +74,8 @@ type Template struct {
 	special   map[string]string          // bos_token, eos_token, ... when set
 	fallback  bool
 
-	// Now is the clock strftime_now reads; nil means time.Now.
+	// Now is the clock strftime_now reads; nil means time.Now. Set Now and
+	// Notes before the first Render.
 	Now func() time.Time
 	// Notes receives the one-time note that the model has no chat template;
 	// nil means os.Stderr.

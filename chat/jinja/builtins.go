@@ -683,7 +683,7 @@ func init() {
 			case *Dict:
 				return dictItems(x), nil
 			}
-			return nil, errors.New("TypeError: Can only get item pairs from a mapping.")
+			return nil, errors.New("TypeError: Can only get item pairs from a mapping")
 		},
 		"join": func(v any, p *params) (any, error) {
 			sep := String(p.get(0, "d", ""))
