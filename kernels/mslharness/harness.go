@@ -10,6 +10,12 @@
 // Each launch runs in a child process (a crash or deadlock in a shader is an
 // error, not a crash of the test) with every buffer placed right below an
 // inaccessible page, so out-of-bounds accesses past a buffer's end fail.
+// With clang, Build also type-checks the shader with Metal's address spaces
+// as clang address spaces, which the CPU build cannot see. Built runners are
+// cached by content ($MSL_CACHE, else the user cache directory).
+//
+// What this does not show: that the Metal compiler accepts a shader beyond
+// C++ and address spaces, Metal's fast-math precision, and timing.
 //
 // Typical use in a test:
 //
