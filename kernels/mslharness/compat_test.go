@@ -78,19 +78,28 @@ func TestCompatSimdFunctions(t *testing.T) {
 		x[i] = float32((i*37)%23) - 11 // small integers: sums are exact
 	}
 	out := launch(t, p, "simd_ops", Launch{Groups: [3]int{1, 1, 1}, Threads: [3]int{n, 1, 1}, Seed: 5,
-		Buffers: map[int][]byte{0: f32Bytes(x), 1: f32Bytes(make([]float32, 7*n))}})
+		Buffers: map[int][]byte{0: f32Bytes(x), 1: f32Bytes(make([]float32, 11*n))}})
 	got := bytesF32(out[1])
 	for tid := range n {
 		base, lanes := tid/32*32, min(32, n-tid/32*32)
 		lane := tid - base
 		g := x[base : base+lanes]
 		var sum, prefix float32
-		mx, mn := g[0], g[0]
+		mx, mn, prod, anyEq, allGt := g[0], g[0], float32(1), float32(0), float32(2)
 		for i, v := range g {
 			sum += v
 			mx, mn = max(mx, v), min(mn, v)
 			if i < lane {
 				prefix += v
+			}
+			if v > 0 {
+				prod *= 2
+			}
+			if v == 11 {
+				anyEq = 1
+			}
+			if v <= -12 {
+				allGt = 0
 			}
 		}
 		down, xor := g[lane], g[lane]
@@ -100,10 +109,14 @@ func TestCompatSimdFunctions(t *testing.T) {
 		if lane^5 < lanes {
 			xor = g[lane^5]
 		}
-		want := []float32{sum, mx, mn, prefix, down, xor, g[7]}
+		up := g[lane]
+		if lane >= 2 {
+			up = g[lane-2]
+		}
+		want := []float32{sum, mx, mn, prefix, down, xor, g[7], prefix + g[lane], up, prod, anyEq + allGt}
 		for k, w := range want {
-			if got[tid*7+k] != w {
-				t.Errorf("thread %d, op %d: %g, want %g", tid, k, got[tid*7+k], w)
+			if got[tid*11+k] != w {
+				t.Errorf("thread %d, op %d: %g, want %g", tid, k, got[tid*11+k], w)
 			}
 		}
 	}
