@@ -97,3 +97,25 @@ func TestBadInputExitsOne(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenize: the tokenize command needs only the tokenizer files and
+// prints the Hugging Face ids; --file takes the file's exact bytes.
+func TestTokenize(t *testing.T) {
+	dir, _ := filepath.Abs("../../tokenizer/testdata/qwen3")
+	var out, errOut strings.Builder
+	if code := run([]string{"tokenize", "--model", dir, "Hello world"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if got := strings.TrimSpace(out.String()); got != "[9707,1879]" {
+		t.Fatalf("tokenize printed %s, want [9707,1879]", got)
+	}
+	file := filepath.Join(t.TempDir(), "text")
+	os.WriteFile(file, []byte("Hello world\n"), 0o644)
+	out.Reset()
+	if code := run([]string{"tokenize", "--model", dir, "--file", file}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if got := strings.TrimSpace(out.String()); got != "[9707,1879,198]" {
+		t.Fatalf("tokenize --file printed %s, want [9707,1879,198] (the newline kept)", got)
+	}
+}
