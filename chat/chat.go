@@ -264,14 +264,14 @@ var reserved = map[string]bool{"messages": true, "tools": true, "documents": tru
 // and slices and maps of these.
 func (t *Template) Render(messages []Message, tools []json.RawMessage, addGenerationPrompt bool, kwargs map[string]any) (string, error) {
 	msgs := make([]any, len(messages))
-	var textMsgs []any // the same messages with arguments as JSON text, when any call has them
+	hasCalls := false
 	for i, m := range messages {
 		msgs[i] = messageValue(m, false)
-		if len(m.ToolCalls) > 0 && textMsgs == nil {
-			textMsgs = make([]any, len(messages))
-		}
+		hasCalls = hasCalls || len(m.ToolCalls) > 0
 	}
-	if textMsgs != nil {
+	var textMsgs []any // the same messages with arguments as JSON text
+	if hasCalls {
+		textMsgs = make([]any, len(messages))
 		for i, m := range messages {
 			textMsgs[i] = messageValue(m, true)
 		}
@@ -306,7 +306,8 @@ func (t *Template) Render(messages []Message, tools []json.RawMessage, addGenera
 // "add_generation_prompt": true, ...}: every other key is passed to the
 // template as a variable (enable_thinking, reasoning_effort, ...). Values keep
 // their JSON form (null stays none, key order is kept), except that string
-// tool-call arguments are decoded into objects.
+// tool-call arguments are decoded into objects (as in Render, a template that
+// fails on objects is given the JSON text).
 func (t *Template) RenderRequest(raw []byte) (string, error) {
 	v, err := jinja.FromJSON(raw)
 	if err != nil {
