@@ -261,7 +261,8 @@ var reserved = map[string]bool{"messages": true, "tools": true, "documents": tru
 // each a JSON object ({"type": "function", "function": {...}}); nil means no
 // tools (the template sees none). kwargs are extra template variables such
 // as "enable_thinking": Go bools, strings, numbers, nil, json.RawMessage,
-// and slices and maps of these.
+// json.Number, and slices and maps of these. Pass JSON from a client as
+// json.RawMessage to keep its key order and its 1 versus 1.0.
 func (t *Template) Render(messages []Message, tools []json.RawMessage, addGenerationPrompt bool, kwargs map[string]any) (string, error) {
 	msgs := make([]any, len(messages))
 	hasCalls := false
@@ -488,6 +489,8 @@ func goValue(v any) (any, error) {
 		return float64(x), nil
 	case json.RawMessage:
 		return jinja.FromJSON(x)
+	case json.Number:
+		return jinja.FromJSON([]byte(x))
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {

@@ -253,16 +253,17 @@ func TestArgumentsReachTemplateAsObject(t *testing.T) {
 }
 
 func TestKwargsAndTools(t *testing.T) {
-	tmpl, err := New(`{{ bos_token }}{{ flag }} {{ n }} {{ obj|tojson }} {{ tools|length }} {{ tools[0].function.name }} {{ documents }}`, map[string]string{"bos_token": "<s>"})
+	tmpl, err := New(`{{ bos_token }}{{ flag }} {{ n }} {{ obj|tojson }} {{ tools|length }} {{ tools[0].function.name }} {{ documents }} {{ num }} {{ raw|tojson }}`, map[string]string{"bos_token": "<s>"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := tmpl.Render(nil, []json.RawMessage{json.RawMessage(`{"type": "function", "function": {"name": "f"}}`)}, false,
-		map[string]any{"flag": true, "n": 3, "obj": map[string]any{"b": 1.5, "a": []string{"x"}}})
+		map[string]any{"flag": true, "n": 3, "obj": map[string]any{"b": 1.5, "a": []string{"x"}},
+			"num": json.Number("2.0"), "raw": json.RawMessage(`{"z": 1, "a": 1.0}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `<s>True 3 {"a": ["x"], "b": 1.5} 1 f None`; got != want {
+	if want := `<s>True 3 {"a": ["x"], "b": 1.5} 1 f None 2.0 {"z": 1, "a": 1.0}`; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 	if _, err := tmpl.Render(nil, nil, false, map[string]any{"messages": 1}); err == nil {
