@@ -1,9 +1,11 @@
 package metal
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
+	"github.com/mlx-moe/mlx-moe/defaultmodel"
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/model"
@@ -96,4 +98,37 @@ func checkFixtures(t *testing.T, names []string, newExec func(t *testing.T) grap
 			}
 		})
 	}
+}
+
+// checkEmbeddedModel compares e with the CPU executor on the embedded trained
+// model over the first promptLen tokens of a held-out chunk and steps decode
+// steps, with the experts resident and then paged through e's SlotAllocator
+// (exact policy, a quarter of each layer's experts resident).
+func checkEmbeddedModel(t *testing.T, newExec func(t *testing.T) graph.Executor, promptLen, steps int) {
+	dir, err := defaultmodel.Dir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := fixture.LoadReference(t, fixture.Dir(t, "models/"+defaultmodel.Name))
+	prompt := ref.Heldout.Chunks[0].IDs[:promptLen]
+	want, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer want.Close()
+	check := func(what string, got *model.Model, e graph.Executor) {
+		c := compareWithCPU(t, want, got, e, prompt, steps)
+		t.Logf("%s, %s: %d-token prefill %.2g, %d decode steps %.2g", e.Name(), what, len(prompt), c.prefill, c.steps, c.decode)
+		if c.prefill > logitTol || c.decode > logitTol {
+			t.Errorf("%s: logits differ from the CPU executor: prefill %.3g, decode %.3g (tolerance %g)", what, c.prefill, c.decode, logitTol)
+		}
+	}
+	check("resident experts", want, newExec(t))
+	e := newExec(t)
+	alloc, ok := NewSlotAllocator(e)
+	if !ok {
+		t.Fatalf("%s has no SlotAllocator", e.Name())
+	}
+	capacity := want.Config.NumExperts / 4
+	check(fmt.Sprintf("experts paged, %d slots per layer", capacity), loadPaged(t, dir, capacity, alloc), e)
 }

@@ -17,6 +17,15 @@ import (
 // dispatch is a process; METAL_HARNESS=all runs all of them.
 var harnessFixtures = []string{"qwen3_next-4bit", "glm4_moe_lite-hf-bf16", "qwen3_moe-3bit-g32", "qwen3_moe-8bit"}
 
+// newHarnessExecutor is an executor over the shader harness that logs what
+// ran when the test ends.
+func newHarnessExecutor(t *testing.T) graph.Executor {
+	d := newHarnessDevice(t)
+	e := newExecutor(d)
+	t.Cleanup(func() { t.Logf("%s; host ops %v", d.summary(), e.HostOps()) })
+	return e
+}
+
 // TestFixturesOnHarness runs the executor's encoding of fixture models
 // through the shaders compiled for the CPU and compares the logits with the
 // CPU executor.
@@ -28,12 +37,18 @@ func TestFixturesOnHarness(t *testing.T) {
 	if os.Getenv("METAL_HARNESS") == "all" {
 		names = nil
 	}
-	checkFixtures(t, names, func(t *testing.T) graph.Executor {
-		d := newHarnessDevice(t)
-		e := newExecutor(d)
-		t.Cleanup(func() { t.Logf("%s; host ops %v", d.summary(), e.HostOps()) })
-		return e
-	}, 2)
+	checkFixtures(t, names, newHarnessExecutor, 2)
+}
+
+// TestEmbeddedModelOnHarness runs the embedded trained model (Qwen3-Next
+// shaped) through the shader harness, resident and paged. It takes a few
+// minutes, so it runs with METAL_HARNESS=all only; the fixtures cover the
+// same kernels.
+func TestEmbeddedModelOnHarness(t *testing.T) {
+	if os.Getenv("METAL_HARNESS") != "all" {
+		t.Skip("minutes on the shader harness: set METAL_HARNESS=all")
+	}
+	checkEmbeddedModel(t, newHarnessExecutor, 32, 3)
 }
 
 // halfGrid launches the quantized matrix-vector kernels over half their
