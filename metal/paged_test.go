@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/mlx-moe/mlx-moe/experts"
+	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
@@ -159,4 +160,63 @@ func (r recordingAllocator) Alloc(layer int, kind experts.BufferKind, n int64) (
 	}
 	r.slots[buf] = true
 	return b, nil
+}
+
+// partialSet wraps a layer's experts: under dropEvery > 0 every expert whose
+// id is a multiple of dropEvery is reported missing (the fast policy's
+// misses); limit is its MaxResolve.
+type partialSet struct {
+	graph.ExpertSet
+	dropEvery int32
+	limit     int
+}
+
+func (p partialSet) MaxResolve() int { return p.limit }
+
+func (p partialSet) Resolve(ids []int32) ([]bool, error) {
+	present, err := p.ExpertSet.Resolve(ids)
+	for i, id := range ids {
+		if p.dropEvery > 0 && id%p.dropEvery == 0 {
+			present[i] = false
+		}
+	}
+	return present, err
+}
+
+// TestExpertPolicyPathsOnHarness covers the MoE paths the resident fixtures
+// do not: missing experts (weights renormalised over the present ones, the
+// fast policy) and a Resolve limit below top-k, which splits even a decode
+// step into several Resolve groups. The CPU executor runs the same wrapped
+// experts.
+func TestExpertPolicyPathsOnHarness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the shader harness runs each dispatch as a process")
+	}
+	dir := fixture.Dir(t, "fixtures/qwen3_moe-4bit")
+	prompt := fixture.LoadReference(t, dir).Prompts[0].IDs
+	for _, tc := range []struct {
+		name      string
+		dropEvery int32
+		limit     int
+	}{{"missing experts", 3, 0}, {"resolve limit 2", 0, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := model.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			for l, layer := range m.Layers {
+				if moe, ok := layer.FFN.(*model.MoE); ok {
+					if err := m.AttachExperts(l, partialSet{moe.Experts, tc.dropEvery, tc.limit}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			c := compareWithCPU(t, m, m, newHarnessExecutor(t), prompt, 2)
+			t.Logf("prefill %.2g, decode %.2g", c.prefill, c.decode)
+			if c.prefill > logitTol || c.decode > logitTol {
+				t.Errorf("logits differ from the CPU executor: prefill %.3g, decode %.3g (tolerance %g)", c.prefill, c.decode, logitTol)
+			}
+		})
+	}
 }
