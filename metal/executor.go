@@ -153,7 +153,7 @@ func (e *Executor) hostBytes(index int, p unsafe.Pointer, n int, cache bool) bin
 	if b, ok := e.weights[uintptr(p)]; ok && len(b.data) >= n {
 		return binding{index: index, buf: b, n: n}
 	}
-	b, err := e.dev.alloc(n)
+	b, err := e.dev.alloc(max(n, 4))
 	if err != nil {
 		e.fail(fmt.Errorf("metal: copying %d bytes of weights: %w", n, err))
 		return binding{}

@@ -11,11 +11,12 @@ import (
 )
 
 // harnessFixtures are the fixtures TestFixturesOnHarness runs by default:
-// between them every kernel and host fallback of the executor (gated
-// DeltaNet and sigmoid gates, MLA with grouped sigmoid routing and dense
-// bf16, generic 3-bit, 8-bit). Each takes about a minute, because every
-// dispatch is a process; METAL_HARNESS=all runs all of them.
-var harnessFixtures = []string{"qwen3_next-4bit", "glm4_moe_lite-hf-bf16", "qwen3_moe-3bit-g32", "qwen3_moe-8bit"}
+// between them every kernel the executor launches and its host fallbacks
+// (gated DeltaNet and sigmoid gates; MLA with grouped, biased sigmoid
+// routing and dense bf16 weights; 3-bit groups of 32; attention biases).
+// Each takes tens of seconds, because every dispatch is a process;
+// METAL_HARNESS=all runs all of them.
+var harnessFixtures = []string{"qwen3_next-4bit", "deepseek_v3-hf-bf16", "qwen3_moe-3bit-g32", "qwen2_moe-4bit"}
 
 // newHarnessExecutor is an executor over the shader harness that logs what
 // ran when the test ends.
