@@ -20,67 +20,6 @@ import (
 	"github.com/mlx-moe/mlx-moe/model"
 )
 
-// TestMLALongContext runs a 2,000-token prompt through chunked prefill and
-// then decodes 100 tokens, and checks every position's logits against
-// feeding the same 2,100 tokens one at a time. The fixture's
-// max_position_embeddings (1024) is below 2,100; without YaRN nothing in
-// the model depends on it, and both runs see the same positions.
-func TestMLALongContext(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long context: skipped in -short")
-	}
-	const promptLen, decodeLen = 2000, 100
-	dir := fixture.Dir(t, "fixtures/deepseek_v3-hf-bf16")
-	m, err := model.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	vocab := m.Config.VocabSize
-	rng := rand.New(rand.NewPCG(7, 8))
-	seq := make([]int32, promptLen, promptLen+decodeLen)
-	for i := range seq {
-		seq[i] = int32(rng.IntN(vocab))
-	}
-	e := cpu.New()
-	rn := model.NewRunner(m, e)
-	c := m.NewCache(e, promptLen+decodeLen)
-	want, err := rn.Forward(c, seq, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last := want[(promptLen-1)*vocab:]
-	for range decodeLen {
-		next := argmax(last)
-		seq = append(seq, next)
-		if last, err = rn.Forward(c, []int32{next}, false); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, last...)
-	}
-	// want holds the logits after each of the 2,100 tokens except the
-	// last, whose logits come from the final decode step.
-	step := m.NewCache(e, promptLen+decodeLen)
-	var worstPrefill, worstDecode float64
-	for i, id := range seq {
-		got, err := rn.Forward(step, []int32{id}, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := maxAbsDiff(got, want[i*vocab:(i+1)*vocab])
-		if i < promptLen-1 {
-			worstPrefill = math.Max(worstPrefill, d)
-		} else {
-			worstDecode = math.Max(worstDecode, d)
-		}
-	}
-	t.Logf("token by token vs prefill: max |Δ| %.2g over %d prompt positions, %.2g over the last prompt position and %d decoded tokens",
-		worstPrefill, promptLen-1, worstDecode, decodeLen)
-	if worstPrefill > logitTol || worstDecode > logitTol {
-		t.Errorf("token-by-token logits differ from prefill+decode by %g (prompt) / %g (decode)", worstPrefill, worstDecode)
-	}
-}
-
 // TestMLAMLXLayouts converts the HF bf16 fixtures into the two MLX layouts
 // (quantized with the MLX algorithm, as mlx_lm.convert would) and checks
 // that each loads to exactly the model its dequantized weights describe.
