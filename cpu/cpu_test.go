@@ -1,0 +1,137 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/kernels"
+)
+
+// fakeExperts has dense random experts; limit caps one Resolve and missing
+// experts are reported absent (as the fast policy does).
+type fakeExperts struct {
+	gate, up, down []*kernels.Matrix
+	limit          int
+	missing        map[int32]bool
+	resolves       int
+}
+
+func (f *fakeExperts) NumExperts() int { return len(f.gate) }
+func (f *fakeExperts) MaxResolve() int { return f.limit }
+func (f *fakeExperts) Resolve(ids []int32) ([]bool, error) {
+	f.resolves++
+	if f.limit > 0 && len(ids) > f.limit {
+		panic("Resolve called with more experts than MaxResolve")
+	}
+	p := make([]bool, len(ids))
+	for i, id := range ids {
+		p[i] = !f.missing[id]
+	}
+	return p, nil
+}
+func (f *fakeExperts) Expert(id int32) (g, u, d *kernels.Matrix) { return f.gate[id], f.up[id], f.down[id] }
+
+func dense(rng *rand.Rand, rows, cols int) *kernels.Matrix {
+	v := make([]float32, rows*cols)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return &kernels.Matrix{Rows: rows, Cols: cols, F32: v}
+}
+
+// expectedMoE computes the weighted expert sum directly, per token.
+func expectedMoE(f *fakeExperts, x []float32, n, hidden int, r *graph.Routes, renorm bool) []float32 {
+	out := make([]float32, n*hidden)
+	for t := 0; t < n; t++ {
+		var all, kept float64
+		for k := 0; k < r.TopK; k++ {
+			w := float64(r.Weights[t*r.TopK+k])
+			all += w
+			if !f.missing[r.IDs[t*r.TopK+k]] {
+				kept += w
+			}
+		}
+		for k := 0; k < r.TopK; k++ {
+			e := r.IDs[t*r.TopK+k]
+			if f.missing[e] {
+				continue
+			}
+			w := float64(r.Weights[t*r.TopK+k])
+			if renorm {
+				w *= all / kept
+			}
+			g, u, d := f.Expert(e)
+			h := make([]float32, g.Rows)
+			for i := range h {
+				var a, b float64
+				for c := 0; c < hidden; c++ {
+					a += float64(g.F32[i*hidden+c]) * float64(x[t*hidden+c])
+					b += float64(u.F32[i*hidden+c]) * float64(x[t*hidden+c])
+				}
+				h[i] = float32(a / (1 + math.Exp(-a)) * b)
+			}
+			for o := 0; o < hidden; o++ {
+				var y float64
+				for i := range h {
+					y += float64(d.F32[o*len(h)+i]) * float64(h[i])
+				}
+				out[t*hidden+o] += float32(w * y)
+			}
+		}
+	}
+	return out
+}
+
+func TestMoE(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	const experts, hidden, inter, n, topK = 8, 16, 12, 5, 3
+	f := &fakeExperts{}
+	for e := 0; e < experts; e++ {
+		f.gate = append(f.gate, dense(rng, inter, hidden))
+		f.up = append(f.up, dense(rng, inter, hidden))
+		f.down = append(f.down, dense(rng, hidden, inter))
+	}
+	ex := New()
+	x := ex.NewTensor(n, hidden)
+	for i := range x.Data {
+		x.Data[i] = float32(rng.NormFloat64())
+	}
+	r := &graph.Routes{Tokens: n, TopK: topK, IDs: make([]int32, n*topK), Weights: make([]float32, n*topK)}
+	for t := 0; t < n; t++ {
+		perm := rng.Perm(experts)
+		for k := 0; k < topK; k++ {
+			r.IDs[t*topK+k] = int32(perm[k])
+			r.Weights[t*topK+k] = rng.Float32()
+		}
+	}
+	check := func(name string, renorm bool) []float32 {
+		out := ex.NewTensor(n, hidden)
+		if err := ex.MoE(out, x, n, r, f); err != nil {
+			t.Fatal(err)
+		}
+		want := expectedMoE(f, x.Data, n, hidden, r, renorm)
+		for i := range want {
+			if math.Abs(float64(out.Data[i]-want[i])) > 1e-3*(1+math.Abs(float64(want[i]))) {
+				t.Fatalf("%s: out[%d] = %g, want %g", name, i, out.Data[i], want[i])
+			}
+		}
+		return out.Data
+	}
+	whole := check("one resolve", false)
+	f.limit = 2
+	f.resolves = 0
+	grouped := check("groups of 2", false)
+	if f.resolves < 3 {
+		t.Fatalf("expected several resolves with a limit of 2, got %d", f.resolves)
+	}
+	for i := range whole {
+		if whole[i] != grouped[i] {
+			t.Fatalf("grouped resolves changed out[%d]: %g vs %g", i, grouped[i], whole[i])
+		}
+	}
+	f.limit = 0
+	f.missing = map[int32]bool{r.IDs[0]: true, r.IDs[4]: true}
+	check("fast policy with missing experts", true)
+}
