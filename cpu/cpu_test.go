@@ -31,7 +31,9 @@ func (f *fakeExperts) Resolve(ids []int32) ([]bool, error) {
 	}
 	return p, nil
 }
-func (f *fakeExperts) Expert(id int32) (g, u, d *kernels.Matrix) { return f.gate[id], f.up[id], f.down[id] }
+func (f *fakeExperts) Expert(id int32) (g, u, d *kernels.Matrix) {
+	return f.gate[id], f.up[id], f.down[id]
+}
 
 func dense(rng *rand.Rand, rows, cols int) *kernels.Matrix {
 	v := make([]float32, rows*cols)
