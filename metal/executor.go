@@ -184,7 +184,8 @@ func (e *Executor) upload(index int, v any) binding {
 }
 
 // scratchBuf returns the executor's scratch buffer called name, at least n
-// bytes long.
+// bytes long. "zeros" is never written: kernels bind it for zero inputs
+// (an addend, slot ids and tables).
 func (e *Executor) scratchBuf(name string, n int) *buffer {
 	if b, ok := e.scratch[name]; ok && len(b.data) >= n {
 		return b
@@ -238,7 +239,16 @@ func (e *Executor) quant(index int, q *kernels.Quant, cache bool) [3]binding {
 }
 
 func (e *Executor) Embed(out *graph.Tensor, table *kernels.Matrix, ids []int32) {
-	e.onHost("Embed", func() { e.host.Embed(out, table, ids) })
+	if len(ids) == 0 {
+		return
+	}
+	if table.Q == nil || !e.dev.hasKernel(quantName("dequant_rows", table.Q)) {
+		e.onHost("Embed "+matrixKind(table), func() { e.host.Embed(out, table, ids) })
+		return
+	}
+	m := e.quant(0, table.Q, true)
+	e.run(quantName("dequant_rows", table.Q), [3]int{ceilDiv(table.Cols, elemThreads), len(ids), 1}, [3]int{elemThreads, 1, 1},
+		m[0], m[1], m[2], e.upload(3, ids), e.tensor(4, out, 0), e.upload(5, uint32(table.Cols)))
 }
 
 // Kernel parameter blocks, laid out as the structs of the same name in
@@ -403,8 +413,25 @@ func (e *Executor) SwiGLU(out, gate, up *graph.Tensor, n int) {
 	e.elementwise("swiglu", out, gate, up, n)
 }
 
+// MulSigmoid with a one-column gate (a sigmoid-gated shared expert) runs
+// add_gated over a zero addend, one dispatch per row; the element-wise form
+// has no kernel yet and runs on the host.
 func (e *Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
-	e.onHost("MulSigmoid", func() { e.host.MulSigmoid(out, x, g, n) })
+	if g.Cols != 1 || !e.dev.hasKernel("add_gated") {
+		e.onHost("MulSigmoid", func() { e.host.MulSigmoid(out, x, g, n) })
+		return
+	}
+	zeros := e.scratchBuf("zeros", 4*x.Cols)
+	if zeros == nil {
+		return
+	}
+	cols := e.upload(4, uint32(x.Cols))
+	for t := 0; t < n; t++ {
+		xt, gt, ot := e.tensor(1, x, t), e.tensor(2, g, t), e.tensor(3, out, t)
+		xt.n, gt.n, ot.n = 4*x.Cols, 4, 4*x.Cols
+		e.run("add_gated", [3]int{ceilDiv(x.Cols, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
+			binding{index: 0, buf: zeros, n: 4 * x.Cols}, xt, gt, ot, cols)
+	}
 }
 
 // Route runs the router on the device. The ids and weights must be where

@@ -163,7 +163,7 @@ func (m *moeBatch) run(run []int32, byExpert map[int32][]int, experts graph.Expe
 	}
 	h := e.scratchBuf("moe.h", 4*rows*inter)
 	y := e.scratchBuf("moe.y", 4*rows*hidden)
-	zeros := e.scratchBuf("moe.zeros", 4*max(rows, hidden))
+	zeros := e.scratchBuf("zeros", 4*max(rows, hidden))
 	if e.err != nil {
 		return e.err
 	}
