@@ -19,9 +19,9 @@ import (
 //
 // Tensors live in shared-storage buffers and Tensor.Data is their host view
 // (Apple silicon has unified memory), so host code reads results after Sync
-// without a copy. Ops for which kernels/msl has no kernel (Embed, MulSigmoid,
-// dense f32/bf16 MatMul) run on the host through the CPU executor after a
-// commit; HostOps counts them.
+// without a copy. Ops for which kernels/msl has no kernel (dense f32/bf16
+// matrices, the element-wise MulSigmoid) run on the host through the CPU
+// executor after a commit; HostOps counts them.
 //
 // An Executor is used from one goroutine at a time, like a model Runner;
 // only its SlotAllocator may be called concurrently.
@@ -254,10 +254,11 @@ func (e *Executor) Embed(out *graph.Tensor, table *kernels.Matrix, ids []int32) 
 // Kernel parameter blocks, laid out as the structs of the same name in
 // kernels/msl.
 type (
-	qmvParams    struct{ Rows, Cols uint32 }
-	qmmParams    struct{ Rows, Cols, N uint32 }
-	gatherParams struct{ Rows, Cols, XGroup uint32 }
-	normParams   struct {
+	qmvParams       struct{ Rows, Cols uint32 }
+	qmmParams       struct{ Rows, Cols, N uint32 }
+	gatherParams    struct{ Rows, Cols, XGroup uint32 }
+	gatherQmmParams struct{ Rows, Cols, M uint32 }
+	normParams      struct {
 		Dim       uint32
 		Eps       float32
 		HasWeight uint32

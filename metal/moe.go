@@ -15,15 +15,16 @@ import (
 // the command buffer is split at each MoE layer. Then, with the ids on the
 // host, it resolves the distinct experts (in groups of at most MaxResolve,
 // committing after each group so that a later Resolve cannot evict slots
-// that encoded kernels still read) and encodes, per present expert, the
-// fused gate/up SwiGLU (gather_qmv_swiglu) and the down projection
-// (gather_qmv) with the expert's matrices bound in place (in its slot when
-// the pager's memory comes from SlotAllocator), and finally the weighted sum
+// that encoded kernels still read) and encodes, per present expert, its
+// projections with the expert's matrices bound in place (in its slot when
+// the pager's memory comes from SlotAllocator), then the weighted sum
 // (moe_combine). The rest of the layer is encoded behind it without waiting.
 //
-// A decode step (one token, one group) writes the experts' outputs in route
-// order and combines them in one dispatch; batches gather each token's input
-// rows per expert and accumulate one route at a time.
+// A decode step (one token, one group) runs the fused gate/up SwiGLU
+// (gather_qmv_swiglu) and the down projection (gather_qmv) per expert,
+// writes the outputs in route order and combines them in one dispatch. A
+// batch runs gather_qmm over each expert's tokens and accumulates one route
+// at a time.
 func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) error {
 	if err := e.Sync(); err != nil {
 		return err
@@ -119,49 +120,42 @@ type moeBatch struct {
 	decode  bool
 }
 
-// Scratch rows: row j of h [*, inter] and y [*, hidden] belong to route j
-// (decode: the route's k) or to the j-th route in expert order (batches);
-// xs [*, hidden] holds the input row of each route of a batch.
+// run encodes the experts of run. Scratch rows: row j of h [*, inter] and
+// y [*, hidden] hold route j's hidden activation and output, where a decode
+// step numbers its routes by k and a batch numbers them in expert order.
 func (m *moeBatch) run(run []int32, byExpert map[int32][]int, experts graph.ExpertSet) error {
 	e := m.e
 	hidden := m.x.Cols
-	// Row of each route in the scratch buffers.
-	var order []int // batches: routes in expert order
-	rows := 0
-	for _, id := range run {
-		order = append(order, byExpert[id]...)
-	}
-	if m.decode {
-		rows = m.topK
-	} else {
-		rows = len(order)
-	}
-	if rows == 0 {
-		return nil
-	}
-	inter := 0
 	type expert struct {
-		id             int32
 		gate, up, down *kernels.Matrix
-		routes         []int
-		first          int // scratch row of routes[0] (batches)
+		routes         []int // indices into the batch's ids (token = route / topK)
+		first          int   // scratch row of routes[0] (batches)
 	}
 	list := make([]expert, 0, len(run))
-	row := 0
+	rows, inter := 0, 0
 	for _, id := range run {
 		gate, up, down := experts.Expert(id)
 		if gate == nil || up == nil || down == nil {
 			return fmt.Errorf("expert %d was resolved but has no weights", id)
 		}
-		if gate.Cols != hidden || up.Cols != hidden || up.Rows != gate.Rows || down.Cols != gate.Rows || down.Rows != m.out.Cols {
-			return fmt.Errorf("expert %d: gate [%d,%d], up [%d,%d], down [%d,%d] do not fit hidden size %d",
-				id, gate.Rows, gate.Cols, up.Rows, up.Cols, down.Rows, down.Cols, hidden)
+		if inter == 0 {
+			inter = gate.Rows
 		}
-		inter = max(inter, gate.Rows)
-		list = append(list, expert{id, gate, up, down, byExpert[id], row})
-		row += len(byExpert[id])
+		if gate.Cols != hidden || up.Cols != hidden || gate.Rows != inter || up.Rows != inter || down.Cols != inter || down.Rows != m.out.Cols {
+			return fmt.Errorf("expert %d: gate [%d,%d], up [%d,%d], down [%d,%d] do not fit hidden size %d and the layer's %d intermediate",
+				id, gate.Rows, gate.Cols, up.Rows, up.Cols, down.Rows, down.Cols, hidden, inter)
+		}
+		list = append(list, expert{gate, up, down, byExpert[id], rows})
+		rows += len(byExpert[id])
+	}
+	if m.decode {
+		rows = m.topK
+	}
+	if rows == 0 {
+		return nil
 	}
 	h := e.scratchBuf("moe.h", 4*rows*inter)
+	u := e.scratchBuf("moe.u", 4*rows*inter)
 	y := e.scratchBuf("moe.y", 4*rows*hidden)
 	zeros := e.scratchBuf("zeros", 4*max(rows, hidden))
 	if e.err != nil {
@@ -169,22 +163,11 @@ func (m *moeBatch) run(run []int32, byExpert map[int32][]int, experts graph.Expe
 	}
 	// Nothing is in flight (MoE committed first), so the host may write the
 	// scratch buffers directly.
-	var xs *buffer
 	if m.decode {
 		clear(y.data[:4*rows*hidden]) // routes of missing experts stay zero
-	} else {
-		xs = e.scratchBuf("moe.xs", 4*rows*hidden)
-		if xs == nil {
-			return e.err
-		}
-		xf := unsafe.Slice((*float32)(unsafe.Pointer(&xs.data[0])), rows*hidden)
-		for j, route := range order {
-			t := route / m.topK
-			copy(xf[j*hidden:(j+1)*hidden], m.x.Data[t*hidden:(t+1)*hidden])
-		}
 	}
-	// Experts without a kernel (dense matrices, or a format with no
-	// instance) run on the host now, into the same scratch rows.
+	// Experts without a kernel (dense matrices) run on the host now, into
+	// the same scratch rows.
 	for _, ex := range list {
 		if expertOnDevice(e, ex.gate, ex.up, ex.down) {
 			continue
@@ -192,91 +175,92 @@ func (m *moeBatch) run(run []int32, byExpert map[int32][]int, experts graph.Expe
 		e.hostOps["MoE expert "+matrixKind(ex.gate)]++
 		for i, route := range ex.routes {
 			j, t := ex.first+i, route/m.topK
-			xrow := m.x.Data[t*hidden : (t+1)*hidden]
 			if m.decode {
 				j = route
-			} else {
-				xrow = unsafe.Slice((*float32)(unsafe.Pointer(&xs.data[4*j*hidden])), hidden)
 			}
 			yrow := unsafe.Slice((*float32)(unsafe.Pointer(&y.data[4*j*hidden])), hidden)
-			hostExpert(yrow, xrow, ex.gate, ex.up, ex.down)
+			hostExpert(yrow, m.x.Data[t*hidden:(t+1)*hidden], ex.gate, ex.up, ex.down)
 		}
 	}
+	rowsOf := func(index int, b *buffer, first, n, width int) binding {
+		return binding{index: index, buf: b, off: 4 * first * width, n: 4 * n * width}
+	}
+	// Each dispatch runs one expert with its matrices bound as slot 0 of
+	// the gather kernels: ids and table are zeros.
 	for _, ex := range list {
 		if !expertOnDevice(e, ex.gate, ex.up, ex.down) {
 			continue
 		}
-		gq, dq := ex.gate.Q, ex.down.Q
-		gate, up, down := e.quant(0, gq, false), e.quant(3, ex.up.Q, false), e.quant(0, dq, false)
-		ninter := ex.gate.Rows
-		// Each dispatch runs one expert with its matrices bound at slot 0:
-		// ids and table are zeros.
-		idz := binding{index: 8, buf: zeros, n: 4 * len(ex.routes)}
-		tablez := binding{index: 9, buf: zeros, n: 4}
-		if m.decode {
-			// One route: its output row is the route's k.
-			k := ex.routes[0]
-			e.run(quantName("gather_qmv_swiglu", gq), [3]int{ceilDiv(ninter, qmvRowsPerTG), 1, 1}, [3]int{qmvThreads, 1, 1},
-				gate[0], gate[1], gate[2], up[0], up[1], up[2], e.tensor(6, m.x, 0),
-				binding{index: 7, buf: h, off: 4 * k * inter, n: 4 * ninter}, idz, tablez,
-				e.upload(10, gatherParams{uint32(ninter), uint32(hidden), 1}))
-			e.run(quantName("gather_qmv", dq), [3]int{ceilDiv(hidden, qmvRowsPerTG), 1, 1}, [3]int{qmvThreads, 1, 1},
-				down[0], down[1], down[2], binding{index: 3, buf: h, off: 4 * k * inter, n: 4 * ninter},
-				binding{index: 4, buf: y, off: 4 * k * hidden, n: 4 * hidden},
-				binding{index: 5, buf: zeros, n: 4}, binding{index: 6, buf: zeros, n: 4},
-				e.upload(7, gatherParams{uint32(hidden), uint32(ninter), 1}))
-			continue
-		}
+		gq, uq, dq := ex.gate.Q, ex.up.Q, ex.down.Q
 		nr := len(ex.routes)
-		e.run(quantName("gather_qmv_swiglu", gq), [3]int{ceilDiv(ninter, qmvRowsPerTG), nr, 1}, [3]int{qmvThreads, 1, 1},
-			gate[0], gate[1], gate[2], up[0], up[1], up[2],
-			binding{index: 6, buf: xs, off: 4 * ex.first * hidden, n: 4 * nr * hidden},
-			binding{index: 7, buf: h, off: 4 * ex.first * inter, n: 4 * nr * inter}, idz, tablez,
-			e.upload(10, gatherParams{uint32(ninter), uint32(hidden), 1}))
-		// Rows of h are inter apart; the down projection reads ninter of
-		// each, so it needs them packed: inter == ninter for every expert
-		// of a layer in practice, and otherwise one dispatch per route.
-		if ninter == inter {
-			e.run(quantName("gather_qmv", dq), [3]int{ceilDiv(hidden, qmvRowsPerTG), nr, 1}, [3]int{qmvThreads, 1, 1},
-				down[0], down[1], down[2], binding{index: 3, buf: h, off: 4 * ex.first * inter, n: 4 * nr * inter},
-				binding{index: 4, buf: y, off: 4 * ex.first * hidden, n: 4 * nr * hidden},
-				binding{index: 5, buf: zeros, n: 4 * nr}, binding{index: 6, buf: zeros, n: 4},
-				e.upload(7, gatherParams{uint32(hidden), uint32(ninter), 1}))
+		if m.decode {
+			// One route per expert; its rows are the route's k.
+			k := ex.routes[0]
+			g, up, d := e.quant(0, gq, false), e.quant(3, uq, false), e.quant(0, dq, false)
+			e.run(quantName("gather_qmv_swiglu", gq), [3]int{ceilDiv(inter, qmvRowsPerTG), 1, 1}, [3]int{qmvThreads, 1, 1},
+				g[0], g[1], g[2], up[0], up[1], up[2], e.tensor(6, m.x, 0), rowsOf(7, h, k, 1, inter),
+				binding{index: 8, buf: zeros, n: 4}, binding{index: 9, buf: zeros, n: 4},
+				e.upload(10, gatherParams{uint32(inter), uint32(hidden), 1}))
+			e.run(quantName("gather_qmv", dq), [3]int{ceilDiv(hidden, qmvRowsPerTG), 1, 1}, [3]int{qmvThreads, 1, 1},
+				d[0], d[1], d[2], rowsOf(3, h, k, 1, inter), rowsOf(4, y, k, 1, hidden),
+				binding{index: 5, buf: zeros, n: 4}, binding{index: 6, buf: zeros, n: 4},
+				e.upload(7, gatherParams{uint32(hidden), uint32(inter), 1}))
 			continue
 		}
-		for i := range nr {
-			j := ex.first + i
-			e.run(quantName("gather_qmv", dq), [3]int{ceilDiv(hidden, qmvRowsPerTG), 1, 1}, [3]int{qmvThreads, 1, 1},
-				down[0], down[1], down[2], binding{index: 3, buf: h, off: 4 * j * inter, n: 4 * ninter},
-				binding{index: 4, buf: y, off: 4 * j * hidden, n: 4 * hidden},
-				binding{index: 5, buf: zeros, n: 4}, binding{index: 6, buf: zeros, n: 4},
-				e.upload(7, gatherParams{uint32(hidden), uint32(ninter), 1}))
+		// A batch: gather_qmm reads the tokens' rows of x through xrow and
+		// dequantizes each weight chunk once per tile of 8 routes.
+		tokens := make([]uint32, nr)
+		for i, route := range ex.routes {
+			tokens[i] = uint32(route / m.topK)
 		}
+		xrow := e.upload(7, tokens)
+		ids := binding{index: 5, buf: zeros, n: 4 * nr}
+		table := binding{index: 6, buf: zeros, n: 4}
+		grid := func(outRows int) [3]int { return [3]int{ceilDiv(outRows, qmvRowsPerTG), ceilDiv(nr, qmmTokens), 1} }
+		threads := [3]int{qmvThreads, 1, 1}
+		up := e.quant(0, uq, false)
+		e.run(quantName("gather_qmm", uq), grid(inter), threads,
+			up[0], up[1], up[2], e.tensor(3, m.x, 0), rowsOf(4, u, ex.first, nr, inter), ids, table, xrow,
+			e.upload(8, gatherQmmParams{uint32(inter), uint32(hidden), uint32(nr)}))
+		g := e.quant(0, gq, false)
+		e.run(quantName("gather_qmm", gq), grid(inter), threads,
+			g[0], g[1], g[2], e.tensor(3, m.x, 0), rowsOf(4, h, ex.first, nr, inter), ids, table, xrow,
+			e.upload(8, gatherQmmParams{uint32(inter), uint32(hidden), uint32(nr)}))
+		e.run("swiglu", [3]int{ceilDiv(nr*inter, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
+			rowsOf(0, h, ex.first, nr, inter), rowsOf(1, u, ex.first, nr, inter), rowsOf(2, h, ex.first, nr, inter),
+			e.upload(3, uint32(nr*inter)))
+		self := make([]uint32, nr)
+		for i := range self {
+			self[i] = uint32(i)
+		}
+		d := e.quant(0, dq, false)
+		e.run(quantName("gather_qmm", dq), grid(hidden), threads,
+			d[0], d[1], d[2], rowsOf(3, h, ex.first, nr, inter), rowsOf(4, y, ex.first, nr, hidden), ids, table,
+			e.upload(7, self), e.upload(8, gatherQmmParams{uint32(hidden), uint32(inter), uint32(nr)}))
 	}
 	groups := [3]int{ceilDiv(hidden, elemThreads), 1, 1}
 	threads := [3]int{elemThreads, 1, 1}
 	if m.decode {
 		e.run("moe_combine", groups, threads,
-			binding{index: 0, buf: zeros, n: 4 * hidden}, binding{index: 1, buf: y, n: 4 * m.topK * hidden},
+			binding{index: 0, buf: zeros, n: 4 * hidden}, rowsOf(1, y, 0, m.topK, hidden),
 			e.upload(2, m.weights[:m.topK]), e.tensor(3, m.out, 0),
 			e.upload(4, uint32(hidden)), e.upload(5, uint32(m.topK)))
 		return e.err
 	}
+	// Accumulate route by route: out[t] += w * y[j].
 	w := e.upload(2, m.weights)
 	one := e.upload(5, uint32(1))
 	dim := e.upload(4, uint32(hidden))
 	for _, ex := range list {
 		for i, route := range ex.routes {
-			j, t := ex.first+i, route/m.topK
-			o := e.tensor(3, m.out, t)
+			o := e.tensor(3, m.out, route/m.topK)
 			o.n = 4 * hidden
-			xo := o
-			xo.index = 0
+			acc := o
+			acc.index = 0
 			wr := w
 			wr.off += 4 * route
 			wr.n = 4
-			e.run("moe_combine", groups, threads,
-				xo, binding{index: 1, buf: y, off: 4 * j * hidden, n: 4 * hidden}, wr, o, dim, one)
+			e.run("moe_combine", groups, threads, acc, rowsOf(1, y, ex.first+i, 1, hidden), wr, o, dim, one)
 		}
 	}
 	return e.err
@@ -287,7 +271,8 @@ func expertOnDevice(e *Executor, gate, up, down *kernels.Matrix) bool {
 	if gate.Q == nil || up.Q == nil || down.Q == nil || !sameFormat(gate.Q, up.Q) {
 		return false
 	}
-	return e.dev.hasKernel(quantName("gather_qmv_swiglu", gate.Q)) && e.dev.hasKernel(quantName("gather_qmv", down.Q))
+	return e.dev.hasKernel(quantName("gather_qmv_swiglu", gate.Q)) && e.dev.hasKernel(quantName("gather_qmv", down.Q)) &&
+		e.dev.hasKernel(quantName("gather_qmm", gate.Q)) && e.dev.hasKernel(quantName("gather_qmm", down.Q))
 }
 
 func sameFormat(a, b *kernels.Quant) bool {
