@@ -23,6 +23,7 @@ import (
 	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/metal"
 	"github.com/mlx-moe/mlx-moe/model"
 	"github.com/mlx-moe/mlx-moe/sample"
 	"github.com/mlx-moe/mlx-moe/tokenizer"
@@ -33,6 +34,8 @@ type Options struct {
 	// ContextLength is the most positions a sequence may hold (default: the
 	// model's max_position_embeddings, capped at 32768).
 	ContextLength int
+	// Device is "cpu", "metal", or "" for Metal when available, else CPU.
+	Device string
 	// Experts choose how routed experts are held (resident, paged, mapped).
 	Experts ExpertOptions
 	// Log receives notes about loading (nil: discarded).
@@ -77,10 +80,23 @@ func Load(dir string, opts Options) (*Model, error) {
 			ctxLen = 32768
 		}
 	}
+	e, err := newExecutor(opts.Device, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	eo := opts.Experts
+	if alloc, ok := metal.NewSlotAllocator(e); ok {
+		// Slots in shared-storage buffers: the expert kernels read them in
+		// place, and the GPU's working set bounds the budget.
+		eo.allocator = alloc
+		if ws := e.(*metal.Executor).WorkingSetBytes(); eo.Memory == 0 && ws > 0 {
+			eo.Memory = ws
+		}
+	}
 	// Estimated before loading (every layer as attention) to decide
 	// whether the model fits; the pager's plan uses the exact figure.
 	kvEstimate := int64(8 * ctxLen * cfg.NumLayers * cfg.NumKVHeads * cfg.HeadDim)
-	mdl, pager, closeMaps, err := loadModel(dir, opts.Experts, kvEstimate, opts.Log)
+	mdl, pager, closeMaps, err := loadModel(dir, eo, kvEstimate, opts.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +120,6 @@ func Load(dir string, opts Options) (*Model, error) {
 	for _, n := range mdl.Notes {
 		fmt.Fprintf(opts.Log, "note: %s\n", n)
 	}
-	e := cpu.New()
 	m := &Model{Name: filepath.Base(filepath.Clean(dir)), Dir: dir, Model: mdl, Tok: tok, Template: tmpl, exec: e,
 		runner: model.NewRunner(mdl, e), ctxLen: ctxLen, eos: map[int32]bool{},
 		pager: pager, closeMaps: closeMaps, opts: opts}
@@ -113,6 +128,28 @@ func Load(dir string, opts Options) (*Model, error) {
 	}
 	m.session = m.NewSession()
 	return m, nil
+}
+
+// newExecutor picks the device: Metal when asked for or available, the CPU
+// otherwise (saying why when Metal was asked for but cannot run).
+func newExecutor(device string, log io.Writer) (graph.Executor, error) {
+	switch device {
+	case "", "auto":
+		if ok, _ := metal.Available(); ok {
+			return metal.New()
+		}
+		return cpu.New(), nil
+	case "cpu":
+		return cpu.New(), nil
+	case "metal":
+		e, err := metal.New()
+		if err != nil {
+			fmt.Fprintf(log, "%v; running on the CPU instead\n", err)
+			return cpu.New(), nil
+		}
+		return e, nil
+	}
+	return nil, fmt.Errorf("device %q is not known (cpu or metal)", device)
 }
 
 // Close saves the pager's warm-start state and releases the model files.

@@ -40,6 +40,8 @@ type ExpertOptions struct {
 	NoWarmStart bool
 	// ReadAt replaces file reads of the pager (fault-injection tests).
 	ReadAt experts.ReadAtFunc
+
+	allocator experts.SlotAllocator // the executor's, when it has one
 }
 
 // pagedExperts supplies one MoE layer's experts from the pager's slots.
@@ -239,7 +241,7 @@ func startPager(m *model.Model, pol experts.Policy, opts ExpertOptions, kvBytes 
 		return nil, err
 	}
 	fmt.Fprint(log, plan.String())
-	p, err := experts.New(experts.Config{Layers: specs, Capacity: plan.Capacity, Policy: pol, DirectIO: opts.DirectIO, ReadAt: opts.ReadAt})
+	p, err := experts.New(experts.Config{Layers: specs, Capacity: plan.Capacity, Policy: pol, DirectIO: opts.DirectIO, ReadAt: opts.ReadAt, Allocator: opts.allocator})
 	if err != nil {
 		return nil, err
 	}

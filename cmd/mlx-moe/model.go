@@ -13,6 +13,7 @@ import (
 // modelFlags are the flags every command that loads a model shares.
 type modelFlags struct {
 	dir     string
+	device  string
 	context int
 	memory  string
 	experts mlxmoe.ExpertOptions
@@ -20,6 +21,7 @@ type modelFlags struct {
 
 func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
 	fs.StringVar(&f.dir, "model", "", "model directory (config.json, *.safetensors, tokenizer.json)"+defaultHelp)
+	fs.StringVar(&f.device, "device", "", "cpu or metal (default: metal on Apple silicon, else cpu)")
 	fs.IntVar(&f.context, "context", 0, "context length in tokens (default: the model's, at most 32768)")
 	fs.StringVar(&f.memory, "memory", "", "memory budget for weights, experts and cache, e.g. 12GB (default: from available RAM)")
 	fs.IntVar(&f.experts.Capacity, "capacity", 0, "expert slots per MoE layer (default: from the memory budget)")
@@ -55,5 +57,5 @@ func (f *modelFlags) load(allowDefault bool, stderr io.Writer) (*mlxmoe.Model, e
 	if f.experts.ProfilesDir == "" {
 		f.experts.ProfilesDir = "profiles"
 	}
-	return mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, Experts: f.experts, Log: stderr})
+	return mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, Device: f.device, Experts: f.experts, Log: stderr})
 }
