@@ -8,7 +8,6 @@ import (
 
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
-	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
 )
 
@@ -42,44 +41,6 @@ type ExpertOptions struct {
 	ReadAt experts.ReadAtFunc
 
 	allocator experts.SlotAllocator // the executor's, when it has one
-}
-
-// pagedExperts supplies one MoE layer's experts from the pager's slots.
-type pagedExperts struct {
-	pager *experts.Pager
-	layer int
-	count int
-	views [][3]*kernels.Matrix // by slot
-	slot  []int32              // by expert, from the last Resolve
-}
-
-func (x *pagedExperts) NumExperts() int { return x.count }
-
-// MaxResolve: under the exact policy every expert of a Resolve must fit in
-// the unpinned slots at once; the fast policy never waits, so has no limit.
-func (x *pagedExperts) MaxResolve() int {
-	if x.pager.Policy() == experts.Fast {
-		return 0
-	}
-	return max(x.pager.Capacity(x.layer)-len(x.pager.Pinned(x.layer)), 1)
-}
-
-func (x *pagedExperts) Resolve(ids []int32) ([]bool, error) {
-	slots := make([]int32, len(ids))
-	if err := x.pager.Resolve(x.layer, ids, slots); err != nil {
-		return nil, err
-	}
-	present := make([]bool, len(ids))
-	for i, id := range ids {
-		x.slot[id] = slots[i]
-		present[i] = slots[i] >= 0
-	}
-	return present, nil
-}
-
-func (x *pagedExperts) Expert(id int32) (gate, up, down *kernels.Matrix) {
-	v := x.views[x.slot[id]]
-	return v[0], v[1], v[2]
 }
 
 // loadModel reads the checkpoint with experts held as opts says, and
@@ -213,16 +174,9 @@ func startPager(m *model.Model, pol experts.Policy, opts ExpertOptions, kvBytes 
 	if len(sources) == 0 {
 		return nil, fmt.Errorf("the model has no routed experts to page")
 	}
-	specs := make([]experts.LayerSpec, len(m.Layers))
+	specs := m.PagerLayers()
 	counts := make([]int, len(m.Layers))
 	for _, src := range sources {
-		spec := experts.LayerSpec{Experts: make([][]experts.Extent, src.Count)}
-		for e := 0; e < src.Count; e++ {
-			for _, x := range src.Extents(e) {
-				spec.Experts[e] = append(spec.Experts[e], experts.Extent{File: x.File, Offset: x.Offset, Length: x.Length})
-			}
-		}
-		specs[src.Layer] = spec
 		counts[src.Layer] = src.Count
 	}
 	layout, err := experts.NewLayerLayout(sources[0].Layer, specs[sources[0].Layer])
@@ -245,15 +199,9 @@ func startPager(m *model.Model, pol experts.Policy, opts ExpertOptions, kvBytes 
 	if err != nil {
 		return nil, err
 	}
-	for _, src := range sources {
-		l := src.Layer
-		x := &pagedExperts{pager: p, layer: l, count: src.Count, slot: make([]int32, src.Count)}
-		lay := p.Layout(l)
-		for s := 0; s < p.Capacity(l); s++ {
-			g, u, d := src.Views(p.Slot(l, s), lay.PartOffsets)
-			x.views = append(x.views, [3]*kernels.Matrix{g, u, d})
-		}
-		m.AttachExperts(l, x)
+	if err := m.AttachPager(p); err != nil {
+		p.Close()
+		return nil, err
 	}
 	if err := warmOrFill(p, m, name, profile, opts, log); err != nil {
 		p.Close()

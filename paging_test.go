@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/mlx-moe/mlx-moe/sample"
 	"math"
 	"os"
 	"strings"
@@ -28,23 +29,13 @@ func trace(t *testing.T, m *Model, prompt []int32, steps int) []float32 {
 	vocab := m.Model.Config.VocabSize
 	last := all[len(all)-vocab:]
 	for i := 0; i < steps; i++ {
-		next := argmaxF(last)
+		next := sample.Argmax(last)
 		if last, err = m.runner.Forward(c, []int32{next}, false); err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, last...)
 	}
 	return all
-}
-
-func argmaxF(x []float32) int32 {
-	best := 0
-	for i, v := range x {
-		if v > x[best] {
-			best = i
-		}
-	}
-	return int32(best)
 }
 
 func loadWith(t *testing.T, dir string, eo ExpertOptions) *Model {

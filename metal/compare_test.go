@@ -2,6 +2,7 @@ package metal
 
 import (
 	"fmt"
+	"github.com/mlx-moe/mlx-moe/sample"
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
@@ -47,7 +48,7 @@ func compareWithCPU(t *testing.T, wantM, gotM *model.Model, e graph.Executor, pr
 	for p := range prompt {
 		c.prefill = max(c.prefill, maxRelDiff(got[p*vocab:(p+1)*vocab], want[p*vocab:(p+1)*vocab]))
 	}
-	next := argmax(want[len(want)-vocab:])
+	next := sample.Argmax(want[len(want)-vocab:])
 	for range steps {
 		want, err := rc.Forward(cc, []int32{next}, false)
 		if err != nil {
@@ -59,19 +60,9 @@ func compareWithCPU(t *testing.T, wantM, gotM *model.Model, e graph.Executor, pr
 		}
 		c.decode = max(c.decode, maxRelDiff(got, want))
 		c.steps++
-		next = argmax(want)
+		next = sample.Argmax(want)
 	}
 	return c
-}
-
-func argmax(x []float32) int32 {
-	best := 0
-	for i, v := range x {
-		if v > x[best] {
-			best = i
-		}
-	}
-	return int32(best)
 }
 
 // checkFixtures compares e (made fresh for each fixture by newExec) with the

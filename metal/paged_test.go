@@ -8,43 +8,8 @@ import (
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
-	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
 )
-
-// pagedSet is one MoE layer's experts in pager slots (the engine's own
-// adapter lives in the root package, which this package cannot import).
-type pagedSet struct {
-	pager *experts.Pager
-	layer int
-	count int
-	views [][3]*kernels.Matrix // by slot
-	slot  []int32              // by expert, from the last Resolve
-}
-
-func (x *pagedSet) NumExperts() int { return x.count }
-
-func (x *pagedSet) MaxResolve() int {
-	return max(x.pager.Capacity(x.layer)-len(x.pager.Pinned(x.layer)), 1)
-}
-
-func (x *pagedSet) Resolve(ids []int32) ([]bool, error) {
-	slots := make([]int32, len(ids))
-	if err := x.pager.Resolve(x.layer, ids, slots); err != nil {
-		return nil, err
-	}
-	present := make([]bool, len(ids))
-	for i, id := range ids {
-		x.slot[id] = slots[i]
-		present[i] = slots[i] >= 0
-	}
-	return present, nil
-}
-
-func (x *pagedSet) Expert(id int32) (gate, up, down *kernels.Matrix) {
-	v := x.views[x.slot[id]]
-	return v[0], v[1], v[2]
-}
 
 // loadPaged loads the checkpoint in dir with its routed experts paged by an
 // exact-policy pager of capacity slots per layer whose memory comes from
@@ -60,17 +25,7 @@ func loadPaged(t *testing.T, dir string, capacity int, alloc experts.SlotAllocat
 	if len(sources) == 0 {
 		t.Fatalf("%s has no routed experts", dir)
 	}
-	specs := make([]experts.LayerSpec, len(m.Layers))
-	for _, src := range sources {
-		spec := experts.LayerSpec{Experts: make([][]experts.Extent, src.Count)}
-		for e := 0; e < src.Count; e++ {
-			for _, x := range src.Extents(e) {
-				spec.Experts[e] = append(spec.Experts[e], experts.Extent{File: x.File, Offset: x.Offset, Length: x.Length})
-			}
-		}
-		specs[src.Layer] = spec
-	}
-	p, err := experts.New(experts.Config{Layers: specs, Capacity: capacity, Policy: experts.Exact, Allocator: alloc})
+	p, err := experts.New(experts.Config{Layers: m.PagerLayers(), Capacity: capacity, Policy: experts.Exact, Allocator: alloc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,17 +34,8 @@ func loadPaged(t *testing.T, dir string, capacity int, alloc experts.SlotAllocat
 			t.Error(err)
 		}
 	})
-	for _, src := range sources {
-		l := src.Layer
-		x := &pagedSet{pager: p, layer: l, count: src.Count, slot: make([]int32, src.Count)}
-		lay := p.Layout(l)
-		for s := 0; s < p.Capacity(l); s++ {
-			g, u, d := src.Views(p.Slot(l, s), lay.PartOffsets)
-			x.views = append(x.views, [3]*kernels.Matrix{g, u, d})
-		}
-		if err := m.AttachExperts(l, x); err != nil {
-			t.Fatal(err)
-		}
+	if err := m.AttachPager(p); err != nil {
+		t.Fatal(err)
 	}
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/model"
+	"github.com/mlx-moe/mlx-moe/sample"
 )
 
 // TestLongContext: a 2,000-token prompt through chunked prefill, then 100
@@ -46,7 +47,7 @@ func checkLongContext(t *testing.T, rel string) {
 	}
 	last := want[(promptLen-1)*vocab:]
 	for range decodeLen {
-		next := argmax(last)
+		next := sample.Argmax(last)
 		seq = append(seq, next)
 		if last, err = rn.Forward(c, []int32{next}, false); err != nil {
 			t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
+	"github.com/mlx-moe/mlx-moe/sample"
 )
 
 // TestMLAMLXLayouts converts the HF bf16 fixtures into the two MLX layouts
@@ -66,7 +67,7 @@ func TestMLAMLXLayouts(t *testing.T) {
 							sumErr += math.Abs(float64(got[i][j] - bf16[i][j]))
 						}
 						for p := 0; p < len(got[i]); p += vocab {
-							if argmax(got[i][p:p+vocab]) == argmax(bf16[i][p:p+vocab]) {
+							if sample.Argmax(got[i][p:p+vocab]) == sample.Argmax(bf16[i][p:p+vocab]) {
 								agree++
 							}
 							positions++

@@ -2,6 +2,7 @@ package model_test
 
 import (
 	"fmt"
+	"github.com/mlx-moe/mlx-moe/sample"
 	"math"
 	"regexp"
 	"slices"
@@ -33,16 +34,6 @@ func maxRelDiff(a, b []float32) float64 {
 		scale = math.Max(scale, math.Abs(float64(v)))
 	}
 	return maxAbsDiff(a, b) / math.Max(scale, 1e-6)
-}
-
-func argmax(x []float32) int32 {
-	best := 0
-	for i, v := range x {
-		if v > x[best] {
-			best = i
-		}
-	}
-	return int32(best)
 }
 
 var layerNum = regexp.MustCompile(`layers\.(\d+)\.`)
@@ -136,7 +127,7 @@ func checkGreedy(t *testing.T, m *model.Model, ref *fixture.Reference) {
 		t.Fatal(err)
 	}
 	for i, want := range g.NewIDs {
-		got := argmax(logits)
+		got := sample.Argmax(logits)
 		if got != want {
 			if g.Gaps[i] >= 1e-3 {
 				t.Fatalf("greedy token %d: got %d, want %d (gap %g)", i, got, want, g.Gaps[i])

@@ -1,0 +1,79 @@
+package model
+
+import (
+	"github.com/mlx-moe/mlx-moe/experts"
+	"github.com/mlx-moe/mlx-moe/kernels"
+)
+
+// PagerLayers describes the lazily loaded experts to the expert pager: one
+// LayerSpec per decoder layer (empty for layers without routed experts).
+func (m *Model) PagerLayers() []experts.LayerSpec {
+	specs := make([]experts.LayerSpec, len(m.Layers))
+	for _, src := range m.ExpertSources() {
+		spec := experts.LayerSpec{Experts: make([][]experts.Extent, src.Count)}
+		for e := 0; e < src.Count; e++ {
+			for _, x := range src.Extents(e) {
+				spec.Experts[e] = append(spec.Experts[e], experts.Extent{File: x.File, Offset: x.Offset, Length: x.Length})
+			}
+		}
+		specs[src.Layer] = spec
+	}
+	return specs
+}
+
+// AttachPager makes every lazily loaded MoE layer take its experts from the
+// slots of p (made from PagerLayers).
+func (m *Model) AttachPager(p *experts.Pager) error {
+	for _, src := range m.ExpertSources() {
+		l := src.Layer
+		x := &pagedExperts{pager: p, layer: l, count: src.Count, slot: make([]int32, src.Count)}
+		lay := p.Layout(l)
+		for s := 0; s < p.Capacity(l); s++ {
+			g, u, d := src.Views(p.Slot(l, s), lay.PartOffsets)
+			x.views = append(x.views, [3]*kernels.Matrix{g, u, d})
+		}
+		if err := m.AttachExperts(l, x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pagedExperts supplies one MoE layer's experts from the pager's slots: the
+// matrices of each slot are views built once over the slot's memory.
+type pagedExperts struct {
+	pager *experts.Pager
+	layer int
+	count int
+	views [][3]*kernels.Matrix // by slot
+	slot  []int32              // by expert, from the last Resolve
+}
+
+func (x *pagedExperts) NumExperts() int { return x.count }
+
+// MaxResolve: under the exact policy every expert of a Resolve must fit in
+// the unpinned slots at once; the fast policy never waits, so has no limit.
+func (x *pagedExperts) MaxResolve() int {
+	if x.pager.Policy() == experts.Fast {
+		return 0
+	}
+	return max(x.pager.Capacity(x.layer)-len(x.pager.Pinned(x.layer)), 1)
+}
+
+func (x *pagedExperts) Resolve(ids []int32) ([]bool, error) {
+	slots := make([]int32, len(ids))
+	if err := x.pager.Resolve(x.layer, ids, slots); err != nil {
+		return nil, err
+	}
+	present := make([]bool, len(ids))
+	for i, id := range ids {
+		x.slot[id] = slots[i]
+		present[i] = slots[i] >= 0
+	}
+	return present, nil
+}
+
+func (x *pagedExperts) Expert(id int32) (gate, up, down *kernels.Matrix) {
+	v := x.views[x.slot[id]]
+	return v[0], v[1], v[2]
+}
