@@ -10,16 +10,15 @@ package defaultmodel
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/mlx-moe/mlx-moe/internal/gzfile"
 )
 
 // Name is the embedded model's name.
@@ -106,22 +105,5 @@ func unpack(name, dir string) error {
 	if err != nil {
 		return err
 	}
-	var r io.Reader = bytes.NewReader(data)
-	base := filepath.Base(name)
-	if strings.HasSuffix(base, ".gz") {
-		gz, err := gzip.NewReader(r)
-		if err != nil {
-			return err
-		}
-		r, base = gz, strings.TrimSuffix(base, ".gz")
-	}
-	out, err := os.Create(filepath.Join(dir, base))
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, r); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return gzfile.Extract(bytes.NewReader(data), name, dir)
 }
