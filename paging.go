@@ -190,7 +190,8 @@ func startPager(m *model.Model, pol experts.Policy, opts ExpertOptions, kvBytes 
 	}
 	plan, err := experts.NewPlan(experts.PlanInput{Memory: opts.Memory, Capacity: opts.Capacity,
 		Resident: m.ResidentBytes(), KVCache: kvBytes, MoELayers: len(sources), Experts: sources[0].Count,
-		TopK: m.Config.NumExpertsPerTok, SlotBytes: layout.SlotStride, Pin: opts.Pin, Profile: profile})
+		TopK: m.Config.NumExpertsPerTok, SlotBytes: layout.SlotStride, Pin: opts.Pin, Profile: profile,
+		Scratch: scratchBytes(m, opts.DirectIO)})
 	if err != nil {
 		return nil, err
 	}
@@ -305,4 +306,17 @@ func (m *Model) Profile(prompts [][]int32, source string) (*experts.Profile, err
 		}
 	}
 	return rec.Profile(experts.ModelName(m.Dir), m.Model.Config.ModelType, m.Model.Config.NumExpertsPerTok, source), nil
+}
+
+// scratchBytes estimates the working buffers: a batch's activations (the
+// widest tensors are the logits and the expert intermediates) and, with
+// O_DIRECT, the IO workers' aligned bounce buffers.
+func scratchBytes(m *model.Model, directIO bool) int64 {
+	c := m.Config
+	widest := 8*c.HiddenSize + c.VocabSize + 3*max(c.IntermediateSize, c.MoEIntermediateSize*c.NumExpertsPerTok)
+	total := int64(4 * m.MaxBatch * widest)
+	if directIO {
+		total += 8 * (2<<20 + 64<<10) // 8 IO workers, 2 MiB reads plus alignment
+	}
+	return total
 }
