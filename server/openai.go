@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -32,7 +33,7 @@ type oaiChatRequest struct {
 	N *int `json:"n"`
 	// ChatTemplateKwargs are extra template variables (as in vLLM), e.g.
 	// {"enable_thinking": false}.
-	ChatTemplateKwargs map[string]any `json:"chat_template_kwargs"`
+	ChatTemplateKwargs map[string]json.RawMessage `json:"chat_template_kwargs"`
 }
 
 type oaiMessage struct {
@@ -297,7 +298,7 @@ func (s *Server) oaiChatJob(req *oaiChatRequest) (*job, *apiError) {
 	if maxTokens == nil {
 		maxTokens = req.MaxTokens
 	}
-	return s.chatJob(ChatPrompt{Messages: msgs, Tools: tools, AddGenerationPrompt: true, Kwargs: req.ChatTemplateKwargs},
+	return s.chatJob(ChatPrompt{Messages: msgs, Tools: tools, AddGenerationPrompt: true, Kwargs: templateKwargs(req.ChatTemplateKwargs)},
 		len(tools) > 0, maxTokens, sampling, stops)
 }
 
@@ -500,4 +501,23 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 			"loaded": id == s.b.ModelID()})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+// templateKwargs passes chat_template_kwargs on so the template sees them
+// exactly as sent: booleans, strings and null as Go values, numbers,
+// objects and arrays as raw JSON (1 stays an integer, key order is kept).
+func templateKwargs(raw map[string]json.RawMessage) map[string]any {
+	if len(raw) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(raw))
+	for k, v := range raw {
+		var scalar any
+		if t := bytes.TrimSpace(v); len(t) > 0 && (t[0] == 't' || t[0] == 'f' || t[0] == '"' || t[0] == 'n') && json.Unmarshal(t, &scalar) == nil {
+			out[k] = scalar
+			continue
+		}
+		out[k] = v
+	}
+	return out
 }
