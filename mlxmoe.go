@@ -123,6 +123,7 @@ func Load(dir string, opts Options) (*Model, error) {
 	m := &Model{Name: filepath.Base(filepath.Clean(dir)), Dir: dir, Model: mdl, Tok: tok, Template: tmpl, exec: e,
 		runner: model.NewRunner(mdl, e), ctxLen: ctxLen, eos: map[int32]bool{},
 		pager: pager, closeMaps: closeMaps, opts: opts}
+	m.runner.Prefetch = opts.Experts.Prefetch && pager != nil
 	for _, id := range tok.EOSTokenIDs() {
 		m.eos[int32(id)] = true
 	}

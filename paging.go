@@ -33,6 +33,9 @@ type ExpertOptions struct {
 	// DirectIO reads experts with O_DIRECT so the page cache holds no
 	// second copy.
 	DirectIO bool
+	// Prefetch predicts the next layer's experts during decode and starts
+	// loading them early.
+	Prefetch bool
 	// CacheDir holds the warm-start state (default ~/.cache/mlx-moe).
 	CacheDir string
 	// NoWarmStart skips restoring and saving the resident set.

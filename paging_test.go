@@ -83,9 +83,11 @@ func TestExactPagingIsExact(t *testing.T) {
 			}
 			want := trace(t, ref, prompt, 12)
 			n := ref.Model.Config.NumExperts
-			for _, frac := range []int{25, 50} {
-				capacity := max(n*frac/100, ref.Model.Config.NumExpertsPerTok)
-				m := loadWith(t, dir, ExpertOptions{Policy: "exact", Capacity: capacity})
+			for _, frac := range []int{25, 50, -25} {
+				// -25: 25% with prefetching, which may only change what loads.
+				prefetch := frac < 0
+				capacity := max(n*abs(frac)/100, ref.Model.Config.NumExpertsPerTok)
+				m := loadWith(t, dir, ExpertOptions{Policy: "exact", Capacity: capacity, Prefetch: prefetch})
 				got := trace(t, m, prompt, 12)
 				for i := range want {
 					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
@@ -152,3 +154,5 @@ func f32bytes(x []float32) []byte {
 	}
 	return b.Bytes()
 }
+
+func abs(x int) int { return max(x, -x) }

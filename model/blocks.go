@@ -104,7 +104,9 @@ func (m *MLP) forward(r *run, out, x *graph.Tensor) error {
 // optional shared expert (scaled by sigmoid(SharedGate x) when SharedGate
 // is set).
 type MoE struct {
-	Layer      int
+	Layer int
+	// Next is the following MoE layer, whose experts Prefetch predicts.
+	Next       *MoE
 	Router     *kernels.Matrix
 	Routing    kernels.Routing
 	Experts    graph.ExpertSet
@@ -124,6 +126,11 @@ func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 		}
 		r.Trace.Routes(m.Layer, routes)
 	}
+	if r.Prefetch && n == 1 {
+		if err := m.prefetchNext(r, x); err != nil {
+			return err
+		}
+	}
 	if err := e.MoE(out, x, n, routes, m.Experts); err != nil {
 		return fmt.Errorf("experts: %w", err)
 	}
@@ -140,6 +147,35 @@ func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 		e.MulSigmoid(s, s, g, n)
 	}
 	e.Add(out, out, s, n)
+	return nil
+}
+
+// Prefetcher is an ExpertSet that can start loading experts early.
+type Prefetcher interface {
+	Prefetch(ids []int32)
+}
+
+// prefetchNext predicts the next MoE layer's experts by applying its router
+// to this layer's input (the residual stream changes little from one layer
+// to the next) and asks the pager to start loading them while this layer's
+// experts run. Decode only: it reads the prediction on the host.
+func (m *MoE) prefetchNext(r *run, x *graph.Tensor) error {
+	next := m.Next
+	if next == nil {
+		return nil
+	}
+	pf, ok := next.Experts.(Prefetcher)
+	if !ok {
+		return nil
+	}
+	logits := r.tensor("moe.prefetch", next.Router.Rows)
+	r.E.MatMul(logits, x, 1, next.Router, nil)
+	routes := r.routesFor(-1-next.Layer, next.Routing.TopK)
+	r.E.Route(routes, logits, 1, &next.Routing)
+	if err := r.E.Sync(); err != nil {
+		return err
+	}
+	pf.Prefetch(routes.IDs[:next.Routing.TopK])
 	return nil
 }
 

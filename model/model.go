@@ -116,6 +116,15 @@ func LoadWith(dir string, opts LoadOptions) (*Model, error) {
 		return nil, w.err
 	}
 	m.Config, m.Index = cfg, ix
+	var prev *MoE
+	for _, l := range m.Layers {
+		if moe, ok := l.FFN.(*MoE); ok {
+			if prev != nil {
+				prev.Next = moe
+			}
+			prev = moe
+		}
+	}
 	vision := 0
 	for _, n := range ix.Names() {
 		if strings.Contains(n, "visual.") || strings.Contains(n, "vision_tower.") {

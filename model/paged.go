@@ -77,3 +77,6 @@ func (x *pagedExperts) Expert(id int32) (gate, up, down *kernels.Matrix) {
 	v := x.views[x.slot[id]]
 	return v[0], v[1], v[2]
 }
+
+// Prefetch starts loading experts without waiting (see MoE.prefetchNext).
+func (x *pagedExperts) Prefetch(ids []int32) { x.pager.Prefetch(x.layer, ids) }

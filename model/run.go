@@ -58,6 +58,9 @@ type Runner struct {
 	M     *Model
 	E     graph.Executor
 	Trace *Trace
+	// Prefetch predicts each next MoE layer's experts during decode and
+	// starts loading them early (when the experts are paged).
+	Prefetch bool
 
 	scratch map[string]*graph.Tensor
 	routes  map[int]*graph.Routes
