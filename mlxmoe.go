@@ -123,7 +123,9 @@ func Load(dir string, opts Options) (*Model, error) {
 	m := &Model{Name: filepath.Base(filepath.Clean(dir)), Dir: dir, Model: mdl, Tok: tok, Template: tmpl, exec: e,
 		runner: model.NewRunner(mdl, e), ctxLen: ctxLen, eos: map[int32]bool{},
 		pager: pager, closeMaps: closeMaps, opts: opts}
-	m.runner.Prefetch = opts.Experts.Prefetch && pager != nil
+	// The prediction is read on the host, which would cost a GPU round trip
+	// per layer on Metal: prefetch on the CPU executor only.
+	m.runner.Prefetch = opts.Experts.Prefetch && pager != nil && e.Name() == "cpu"
 	for _, id := range tok.EOSTokenIDs() {
 		m.eos[int32(id)] = true
 	}

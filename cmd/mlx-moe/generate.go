@@ -111,7 +111,7 @@ MoE trained briefly on Python source) is used.`, stderr)
 	if *verbose {
 		fmt.Fprintf(stderr, "prompt: %d tokens, time to first token %.3fs (%.1f tok/s prefill)\n",
 			res.PromptTokens, res.Prefill.Seconds(), float64(res.PromptTokens-res.CachedTokens)/res.Prefill.Seconds())
-		fmt.Fprintf(stderr, "generated: %d tokens, %.1f tok/s decode, finish: %s\n", len(res.IDs), res.DecodeTokensPerSecond(), res.FinishReason)
+		fmt.Fprintf(stderr, "generated: %d tokens, %.2f tok/s decode, finish: %s\n", len(res.IDs), res.DecodeTokensPerSecond(), res.FinishReason)
 		if st, ok := m.ExpertStats(); ok {
 			fmt.Fprint(stderr, st.String())
 		}
