@@ -312,12 +312,12 @@ func (m *Model) Profile(prompts [][]int32, source string) (*experts.Profile, err
 }
 
 // scratchBytes estimates the working buffers: a batch's activations (the
-// widest tensors are the logits and the expert intermediates) and, with
-// O_DIRECT, the IO workers' aligned bounce buffers.
+// hidden-size tensors and the expert intermediates), one row of logits and,
+// with O_DIRECT, the IO workers' aligned bounce buffers.
 func scratchBytes(m *model.Model, directIO bool) int64 {
 	c := m.Config
-	widest := 8*c.HiddenSize + c.VocabSize + 3*max(c.IntermediateSize, c.MoEIntermediateSize*c.NumExpertsPerTok)
-	total := int64(4 * m.MaxBatch * widest)
+	widest := 8*c.HiddenSize + 3*max(c.IntermediateSize, c.MoEIntermediateSize*c.NumExpertsPerTok)
+	total := int64(4*m.MaxBatch*widest + 4*c.VocabSize)
 	if directIO {
 		total += 8 * (2<<20 + 64<<10) // 8 IO workers, 2 MiB reads plus alignment
 	}

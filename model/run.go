@@ -83,9 +83,14 @@ type run struct {
 // tensor returns the runner's scratch tensor called name with cols columns
 // and MaxBatch rows, allocating it on first use.
 func (r *run) tensor(name string, cols int) *graph.Tensor {
+	return r.tensorRows(name, r.M.MaxBatch, cols)
+}
+
+// tensorRows is tensor for a scratch tensor of a given number of rows.
+func (r *run) tensorRows(name string, rows, cols int) *graph.Tensor {
 	t, ok := r.scratch[name]
-	if !ok || t.Cols != cols {
-		t = r.E.NewTensor(r.M.MaxBatch, cols)
+	if !ok || t.Cols != cols || t.Rows != rows {
+		t = r.E.NewTensor(rows, cols)
 		r.scratch[name] = t
 	}
 	return t
@@ -177,7 +182,13 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 		rows, src = 1, last
 	}
 	e.RMSNorm(h, src, rows, hidden, m.Norm, eps)
-	logits := r.tensor("logits", m.Config.VocabSize)
+	// The vocabulary is wide (152k for Qwen): keep a one-row tensor for
+	// decode and a full batch only when every position's logits are asked.
+	name, logitRows := "logits", m.MaxBatch
+	if rows == 1 {
+		name, logitRows = "logits.last", 1
+	}
+	logits := r.tensorRows(name, logitRows, m.Config.VocabSize)
 	e.MatMul(logits, h, rows, m.Head, nil)
 	if err := e.Sync(); err != nil {
 		return nil, err
