@@ -219,17 +219,11 @@ func parseDecoder(raw json.RawMessage) (decoder, error) {
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return nil, fmt.Errorf("Sequence: %w", err)
 		}
-		var seq decoderSequence
-		for i, r := range p.Decoders {
-			d, err := parseDecoder(r)
-			if err != nil {
-				return nil, fmt.Errorf("Sequence[%d]: %w", i, err)
-			}
-			if d != nil {
-				seq = append(seq, d)
-			}
+		seq, err := parseSequence(p.Decoders, parseDecoder)
+		if err != nil {
+			return nil, err
 		}
-		return seq, nil
+		return decoderSequence(seq), nil
 	}
 	return nil, fmt.Errorf("decoder type %q is not supported (supported: ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip, Sequence)", typ)
 }

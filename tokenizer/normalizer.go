@@ -115,20 +115,11 @@ func parseNormalizer(raw json.RawMessage) (normalizer, error) {
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return nil, fmt.Errorf("Sequence: %w", err)
 		}
-		var seq normalizerSequence
-		for i, r := range p.Normalizers {
-			n, err := parseNormalizer(r)
-			if err != nil {
-				return nil, fmt.Errorf("Sequence[%d]: %w", i, err)
-			}
-			if n != nil {
-				seq = append(seq, n)
-			}
+		seq, err := parseSequence(p.Normalizers, parseNormalizer)
+		if err != nil || len(seq) == 0 {
+			return nil, err
 		}
-		if len(seq) == 0 {
-			return nil, nil
-		}
-		return seq, nil
+		return normalizerSequence(seq), nil
 	}
 	return nil, fmt.Errorf("normalizer type %q is not supported (supported: NFC, NFD, NFKC, NFKD, Lowercase, Prepend, Replace, Strip, Sequence)", typ)
 }

@@ -71,20 +71,11 @@ func parsePostProcessor(raw json.RawMessage) (postProcessor, error) {
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return nil, fmt.Errorf("Sequence: %w", err)
 		}
-		var seq postSequence
-		for i, r := range p.Processors {
-			pp, err := parsePostProcessor(r)
-			if err != nil {
-				return nil, fmt.Errorf("Sequence[%d]: %w", i, err)
-			}
-			if pp != nil {
-				seq = append(seq, pp)
-			}
+		seq, err := parseSequence(p.Processors, parsePostProcessor)
+		if err != nil || len(seq) == 0 {
+			return nil, err
 		}
-		if len(seq) == 0 {
-			return nil, nil
-		}
-		return seq, nil
+		return postSequence(seq), nil
 	}
 	return nil, fmt.Errorf("post-processor type %q is not supported (supported: ByteLevel, TemplateProcessing, BertProcessing, RobertaProcessing, Sequence)", typ)
 }

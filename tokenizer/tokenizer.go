@@ -258,6 +258,23 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }
 
+// parseSequence parses each element of a "Sequence" component's list with
+// parse, naming the failing element in the error and dropping those that
+// parse to nil (components that do nothing).
+func parseSequence[T any](items []json.RawMessage, parse func(json.RawMessage) (T, error)) ([]T, error) {
+	var seq []T
+	for i, r := range items {
+		x, err := parse(r)
+		if err != nil {
+			return nil, fmt.Errorf("Sequence[%d]: %w", i, err)
+		}
+		if any(x) != nil {
+			seq = append(seq, x)
+		}
+	}
+	return seq, nil
+}
+
 // typeOf returns the "type" field of a tokenizer.json component. It reads
 // only as far as that field, which Hugging Face writes first: the model
 // object of a large vocabulary is megabytes long.
