@@ -271,28 +271,14 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		s.antStream(w, r, j)
 		return
 	}
-	t, e := s.admit()
-	if e != nil {
-		anthropic.writeError(w, e)
-		return
-	}
-	defer t.done()
-	if t.wait(r.Context()) != nil {
-		return
-	}
 	var events []toolcall.Event
-	out := s.run(r.Context(), j, func(ev toolcall.Event) error { events = append(events, ev); return nil })
-	if out.err != nil {
-		if r.Context().Err() == nil {
-			anthropic.writeError(w, &apiError{kind: errInternal, msg: "generation failed: " + out.err.Error()})
-		}
-		return
-	}
-	content, calls := antContent(events)
-	writeJSON(w, http.StatusOK, map[string]any{
-		"id": newID("msg_"), "type": "message", "role": "assistant", "model": s.b.ModelID(),
-		"content": content, "stop_reason": antStop(out, calls), "stop_sequence": stopSequence(out),
-		"usage": antUsage(j, out.res),
+	s.generate(w, r, anthropic, j, func(ev toolcall.Event) error { events = append(events, ev); return nil }, func(out outcome) {
+		content, calls := antContent(events)
+		writeJSON(w, http.StatusOK, map[string]any{
+			"id": newID("msg_"), "type": "message", "role": "assistant", "model": s.b.ModelID(),
+			"content": content, "stop_reason": antStop(out, calls), "stop_sequence": stopSequence(out),
+			"usage": antUsage(j, out.res),
+		})
 	})
 }
 

@@ -230,44 +230,30 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.oaiStream(w, r, j, "chat.completion.chunk", req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
 		return
 	}
-	t, e := s.admit()
-	if e != nil {
-		openAI.writeError(w, e)
-		return
-	}
-	defer t.done()
-	if t.wait(r.Context()) != nil {
-		return // the client left
-	}
 	var res toolcall.Result
-	out := s.run(r.Context(), j, func(ev toolcall.Event) error { res.Add(ev); return nil })
-	if out.err != nil {
-		if r.Context().Err() == nil {
-			openAI.writeError(w, &apiError{kind: errInternal, msg: "generation failed: " + out.err.Error()})
+	s.generate(w, r, openAI, j, func(ev toolcall.Event) error { res.Add(ev); return nil }, func(out outcome) {
+		res = validCalls(res)
+		msg := map[string]any{"role": "assistant", "content": res.Content}
+		if res.Content == "" && len(res.Calls) > 0 {
+			msg["content"] = nil
 		}
-		return
-	}
-	res = validCalls(res)
-	msg := map[string]any{"role": "assistant", "content": res.Content}
-	if res.Content == "" && len(res.Calls) > 0 {
-		msg["content"] = nil
-	}
-	if res.Reasoning != "" {
-		msg["reasoning_content"] = res.Reasoning
-	}
-	if len(res.Calls) > 0 {
-		var calls []any
-		for _, c := range res.Calls {
-			calls = append(calls, map[string]any{"id": newID("call_"), "type": "function",
-				"function": map[string]any{"name": c.Name, "arguments": c.Arguments}})
+		if res.Reasoning != "" {
+			msg["reasoning_content"] = res.Reasoning
 		}
-		msg["tool_calls"] = calls
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"id": newID("chatcmpl-"), "object": "chat.completion", "created": time.Now().Unix(), "model": s.b.ModelID(),
-		"choices": []any{map[string]any{"index": 0, "message": msg, "logprobs": nil,
-			"finish_reason": oaiFinish(out, len(res.Calls) > 0)}},
-		"usage": oaiUsage(j, out.res),
+		if len(res.Calls) > 0 {
+			var calls []any
+			for _, c := range res.Calls {
+				calls = append(calls, map[string]any{"id": newID("call_"), "type": "function",
+					"function": map[string]any{"name": c.Name, "arguments": c.Arguments}})
+			}
+			msg["tool_calls"] = calls
+		}
+		writeJSON(w, http.StatusOK, map[string]any{
+			"id": newID("chatcmpl-"), "object": "chat.completion", "created": time.Now().Unix(), "model": s.b.ModelID(),
+			"choices": []any{map[string]any{"index": 0, "message": msg, "logprobs": nil,
+				"finish_reason": oaiFinish(out, len(res.Calls) > 0)}},
+			"usage": oaiUsage(j, out.res),
+		})
 	})
 }
 
@@ -435,27 +421,13 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		s.oaiStream(w, r, j, "text_completion", req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
 		return
 	}
-	t, e := s.admit()
-	if e != nil {
-		openAI.writeError(w, e)
-		return
-	}
-	defer t.done()
-	if t.wait(r.Context()) != nil {
-		return
-	}
 	var text strings.Builder
-	out := s.run(r.Context(), j, func(ev toolcall.Event) error { text.WriteString(ev.Text); return nil })
-	if out.err != nil {
-		if r.Context().Err() == nil {
-			openAI.writeError(w, &apiError{kind: errInternal, msg: "generation failed: " + out.err.Error()})
-		}
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"id": newID("cmpl-"), "object": "text_completion", "created": time.Now().Unix(), "model": s.b.ModelID(),
-		"choices": []any{map[string]any{"index": 0, "text": text.String(), "logprobs": nil, "finish_reason": oaiFinish(out, false)}},
-		"usage":   oaiUsage(j, out.res),
+	s.generate(w, r, openAI, j, func(ev toolcall.Event) error { text.WriteString(ev.Text); return nil }, func(out outcome) {
+		writeJSON(w, http.StatusOK, map[string]any{
+			"id": newID("cmpl-"), "object": "text_completion", "created": time.Now().Unix(), "model": s.b.ModelID(),
+			"choices": []any{map[string]any{"index": 0, "text": text.String(), "logprobs": nil, "finish_reason": oaiFinish(out, false)}},
+			"usage":   oaiUsage(j, out.res),
+		})
 	})
 }
 

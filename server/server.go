@@ -435,6 +435,31 @@ func (s *Server) run(ctx context.Context, j *job, sink func(toolcall.Event) erro
 	return out
 }
 
+// generate serves a non-streaming response: it queues the request, runs j
+// when its turn comes with each event going to sink, and calls reply with
+// the outcome while the turn is still held. A full queue or a failed
+// generation is written as an error in dialect d; a client that left gets
+// nothing.
+func (s *Server) generate(w http.ResponseWriter, r *http.Request, d dialect, j *job, sink func(toolcall.Event) error, reply func(outcome)) {
+	t, e := s.admit()
+	if e != nil {
+		d.writeError(w, e)
+		return
+	}
+	defer t.done()
+	if t.wait(r.Context()) != nil {
+		return // the client left
+	}
+	out := s.run(r.Context(), j, sink)
+	if out.err != nil {
+		if r.Context().Err() == nil {
+			d.writeError(w, &apiError{kind: errInternal, msg: "generation failed: " + out.err.Error()})
+		}
+		return
+	}
+	reply(out)
+}
+
 // firstStop finds the earliest stop string in s.
 func firstStop(s string, stops []string) (int, string) {
 	best, which := -1, ""
