@@ -52,19 +52,35 @@ func qmv(out, x []float32, n int, m *Matrix) {
 	})
 }
 
+// nibbles maps a byte to its two 4-bit codes less the middle code 8, so
+// dot4 replaces a shift, mask and conversion per value by a table load.
+var nibbles = func() (t [256][2]float32) {
+	for b := range t {
+		t[b] = [2]float32{float32(b&15) - 8, float32(b>>4) - 8}
+	}
+	return t
+}()
+
 // dot4 is Σ (q_j-8) x_j over 4-bit values packed eight to a word.
 func dot4(w []uint32, x []float32) float32 {
 	var s0, s1 float32
 	x = x[:len(w)*8]
 	for i, v := range w {
 		xs := x[i*8 : i*8+8 : i*8+8]
-		s0 += c4(v)*xs[0] + c4(v>>4)*xs[1] + c4(v>>8)*xs[2] + c4(v>>12)*xs[3]
-		s1 += c4(v>>16)*xs[4] + c4(v>>20)*xs[5] + c4(v>>24)*xs[6] + c4(v>>28)*xs[7]
+		a, b, c, d := &nibbles[v&255], &nibbles[v>>8&255], &nibbles[v>>16&255], &nibbles[v>>24]
+		s0 += a[0]*xs[0] + a[1]*xs[1] + b[0]*xs[2] + b[1]*xs[3]
+		s1 += c[0]*xs[4] + c[1]*xs[5] + d[0]*xs[6] + d[1]*xs[7]
 	}
 	return s0 + s1
 }
 
-func c4(v uint32) float32 { return float32(int32(v&15) - 8) }
+// centredBytes maps an 8-bit code to its value less the middle code 128.
+var centredBytes = func() (t [256]float32) {
+	for b := range t {
+		t[b] = float32(b) - 128
+	}
+	return t
+}()
 
 // dot8 is Σ (q_j-128) x_j over 8-bit values packed four to a word.
 func dot8(w []uint32, x []float32) float32 {
@@ -72,10 +88,8 @@ func dot8(w []uint32, x []float32) float32 {
 	x = x[:len(w)*4]
 	for i, v := range w {
 		xs := x[i*4 : i*4+4 : i*4+4]
-		s0 += c8(v)*xs[0] + c8(v>>8)*xs[1]
-		s1 += c8(v>>16)*xs[2] + c8(v>>24)*xs[3]
+		s0 += centredBytes[v&255]*xs[0] + centredBytes[v>>8&255]*xs[1]
+		s1 += centredBytes[v>>16&255]*xs[2] + centredBytes[v>>24]*xs[3]
 	}
 	return s0 + s1
 }
-
-func c8(v uint32) float32 { return float32(int32(v&255) - 128) }
