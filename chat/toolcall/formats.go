@@ -237,14 +237,47 @@ func skipJunk(p *Parser) {
 	p.consume(i + 1)
 }
 
+// objectCall is what the formats that write arguments as key/value tags
+// (Qwen3-Coder, GLM) share: the call's name and its arguments object.
+type objectCall struct {
+	phase  int // 0: the head, before the call has started; then the format's own
+	name   string
+	closed bool // the arguments' '}' is written
+	args   argWriter
+}
+
+// open starts the call and its arguments object.
+func (c *objectCall) open(p *Parser, name string) {
+	c.name = name
+	p.startCall(name)
+	p.args("{")
+	c.phase = 1
+}
+
+// close ends an open value, the arguments object and the call.
+func (c *objectCall) close(p *Parser) {
+	c.args.end(p)
+	if !c.closed {
+		p.args("}")
+	}
+	p.endCall()
+}
+
+func (c *objectCall) finish(p *Parser) {
+	if c.phase == 0 {
+		p.abort()
+		return
+	}
+	p.drain()
+	c.close(p)
+	p.toText()
+}
+
 // coderCall reads Qwen3-Coder's
 // <tool_call><function=N><parameter=K>value</parameter>...</function></tool_call>.
 type coderCall struct {
-	phase  int // 0 head, 1 between parameters, 2 value, 3 after </function>
-	name   string
-	lead   bool // the value's first newline is still to be dropped
-	closed bool // the arguments' '}' is written
-	args   argWriter
+	objectCall      // phase: 0 head, 1 between parameters, 2 value, 3 after </function>
+	lead       bool // the value's first newline is still to be dropped
 }
 
 const (
@@ -269,10 +302,7 @@ func (c *coderCall) step(p *Parser) bool {
 			return true
 		}
 		p.consume(n)
-		c.name = name
-		p.startCall(name)
-		p.args("{")
-		c.phase = 1
+		c.open(p, name)
 		return true
 	case 1:
 		if !p.skipSpace() {
@@ -300,7 +330,7 @@ func (c *coderCall) step(p *Parser) bool {
 			return true
 		case strings.HasPrefix(p.buf, callClose):
 			p.consume(len(callClose))
-			c.finishArgs(p)
+			c.close(p)
 			p.toText()
 			return true
 		case couldBe(p.buf, coderParam) || couldBe(p.buf, coderFuncClose) || couldBe(p.buf, callClose):
@@ -324,35 +354,13 @@ func (c *coderCall) step(p *Parser) bool {
 		c.phase = 1
 		return true
 	default:
-		i, tag := scan(p.buf, []string{callClose})
-		p.consume(i)
-		if tag == "" {
+		if !p.skipPast(callClose) {
 			return false
 		}
-		p.consume(len(tag))
 		p.endCall()
 		p.toText()
 		return true
 	}
-}
-
-// finishArgs closes an open value and the arguments object and ends the call.
-func (c *coderCall) finishArgs(p *Parser) {
-	c.args.end(p)
-	if !c.closed {
-		p.args("}")
-	}
-	p.endCall()
-}
-
-func (c *coderCall) finish(p *Parser) {
-	if c.phase == 0 {
-		p.abort()
-		return
-	}
-	p.drain()
-	c.finishArgs(p)
-	p.toText()
 }
 
 // tagAttr reads <prefixVALUE> at the start of s. n is the length of the
@@ -379,10 +387,8 @@ func tagAttr(s, prefix string) (val string, n int, ok bool) {
 // glmCall reads GLM-4.5's
 // <tool_call>N\n<arg_key>k</arg_key>\n<arg_value>v</arg_value>...</tool_call>.
 type glmCall struct {
-	phase int // 0 name, 1 between arguments, 2 before the value, 3 value
-	name  string
-	key   string
-	args  argWriter
+	objectCall // phase: 0 name, 1 between arguments, 2 before the value, 3 value
+	key        string
 }
 
 const (
@@ -412,10 +418,7 @@ func (c *glmCall) step(p *Parser) bool {
 			return true
 		}
 		p.consume(i)
-		c.name = name
-		p.startCall(name)
-		p.args("{")
-		c.phase = 1
+		c.open(p, name)
 		return true
 	case 1:
 		if !p.skipSpace() {
@@ -437,8 +440,7 @@ func (c *glmCall) step(p *Parser) bool {
 			return true
 		case strings.HasPrefix(p.buf, callClose):
 			p.consume(len(callClose))
-			p.args("}")
-			p.endCall()
+			c.close(p)
 			p.toText()
 			return true
 		case couldBe(p.buf, glmKey) || couldBe(p.buf, callClose):
@@ -468,18 +470,6 @@ func (c *glmCall) step(p *Parser) bool {
 		c.phase = 1
 		return true
 	}
-}
-
-func (c *glmCall) finish(p *Parser) {
-	if c.phase == 0 {
-		p.abort()
-		return
-	}
-	p.drain()
-	c.args.end(p)
-	p.args("}")
-	p.endCall()
-	p.toText()
 }
 
 // deepseekCall reads a DeepSeek-V3 call section:
@@ -590,12 +580,9 @@ func (c *deepseekCall) step(p *Parser) bool {
 		}
 		return true
 	default:
-		i, tag := scan(p.buf, []string{dsCallEnd})
-		p.consume(i)
-		if tag == "" {
+		if !p.skipPast(dsCallEnd) {
 			return false
 		}
-		p.consume(len(tag))
 		c.end(p)
 		return true
 	}

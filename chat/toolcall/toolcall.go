@@ -421,6 +421,18 @@ func PartialSuffix(s string, tags []string) int {
 	return n
 }
 
+// skipPast consumes input through tag and reports whether tag was reached
+// (short of it, it keeps any suffix that may grow into the tag).
+func (p *Parser) skipPast(tag string) bool {
+	i, found := scan(p.buf, []string{tag})
+	p.consume(i)
+	if found == "" {
+		return false
+	}
+	p.consume(len(tag))
+	return true
+}
+
 // skipSpace consumes leading whitespace and reports whether input remains.
 func (p *Parser) skipSpace() bool {
 	p.consume(len(p.buf) - len(strings.TrimLeft(p.buf, " \t\r\n")))
