@@ -102,6 +102,20 @@ func (m *Matrix) Row(r int, dst []float32) {
 		w := q.W[r*words : (r+1)*words]
 		groups := m.Cols / q.GroupSize
 		mask := uint32(1)<<q.Bits - 1
+		if q.Bits == 4 || q.Bits == 8 {
+			// Whole words: no value straddles a word boundary.
+			per := 32 / q.Bits
+			for g := 0; g < groups; g++ {
+				s, b := q.scale(r*groups + g)
+				for j := g * q.GroupSize; j < (g+1)*q.GroupSize; j += per {
+					v := w[j/per]
+					for k := range per {
+						dst[j+k] = s*float32(v>>(k*q.Bits)&mask) + b
+					}
+				}
+			}
+			return
+		}
 		for g := 0; g < groups; g++ {
 			s, b := q.scale(r*groups + g)
 			for j := g * q.GroupSize; j < (g+1)*q.GroupSize; j++ {
