@@ -594,24 +594,22 @@ func (p *parser) parseExpression(withCond bool) (expr, error) {
 }
 
 func (p *parser) parseOr() (expr, error) {
-	l, err := p.parseAnd()
-	for err == nil && p.isName("or") {
-		line := p.next().line
-		var r expr
-		if r, err = p.parseAnd(); err == nil {
-			l = &binExpr{"or", l, r, line}
-		}
-	}
-	return l, err
+	return p.parseLeft(p.parseAnd, p.isName, "or")
 }
 
 func (p *parser) parseAnd() (expr, error) {
-	l, err := p.parseNot()
-	for err == nil && p.isName("and") {
-		line := p.next().line
+	return p.parseLeft(p.parseNot, p.isName, "and")
+}
+
+// parseLeft parses one level of left-associative binary operators:
+// operand (op operand)*, where is(op) tells whether op is next.
+func (p *parser) parseLeft(operand func() (expr, error), is func(string) bool, ops ...string) (expr, error) {
+	l, err := operand()
+	for err == nil && slices.ContainsFunc(ops, is) {
+		t := p.next()
 		var r expr
-		if r, err = p.parseNot(); err == nil {
-			l = &binExpr{"and", l, r, line}
+		if r, err = operand(); err == nil {
+			l = &binExpr{t.val, l, r, t.line}
 		}
 	}
 	return l, err
@@ -668,51 +666,19 @@ func (p *parser) parseCompare() (expr, error) {
 }
 
 func (p *parser) parseMath1() (expr, error) {
-	l, err := p.parseConcat()
-	for err == nil && (p.isOp("+") || p.isOp("-")) {
-		t := p.next()
-		var r expr
-		if r, err = p.parseConcat(); err == nil {
-			l = &binExpr{t.val, l, r, t.line}
-		}
-	}
-	return l, err
+	return p.parseLeft(p.parseConcat, p.isOp, "+", "-")
 }
 
 func (p *parser) parseConcat() (expr, error) {
-	l, err := p.parseMath2()
-	for err == nil && p.isOp("~") {
-		t := p.next()
-		var r expr
-		if r, err = p.parseMath2(); err == nil {
-			l = &binExpr{"~", l, r, t.line}
-		}
-	}
-	return l, err
+	return p.parseLeft(p.parseMath2, p.isOp, "~")
 }
 
 func (p *parser) parseMath2() (expr, error) {
-	l, err := p.parsePow()
-	for err == nil && (p.isOp("*") || p.isOp("/") || p.isOp("//") || p.isOp("%")) {
-		t := p.next()
-		var r expr
-		if r, err = p.parsePow(); err == nil {
-			l = &binExpr{t.val, l, r, t.line}
-		}
-	}
-	return l, err
+	return p.parseLeft(p.parsePow, p.isOp, "*", "/", "//", "%")
 }
 
 func (p *parser) parsePow() (expr, error) {
-	l, err := p.parseUnary(true)
-	for err == nil && p.isOp("**") {
-		t := p.next()
-		var r expr
-		if r, err = p.parseUnary(true); err == nil {
-			l = &binExpr{"**", l, r, t.line}
-		}
-	}
-	return l, err
+	return p.parseLeft(func() (expr, error) { return p.parseUnary(true) }, p.isOp, "**")
 }
 
 func (p *parser) parseUnary(withFilter bool) (expr, error) {
