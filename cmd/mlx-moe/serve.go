@@ -85,6 +85,7 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 		fmt.Fprintf(stderr, "mlx-moe serve: listening on %s without --api-key: anyone who can reach it can use the model\n", *host)
 	}
 	cfg.ContextLength = o.model.context
+	cfg.CachedModels = cachedHubModels
 	if o.kvBits != 0 {
 		fmt.Fprintf(stderr, "mlx-moe serve: --kv-bits %d is accepted but has no effect yet: the KV cache stays in full precision\n", o.kvBits)
 	}

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	mlxmoe "github.com/mlx-moe/mlx-moe"
@@ -126,4 +129,33 @@ func (b *engineBackend) Stats() map[string]float64 {
 		"expert_bytes_paged_total":  float64(st.Total.Bytes),
 		"expert_read_gb_per_second": st.ReadGBps,
 	}
+}
+
+// cachedHubModels lists the models in the Hugging Face hub cache
+// ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub), whose folders
+// are named models--ORG--NAME, as ORG/NAME.
+func cachedHubModels() []string {
+	dir := os.Getenv("HF_HUB_CACHE")
+	if dir == "" {
+		home := os.Getenv("HF_HOME")
+		if home == "" {
+			userHome, err := os.UserHomeDir()
+			if err != nil {
+				return nil
+			}
+			home = filepath.Join(userHome, ".cache", "huggingface")
+		}
+		dir = filepath.Join(home, "hub")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, e := range entries {
+		if rest, ok := strings.CutPrefix(e.Name(), "models--"); ok && e.IsDir() {
+			names = append(names, strings.ReplaceAll(rest, "--", "/"))
+		}
+	}
+	return names
 }

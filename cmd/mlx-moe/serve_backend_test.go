@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -102,3 +104,15 @@ func TestServerPrefixReuse(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestCachedHubModels(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"models--mlx-community--Qwen3-Coder-Next-4bit", "datasets--x--y", "models--org--m"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	t.Setenv("HF_HUB_CACHE", dir)
+	got := cachedHubModels()
+	if strings.Join(got, ",") != "mlx-community/Qwen3-Coder-Next-4bit,org/m" {
+		t.Fatalf("cached models %v", got)
+	}
+}
