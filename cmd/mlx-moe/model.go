@@ -4,6 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
 	mlxmoe "github.com/mlx-moe/mlx-moe"
 	"github.com/mlx-moe/mlx-moe/defaultmodel"
@@ -50,6 +54,7 @@ func (f *modelFlags) load(allowDefault bool, stderr io.Writer) (*mlxmoe.Model, e
 			return nil, err
 		}
 	}
+	dir = resolveModelDir(dir)
 	if f.memory != "" {
 		n, err := experts.ParseBytes(f.memory)
 		if err != nil {
@@ -61,4 +66,29 @@ func (f *modelFlags) load(allowDefault bool, stderr io.Writer) (*mlxmoe.Model, e
 		f.experts.ProfilesDir = "profiles"
 	}
 	return mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, Device: f.device, Experts: f.experts, Log: stderr})
+}
+
+// resolveModelDir lets --model name a model in the Hugging Face hub cache
+// (ORG/NAME, as `huggingface-cli download` leaves it) when no such local
+// directory exists: the newest snapshot is used.
+func resolveModelDir(dir string) string {
+	if _, err := os.Stat(dir); err == nil || strings.Count(dir, "/") != 1 {
+		return dir
+	}
+	hub := hubCacheDir()
+	if hub == "" {
+		return dir
+	}
+	snaps, _ := filepath.Glob(filepath.Join(hub, "models--"+strings.ReplaceAll(dir, "/", "--"), "snapshots", "*"))
+	var best string
+	var bestTime time.Time
+	for _, s := range snaps {
+		if info, err := os.Stat(s); err == nil && info.ModTime().After(bestTime) {
+			best, bestTime = s, info.ModTime()
+		}
+	}
+	if best == "" {
+		return dir
+	}
+	return best
 }

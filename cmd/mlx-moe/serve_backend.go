@@ -131,23 +131,10 @@ func (b *engineBackend) Stats() map[string]float64 {
 	}
 }
 
-// cachedHubModels lists the models in the Hugging Face hub cache
-// ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub), whose folders
-// are named models--ORG--NAME, as ORG/NAME.
+// cachedHubModels lists the models in the Hugging Face hub cache, whose
+// folders are named models--ORG--NAME, as ORG/NAME.
 func cachedHubModels() []string {
-	dir := os.Getenv("HF_HUB_CACHE")
-	if dir == "" {
-		home := os.Getenv("HF_HOME")
-		if home == "" {
-			userHome, err := os.UserHomeDir()
-			if err != nil {
-				return nil
-			}
-			home = filepath.Join(userHome, ".cache", "huggingface")
-		}
-		dir = filepath.Join(home, "hub")
-	}
-	entries, err := os.ReadDir(dir)
+	entries, err := os.ReadDir(hubCacheDir())
 	if err != nil {
 		return nil
 	}
@@ -158,4 +145,21 @@ func cachedHubModels() []string {
 		}
 	}
 	return names
+}
+
+// hubCacheDir is the Hugging Face hub cache: $HF_HUB_CACHE, $HF_HOME/hub or
+// ~/.cache/huggingface/hub ("" when there is no home directory).
+func hubCacheDir() string {
+	if dir := os.Getenv("HF_HUB_CACHE"); dir != "" {
+		return dir
+	}
+	home := os.Getenv("HF_HOME")
+	if home == "" {
+		userHome, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		home = filepath.Join(userHome, ".cache", "huggingface")
+	}
+	return filepath.Join(home, "hub")
 }

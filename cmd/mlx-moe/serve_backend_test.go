@@ -116,3 +116,16 @@ func TestCachedHubModels(t *testing.T) {
 		t.Fatalf("cached models %v", got)
 	}
 }
+
+func TestResolveHubModel(t *testing.T) {
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "models--org--m", "snapshots", "abc123")
+	os.MkdirAll(snap, 0o755)
+	t.Setenv("HF_HUB_CACHE", dir)
+	if got := resolveModelDir("org/m"); got != snap {
+		t.Fatalf("org/m resolved to %q, want %q", got, snap)
+	}
+	if got := resolveModelDir("org/other"); got != "org/other" {
+		t.Fatalf("an unknown id must stay as given, got %q", got)
+	}
+}
