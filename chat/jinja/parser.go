@@ -742,51 +742,33 @@ func (p *parser) parsePrimary() (expr, error) {
 		case "[":
 			p.next()
 			l := &listExpr{}
-			for !p.isOp("]") {
-				if len(l.items) > 0 {
-					if err := p.expectOp(","); err != nil {
-						return nil, err
-					}
-					if p.isOp("]") {
-						break
-					}
-				}
+			return l, p.parseCommaList("]", func() error {
 				e, err := p.parseExpression(true)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				l.items = append(l.items, e)
-			}
-			p.next()
-			return l, nil
+				return nil
+			})
 		case "{":
 			p.next()
 			d := &dictExpr{}
-			for !p.isOp("}") {
-				if len(d.keys) > 0 {
-					if err := p.expectOp(","); err != nil {
-						return nil, err
-					}
-					if p.isOp("}") {
-						break
-					}
-				}
+			return d, p.parseCommaList("}", func() error {
 				k, err := p.parseExpression(true)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				if err := p.expectOp(":"); err != nil {
-					return nil, err
+					return err
 				}
 				v, err := p.parseExpression(true)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				d.keys = append(d.keys, k)
 				d.vals = append(d.vals, v)
-			}
-			p.next()
-			return d, nil
+				return nil
+			})
 		}
 	}
 	return nil, p.errf("unexpected %s", t)
@@ -870,39 +852,54 @@ func (p *parser) parseArgs() ([]expr, []kwarg, error) {
 	}
 	var args []expr
 	var kwargs []kwarg
-	for !p.isOp(")") {
-		if len(args)+len(kwargs) > 0 {
-			if err := p.expectOp(","); err != nil {
-				return nil, nil, err
-			}
-			if p.isOp(")") {
-				break
-			}
-		}
+	err := p.parseCommaList(")", func() error {
 		if p.cur().kind == tokName && p.peek().kind == tokOp && p.peek().val == "=" {
 			name := p.next().val
 			p.next()
 			v, err := p.parseExpression(true)
 			if err != nil {
-				return nil, nil, err
+				return err
 			}
 			kwargs = append(kwargs, kwarg{name, v})
-			continue
+			return nil
 		}
 		if p.isOp("*") || p.isOp("**") {
-			return nil, nil, p.errf("*args and **kwargs in calls are not supported")
+			return p.errf("*args and **kwargs in calls are not supported")
 		}
 		if len(kwargs) > 0 {
-			return nil, nil, p.errf("positional argument after keyword argument")
+			return p.errf("positional argument after keyword argument")
 		}
 		v, err := p.parseExpression(true)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		args = append(args, v)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return args, kwargs, nil
+}
+
+// parseCommaList parses comma-separated items, a trailing comma allowed,
+// through the closing operator.
+func (p *parser) parseCommaList(closer string, item func() error) error {
+	for n := 0; !p.isOp(closer); n++ {
+		if n > 0 {
+			if err := p.expectOp(","); err != nil {
+				return err
+			}
+			if p.isOp(closer) {
+				break
+			}
+		}
+		if err := item(); err != nil {
+			return err
+		}
 	}
 	p.next()
-	return args, kwargs, nil
+	return nil
 }
 
 func (p *parser) parseCall(fn expr) (expr, error) {
