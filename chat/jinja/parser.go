@@ -911,19 +911,28 @@ func (p *parser) parseCall(fn expr) (expr, error) {
 	return &callExpr{fn, args, kwargs, line}, nil
 }
 
-func (p *parser) parseFilter(arg expr) (*filterExpr, error) {
-	line := p.cur().line
+// expectDottedName reads a filter or test name, which may be dotted.
+func (p *parser) expectDottedName() (string, error) {
 	name, err := p.expectName()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	for p.isOp(".") {
 		p.next()
 		n, err := p.expectName()
 		if err != nil {
-			return nil, err
+			return "", err
 		}
 		name += "." + n
+	}
+	return name, nil
+}
+
+func (p *parser) parseFilter(arg expr) (*filterExpr, error) {
+	line := p.cur().line
+	name, err := p.expectDottedName()
+	if err != nil {
+		return nil, err
 	}
 	f := &filterExpr{arg: arg, name: name, line: line}
 	if p.isOp("(") {
@@ -969,17 +978,9 @@ func (p *parser) parseTest(arg expr) (expr, error) {
 		p.next()
 		negated = true
 	}
-	name, err := p.expectName()
+	name, err := p.expectDottedName()
 	if err != nil {
 		return nil, err
-	}
-	for p.isOp(".") {
-		p.next()
-		n, err := p.expectName()
-		if err != nil {
-			return nil, err
-		}
-		name += "." + n
 	}
 	t := &testExpr{arg: arg, name: name, line: line}
 	c := p.cur()
