@@ -234,6 +234,15 @@ func (p *parser) parseBody(ends ...string) ([]node, string, error) {
 	}
 }
 
+// parseBlockBody reads the end of a block's opening tag, then its body
+// (see parseBody).
+func (p *parser) parseBlockBody(ends ...string) ([]node, string, error) {
+	if err := p.expectBlockEnd(); err != nil {
+		return nil, "", err
+	}
+	return p.parseBody(ends...)
+}
+
 func (p *parser) parseStatement() (node, error) {
 	if err := p.enter(); err != nil {
 		return nil, err
@@ -258,10 +267,7 @@ func (p *parser) parseStatement() (node, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := p.expectBlockEnd(); err != nil {
-			return nil, err
-		}
-		body, _, err := p.parseBody("endfilter")
+		body, _, err := p.parseBlockBody("endfilter")
 		if err != nil {
 			return nil, err
 		}
@@ -270,10 +276,7 @@ func (p *parser) parseStatement() (node, error) {
 		return p.parseWith()
 	case "generation":
 		// transformers' marker for assistant text; it renders its body unchanged.
-		if err := p.expectBlockEnd(); err != nil {
-			return nil, err
-		}
-		body, _, err := p.parseBody("endgeneration")
+		body, _, err := p.parseBlockBody("endgeneration")
 		if err != nil {
 			return nil, err
 		}
@@ -308,8 +311,7 @@ func (p *parser) parseWith() (node, error) {
 		n.targets = append(n.targets, target)
 		n.values = append(n.values, v)
 	}
-	p.next()
-	body, _, err := p.parseBody("endwith")
+	body, _, err := p.parseBlockBody("endwith")
 	if err != nil {
 		return nil, err
 	}
@@ -324,10 +326,7 @@ func (p *parser) parseIf() (node, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := p.expectBlockEnd(); err != nil {
-			return nil, err
-		}
-		body, end, err := p.parseBody("elif", "else", "endif")
+		body, end, err := p.parseBlockBody("elif", "else", "endif")
 		if err != nil {
 			return nil, err
 		}
@@ -337,10 +336,7 @@ func (p *parser) parseIf() (node, error) {
 		case "elif":
 			continue
 		case "else":
-			if err := p.expectBlockEnd(); err != nil {
-				return nil, err
-			}
-			body, _, err := p.parseBody("endif")
+			body, _, err := p.parseBlockBody("endif")
 			if err != nil {
 				return nil, err
 			}
@@ -373,19 +369,13 @@ func (p *parser) parseFor(line int) (node, error) {
 	if p.isName("recursive") {
 		return nil, p.errf("recursive for loops are not supported")
 	}
-	if err := p.expectBlockEnd(); err != nil {
-		return nil, err
-	}
-	body, end, err := p.parseBody("else", "endfor")
+	body, end, err := p.parseBlockBody("else", "endfor")
 	if err != nil {
 		return nil, err
 	}
 	n.body = body
 	if end == "else" {
-		if err := p.expectBlockEnd(); err != nil {
-			return nil, err
-		}
-		if n.elseBody, _, err = p.parseBody("endfor"); err != nil {
+		if n.elseBody, _, err = p.parseBlockBody("endfor"); err != nil {
 			return nil, err
 		}
 	}
@@ -450,10 +440,7 @@ func (p *parser) parseSet() (node, error) {
 			return nil, err
 		}
 	}
-	if err := p.expectBlockEnd(); err != nil {
-		return nil, err
-	}
-	if n.body, _, err = p.parseBody("endset"); err != nil {
+	if n.body, _, err = p.parseBlockBody("endset"); err != nil {
 		return nil, err
 	}
 	return n, p.expectBlockEnd()
@@ -508,10 +495,7 @@ func (p *parser) parseMacro() (node, error) {
 		n.defaults = append(n.defaults, def)
 	}
 	p.next()
-	if err := p.expectBlockEnd(); err != nil {
-		return nil, err
-	}
-	if n.body, _, err = p.parseBody("endmacro"); err != nil {
+	if n.body, _, err = p.parseBlockBody("endmacro"); err != nil {
 		return nil, err
 	}
 	if p.cur().kind == tokName && p.cur().val == name {
