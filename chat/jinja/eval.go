@@ -469,25 +469,17 @@ func eval(e expr, s *scope) (any, error) {
 		}
 		return eval(e.els, s)
 	case *listExpr:
-		out := make([]any, len(e.items))
-		for i, it := range e.items {
-			v, err := eval(it, s)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = v
+		out, err := evalEach(e.items, s)
+		if err != nil {
+			return nil, err
 		}
 		return out, nil
 	case *tupleExpr:
-		out := make(Tuple, len(e.items))
-		for i, it := range e.items {
-			v, err := eval(it, s)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = v
+		out, err := evalEach(e.items, s)
+		if err != nil {
+			return nil, err
 		}
-		return out, nil
+		return Tuple(out), nil
 	case *dictExpr:
 		d := NewDict()
 		for i := range e.keys {
@@ -509,14 +501,23 @@ func eval(e expr, s *scope) (any, error) {
 	return nil, fmt.Errorf("internal error: unknown expression %T", e)
 }
 
-func evalArgs(argExprs []expr, kwExprs []kwarg, s *scope) ([]any, *Dict, error) {
-	args := make([]any, len(argExprs))
-	for i, a := range argExprs {
-		v, err := eval(a, s)
+// evalEach evaluates exprs in order.
+func evalEach(exprs []expr, s *scope) ([]any, error) {
+	out := make([]any, len(exprs))
+	for i, e := range exprs {
+		v, err := eval(e, s)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		args[i] = v
+		out[i] = v
+	}
+	return out, nil
+}
+
+func evalArgs(argExprs []expr, kwExprs []kwarg, s *scope) ([]any, *Dict, error) {
+	args, err := evalEach(argExprs, s)
+	if err != nil {
+		return nil, nil, err
 	}
 	kwargs := NewDict()
 	for _, kw := range kwExprs {
