@@ -2,10 +2,10 @@ package mlxmoe
 
 import (
 	"fmt"
-	"runtime/debug"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
