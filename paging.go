@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
@@ -20,9 +19,7 @@ type ExpertOptions struct {
 	// page cache decide) or "resident" (read every expert into memory).
 	// Empty: resident when the model fits the memory budget, else exact.
 	Policy string
-	// Memory is the budget in bytes (0: from available RAM). When experts
-	// are paged, the Go heap is limited to the budget less the slots
-	// (runtime/debug.SetMemoryLimit).
+	// Memory is the budget in bytes (0: from available RAM).
 	Memory int64
 	// Capacity is the number of expert slots per MoE layer (0: from the
 	// budget).
@@ -202,12 +199,6 @@ func startPager(m *model.Model, pol experts.Policy, opts ExpertOptions, kvBytes 
 		return nil, err
 	}
 	fmt.Fprint(log, plan.String())
-	// The slots live outside the Go heap; without a limit the collector
-	// lets the heap (resident weights, activations) grow to twice its live
-	// size, which overshoots the budget on large models.
-	if heap := plan.Budget - plan.ExpertMemory; heap > 0 {
-		debug.SetMemoryLimit(heap)
-	}
 	p, err := experts.New(experts.Config{Layers: specs, Capacity: plan.Capacity, Policy: pol, DirectIO: opts.DirectIO, ReadAt: opts.ReadAt, Allocator: opts.allocator})
 	if err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/kernels"
 )
@@ -52,6 +53,8 @@ type Model struct {
 	// Notes are things a user should know about how the checkpoint was read
 	// (for example, weights that were skipped).
 	Notes []string
+
+	offHeap [][]byte // weight buffers outside the Go heap
 
 	// MaxBatch is how many tokens one forward pass processes at most;
 	// longer prompts are processed in chunks of this size.
@@ -112,10 +115,11 @@ func LoadWith(dir string, opts LoadOptions) (*Model, error) {
 	w := &weights{ix: ix, cfg: cfg, lazy: opts.LazyExperts}
 	m := f(w)
 	if w.err != nil {
+		freeAll(w.offHeap)
 		ix.Close()
 		return nil, w.err
 	}
-	m.Config, m.Index = cfg, ix
+	m.Config, m.Index, m.offHeap = cfg, ix, w.offHeap
 	var prev *MoE
 	for _, l := range m.Layers {
 		if moe, ok := l.FFN.(*MoE); ok {
@@ -159,8 +163,19 @@ func loadCommon(w *weights, p string) *Model {
 	return m
 }
 
-// Close releases the checkpoint files.
-func (m *Model) Close() error { return m.Index.Close() }
+// Close releases the checkpoint files and the weights held outside the Go
+// heap; the model must not run afterwards.
+func (m *Model) Close() error {
+	freeAll(m.offHeap)
+	m.offHeap = nil
+	return m.Index.Close()
+}
+
+func freeAll(bufs [][]byte) {
+	for _, b := range bufs {
+		experts.DefaultAllocator().Free(b)
+	}
+}
 
 // ExpertSources lists the MoE layers whose experts were loaded lazily.
 func (m *Model) ExpertSources() []*ExpertSource {

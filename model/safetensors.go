@@ -238,14 +238,19 @@ func (ix *Index) Names() []string {
 // ReadBytes reads a tensor's raw bytes.
 func (ix *Index) ReadBytes(t *TensorInfo) ([]byte, error) {
 	buf := make([]byte, t.Length)
+	return buf, ix.ReadInto(t, buf)
+}
+
+// ReadInto reads a tensor's raw bytes into buf (t.Length bytes).
+func (ix *Index) ReadInto(t *TensorInfo, buf []byte) error {
 	f := ix.files[t.File]
 	if f == nil {
-		return nil, fmt.Errorf("tensor %s: shard %s is not open", t.Name, t.File)
+		return fmt.Errorf("tensor %s: shard %s is not open", t.Name, t.File)
 	}
-	if _, err := f.ReadAt(buf, t.Offset); err != nil {
-		return nil, fmt.Errorf("tensor %s: reading %d bytes at %d of %s: %v", t.Name, t.Length, t.Offset, t.File, err)
+	if _, err := f.ReadAt(buf[:t.Length], t.Offset); err != nil {
+		return fmt.Errorf("tensor %s: reading %d bytes at %d of %s: %v", t.Name, t.Length, t.Offset, t.File, err)
 	}
-	return buf, nil
+	return nil
 }
 
 // Close closes the shard files.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/kernels"
 )
 
@@ -16,6 +17,8 @@ type weights struct {
 	cfg  *Config
 	err  error
 	lazy bool // describe routed experts instead of reading them
+	// offHeap are the buffers read outside the Go heap, freed by Close.
+	offHeap [][]byte
 }
 
 func (w *weights) fail(format string, args ...any) {
@@ -42,12 +45,31 @@ func (w *weights) bytes(t *TensorInfo) []byte {
 	if t == nil || w.err != nil {
 		return nil
 	}
-	b, err := w.ix.ReadBytes(t)
+	if t.Length < offHeapMin {
+		b, err := w.ix.ReadBytes(t)
+		if err != nil {
+			w.fail("%v", err)
+		}
+		return b
+	}
+	// Large weights live outside the Go heap: gigabytes of live heap would
+	// let the collector's target (twice the live heap by default) run far
+	// past a memory budget.
+	b, err := experts.DefaultAllocator().Alloc(0, experts.SlotPool, t.Length)
 	if err != nil {
+		w.fail("tensor %s: allocating %d bytes: %v", t.Name, t.Length, err)
+		return nil
+	}
+	w.offHeap = append(w.offHeap, b)
+	if err := w.ix.ReadInto(t, b); err != nil {
 		w.fail("%v", err)
 	}
 	return b
 }
+
+// offHeapMin is the size from which a tensor is read into memory outside
+// the Go heap.
+const offHeapMin = 1 << 20
 
 // floats reads a BF16/F16/F32 tensor as float32.
 func (w *weights) floats(t *TensorInfo) []float32 {
