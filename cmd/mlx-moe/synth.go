@@ -2,17 +2,12 @@ package main
 
 import (
 	"fmt"
+	"github.com/mlx-moe/mlx-moe/defaultmodel"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/mlx-moe/mlx-moe/experts"
 )
-
-// defaultTokenizerDir is where the workspace keeps the trained tiny model,
-// whose tokenizer synth copies when --tokenizer is not given.
-const defaultTokenizerDir = "../shared/models/qwen3_next-code-tiny-4bit"
 
 func init() {
 	c := &command{name: "synth", summary: "write a random checkpoint with the exact layout of a large MoE model"}
@@ -24,7 +19,7 @@ func init() {
 		seed := fs.Uint64("seed", 0, "random seed")
 		shard := fs.String("shard-size", "5GB", "start a new safetensors shard after this many bytes")
 		vocab := fs.Int("vocab", 0, "vocabulary size (default: the model's)")
-		tok := fs.String("tokenizer", "", "directory with tokenizer.json and tokenizer_config.json to copy (default: "+defaultTokenizerDir+" if present)")
+		tok := fs.String("tokenizer", "", "directory with tokenizer.json and tokenizer_config.json to copy (default: the embedded "+defaultmodel.Name+"'s)")
 		if _, err := parseInterspersed(fs, args); err != nil {
 			return err
 		}
@@ -37,10 +32,12 @@ func init() {
 			return fmt.Errorf("--shard-size: %w", err)
 		}
 		if *tok == "" {
-			if _, err := os.Stat(filepath.Join(defaultTokenizerDir, "tokenizer.json")); err == nil {
-				*tok = defaultTokenizerDir
-			} else {
-				fmt.Fprintf(stderr, "synth: no tokenizer copied (%s not found; pass --tokenizer)\n", defaultTokenizerDir)
+			cache, err := defaultmodel.CacheDir()
+			if err == nil {
+				*tok, err = defaultmodel.Dir(cache)
+			}
+			if err != nil {
+				return fmt.Errorf("unpacking the embedded model's tokenizer: %w (pass --tokenizer)", err)
 			}
 		}
 		res, err := experts.Synthesize(experts.SynthOptions{
