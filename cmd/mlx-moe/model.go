@@ -24,7 +24,7 @@ type modelFlags struct {
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
-	fs.StringVar(&f.dir, "model", "", "model directory (config.json, *.safetensors, tokenizer.json)"+defaultHelp)
+	fs.StringVar(&f.dir, "model", "", "model directory (config.json, *.safetensors, tokenizer.json), or ORG/NAME from the Hugging Face cache"+defaultHelp)
 	fs.StringVar(&f.device, "device", "", "cpu or metal (default: metal on Apple silicon, else cpu)")
 	fs.IntVar(&f.context, "context", 0, "context length in tokens (default: the model's, at most 32768)")
 	fs.StringVar(&f.memory, "memory", "", "memory budget for weights, experts and cache, e.g. 12GB (default: from available RAM)")
