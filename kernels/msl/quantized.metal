@@ -156,6 +156,34 @@ QMatrix<S> slot_matrix(device const uint* w, device const S* scales, device cons
   return m;
 }
 
+// What a gather kernel stores from a row's two dot products: silu(g)*u for
+// the fused gate/up projection, g alone for a single matrix.
+struct Silu {
+  static float apply(float g, float u) { return g / (1.0f + exp(-g)) * u; }
+};
+struct First {
+  static float apply(float g, float) { return g; }
+};
+
+// gather_rows computes this SIMD-group's rows of W x (and of U x when two)
+// for pair k = tg.y and stores F(Wx, Ux) in y[k]; a pair whose slot is
+// missing (present false) gets F(0, 0) = 0.
+template <int BITS, int GS, typename S, typename F>
+void gather_rows(QMatrix<S> wm, QMatrix<S> um, bool two, bool present, device const float* x,
+                 device float* y, constant GatherParams& p, uint2 tg, uint sg, uint lane) {
+  uint row0 = (tg.x * kSimdgroups + sg) * kRowsPerSimdgroup;
+  float g[kRowsPerSimdgroup] = {0, 0, 0, 0}, u[kRowsPerSimdgroup] = {0, 0, 0, 0};
+  if (present) {
+    device const float* xk = x + (tg.y / p.x_group) * p.cols;
+    rows_dot<BITS, GS, S>(wm, p.rows, p.cols, row0, xk, lane, g);
+    if (two) rows_dot<BITS, GS, S>(um, p.rows, p.cols, row0, xk, lane, u);
+  }
+  if (lane == 0) {
+    for (int i = 0; i < kRowsPerSimdgroup; i++)
+      if (row0 + i < p.rows) y[tg.y * p.rows + row0 + i] = F::apply(g[i], u[i]);
+  }
+}
+
 // gather_qmv: for each (token, expert) pair k, y[k] = W[slot] x[k / x_group]
 // with slot = table[ids[k]] in a pool of expert slots. A negative slot (an
 // expert that is not resident) gives y[k] = 0. y is [pairs, rows].
@@ -171,17 +199,9 @@ kernel void gather_qmv(device const uint* w [[buffer(0)]],
                        uint2 tg [[threadgroup_position_in_grid]],
                        uint sg [[simdgroup_index_in_threadgroup]],
                        uint lane [[thread_index_in_simdgroup]]) {
-  uint row0 = (tg.x * kSimdgroups + sg) * kRowsPerSimdgroup;
   int slot = table[ids[tg.y]];
-  float acc[kRowsPerSimdgroup] = {0, 0, 0, 0};
-  if (slot >= 0) {
-    QMatrix<S> m = slot_matrix<BITS, GS, S>(w, scales, biases, slot, p.rows, p.cols);
-    rows_dot<BITS, GS, S>(m, p.rows, p.cols, row0, x + (tg.y / p.x_group) * p.cols, lane, acc);
-  }
-  if (lane == 0) {
-    for (int i = 0; i < kRowsPerSimdgroup; i++)
-      if (row0 + i < p.rows) y[tg.y * p.rows + row0 + i] = acc[i];
-  }
+  QMatrix<S> m = slot_matrix<BITS, GS, S>(w, scales, biases, max(slot, 0), p.rows, p.cols);
+  gather_rows<BITS, GS, S, First>(m, m, false, slot >= 0, x, y, p, tg, sg, lane);
 }
 
 // gather_qmv_swiglu: the fused gate/up projection of a SwiGLU expert,
@@ -201,18 +221,70 @@ kernel void gather_qmv_swiglu(device const uint* gw [[buffer(0)]],
                               uint2 tg [[threadgroup_position_in_grid]],
                               uint sg [[simdgroup_index_in_threadgroup]],
                               uint lane [[thread_index_in_simdgroup]]) {
-  uint row0 = (tg.x * kSimdgroups + sg) * kRowsPerSimdgroup;
+  int slot = table[ids[tg.y]], s = max(slot, 0);
+  gather_rows<BITS, GS, S, Silu>(slot_matrix<BITS, GS, S>(gw, gscales, gbiases, s, p.rows, p.cols),
+                                 slot_matrix<BITS, GS, S>(uw, uscales, ubiases, s, p.rows, p.cols), true,
+                                 slot >= 0, x, y, p, tg, sg, lane);
+}
+
+// The pager's slot layout (experts.LayerLayout): slot s of a layer's pool
+// starts s*stride bytes into it and holds all parts of one expert (gate
+// weight, scales, biases, up ..., down ...), each at its own byte offset.
+// SlotParts names one matrix's three parts in that layout.
+struct SlotParts {
+  uint stride;  // bytes from one slot to the next (LayerLayout.SlotStride)
+  uint w;       // byte offsets within a slot (LayerLayout.PartOffsets)
+  uint scales;
+  uint biases;
+};
+
+// slot_parts returns the matrix that parts describe in slot of pool. The
+// offset is 64-bit: a pool may exceed 4 GiB.
+template <typename S> QMatrix<S> slot_parts(device const uchar* pool, int slot, constant SlotParts& s) {
+  device const uchar* base = pool + ulong(slot) * ulong(s.stride);
+  QMatrix<S> m;
+  m.w = (device const uint*)(base + s.w);
+  m.scales = (device const S*)(base + s.scales);
+  m.biases = (device const S*)(base + s.biases);
+  return m;
+}
+
+// gather_qmv_slots: gather_qmv over the pager's pool, whose slots hold whole
+// experts; the table is read on the GPU, so the host need not know which
+// slots the router chose when it encodes the dispatch.
+template <int BITS, int GS, typename S>
+kernel void gather_qmv_slots(device const uchar* pool [[buffer(0)]],
+                             device const float* x [[buffer(1)]],
+                             device float* y [[buffer(2)]],
+                             device const int* ids [[buffer(3)]],
+                             device const int* table [[buffer(4)]],
+                             constant GatherParams& p [[buffer(5)]],
+                             constant SlotParts& parts [[buffer(6)]],
+                             uint2 tg [[threadgroup_position_in_grid]],
+                             uint sg [[simdgroup_index_in_threadgroup]],
+                             uint lane [[thread_index_in_simdgroup]]) {
   int slot = table[ids[tg.y]];
-  float g[kRowsPerSimdgroup] = {0, 0, 0, 0}, u[kRowsPerSimdgroup] = {0, 0, 0, 0};
-  if (slot >= 0) {
-    device const float* xk = x + (tg.y / p.x_group) * p.cols;
-    rows_dot<BITS, GS, S>(slot_matrix<BITS, GS, S>(gw, gscales, gbiases, slot, p.rows, p.cols), p.rows, p.cols, row0, xk, lane, g);
-    rows_dot<BITS, GS, S>(slot_matrix<BITS, GS, S>(uw, uscales, ubiases, slot, p.rows, p.cols), p.rows, p.cols, row0, xk, lane, u);
-  }
-  if (lane == 0) {
-    for (int i = 0; i < kRowsPerSimdgroup; i++)
-      if (row0 + i < p.rows) y[tg.y * p.rows + row0 + i] = g[i] / (1.0f + exp(-g[i])) * u[i];
-  }
+  QMatrix<S> m = slot_parts<S>(pool, max(slot, 0), parts);
+  gather_rows<BITS, GS, S, First>(m, m, false, slot >= 0, x, y, p, tg, sg, lane);
+}
+
+// gather_qmv_swiglu_slots: gather_qmv_swiglu over the pager's pool, the
+// gate's parts at buffer 6 and the up projection's at buffer 7.
+template <int BITS, int GS, typename S>
+kernel void gather_qmv_swiglu_slots(device const uchar* pool [[buffer(0)]],
+                                    device const float* x [[buffer(1)]],
+                                    device float* y [[buffer(2)]],
+                                    device const int* ids [[buffer(3)]],
+                                    device const int* table [[buffer(4)]],
+                                    constant GatherParams& p [[buffer(5)]],
+                                    constant SlotParts& gate [[buffer(6)]],
+                                    constant SlotParts& up [[buffer(7)]],
+                                    uint2 tg [[threadgroup_position_in_grid]],
+                                    uint sg [[simdgroup_index_in_threadgroup]],
+                                    uint lane [[thread_index_in_simdgroup]]) {
+  int slot = table[ids[tg.y]], s = max(slot, 0);
+  gather_rows<BITS, GS, S, Silu>(slot_parts<S>(pool, s, gate), slot_parts<S>(pool, s, up), true, slot >= 0, x, y,
+                                 p, tg, sg, lane);
 }
 
 constant constexpr int kTokensPerTile = 8;
@@ -345,6 +417,8 @@ kernel void dequant_rows(device const uint* w [[buffer(0)]],
   INSTANTIATE("qmv_b" #bits "_g" #gs "_" #sname, qmv<bits, gs, stype>)                      \
   INSTANTIATE("gather_qmv_b" #bits "_g" #gs "_" #sname, gather_qmv<bits, gs, stype>)        \
   INSTANTIATE("gather_qmv_swiglu_b" #bits "_g" #gs "_" #sname, gather_qmv_swiglu<bits, gs, stype>) \
+  INSTANTIATE("gather_qmv_slots_b" #bits "_g" #gs "_" #sname, gather_qmv_slots<bits, gs, stype>) \
+  INSTANTIATE("gather_qmv_swiglu_slots_b" #bits "_g" #gs "_" #sname, gather_qmv_swiglu_slots<bits, gs, stype>) \
   INSTANTIATE("qmm_b" #bits "_g" #gs "_" #sname, qmm<bits, gs, stype>)                      \
   INSTANTIATE("gather_qmm_b" #bits "_g" #gs "_" #sname, gather_qmm<bits, gs, stype>)        \
   INSTANTIATE("dequant_rows_b" #bits "_g" #gs "_" #sname, dequant_rows<bits, gs, stype>)
