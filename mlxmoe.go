@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -100,33 +99,25 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		mdl.Close()
-		if pager != nil {
-			pager.Close()
-		}
+	m := &Model{Name: experts.ModelName(dir), Dir: dir, Model: mdl, exec: e,
+		runner: model.NewRunner(mdl, e), ctxLen: ctxLen, eos: map[int32]bool{},
+		pager: pager, closeMaps: closeMaps, opts: opts}
+	if m.Tok, err = tokenizer.Load(dir); err != nil {
+		m.release()
 		return nil, err
 	}
-	tmpl, err := chat.LoadTemplate(dir)
-	if err != nil {
-		mdl.Close()
-		if pager != nil {
-			pager.Close()
-		}
+	if m.Template, err = chat.LoadTemplate(dir); err != nil {
+		m.release()
 		return nil, err
 	}
-	tmpl.Notes = opts.Log
+	m.Template.Notes = opts.Log
 	for _, n := range mdl.Notes {
 		fmt.Fprintf(opts.Log, "note: %s\n", n)
 	}
-	m := &Model{Name: filepath.Base(filepath.Clean(dir)), Dir: dir, Model: mdl, Tok: tok, Template: tmpl, exec: e,
-		runner: model.NewRunner(mdl, e), ctxLen: ctxLen, eos: map[int32]bool{},
-		pager: pager, closeMaps: closeMaps, opts: opts}
 	// The prediction is read on the host, which would cost a GPU round trip
 	// per layer on Metal: prefetch on the CPU executor only.
 	m.runner.Prefetch = opts.Experts.Prefetch && pager != nil && e.Name() == "cpu"
-	for _, id := range tok.EOSTokenIDs() {
+	for _, id := range m.Tok.EOSTokenIDs() {
 		m.eos[int32(id)] = true
 	}
 	m.session = m.NewSession()
@@ -157,16 +148,20 @@ func newExecutor(device string, log io.Writer) (graph.Executor, error) {
 
 // Close saves the pager's warm-start state and releases the model files.
 func (m *Model) Close() error {
-	var errs []error
-	if m.pager != nil {
-		if !m.opts.Experts.NoWarmStart {
-			name := experts.ModelName(m.Dir)
-			if path, err := experts.WarmPath(m.opts.Experts.CacheDir, name); err == nil {
-				if err := m.pager.SaveWarm(path, name); err != nil {
-					fmt.Fprintf(m.opts.Log, "experts: could not save the warm-start state: %v\n", err)
-				}
+	if m.pager != nil && !m.opts.Experts.NoWarmStart {
+		if path, err := experts.WarmPath(m.opts.Experts.CacheDir, m.Name); err == nil {
+			if err := m.pager.SaveWarm(path, m.Name); err != nil {
+				fmt.Fprintf(m.opts.Log, "experts: could not save the warm-start state: %v\n", err)
 			}
 		}
+	}
+	return m.release()
+}
+
+// release closes the pager, the memory maps and the checkpoint.
+func (m *Model) release() error {
+	var errs []error
+	if m.pager != nil {
 		errs = append(errs, m.pager.Close())
 	}
 	if m.closeMaps != nil {

@@ -308,7 +308,7 @@ func (m *Model) Profile(prompts [][]int32, source string) (*experts.Profile, err
 			return nil, recErr
 		}
 	}
-	return rec.Profile(experts.ModelName(m.Dir), m.Model.Config.ModelType, m.Model.Config.NumExpertsPerTok, source), nil
+	return rec.Profile(m.Name, m.Model.Config.ModelType, m.Model.Config.NumExpertsPerTok, source), nil
 }
 
 // scratchBytes estimates the working buffers: a batch's activations (the

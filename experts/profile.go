@@ -135,8 +135,18 @@ func (p *Profile) HitRate(capacity int) float64 {
 
 // ModelName is the name profiles and warm starts use for a model given by a
 // directory or a hub id: its last path element.
+// A Hugging Face cache snapshot (.../models--ORG--NAME/snapshots/REV) is
+// named NAME, not after its revision hash.
 func ModelName(model string) string {
-	return filepath.Base(filepath.Clean(strings.TrimRight(model, "/")))
+	clean := filepath.Clean(strings.TrimRight(model, "/"))
+	parent := filepath.Dir(clean)
+	if filepath.Base(parent) == "snapshots" {
+		if repo := filepath.Base(filepath.Dir(parent)); strings.HasPrefix(repo, "models--") {
+			parts := strings.Split(repo, "--")
+			return parts[len(parts)-1]
+		}
+	}
+	return filepath.Base(clean)
 }
 
 // FindProfile looks in dir for the profile of the named model: dir/<name>.json,
