@@ -10,8 +10,21 @@ import (
 	"github.com/mlx-moe/mlx-moe/kernels"
 )
 
-// Executor runs each op as it is issued.
-type Executor struct{}
+// Executor runs each op as it is issued. It is used by one forward pass at
+// a time (the model serialises them).
+type Executor struct {
+	// expertScratch holds the gathered inputs, gate, up and output rows of
+	// the expert being run, reused across experts and calls.
+	expertScratch [4][]float32
+}
+
+// scratch returns expertScratch[i] resized to n values.
+func (ex *Executor) scratch(i, n int) []float32 {
+	if cap(ex.expertScratch[i]) < n {
+		ex.expertScratch[i] = make([]float32, n)
+	}
+	return ex.expertScratch[i][:n]
+}
 
 // New returns a CPU executor.
 func New() *Executor { return &Executor{} }
@@ -96,7 +109,7 @@ func (*Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.
 // read once per batch (the CPU form of gather_qmm). When the batch routes to
 // more distinct experts than one Resolve can take, they are resolved and run
 // in groups.
-func (*Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) error {
+func (ex *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) error {
 	ids := r.IDs[:n*r.TopK]
 	byExpert := map[int32][]int{}
 	var distinct []int32
@@ -137,7 +150,7 @@ func (*Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph
 				}
 				continue
 			}
-			if err := runExpert(out, x, byExpert[e], r.TopK, weights, experts, e); err != nil {
+			if err := ex.runExpert(out, x, byExpert[e], r.TopK, weights, experts, e); err != nil {
 				return err
 			}
 		}
@@ -147,24 +160,24 @@ func (*Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph
 
 // runExpert adds expert e's weighted output for the routes slots (indices
 // into the batch's ids: token = slot / topK).
-func runExpert(out, x *graph.Tensor, slots []int, topK int, weights []float32, experts graph.ExpertSet, e int32) error {
+func (ex *Executor) runExpert(out, x *graph.Tensor, slots []int, topK int, weights []float32, experts graph.ExpertSet, e int32) error {
 	gate, up, down := experts.Expert(e)
 	if gate == nil {
 		return fmt.Errorf("expert %d was resolved but has no weights", e)
 	}
 	hidden := x.Cols
 	m := len(slots)
-	xs := make([]float32, m*hidden)
+	xs := ex.scratch(0, m*hidden)
 	for j, s := range slots {
 		copy(xs[j*hidden:(j+1)*hidden], x.Data[(s/topK)*hidden:])
 	}
 	inter := gate.Rows
-	g := make([]float32, m*inter)
-	u := make([]float32, m*inter)
+	g := ex.scratch(1, m*inter)
+	u := ex.scratch(2, m*inter)
 	kernels.MatMul(g, xs, m, gate)
 	kernels.MatMul(u, xs, m, up)
 	kernels.SwiGLU(g, g, u)
-	y := make([]float32, m*out.Cols)
+	y := ex.scratch(3, m*out.Cols)
 	kernels.MatMul(y, g, m, down)
 	for j, s := range slots {
 		t := s / topK
