@@ -1,7 +1,9 @@
 package model
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/mlx-moe/mlx-moe/internal/gzfile"
 )
 
 // DType is a tensor element type as safetensors spells it.
@@ -134,9 +138,77 @@ func shardFiles(dir string) ([]string, error) {
 		return nil, err
 	}
 	if len(files) == 0 {
+		if files, err = gunzipShards(dir); err != nil {
+			return nil, err
+		}
+	}
+	if len(files) == 0 {
 		return nil, fmt.Errorf("%s: no *.safetensors files and no model.safetensors.index.json", dir)
 	}
 	sort.Strings(files)
+	return files, nil
+}
+
+// gunzipShards handles a directory that holds its shards gzip-compressed
+// (*.safetensors.gz, as this repository's testdata does): they are
+// unpacked once into the user cache directory, keyed by their path, size
+// and modification time, since tensors are read by file offset.
+func gunzipShards(dir string) ([]string, error) {
+	gz, err := filepath.Glob(filepath.Join(dir, "*.safetensors.gz"))
+	if err != nil || len(gz) == 0 {
+		return nil, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	io.WriteString(h, abs)
+	for _, f := range gz {
+		st, err := os.Stat(f)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(h, ";%s:%d:%d", filepath.Base(f), st.Size(), st.ModTime().UnixNano())
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return nil, fmt.Errorf("%s: shards are gzip-compressed and there is no cache directory to unpack them: %v", dir, err)
+	}
+	out := filepath.Join(cache, "mlx-moe", "gunzip", hex.EncodeToString(h.Sum(nil))[:16])
+	var files []string
+	for _, f := range gz {
+		files = append(files, filepath.Join(out, strings.TrimSuffix(filepath.Base(f), ".gz")))
+	}
+	if _, err := os.Stat(out); err == nil {
+		return files, nil
+	}
+	// Unpack beside the final place and rename, so a crash or a concurrent
+	// run never leaves a half-written shard under the final name.
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(out), ".unpack-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	for _, f := range gz {
+		in, err := os.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		err = gzfile.Extract(in, f, tmp)
+		in.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", f, err)
+		}
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		if _, statErr := os.Stat(out); statErr != nil {
+			return nil, err
+		}
+	}
 	return files, nil
 }
 

@@ -119,3 +119,29 @@ func TestTokenize(t *testing.T) {
 		t.Fatalf("tokenize --file printed %s, want [9707,1879,198] (the newline kept)", got)
 	}
 }
+
+// TestGzippedTestdataModel: --model can point at testdata/ directly, whose
+// shards are gzip-compressed; they are unpacked once into the cache.
+func TestGzippedTestdataModel(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	dir := filepath.Join(fixture.Root(), "fixtures", "qwen3_moe-4bit")
+	ref := fixture.LoadReference(t, fixture.Dir(t, "fixtures/qwen3_moe-4bit"))
+	p := ref.Prompts[0]
+	for range 2 { // unpack, then reuse
+		var out, errOut strings.Builder
+		if code := run([]string{"logits", "--model", dir, "--ids", joinIDs(p.IDs)}, &out, &errOut); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut.String())
+		}
+		var got struct {
+			LastLogits []float32 `json:"last_logits"`
+		}
+		if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
+			t.Fatal(err)
+		}
+		for i := range p.LastLogits {
+			if math.Abs(float64(got.LastLogits[i]-p.LastLogits[i])) > 1e-3 {
+				t.Fatalf("logit %d: %g, reference %g", i, got.LastLogits[i], p.LastLogits[i])
+			}
+		}
+	}
+}
