@@ -28,9 +28,27 @@ type device interface {
 	dispatch(kernel string, groups, threads [3]int, args []binding) error
 	// copy encodes a copy of n bytes.
 	copy(dst *buffer, dstOff int, src *buffer, srcOff, n int) error
-	// commit submits everything encoded since the last commit and waits
-	// for it to finish.
-	commit() error
+	// signalEvent encodes: once everything encoded before it has run, the
+	// device's event takes value v.
+	signalEvent(v uint64)
+	// waitEvent encodes: what is encoded after it waits until the event
+	// has at least value v.
+	waitEvent(v uint64)
+	// commit submits everything encoded since the last commit, runs the
+	// handoffs in order as the device reaches them, and waits for it all
+	// to finish. A handoff's error does not stop the device (its release
+	// is still signalled, or the device would wait forever); commit
+	// returns the first error.
+	commit(hs []handoff) error
+}
+
+// handoff is a point where the device stops for the host within one
+// command buffer: when the event reaches reached (signalled by the device
+// after the work the host needs), the host runs run and then sets the
+// event to release, which the work after it waits for.
+type handoff struct {
+	reached, release uint64
+	run              func() error
 }
 
 // buffer is a device buffer in shared storage: data is its host view.

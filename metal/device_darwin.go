@@ -100,13 +100,50 @@ static void mm_copy(mm_stream *s, void *dst, uint64_t dstOff, void *src, uint64_
 	}
 }
 
-// mm_commit commits the command buffer, waits for it and returns 1 (with
-// the error's text in err) when it failed.
-static int mm_commit(mm_stream *s, char *err, int errn) {
+// Events: the device signals a value after the work the host needs and
+// waits for the next value, which the host sets (see handoff). The host
+// polls signaledValue rather than registering a listener block, which cgo
+// cannot write without an Objective-C block trampoline.
+static void *mm_event_new(void *dev) { return (void *)[(id<MTLDevice>)dev newSharedEvent]; }
+
+static void mm_signal_event(mm_stream *s, void *ev, uint64_t v) {
+	@autoreleasepool {
+		mm_begin(s);
+		mm_end_encoder(s);
+		[s->cb encodeSignalEvent:(id<MTLEvent>)ev value:v];
+	}
+}
+
+static void mm_wait_event(mm_stream *s, void *ev, uint64_t v) {
+	@autoreleasepool {
+		mm_begin(s);
+		mm_end_encoder(s);
+		[s->cb encodeWaitForEvent:(id<MTLEvent>)ev value:v];
+	}
+}
+
+static uint64_t mm_event_value(void *ev) { return [(id<MTLSharedEvent>)ev signaledValue]; }
+
+static void mm_event_set(void *ev, uint64_t v) { [(id<MTLSharedEvent>)ev setSignaledValue:v]; }
+
+// mm_submit commits the command buffer without waiting; it returns 0 when
+// nothing was encoded.
+static int mm_submit(mm_stream *s) {
 	if (s->cb == nil) return 0;
 	@autoreleasepool {
 		mm_end_encoder(s);
 		[s->cb commit];
+	}
+	return 1;
+}
+
+// mm_failed reports whether the committed command buffer failed.
+static int mm_failed(mm_stream *s) { return [s->cb status] == MTLCommandBufferStatusError; }
+
+// mm_finish waits for the committed command buffer and returns 1 (with the
+// error's text in err) when it failed.
+static int mm_finish(mm_stream *s, char *err, int errn) {
+	@autoreleasepool {
 		[s->cb waitUntilCompleted];
 		int bad = [s->cb status] == MTLCommandBufferStatusError;
 		if (bad) mm_error([s->cb error], err, errn);
@@ -124,6 +161,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 	"unsafe"
 
 	"github.com/progrium/darwinkit/macos/foundation"
@@ -168,6 +206,7 @@ type metalDevice struct {
 	libs   []metal.LibraryObject
 	pipes  map[string]*pipeline // built on first use; nil: no such kernel
 	stream *C.mm_stream
+	event  unsafe.Pointer // the MTLSharedEvent of handoffs
 	label  string
 	ws     int64
 }
@@ -214,6 +253,9 @@ func openDevice() (*metalDevice, error) {
 		md.libs = append(md.libs, lib)
 	}
 	md.stream = C.mm_stream_new(md.queue.Ptr())
+	if md.event = C.mm_event_new(d.Ptr()); md.event == nil {
+		return nil, fmt.Errorf("Metal is not available: %s gave no shared event", md.label)
+	}
 	return md, nil
 }
 
@@ -295,10 +337,47 @@ func (d *metalDevice) copy(dst *buffer, dstOff int, src *buffer, srcOff, n int) 
 	return nil
 }
 
-func (d *metalDevice) commit() error {
+func (d *metalDevice) signalEvent(v uint64) { C.mm_signal_event(d.stream, d.event, C.uint64_t(v)) }
+
+func (d *metalDevice) waitEvent(v uint64) { C.mm_wait_event(d.stream, d.event, C.uint64_t(v)) }
+
+func (d *metalDevice) commit(hs []handoff) error {
+	if C.mm_submit(d.stream) == 0 {
+		return nil
+	}
+	var first error
+	for i, h := range hs {
+		if err := d.await(h.reached); err != nil {
+			// The command buffer failed: release every wait so that it
+			// can finish.
+			C.mm_event_set(d.event, C.uint64_t(hs[len(hs)-1].release))
+			first = err
+			break
+		}
+		if err := h.run(); err != nil && first == nil {
+			first = fmt.Errorf("handoff %d: %w", i, err)
+		}
+		C.mm_event_set(d.event, C.uint64_t(h.release))
+	}
 	var msg [512]C.char
-	if C.mm_commit(d.stream, &msg[0], C.int(len(msg))) != 0 {
+	if C.mm_finish(d.stream, &msg[0], C.int(len(msg))) != 0 {
 		return fmt.Errorf("command buffer failed on %s: %s", d.label, C.GoString(&msg[0]))
+	}
+	return first
+}
+
+// await polls the event until it reaches v: briefly yielding first (the
+// router of one layer takes microseconds), then sleeping between polls.
+func (d *metalDevice) await(v uint64) error {
+	for i := 0; uint64(C.mm_event_value(d.event)) < v; i++ {
+		if C.mm_failed(d.stream) != 0 {
+			return fmt.Errorf("command buffer failed on %s before event %d", d.label, v)
+		}
+		if i < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(20 * time.Microsecond)
+		}
 	}
 	return nil
 }

@@ -37,8 +37,12 @@ type Executor struct {
 	scratch map[string]*buffer
 	retired []*buffer // freed at the next commit: encoded work may use them
 	pending bool      // something was encoded since the last commit
-	err     error     // the first failure; ops do nothing once it is set
-	hostOps map[string]int
+	// handoffs are the host steps the next commit runs (MoE's event form);
+	// event is the last event value they use.
+	handoffs []handoff
+	event    uint64
+	err      error // the first failure; ops do nothing once it is set
+	hostOps  map[string]int
 }
 
 var _ graph.Executor = (*Executor)(nil)
@@ -104,7 +108,9 @@ func (e *Executor) Sync() error {
 	}
 	if e.pending {
 		e.pending = false
-		if err := e.dev.commit(); err != nil {
+		hs := e.handoffs
+		e.handoffs = nil
+		if err := e.dev.commit(hs); err != nil {
 			e.fail(fmt.Errorf("metal: %w", err))
 		}
 	}

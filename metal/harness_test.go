@@ -24,12 +24,21 @@ import (
 //
 // It runs work at encode time while Metal runs it at commit; the executor
 // only writes device memory from the host after a commit, so both orders
-// give the same result.
+// give the same result. The exception is work behind an event wait (MoE's
+// event form): from the first wait on, or from the start under deferAll,
+// work is queued and commit runs it in order, running each handoff when
+// the queue reaches a wait for its release, as Metal would. deferAll makes
+// a host that reads device results at encode time (too early on a GPU)
+// see stale data.
 type harnessDevice struct {
 	progs      map[string]*mslharness.Program // by kernel name
 	dispatches map[string]int
 	copies     int
 	commits    int
+	deferAll   bool
+	queue      []func(hs []handoff) error
+	event      uint64
+	handoffs   int // run so far
 }
 
 var (
@@ -97,7 +106,23 @@ func (d *harnessDevice) release(*buffer) {}
 
 func (d *harnessDevice) hasKernel(name string) bool { return d.progs[name] != nil }
 
+// enqueue runs f now, or queues it when the device is deferring work.
+func (d *harnessDevice) enqueue(f func(hs []handoff) error) error {
+	if d.deferAll || len(d.queue) > 0 {
+		d.queue = append(d.queue, f)
+		return nil
+	}
+	return f(nil)
+}
+
 func (d *harnessDevice) dispatch(kernel string, groups, threads [3]int, args []binding) error {
+	if d.progs[kernel] == nil {
+		return fmt.Errorf("no kernel %s", kernel)
+	}
+	return d.enqueue(func([]handoff) error { return d.runKernel(kernel, groups, threads, args) })
+}
+
+func (d *harnessDevice) runKernel(kernel string, groups, threads [3]int, args []binding) error {
 	p := d.progs[kernel]
 	if p == nil {
 		return fmt.Errorf("no kernel %s", kernel)
@@ -138,14 +163,55 @@ func (d *harnessDevice) copy(dst *buffer, dstOff int, src *buffer, srcOff, n int
 	if dstOff < 0 || srcOff < 0 || dstOff+n > len(dst.data) || srcOff+n > len(src.data) {
 		return fmt.Errorf("copy of %d bytes from %d of %d to %d of %d out of range", n, srcOff, len(src.data), dstOff, len(dst.data))
 	}
-	copy(dst.data[dstOff:dstOff+n], src.data[srcOff:srcOff+n])
-	d.copies++
-	return nil
+	return d.enqueue(func([]handoff) error {
+		copy(dst.data[dstOff:dstOff+n], src.data[srcOff:srcOff+n])
+		d.copies++
+		return nil
+	})
 }
 
-func (d *harnessDevice) commit() error {
+func (d *harnessDevice) signalEvent(v uint64) {
+	d.enqueue(func([]handoff) error { d.event = v; return nil })
+}
+
+// waitEvent always queues, so that what follows it runs at commit.
+func (d *harnessDevice) waitEvent(v uint64) {
+	d.queue = append(d.queue, func(hs []handoff) error {
+		for _, h := range hs {
+			if d.event >= v {
+				break
+			}
+			if h.release != v {
+				continue
+			}
+			if d.event < h.reached {
+				return fmt.Errorf("deadlock: waiting for event %d, the event is at %d and the handoff needs %d", v, d.event, h.reached)
+			}
+			d.handoffs++
+			err := h.run()
+			d.event = h.release
+			if err != nil {
+				return err
+			}
+		}
+		if d.event < v {
+			return fmt.Errorf("deadlock: waiting for event %d, no handoff releases it (event at %d)", v, d.event)
+		}
+		return nil
+	})
+}
+
+func (d *harnessDevice) commit(hs []handoff) error {
 	d.commits++
-	return nil
+	q := d.queue
+	d.queue = nil
+	var first error
+	for _, f := range q {
+		if err := f(hs); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // summary describes what ran, for test logs.
@@ -157,7 +223,7 @@ func (d *harnessDevice) summary() string {
 		total += v
 	}
 	sort.Strings(names)
-	return fmt.Sprintf("%d dispatches of %d kernels %v, %d copies, %d commits", total, len(names), names, d.copies, d.commits)
+	return fmt.Sprintf("%d dispatches of %d kernels %v, %d copies, %d commits, %d handoffs", total, len(names), names, d.copies, d.commits, d.handoffs)
 }
 
 // maxRelDiff is max|a-b| / max|b|.

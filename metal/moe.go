@@ -10,8 +10,9 @@ import (
 
 // MoE runs the routed experts of a batch.
 //
-// The pager's Resolve is a host call that needs the router's ids, so MoE
-// first commits everything encoded so far (the router included) and waits:
+// A decode step over SlotExperts (the pager's slots, exact policy) stays in
+// the command buffer: see moeEvent. Otherwise, since the pager's Resolve is
+// a host call that needs the router's ids, MoE first commits everything encoded so far (the router included) and waits:
 // the command buffer is split at each MoE layer. Then, with the ids on the
 // host, it resolves the distinct experts (in groups of at most MaxResolve,
 // committing after each group so that a later Resolve cannot evict slots
@@ -26,6 +27,11 @@ import (
 // batch runs gather_qmm over each expert's tokens and accumulates one route
 // at a time.
 func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) error {
+	if n == 1 {
+		if done, err := e.moeEvent(out, x, r, experts); done || err != nil {
+			return err
+		}
+	}
 	if err := e.Sync(); err != nil {
 		return err
 	}

@@ -1,0 +1,157 @@
+package metal
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mlx-moe/mlx-moe/cpu"
+	"github.com/mlx-moe/mlx-moe/experts"
+	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/internal/fixture"
+	"github.com/mlx-moe/mlx-moe/kernels"
+	"github.com/mlx-moe/mlx-moe/model"
+	"github.com/mlx-moe/mlx-moe/sample"
+)
+
+// slotSet is what the model's pager adapter would add to become
+// SlotExperts: the adapter itself (for prefill's Resolve and Expert) plus
+// the pager's pool, table and layout for one layer.
+type slotSet struct {
+	graph.ExpertSet
+	pager          *experts.Pager
+	layer          int
+	gate, up, down *kernels.Matrix // views over slot 0
+}
+
+func (s slotSet) SlotPool() ([]byte, []int32, experts.LayerLayout, bool) {
+	return s.pager.Pool(s.layer), s.pager.Table(s.layer), s.pager.Layout(s.layer), s.pager.Policy() == experts.Exact
+}
+
+func (s slotSet) SlotMatrices() (gate, up, down *kernels.Matrix) { return s.gate, s.up, s.down }
+
+func (s slotSet) ResolveTable(ids []int32) error {
+	return s.pager.Resolve(s.layer, ids, make([]int32, len(ids)))
+}
+
+// loadSlotExperts loads dir with its experts paged (exact policy, capacity
+// slots a layer, memory from the executor) behind slotSet.
+func loadSlotExperts(t *testing.T, dir string, capacity int, e *Executor) (*model.Model, int) {
+	t.Helper()
+	m, err := model.LoadWith(dir, model.LoadOptions{LazyExperts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	sources := m.ExpertSources()
+	p, err := experts.New(experts.Config{Layers: m.PagerLayers(), Capacity: capacity, Policy: experts.Exact, Allocator: e.SlotAllocator()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := m.AttachPager(p); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range sources {
+		l := src.Layer
+		g, u, d := src.Views(p.Slot(l, 0), p.Layout(l).PartOffsets)
+		if err := m.AttachExperts(l, slotSet{m.Layers[l].FFN.(*model.MoE).Experts, p, l, g, u, d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m, len(sources)
+}
+
+// TestMoEEventFormOnHarness decodes with the experts behind SlotExperts, so
+// each MoE layer of a decode step is a handoff inside the command buffer
+// (the harness runs the queued work at commit and the handoff when it
+// reaches the wait), at a capacity of top-k slots so that every step
+// evicts. The logits must match the CPU executor with resident experts;
+// every decode MoE must have been a handoff; and a decode step must commit
+// once, plus once per op that ran on the host.
+func TestMoEEventFormOnHarness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the shader harness runs each dispatch as a process")
+	}
+	for _, name := range []string{"qwen3_moe-4bit", "qwen3_next-4bit"} {
+		t.Run(name, func(t *testing.T) {
+			dir := fixture.Dir(t, "fixtures/"+name)
+			want, err := model.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer want.Close()
+			dev := newHarnessDevice(t)
+			// Work runs at commit, as on a GPU: a host read of the router's
+			// ids at encode time would see the previous step's.
+			dev.deferAll = true
+			e := newExecutor(dev)
+			got, layers := loadSlotExperts(t, dir, want.Config.NumExpertsPerTok, e)
+
+			ref := cpu.New()
+			prompt := fixture.LoadReference(t, dir).Prompts[0].IDs
+			const steps = 3
+			rc, rg := model.NewRunner(want, ref), model.NewRunner(got, e)
+			cc, cg := want.NewCache(ref, len(prompt)+steps), got.NewCache(e, len(prompt)+steps)
+			wl, err := rc.Forward(cc, prompt, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gl, err := rg.Forward(cg, prompt, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vocab := want.Config.VocabSize
+			prefill := maxRelDiff(gl, wl)
+			if dev.handoffs != 0 {
+				t.Errorf("prefill ran %d handoffs; a batch should commit at each MoE instead", dev.handoffs)
+			}
+			next := sample.Argmax(wl[len(wl)-vocab:])
+			var decode float64
+			for step := range steps {
+				hostBefore, commitsBefore := sumOps(e.HostOps()), dev.commits
+				wl, err := rc.Forward(cc, []int32{next}, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gl, err := rg.Forward(cg, []int32{next}, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				decode = max(decode, maxRelDiff(gl, wl))
+				host, commits := sumOps(e.HostOps())-hostBefore, dev.commits-commitsBefore
+				if commits > 1+host {
+					t.Errorf("decode step %d: %d commits with %d host ops (want at most 1 + host ops)", step, commits, host)
+				}
+				next = sample.Argmax(wl)
+			}
+			t.Logf("prefill %.2g, decode %.2g; %s; host ops %v", prefill, decode, dev.summary(), e.HostOps())
+			if prefill > logitTol || decode > logitTol {
+				t.Errorf("logits differ from the CPU executor: prefill %.3g, decode %.3g (tolerance %g)", prefill, decode, logitTol)
+			}
+			if dev.handoffs != steps*layers {
+				t.Errorf("%d handoffs, want one per MoE layer per decode step (%d)", dev.handoffs, steps*layers)
+			}
+			slotKernels := 0
+			for name, n := range dev.dispatches {
+				if strings.HasPrefix(name, "gather_qmv_swiglu_slots_") || strings.HasPrefix(name, "gather_qmv_slots_") {
+					slotKernels += n
+				}
+			}
+			if slotKernels != 2*steps*layers {
+				t.Errorf("%d dispatches of the slot kernels, want 2 per MoE layer per decode step (%d)", slotKernels, 2*steps*layers)
+			}
+		})
+	}
+}
+
+func sumOps(ops map[string]int) int {
+	n := 0
+	for _, v := range ops {
+		n += v
+	}
+	return n
+}
