@@ -8,10 +8,16 @@
 // the pager the executor's SlotAllocator so the expert kernels read the
 // slots in place; WorkingSetBytes is the memory budget on a Mac.
 //
-// A forward pass is encoded into one command buffer that Sync commits;
-// each MoE layer splits it, because the pager resolves the router's choice
-// on the CPU (see Executor.MoE). Ops without a kernel run on the CPU after
-// a commit (see Executor.HostOps).
+// A forward pass is encoded into one command buffer that Sync commits.
+// For a decode step whose experts are SlotExperts (the pager's slots under
+// the exact policy) each MoE layer stays inside it: the GPU signals an
+// MTLSharedEvent after the router, the host (at commit, polling the event)
+// reads the router's ids from shared memory and resolves them with the
+// pager, then sets the event the expert kernels wait for; the kernels read
+// the expert->slot table on the GPU. Other MoE layers (prefill batches, any
+// other ExpertSet, the fast policy) commit and wait, resolve on the CPU and
+// encode the experts after (see Executor.MoE). Ops without a kernel run on
+// the CPU after a commit (see Executor.HostOps).
 //
 // Everything except the device (device.go's interface, implemented with
 // cgo and darwinkit in device_darwin.go) builds on every platform and is

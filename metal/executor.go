@@ -13,9 +13,10 @@ import (
 
 // Executor runs graph ops as Metal kernels from kernels/msl. Ops are encoded,
 // not run: a whole forward pass goes into one command buffer that Sync (and
-// Read) commits and waits for. MoE is the exception the design allows: it
-// commits what was encoded so far and waits, because the pager's Resolve is
-// a host call that needs the router's choice (see MoE).
+// Read) commits and waits for. MoE over anything but SlotExperts in a
+// decode step is the exception: it commits what was encoded so far and
+// waits, because the pager's Resolve is a host call that needs the router's
+// choice (see MoE).
 //
 // Tensors live in shared-storage buffers and Tensor.Data is their host view
 // (Apple silicon has unified memory), so host code reads results after Sync

@@ -8,7 +8,8 @@
 // Every kernel here computes 4 rows per SIMD-group and 2 SIMD-groups per
 // threadgroup, threads (64,1,1). Each lane walks the columns in chunks of VPT
 // values, so a row's words are read by consecutive lanes.
-//   qmv, gather_qmv, gather_qmv_swiglu (decode): groups (ceil(rows/8), n, 1)
+//   qmv, gather_qmv, gather_qmv_swiglu, and the _slots variants of the
+//   gathers (decode): groups (ceil(rows/8), n, 1)
 //     for n vectors (tokens, or token*expert pairs). Per chunk a lane
 //     computes s*sum(q*x) + b*sum(x): the bias term needs the chunk's sum of
 //     x only once for all 4 rows.
