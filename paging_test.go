@@ -14,6 +14,7 @@ import (
 
 	"github.com/mlx-moe/mlx-moe/defaultmodel"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
+	"github.com/mlx-moe/mlx-moe/metal"
 	"github.com/mlx-moe/mlx-moe/model"
 )
 
@@ -156,3 +157,30 @@ func f32bytes(x []float32) []byte {
 }
 
 func abs(x int) int { return max(x, -x) }
+
+// TestPagerFeedsMetalEventForm: the pager's expert sets offer the Metal
+// executor their slots and table (its one-command-buffer MoE form) under
+// the exact policy only.
+func TestPagerFeedsMetalEventForm(t *testing.T) {
+	dir := fixture.Dir(t, "fixtures/qwen3_moe-4bit")
+	for _, policy := range []string{"exact", "fast"} {
+		m := loadWith(t, dir, ExpertOptions{Policy: policy, Capacity: 4})
+		set, ok := m.Model.Layers[0].FFN.(*model.MoE).Experts.(metal.SlotExperts)
+		if !ok {
+			t.Fatalf("%s: the pager's expert set does not implement metal.SlotExperts", policy)
+		}
+		pool, table, layout, usable := set.SlotPool()
+		if usable != (policy == "exact") {
+			t.Fatalf("%s: SlotPool ok = %v", policy, usable)
+		}
+		if int64(len(pool)) != 4*layout.SlotStride || len(table) != set.NumExperts() {
+			t.Fatalf("%s: pool %d bytes for 4 slots of %d, table %d entries", policy, len(pool), layout.SlotStride, len(table))
+		}
+		if err := set.ResolveTable([]int32{3, 7}); err != nil {
+			t.Fatal(err)
+		}
+		if policy == "exact" && (table[3] < 0 || table[7] < 0) {
+			t.Fatalf("resolved experts not in the table: %v", table)
+		}
+	}
+}

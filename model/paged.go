@@ -80,3 +80,24 @@ func (x *pagedExperts) Expert(id int32) (gate, up, down *kernels.Matrix) {
 
 // Prefetch starts loading experts without waiting (see MoE.prefetchNext).
 func (x *pagedExperts) Prefetch(ids []int32) { x.pager.Prefetch(x.layer, ids) }
+
+// SlotPool, SlotMatrices and ResolveTable let an executor read the pager's
+// slots and table itself (the Metal event form: the GPU looks up each
+// routed expert's slot, the host only resolves misses). Only the exact
+// policy qualifies: under the fast policy the host renormalises weights.
+func (x *pagedExperts) SlotPool() (pool []byte, table []int32, layout experts.LayerLayout, ok bool) {
+	return x.pager.Pool(x.layer), x.pager.Table(x.layer), x.pager.Layout(x.layer), x.pager.Policy() == experts.Exact
+}
+
+// SlotMatrices are the matrices of slot 0; every slot has the same shapes
+// at the same offsets.
+func (x *pagedExperts) SlotMatrices() (gate, up, down *kernels.Matrix) {
+	v := x.views[0]
+	return v[0], v[1], v[2]
+}
+
+// ResolveTable is Resolve for a caller that reads the slots from the table.
+func (x *pagedExperts) ResolveTable(ids []int32) error {
+	_, err := x.Resolve(ids)
+	return err
+}
