@@ -79,7 +79,7 @@ func Load(dir string, opts Options) (*Model, error) {
 			ctxLen = 32768
 		}
 	}
-	e, err := newExecutor(opts.Device, opts.Log)
+	e, err := NewExecutor(opts.Device, opts.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -124,9 +124,10 @@ func Load(dir string, opts Options) (*Model, error) {
 	return m, nil
 }
 
-// newExecutor picks the device: Metal when asked for or available, the CPU
-// otherwise (saying why when Metal was asked for but cannot run).
-func newExecutor(device string, log io.Writer) (graph.Executor, error) {
+// NewExecutor picks the device: "metal", "cpu", or "" for Metal when
+// available, else the CPU. When Metal is asked for but cannot run, it says
+// why on log and returns the CPU executor.
+func NewExecutor(device string, log io.Writer) (graph.Executor, error) {
 	switch device {
 	case "", "auto":
 		if ok, _ := metal.Available(); ok {

@@ -145,3 +145,15 @@ func TestGzippedTestdataModel(t *testing.T) {
 		}
 	}
 }
+
+func TestBench(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := run([]string{"bench", "--seconds", "0.01"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"executor cpu", "copy", "qmv 4-bit", "qmm 8-bit"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("bench output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
