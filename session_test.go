@@ -2,6 +2,7 @@ package mlxmoe
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -60,5 +61,37 @@ func TestPrefixReuse(t *testing.T) {
 			}
 			t.Logf("second request: %d of %d prompt tokens reused; prefill %.3fs (cold %.3fs)", r2.CachedTokens, len(second), r2.Prefill.Seconds(), cold.Prefill.Seconds())
 		})
+	}
+}
+
+// TestSessionNewSequenceStartsClean: after one conversation, an unrelated
+// prompt on the same session (no shared prefix) generates what a fresh
+// model generates: recurrent state from the first must not leak.
+func TestSessionNewSequenceStartsClean(t *testing.T) {
+	dir := fixture.Dir(t, "fixtures/qwen3_next-4bit")
+	load := func() *Model {
+		m, err := Load(dir, Options{ContextLength: 256, Experts: ExpertOptions{Policy: "resident"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	opts := GenerateOptions{MaxTokens: 8, IgnoreEOS: true}
+	warm := load()
+	if _, err := warm.Stream(context.Background(), []int32{11, 12, 13, 14, 15, 16}, opts, nil); err != nil {
+		t.Fatal(err)
+	}
+	other := []int32{300, 301, 302, 303}
+	got, err := warm.Stream(context.Background(), other, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := load().Stream(context.Background(), other, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.CachedTokens != 0 || fmt.Sprint(got.IDs) != fmt.Sprint(want.IDs) {
+		t.Fatalf("second, unrelated prompt: cached %d, tokens %v; a fresh model gives %v", got.CachedTokens, got.IDs, want.IDs)
 	}
 }

@@ -68,6 +68,8 @@ func (*Executor) Rope(x *graph.Tensor, pos []int32, heads, headDim int, p *kerne
 	kernels.Rope(x.Data, pos, len(pos), heads, headDim, p)
 }
 
+func (*Executor) Zero(t *graph.Tensor) { clear(t.Data) }
+
 func (*Executor) CopyCols(dst *graph.Tensor, dstRow, dstCol int, src *graph.Tensor, srcRow, srcCol, n, cols int) {
 	for t := 0; t < n; t++ {
 		copy(dst.Data[(dstRow+t)*dst.Cols+dstCol:(dstRow+t)*dst.Cols+dstCol+cols], src.Data[(srcRow+t)*src.Cols+srcCol:])

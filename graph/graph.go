@@ -73,6 +73,8 @@ type Executor interface {
 	RMSNorm(out, x *Tensor, n, dim int, w []float32, eps float32)
 	// Rope rotates the heads of x (rows of heads*headDim) at positions pos.
 	Rope(x *Tensor, pos []int32, heads, headDim int, p *kernels.RopeParams)
+	// Zero sets every value of t to 0.
+	Zero(t *Tensor)
 	// CopyCols copies an n-row, cols-column block of src at (srcRow,
 	// srcCol) into dst at (dstRow, dstCol).
 	CopyCols(dst *Tensor, dstRow, dstCol int, src *Tensor, srcRow, srcCol, n, cols int)

@@ -424,6 +424,12 @@ func (e *Executor) SwiGLU(out, gate, up *graph.Tensor, n int) {
 // MulSigmoid with a one-column gate (a sigmoid-gated shared expert) runs
 // add_gated over a zero addend, one dispatch per row; the element-wise form
 // has no kernel yet and runs on the host.
+// Zero clears a tensor in shared memory after the work encoded before it
+// (recurrent state is reset once per sequence, so a round trip is cheap).
+func (e *Executor) Zero(t *graph.Tensor) {
+	e.onHost("Zero", func() { clear(t.Data) })
+}
+
 func (e *Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
 	if g.Cols != 1 || !e.dev.hasKernel("add_gated") {
 		e.onHost("MulSigmoid", func() { e.host.MulSigmoid(out, x, g, n) })

@@ -48,6 +48,13 @@ func (d *deltaState) CopyFrom(o MixerState, e graph.Executor, _ int) {
 	e.CopyCols(d.S, 0, 0, src.S, 0, 0, src.S.Rows, src.S.Cols)
 }
 
+// Reset clears the state for a new sequence: the conv history and the
+// delta-rule state start at zero.
+func (d *deltaState) Reset(e graph.Executor) {
+	e.Zero(d.Conv)
+	e.Zero(d.S)
+}
+
 func (g *GatedDeltaNet) keyWidth() int   { return g.KeyHeads * g.KeyDim }
 func (g *GatedDeltaNet) valueWidth() int { return g.ValueHeads * g.ValueDim }
 func (g *GatedDeltaNet) convChannels() int {

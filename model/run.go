@@ -145,6 +145,16 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 	for i := range r.pos {
 		r.pos[i] = int32(c.Len + i)
 	}
+	if c.Len == 0 {
+		// A new sequence: recurrent state left by an earlier one (a cache
+		// reused by a session, or one a failed pass stopped in the middle
+		// of) must not leak into it. Per-position caches need nothing.
+		for _, s := range c.States {
+			if rs, ok := s.(interface{ Reset(graph.Executor) }); ok {
+				rs.Reset(e)
+			}
+		}
+	}
 	hidden := m.Config.HiddenSize
 	x := r.tensor("x", hidden)
 	h := r.tensor("h", hidden)
