@@ -21,7 +21,7 @@ import (
 // Tensors live in shared-storage buffers and Tensor.Data is their host view
 // (Apple silicon has unified memory), so host code reads results after Sync
 // without a copy. Ops for which kernels/msl has no kernel (dense f32/bf16
-// matrices, the element-wise MulSigmoid) run on the host through the CPU
+// matrices, some shapes of the others) run on the host through the CPU
 // executor after a commit; HostOps counts them.
 //
 // An Executor is used from one goroutine at a time, like a model Runner;
@@ -421,16 +421,21 @@ func (e *Executor) SwiGLU(out, gate, up *graph.Tensor, n int) {
 	e.elementwise("swiglu", out, gate, up, n)
 }
 
-// MulSigmoid with a one-column gate (a sigmoid-gated shared expert) runs
-// add_gated over a zero addend, one dispatch per row; the element-wise form
-// has no kernel yet and runs on the host.
 // Zero clears a tensor in shared memory after the work encoded before it
 // (recurrent state is reset once per sequence, so a round trip is cheap).
 func (e *Executor) Zero(t *graph.Tensor) {
 	e.onHost("Zero", func() { clear(t.Data) })
 }
 
+// MulSigmoid with a full gate (Qwen3-Next's attention output gate) runs
+// mul_sigmoid over all n rows at once. A one-column gate (a sigmoid-gated
+// shared expert) runs add_gated over a zero addend, one dispatch per row.
+// Other shapes, or a device without the kernel, run on the host.
 func (e *Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
+	if g.Cols == x.Cols && out.Cols == x.Cols && e.dev.hasKernel("mul_sigmoid") {
+		e.elementwise("mul_sigmoid", out, x, g, n)
+		return
+	}
 	if g.Cols != 1 || !e.dev.hasKernel("add_gated") {
 		e.onHost("MulSigmoid", func() { e.host.MulSigmoid(out, x, g, n) })
 		return

@@ -44,6 +44,15 @@ kernel void swiglu(device const float* gate [[buffer(0)]],
   }
 }
 
+// out = x * sigmoid(g) (a full output gate, as in Qwen3-Next's attention)
+kernel void mul_sigmoid(device const float* x [[buffer(0)]],
+                        device const float* g [[buffer(1)]],
+                        device float* out [[buffer(2)]],
+                        constant uint& n [[buffer(3)]],
+                        uint i [[thread_position_in_grid]]) {
+  if (i < n) out[i] = x[i] / (1.0f + exp(-g[i]));
+}
+
 // moe_combine adds the weighted expert outputs to the residual stream:
 // out[d] = x[d] + sum_k w[k] * y[k, d] for k < topk, y laid out [topk, dim].
 kernel void moe_combine(device const float* x [[buffer(0)]],

@@ -41,6 +41,12 @@ func TestElementwise(t *testing.T) {
 		out = launch(t, p, "swiglu", oneD(n, map[int][]byte{0: f32Bytes(a), 1: f32Bytes(b), 2: zeros, 3: nb}))
 		compare(t, "swiglu", bytesF32(out[2]), want, 1e-6, 1e-6)
 
+		for i := range want {
+			want[i] = a[i] * kernels.Sigmoid(b[i])
+		}
+		out = launch(t, p, "mul_sigmoid", oneD(n, map[int][]byte{0: f32Bytes(a), 1: f32Bytes(b), 2: zeros, 3: nb}))
+		compare(t, "mul_sigmoid", bytesF32(out[2]), want, 1e-6, 1e-6)
+
 		const topk = 3
 		y, w := randn(r, topk*n, 1), randn(r, topk, 1)
 		copy(want, a)
