@@ -544,7 +544,11 @@ func (e *Executor) GatedDelta(out, q, k, v, g, beta *graph.Tensor, n int, state 
 		e.onHost("GatedDelta", func() { e.host.GatedDelta(out, q, k, v, g, beta, n, state, hk, hv, dk, dv) })
 		return
 	}
-	e.run("gated_delta", [3]int{hv, 1, 1}, [3]int{deltaThreads, 1, 1},
+	kernel := "gated_delta"
+	if n > 1 && e.dev.hasKernel("gated_delta_chunked") {
+		kernel = "gated_delta_chunked" // same buffers and launch; two state sweeps per chunk, not per token
+	}
+	e.run(kernel, [3]int{hv, 1, 1}, [3]int{deltaThreads, 1, 1},
 		e.tensor(0, state, 0), e.tensor(1, q, 0), e.tensor(2, k, 0), e.tensor(3, v, 0),
 		e.tensor(4, g, 0), e.tensor(5, beta, 0), e.tensor(6, out, 0),
 		e.upload(7, deltaParams{uint32(hk), uint32(hv), uint32(dk), uint32(dv), uint32(n)}))

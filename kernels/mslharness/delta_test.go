@@ -86,3 +86,38 @@ func TestGatedDelta(t *testing.T) {
 		compare(t, "gated_delta", bytesF32(sb), wantState, 1e-6, 1e-5)
 	}
 }
+
+// TestGatedDeltaChunked runs prefills of several lengths (within one chunk,
+// exactly one, across chunk boundaries) through gated_delta_chunked and
+// checks outputs and state against kernels.GatedDeltaChunked and against the
+// token-by-token gated_delta shader from the same starting state.
+func TestGatedDeltaChunked(t *testing.T) {
+	t.Parallel()
+	p := program(t, "delta.metal")
+	r := newRand(13)
+	for _, c := range []struct{ hk, hv, dk, dv int }{{2, 4, 128, 128}, {1, 3, 48, 200}, {2, 2, 256, 64}, {2, 6, 64, 32}} {
+		for _, n := range []int{1, 7, 8, 16, 33, 70} {
+			state := randn(r, c.hv*c.dk*c.dv, 0.3)
+			q, k, v := randn(r, n*c.hk*c.dk, 1), randn(r, n*c.hk*c.dk, 1), randn(r, n*c.hv*c.dv, 1)
+			g, beta := randn(r, n*c.hv, 0.3), make([]float32, n*c.hv)
+			for i := range g {
+				g[i] = -g[i] * g[i]
+				beta[i] = kernels.Sigmoid(float32(r.NormFloat64()))
+			}
+			want, wantState := make([]float32, n*c.hv*c.dv), append([]float32(nil), state...)
+			kernels.GatedDeltaChunked(wantState, q, k, v, g, beta, want, n, c.hk, c.hv, c.dk, c.dv, 0)
+			run := func(kernel string) (out, st []float32) {
+				o := launch(t, p, kernel, Launch{Groups: [3]int{c.hv, 1, 1}, Threads: [3]int{128, 1, 1}, Seed: uint64(n),
+					Buffers: map[int][]byte{0: f32Bytes(state), 1: f32Bytes(q), 2: f32Bytes(k), 3: f32Bytes(v), 4: f32Bytes(g), 5: f32Bytes(beta),
+						6: f32Bytes(make([]float32, len(want))), 7: u32Bytes([]uint32{uint32(c.hk), uint32(c.hv), uint32(c.dk), uint32(c.dv), uint32(n)})}})
+				return bytesF32(o[6]), bytesF32(o[0])
+			}
+			got, gotState := run("gated_delta_chunked")
+			compare(t, "gated_delta_chunked", got, want, 1e-5, 1e-5)
+			compare(t, "gated_delta_chunked", gotState, wantState, 1e-5, 1e-5)
+			seq, seqState := run("gated_delta")
+			compare(t, "gated_delta_chunked vs gated_delta", got, seq, 1e-5, 1e-5)
+			compare(t, "gated_delta_chunked vs gated_delta", gotState, seqState, 1e-5, 1e-5)
+		}
+	}
+}
