@@ -5,64 +5,30 @@ import (
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
-	"github.com/mlx-moe/mlx-moe/experts"
-	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
-	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
 	"github.com/mlx-moe/mlx-moe/sample"
 )
 
-// slotSet is what the model's pager adapter would add to become
-// SlotExperts: the adapter itself (for prefill's Resolve and Expert) plus
-// the pager's pool, table and layout for one layer.
-type slotSet struct {
-	graph.ExpertSet
-	pager          *experts.Pager
-	layer          int
-	gate, up, down *kernels.Matrix // views over slot 0
-}
-
-func (s slotSet) SlotPool() ([]byte, []int32, experts.LayerLayout, bool) {
-	return s.pager.Pool(s.layer), s.pager.Table(s.layer), s.pager.Layout(s.layer), s.pager.Policy() == experts.Exact
-}
-
-func (s slotSet) SlotMatrices() (gate, up, down *kernels.Matrix) { return s.gate, s.up, s.down }
-
-func (s slotSet) ResolveTable(ids []int32) error {
-	return s.pager.Resolve(s.layer, ids, make([]int32, len(ids)))
-}
-
 // loadSlotExperts loads dir with its experts paged (exact policy, capacity
-// slots a layer, memory from the executor) behind slotSet.
+// slots a layer, memory from the executor); the model's pager adapter is
+// SlotExperts. It also returns the number of MoE layers.
 func loadSlotExperts(t *testing.T, dir string, capacity int, e *Executor) (*model.Model, int) {
 	t.Helper()
-	m, err := model.LoadWith(dir, model.LoadOptions{LazyExperts: true})
-	if err != nil {
-		t.Fatal(err)
+	m := loadPaged(t, dir, capacity, e.SlotAllocator())
+	for _, src := range m.ExpertSources() {
+		t.Fatalf("layer %d has no pager attached", src.Layer)
 	}
-	t.Cleanup(func() { m.Close() })
-	sources := m.ExpertSources()
-	p, err := experts.New(experts.Config{Layers: m.PagerLayers(), Capacity: capacity, Policy: experts.Exact, Allocator: e.SlotAllocator()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := m.AttachPager(p); err != nil {
-		t.Fatal(err)
-	}
-	for _, src := range sources {
-		l := src.Layer
-		g, u, d := src.Views(p.Slot(l, 0), p.Layout(l).PartOffsets)
-		if err := m.AttachExperts(l, slotSet{m.Layers[l].FFN.(*model.MoE).Experts, p, l, g, u, d}); err != nil {
-			t.Fatal(err)
+	layers := 0
+	for _, l := range m.Layers {
+		if moe, ok := l.FFN.(*model.MoE); ok {
+			if _, ok := moe.Experts.(SlotExperts); !ok {
+				t.Fatalf("the pager adapter of layer %d is not SlotExperts", moe.Layer)
+			}
+			layers++
 		}
 	}
-	return m, len(sources)
+	return m, layers
 }
 
 // TestMoEEventFormOnHarness decodes with the experts behind SlotExperts, so
