@@ -402,21 +402,8 @@ func (p *Pager) Resolve(l int, ids []int32, slots []int32) error {
 	}
 	ls.mu.Unlock()
 
-	if len(mine) > 0 {
-		p.read(ls, mine, p.io.hi)
-		ls.finish(mine)
-	}
-	for _, w := range waits {
-		<-w.done
-	}
-	var errs []error
-	for _, ld := range slices.Concat(mine, waits) {
-		if ld.err != nil {
-			errs = append(errs, ld.err)
-		}
-	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	if err := p.complete(ls, mine, waits); err != nil {
+		return err
 	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
@@ -567,6 +554,22 @@ func (p *Pager) loadNow(l int, ids []int32, evict bool) (int, error) {
 		}
 	}
 	ls.mu.Unlock()
+	err = p.complete(ls, mine, waits)
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	n := 0
+	for _, e := range ids {
+		if ls.table[e] >= 0 {
+			n++
+		}
+	}
+	return n, err
+}
+
+// complete reads the loads this caller claimed (at the waited-for
+// priority), waits for the loads of others it depends on, and joins their
+// errors. The layer's lock must not be held.
+func (p *Pager) complete(ls *layerState, mine, waits []*load) error {
 	if len(mine) > 0 {
 		p.read(ls, mine, p.io.hi)
 		ls.finish(mine)
@@ -580,15 +583,7 @@ func (p *Pager) loadNow(l int, ids []int32, evict bool) (int, error) {
 			errs = append(errs, ld.err)
 		}
 	}
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	n := 0
-	for _, e := range ids {
-		if ls.table[e] >= 0 {
-			n++
-		}
-	}
-	return n, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // Resident returns the experts resident in layer l, most valuable first
