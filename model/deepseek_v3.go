@@ -9,18 +9,8 @@ package model
 func init() { register("deepseek_v3", loadDeepSeekV3) }
 
 func loadDeepSeekV3(w *weights) *Model {
-	c := w.cfg
-	p := prefixOf(w.ix)
-	m := loadCommon(w, p)
 	opts := readMLAOptions(w)
-	for l := 0; l < c.NumLayers; l++ {
-		lp := layerPrefix(p, l)
-		m.Layers = append(m.Layers, &Layer{
-			InputNorm: w.vector(lp+"input_layernorm.weight", c.HiddenSize),
-			PostNorm:  w.vector(lp+"post_attention_layernorm.weight", c.HiddenSize),
-			Mixer:     loadMLA(w, lp+"self_attn.", opts),
-			FFN:       loadDeepSeekFFN(w, lp+"mlp.", l),
-		})
-	}
-	return m
+	return loadStack(w, func(l int, lp string) (Mixer, FFN) {
+		return loadMLA(w, lp+"self_attn.", opts), loadDeepSeekFFN(w, lp+"mlp.", l)
+	})
 }

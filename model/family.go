@@ -135,3 +135,33 @@ func loadFusedExperts(w *weights, p string, n, inter int) *ResidentExperts {
 	}
 	return x
 }
+
+// loadStack reads the parts every family shares (embedding, final norm,
+// output head, and each layer's two RMSNorms) and asks block for each
+// decoder layer's mixer and feed-forward part; lp is the layer's tensor
+// prefix ("model.layers.7.").
+func loadStack(w *weights, block func(l int, lp string) (Mixer, FFN)) *Model {
+	c := w.cfg
+	p := prefixOf(w.ix)
+	m := loadCommon(w, p)
+	for l := 0; l < c.NumLayers; l++ {
+		lp := layerPrefix(p, l)
+		mixer, ffn := block(l, lp)
+		m.Layers = append(m.Layers, &Layer{
+			InputNorm: w.vector(lp+"input_layernorm.weight", c.HiddenSize),
+			PostNorm:  w.vector(lp+"post_attention_layernorm.weight", c.HiddenSize),
+			Mixer:     mixer,
+			FFN:       ffn,
+		})
+	}
+	return m
+}
+
+// qwenFFN is the feed-forward part of Qwen-style layer l: moe when the
+// layer is sparse, else a dense MLP of intermediate_size.
+func qwenFFN(w *weights, l int, lp string, moe func() FFN) FFN {
+	if qwenSparse(w.cfg, l) {
+		return moe()
+	}
+	return loadMLP(w, lp+"mlp.", w.cfg.IntermediateSize)
+}

@@ -10,18 +10,10 @@ func init() { register("glm4_moe", loadGLM4MoE) }
 
 func loadGLM4MoE(w *weights) *Model {
 	c := w.cfg
-	p := prefixOf(w.ix)
-	m := loadCommon(w, p)
-	for l := 0; l < c.NumLayers; l++ {
-		lp := layerPrefix(p, l)
-		m.Layers = append(m.Layers, &Layer{
-			InputNorm: w.vector(lp+"input_layernorm.weight", c.HiddenSize),
-			PostNorm:  w.vector(lp+"post_attention_layernorm.weight", c.HiddenSize),
-			Mixer:     loadAttention(w, lp+"self_attn.", attentionOptions{bias: c.AttentionBias, qkNorm: c.UseQKNorm}),
-			FFN:       loadDeepSeekFFN(w, lp+"mlp.", l),
-		})
-	}
-	return m
+	return loadStack(w, func(l int, lp string) (Mixer, FFN) {
+		return loadAttention(w, lp+"self_attn.", attentionOptions{bias: c.AttentionBias, qkNorm: c.UseQKNorm}),
+			loadDeepSeekFFN(w, lp+"mlp.", l)
+	})
 }
 
 // loadDeepSeekFFN reads the feed-forward block shared by GLM-4.x MoE and

@@ -9,31 +9,22 @@ func init() { register("glm4_moe_lite", loadGLM4MoELite) }
 
 func loadGLM4MoELite(w *weights) *Model {
 	c := w.cfg
-	p := prefixOf(w.ix)
-	m := loadCommon(w, p)
 	opts := readMLAOptions(w)
 	if t := opts.MLPLayerTypes; t != nil {
 		if len(t) != c.NumLayers {
 			w.fail("%s: mlp_layer_types has %d entries, num_hidden_layers is %d", c.Path, len(t), c.NumLayers)
-			return m
+			return nil
 		}
 		// loadDeepSeekFFN places dense layers by first_k_dense_replace.
 		for l, kind := range t {
 			if want := map[bool]string{true: "dense", false: "sparse"}[l < c.FirstKDenseReplace]; kind != want {
 				w.fail("%s: mlp_layer_types[%d] is %q but first_k_dense_replace %d makes it %s (only a dense prefix is supported)",
 					c.Path, l, kind, c.FirstKDenseReplace, want)
-				return m
+				return nil
 			}
 		}
 	}
-	for l := 0; l < c.NumLayers; l++ {
-		lp := layerPrefix(p, l)
-		m.Layers = append(m.Layers, &Layer{
-			InputNorm: w.vector(lp+"input_layernorm.weight", c.HiddenSize),
-			PostNorm:  w.vector(lp+"post_attention_layernorm.weight", c.HiddenSize),
-			Mixer:     loadMLA(w, lp+"self_attn.", opts),
-			FFN:       loadDeepSeekFFN(w, lp+"mlp.", l),
-		})
-	}
-	return m
+	return loadStack(w, func(l int, lp string) (Mixer, FFN) {
+		return loadMLA(w, lp+"self_attn.", opts), loadDeepSeekFFN(w, lp+"mlp.", l)
+	})
 }

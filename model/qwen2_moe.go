@@ -7,24 +7,11 @@ func init() { register("qwen2_moe", loadQwen2MoE) }
 
 func loadQwen2MoE(w *weights) *Model {
 	c := w.cfg
-	p := prefixOf(w.ix)
-	m := loadCommon(w, p)
 	bias := c.QKVBias == nil || *c.QKVBias
-	for l := 0; l < c.NumLayers; l++ {
-		lp := layerPrefix(p, l)
-		layer := &Layer{
-			InputNorm: w.vector(lp+"input_layernorm.weight", c.HiddenSize),
-			PostNorm:  w.vector(lp+"post_attention_layernorm.weight", c.HiddenSize),
-			Mixer:     loadAttention(w, lp+"self_attn.", attentionOptions{bias: bias}),
-		}
-		if qwenSparse(c, l) {
-			layer.FFN = loadSharedMoE(w, lp+"mlp.", l, normTopK(c, false))
-		} else {
-			layer.FFN = loadMLP(w, lp+"mlp.", c.IntermediateSize)
-		}
-		m.Layers = append(m.Layers, layer)
-	}
-	return m
+	return loadStack(w, func(l int, lp string) (Mixer, FFN) {
+		return loadAttention(w, lp+"self_attn.", attentionOptions{bias: bias}),
+			qwenFFN(w, l, lp, func() FFN { return loadSharedMoE(w, lp+"mlp.", l, normTopK(c, false)) })
+	})
 }
 
 // loadSharedMoE reads the Qwen2-MoE / Qwen3-Next MoE block: softmax

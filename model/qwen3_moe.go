@@ -7,27 +7,16 @@ func init() { register("qwen3_moe", loadQwen3MoE) }
 
 func loadQwen3MoE(w *weights) *Model {
 	c := w.cfg
-	p := prefixOf(w.ix)
-	m := loadCommon(w, p)
-	for l := 0; l < c.NumLayers; l++ {
-		lp := layerPrefix(p, l)
-		layer := &Layer{
-			InputNorm: w.vector(lp+"input_layernorm.weight", c.HiddenSize),
-			PostNorm:  w.vector(lp+"post_attention_layernorm.weight", c.HiddenSize),
-			Mixer:     loadAttention(w, lp+"self_attn.", attentionOptions{qkNorm: true, bias: c.AttentionBias}),
-		}
-		if qwenSparse(c, l) {
-			layer.FFN = &MoE{Layer: l,
-				Router:  w.linear(lp+"mlp.gate", c.NumExperts, c.HiddenSize),
-				Routing: softmaxRouting(c, normTopK(c, true)),
-				Experts: loadExperts(w, l, lp+"mlp.", c.NumExperts, c.MoEIntermediateSize, swigluNames),
-			}
-		} else {
-			layer.FFN = loadMLP(w, lp+"mlp.", c.IntermediateSize)
-		}
-		m.Layers = append(m.Layers, layer)
-	}
-	return m
+	return loadStack(w, func(l int, lp string) (Mixer, FFN) {
+		return loadAttention(w, lp+"self_attn.", attentionOptions{qkNorm: true, bias: c.AttentionBias}),
+			qwenFFN(w, l, lp, func() FFN {
+				return &MoE{Layer: l,
+					Router:  w.linear(lp+"mlp.gate", c.NumExperts, c.HiddenSize),
+					Routing: softmaxRouting(c, normTopK(c, true)),
+					Experts: loadExperts(w, l, lp+"mlp.", c.NumExperts, c.MoEIntermediateSize, swigluNames),
+				}
+			})
+	})
 }
 
 // qwenSparse says whether Qwen-style layer l is a MoE layer.

@@ -17,27 +17,16 @@ func init() {
 // differently).
 func loadHybrid(w *weights, loadDelta func(w *weights, p string) *GatedDeltaNet) *Model {
 	c := w.cfg
-	p := prefixOf(w.ix)
-	m := loadCommon(w, p)
-	for l := 0; l < c.NumLayers; l++ {
-		lp := layerPrefix(p, l)
-		layer := &Layer{
-			InputNorm: w.vector(lp+"input_layernorm.weight", c.HiddenSize),
-			PostNorm:  w.vector(lp+"post_attention_layernorm.weight", c.HiddenSize),
-		}
+	m := loadStack(w, func(l int, lp string) (Mixer, FFN) {
+		var mixer Mixer
 		if isFullAttention(c, l) {
-			layer.Mixer = loadAttention(w, lp+"self_attn.", attentionOptions{qkNorm: true, gated: true})
+			mixer = loadAttention(w, lp+"self_attn.", attentionOptions{qkNorm: true, gated: true})
 		} else {
-			layer.Mixer = loadDelta(w, lp+"linear_attn.")
+			mixer = loadDelta(w, lp+"linear_attn.")
 		}
-		if qwenSparse(c, l) {
-			layer.FFN = loadSharedMoE(w, lp+"mlp.", l, normTopK(c, true))
-		} else {
-			layer.FFN = loadMLP(w, lp+"mlp.", c.IntermediateSize)
-		}
-		m.Layers = append(m.Layers, layer)
-	}
-	if w.err == nil && zeroCentredNorms(w, p) {
+		return mixer, qwenFFN(w, l, lp, func() FFN { return loadSharedMoE(w, lp+"mlp.", l, normTopK(c, true)) })
+	})
+	if w.err == nil && zeroCentredNorms(w, prefixOf(w.ix)) {
 		shiftNorms(m)
 	}
 	return m
