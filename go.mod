@@ -8,3 +8,5 @@ require (
 	github.com/progrium/darwinkit v0.5.0
 	golang.org/x/text v0.44.0
 )
+
+require golang.org/x/sys v0.50.0
