@@ -1,5 +1,7 @@
 package kernels
 
+import "sync"
+
 // Decode-time quantized matrix-vector products. For each group the dot
 // product is scale*Σ(q-c)·x + (bias+c*scale)*Σx with c the middle code, so
 // x's group sums are computed once per vector and the weights are never
@@ -93,3 +95,29 @@ func dot8(w []uint32, x []float32) float32 {
 	}
 	return s0 + s1
 }
+
+// permuteNibbles writes x in the order the 4-bit SIMD kernels consume it:
+// per block of 16 values, the eight even-indexed ones then the eight odd
+// ones (a byte's low nibble is the even value, its high nibble the odd).
+func permuteNibbles(dst, x []float32) {
+	for b := 0; b+16 <= len(x); b += 16 {
+		for i := 0; i < 8; i++ {
+			dst[b+i] = x[b+2*i]
+			dst[b+8+i] = x[b+2*i+1]
+		}
+	}
+}
+
+// floatPool recycles the per-call activation scratch of the decode kernels.
+var floatPool sync.Pool
+
+func getFloats(n int) *[]float32 {
+	if p, ok := floatPool.Get().(*[]float32); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	s := make([]float32, n)
+	return &s
+}
+
+func putFloats(p *[]float32) { floatPool.Put(p) }
