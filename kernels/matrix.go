@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 )
 
 // Matrix is a [Rows, Cols] weight used as y = W x. Exactly one storage is
@@ -171,27 +170,15 @@ func Dot(a, b []float32) float32 {
 }
 
 // parallelFor splits [0, n) across the available cores when the total work
-// (n items of cost each) is large enough to pay for goroutines.
+// (n items of cost each) is large enough to pay for the handoff to the
+// worker pool (pool.go).
 func parallelFor(n, cost int, body func(lo, hi int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if workers > n {
-		workers = n
-	}
+	workers := min(runtime.GOMAXPROCS(0), n)
 	if workers <= 1 || n*cost < 1<<15 {
 		body(0, n)
 		return
 	}
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body(lo, hi)
-		}()
-	}
-	wg.Wait()
+	runParallel(n, workers, body)
 }
 
 // Bytes is the storage size of the matrix.
