@@ -133,13 +133,8 @@ func (m *Matrix) Row(r int, dst []float32) {
 // (x is [n, Cols], out is [n, Rows]). Rows are split across goroutines.
 func MatMul(out, x []float32, n int, m *Matrix) {
 	if m.Q != nil && n <= qmvTokens {
-		if qmvSIMD(out, x, n, m) {
-			return
-		}
-		if m.Q.Bits == 4 || m.Q.Bits == 8 {
-			qmv(out, x, n, m)
-			return
-		}
+		qmv(out, x, n, m)
+		return
 	}
 	parallelFor(m.Rows, m.Cols*n, func(lo, hi int) {
 		row := make([]float32, m.Cols)

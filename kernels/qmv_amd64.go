@@ -48,61 +48,57 @@ var bitsTables = func() (t [9]bitsTable) {
 	return t
 }()
 
-// qmvSIMD runs the decode matvec with the AVX2 kernels; it reports false
-// when the CPU lacks them (the caller then runs the Go kernels).
-func qmvSIMD(out, x []float32, n int, m *Matrix) bool {
-	if !hasAVX2FMA {
+// simdNibbleOrder reports whether 4-bit inputs should be prepared in the
+// order qdot4AVX2 reads them.
+func simdNibbleOrder() bool { return hasAVX2FMA }
+
+// qmvRowsSIMD computes rows [lo, hi) with the AVX2 kernels; it reports
+// false when the CPU lacks them or d was not prepared for them.
+func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
+	q := m.Q
+	if !hasAVX2FMA || q.GroupSize%32 != 0 || (q.Bits == 4 && !d.permuted) {
 		return false
 	}
-	q := m.Q
 	cols, groups := m.Cols, m.Cols/q.GroupSize
-	buf := getFloats(n * (cols + groups))
-	defer putFloats(buf)
-	xs, sums := (*buf)[:n*cols], (*buf)[n*cols:]
-	for t := 0; t < n; t++ {
-		xt := x[t*cols : (t+1)*cols]
-		for g := 0; g < groups; g++ {
-			var s float32
-			for _, v := range xt[g*q.GroupSize : (g+1)*q.GroupSize] {
-				s += v
-			}
-			sums[t*groups+g] = s
-		}
-		if q.Bits == 4 {
-			permuteNibbles(xs[t*cols:(t+1)*cols], xt)
-		} else {
-			copy(xs[t*cols:], xt)
-		}
-	}
 	rowBytes := cols * q.Bits / 8
 	wb := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.W))), 4*len(q.W))
 	steps := q.GroupSize / 32
 	table := &bitsTables[q.Bits]
-	parallelFor(m.Rows, cols*n, func(lo, hi int) {
-		var pad []byte
-		for r := lo; r < hi; r++ {
-			w := wb[r*rowBytes : (r+1)*rowBytes]
-			if q.Bits != 4 && q.Bits != 8 && len(wb)-r*rowBytes < rowBytes+8 {
-				// The generic kernel reads a few bytes past the row; give
-				// the matrix's last row room to do that.
-				pad = append(append(pad[:0], w...), make([]byte, 8)...)
-				w = pad
+	for r := lo; r < hi; r++ {
+		w := wb[r*rowBytes : (r+1)*rowBytes]
+		sc, bi := q.Scales[r*groups:(r+1)*groups], q.Biases[r*groups:(r+1)*groups]
+		for t := 0; t < d.n; t++ {
+			xp, sp := d.xs[t*cols:(t+1)*cols], d.sums[t*groups:(t+1)*groups]
+			var v float32
+			switch q.Bits {
+			case 4:
+				v = qdot4AVX2(&w[0], &xp[0], &sc[0], &bi[0], &sp[0], groups, steps, q.F16Scales)
+			case 8:
+				v = qdot8AVX2(&w[0], &xp[0], &sc[0], &bi[0], &sp[0], groups, steps, q.F16Scales)
+			default:
+				v = qdotBitsRow(wb, r*rowBytes, rowBytes, xp, sc, bi, sp, groups, steps, q.F16Scales, table)
 			}
-			sc, bi := &q.Scales[r*groups], &q.Biases[r*groups]
-			for t := 0; t < n; t++ {
-				xp, sp := &xs[t*cols], &sums[t*groups]
-				var v float32
-				switch q.Bits {
-				case 4:
-					v = qdot4AVX2(&w[0], xp, sc, bi, sp, groups, steps, q.F16Scales)
-				case 8:
-					v = qdot8AVX2(&w[0], xp, sc, bi, sp, groups, steps, q.F16Scales)
-				default:
-					v = qdotBitsAVX2(&w[0], xp, sc, bi, sp, groups, steps, q.F16Scales, table)
-				}
-				out[t*m.Rows+r] = v
-			}
+			out[t*m.Rows+r] = v
 		}
-	})
+	}
 	return true
+}
+
+// qdotBitsRow runs qdotBitsAVX2 over the row at wb[off:off+rowBytes]. The
+// kernel reads up to 8 bytes past its last value, so when the row ends
+// within 8 bytes of wb's end, the last group is copied into a padded
+// buffer first.
+func qdotBitsRow(wb []byte, off, rowBytes int, x []float32, sc, bi []uint16, sums []float32, groups, steps int, f16 bool, t *bitsTable) float32 {
+	if len(wb)-(off+rowBytes) >= 8 {
+		return qdotBitsAVX2(&wb[off], &x[0], &sc[0], &bi[0], &sums[0], groups, steps, f16, t)
+	}
+	var tail [128*8/8 + 8]byte
+	groupBytes := rowBytes / groups
+	last := groups - 1
+	copy(tail[:], wb[off+last*groupBytes:off+rowBytes])
+	v := qdotBitsAVX2(&tail[0], &x[last*len(x)/groups], &sc[last], &bi[last], &sums[last], 1, steps, f16, t)
+	if last > 0 {
+		v += qdotBitsAVX2(&wb[off], &x[0], &sc[0], &bi[0], &sums[0], last, steps, f16, t)
+	}
+	return v
 }

@@ -2,5 +2,8 @@
 
 package kernels
 
-// qmvSIMD reports that no SIMD decode kernel exists on this build.
-func qmvSIMD(out, x []float32, n int, m *Matrix) bool { return false }
+// simdNibbleOrder reports that no SIMD kernel wants a permuted input here.
+func simdNibbleOrder() bool { return false }
+
+// qmvRowsSIMD reports that no SIMD decode kernel exists on this build.
+func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool { return false }
