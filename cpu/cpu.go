@@ -5,6 +5,7 @@ package cpu
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/kernels"
@@ -16,6 +17,7 @@ type Executor struct {
 	// expertScratch holds the gathered inputs, gate, up and output rows of
 	// the expert being run, reused across experts and calls.
 	expertScratch [4][]float32
+	moe           moeScratch
 }
 
 // scratch returns expertScratch[i] resized to n values.
@@ -110,67 +112,231 @@ func (*Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.
 // MoE groups the batch's tokens by expert so each expert's matrices are
 // read once per batch (the CPU form of gather_qmm). When the batch routes to
 // more distinct experts than one Resolve can take, they are resolved and run
-// in groups.
+// in groups. Experts with at most a decode batch of tokens (every expert at
+// decode) run together as parallel regions over (expert x row block);
+// experts with more tokens run one after another through MatMul's GEMM.
 func (ex *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) error {
+	s := &ex.moe
 	ids := r.IDs[:n*r.TopK]
-	byExpert := map[int32][]int{}
-	var distinct []int32
-	for i, e := range ids {
-		if _, seen := byExpert[e]; !seen {
-			distinct = append(distinct, e)
-		}
-		byExpert[e] = append(byExpert[e], i)
-	}
-	groups := [][]int32{distinct}
-	if limit := experts.MaxResolve(); limit > 0 && len(distinct) > limit {
-		groups = nil
-		for lo := 0; lo < len(distinct); lo += limit {
-			groups = append(groups, distinct[lo:min(lo+limit, len(distinct))])
+	for _, e := range ids {
+		if e < 0 || int(e) >= experts.NumExperts() {
+			return fmt.Errorf("route to expert %d of %d", e, experts.NumExperts())
 		}
 	}
-	weights := make([]float32, len(ids))
-	copy(weights, r.Weights)
+	s.group(ids)
+	s.weights = append(s.weights[:0], r.Weights[:len(ids)]...)
 	clear(out.Data[:n*out.Cols])
-	for _, group := range groups {
+	limit := experts.MaxResolve()
+	if limit <= 0 {
+		limit = len(s.distinct)
+	}
+	for lo := 0; lo < len(s.distinct); lo += limit {
+		group := s.distinct[lo:min(lo+limit, len(s.distinct))]
 		present, err := experts.Resolve(group)
 		if err != nil {
 			return err
 		}
-		if len(groups) == 1 {
-			presentByID := make([]bool, len(ids))
-			for j, e := range group {
-				for _, s := range byExpert[e] {
-					presentByID[s] = present[j]
+		if len(group) == len(s.distinct) {
+			s.present = slices.Grow(s.present[:0], len(ids))[:len(ids)]
+			for j := range group {
+				for _, route := range s.routes(lo + j) {
+					s.present[route] = present[j]
 				}
 			}
-			renormalizeMissing(weights, presentByID, r.TopK)
+			renormalizeMissing(s.weights, s.present, r.TopK)
 		}
+		s.batch = s.batch[:0]
 		for j, e := range group {
 			if !present[j] {
-				if len(groups) > 1 {
+				if len(group) < len(s.distinct) {
 					return fmt.Errorf("expert %d was not resolved", e)
 				}
 				continue
 			}
-			if err := ex.runExpert(out, x, byExpert[e], r.TopK, weights, experts, e); err != nil {
-				return err
+			gate, up, down := experts.Expert(e)
+			if gate == nil {
+				return fmt.Errorf("expert %d was resolved but has no weights", e)
 			}
+			routes := s.routes(lo + j)
+			if len(routes) > kernels.DecodeTokens {
+				// Flush the decode experts before it so the output sums
+				// experts in routing order however they were grouped
+				// (exact paging stays bitwise equal to resident).
+				if err := s.runDecode(out, x, r.TopK); err != nil {
+					return err
+				}
+				ex.runExpert(out, x, routes, r.TopK, s.weights, gate, up, down)
+				continue
+			}
+			if len(s.batch) < cap(s.batch) {
+				s.batch = s.batch[:len(s.batch)+1] // keep the entry's buffers
+			} else {
+				s.batch = append(s.batch, moeExpert{})
+			}
+			b := &s.batch[len(s.batch)-1]
+			b.gate, b.up, b.down, b.routes = gate, up, down, routes
+		}
+		if err := s.runDecode(out, x, r.TopK); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// runExpert adds expert e's weighted output for the routes slots (indices
-// into the batch's ids: token = slot / topK).
-func (ex *Executor) runExpert(out, x *graph.Tensor, slots []int, topK int, weights []float32, experts graph.ExpertSet, e int32) error {
-	gate, up, down := experts.Expert(e)
-	if gate == nil {
-		return fmt.Errorf("expert %d was resolved but has no weights", e)
+// moeScratch is the MoE state kept across calls so a decode step allocates
+// nothing: the batch's routes grouped by expert, the experts of the current
+// Resolve group and their activations.
+type moeScratch struct {
+	slot     []int32 // expert id -> index into distinct, -1 when not routed
+	distinct []int32 // routed experts in order of first use
+	start    []int   // distinct[i]'s routes are order[start[i]:start[i+1]]
+	order    []int   // route indices (token*topK + k) grouped by expert
+	weights  []float32
+	present  []bool // per route
+	batch    []moeExpert
+}
+
+// moeExpert is one expert of a decode region with its buffers: in is its
+// tokens' x, act the SwiGLU activations fed to down.
+type moeExpert struct {
+	gate, up, down *kernels.Matrix
+	routes         []int
+	in, act        kernels.DecodeInput
+	g, u, y        []float32
+	xs             []float32
+}
+
+// routes returns the route indices of distinct expert i.
+func (s *moeScratch) routes(i int) []int { return s.order[s.start[i]:s.start[i+1]] }
+
+// group sorts the routes ids by expert (a counting sort: ids are small).
+func (s *moeScratch) group(ids []int32) {
+	s.distinct, s.start = s.distinct[:0], s.start[:0]
+	for _, e := range ids {
+		if int(e) >= len(s.slot) {
+			s.slot = append(s.slot, make([]int32, int(e)+1-len(s.slot))...)
+			for i := range s.slot {
+				s.slot[i] = -1
+			}
+			for i, d := range s.distinct {
+				s.slot[d] = int32(i)
+			}
+		}
+		if s.slot[e] < 0 {
+			s.slot[e] = int32(len(s.distinct))
+			s.distinct = append(s.distinct, e)
+			s.start = append(s.start, 0)
+		}
+		s.start[s.slot[e]]++
 	}
+	sum := 0
+	for i, c := range s.start {
+		s.start[i] = sum
+		sum += c
+	}
+	s.start = append(s.start, sum)
+	s.order = slices.Grow(s.order[:0], len(ids))[:len(ids)]
+	for route, e := range ids {
+		i := s.slot[e]
+		s.order[s.start[i]] = route
+		s.start[i]++
+	}
+	// start[i] now holds the end of expert i's routes: shift back.
+	copy(s.start[1:], s.start[:len(s.start)-1])
+	s.start[0] = 0
+	for _, e := range s.distinct {
+		s.slot[e] = -1
+	}
+}
+
+// moeRowBlock is the rows of one matrix a work item of a decode region
+// covers: enough to amortise the item, small enough that ten experts make
+// many more items than cores.
+const moeRowBlock = 64
+
+// runDecode runs s.batch (experts with at most DecodeTokens tokens each)
+// and adds their weighted outputs to out. The gate and up projections and
+// SwiGLU of all experts form one parallel region over (expert, block of
+// intermediate rows); down and the weighted sum another, over blocks of
+// output rows, each item running every expert on its rows so no two items
+// write the same output.
+func (s *moeScratch) runDecode(out, x *graph.Tensor, topK int) error {
+	if len(s.batch) == 0 {
+		return nil
+	}
+	defer func() { s.batch = s.batch[:0] }()
 	hidden := x.Cols
-	m := len(slots)
+	for i := range s.batch {
+		b := &s.batch[i]
+		m, inter := len(b.routes), b.gate.Rows
+		if b.gate.Cols != hidden || b.up.Rows != inter || b.up.Cols != hidden || b.down.Cols != inter || b.down.Rows != out.Cols {
+			return fmt.Errorf("expert matrices gate [%d,%d], up [%d,%d], down [%d,%d] do not fit hidden size %d and output %d",
+				b.gate.Rows, b.gate.Cols, b.up.Rows, b.up.Cols, b.down.Rows, b.down.Cols, hidden, out.Cols)
+		}
+		b.xs = slices.Grow(b.xs[:0], m*hidden)[:m*hidden]
+		for j, route := range b.routes {
+			copy(b.xs[j*hidden:(j+1)*hidden], x.Data[(route/topK)*hidden:])
+		}
+		b.in.Prepare(b.xs, m, hidden, b.gate.Q)
+		b.g = slices.Grow(b.g[:0], m*inter)[:m*inter]
+		b.u = slices.Grow(b.u[:0], m*inter)[:m*inter]
+		b.y = slices.Grow(b.y[:0], m*out.Cols)[:m*out.Cols]
+	}
+	// Items: expert i's intermediate rows in blocks, expert after expert.
+	inter := s.batch[0].gate.Rows
+	blocks := (inter + moeRowBlock - 1) / moeRowBlock
+	sameInter := true
+	for i := range s.batch {
+		sameInter = sameInter && s.batch[i].gate.Rows == inter
+	}
+	if !sameInter {
+		blocks = 1 // ragged experts: one item each
+	}
+	kernels.ParallelFor(len(s.batch)*blocks, 2*moeRowBlock*hidden, func(lo, hi int) {
+		for item := lo; item < hi; item++ {
+			b := &s.batch[item/blocks]
+			rows := b.gate.Rows
+			r0, r1 := (item%blocks)*moeRowBlock, min((item%blocks+1)*moeRowBlock, rows)
+			if !sameInter {
+				r0, r1 = 0, rows
+			}
+			kernels.MatVecRows(b.g, &b.in, b.gate, r0, r1)
+			kernels.MatVecRows(b.u, &b.in, b.up, r0, r1)
+			for t := range b.routes {
+				g := b.g[t*rows : (t+1)*rows]
+				kernels.SwiGLU(g[r0:r1], g[r0:r1], b.u[t*rows+r0:t*rows+r1])
+			}
+		}
+	})
+	for i := range s.batch {
+		b := &s.batch[i]
+		b.act.Prepare(b.g, len(b.routes), b.gate.Rows, b.down.Q)
+	}
+	outBlocks := (out.Cols + moeRowBlock - 1) / moeRowBlock
+	kernels.ParallelFor(outBlocks, len(s.batch)*moeRowBlock*inter, func(lo, hi int) {
+		for blk := lo; blk < hi; blk++ {
+			r0, r1 := blk*moeRowBlock, min((blk+1)*moeRowBlock, out.Cols)
+			for i := range s.batch {
+				b := &s.batch[i]
+				kernels.MatVecRows(b.y, &b.act, b.down, r0, r1)
+				for j, route := range b.routes {
+					t := route / topK
+					kernels.AddScaled(out.Data[t*out.Cols+r0:t*out.Cols+r1], b.y[j*out.Cols+r0:j*out.Cols+r1], s.weights[route])
+				}
+			}
+		}
+	})
+	return nil
+}
+
+// runExpert adds expert e's weighted output for the routes (indices into
+// the batch's ids: token = route / topK) through MatMul, for experts with
+// more tokens than the decode kernels take.
+func (ex *Executor) runExpert(out, x *graph.Tensor, routes []int, topK int, weights []float32, gate, up, down *kernels.Matrix) {
+	hidden := x.Cols
+	m := len(routes)
 	xs := ex.scratch(0, m*hidden)
-	for j, s := range slots {
+	for j, s := range routes {
 		copy(xs[j*hidden:(j+1)*hidden], x.Data[(s/topK)*hidden:])
 	}
 	inter := gate.Rows
@@ -181,11 +347,10 @@ func (ex *Executor) runExpert(out, x *graph.Tensor, slots []int, topK int, weigh
 	kernels.SwiGLU(g, g, u)
 	y := ex.scratch(3, m*out.Cols)
 	kernels.MatMul(y, g, m, down)
-	for j, s := range slots {
+	for j, s := range routes {
 		t := s / topK
 		kernels.AddScaled(out.Data[t*out.Cols:(t+1)*out.Cols], y[j*out.Cols:(j+1)*out.Cols], weights[s])
 	}
-	return nil
 }
 
 // renormalizeMissing rescales each token's weights so the experts that are

@@ -80,3 +80,8 @@ func runParallel(n, workers int, body func(lo, hi int)) {
 	j.body = nil
 	jobPool.Put(j)
 }
+
+// ParallelFor runs body over [0, n) split across the cores, for executors
+// that run several kernels (MatVecRows on many matrices) as one parallel
+// region. cost is the work per item; small totals run on the caller.
+func ParallelFor(n, cost int, body func(lo, hi int)) { parallelFor(n, cost, body) }

@@ -13,7 +13,10 @@ import "sync"
 
 // qmvTokens is how many tokens MatMul handles with the fused form before
 // dequantizing rows (which amortises over many tokens) becomes cheaper.
-const qmvTokens = 4
+const qmvTokens = DecodeTokens
+
+// DecodeTokens is the most tokens a DecodeInput holds.
+const DecodeTokens = 4
 
 // DecodeInput is up to qmvTokens rows of activations laid out once for the
 // decode kernels, so every row block of a matrix, and every matrix reading

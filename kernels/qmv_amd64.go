@@ -18,12 +18,13 @@ func qdotBitsAVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, gr
 
 // bitsTable tells qdotBitsAVX2 how to unpack eight values of one width: the
 // byte shuffle that puts value j's two bytes in 32-bit lane j, the shift that
-// aligns it, the mask, and the bytes eight values occupy.
+// aligns it, the mask, the bytes eight values occupy and the middle code.
 type bitsTable struct {
 	shuffle [32]byte
 	shift   [8]uint32
 	mask    [8]uint32
 	stride  int64
+	centre  int32
 }
 
 // bitsTables is indexed by bit width.
@@ -44,6 +45,7 @@ var bitsTables = func() (t [9]bitsTable) {
 			bt.mask[j] = 1<<bits - 1
 		}
 		bt.stride = int64(bits)
+		bt.centre = 1 << (bits - 1)
 	}
 	return t
 }()
@@ -68,7 +70,10 @@ func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 		w := wb[r*rowBytes : (r+1)*rowBytes]
 		sc, bi := q.Scales[r*groups:(r+1)*groups], q.Biases[r*groups:(r+1)*groups]
 		for t := 0; t < d.n; t++ {
-			xp, sp := d.xs[t*cols:(t+1)*cols], d.sums[t*groups:(t+1)*groups]
+			xp, sp := d.x[t*cols:(t+1)*cols], d.sums[t*groups:(t+1)*groups]
+			if q.Bits == 4 {
+				xp = d.xs[t*cols : (t+1)*cols]
+			}
 			var v float32
 			switch q.Bits {
 			case 4:

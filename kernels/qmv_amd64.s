@@ -4,12 +4,14 @@
 
 // Float-path quantized row dot products (AVX2 + FMA). Each returns
 //
-//	Σ_g scale_g · Σ_{j in g} q_j·x_j + bias_g · xsum_g
+//	Σ_g scale_g · Σ_{j in g} (q_j-c)·x_j + (bias_g + c·scale_g) · xsum_g
 //
-// for one row of groups groups of 32·steps values: codes are widened to
-// int32, converted to float32 and multiplied by x in float32, so the result
-// matches the Go reference up to the order of the additions. Scales and
-// biases are bf16, or fp16 when f16 is set.
+// for one row of groups groups of 32·steps values, c the middle code:
+// codes are widened to int32, centred, converted to float32 and multiplied
+// by x in float32, so the result matches the Go reference up to the order
+// of the additions. (Without centring the two terms are large and opposite
+// and a long row loses about three decimal digits.) Scales and biases are
+// bf16, or fp16 when f16 is set.
 
 // SCALES loads scale and bias number g (R8, R9) as float32 into X6, X7.
 #define SCALES \
@@ -33,6 +35,7 @@
 	VADDPS      Y5, Y4, Y4; \
 	VADDPS      Y4, Y2, Y2; \
 	SCALES; \
+	VFMADD231SS X6, X13, X7; \
 	VBROADCASTSS X6, Y6; \
 	VFMADD231PS Y6, Y2, Y0; \
 	VFMADD231SS (R10), X7, X14; \
@@ -71,6 +74,10 @@ TEXT ·qdot4AVX2(SB), NOSPLIT, $0-68
 	MOVL         $15, AX
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
+	MOVL         $8, AX
+	VMOVD        AX, X11
+	VPBROADCASTD X11, Y11
+	VCVTDQ2PS    X11, X13
 
 group4:
 	VXORPS Y2, Y2, Y2
@@ -86,6 +93,10 @@ step4:
 	VPSRLD      $4, Y7, Y9
 	VPAND       Y15, Y6, Y6
 	VPAND       Y15, Y7, Y7
+	VPSUBD      Y11, Y6, Y6
+	VPSUBD      Y11, Y8, Y8
+	VPSUBD      Y11, Y7, Y7
+	VPSUBD      Y11, Y9, Y9
 	VCVTDQ2PS   Y6, Y6
 	VCVTDQ2PS   Y8, Y8
 	VCVTDQ2PS   Y7, Y7
@@ -109,6 +120,10 @@ step4:
 // func qdot8AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 TEXT ·qdot8AVX2(SB), NOSPLIT, $0-68
 	ARGS
+	MOVL         $128, AX
+	VMOVD        AX, X11
+	VPBROADCASTD X11, Y11
+	VCVTDQ2PS    X11, X13
 
 group8:
 	VXORPS Y2, Y2, Y2
@@ -122,6 +137,10 @@ step8:
 	VPMOVZXBD   8(SI), Y7
 	VPMOVZXBD   16(SI), Y8
 	VPMOVZXBD   24(SI), Y9
+	VPSUBD      Y11, Y6, Y6
+	VPSUBD      Y11, Y7, Y7
+	VPSUBD      Y11, Y8, Y8
+	VPSUBD      Y11, Y9, Y9
 	VCVTDQ2PS   Y6, Y6
 	VCVTDQ2PS   Y7, Y7
 	VCVTDQ2PS   Y8, Y8
@@ -151,10 +170,12 @@ step8:
 TEXT ·qdotBitsAVX2(SB), NOSPLIT, $0-76
 	ARGS
 	MOVQ    t+64(FP), AX
-	VMOVDQU (AX), Y13  // shuffle
+	VMOVDQU (AX), Y10  // shuffle
 	VMOVDQU 32(AX), Y12 // shifts
 	VMOVDQU 64(AX), Y15 // mask
 	MOVQ    96(AX), R13 // bytes per eight values
+	VPBROADCASTD 104(AX), Y11 // middle code
+	VCVTDQ2PS    X11, X13
 
 groupB:
 	VXORPS Y2, Y2, Y2
@@ -172,10 +193,10 @@ stepB:
 	ADDQ         R13, SI
 	VPBROADCASTQ (SI), Y9
 	ADDQ         R13, SI
-	VPSHUFB      Y13, Y6, Y6
-	VPSHUFB      Y13, Y7, Y7
-	VPSHUFB      Y13, Y8, Y8
-	VPSHUFB      Y13, Y9, Y9
+	VPSHUFB      Y10, Y6, Y6
+	VPSHUFB      Y10, Y7, Y7
+	VPSHUFB      Y10, Y8, Y8
+	VPSHUFB      Y10, Y9, Y9
 	VPSRLVD      Y12, Y6, Y6
 	VPSRLVD      Y12, Y7, Y7
 	VPSRLVD      Y12, Y8, Y8
@@ -184,6 +205,10 @@ stepB:
 	VPAND        Y15, Y7, Y7
 	VPAND        Y15, Y8, Y8
 	VPAND        Y15, Y9, Y9
+	VPSUBD       Y11, Y6, Y6
+	VPSUBD       Y11, Y7, Y7
+	VPSUBD       Y11, Y8, Y8
+	VPSUBD       Y11, Y9, Y9
 	VCVTDQ2PS    Y6, Y6
 	VCVTDQ2PS    Y7, Y7
 	VCVTDQ2PS    Y8, Y8
