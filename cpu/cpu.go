@@ -194,6 +194,14 @@ type moeScratch struct {
 	weights  []float32
 	present  []bool // per route
 	batch    []moeExpert
+
+	// The decode regions' work functions (bound once, so starting a
+	// region allocates nothing) and what they read.
+	gateUp, downSum func(lo, hi int)
+	out             *graph.Tensor
+	topK            int
+	blocks          int  // row blocks per expert in the first region
+	ragged          bool // experts differ in size: one item per expert
 }
 
 // moeExpert is one expert of a decode region with its buffers: in is its
@@ -292,41 +300,56 @@ func (s *moeScratch) runDecode(out, x *graph.Tensor, topK int) error {
 	if !sameInter {
 		blocks = 1 // ragged experts: one item each
 	}
-	kernels.ParallelFor(len(s.batch)*blocks, 2*moeRowBlock*hidden, func(lo, hi int) {
-		for item := lo; item < hi; item++ {
-			b := &s.batch[item/blocks]
-			rows := b.gate.Rows
-			r0, r1 := (item%blocks)*moeRowBlock, min((item%blocks+1)*moeRowBlock, rows)
-			if !sameInter {
-				r0, r1 = 0, rows
-			}
-			kernels.MatVecRows(b.g, &b.in, b.gate, r0, r1)
-			kernels.MatVecRows(b.u, &b.in, b.up, r0, r1)
-			for t := range b.routes {
-				g := b.g[t*rows : (t+1)*rows]
-				kernels.SwiGLU(g[r0:r1], g[r0:r1], b.u[t*rows+r0:t*rows+r1])
-			}
-		}
-	})
+	s.blocks, s.ragged = blocks, !sameInter
+	if s.gateUp == nil {
+		s.gateUp, s.downSum = s.runGateUp, s.runDownSum
+	}
+	s.out, s.topK = out, topK
+	kernels.ParallelFor(len(s.batch)*blocks, 2*moeRowBlock*hidden, s.gateUp)
 	for i := range s.batch {
 		b := &s.batch[i]
 		b.act.Prepare(b.g, len(b.routes), b.gate.Rows, b.down.Q)
 	}
-	outBlocks := (out.Cols + moeRowBlock - 1) / moeRowBlock
-	kernels.ParallelFor(outBlocks, len(s.batch)*moeRowBlock*inter, func(lo, hi int) {
-		for blk := lo; blk < hi; blk++ {
-			r0, r1 := blk*moeRowBlock, min((blk+1)*moeRowBlock, out.Cols)
-			for i := range s.batch {
-				b := &s.batch[i]
-				kernels.MatVecRows(b.y, &b.act, b.down, r0, r1)
-				for j, route := range b.routes {
-					t := route / topK
-					kernels.AddScaled(out.Data[t*out.Cols+r0:t*out.Cols+r1], b.y[j*out.Cols+r0:j*out.Cols+r1], s.weights[route])
-				}
+	kernels.ParallelFor((out.Cols+moeRowBlock-1)/moeRowBlock, len(s.batch)*moeRowBlock*inter, s.downSum)
+	s.out = nil
+	return nil
+}
+
+// runGateUp is the first region's work: items [lo, hi) of (expert, block of
+// intermediate rows), each the gate and up rows and their SwiGLU.
+func (s *moeScratch) runGateUp(lo, hi int) {
+	blocks := s.blocks
+	for item := lo; item < hi; item++ {
+		b := &s.batch[item/blocks]
+		rows := b.gate.Rows
+		r0, r1 := (item%blocks)*moeRowBlock, min((item%blocks+1)*moeRowBlock, rows)
+		if s.ragged {
+			r0, r1 = 0, rows
+		}
+		kernels.MatVecRows(b.g, &b.in, b.gate, r0, r1)
+		kernels.MatVecRows(b.u, &b.in, b.up, r0, r1)
+		for t := range b.routes {
+			g := b.g[t*rows : (t+1)*rows]
+			kernels.SwiGLU(g[r0:r1], g[r0:r1], b.u[t*rows+r0:t*rows+r1])
+		}
+	}
+}
+
+// runDownSum is the second region's work: blocks [lo, hi) of output rows,
+// each running every expert's down rows and adding them, weighted, to out.
+func (s *moeScratch) runDownSum(lo, hi int) {
+	out := s.out
+	for blk := lo; blk < hi; blk++ {
+		r0, r1 := blk*moeRowBlock, min((blk+1)*moeRowBlock, out.Cols)
+		for i := range s.batch {
+			b := &s.batch[i]
+			kernels.MatVecRows(b.y, &b.act, b.down, r0, r1)
+			for j, route := range b.routes {
+				t := route / s.topK
+				kernels.AddScaled(out.Data[t*out.Cols+r0:t*out.Cols+r1], b.y[j*out.Cols+r0:j*out.Cols+r1], s.weights[route])
 			}
 		}
-	})
-	return nil
+	}
 }
 
 // runExpert adds expert e's weighted output for the routes (indices into
