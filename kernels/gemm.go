@@ -14,8 +14,8 @@ package kernels
 
 const (
 	gemmPanel  = 16  // weight rows dequantized together
-	gemmKC     = 256 // columns per block (a multiple of 8)
-	gemmTokens = 240 // tokens per block (a multiple of gemmTile)
+	gemmKC     = 384 // columns per block (a multiple of 8 and of 32, 64, 128)
+	gemmTokens = 150 // tokens per block (a multiple of gemmTile)
 	gemmTile   = 3   // tokens per microkernel call
 )
 
@@ -147,10 +147,16 @@ func (m *Matrix) quantRow(dst []float32, r, k0, k1 int, sc *gemmScratch) {
 	groups := m.Cols / q.GroupSize
 	g0, g1 := r*groups+k0/q.GroupSize, r*groups+k1/q.GroupSize
 	sc.scales, sc.biases = sc.scales[:0], sc.biases[:0]
-	for g := g0; g < g1; g++ {
-		s, b := q.scale(g)
-		sc.scales = append(sc.scales, s)
-		sc.biases = append(sc.biases, b)
+	if q.F16Scales {
+		for g := g0; g < g1; g++ {
+			sc.scales = append(sc.scales, F16ToF32(q.Scales[g]))
+			sc.biases = append(sc.biases, F16ToF32(q.Biases[g]))
+		}
+	} else {
+		for g := g0; g < g1; g++ {
+			sc.scales = append(sc.scales, BF16ToF32(q.Scales[g]))
+			sc.biases = append(sc.biases, BF16ToF32(q.Biases[g]))
+		}
 	}
 	words := m.Cols * q.Bits / 32
 	w := q.W[r*words+k0*q.Bits/32 : r*words+k1*q.Bits/32]
