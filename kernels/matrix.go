@@ -87,53 +87,23 @@ func (q *Quant) scale(i int) (float32, float32) {
 
 // Row dequantizes (or converts) row r into dst[:Cols].
 func (m *Matrix) Row(r int, dst []float32) {
-	dst = dst[:m.Cols]
-	switch {
-	case m.F32 != nil:
-		copy(dst, m.F32[r*m.Cols:])
-	case m.BF16 != nil:
-		for j, b := range m.BF16[r*m.Cols : (r+1)*m.Cols] {
-			dst[j] = BF16ToF32(b)
-		}
-	default:
-		q := m.Q
-		words := m.Cols * q.Bits / 32
-		w := q.W[r*words : (r+1)*words]
-		groups := m.Cols / q.GroupSize
-		mask := uint32(1)<<q.Bits - 1
-		if q.Bits == 4 || q.Bits == 8 {
-			// Whole words: no value straddles a word boundary.
-			per := 32 / q.Bits
-			for g := 0; g < groups; g++ {
-				s, b := q.scale(r*groups + g)
-				for j := g * q.GroupSize; j < (g+1)*q.GroupSize; j += per {
-					v := w[j/per]
-					for k := range per {
-						dst[j+k] = s*float32(v>>(k*q.Bits)&mask) + b
-					}
-				}
-			}
-			return
-		}
-		for g := 0; g < groups; g++ {
-			s, b := q.scale(r*groups + g)
-			for j := g * q.GroupSize; j < (g+1)*q.GroupSize; j++ {
-				bit := j * q.Bits
-				v := w[bit/32] >> (bit % 32)
-				if bit%32+q.Bits > 32 {
-					v |= w[bit/32+1] << (32 - bit%32)
-				}
-				dst[j] = s*float32(v&mask) + b
-			}
-		}
+	if m.Q != nil && dequantFast(m.Q) {
+		m.quantRow(dst[:m.Cols], r, 0, m.Cols, &gemmScratch{})
+		return
 	}
+	m.rowRange(r, 0, m.Cols, dst)
 }
 
 // MatMul computes out[t, r] = sum_c W[r, c] * x[t, c] for n tokens
 // (x is [n, Cols], out is [n, Rows]). Rows are split across goroutines.
+// Dense matrices and prompts (n > qmvTokens) go through the blocked GEMM.
 func MatMul(out, x []float32, n int, m *Matrix) {
 	if m.Q != nil && n <= qmvTokens {
 		qmv(out, x, n, m)
+		return
+	}
+	if m.Q == nil || n > qmvTokens {
+		gemm(out, x, n, m)
 		return
 	}
 	parallelFor(m.Rows, m.Cols*n, func(lo, hi int) {
