@@ -161,9 +161,11 @@ func (s *Server) admitBody(next http.Handler) http.Handler {
 	})
 }
 
-// deadlineBody lifts the body's read deadline once the body has been read:
-// a deadline left on the connection would cut the response stream that
-// follows (the server's background read would time out).
+// deadlineBody lifts the body's read deadline once the whole body has been
+// read: a deadline left on the connection would cut the response stream
+// that follows (the server's background read would time out). After a
+// failed read it stays, so that net/http's discarding of the unread rest
+// cannot block on a client that stopped sending.
 type deadlineBody struct {
 	io.ReadCloser
 	rc   *http.ResponseController
@@ -172,9 +174,16 @@ type deadlineBody struct {
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && !b.done {
+	if err == io.EOF && !b.done {
 		b.done = true
 		b.rc.SetReadDeadline(time.Time{})
 	}
 	return n, err
+}
+
+// depth is how many requests wait to be read.
+func (a *admission) depth() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.waiting)
 }

@@ -256,7 +256,8 @@ func decode(r *http.Request, v any) *apiError {
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	waiting, busy := s.queue.depth()
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "model": s.b.ModelID(), "generating": busy, "queue": waiting})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "model": s.b.ModelID(), "generating": busy, "queue": waiting,
+		"waiting_to_read": s.admission.depth()})
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
