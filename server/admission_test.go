@@ -109,25 +109,16 @@ func TestAdmissionWeighsBodies(t *testing.T) {
 	g := newGatedRender()
 	ts := start(t, g, server.Config{MaxParseBytes: 256 << 10})
 	big := `{"model":"Tiny-MoE-4bit","messages":[{"role":"user","content":"` + strings.Repeat("x", 200<<10) + `"}]}`
-	done := make(chan int, 2)
-	go func() {
-		resp := post(t, ts.URL+"/v1/messages/count_tokens", big)
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
+	bigDone := postAsync(t, ts.URL+"/v1/messages/count_tokens", big)
 	until(t, "the big body parsing", func() bool { inside, _, _ := g.counts(); return inside == 1 })
-	go func() {
-		resp := post(t, ts.URL+"/v1/messages/count_tokens", messageBody)
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
+	smallDone := postAsync(t, ts.URL+"/v1/messages/count_tokens", messageBody)
 	until(t, "the small one waiting", func() bool { return num(health(t, ts.URL)["waiting_to_read"]) == 1 })
 	close(g.gate)
-	<-done // the big one: 400, it exceeds the fake's context
-	if s := <-done; s != 200 {
-		t.Errorf("the small request got %d", s)
+	if a := <-bigDone; a.status != 400 || !strings.Contains(a.body, "prompt is too long") {
+		t.Errorf("the big request (over the fake's context): %d %s", a.status, a.body)
+	}
+	if a := <-smallDone; a.status != 200 {
+		t.Errorf("the small request: %d %s", a.status, a.body)
 	}
 	if _, peak, _ := g.counts(); peak != 1 {
 		t.Errorf("%d renders at once, want 1", peak)

@@ -135,7 +135,6 @@ func TestLoadWithDisconnects(t *testing.T) {
 			}
 			req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Content-Type", "application/json")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				errs <- err
