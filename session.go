@@ -122,7 +122,7 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 	res := Result{PromptTokens: len(prompt)}
 	start := time.Now()
 	res.CachedTokens = s.reuse(prompt)
-	logits, err := m.runner.Forward(s.cache, prompt[res.CachedTokens:], false)
+	logits, err := m.forward(s.cache, prompt[res.CachedTokens:], false)
 	if err != nil {
 		s.tokens, s.cache.Len = s.tokens[:0], 0
 		return res, err
@@ -158,7 +158,7 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 		if len(res.IDs) == maxNew {
 			break
 		}
-		if logits, err = m.runner.Forward(s.cache, []int32{id}, false); err != nil {
+		if logits, err = m.forward(s.cache, []int32{id}, false); err != nil {
 			s.tokens, s.cache.Len = s.tokens[:0], 0
 			return res, err
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"sync"
 )
 
@@ -176,17 +177,33 @@ func parallelFor(n, cost int, body func(lo, hi int)) {
 		body(0, n)
 		return
 	}
+	// Workers take the caller's SetPanicOnFault setting and hand a panic
+	// back to the caller, so that a fault in memory-mapped weights fails the
+	// call (see experts.GuardMapped) instead of the process.
+	onFault := debug.SetPanicOnFault(false)
+	debug.SetPanicOnFault(onFault)
 	var wg sync.WaitGroup
+	var once sync.Once
+	var panicked any
 	chunk := (n + workers - 1) / workers
 	for lo := 0; lo < n; lo += chunk {
 		hi := min(lo+chunk, n)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if v := recover(); v != nil {
+					once.Do(func() { panicked = v })
+				}
+			}()
+			debug.SetPanicOnFault(onFault)
 			body(lo, hi)
 		}()
 	}
 	wg.Wait()
+	if panicked != nil {
+		panic(panicked)
+	}
 }
 
 // Bytes is the storage size of the matrix.
