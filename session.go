@@ -114,6 +114,14 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer func() {
+		if v := recover(); v != nil {
+			// A panic (which the server recovers) may leave the cache half
+			// written: forget it so no later call reuses it.
+			s.tokens, s.cache.Len = s.tokens[:0], 0
+			panic(v)
+		}
+	}()
 	maxNew := opts.MaxTokens
 	if maxNew <= 0 {
 		maxNew = 256
