@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -20,8 +22,12 @@ import (
 // is shutting down, a request is turned away without reading its body.
 
 // minParseWeight is the least a request is charged, so that a flood of
-// tiny requests is bounded too.
-const minParseWeight = 64 << 10
+// tiny requests is bounded too. Bodies of reclaimAbove bytes or more have
+// their memory returned to the system when their parse is done.
+const (
+	minParseWeight = 64 << 10
+	reclaimAbove   = 4 << 20
+)
 
 // errDraining: the server is shutting down and takes no more work.
 var errDraining = errors.New("server: shutting down")
@@ -78,11 +84,14 @@ func (a *admission) acquire(ctx context.Context, n int64) (*parseSlot, error) {
 }
 
 // release hands the share back (or leaves the line); later calls do nothing.
+// After a large body the memory its parse took is returned to the system
+// before the next request in line starts, so that the peaks of consecutive
+// large requests do not stack up on garbage not yet collected.
 func (p *parseSlot) release() {
 	a := p.a
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if p.released {
+		a.mu.Unlock()
 		return
 	}
 	p.released = true
@@ -96,6 +105,18 @@ func (p *parseSlot) release() {
 			}
 		}
 	}
+	if p.granted && p.n >= reclaimAbove {
+		a.mu.Unlock()
+		runtime.GC() // the tokenizer's pooled scratch goes on the first, freed on the second
+		debug.FreeOSMemory()
+		a.mu.Lock()
+	}
+	a.grantLocked()
+	a.mu.Unlock()
+}
+
+// grantLocked lets in the waiters at the head of the line that now fit.
+func (a *admission) grantLocked() {
 	for len(a.waiting) > 0 && a.used+a.waiting[0].n <= a.budget {
 		next := a.waiting[0]
 		a.waiting = a.waiting[1:]
