@@ -271,7 +271,7 @@ func (m *Model) Logits(ids []int32) ([]float32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.Model.NewCache(m.exec, len(ids))
-	return m.runner.Forward(c, ids, false)
+	return m.forward(c, ids, false)
 }
 
 // MeanNLL is the mean negative log-likelihood of ids[1:] given their

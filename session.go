@@ -114,6 +114,14 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer func() {
+		if v := recover(); v != nil {
+			// A panic (which the server recovers) may leave the cache half
+			// written: forget it so no later call reuses it.
+			s.tokens, s.cache.Len = s.tokens[:0], 0
+			panic(v)
+		}
+	}()
 	maxNew := opts.MaxTokens
 	if maxNew <= 0 {
 		maxNew = 256
@@ -122,7 +130,7 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 	res := Result{PromptTokens: len(prompt)}
 	start := time.Now()
 	res.CachedTokens = s.reuse(prompt)
-	logits, err := m.runner.Forward(s.cache, prompt[res.CachedTokens:], false)
+	logits, err := m.forward(s.cache, prompt[res.CachedTokens:], false)
 	if err != nil {
 		s.tokens, s.cache.Len = s.tokens[:0], 0
 		return res, err
@@ -158,7 +166,7 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 		if len(res.IDs) == maxNew {
 			break
 		}
-		if logits, err = m.runner.Forward(s.cache, []int32{id}, false); err != nil {
+		if logits, err = m.forward(s.cache, []int32{id}, false); err != nil {
 			s.tokens, s.cache.Len = s.tokens[:0], 0
 			return res, err
 		}

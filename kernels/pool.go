@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 )
@@ -16,17 +17,28 @@ import (
 // kernel called from a parallel region) cannot deadlock: it runs on
 // whoever is free, at worst on the caller alone.
 
-// poolJob is one parallelFor call.
+// poolJob is one parallelFor call. Workers take the caller's
+// SetPanicOnFault setting and hand a panic back to the caller, so a fault in
+// memory-mapped weights fails the call (see experts.GuardMapped) instead of
+// the process.
 type poolJob struct {
-	body   func(lo, hi int)
-	n      int
-	chunk  int
-	next   atomic.Int64
-	joined sync.WaitGroup
+	body     func(lo, hi int)
+	n        int
+	chunk    int
+	onFault  bool
+	next     atomic.Int64
+	panicked atomic.Pointer[any]
+	joined   sync.WaitGroup
 }
 
-// run claims and runs chunks until none are left.
+// run claims and runs chunks until none are left; a panic is kept for the
+// caller and stops this participant.
 func (j *poolJob) run() {
+	defer func() {
+		if v := recover(); v != nil {
+			j.panicked.CompareAndSwap(nil, &v)
+		}
+	}()
 	for {
 		lo := int(j.next.Add(int64(j.chunk))) - j.chunk
 		if lo >= j.n {
@@ -47,6 +59,7 @@ func startPool() {
 	for i := 1; i < runtime.GOMAXPROCS(0); i++ {
 		go func() {
 			for j := range poolJobs {
+				debug.SetPanicOnFault(j.onFault)
 				j.run()
 				j.joined.Done()
 			}
@@ -65,6 +78,9 @@ func runParallel(n, workers int, body func(lo, hi int)) {
 	j.body, j.n = body, n
 	j.chunk = max(1, (n+workers*chunksPerWorker-1)/(workers*chunksPerWorker))
 	j.next.Store(0)
+	j.panicked.Store(nil)
+	j.onFault = debug.SetPanicOnFault(false)
+	debug.SetPanicOnFault(j.onFault)
 	for i := 1; i < workers; i++ {
 		j.joined.Add(1)
 		select {
@@ -77,8 +93,12 @@ func runParallel(n, workers int, body func(lo, hi int)) {
 	}
 	j.run()
 	j.joined.Wait()
+	panicked := j.panicked.Load()
 	j.body = nil
 	jobPool.Put(j)
+	if panicked != nil {
+		panic(*panicked)
+	}
 }
 
 // ParallelFor runs body over [0, n) split across the cores, for executors

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -60,6 +61,10 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 	maxBody := fs.Int("max-body-mb", 32, "largest request body in MiB")
 	quiet := fs.Bool("quiet", false, "do not log each request to stderr")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may run before they are cancelled")
+	var allowedHosts, corsOrigins listFlag
+	fs.Var(&allowedHosts, "allowed-host", "also accept requests whose Host is this name (repeatable; default: localhost, 127.0.0.1, [::1] and --host; any when --host is not a loopback address)")
+	fs.Var(&corsOrigins, "cors-origin", "let browser pages from this origin call the server, e.g. http://localhost:3000 (repeatable; '*' for any); other origins get 403")
+	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", 60*time.Second, "how long a request body may take to arrive")
 	fs.IntVar(&o.kvBits, "kv-bits", 0, "quantize the KV cache to this many bits (not implemented yet: accepted and ignored)")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -75,6 +80,14 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 		return fmt.Errorf("--max-body-mb %d: expected at least 1", *maxBody)
 	}
 	cfg.MaxBodyBytes = int64(*maxBody) << 20
+	if cfg.BodyTimeout <= 0 {
+		return fmt.Errorf("--body-timeout %v: expected a positive duration", cfg.BodyTimeout)
+	}
+	cfg.AllowedHosts = append(allowedHosts, *host)
+	if ip := net.ParseIP(*host); ip != nil && !ip.IsLoopback() {
+		cfg.AllowedHosts = append(cfg.AllowedHosts, "*") // reached over the network, by any name
+	}
+	cfg.CORSOrigins = corsOrigins
 	if !*quiet {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
@@ -115,8 +128,8 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 // in-flight requests get grace to finish and are then cancelled. release
 // is called once shutdown starts (a second signal then kills the process).
 func serveOn(ctx context.Context, release func(), ln net.Listener, srv *server.Server, grace time.Duration, log io.Writer) error {
-	base, cancelAll := context.WithCancel(context.Background())
-	defer cancelAll()
+	base, cancelAll := context.WithCancelCause(context.Background())
+	defer cancelAll(nil)
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -133,12 +146,13 @@ func serveOn(ctx context.Context, release func(), ln net.Listener, srv *server.S
 	}
 	release()
 	fmt.Fprintf(log, "mlx-moe serve: shutting down (in-flight requests have %v)\n", grace)
+	srv.Drain() // queued requests are answered 503 now
 	wait, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := hs.Shutdown(wait); err != nil {
 		// Grace is over: cancel the generations, whose handlers then end
-		// within a token, and wait for them.
-		cancelAll()
+		// within a token with an error event or a 503, and wait for them.
+		cancelAll(server.ErrShuttingDown)
 		done, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := hs.Shutdown(done); err != nil {
@@ -146,5 +160,21 @@ func serveOn(ctx context.Context, release func(), ln net.Listener, srv *server.S
 		}
 	}
 	<-served
+	return nil
+}
+
+// listFlag is a flag that may be given several times (or as a
+// comma-separated list).
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			return fmt.Errorf("empty item in %q", v)
+		}
+		*l = append(*l, item)
+	}
 	return nil
 }
