@@ -25,7 +25,7 @@ type engineBackend struct {
 }
 
 func loadServeBackend(o serveOptions, stderr io.Writer) (server.Backend, func() error, error) {
-	m, err := o.model.load(true, stderr)
+	m, err := o.model.load(stderr)
 	if err != nil {
 		return nil, nil, err
 	}
