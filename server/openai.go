@@ -457,24 +457,6 @@ func (s *Server) completionJob(req *oaiCompletionRequest) (*job, *apiError) {
 	return s.newJob(s.b.Tokenize(prompt), req.MaxTokens, sampling, stops)
 }
 
-// models lists the loaded model and the models in the local cache.
-func (s *Server) models(w http.ResponseWriter, r *http.Request) {
-	ids := []string{s.b.ModelID()}
-	if s.cfg.CachedModels != nil {
-		for _, m := range s.cfg.CachedModels() {
-			if m != s.b.ModelID() {
-				ids = append(ids, m)
-			}
-		}
-	}
-	var data []any
-	for _, id := range ids {
-		data = append(data, map[string]any{"id": id, "object": "model", "created": s.created, "owned_by": "mlx-moe",
-			"loaded": id == s.b.ModelID()})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
-}
-
 // templateKwargs passes chat_template_kwargs on so the template sees them
 // exactly as sent: booleans, strings and null as Go values, numbers,
 // objects and arrays as raw JSON (1 stays an integer, key order is kept).

@@ -38,9 +38,11 @@ type Config struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds each write of a stream (default 60s).
 	WriteTimeout time.Duration
-	// AcceptAnyModel answers requests naming any model with the loaded one
-	// (for clients such as Claude Code that send their own model names).
-	AcceptAnyModel bool
+	// StrictModel turns away (404) requests that name a model other than
+	// the loaded one. By default any name is accepted and answered by the
+	// loaded model under its own id, so agents that send their own model
+	// names (Claude Code, Codex) work without configuration.
+	StrictModel bool
 	// CachedModels lists models in the local cache for /v1/models.
 	CachedModels func() []string
 	// ToolFormat overrides the tool-call format read from the chat template
@@ -111,11 +113,14 @@ func New(b Backend, cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.record)
+	r.Get("/", s.root)
+	r.Head("/", s.root)
 	r.Get("/health", s.health)
 	r.Get("/metrics", s.serveMetrics)
 	r.Group(func(r chi.Router) {
 		r.Use(s.authorize(openAI))
 		r.Get("/v1/models", s.models)
+		r.Get("/v1/models/*", s.model) // ids hold slashes (org/name)
 		r.Post("/v1/chat/completions", s.chatCompletions)
 		r.Post("/v1/completions", s.completions)
 	})
@@ -238,16 +243,22 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	s.metrics.write(w, waiting, busy, s.b.Stats())
 }
 
-// checkModel accepts the loaded model's id (or its last path element, any
-// case), an empty name, or anything when AcceptAnyModel is set.
+// checkModel accepts any name, or with StrictModel only the loaded
+// model's id (or its last path element, any case) or an empty name.
 func (s *Server) checkModel(name string) *apiError {
-	id := s.b.ModelID()
-	base := id[strings.LastIndex(id, "/")+1:]
-	if name == "" || s.cfg.AcceptAnyModel || strings.EqualFold(name, id) || strings.EqualFold(name, base) {
+	if !s.cfg.StrictModel || s.servedName(name) {
 		return nil
 	}
 	return &apiError{kind: errNotFound, param: "model",
-		msg: fmt.Sprintf("model %q is not served here; this server runs %q (start it with --any-model to accept any name)", name, id)}
+		msg: fmt.Sprintf("model %q is not served here; this server runs %q (started with --strict-model)", name, s.b.ModelID())}
+}
+
+// servedName reports whether name is the loaded model's id or its last
+// path element (any case), or empty.
+func (s *Server) servedName(name string) bool {
+	id := s.b.ModelID()
+	base := id[strings.LastIndex(id, "/")+1:]
+	return name == "" || strings.EqualFold(name, id) || strings.EqualFold(name, base)
 }
 
 func newID(prefix string) string {
@@ -272,7 +283,7 @@ func (s *Server) chatJob(p ChatPrompt, parseTools bool, maxTokens *int, sampling
 			p.Messages[i].Content = normalizeSystem(p.Messages[i].Content)
 		}
 	}
-	text, ids, err := s.b.RenderChat(p)
+	text, ids, err := s.render(p)
 	if err != nil {
 		return nil, invalid("messages", "rendering the chat template: %v", err)
 	}

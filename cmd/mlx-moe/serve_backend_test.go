@@ -24,7 +24,7 @@ func engineServer(t *testing.T, dir string) *httptest.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	s, err := server.New(&engineBackend{m: m}, server.Config{AcceptAnyModel: true})
+	s, err := server.New(&engineBackend{m: m}, server.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,9 @@ type Backend struct {
 	TokenDelay time.Duration
 	// Fail, if set, is returned by Generate after the first token.
 	Fail error
+	// RefuseLateSystem makes RenderChat fail on a system turn after a user
+	// or assistant turn, as some models' templates do.
+	RefuseLateSystem bool
 	// Stat is returned by Stats.
 	Stat map[string]float64
 
@@ -83,7 +86,10 @@ func (b *Backend) RenderChat(p server.ChatPrompt) (string, []int, error) {
 		}
 		s.WriteString("\n")
 	}
-	for _, m := range p.Messages {
+	for i, m := range p.Messages {
+		if b.RefuseLateSystem && m.Role == "system" && i > 0 && p.Messages[i-1].Role != "system" {
+			return "", nil, fmt.Errorf("System message must be at the beginning.")
+		}
 		fmt.Fprintf(&s, "<|%s|>", m.Role)
 		if m.ReasoningContent != "" {
 			fmt.Fprintf(&s, "<think>%s</think>", m.ReasoningContent)
