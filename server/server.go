@@ -52,6 +52,9 @@ type Config struct {
 	// model's generation_config.json). The zero value means the APIs' own
 	// defaults, temperature 1 and top_p 1; a TopP of 0 means 1.
 	Sampling Sampling
+	// ResponseStoreBytes bounds the memory of responses kept for
+	// previous_response_id (default 64 MiB).
+	ResponseStoreBytes int64
 	// Logger receives one line per request (default: discard).
 	Logger *slog.Logger
 }
@@ -63,6 +66,7 @@ type Server struct {
 	format  toolcall.Format
 	queue   *queue
 	metrics *metrics
+	stored  *respStore
 	created int64
 }
 
@@ -89,6 +93,9 @@ func New(b Backend, cfg Config) (*Server, error) {
 	if cfg.Sampling.TopP == 0 {
 		cfg.Sampling.TopP = 1
 	}
+	if cfg.ResponseStoreBytes <= 0 {
+		cfg.ResponseStoreBytes = 64 << 20
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -105,6 +112,7 @@ func New(b Backend, cfg Config) (*Server, error) {
 		format:  format,
 		queue:   &queue{max: cfg.MaxQueue},
 		metrics: newMetrics(),
+		stored:  newRespStore(cfg.ResponseStoreBytes),
 		created: time.Now().Unix(),
 	}, nil
 }
@@ -123,6 +131,7 @@ func (s *Server) Handler() http.Handler {
 		r.Get("/v1/models/*", s.model) // ids hold slashes (org/name)
 		r.Post("/v1/chat/completions", s.chatCompletions)
 		r.Post("/v1/completions", s.completions)
+		r.Post("/v1/responses", s.responses)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.authorize(anthropic))
