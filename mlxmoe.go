@@ -37,6 +37,9 @@ type Options struct {
 	Device string
 	// Experts choose how routed experts are held (resident, paged, mapped).
 	Experts ExpertOptions
+	// PromptCacheBytes bounds the memory of cached prompt states (0:
+	// DefaultPromptCacheBytes; negative: keep no snapshots).
+	PromptCacheBytes int64
 	// Log receives notes about loading (nil: discarded).
 	Log io.Writer
 }
@@ -222,6 +225,10 @@ type GenerateOptions struct {
 	Sampling  sample.Options
 	// IgnoreEOS keeps generating past end-of-sequence tokens.
 	IgnoreEOS bool
+	// CachePoints are prompt lengths at which to keep the cache state for
+	// later prompts that share that prefix, e.g. where the system prompt
+	// and tool definitions end.
+	CachePoints []int
 }
 
 // Token is one generated token and the text it completes (possibly empty
