@@ -98,6 +98,10 @@ type GenRequest struct {
 	Prompt    []int
 	MaxTokens int
 	Sampling  Sampling
+	// CachePoints are prompt lengths worth keeping the cache state at for
+	// other requests (where the system prompt and tools end): a new
+	// conversation with the same system prompt and tools starts there.
+	CachePoints []int
 }
 
 // Token is one generated token and the text it completes. Text holds only

@@ -137,3 +137,32 @@ func TestRootAndModel(t *testing.T) {
 		t.Errorf("Anthropic list %v", l)
 	}
 }
+
+// The server names the end of the system prompt and tools as a cache
+// point, and /metrics counts generations that reused cached tokens.
+func TestCachePoint(t *testing.T) {
+	b := fake("qwen3")
+	ts := start(t, b, server.Config{})
+	body := `{"model":"m","max_tokens":5,"system":"Be brief.","tools":[` + antWeatherTool + `],"messages":[{"role":"user","content":"hi"}]}`
+	postJSON(t, ts.URL+"/v1/messages", body, 200)
+	postJSON(t, ts.URL+"/v1/messages", body, 200)
+	reqs := b.Requests()
+	prefix := len(`<|tools|>get_weather({"properties":{"city":{"type":"string"}},"required":["city"],"type":"object"}) ` + "\n<|system|>Be brief.\n")
+	if got := reqs[0].CachePoints; len(got) != 1 || got[0] != prefix {
+		t.Errorf("cache points %v, want [%d]", got, prefix)
+	}
+	if got := postJSON(t, ts.URL+"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}]}`, 200); got == nil || b.Requests()[2].CachePoints != nil {
+		t.Errorf("no system or tools: cache points %v", b.Requests()[2].CachePoints)
+	}
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// The fake counts any common prefix as cached: the repeat, and the
+	// chat request's leading "<|".
+	if !strings.Contains(string(m), "mlxmoe_prompt_cache_hits_total 2\n") {
+		t.Errorf("metrics:\n%s", m)
+	}
+}

@@ -87,3 +87,34 @@ func joinNotes(notes []string) string {
 	}
 	return b.String()
 }
+
+// cachePoints finds where the system prompt and tool definitions end in
+// the rendered prompt ids: the template renders the leading system turns
+// and the tools alone, and the common prefix of the two token sequences is
+// the part every conversation with that system prompt and those tools
+// shares. None when there is no system prompt or tools, or the template
+// cannot render them alone.
+func (s *Server) cachePoints(p ChatPrompt, ids []int) []int {
+	var head []Message
+	for _, m := range p.Messages {
+		if m.Role != "system" {
+			break
+		}
+		head = append(head, m)
+	}
+	if len(head) == 0 && len(p.Tools) == 0 {
+		return nil
+	}
+	_, prefix, err := s.b.RenderChat(ChatPrompt{Messages: head, Tools: p.Tools, Kwargs: p.Kwargs})
+	if err != nil {
+		return nil
+	}
+	n := 0
+	for n < len(prefix) && n < len(ids) && prefix[n] == ids[n] {
+		n++
+	}
+	if n == 0 || n >= len(ids)-1 {
+		return nil
+	}
+	return []int{n}
+}

@@ -279,6 +279,7 @@ func newID(prefix string) string {
 // job is one prepared generation.
 type job struct {
 	prompt    []int
+	points    []int // cache points (GenRequest.CachePoints)
 	maxTokens int
 	sampling  Sampling
 	stops     []string
@@ -300,6 +301,7 @@ func (s *Server) chatJob(p ChatPrompt, parseTools bool, maxTokens *int, sampling
 	if e != nil {
 		return nil, e
 	}
+	j.points = s.cachePoints(p, ids)
 	opts := toolcall.Options{Format: s.format, InThinking: opensThinking(text)}
 	if parseTools {
 		for _, t := range p.Tools {
@@ -419,7 +421,7 @@ func (s *Server) run(ctx context.Context, j *job, sink func(toolcall.Event) erro
 	}
 	var held string
 	var out outcome
-	res, err := s.b.Generate(ctx, GenRequest{Prompt: j.prompt, MaxTokens: j.maxTokens, Sampling: j.sampling},
+	res, err := s.b.Generate(ctx, GenRequest{Prompt: j.prompt, MaxTokens: j.maxTokens, Sampling: j.sampling, CachePoints: j.points},
 		func(t Token) error {
 			if err := ctx.Err(); err != nil {
 				return err

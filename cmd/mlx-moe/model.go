@@ -21,6 +21,8 @@ type modelFlags struct {
 	context int
 	memory  string
 	experts mlxmoe.ExpertOptions
+	// promptCacheBytes bounds cached prompt states (serve's --prompt-cache-mb).
+	promptCacheBytes int64
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
@@ -65,7 +67,8 @@ func (f *modelFlags) load(allowDefault bool, stderr io.Writer) (*mlxmoe.Model, e
 	if f.experts.ProfilesDir == "" {
 		f.experts.ProfilesDir = "profiles"
 	}
-	return mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, Device: f.device, Experts: f.experts, Log: stderr})
+	return mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, Device: f.device, Experts: f.experts,
+		PromptCacheBytes: f.promptCacheBytes, Log: stderr})
 }
 
 // resolveModelDir lets --model name a model in the Hugging Face hub cache

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	mlxmoe "github.com/mlx-moe/mlx-moe"
 	"github.com/mlx-moe/mlx-moe/server"
 )
 
@@ -60,6 +61,7 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 	fs.Bool("any-model", true, "accepted for compatibility: any model name is served by default now (see --strict-model)")
 	fs.StringVar(&cfg.ToolFormat, "tool-format", "", "tool-call markup the model writes: qwen3, qwen3-coder, glm, deepseek-v3 or none (default: read from the chat template)")
 	maxBody := fs.Int("max-body-mb", 32, "largest request body in MiB")
+	promptCache := fs.Int("prompt-cache-mb", mlxmoe.DefaultPromptCacheBytes>>20, "memory for cached prompt states (system+tools prefixes, recent conversations), least recently used dropped first; 0 keeps none")
 	quiet := fs.Bool("quiet", false, "do not log each request to stderr")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may run before they are cancelled")
 	fs.IntVar(&o.kvBits, "kv-bits", 0, "quantize the KV cache to this many bits (not implemented yet: accepted and ignored)")
@@ -77,6 +79,13 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 		return fmt.Errorf("--max-body-mb %d: expected at least 1", *maxBody)
 	}
 	cfg.MaxBodyBytes = int64(*maxBody) << 20
+	if *promptCache < 0 {
+		return fmt.Errorf("--prompt-cache-mb %d: expected 0 or more", *promptCache)
+	}
+	o.model.promptCacheBytes = int64(*promptCache) << 20
+	if *promptCache == 0 {
+		o.model.promptCacheBytes = -1
+	}
 	if !*quiet {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}

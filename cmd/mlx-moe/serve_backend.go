@@ -99,7 +99,7 @@ func (b *engineBackend) Generate(ctx context.Context, req server.GenRequest, emi
 	} else {
 		so.Seed = uint64(time.Now().UnixNano())
 	}
-	res, err := b.m.Stream(ctx, prompt, mlxmoe.GenerateOptions{MaxTokens: req.MaxTokens, Sampling: so}, func(t mlxmoe.Token) error {
+	res, err := b.m.Stream(ctx, prompt, mlxmoe.GenerateOptions{MaxTokens: req.MaxTokens, Sampling: so, CachePoints: req.CachePoints}, func(t mlxmoe.Token) error {
 		return emit(server.Token{ID: int(t.ID), Text: t.Text})
 	})
 	out := server.GenResult{PromptTokens: res.PromptTokens, CachedTokens: res.CachedTokens,
@@ -117,18 +117,26 @@ func (b *engineBackend) Generate(ctx context.Context, req server.GenRequest, emi
 }
 
 func (b *engineBackend) Stats() map[string]float64 {
+	pc := b.m.PromptCacheStats()
+	out := map[string]float64{
+		"prompt_cache_bytes":   float64(pc.Bytes),
+		"prompt_cache_entries": float64(pc.Snapshots),
+	}
 	st, ok := b.m.ExpertStats()
 	if !ok {
-		return nil
+		return out
 	}
-	return map[string]float64{
+	for k, v := range map[string]float64{
 		"expert_hit_rate":           st.Total.HitRate(),
 		"expert_hits_total":         float64(st.Total.Hits),
 		"expert_misses_total":       float64(st.Total.Misses),
 		"expert_evictions_total":    float64(st.Total.Evictions),
 		"expert_bytes_paged_total":  float64(st.Total.Bytes),
 		"expert_read_gb_per_second": st.ReadGBps,
+	} {
+		out[k] = v
 	}
+	return out
 }
 
 // cachedHubModels lists the models in the Hugging Face hub cache, whose

@@ -129,3 +129,48 @@ func TestResolveHubModel(t *testing.T) {
 		t.Fatalf("an unknown id must stay as given, got %q", got)
 	}
 }
+
+// TestServerAgentPrefix: a new agent session with the same system prompt
+// and tools as an earlier one (and a different first message) reuses the
+// state cached where the system prompt and tools end, even after another
+// conversation ran in between; count_tokens of the system+tools part alone
+// bounds what must be reused.
+func TestServerAgentPrefix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2,000-token prefill skipped in -short")
+	}
+	ts := engineServer(t, fixture.Dir(t, "fixtures/qwen3_next-4bit"))
+	system := strings.Repeat("You are a coding agent. Use the tools. ", 100)
+	tools := `[{"name":"Bash","description":"Run a shell command","input_schema":{"type":"object","properties":{"command":{"type":"string"}},"required":["command"]}},
+		{"name":"Read","description":"Read a file","input_schema":{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}}]`
+	ask := func(user string) map[string]any {
+		body := `{"model":"claude-sonnet-4-5","max_tokens":4,"temperature":0,"system":` + quote(system) + `,"tools":` + tools +
+			`,"messages":[{"role":"user","content":` + quote(user) + `}]}`
+		resp, err := http.Post(ts.URL+"/v1/messages", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		json.NewDecoder(resp.Body).Decode(&v)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %v", resp.StatusCode, v)
+		}
+		return v["usage"].(map[string]any)
+	}
+	ask("List the files.")
+	chatUsage := postChat(t, ts.URL, []map[string]string{{"role": "user", "content": "unrelated"}})
+	if chatUsage.Usage.Details.Cached != 0 {
+		t.Fatalf("unrelated request reused %d tokens", chatUsage.Usage.Details.Cached)
+	}
+	second := ask("Fix the failing test in parser.go, please.")
+	// The system+tools part, as the template renders it before the first
+	// user turn: at least the system prompt's tokens.
+	cached, processed := int(second["cache_read_input_tokens"].(float64)), int(second["input_tokens"].(float64))
+	if cached < 1000 || processed > 60 {
+		t.Fatalf("second session reused %d tokens and processed %d; want the system prompt and tools (over 1,000) reused, only the user turn processed", cached, processed)
+	}
+	t.Logf("second session: %v", second)
+}
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
