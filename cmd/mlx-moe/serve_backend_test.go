@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	mlxmoe "github.com/mlx-moe/mlx-moe"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
@@ -174,3 +176,43 @@ func TestServerAgentPrefix(t *testing.T) {
 }
 
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// TestServerDisconnectStopsPrefill: a streamed request with a long prompt
+// whose client disconnects during the prefill stops it
+// at a chunk boundary (the retry of the same prompt finds a whole number
+// of chunks cached, fewer than the prompt) and frees the engine.
+func TestServerDisconnectStopsPrefill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("3,000-token prefill skipped in -short")
+	}
+	ts := engineServer(t, fixture.Dir(t, "fixtures/qwen3_next-4bit"))
+	conv := []map[string]string{{"role": "user", "content": strings.Repeat("def add(a, b): return a + b\n", 200)}}
+	body, _ := json.Marshal(map[string]any{"model": "m", "messages": conv, "max_tokens": 12, "temperature": 0, "stream": true})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/chat/completions", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client leaves while the prompt is being prefilled (about a
+	// second per 512 tokens here; the check below holds whenever it leaves).
+	time.Sleep(700 * time.Millisecond)
+	cancel()
+	resp.Body.Close()
+	retry := postChat(t, ts.URL, conv)
+	if c := retry.Usage.Details.Cached; c >= retry.Usage.PromptTokens-1 || c%512 != 0 {
+		t.Fatalf("after the disconnect %d of %d prompt tokens were cached; want a whole number of 512-token chunks, short of the prompt",
+			c, retry.Usage.PromptTokens)
+	}
+	mresp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if !strings.Contains(string(metrics), "mlxmoe_generations_cancelled_total 1\n") {
+		t.Fatalf("the disconnect is not counted as a cancelled generation:\n%s", metrics)
+	}
+	t.Logf("retry: %d prompt tokens, %d cached from the cancelled prefill", retry.Usage.PromptTokens, retry.Usage.Details.Cached)
+}
