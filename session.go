@@ -221,6 +221,14 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 			res.FinishReason = "cancelled"
 			break
 		}
+		var logprobOf func(int32) float32
+		var top []Alternative
+		if opts.Logprobs {
+			logprobOf, top = logprobs(logits, opts.TopLogprobs)
+		}
+		if opts.LogitsMask != nil {
+			opts.LogitsMask(res.IDs, logits)
+		}
 		id := sampler.Next(logits)
 		res.IDs = append(res.IDs, id)
 		if m.eos[id] && !opts.IgnoreEOS {
@@ -230,7 +238,11 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 		text := dec.Add(int(id))
 		res.Text += text
 		if emit != nil {
-			if err := emit(Token{ID: id, Text: text}); err != nil {
+			tok := Token{ID: id, Text: text, Top: top}
+			if logprobOf != nil {
+				tok.Logprob = logprobOf(id)
+			}
+			if err := emit(tok); err != nil {
 				res.Decode = time.Since(decodeStart)
 				return res, err
 			}

@@ -3,6 +3,7 @@ package mlxmoe
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -224,5 +225,39 @@ func TestPromptCacheBudget(t *testing.T) {
 		if i == 3 && res.CachedTokens < 300 || i == 0 && res.CachedTokens != 0 {
 			t.Errorf("prompt %d: reused %d tokens", i, res.CachedTokens)
 		}
+	}
+}
+
+// TestStreamLogprobs: greedy tokens are the most likely alternative and
+// carry its log-probability; a logits mask that forbids the first greedy
+// token makes greedy decoding take the second most likely one.
+func TestStreamLogprobs(t *testing.T) {
+	m := loadFixture(t, "qwen3_moe-4bit", Options{ContextLength: 256})
+	prompt := randomIDs(9, 20)
+	var toks []Token
+	opts := GenerateOptions{MaxTokens: 5, IgnoreEOS: true, Logprobs: true, TopLogprobs: 3}
+	if _, err := m.Stream(context.Background(), prompt, opts, func(tk Token) error { toks = append(toks, tk); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i, tk := range toks {
+		if tk.ID < 0 {
+			continue // the decoder's flushed tail
+		}
+		if len(tk.Top) != 3 || tk.Top[0].ID != tk.ID || tk.Top[0].Logprob != tk.Logprob || tk.Logprob > 0 || tk.Top[1].Logprob > tk.Top[0].Logprob {
+			t.Fatalf("token %d: %+v", i, tk)
+		}
+	}
+	first, second := toks[0].ID, toks[0].Top[1].ID
+	opts.LogitsMask = func(generated []int32, logits []float32) {
+		if len(generated) == 0 {
+			logits[first] = float32(math.Inf(-1))
+		}
+	}
+	res, err := m.Stream(context.Background(), prompt, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.IDs[0] != second {
+		t.Fatalf("masked first token %d, want the runner-up %d", res.IDs[0], second)
 	}
 }
