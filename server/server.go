@@ -284,6 +284,15 @@ type job struct {
 	sampling  Sampling
 	stops     []string
 	parse     *toolcall.Options // nil: raw text (completions)
+	// logprobs asks for log-probabilities, top for that many alternatives;
+	// scored are the tokens that came with them, sent how many of those a
+	// stream has written.
+	logprobs bool
+	top      int
+	scored   []Token
+	sent     int
+	// mask constrains sampling (GenRequest.LogitsMask); nil: none.
+	mask func(generated []int, logits []float32)
 }
 
 // chatJob renders a conversation and checks it against the context.
@@ -421,11 +430,13 @@ func (s *Server) run(ctx context.Context, j *job, sink func(toolcall.Event) erro
 	}
 	var held string
 	var out outcome
-	res, err := s.b.Generate(ctx, GenRequest{Prompt: j.prompt, MaxTokens: j.maxTokens, Sampling: j.sampling, CachePoints: j.points},
+	res, err := s.b.Generate(ctx, GenRequest{Prompt: j.prompt, MaxTokens: j.maxTokens, Sampling: j.sampling, CachePoints: j.points,
+		Logprobs: j.logprobs, TopLogprobs: j.top, LogitsMask: j.mask},
 		func(t Token) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			j.noteLogprob(t)
 			held += t.Text
 			if i, stop := firstStop(held, j.stops); stop != "" {
 				out.stopped = stop

@@ -216,3 +216,41 @@ func TestServerDisconnectStopsPrefill(t *testing.T) {
 	}
 	t.Logf("retry: %d prompt tokens, %d cached from the cancelled prefill", retry.Usage.PromptTokens, retry.Usage.Details.Cached)
 }
+
+// TestServerLogprobs: with the real engine, greedy tokens are their step's
+// most likely alternative and their texts make up the answer.
+func TestServerLogprobs(t *testing.T) {
+	ts := engineServer(t, fixture.Dir(t, "fixtures/qwen3_moe-4bit"))
+	body := `{"messages":[{"role":"user","content":"hello"}],"max_tokens":6,"temperature":0,"logprobs":true,"top_logprobs":3}`
+	resp, err := http.Post(ts.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Choices []struct {
+			Logprobs struct {
+				Content []struct {
+					Token   string  `json:"token"`
+					Logprob float64 `json:"logprob"`
+					Top     []struct {
+						Token   string  `json:"token"`
+						Logprob float64 `json:"logprob"`
+					} `json:"top_logprobs"`
+				} `json:"content"`
+			} `json:"logprobs"`
+		} `json:"choices"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || len(v.Choices) != 1 {
+		t.Fatalf("answer: %v %+v", err, v)
+	}
+	content := v.Choices[0].Logprobs.Content
+	if len(content) == 0 {
+		t.Fatal("no logprobs")
+	}
+	for i, c := range content {
+		if len(c.Top) != 3 || c.Top[0].Token != c.Token || c.Top[0].Logprob != c.Logprob || c.Logprob > 0 || c.Top[2].Logprob > c.Top[1].Logprob {
+			t.Fatalf("token %d: %+v", i, c)
+		}
+	}
+}
