@@ -465,6 +465,9 @@ func (s *Server) run(ctx context.Context, j *job, sink func(toolcall.Event) erro
 		out.err = deliver(held, true)
 	}
 	s.metrics.generation(res, ctx.Err() != nil)
+	s.cfg.Logger.Info("generation", "prompt_tokens", res.PromptTokens, "cached_tokens", res.CachedTokens,
+		"cache_points", fmt.Sprint(j.points), "completion_tokens", res.CompletionTokens, "finish", out.finish,
+		"cancelled", ctx.Err() != nil)
 	return out
 }
 
