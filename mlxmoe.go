@@ -37,6 +37,9 @@ type Options struct {
 	Device string
 	// Experts choose how routed experts are held (resident, paged, mapped).
 	Experts ExpertOptions
+	// PromptCacheBytes bounds the memory of cached prompt states (0:
+	// DefaultPromptCacheBytes; negative: keep no snapshots).
+	PromptCacheBytes int64
 	// Log receives notes about loading (nil: discarded).
 	Log io.Writer
 }
@@ -222,6 +225,19 @@ type GenerateOptions struct {
 	Sampling  sample.Options
 	// IgnoreEOS keeps generating past end-of-sequence tokens.
 	IgnoreEOS bool
+	// Logprobs reports each generated token's log-probability under the
+	// model (Token.Logprob), and TopLogprobs the most likely alternatives
+	// at each step (Token.Top).
+	Logprobs    bool
+	TopLogprobs int
+	// LogitsMask, if set, sees each step's logits before sampling, with
+	// the tokens generated so far, and may lower any of them (to -Inf to
+	// forbid a token): the hook for constrained decoding.
+	LogitsMask func(generated []int32, logits []float32)
+	// CachePoints are prompt lengths at which to keep the cache state for
+	// later prompts that share that prefix, e.g. where the system prompt
+	// and tool definitions end.
+	CachePoints []int
 }
 
 // Token is one generated token and the text it completes (possibly empty
@@ -229,6 +245,9 @@ type GenerateOptions struct {
 type Token struct {
 	ID   int32
 	Text string
+	// Logprob and Top are set when GenerateOptions.Logprobs is.
+	Logprob float32
+	Top     []Alternative
 }
 
 // Result describes a finished generation.

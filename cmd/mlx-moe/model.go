@@ -25,6 +25,8 @@ type modelFlags struct {
 	context int
 	memory  string
 	experts mlxmoe.ExpertOptions
+	// promptCacheBytes bounds cached prompt states (serve's --prompt-cache-mb).
+	promptCacheBytes int64
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
@@ -67,7 +69,8 @@ func (f *modelFlags) load(stderr io.Writer) (*mlxmoe.Model, error) {
 	if f.experts.Profile == "" {
 		f.experts.Profile = findProfile(dir)
 	}
-	m, err := mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, Device: f.device, Experts: f.experts, Log: stderr})
+	m, err := mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, Device: f.device, Experts: f.experts,
+		PromptCacheBytes: f.promptCacheBytes, Log: stderr})
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ func TestServeOSPolicyTruncatedShard(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	s, err := server.New(&engineBackend{m: m}, server.Config{AcceptAnyModel: true})
+	s, err := server.New(&engineBackend{m: m}, server.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
