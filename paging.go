@@ -182,7 +182,11 @@ func startPager(m *model.Model, pol experts.Policy, opts ExpertOptions, kvBytes 
 	for _, src := range sources {
 		counts[src.Layer] = src.Count
 	}
-	layout, err := experts.NewLayerLayout(sources[0].Layer, specs[sources[0].Layer])
+	newLayout := experts.NewLayerLayout
+	if opts.DirectIO {
+		newLayout = experts.NewDirectLayout // the pager's: parts placed for in-place reads
+	}
+	layout, err := newLayout(sources[0].Layer, specs[sources[0].Layer])
 	if err != nil {
 		return nil, err
 	}

@@ -132,7 +132,11 @@ func New(cfg Config) (*Pager, error) {
 		if len(spec.Experts) == 0 {
 			continue
 		}
-		layout, err := NewLayerLayout(i, spec)
+		newLayout := NewLayerLayout
+		if cfg.DirectIO {
+			newLayout = NewDirectLayout
+		}
+		layout, err := newLayout(i, spec)
 		if err != nil {
 			return nil, err
 		}
@@ -662,7 +666,12 @@ func (p *Pager) read(ls *layerState, loads []*load, queue chan *ioRun) {
 		base := int64(ld.slot) * ls.layout.SlotStride
 		for i, x := range ls.spec.Experts[ld.expert] {
 			at := base + ls.layout.PartOffsets[i]
-			ps = append(ps, piece{off: x.Offset, dst: ls.pool[at : at+x.Length : at+x.Length], ld: ld})
+			pc := piece{off: x.Offset, dst: ls.pool[at : at+x.Length : at+x.Length], ld: ld}
+			if head := x.Offset % SlotAlign; ls.layout.InPlace(i) && int64(uintptr(unsafe.Pointer(&ls.pool[at]))%SlotAlign) == head {
+				lo, hi := at-head, alignUp(at+x.Length, SlotAlign)
+				pc.cover = ls.pool[lo:hi:hi]
+			}
+			ps = append(ps, pc)
 			names = append(names, x.File)
 		}
 	}
