@@ -323,7 +323,7 @@ func scratchBytes(m *model.Model, directIO bool) int64 {
 	widest := 8*c.HiddenSize + 3*max(c.IntermediateSize, c.MoEIntermediateSize*c.NumExpertsPerTok)
 	total := int64(4*m.MaxBatch*widest + 4*c.VocabSize)
 	if directIO {
-		total += 8 * (2<<20 + 64<<10) // 8 IO workers, 2 MiB reads plus alignment
+		total += experts.IOScratchBytes()
 	}
 	return total
 }

@@ -26,6 +26,14 @@ const (
 	directGap = 64 << 10 // O_DIRECT reads bridge holes up to this size between extents
 )
 
+// bounceBytes is the size of a worker's O_DIRECT bounce buffer, allocated on
+// its first read of a part that cannot be read in place.
+const bounceBytes = maxRun + 2*directGap + 2*SlotAlign
+
+// IOScratchBytes is the most memory the IO workers' bounce buffers take with
+// O_DIRECT (none are needed where every part is read in place).
+func IOScratchBytes() int64 { return defaultIOWorkers * bounceBytes }
+
 // modelFile is one safetensors file the experts live in, opened once.
 type modelFile struct {
 	name   string
@@ -222,10 +230,13 @@ type ioPool struct {
 	wg     sync.WaitGroup
 	readAt ReadAtFunc
 
-	mu        sync.Mutex
-	active    int
-	busySince time.Time
-	busy      time.Duration
+	mu         sync.Mutex
+	active     int // reads in progress
+	maxActive  int
+	busySince  time.Time // when active last rose from 0
+	lastChange time.Time // when active last changed
+	busy       time.Duration
+	depthArea  float64 // integral of active over time, in read-seconds
 }
 
 func newIOPool(workers int, readAt ReadAtFunc) *ioPool {
@@ -241,15 +252,48 @@ func (p *ioPool) close() {
 	p.wg.Wait()
 }
 
-// busyTime is the wall time during which at least one read was in progress:
-// bytes read over busy time is the pager's read bandwidth.
-func (p *ioPool) busyTime() time.Duration {
+// track counts a read starting (+1) or ending (-1).
+func (p *ioPool) track(delta int) {
+	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.active > 0 {
-		return p.busy + time.Since(p.busySince)
+		p.depthArea += float64(p.active) * now.Sub(p.lastChange).Seconds()
 	}
-	return p.busy
+	if p.active == 0 {
+		p.busySince = now
+	}
+	p.active += delta
+	p.maxActive = max(p.maxActive, p.active)
+	if p.active == 0 {
+		p.busy += now.Sub(p.busySince)
+	}
+	p.lastChange = now
+}
+
+// ioCounters are the pool's totals: busy is the wall time during which at
+// least one read was in progress (bytes read over busy time is the pager's
+// read bandwidth); depth is the mean number of reads in progress during it.
+type ioCounters struct {
+	busy     time.Duration
+	depth    float64
+	maxDepth int
+}
+
+func (p *ioPool) counters() ioCounters {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := ioCounters{busy: p.busy, maxDepth: p.maxActive}
+	area := p.depthArea
+	if p.active > 0 {
+		c.busy += now.Sub(p.busySince)
+		area += float64(p.active) * now.Sub(p.lastChange).Seconds()
+	}
+	if c.busy > 0 {
+		c.depth = area / c.busy.Seconds()
+	}
+	return c
 }
 
 func (p *ioPool) work() {
@@ -266,17 +310,12 @@ func (p *ioPool) work() {
 				return
 			}
 		}
-		p.mu.Lock()
-		if p.active == 0 {
-			p.busySince = time.Now()
-		}
-		p.active++
-		p.mu.Unlock()
+		p.track(+1)
 
 		var err error
 		if d := r.file.direct.Load(); d != nil {
 			if scratch == nil {
-				scratch = alignedBytes(maxRun + 2*directGap + 2*SlotAlign)
+				scratch = alignedBytes(bounceBytes)
 			}
 			err = p.readDirect(d, r, scratch)
 			if errors.Is(err, syscall.EINVAL) {
@@ -287,12 +326,7 @@ func (p *ioPool) work() {
 			err = p.readBuffered(r)
 		}
 
-		p.mu.Lock()
-		p.active--
-		if p.active == 0 {
-			p.busy += time.Since(p.busySince)
-		}
-		p.mu.Unlock()
+		p.track(-1)
 		r.done(r, err)
 	}
 }

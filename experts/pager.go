@@ -22,7 +22,8 @@ type Config struct {
 	Policy Policy
 	// Allocator provides slot pools and tables; nil means DefaultAllocator().
 	Allocator SlotAllocator
-	// IOWorkers is the number of goroutines reading experts; 0 means 8.
+	// IOWorkers is the number of goroutines reading experts, hence the
+	// most reads in flight; 0 means 16.
 	IOWorkers int
 	// DirectIO reads with O_DIRECT (F_NOCACHE on macOS) where the file
 	// system allows it; Stats.DirectIO says where it did not.
@@ -33,6 +34,10 @@ type Config struct {
 	// ReadAt replaces (*os.File).ReadAt, for tests that inject read faults.
 	ReadAt ReadAtFunc
 }
+
+// defaultIOWorkers: enough reads in flight for an NVMe drive (Apple's want
+// 16 and more); each blocked worker holds an OS thread, nothing else.
+const defaultIOWorkers = 16
 
 // slot states
 const (
@@ -109,7 +114,7 @@ func New(cfg Config) (*Pager, error) {
 		return nil, fmt.Errorf("experts: capacity %d (want at least 1 slot per layer)", cfg.Capacity)
 	}
 	if cfg.IOWorkers <= 0 {
-		cfg.IOWorkers = 8
+		cfg.IOWorkers = defaultIOWorkers
 	}
 	if cfg.HalfLife <= 0 {
 		cfg.HalfLife = 64
@@ -406,11 +411,16 @@ func (p *Pager) Resolve(l int, ids []int32, slots []int32) error {
 	}
 	ls.mu.Unlock()
 
-	if err := p.complete(ls, mine, waits); err != nil {
-		return err
-	}
+	start := time.Now()
+	err = p.complete(ls, mine, waits)
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+	if len(mine)+len(waits) > 0 {
+		ls.stats.IOWait += time.Since(start)
+	}
+	if err != nil {
+		return err
+	}
 	for i, e := range ids {
 		if slots[i] = ls.table[e]; slots[i] < 0 {
 			return fmt.Errorf("experts: layer %d: expert %d is not resident after loading (pager bug)", l, e)

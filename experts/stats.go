@@ -31,8 +31,12 @@ type LayerStats struct {
 	AsyncDropped int64
 	// Failed counts loads that failed with a read error.
 	Failed int64
-	// ReadTime is the wall time callers of this layer spent in reads.
+	// ReadTime is the wall time callers of this layer spent in reads,
+	// background loads included.
 	ReadTime time.Duration
+	// IOWait is the wall time Resolve calls of this layer waited for
+	// reads: the time the forward pass stood still for the disk.
+	IOWait time.Duration
 }
 
 // HitRate is Hits / (Hits + Misses), or 0 before the first Resolve.
@@ -58,6 +62,7 @@ func (s *LayerStats) add(o LayerStats) {
 	s.AsyncDropped += o.AsyncDropped
 	s.Failed += o.Failed
 	s.ReadTime += o.ReadTime
+	s.IOWait += o.IOWait
 }
 
 // Stats is a snapshot of the pager's counters, for --verbose and for the
@@ -70,6 +75,11 @@ type Stats struct {
 	IOBusy time.Duration
 	// ReadGBps is Total.Bytes / IOBusy in GB/s (1e9 bytes).
 	ReadGBps float64
+	// InFlight is the mean number of reads in progress during IOBusy, and
+	// MaxInFlight the most at once: a mean near 1 means the reads are
+	// latency-bound, one at a time.
+	InFlight    float64
+	MaxInFlight int
 	// DirectIO says whether reads bypass the page cache: "off", "on", or
 	// why not for which file.
 	DirectIO string
@@ -93,7 +103,8 @@ func (p *Pager) Stats() Stats {
 		s.Layers = append(s.Layers, st)
 		s.Total.add(st)
 	}
-	s.IOBusy = p.io.busyTime()
+	io := p.io.counters()
+	s.IOBusy, s.InFlight, s.MaxInFlight = io.busy, io.depth, io.maxDepth
 	if s.IOBusy > 0 {
 		s.ReadGBps = float64(s.Total.Bytes) / s.IOBusy.Seconds() / 1e9
 	}
@@ -128,6 +139,7 @@ func (s Stats) String() string {
 	}
 	row("total", s.Total)
 	w.Flush()
-	fmt.Fprintf(&b, "read %.3f GB in %.3f s of IO: %.2f GB/s\n", float64(s.Total.Bytes)/1e9, s.IOBusy.Seconds(), s.ReadGBps)
+	fmt.Fprintf(&b, "read %.3f GB in %.3f s of IO: %.2f GB/s, %.1f reads in flight on average (at most %d); Resolve waited %.3f s for reads\n",
+		float64(s.Total.Bytes)/1e9, s.IOBusy.Seconds(), s.ReadGBps, s.InFlight, s.MaxInFlight, s.Total.IOWait.Seconds())
 	return b.String()
 }
