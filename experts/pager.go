@@ -89,6 +89,7 @@ type layerState struct {
 	freq   []float64
 	last   []int64 // tick of e's latest use
 	cur    []int64 // tick of the latest Resolve that routed e; protected while == tick
+	pref   []int64 // tick at which Prefetch last started loading e
 	tick   int64
 	inc    float64
 	growth float64
@@ -185,7 +186,7 @@ func (p *Pager) newLayer(i int, spec LayerSpec, layout LayerLayout) (*layerState
 	capacity := min(p.cfg.Capacity, n)
 	ls := &layerState{index: i, spec: spec, layout: layout, inflight: map[int32]*load{},
 		owner: make([]int32, capacity), state: make([]uint8, capacity),
-		pinned: make([]bool, n), freq: make([]float64, n), last: make([]int64, n), cur: make([]int64, n),
+		pinned: make([]bool, n), freq: make([]float64, n), last: make([]int64, n), cur: make([]int64, n), pref: make([]int64, n),
 		inc: 1, growth: math.Exp2(1 / p.cfg.HalfLife)}
 	var err error
 	if ls.pool, err = p.alloc.Alloc(i, SlotPool, int64(capacity)*layout.SlotStride); err != nil {
@@ -207,6 +208,7 @@ func (p *Pager) newLayer(i int, spec LayerSpec, layout LayerLayout) (*layerState
 	}
 	for e := range ls.cur {
 		ls.cur[e] = -1 // no call has routed anything yet
+		ls.pref[e] = -1
 	}
 	ls.stats = LayerStats{Layer: i, Experts: n, Capacity: capacity}
 	return ls, nil
@@ -357,6 +359,15 @@ func (p *Pager) Resolve(l int, ids []int32, slots []int32) error {
 		if ls.cur[e] == ls.tick {
 			continue
 		}
+		if ls.cur[e] == ls.tick-1 {
+			ls.stats.Repeats++
+		}
+		if ls.pref[e] == ls.tick-1 {
+			ls.stats.PrefetchHits++
+			if ls.table[e] < 0 {
+				ls.stats.PrefetchLate++
+			}
+		}
 		ls.cur[e] = ls.tick
 		ls.freq[e] += ls.inc
 		ls.last[e] = ls.tick
@@ -481,6 +492,9 @@ func (p *Pager) startAsync(ls *layerState, es []int32, prefetch bool) {
 	}
 	if prefetch {
 		ls.stats.Prefetched += int64(len(loads))
+		for _, ld := range loads {
+			ls.pref[ld.expert] = ls.tick
+		}
 	}
 	p.async.Go(func() {
 		p.read(ls, loads, p.io.lo)

@@ -272,10 +272,17 @@ func TestPrefetchAndFill(t *testing.T) {
 	if err := p.Resolve(0, []int32{1, 2}, slots); err != nil {
 		t.Fatal(err)
 	}
-	if st := p.Stats().Total; st.Hits != 4 {
-		t.Errorf("hits %d after prefetch, want 4", st.Hits)
+	if st := p.Stats().Total; st.Hits != 4 || st.PrefetchHits != 2 || st.PrefetchPrecision() != 1 || st.PrefetchRecall() != 1 {
+		t.Errorf("after prefetch: hits %d, prefetch hits %d, precision %.2f, recall %.2f; want 4, 2, 1, 1", st.Hits, st.PrefetchHits, st.PrefetchPrecision(), st.PrefetchRecall())
 	}
 	checkSlot(t, p, 0, slots[0], 1)
+	// Expert 2 again, 5 never predicted: recall 2 of 3, one repeat.
+	if err := p.Resolve(0, []int32{2, 5}, slots); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats().Total; st.Repeats != 1 || st.PrefetchRecall() != 2.0/3 {
+		t.Errorf("repeats %d, recall %.3f; want 1 and 2/3", st.Repeats, st.PrefetchRecall())
+	}
 }
 
 // faultyReads fails reads of the model file that touch byte `at`, once per arm().

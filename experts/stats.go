@@ -24,6 +24,13 @@ type LayerStats struct {
 	Evictions int64
 	// Prefetched counts loads started by Prefetch.
 	Prefetched int64
+	// PrefetchHits counts routed experts whose load a Prefetch since the
+	// layer's previous Resolve had started; PrefetchLate those of them still
+	// loading when routed (counted in Misses too: Resolve waited).
+	PrefetchHits, PrefetchLate int64
+	// Repeats counts routed experts that the layer's previous Resolve
+	// routed too (the overlap of adjacent tokens in decode).
+	Repeats int64
 	// Dropped counts misses the fast policy ran without.
 	Dropped int64
 	// AsyncDropped counts background loads not started because the queue or
@@ -37,6 +44,25 @@ type LayerStats struct {
 	// IOWait is the wall time Resolve calls of this layer waited for
 	// reads: the time the forward pass stood still for the disk.
 	IOWait time.Duration
+}
+
+// PrefetchPrecision is the fraction of prefetched experts that the next
+// Resolve of their layer routed.
+func (s LayerStats) PrefetchPrecision() float64 {
+	if s.Prefetched == 0 {
+		return 0
+	}
+	return float64(s.PrefetchHits) / float64(s.Prefetched)
+}
+
+// PrefetchRecall is the fraction of the experts that would have missed
+// without prefetching that a prefetch had started loading.
+func (s LayerStats) PrefetchRecall() float64 {
+	unpredicted := s.Misses - s.PrefetchLate
+	if s.PrefetchHits+unpredicted == 0 {
+		return 0
+	}
+	return float64(s.PrefetchHits) / float64(s.PrefetchHits+unpredicted)
 }
 
 // HitRate is Hits / (Hits + Misses), or 0 before the first Resolve.
@@ -58,6 +84,9 @@ func (s *LayerStats) add(o LayerStats) {
 	s.Bytes += o.Bytes
 	s.Evictions += o.Evictions
 	s.Prefetched += o.Prefetched
+	s.PrefetchHits += o.PrefetchHits
+	s.PrefetchLate += o.PrefetchLate
+	s.Repeats += o.Repeats
 	s.Dropped += o.Dropped
 	s.AsyncDropped += o.AsyncDropped
 	s.Failed += o.Failed
@@ -139,6 +168,13 @@ func (s Stats) String() string {
 	}
 	row("total", s.Total)
 	w.Flush()
+	if t := s.Total; t.Prefetched > 0 {
+		fmt.Fprintf(&b, "prefetch: %d started, precision %.1f%%, recall %.1f%% (%d still loading when routed)\n",
+			t.Prefetched, 100*t.PrefetchPrecision(), 100*t.PrefetchRecall(), t.PrefetchLate)
+	}
+	if t := s.Total; t.Hits+t.Misses > 0 {
+		fmt.Fprintf(&b, "routes repeated from the layer's previous call: %.1f%%\n", 100*float64(t.Repeats)/float64(t.Hits+t.Misses))
+	}
 	fmt.Fprintf(&b, "read %.3f GB in %.3f s of IO: %.2f GB/s, %.1f reads in flight on average (at most %d); Resolve waited %.3f s for reads\n",
 		float64(s.Total.Bytes)/1e9, s.IOBusy.Seconds(), s.ReadGBps, s.InFlight, s.MaxInFlight, s.Total.IOWait.Seconds())
 	return b.String()
