@@ -109,6 +109,9 @@ type Stats struct {
 	// latency-bound, one at a time.
 	InFlight    float64
 	MaxInFlight int
+	// ReadsTime is the time of every read summed (InFlight * IOBusy), for
+	// the mean depth over an interval between two snapshots.
+	ReadsTime time.Duration
 	// DirectIO says whether reads bypass the page cache: "off", "on", or
 	// why not for which file.
 	DirectIO string
@@ -134,6 +137,7 @@ func (p *Pager) Stats() Stats {
 	}
 	io := p.io.counters()
 	s.IOBusy, s.InFlight, s.MaxInFlight = io.busy, io.depth, io.maxDepth
+	s.ReadsTime = time.Duration(io.depth * float64(io.busy))
 	if s.IOBusy > 0 {
 		s.ReadGBps = float64(s.Total.Bytes) / s.IOBusy.Seconds() / 1e9
 	}
