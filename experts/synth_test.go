@@ -484,3 +484,23 @@ func TestSynthErrors(t *testing.T) {
 		t.Errorf("missing tokenizer: %v", err)
 	}
 }
+
+func TestSynthRouteShares(t *testing.T) {
+	s, err := SynthRouteShares(3, 8, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for i, v := range s {
+		sum += v
+		if i > 0 && v > s[i-1]+1e-12 {
+			t.Fatalf("share of rank %d (%g) above rank %d (%g): not by popularity", i, v, i-1, s[i-1])
+		}
+	}
+	if len(s) != 100 || math.Abs(sum-1) > 1e-9 || s[0] <= s[99] {
+		t.Errorf("%d shares summing to %g, first %g last %g", len(s), sum, s[0], s[99])
+	}
+	if _, err := SynthRouteShares(8, 8, 100); err == nil {
+		t.Error("layer out of range accepted")
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	mlxmoe "github.com/mlx-moe/mlx-moe"
 	"github.com/mlx-moe/mlx-moe/defaultmodel"
+	"github.com/mlx-moe/mlx-moe/experts"
 )
 
 var generateCmd = &command{
@@ -112,9 +113,10 @@ saves the warm-start state and exits with status 130 or 143.`, stderr)
 	}
 	if *asJSON {
 		out := struct {
-			IDs  []int32 `json:"ids"`
-			Text string  `json:"text"`
-		}{res.IDs, res.Text}
+			IDs   []int32       `json:"ids"`
+			Text  string        `json:"text"`
+			Stats generateStats `json:"stats"`
+		}{res.IDs, res.Text, statsOf(m, res)}
 		if out.IDs == nil {
 			out.IDs = []int32{}
 		}
@@ -130,6 +132,9 @@ saves the warm-start state and exits with status 130 or 143.`, stderr)
 		fmt.Fprintf(stderr, "generated: %d tokens, %.2f tok/s decode, finish: %s\n", len(res.IDs), res.DecodeTokensPerSecond(), res.FinishReason)
 		if st, ok := m.ExpertStats(); ok {
 			fmt.Fprint(stderr, st.String())
+			if n := len(res.IDs); n > 0 {
+				fmt.Fprintf(stderr, "IO wait: %.1f ms per generated token (prompt included)\n", 1e3*st.Total.IOWait.Seconds()/float64(n))
+			}
 		}
 	}
 	// On a signal the deferred Close still saves the warm-start state.
@@ -153,4 +158,34 @@ func readPromptFile(path string) (string, error) {
 		return "", fmt.Errorf("--prompt-file %s: the prompt is empty", path)
 	}
 	return string(b), nil
+}
+
+// generateStats is the "stats" object of generate --json: speeds, and what
+// the expert pager read (zero without one). read_gbps is bytes over the
+// time with a read in flight; io_wait_s the time the forward pass waited.
+type generateStats struct {
+	PrefillTokS  float64 `json:"prefill_tok_s"`
+	DecodeTokS   float64 `json:"decode_tok_s"`
+	TTFTS        float64 `json:"ttft_s"`
+	HitRate      float64 `json:"hit_rate"`
+	ReadBytes    int64   `json:"read_bytes"`
+	ReadGBps     float64 `json:"read_gbps"`
+	IOWaitS      float64 `json:"io_wait_s"`
+	InFlight     float64 `json:"reads_in_flight"`
+	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+}
+
+func statsOf(m *mlxmoe.Model, res mlxmoe.Result) generateStats {
+	s := generateStats{DecodeTokS: res.DecodeTokensPerSecond(), TTFTS: res.Prefill.Seconds()}
+	if res.Prefill > 0 {
+		s.PrefillTokS = float64(res.PromptTokens-res.CachedTokens) / res.Prefill.Seconds()
+	}
+	if st, ok := m.ExpertStats(); ok {
+		s.HitRate, s.ReadBytes, s.ReadGBps = st.Total.HitRate(), st.Total.Bytes, st.ReadGBps
+		s.IOWaitS, s.InFlight = st.Total.IOWait.Seconds(), st.InFlight
+	}
+	if _, peak, err := experts.ProcessMemory(); err == nil {
+		s.PeakRSSBytes = peak
+	}
+	return s
 }
