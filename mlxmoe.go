@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -161,6 +162,9 @@ func (m *Model) Close() error {
 
 // release closes the pager, the memory maps and the checkpoint.
 func (m *Model) release() error {
+	if m.session != nil {
+		m.session.free()
+	}
 	var errs []error
 	if m.pager != nil {
 		errs = append(errs, m.pager.Close())
@@ -271,7 +275,9 @@ func (m *Model) Logits(ids []int32) ([]float32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.Model.NewCache(m.exec, len(ids))
-	return m.runner.Forward(c, ids, false)
+	defer c.Free(m.exec)
+	logits, err := m.runner.Forward(c, ids, false)
+	return slices.Clone(logits), err
 }
 
 // MeanNLL is the mean negative log-likelihood of ids[1:] given their

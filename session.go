@@ -37,6 +37,29 @@ func (m *Model) NewSession() *Session {
 	return &Session{m: m}
 }
 
+// Close releases the session's caches (the live one and its snapshots) on
+// the model's executor. The session is empty afterwards and can be used
+// again.
+func (s *Session) Close() {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	s.free()
+}
+
+// free is Close with the model's lock held.
+func (s *Session) free() {
+	if s.cache != nil {
+		s.cache.Free(s.m.exec)
+		s.cache = nil
+	}
+	for _, sn := range s.snaps {
+		if sn.cache != nil {
+			sn.cache.Free(s.m.exec)
+		}
+	}
+	s.snaps, s.tokens = nil, s.tokens[:0]
+}
+
 func commonPrefix(a, b []int32) int {
 	n := 0
 	for n < len(a) && n < len(b) && a[n] == b[n] {
@@ -99,6 +122,9 @@ func (s *Session) snapshot() {
 		}
 	}
 	if sn.cache == nil || sn.cache.MaxLen < s.cache.Len {
+		if sn.cache != nil {
+			sn.cache.Free(m.exec)
+		}
 		sn.cache = m.Model.NewCache(m.exec, s.cache.Len)
 	}
 	sn.cache.CopyFrom(s.cache, m.exec)

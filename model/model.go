@@ -70,8 +70,12 @@ type Layer struct {
 
 // Mixer mixes information across positions (attention, linear attention).
 type Mixer interface {
+	// StateBytes is the size of this layer's cache for maxLen positions.
+	StateBytes(maxLen int) int64
 	// newState allocates this layer's part of the cache.
 	newState(e graph.Executor, maxLen int) MixerState
+	// plan asks for the scratch tensors forward uses (see Runner).
+	plan(s *scratch)
 	forward(r *run, out, x *graph.Tensor, st MixerState) error
 }
 
@@ -80,10 +84,20 @@ type Mixer interface {
 type MixerState interface {
 	// CopyFrom makes the first positions positions equal to other's.
 	CopyFrom(other MixerState, e graph.Executor, positions int)
+	// PerPosition reports whether the state is kept per position (a KV
+	// cache), so that lowering Cache.Len rewinds it; recurrent state is not.
+	PerPosition() bool
+	// Reset prepares the state for a new sequence (recurrent state starts
+	// at zero; a KV cache needs nothing).
+	Reset(e graph.Executor)
+	// Free releases the state's tensors on e.
+	Free(e graph.Executor)
 }
 
 // FFN is the per-token feed-forward part (dense MLP or MoE).
 type FFN interface {
+	// plan asks for the scratch tensors forward uses (see Runner).
+	plan(s *scratch)
 	forward(r *run, out, x *graph.Tensor) error
 }
 
