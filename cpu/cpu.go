@@ -5,6 +5,7 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/kernels"
@@ -35,6 +36,10 @@ func New() *Executor { return &Executor{} }
 var _ graph.Executor = (*Executor)(nil)
 
 func (*Executor) Name() string { return "cpu" }
+
+// Immediate: each op has run when its call returns, so the host may read
+// any tensor at any time without a round trip.
+func (*Executor) Immediate() bool { return true }
 
 func (*Executor) NewTensor(rows, cols int) *graph.Tensor {
 	return &graph.Tensor{Rows: rows, Cols: cols, Data: make([]float32, rows*cols)}
@@ -331,8 +336,33 @@ func (ex *Executor) Conv1d(out, x *graph.Tensor, n int, state *graph.Tensor, w [
 	store(out, n, 0, out.Cols, o)
 }
 
-func (ex *Executor) DeltaGates(g, beta, a, b *graph.Tensor, n int, aLog, dtBias []float32) {
-	kernels.GatedDeltaGates(g.Data, beta.Data, a.Data, b.Data, aLog, dtBias, n, g.Cols)
+func (*Executor) Activate(out, x *graph.Tensor, n int, f graph.Activation, shift, scale []float32) {
+	for t := 0; t < n; t++ {
+		o, xr := out.Row(t), x.Row(t)
+		for i, v := range xr {
+			if shift != nil {
+				v += shift[i]
+			}
+			switch f {
+			case graph.Sigmoid:
+				v = kernels.Sigmoid(v)
+			case graph.Softplus:
+				v = softplus(v)
+			}
+			if scale != nil {
+				v *= scale[i]
+			}
+			o[i] = v
+		}
+	}
+}
+
+// softplus is torch's: log(1+exp(x)), x itself above 20.
+func softplus(x float32) float32 {
+	if x > 20 {
+		return x
+	}
+	return float32(math.Log1p(math.Exp(float64(x))))
 }
 
 func (ex *Executor) GatedDelta(out, q, k, v, g, beta *graph.Tensor, n int, state *graph.Tensor, hk, hv, dk, dv int) {

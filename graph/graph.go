@@ -106,6 +106,28 @@ type ExpertSet interface {
 	Expert(id int32) (gate, up, down *kernels.Matrix)
 }
 
+// Activation is an element-wise function for Activate.
+type Activation int
+
+const (
+	// Sigmoid is 1/(1+exp(-x)).
+	Sigmoid Activation = iota
+	// Softplus is log(1+exp(x)), and x itself above 20 (as torch computes
+	// it).
+	Softplus
+)
+
+// String names the function.
+func (f Activation) String() string {
+	switch f {
+	case Sigmoid:
+		return "sigmoid"
+	case Softplus:
+		return "softplus"
+	}
+	return fmt.Sprintf("Activation(%d)", int(f))
+}
+
 // Executor runs ops. Sizes come from the tensors; n is the number of rows
 // (tokens) an op works on. Any tensor argument may be a view (see
 // Tensor.View): executors honour its row stride.
@@ -148,6 +170,9 @@ type Executor interface {
 	Add(out, a, b *Tensor, n int)
 	// SwiGLU: out = silu(gate) * up over the first n rows.
 	SwiGLU(out, gate, up *Tensor, n int)
+	// Activate: out = scale * f(x + shift) element-wise over the first n
+	// rows, with shift and scale per column (nil: 0 and 1). out may be x.
+	Activate(out, x *Tensor, n int, f Activation, shift, scale []float32)
 	// MulSigmoid: out = x * sigmoid(g) element-wise (g has x's shape), or,
 	// when g has one column, each row of x scaled by sigmoid of g's value.
 	MulSigmoid(out, x, g *Tensor, n int)
@@ -160,8 +185,6 @@ type Executor interface {
 	// convolution + SiLU of x's first n rows with weight w [channels,
 	// kernel], continuing from state [channels, kernel-1] and updating it.
 	Conv1d(out, x *Tensor, n int, state *Tensor, w []float32, kernel int)
-	// DeltaGates: g = -exp(aLog)*softplus(a+dtBias), beta = sigmoid(b).
-	DeltaGates(g, beta, a, b *Tensor, n int, aLog, dtBias []float32)
 	// GatedDelta runs the gated delta rule over n tokens (q, k [n, hk*dk],
 	// v [n, hv*dv], g, beta [n, hv]) from state [hv, dk*dv], updating it.
 	GatedDelta(out, q, k, v, g, beta *Tensor, n int, state *Tensor, hk, hv, dk, dv int)

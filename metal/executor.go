@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
@@ -620,18 +621,50 @@ func (e *Executor) Conv1d(out, x *graph.Tensor, n int, state *graph.Tensor, w []
 		e.upload(4, convParams{uint32(x.Cols), uint32(kernel), uint32(n)}))
 }
 
-func (e *Executor) DeltaGates(g, beta, a, b *graph.Tensor, n int, aLog, dtBias []float32) {
-	if !contiguous(n, g, beta, a, b) {
-		e.onHost("DeltaGates", func() { e.host.DeltaGates(g, beta, a, b, n, aLog, dtBias) })
-		return
-	}
-	count := n * g.Cols
+// Activate runs on gated_delta_gates, whose two outputs are
+// -exp(a_log)*softplus(a+dt_bias) and sigmoid(b): Softplus with a negative
+// scale binds a_log = log(-scale) (computed per call: one value per
+// column); Sigmoid without shift or scale takes the second output. The
+// other output goes to a scratch buffer. Other forms run on the host.
+func (e *Executor) Activate(out, x *graph.Tensor, n int, f graph.Activation, shift, scale []float32) {
+	count := n * x.Cols
 	if count == 0 {
 		return
 	}
+	kernelFits := contiguous(n, out, x) && out.Cols == x.Cols && e.dev.hasKernel("gated_delta_gates")
+	var logRate []float32
+	switch {
+	case !kernelFits:
+	case f == graph.Sigmoid && shift == nil && scale == nil:
+		logRate = make([]float32, x.Cols) // read, not used for beta
+	case f == graph.Softplus && scale != nil:
+		logRate = make([]float32, x.Cols)
+		for i, s := range scale {
+			if !(s < 0) {
+				logRate = nil
+				break
+			}
+			logRate[i] = float32(math.Log(float64(-s)))
+		}
+	}
+	if logRate == nil {
+		e.onHost("Activate "+f.String(), func() { e.host.Activate(out, x, n, f, shift, scale) })
+		return
+	}
+	if shift == nil {
+		shift = make([]float32, x.Cols)
+	}
+	discard := e.scratchBuf("activate.discard", 4*count)
+	if discard == nil {
+		return
+	}
+	gOut, betaOut := binding{index: 4, buf: discard, n: 4 * count}, e.tensor(5, out, 0)
+	if f == graph.Softplus {
+		gOut, betaOut = e.tensor(4, out, 0), binding{index: 5, buf: discard, n: 4 * count}
+	}
 	e.run("gated_delta_gates", [3]int{ceilDiv(count, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
-		e.tensor(0, a, 0), e.tensor(1, b, 0), e.floats(2, aLog), e.floats(3, dtBias),
-		e.tensor(4, g, 0), e.tensor(5, beta, 0), e.upload(6, gateParams{uint32(g.Cols), uint32(count)}))
+		e.tensor(0, x, 0), e.tensor(1, x, 0), e.upload(2, logRate), e.upload(3, shift),
+		gOut, betaOut, e.upload(6, gateParams{uint32(x.Cols), uint32(count)}))
 }
 
 func (e *Executor) GatedDelta(out, q, k, v, g, beta *graph.Tensor, n int, state *graph.Tensor, hk, hv, dk, dv int) {

@@ -20,9 +20,12 @@ type GatedDeltaNet struct {
 	Conv   []float32
 	ALog   []float32
 	DtBias []float32
-	Norm   []float32
-	Out    *kernels.Matrix
-	Eps    float32
+	// decay is -exp(ALog), the rate the softplus of the decay gate is
+	// scaled by.
+	decay []float32
+	Norm  []float32
+	Out   *kernels.Matrix
+	Eps   float32
 }
 
 // deltaState is a linear-attention layer's cache: conv history and the
@@ -99,9 +102,11 @@ func (g *GatedDeltaNet) forward(r *run, out, x *graph.Tensor, st MixerState) err
 	e.Conv1d(q, in[0], n, s.convQ, g.Conv[:kc], g.ConvKernel)
 	e.Conv1d(k, in[1], n, s.convK, g.Conv[kc:2*kc], g.ConvKernel)
 	e.Conv1d(v, in[2], n, s.convV, g.Conv[2*kc:], g.ConvKernel)
-	// 3. Gates (decay g into a, write strength beta into b), the delta
+	// 3. Gates, in place: the log decay g = -exp(A_log)*softplus(a+dt_bias)
+	// into a, the write strength beta = sigmoid(b) into b. Then the delta
 	// rule, the gated norm and out_proj.
-	e.DeltaGates(a, b, a, b, n, g.ALog, g.DtBias)
+	e.Activate(a, a, n, graph.Softplus, g.DtBias, g.decay)
+	e.Activate(b, b, n, graph.Sigmoid, nil, nil)
 	e.GatedDelta(o, q, k, v, a, b, n, s.S, g.KeyHeads, g.ValueHeads, g.KeyDim, g.ValueDim)
 	e.GatedRMSNorm(o, o, z, n, g.ValueDim, g.Norm, g.Eps)
 	e.MatMul(out, o, n, g.Out, nil)

@@ -1,5 +1,7 @@
 package model
 
+import "math"
+
 // Qwen3-Next (Qwen3-Coder-Next): a hybrid stack where every
 // full_attention_interval-th layer (or those layer_types names) is gated
 // full attention and the others are Gated DeltaNet linear attention; every
@@ -91,6 +93,10 @@ func loadDeltaNetCommon(w *weights, p string, g *GatedDeltaNet) {
 	g.Conv = w.vector(p+"conv1d.weight", g.convChannels()*g.ConvKernel)
 	g.ALog = w.vector(p+"A_log", g.ValueHeads)
 	g.DtBias = w.vector(p+"dt_bias", g.ValueHeads)
+	g.decay = make([]float32, len(g.ALog))
+	for i, v := range g.ALog {
+		g.decay[i] = float32(-math.Exp(float64(v)))
+	}
 	g.Norm = w.vector(p+"norm.weight", g.ValueDim)
 	g.Out = w.linear(p+"out_proj", w.cfg.HiddenSize, g.valueWidth())
 }

@@ -102,9 +102,9 @@ func (c *Counting) Conv1d(out, x *graph.Tensor, n int, state *graph.Tensor, w []
 	c.Executor.Conv1d(out, x, n, state, w, kernel)
 }
 
-func (c *Counting) DeltaGates(g, beta, a, b *graph.Tensor, n int, aLog, dtBias []float32) {
-	c.Ops["DeltaGates"]++
-	c.Executor.DeltaGates(g, beta, a, b, n, aLog, dtBias)
+func (c *Counting) Activate(out, x *graph.Tensor, n int, f graph.Activation, shift, scale []float32) {
+	c.Ops["Activate"]++
+	c.Executor.Activate(out, x, n, f, shift, scale)
 }
 
 func (c *Counting) GatedDelta(out, q, k, v, g, beta *graph.Tensor, n int, state *graph.Tensor, hk, hv, dk, dv int) {

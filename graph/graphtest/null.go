@@ -45,10 +45,9 @@ func (Null) Route(r *graph.Routes, _ *graph.Tensor, n int, p *kernels.Routing) {
 	}
 }
 
-func (Null) MoE(*graph.Tensor, *graph.Tensor, int, *graph.Routes, graph.ExpertSet) error { return nil }
-func (Null) Conv1d(*graph.Tensor, *graph.Tensor, int, *graph.Tensor, []float32, int)     {}
-func (Null) DeltaGates(*graph.Tensor, *graph.Tensor, *graph.Tensor, *graph.Tensor, int, []float32, []float32) {
-}
+func (Null) MoE(*graph.Tensor, *graph.Tensor, int, *graph.Routes, graph.ExpertSet) error        { return nil }
+func (Null) Conv1d(*graph.Tensor, *graph.Tensor, int, *graph.Tensor, []float32, int)            {}
+func (Null) Activate(*graph.Tensor, *graph.Tensor, int, graph.Activation, []float32, []float32) {}
 func (Null) GatedDelta(*graph.Tensor, *graph.Tensor, *graph.Tensor, *graph.Tensor, *graph.Tensor, *graph.Tensor, int, *graph.Tensor, int, int, int, int) {
 }
 func (Null) GatedRMSNorm(*graph.Tensor, *graph.Tensor, *graph.Tensor, int, int, []float32, float32) {}
