@@ -1,18 +1,3 @@
-// Package graph is the contract between model code and the devices that run
-// it. Model code writes a forward pass as a sequence of ops on Tensors that
-// an Executor owns; it never asks which device it runs on and never reads an
-// intermediate value back. The only places where the host looks at device
-// values are the expert handoff inside MoE (the pager resolves the routed
-// ids) and Read, used by the sampler on the final logits.
-//
-// The CPU executor (package cpu) runs each op as it is issued. A GPU
-// executor encodes ops into a command buffer and submits at Sync, so a whole
-// token can be one submission.
-//
-// Tensors are 2-D, [Rows, Cols] row-major float32: rows are tokens, columns
-// features; per-head ops take the head size explicitly. A model allocates
-// every tensor it needs once, for its largest batch, when it is loaded (its
-// buffer plan), and runs smaller batches on prefixes of those rows.
 package graph
 
 import (

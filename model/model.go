@@ -1,17 +1,3 @@
-// Package model turns a checkpoint directory (config.json plus safetensors
-// shards, in mlx-community MLX layout or Hugging Face layout) into a Model
-// that runs on a graph.Executor.
-//
-// A family (qwen3_moe.go, mixtral.go, ...) is one file: it reads the
-// config, names its tensors and assembles the layer stack from the shared
-// blocks (attention, MoE, dense MLP, ...), and registers itself by
-// model_type.
-//
-// Safetensors headers are parsed here rather than with
-// github.com/nlpodyssey/safetensors, which the design card named: that
-// library maps the whole file before it can read a header and rejects
-// F8_E4M3, while the expert pager needs header-only parsing and absolute
-// file offsets for pread. The parser is one small file (safetensors.go).
 package model
 
 import (
