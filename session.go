@@ -68,6 +68,32 @@ func (s *Session) CacheStats() CacheStats {
 // PromptCacheStats reports the default session's prompt cache.
 func (m *Model) PromptCacheStats() CacheStats { return m.session.CacheStats() }
 
+
+// Close releases the session's caches (the live one and its snapshots) on
+// the model's executor. The session is empty afterwards and can be used
+// again.
+func (s *Session) Close() {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	s.free()
+}
+
+// free is Close with the model's lock held.
+func (s *Session) free() {
+	if s.cache != nil {
+		s.cache.Free(s.m.exec)
+		s.cache = nil
+	}
+	for _, sn := range s.snaps {
+		if sn.cache != nil {
+			sn.cache.Free(s.m.exec)
+		}
+	}
+	s.snaps, s.tokens, s.bytes = nil, s.tokens[:0], 0
+	s.stats.snapshots.Store(0)
+	s.stats.bytes.Store(0)
+}
+
 func commonPrefix(a, b []int32) int {
 	n := 0
 	for n < len(a) && n < len(b) && a[n] == b[n] {
@@ -139,6 +165,7 @@ func (s *Session) snapshot() {
 			}
 		}
 		s.bytes -= s.snaps[lru].bytes
+		s.snaps[lru].cache.Free(m.exec)
 		s.snaps = append(s.snaps[:lru], s.snaps[lru+1:]...)
 	}
 	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), cache: m.Model.NewCache(m.exec, s.cache.Len), bytes: size, used: s.clock}
