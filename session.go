@@ -68,7 +68,6 @@ func (s *Session) CacheStats() CacheStats {
 // PromptCacheStats reports the default session's prompt cache.
 func (m *Model) PromptCacheStats() CacheStats { return m.session.CacheStats() }
 
-
 // Close releases the session's caches (the live one and its snapshots) on
 // the model's executor. The session is empty afterwards and can be used
 // again.
