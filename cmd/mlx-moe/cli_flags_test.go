@@ -33,22 +33,11 @@ func withCache(t *testing.T) string {
 func editedFixture(t *testing.T, name string, set map[string]any) string {
 	t.Helper()
 	dir := fixture.Dir(t, "fixtures/"+name)
-	path := filepath.Join(dir, "config.json")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c map[string]any
-	if err := json.Unmarshal(data, &c); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range set {
-		c[k] = v
-	}
-	data, _ = json.Marshal(c)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fixture.EditConfig(t, dir, func(c map[string]any) {
+		for k, v := range set {
+			c[k] = v
+		}
+	})
 	return dir
 }
 
