@@ -73,6 +73,7 @@ func TestFlagErrors(t *testing.T) {
 		{gen("--max-tokens", "-1"), "--max-tokens -1: expected a positive number"},
 		{gen("--profile", "/nonexistent/profile.json"), "--profile: stat /nonexistent/profile.json"},
 		{gen("--prompt-ids", "1,2"), "give the prompt once"},
+		{[]string{"generate", "--model", dir, "--prompt-ids", "1,2", "--chat"}, "--chat wraps a text prompt"},
 		{[]string{"generate", "--model", dir, "--prompt-file", "/nonexistent/prompt.txt"}, "--prompt-file: open /nonexistent/prompt.txt"},
 		{[]string{"generate", "--model", dir, "--prompt-file", os.DevNull}, "the prompt is empty"},
 		{gen("--capacity", "1"), "--capacity 1 is below the model's top-k: every token routes to 4 experts per layer (num_experts_per_tok)"},
@@ -277,5 +278,16 @@ func TestProfileFoundNextToModel(t *testing.T) {
 	_, stderr = generateIDs(t, "--model", withProfile, "--policy", "resident", "--pin", "2", "--prompt-ids", "1,2", "--max-tokens", "1")
 	if !strings.Contains(stderr, "every expert is resident, so --profile and --pin have no effect") {
 		t.Errorf("--pin on a resident model was silently ignored:\n%s", stderr)
+	}
+}
+
+// TestTokenizeStdin: tokenize --file - reads standard input's exact bytes.
+func TestTokenizeStdin(t *testing.T) {
+	dir, _ := filepath.Abs("../../tokenizer/testdata/qwen3")
+	stdin = strings.NewReader("Hello world\n")
+	defer func() { stdin = os.Stdin }()
+	code, stdout, stderr := runCLI("tokenize", "--model", dir, "--file", "-")
+	if code != 0 || strings.TrimSpace(stdout) != "[9707,1879,198]" {
+		t.Errorf("tokenize --file -: exit %d, %q %s; want [9707,1879,198]", code, stdout, stderr)
 	}
 }

@@ -72,6 +72,9 @@ saves the warm-start state and exits with status 130 or 143.`, stderr)
 			return err
 		}
 	}
+	if *chatMode && *promptIDs != "" {
+		return fmt.Errorf("--chat wraps a text prompt; --prompt-ids are used as they are")
+	}
 	m, err := mf.load(stderr)
 	if err != nil {
 		return err
