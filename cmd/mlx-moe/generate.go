@@ -21,7 +21,8 @@ func init() {
 	register(generateCmd)
 }
 
-// stdin is where --prompt-file - reads from (a variable for tests).
+// stdin is what generate --prompt-file - and tokenize --file - read (a
+// variable for tests).
 var stdin io.Reader = os.Stdin
 
 func runGenerate(args []string, stdout, stderr io.Writer) error {
