@@ -283,6 +283,7 @@ func TestProfileFoundNextToModel(t *testing.T) {
 
 // TestTokenizeStdin: tokenize --file - reads standard input's exact bytes.
 func TestTokenizeStdin(t *testing.T) {
+	withCache(t)
 	dir, _ := filepath.Abs("../../tokenizer/testdata/qwen3")
 	stdin = strings.NewReader("Hello world\n")
 	defer func() { stdin = os.Stdin }()
