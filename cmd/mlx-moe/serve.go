@@ -83,6 +83,14 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 	if *maxBody < 1 {
 		return fmt.Errorf("--max-body-mb %d: expected at least 1", *maxBody)
 	}
+	switch { // the same ranges generate and the request fields take
+	case cfg.MaxTokens < 0:
+		return fmt.Errorf("--max-tokens %d: expected a positive number (0: up to the context)", cfg.MaxTokens)
+	case cfg.MaxQueue < 1:
+		return fmt.Errorf("--max-queue %d: expected at least 1", cfg.MaxQueue)
+	case *grace < 0:
+		return fmt.Errorf("--shutdown-grace %v: expected a duration of 0 or more", *grace)
+	}
 	cfg.MaxBodyBytes = int64(*maxBody) << 20
 	if cfg.BodyTimeout <= 0 {
 		return fmt.Errorf("--body-timeout %v: expected a positive duration", cfg.BodyTimeout)
