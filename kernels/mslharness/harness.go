@@ -13,7 +13,7 @@
 // inaccessible page, so out-of-bounds accesses past a buffer's end fail.
 // With clang, Build also type-checks the shader with Metal's address spaces
 // as clang address spaces, which the CPU build cannot see. Built runners are
-// cached by content ($MSL_CACHE, else the user cache directory).
+// cached by content ($MSL_CACHE, else a per-user temporary directory).
 //
 // What this does not show: that the Metal compiler accepts a shader beyond
 // C++ and address spaces, Metal's fast-math precision, and timing.
@@ -304,6 +304,14 @@ func Build(file, compat, dir string) (*Program, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !cached && bin != "" {
+		// Another test binary may be compiling the same runner: wait for it
+		// rather than compile it twice.
+		unlock := lockFile(bin + ".lock")
+		defer unlock()
+		_, err := os.Stat(bin)
+		cached = err == nil
+	}
 	if !cached {
 		if err := checkAddressSpaces(cxx, compat, cpuFile); err != nil {
 			return nil, fmt.Errorf("%s: %v", file, err)
@@ -326,19 +334,15 @@ var cxxFlags = []string{"-std=c++17", "-O1", "-g0", "-Wall", "-Werror",
 	"-Wno-unknown-attributes", "-Wno-attributes", "-Wno-unused-function", "-Wno-unknown-warning-option"}
 
 // cachedBinary returns where the runner built from these inputs is cached
-// ($MSL_CACHE, else the user cache directory) and whether it is there: the
-// shaders are compiled by more than one test binary (this package's and the
-// Metal executor's), and the big ones take a while. The key covers the
-// compiler and its version, the flags, the generated source, the shader and
-// the compat and runner headers.
+// and whether it is there ("" when there is no usable cache): the shaders
+// are compiled by more than one test binary (this package's and the Metal
+// executor's), and the big ones take a while. The key covers the compiler
+// and its version, the flags, the generated source, the shader and the
+// compat and runner headers.
 func cachedBinary(cxx, compat, base string, mainSrc, cpuSrc []byte) (string, bool, error) {
-	root := os.Getenv("MSL_CACHE")
+	root := cacheDir()
 	if root == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			return "", false, nil
-		}
-		root = filepath.Join(dir, "mlx-moe-mslharness")
+		return "", false, nil
 	}
 	h := sha256.New()
 	version, _ := exec.Command(cxx, "--version").Output()
@@ -357,6 +361,24 @@ func cachedBinary(cxx, compat, base string, mainSrc, cpuSrc []byte) (string, boo
 	bin := filepath.Join(root, fmt.Sprintf("%s-%x", base, h.Sum(nil)[:12]))
 	_, err := os.Stat(bin)
 	return bin, err == nil, nil
+}
+
+// cacheDir is $MSL_CACHE, else a directory of this user's under the system
+// temporary directory (tests write nothing outside temporary directories),
+// created private to the user; "" when it is not usable. A directory that
+// others can write to is not used: its runners would be executed.
+func cacheDir() string {
+	if dir := os.Getenv("MSL_CACHE"); dir != "" {
+		return dir
+	}
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("mlx-moe-mslharness-%d", os.Getuid()))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return ""
+	}
+	if st, err := os.Lstat(dir); err != nil || !st.IsDir() || st.Mode().Perm()&0o077 != 0 {
+		return ""
+	}
+	return dir
 }
 
 // storeBinary copies a freshly built runner into the cache (atomically, as
