@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlx-moe/mlx-moe/internal/testenv"
 	"github.com/mlx-moe/mlx-moe/server"
 	"github.com/mlx-moe/mlx-moe/server/servertest"
 )
@@ -36,7 +37,8 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	// Commands the tests run save warm-start state: not in the user's cache.
+	os.Exit(testenv.Run(m))
 }
 
 func fakeBackend(format string, delay time.Duration) *servertest.Backend {
