@@ -29,13 +29,35 @@ type DecodeInput struct {
 	xs       []float32 // [n, cols] in the SIMD kernels' order when permuted, else x
 	permuted bool      // xs is x in nibble order (4-bit SIMD kernels)
 	perm     []float32 // the buffer xs uses when permuted
+
+	// With Int8Activations: x quantized to int8 per group for the
+	// integer kernels of int8Bits-wide matrices (0: not prepared).
+	int8Bits int
+	xq       []int8
+	stats    []groupStats
 }
+
+// groupStats is what the int8 kernels need per group of x: the step dx
+// (x ≈ dx·xq), xsum = dx·Σxq, and corr = c·Σxq for the middle code c the
+// 4-bit kernel subtracts in integers.
+type groupStats struct {
+	dx, xsum float32
+	corr     int32
+}
+
+// Int8Activations makes the decode kernels quantize x to int8 per group
+// and use integer dot products (ggml's approach) for 4- and 8-bit matrices
+// where the CPU has them. It is faster where the float kernels are bound
+// by arithmetic, and costs the precision of an int8 x: see BENCHMARKS.md
+// for the measured logit and NLL deltas. Off by default; set it before
+// running a model, not while kernels run.
+var Int8Activations = false
 
 // Prepare lays out x ([n, cols], 1 <= n <= qmvTokens) for matrices
 // quantized like q (nil: dense). The DecodeInput keeps x and reuses its
 // buffers across calls.
 func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
-	d.x, d.n, d.cols, d.group, d.permuted = x[:n*cols], n, cols, 0, false
+	d.x, d.n, d.cols, d.group, d.permuted, d.int8Bits = x[:n*cols], n, cols, 0, false, 0
 	d.xs = d.x
 	if q == nil || q.GroupSize <= 0 || cols%q.GroupSize != 0 {
 		return
@@ -52,6 +74,11 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 			d.sums[t*groups+g] = s
 		}
 	}
+	d.int8Bits = 0
+	if Int8Activations && simdInt8(q.Bits) && q.GroupSize%32 == 0 {
+		d.prepareInt8(q.Bits)
+		return
+	}
 	if q.Bits == 4 && simdNibbleOrder() && cols%16 == 0 {
 		d.perm = grow(d.perm, n*cols)
 		d.xs = d.perm
@@ -59,6 +86,56 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 			permuteNibbles(d.xs[t*cols:(t+1)*cols], x[t*cols:(t+1)*cols])
 		}
 		d.permuted = true
+	}
+}
+
+// prepareInt8 quantizes x per group to int8 with the step that maps the
+// group's largest magnitude to 127; 4-bit inputs are stored per 32 values
+// as the 16 even ones then the 16 odd ones (the nibble order).
+func (d *DecodeInput) prepareInt8(bits int) {
+	n, cols, group := d.n, d.cols, d.group
+	groups := cols / group
+	d.int8Bits = bits
+	if cap(d.xq) < n*cols {
+		d.xq = make([]int8, n*cols)
+	}
+	d.xq = d.xq[:n*cols]
+	if cap(d.stats) < n*groups {
+		d.stats = make([]groupStats, n*groups)
+	}
+	d.stats = d.stats[:n*groups]
+	centre := int32(1) << (bits - 1)
+	for t := 0; t < n; t++ {
+		for g := 0; g < groups; g++ {
+			base := t*cols + g*group
+			xg := d.x[base : base+group]
+			var amax float32
+			for _, v := range xg {
+				amax = max(amax, abs32(v))
+			}
+			st := &d.stats[t*groups+g]
+			if amax == 0 {
+				clear(d.xq[base : base+group])
+				*st = groupStats{}
+				continue
+			}
+			inv := 127 / amax
+			var sum int32
+			for j, v := range xg {
+				qv := int8(round32(v * inv))
+				sum += int32(qv)
+				k := j
+				if bits == 4 {
+					k = j&^31 + (j&31)/2 + 16*(j&1)
+				}
+				d.xq[base+k] = qv
+			}
+			dx := amax / 127
+			*st = groupStats{dx: dx, xsum: dx * float32(sum), corr: 0}
+			if bits == 4 {
+				st.corr = centre * sum
+			}
+		}
 	}
 }
 

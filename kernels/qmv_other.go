@@ -7,3 +7,6 @@ func simdNibbleOrder() bool { return false }
 
 // qmvRowsSIMD reports that no SIMD decode kernel exists on this build.
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool { return false }
+
+// simdInt8 reports that no int8-activation kernel exists on this build.
+func simdInt8(bits int) bool { return false }

@@ -28,46 +28,70 @@ func qmvReference(x []float32, n int, m *Matrix) (want, bound []float64) {
 	return want, bound
 }
 
-// decodePaths are the CPU feature settings a test runs every decode kernel
-// under: the Go kernels, and each SIMD level this machine has.
-func decodePaths() []struct {
-	name string
-	avx2 bool
-} {
-	paths := []struct {
-		name string
-		avx2 bool
-	}{{"go", false}}
+// decodePath is a setting of the SIMD feature flags and the activation
+// type that a test runs the decode kernels under.
+type decodePath struct {
+	name       string
+	avx2, int8 bool
+}
+
+// decodePaths are the Go kernels and each SIMD path this machine has.
+func decodePaths() []decodePath {
+	paths := []decodePath{{"go", false, false}}
 	if hasAVX2FMA {
-		paths = append(paths, struct {
-			name string
-			avx2 bool
-		}{"avx2", true})
+		paths = append(paths, decodePath{"avx2", true, false}, decodePath{"avx2-int8", true, true})
 	}
 	return paths
 }
 
-// withFeatures runs fn with the SIMD feature flags set as given.
-func withFeatures(avx2 bool, fn func()) {
-	saved := hasAVX2FMA
-	hasAVX2FMA = avx2
-	defer func() { hasAVX2FMA = saved }()
+// withFeatures runs fn on path p.
+func withFeatures(p decodePath, fn func()) {
+	saved, savedInt8 := hasAVX2FMA, Int8Activations
+	hasAVX2FMA, Int8Activations = p.avx2, p.int8
+	defer func() { hasAVX2FMA, Int8Activations = saved, savedInt8 }()
 	fn()
 }
 
+// int8Dequantized is x as the int8 kernels see it: per group of group
+// values, rounded to the nearest multiple of max|x|/127.
+func int8Dequantized(x []float32, group int) []float32 {
+	out := make([]float32, len(x))
+	for g := 0; g < len(x); g += group {
+		var amax float32
+		for _, v := range x[g : g+group] {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		if amax == 0 {
+			continue
+		}
+		// The same float32 steps as the kernel, so no value rounds the
+		// other way.
+		inv, dx := 127/amax, amax/127
+		for j, v := range x[g : g+group] {
+			out[g+j] = float32(math.Round(float64(v*inv))) * dx
+		}
+	}
+	return out
+}
+
 // checkQMV runs the decode product of m on every path and compares it with
-// the float64 reference.
+// the float64 reference (of the int8-rounded x on the int8 path).
 func checkQMV(t *testing.T, rng *rand.Rand, m *Matrix, n int) {
 	t.Helper()
 	x := randVec(rng, n*m.Cols)
 	want, bound := qmvReference(x, n, m)
+	want8, bound8 := qmvReference(int8Dequantized(x, m.Q.GroupSize), n, m)
 	for _, p := range decodePaths() {
 		out := make([]float32, n*m.Rows)
-		withFeatures(p.avx2, func() { MatMul(out, x, n, m) })
-		for i, w := range want {
+		withFeatures(p, func() { MatMul(out, x, n, m) })
+		ref, refBound := want, bound
+		if p.int8 && (m.Q.Bits == 4 || m.Q.Bits == 8) {
+			ref, refBound = want8, bound8
+		}
+		for i, w := range ref {
 			// The Go path dequantizes whole rows for widths other than 4
 			// and 8, which costs a rounding per value.
-			tol := bound[i]
+			tol := refBound[i]
 			if !p.avx2 && m.Q.Bits != 4 && m.Q.Bits != 8 {
 				tol *= 8
 			}
@@ -135,7 +159,7 @@ func TestStreamReadSumsWords(t *testing.T) {
 	}
 	for _, p := range decodePaths() {
 		var got uint64
-		withFeatures(p.avx2, func() { got = StreamRead(b) })
+		withFeatures(p, func() { got = StreamRead(b) })
 		if got != want {
 			t.Fatalf("%s: StreamRead = %#x, want %#x", p.name, got, want)
 		}

@@ -177,7 +177,19 @@ func benchDecode(env *benchEnv) ([]benchKernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(list, k), nil
+	list = append(list, k)
+	// The same kernels on int8 activations (kernels.Int8Activations).
+	for _, k := range list[:] {
+		run := k.run
+		k.name += "_i8"
+		k.run = func() {
+			kernels.Int8Activations = true
+			run()
+			kernels.Int8Activations = false
+		}
+		list = append(list, k)
+	}
+	return list, nil
 }
 
 // benchExperts is a resident graph.ExpertSet for the MoE line.
