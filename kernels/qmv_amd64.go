@@ -144,3 +144,6 @@ func qmvRowsInt8(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 		}
 	}
 }
+
+// simdKernels tells tests whether this build has SIMD kernels at all.
+const simdKernels = true

@@ -10,3 +10,6 @@ func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool { re
 
 // simdInt8 reports that no int8-activation kernel exists on this build.
 func simdInt8(bits int) bool { return false }
+
+// simdKernels tells tests whether this build has SIMD kernels at all.
+const simdKernels = false

@@ -38,7 +38,7 @@ type decodePath struct {
 // decodePaths are the Go kernels and each SIMD path this machine has.
 func decodePaths() []decodePath {
 	paths := []decodePath{{"go", false, false}}
-	if hasAVX2FMA {
+	if simdKernels && hasAVX2FMA {
 		paths = append(paths, decodePath{"avx2", true, false}, decodePath{"avx2-int8", true, true})
 	}
 	return paths
