@@ -14,6 +14,17 @@ import (
 // Executor runs each op as it is issued. It is used by one forward pass at
 // a time (the model serialises them).
 type Executor struct {
+	// Int8Experts runs the routed experts' gate and up products at decode
+	// on int8 activations (kernels.DecodeInput.Int8) where the CPU has
+	// integer dot products; down keeps float input, because the SwiGLU
+	// output's heavy tails lose too much in int8 (measured: 0.17 of the
+	// logit range on qwen3_next-4bit, NLL +0.0003). Measured cost as
+	// built: held-out NLL of the trained model +0.00004 nats, fixture
+	// logits within 2.1% of their range (model/int8_decode_test.go,
+	// BENCHMARKS.md). Off by default, which keeps every fidelity test on
+	// the exact float path.
+	Int8Experts bool
+
 	// expertScratch holds the gathered inputs, gate, up and output rows of
 	// the expert being run, reused across experts and calls.
 	expertScratch [4][]float32
@@ -117,6 +128,7 @@ func (*Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.
 // experts with more tokens run one after another through MatMul's GEMM.
 func (ex *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) error {
 	s := &ex.moe
+	s.int8 = ex.Int8Experts
 	ids := r.IDs[:n*r.TopK]
 	for _, e := range ids {
 		if e < 0 || int(e) >= experts.NumExperts() {
@@ -202,6 +214,7 @@ type moeScratch struct {
 	topK            int
 	blocks          int  // row blocks per expert in the first region
 	ragged          bool // experts differ in size: one item per expert
+	int8            bool // Executor.Int8Experts
 }
 
 // moeExpert is one expert of a decode region with its buffers: in is its
@@ -285,6 +298,7 @@ func (s *moeScratch) runDecode(out, x *graph.Tensor, topK int) error {
 		for j, route := range b.routes {
 			copy(b.xs[j*hidden:(j+1)*hidden], x.Data[(route/topK)*hidden:])
 		}
+		b.in.Int8 = s.int8
 		b.in.Prepare(b.xs, m, hidden, b.gate.Q)
 		b.g = slices.Grow(b.g[:0], m*inter)[:m*inter]
 		b.u = slices.Grow(b.u[:0], m*inter)[:m*inter]
