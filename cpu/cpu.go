@@ -223,6 +223,7 @@ type moeExpert struct {
 	gate, up, down *kernels.Matrix
 	routes         []int
 	in, act        kernels.DecodeInput
+	inp            *kernels.DecodeInput // in, or another expert's for the same tokens
 	g, u, y        []float32
 	xs             []float32
 }
@@ -270,6 +271,14 @@ func (s *moeScratch) group(ids []int32) {
 	}
 }
 
+// sameQuant reports whether two matrices' inputs are prepared alike.
+func sameQuant(a, b *kernels.Quant) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Bits == b.Bits && a.GroupSize == b.GroupSize
+}
+
 // moeRowBlock is the rows of one matrix a work item of a decode region
 // covers: enough to amortise the item, small enough that ten experts make
 // many more items than cores.
@@ -294,15 +303,21 @@ func (s *moeScratch) runDecode(out, x *graph.Tensor, topK int) error {
 			return fmt.Errorf("expert matrices gate [%d,%d], up [%d,%d], down [%d,%d] do not fit hidden size %d and output %d",
 				b.gate.Rows, b.gate.Cols, b.up.Rows, b.up.Cols, b.down.Rows, b.down.Cols, hidden, out.Cols)
 		}
+		b.g = slices.Grow(b.g[:0], m*inter)[:m*inter]
+		b.u = slices.Grow(b.u[:0], m*inter)[:m*inter]
+		b.y = slices.Grow(b.y[:0], m*out.Cols)[:m*out.Cols]
+		b.inp = &b.in
+		if first := &s.batch[0]; i > 0 && m == 1 && len(first.routes) == 1 && first.routes[0]/topK == b.routes[0]/topK && sameQuant(first.gate.Q, b.gate.Q) {
+			// One token (a decode step): every expert reads the same x.
+			b.inp = first.inp
+			continue
+		}
 		b.xs = slices.Grow(b.xs[:0], m*hidden)[:m*hidden]
 		for j, route := range b.routes {
 			copy(b.xs[j*hidden:(j+1)*hidden], x.Data[(route/topK)*hidden:])
 		}
 		b.in.Int8 = s.int8
 		b.in.Prepare(b.xs, m, hidden, b.gate.Q)
-		b.g = slices.Grow(b.g[:0], m*inter)[:m*inter]
-		b.u = slices.Grow(b.u[:0], m*inter)[:m*inter]
-		b.y = slices.Grow(b.y[:0], m*out.Cols)[:m*out.Cols]
 	}
 	// Items: expert i's intermediate rows in blocks, expert after expert.
 	inter := s.batch[0].gate.Rows
@@ -340,8 +355,8 @@ func (s *moeScratch) runGateUp(lo, hi int) {
 		if s.ragged {
 			r0, r1 = 0, rows
 		}
-		kernels.MatVecRows(b.g, &b.in, b.gate, r0, r1)
-		kernels.MatVecRows(b.u, &b.in, b.up, r0, r1)
+		kernels.MatVecRows(b.g, b.inp, b.gate, r0, r1)
+		kernels.MatVecRows(b.u, b.inp, b.up, r0, r1)
 		for t := range b.routes {
 			g := b.g[t*rows : (t+1)*rows]
 			kernels.SwiGLU(g[r0:r1], g[r0:r1], b.u[t*rows+r0:t*rows+r1])

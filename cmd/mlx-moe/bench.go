@@ -9,6 +9,7 @@ import (
 	"time"
 
 	mlxmoe "github.com/mlx-moe/mlx-moe"
+	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/kernels"
 )
@@ -178,14 +179,23 @@ func benchDecode(env *benchEnv) ([]benchKernel, error) {
 		return nil, err
 	}
 	list = append(list, k)
-	// The same kernels on int8 activations (kernels.Int8Activations).
-	for _, k := range list[:] {
+	// The same kernels on int8 activations: every matvec input
+	// (kernels.Int8Activations) for the matvec lines, the experts' gate
+	// and up inputs (cpu.Executor.Int8Experts, the option) for the MoE.
+	for _, k := range list {
 		run := k.run
 		k.name += "_i8"
 		k.run = func() {
 			kernels.Int8Activations = true
 			run()
 			kernels.Int8Activations = false
+		}
+		if c, ok := e.(*cpu.Executor); ok && k.name == "moe_q4_i8" {
+			k.run = func() {
+				c.Int8Experts = true
+				run()
+				c.Int8Experts = false
+			}
 		}
 		list = append(list, k)
 	}
