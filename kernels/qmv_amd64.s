@@ -64,6 +64,24 @@
 	VXORPS  Y0, Y0, Y0; \
 	VXORPS  X14, X14, X14
 
+// CENTREFMA centres the int32 codes in Y6..Y9 (less Y11), converts them
+// to float32 and accumulates their products with the next 32 x values
+// into Y2..Y5, stepping DI past them.
+#define CENTREFMA \
+	VPSUBD      Y11, Y6, Y6; \
+	VPSUBD      Y11, Y7, Y7; \
+	VPSUBD      Y11, Y8, Y8; \
+	VPSUBD      Y11, Y9, Y9; \
+	VCVTDQ2PS   Y6, Y6; \
+	VCVTDQ2PS   Y7, Y7; \
+	VCVTDQ2PS   Y8, Y8; \
+	VCVTDQ2PS   Y9, Y9; \
+	VFMADD231PS (DI), Y6, Y2; \
+	VFMADD231PS 32(DI), Y7, Y3; \
+	VFMADD231PS 64(DI), Y8, Y4; \
+	VFMADD231PS 96(DI), Y9, Y5; \
+	ADDQ        $128, DI
+
 // I8END folds the group's int32 lanes Y2 (less the centring correction,
 // when CORR) into Y0 times scale·dx and the bias term into X11, then steps
 // to the next group. X12 holds c as float32.
@@ -117,28 +135,16 @@ group4:
 	MOVQ   R11, DX
 
 step4:
-	VPMOVZXBD   (SI), Y6
-	VPMOVZXBD   8(SI), Y7
-	VPSRLD      $4, Y6, Y8
-	VPSRLD      $4, Y7, Y9
-	VPAND       Y15, Y6, Y6
-	VPAND       Y15, Y7, Y7
-	VPSUBD      Y11, Y6, Y6
-	VPSUBD      Y11, Y8, Y8
-	VPSUBD      Y11, Y7, Y7
-	VPSUBD      Y11, Y9, Y9
-	VCVTDQ2PS   Y6, Y6
-	VCVTDQ2PS   Y8, Y8
-	VCVTDQ2PS   Y7, Y7
-	VCVTDQ2PS   Y9, Y9
-	VFMADD231PS (DI), Y6, Y2
-	VFMADD231PS 32(DI), Y8, Y3
-	VFMADD231PS 64(DI), Y7, Y4
-	VFMADD231PS 96(DI), Y9, Y5
-	ADDQ        $16, SI
-	ADDQ        $128, DI
-	DECQ        DX
-	JNZ         step4
+	VPMOVZXBD (SI), Y6
+	VPMOVZXBD 8(SI), Y8
+	VPSRLD    $4, Y6, Y7
+	VPSRLD    $4, Y8, Y9
+	VPAND     Y15, Y6, Y6
+	VPAND     Y15, Y8, Y8
+	CENTREFMA
+	ADDQ      $16, SI
+	DECQ      DX
+	JNZ       step4
 
 	GROUPEND
 	DECQ CX
@@ -167,20 +173,8 @@ step8:
 	VPMOVZXBD   8(SI), Y7
 	VPMOVZXBD   16(SI), Y8
 	VPMOVZXBD   24(SI), Y9
-	VPSUBD      Y11, Y6, Y6
-	VPSUBD      Y11, Y7, Y7
-	VPSUBD      Y11, Y8, Y8
-	VPSUBD      Y11, Y9, Y9
-	VCVTDQ2PS   Y6, Y6
-	VCVTDQ2PS   Y7, Y7
-	VCVTDQ2PS   Y8, Y8
-	VCVTDQ2PS   Y9, Y9
-	VFMADD231PS (DI), Y6, Y2
-	VFMADD231PS 32(DI), Y7, Y3
-	VFMADD231PS 64(DI), Y8, Y4
-	VFMADD231PS 96(DI), Y9, Y5
+	CENTREFMA
 	ADDQ        $32, SI
-	ADDQ        $128, DI
 	DECQ        DX
 	JNZ         step8
 
@@ -235,19 +229,7 @@ stepB:
 	VPAND        Y15, Y7, Y7
 	VPAND        Y15, Y8, Y8
 	VPAND        Y15, Y9, Y9
-	VPSUBD       Y11, Y6, Y6
-	VPSUBD       Y11, Y7, Y7
-	VPSUBD       Y11, Y8, Y8
-	VPSUBD       Y11, Y9, Y9
-	VCVTDQ2PS    Y6, Y6
-	VCVTDQ2PS    Y7, Y7
-	VCVTDQ2PS    Y8, Y8
-	VCVTDQ2PS    Y9, Y9
-	VFMADD231PS  (DI), Y6, Y2
-	VFMADD231PS  32(DI), Y7, Y3
-	VFMADD231PS  64(DI), Y8, Y4
-	VFMADD231PS  96(DI), Y9, Y5
-	ADDQ         $128, DI
+	CENTREFMA
 	DECQ         DX
 	JNZ          stepB
 

@@ -92,7 +92,7 @@ func TestInt8ActivationsCost(t *testing.T) {
 			for mode := range sum {
 				l := decodeLogits(t, m, ch.IDs, mode)
 				for i := 1; i < len(ch.IDs); i++ {
-					sum[mode] -= logSoftmax(l[i-1], ch.IDs[i])
+					sum[mode] -= model.LogProb(l[i-1], ch.IDs[i])
 				}
 			}
 			n += len(ch.IDs) - 1
@@ -104,17 +104,4 @@ func TestInt8ActivationsCost(t *testing.T) {
 			t.Errorf("int8 expert activations change the held-out NLL by %.5f nats", d)
 		}
 	})
-}
-
-// logSoftmax is log softmax(logits)[id] in float64.
-func logSoftmax(logits []float32, id int32) float64 {
-	m := math.Inf(-1)
-	for _, v := range logits {
-		m = math.Max(m, float64(v))
-	}
-	var s float64
-	for _, v := range logits {
-		s += math.Exp(float64(v) - m)
-	}
-	return float64(logits[id]) - m - math.Log(s)
 }
