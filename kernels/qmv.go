@@ -81,7 +81,7 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 		}
 	}
 	d.int8Bits = 0
-	if (d.Int8 || Int8Activations) && simdInt8(q.Bits) && q.GroupSize%32 == 0 {
+	if (d.Int8 || Int8Activations) && simdInt8(q.Bits) && (q.GroupSize == 32 || q.GroupSize == 64 || q.GroupSize == 128) {
 		d.prepareInt8(q.Bits)
 		return
 	}

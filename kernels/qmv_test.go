@@ -85,7 +85,7 @@ func checkQMV(t *testing.T, rng *rand.Rand, m *Matrix, n int) {
 		out := make([]float32, n*m.Rows)
 		withFeatures(p, func() { MatMul(out, x, n, m) })
 		ref, refBound := want, bound
-		if p.int8 && (m.Q.Bits == 4 || m.Q.Bits == 8) {
+		if p.int8 && (m.Q.Bits == 4 || m.Q.Bits == 8) && m.Q.GroupSize <= 128 && m.Q.GroupSize%32 == 0 {
 			ref, refBound = want8, bound8
 		}
 		for i, w := range ref {
@@ -118,6 +118,17 @@ func TestQMVPathsMatchReference(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestQMVOtherGroupSizes: group sizes the SIMD kernels do not take (16,
+// 256) fall back to the Go kernels on every path.
+func TestQMVOtherGroupSizes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 14))
+	for _, bits := range []int{3, 4, 8} {
+		for _, group := range []int{16, 256} {
+			checkQMV(t, rng, randomQuant(rng, 9, 2*256, bits, group, false), 2)
 		}
 	}
 }
