@@ -206,8 +206,7 @@ func TestMoEQuantizedRegions(t *testing.T) {
 			}
 		}
 		// int8 activations for gate and up: close to the float result
-		// (about 1/254 of x's range per value), and not equal to it
-		// where the CPU has the integer kernels.
+		// (x rounded to 1/254 of its range per group).
 		ex.Int8Experts = true
 		q8 := ex.NewTensor(n, hidden)
 		err := ex.MoE(q8, x, n, r, f)
