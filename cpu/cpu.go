@@ -148,6 +148,9 @@ func (ex *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts gr
 		if err != nil {
 			return err
 		}
+		if len(present) != len(group) {
+			return fmt.Errorf("resolving %d experts reported %d of them", len(group), len(present))
+		}
 		if len(group) == len(s.distinct) {
 			s.present = slices.Grow(s.present[:0], len(ids))[:len(ids)]
 			for j := range group {
