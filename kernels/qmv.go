@@ -8,8 +8,8 @@ import "sync"
 // dequantized into memory. Centring q keeps the two terms from being large
 // and opposite (bias is typically about -c*scale), which would cost float32
 // precision. 4 and 8 bits (the common cases) unpack whole words; other
-// widths fall back to dequantizing a row. The SIMD kernels (qmv_amd64.go)
-// do the same sums in the order their registers allow.
+// widths fall back to dequantizing a row. The SIMD kernels (qmv_amd64.go,
+// qmv_arm64.go) do the same sums in the order their registers allow.
 
 // qmvTokens is how many tokens MatMul handles with the fused form before
 // dequantizing rows (which amortises over many tokens) becomes cheaper.
@@ -31,7 +31,7 @@ type DecodeInput struct {
 	group    int       // group size sums were taken over (0: x is for dense matrices)
 	sums     []float32 // [n, cols/group] Σx per group
 	xs       []float32 // [n, cols] in the SIMD kernels' order when permuted, else x
-	permuted bool      // xs is x in nibble order (4-bit SIMD kernels)
+	permuted int       // xs is x in nibble order in blocks of this size (4-bit SIMD kernels), or 0
 	perm     []float32 // the buffer xs uses when permuted
 
 	// With Int8Activations: x quantized to int8 per group for the
@@ -63,7 +63,7 @@ var Int8Activations = false
 // quantized like q (nil: dense). The DecodeInput keeps x and reuses its
 // buffers across calls.
 func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
-	d.x, d.n, d.cols, d.group, d.permuted, d.int8Bits = x[:n*cols], n, cols, 0, false, 0
+	d.x, d.n, d.cols, d.group, d.permuted, d.int8Bits = x[:n*cols], n, cols, 0, 0, 0
 	d.xs = d.x
 	if q == nil || q.GroupSize <= 0 || cols%q.GroupSize != 0 {
 		return
@@ -85,13 +85,13 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 		d.prepareInt8(q.Bits)
 		return
 	}
-	if q.Bits == 4 && simdNibbleOrder() && cols%16 == 0 {
+	if block := simdNibbleBlock(); q.Bits == 4 && block > 0 && cols%block == 0 {
 		d.perm = grow(d.perm, n*cols)
 		d.xs = d.perm
 		for t := 0; t < n; t++ {
-			permuteNibbles(d.xs[t*cols:(t+1)*cols], x[t*cols:(t+1)*cols])
+			permuteNibbles(d.xs[t*cols:(t+1)*cols], x[t*cols:(t+1)*cols], block)
 		}
-		d.permuted = true
+		d.permuted = block
 	}
 }
 
@@ -252,13 +252,14 @@ func dot8(w []uint32, x []float32) float32 {
 }
 
 // permuteNibbles writes x in the order the 4-bit SIMD kernels consume it:
-// per block of 16 values, the eight even-indexed ones then the eight odd
-// ones (a byte's low nibble is the even value, its high nibble the odd).
-func permuteNibbles(dst, x []float32) {
-	for b := 0; b+16 <= len(x); b += 16 {
-		for i := 0; i < 8; i++ {
+// per block of block values, the even-indexed ones then the odd ones (a
+// byte's low nibble is the even value, its high nibble the odd).
+func permuteNibbles(dst, x []float32, block int) {
+	half := block / 2
+	for b := 0; b+block <= len(x); b += block {
+		for i := 0; i < half; i++ {
 			dst[b+i] = x[b+2*i]
-			dst[b+8+i] = x[b+2*i+1]
+			dst[b+half+i] = x[b+2*i+1]
 		}
 	}
 }

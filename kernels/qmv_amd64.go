@@ -56,9 +56,14 @@ var bitsTables = func() (t [9]bitsTable) {
 	return t
 }()
 
-// simdNibbleOrder reports whether 4-bit inputs should be prepared in the
-// order qdot4AVX2 reads them.
-func simdNibbleOrder() bool { return hasAVX2FMA }
+// simdNibbleBlock is the block size within which 4-bit inputs are put in
+// even-then-odd order for qdot4AVX2 (0: no permutation).
+func simdNibbleBlock() int {
+	if hasAVX2FMA {
+		return 16
+	}
+	return 0
+}
 
 // simdInt8 reports whether int8 activations can be used for this width.
 func simdInt8(bits int) bool { return hasAVX2FMA && (bits == 4 || bits == 8) }
@@ -74,7 +79,7 @@ func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 		qmvRowsInt8(out, d, m, lo, hi)
 		return true
 	}
-	if q.Bits == 4 && !d.permuted {
+	if q.Bits == 4 && d.permuted != 16 {
 		return false
 	}
 	cols, groups := m.Cols, m.Cols/q.GroupSize

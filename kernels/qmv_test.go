@@ -32,23 +32,27 @@ func qmvReference(x []float32, n int, m *Matrix) (want, bound []float64) {
 // type that a test runs the decode kernels under.
 type decodePath struct {
 	name       string
-	avx2, int8 bool
+	simd, int8 bool
 }
 
 // decodePaths are the Go kernels and each SIMD path this machine has.
 func decodePaths() []decodePath {
 	paths := []decodePath{{"go", false, false}}
-	if simdKernels && hasAVX2FMA {
-		paths = append(paths, decodePath{"avx2", true, false}, decodePath{"avx2-int8", true, true})
+	if simdKernels && (hasAVX2FMA || hasNEON) {
+		paths = append(paths, decodePath{"simd", true, false})
+	}
+	if simdKernels && simdInt8(4) {
+		paths = append(paths, decodePath{"simd-int8", true, true})
 	}
 	return paths
 }
 
-// withFeatures runs fn on path p.
+// withFeatures runs fn on path p: the SIMD feature flags of this machine
+// cleared for the Go path, and Int8Activations as p says.
 func withFeatures(p decodePath, fn func()) {
-	saved, savedInt8 := hasAVX2FMA, Int8Activations
-	hasAVX2FMA, Int8Activations = p.avx2, p.int8
-	defer func() { hasAVX2FMA, Int8Activations = saved, savedInt8 }()
+	avx2, neon, int8 := hasAVX2FMA, hasNEON, Int8Activations
+	hasAVX2FMA, hasNEON, Int8Activations = avx2 && p.simd, neon && p.simd, p.int8
+	defer func() { hasAVX2FMA, hasNEON, Int8Activations = avx2, neon, int8 }()
 	fn()
 }
 
@@ -92,7 +96,7 @@ func checkQMV(t *testing.T, rng *rand.Rand, m *Matrix, n int) {
 			// The Go path dequantizes whole rows for widths other than 4
 			// and 8, which costs a rounding per value.
 			tol := refBound[i]
-			if !p.avx2 && m.Q.Bits != 4 && m.Q.Bits != 8 {
+			if m.Q.Bits != 4 && m.Q.Bits != 8 {
 				tol *= 8
 			}
 			if d := math.Abs(float64(out[i]) - w); d > tol {
