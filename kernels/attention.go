@@ -47,16 +47,17 @@ const (
 // attnTile is one worker's state: the tile's scaled queries, its score
 // block, its unnormalised output and the running max and sum per row.
 type attnTile struct {
-	q, k, v, out             []float32
-	heads, group, dk, dv     int
-	kStride, vStride, pos0   int
-	scale                    float32
-	qs, s, o, rowMax, rowSum []float32
+	q, k, v, out                 []float32
+	heads, group, dk, dv         int
+	kStride, vStride, pos0       int
+	scale                        float32
+	qs, s, st, o, rowMax, rowSum []float32
 }
 
 func (a *attnTile) alloc(rows int) {
 	a.qs = make([]float32, rows*a.dk)
 	a.s = make([]float32, rows*attnKeys)
+	a.st = make([]float32, rows*attnKeys)
 	a.o = make([]float32, rows*a.dv)
 	a.rowMax = make([]float32, rows)
 	a.rowSum = make([]float32, rows)
@@ -83,18 +84,13 @@ func (a *attnTile) run(g, t0, t1 int) {
 		nk := min(attnKeys, end-j0)
 		s := a.s[:rows*attnKeys]
 		clear(s)
-		// Scores: keys as the "weight rows", the tile's queries as tokens.
-		k := a.k[j0*a.kStride+g*dk:]
-		full := nk &^ 3
-		if full > 0 {
-			tileKernel(k, a.kStride, full, a.qs, dk, rows, dk, s, attnKeys)
+		if next := j0 + attnKeys; next < end {
+			// The next block's keys and values, while this one is computed.
+			nn := min(attnKeys, end-next)
+			prefetchFloats(a.k[next*a.kStride+g*dk:], a.kStride, nn, dk)
+			prefetchFloats(a.v[next*a.vStride+g*dv:], a.vStride, nn, dv)
 		}
-		for j := full; j < nk; j++ {
-			kj := k[j*a.kStride : j*a.kStride+dk]
-			for i := 0; i < rows; i++ {
-				s[i*attnKeys+j] = Dot(a.qs[i*dk:(i+1)*dk], kj)
-			}
-		}
+		a.scores(s, g, j0, nk, rows)
 		// Online softmax: mask the future, exponentiate against the new
 		// running max, rescale what was accumulated under the old one.
 		for i := 0; i < rows; i++ {
@@ -109,12 +105,7 @@ func (a *attnTile) run(g, t0, t1 int) {
 				m = max(m, v)
 			}
 			corr := expf(a.rowMax[i] - m)
-			var sum float32
-			for j, v := range row[:valid] {
-				p := expf(v - m)
-				row[j] = p
-				sum += p
-			}
+			sum := expShift(row[:valid], m)
 			clear(row[valid:])
 			a.rowSum[i] = a.rowSum[i]*corr + sum
 			a.rowMax[i] = m
@@ -135,6 +126,37 @@ func (a *attnTile) run(g, t0, t1 int) {
 	}
 }
 
+// scores writes s[i*attnKeys+j] = q_i·k_(j0+j) for the tile's rows and
+// nk keys through the GEMM microkernel. The queries are its "weight rows"
+// (in groups of four) and the keys its "tokens", so each key row is read
+// once per call, into a transposed block that is then turned around; rows
+// not a multiple of four take the keys as weight rows instead.
+func (a *attnTile) scores(s []float32, g, j0, nk, rows int) {
+	dk := a.dk
+	k := a.k[j0*a.kStride+g*dk:]
+	if rows%4 == 0 {
+		st := a.st[:nk*rows]
+		clear(st)
+		tileKernel(a.qs, dk, rows, k, a.kStride, nk, dk, st, rows)
+		for j := 0; j < nk; j++ {
+			for i, v := range st[j*rows : (j+1)*rows] {
+				s[i*attnKeys+j] = v
+			}
+		}
+		return
+	}
+	full := nk &^ 3
+	if full > 0 {
+		tileKernel(k, a.kStride, full, a.qs, dk, rows, dk, s, attnKeys)
+	}
+	for j := full; j < nk; j++ {
+		kj := k[j*a.kStride : j*a.kStride+dk]
+		for i := 0; i < rows; i++ {
+			s[i*attnKeys+j] = Dot(a.qs[i*dk:(i+1)*dk], kj)
+		}
+	}
+}
+
 // accumPVGo is the portable form of accumPV: o[i*ldo+c] += Σ_j
 // p[i*ldp+j]·v[j*ldv+c] for i < rows, j < keys, c < n.
 func accumPVGo(o []float32, ldo, rows int, p []float32, ldp int, v []float32, ldv, keys, n int) {
@@ -144,6 +166,17 @@ func accumPVGo(o []float32, ldo, rows int, p []float32, ldp int, v []float32, ld
 			AddScaled(oi, v[j*ldv:j*ldv+n], pj)
 		}
 	}
+}
+
+// expShiftGo is the portable form of expShift.
+func expShiftGo(x []float32, m float32) float32 {
+	var sum float32
+	for j, v := range x {
+		p := expf(v - m)
+		x[j] = p
+		sum += p
+	}
+	return sum
 }
 
 func scaleVec(x []float32, s float32) {
