@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -55,6 +56,28 @@ func TestAttentionTiled(t *testing.T) {
 			checkAttention(t, c, rng)
 		}
 	})
+}
+
+// TestAttentionSplit: decode and short prompts with fewer tiles than
+// cores, where the keys are cut into ranges and merged; with 8 and 3
+// workers the split counts and range ends differ.
+func TestAttentionSplit(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	rng := rand.New(rand.NewPCG(21, 7))
+	for _, procs := range []int{8, 3} {
+		runtime.GOMAXPROCS(procs)
+		for _, c := range []attnCase{
+			{1, 700, 8, 1, 64, 32, 0, 0},
+			{2, 1000, 4, 1, 16, 16, 0, 0},
+			{1, 3000, 16, 2, 40, 48, 0, 0},
+			{1, 511, 4, 1, 72, 64, -1, 0},
+		} {
+			if attnSplits(c.kvHeads, c.pos0+c.n) < 2 {
+				t.Fatalf("%+v is not split with %d workers", c, procs)
+			}
+			checkAttention(t, c, rng)
+		}
+	}
 }
 
 // TestAccumPV: the value kernel against its portable form at every column
