@@ -156,6 +156,21 @@ func mapExperts(m *model.Model) (func() error, error) {
 	return closeAll, nil
 }
 
+// forward runs the model over ids. Under the os policy a fault in a
+// mapped checkpoint file (truncated while mapped) fails the call with an
+// error naming the file instead of killing the process.
+func (m *Model) forward(c *model.Cache, ids []int32, all bool) (logits []float32, err error) {
+	if m.closeMaps == nil {
+		return m.runner.Forward(c, ids, all)
+	}
+	err = experts.GuardMapped(func() error {
+		var ferr error
+		logits, ferr = m.runner.Forward(c, ids, all)
+		return ferr
+	})
+	return logits, err
+}
+
 func mapped(maps map[string][]byte, unmaps *[]func() error, file string) ([]byte, error) {
 	if b, ok := maps[file]; ok {
 		return b, nil
@@ -182,7 +197,11 @@ func startPager(m *model.Model, pol experts.Policy, opts ExpertOptions, kvBytes 
 	for _, src := range sources {
 		counts[src.Layer] = src.Count
 	}
-	layout, err := experts.NewLayerLayout(sources[0].Layer, specs[sources[0].Layer])
+	newLayout := experts.NewLayerLayout
+	if opts.DirectIO {
+		newLayout = experts.NewDirectLayout // the pager's: parts placed for in-place reads
+	}
+	layout, err := newLayout(sources[0].Layer, specs[sources[0].Layer])
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +320,7 @@ func (m *Model) Profile(prompts [][]int32, source string) (*experts.Profile, err
 		}
 		p = p[:min(len(p), m.ctxLen)]
 		c := m.Model.NewCache(m.exec, len(p))
-		if _, err := m.runner.Forward(c, p, false); err != nil {
+		if _, err := m.forward(c, p, false); err != nil {
 			return nil, fmt.Errorf("prompt %d: %w", i, err)
 		}
 		if recErr != nil {
@@ -319,7 +338,7 @@ func scratchBytes(m *model.Model, directIO bool) int64 {
 	widest := 8*c.HiddenSize + 3*max(c.IntermediateSize, c.MoEIntermediateSize*c.NumExpertsPerTok)
 	total := int64(4*m.MaxBatch*widest + 4*c.VocabSize)
 	if directIO {
-		total += 8 * (2<<20 + 64<<10) // 8 IO workers, 2 MiB reads plus alignment
+		total += experts.IOScratchBytes()
 	}
 	return total
 }

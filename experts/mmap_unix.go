@@ -26,7 +26,8 @@ func (defaultAllocator) Free(b []byte) error { return syscall.Munmap(b) }
 
 // MapFile maps a whole file read-only and returns its bytes and a function
 // that unmaps it. The os policy reads expert tensors through such a mapping
-// and leaves caching to the kernel.
+// and leaves caching to the kernel; reads run under GuardMapped survive the
+// file shrinking under the mapping.
 func MapFile(path string) ([]byte, func() error, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -47,5 +48,6 @@ func MapFile(path string) ([]byte, func() error, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("experts: mmap %s: %w", path, err)
 	}
-	return b, func() error { return syscall.Munmap(b) }, nil
+	registerMapping(path, b) // so that GuardMapped can name the file of a fault
+	return b, func() error { unregisterMapping(b); return syscall.Munmap(b) }, nil
 }

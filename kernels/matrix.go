@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 )
 
 // Matrix is a [Rows, Cols] weight used as y = W x. Exactly one storage is
@@ -99,7 +98,7 @@ func (m *Matrix) Row(r int, dst []float32) {
 // (x is [n, Cols], out is [n, Rows]). Rows are split across goroutines.
 // Dense matrices and prompts (n > qmvTokens) go through the blocked GEMM.
 func MatMul(out, x []float32, n int, m *Matrix) {
-	if m.Q != nil && n <= qmvTokens && (m.Q.Bits == 4 || m.Q.Bits == 8) {
+	if m.Q != nil && n <= qmvTokens {
 		qmv(out, x, n, m)
 		return
 	}
@@ -136,27 +135,15 @@ func Dot(a, b []float32) float32 {
 }
 
 // parallelFor splits [0, n) across the available cores when the total work
-// (n items of cost each) is large enough to pay for goroutines.
+// (n items of cost each) is large enough to pay for the handoff to the
+// worker pool (pool.go).
 func parallelFor(n, cost int, body func(lo, hi int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if workers > n {
-		workers = n
-	}
+	workers := min(runtime.GOMAXPROCS(0), n)
 	if workers <= 1 || n*cost < 1<<15 {
 		body(0, n)
 		return
 	}
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body(lo, hi)
-		}()
-	}
-	wg.Wait()
+	runParallel(n, workers, body)
 }
 
 // Bytes is the storage size of the matrix.

@@ -86,6 +86,9 @@ func TestLoadErrors(t *testing.T) {
 		{"size not matching dtype", func(t *testing.T, dir string) {
 			writeSafetensors(t, st(dir), `{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}`, make([]byte, 8))
 		}, "needs 12 bytes"},
+		{"byte size overflowing", func(t *testing.T, dir string) {
+			writeSafetensors(t, st(dir), `{"a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}}`, nil)
+		}, "invalid shape [4611686018427387904]"},
 		{"tensor missing", func(t *testing.T, dir string) {
 			writeSafetensors(t, st(dir), `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 8))
 		}, "is missing"},

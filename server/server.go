@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -38,9 +39,11 @@ type Config struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds each write of a stream (default 60s).
 	WriteTimeout time.Duration
-	// AcceptAnyModel answers requests naming any model with the loaded one
-	// (for clients such as Claude Code that send their own model names).
-	AcceptAnyModel bool
+	// StrictModel turns away (404) requests that name a model other than
+	// the loaded one. By default any name is accepted and answered by the
+	// loaded model under its own id, so agents that send their own model
+	// names (Claude Code, Codex) work without configuration.
+	StrictModel bool
 	// CachedModels lists models in the local cache for /v1/models.
 	CachedModels func() []string
 	// ToolFormat overrides the tool-call format read from the chat template
@@ -50,18 +53,38 @@ type Config struct {
 	// model's generation_config.json). The zero value means the APIs' own
 	// defaults, temperature 1 and top_p 1; a TopP of 0 means 1.
 	Sampling Sampling
+	// ResponseStoreBytes bounds the memory of responses kept for
+	// previous_response_id (default 64 MiB).
+	ResponseStoreBytes int64
 	// Logger receives one line per request (default: discard).
 	Logger *slog.Logger
+
+	// AllowedHosts are Host names accepted besides localhost, 127.0.0.1
+	// and [::1]; "*" accepts any (for a server reached over the network).
+	// Other names are refused, which defeats DNS rebinding.
+	AllowedHosts []string
+	// CORSOrigins are the browser origins ("http://localhost:3000") that
+	// may call the server, with CORS answers; "*" allows any. A request
+	// from any other origin is refused (403).
+	CORSOrigins []string
+	// MaxParseBytes bounds the request bodies being read, parsed and
+	// tokenized at once, which bounds the memory they take (default
+	// MaxBodyBytes: one largest request at a time, many small ones).
+	MaxParseBytes int64
+	// BodyTimeout is how long a request body may take to arrive (default 60s).
+	BodyTimeout time.Duration
 }
 
 // Server serves one Backend over HTTP.
 type Server struct {
-	b       Backend
-	cfg     Config
-	format  toolcall.Format
-	queue   *queue
-	metrics *metrics
-	created int64
+	b         Backend
+	cfg       Config
+	format    toolcall.Format
+	queue     *queue
+	admission *admission
+	metrics   *metrics
+	stored    *respStore
+	created   int64
 }
 
 // New returns a server for b.
@@ -87,8 +110,17 @@ func New(b Backend, cfg Config) (*Server, error) {
 	if cfg.Sampling.TopP == 0 {
 		cfg.Sampling.TopP = 1
 	}
+	if cfg.ResponseStoreBytes <= 0 {
+		cfg.ResponseStoreBytes = 64 << 20
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxParseBytes <= 0 {
+		cfg.MaxParseBytes = cfg.MaxBodyBytes
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 60 * time.Second
 	}
 	format := toolcall.Detect(b.ChatTemplateSource())
 	if cfg.ToolFormat != "" {
@@ -100,24 +132,30 @@ func New(b Backend, cfg Config) (*Server, error) {
 	}
 	return &Server{
 		b: b, cfg: cfg,
-		format:  format,
-		queue:   &queue{max: cfg.MaxQueue},
-		metrics: newMetrics(),
-		created: time.Now().Unix(),
+		format:    format,
+		queue:     &queue{max: cfg.MaxQueue},
+		admission: &admission{budget: cfg.MaxParseBytes, maxWaiting: cfg.MaxQueue},
+		metrics:   newMetrics(),
+		stored:    newRespStore(cfg.ResponseStoreBytes),
+		created:   time.Now().Unix(),
 	}, nil
 }
 
 // Handler routes the server's endpoints.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.record)
+	r.Use(s.record, s.recoverPanics, s.guard, s.admitBody)
+	r.Get("/", s.root)
+	r.Head("/", s.root)
 	r.Get("/health", s.health)
 	r.Get("/metrics", s.serveMetrics)
 	r.Group(func(r chi.Router) {
 		r.Use(s.authorize(openAI))
 		r.Get("/v1/models", s.models)
+		r.Get("/v1/models/*", s.model) // ids hold slashes (org/name)
 		r.Post("/v1/chat/completions", s.chatCompletions)
 		r.Post("/v1/completions", s.completions)
+		r.Post("/v1/responses", s.responses)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.authorize(anthropic))
@@ -212,6 +250,9 @@ func decode(r *http.Request, v any) *apiError {
 		if errors.As(err, &tooLarge) {
 			return &apiError{kind: errTooLarge, msg: fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit)}
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return &apiError{kind: errTimeout, msg: "the request body did not arrive in time (the server allows --body-timeout)"}
+		}
 		return invalid("", "reading the request body: %v", err)
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
@@ -229,7 +270,8 @@ func decode(r *http.Request, v any) *apiError {
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	waiting, busy := s.queue.depth()
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "model": s.b.ModelID(), "generating": busy, "queue": waiting})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "model": s.b.ModelID(), "generating": busy, "queue": waiting,
+		"waiting_to_read": s.admission.depth()})
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
@@ -238,16 +280,22 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	s.metrics.write(w, waiting, busy, s.b.Stats())
 }
 
-// checkModel accepts the loaded model's id (or its last path element, any
-// case), an empty name, or anything when AcceptAnyModel is set.
+// checkModel accepts any name, or with StrictModel only the loaded
+// model's id (or its last path element, any case) or an empty name.
 func (s *Server) checkModel(name string) *apiError {
-	id := s.b.ModelID()
-	base := id[strings.LastIndex(id, "/")+1:]
-	if name == "" || s.cfg.AcceptAnyModel || strings.EqualFold(name, id) || strings.EqualFold(name, base) {
+	if !s.cfg.StrictModel || s.servedName(name) {
 		return nil
 	}
 	return &apiError{kind: errNotFound, param: "model",
-		msg: fmt.Sprintf("model %q is not served here; this server runs %q (start it with --any-model to accept any name)", name, id)}
+		msg: fmt.Sprintf("model %q is not served here; this server runs %q (started with --strict-model)", name, s.b.ModelID())}
+}
+
+// servedName reports whether name is the loaded model's id or its last
+// path element (any case), or empty.
+func (s *Server) servedName(name string) bool {
+	id := s.b.ModelID()
+	base := id[strings.LastIndex(id, "/")+1:]
+	return name == "" || strings.EqualFold(name, id) || strings.EqualFold(name, base)
 }
 
 func newID(prefix string) string {
@@ -259,10 +307,20 @@ func newID(prefix string) string {
 // job is one prepared generation.
 type job struct {
 	prompt    []int
+	points    []int // cache points (GenRequest.CachePoints)
 	maxTokens int
 	sampling  Sampling
 	stops     []string
 	parse     *toolcall.Options // nil: raw text (completions)
+	// logprobs asks for log-probabilities, top for that many alternatives;
+	// scored are the tokens that came with them, sent how many of those a
+	// stream has written.
+	logprobs bool
+	top      int
+	scored   []Token
+	sent     int
+	// mask constrains sampling (GenRequest.LogitsMask); nil: none.
+	mask func(generated []int, logits []float32)
 }
 
 // chatJob renders a conversation and checks it against the context.
@@ -272,7 +330,7 @@ func (s *Server) chatJob(p ChatPrompt, parseTools bool, maxTokens *int, sampling
 			p.Messages[i].Content = normalizeSystem(p.Messages[i].Content)
 		}
 	}
-	text, ids, err := s.b.RenderChat(p)
+	text, ids, err := s.render(p)
 	if err != nil {
 		return nil, invalid("messages", "rendering the chat template: %v", err)
 	}
@@ -280,6 +338,7 @@ func (s *Server) chatJob(p ChatPrompt, parseTools bool, maxTokens *int, sampling
 	if e != nil {
 		return nil, e
 	}
+	j.points = s.cachePoints(p, ids)
 	opts := toolcall.Options{Format: s.format, InThinking: opensThinking(text)}
 	if parseTools {
 		for _, t := range p.Tools {
@@ -399,11 +458,13 @@ func (s *Server) run(ctx context.Context, j *job, sink func(toolcall.Event) erro
 	}
 	var held string
 	var out outcome
-	res, err := s.b.Generate(ctx, GenRequest{Prompt: j.prompt, MaxTokens: j.maxTokens, Sampling: j.sampling},
+	res, err := s.generateRecovered(ctx, GenRequest{Prompt: j.prompt, MaxTokens: j.maxTokens, Sampling: j.sampling, CachePoints: j.points,
+		Logprobs: j.logprobs, TopLogprobs: j.top, LogitsMask: j.mask},
 		func(t Token) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			j.noteLogprob(t)
 			held += t.Text
 			if i, stop := firstStop(held, j.stops); stop != "" {
 				out.stopped = stop
@@ -432,6 +493,9 @@ func (s *Server) run(ctx context.Context, j *job, sink func(toolcall.Event) erro
 		out.err = deliver(held, true)
 	}
 	s.metrics.generation(res, ctx.Err() != nil)
+	s.cfg.Logger.Info("generation", "prompt_tokens", res.PromptTokens, "cached_tokens", res.CachedTokens,
+		"cache_points", fmt.Sprint(j.points), "completion_tokens", res.CompletionTokens, "finish", out.finish,
+		"cancelled", ctx.Err() != nil)
 	return out
 }
 
@@ -447,13 +511,18 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, d dialect, j *
 		return
 	}
 	defer t.done()
-	if t.wait(r.Context()) != nil {
-		return // the client left
+	if err := t.wait(r.Context()); err != nil {
+		if e := cutError(r.Context(), err); e != nil {
+			d.writeError(w, e)
+		}
+		return // else the client left
 	}
 	out := s.run(r.Context(), j, sink)
 	if out.err != nil {
 		if r.Context().Err() == nil {
 			d.writeError(w, &apiError{kind: errInternal, msg: "generation failed: " + out.err.Error()})
+		} else if e := cutError(r.Context(), out.err); e != nil {
+			d.writeError(w, e)
 		}
 		return
 	}
@@ -474,6 +543,9 @@ func firstStop(s string, stops []string) (int, string) {
 // admit queues a request: it fails at once if the queue is full.
 func (s *Server) admit() (*ticket, *apiError) {
 	t, err := s.queue.enqueue()
+	if errors.Is(err, errDraining) {
+		return nil, shuttingDown()
+	}
 	if err != nil {
 		waiting, _ := s.queue.depth()
 		return nil, &apiError{kind: errOverloaded, msg: fmt.Sprintf("the server is busy: %d requests are waiting (--max-queue); retry later", waiting)}

@@ -11,9 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	mlxmoe "github.com/mlx-moe/mlx-moe"
 	"github.com/mlx-moe/mlx-moe/server"
 )
 
@@ -43,8 +45,9 @@ var newServeBackend func(o serveOptions, stderr io.Writer) (server.Backend, func
 func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags(serveCmd, `serve [--model DIR] [--host 127.0.0.1] [--port 8080] [flags]
 
-Endpoints: POST /v1/chat/completions, /v1/completions, /v1/messages,
-/v1/messages/count_tokens; GET /v1/models, /health, /metrics.
+Endpoints: POST /v1/chat/completions, /v1/completions, /v1/responses,
+/v1/messages, /v1/messages/count_tokens; GET /v1/models, /v1/models/{id},
+/health, /metrics, HEAD and GET /.
 SIGINT or SIGTERM stops the server: in-flight requests get --shutdown-grace
 to finish, then are cancelled; the exit status is 0.`, stderr)
 	var o serveOptions
@@ -55,11 +58,17 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 	fs.StringVar(&cfg.APIKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' or 'x-api-key: KEY' (default $MLXMOE_API_KEY)")
 	fs.IntVar(&cfg.MaxTokens, "max-tokens", 0, "cap on tokens generated per request, and the default when a request names none (0: up to the context)")
 	fs.IntVar(&cfg.MaxQueue, "max-queue", 16, "requests that may wait while one generates; more get 429 (OpenAI) or 529 (Anthropic)")
-	fs.BoolVar(&cfg.AcceptAnyModel, "any-model", false, "accept any model name in requests (Claude Code sends its own)")
+	fs.BoolVar(&cfg.StrictModel, "strict-model", false, "answer 404 to requests naming another model (default: any name is served by the loaded model)")
+	fs.Bool("any-model", true, "accepted for compatibility: any model name is served by default now (see --strict-model)")
 	fs.StringVar(&cfg.ToolFormat, "tool-format", "", "tool-call markup the model writes: qwen3, qwen3-coder, glm, deepseek-v3 or none (default: read from the chat template)")
 	maxBody := fs.Int("max-body-mb", 32, "largest request body in MiB")
+	promptCache := fs.Int("prompt-cache-mb", mlxmoe.DefaultPromptCacheBytes>>20, "memory for cached prompt states (system+tools prefixes, recent conversations), least recently used dropped first; 0 keeps none")
 	quiet := fs.Bool("quiet", false, "do not log each request to stderr")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may run before they are cancelled")
+	var allowedHosts, corsOrigins listFlag
+	fs.Var(&allowedHosts, "allowed-host", "also accept requests whose Host is this name (repeatable; default: localhost, 127.0.0.1, [::1] and --host; any when --host is not a loopback address)")
+	fs.Var(&corsOrigins, "cors-origin", "let browser pages from this origin call the server, e.g. http://localhost:3000 (repeatable; '*' for any); other origins get 403")
+	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", 60*time.Second, "how long a request body may take to arrive")
 	fs.IntVar(&o.kvBits, "kv-bits", 0, "quantize the KV cache to this many bits (not implemented yet: accepted and ignored)")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -75,6 +84,21 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 		return fmt.Errorf("--max-body-mb %d: expected at least 1", *maxBody)
 	}
 	cfg.MaxBodyBytes = int64(*maxBody) << 20
+	if cfg.BodyTimeout <= 0 {
+		return fmt.Errorf("--body-timeout %v: expected a positive duration", cfg.BodyTimeout)
+	}
+	cfg.AllowedHosts = append(allowedHosts, *host)
+	if ip := net.ParseIP(*host); ip != nil && !ip.IsLoopback() {
+		cfg.AllowedHosts = append(cfg.AllowedHosts, "*") // reached over the network, by any name
+	}
+	cfg.CORSOrigins = corsOrigins
+	if *promptCache < 0 {
+		return fmt.Errorf("--prompt-cache-mb %d: expected 0 or more", *promptCache)
+	}
+	o.model.promptCacheBytes = int64(*promptCache) << 20
+	if *promptCache == 0 {
+		o.model.promptCacheBytes = -1
+	}
 	if !*quiet {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
@@ -115,8 +139,8 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 // in-flight requests get grace to finish and are then cancelled. release
 // is called once shutdown starts (a second signal then kills the process).
 func serveOn(ctx context.Context, release func(), ln net.Listener, srv *server.Server, grace time.Duration, log io.Writer) error {
-	base, cancelAll := context.WithCancel(context.Background())
-	defer cancelAll()
+	base, cancelAll := context.WithCancelCause(context.Background())
+	defer cancelAll(nil)
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -133,12 +157,13 @@ func serveOn(ctx context.Context, release func(), ln net.Listener, srv *server.S
 	}
 	release()
 	fmt.Fprintf(log, "mlx-moe serve: shutting down (in-flight requests have %v)\n", grace)
+	srv.Drain() // queued requests are answered 503 now
 	wait, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := hs.Shutdown(wait); err != nil {
 		// Grace is over: cancel the generations, whose handlers then end
-		// within a token, and wait for them.
-		cancelAll()
+		// within a token with an error event or a 503, and wait for them.
+		cancelAll(server.ErrShuttingDown)
 		done, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := hs.Shutdown(done); err != nil {
@@ -146,5 +171,21 @@ func serveOn(ctx context.Context, release func(), ln net.Listener, srv *server.S
 		}
 	}
 	<-served
+	return nil
+}
+
+// listFlag is a flag that may be given several times (or as a
+// comma-separated list).
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			return fmt.Errorf("empty item in %q", v)
+		}
+		*l = append(*l, item)
+	}
 	return nil
 }
