@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"runtime"
+	"sync"
 )
 
 // Attention is causal scaled-dot-product attention against a cache.
@@ -34,6 +35,7 @@ func Attention(out, q, kCache, vCache []float32, n, pos0, heads, kvHeads, dk, dv
 	parallelFor(kvHeads*tiles, group*bq*(pos0+n)*(dk+dv), func(lo, hi int) {
 		a := base
 		a.alloc(group * bq)
+		defer a.release()
 		for u := lo; u < hi; u++ {
 			// Causal tiles grow with t: pair early and late tiles so a
 			// contiguous range of units is about as much work as any other.
@@ -75,6 +77,7 @@ func attentionSplit(base *attnTile, n, kvHeads, bq, tiles, splits int) {
 	parallelFor(units, rows*span*(base.dk+dv), func(lo, hi int) {
 		a := *base
 		a.alloc(rows)
+		defer a.release()
 		for u := lo; u < hi; u++ {
 			g, tile, sp := u%kvHeads, u/kvHeads%tiles, u/(kvHeads*tiles)
 			t0, t1 := tile*bq, min(n, tile*bq+bq)
@@ -91,6 +94,7 @@ func attentionSplit(base *attnTile, n, kvHeads, bq, tiles, splits int) {
 	})
 	a := *base
 	a.alloc(rows)
+	defer a.release()
 	for u := 0; u < kvHeads*tiles; u++ {
 		g, tile := u%kvHeads, u/kvHeads
 		t0, t1 := tile*bq, min(n, tile*bq+bq)
@@ -123,20 +127,45 @@ const (
 // attnTile is one worker's state: the tile's scaled queries, its score
 // block, its unnormalised output and the running max and sum per row.
 type attnTile struct {
-	q, k, v, out                 []float32
-	heads, group, dk, dv         int
-	kStride, vStride, pos0       int
-	scale                        float32
-	qs, s, st, o, rowMax, rowSum []float32
+	q, k, v, out           []float32
+	heads, group, dk, dv   int
+	kStride, vStride, pos0 int
+	scale                  float32
+	*attnBuffers
 }
 
+// attnBuffers is a tile's scratch, recycled between calls through
+// attnPool (decode runs attention once per layer per token).
+type attnBuffers struct{ qs, s, st, o, rowMax, rowSum []float32 }
+
+var attnPool sync.Pool
+
 func (a *attnTile) alloc(rows int) {
-	a.qs = make([]float32, rows*a.dk)
-	a.s = make([]float32, rows*attnKeys)
-	a.st = make([]float32, rows*attnKeys)
-	a.o = make([]float32, rows*a.dv)
-	a.rowMax = make([]float32, rows)
-	a.rowSum = make([]float32, rows)
+	b, _ := attnPool.Get().(*attnBuffers)
+	if b == nil {
+		b = new(attnBuffers)
+	}
+	b.qs = growFloats(b.qs, rows*a.dk)
+	b.s = growFloats(b.s, rows*attnKeys)
+	b.st = growFloats(b.st, rows*attnKeys)
+	b.o = growFloats(b.o, rows*a.dv)
+	b.rowMax = growFloats(b.rowMax, rows)
+	b.rowSum = growFloats(b.rowSum, rows)
+	a.attnBuffers = b
+}
+
+// release hands the tile's scratch back to attnPool.
+func (a *attnTile) release() {
+	attnPool.Put(a.attnBuffers)
+	a.attnBuffers = nil
+}
+
+// growFloats is b with length n, reallocated only when too small.
+func growFloats(b []float32, n int) []float32 {
+	if cap(b) >= n {
+		return b[:n]
+	}
+	return make([]float32, n)
 }
 
 // run accumulates tokens t0..t1 of kv head g over keys kb..ke (kb a

@@ -37,7 +37,7 @@ func gemm(out, x []float32, n int, m *Matrix) {
 	// Column block k0 of every token, packed contiguously (token t at
 	// xp[k0*n+t*kw:]): x's own row stride is often a multiple of 4 KiB,
 	// which maps a token block's rows onto a few cache sets.
-	xp := getPacked(n * kmain)
+	xp := getBuffer(&packedPool, n*kmain)
 	defer packedPool.Put(xp)
 	parallelFor(n, cols, func(lo, hi int) {
 		for k0 := 0; k0 < kmain; k0 += kc {
@@ -49,7 +49,9 @@ func gemm(out, x []float32, n int, m *Matrix) {
 	})
 	panels := (rows + gemmPanel - 1) / gemmPanel
 	parallelFor(panels, gemmPanel*cols*n, func(lo, hi int) {
-		buf := make([]float32, gemmPanel*kc)
+		bp := getBuffer(&panelPool, gemmPanel*kc)
+		defer panelPool.Put(bp)
+		buf := *bp
 		var sc gemmScratch
 		for t0 := 0; t0 < n; t0 += gemmTokens {
 			t1 := min(n, t0+gemmTokens)
@@ -103,12 +105,14 @@ func gemmBlock(out []float32, ldo int, w []float32, ldw, rr int, x []float32, ld
 	}
 }
 
-// packedPool recycles the packed activations between calls: a prompt's
-// are as large as its input.
-var packedPool sync.Pool
+// packedPool and panelPool recycle the packed activations (as large as a
+// prompt's input) and the dequantized panels between calls: prefill makes
+// thousands of small expert products.
+var packedPool, panelPool sync.Pool
 
-func getPacked(n int) *[]float32 {
-	if p, ok := packedPool.Get().(*[]float32); ok && cap(*p) >= n {
+// getBuffer takes a buffer of n floats from pool, or makes one.
+func getBuffer(pool *sync.Pool, n int) *[]float32 {
+	if p, ok := pool.Get().(*[]float32); ok && cap(*p) >= n {
 		*p = (*p)[:n]
 		return p
 	}
