@@ -1,6 +1,10 @@
 package kernels
 
-import "math"
+import (
+	"math"
+	"runtime"
+	"sync"
+)
 
 // Attention is causal scaled-dot-product attention against a cache.
 // q is [n, heads, dk]; cache row j holds position j: kv head g's key at
@@ -22,10 +26,16 @@ func Attention(out, q, kCache, vCache []float32, n, pos0, heads, kvHeads, dk, dv
 	group := heads / kvHeads
 	bq := max(1, attnRows/group)
 	tiles := (n + bq - 1) / bq
+	base := attnTile{q: q, k: kCache, v: vCache, out: out, heads: heads, group: group,
+		dk: dk, dv: dv, kStride: kStride, vStride: vStride, pos0: pos0, scale: scale}
+	if splits := attnSplits(kvHeads*tiles, pos0+n); splits > 1 {
+		attentionSplit(&base, n, kvHeads, bq, tiles, splits)
+		return
+	}
 	parallelFor(kvHeads*tiles, group*bq*(pos0+n)*(dk+dv), func(lo, hi int) {
-		a := attnTile{q: q, k: kCache, v: vCache, out: out, heads: heads, group: group,
-			dk: dk, dv: dv, kStride: kStride, vStride: vStride, pos0: pos0, scale: scale}
+		a := base
 		a.alloc(group * bq)
+		defer a.release()
 		for u := lo; u < hi; u++ {
 			// Causal tiles grow with t: pair early and late tiles so a
 			// contiguous range of units is about as much work as any other.
@@ -34,9 +44,79 @@ func Attention(out, q, kCache, vCache []float32, n, pos0, heads, kvHeads, dk, dv
 			if k%2 == 1 {
 				tile = tiles - 1 - k/2
 			}
-			a.run(g, tile*bq, min(n, tile*bq+bq))
+			t0, t1 := tile*bq, min(n, tile*bq+bq)
+			a.run(g, t0, t1, 0, pos0+t1)
+			a.finish(g, t0, t1)
 		}
 	})
+}
+
+// attnSplits is how many key ranges each of units tiles is cut into so
+// that every core has work (decode has a tile per kv head, often fewer
+// than the cores); a range is at least four key blocks.
+func attnSplits(units, keys int) int {
+	workers := runtime.GOMAXPROCS(0)
+	if units >= workers {
+		return 1
+	}
+	return max(1, min((workers+units-1)/units, keys/(4*attnKeys)))
+}
+
+// attentionSplit runs every tile as splits key ranges in parallel, each
+// leaving its unnormalised output, row max and row sum, then merges the
+// ranges of a tile (flash-decoding): rescale each by e^(max - overall max)
+// and divide by the rescaled sum.
+func attentionSplit(base *attnTile, n, kvHeads, bq, tiles, splits int) {
+	rows, dv := base.group*bq, base.dv
+	units := kvHeads * tiles * splits
+	po := make([]float32, units*rows*dv)
+	pm := make([]float32, units*rows)
+	ps := make([]float32, units*rows)
+	keys := base.pos0 + n
+	span := (keys/splits + attnKeys - 1) / attnKeys * attnKeys
+	parallelFor(units, rows*span*(base.dk+dv), func(lo, hi int) {
+		a := *base
+		a.alloc(rows)
+		defer a.release()
+		for u := lo; u < hi; u++ {
+			g, tile, sp := u%kvHeads, u/kvHeads%tiles, u/(kvHeads*tiles)
+			t0, t1 := tile*bq, min(n, tile*bq+bq)
+			kb, ke := sp*span, base.pos0+t1
+			if sp < splits-1 {
+				ke = min(ke, kb+span)
+			}
+			r := (t1 - t0) * base.group
+			a.run(g, t0, t1, kb, ke)
+			copy(po[u*rows*dv:], a.o[:r*dv])
+			copy(pm[u*rows:], a.rowMax[:r])
+			copy(ps[u*rows:], a.rowSum[:r])
+		}
+	})
+	a := *base
+	a.alloc(rows)
+	defer a.release()
+	for u := 0; u < kvHeads*tiles; u++ {
+		g, tile := u%kvHeads, u/kvHeads
+		t0, t1 := tile*bq, min(n, tile*bq+bq)
+		r := (t1 - t0) * base.group
+		for i := 0; i < r; i++ {
+			m := float32(math.Inf(-1))
+			for sp := 0; sp < splits; sp++ {
+				m = max(m, pm[(sp*kvHeads*tiles+u)*rows+i])
+			}
+			o := a.o[i*dv : (i+1)*dv]
+			clear(o)
+			var sum float32
+			for sp := 0; sp < splits; sp++ {
+				v := sp*kvHeads*tiles + u
+				c := expf(pm[v*rows+i] - m)
+				sum += c * ps[v*rows+i]
+				AddScaled(o, po[(v*rows+i)*dv:(v*rows+i+1)*dv], c)
+			}
+			a.rowSum[i] = sum
+		}
+		a.finish(g, t0, t1)
+	}
 }
 
 const (
@@ -47,24 +127,51 @@ const (
 // attnTile is one worker's state: the tile's scaled queries, its score
 // block, its unnormalised output and the running max and sum per row.
 type attnTile struct {
-	q, k, v, out             []float32
-	heads, group, dk, dv     int
-	kStride, vStride, pos0   int
-	scale                    float32
-	qs, s, o, rowMax, rowSum []float32
+	q, k, v, out           []float32
+	heads, group, dk, dv   int
+	kStride, vStride, pos0 int
+	scale                  float32
+	*attnBuffers
 }
+
+// attnBuffers is a tile's scratch, recycled between calls through
+// attnPool (decode runs attention once per layer per token).
+type attnBuffers struct{ qs, s, st, o, rowMax, rowSum []float32 }
+
+var attnPool sync.Pool
 
 func (a *attnTile) alloc(rows int) {
-	a.qs = make([]float32, rows*a.dk)
-	a.s = make([]float32, rows*attnKeys)
-	a.o = make([]float32, rows*a.dv)
-	a.rowMax = make([]float32, rows)
-	a.rowSum = make([]float32, rows)
+	b, _ := attnPool.Get().(*attnBuffers)
+	if b == nil {
+		b = new(attnBuffers)
+	}
+	b.qs = growFloats(b.qs, rows*a.dk)
+	b.s = growFloats(b.s, rows*attnKeys)
+	b.st = growFloats(b.st, rows*attnKeys)
+	b.o = growFloats(b.o, rows*a.dv)
+	b.rowMax = growFloats(b.rowMax, rows)
+	b.rowSum = growFloats(b.rowSum, rows)
+	a.attnBuffers = b
 }
 
-// run computes tokens t0..t1 for kv head g. Row i of the tile is token
-// t0+i/group, query head g*group+i%group.
-func (a *attnTile) run(g, t0, t1 int) {
+// release hands the tile's scratch back to attnPool.
+func (a *attnTile) release() {
+	attnPool.Put(a.attnBuffers)
+	a.attnBuffers = nil
+}
+
+// growFloats is b with length n, reallocated only when too small.
+func growFloats(b []float32, n int) []float32 {
+	if cap(b) >= n {
+		return b[:n]
+	}
+	return make([]float32, n)
+}
+
+// run accumulates tokens t0..t1 of kv head g over keys kb..ke (kb a
+// multiple of attnKeys) into the tile's output, row max and row sum. Row i
+// of the tile is token t0+i/group, query head g*group+i%group.
+func (a *attnTile) run(g, t0, t1, kb, ke int) {
 	rows, dk, dv := (t1-t0)*a.group, a.dk, a.dv
 	for i := 0; i < rows; i++ {
 		h := g*a.group + i%a.group
@@ -78,23 +185,17 @@ func (a *attnTile) run(g, t0, t1 int) {
 	}
 	o := a.o[:rows*dv]
 	clear(o)
-	end := a.pos0 + t1 // keys of the tile's last token, exclusive
-	for j0 := 0; j0 < end; j0 += attnKeys {
-		nk := min(attnKeys, end-j0)
+	for j0 := kb; j0 < ke; j0 += attnKeys {
+		nk := min(attnKeys, ke-j0)
 		s := a.s[:rows*attnKeys]
 		clear(s)
-		// Scores: keys as the "weight rows", the tile's queries as tokens.
-		k := a.k[j0*a.kStride+g*dk:]
-		full := nk &^ 3
-		if full > 0 {
-			tileKernel(k, a.kStride, full, a.qs, dk, rows, dk, s, attnKeys)
+		if next := j0 + attnKeys; next < ke {
+			// The next block's keys and values, while this one is computed.
+			nn := min(attnKeys, ke-next)
+			prefetchFloats(a.k[next*a.kStride+g*dk:], a.kStride, nn, dk)
+			prefetchFloats(a.v[next*a.vStride+g*dv:], a.vStride, nn, dv)
 		}
-		for j := full; j < nk; j++ {
-			kj := k[j*a.kStride : j*a.kStride+dk]
-			for i := 0; i < rows; i++ {
-				s[i*attnKeys+j] = Dot(a.qs[i*dk:(i+1)*dk], kj)
-			}
-		}
+		a.scores(s, g, j0, nk, rows)
 		// Online softmax: mask the future, exponentiate against the new
 		// running max, rescale what was accumulated under the old one.
 		for i := 0; i < rows; i++ {
@@ -109,12 +210,7 @@ func (a *attnTile) run(g, t0, t1 int) {
 				m = max(m, v)
 			}
 			corr := expf(a.rowMax[i] - m)
-			var sum float32
-			for j, v := range row[:valid] {
-				p := expf(v - m)
-				row[j] = p
-				sum += p
-			}
+			sum := expShift(row[:valid], m)
 			clear(row[valid:])
 			a.rowSum[i] = a.rowSum[i]*corr + sum
 			a.rowMax[i] = m
@@ -124,13 +220,49 @@ func (a *attnTile) run(g, t0, t1 int) {
 		}
 		accumPV(o, dv, rows, s, attnKeys, a.v[j0*a.vStride+g*dv:], a.vStride, nk, dv)
 	}
-	for i := 0; i < rows; i++ {
+}
+
+// finish writes the tile's normalised output rows into out.
+func (a *attnTile) finish(g, t0, t1 int) {
+	dv := a.dv
+	for i := 0; i < (t1-t0)*a.group; i++ {
 		h := g*a.group + i%a.group
 		t := t0 + i/a.group
 		dst := a.out[(t*a.heads+h)*dv : (t*a.heads+h+1)*dv]
 		inv := 1 / a.rowSum[i]
-		for c, v := range o[i*dv : (i+1)*dv] {
+		for c, v := range a.o[i*dv : (i+1)*dv] {
 			dst[c] = v * inv
+		}
+	}
+}
+
+// scores writes s[i*attnKeys+j] = q_i·k_(j0+j) for the tile's rows and
+// nk keys through the GEMM microkernel. The queries are its "weight rows"
+// (in groups of four) and the keys its "tokens", so each key row is read
+// once per call, into a transposed block that is then turned around; rows
+// not a multiple of four take the keys as weight rows instead.
+func (a *attnTile) scores(s []float32, g, j0, nk, rows int) {
+	dk := a.dk
+	k := a.k[j0*a.kStride+g*dk:]
+	if rows%4 == 0 {
+		st := a.st[:nk*rows]
+		clear(st)
+		tileKernel(a.qs, dk, rows, k, a.kStride, nk, dk, st, rows)
+		for j := 0; j < nk; j++ {
+			for i, v := range st[j*rows : (j+1)*rows] {
+				s[i*attnKeys+j] = v
+			}
+		}
+		return
+	}
+	full := nk &^ 3
+	if full > 0 {
+		tileKernel(k, a.kStride, full, a.qs, dk, rows, dk, s, attnKeys)
+	}
+	for j := full; j < nk; j++ {
+		kj := k[j*a.kStride : j*a.kStride+dk]
+		for i := 0; i < rows; i++ {
+			s[i*attnKeys+j] = Dot(a.qs[i*dk:(i+1)*dk], kj)
 		}
 	}
 }
@@ -144,6 +276,17 @@ func accumPVGo(o []float32, ldo, rows int, p []float32, ldp int, v []float32, ld
 			AddScaled(oi, v[j*ldv:j*ldv+n], pj)
 		}
 	}
+}
+
+// expShiftGo is the portable form of expShift.
+func expShiftGo(x []float32, m float32) float32 {
+	var sum float32
+	for j, v := range x {
+		p := expf(v - m)
+		x[j] = p
+		sum += p
+	}
+	return sum
 }
 
 func scaleVec(x []float32, s float32) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -57,6 +58,28 @@ func TestAttentionTiled(t *testing.T) {
 	})
 }
 
+// TestAttentionSplit: decode and short prompts with fewer tiles than
+// cores, where the keys are cut into ranges and merged; with 8 and 3
+// workers the split counts and range ends differ.
+func TestAttentionSplit(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	rng := rand.New(rand.NewPCG(21, 7))
+	for _, procs := range []int{8, 3} {
+		runtime.GOMAXPROCS(procs)
+		for _, c := range []attnCase{
+			{1, 700, 8, 1, 64, 32, 0, 0},
+			{2, 1000, 4, 1, 16, 16, 0, 0},
+			{1, 3000, 16, 2, 40, 48, 0, 0},
+			{1, 511, 4, 1, 72, 64, -1, 0},
+		} {
+			if attnSplits(c.kvHeads, c.pos0+c.n) < 2 {
+				t.Fatalf("%+v is not split with %d workers", c, procs)
+			}
+			checkAttention(t, c, rng)
+		}
+	}
+}
+
 // TestAccumPV: the value kernel against its portable form at every column
 // count modulo 64 and odd row/key counts.
 func TestAccumPV(t *testing.T) {
@@ -89,6 +112,33 @@ func TestExpf(t *testing.T) {
 	}
 }
 
+// TestExpShift: the vector exponentials against expf, around the cut-off
+// and with NaN.
+func TestExpShift(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 5))
+	for _, n := range []int{1, 8, 13, 64, 77} {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.Float64()*100 - 95)
+		}
+		x[0] = -87.29
+		if n > 9 {
+			x[9] = float32(math.NaN())
+		}
+		want := append([]float32(nil), x...)
+		wantSum := expShiftGo(want, 2)
+		gotSum := expShift(x, 2)
+		for i := range x {
+			if math.IsNaN(float64(want[i])) != math.IsNaN(float64(x[i])) || math.Abs(float64(x[i]-want[i])) > 3e-7*float64(want[i]) {
+				t.Fatalf("n %d: expShift[%d] = %g, want %g", n, i, x[i], want[i])
+			}
+		}
+		if n <= 9 && math.Abs(float64(gotSum-wantSum)) > 1e-6*float64(wantSum) {
+			t.Fatalf("n %d: sum %g, want %g", n, gotSum, wantSum)
+		}
+	}
+}
+
 // FuzzAttention: arbitrary shapes against the reference, SIMD on and off.
 func FuzzAttention(f *testing.F) {
 	f.Add(uint8(3), uint16(4), uint8(4), uint8(2), uint8(8), uint8(6), uint64(1))
@@ -104,4 +154,46 @@ func FuzzAttention(f *testing.F) {
 		hasAVX2FMA = false
 		checkAttention(t, c, rng)
 	})
+}
+
+// BenchmarkAttentionDecode: one token against 4k and 32k cached positions
+// at Qwen3-Next's full-attention shape (16 query heads, 2 kv heads, head
+// dim 256), as cache GB/s and as a fraction of the copy bandwidth measured
+// in the same run; "ref" is the direct form on the same data.
+func BenchmarkAttentionDecode(b *testing.B) {
+	bw := copyBandwidth()
+	const heads, kvHeads, d = 16, 2, 256
+	rng := rand.New(rand.NewPCG(21, 3))
+	for _, L := range []int{4096, 32768} {
+		k, v := randVec(rng, L*kvHeads*d), randVec(rng, L*kvHeads*d)
+		q := randVec(rng, heads*d)
+		out := make([]float32, heads*d)
+		bytes := int64(8 * len(k))
+		for _, impl := range []struct {
+			name string
+			f    func(out, q, k, v []float32, n, pos0, heads, kvHeads, dk, dv, kStride, vStride int, scale float32)
+		}{{"tiled", Attention}, {"ref", attentionReference}} {
+			b.Run(fmt.Sprintf("%dk/%s", L/1024, impl.name), func(b *testing.B) {
+				b.SetBytes(bytes)
+				for i := 0; i < b.N; i++ {
+					impl.f(out, q, k, v, 1, L-1, heads, kvHeads, d, d, kvHeads*d, kvHeads*d, AttentionScale(d))
+				}
+				b.ReportMetric(float64(bytes)*float64(b.N)/b.Elapsed().Seconds()/bw, "frac-of-copy-bw")
+			})
+		}
+	}
+}
+
+// BenchmarkAttentionPrefill: a 2048-token prompt at the same shape, in
+// GFLOPS of the causal score and value products.
+func BenchmarkAttentionPrefill(b *testing.B) {
+	const n, heads, kvHeads, d = 2048, 16, 2, 256
+	rng := rand.New(rand.NewPCG(21, 4))
+	q, k, v := randVec(rng, n*heads*d), randVec(rng, n*kvHeads*d), randVec(rng, n*kvHeads*d)
+	out := make([]float32, n*heads*d)
+	c0 := cpuSeconds()
+	for i := 0; i < b.N; i++ {
+		Attention(out, q, k, v, n, 0, heads, kvHeads, d, d, kvHeads*d, kvHeads*d, AttentionScale(d))
+	}
+	reportFlops(b, float64(b.N)*4*d*heads*float64(n)*float64(n+1)/2, c0)
 }

@@ -1,5 +1,7 @@
 package kernels
 
+import "sync"
+
 // Prefill matrix products (many tokens) as a blocked GEMM.
 //
 // out[t, r] = Σ_c W[r, c]·x[t, c]: both operands are contiguous along c, so
@@ -32,15 +34,31 @@ func gemm(out, x []float32, n int, m *Matrix) {
 		kc = max(m.Q.GroupSize, kc/m.Q.GroupSize*m.Q.GroupSize)
 	}
 	kmain := cols &^ 7
+	// Column block k0 of every token, packed contiguously (token t at
+	// xp[k0*n+t*kw:]): x's own row stride is often a multiple of 4 KiB,
+	// which maps a token block's rows onto a few cache sets.
+	xp := getBuffer(&packedPool, n*kmain)
+	defer packedPool.Put(xp)
+	parallelFor(n, cols, func(lo, hi int) {
+		for k0 := 0; k0 < kmain; k0 += kc {
+			kw := min(kmain, k0+kc) - k0
+			for t := lo; t < hi; t++ {
+				copy((*xp)[k0*n+t*kw:k0*n+(t+1)*kw], x[t*cols+k0:])
+			}
+		}
+	})
 	panels := (rows + gemmPanel - 1) / gemmPanel
 	parallelFor(panels, gemmPanel*cols*n, func(lo, hi int) {
-		buf := make([]float32, gemmPanel*kc)
+		bp := getBuffer(&panelPool, gemmPanel*kc)
+		defer panelPool.Put(bp)
+		buf := *bp
 		var sc gemmScratch
 		for t0 := 0; t0 < n; t0 += gemmTokens {
 			t1 := min(n, t0+gemmTokens)
 			for k0 := 0; k0 < kmain; k0 += kc {
 				k1 := min(kmain, k0+kc)
 				kw := k1 - k0
+				xb := (*xp)[k0*n+t0*kw : k0*n+t1*kw]
 				for p := lo; p < hi; p++ {
 					r0 := p * gemmPanel
 					rr := min(gemmPanel, rows-r0)
@@ -48,7 +66,7 @@ func gemm(out, x []float32, n int, m *Matrix) {
 					if p+1 < hi {
 						m.prefetchPanel(r0+gemmPanel, min(gemmPanel, rows-r0-gemmPanel), k0, k1)
 					}
-					gemmBlock(out[r0:], rows, buf, kw, rr, x[k0:], cols, t0, t1, kw)
+					gemmBlock(out[t0*rows+r0:], rows, buf, kw, rr, xb, kw, t1-t0, kw)
 				}
 			}
 		}
@@ -64,27 +82,42 @@ func gemm(out, x []float32, n int, m *Matrix) {
 	})
 }
 
-// gemmBlock adds the products of rr panel rows (w, row stride ldw) with
-// tokens t0..t1 of x (row stride ldx) over k columns into out (row stride
-// ldo). Whole groups of four rows write straight into out; a last partial
-// group goes through a small tile.
-func gemmBlock(out []float32, ldo int, w []float32, ldw, rr int, x []float32, ldx, t0, t1, k int) {
+// gemmBlock adds the products of rr panel rows (w, row stride ldw) with nt
+// tokens of x (row stride ldx) over k columns into out (row stride ldo).
+// Whole groups of four rows write straight into out; a last partial group
+// goes through a small tile.
+func gemmBlock(out []float32, ldo int, w []float32, ldw, rr int, x []float32, ldx, nt, k int) {
 	full := rr &^ 3
-	for t := t0; t < t1; t += gemmTile {
-		nt := min(gemmTile, t1-t)
+	for t := 0; t < nt; t += gemmTile {
+		nj := min(gemmTile, nt-t)
 		if full > 0 {
-			tileKernel(w, ldw, full, x[t*ldx:], ldx, nt, k, out[t*ldo:], ldo)
+			tileKernel(w, ldw, full, x[t*ldx:], ldx, nj, k, out[t*ldo:], ldo)
 		}
 		if full < rr {
 			var tile [4 * gemmTile]float32
-			tileKernel(w[full*ldw:], ldw, 4, x[t*ldx:], ldx, nt, k, tile[:], 4)
-			for j := 0; j < nt; j++ {
+			tileKernel(w[full*ldw:], ldw, 4, x[t*ldx:], ldx, nj, k, tile[:], 4)
+			for j := 0; j < nj; j++ {
 				for i := 0; i < rr-full; i++ {
 					out[(t+j)*ldo+full+i] += tile[j*4+i]
 				}
 			}
 		}
 	}
+}
+
+// packedPool and panelPool recycle the packed activations (as large as a
+// prompt's input) and the dequantized panels between calls: prefill makes
+// thousands of small expert products.
+var packedPool, panelPool sync.Pool
+
+// getBuffer takes a buffer of n floats from pool, or makes one.
+func getBuffer(pool *sync.Pool, n int) *[]float32 {
+	if p, ok := pool.Get().(*[]float32); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	p := make([]float32, n)
+	return &p
 }
 
 // tileGo is the portable microkernel: out[j*ldo+i] += Σ_c w[i*ldw+c]·x[j*ldx+c]

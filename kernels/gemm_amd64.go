@@ -100,3 +100,13 @@ func (m *Matrix) prefetchPanel(r0, rr, k0, k1 int) {
 		prefetchRows((*byte)(unsafe.Pointer(&m.F32[i])), 4*m.Cols, rr, (k1-k0)*4)
 	}
 }
+
+// prefetchFloats asks for rows rows of n floats, stride floats apart,
+// starting at x[0] (all inside x).
+func prefetchFloats(x []float32, stride, rows, n int) {
+	if rows <= 0 || n <= 0 {
+		return
+	}
+	_ = x[(rows-1)*stride+n-1]
+	prefetchRows((*byte)(unsafe.Pointer(&x[0])), 4*stride, rows, 4*n)
+}

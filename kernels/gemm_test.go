@@ -197,21 +197,35 @@ func FuzzGEMM(f *testing.F) {
 }
 
 // BenchmarkGEMM: a 512-token prompt through a 4096x14336 matrix (ggml's
-// MUL_MAT m=4096 k=14336 n=512 shape), 4-bit group 64 as in the issue's
-// table.
+// MUL_MAT m=4096 k=14336 n=512 shape): 4- and 8-bit group 64 and bf16.
 func BenchmarkGEMM(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 3))
 	const rows, cols, n = 4096, 14336, 512
-	m := randomQuant(rng, rows, cols, 4, 64, false)
 	x := randVec(rng, n*cols)
 	out := make([]float32, n*rows)
-	b.Run("4bit", func(b *testing.B) {
-		c0 := cpuSeconds()
-		for i := 0; i < b.N; i++ {
-			MatMul(out, x, n, m)
-		}
-		reportFlops(b, 2*rows*cols*n*float64(b.N), c0)
-	})
+	for _, name := range []string{"4bit", "8bit", "bf16"} {
+		b.Run(name, func(b *testing.B) {
+			var m *Matrix
+			switch name {
+			case "4bit":
+				m = randomQuant(rng, rows, cols, 4, 64, false)
+			case "8bit":
+				m = randomQuant(rng, rows, cols, 8, 64, false)
+			default:
+				w := make([]uint16, rows*cols)
+				for i := range w {
+					w[i] = F32ToBF16(float32(rng.NormFloat64() * 0.02))
+				}
+				m = &Matrix{Rows: rows, Cols: cols, BF16: w}
+			}
+			b.ResetTimer()
+			c0 := cpuSeconds()
+			for i := 0; i < b.N; i++ {
+				MatMul(out, x, n, m)
+			}
+			reportFlops(b, 2*rows*cols*n*float64(b.N), c0)
+		})
+	}
 }
 
 // BenchmarkGEMMTile: the microkernel alone on an L1-resident panel, one

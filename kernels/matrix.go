@@ -102,19 +102,7 @@ func MatMul(out, x []float32, n int, m *Matrix) {
 		qmv(out, x, n, m)
 		return
 	}
-	if m.Q == nil || n > qmvTokens {
-		gemm(out, x, n, m)
-		return
-	}
-	parallelFor(m.Rows, m.Cols*n, func(lo, hi int) {
-		row := make([]float32, m.Cols)
-		for r := lo; r < hi; r++ {
-			m.Row(r, row)
-			for t := 0; t < n; t++ {
-				out[t*m.Rows+r] = Dot(row, x[t*m.Cols:(t+1)*m.Cols])
-			}
-		}
-	})
+	gemm(out, x, n, m)
 }
 
 // Dot is the float32 inner product.

@@ -60,8 +60,11 @@ kernels at Qwen3-Coder-Next sizes on the chosen executor: 4- and 8-bit
 matvec 4096x14336 for one token (several copies, so the weights come from
 memory), a whole MoE layer for one token (10 of --experts experts of
 512x2048 gate/up and 2048x512 down, 4-bit group 64, a different 10 each
-run so they are not cache resident), and the older 4096x2048 table. Each
-kernel reports weight GB/s, GFLOP/s and the fraction of dram_read.`, stderr)
+run so they are not cache resident), and the older 4096x2048 table; then
+a 512-token GEMM through a 4-bit 4096x14336 matrix and one token's
+attention over 4k and 32k cached positions (bench_prefill.go). Each
+kernel reports weight (or KV cache) GB/s, GFLOP/s and the fraction of
+dram_read.`, stderr)
 	device := fs.String("device", "", "cpu or metal (default: metal on Apple silicon, else cpu)")
 	seconds := fs.Float64("seconds", 2, "time spent on each kernel")
 	asJSON := fs.Bool("json", false, `print one JSON object per kernel: {"kernel","shape","threads","gbps","gflops","of_dram"}`)

@@ -178,7 +178,7 @@ func TestBench(t *testing.T) {
 		}
 		kernels[r.Kernel] = true
 	}
-	for _, want := range []string{"dram_read", "matvec_q4", "matvec_q8", "moe_q4"} {
+	for _, want := range []string{"dram_read", "matvec_q4", "matvec_q8", "moe_q4", "gemm_q4", "attention_decode"} {
 		if !kernels[want] {
 			t.Fatalf("--json output lacks kernel %q:\n%s", want, out.String())
 		}
