@@ -89,6 +89,9 @@ func TestServeShutdown(t *testing.T) {
 		if got := strings.Contains(string(rest), "[DONE]"); got != c.complete {
 			t.Errorf("grace %v: stream completed %v, want %v", c.grace, got, c.complete)
 		}
+		if !c.complete && !strings.Contains(string(rest), `"type":"server_error"`) {
+			t.Errorf("grace %v: the cut stream has no error chunk: %q", c.grace, rest)
+		}
 		select {
 		case err := <-returned:
 			if err != nil {
@@ -133,4 +136,36 @@ func TestServeSIGTERM(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("serve after SIGTERM: %v, want exit status 0", err)
 	}
+}
+
+// A client that trickles its request headers is cut off after
+// readHeaderTimeout instead of holding its connection.
+func TestServeReadHeaderTimeout(t *testing.T) {
+	saved := readHeaderTimeout
+	readHeaderTimeout = 100 * time.Millisecond
+	defer func() { readHeaderTimeout = saved }()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(fakeBackend("qwen3", 0), server.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	returned := make(chan error, 1)
+	go func() { returned <- serveOn(ctx, func() {}, ln, srv, time.Second, io.Discard) }()
+	defer func() { cancel(); <-returned }()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-") // and no more
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rest, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("the connection was still open after the header timeout: %v", err)
+	}
+	t.Logf("the server closed the connection, answering %q", rest)
 }
