@@ -106,9 +106,11 @@ func TestServeShutdown(t *testing.T) {
 	}
 }
 
-// The real command, signalled with SIGTERM, exits 0.
-func TestServeSIGTERM(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "serve", "--port", "0")
+// startFakeServe runs this test binary as `mlx-moe serve` with the fake
+// backend and returns its address.
+func startFakeServe(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--port", "0"}, args...)...)
 	cmd.Env = append(os.Environ(), fakeServeEnv+"=qwen3")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -127,6 +129,12 @@ func TestServeSIGTERM(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("serve printed no address")
 	}
+	return cmd, addr
+}
+
+// The real command, signalled with SIGTERM, exits 0.
+func TestServeSIGTERM(t *testing.T) {
+	cmd, addr := startFakeServe(t)
 	resp, err := http.Get(addr + "/health")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("health: %v", err)
@@ -168,4 +176,46 @@ func TestServeReadHeaderTimeout(t *testing.T) {
 		t.Fatalf("the connection was still open after the header timeout: %v", err)
 	}
 	t.Logf("the server closed the connection, answering %q", rest)
+}
+
+// --allowed-host and --cors-origin reach the server: the named host and
+// origin are served (with a CORS preflight answer), others refused.
+func TestServeSecurityFlags(t *testing.T) {
+	cmd, addr := startFakeServe(t, "--allowed-host", "box.lan", "--cors-origin", "http://localhost:3000,http://127.0.0.1:5173")
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	do := func(method, host string, headers ...string) *http.Response {
+		req, _ := http.NewRequest(method, addr+"/v1/models", nil)
+		req.Host = host
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for _, c := range []struct {
+		method, host, origin string
+		want                 int
+	}{
+		{"GET", "box.lan:8080", "", 200},
+		{"GET", "evil.example", "", 403},
+		{"GET", "", "http://127.0.0.1:5173", 200},
+		{"GET", "", "http://evil.example", 403},
+		{"OPTIONS", "", "http://localhost:3000", 204},
+	} {
+		resp := do(c.method, c.host, "Origin", c.origin, "Access-Control-Request-Method", "GET")
+		if resp.StatusCode != c.want {
+			t.Errorf("%s Host %q Origin %q: %d, want %d", c.method, c.host, c.origin, resp.StatusCode, c.want)
+		}
+		if c.want != 403 && c.origin != "" && resp.Header.Get("Access-Control-Allow-Origin") != c.origin {
+			t.Errorf("%s Origin %q: Allow-Origin %q", c.method, c.origin, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+	var stderr strings.Builder
+	if err := runServe([]string{"--cors-origin", "a,,b"}, io.Discard, &stderr); err == nil || !strings.Contains(err.Error(), "empty item") {
+		t.Errorf("--cors-origin a,,b: %v", err)
+	}
 }
