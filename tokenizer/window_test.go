@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"encoding/hex"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -22,15 +21,7 @@ func TestWindowedEncodeIsExact(t *testing.T) {
 			g := readGolden(t, name)
 			var texts []string
 			for _, c := range g.Encode {
-				text := c.Text
-				if c.BytesHex != "" {
-					b, err := hex.DecodeString(c.BytesHex)
-					if err != nil {
-						t.Fatal(err)
-					}
-					text = string(b)
-				}
-				texts = append(texts, text)
+				texts = append(texts, goldenText(t, c.Text, c.BytesHex))
 			}
 			long := strings.Join(texts, "\n") + strings.Repeat("  x\n\n\t 12345 ", 50)
 			windowBytes = 1 << 30
