@@ -155,3 +155,27 @@ func TestBodyTimeout(t *testing.T) {
 		t.Errorf("%d requests still wait to be read", waiting)
 	}
 }
+
+// A body declared larger than the limit is refused before it is read or
+// admitted: the answer comes without the client sending any of it.
+func TestDeclaredTooLargeRefusedUnread(t *testing.T) {
+	ts := start(t, fake("qwen3"), server.Config{MaxBodyBytes: 1 << 20})
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/messages/count_tokens HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 1<<30)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer before the body: %v", err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 413 || !strings.Contains(string(raw), `"request_too_large"`) {
+		t.Errorf("declared 1 GiB body: %d %s, want 413 request_too_large", resp.StatusCode, raw)
+	}
+	if waiting := num(health(t, ts.URL)["waiting_to_read"]); waiting != 0 {
+		t.Errorf("%d requests wait to be read", waiting)
+	}
+}
