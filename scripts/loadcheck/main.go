@@ -12,6 +12,8 @@
 //     the baseline (RSS after the idle period the Go runtime needs to hand
 //     freed memory back).
 //
+// Run it with a built binary:
+//
 //	go build -o /tmp/mlx-moe ./cmd/mlx-moe
 //	go run ./scripts/loadcheck -bin /tmp/mlx-moe
 //
