@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +38,9 @@ type Options struct {
 	Device string
 	// Experts choose how routed experts are held (resident, paged, mapped).
 	Experts ExpertOptions
+	// PromptCacheBytes bounds the memory of cached prompt states (0:
+	// DefaultPromptCacheBytes; negative: keep no snapshots).
+	PromptCacheBytes int64
 	// Log receives notes about loading (nil: discarded).
 	Log io.Writer
 }
@@ -84,13 +88,14 @@ func Load(dir string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	eo := opts.Experts
-	if alloc, ok := metal.NewSlotAllocator(e); ok {
-		// Slots in shared-storage buffers: the expert kernels read them in
-		// place, and the GPU's working set bounds the budget.
-		eo.allocator = alloc
-		if ws := e.(*metal.Executor).WorkingSetBytes(); eo.Memory == 0 && ws > 0 {
-			eo.Memory = ws
-		}
+	if sa, ok := e.(slotAllocating); ok {
+		// Slots in the device's buffers: the expert kernels read them in
+		// place.
+		eo.allocator = sa.SlotAllocator()
+	}
+	if ws, ok := e.(workingSetSized); ok && eo.Memory == 0 && ws.WorkingSetBytes() > 0 {
+		// The device's working set bounds the budget.
+		eo.Memory = ws.WorkingSetBytes()
 	}
 	// Estimated before loading (every layer as attention) to decide
 	// whether the model fits; the pager's plan uses the exact figure.
@@ -114,9 +119,11 @@ func Load(dir string, opts Options) (*Model, error) {
 	for _, n := range mdl.Notes {
 		fmt.Fprintf(opts.Log, "note: %s\n", n)
 	}
-	// The prediction is read on the host, which would cost a GPU round trip
-	// per layer on Metal: prefetch on the CPU executor only.
-	m.runner.Prefetch = opts.Experts.Prefetch && pager != nil && e.Name() == "cpu"
+	// The prediction is read on the host, which would cost a device round
+	// trip per layer where ops are encoded: prefetch only where they run as
+	// issued.
+	im, ok := e.(immediate)
+	m.runner.Prefetch = opts.Experts.Prefetch && pager != nil && ok && im.Immediate()
 	for _, id := range m.Tok.EOSTokenIDs() {
 		m.eos[int32(id)] = true
 	}
@@ -161,6 +168,9 @@ func (m *Model) Close() error {
 
 // release closes the pager, the memory maps and the checkpoint.
 func (m *Model) release() error {
+	if m.session != nil {
+		m.session.free()
+	}
 	var errs []error
 	if m.pager != nil {
 		errs = append(errs, m.pager.Close())
@@ -222,6 +232,19 @@ type GenerateOptions struct {
 	Sampling  sample.Options
 	// IgnoreEOS keeps generating past end-of-sequence tokens.
 	IgnoreEOS bool
+	// Logprobs reports each generated token's log-probability under the
+	// model (Token.Logprob), and TopLogprobs the most likely alternatives
+	// at each step (Token.Top).
+	Logprobs    bool
+	TopLogprobs int
+	// LogitsMask, if set, sees each step's logits before sampling, with
+	// the tokens generated so far, and may lower any of them (to -Inf to
+	// forbid a token): the hook for constrained decoding.
+	LogitsMask func(generated []int32, logits []float32)
+	// CachePoints are prompt lengths at which to keep the cache state for
+	// later prompts that share that prefix, e.g. where the system prompt
+	// and tool definitions end.
+	CachePoints []int
 }
 
 // Token is one generated token and the text it completes (possibly empty
@@ -229,6 +252,9 @@ type GenerateOptions struct {
 type Token struct {
 	ID   int32
 	Text string
+	// Logprob and Top are set when GenerateOptions.Logprobs is.
+	Logprob float32
+	Top     []Alternative
 }
 
 // Result describes a finished generation.
@@ -271,7 +297,9 @@ func (m *Model) Logits(ids []int32) ([]float32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.Model.NewCache(m.exec, len(ids))
-	return m.forward(c, ids, false)
+	defer c.Free(m.exec)
+	logits, err := m.forward(c, ids, false)
+	return slices.Clone(logits), err
 }
 
 // MeanNLL is the mean negative log-likelihood of ids[1:] given their

@@ -197,7 +197,11 @@ func startPager(m *model.Model, pol experts.Policy, opts ExpertOptions, kvBytes 
 	for _, src := range sources {
 		counts[src.Layer] = src.Count
 	}
-	layout, err := experts.NewLayerLayout(sources[0].Layer, specs[sources[0].Layer])
+	newLayout := experts.NewLayerLayout
+	if opts.DirectIO {
+		newLayout = experts.NewDirectLayout // the pager's: parts placed for in-place reads
+	}
+	layout, err := newLayout(sources[0].Layer, specs[sources[0].Layer])
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +338,7 @@ func scratchBytes(m *model.Model, directIO bool) int64 {
 	widest := 8*c.HiddenSize + 3*max(c.IntermediateSize, c.MoEIntermediateSize*c.NumExpertsPerTok)
 	total := int64(4*m.MaxBatch*widest + 4*c.VocabSize)
 	if directIO {
-		total += 8 * (2<<20 + 64<<10) // 8 IO workers, 2 MiB reads plus alignment
+		total += experts.IOScratchBytes()
 	}
 	return total
 }

@@ -2,14 +2,21 @@ package mlxmoe
 
 import (
 	"context"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/mlx-moe/mlx-moe/model"
 	"github.com/mlx-moe/mlx-moe/sample"
 )
 
-// maxSnapshots bounds how many earlier sequences a session keeps.
-const maxSnapshots = 4
+// prefillChunk is how many prompt tokens are processed between two
+// cancellation checks: a request whose client left stops within one chunk.
+const prefillChunk = 512
+
+// DefaultPromptCacheBytes bounds the memory of a session's cache snapshots
+// when Options.PromptCacheBytes is 0.
+const DefaultPromptCacheBytes = 2 << 30
 
 // Session is a sequence cache that outlives one generation. A prompt that
 // starts with the tokens of an earlier prompt or generation reuses the
@@ -17,24 +24,73 @@ const maxSnapshots = 4
 // keeps per-position state (KV caches) the live cache is cut back to the
 // longest common prefix; for recurrent layers (linear attention), whose
 // state cannot be rewound, the session snapshots the cache at the end of
-// each prompt and generation and restores the longest snapshot that is a
-// prefix of the new prompt.
+// each prompt and generation. Both kinds also snapshot at the cache points
+// a request names (where the system prompt and tools end), so that a new
+// conversation with the same system prompt and tools starts from there.
+// The longest snapshot that is a prefix of a new prompt is restored;
+// snapshots are kept within a memory budget, least recently used first out.
 type Session struct {
 	m      *Model
 	cache  *model.Cache
 	tokens []int32
-	snaps  []snapshot
+	snaps  []*snapshot
+	bytes  int64  // memory held by snaps
+	clock  uint64 // orders snapshot use
+	// stats are published for CacheStats, which must not wait for a
+	// generation to end (the model's lock is held throughout one).
+	stats struct{ snapshots, bytes, hits atomic.Int64 }
 }
 
 type snapshot struct {
 	tokens []int32
 	cache  *model.Cache
-	used   time.Time
+	bytes  int64
+	used   uint64
 }
 
 // NewSession returns an empty session.
 func (m *Model) NewSession() *Session {
 	return &Session{m: m}
+}
+
+// CacheStats describe a session's prompt cache.
+type CacheStats struct {
+	Snapshots int
+	Bytes     int64 // memory held by snapshots
+	Hits      int64 // prompts that reused cached state
+}
+
+// CacheStats reports the session's prompt cache.
+func (s *Session) CacheStats() CacheStats {
+	return CacheStats{Snapshots: int(s.stats.snapshots.Load()), Bytes: s.stats.bytes.Load(), Hits: s.stats.hits.Load()}
+}
+
+// PromptCacheStats reports the default session's prompt cache.
+func (m *Model) PromptCacheStats() CacheStats { return m.session.CacheStats() }
+
+// Close releases the session's caches (the live one and its snapshots) on
+// the model's executor. The session is empty afterwards and can be used
+// again.
+func (s *Session) Close() {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	s.free()
+}
+
+// free is Close with the model's lock held.
+func (s *Session) free() {
+	if s.cache != nil {
+		s.cache.Free(s.m.exec)
+		s.cache = nil
+	}
+	for _, sn := range s.snaps {
+		if sn.cache != nil {
+			sn.cache.Free(s.m.exec)
+		}
+	}
+	s.snaps, s.tokens, s.bytes = nil, s.tokens[:0], 0
+	s.stats.snapshots.Store(0)
+	s.stats.bytes.Store(0)
 }
 
 func commonPrefix(a, b []int32) int {
@@ -62,48 +118,89 @@ func (s *Session) reuse(prompt []int32) int {
 		best = len(s.tokens)
 	}
 	var from *snapshot
-	for i := range s.snaps {
-		sn := &s.snaps[i]
+	for _, sn := range s.snaps {
 		if len(sn.tokens) > best && len(sn.tokens) <= limit && isPrefix(sn.tokens, prompt) {
 			best, from = len(sn.tokens), sn
 		}
 	}
 	if from != nil {
 		s.cache.CopyFrom(from.cache, m.exec)
-		from.used = time.Now()
+		s.clock++
+		from.used = s.clock
+	}
+	if best > 0 {
+		s.stats.hits.Add(1)
 	}
 	s.cache.Len = best
 	s.tokens = append(s.tokens[:0], prompt[:best]...)
 	return best
 }
 
-// snapshot records the live cache under its tokens, replacing the least
-// recently used snapshot when full.
+// snapshot records the live cache under its tokens, then drops the least
+// recently used snapshots until the budget holds. A snapshot larger than
+// the whole budget is not taken.
 func (s *Session) snapshot() {
+	s.clock++
 	for _, sn := range s.snaps {
 		if len(sn.tokens) == len(s.tokens) && isPrefix(sn.tokens, s.tokens) {
+			sn.used = s.clock
 			return
 		}
 	}
 	m := s.m
-	var sn *snapshot
-	if len(s.snaps) < maxSnapshots {
-		s.snaps = append(s.snaps, snapshot{})
-		sn = &s.snaps[len(s.snaps)-1]
-	} else {
-		sn = &s.snaps[0]
-		for i := range s.snaps {
-			if s.snaps[i].used.Before(sn.used) {
-				sn = &s.snaps[i]
+	budget := m.opts.PromptCacheBytes
+	if budget == 0 {
+		budget = DefaultPromptCacheBytes
+	}
+	size := m.Model.CacheBytes(s.cache.Len)
+	if budget < 0 || size > budget || s.cache.Len == 0 {
+		return
+	}
+	for s.bytes+size > budget {
+		lru := 0
+		for i, sn := range s.snaps {
+			if sn.used < s.snaps[lru].used {
+				lru = i
 			}
 		}
+		s.bytes -= s.snaps[lru].bytes
+		s.snaps[lru].cache.Free(m.exec)
+		s.snaps = append(s.snaps[:lru], s.snaps[lru+1:]...)
 	}
-	if sn.cache == nil || sn.cache.MaxLen < s.cache.Len {
-		sn.cache = m.Model.NewCache(m.exec, s.cache.Len)
-	}
+	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), cache: m.Model.NewCache(m.exec, s.cache.Len), bytes: size, used: s.clock}
 	sn.cache.CopyFrom(s.cache, m.exec)
-	sn.tokens = append(sn.tokens[:0], s.tokens...)
-	sn.used = time.Now()
+	s.snaps = append(s.snaps, sn)
+	s.bytes += size
+	s.stats.snapshots.Store(int64(len(s.snaps)))
+	s.stats.bytes.Store(s.bytes)
+}
+
+// prefill processes prompt[from:] in chunks, checking ctx before each, and
+// snapshots the cache at each of points it passes. It returns the logits
+// of the last position. On an error the live cache still holds s.tokens.
+func (s *Session) prefill(ctx context.Context, prompt []int32, from int, points []int) ([]float32, error) {
+	var logits []float32
+	for pos := from; pos < len(prompt); {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		end := min(pos+prefillChunk, len(prompt))
+		for _, p := range points {
+			if p > pos && p < end {
+				end = p
+			}
+		}
+		out, err := s.m.forward(s.cache, prompt[pos:end], false)
+		if err != nil {
+			return nil, err
+		}
+		s.tokens = append(s.tokens, prompt[pos:end]...)
+		pos, logits = end, out
+		if pos < len(prompt) && slices.Contains(points, pos) {
+			s.snapshot()
+		}
+	}
+	return logits, nil
 }
 
 // Stream generates from prompt, reusing what the session already holds.
@@ -130,12 +227,21 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 	res := Result{PromptTokens: len(prompt)}
 	start := time.Now()
 	res.CachedTokens = s.reuse(prompt)
-	logits, err := m.forward(s.cache, prompt[res.CachedTokens:], false)
+	logits, err := s.prefill(ctx, prompt, res.CachedTokens, opts.CachePoints)
 	if err != nil {
+		res.Prefill = time.Since(start)
+		if ctx.Err() != nil {
+			// Cancelled between chunks: what was prefilled is valid and
+			// kept, so a retry of the same prompt resumes from it.
+			res.FinishReason = "cancelled"
+			if !s.cache.Rewindable() {
+				s.snapshot()
+			}
+			return res, ctx.Err()
+		}
 		s.tokens, s.cache.Len = s.tokens[:0], 0
 		return res, err
 	}
-	s.tokens = append(s.tokens, prompt[res.CachedTokens:]...)
 	if !s.cache.Rewindable() {
 		s.snapshot()
 	}
@@ -149,6 +255,14 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 			res.FinishReason = "cancelled"
 			break
 		}
+		var logprobOf func(int32) float32
+		var top []Alternative
+		if opts.Logprobs {
+			logprobOf, top = logprobs(logits, opts.TopLogprobs)
+		}
+		if opts.LogitsMask != nil {
+			opts.LogitsMask(res.IDs, logits)
+		}
 		id := sampler.Next(logits)
 		res.IDs = append(res.IDs, id)
 		if m.eos[id] && !opts.IgnoreEOS {
@@ -158,7 +272,11 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 		text := dec.Add(int(id))
 		res.Text += text
 		if emit != nil {
-			if err := emit(Token{ID: id, Text: text}); err != nil {
+			tok := Token{ID: id, Text: text, Top: top}
+			if logprobOf != nil {
+				tok.Logprob = logprobOf(id)
+			}
+			if err := emit(tok); err != nil {
 				res.Decode = time.Since(decodeStart)
 				return res, err
 			}

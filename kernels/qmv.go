@@ -1,55 +1,129 @@
 package kernels
 
+import "sync"
+
 // Decode-time quantized matrix-vector products. For each group the dot
 // product is scale*Σ(q-c)·x + (bias+c*scale)*Σx with c the middle code, so
 // x's group sums are computed once per vector and the weights are never
 // dequantized into memory. Centring q keeps the two terms from being large
 // and opposite (bias is typically about -c*scale), which would cost float32
 // precision. 4 and 8 bits (the common cases) unpack whole words; other
-// widths fall back to dequantizing a row.
+// widths fall back to dequantizing a row. The SIMD kernels (qmv_amd64.go)
+// do the same sums in the order their registers allow.
 
 // qmvTokens is how many tokens MatMul handles with the fused form before
 // dequantizing rows (which amortises over many tokens) becomes cheaper.
-const qmvTokens = 4
+const qmvTokens = DecodeTokens
 
-// qmv computes out[t, r] for n <= qmvTokens tokens of a 4- or 8-bit matrix.
-func qmv(out, x []float32, n int, m *Matrix) {
-	q := m.Q
-	groups := m.Cols / q.GroupSize
-	xsum := make([]float32, n*groups)
+// DecodeTokens is the most tokens a DecodeInput holds.
+const DecodeTokens = 4
+
+// DecodeInput is up to qmvTokens rows of activations laid out once for the
+// decode kernels, so every row block of a matrix, and every matrix reading
+// the same x (a MoE layer's experts), shares the preparation.
+type DecodeInput struct {
+	x        []float32 // [n, cols] as given
+	n, cols  int
+	group    int       // group size sums were taken over (0: x is for dense matrices)
+	sums     []float32 // [n, cols/group] Σx per group
+	xs       []float32 // [n, cols] in the SIMD kernels' order when permuted, else x
+	permuted bool      // xs is x in nibble order (4-bit SIMD kernels)
+	perm     []float32 // the buffer xs uses when permuted
+}
+
+// Prepare lays out x ([n, cols], 1 <= n <= qmvTokens) for matrices
+// quantized like q (nil: dense). The DecodeInput keeps x and reuses its
+// buffers across calls.
+func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
+	d.x, d.n, d.cols, d.group, d.permuted = x[:n*cols], n, cols, 0, false
+	d.xs = d.x
+	if q == nil || q.GroupSize <= 0 || cols%q.GroupSize != 0 {
+		return
+	}
+	d.group = q.GroupSize
+	groups := cols / q.GroupSize
+	d.sums = grow(d.sums, n*groups)
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
 			var s float32
-			for _, v := range x[t*m.Cols+g*q.GroupSize : t*m.Cols+(g+1)*q.GroupSize] {
+			for _, v := range x[t*cols+g*d.group : t*cols+(g+1)*d.group] {
 				s += v
 			}
-			xsum[t*groups+g] = s
+			d.sums[t*groups+g] = s
 		}
 	}
+	if q.Bits == 4 && simdNibbleOrder() && cols%16 == 0 {
+		d.perm = grow(d.perm, n*cols)
+		d.xs = d.perm
+		for t := 0; t < n; t++ {
+			permuteNibbles(d.xs[t*cols:(t+1)*cols], x[t*cols:(t+1)*cols])
+		}
+		d.permuted = true
+	}
+}
+
+// MatVecRows computes rows [lo, hi) of out = W·x for the prepared tokens
+// (out is [n, m.Rows]). It runs on the calling goroutine: callers split
+// rows (and matrices) across the worker pool themselves.
+func MatVecRows(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
+	if m.Q != nil && d.group == m.Q.GroupSize {
+		if qmvRowsSIMD(out, d, m, lo, hi) {
+			return
+		}
+		if m.Q.Bits == 4 || m.Q.Bits == 8 {
+			qmvRows(out, d, m, lo, hi)
+			return
+		}
+	}
+	buf := getFloats(m.Cols)
+	defer putFloats(buf)
+	row := *buf
+	for r := lo; r < hi; r++ {
+		m.Row(r, row)
+		for t := 0; t < d.n; t++ {
+			out[t*m.Rows+r] = Dot(row, d.x[t*m.Cols:(t+1)*m.Cols])
+		}
+	}
+}
+
+// qmv computes out[t, r] for n <= qmvTokens tokens of a quantized matrix,
+// rows split across the worker pool.
+func qmv(out, x []float32, n int, m *Matrix) {
+	d := decodeInputs.Get().(*DecodeInput)
+	d.Prepare(x, n, m.Cols, m.Q)
+	parallelFor(m.Rows, m.Cols*n, func(lo, hi int) { MatVecRows(out, d, m, lo, hi) })
+	d.x, d.xs = nil, nil
+	decodeInputs.Put(d)
+}
+
+var decodeInputs = sync.Pool{New: func() any { return new(DecodeInput) }}
+
+// qmvRows is the Go kernel for rows [lo, hi) of a 4- or 8-bit matrix.
+func qmvRows(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
+	q := m.Q
+	groups := m.Cols / q.GroupSize
 	words := m.Cols * q.Bits / 32
 	perGroup := q.GroupSize * q.Bits / 32
-	parallelFor(m.Rows, m.Cols*n, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			w := q.W[r*words : (r+1)*words]
-			for t := 0; t < n; t++ {
-				xt := x[t*m.Cols : (t+1)*m.Cols]
-				var acc float32
-				for g := 0; g < groups; g++ {
-					s, b := q.scale(r*groups + g)
-					wg := w[g*perGroup : (g+1)*perGroup]
-					xg := xt[g*q.GroupSize : (g+1)*q.GroupSize]
-					var dot, c float32
-					if q.Bits == 4 {
-						dot, c = dot4(wg, xg), 8
-					} else {
-						dot, c = dot8(wg, xg), 128
-					}
-					acc += s*dot + (b+c*s)*xsum[t*groups+g]
+	for r := lo; r < hi; r++ {
+		w := q.W[r*words : (r+1)*words]
+		for t := 0; t < d.n; t++ {
+			xt := d.x[t*m.Cols : (t+1)*m.Cols]
+			var acc float32
+			for g := 0; g < groups; g++ {
+				s, b := q.scale(r*groups + g)
+				wg := w[g*perGroup : (g+1)*perGroup]
+				xg := xt[g*q.GroupSize : (g+1)*q.GroupSize]
+				var dot, c float32
+				if q.Bits == 4 {
+					dot, c = dot4(wg, xg), 8
+				} else {
+					dot, c = dot8(wg, xg), 128
 				}
-				out[t*m.Rows+r] = acc
+				acc += s*dot + (b+c*s)*d.sums[t*groups+g]
 			}
+			out[t*m.Rows+r] = acc
 		}
-	})
+	}
 }
 
 // nibbles maps a byte to its two 4-bit codes less the middle code 8, so
@@ -92,4 +166,38 @@ func dot8(w []uint32, x []float32) float32 {
 		s1 += centredBytes[v>>16&255]*xs[2] + centredBytes[v>>24]*xs[3]
 	}
 	return s0 + s1
+}
+
+// permuteNibbles writes x in the order the 4-bit SIMD kernels consume it:
+// per block of 16 values, the eight even-indexed ones then the eight odd
+// ones (a byte's low nibble is the even value, its high nibble the odd).
+func permuteNibbles(dst, x []float32) {
+	for b := 0; b+16 <= len(x); b += 16 {
+		for i := 0; i < 8; i++ {
+			dst[b+i] = x[b+2*i]
+			dst[b+8+i] = x[b+2*i+1]
+		}
+	}
+}
+
+// floatPool recycles the per-call activation scratch of the decode kernels.
+var floatPool sync.Pool
+
+func getFloats(n int) *[]float32 {
+	if p, ok := floatPool.Get().(*[]float32); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	s := make([]float32, n)
+	return &s
+}
+
+func putFloats(p *[]float32) { floatPool.Put(p) }
+
+// grow returns s resized to n values, reallocating only when it must.
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
 }

@@ -1,17 +1,3 @@
-// Package model turns a checkpoint directory (config.json plus safetensors
-// shards, in mlx-community MLX layout or Hugging Face layout) into a Model
-// that runs on a graph.Executor.
-//
-// A family (qwen3_moe.go, mixtral.go, ...) is one file: it reads the
-// config, names its tensors and assembles the layer stack from the shared
-// blocks (attention, MoE, dense MLP, ...), and registers itself by
-// model_type.
-//
-// Safetensors headers are parsed here rather than with
-// github.com/nlpodyssey/safetensors, which the design card named: that
-// library maps the whole file before it can read a header and rejects
-// F8_E4M3, while the expert pager needs header-only parsing and absolute
-// file offsets for pread. The parser is one small file (safetensors.go).
 package model
 
 import (
@@ -70,8 +56,12 @@ type Layer struct {
 
 // Mixer mixes information across positions (attention, linear attention).
 type Mixer interface {
+	// StateBytes is the size of this layer's cache for maxLen positions.
+	StateBytes(maxLen int) int64
 	// newState allocates this layer's part of the cache.
 	newState(e graph.Executor, maxLen int) MixerState
+	// plan asks for the scratch tensors forward uses (see Runner).
+	plan(s *scratch)
 	forward(r *run, out, x *graph.Tensor, st MixerState) error
 }
 
@@ -80,10 +70,20 @@ type Mixer interface {
 type MixerState interface {
 	// CopyFrom makes the first positions positions equal to other's.
 	CopyFrom(other MixerState, e graph.Executor, positions int)
+	// PerPosition reports whether the state is kept per position (a KV
+	// cache), so that lowering Cache.Len rewinds it; recurrent state is not.
+	PerPosition() bool
+	// Reset prepares the state for a new sequence (recurrent state starts
+	// at zero; a KV cache needs nothing).
+	Reset(e graph.Executor)
+	// Free releases the state's tensors on e.
+	Free(e graph.Executor)
 }
 
 // FFN is the per-token feed-forward part (dense MLP or MoE).
 type FFN interface {
+	// plan asks for the scratch tensors forward uses (see Runner).
+	plan(s *scratch)
 	forward(r *run, out, x *graph.Tensor) error
 }
 

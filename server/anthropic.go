@@ -21,9 +21,15 @@ type antRequest struct {
 	TopP          *float64        `json:"top_p"`
 	TopK          *int            `json:"top_k"`
 	Stream        bool            `json:"stream"`
-	Thinking      *struct {
+	// Thinking is {"type": "enabled"|"adaptive"|"disabled"}; adaptive (what
+	// Claude Code sends) switches thinking on like enabled, and display and
+	// budget_tokens are accepted and not enforced.
+	Thinking *struct {
 		Type string `json:"type"`
 	} `json:"thinking"`
+	// Other fields (metadata, output_config, context_management, service
+	// tier, ...) and anthropic-beta headers are ignored: they steer
+	// Anthropic's own service and carry nothing for a local model.
 }
 
 type antMessage struct {
@@ -98,6 +104,12 @@ func antText(raw json.RawMessage, field string) (string, *apiError) {
 
 // messages turns the Anthropic conversation into chat turns: tool_result
 // blocks become tool messages, tool_use blocks assistant tool calls.
+//
+// Messages with role "system" (Claude Code puts agent and skill listings
+// there) are accepted anywhere: those before the first user or assistant
+// turn join the top-level system prompt; later ones stay where they are as
+// system turns, so the cached prefix before them is not disturbed (see
+// Server.render for templates that refuse a system turn mid-conversation).
 func (req *antRequest) messages() ([]Message, *apiError) {
 	if len(req.Messages) == 0 {
 		return nil, invalid("messages", "messages: at least one message is required")
@@ -113,8 +125,20 @@ func (req *antRequest) messages() ([]Message, *apiError) {
 	names := map[string]string{}
 	for i, m := range req.Messages {
 		field := fmt.Sprintf("messages[%d]", i)
+		if m.Role == "system" {
+			text, e := antText(m.Content, field+".content")
+			if e != nil {
+				return nil, e
+			}
+			if len(out) > 0 && out[len(out)-1].Role == "system" && !conversed(out) {
+				out[len(out)-1].Content += "\n\n" + text
+			} else {
+				out = append(out, Message{Role: "system", Content: text})
+			}
+			continue
+		}
 		if m.Role != "user" && m.Role != "assistant" {
-			return nil, invalid(field+".role", "%s.role must be \"user\" or \"assistant\", got %q", field, m.Role)
+			return nil, invalid(field+".role", "%s.role must be \"user\", \"assistant\" or \"system\", got %q", field, m.Role)
 		}
 		blocks, e := antBlocks(m.Content, field+".content")
 		if e != nil {
@@ -165,6 +189,9 @@ func (req *antRequest) messages() ([]Message, *apiError) {
 		}
 		flush()
 	}
+	if !conversed(out) {
+		return nil, invalid("messages", "messages: at least one user or assistant message is required")
+	}
 	return out, nil
 }
 
@@ -193,6 +220,16 @@ func (req *antRequest) tools() ([]Tool, *apiError) {
 	return tools, nil
 }
 
+// conversed reports whether msgs hold a turn other than a system one.
+func conversed(msgs []Message) bool {
+	for _, m := range msgs {
+		if m.Role != "system" {
+			return true
+		}
+	}
+	return false
+}
+
 // prompt checks and renders a messages or count_tokens request.
 func (s *Server) antPrompt(req *antRequest) (ChatPrompt, *apiError) {
 	if req.Model == "" {
@@ -212,12 +249,12 @@ func (s *Server) antPrompt(req *antRequest) (ChatPrompt, *apiError) {
 	p := ChatPrompt{Messages: msgs, Tools: tools, AddGenerationPrompt: true}
 	if req.Thinking != nil {
 		switch req.Thinking.Type {
-		case "enabled":
+		case "enabled", "adaptive":
 			p.Kwargs = map[string]any{"enable_thinking": true}
 		case "disabled":
 			p.Kwargs = map[string]any{"enable_thinking": false}
 		default:
-			return ChatPrompt{}, invalid("thinking.type", "thinking.type %q is not one of enabled, disabled", req.Thinking.Type)
+			return ChatPrompt{}, invalid("thinking.type", "thinking.type %q is not one of enabled, adaptive, disabled", req.Thinking.Type)
 		}
 	}
 	return p, nil

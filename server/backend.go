@@ -105,6 +105,18 @@ type GenRequest struct {
 	Prompt    []int
 	MaxTokens int
 	Sampling  Sampling
+	// Logprobs asks for each token's log-probability (Token.Logprob) and
+	// TopLogprobs for that many most likely alternatives (Token.Top).
+	Logprobs    bool
+	TopLogprobs int
+	// LogitsMask, if set, is called with each step's logits before
+	// sampling and the ids generated so far; it may lower logits (to -Inf
+	// to forbid a token). It is the hook for constrained decoding.
+	LogitsMask func(generated []int, logits []float32)
+	// CachePoints are prompt lengths worth keeping the cache state at for
+	// other requests (where the system prompt and tools end): a new
+	// conversation with the same system prompt and tools starts there.
+	CachePoints []int
 }
 
 // Token is one generated token and the text it completes. Text holds only
@@ -114,6 +126,17 @@ type GenRequest struct {
 type Token struct {
 	ID   int
 	Text string
+	// Logprob is set when the request asked for logprobs: the token's own
+	// text (its bytes, which may be part of a character) and
+	// log-probability; Top are the most likely alternatives.
+	Logprob *Logprob
+	Top     []Logprob
+}
+
+// Logprob is a token and its log-probability under the model.
+type Logprob struct {
+	Token   string
+	Logprob float64
 }
 
 // Finish says why a generation ended.

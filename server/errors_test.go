@@ -15,7 +15,7 @@ import (
 func TestErrors(t *testing.T) {
 	b := fake("qwen3")
 	b.Context = 64
-	ts := start(t, b, server.Config{MaxBodyBytes: 4096})
+	ts := start(t, b, server.Config{MaxBodyBytes: 4096, StrictModel: true})
 	long := strings.Repeat("word ", 20)
 	for _, c := range []struct {
 		name, path, body string
@@ -42,7 +42,8 @@ func TestErrors(t *testing.T) {
 		{"ant no model", "/v1/messages", `{"max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`, 400, "invalid_request_error", ""},
 		{"ant image", "/v1/messages", `{"model":"Tiny-MoE-4bit","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AA=="}}]}]}`, 400, "invalid_request_error", ""},
 		{"ant tool_result image", "/v1/messages", `{"model":"Tiny-MoE-4bit","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"a","content":[{"type":"image"}]}]}]}`, 400, "invalid_request_error", ""},
-		{"ant role", "/v1/messages", `{"model":"Tiny-MoE-4bit","max_tokens":5,"messages":[{"role":"system","content":"hi"}]}`, 400, "invalid_request_error", ""},
+		{"ant role", "/v1/messages", `{"model":"Tiny-MoE-4bit","max_tokens":5,"messages":[{"role":"robot","content":"hi"}]}`, 400, "invalid_request_error", ""},
+		{"ant only system", "/v1/messages", `{"model":"Tiny-MoE-4bit","max_tokens":5,"messages":[{"role":"system","content":"hi"}]}`, 400, "invalid_request_error", ""},
 		{"ant context", "/v1/messages", `{"model":"Tiny-MoE-4bit","max_tokens":5,"messages":[{"role":"user","content":"` + long + `"}]}`, 400, "invalid_request_error", ""},
 		{"ant count context", "/v1/messages/count_tokens", `{"model":"Tiny-MoE-4bit","messages":[{"role":"user","content":"` + long + `"}]}`, 400, "invalid_request_error", ""},
 		{"ant too large", "/v1/messages", `{"model":"Tiny-MoE-4bit","max_tokens":5,"messages":[{"role":"user","content":"` + strings.Repeat("x", 5000) + `"}]}`, 413, "request_too_large", ""},
@@ -84,8 +85,9 @@ func TestAPIKey(t *testing.T) {
 	resp.Body.Close()
 }
 
+// By default any model name is answered by the loaded model.
 func TestAnyModel(t *testing.T) {
-	ts := start(t, fake("qwen3"), server.Config{AcceptAnyModel: true})
+	ts := start(t, fake("qwen3"), server.Config{})
 	v := postJSON(t, ts.URL+"/v1/messages", `{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`, 200)
 	if v["model"] != modelID {
 		t.Errorf("model %v", v["model"])

@@ -23,6 +23,7 @@ type metrics struct {
 	lastPre   float64
 	lastDec   float64
 	cancelled int64
+	cacheHits int64 // generations that reused cached prompt tokens
 }
 
 func newMetrics() *metrics { return &metrics{requests: map[[2]string]int64{}} }
@@ -51,6 +52,9 @@ func (m *metrics) generation(r GenResult, cancelled bool) {
 	if cancelled {
 		m.cancelled++
 	}
+	if r.CachedTokens > 0 {
+		m.cacheHits++
+	}
 }
 
 // write renders the metrics, the queue state and the backend's stats.
@@ -78,6 +82,7 @@ func (m *metrics) write(w io.Writer, waiting int, busy bool, stats map[string]fl
 		{"mlxmoe_prefill_seconds_total", "Time spent in prefill.", m.prefillS},
 		{"mlxmoe_decode_seconds_total", "Time spent decoding.", m.decodeS},
 		{"mlxmoe_generations_cancelled_total", "Generations stopped by a client disconnect.", float64(m.cancelled)},
+		{"mlxmoe_prompt_cache_hits_total", "Generations whose prompt reused cached tokens.", float64(m.cacheHits)},
 	}
 	for _, c := range counters {
 		metric(c.name, "counter", c.help)

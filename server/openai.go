@@ -30,7 +30,9 @@ type oaiChatRequest struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	N *int `json:"n"`
+	N           *int  `json:"n"`
+	Logprobs    *bool `json:"logprobs"`
+	TopLogprobs *int  `json:"top_logprobs"`
 	// ChatTemplateKwargs are extra template variables (as in vLLM), e.g.
 	// {"enable_thinking": false}.
 	ChatTemplateKwargs map[string]json.RawMessage `json:"chat_template_kwargs"`
@@ -250,7 +252,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{
 			"id": newID("chatcmpl-"), "object": "chat.completion", "created": time.Now().Unix(), "model": s.b.ModelID(),
-			"choices": []any{map[string]any{"index": 0, "message": msg, "logprobs": nil,
+			"choices": []any{map[string]any{"index": 0, "message": msg, "logprobs": j.chatLogprobs(j.scored),
 				"finish_reason": oaiFinish(out, len(res.Calls) > 0)}},
 			"usage": oaiUsage(j, out.res),
 		})
@@ -280,12 +282,21 @@ func (s *Server) oaiChatJob(req *oaiChatRequest) (*job, *apiError) {
 	if e != nil {
 		return nil, e
 	}
+	logprobs, top, e := logprobsOptions(req.Logprobs, req.TopLogprobs)
+	if e != nil {
+		return nil, e
+	}
 	maxTokens := req.MaxCompletionTokens
 	if maxTokens == nil {
 		maxTokens = req.MaxTokens
 	}
-	return s.chatJob(ChatPrompt{Messages: msgs, Tools: tools, AddGenerationPrompt: true, Kwargs: templateKwargs(req.ChatTemplateKwargs)},
+	j, e := s.chatJob(ChatPrompt{Messages: msgs, Tools: tools, AddGenerationPrompt: true, Kwargs: templateKwargs(req.ChatTemplateKwargs)},
 		len(tools) > 0, maxTokens, sampling, stops)
+	if e != nil {
+		return nil, e
+	}
+	j.logprobs, j.top = logprobs, top
+	return j, nil
 }
 
 func oaiFinish(out outcome, calls bool) string {
@@ -326,11 +337,20 @@ func (s *Server) oaiStream(w http.ResponseWriter, r *http.Request, j *job, objec
 	if !chat {
 		id = newID("cmpl-")
 	}
+	offset := 0 // text written so far, for completions' text_offset
 	send := func(choice map[string]any, usage any) error {
 		c := map[string]any{"id": id, "object": object, "created": created, "model": s.b.ModelID(), "choices": []any{}}
 		if choice != nil {
 			choice["index"] = 0
 			choice["logprobs"] = nil
+			if toks := j.takeLogprobs(); len(toks) > 0 && chat {
+				choice["logprobs"] = j.chatLogprobs(toks)
+			} else if len(toks) > 0 {
+				choice["logprobs"] = j.completionLogprobs(toks, offset)
+				for _, t := range toks {
+					offset += len(t.Logprob.Token)
+				}
+			}
 			if _, ok := choice["finish_reason"]; !ok {
 				choice["finish_reason"] = nil
 			}
@@ -398,6 +418,7 @@ type oaiCompletionRequest struct {
 	Stop             json.RawMessage `json:"stop"`
 	PresencePenalty  *float64        `json:"presence_penalty"`
 	FrequencyPenalty *float64        `json:"frequency_penalty"`
+	Logprobs         *int            `json:"logprobs"`
 	Stream           bool            `json:"stream"`
 	StreamOptions    *struct {
 		IncludeUsage bool `json:"include_usage"`
@@ -424,7 +445,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	s.generate(w, r, openAI, j, func(ev toolcall.Event) error { text.WriteString(ev.Text); return nil }, func(out outcome) {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"id": newID("cmpl-"), "object": "text_completion", "created": time.Now().Unix(), "model": s.b.ModelID(),
-			"choices": []any{map[string]any{"index": 0, "text": text.String(), "logprobs": nil, "finish_reason": oaiFinish(out, false)}},
+			"choices": []any{map[string]any{"index": 0, "text": text.String(), "logprobs": j.completionLogprobs(j.scored, 0), "finish_reason": oaiFinish(out, false)}},
 			"usage":   oaiUsage(j, out.res),
 		})
 	})
@@ -453,25 +474,16 @@ func (s *Server) completionJob(req *oaiCompletionRequest) (*job, *apiError) {
 	if e != nil {
 		return nil, e
 	}
-	return s.newJob(s.b.Tokenize(prompt), req.MaxTokens, sampling, stops)
-}
-
-// models lists the loaded model and the models in the local cache.
-func (s *Server) models(w http.ResponseWriter, r *http.Request) {
-	ids := []string{s.b.ModelID()}
-	if s.cfg.CachedModels != nil {
-		for _, m := range s.cfg.CachedModels() {
-			if m != s.b.ModelID() {
-				ids = append(ids, m)
-			}
-		}
+	logprobs, top, e := completionLogprobs(req.Logprobs)
+	if e != nil {
+		return nil, e
 	}
-	var data []any
-	for _, id := range ids {
-		data = append(data, map[string]any{"id": id, "object": "model", "created": s.created, "owned_by": "mlx-moe",
-			"loaded": id == s.b.ModelID()})
+	j, e := s.newJob(s.b.Tokenize(prompt), req.MaxTokens, sampling, stops)
+	if e != nil {
+		return nil, e
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+	j.logprobs, j.top = logprobs, top
+	return j, nil
 }
 
 // templateKwargs passes chat_template_kwargs on so the template sees them

@@ -39,9 +39,11 @@ type Config struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds each write of a stream (default 60s).
 	WriteTimeout time.Duration
-	// AcceptAnyModel answers requests naming any model with the loaded one
-	// (for clients such as Claude Code that send their own model names).
-	AcceptAnyModel bool
+	// StrictModel turns away (404) requests that name a model other than
+	// the loaded one. By default any name is accepted and answered by the
+	// loaded model under its own id, so agents that send their own model
+	// names (Claude Code, Codex) work without configuration.
+	StrictModel bool
 	// CachedModels lists models in the local cache for /v1/models.
 	CachedModels func() []string
 	// ToolFormat overrides the tool-call format read from the chat template
@@ -51,6 +53,9 @@ type Config struct {
 	// model's generation_config.json). The zero value means the APIs' own
 	// defaults, temperature 1 and top_p 1; a TopP of 0 means 1.
 	Sampling Sampling
+	// ResponseStoreBytes bounds the memory of responses kept for
+	// previous_response_id (default 64 MiB).
+	ResponseStoreBytes int64
 	// Logger receives one line per request (default: discard).
 	Logger *slog.Logger
 
@@ -78,6 +83,7 @@ type Server struct {
 	queue     *queue
 	admission *admission
 	metrics   *metrics
+	stored    *respStore
 	created   int64
 }
 
@@ -104,6 +110,9 @@ func New(b Backend, cfg Config) (*Server, error) {
 	if cfg.Sampling.TopP == 0 {
 		cfg.Sampling.TopP = 1
 	}
+	if cfg.ResponseStoreBytes <= 0 {
+		cfg.ResponseStoreBytes = 64 << 20
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -127,6 +136,7 @@ func New(b Backend, cfg Config) (*Server, error) {
 		queue:     &queue{max: cfg.MaxQueue},
 		admission: &admission{budget: cfg.MaxParseBytes, maxWaiting: cfg.MaxQueue},
 		metrics:   newMetrics(),
+		stored:    newRespStore(cfg.ResponseStoreBytes),
 		created:   time.Now().Unix(),
 	}, nil
 }
@@ -135,13 +145,17 @@ func New(b Backend, cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.record, s.recoverPanics, s.guard, s.admitBody)
+	r.Get("/", s.root)
+	r.Head("/", s.root)
 	r.Get("/health", s.health)
 	r.Get("/metrics", s.serveMetrics)
 	r.Group(func(r chi.Router) {
 		r.Use(s.authorize(openAI))
 		r.Get("/v1/models", s.models)
+		r.Get("/v1/models/*", s.model) // ids hold slashes (org/name)
 		r.Post("/v1/chat/completions", s.chatCompletions)
 		r.Post("/v1/completions", s.completions)
+		r.Post("/v1/responses", s.responses)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.authorize(anthropic))
@@ -266,16 +280,22 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	s.metrics.write(w, waiting, busy, s.b.Stats())
 }
 
-// checkModel accepts the loaded model's id (or its last path element, any
-// case), an empty name, or anything when AcceptAnyModel is set.
+// checkModel accepts any name, or with StrictModel only the loaded
+// model's id (or its last path element, any case) or an empty name.
 func (s *Server) checkModel(name string) *apiError {
-	id := s.b.ModelID()
-	base := id[strings.LastIndex(id, "/")+1:]
-	if name == "" || s.cfg.AcceptAnyModel || strings.EqualFold(name, id) || strings.EqualFold(name, base) {
+	if !s.cfg.StrictModel || s.servedName(name) {
 		return nil
 	}
 	return &apiError{kind: errNotFound, param: "model",
-		msg: fmt.Sprintf("model %q is not served here; this server runs %q (start it with --any-model to accept any name)", name, id)}
+		msg: fmt.Sprintf("model %q is not served here; this server runs %q (started with --strict-model)", name, s.b.ModelID())}
+}
+
+// servedName reports whether name is the loaded model's id or its last
+// path element (any case), or empty.
+func (s *Server) servedName(name string) bool {
+	id := s.b.ModelID()
+	base := id[strings.LastIndex(id, "/")+1:]
+	return name == "" || strings.EqualFold(name, id) || strings.EqualFold(name, base)
 }
 
 func newID(prefix string) string {
@@ -287,10 +307,20 @@ func newID(prefix string) string {
 // job is one prepared generation.
 type job struct {
 	prompt    []int
+	points    []int // cache points (GenRequest.CachePoints)
 	maxTokens int
 	sampling  Sampling
 	stops     []string
 	parse     *toolcall.Options // nil: raw text (completions)
+	// logprobs asks for log-probabilities, top for that many alternatives;
+	// scored are the tokens that came with them, sent how many of those a
+	// stream has written.
+	logprobs bool
+	top      int
+	scored   []Token
+	sent     int
+	// mask constrains sampling (GenRequest.LogitsMask); nil: none.
+	mask func(generated []int, logits []float32)
 }
 
 // chatJob renders a conversation and checks it against the context.
@@ -300,7 +330,7 @@ func (s *Server) chatJob(p ChatPrompt, parseTools bool, maxTokens *int, sampling
 			p.Messages[i].Content = normalizeSystem(p.Messages[i].Content)
 		}
 	}
-	text, ids, err := s.b.RenderChat(p)
+	text, ids, err := s.render(p)
 	if err != nil {
 		return nil, invalid("messages", "rendering the chat template: %v", err)
 	}
@@ -308,6 +338,7 @@ func (s *Server) chatJob(p ChatPrompt, parseTools bool, maxTokens *int, sampling
 	if e != nil {
 		return nil, e
 	}
+	j.points = s.cachePoints(p, ids)
 	opts := toolcall.Options{Format: s.format, InThinking: opensThinking(text)}
 	if parseTools {
 		for _, t := range p.Tools {
@@ -427,11 +458,13 @@ func (s *Server) run(ctx context.Context, j *job, sink func(toolcall.Event) erro
 	}
 	var held string
 	var out outcome
-	res, err := s.generateRecovered(ctx, GenRequest{Prompt: j.prompt, MaxTokens: j.maxTokens, Sampling: j.sampling},
+	res, err := s.generateRecovered(ctx, GenRequest{Prompt: j.prompt, MaxTokens: j.maxTokens, Sampling: j.sampling, CachePoints: j.points,
+		Logprobs: j.logprobs, TopLogprobs: j.top, LogitsMask: j.mask},
 		func(t Token) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			j.noteLogprob(t)
 			held += t.Text
 			if i, stop := firstStop(held, j.stops); stop != "" {
 				out.stopped = stop
@@ -460,6 +493,9 @@ func (s *Server) run(ctx context.Context, j *job, sink func(toolcall.Event) erro
 		out.err = deliver(held, true)
 	}
 	s.metrics.generation(res, ctx.Err() != nil)
+	s.cfg.Logger.Info("generation", "prompt_tokens", res.PromptTokens, "cached_tokens", res.CachedTokens,
+		"cache_points", fmt.Sprint(j.points), "completion_tokens", res.CompletionTokens, "finish", out.finish,
+		"cancelled", ctx.Err() != nil)
 	return out
 }
 

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	mlxmoe "github.com/mlx-moe/mlx-moe"
 	"github.com/mlx-moe/mlx-moe/server"
 )
 
@@ -44,8 +45,9 @@ var newServeBackend func(o serveOptions, stderr io.Writer) (server.Backend, func
 func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags(serveCmd, `serve [--model DIR] [--host 127.0.0.1] [--port 8080] [flags]
 
-Endpoints: POST /v1/chat/completions, /v1/completions, /v1/messages,
-/v1/messages/count_tokens; GET /v1/models, /health, /metrics.
+Endpoints: POST /v1/chat/completions, /v1/completions, /v1/responses,
+/v1/messages, /v1/messages/count_tokens; GET /v1/models, /v1/models/{id},
+/health, /metrics, HEAD and GET /.
 SIGINT or SIGTERM stops the server: queued requests get 503 at once,
 in-flight ones get --shutdown-grace to finish, then are cancelled with an
 error event (or 503); the exit status is 0.
@@ -62,9 +64,11 @@ be application/json, and browser requests from an Origin not given with
 	fs.StringVar(&cfg.APIKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' or 'x-api-key: KEY' (default $MLXMOE_API_KEY)")
 	fs.IntVar(&cfg.MaxTokens, "max-tokens", 0, "cap on tokens generated per request, and the default when a request names none (0: up to the context)")
 	fs.IntVar(&cfg.MaxQueue, "max-queue", 16, "requests that may wait while one generates; more get 429 (OpenAI) or 529 (Anthropic)")
-	fs.BoolVar(&cfg.AcceptAnyModel, "any-model", false, "accept any model name in requests (Claude Code sends its own)")
+	fs.BoolVar(&cfg.StrictModel, "strict-model", false, "answer 404 to requests naming another model (default: any name is served by the loaded model)")
+	fs.Bool("any-model", true, "accepted for compatibility: any model name is served by default now (see --strict-model)")
 	fs.StringVar(&cfg.ToolFormat, "tool-format", "", "tool-call markup the model writes: qwen3, qwen3-coder, glm, deepseek-v3 or none (default: read from the chat template)")
 	maxBody := fs.Int("max-body-mb", 32, "largest request body in MiB")
+	promptCache := fs.Int("prompt-cache-mb", mlxmoe.DefaultPromptCacheBytes>>20, "memory for cached prompt states (system+tools prefixes, recent conversations), least recently used dropped first; 0 keeps none")
 	quiet := fs.Bool("quiet", false, "do not log each request to stderr")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may run before they are cancelled")
 	var allowedHosts, corsOrigins listFlag
@@ -85,6 +89,14 @@ be application/json, and browser requests from an Origin not given with
 	if *maxBody < 1 {
 		return fmt.Errorf("--max-body-mb %d: expected at least 1", *maxBody)
 	}
+	switch { // the same ranges generate and the request fields take
+	case cfg.MaxTokens < 0:
+		return fmt.Errorf("--max-tokens %d: expected a positive number (0: up to the context)", cfg.MaxTokens)
+	case cfg.MaxQueue < 1:
+		return fmt.Errorf("--max-queue %d: expected at least 1", cfg.MaxQueue)
+	case *grace < 0:
+		return fmt.Errorf("--shutdown-grace %v: expected a duration of 0 or more", *grace)
+	}
 	cfg.MaxBodyBytes = int64(*maxBody) << 20
 	if cfg.BodyTimeout <= 0 {
 		return fmt.Errorf("--body-timeout %v: expected a positive duration", cfg.BodyTimeout)
@@ -94,6 +106,13 @@ be application/json, and browser requests from an Origin not given with
 		cfg.AllowedHosts = append(cfg.AllowedHosts, "*") // reached over the network, by any name
 	}
 	cfg.CORSOrigins = corsOrigins
+	if *promptCache < 0 {
+		return fmt.Errorf("--prompt-cache-mb %d: expected 0 or more", *promptCache)
+	}
+	o.model.promptCacheBytes = int64(*promptCache) << 20
+	if *promptCache == 0 {
+		o.model.promptCacheBytes = -1
+	}
 	if !*quiet {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}

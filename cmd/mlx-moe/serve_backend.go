@@ -25,7 +25,7 @@ type engineBackend struct {
 }
 
 func loadServeBackend(o serveOptions, stderr io.Writer) (server.Backend, func() error, error) {
-	m, err := o.model.load(true, stderr)
+	m, err := o.model.load(stderr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -99,8 +99,26 @@ func (b *engineBackend) Generate(ctx context.Context, req server.GenRequest, emi
 	} else {
 		so.Seed = uint64(time.Now().UnixNano())
 	}
-	res, err := b.m.Stream(ctx, prompt, mlxmoe.GenerateOptions{MaxTokens: req.MaxTokens, Sampling: so}, func(t mlxmoe.Token) error {
-		return emit(server.Token{ID: int(t.ID), Text: t.Text})
+	opts := mlxmoe.GenerateOptions{MaxTokens: req.MaxTokens, Sampling: so, CachePoints: req.CachePoints,
+		Logprobs: req.Logprobs, TopLogprobs: req.TopLogprobs}
+	if mask := req.LogitsMask; mask != nil {
+		var generated []int
+		opts.LogitsMask = func(ids []int32, logits []float32) {
+			for _, id := range ids[len(generated):] {
+				generated = append(generated, int(id))
+			}
+			mask(generated, logits)
+		}
+	}
+	res, err := b.m.Stream(ctx, prompt, opts, func(t mlxmoe.Token) error {
+		tok := server.Token{ID: int(t.ID), Text: t.Text}
+		if req.Logprobs && t.ID >= 0 {
+			tok.Logprob = &server.Logprob{Token: b.tokenText(t.ID), Logprob: float64(t.Logprob)}
+			for _, a := range t.Top {
+				tok.Top = append(tok.Top, server.Logprob{Token: b.tokenText(a.ID), Logprob: float64(a.Logprob)})
+			}
+		}
+		return emit(tok)
 	})
 	out := server.GenResult{PromptTokens: res.PromptTokens, CachedTokens: res.CachedTokens,
 		CompletionTokens: len(res.IDs), PrefillTime: res.Prefill, DecodeTime: res.Decode, Finish: server.FinishLength}
@@ -116,19 +134,38 @@ func (b *engineBackend) Generate(ctx context.Context, req server.GenRequest, emi
 	return out, err
 }
 
+// tokenText is one token's own text (its bytes: possibly part of a
+// character), special tokens included.
+func (b *engineBackend) tokenText(id int32) string { return b.m.Tok.Decode([]int{int(id)}, false) }
+
 func (b *engineBackend) Stats() map[string]float64 {
+	pc := b.m.PromptCacheStats()
+	out := map[string]float64{
+		"prompt_cache_bytes":   float64(pc.Bytes),
+		"prompt_cache_entries": float64(pc.Snapshots),
+	}
 	st, ok := b.m.ExpertStats()
 	if !ok {
-		return nil
+		return out
 	}
-	return map[string]float64{
+	for k, v := range map[string]float64{
 		"expert_hit_rate":           st.Total.HitRate(),
 		"expert_hits_total":         float64(st.Total.Hits),
 		"expert_misses_total":       float64(st.Total.Misses),
 		"expert_evictions_total":    float64(st.Total.Evictions),
 		"expert_bytes_paged_total":  float64(st.Total.Bytes),
 		"expert_read_gb_per_second": st.ReadGBps,
+		// Whether the server is disk-bound: the time forward passes
+		// waited for expert reads, and how deep the read queue ran.
+		"expert_io_wait_seconds_total": st.Total.IOWait.Seconds(),
+		"expert_io_busy_seconds_total": st.IOBusy.Seconds(),
+		"expert_reads_in_flight_mean":  st.InFlight,
+		"expert_prefetch_precision":    st.Total.PrefetchPrecision(),
+		"expert_prefetch_recall":       st.Total.PrefetchRecall(),
+	} {
+		out[k] = v
 	}
+	return out
 }
 
 // cachedHubModels lists the models in the Hugging Face hub cache, whose

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	mlxmoe "github.com/mlx-moe/mlx-moe"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
@@ -30,7 +32,7 @@ func engineServerWith(t *testing.T, dir string, eo mlxmoe.ExpertOptions) *httpte
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	s, err := server.New(&engineBackend{m: m}, server.Config{AcceptAnyModel: true})
+	s, err := server.New(&engineBackend{m: m}, server.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,5 +135,128 @@ func TestResolveHubModel(t *testing.T) {
 	}
 	if got := resolveModelDir("org/other"); got != "org/other" {
 		t.Fatalf("an unknown id must stay as given, got %q", got)
+	}
+}
+
+// TestServerAgentPrefix: a new agent session with the same system prompt
+// and tools as an earlier one (and a different first message) reuses the
+// state cached where the system prompt and tools end, even after another
+// conversation ran in between; count_tokens of the system+tools part alone
+// bounds what must be reused.
+func TestServerAgentPrefix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2,000-token prefill skipped in -short")
+	}
+	ts := engineServer(t, fixture.Dir(t, "fixtures/qwen3_next-4bit"))
+	system := strings.Repeat("You are a coding agent. Use the tools. ", 100)
+	tools := `[{"name":"Bash","description":"Run a shell command","input_schema":{"type":"object","properties":{"command":{"type":"string"}},"required":["command"]}},
+		{"name":"Read","description":"Read a file","input_schema":{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}}]`
+	ask := func(user string) map[string]any {
+		body := `{"model":"claude-sonnet-4-5","max_tokens":4,"temperature":0,"system":` + quote(system) + `,"tools":` + tools +
+			`,"messages":[{"role":"user","content":` + quote(user) + `}]}`
+		resp, err := http.Post(ts.URL+"/v1/messages", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		json.NewDecoder(resp.Body).Decode(&v)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %v", resp.StatusCode, v)
+		}
+		return v["usage"].(map[string]any)
+	}
+	ask("List the files.")
+	chatUsage := postChat(t, ts.URL, []map[string]string{{"role": "user", "content": "unrelated"}})
+	if chatUsage.Usage.Details.Cached != 0 {
+		t.Fatalf("unrelated request reused %d tokens", chatUsage.Usage.Details.Cached)
+	}
+	second := ask("Fix the failing test in parser.go, please.")
+	// The system+tools part, as the template renders it before the first
+	// user turn: at least the system prompt's tokens.
+	cached, processed := int(second["cache_read_input_tokens"].(float64)), int(second["input_tokens"].(float64))
+	if cached < 1000 || processed > 60 {
+		t.Fatalf("second session reused %d tokens and processed %d; want the system prompt and tools (over 1,000) reused, only the user turn processed", cached, processed)
+	}
+	t.Logf("second session: %v", second)
+}
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// TestServerDisconnectStopsPrefill: a streamed request with a long prompt
+// whose client disconnects during the prefill stops it
+// at a chunk boundary (the retry of the same prompt finds a whole number
+// of chunks cached, fewer than the prompt) and frees the engine.
+func TestServerDisconnectStopsPrefill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("3,000-token prefill skipped in -short")
+	}
+	ts := engineServer(t, fixture.Dir(t, "fixtures/qwen3_next-4bit"))
+	conv := []map[string]string{{"role": "user", "content": strings.Repeat("def add(a, b): return a + b\n", 200)}}
+	body, _ := json.Marshal(map[string]any{"model": "m", "messages": conv, "max_tokens": 12, "temperature": 0, "stream": true})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/chat/completions", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client leaves while the prompt is being prefilled (about a
+	// second per 512 tokens here; the check below holds whenever it leaves).
+	time.Sleep(700 * time.Millisecond)
+	cancel()
+	resp.Body.Close()
+	retry := postChat(t, ts.URL, conv)
+	if c := retry.Usage.Details.Cached; c >= retry.Usage.PromptTokens-1 || c%512 != 0 {
+		t.Fatalf("after the disconnect %d of %d prompt tokens were cached; want a whole number of 512-token chunks, short of the prompt",
+			c, retry.Usage.PromptTokens)
+	}
+	mresp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if !strings.Contains(string(metrics), "mlxmoe_generations_cancelled_total 1\n") {
+		t.Fatalf("the disconnect is not counted as a cancelled generation:\n%s", metrics)
+	}
+	t.Logf("retry: %d prompt tokens, %d cached from the cancelled prefill", retry.Usage.PromptTokens, retry.Usage.Details.Cached)
+}
+
+// TestServerLogprobs: with the real engine, greedy tokens are their step's
+// most likely alternative and their texts make up the answer.
+func TestServerLogprobs(t *testing.T) {
+	ts := engineServer(t, fixture.Dir(t, "fixtures/qwen3_moe-4bit"))
+	body := `{"messages":[{"role":"user","content":"hello"}],"max_tokens":6,"temperature":0,"logprobs":true,"top_logprobs":3}`
+	resp, err := http.Post(ts.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Choices []struct {
+			Logprobs struct {
+				Content []struct {
+					Token   string  `json:"token"`
+					Logprob float64 `json:"logprob"`
+					Top     []struct {
+						Token   string  `json:"token"`
+						Logprob float64 `json:"logprob"`
+					} `json:"top_logprobs"`
+				} `json:"content"`
+			} `json:"logprobs"`
+		} `json:"choices"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || len(v.Choices) != 1 {
+		t.Fatalf("answer: %v %+v", err, v)
+	}
+	content := v.Choices[0].Logprobs.Content
+	if len(content) == 0 {
+		t.Fatal("no logprobs")
+	}
+	for i, c := range content {
+		if len(c.Top) != 3 || c.Top[0].Token != c.Token || c.Top[0].Logprob != c.Logprob || c.Logprob > 0 || c.Top[2].Logprob > c.Top[1].Logprob {
+			t.Fatalf("token %d: %+v", i, c)
+		}
 	}
 }

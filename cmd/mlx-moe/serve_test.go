@@ -19,7 +19,8 @@ import (
 
 // fakeServeEnv names a tool-call format; with it set, this test binary is
 // the mlx-moe command with a scripted backend (servertest.WeatherReply) in
-// place of the engine. scripts/server-clients/run.sh drives it with the
+// place of the engine; "agent" is the real model with scripted replies
+// (agentBackend, for scripts/agents). scripts/server-clients/run.sh drives it with the
 // official SDKs:
 //
 //	MLXMOE_FAKE_SERVE=qwen3 ./mlx-moe.test serve --port 8080
@@ -29,6 +30,9 @@ func TestMain(m *testing.M) {
 	if format := os.Getenv(fakeServeEnv); format != "" {
 		newServeBackend = func(o serveOptions, stderr io.Writer) (server.Backend, func() error, error) {
 			return fakeBackend(format, 0), func() error { return nil }, nil
+		}
+		if format == "agent" {
+			newServeBackend = loadAgentBackend // scripts/agents
 		}
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}

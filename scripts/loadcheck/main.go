@@ -6,8 +6,10 @@
 // Anthropic. It samples the server's RSS while they run and checks:
 //
 //   - peak RSS growth over the baseline stays within -max-growth;
+//
 //   - every request is answered with 200, 400, 413, 429 or 529, and every
 //     stream ends properly ([DONE], message_stop, or an error event);
+//
 //   - after the load RSS, goroutines and open fds return within 10% of
 //     the baseline (RSS after the idle period the Go runtime needs to hand
 //     freed memory back).

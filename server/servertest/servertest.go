@@ -36,6 +36,9 @@ type Backend struct {
 	TokenDelay time.Duration
 	// Fail, if set, is returned by Generate after the first token.
 	Fail error
+	// RefuseLateSystem makes RenderChat fail on a system turn after a user
+	// or assistant turn, as some models' templates do.
+	RefuseLateSystem bool
 	// Stat is returned by Stats.
 	Stat map[string]float64
 
@@ -83,7 +86,10 @@ func (b *Backend) RenderChat(p server.ChatPrompt) (string, []int, error) {
 		}
 		s.WriteString("\n")
 	}
-	for _, m := range p.Messages {
+	for i, m := range p.Messages {
+		if b.RefuseLateSystem && m.Role == "system" && i > 0 && p.Messages[i-1].Role != "system" {
+			return "", nil, fmt.Errorf("System message must be at the beginning.")
+		}
 		fmt.Fprintf(&s, "<|%s|>", m.Role)
 		if m.ReasoningContent != "" {
 			fmt.Fprintf(&s, "<think>%s</think>", m.ReasoningContent)
@@ -161,6 +167,9 @@ func (b *Backend) Generate(ctx context.Context, req server.GenRequest, emit func
 			return res, b.Fail
 		}
 		res.CompletionTokens++
+		if req.Logprobs {
+			tok = scored(tok, i, req.TopLogprobs)
+		}
 		if err := emit(tok); err != nil {
 			return res, err
 		}
@@ -183,6 +192,21 @@ func (b *Backend) tokens(prompt string) []server.Token {
 		out = append(out, server.Token{ID: id, Text: dec(id)})
 	}
 	return out
+}
+
+// scored gives the i-th token of a reply the log-probability -(i+1)/10,
+// with alternatives: the token itself, then "alt1", "alt2", ... each 1 lower.
+func scored(tok server.Token, i, top int) server.Token {
+	lp := -float64(i+1) / 10
+	tok.Logprob = &server.Logprob{Token: tok.Text, Logprob: lp}
+	for k := range top {
+		alt := server.Logprob{Token: tok.Text, Logprob: lp - float64(k)}
+		if k > 0 {
+			alt.Token = fmt.Sprintf("alt%d", k)
+		}
+		tok.Top = append(tok.Top, alt)
+	}
+	return tok
 }
 
 func (b *Backend) cancel() {

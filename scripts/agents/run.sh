@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Runs the real coding agents, pinned in package.json, against `mlx-moe serve`:
+#
+#   scripted  Claude Code (`claude -p`) and the Codex CLI (`codex exec`, the
+#             Responses API) against serve with its default flags and no model
+#             variables. The backend is the embedded model's chat template,
+#             tokenizer and detokenizer with scripted replies in place of
+#             sampling (MLXMOE_FAKE_SERVE=agent, cmd/mlx-moe/serve_agent_test.go),
+#             so each run is exact: a greeting ending the turn, and a shell tool
+#             call round trip (the agent really runs `echo mlx-moe-agent-ok`).
+#   real      Claude Code against the real engine (embedded model, --context
+#             32768) with one tool and CLAUDE_CODE_MAX_OUTPUT_TOKENS: two
+#             sessions, the second of which must reuse the first's cached system
+#             prompt and tools (cache_read_input_tokens >= the system+tools
+#             tokens, read from serve's log).
+#
+#   scripts/agents/run.sh [scripted|real]...     (default: both)
+#
+# The agents run offline: telemetry, update checks and error reporting are
+# off, and where user namespaces allow it everything runs inside a network
+# namespace that holds only loopback (so any other traffic would fail).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+modes=("$@")
+[ ${#modes[@]} -gt 0 ] || modes=(scripted real)
+
+if [ -z "${MLXMOE_AGENTS_WORK:-}" ]; then
+	# Outside the namespace: install the agents and build the server.
+	(cd "$here" && { [ -x node_modules/.bin/claude ] || npm ci --no-audit --no-fund --silent; })
+	work="$(mktemp -d)"
+	trap 'rm -rf "$work"' EXIT
+	(cd "$root" && go test -c -o "$work/mlx-moe.test" ./cmd/mlx-moe && go build -o "$work/mlx-moe" ./cmd/mlx-moe)
+	export MLXMOE_AGENTS_WORK="$work"
+	if unshare -rn true 2>/dev/null; then
+		echo "== offline: running inside a network namespace with only loopback"
+		unshare -rn bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "${modes[@]}"
+	else
+		echo "== user namespaces unavailable: running on the host network (telemetry and updates are still off)"
+		"$0" "${modes[@]}"
+	fi
+	exit
+fi
+
+work="$MLXMOE_AGENTS_WORK"
+claude="$here/node_modules/.bin/claude"
+codex="$here/node_modules/.bin/codex"
+echo "== clients: Claude Code $("$claude" --version | cut -d' ' -f1), $("$codex" --version)"
+
+# start_serve LOG CMD...: starts serve on a free port, sets $pid and $addr.
+start_serve() {
+	local log="$1"
+	shift
+	"$@" serve --port 0 2>"$log" &
+	pid=$!
+	addr=""
+	for _ in $(seq 300); do
+		addr="$(sed -n 's/^mlx-moe serve: listening on //p' "$log")"
+		[ -n "$addr" ] && return 0
+		sleep 0.1
+	done
+	echo "serve did not start:"
+	cat "$log"
+	kill "$pid"
+	exit 1
+}
+
+stop_serve() {
+	kill -TERM "$pid"
+	wait "$pid" || { echo "serve did not exit 0 after SIGTERM"; exit 1; }
+}
+
+# claude_p ARGS...: `claude -p` with a fresh home, no model variables, nothing
+# but the server.
+claude_p() {
+	local home
+	home="$(mktemp -d "$work/claude-home.XXXX")"
+	env -u ANTHROPIC_MODEL -u ANTHROPIC_DEFAULT_HAIKU_MODEL -u ANTHROPIC_DEFAULT_SONNET_MODEL \
+		-u ANTHROPIC_DEFAULT_OPUS_MODEL -u ANTHROPIC_SMALL_FAST_MODEL -u ANTHROPIC_API_KEY \
+		HOME="$home" ANTHROPIC_BASE_URL="$addr" ANTHROPIC_AUTH_TOKEN=none \
+		DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1 \
+		CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 \
+		"$claude" -p "$@"
+}
+
+# codex_exec PROMPT: `codex exec` with the Responses provider pointing at the
+# server; prints the agent's last message.
+codex_exec() {
+	local home="$work/codex-home"
+	mkdir -p "$home" "$work/codex-project"
+	cat >"$home/config.toml" <<EOF
+model = "mlx-moe"
+model_provider = "mlxmoe"
+check_for_update_on_startup = false
+
+[model_providers.mlxmoe]
+name = "mlx-moe"
+base_url = "$addr/v1"
+wire_api = "responses"
+
+[analytics]
+enabled = false
+EOF
+	(cd "$work/codex-project" && CODEX_HOME="$home" HOME="$work" "$codex" exec --skip-git-repo-check \
+		--output-last-message "$work/codex-last.txt" "$1" </dev/null >"$work/codex.log" 2>&1) ||
+		{ cat "$work/codex.log"; return 1; }
+	cat "$work/codex-last.txt"
+}
+
+# expect NAME GOT WANT: GOT must contain WANT.
+status=0
+expect() {
+	if [[ "$2" == *"$3"* ]]; then
+		echo "ok   $1"
+	else
+		echo "FAIL $1: got $(printf %q "$2"), want it to contain $(printf %q "$3")"
+		status=1
+	fi
+}
+
+scripted() {
+	start_serve "$work/serve-scripted.log" env MLXMOE_FAKE_SERVE=agent "$work/mlx-moe.test"
+	echo "== scripted backend at $addr"
+	expect "claude -p: text, end of turn" "$(claude_p "Say hello")" "Hello from mlx-moe."
+	expect "claude -p: Bash tool round trip" \
+		"$(claude_p "Please run the marker command." --allowedTools "Bash(echo:*)")" "The command printed: mlx-moe-agent-ok"
+	expect "codex exec: text, end of turn" "$(codex_exec "Say hello")" "Hello from mlx-moe."
+	expect "codex exec: shell tool round trip" "$(codex_exec "Please run the marker command.")" "The command printed: mlx-moe-agent-ok"
+	stop_serve
+}
+
+real() {
+	start_serve "$work/serve-real.log" env XDG_CACHE_HOME="$work/cache" "$work/mlx-moe" --context 32768
+	echo "== real engine (embedded model) at $addr"
+	# The tiny model never ends its turn: the output cap ends it.
+	for session in 1 2; do
+		if out="$(CLAUDE_CODE_MAX_OUTPUT_TOKENS=16 claude_p "Write a Python function that adds two numbers." --tools Bash --output-format json)"; then
+			echo "ok   claude -p session $session against the real engine"
+		else
+			echo "FAIL claude -p session $session: $out"
+			status=1
+		fi
+	done
+	# The first generation of session 2 must reuse the system+tools state
+	# that session 1 left (its cache point).
+	local line point cached
+	line="$(grep 'msg=generation' "$work/serve-real.log" | grep 'cache_points="\[[0-9]' | tail -n +2 | head -1 || true)"
+	point="$(sed -n 's/.*cache_points="\[\([0-9]*\)\]".*/\1/p' <<<"$line")"
+	cached="$(sed -n 's/.*cached_tokens=\([0-9]*\).*/\1/p' <<<"$line")"
+	if [ -n "$point" ] && [ "${cached:-0}" -ge "$point" ]; then
+		echo "ok   session 2 reused $cached cached tokens (system+tools: $point)"
+	else
+		echo "FAIL session 2's first request: $line"
+		status=1
+	fi
+	stop_serve
+}
+
+for m in "${modes[@]}"; do
+	"$m"
+done
+exit $status
