@@ -8,11 +8,13 @@
 #             sampling (MLXMOE_FAKE_SERVE=agent, cmd/mlx-moe/serve_agent_test.go),
 #             so each run is exact: a greeting ending the turn, and a shell tool
 #             call round trip (the agent really runs `echo mlx-moe-agent-ok`).
-#   real      Claude Code against the real engine (embedded model, --context
-#             32768) with one tool and CLAUDE_CODE_MAX_OUTPUT_TOKENS: two
-#             sessions, the second of which must reuse the first's cached system
-#             prompt and tools (cache_read_input_tokens >= the system+tools
-#             tokens, read from serve's log).
+#   real      The real engine (embedded model, --context 32768): Claude Code
+#             with one tool and CLAUDE_CODE_MAX_OUTPUT_TOKENS, two sessions, the
+#             second of which must reuse the first's cached system prompt and
+#             tools (cached tokens >= the system+tools tokens, read from serve's
+#             log); then one `codex exec`. The tiny model never ends its turn,
+#             so each agent reports its capped reply as an error: the run
+#             passes when that is the only one.
 #
 #   scripts/agents/run.sh [scripted|real]...     (default: both)
 #
@@ -131,7 +133,9 @@ scripted() {
 }
 
 real() {
-	XDG_CACHE_HOME="$work/cache" start_serve "$work/serve-real.log" "$work/mlx-moe" --context 32768
+	# --max-tokens caps Codex's replies (Claude Code's are capped by its
+	# own variable below).
+	XDG_CACHE_HOME="$work/cache" start_serve "$work/serve-real.log" "$work/mlx-moe" --context 32768 --max-tokens 16
 	echo "== real engine (embedded model) at $addr"
 	# The tiny model never ends its turn, so the output cap ends every
 	# reply and Claude Code reports that as its result ("exceeded the 16
@@ -160,6 +164,16 @@ real() {
 		echo "ok   session 2's first request reused $cached cached tokens (system+tools: $point)"
 	else
 		echo "FAIL session 2's first request reused ${cached:-no} tokens; system+tools: ${point:-unknown}"
+		status=1
+	fi
+	# Codex reports the capped reply as "Incomplete response returned,
+	# reason: max_output_tokens": the run passes when that is the only error.
+	if codex_exec "Write a Python function that adds two numbers." >/dev/null ||
+		grep -q "Incomplete response returned, reason: max_output_tokens" "$work/codex.log"; then
+		echo "ok   codex exec against the real engine: $(grep -c 'path=/v1/responses status=200' "$work/serve-real.log") responses"
+	else
+		echo "FAIL codex exec against the real engine:"
+		cat "$work/codex.log"
 		status=1
 	fi
 	stop_serve
