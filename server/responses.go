@@ -43,10 +43,10 @@ type respRequest struct {
 
 type respTool struct {
 	Type        string          `json:"type"`
-	Name        string          `json:"name"`
-	Description string          `json:"description"`
-	Parameters  json.RawMessage `json:"parameters"`
-	Tools       []respTool      `json:"tools"` // namespace: its functions
+	Name        string          `json:"name,omitempty"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+	Tools       []respTool      `json:"tools,omitempty"` // namespace: its functions
 }
 
 // respItem is one input item. Messages may leave out the type.
