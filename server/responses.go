@@ -43,10 +43,10 @@ type respRequest struct {
 
 type respTool struct {
 	Type        string          `json:"type"`
-	Name        string          `json:"name"`
-	Description string          `json:"description"`
-	Parameters  json.RawMessage `json:"parameters"`
-	Tools       []respTool      `json:"tools"` // namespace: its functions
+	Name        string          `json:"name,omitempty"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+	Tools       []respTool      `json:"tools,omitempty"` // namespace: its functions
 }
 
 // respItem is one input item. Messages may leave out the type.
@@ -64,38 +64,9 @@ type respItem struct {
 	} `json:"summary"`
 }
 
-// respText reads item content: a string or parts with text (input_text,
-// output_text, summary_text, reasoning_text, refusal).
+// respText reads item content: a string or parts with text.
 func respText(raw json.RawMessage, field string) (string, *apiError) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s, nil
-	}
-	var parts []struct {
-		Type    string `json:"type"`
-		Text    string `json:"text"`
-		Refusal string `json:"refusal"`
-	}
-	if json.Unmarshal(raw, &parts) != nil {
-		return "", invalid(field, "%s: expected a string or an array of content parts", field)
-	}
-	var texts []string
-	for i, p := range parts {
-		switch p.Type {
-		case "input_text", "output_text", "text", "summary_text", "reasoning_text":
-			texts = append(texts, p.Text)
-		case "refusal":
-			texts = append(texts, p.Refusal)
-		case "input_image", "input_file", "input_audio":
-			return "", invalid(field, "%s[%d]: %s content is not supported: this server runs a text-only model", field, i, p.Type)
-		default:
-			return "", invalid(field, "%s[%d]: unknown content part type %q", field, i, p.Type)
-		}
-	}
-	return strings.Join(texts, "\n"), nil
+	return textContent(raw, field, "input_text", "output_text", "text", "summary_text", "reasoning_text", "refusal")
 }
 
 // messages turns instructions and input items into chat turns. Function
