@@ -104,6 +104,35 @@ func TestExactPagingIsExact(t *testing.T) {
 	}
 }
 
+// TestPrefillLoadsNextGroup: a prompt that routes to more experts than the
+// slots hold is resolved in groups; with prefetching on, each next group
+// loads while the current one runs (decode is not involved: no token is
+// generated), and the logits stay bitwise those of the resident model.
+func TestPrefillLoadsNextGroup(t *testing.T) {
+	dir := pagedDirs(t)["trained"]
+	ref := loadWith(t, dir, ExpertOptions{Policy: "resident"})
+	prompt := make([]int32, 64)
+	for i := range prompt {
+		prompt[i] = int32((i*977 + 3) % ref.Model.Config.VocabSize)
+	}
+	want := trace(t, ref, prompt, 0)
+	n := ref.Model.Config.NumExperts
+	for _, prefetch := range []bool{false, true} {
+		m := loadWith(t, dir, ExpertOptions{Policy: "exact", Capacity: n / 4, Prefetch: prefetch})
+		got := trace(t, m, prompt, 0)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("prefetch %v: logit %d is %v, resident gives %v", prefetch, i, got[i], want[i])
+			}
+		}
+		st, _ := m.ExpertStats()
+		if prefetch != (st.Total.Prefetched > 0) || prefetch != (st.Total.PrefetchHits > 0) {
+			t.Errorf("prefetch %v: %d experts prefetched, %d of them routed", prefetch, st.Total.Prefetched, st.Total.PrefetchHits)
+		}
+		t.Logf("prefetch %v: %d misses, %d prefetched (%d routed), Resolve waited %v", prefetch, st.Total.Misses, st.Total.Prefetched, st.Total.PrefetchHits, st.Total.IOWait)
+	}
+}
+
 // TestOSPolicyMatches: memory-mapped experts give the resident logits.
 func TestOSPolicyMatches(t *testing.T) {
 	dir := fixture.Dir(t, "fixtures/qwen3_moe-4bit")
