@@ -39,6 +39,18 @@ func trace(t *testing.T, m *Model, prompt []int32, steps int) []float32 {
 	return all
 }
 
+// residentTrace loads the model with every expert resident and traces a
+// prompt of n ids spread over the vocabulary by mul.
+func residentTrace(t *testing.T, dir string, n, mul, steps int) (*Model, []int32, []float32) {
+	t.Helper()
+	ref := loadWith(t, dir, ExpertOptions{Policy: "resident"})
+	prompt := make([]int32, n)
+	for i := range prompt {
+		prompt[i] = int32((i*mul + 7) % ref.Model.Config.VocabSize)
+	}
+	return ref, prompt, trace(t, ref, prompt, steps)
+}
+
 func loadWith(t *testing.T, dir string, eo ExpertOptions) *Model {
 	t.Helper()
 	eo.NoWarmStart = true
@@ -77,12 +89,7 @@ func pagedDirs(t *testing.T) map[string]string {
 func TestExactPagingIsExact(t *testing.T) {
 	for name, dir := range pagedDirs(t) {
 		t.Run(name, func(t *testing.T) {
-			ref := loadWith(t, dir, ExpertOptions{Policy: "resident"})
-			prompt := make([]int32, 40)
-			for i := range prompt {
-				prompt[i] = int32((i*131 + 7) % ref.Model.Config.VocabSize)
-			}
-			want := trace(t, ref, prompt, 12)
+			ref, prompt, want := residentTrace(t, dir, 40, 131, 12)
 			n := ref.Model.Config.NumExperts
 			for _, frac := range []int{25, 50, -25} {
 				// -25: 25% with prefetching, which may only change what loads.
@@ -110,12 +117,7 @@ func TestExactPagingIsExact(t *testing.T) {
 // generated), and the logits stay bitwise those of the resident model.
 func TestPrefillLoadsNextGroup(t *testing.T) {
 	dir := pagedDirs(t)["trained"]
-	ref := loadWith(t, dir, ExpertOptions{Policy: "resident"})
-	prompt := make([]int32, 64)
-	for i := range prompt {
-		prompt[i] = int32((i*977 + 3) % ref.Model.Config.VocabSize)
-	}
-	want := trace(t, ref, prompt, 0)
+	ref, prompt, want := residentTrace(t, dir, 64, 977, 0)
 	n := ref.Model.Config.NumExperts
 	for _, prefetch := range []bool{false, true} {
 		m := loadWith(t, dir, ExpertOptions{Policy: "exact", Capacity: n / 4, Prefetch: prefetch})
