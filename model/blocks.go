@@ -181,6 +181,14 @@ func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 			return err
 		}
 	}
+	if bp, ok := m.Experts.(batchPlanner); ok && r.Prefetch && n > 1 {
+		// Prompt chunks: the pager loads each next group of experts while
+		// the executor runs the current one (see pagedExperts.PlanBatch).
+		if err := r.E.Sync(); err != nil {
+			return err
+		}
+		bp.PlanBatch(routes.IDs[:n*m.Routing.TopK])
+	}
 	if err := e.MoE(out, x, n, routes, m.Experts); err != nil {
 		return fmt.Errorf("experts: %w", err)
 	}
@@ -196,6 +204,12 @@ func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 	}
 	e.Add(out, out, s, n)
 	return nil
+}
+
+// batchPlanner is an ExpertSet that wants a prompt chunk's routes before
+// the executor resolves them in groups.
+type batchPlanner interface {
+	PlanBatch(ids []int32)
 }
 
 // Prefetcher is an ExpertSet that can start loading experts early.
