@@ -91,6 +91,15 @@ type ExpertSet interface {
 	Expert(id int32) (gate, up, down *kernels.Matrix)
 }
 
+// BufferAllocator is an optional Executor capability: host-visible buffers
+// that the executor's kernels read in place (unified memory). Weights a
+// loader reads into them are bound where they are, never copied to the
+// device a second time.
+type BufferAllocator interface {
+	AllocBuffer(n int) ([]byte, error)
+	FreeBuffer(b []byte) error
+}
+
 // Activation is an element-wise function for Activate.
 type Activation int
 
