@@ -79,7 +79,8 @@ type Routes struct {
 // distinct experts usable (paging them in if needed) and returns, per id,
 // whether it is available: under the exact policy every id is; under the
 // fast policy a missing one is skipped and the token's remaining weights
-// renormalised. An expert stays usable until the next Resolve.
+// renormalised. An expert stays usable until the next Resolve, and the
+// present slice may be reused by it.
 type ExpertSet interface {
 	NumExperts() int
 	// MaxResolve is the most distinct experts one Resolve can take (the
