@@ -2,6 +2,7 @@ package metal
 
 import (
 	"math/rand/v2"
+	"os"
 	"testing"
 	"unsafe"
 
@@ -13,7 +14,7 @@ import (
 
 // TestCacheFreeReleasesBuffers checks on the harness device's live-buffer
 // count that a cache's buffers (KV, linear-attention state, latent cache)
-// go back to the device when the cache is freed. No kernel runs, so the
+// and a runner's scratch go back to the device when they are freed. No kernel runs, so the
 // shaders are not compiled.
 func TestCacheFreeReleasesBuffers(t *testing.T) {
 	for _, name := range []string{"qwen3_next-4bit", "deepseek_v3-hf-bf16"} {
@@ -37,18 +38,40 @@ func TestCacheFreeReleasesBuffers(t *testing.T) {
 			if d.live != before {
 				t.Fatalf("%d buffers live after freeing the cache, %d before it was made", d.live, before)
 			}
+			rn := model.NewRunner(m, e)
+			if d.live == before {
+				t.Fatal("a runner planned no scratch buffers")
+			}
+			rn.Free()
+			if err := e.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if d.live != before {
+				t.Fatalf("%d buffers live after freeing the runner, %d before it was made", d.live, before)
+			}
 		})
 	}
 }
 
-// TestDecodeStepAllocatesNoBuffers runs warm decode steps of the
-// Qwen3-Next fixture through the shader harness and checks that a step
-// makes no tensor (NewTensor) and allocates no device buffer.
+// TestDecodeStepAllocatesNoBuffers runs warm decode steps of the harness
+// fixtures (every fixture with METAL_HARNESS=all) through the shader
+// harness and checks that a step makes no tensor (NewTensor) and allocates
+// no device buffer.
 func TestDecodeStepAllocatesNoBuffers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the shader harness runs each dispatch as a process")
 	}
-	m, err := model.Load(fixture.Dir(t, "fixtures/qwen3_next-4bit"))
+	names := harnessFixtures
+	if os.Getenv("METAL_HARNESS") == "all" {
+		names = fixture.Names(t)
+	}
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) { checkDecodeStepBuffers(t, name) })
+	}
+}
+
+func checkDecodeStepBuffers(t *testing.T, name string) {
+	m, err := model.Load(fixture.Dir(t, "fixtures/"+name))
 	if err != nil {
 		t.Fatal(err)
 	}

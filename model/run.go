@@ -113,6 +113,7 @@ type scratch struct {
 	e     graph.Executor
 	rows  int // MaxBatch
 	byKey map[scratchKey]*graph.Tensor
+	owned []*graph.Tensor // what NewTensor made (byKey also holds views)
 }
 
 type scratchKey struct {
@@ -133,8 +134,18 @@ func (s *scratch) tensorRows(name string, rows, cols int) *graph.Tensor {
 	if !ok {
 		t = s.e.NewTensor(rows, cols)
 		s.byKey[k] = t
+		s.owned = append(s.owned, t)
 	}
 	return t
+}
+
+// Free releases the runner's scratch tensors on its executor; the runner
+// must not run afterwards.
+func (rn *Runner) Free() {
+	for _, t := range rn.scratch.owned {
+		rn.E.Free(t)
+	}
+	rn.scratch.owned, rn.scratch.byKey = nil, nil
 }
 
 // view returns the planned view called name: columns [c0, c0+cols) of
