@@ -193,25 +193,22 @@ func (ex *Executor) Attention(out, q, kCache, vCache *graph.Tensor, n, pos0, hea
 	store(out, n, 0, out.Cols, o)
 }
 
-func (*Executor) Add(out, a, b *graph.Tensor, n int) {
-	if contiguous(n, out, a, b) {
-		m := n * out.Cols
-		kernels.Add(out.Data[:m], a.Data[:m], b.Data[:m])
-		return
-	}
-	for t := 0; t < n; t++ {
-		kernels.Add(out.Row(t), a.Row(t), b.Row(t))
-	}
-}
+func (*Executor) Add(out, a, b *graph.Tensor, n int) { elementwise(kernels.Add, out, a, b, n) }
 
 func (*Executor) SwiGLU(out, gate, up *graph.Tensor, n int) {
-	if contiguous(n, out, gate, up) {
+	elementwise(kernels.SwiGLU, out, gate, up, n)
+}
+
+// elementwise runs an element-wise kernel over the first n rows: in one
+// call when the rows are contiguous, else row by row.
+func elementwise(kernel func(out, a, b []float32), out, a, b *graph.Tensor, n int) {
+	if contiguous(n, out, a, b) {
 		m := n * out.Cols
-		kernels.SwiGLU(out.Data[:m], gate.Data[:m], up.Data[:m])
+		kernel(out.Data[:m], a.Data[:m], b.Data[:m])
 		return
 	}
 	for t := 0; t < n; t++ {
-		kernels.SwiGLU(out.Row(t), gate.Row(t), up.Row(t))
+		kernel(out.Row(t), a.Row(t), b.Row(t))
 	}
 }
 

@@ -240,14 +240,20 @@ func (m *MoE) prefetchNext(r *run, x, logits *graph.Tensor) error {
 // ResidentExperts keeps every expert of a layer in memory.
 type ResidentExperts struct {
 	Gate, Up, Down []*kernels.Matrix
+	present        []bool // Resolve's answer, reused
 }
 
 func (x *ResidentExperts) NumExperts() int { return len(x.Gate) }
 
 func (x *ResidentExperts) MaxResolve() int { return 0 }
 
+// Resolve reports every expert present. The slice it returns is reused by
+// the next call.
 func (x *ResidentExperts) Resolve(ids []int32) ([]bool, error) {
-	present := make([]bool, len(ids))
+	if cap(x.present) < len(ids) {
+		x.present = make([]bool, len(ids))
+	}
+	present := x.present[:len(ids)]
 	for i, id := range ids {
 		if int(id) >= len(x.Gate) || id < 0 {
 			return nil, fmt.Errorf("expert id %d out of range (%d experts)", id, len(x.Gate))
