@@ -46,6 +46,7 @@ type snapshot struct {
 	cache  *model.Cache
 	bytes  int64
 	used   uint64
+	point  bool // taken at a cache point
 }
 
 // NewSession returns an empty session.
@@ -111,14 +112,17 @@ func (s *Session) reuse(prompt []int32) int {
 	return best
 }
 
-// snapshot records the live cache under its tokens, then drops the least
-// recently used snapshots until the budget holds. A snapshot larger than
-// the whole budget is not taken.
-func (s *Session) snapshot() {
+// snapshot records the live cache under its tokens within the memory
+// budget. Room is made by dropping the least recently used snapshots, those
+// at conversation ends first: a cache-point snapshot (shared by every
+// conversation with the same system prompt and tools, point set) is only
+// dropped for another one. A snapshot that does not fit is not taken.
+func (s *Session) snapshot(point bool) {
 	s.clock++
 	for _, sn := range s.snaps {
 		if len(sn.tokens) == len(s.tokens) && isPrefix(sn.tokens, s.tokens) {
 			sn.used = s.clock
+			sn.point = sn.point || point
 			return
 		}
 	}
@@ -128,25 +132,51 @@ func (s *Session) snapshot() {
 		budget = DefaultPromptCacheBytes
 	}
 	size := m.Model.CacheBytes(s.cache.Len)
-	if budget < 0 || size > budget || s.cache.Len == 0 {
+	if budget < 0 || s.cache.Len == 0 {
 		return
 	}
-	for s.bytes+size > budget {
-		lru := 0
+	free := budget - s.bytes
+	var victims []int // in the order they would go
+	for free < size {
+		v := -1
 		for i, sn := range s.snaps {
-			if sn.used < s.snaps[lru].used {
-				lru = i
+			if slices.Contains(victims, i) || sn.point && !point {
+				continue
+			}
+			if v < 0 || goesFirst(sn, s.snaps[v]) {
+				v = i
 			}
 		}
-		s.bytes -= s.snaps[lru].bytes
-		s.snaps = append(s.snaps[:lru], s.snaps[lru+1:]...)
+		if v < 0 {
+			return // it would not fit even with every snapshot it may replace gone
+		}
+		victims = append(victims, v)
+		free += s.snaps[v].bytes
 	}
-	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), cache: m.Model.NewCache(m.exec, s.cache.Len), bytes: size, used: s.clock}
+	kept := s.snaps[:0]
+	for i, sn := range s.snaps {
+		if slices.Contains(victims, i) {
+			s.bytes -= sn.bytes
+			continue
+		}
+		kept = append(kept, sn)
+	}
+	s.snaps = kept
+	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), cache: m.Model.NewCache(m.exec, s.cache.Len), bytes: size, used: s.clock, point: point}
 	sn.cache.CopyFrom(s.cache, m.exec)
 	s.snaps = append(s.snaps, sn)
 	s.bytes += size
 	s.stats.snapshots.Store(int64(len(s.snaps)))
 	s.stats.bytes.Store(s.bytes)
+}
+
+// goesFirst orders snapshots for dropping: conversation ends before cache
+// points, then least recently used first.
+func goesFirst(a, b *snapshot) bool {
+	if a.point != b.point {
+		return !a.point
+	}
+	return a.used < b.used
 }
 
 // prefill processes prompt[from:] in chunks, checking ctx before each, and
@@ -171,7 +201,7 @@ func (s *Session) prefill(ctx context.Context, prompt []int32, from int, points 
 		s.tokens = append(s.tokens, prompt[pos:end]...)
 		pos, logits = end, out
 		if pos < len(prompt) && slices.Contains(points, pos) {
-			s.snapshot()
+			s.snapshot(true)
 		}
 	}
 	return logits, nil
@@ -201,7 +231,7 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 			// kept, so a retry of the same prompt resumes from it.
 			res.FinishReason = "cancelled"
 			if !s.cache.Rewindable() {
-				s.snapshot()
+				s.snapshot(false)
 			}
 			return res, ctx.Err()
 		}
@@ -209,7 +239,7 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 		return res, err
 	}
 	if !s.cache.Rewindable() {
-		s.snapshot()
+		s.snapshot(false)
 	}
 	res.Prefill = time.Since(start)
 	sampler := sample.New(opts.Sampling, prompt)
@@ -265,7 +295,7 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 		}
 	}
 	if !s.cache.Rewindable() {
-		s.snapshot()
+		s.snapshot(false)
 	}
 	res.Decode = time.Since(decodeStart)
 	return res, nil

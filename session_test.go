@@ -261,3 +261,34 @@ func TestStreamLogprobs(t *testing.T) {
 		t.Fatalf("masked first token %d, want the runner-up %d", res.IDs[0], second)
 	}
 }
+
+// TestCachePointKept: under memory pressure the snapshot at a cache point
+// outlives the conversation-end snapshots, which may not push it out.
+func TestCachePointKept(t *testing.T) {
+	probe := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 1024})
+	prefix := randomIDs(30, 200)
+	// Room for the prefix's snapshot and one conversation end, not two
+	// ends: with plain LRU the unrelated prompts' ends would push the
+	// prefix out.
+	budget := probe.Model.CacheBytes(len(prefix)) + probe.Model.CacheBytes(403)
+	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 1024, PromptCacheBytes: budget})
+	opts := GenerateOptions{MaxTokens: 2, IgnoreEOS: true, CachePoints: []int{len(prefix)}}
+	// Conversations of 400 tokens sharing the prefix, with unrelated
+	// prompts in between that move the live cache away.
+	for i := range 3 {
+		conv := append(append([]int32{}, prefix...), randomIDs(uint64(31+i), 200)...)
+		res, err := m.Stream(context.Background(), conv, opts, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 && res.CachedTokens != len(prefix) {
+			t.Fatalf("conversation %d reused %d tokens, want the %d-token prefix", i, res.CachedTokens, len(prefix))
+		}
+		if _, err := m.Stream(context.Background(), randomIDs(uint64(40+i), 300), GenerateOptions{MaxTokens: 2, IgnoreEOS: true}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if st := m.PromptCacheStats(); st.Bytes > budget {
+			t.Fatalf("snapshots hold %d bytes, over the budget of %d", st.Bytes, budget)
+		}
+	}
+}
