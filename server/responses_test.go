@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -170,4 +171,18 @@ func TestResponsesStoreBound(t *testing.T) {
 	// Each holds two messages of about 150 bytes: the last ones fit.
 	postJSON(t, ts.URL+"/v1/responses", `{"input":"again","store":false,"previous_response_id":"`+ids[3]+`"}`, 200)
 	postJSON(t, ts.URL+"/v1/responses", `{"input":"again","store":false,"previous_response_id":"`+ids[0]+`"}`, 404)
+}
+
+// A generation that fails mid-stream ends with response.failed carrying
+// the error.
+func TestResponsesStreamFailed(t *testing.T) {
+	b := fake("qwen3")
+	b.Fail = errors.New("device lost")
+	ts := start(t, b, server.Config{})
+	events := streamEvents(t, ts.URL+"/v1/responses", `{"input":"hi","stream":true}`)
+	last := events[len(events)-1].json(t)
+	if last["type"] != "response.failed" || get(last, "response", "status") != "failed" ||
+		!strings.Contains(get(last, "response", "error", "message").(string), "device lost") {
+		t.Errorf("last event %v", last)
+	}
 }
