@@ -186,3 +186,23 @@ func TestResponsesStreamFailed(t *testing.T) {
 		t.Errorf("last event %v", last)
 	}
 }
+
+// tool_choice in the Responses API's shapes: a named function offers only
+// that one; allowed_tools offers the functions as auto does.
+func TestResponsesToolChoice(t *testing.T) {
+	b := fake("qwen3")
+	ts := start(t, b, server.Config{})
+	other := `{"type":"function","name":"get_time","parameters":{"type":"object","properties":{}}}`
+	for _, c := range []struct{ choice, want string }{
+		{`{"type":"function","name":"get_time"}`, "<|tools|>get_time("},
+		{`{"type":"allowed_tools","mode":"auto","tools":[]}`, "<|tools|>get_weather("},
+		{`"none"`, "<|user|>"},
+	} {
+		postJSON(t, ts.URL+"/v1/responses", `{"input":"hi","tools":[`+respWeather+`,`+other+`],"tool_choice":`+c.choice+`}`, 200)
+		if got := renderedPrompt(t, b.Requests()); !strings.HasPrefix(got, c.want) {
+			t.Errorf("tool_choice %s: rendered %q", c.choice, got)
+		}
+	}
+	postJSON(t, ts.URL+"/v1/responses", `{"input":"hi","tools":[`+respWeather+`],"tool_choice":{"type":"function"}}`, 400)
+	postJSON(t, ts.URL+"/v1/responses", `{"input":"hi","tools":[`+respWeather+`],"tool_choice":"sometimes"}`, 400)
+}
