@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -87,13 +88,14 @@ func Load(dir string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	eo := opts.Experts
-	if alloc, ok := metal.NewSlotAllocator(e); ok {
-		// Slots in shared-storage buffers: the expert kernels read them in
-		// place, and the GPU's working set bounds the budget.
-		eo.allocator = alloc
-		if ws := e.(*metal.Executor).WorkingSetBytes(); eo.Memory == 0 && ws > 0 {
-			eo.Memory = ws
-		}
+	if sa, ok := e.(slotAllocating); ok {
+		// Slots in the device's buffers: the expert kernels read them in
+		// place.
+		eo.allocator = sa.SlotAllocator()
+	}
+	if ws, ok := e.(workingSetSized); ok && eo.Memory == 0 && ws.WorkingSetBytes() > 0 {
+		// The device's working set bounds the budget.
+		eo.Memory = ws.WorkingSetBytes()
 	}
 	// Estimated before loading (every layer as attention) to decide
 	// whether the model fits; the pager's plan uses the exact figure.
@@ -117,9 +119,11 @@ func Load(dir string, opts Options) (*Model, error) {
 	for _, n := range mdl.Notes {
 		fmt.Fprintf(opts.Log, "note: %s\n", n)
 	}
-	// The prediction is read on the host, which would cost a GPU round trip
-	// per layer on Metal: prefetch on the CPU executor only.
-	m.runner.Prefetch = opts.Experts.Prefetch && pager != nil && e.Name() == "cpu"
+	// The prediction is read on the host, which would cost a device round
+	// trip per layer where ops are encoded: prefetch only where they run as
+	// issued.
+	im, ok := e.(immediate)
+	m.runner.Prefetch = opts.Experts.Prefetch && pager != nil && ok && im.Immediate()
 	for _, id := range m.Tok.EOSTokenIDs() {
 		m.eos[int32(id)] = true
 	}
@@ -164,6 +168,12 @@ func (m *Model) Close() error {
 
 // release closes the pager, the memory maps and the checkpoint.
 func (m *Model) release() error {
+	if m.session != nil {
+		m.session.free()
+	}
+	if m.runner != nil {
+		m.runner.Free()
+	}
 	var errs []error
 	if m.pager != nil {
 		errs = append(errs, m.pager.Close())
@@ -290,7 +300,9 @@ func (m *Model) Logits(ids []int32) ([]float32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.Model.NewCache(m.exec, len(ids))
-	return m.runner.Forward(c, ids, false)
+	defer c.Free(m.exec)
+	logits, err := m.forward(c, ids, false)
+	return slices.Clone(logits), err
 }
 
 // MeanNLL is the mean negative log-likelihood of ids[1:] given their

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
@@ -156,6 +157,21 @@ func mapExperts(m *model.Model) (func() error, error) {
 	return closeAll, nil
 }
 
+// forward runs the model over ids. Under the os policy a fault in a
+// mapped checkpoint file (truncated while mapped) fails the call with an
+// error naming the file instead of killing the process.
+func (m *Model) forward(c *model.Cache, ids []int32, all bool) (logits []float32, err error) {
+	if m.closeMaps == nil {
+		return m.runner.Forward(c, ids, all)
+	}
+	err = experts.GuardMapped(func() error {
+		var ferr error
+		logits, ferr = m.runner.Forward(c, ids, all)
+		return ferr
+	})
+	return logits, err
+}
+
 func mapped(maps map[string][]byte, unmaps *[]func() error, file string) ([]byte, error) {
 	if b, ok := maps[file]; ok {
 		return b, nil
@@ -182,7 +198,11 @@ func startPager(m *model.Model, pol experts.Policy, opts ExpertOptions, kvBytes 
 	for _, src := range sources {
 		counts[src.Layer] = src.Count
 	}
-	layout, err := experts.NewLayerLayout(sources[0].Layer, specs[sources[0].Layer])
+	newLayout := experts.NewLayerLayout
+	if opts.DirectIO {
+		newLayout = experts.NewDirectLayout // the pager's: parts placed for in-place reads
+	}
+	layout, err := newLayout(sources[0].Layer, specs[sources[0].Layer])
 	if err != nil {
 		return nil, err
 	}
@@ -245,12 +265,15 @@ func findProfile(opts ExpertOptions, name string, counts []int, log io.Writer) (
 func warmOrFill(p *experts.Pager, m *model.Model, name string, profile *experts.Profile, opts ExpertOptions, log io.Writer) error {
 	if !opts.NoWarmStart {
 		if path, err := experts.WarmPath(opts.CacheDir, name); err == nil {
+			start, before := time.Now(), p.Stats().Total.Bytes
 			loaded, ignored, err := p.LoadWarm(path)
 			switch {
 			case err != nil:
 				return err
 			case loaded > 0:
-				fmt.Fprintf(log, "experts: warm start: %d experts restored from %s\n", loaded, path)
+				took, read := time.Since(start), p.Stats().Total.Bytes-before
+				fmt.Fprintf(log, "experts: warm start: %d experts restored from %s: %s in %.2f s (%.2f GB/s)\n",
+					loaded, path, experts.FormatBytes(read), took.Seconds(), float64(read)/took.Seconds()/1e9)
 			case ignored != "":
 				fmt.Fprintf(log, "experts: warm start ignored: %s\n", ignored)
 			}
@@ -301,7 +324,7 @@ func (m *Model) Profile(prompts [][]int32, source string) (*experts.Profile, err
 		}
 		p = p[:min(len(p), m.ctxLen)]
 		c := m.Model.NewCache(m.exec, len(p))
-		if _, err := m.runner.Forward(c, p, false); err != nil {
+		if _, err := m.forward(c, p, false); err != nil {
 			return nil, fmt.Errorf("prompt %d: %w", i, err)
 		}
 		if recErr != nil {
@@ -319,7 +342,7 @@ func scratchBytes(m *model.Model, directIO bool) int64 {
 	widest := 8*c.HiddenSize + 3*max(c.IntermediateSize, c.MoEIntermediateSize*c.NumExpertsPerTok)
 	total := int64(4*m.MaxBatch*widest + 4*c.VocabSize)
 	if directIO {
-		total += 8 * (2<<20 + 64<<10) // 8 IO workers, 2 MiB reads plus alignment
+		total += experts.IOScratchBytes()
 	}
 	return total
 }

@@ -69,6 +69,31 @@ func (s *Session) CacheStats() CacheStats {
 // PromptCacheStats reports the default session's prompt cache.
 func (m *Model) PromptCacheStats() CacheStats { return m.session.CacheStats() }
 
+// Close releases the session's caches (the live one and its snapshots) on
+// the model's executor. The session is empty afterwards and can be used
+// again.
+func (s *Session) Close() {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	s.free()
+}
+
+// free is Close with the model's lock held.
+func (s *Session) free() {
+	if s.cache != nil {
+		s.cache.Free(s.m.exec)
+		s.cache = nil
+	}
+	for _, sn := range s.snaps {
+		if sn.cache != nil {
+			sn.cache.Free(s.m.exec)
+		}
+	}
+	s.snaps, s.tokens, s.bytes = nil, s.tokens[:0], 0
+	s.stats.snapshots.Store(0)
+	s.stats.bytes.Store(0)
+}
+
 func commonPrefix(a, b []int32) int {
 	n := 0
 	for n < len(a) && n < len(b) && a[n] == b[n] {
@@ -157,6 +182,7 @@ func (s *Session) snapshot(point bool) {
 	for i, sn := range s.snaps {
 		if slices.Contains(victims, i) {
 			s.bytes -= sn.bytes
+			sn.cache.Free(m.exec)
 			continue
 		}
 		kept = append(kept, sn)
@@ -194,7 +220,7 @@ func (s *Session) prefill(ctx context.Context, prompt []int32, from int, points 
 				end = p
 			}
 		}
-		out, err := s.m.runner.Forward(s.cache, prompt[pos:end], false)
+		out, err := s.m.forward(s.cache, prompt[pos:end], false)
 		if err != nil {
 			return nil, err
 		}
@@ -215,6 +241,14 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer func() {
+		if v := recover(); v != nil {
+			// A panic (which the server recovers) may leave the cache half
+			// written: forget it so no later call reuses it.
+			s.tokens, s.cache.Len = s.tokens[:0], 0
+			panic(v)
+		}
+	}()
 	maxNew := opts.MaxTokens
 	if maxNew <= 0 {
 		maxNew = 256
@@ -280,7 +314,7 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 		if len(res.IDs) == maxNew {
 			break
 		}
-		if logits, err = m.runner.Forward(s.cache, []int32{id}, false); err != nil {
+		if logits, err = m.forward(s.cache, []int32{id}, false); err != nil {
 			s.tokens, s.cache.Len = s.tokens[:0], 0
 			return res, err
 		}

@@ -5,6 +5,8 @@ package cpu
 
 import (
 	"fmt"
+	"math"
+	"slices"
 
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/kernels"
@@ -13,9 +15,24 @@ import (
 // Executor runs each op as it is issued. It is used by one forward pass at
 // a time (the model serialises them).
 type Executor struct {
+	// Int8Experts runs the routed experts' gate and up products at decode
+	// on int8 activations (kernels.DecodeInput.Int8) where the CPU has
+	// integer dot products; down keeps float input, because the SwiGLU
+	// output's heavy tails lose too much in int8 (measured: 0.17 of the
+	// logit range on qwen3_next-4bit, NLL +0.0003). Measured cost as
+	// built: held-out NLL of the trained model +0.00004 nats, fixture
+	// logits within 2.1% of their range (model/int8_decode_test.go,
+	// BENCHMARKS.md). Off by default, which keeps every fidelity test on
+	// the exact float path.
+	Int8Experts bool
+
 	// expertScratch holds the gathered inputs, gate, up and output rows of
 	// the expert being run, reused across experts and calls.
 	expertScratch [4][]float32
+	moe           moeScratch
+	// viewScratch holds strided views gathered into contiguous rows for the
+	// kernels (prefill only: a single row of a view is contiguous).
+	viewScratch [8][]float32
 }
 
 // scratch returns expertScratch[i] resized to n values.
@@ -33,25 +50,90 @@ var _ graph.Executor = (*Executor)(nil)
 
 func (*Executor) Name() string { return "cpu" }
 
+// Immediate: each op has run when its call returns, so the host may read
+// any tensor at any time without a round trip.
+func (*Executor) Immediate() bool { return true }
+
 func (*Executor) NewTensor(rows, cols int) *graph.Tensor {
 	return &graph.Tensor{Rows: rows, Cols: cols, Data: make([]float32, rows*cols)}
 }
+
+// Free drops the tensor's storage (the garbage collector reclaims it); a
+// use after Free fails loudly instead of reading stale values.
+func (*Executor) Free(t *graph.Tensor) { t.Data = nil }
 
 func (*Executor) Read(t *graph.Tensor) []float32 { return t.Data }
 
 func (*Executor) Sync() error { return nil }
 
-func (*Executor) Embed(out *graph.Tensor, table *kernels.Matrix, ids []int32) {
-	for t, id := range ids {
-		table.Row(int(id), out.Data[t*out.Cols:(t+1)*out.Cols])
+// viewBuf returns viewScratch[i] resized to n values: where a strided view
+// is gathered for a kernel that takes contiguous rows.
+func (ex *Executor) viewBuf(i, n int) []float32 {
+	if cap(ex.viewScratch[i]) < n {
+		ex.viewScratch[i] = make([]float32, n)
+	}
+	return ex.viewScratch[i][:n]
+}
+
+// dense returns columns [c0, c0+cols) of t's first n rows as one contiguous
+// run: t's own storage when it already is one (always for a single row),
+// else a copy gathered into view scratch i.
+func (ex *Executor) dense(i int, t *graph.Tensor, n, c0, cols int) []float32 {
+	s := t.RowStride()
+	if n == 1 || (c0 == 0 && cols == s) {
+		return t.Data[c0 : (n-1)*s+c0+cols]
+	}
+	buf := ex.viewBuf(i, n*cols)
+	for r := 0; r < n; r++ {
+		copy(buf[r*cols:(r+1)*cols], t.Data[r*s+c0:])
+	}
+	return buf
+}
+
+// target returns where an op writing columns [c0, c0+cols) of out's first
+// n rows should write: out's storage when that is contiguous, else view
+// scratch i, to be put back with store.
+func (ex *Executor) target(i int, out *graph.Tensor, n, c0, cols int) []float32 {
+	s := out.RowStride()
+	if n == 1 || (c0 == 0 && cols == s) {
+		return out.Data[c0 : (n-1)*s+c0+cols]
+	}
+	return ex.viewBuf(i, n*cols)
+}
+
+// store puts rows written into target's scratch back into out.
+func store(out *graph.Tensor, n, c0, cols int, rows []float32) {
+	s := out.RowStride()
+	if n == 1 || (c0 == 0 && cols == s) {
+		return // written in place
+	}
+	for r := 0; r < n; r++ {
+		copy(out.Data[r*s+c0:r*s+c0+cols], rows[r*cols:])
 	}
 }
 
-func (*Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias []float32) {
-	kernels.MatMul(out.Data[:n*out.Cols], x.Data[:n*x.Cols], n, w)
+func contiguous(n int, ts ...*graph.Tensor) bool {
+	for _, t := range ts {
+		if !t.Contiguous(n) {
+			return false
+		}
+	}
+	return true
+}
+
+func (*Executor) Embed(out *graph.Tensor, table *kernels.Matrix, ids []int32) {
+	for t, id := range ids {
+		table.Row(int(id), out.Row(t))
+	}
+}
+
+func (ex *Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias []float32) {
+	o := ex.target(1, out, n, 0, out.Cols)
+	kernels.MatMul(o, ex.dense(0, x, n, 0, x.Cols), n, w)
+	store(out, n, 0, out.Cols, o)
 	if bias != nil {
 		for t := 0; t < n; t++ {
-			row := out.Data[t*out.Cols : (t+1)*out.Cols]
+			row := out.Row(t)
 			for i, b := range bias {
 				row[i] += b
 			}
@@ -59,42 +141,82 @@ func (*Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias []f
 	}
 }
 
-func (*Executor) RMSNorm(out, x *graph.Tensor, n, dim int, w []float32, eps float32) {
-	rows := n * x.Cols / dim
-	kernels.RMSNorm(out.Data, x.Data, w, rows, dim, eps)
-}
-
-func (*Executor) Rope(x *graph.Tensor, pos []int32, heads, headDim int, p *kernels.RopeParams) {
-	kernels.Rope(x.Data, pos, len(pos), heads, headDim, p)
-}
-
-func (*Executor) Zero(t *graph.Tensor) { clear(t.Data) }
-
-func (*Executor) CopyCols(dst *graph.Tensor, dstRow, dstCol int, src *graph.Tensor, srcRow, srcCol, n, cols int) {
-	for t := 0; t < n; t++ {
-		copy(dst.Data[(dstRow+t)*dst.Cols+dstCol:(dstRow+t)*dst.Cols+dstCol+cols], src.Data[(srcRow+t)*src.Cols+srcCol:])
+func (ex *Executor) MatMulHeads(out *graph.Tensor, outStep int, x *graph.Tensor, xStep int, n int, ws []*kernels.Matrix) {
+	for h, w := range ws {
+		o := ex.target(1, out, n, h*outStep, w.Rows)
+		kernels.MatMul(o, ex.dense(0, x, n, h*xStep, w.Cols), n, w)
+		store(out, n, h*outStep, w.Rows, o)
 	}
 }
 
-func (*Executor) Attention(out, q, kCache, vCache *graph.Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32) {
-	kernels.Attention(out.Data, q.Data, kCache.Data, vCache.Data, n, pos0, heads, kvHeads, dk, dv, kCache.Cols, vCache.Cols, scale)
+func (*Executor) RMSNorm(out, x *graph.Tensor, n, dim int, w []float32, eps float32) {
+	if contiguous(n, out, x) {
+		kernels.RMSNorm(out.Data, x.Data, w, n*x.Cols/dim, dim, eps)
+		return
+	}
+	for t := 0; t < n; t++ {
+		kernels.RMSNorm(out.Row(t), x.Row(t), w, x.Cols/dim, dim, eps)
+	}
 }
 
-func (*Executor) Add(out, a, b *graph.Tensor, n int) {
-	m := n * out.Cols
-	kernels.Add(out.Data[:m], a.Data[:m], b.Data[:m])
+func (*Executor) Rope(x *graph.Tensor, pos []int32, heads, headDim int, p *kernels.RopeParams) {
+	if contiguous(len(pos), x) {
+		kernels.Rope(x.Data, pos, len(pos), heads, headDim, p)
+		return
+	}
+	for t := range pos {
+		kernels.Rope(x.Row(t), pos[t:t+1], 1, heads, headDim, p)
+	}
 }
+
+func (*Executor) Zero(t *graph.Tensor) {
+	if t.Contiguous(t.Rows) {
+		clear(t.Data)
+		return
+	}
+	for r := 0; r < t.Rows; r++ {
+		clear(t.Row(r))
+	}
+}
+
+func (*Executor) CopyCols(dst *graph.Tensor, dstRow, dstCol int, src *graph.Tensor, srcRow, srcCol, n, cols int) {
+	ds, ss := dst.RowStride(), src.RowStride()
+	for t := 0; t < n; t++ {
+		copy(dst.Data[(dstRow+t)*ds+dstCol:(dstRow+t)*ds+dstCol+cols], src.Data[(srcRow+t)*ss+srcCol:])
+	}
+}
+
+func (ex *Executor) Attention(out, q, kCache, vCache *graph.Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32) {
+	o := ex.target(1, out, n, 0, out.Cols)
+	kernels.Attention(o, ex.dense(0, q, n, 0, q.Cols), kCache.Data, vCache.Data, n, pos0, heads, kvHeads, dk, dv,
+		kCache.RowStride(), vCache.RowStride(), scale)
+	store(out, n, 0, out.Cols, o)
+}
+
+func (*Executor) Add(out, a, b *graph.Tensor, n int) { elementwise(kernels.Add, out, a, b, n) }
 
 func (*Executor) SwiGLU(out, gate, up *graph.Tensor, n int) {
-	m := n * out.Cols
-	kernels.SwiGLU(out.Data[:m], gate.Data[:m], up.Data[:m])
+	elementwise(kernels.SwiGLU, out, gate, up, n)
+}
+
+// elementwise runs an element-wise kernel over the first n rows: in one
+// call when the rows are contiguous, else row by row.
+func elementwise(kernel func(out, a, b []float32), out, a, b *graph.Tensor, n int) {
+	if contiguous(n, out, a, b) {
+		m := n * out.Cols
+		kernel(out.Data[:m], a.Data[:m], b.Data[:m])
+		return
+	}
+	for t := 0; t < n; t++ {
+		kernel(out.Row(t), a.Row(t), b.Row(t))
+	}
 }
 
 func (*Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
 	for t := 0; t < n; t++ {
-		for i := 0; i < x.Cols; i++ {
-			gv := g.Data[t*g.Cols+i%g.Cols]
-			out.Data[t*out.Cols+i] = x.Data[t*x.Cols+i] * kernels.Sigmoid(gv)
+		o, xr, gr := out.Row(t), x.Row(t), g.Row(t)
+		for i := range xr {
+			o[i] = xr[i] * kernels.Sigmoid(gr[i%len(gr)])
 		}
 	}
 }
@@ -102,7 +224,7 @@ func (*Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
 func (*Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.Routing) {
 	r.Tokens = n
 	for t := 0; t < n; t++ {
-		kernels.Route(logits.Data[t*logits.Cols:(t+1)*logits.Cols], p,
+		kernels.Route(logits.Row(t), p,
 			r.IDs[t*r.TopK:(t+1)*r.TopK], r.Weights[t*r.TopK:(t+1)*r.TopK])
 	}
 }
@@ -110,67 +232,275 @@ func (*Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.
 // MoE groups the batch's tokens by expert so each expert's matrices are
 // read once per batch (the CPU form of gather_qmm). When the batch routes to
 // more distinct experts than one Resolve can take, they are resolved and run
-// in groups.
+// in groups. Experts with at most a decode batch of tokens (every expert at
+// decode) run together as parallel regions over (expert x row block);
+// experts with more tokens run one after another through MatMul's GEMM.
 func (ex *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) error {
+	s := &ex.moe
+	s.int8 = ex.Int8Experts
 	ids := r.IDs[:n*r.TopK]
-	byExpert := map[int32][]int{}
-	var distinct []int32
-	for i, e := range ids {
-		if _, seen := byExpert[e]; !seen {
-			distinct = append(distinct, e)
-		}
-		byExpert[e] = append(byExpert[e], i)
-	}
-	groups := [][]int32{distinct}
-	if limit := experts.MaxResolve(); limit > 0 && len(distinct) > limit {
-		groups = nil
-		for lo := 0; lo < len(distinct); lo += limit {
-			groups = append(groups, distinct[lo:min(lo+limit, len(distinct))])
+	for _, e := range ids {
+		if e < 0 || int(e) >= experts.NumExperts() {
+			return fmt.Errorf("route to expert %d of %d", e, experts.NumExperts())
 		}
 	}
-	weights := make([]float32, len(ids))
-	copy(weights, r.Weights)
+	s.group(ids)
+	s.weights = append(s.weights[:0], r.Weights[:len(ids)]...)
 	clear(out.Data[:n*out.Cols])
-	for _, group := range groups {
+	limit := experts.MaxResolve()
+	if limit <= 0 {
+		limit = len(s.distinct)
+	}
+	for lo := 0; lo < len(s.distinct); lo += limit {
+		group := s.distinct[lo:min(lo+limit, len(s.distinct))]
 		present, err := experts.Resolve(group)
 		if err != nil {
 			return err
 		}
-		if len(groups) == 1 {
-			presentByID := make([]bool, len(ids))
-			for j, e := range group {
-				for _, s := range byExpert[e] {
-					presentByID[s] = present[j]
+		if len(present) != len(group) {
+			return fmt.Errorf("resolving %d experts reported %d of them", len(group), len(present))
+		}
+		if len(group) == len(s.distinct) {
+			s.present = slices.Grow(s.present[:0], len(ids))[:len(ids)]
+			for j := range group {
+				for _, route := range s.routes(lo + j) {
+					s.present[route] = present[j]
 				}
 			}
-			renormalizeMissing(weights, presentByID, r.TopK)
+			renormalizeMissing(s.weights, s.present, r.TopK)
 		}
+		s.batch = s.batch[:0]
 		for j, e := range group {
 			if !present[j] {
-				if len(groups) > 1 {
+				if len(group) < len(s.distinct) {
 					return fmt.Errorf("expert %d was not resolved", e)
 				}
 				continue
 			}
-			if err := ex.runExpert(out, x, byExpert[e], r.TopK, weights, experts, e); err != nil {
-				return err
+			gate, up, down := experts.Expert(e)
+			if gate == nil {
+				return fmt.Errorf("expert %d was resolved but has no weights", e)
 			}
+			routes := s.routes(lo + j)
+			if len(routes) > kernels.DecodeTokens {
+				// Flush the decode experts before it so the output sums
+				// experts in routing order however they were grouped
+				// (exact paging stays bitwise equal to resident).
+				if err := s.runDecode(out, x, r.TopK); err != nil {
+					return err
+				}
+				ex.runExpert(out, x, routes, r.TopK, s.weights, gate, up, down)
+				continue
+			}
+			if len(s.batch) < cap(s.batch) {
+				s.batch = s.batch[:len(s.batch)+1] // keep the entry's buffers
+			} else {
+				s.batch = append(s.batch, moeExpert{})
+			}
+			b := &s.batch[len(s.batch)-1]
+			b.gate, b.up, b.down, b.routes = gate, up, down, routes
+		}
+		if err := s.runDecode(out, x, r.TopK); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// runExpert adds expert e's weighted output for the routes slots (indices
-// into the batch's ids: token = slot / topK).
-func (ex *Executor) runExpert(out, x *graph.Tensor, slots []int, topK int, weights []float32, experts graph.ExpertSet, e int32) error {
-	gate, up, down := experts.Expert(e)
-	if gate == nil {
-		return fmt.Errorf("expert %d was resolved but has no weights", e)
+// moeScratch is the MoE state kept across calls so a decode step allocates
+// nothing: the batch's routes grouped by expert, the experts of the current
+// Resolve group and their activations.
+type moeScratch struct {
+	slot     []int32 // expert id -> index into distinct, -1 when not routed
+	distinct []int32 // routed experts in order of first use
+	start    []int   // distinct[i]'s routes are order[start[i]:start[i+1]]
+	order    []int   // route indices (token*topK + k) grouped by expert
+	weights  []float32
+	present  []bool // per route
+	batch    []moeExpert
+
+	// The decode regions' work functions (bound once, so starting a
+	// region allocates nothing) and what they read.
+	gateUp, downSum func(lo, hi int)
+	out             *graph.Tensor
+	topK            int
+	blocks          int  // row blocks per expert in the first region
+	ragged          bool // experts differ in size: one item per expert
+	int8            bool // Executor.Int8Experts
+}
+
+// moeExpert is one expert of a decode region with its buffers: in is its
+// tokens' x, act the SwiGLU activations fed to down.
+type moeExpert struct {
+	gate, up, down *kernels.Matrix
+	routes         []int
+	in, act        kernels.DecodeInput
+	inp            *kernels.DecodeInput // in, or another expert's for the same tokens
+	g, u, y        []float32
+	xs             []float32
+}
+
+// routes returns the route indices of distinct expert i.
+func (s *moeScratch) routes(i int) []int { return s.order[s.start[i]:s.start[i+1]] }
+
+// group sorts the routes ids by expert (a counting sort: ids are small).
+func (s *moeScratch) group(ids []int32) {
+	s.distinct, s.start = s.distinct[:0], s.start[:0]
+	for _, e := range ids {
+		if int(e) >= len(s.slot) {
+			s.slot = append(s.slot, make([]int32, int(e)+1-len(s.slot))...)
+			for i := range s.slot {
+				s.slot[i] = -1
+			}
+			for i, d := range s.distinct {
+				s.slot[d] = int32(i)
+			}
+		}
+		if s.slot[e] < 0 {
+			s.slot[e] = int32(len(s.distinct))
+			s.distinct = append(s.distinct, e)
+			s.start = append(s.start, 0)
+		}
+		s.start[s.slot[e]]++
 	}
+	sum := 0
+	for i, c := range s.start {
+		s.start[i] = sum
+		sum += c
+	}
+	s.start = append(s.start, sum)
+	s.order = slices.Grow(s.order[:0], len(ids))[:len(ids)]
+	for route, e := range ids {
+		i := s.slot[e]
+		s.order[s.start[i]] = route
+		s.start[i]++
+	}
+	// start[i] now holds the end of expert i's routes: shift back.
+	copy(s.start[1:], s.start[:len(s.start)-1])
+	s.start[0] = 0
+	for _, e := range s.distinct {
+		s.slot[e] = -1
+	}
+}
+
+// sameQuant reports whether two matrices' inputs are prepared alike.
+func sameQuant(a, b *kernels.Quant) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Bits == b.Bits && a.GroupSize == b.GroupSize
+}
+
+// moeRowBlock is the rows of one matrix a work item of a decode region
+// covers: enough to amortise the item, small enough that ten experts make
+// many more items than cores.
+const moeRowBlock = 64
+
+// runDecode runs s.batch (experts with at most DecodeTokens tokens each)
+// and adds their weighted outputs to out. The gate and up projections and
+// SwiGLU of all experts form one parallel region over (expert, block of
+// intermediate rows); down and the weighted sum another, over blocks of
+// output rows, each item running every expert on its rows so no two items
+// write the same output.
+func (s *moeScratch) runDecode(out, x *graph.Tensor, topK int) error {
+	if len(s.batch) == 0 {
+		return nil
+	}
+	defer func() { s.batch = s.batch[:0] }()
 	hidden := x.Cols
-	m := len(slots)
+	for i := range s.batch {
+		b := &s.batch[i]
+		m, inter := len(b.routes), b.gate.Rows
+		if b.gate.Cols != hidden || b.up.Rows != inter || b.up.Cols != hidden || b.down.Cols != inter || b.down.Rows != out.Cols {
+			return fmt.Errorf("expert matrices gate [%d,%d], up [%d,%d], down [%d,%d] do not fit hidden size %d and output %d",
+				b.gate.Rows, b.gate.Cols, b.up.Rows, b.up.Cols, b.down.Rows, b.down.Cols, hidden, out.Cols)
+		}
+		b.g = slices.Grow(b.g[:0], m*inter)[:m*inter]
+		b.u = slices.Grow(b.u[:0], m*inter)[:m*inter]
+		b.y = slices.Grow(b.y[:0], m*out.Cols)[:m*out.Cols]
+		b.inp = &b.in
+		if first := &s.batch[0]; i > 0 && m == 1 && len(first.routes) == 1 && first.routes[0]/topK == b.routes[0]/topK && sameQuant(first.gate.Q, b.gate.Q) {
+			// One token (a decode step): every expert reads the same x.
+			b.inp = first.inp
+			continue
+		}
+		b.xs = slices.Grow(b.xs[:0], m*hidden)[:m*hidden]
+		for j, route := range b.routes {
+			copy(b.xs[j*hidden:(j+1)*hidden], x.Data[(route/topK)*hidden:])
+		}
+		b.in.Int8 = s.int8
+		b.in.Prepare(b.xs, m, hidden, b.gate.Q)
+	}
+	// Items: expert i's intermediate rows in blocks, expert after expert.
+	inter := s.batch[0].gate.Rows
+	blocks := (inter + moeRowBlock - 1) / moeRowBlock
+	sameInter := true
+	for i := range s.batch {
+		sameInter = sameInter && s.batch[i].gate.Rows == inter
+	}
+	if !sameInter {
+		blocks = 1 // ragged experts: one item each
+	}
+	s.blocks, s.ragged = blocks, !sameInter
+	if s.gateUp == nil {
+		s.gateUp, s.downSum = s.runGateUp, s.runDownSum
+	}
+	s.out, s.topK = out, topK
+	kernels.ParallelFor(len(s.batch)*blocks, 2*moeRowBlock*hidden, s.gateUp)
+	for i := range s.batch {
+		b := &s.batch[i]
+		b.act.Prepare(b.g, len(b.routes), b.gate.Rows, b.down.Q)
+	}
+	kernels.ParallelFor((out.Cols+moeRowBlock-1)/moeRowBlock, len(s.batch)*moeRowBlock*inter, s.downSum)
+	s.out = nil
+	return nil
+}
+
+// runGateUp is the first region's work: items [lo, hi) of (expert, block of
+// intermediate rows), each the gate and up rows and their SwiGLU.
+func (s *moeScratch) runGateUp(lo, hi int) {
+	blocks := s.blocks
+	for item := lo; item < hi; item++ {
+		b := &s.batch[item/blocks]
+		rows := b.gate.Rows
+		r0, r1 := (item%blocks)*moeRowBlock, min((item%blocks+1)*moeRowBlock, rows)
+		if s.ragged {
+			r0, r1 = 0, rows
+		}
+		kernels.MatVecRows(b.g, b.inp, b.gate, r0, r1)
+		kernels.MatVecRows(b.u, b.inp, b.up, r0, r1)
+		for t := range b.routes {
+			g := b.g[t*rows : (t+1)*rows]
+			kernels.SwiGLU(g[r0:r1], g[r0:r1], b.u[t*rows+r0:t*rows+r1])
+		}
+	}
+}
+
+// runDownSum is the second region's work: blocks [lo, hi) of output rows,
+// each running every expert's down rows and adding them, weighted, to out.
+func (s *moeScratch) runDownSum(lo, hi int) {
+	out := s.out
+	for blk := lo; blk < hi; blk++ {
+		r0, r1 := blk*moeRowBlock, min((blk+1)*moeRowBlock, out.Cols)
+		for i := range s.batch {
+			b := &s.batch[i]
+			kernels.MatVecRows(b.y, &b.act, b.down, r0, r1)
+			for j, route := range b.routes {
+				t := route / s.topK
+				kernels.AddScaled(out.Data[t*out.Cols+r0:t*out.Cols+r1], b.y[j*out.Cols+r0:j*out.Cols+r1], s.weights[route])
+			}
+		}
+	}
+}
+
+// runExpert adds expert e's weighted output for the routes (indices into
+// the batch's ids: token = route / topK) through MatMul, for experts with
+// more tokens than the decode kernels take.
+func (ex *Executor) runExpert(out, x *graph.Tensor, routes []int, topK int, weights []float32, gate, up, down *kernels.Matrix) {
+	hidden := x.Cols
+	m := len(routes)
 	xs := ex.scratch(0, m*hidden)
-	for j, s := range slots {
+	for j, s := range routes {
 		copy(xs[j*hidden:(j+1)*hidden], x.Data[(s/topK)*hidden:])
 	}
 	inter := gate.Rows
@@ -181,11 +511,10 @@ func (ex *Executor) runExpert(out, x *graph.Tensor, slots []int, topK int, weigh
 	kernels.SwiGLU(g, g, u)
 	y := ex.scratch(3, m*out.Cols)
 	kernels.MatMul(y, g, m, down)
-	for j, s := range slots {
+	for j, s := range routes {
 		t := s / topK
 		kernels.AddScaled(out.Data[t*out.Cols:(t+1)*out.Cols], y[j*out.Cols:(j+1)*out.Cols], weights[s])
 	}
-	return nil
 }
 
 // renormalizeMissing rescales each token's weights so the experts that are
@@ -218,24 +547,59 @@ func renormalizeMissing(weights []float32, present []bool, topK int) {
 	}
 }
 
-func (*Executor) Conv1d(out, x *graph.Tensor, n int, state *graph.Tensor, w []float32, kernel int) {
-	kernels.Conv1dPrefill(state.Data, x.Data[:n*x.Cols], w, out.Data[:n*out.Cols], n, x.Cols, kernel)
+func (ex *Executor) Conv1d(out, x *graph.Tensor, n int, state *graph.Tensor, w []float32, kernel int) {
+	o := ex.target(1, out, n, 0, out.Cols)
+	kernels.Conv1dPrefill(state.Data, ex.dense(0, x, n, 0, x.Cols), w, o, n, x.Cols, kernel)
+	store(out, n, 0, out.Cols, o)
 }
 
-func (*Executor) DeltaGates(g, beta, a, b *graph.Tensor, n int, aLog, dtBias []float32) {
-	kernels.GatedDeltaGates(g.Data, beta.Data, a.Data, b.Data, aLog, dtBias, n, g.Cols)
-}
-
-func (*Executor) GatedDelta(out, q, k, v, g, beta *graph.Tensor, n int, state *graph.Tensor, hk, hv, dk, dv int) {
-	if n == 1 {
-		kernels.GatedDeltaStep(state.Data, q.Data, k.Data, v.Data, g.Data, beta.Data, out.Data, hk, hv, dk, dv)
-		return
+func (*Executor) Activate(out, x *graph.Tensor, n int, f graph.Activation, shift, scale []float32) {
+	for t := 0; t < n; t++ {
+		o, xr := out.Row(t), x.Row(t)
+		for i, v := range xr {
+			if shift != nil {
+				v += shift[i]
+			}
+			switch f {
+			case graph.Sigmoid:
+				v = kernels.Sigmoid(v)
+			case graph.Softplus:
+				v = softplus(v)
+			}
+			if scale != nil {
+				v *= scale[i]
+			}
+			o[i] = v
+		}
 	}
-	kernels.GatedDeltaChunked(state.Data, q.Data[:n*q.Cols], k.Data[:n*k.Cols], v.Data[:n*v.Cols], g.Data[:n*g.Cols],
-		beta.Data[:n*beta.Cols], out.Data[:n*out.Cols], n, hk, hv, dk, dv, kernels.GatedDeltaDefaultChunk)
+}
+
+// softplus is torch's: log(1+exp(x)), x itself above 20.
+func softplus(x float32) float32 {
+	if x > 20 {
+		return x
+	}
+	return float32(math.Log1p(math.Exp(float64(x))))
+}
+
+func (ex *Executor) GatedDelta(out, q, k, v, g, beta *graph.Tensor, n int, state *graph.Tensor, hk, hv, dk, dv int) {
+	qd, kd, vd := ex.dense(0, q, n, 0, q.Cols), ex.dense(2, k, n, 0, k.Cols), ex.dense(3, v, n, 0, v.Cols)
+	gd, bd := ex.dense(4, g, n, 0, g.Cols), ex.dense(5, beta, n, 0, beta.Cols)
+	o := ex.target(1, out, n, 0, out.Cols)
+	if n == 1 {
+		kernels.GatedDeltaStep(state.Data, qd, kd, vd, gd, bd, o, hk, hv, dk, dv)
+	} else {
+		kernels.GatedDeltaChunked(state.Data, qd, kd, vd, gd, bd, o, n, hk, hv, dk, dv, kernels.GatedDeltaDefaultChunk)
+	}
+	store(out, n, 0, out.Cols, o)
 }
 
 func (*Executor) GatedRMSNorm(out, x, z *graph.Tensor, n, dim int, w []float32, eps float32) {
-	rows := n * x.Cols / dim
-	kernels.GatedRMSNorm(out.Data, x.Data, z.Data, w, rows, dim, eps)
+	if contiguous(n, out, x, z) {
+		kernels.GatedRMSNorm(out.Data, x.Data, z.Data, w, n*x.Cols/dim, dim, eps)
+		return
+	}
+	for t := 0; t < n; t++ {
+		kernels.GatedRMSNorm(out.Row(t), x.Row(t), z.Row(t), w, x.Cols/dim, dim, eps)
+	}
 }

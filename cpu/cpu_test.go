@@ -16,6 +16,7 @@ type fakeExperts struct {
 	limit          int
 	missing        map[int32]bool
 	resolves       int
+	present        []bool
 }
 
 func (f *fakeExperts) NumExperts() int { return len(f.gate) }
@@ -25,7 +26,11 @@ func (f *fakeExperts) Resolve(ids []int32) ([]bool, error) {
 	if f.limit > 0 && len(ids) > f.limit {
 		panic("Resolve called with more experts than MaxResolve")
 	}
-	p := make([]bool, len(ids))
+	p := f.present[:0]
+	for range ids {
+		p = append(p, false)
+	}
+	f.present = p
 	for i, id := range ids {
 		p[i] = !f.missing[id]
 	}
@@ -136,4 +141,87 @@ func TestMoE(t *testing.T) {
 	f.limit = 0
 	f.missing = map[int32]bool{r.IDs[0]: true, r.IDs[4]: true}
 	check("fast policy with missing experts", true)
+}
+
+// TestMoEQuantizedRegions runs 4-bit experts big enough to be cut into
+// several row blocks, at decode (every expert in the parallel regions) and
+// with a prompt where some experts take more tokens than the decode kernels
+// (mixed with MatMul's path), against the dense reference of the
+// dequantized weights; a decode step must not allocate.
+func TestMoEQuantizedRegions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(10, 10))
+	const experts, hidden, inter, topK = 12, 192, 320, 4
+	f, deq := &fakeExperts{}, &fakeExperts{}
+	quant := func(rows, cols int) (*kernels.Matrix, *kernels.Matrix) {
+		d := dense(rng, rows, cols)
+		for i := range d.F32 {
+			d.F32[i] *= 0.1
+		}
+		q, err := kernels.Quantize(d.F32, rows, cols, 4, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r := 0; r < rows; r++ {
+			q.Row(r, d.F32[r*cols:(r+1)*cols])
+		}
+		return q, d
+	}
+	for e := 0; e < experts; e++ {
+		for _, p := range []struct {
+			q, d       *[]*kernels.Matrix
+			rows, cols int
+		}{
+			{&f.gate, &deq.gate, inter, hidden}, {&f.up, &deq.up, inter, hidden}, {&f.down, &deq.down, hidden, inter}} {
+			q, d := quant(p.rows, p.cols)
+			*p.q, *p.d = append(*p.q, q), append(*p.d, d)
+		}
+	}
+	ex := New()
+	for _, n := range []int{1, 3, 16} {
+		x := ex.NewTensor(n, hidden)
+		for i := range x.Data {
+			x.Data[i] = float32(rng.NormFloat64())
+		}
+		r := &graph.Routes{Tokens: n, TopK: topK, IDs: make([]int32, n*topK), Weights: make([]float32, n*topK)}
+		for tk := 0; tk < n; tk++ {
+			perm := rng.Perm(experts)
+			for k := 0; k < topK; k++ {
+				r.IDs[tk*topK+k] = int32(perm[k])
+				r.Weights[tk*topK+k] = rng.Float32()
+			}
+		}
+		out := ex.NewTensor(n, hidden)
+		if err := ex.MoE(out, x, n, r, f); err != nil {
+			t.Fatal(err)
+		}
+		want := expectedMoE(deq, x.Data, n, hidden, r, false)
+		for i := range want {
+			if math.Abs(float64(out.Data[i]-want[i])) > 1e-4*(1+math.Abs(float64(want[i]))) {
+				t.Fatalf("n %d: out[%d] = %g, want %g", n, i, out.Data[i], want[i])
+			}
+		}
+		if n == 1 {
+			if a := testing.AllocsPerRun(10, func() { _ = ex.MoE(out, x, n, r, f) }); a > 0 {
+				t.Errorf("a decode MoE step allocates %.0f times", a)
+			}
+		}
+		// int8 activations for gate and up: close to the float result
+		// (x rounded to 1/254 of its range per group).
+		ex.Int8Experts = true
+		q8 := ex.NewTensor(n, hidden)
+		err := ex.MoE(q8, x, n, r, f)
+		ex.Int8Experts = false
+		if err != nil {
+			t.Fatal(err)
+		}
+		var scale float64
+		for _, v := range want {
+			scale = math.Max(scale, math.Abs(float64(v)))
+		}
+		for i := range want {
+			if math.Abs(float64(q8.Data[i]-want[i])) > 0.02*scale {
+				t.Fatalf("n %d, int8 experts: out[%d] = %g, want %g (scale %g)", n, i, q8.Data[i], want[i], scale)
+			}
+		}
+	}
 }

@@ -3,6 +3,7 @@ package experts
 import (
 	"bufio"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -27,7 +28,7 @@ func writeBenchModel(b *testing.B, dir string, layers, experts int) (string, []L
 	}
 	w := bufio.NewWriterSize(f, 8<<20)
 	r := newSplitmix(1)
-	off := int64(4096 + 13) // a header of awkward length, as in real files
+	off := int64(4096 + 40) // a header of awkward length (a multiple of 8), as in real files
 	w.Write(make([]byte, off))
 	specs := make([]LayerSpec, layers)
 	var word [8]byte
@@ -94,24 +95,35 @@ func rawRead(b *testing.B, path string, direct bool, workers int) float64 {
 
 // BenchmarkPagerLoad measures how fast the pager reads experts that miss
 // (10 Coder-Next experts per Resolve, as one token's routes when nothing
-// hits, and 3, the typical misses of a decode step at a 68% hit rate)
-// against plain
-// reads of the same file in the same run: sequential (one reader) and
-// parallel (8 readers, as many as the pager's IO workers). Buffered reads of
-// a file just written come from the page cache (both numbers are then
-// memory copies); O_DIRECT reads come from the device.
+// hits, and 3 and 1, the misses of a decode step at 70% and 90% hit rates)
+// with several IO pool sizes, against plain reads of the same file in the
+// same run: sequential (one reader, 8 MiB reads, like dd) and parallel
+// (8 readers). Buffered reads of a file just written come from the page
+// cache (both numbers are then memory copies); O_DIRECT reads come from the
+// device. x-seq is the acceptance ratio of issue 13 (>= 0.8).
 func BenchmarkPagerLoad(b *testing.B) {
 	const layers, experts, capacity = 4, 64, 20
 	path, specs := writeBenchModel(b, b.TempDir(), layers, experts)
-	for _, mode := range []struct {
-		name   string
-		direct bool
-		misses int
-	}{{"buffered/10-misses", false, 10}, {"direct/10-misses", true, 10}, {"direct/3-misses", true, 3}} {
+	type mode struct {
+		name            string
+		direct          bool
+		misses, workers int
+		advise, cold    bool // cold: the file's pages are dropped from the page cache before each Resolve
+	}
+	modes := []mode{{name: "buffered/10-misses", misses: 10}}
+	for _, advise := range []bool{false, true} {
+		modes = append(modes, mode{name: fmt.Sprintf("buffered-cold/3-misses/advise-%v", advise), misses: 3, advise: advise, cold: true})
+	}
+	for _, misses := range []int{10, 3, 1} {
+		for _, workers := range []int{8, 16, 32} {
+			modes = append(modes, mode{name: fmt.Sprintf("direct/%d-misses/%d-workers", misses, workers), direct: true, misses: misses, workers: workers})
+		}
+	}
+	for _, mode := range modes {
 		b.Run(mode.name, func(b *testing.B) {
 			seq := rawRead(b, path, mode.direct, 1)
 			par := rawRead(b, path, mode.direct, 8)
-			p, err := New(Config{Layers: specs, Capacity: capacity, DirectIO: mode.direct})
+			p, err := New(Config{Layers: specs, Capacity: capacity, DirectIO: mode.direct, IOWorkers: mode.workers, ReadAhead: mode.advise})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -133,6 +145,11 @@ func BenchmarkPagerLoad(b *testing.B) {
 						ids[i] = e
 						i++
 					}
+				}
+				if mode.cold {
+					b.StopTimer()
+					dropCache(b, path)
+					b.StartTimer()
 				}
 				if err := p.Resolve(l, ids, slots); err != nil {
 					b.Fatal(err)

@@ -26,6 +26,14 @@ const (
 	directGap = 64 << 10 // O_DIRECT reads bridge holes up to this size between extents
 )
 
+// bounceBytes is the size of a worker's O_DIRECT bounce buffer, allocated on
+// its first read of a part that cannot be read in place.
+const bounceBytes = maxRun + 2*directGap + 2*SlotAlign
+
+// IOScratchBytes is the most memory the IO workers' bounce buffers take with
+// O_DIRECT (none are needed where every part is read in place).
+func IOScratchBytes() int64 { return defaultIOWorkers * bounceBytes }
+
 // modelFile is one safetensors file the experts live in, opened once.
 type modelFile struct {
 	name   string
@@ -103,6 +111,10 @@ type piece struct {
 	off int64
 	dst []byte
 	ld  *load
+	// cover is the slot memory of the piece's block-aligned file range
+	// (dst lies inside it at off's remainder modulo SlotAlign), when the
+	// layout reserved it for an in-place O_DIRECT read; else nil.
+	cover []byte
 }
 
 // ioRun is one read: a file range covering one or more pieces.
@@ -110,13 +122,19 @@ type ioRun struct {
 	file   *modelFile
 	off, n int64
 	pieces []piece
-	done   func(run *ioRun, err error)
+	// into, when set, is slot memory for an O_DIRECT read of the
+	// block-aligned file range starting at off; n bytes of it must be read,
+	// the rest is padding that may lie past the end of the file.
+	into []byte
+	done func(run *ioRun, err error)
 }
 
 // planRuns sorts the pieces by file position and merges neighbours into runs:
 // buffered reads merge pieces adjacent both in the file and in memory (one
-// pread straight into the slot); O_DIRECT reads go through a bounce buffer
-// anyway, so they merge pieces up to directGap apart in the file.
+// pread straight into the slot); O_DIRECT reads of pieces with a cover go
+// straight into the slot, one run per maxRun of it; other O_DIRECT reads go
+// through a bounce buffer anyway, so they merge pieces up to directGap apart
+// in the file.
 func planRuns(files map[string]*modelFile, ps []piece, names []string) []*ioRun {
 	type item struct {
 		file *modelFile
@@ -133,10 +151,16 @@ func planRuns(files map[string]*modelFile, ps []piece, names []string) []*ioRun 
 	var cur *ioRun
 	for _, it := range items {
 		p := it.p
+		if p.cover != nil && it.file.direct.Load() != nil {
+			runs = append(runs, inPlaceRuns(it.file, p)...)
+			cur = nil
+			continue
+		}
 		for len(p.dst) > 0 {
 			// A piece larger than maxRun is split so that big experts still
 			// spread over the workers and fit the bounce buffer.
 			head := p
+			head.cover = nil
 			if int64(len(head.dst)) > maxRun {
 				head.dst = head.dst[:maxRun]
 			}
@@ -156,6 +180,22 @@ func planRuns(files map[string]*modelFile, ps []piece, names []string) []*ioRun 
 			cur = &ioRun{file: it.file, off: head.off, n: int64(len(head.dst)), pieces: []piece{head}}
 			runs = append(runs, cur)
 		}
+	}
+	return runs
+}
+
+// inPlaceRuns splits the cover of a piece into reads of at most maxRun
+// block-aligned bytes, each straight into the slot. Each run keeps the part
+// of the piece it carries, for errors and for the buffered fallback.
+func inPlaceRuns(f *modelFile, p piece) []*ioRun {
+	start := p.off - p.off%SlotAlign
+	end := p.off + int64(len(p.dst))
+	var runs []*ioRun
+	for at := int64(0); at < int64(len(p.cover)) && start+at < end; at += maxRun {
+		into := p.cover[at:min(at+maxRun, int64(len(p.cover)))]
+		lo, hi := max(p.off, start+at), min(end, start+at+int64(len(into)))
+		sub := piece{off: lo, dst: p.dst[lo-p.off : hi-p.off], ld: p.ld}
+		runs = append(runs, &ioRun{file: f, off: start + at, n: hi - (start + at), into: into, pieces: []piece{sub}})
 	}
 	return runs
 }
@@ -190,10 +230,13 @@ type ioPool struct {
 	wg     sync.WaitGroup
 	readAt ReadAtFunc
 
-	mu        sync.Mutex
-	active    int
-	busySince time.Time
-	busy      time.Duration
+	mu         sync.Mutex
+	active     int // reads in progress
+	maxActive  int
+	busySince  time.Time // when active last rose from 0
+	lastChange time.Time // when active last changed
+	busy       time.Duration
+	depthArea  float64 // integral of active over time, in read-seconds
 }
 
 func newIOPool(workers int, readAt ReadAtFunc) *ioPool {
@@ -209,15 +252,48 @@ func (p *ioPool) close() {
 	p.wg.Wait()
 }
 
-// busyTime is the wall time during which at least one read was in progress:
-// bytes read over busy time is the pager's read bandwidth.
-func (p *ioPool) busyTime() time.Duration {
+// track counts a read starting (+1) or ending (-1).
+func (p *ioPool) track(delta int) {
+	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.active > 0 {
-		return p.busy + time.Since(p.busySince)
+		p.depthArea += float64(p.active) * now.Sub(p.lastChange).Seconds()
 	}
-	return p.busy
+	if p.active == 0 {
+		p.busySince = now
+	}
+	p.active += delta
+	p.maxActive = max(p.maxActive, p.active)
+	if p.active == 0 {
+		p.busy += now.Sub(p.busySince)
+	}
+	p.lastChange = now
+}
+
+// ioCounters are the pool's totals: busy is the wall time during which at
+// least one read was in progress (bytes read over busy time is the pager's
+// read bandwidth); depth is the mean number of reads in progress during it.
+type ioCounters struct {
+	busy     time.Duration
+	depth    float64
+	maxDepth int
+}
+
+func (p *ioPool) counters() ioCounters {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := ioCounters{busy: p.busy, maxDepth: p.maxActive}
+	area := p.depthArea
+	if p.active > 0 {
+		c.busy += now.Sub(p.busySince)
+		area += float64(p.active) * now.Sub(p.lastChange).Seconds()
+	}
+	if c.busy > 0 {
+		c.depth = area / c.busy.Seconds()
+	}
+	return c
 }
 
 func (p *ioPool) work() {
@@ -234,17 +310,12 @@ func (p *ioPool) work() {
 				return
 			}
 		}
-		p.mu.Lock()
-		if p.active == 0 {
-			p.busySince = time.Now()
-		}
-		p.active++
-		p.mu.Unlock()
+		p.track(+1)
 
 		var err error
 		if d := r.file.direct.Load(); d != nil {
 			if scratch == nil {
-				scratch = alignedBytes(maxRun + 2*directGap + 2*SlotAlign)
+				scratch = alignedBytes(bounceBytes)
 			}
 			err = p.readDirect(d, r, scratch)
 			if errors.Is(err, syscall.EINVAL) {
@@ -255,12 +326,7 @@ func (p *ioPool) work() {
 			err = p.readBuffered(r)
 		}
 
-		p.mu.Lock()
-		p.active--
-		if p.active == 0 {
-			p.busy += time.Since(p.busySince)
-		}
-		p.mu.Unlock()
+		p.track(-1)
 		r.done(r, err)
 	}
 }
@@ -274,13 +340,17 @@ func (p *ioPool) readBuffered(r *ioRun) error {
 	return nil
 }
 
-// readDirect reads the run's block-aligned cover into the bounce buffer and
-// copies the pieces out.
+// readDirect reads a run with O_DIRECT: straight into the slot when the run
+// has one, else the block-aligned cover into the bounce buffer, whose pieces
+// are then copied out.
 func (p *ioPool) readDirect(d *os.File, r *ioRun, scratch []byte) error {
-	start := r.off &^ (SlotAlign - 1)
-	end := alignUp(r.off+r.n, SlotAlign)
-	buf := scratch[:end-start]
-	need := r.off + r.n - start
+	start, buf, need := r.off, r.into, r.n
+	if buf == nil {
+		start = r.off &^ (SlotAlign - 1)
+		buf = scratch[:alignUp(r.off+r.n, SlotAlign)-start]
+		need = r.off + r.n - start
+	}
+	skip := r.off - start
 	got := 0
 	for int64(got) < need {
 		n, err := p.readAt(d, buf[got:], start+int64(got))
@@ -289,14 +359,16 @@ func (p *ioPool) readDirect(d *os.File, r *ioRun, scratch []byte) error {
 			break // reading past the end of the file is expected here
 		}
 		if err == io.EOF || (err == nil && n == 0) {
-			return fmt.Errorf("short read of %s at offset %d: got %d of %d bytes", r.file.name, r.off, max(0, int64(got)-(r.off-start)), r.n)
+			return fmt.Errorf("short read of %s at offset %d: got %d of %d bytes", r.file.name, r.off, max(0, int64(got)-skip), r.n-skip)
 		}
 		if err != nil {
 			return fmt.Errorf("read %s at offset %d (%d bytes, O_DIRECT): %w", r.file.name, start+int64(got), len(buf)-got, err)
 		}
 	}
-	for _, pc := range r.pieces {
-		copy(pc.dst, buf[pc.off-start:])
+	if r.into == nil {
+		for _, pc := range r.pieces {
+			copy(pc.dst, buf[pc.off-start:])
+		}
 	}
 	return nil
 }

@@ -24,3 +24,14 @@ func availableMemory() (int64, string, error) {
 	}
 	return total / 4 * 3, "3/4 of hw.memsize", nil
 }
+
+// ProcessMemory returns the peak resident set size of this process
+// (getrusage's ru_maxrss, in bytes on macOS) for both values: the current
+// size needs mach calls, which need cgo.
+func ProcessMemory() (rss, peak int64, err error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0, err
+	}
+	return ru.Maxrss, ru.Maxrss, nil
+}

@@ -14,8 +14,14 @@ func (defaultAllocator) Alloc(layer int, kind BufferKind, n int64) ([]byte, erro
 	if n <= 0 {
 		return nil, fmt.Errorf("experts: layer %d: %s of %d bytes", layer, kind, n)
 	}
-	// mmap memory is page aligned and zeroed; pages cost RSS only once written.
-	b, err := syscall.Mmap(-1, 0, int(n), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	// mmap memory is page aligned and zeroed. Slot pools are populated up
+	// front where the platform can (Linux): the budget is taken at start and
+	// RSS stays flat, instead of creeping up as slots are first written.
+	flags := syscall.MAP_ANON | syscall.MAP_PRIVATE
+	if kind == SlotPool {
+		flags |= mapPopulate
+	}
+	b, err := syscall.Mmap(-1, 0, int(n), syscall.PROT_READ|syscall.PROT_WRITE, flags)
 	if err != nil {
 		return nil, fmt.Errorf("experts: layer %d: allocating %s of %d bytes: %w", layer, kind, n, err)
 	}
@@ -26,7 +32,8 @@ func (defaultAllocator) Free(b []byte) error { return syscall.Munmap(b) }
 
 // MapFile maps a whole file read-only and returns its bytes and a function
 // that unmaps it. The os policy reads expert tensors through such a mapping
-// and leaves caching to the kernel.
+// and leaves caching to the kernel; reads run under GuardMapped survive the
+// file shrinking under the mapping.
 func MapFile(path string) ([]byte, func() error, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -47,5 +54,6 @@ func MapFile(path string) ([]byte, func() error, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("experts: mmap %s: %w", path, err)
 	}
-	return b, func() error { return syscall.Munmap(b) }, nil
+	registerMapping(path, b) // so that GuardMapped can name the file of a fault
+	return b, func() error { unregisterMapping(b); return syscall.Munmap(b) }, nil
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // testModel is a file laid out like an MLX checkpoint: per layer, per part,
@@ -30,9 +31,16 @@ func expertByte(l, e, p, i int) byte {
 
 func writeTestModel(t testing.TB, dir string, layers, experts int, parts []int64) *testModel {
 	t.Helper()
+	return writeTestModelAt(t, dir, layers, experts, parts, 8+77) // a header of awkward length, like a real file
+}
+
+// writeTestModelAt is writeTestModel with the tensors starting header bytes
+// into the file.
+func writeTestModelAt(t testing.TB, dir string, layers, experts int, parts []int64, header int) *testModel {
+	t.Helper()
 	path := filepath.Join(dir, "model.safetensors")
 	var buf bytes.Buffer
-	buf.Write(make([]byte, 8+77)) // a header of awkward length, like a real file
+	buf.Write(make([]byte, header))
 	m := &testModel{path: path, parts: parts}
 	for l := range layers {
 		spec := LayerSpec{Experts: make([][]Extent, experts)}
@@ -145,6 +153,9 @@ func TestResolveExact(t *testing.T) {
 	}
 	if st.Total.Bytes != 22*(1088+4103) || st.Total.Evictions != 2*(11-4) {
 		t.Errorf("total bytes %d evictions %d", st.Total.Bytes, st.Total.Evictions)
+	}
+	if st.InFlight < 1 || st.MaxInFlight < 1 || st.Total.IOWait <= 0 || st.IOBusy <= 0 {
+		t.Errorf("IO counters after misses: %.2f reads in flight on average, at most %d, IO wait %v, busy %v", st.InFlight, st.MaxInFlight, st.Total.IOWait, st.IOBusy)
 	}
 	if !strings.Contains(st.String(), "total") {
 		t.Errorf("stats table lacks totals:\n%s", st)
@@ -261,10 +272,17 @@ func TestPrefetchAndFill(t *testing.T) {
 	if err := p.Resolve(0, []int32{1, 2}, slots); err != nil {
 		t.Fatal(err)
 	}
-	if st := p.Stats().Total; st.Hits != 4 {
-		t.Errorf("hits %d after prefetch, want 4", st.Hits)
+	if st := p.Stats().Total; st.Hits != 4 || st.PrefetchHits != 2 || st.PrefetchPrecision() != 1 || st.PrefetchRecall() != 1 {
+		t.Errorf("after prefetch: hits %d, prefetch hits %d, precision %.2f, recall %.2f; want 4, 2, 1, 1", st.Hits, st.PrefetchHits, st.PrefetchPrecision(), st.PrefetchRecall())
 	}
 	checkSlot(t, p, 0, slots[0], 1)
+	// Expert 2 again, 5 never predicted: recall 2 of 3, one repeat.
+	if err := p.Resolve(0, []int32{2, 5}, slots); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats().Total; st.Repeats != 1 || st.PrefetchRecall() != 2.0/3 {
+		t.Errorf("repeats %d, recall %.3f; want 1 and 2/3", st.Repeats, st.PrefetchRecall())
+	}
 }
 
 // faultyReads fails reads of the model file that touch byte `at`, once per arm().
@@ -297,11 +315,16 @@ func TestReadFaults(t *testing.T) {
 		{"EIO", syscall.EIO, false, "input/output error"},
 		{"short", nil, false, "short read"},
 		{"EIO direct", syscall.EIO, true, "input/output error"},
+		{"EIO in place", syscall.EIO, true, "input/output error"},
+		{"short in place", nil, true, "short read"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := writeTestModel(t, t.TempDir(), 1, 8, testParts)
+			if strings.HasSuffix(tc.name, "in place") {
+				m = writeTestModelAt(t, t.TempDir(), 1, 8, []int64{SlotAlign, 24, 2 * SlotAlign}, 8+1000)
+			}
 			bad := m.layers[0].Experts[5][2]
-			f := &faultyReads{at: bad.Offset + 100, err: tc.err}
+			f := &faultyReads{at: bad.Offset + bad.Length/2, err: tc.err} // in no other expert's blocks
 			p := newTestPager(t, m, 4, func(c *Config) { c.ReadAt = f.readAt; c.DirectIO = tc.direct })
 			slots := make([]int32, 3)
 			if err := p.Resolve(0, []int32{1, 2}, slots); err != nil {
@@ -374,6 +397,82 @@ func TestDirectIO(t *testing.T) {
 	if st.DirectIO != "on" && !strings.Contains(st.DirectIO, "unavailable") {
 		t.Errorf("DirectIO = %q", st.DirectIO)
 	}
+}
+
+// TestReadAhead: the read-ahead advice changes nothing that is read.
+func TestReadAhead(t *testing.T) {
+	m := writeTestModel(t, t.TempDir(), 1, 8, testParts)
+	p := newTestPager(t, m, 8, func(c *Config) { c.ReadAhead = true })
+	ids := []int32{6, 1, 3, 0}
+	slots := make([]int32, len(ids))
+	if err := p.Resolve(0, ids, slots); err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range ids {
+		checkSlot(t, p, 0, slots[i], e)
+	}
+}
+
+// TestDirectInPlace checks that O_DIRECT reads go straight into the slots
+// for parts whose slices are whole blocks (as in real stacked checkpoints),
+// including the last part of the file, whose aligned cover runs past its
+// end, and through the bounce buffer for the others.
+func TestDirectInPlace(t *testing.T) {
+	parts := []int64{3 * SlotAlign, SlotAlign, 1000, 5 * maxRun / 2} // the last split into reads
+	m := writeTestModelAt(t, t.TempDir(), 2, 6, parts, 8+1000)
+	lay, err := NewDirectLayout(0, m.layers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, true, false, true} {
+		if lay.InPlace(i) != want {
+			t.Errorf("part %d in place = %v, want %v", i, lay.InPlace(i), want)
+		}
+	}
+	if off := lay.PartOffsets[0]; off%SlotAlign != (8+1000)%SlotAlign {
+		t.Errorf("part 0 at %d in the slot, want the file's remainder %d", off, (8+1000)%SlotAlign)
+	}
+	// The last layer's last part ends the file; put its parts in place too.
+	last := writeTestModelAt(t, t.TempDir(), 1, 3, []int64{SlotAlign, 2 * SlotAlign}, 8+1000)
+	for _, m := range []*testModel{m, last} {
+		var pool []byte
+		var inPlace, total atomic.Int32
+		p := newTestPager(t, m, 4, func(c *Config) {
+			c.DirectIO = true
+			c.ReadAt = func(f *os.File, b []byte, off int64) (int, error) {
+				total.Add(1)
+				if len(b) > 0 && len(pool) > 0 && inside(pool, b) {
+					inPlace.Add(1)
+				}
+				return f.ReadAt(b, off)
+			}
+		})
+		if p.files[m.path].direct.Load() == nil {
+			t.Skip("O_DIRECT not available here")
+		}
+		slots := make([]int32, 3)
+		for l := range m.layers {
+			pool = p.Pool(l)
+			ids := []int32{2, 0, 1}
+			if err := p.Resolve(l, ids, slots); err != nil {
+				t.Fatal(err)
+			}
+			for i, e := range ids {
+				checkSlot(t, p, l, slots[i], e)
+			}
+		}
+		// The 1000-byte parts of m need the bounce buffer; the rest do not.
+		if want := m == last; inPlace.Load() == 0 || (inPlace.Load() == total.Load()) != want {
+			t.Errorf("%d of %d reads went straight into the slots", inPlace.Load(), total.Load())
+		}
+	}
+}
+
+// inside reports whether b lies within pool.
+func inside(pool, b []byte) bool {
+	lo := uintptr(unsafe.Pointer(&pool[0]))
+	at := uintptr(unsafe.Pointer(&b[0]))
+	return at >= lo && at+uintptr(len(b)) <= lo+uintptr(len(pool))
 }
 
 func TestDirectIOFallback(t *testing.T) {

@@ -24,6 +24,13 @@ type LayerStats struct {
 	Evictions int64
 	// Prefetched counts loads started by Prefetch.
 	Prefetched int64
+	// PrefetchHits counts routed experts whose load a Prefetch since the
+	// layer's previous Resolve had started; PrefetchLate those of them still
+	// loading when routed (counted in Misses too: Resolve waited).
+	PrefetchHits, PrefetchLate int64
+	// Repeats counts routed experts that the layer's previous Resolve
+	// routed too (the overlap of adjacent tokens in decode).
+	Repeats int64
 	// Dropped counts misses the fast policy ran without.
 	Dropped int64
 	// AsyncDropped counts background loads not started because the queue or
@@ -31,8 +38,31 @@ type LayerStats struct {
 	AsyncDropped int64
 	// Failed counts loads that failed with a read error.
 	Failed int64
-	// ReadTime is the wall time callers of this layer spent in reads.
+	// ReadTime is the wall time callers of this layer spent in reads,
+	// background loads included.
 	ReadTime time.Duration
+	// IOWait is the wall time Resolve calls of this layer waited for
+	// reads: the time the forward pass stood still for the disk.
+	IOWait time.Duration
+}
+
+// PrefetchPrecision is the fraction of prefetched experts that the next
+// Resolve of their layer routed.
+func (s LayerStats) PrefetchPrecision() float64 {
+	if s.Prefetched == 0 {
+		return 0
+	}
+	return float64(s.PrefetchHits) / float64(s.Prefetched)
+}
+
+// PrefetchRecall is the fraction of the experts that would have missed
+// without prefetching that a prefetch had started loading.
+func (s LayerStats) PrefetchRecall() float64 {
+	unpredicted := s.Misses - s.PrefetchLate
+	if s.PrefetchHits+unpredicted == 0 {
+		return 0
+	}
+	return float64(s.PrefetchHits) / float64(s.PrefetchHits+unpredicted)
 }
 
 // HitRate is Hits / (Hits + Misses), or 0 before the first Resolve.
@@ -54,10 +84,14 @@ func (s *LayerStats) add(o LayerStats) {
 	s.Bytes += o.Bytes
 	s.Evictions += o.Evictions
 	s.Prefetched += o.Prefetched
+	s.PrefetchHits += o.PrefetchHits
+	s.PrefetchLate += o.PrefetchLate
+	s.Repeats += o.Repeats
 	s.Dropped += o.Dropped
 	s.AsyncDropped += o.AsyncDropped
 	s.Failed += o.Failed
 	s.ReadTime += o.ReadTime
+	s.IOWait += o.IOWait
 }
 
 // Stats is a snapshot of the pager's counters, for --verbose and for the
@@ -70,6 +104,14 @@ type Stats struct {
 	IOBusy time.Duration
 	// ReadGBps is Total.Bytes / IOBusy in GB/s (1e9 bytes).
 	ReadGBps float64
+	// InFlight is the mean number of reads in progress during IOBusy, and
+	// MaxInFlight the most at once: a mean near 1 means the reads are
+	// latency-bound, one at a time.
+	InFlight    float64
+	MaxInFlight int
+	// ReadsTime is the time of every read summed (InFlight * IOBusy), for
+	// the mean depth over an interval between two snapshots.
+	ReadsTime time.Duration
 	// DirectIO says whether reads bypass the page cache: "off", "on", or
 	// why not for which file.
 	DirectIO string
@@ -93,7 +135,9 @@ func (p *Pager) Stats() Stats {
 		s.Layers = append(s.Layers, st)
 		s.Total.add(st)
 	}
-	s.IOBusy = p.io.busyTime()
+	io := p.io.counters()
+	s.IOBusy, s.InFlight, s.MaxInFlight = io.busy, io.depth, io.maxDepth
+	s.ReadsTime = time.Duration(io.depth * float64(io.busy))
 	if s.IOBusy > 0 {
 		s.ReadGBps = float64(s.Total.Bytes) / s.IOBusy.Seconds() / 1e9
 	}
@@ -128,6 +172,14 @@ func (s Stats) String() string {
 	}
 	row("total", s.Total)
 	w.Flush()
-	fmt.Fprintf(&b, "read %.3f GB in %.3f s of IO: %.2f GB/s\n", float64(s.Total.Bytes)/1e9, s.IOBusy.Seconds(), s.ReadGBps)
+	if t := s.Total; t.Prefetched > 0 {
+		fmt.Fprintf(&b, "prefetch: %d started, precision %.1f%%, recall %.1f%% (%d still loading when routed)\n",
+			t.Prefetched, 100*t.PrefetchPrecision(), 100*t.PrefetchRecall(), t.PrefetchLate)
+	}
+	if t := s.Total; t.Hits+t.Misses > 0 {
+		fmt.Fprintf(&b, "routes repeated from the layer's previous call: %.1f%%\n", 100*float64(t.Repeats)/float64(t.Hits+t.Misses))
+	}
+	fmt.Fprintf(&b, "read %.3f GB in %.3f s of IO: %.2f GB/s, %.1f reads in flight on average (at most %d); Resolve waited %.3f s for reads\n",
+		float64(s.Total.Bytes)/1e9, s.IOBusy.Seconds(), s.ReadGBps, s.InFlight, s.MaxInFlight, s.Total.IOWait.Seconds())
 	return b.String()
 }

@@ -138,26 +138,9 @@ type synthGen struct {
 // Synthesize writes a synthetic checkpoint; see SynthOptions.
 func Synthesize(opt SynthOptions) (*SynthResult, error) {
 	start := time.Now()
-	arch, ok := synthArchs[strings.ToLower(opt.Like)]
-	if !ok {
-		return nil, fmt.Errorf("experts: synth: unknown model %q (want one of %s)", opt.Like, strings.Join(SynthModels(), ", "))
-	}
-	if opt.Scale == 0 {
-		opt.Scale = 1
-	}
-	if opt.Scale < 0 || opt.Scale > 1 {
-		return nil, fmt.Errorf("experts: synth: scale %v (want 0 < scale <= 1)", opt.Scale)
-	}
-	if opt.Out == "" {
-		return nil, fmt.Errorf("experts: synth: no output directory")
-	}
-	if opt.ShardBytes <= 0 {
-		opt.ShardBytes = 5e9
-	}
-	arch.layers = max(arch.fullEvery, arch.fullEvery*int(math.Round(float64(arch.layers)*opt.Scale/float64(arch.fullEvery))))
-	arch.experts = max(2*arch.topK, int(math.Round(float64(arch.experts)*opt.Scale)))
-	if opt.Vocab > 0 {
-		arch.vocab = opt.Vocab
+	arch, opt, err := synthShape(opt)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(opt.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("experts: synth: %w", err)
@@ -188,6 +171,50 @@ func Synthesize(opt SynthOptions) (*SynthResult, error) {
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// synthShape checks opt, fills its defaults and returns the architecture
+// scaled as opt asks.
+func synthShape(opt SynthOptions) (synthArch, SynthOptions, error) {
+	arch, ok := synthArchs[strings.ToLower(opt.Like)]
+	if !ok {
+		return arch, opt, fmt.Errorf("experts: synth: unknown model %q (want one of %s)", opt.Like, strings.Join(SynthModels(), ", "))
+	}
+	if opt.Scale == 0 {
+		opt.Scale = 1
+	}
+	if !(opt.Scale > 0 && opt.Scale <= 1) { // NaN too
+		return arch, opt, fmt.Errorf("experts: synth: scale %v (want 0 < scale <= 1)", opt.Scale)
+	}
+	if opt.Out == "" {
+		return arch, opt, fmt.Errorf("experts: synth: no output directory")
+	}
+	if opt.ShardBytes <= 0 {
+		opt.ShardBytes = 5e9
+	}
+	arch.layers = max(arch.fullEvery, arch.fullEvery*int(math.Round(float64(arch.layers)*opt.Scale/float64(arch.fullEvery))))
+	arch.experts = max(2*arch.topK, int(math.Round(float64(arch.experts)*opt.Scale)))
+	if opt.Vocab > 0 {
+		arch.vocab = opt.Vocab
+	}
+	return arch, opt, nil
+}
+
+// SynthBytes is the size of the tensors Synthesize would write for opt,
+// computed without writing anything (to check free space first).
+func SynthBytes(opt SynthOptions) (int64, error) {
+	arch, opt, err := synthShape(opt)
+	if err != nil {
+		return 0, err
+	}
+	g := &synthGen{arch: arch, opt: opt, prefix: "model."}
+	var total int64
+	for _, grp := range g.tensors() {
+		for _, t := range grp {
+			total += t.Bytes()
+		}
+	}
+	return total, nil
 }
 
 // copyTokenizer copies the tokenizer files and returns the tokenizer's

@@ -204,6 +204,9 @@ func TestSynthCoderNext(t *testing.T) {
 	if m.res.Layers != 4 || m.res.Experts != 32 || m.res.LiveTokens != live || len(m.res.Shards) < 3 {
 		t.Fatalf("result %+v: want 4 layers, 32 experts, %d live tokens, several shards", m.res, live)
 	}
+	if n, err := SynthBytes(SynthOptions{Like: "qwen3-coder-next", Out: "x", Scale: 1.0 / 16, Vocab: vocab}); err != nil || n != m.res.Bytes {
+		t.Errorf("SynthBytes = %d, %v; Synthesize wrote %d", n, err, m.res.Bytes)
+	}
 	t.Run("index", func(t *testing.T) {
 		var idx struct {
 			Metadata  map[string]int64  `json:"metadata"`
@@ -474,7 +477,30 @@ func TestSynthErrors(t *testing.T) {
 	if _, err := Synthesize(SynthOptions{Like: "qwen3-coder-next", Out: t.TempDir(), Scale: 2}); err == nil {
 		t.Error("scale 2 accepted")
 	}
+	if _, err := SynthBytes(SynthOptions{Like: "qwen3-coder-next", Out: t.TempDir(), Scale: math.NaN()}); err == nil {
+		t.Error("scale NaN accepted")
+	}
 	if _, err := Synthesize(SynthOptions{Like: "qwen3-coder-next", Out: t.TempDir(), TokenizerDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "tokenizer.json") {
 		t.Errorf("missing tokenizer: %v", err)
+	}
+}
+
+func TestSynthRouteShares(t *testing.T) {
+	s, err := SynthRouteShares(3, 8, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for i, v := range s {
+		sum += v
+		if i > 0 && v > s[i-1]+1e-12 {
+			t.Fatalf("share of rank %d (%g) above rank %d (%g): not by popularity", i, v, i-1, s[i-1])
+		}
+	}
+	if len(s) != 100 || math.Abs(sum-1) > 1e-9 || s[0] <= s[99] {
+		t.Errorf("%d shares summing to %g, first %g last %g", len(s), sum, s[0], s[99])
+	}
+	if _, err := SynthRouteShares(8, 8, 100); err == nil {
+		t.Error("layer out of range accepted")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -81,7 +82,11 @@ func (p *Pager) SaveWarm(path, model string) error {
 // saved for the same model files (size and modification time) and the same
 // capacity. It returns the number of experts loaded, or 0 and the reason the
 // file was ignored; err is for failures to read experts or a corrupt file.
+//
+// It first removes temporary files that an interrupted save left next to
+// path (see removeStaleTemps).
 func (p *Pager) LoadWarm(path string) (loaded int, ignored string, err error) {
+	removeStaleTemps(path, time.Now())
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, "no warm-start file " + path, nil
@@ -124,4 +129,27 @@ func (p *Pager) LoadWarm(path string) (loaded int, ignored string, err error) {
 		}
 	}
 	return loaded, "", nil
+}
+
+// staleTempAge is how old a temporary file from a save must be before it
+// counts as left behind: a save takes milliseconds, so a file this old
+// belongs to no running process (one still writing keeps its file).
+const staleTempAge = 10 * time.Minute
+
+// removeStaleTemps deletes the ".tmp-<name>*" files that writeFileAtomic
+// leaves next to path when the process is killed during a save.
+func removeStaleTemps(path string, now time.Time) {
+	dir, prefix := filepath.Dir(path), ".tmp-"+filepath.Base(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) > staleTempAge {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }

@@ -1,6 +1,10 @@
 package kernels
 
-import "math"
+import (
+	"math"
+	"runtime"
+	"sync"
+)
 
 // Attention is causal scaled-dot-product attention against a cache.
 // q is [n, heads, dk]; cache row j holds position j: kv head g's key at
@@ -8,27 +12,332 @@ import "math"
 // let keys and values share rows, as latent attention does). Token t sits at
 // position pos0+t and attends to positions 0..pos0+t. Query head h reads kv
 // head h/(heads/kvHeads). out is [n, heads, dv].
+//
+// It is tiled flash-attention style: a tile is every query head of one kv
+// head over a few tokens; keys are visited in blocks with an online softmax
+// (running max and sum per query row, earlier output rescaled when the max
+// grows), so memory is O(tile × block) whatever the length, and each key
+// and value row is read once per tile rather than once per query head.
+// attentionReference is the direct form it is tested against.
 func Attention(out, q, kCache, vCache []float32, n, pos0, heads, kvHeads, dk, dv, kStride, vStride int, scale float32) {
+	if n <= 0 {
+		return
+	}
 	group := heads / kvHeads
-	parallelFor(n*heads, (pos0+n)*(dk+dv), func(lo, hi int) {
-		scores := make([]float32, pos0+n)
-		for i := lo; i < hi; i++ {
-			t, h := i/heads, i%heads
-			kvh := h / group
-			qv := q[(t*heads+h)*dk : (t*heads+h+1)*dk]
-			span := pos0 + t + 1
-			s := scores[:span]
-			for j := range s {
-				s[j] = Dot(qv, kCache[j*kStride+kvh*dk:j*kStride+(kvh+1)*dk]) * scale
+	bq := max(1, attnRows/group)
+	tiles := (n + bq - 1) / bq
+	base := attnTile{q: q, k: kCache, v: vCache, out: out, heads: heads, group: group,
+		dk: dk, dv: dv, kStride: kStride, vStride: vStride, pos0: pos0, scale: scale}
+	if splits := attnSplits(kvHeads*tiles, pos0+n); splits > 1 {
+		attentionSplit(&base, n, kvHeads, bq, tiles, splits)
+		return
+	}
+	parallelFor(kvHeads*tiles, group*bq*(pos0+n)*(dk+dv), func(lo, hi int) {
+		a := base
+		a.alloc(group * bq)
+		defer a.release()
+		for u := lo; u < hi; u++ {
+			// Causal tiles grow with t: pair early and late tiles so a
+			// contiguous range of units is about as much work as any other.
+			g, k := u%kvHeads, u/kvHeads
+			tile := k / 2
+			if k%2 == 1 {
+				tile = tiles - 1 - k/2
 			}
-			Softmax(s)
-			o := out[(t*heads+h)*dv : (t*heads+h+1)*dv]
-			clear(o)
-			for j, p := range s {
-				AddScaled(o, vCache[j*vStride+kvh*dv:j*vStride+(kvh+1)*dv], p)
-			}
+			t0, t1 := tile*bq, min(n, tile*bq+bq)
+			a.run(g, t0, t1, 0, pos0+t1)
+			a.finish(g, t0, t1)
 		}
 	})
+}
+
+// attnSplits is how many key ranges each of units tiles is cut into so
+// that every core has work (decode has a tile per kv head, often fewer
+// than the cores); a range is at least four key blocks.
+func attnSplits(units, keys int) int {
+	workers := runtime.GOMAXPROCS(0)
+	if units >= workers {
+		return 1
+	}
+	return max(1, min((workers+units-1)/units, keys/(4*attnKeys)))
+}
+
+// attentionSplit runs every tile as splits key ranges in parallel, each
+// leaving its unnormalised output, row max and row sum, then merges the
+// ranges of a tile (flash-decoding): rescale each by e^(max - overall max)
+// and divide by the rescaled sum.
+func attentionSplit(base *attnTile, n, kvHeads, bq, tiles, splits int) {
+	rows, dv := base.group*bq, base.dv
+	units := kvHeads * tiles * splits
+	po := make([]float32, units*rows*dv)
+	pm := make([]float32, units*rows)
+	ps := make([]float32, units*rows)
+	keys := base.pos0 + n
+	span := (keys/splits + attnKeys - 1) / attnKeys * attnKeys
+	parallelFor(units, rows*span*(base.dk+dv), func(lo, hi int) {
+		a := *base
+		a.alloc(rows)
+		defer a.release()
+		for u := lo; u < hi; u++ {
+			g, tile, sp := u%kvHeads, u/kvHeads%tiles, u/(kvHeads*tiles)
+			t0, t1 := tile*bq, min(n, tile*bq+bq)
+			kb, ke := sp*span, base.pos0+t1
+			if sp < splits-1 {
+				ke = min(ke, kb+span)
+			}
+			r := (t1 - t0) * base.group
+			a.run(g, t0, t1, kb, ke)
+			copy(po[u*rows*dv:], a.o[:r*dv])
+			copy(pm[u*rows:], a.rowMax[:r])
+			copy(ps[u*rows:], a.rowSum[:r])
+		}
+	})
+	a := *base
+	a.alloc(rows)
+	defer a.release()
+	for u := 0; u < kvHeads*tiles; u++ {
+		g, tile := u%kvHeads, u/kvHeads
+		t0, t1 := tile*bq, min(n, tile*bq+bq)
+		r := (t1 - t0) * base.group
+		for i := 0; i < r; i++ {
+			m := float32(math.Inf(-1))
+			for sp := 0; sp < splits; sp++ {
+				m = max(m, pm[(sp*kvHeads*tiles+u)*rows+i])
+			}
+			o := a.o[i*dv : (i+1)*dv]
+			clear(o)
+			var sum float32
+			for sp := 0; sp < splits; sp++ {
+				v := sp*kvHeads*tiles + u
+				c := expf(pm[v*rows+i] - m)
+				sum += c * ps[v*rows+i]
+				AddScaled(o, po[(v*rows+i)*dv:(v*rows+i+1)*dv], c)
+			}
+			a.rowSum[i] = sum
+		}
+		a.finish(g, t0, t1)
+	}
+}
+
+const (
+	attnRows = 32 // query rows (heads of a kv group × tokens) per tile
+	attnKeys = 64 // keys per block
+)
+
+// attnTile is one worker's state: the tile's scaled queries, its score
+// block, its unnormalised output and the running max and sum per row.
+type attnTile struct {
+	q, k, v, out           []float32
+	heads, group, dk, dv   int
+	kStride, vStride, pos0 int
+	scale                  float32
+	*attnBuffers
+}
+
+// attnBuffers is a tile's scratch, recycled between calls through
+// attnPool (decode runs attention once per layer per token).
+type attnBuffers struct{ qs, s, st, o, rowMax, rowSum []float32 }
+
+var attnPool sync.Pool
+
+func (a *attnTile) alloc(rows int) {
+	b, _ := attnPool.Get().(*attnBuffers)
+	if b == nil {
+		b = new(attnBuffers)
+	}
+	b.qs = growFloats(b.qs, rows*a.dk)
+	b.s = growFloats(b.s, rows*attnKeys)
+	b.st = growFloats(b.st, rows*attnKeys)
+	b.o = growFloats(b.o, rows*a.dv)
+	b.rowMax = growFloats(b.rowMax, rows)
+	b.rowSum = growFloats(b.rowSum, rows)
+	a.attnBuffers = b
+}
+
+// release hands the tile's scratch back to attnPool.
+func (a *attnTile) release() {
+	attnPool.Put(a.attnBuffers)
+	a.attnBuffers = nil
+}
+
+// growFloats is b with length n, reallocated only when too small.
+func growFloats(b []float32, n int) []float32 {
+	if cap(b) >= n {
+		return b[:n]
+	}
+	return make([]float32, n)
+}
+
+// run accumulates tokens t0..t1 of kv head g over keys kb..ke (kb a
+// multiple of attnKeys) into the tile's output, row max and row sum. Row i
+// of the tile is token t0+i/group, query head g*group+i%group.
+func (a *attnTile) run(g, t0, t1, kb, ke int) {
+	rows, dk, dv := (t1-t0)*a.group, a.dk, a.dv
+	for i := 0; i < rows; i++ {
+		h := g*a.group + i%a.group
+		t := t0 + i/a.group
+		qi := a.qs[i*dk : (i+1)*dk]
+		for c, v := range a.q[(t*a.heads+h)*dk : (t*a.heads+h+1)*dk] {
+			qi[c] = v * a.scale
+		}
+		a.rowMax[i] = float32(math.Inf(-1))
+		a.rowSum[i] = 0
+	}
+	o := a.o[:rows*dv]
+	clear(o)
+	for j0 := kb; j0 < ke; j0 += attnKeys {
+		nk := min(attnKeys, ke-j0)
+		s := a.s[:rows*attnKeys]
+		clear(s)
+		if next := j0 + attnKeys; next < ke {
+			// The next block's keys and values, while this one is computed.
+			nn := min(attnKeys, ke-next)
+			prefetchFloats(a.k[next*a.kStride+g*dk:], a.kStride, nn, dk)
+			prefetchFloats(a.v[next*a.vStride+g*dv:], a.vStride, nn, dv)
+		}
+		a.scores(s, g, j0, nk, rows)
+		// Online softmax: mask the future, exponentiate against the new
+		// running max, rescale what was accumulated under the old one.
+		for i := 0; i < rows; i++ {
+			row := s[i*attnKeys : i*attnKeys+nk]
+			valid := min(nk, a.pos0+t0+i/a.group+1-j0)
+			if valid <= 0 {
+				clear(row)
+				continue
+			}
+			m := a.rowMax[i]
+			for _, v := range row[:valid] {
+				m = max(m, v)
+			}
+			corr := expf(a.rowMax[i] - m)
+			sum := expShift(row[:valid], m)
+			clear(row[valid:])
+			a.rowSum[i] = a.rowSum[i]*corr + sum
+			a.rowMax[i] = m
+			if corr != 1 {
+				scaleVec(o[i*dv:(i+1)*dv], corr)
+			}
+		}
+		accumPV(o, dv, rows, s, attnKeys, a.v[j0*a.vStride+g*dv:], a.vStride, nk, dv)
+	}
+}
+
+// finish writes the tile's normalised output rows into out.
+func (a *attnTile) finish(g, t0, t1 int) {
+	dv := a.dv
+	for i := 0; i < (t1-t0)*a.group; i++ {
+		h := g*a.group + i%a.group
+		t := t0 + i/a.group
+		dst := a.out[(t*a.heads+h)*dv : (t*a.heads+h+1)*dv]
+		inv := 1 / a.rowSum[i]
+		for c, v := range a.o[i*dv : (i+1)*dv] {
+			dst[c] = v * inv
+		}
+	}
+}
+
+// scores writes s[i*attnKeys+j] = q_i·k_(j0+j) for the tile's rows and
+// nk keys through the GEMM microkernel. The queries are its "weight rows"
+// (in groups of four) and the keys its "tokens", so each key row is read
+// once per call, into a transposed block that is then turned around; rows
+// not a multiple of four take the keys as weight rows instead.
+func (a *attnTile) scores(s []float32, g, j0, nk, rows int) {
+	dk := a.dk
+	k := a.k[j0*a.kStride+g*dk:]
+	if rows%4 == 0 {
+		st := a.st[:nk*rows]
+		clear(st)
+		tileKernel(a.qs, dk, rows, k, a.kStride, nk, dk, st, rows)
+		for j := 0; j < nk; j++ {
+			for i, v := range st[j*rows : (j+1)*rows] {
+				s[i*attnKeys+j] = v
+			}
+		}
+		return
+	}
+	full := nk &^ 3
+	if full > 0 {
+		tileKernel(k, a.kStride, full, a.qs, dk, rows, dk, s, attnKeys)
+	}
+	for j := full; j < nk; j++ {
+		kj := k[j*a.kStride : j*a.kStride+dk]
+		for i := 0; i < rows; i++ {
+			s[i*attnKeys+j] = Dot(a.qs[i*dk:(i+1)*dk], kj)
+		}
+	}
+}
+
+// accumPVGo is the portable form of accumPV: o[i*ldo+c] += Σ_j
+// p[i*ldp+j]·v[j*ldv+c] for i < rows, j < keys, c < n.
+func accumPVGo(o []float32, ldo, rows int, p []float32, ldp int, v []float32, ldv, keys, n int) {
+	for i := 0; i < rows; i++ {
+		oi := o[i*ldo : i*ldo+n]
+		for j, pj := range p[i*ldp : i*ldp+keys] {
+			AddScaled(oi, v[j*ldv:j*ldv+n], pj)
+		}
+	}
+}
+
+// expShiftGo is the portable form of expShift.
+func expShiftGo(x []float32, m float32) float32 {
+	var sum float32
+	for j, v := range x {
+		p := expf(v - m)
+		x[j] = p
+		sum += p
+	}
+	return sum
+}
+
+func scaleVec(x []float32, s float32) {
+	for i := range x {
+		x[i] *= s
+	}
+}
+
+// expf is e^x in float32 for the softmax (within 2 ulp; 0 below -87.3,
+// where float32 would go subnormal): x = k·ln2 + r with |r| ≤ ln2/2, e^r by
+// its degree-7 Taylor polynomial, 2^k built in the exponent field.
+func expf(x float32) float32 {
+	switch {
+	case x != x:
+		return x
+	case x < -87.3:
+		return 0
+	case x > 88:
+		return float32(math.Exp(float64(x)))
+	}
+	const (
+		log2e = 1.44269504088896341
+		ln2hi = 0.693359375
+		ln2lo = -2.12194440e-4
+	)
+	k := float32(math.Round(float64(x * log2e)))
+	r := x - k*ln2hi - k*ln2lo
+	p := 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720+r*(1.0/5040)))))))
+	return p * math.Float32frombits(uint32(int32(k)+127)<<23)
+}
+
+// attentionReference is the direct form of Attention: every score of a
+// row, a softmax, a weighted sum of values.
+func attentionReference(out, q, kCache, vCache []float32, n, pos0, heads, kvHeads, dk, dv, kStride, vStride int, scale float32) {
+	group := heads / kvHeads
+	scores := make([]float32, pos0+n)
+	for i := 0; i < n*heads; i++ {
+		t, h := i/heads, i%heads
+		kvh := h / group
+		qv := q[(t*heads+h)*dk : (t*heads+h+1)*dk]
+		s := scores[:pos0+t+1]
+		for j := range s {
+			s[j] = Dot(qv, kCache[j*kStride+kvh*dk:j*kStride+(kvh+1)*dk]) * scale
+		}
+		Softmax(s)
+		o := out[(t*heads+h)*dv : (t*heads+h+1)*dv]
+		clear(o)
+		for j, p := range s {
+			AddScaled(o, vCache[j*vStride+kvh*dv:j*vStride+(kvh+1)*dv], p)
+		}
+	}
 }
 
 // AttentionScale is 1/sqrt(dk).

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 )
 
 // Matrix is a [Rows, Cols] weight used as y = W x. Exactly one storage is
@@ -88,64 +87,22 @@ func (q *Quant) scale(i int) (float32, float32) {
 
 // Row dequantizes (or converts) row r into dst[:Cols].
 func (m *Matrix) Row(r int, dst []float32) {
-	dst = dst[:m.Cols]
-	switch {
-	case m.F32 != nil:
-		copy(dst, m.F32[r*m.Cols:])
-	case m.BF16 != nil:
-		for j, b := range m.BF16[r*m.Cols : (r+1)*m.Cols] {
-			dst[j] = BF16ToF32(b)
-		}
-	default:
-		q := m.Q
-		words := m.Cols * q.Bits / 32
-		w := q.W[r*words : (r+1)*words]
-		groups := m.Cols / q.GroupSize
-		mask := uint32(1)<<q.Bits - 1
-		if q.Bits == 4 || q.Bits == 8 {
-			// Whole words: no value straddles a word boundary.
-			per := 32 / q.Bits
-			for g := 0; g < groups; g++ {
-				s, b := q.scale(r*groups + g)
-				for j := g * q.GroupSize; j < (g+1)*q.GroupSize; j += per {
-					v := w[j/per]
-					for k := range per {
-						dst[j+k] = s*float32(v>>(k*q.Bits)&mask) + b
-					}
-				}
-			}
-			return
-		}
-		for g := 0; g < groups; g++ {
-			s, b := q.scale(r*groups + g)
-			for j := g * q.GroupSize; j < (g+1)*q.GroupSize; j++ {
-				bit := j * q.Bits
-				v := w[bit/32] >> (bit % 32)
-				if bit%32+q.Bits > 32 {
-					v |= w[bit/32+1] << (32 - bit%32)
-				}
-				dst[j] = s*float32(v&mask) + b
-			}
-		}
+	if m.Q != nil && dequantFast(m.Q) {
+		m.quantRow(dst[:m.Cols], r, 0, m.Cols, &gemmScratch{})
+		return
 	}
+	m.rowRange(r, 0, m.Cols, dst)
 }
 
 // MatMul computes out[t, r] = sum_c W[r, c] * x[t, c] for n tokens
 // (x is [n, Cols], out is [n, Rows]). Rows are split across goroutines.
+// Dense matrices and prompts (n > qmvTokens) go through the blocked GEMM.
 func MatMul(out, x []float32, n int, m *Matrix) {
-	if m.Q != nil && n <= qmvTokens && (m.Q.Bits == 4 || m.Q.Bits == 8) {
+	if m.Q != nil && n <= qmvTokens {
 		qmv(out, x, n, m)
 		return
 	}
-	parallelFor(m.Rows, m.Cols*n, func(lo, hi int) {
-		row := make([]float32, m.Cols)
-		for r := lo; r < hi; r++ {
-			m.Row(r, row)
-			for t := 0; t < n; t++ {
-				out[t*m.Rows+r] = Dot(row, x[t*m.Cols:(t+1)*m.Cols])
-			}
-		}
-	})
+	gemm(out, x, n, m)
 }
 
 // Dot is the float32 inner product.
@@ -166,27 +123,15 @@ func Dot(a, b []float32) float32 {
 }
 
 // parallelFor splits [0, n) across the available cores when the total work
-// (n items of cost each) is large enough to pay for goroutines.
+// (n items of cost each) is large enough to pay for the handoff to the
+// worker pool (pool.go).
 func parallelFor(n, cost int, body func(lo, hi int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if workers > n {
-		workers = n
-	}
+	workers := min(runtime.GOMAXPROCS(0), n)
 	if workers <= 1 || n*cost < 1<<15 {
 		body(0, n)
 		return
 	}
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body(lo, hi)
-		}()
-	}
-	wg.Wait()
+	runParallel(n, workers, body)
 }
 
 // Bytes is the storage size of the matrix.

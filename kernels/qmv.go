@@ -1,55 +1,212 @@
 package kernels
 
+import "sync"
+
 // Decode-time quantized matrix-vector products. For each group the dot
 // product is scale*Σ(q-c)·x + (bias+c*scale)*Σx with c the middle code, so
 // x's group sums are computed once per vector and the weights are never
 // dequantized into memory. Centring q keeps the two terms from being large
 // and opposite (bias is typically about -c*scale), which would cost float32
 // precision. 4 and 8 bits (the common cases) unpack whole words; other
-// widths fall back to dequantizing a row.
+// widths fall back to dequantizing a row. The SIMD kernels (qmv_amd64.go,
+// qmv_arm64.go) do the same sums in the order their registers allow.
 
 // qmvTokens is how many tokens MatMul handles with the fused form before
 // dequantizing rows (which amortises over many tokens) becomes cheaper.
-const qmvTokens = 4
+const qmvTokens = DecodeTokens
 
-// qmv computes out[t, r] for n <= qmvTokens tokens of a 4- or 8-bit matrix.
-func qmv(out, x []float32, n int, m *Matrix) {
-	q := m.Q
-	groups := m.Cols / q.GroupSize
-	xsum := make([]float32, n*groups)
+// DecodeTokens is the most tokens a DecodeInput holds.
+const DecodeTokens = 4
+
+// DecodeInput is up to qmvTokens rows of activations laid out once for the
+// decode kernels, so every row block of a matrix, and every matrix reading
+// the same x (a MoE layer's experts), shares the preparation.
+type DecodeInput struct {
+	// Int8 asks Prepare for int8 activations (see Int8Activations) for
+	// this input alone, where the CPU has the integer kernels.
+	Int8 bool
+
+	x        []float32 // [n, cols] as given
+	n, cols  int
+	group    int       // group size sums were taken over (0: x is for dense matrices)
+	sums     []float32 // [n, cols/group] Σx per group
+	xs       []float32 // [n, cols] in the SIMD kernels' order when permuted, else x
+	permuted int       // xs is x in nibble order in blocks of this size (4-bit SIMD kernels), or 0
+	perm     []float32 // the buffer xs uses when permuted
+
+	// With Int8Activations: x quantized to int8 per group for the
+	// integer kernels of int8Bits-wide matrices (0: not prepared).
+	int8Bits int
+	xq       []int8
+	stats    []groupStats
+}
+
+// groupStats is what the int8 kernels need per group of x: the step dx
+// (x ≈ dx·xq), xsum = dx·Σxq, and corr = c·Σxq for the middle code c the
+// 4-bit kernel subtracts in integers.
+type groupStats struct {
+	dx, xsum float32
+	corr     int32
+}
+
+// Int8Activations makes the decode kernels quantize x to int8 per group
+// and use integer dot products (ggml's approach) for 4- and 8-bit matrices
+// where the CPU has them. It is faster where the float kernels are bound
+// by arithmetic, and costs the precision of an int8 x: on every matrix of
+// the trained default model it moves the held-out NLL by 0.0022 nats, more
+// than the project's 0.002 bound, so it is off by default (BENCHMARKS.md,
+// "CPU decode kernels"); DecodeInput.Int8 applies it to chosen inputs
+// only. Set it before running a model, not while kernels run.
+var Int8Activations = false
+
+// Prepare lays out x ([n, cols], 1 <= n <= qmvTokens) for matrices
+// quantized like q (nil: dense). The DecodeInput keeps x and reuses its
+// buffers across calls.
+func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
+	d.x, d.n, d.cols, d.group, d.permuted, d.int8Bits = x[:n*cols], n, cols, 0, 0, 0
+	d.xs = d.x
+	if q == nil || q.GroupSize <= 0 || cols%q.GroupSize != 0 {
+		return
+	}
+	d.group = q.GroupSize
+	groups := cols / q.GroupSize
+	d.sums = grow(d.sums, n*groups)
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
 			var s float32
-			for _, v := range x[t*m.Cols+g*q.GroupSize : t*m.Cols+(g+1)*q.GroupSize] {
+			for _, v := range x[t*cols+g*d.group : t*cols+(g+1)*d.group] {
 				s += v
 			}
-			xsum[t*groups+g] = s
+			d.sums[t*groups+g] = s
 		}
 	}
-	words := m.Cols * q.Bits / 32
-	perGroup := q.GroupSize * q.Bits / 32
-	parallelFor(m.Rows, m.Cols*n, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			w := q.W[r*words : (r+1)*words]
-			for t := 0; t < n; t++ {
-				xt := x[t*m.Cols : (t+1)*m.Cols]
-				var acc float32
-				for g := 0; g < groups; g++ {
-					s, b := q.scale(r*groups + g)
-					wg := w[g*perGroup : (g+1)*perGroup]
-					xg := xt[g*q.GroupSize : (g+1)*q.GroupSize]
-					var dot, c float32
-					if q.Bits == 4 {
-						dot, c = dot4(wg, xg), 8
-					} else {
-						dot, c = dot8(wg, xg), 128
-					}
-					acc += s*dot + (b+c*s)*xsum[t*groups+g]
+	d.int8Bits = 0
+	if (d.Int8 || Int8Activations) && simdInt8(q.Bits) && (q.GroupSize == 32 || q.GroupSize == 64 || q.GroupSize == 128) {
+		d.prepareInt8(q.Bits)
+		return
+	}
+	if block := simdNibbleBlock(); q.Bits == 4 && block > 0 && cols%block == 0 {
+		d.perm = grow(d.perm, n*cols)
+		d.xs = d.perm
+		for t := 0; t < n; t++ {
+			permuteNibbles(d.xs[t*cols:(t+1)*cols], x[t*cols:(t+1)*cols], block)
+		}
+		d.permuted = block
+	}
+}
+
+// prepareInt8 quantizes x per group to int8 with the step that maps the
+// group's largest magnitude to 127; 4-bit inputs are stored per 32 values
+// as the 16 even ones then the 16 odd ones (the nibble order).
+func (d *DecodeInput) prepareInt8(bits int) {
+	n, cols, group := d.n, d.cols, d.group
+	groups := cols / group
+	d.int8Bits = bits
+	if cap(d.xq) < n*cols {
+		d.xq = make([]int8, n*cols)
+	}
+	d.xq = d.xq[:n*cols]
+	if cap(d.stats) < n*groups {
+		d.stats = make([]groupStats, n*groups)
+	}
+	d.stats = d.stats[:n*groups]
+	centre := int32(1) << (bits - 1)
+	for t := 0; t < n; t++ {
+		for g := 0; g < groups; g++ {
+			base := t*cols + g*group
+			xg := d.x[base : base+group]
+			var amax float32
+			for _, v := range xg {
+				amax = max(amax, abs32(v))
+			}
+			st := &d.stats[t*groups+g]
+			if amax == 0 {
+				clear(d.xq[base : base+group])
+				*st = groupStats{}
+				continue
+			}
+			inv := 127 / amax
+			var sum int32
+			for j, v := range xg {
+				qv := int8(round32(v * inv))
+				sum += int32(qv)
+				k := j
+				if bits == 4 {
+					k = j&^31 + (j&31)/2 + 16*(j&1)
 				}
-				out[t*m.Rows+r] = acc
+				d.xq[base+k] = qv
+			}
+			dx := amax / 127
+			*st = groupStats{dx: dx, xsum: dx * float32(sum), corr: 0}
+			if bits == 4 {
+				st.corr = centre * sum
 			}
 		}
-	})
+	}
+}
+
+// MatVecRows computes rows [lo, hi) of out = W·x for the prepared tokens
+// (out is [n, m.Rows]). It runs on the calling goroutine: callers split
+// rows (and matrices) across the worker pool themselves.
+func MatVecRows(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
+	if m.Q != nil && d.group == m.Q.GroupSize {
+		if qmvRowsSIMD(out, d, m, lo, hi) {
+			return
+		}
+		if m.Q.Bits == 4 || m.Q.Bits == 8 {
+			qmvRows(out, d, m, lo, hi)
+			return
+		}
+	}
+	buf := getFloats(m.Cols)
+	defer putFloats(buf)
+	row := *buf
+	for r := lo; r < hi; r++ {
+		m.Row(r, row)
+		for t := 0; t < d.n; t++ {
+			out[t*m.Rows+r] = Dot(row, d.x[t*m.Cols:(t+1)*m.Cols])
+		}
+	}
+}
+
+// qmv computes out[t, r] for n <= qmvTokens tokens of a quantized matrix,
+// rows split across the worker pool.
+func qmv(out, x []float32, n int, m *Matrix) {
+	d := decodeInputs.Get().(*DecodeInput)
+	d.Prepare(x, n, m.Cols, m.Q)
+	parallelFor(m.Rows, m.Cols*n, func(lo, hi int) { MatVecRows(out, d, m, lo, hi) })
+	d.x, d.xs = nil, nil
+	decodeInputs.Put(d)
+}
+
+var decodeInputs = sync.Pool{New: func() any { return new(DecodeInput) }}
+
+// qmvRows is the Go kernel for rows [lo, hi) of a 4- or 8-bit matrix.
+func qmvRows(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
+	q := m.Q
+	groups := m.Cols / q.GroupSize
+	words := m.Cols * q.Bits / 32
+	perGroup := q.GroupSize * q.Bits / 32
+	for r := lo; r < hi; r++ {
+		w := q.W[r*words : (r+1)*words]
+		for t := 0; t < d.n; t++ {
+			xt := d.x[t*m.Cols : (t+1)*m.Cols]
+			var acc float32
+			for g := 0; g < groups; g++ {
+				s, b := q.scale(r*groups + g)
+				wg := w[g*perGroup : (g+1)*perGroup]
+				xg := xt[g*q.GroupSize : (g+1)*q.GroupSize]
+				var dot, c float32
+				if q.Bits == 4 {
+					dot, c = dot4(wg, xg), 8
+				} else {
+					dot, c = dot8(wg, xg), 128
+				}
+				acc += s*dot + (b+c*s)*d.sums[t*groups+g]
+			}
+			out[t*m.Rows+r] = acc
+		}
+	}
 }
 
 // nibbles maps a byte to its two 4-bit codes less the middle code 8, so
@@ -92,4 +249,39 @@ func dot8(w []uint32, x []float32) float32 {
 		s1 += centredBytes[v>>16&255]*xs[2] + centredBytes[v>>24]*xs[3]
 	}
 	return s0 + s1
+}
+
+// permuteNibbles writes x in the order the 4-bit SIMD kernels consume it:
+// per block of block values, the even-indexed ones then the odd ones (a
+// byte's low nibble is the even value, its high nibble the odd).
+func permuteNibbles(dst, x []float32, block int) {
+	half := block / 2
+	for b := 0; b+block <= len(x); b += block {
+		for i := 0; i < half; i++ {
+			dst[b+i] = x[b+2*i]
+			dst[b+half+i] = x[b+2*i+1]
+		}
+	}
+}
+
+// floatPool recycles the per-call activation scratch of the decode kernels.
+var floatPool sync.Pool
+
+func getFloats(n int) *[]float32 {
+	if p, ok := floatPool.Get().(*[]float32); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	s := make([]float32, n)
+	return &s
+}
+
+func putFloats(p *[]float32) { floatPool.Put(p) }
+
+// grow returns s resized to n values, reallocating only when it must.
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
@@ -31,10 +32,12 @@ type Executor struct {
 	host    *cpu.Executor
 	regions regions
 	arena   arena
-	// weights are host slices (model weights in the Go heap or in mapped
-	// files) copied once into device buffers, by the address of their first
-	// byte.
-	weights map[uintptr]*buffer
+	// weights are host slices (small model weights in the Go heap, or
+	// large ones a loader did not read into AllocBuffer's buffers) copied
+	// once into device buffers, by the address of their first byte. Each
+	// entry keeps its host slice alive, so the collector cannot give the
+	// address to another weight while the copy is cached.
+	weights map[uintptr]weightCopy
 	scratch map[string]*buffer
 	retired []*buffer // freed at the next commit: encoded work may use them
 	pending bool      // something was encoded since the last commit
@@ -46,13 +49,22 @@ type Executor struct {
 	hostOps  map[string]int
 }
 
-var _ graph.Executor = (*Executor)(nil)
+var (
+	_ graph.Executor        = (*Executor)(nil)
+	_ graph.BufferAllocator = (*Executor)(nil)
+)
+
+// weightCopy is a device copy of host weights and the host bytes it copies.
+type weightCopy struct {
+	buf  *buffer
+	host []byte
+}
 
 func newExecutor(dev device) *Executor {
 	return &Executor{
 		dev:     dev,
 		host:    cpu.New(),
-		weights: map[uintptr]*buffer{},
+		weights: map[uintptr]weightCopy{},
 		scratch: map[string]*buffer{},
 		hostOps: map[string]int{},
 	}
@@ -96,6 +108,20 @@ func (e *Executor) NewTensor(rows, cols int) *graph.Tensor {
 	return &graph.Tensor{Rows: rows, Cols: cols, Data: unsafe.Slice((*float32)(unsafe.Pointer(&b.data[0])), n), Dev: b}
 }
 
+// Free releases a tensor NewTensor made, once the work encoded so far is
+// done with it (at the next commit). Views and tensors of other executors
+// are left alone.
+func (e *Executor) Free(t *graph.Tensor) {
+	b, ok := t.Dev.(*buffer)
+	if !ok || len(t.Data) == 0 || uintptr(unsafe.Pointer(&t.Data[0])) != b.base() || len(t.Data) != t.Rows*t.Cols {
+		return
+	}
+	if e.regions.remove(b.base()) != nil {
+		e.retired = append(e.retired, b)
+	}
+	t.Data, t.Dev = nil, nil
+}
+
 // Read commits, waits and returns the host view of t.
 func (e *Executor) Read(t *graph.Tensor) []float32 {
 	e.fail(e.Sync())
@@ -134,14 +160,36 @@ func (e *Executor) onHost(op string, f func()) {
 
 // tensor binds t's rows from row on.
 func (e *Executor) tensor(index int, t *graph.Tensor, row int) binding {
+	return e.tensorAt(index, t, row, 0)
+}
+
+// tensorAt binds t from row row, column col on.
+func (e *Executor) tensorAt(index int, t *graph.Tensor, row, col int) binding {
 	b, ok := t.Dev.(*buffer)
 	if !ok || len(t.Data) == 0 {
 		e.fail(fmt.Errorf("metal: a [%d,%d] tensor was not made by this executor", t.Rows, t.Cols))
 		return binding{}
 	}
-	off := int(uintptr(unsafe.Pointer(&t.Data[0]))-b.base()) + 4*row*t.Cols
-	return binding{index: index, buf: b, off: off, n: 4*len(t.Data) - 4*row*t.Cols}
+	skip := 4 * (row*t.RowStride() + col)
+	off := int(uintptr(unsafe.Pointer(&t.Data[0]))-b.base()) + skip
+	return binding{index: index, buf: b, off: off, n: 4*len(t.Data) - skip}
 }
+
+// contiguous reports whether the first n rows of every tensor are one run
+// of values, as the kernels read and write them. The ops run a strided
+// view (prefill through a column view) one row per dispatch, or on the
+// host where a kernel takes a whole batch.
+func contiguous(n int, ts ...*graph.Tensor) bool {
+	for _, t := range ts {
+		if !t.Contiguous(n) {
+			return false
+		}
+	}
+	return true
+}
+
+// rowView is row t of x, for running an op one row at a time.
+func rowView(x *graph.Tensor, t int) *graph.Tensor { return x.View(t, 1, 0, x.Cols) }
 
 // hostBytes binds host memory [p, p+n): in place when it is in one of the
 // executor's buffers (slot pools, tensors), else as a copy. With cache the
@@ -157,8 +205,8 @@ func (e *Executor) hostBytes(index int, p unsafe.Pointer, n int, cache bool) bin
 		e.fail(err)
 		return binding{index: index, buf: b, off: off, n: n}
 	}
-	if b, ok := e.weights[uintptr(p)]; ok && len(b.data) >= n {
-		return binding{index: index, buf: b, n: n}
+	if w, ok := e.weights[uintptr(p)]; ok && len(w.host) >= n {
+		return binding{index: index, buf: w.buf, n: n}
 	}
 	b, err := e.dev.alloc(max(n, 4))
 	if err != nil {
@@ -167,9 +215,9 @@ func (e *Executor) hostBytes(index int, p unsafe.Pointer, n int, cache bool) bin
 	}
 	copy(b.data, src)
 	if old, ok := e.weights[uintptr(p)]; ok {
-		e.retired = append(e.retired, old)
+		e.retired = append(e.retired, old.buf)
 	}
-	e.weights[uintptr(p)] = b
+	e.weights[uintptr(p)] = weightCopy{buf: b, host: src}
 	return binding{index: index, buf: b, n: n}
 }
 
@@ -249,7 +297,7 @@ func (e *Executor) Embed(out *graph.Tensor, table *kernels.Matrix, ids []int32) 
 	if len(ids) == 0 {
 		return
 	}
-	if table.Q == nil || !e.dev.hasKernel(quantName("dequant_rows", table.Q)) {
+	if table.Q == nil || !e.dev.hasKernel(quantName("dequant_rows", table.Q)) || !contiguous(len(ids), out) {
 		e.onHost("Embed "+matrixKind(table), func() { e.host.Embed(out, table, ids) })
 		return
 	}
@@ -306,6 +354,12 @@ const (
 )
 
 func (e *Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias []float32) {
+	if !contiguous(n, out, x) && w.Q != nil {
+		for t := 0; t < n; t++ {
+			e.MatMul(rowView(out, t), rowView(x, t), 1, w, bias)
+		}
+		return
+	}
 	if w.Q == nil || !e.dev.hasKernel(quantName("qmv", w.Q)) {
 		e.onHost("MatMul "+matrixKind(w), func() { e.host.MatMul(out, x, n, w, bias) })
 		return
@@ -328,6 +382,26 @@ func (e *Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias [
 	}
 }
 
+// MatMulHeads runs one qmv per head (and token, in a batch): each binds its
+// head's input and output columns in place. Dense matrices run on the host.
+func (e *Executor) MatMulHeads(out *graph.Tensor, outStep int, x *graph.Tensor, xStep int, n int, ws []*kernels.Matrix) {
+	for _, w := range ws {
+		if w.Q == nil || !e.dev.hasKernel(quantName("qmv", w.Q)) {
+			e.onHost("MatMulHeads "+matrixKind(w), func() { e.host.MatMulHeads(out, outStep, x, xStep, n, ws) })
+			return
+		}
+	}
+	for h, w := range ws {
+		m := e.quant(0, w.Q, true)
+		for t := 0; t < n; t++ {
+			xb, ob := e.tensorAt(3, x, t, h*xStep), e.tensorAt(4, out, t, h*outStep)
+			xb.n, ob.n = min(xb.n, 4*w.Cols), min(ob.n, 4*w.Rows)
+			e.run(quantName("qmv", w.Q), [3]int{ceilDiv(w.Rows, qmvRowsPerTG), 1, 1}, [3]int{qmvThreads, 1, 1},
+				m[0], m[1], m[2], xb, ob, e.upload(5, qmvParams{uint32(w.Rows), uint32(w.Cols)}))
+		}
+	}
+}
+
 func matrixKind(w *kernels.Matrix) string {
 	switch {
 	case w.Q != nil:
@@ -343,6 +417,12 @@ func matrixKind(w *kernels.Matrix) string {
 func normThreads(dim int) int { return min(256, ceilDiv(dim, 32)*32) }
 
 func (e *Executor) RMSNorm(out, x *graph.Tensor, n, dim int, w []float32, eps float32) {
+	if !contiguous(n, out, x) {
+		for t := 0; t < n; t++ {
+			e.RMSNorm(rowView(out, t), rowView(x, t), 1, dim, w, eps)
+		}
+		return
+	}
 	rows := n * x.Cols / dim
 	p := normParams{Dim: uint32(dim), Eps: eps}
 	wb := e.tensor(1, x, 0) // not read without a weight
@@ -355,6 +435,12 @@ func (e *Executor) RMSNorm(out, x *graph.Tensor, n, dim int, w []float32, eps fl
 }
 
 func (e *Executor) GatedRMSNorm(out, x, z *graph.Tensor, n, dim int, w []float32, eps float32) {
+	if !contiguous(n, out, x, z) {
+		for t := 0; t < n; t++ {
+			e.GatedRMSNorm(rowView(out, t), rowView(x, t), rowView(z, t), 1, dim, w, eps)
+		}
+		return
+	}
 	rows := n * x.Cols / dim
 	e.run("rmsnorm_gated", [3]int{rows, 1, 1}, [3]int{normThreads(dim), 1, 1},
 		e.tensor(0, x, 0), e.tensor(1, z, 0), e.floats(2, w), e.tensor(3, out, 0),
@@ -363,6 +449,12 @@ func (e *Executor) GatedRMSNorm(out, x, z *graph.Tensor, n, dim int, w []float32
 
 func (e *Executor) Rope(x *graph.Tensor, pos []int32, heads, headDim int, p *kernels.RopeParams) {
 	if len(pos) == 0 {
+		return
+	}
+	if x.RowStride() != heads*headDim && len(pos) > 1 {
+		for t := range pos {
+			e.Rope(rowView(x, t), pos[t:t+1], heads, headDim, p)
+		}
 		return
 	}
 	inter := uint32(0)
@@ -385,28 +477,35 @@ func (e *Executor) CopyCols(dst *graph.Tensor, dstRow, dstCol int, src *graph.Te
 		return
 	}
 	e.pending = true
-	if cols == dst.Cols && cols == src.Cols {
+	ds, ss := dst.RowStride(), src.RowStride()
+	if cols == ds && cols == ss {
 		e.fail(e.dev.copy(d.buf, d.off, s.buf, s.off, 4*n*cols))
 		return
 	}
 	for t := 0; t < n; t++ {
-		e.fail(e.dev.copy(d.buf, d.off+4*(t*dst.Cols+dstCol), s.buf, s.off+4*(t*src.Cols+srcCol), 4*cols))
+		e.fail(e.dev.copy(d.buf, d.off+4*(t*ds+dstCol), s.buf, s.off+4*(t*ss+srcCol), 4*cols))
 	}
 }
 
 func (e *Executor) Attention(out, q, kCache, vCache *graph.Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32) {
-	if dk > sdpaMaxDim || dv > sdpaMaxDim || kvHeads <= 0 || heads%kvHeads != 0 {
+	if dk > sdpaMaxDim || dv > sdpaMaxDim || kvHeads <= 0 || heads%kvHeads != 0 || !contiguous(n, out, q) {
 		e.onHost("Attention", func() { e.host.Attention(out, q, kCache, vCache, n, pos0, heads, kvHeads, dk, dv, scale) })
 		return
 	}
 	p := sdpaParams{uint32(pos0), uint32(heads), uint32(kvHeads), uint32(dk), uint32(dv),
-		uint32(kCache.Cols), uint32(vCache.Cols), scale, 0}
+		uint32(kCache.RowStride()), uint32(vCache.RowStride()), scale, 0}
 	e.run("sdpa_f32", [3]int{heads, n, 1}, [3]int{sdpaThreads, 1, 1},
 		e.tensor(0, q, 0), e.tensor(1, kCache, 0), e.tensor(2, vCache, 0), e.tensor(3, q, 0), // gate: unused
 		e.tensor(4, out, 0), e.upload(5, p))
 }
 
 func (e *Executor) elementwise(kernel string, out, a, b *graph.Tensor, n int) {
+	if !contiguous(n, out, a, b) {
+		for t := 0; t < n; t++ {
+			e.elementwise(kernel, rowView(out, t), rowView(a, t), rowView(b, t), 1)
+		}
+		return
+	}
 	m := n * out.Cols
 	if m == 0 {
 		return
@@ -424,6 +523,10 @@ func (e *Executor) SwiGLU(out, gate, up *graph.Tensor, n int) {
 // Zero clears a tensor in shared memory after the work encoded before it
 // (recurrent state is reset once per sequence, so a round trip is cheap).
 func (e *Executor) Zero(t *graph.Tensor) {
+	if !t.Contiguous(t.Rows) {
+		e.onHost("Zero", func() { e.host.Zero(t) })
+		return
+	}
 	e.onHost("Zero", func() { clear(t.Data) })
 }
 
@@ -432,11 +535,11 @@ func (e *Executor) Zero(t *graph.Tensor) {
 // shared expert) runs add_gated over a zero addend, one dispatch per row.
 // Other shapes, or a device without the kernel, run on the host.
 func (e *Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
-	if g.Cols == x.Cols && out.Cols == x.Cols && e.dev.hasKernel("mul_sigmoid") {
+	if g.Cols == x.Cols && out.Cols == x.Cols && e.dev.hasKernel("mul_sigmoid") && contiguous(n, out, x, g) {
 		e.elementwise("mul_sigmoid", out, x, g, n)
 		return
 	}
-	if g.Cols != 1 || !e.dev.hasKernel("add_gated") {
+	if g.Cols != 1 || !e.dev.hasKernel("add_gated") || !contiguous(n, out, x, g) {
 		e.onHost("MulSigmoid", func() { e.host.MulSigmoid(out, x, g, n) })
 		return
 	}
@@ -460,7 +563,7 @@ func (e *Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
 func (e *Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.Routing) {
 	experts := logits.Cols
 	if experts > routeMaxE || p.Groups > routeMaxGroups || p.TopK != r.TopK || p.TopK > experts ||
-		(p.Groups > 1 && experts%p.Groups != 0) {
+		(p.Groups > 1 && experts%p.Groups != 0) || !contiguous(n, logits) {
 		e.onHost("Route", func() { e.host.Route(r, logits, n, p) })
 		return
 	}
@@ -520,7 +623,7 @@ func (e *Executor) routeBuffers(r *graph.Routes) (ids, weights binding) {
 }
 
 func (e *Executor) Conv1d(out, x *graph.Tensor, n int, state *graph.Tensor, w []float32, kernel int) {
-	if kernel > convMaxKernel || kernel < 1 {
+	if kernel > convMaxKernel || kernel < 1 || !contiguous(n, out, x) || !state.Contiguous(state.Rows) {
 		e.onHost("Conv1d", func() { e.host.Conv1d(out, x, n, state, w, kernel) })
 		return
 	}
@@ -529,18 +632,54 @@ func (e *Executor) Conv1d(out, x *graph.Tensor, n int, state *graph.Tensor, w []
 		e.upload(4, convParams{uint32(x.Cols), uint32(kernel), uint32(n)}))
 }
 
-func (e *Executor) DeltaGates(g, beta, a, b *graph.Tensor, n int, aLog, dtBias []float32) {
-	count := n * g.Cols
+// Activate runs on gated_delta_gates, whose two outputs are
+// -exp(a_log)*softplus(a+dt_bias) and sigmoid(b): Softplus with a negative
+// scale binds a_log = log(-scale) (computed per call: one value per
+// column); Sigmoid without shift or scale takes the second output. The
+// other output goes to a scratch buffer. Other forms run on the host.
+func (e *Executor) Activate(out, x *graph.Tensor, n int, f graph.Activation, shift, scale []float32) {
+	count := n * x.Cols
 	if count == 0 {
 		return
 	}
+	kernelFits := contiguous(n, out, x) && out.Cols == x.Cols && e.dev.hasKernel("gated_delta_gates")
+	var logRate []float32
+	switch {
+	case !kernelFits:
+	case f == graph.Sigmoid && shift == nil && scale == nil:
+		logRate = make([]float32, x.Cols) // read, not used for beta
+	case f == graph.Softplus && scale != nil:
+		logRate = make([]float32, x.Cols)
+		for i, s := range scale {
+			if !(s < 0) {
+				logRate = nil
+				break
+			}
+			logRate[i] = float32(math.Log(float64(-s)))
+		}
+	}
+	if logRate == nil {
+		e.onHost("Activate "+f.String(), func() { e.host.Activate(out, x, n, f, shift, scale) })
+		return
+	}
+	if shift == nil {
+		shift = make([]float32, x.Cols)
+	}
+	discard := e.scratchBuf("activate.discard", 4*count)
+	if discard == nil {
+		return
+	}
+	gOut, betaOut := binding{index: 4, buf: discard, n: 4 * count}, e.tensor(5, out, 0)
+	if f == graph.Softplus {
+		gOut, betaOut = e.tensor(4, out, 0), binding{index: 5, buf: discard, n: 4 * count}
+	}
 	e.run("gated_delta_gates", [3]int{ceilDiv(count, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
-		e.tensor(0, a, 0), e.tensor(1, b, 0), e.floats(2, aLog), e.floats(3, dtBias),
-		e.tensor(4, g, 0), e.tensor(5, beta, 0), e.upload(6, gateParams{uint32(g.Cols), uint32(count)}))
+		e.tensor(0, x, 0), e.tensor(1, x, 0), e.upload(2, logRate), e.upload(3, shift),
+		gOut, betaOut, e.upload(6, gateParams{uint32(x.Cols), uint32(count)}))
 }
 
 func (e *Executor) GatedDelta(out, q, k, v, g, beta *graph.Tensor, n int, state *graph.Tensor, hk, hv, dk, dv int) {
-	if dk > deltaMaxDK || hk <= 0 || hv%hk != 0 {
+	if dk > deltaMaxDK || hk <= 0 || hv%hk != 0 || !contiguous(n, out, q, k, v, g, beta) {
 		e.onHost("GatedDelta", func() { e.host.GatedDelta(out, q, k, v, g, beta, n, state, hk, hv, dk, dv) })
 		return
 	}

@@ -39,6 +39,9 @@ type harnessDevice struct {
 	queue      []func(hs []handoff) error
 	event      uint64
 	handoffs   int // run so far
+	// live is how many buffers are allocated and not released; allocs
+	// counts every allocation.
+	live, allocs int
 }
 
 var (
@@ -99,10 +102,12 @@ const harnessPage = 4096
 func (d *harnessDevice) alloc(n int) (*buffer, error) {
 	raw := make([]byte, n+harnessPage)
 	off := (harnessPage - int(uintptr(unsafe.Pointer(&raw[0]))%harnessPage)) % harnessPage
+	d.live++
+	d.allocs++
 	return &buffer{data: raw[off : off+n : off+n]}, nil
 }
 
-func (d *harnessDevice) release(*buffer) {}
+func (d *harnessDevice) release(*buffer) { d.live-- }
 
 func (d *harnessDevice) hasKernel(name string) bool { return d.progs[name] != nil }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/defaultmodel"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
+	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
 )
 
@@ -97,11 +98,13 @@ func activeBytes(m *model.Model) int {
 		switch mx := l.Mixer.(type) {
 		case *model.Attention:
 			total += mx.Q.Bytes() + mx.K.Bytes() + mx.V.Bytes() + mx.O.Bytes()
-		case *model.GatedDeltaNet:
-			for _, in := range mx.Inputs {
-				total += in.M.Bytes()
+			if mx.QGate != nil {
+				total += mx.QGate.Bytes()
 			}
-			total += mx.Out.Bytes()
+		case *model.GatedDeltaNet:
+			for _, in := range []*kernels.Matrix{mx.Q, mx.K, mx.V, mx.Z, mx.B, mx.A, mx.Out} {
+				total += in.Bytes()
+			}
 		}
 	}
 	return total

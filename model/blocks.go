@@ -10,7 +10,8 @@ import (
 // Attention is grouped-query softmax attention with a KV cache, the mixer
 // of most families. Optional parts: projection biases, q/k RMSNorm per head
 // (or over the whole projection, OLMoE), an output gate (Qwen3-Next: q_proj
-// also yields a per-head gate, and the output is multiplied by its sigmoid).
+// also yields a per-head gate, split off into QGate when the model is
+// loaded, and the output is multiplied by its sigmoid).
 type Attention struct {
 	Heads, KVHeads, HeadDim int
 	Q, K, V, O              *kernels.Matrix
@@ -18,15 +19,22 @@ type Attention struct {
 	QNorm, KNorm            []float32
 	// NormWhole applies QNorm/KNorm over the whole projection, not per head.
 	NormWhole bool
-	// Gated: Q yields [query | gate] per head.
-	Gated bool
-	Rope  *kernels.RopeParams
-	Eps   float32
-	Scale float32
+	// QGate (gated attention only) gives each head's output gate; QGateBias
+	// is its part of q_proj's bias.
+	QGate     *kernels.Matrix
+	QGateBias []float32
+	Rope      *kernels.RopeParams
+	Eps       float32
+	Scale     float32
 }
 
-// kvCache is an attention layer's cache: K and V rows per position.
-type kvCache struct{ K, V *graph.Tensor }
+// kvCache is an attention layer's cache: K and V rows per position. The
+// projections write the new positions straight into it, through the row
+// views kNew and vNew.
+type kvCache struct {
+	K, V       *graph.Tensor
+	kNew, vNew graph.Tensor
+}
 
 // PerPosition: a KV cache can be cut back to any prefix.
 func (c *kvCache) PerPosition() bool { return true }
@@ -37,47 +45,60 @@ func (c *kvCache) CopyFrom(o MixerState, e graph.Executor, positions int) {
 	e.CopyCols(c.V, 0, 0, src.V, 0, 0, positions, src.V.Cols)
 }
 
+// Reset: positions past Cache.Len are never read, so a new sequence needs
+// nothing cleared.
+func (c *kvCache) Reset(graph.Executor) {}
+
+func (c *kvCache) Free(e graph.Executor) {
+	e.Free(c.K)
+	e.Free(c.V)
+}
+
 func (a *Attention) newState(e graph.Executor, maxLen int) MixerState {
 	return &kvCache{K: e.NewTensor(maxLen, a.KVHeads*a.HeadDim), V: e.NewTensor(maxLen, a.KVHeads*a.HeadDim)}
 }
 
+// scratch returns the layer's scratch tensors (shared by every attention
+// layer of the same shape).
+func (a *Attention) scratch(s *scratch) (q, gate, att *graph.Tensor) {
+	qd := a.Heads * a.HeadDim
+	q, att = s.tensor("attn.q", qd), s.tensor("attn.out", qd)
+	if a.QGate != nil {
+		gate = s.tensor("attn.gate", qd)
+	}
+	return q, gate, att
+}
+
+func (a *Attention) plan(s *scratch) { a.scratch(s) }
+
 func (a *Attention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	e, n := r.E, r.n
 	cache := st.(*kvCache)
-	qd, kd := a.Heads*a.HeadDim, a.KVHeads*a.HeadDim
-	q := r.tensor("attn.q", qd)
-	k := r.tensor("attn.k", kd)
-	v := r.tensor("attn.v", kd)
-	if a.Gated {
-		qg := r.tensor("attn.qg", 2*qd)
-		e.MatMul(qg, x, n, a.Q, a.QBias)
-		// Per head the projection holds [query(HeadDim) | gate(HeadDim)].
-		gate := r.tensor("attn.gate", qd)
-		for h := 0; h < a.Heads; h++ {
-			e.CopyCols(q, 0, h*a.HeadDim, qg, 0, 2*h*a.HeadDim, n, a.HeadDim)
-			e.CopyCols(gate, 0, h*a.HeadDim, qg, 0, (2*h+1)*a.HeadDim, n, a.HeadDim)
-		}
-	} else {
-		e.MatMul(q, x, n, a.Q, a.QBias)
+	q, gate, att := a.scratch(&r.scratch)
+	// 1. Projections; the new keys and values go straight into the cache.
+	k := cache.kNew.SetView(cache.K, r.pos0, n, 0, cache.K.Cols)
+	v := cache.vNew.SetView(cache.V, r.pos0, n, 0, cache.V.Cols)
+	e.MatMul(q, x, n, a.Q, a.QBias)
+	if a.QGate != nil {
+		e.MatMul(gate, x, n, a.QGate, a.QGateBias)
 	}
 	e.MatMul(k, x, n, a.K, a.KBias)
 	e.MatMul(v, x, n, a.V, a.VBias)
+	// 2. q/k norms and rotary embedding, in place.
 	if a.QNorm != nil {
 		qdim, kdim := a.HeadDim, a.HeadDim
 		if a.NormWhole {
-			qdim, kdim = qd, kd
+			qdim, kdim = q.Cols, k.Cols
 		}
 		e.RMSNorm(q, q, n, qdim, a.QNorm, a.Eps)
 		e.RMSNorm(k, k, n, kdim, a.KNorm, a.Eps)
 	}
 	e.Rope(q, r.pos, a.Heads, a.HeadDim, a.Rope)
 	e.Rope(k, r.pos, a.KVHeads, a.HeadDim, a.Rope)
-	e.CopyCols(cache.K, r.pos0, 0, k, 0, 0, n, kd)
-	e.CopyCols(cache.V, r.pos0, 0, v, 0, 0, n, kd)
-	att := r.tensor("attn.out", qd)
+	// 3. Attention over the cache, the output gate, o_proj.
 	e.Attention(att, q, cache.K, cache.V, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale)
-	if a.Gated {
-		e.MulSigmoid(att, att, r.tensor("attn.gate", qd), n)
+	if gate != nil {
+		e.MulSigmoid(att, att, gate, n)
 	}
 	e.MatMul(out, att, n, a.O, nil)
 	return nil
@@ -88,10 +109,15 @@ type MLP struct {
 	Gate, Up, Down *kernels.Matrix
 }
 
+func (m *MLP) scratch(s *scratch) (g, u *graph.Tensor) {
+	return s.tensor("mlp.gate", m.Gate.Rows), s.tensor("mlp.up", m.Up.Rows)
+}
+
+func (m *MLP) plan(s *scratch) { m.scratch(s) }
+
 func (m *MLP) forward(r *run, out, x *graph.Tensor) error {
 	e, n := r.E, r.n
-	g := r.tensor("mlp.gate", m.Gate.Rows)
-	u := r.tensor("mlp.up", m.Up.Rows)
+	g, u := m.scratch(&r.scratch)
 	e.MatMul(g, x, n, m.Gate, nil)
 	e.MatMul(u, x, n, m.Up, nil)
 	e.SwiGLU(g, g, u, n)
@@ -114,9 +140,33 @@ type MoE struct {
 	SharedGate *kernels.Matrix
 }
 
+// scratch returns the block's scratch tensors: router logits, the shared
+// expert's output and gate (nil without them) and the next layer's router
+// logits for prefetching (nil for the last MoE layer).
+func (m *MoE) scratch(s *scratch) (logits, shared, sharedGate, prefetch *graph.Tensor) {
+	logits = s.tensor("moe.logits", m.Router.Rows)
+	if m.Shared != nil {
+		shared = s.tensor("moe.shared", m.Shared.Down.Rows)
+		if m.SharedGate != nil {
+			sharedGate = s.tensor("moe.sharedgate", 1)
+		}
+	}
+	if m.Next != nil {
+		prefetch = s.tensorRows("moe.prefetch", 1, m.Next.Router.Rows)
+	}
+	return logits, shared, sharedGate, prefetch
+}
+
+func (m *MoE) plan(s *scratch) {
+	m.scratch(s)
+	if m.Shared != nil {
+		m.Shared.plan(s)
+	}
+}
+
 func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 	e, n := r.E, r.n
-	logits := r.tensor("moe.logits", m.Router.Rows)
+	logits, s, g, prefetch := m.scratch(&r.scratch)
 	e.MatMul(logits, x, n, m.Router, nil)
 	routes := r.routesFor(m.Layer, m.Routing.TopK)
 	e.Route(routes, logits, n, &m.Routing)
@@ -126,10 +176,18 @@ func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 		}
 		r.Trace.Routes(m.Layer, routes)
 	}
-	if r.Prefetch && n == 1 {
-		if err := m.prefetchNext(r, x); err != nil {
+	if r.Prefetch && n == 1 && prefetch != nil {
+		if err := m.prefetchNext(r, x, prefetch); err != nil {
 			return err
 		}
+	}
+	if bp, ok := m.Experts.(batchPlanner); ok && r.Prefetch && n > 1 {
+		// Prompt chunks: the pager loads each next group of experts while
+		// the executor runs the current one (see pagedExperts.PlanBatch).
+		if err := r.E.Sync(); err != nil {
+			return err
+		}
+		bp.PlanBatch(routes.IDs[:n*m.Routing.TopK])
 	}
 	if err := e.MoE(out, x, n, routes, m.Experts); err != nil {
 		return fmt.Errorf("experts: %w", err)
@@ -137,17 +195,21 @@ func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 	if m.Shared == nil {
 		return nil
 	}
-	s := r.tensor("moe.shared", out.Cols)
 	if err := m.Shared.forward(r, s, x); err != nil {
 		return err
 	}
-	if m.SharedGate != nil {
-		g := r.tensor("moe.sharedgate", 1)
+	if g != nil {
 		e.MatMul(g, x, n, m.SharedGate, nil)
 		e.MulSigmoid(s, s, g, n)
 	}
 	e.Add(out, out, s, n)
 	return nil
+}
+
+// batchPlanner is an ExpertSet that wants a prompt chunk's routes before
+// the executor resolves them in groups.
+type batchPlanner interface {
+	PlanBatch(ids []int32)
 }
 
 // Prefetcher is an ExpertSet that can start loading experts early.
@@ -159,16 +221,12 @@ type Prefetcher interface {
 // to this layer's input (the residual stream changes little from one layer
 // to the next) and asks the pager to start loading them while this layer's
 // experts run. Decode only: it reads the prediction on the host.
-func (m *MoE) prefetchNext(r *run, x *graph.Tensor) error {
+func (m *MoE) prefetchNext(r *run, x, logits *graph.Tensor) error {
 	next := m.Next
-	if next == nil {
-		return nil
-	}
 	pf, ok := next.Experts.(Prefetcher)
 	if !ok {
 		return nil
 	}
-	logits := r.tensor("moe.prefetch", next.Router.Rows)
 	r.E.MatMul(logits, x, 1, next.Router, nil)
 	routes := r.routesFor(-1-next.Layer, next.Routing.TopK)
 	r.E.Route(routes, logits, 1, &next.Routing)
@@ -182,14 +240,20 @@ func (m *MoE) prefetchNext(r *run, x *graph.Tensor) error {
 // ResidentExperts keeps every expert of a layer in memory.
 type ResidentExperts struct {
 	Gate, Up, Down []*kernels.Matrix
+	present        []bool // Resolve's answer, reused
 }
 
 func (x *ResidentExperts) NumExperts() int { return len(x.Gate) }
 
 func (x *ResidentExperts) MaxResolve() int { return 0 }
 
+// Resolve reports every expert present. The slice it returns is reused by
+// the next call.
 func (x *ResidentExperts) Resolve(ids []int32) ([]bool, error) {
-	present := make([]bool, len(ids))
+	if cap(x.present) < len(ids) {
+		x.present = make([]bool, len(ids))
+	}
+	present := x.present[:len(ids)]
 	for i, id := range ids {
 		if int(id) >= len(x.Gate) || id < 0 {
 			return nil, fmt.Errorf("expert id %d out of range (%d experts)", id, len(x.Gate))

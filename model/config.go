@@ -228,33 +228,6 @@ func ParseConfig(data []byte) (*Config, error) {
 	return &c, c.validate()
 }
 
-func (c *Config) validate() error {
-	check := func(name string, v int) error {
-		if v <= 0 {
-			return fmt.Errorf("%s must be a positive integer, got %d", name, v)
-		}
-		return nil
-	}
-	for _, f := range []struct {
-		name string
-		v    int
-	}{{"vocab_size", c.VocabSize}, {"hidden_size", c.HiddenSize}, {"num_hidden_layers", c.NumLayers}, {"num_attention_heads", c.NumHeads}} {
-		if err := check(f.name, f.v); err != nil {
-			return err
-		}
-	}
-	if c.NumKVHeads <= 0 || c.NumHeads%c.NumKVHeads != 0 {
-		return fmt.Errorf("num_attention_heads %d is not a multiple of num_key_value_heads %d", c.NumHeads, c.NumKVHeads)
-	}
-	if c.NumExpertsPerTok > c.NumExperts {
-		return fmt.Errorf("num_experts_per_tok %d exceeds the number of experts %d", c.NumExpertsPerTok, c.NumExperts)
-	}
-	if len(c.LayerTypes) != 0 && len(c.LayerTypes) != c.NumLayers {
-		return fmt.Errorf("layer_types has %d entries, num_hidden_layers is %d", len(c.LayerTypes), c.NumLayers)
-	}
-	return nil
-}
-
 func parseQuant(raw json.RawMessage, q *Quantization) error {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {

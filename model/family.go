@@ -37,7 +37,7 @@ type attentionOptions struct {
 
 func loadAttention(w *weights, p string, o attentionOptions) *Attention {
 	c := w.cfg
-	a := &Attention{Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim, Gated: o.gated,
+	a := &Attention{Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim,
 		Eps: float32(c.RMSNormEps), Scale: kernels.AttentionScale(c.HeadDim), NormWhole: o.normWhole}
 	qd, kd := a.Heads*a.HeadDim, a.KVHeads*a.HeadDim
 	qRows := qd
@@ -52,6 +52,20 @@ func loadAttention(w *weights, p string, o attentionOptions) *Attention {
 		a.QBias = w.vector(p+"q_proj.bias", qRows)
 		a.KBias = w.vector(p+"k_proj.bias", kd)
 		a.VBias = w.vector(p+"v_proj.bias", kd)
+	}
+	if o.gated && w.err == nil {
+		// q_proj holds [query(HeadDim) | gate(HeadDim)] per head: split it
+		// into two projections so each output is contiguous.
+		var qRows, gRows []int
+		for h := 0; h < a.Heads; h++ {
+			for i := 0; i < a.HeadDim; i++ {
+				qRows = append(qRows, 2*h*a.HeadDim+i)
+				gRows = append(gRows, (2*h+1)*a.HeadDim+i)
+			}
+		}
+		a.QBias, a.QGateBias = pick(a.QBias, qRows), pick(a.QBias, gRows)
+		parts := splitRows(a.Q, append(qRows, gRows...), qd, qd)
+		a.Q, a.QGate = parts[0], parts[1]
 	}
 	switch {
 	case o.normWhole:
@@ -163,5 +177,16 @@ func qwenFFN(w *weights, l int, lp string, moe func() FFN) FFN {
 	if qwenSparse(w.cfg, l) {
 		return moe()
 	}
-	return loadMLP(w, lp+"mlp.", w.cfg.IntermediateSize)
+	return loadMLP(w, lp+qwenNames.FFN, w.cfg.IntermediateSize)
+}
+
+// loadMoE reads the router and routed experts (of intermediate size inter)
+// of the MoE block at prefix p, named as n says.
+func loadMoE(w *weights, n layerNames, p string, layer int, routing kernels.Routing, inter int) *MoE {
+	c := w.cfg
+	return &MoE{Layer: layer,
+		Router:  w.linear(p+n.Router, c.NumExperts, c.HiddenSize),
+		Routing: routing,
+		Experts: loadExperts(w, layer, p, c.NumExperts, inter, n.Experts),
+	}
 }

@@ -6,41 +6,36 @@ import (
 )
 
 // GatedDeltaNet is the linear-attention mixer of Qwen3-Next and Qwen3.5:
-// projections to q, k, v (per key-head group), the output gate z and the
-// gate inputs b, a; a causal depthwise conv1d + SiLU over [q | k | v]; the
-// gated delta rule with a per-head [dk, dv] state; a gated RMSNorm with z;
-// and out_proj.
+// projections to q, k, v, the output gate z and the gate inputs b, a; a
+// causal depthwise conv1d + SiLU over q, k and v; the gated delta rule with
+// a per-head [dk, dv] state; a gated RMSNorm with z; and out_proj.
+//
+// Each projection is its own matrix, whatever the checkpoint fused (the
+// family's loader splits fused projections when the model is loaded), so
+// every part is a contiguous tensor and no head is copied at run time.
 type GatedDeltaNet struct {
 	KeyHeads, ValueHeads, KeyDim, ValueDim, ConvKernel int
-	// Inputs projects x to the mixer inputs; split says where each part is.
-	Inputs []InputProjection
-	Conv   []float32 // [convChannels, ConvKernel]
+	Q, K, V, Z, B, A                                   *kernels.Matrix
+	// Conv is [convChannels, ConvKernel]: the q channels, then k, then v.
+	Conv   []float32
 	ALog   []float32
 	DtBias []float32
-	Norm   []float32
-	Out    *kernels.Matrix
-	Eps    float32
-}
-
-// InputProjection is one input matrix and the column blocks of its output
-// that go to q, k, v, z, b, a (Qwen3-Next interleaves them per key head in
-// one fused projection; Qwen3.5 has a projection per part).
-type InputProjection struct {
-	M      *kernels.Matrix
-	Blocks []columnBlock
-}
-
-// columnBlock copies Cols columns from Src (in the projection output) to
-// Dst in the named destination tensor.
-type columnBlock struct {
-	Part     string // "qkv" (conv input), "z", "b" or "a"
-	Src, Dst int
-	Cols     int
+	// decay is -exp(ALog), the rate the softplus of the decay gate is
+	// scaled by.
+	decay []float32
+	Norm  []float32
+	Out   *kernels.Matrix
+	Eps   float32
 }
 
 // deltaState is a linear-attention layer's cache: conv history and the
-// delta-rule state. Both are fixed-size, so a snapshot is a copy.
-type deltaState struct{ Conv, S *graph.Tensor }
+// delta-rule state. Both are fixed-size, so a snapshot is a copy. convQ,
+// convK and convV are the conv history of the q, k and v channels (row
+// views of Conv).
+type deltaState struct {
+	Conv, S             *graph.Tensor
+	convQ, convK, convV *graph.Tensor
+}
 
 func (d *deltaState) CopyFrom(o MixerState, e graph.Executor, _ int) {
 	src := o.(*deltaState)
@@ -55,6 +50,14 @@ func (d *deltaState) Reset(e graph.Executor) {
 	e.Zero(d.S)
 }
 
+// PerPosition: recurrent state cannot be cut back to a shorter prefix.
+func (d *deltaState) PerPosition() bool { return false }
+
+func (d *deltaState) Free(e graph.Executor) {
+	e.Free(d.Conv)
+	e.Free(d.S)
+}
+
 func (g *GatedDeltaNet) keyWidth() int   { return g.KeyHeads * g.KeyDim }
 func (g *GatedDeltaNet) valueWidth() int { return g.ValueHeads * g.ValueDim }
 func (g *GatedDeltaNet) convChannels() int {
@@ -62,40 +65,50 @@ func (g *GatedDeltaNet) convChannels() int {
 }
 
 func (g *GatedDeltaNet) newState(e graph.Executor, _ int) MixerState {
-	return &deltaState{Conv: e.NewTensor(g.convChannels(), g.ConvKernel-1), S: e.NewTensor(g.ValueHeads, g.KeyDim*g.ValueDim)}
+	kw, k := g.keyWidth(), g.ConvKernel-1
+	d := &deltaState{Conv: e.NewTensor(g.convChannels(), k), S: e.NewTensor(g.ValueHeads, g.KeyDim*g.ValueDim)}
+	d.convQ = d.Conv.View(0, kw, 0, k)
+	d.convK = d.Conv.View(kw, kw, 0, k)
+	d.convV = d.Conv.View(2*kw, g.valueWidth(), 0, k)
+	return d
 }
+
+// scratch returns the layer's scratch tensors (shared by every layer of
+// the same shape).
+func (g *GatedDeltaNet) scratch(s *scratch) (in, conv [3]*graph.Tensor, z, b, a, o *graph.Tensor) {
+	kw, vw, hv := g.keyWidth(), g.valueWidth(), g.ValueHeads
+	in = [3]*graph.Tensor{s.tensor("delta.qin", kw), s.tensor("delta.kin", kw), s.tensor("delta.vin", vw)}
+	conv = [3]*graph.Tensor{s.tensor("delta.q", kw), s.tensor("delta.k", kw), s.tensor("delta.v", vw)}
+	return in, conv, s.tensor("delta.z", vw), s.tensor("delta.b", hv), s.tensor("delta.a", hv), s.tensor("delta.o", vw)
+}
+
+func (g *GatedDeltaNet) plan(s *scratch) { g.scratch(s) }
 
 func (g *GatedDeltaNet) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	e, n := r.E, r.n
 	s := st.(*deltaState)
-	kw, vw := g.keyWidth(), g.valueWidth()
-	parts := map[string]*graph.Tensor{
-		"qkv": r.tensor("delta.qkv", g.convChannels()),
-		"z":   r.tensor("delta.z", vw),
-		"b":   r.tensor("delta.b", g.ValueHeads),
-		"a":   r.tensor("delta.a", g.ValueHeads),
-	}
-	for i, p := range g.Inputs {
-		proj := r.tensor("delta.in"+string(rune('0'+i)), p.M.Rows)
-		e.MatMul(proj, x, n, p.M, nil)
-		for _, b := range p.Blocks {
-			e.CopyCols(parts[b.Part], 0, b.Dst, proj, 0, b.Src, n, b.Cols)
-		}
-	}
-	conv := r.tensor("delta.conv", g.convChannels())
-	e.Conv1d(conv, parts["qkv"], n, s.Conv, g.Conv, g.ConvKernel)
-	q := r.tensor("delta.q", kw)
-	k := r.tensor("delta.k", kw)
-	v := r.tensor("delta.v", vw)
-	e.CopyCols(q, 0, 0, conv, 0, 0, n, kw)
-	e.CopyCols(k, 0, 0, conv, 0, kw, n, kw)
-	e.CopyCols(v, 0, 0, conv, 0, 2*kw, n, vw)
-	gate := r.tensor("delta.g", g.ValueHeads)
-	beta := r.tensor("delta.beta", g.ValueHeads)
-	e.DeltaGates(gate, beta, parts["a"], parts["b"], n, g.ALog, g.DtBias)
-	o := r.tensor("delta.o", vw)
-	e.GatedDelta(o, q, k, v, gate, beta, n, s.S, g.KeyHeads, g.ValueHeads, g.KeyDim, g.ValueDim)
-	e.GatedRMSNorm(o, o, parts["z"], n, g.ValueDim, g.Norm, g.Eps)
+	in, conv, z, b, a, o := g.scratch(&r.scratch)
+	kc := g.keyWidth() * g.ConvKernel
+	// 1. Input projections.
+	e.MatMul(in[0], x, n, g.Q, nil)
+	e.MatMul(in[1], x, n, g.K, nil)
+	e.MatMul(in[2], x, n, g.V, nil)
+	e.MatMul(z, x, n, g.Z, nil)
+	e.MatMul(b, x, n, g.B, nil)
+	e.MatMul(a, x, n, g.A, nil)
+	// 2. Causal conv1d + SiLU over q, k and v (depthwise: each part with
+	// its own channels' weights and history).
+	q, k, v := conv[0], conv[1], conv[2]
+	e.Conv1d(q, in[0], n, s.convQ, g.Conv[:kc], g.ConvKernel)
+	e.Conv1d(k, in[1], n, s.convK, g.Conv[kc:2*kc], g.ConvKernel)
+	e.Conv1d(v, in[2], n, s.convV, g.Conv[2*kc:], g.ConvKernel)
+	// 3. Gates, in place: the log decay g = -exp(A_log)*softplus(a+dt_bias)
+	// into a, the write strength beta = sigmoid(b) into b. Then the delta
+	// rule, the gated norm and out_proj.
+	e.Activate(a, a, n, graph.Softplus, g.DtBias, g.decay)
+	e.Activate(b, b, n, graph.Sigmoid, nil, nil)
+	e.GatedDelta(o, q, k, v, a, b, n, s.S, g.KeyHeads, g.ValueHeads, g.KeyDim, g.ValueDim)
+	e.GatedRMSNorm(o, o, z, n, g.ValueDim, g.Norm, g.Eps)
 	e.MatMul(out, o, n, g.Out, nil)
 	return nil
 }

@@ -53,15 +53,26 @@ func TestQwen3_5HuggingFaceLayout(t *testing.T) {
 		unshift(p+"post_attention_layernorm.weight", layer.PostNorm)
 		switch mx := layer.Mixer.(type) {
 		case *model.Attention:
-			for name, w := range map[string]*kernels.Matrix{"q_proj": mx.Q, "k_proj": mx.K, "v_proj": mx.V, "o_proj": mx.O} {
+			for name, w := range map[string]*kernels.Matrix{"k_proj": mx.K, "v_proj": mx.V, "o_proj": mx.O} {
 				put(p+"self_attn."+name+".weight", w)
 			}
+			// q_proj is [query | gate] per head; the model holds the parts
+			// split.
+			q, g := dense(mx.Q), dense(mx.QGate)
+			var qg []float32
+			hd := mx.HeadDim * c.HiddenSize
+			for h := 0; h < mx.Heads; h++ {
+				qg = append(append(qg, q[h*hd:(h+1)*hd]...), g[h*hd:(h+1)*hd]...)
+			}
+			out[p+"self_attn.q_proj.weight"] = fixture.F32([]int{2 * mx.Heads * mx.HeadDim, c.HiddenSize}, qg)
 			unshift(p+"self_attn.q_norm.weight", mx.QNorm)
 			unshift(p+"self_attn.k_norm.weight", mx.KNorm)
 		case *model.GatedDeltaNet:
 			a := p + "linear_attn."
-			for i, name := range []string{"in_proj_qkv", "in_proj_z", "in_proj_b", "in_proj_a"} {
-				put(a+name+".weight", mx.Inputs[i].M)
+			qkv := append(append(dense(mx.Q), dense(mx.K)...), dense(mx.V)...)
+			out[a+"in_proj_qkv.weight"] = fixture.F32([]int{mx.Q.Rows + mx.K.Rows + mx.V.Rows, c.HiddenSize}, qkv)
+			for name, w := range map[string]*kernels.Matrix{"in_proj_z": mx.Z, "in_proj_b": mx.B, "in_proj_a": mx.A} {
+				put(a+name+".weight", w)
 			}
 			put(a+"out_proj.weight", mx.Out)
 			out[a+"conv1d.weight"] = fixture.F32([]int{len(mx.Conv) / mx.ConvKernel, 1, mx.ConvKernel}, mx.Conv)

@@ -11,15 +11,20 @@ import (
 // MLA is multi-head latent attention (DeepSeek-V3, GLM-4.7-Flash). Keys and
 // values of all heads are compressed into one latent vector per position
 // (kv_a_proj_with_mqa, kv_a_layernorm) plus one small rotary key shared by
-// the heads; the cache keeps only those, [latent | roped key] per row.
+// the heads; the cache keeps only those, [roped key | latent] per row.
 //
 // Attention runs in the absorbed form: rather than expanding every cached
 // latent into per-head keys and values with kv_b_proj, each head's query is
 // mapped into latent space by that head's key block of kv_b_proj
-// (QToLatent), attends over the cached rows directly (score = q_latent ·
-// latent + q_rope · k_rope), and the latent-space result is mapped to the
+// (QToLatent), attends over the cached rows directly (score = q_rope ·
+// k_rope + q_latent · latent), and the latent-space result is mapped to the
 // head's values by its value block (LatentToV). This is the same function
 // as transformers' expanded form, for prefill and decode alike.
+//
+// Each head's query is [rope(RopeDim) | latent(KVLoraRank)], the layout of
+// a cache row, so the rotary part of queries and cached keys is a partial
+// rotary embedding over heads of RopeDim+KVLoraRank values, and the
+// per-head projections (MatMulHeads) write straight into their columns.
 type MLA struct {
 	Heads, QLoraRank, KVLoraRank int
 	NopeDim, RopeDim, VDim       int
@@ -29,11 +34,13 @@ type MLA struct {
 	QA     *kernels.Matrix
 	QABias []float32
 	QANorm []float32
-	// QNope and QRope are the rows of q_b_proj (or q_proj) that give each
-	// head's non-rotary and rotary query parts, [Heads*NopeDim, in] and
-	// [Heads*RopeDim, in].
-	QNope, QRope *kernels.Matrix
-	// KVA is kv_a_proj_with_mqa: [KVLoraRank+RopeDim, hidden].
+	// QNope gives every head's non-rotary query part, [Heads*NopeDim, in];
+	// QRope[h] head h's rotary part, [RopeDim, in] (rows of q_b_proj or
+	// q_proj).
+	QNope *kernels.Matrix
+	QRope []*kernels.Matrix
+	// KVA is kv_a_proj_with_mqa with its rows regrouped as a cache row:
+	// [RopeDim+KVLoraRank, hidden], the rotary key first.
 	KVA     *kernels.Matrix
 	KVABias []float32
 	KVANorm []float32
@@ -44,6 +51,7 @@ type MLA struct {
 	O                    *kernels.Matrix
 	OBias                []float32
 
+	// Rope rotates the first RopeDim values of heads of RopeDim+KVLoraRank.
 	Rope  *kernels.RopeParams
 	Eps   float32 // of q_a_layernorm and kv_a_layernorm
 	Scale float32
@@ -55,12 +63,22 @@ type MLA struct {
 // uses rms_norm_eps there; the reference outputs follow transformers).
 const mlaNormEps = 1e-6
 
-// latentCache is an MLA layer's cache: per position the normalised latent
-// followed by the rotated shared key.
-type latentCache struct{ KV *graph.Tensor }
+// latentCache is an MLA layer's cache: per position the rotated shared key
+// followed by the normalised latent. Values is the latent columns of every
+// row (a view); rows and latent are re-aimed at each pass's new positions.
+type latentCache struct {
+	KV           *graph.Tensor
+	Values       *graph.Tensor
+	rows, latent graph.Tensor
+}
 
 // PerPosition: like a KV cache, a latent cache can be cut back to any prefix.
 func (c *latentCache) PerPosition() bool { return true }
+
+// Reset: positions past Cache.Len are never read.
+func (c *latentCache) Reset(graph.Executor) {}
+
+func (c *latentCache) Free(e graph.Executor) { e.Free(c.KV) }
 
 func (c *latentCache) CopyFrom(o MixerState, e graph.Executor, positions int) {
 	src := o.(*latentCache)
@@ -68,64 +86,63 @@ func (c *latentCache) CopyFrom(o MixerState, e graph.Executor, positions int) {
 }
 
 func (a *MLA) newState(e graph.Executor, maxLen int) MixerState {
-	return &latentCache{KV: e.NewTensor(maxLen, a.KVLoraRank+a.RopeDim)}
+	kv := e.NewTensor(maxLen, a.RopeDim+a.KVLoraRank)
+	return &latentCache{KV: kv, Values: kv.View(0, maxLen, a.RopeDim, a.KVLoraRank)}
 }
+
+// StateBytes is the size of the latent cache for maxLen positions.
+func (a *MLA) StateBytes(maxLen int) int64 {
+	return int64(4 * maxLen * (a.RopeDim + a.KVLoraRank))
+}
+
+// scratch returns the layer's scratch tensors; qLatent is q from the first
+// head's latent columns on (a view).
+func (a *MLA) scratch(s *scratch) (qin, qNope, q, qLatent, att, v *graph.Tensor) {
+	H, L, dr := a.Heads, a.KVLoraRank, a.RopeDim
+	if a.QA != nil {
+		qin = s.tensor("mla.qa", a.QLoraRank)
+	}
+	q = s.tensor("mla.q", H*(dr+L))
+	return qin, s.tensor("mla.qnope", H*a.NopeDim), q, s.view("mla.q.latent", q, dr, q.Cols-dr),
+		s.tensor("mla.att", H*L), s.tensor("mla.v", H*a.VDim)
+}
+
+func (a *MLA) plan(s *scratch) { a.scratch(s) }
 
 func (a *MLA) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	e, n := r.E, r.n
 	cache := st.(*latentCache)
 	H, L, dn, dr, dv := a.Heads, a.KVLoraRank, a.NopeDim, a.RopeDim, a.VDim
+	qin, qNope, q, qLatent, att, v := a.scratch(&r.scratch)
 
-	// 1. Query: q_a_proj -> q_a_layernorm -> q_b_proj, as its non-rotary
-	// and (rotated) rotary parts.
-	qin := x
+	// 1. Query: q_a_proj -> q_a_layernorm -> q_b_proj. Each head's rotary
+	// part goes to its first dr columns of q, its non-rotary part is mapped
+	// into latent space (q_nope·W_k) into the next L.
 	if a.QA != nil {
-		qin = r.tensor("mla.qa", a.QLoraRank)
 		e.MatMul(qin, x, n, a.QA, a.QABias)
 		e.RMSNorm(qin, qin, n, a.QLoraRank, a.QANorm, a.Eps)
+	} else {
+		qin = x
 	}
-	qNope := r.tensor("mla.qnope", H*dn)
+	e.MatMulHeads(q, dr+L, qin, 0, n, a.QRope)
 	e.MatMul(qNope, qin, n, a.QNope, nil)
-	qRope := r.tensor("mla.qrope", H*dr)
-	e.MatMul(qRope, qin, n, a.QRope, nil)
-	e.Rope(qRope, r.pos, H, dr, a.Rope)
+	e.MatMulHeads(qLatent, dr+L, qNope, dn, n, a.QToLatent)
+	e.Rope(q, r.pos, H, dr+L, a.Rope)
 
-	// 2. The compressed KV of the new positions: the normalised latent and
-	// the rotated shared key, appended to the cache.
-	kv := r.tensor("mla.kv", L+dr)
-	e.MatMul(kv, x, n, a.KVA, a.KVABias)
-	latent := r.tensor("mla.latent", L)
-	e.CopyCols(latent, 0, 0, kv, 0, 0, n, L)
+	// 2. The compressed KV of the new positions, written into the cache:
+	// the shared key (rotated) and the latent (normalised), in place.
+	rows := cache.rows.SetView(cache.KV, r.pos0, n, 0, dr+L)
+	e.MatMul(rows, x, n, a.KVA, a.KVABias)
+	latent := cache.latent.SetView(cache.KV, r.pos0, n, dr, L)
 	e.RMSNorm(latent, latent, n, L, a.KVANorm, a.Eps)
-	kRope := r.tensor("mla.krope", dr)
-	e.CopyCols(kRope, 0, 0, kv, 0, L, n, dr)
-	e.Rope(kRope, r.pos, 1, dr, a.Rope)
-	e.CopyCols(cache.KV, r.pos0, 0, latent, 0, 0, n, L)
-	e.CopyCols(cache.KV, r.pos0, L, kRope, 0, 0, n, dr)
+	e.Rope(rows, r.pos, 1, dr+L, a.Rope)
 
-	// 3. Per head, the absorbed query [q_nope·W_k | q_rope] against the
-	// cached rows [latent | k_rope]; the values are the latents themselves.
-	q := r.tensor("mla.q", H*(L+dr))
-	qHead := r.tensor("mla.qhead", dn)
-	qLatent := r.tensor("mla.qlatent", L)
-	for h := 0; h < H; h++ {
-		e.CopyCols(qHead, 0, 0, qNope, 0, h*dn, n, dn)
-		e.MatMul(qLatent, qHead, n, a.QToLatent[h], nil)
-		e.CopyCols(q, 0, h*(L+dr), qLatent, 0, 0, n, L)
-		e.CopyCols(q, 0, h*(L+dr)+L, qRope, 0, h*dr, n, dr)
-	}
-	att := r.tensor("mla.att", H*L)
-	e.Attention(att, q, cache.KV, cache.KV, n, r.pos0, H, 1, L+dr, L, a.Scale)
+	// 3. Every head's absorbed query against the cached rows; the values
+	// are the latents themselves.
+	e.Attention(att, q, cache.KV, cache.Values, n, r.pos0, H, 1, dr+L, L, a.Scale)
 
 	// 4. Per head from latent space to values, then o_proj.
-	oHead := r.tensor("mla.ohead", L)
-	vHead := r.tensor("mla.vhead", dv)
-	v := r.tensor("mla.v", H*dv)
-	for h := 0; h < H; h++ {
-		e.CopyCols(oHead, 0, 0, att, 0, h*L, n, L)
-		e.MatMul(vHead, oHead, n, a.LatentToV[h], nil)
-		e.CopyCols(v, 0, h*dv, vHead, 0, 0, n, dv)
-	}
+	e.MatMulHeads(v, dv, att, L, n, a.LatentToV)
 	e.MatMul(out, v, n, a.O, a.OBias)
 	return nil
 }
@@ -197,20 +214,37 @@ func loadMLA(w *weights, p string, opts mlaOptions) *MLA {
 	if w.err != nil {
 		return nil
 	}
-	// Each head's query rows are [nope | rope] in q_b_proj.
-	var nopeRows, ropeRows []int
+	// Each head's query rows are [nope | rope] in q_b_proj: regroup them
+	// as every head's nope rows, then each head's rope rows.
+	var order []int
 	for h := 0; h < H; h++ {
-		for i := 0; i < dn+dr; i++ {
-			if i < dn {
-				nopeRows = append(nopeRows, h*(dn+dr)+i)
-			} else {
-				ropeRows = append(ropeRows, h*(dn+dr)+i)
-			}
+		for i := 0; i < dn; i++ {
+			order = append(order, h*(dn+dr)+i)
 		}
 	}
-	a.QNope, a.QRope = selectRows(q, nopeRows), selectRows(q, ropeRows)
+	sizes := []int{H * dn}
+	for h := 0; h < H; h++ {
+		for i := 0; i < dr; i++ {
+			order = append(order, h*(dn+dr)+dn+i)
+		}
+		sizes = append(sizes, dr)
+	}
+	parts := splitRows(q, order, sizes...)
+	a.QNope, a.QRope = parts[0], parts[1:]
+	// kv_a_proj_with_mqa gives [latent | rope key]; a cache row is [rope
+	// key | latent].
+	kvOrder := make([]int, 0, L+dr)
+	for i := 0; i < dr; i++ {
+		kvOrder = append(kvOrder, L+i)
+	}
+	for i := 0; i < L; i++ {
+		kvOrder = append(kvOrder, i)
+	}
+	a.KVA = splitRows(a.KVA, kvOrder, L+dr)[0]
+	a.KVABias = pick(a.KVABias, kvOrder)
 
 	interleave := opts.RopeInterleave == nil || *opts.RopeInterleave
+	// Partial rotary over heads of dr+L values: the first dr rotate.
 	a.Rope = ropeFor(w, dr, interleave)
 	a.Scale = kernels.AttentionScale(dn + dr)
 	// With YaRN, transformers also scales the logits by mscale(factor,

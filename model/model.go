@@ -1,17 +1,3 @@
-// Package model turns a checkpoint directory (config.json plus safetensors
-// shards, in mlx-community MLX layout or Hugging Face layout) into a Model
-// that runs on a graph.Executor.
-//
-// A family (qwen3_moe.go, mixtral.go, ...) is one file: it reads the
-// config, names its tensors and assembles the layer stack from the shared
-// blocks (attention, MoE, dense MLP, ...), and registers itself by
-// model_type.
-//
-// Safetensors headers are parsed here rather than with
-// github.com/nlpodyssey/safetensors, which the design card named: that
-// library maps the whole file before it can read a header and rejects
-// F8_E4M3, while the expert pager needs header-only parsing and absolute
-// file offsets for pread. The parser is one small file (safetensors.go).
 package model
 
 import (
@@ -19,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/kernels"
 )
@@ -54,7 +39,8 @@ type Model struct {
 	// (for example, weights that were skipped).
 	Notes []string
 
-	offHeap [][]byte // weight buffers outside the Go heap
+	offHeap [][]byte // weight buffers outside the Go heap, from buffers
+	buffers graph.BufferAllocator
 
 	// MaxBatch is how many tokens one forward pass processes at most;
 	// longer prompts are processed in chunks of this size.
@@ -70,8 +56,12 @@ type Layer struct {
 
 // Mixer mixes information across positions (attention, linear attention).
 type Mixer interface {
+	// StateBytes is the size of this layer's cache for maxLen positions.
+	StateBytes(maxLen int) int64
 	// newState allocates this layer's part of the cache.
 	newState(e graph.Executor, maxLen int) MixerState
+	// plan asks for the scratch tensors forward uses (see Runner).
+	plan(s *scratch)
 	forward(r *run, out, x *graph.Tensor, st MixerState) error
 }
 
@@ -80,10 +70,20 @@ type Mixer interface {
 type MixerState interface {
 	// CopyFrom makes the first positions positions equal to other's.
 	CopyFrom(other MixerState, e graph.Executor, positions int)
+	// PerPosition reports whether the state is kept per position (a KV
+	// cache), so that lowering Cache.Len rewinds it; recurrent state is not.
+	PerPosition() bool
+	// Reset prepares the state for a new sequence (recurrent state starts
+	// at zero; a KV cache needs nothing).
+	Reset(e graph.Executor)
+	// Free releases the state's tensors on e.
+	Free(e graph.Executor)
 }
 
 // FFN is the per-token feed-forward part (dense MLP or MoE).
 type FFN interface {
+	// plan asks for the scratch tensors forward uses (see Runner).
+	plan(s *scratch)
 	forward(r *run, out, x *graph.Tensor) error
 }
 
@@ -92,6 +92,10 @@ type LoadOptions struct {
 	// LazyExperts leaves routed experts on disk: each MoE layer gets an
 	// ExpertSource describing them, to be replaced with AttachExperts.
 	LazyExperts bool
+	// Buffers holds the large weights: the executor the model will run on,
+	// when it is a graph.BufferAllocator, so its kernels read them in
+	// place. Nil means host memory outside the Go heap.
+	Buffers graph.BufferAllocator
 }
 
 // Load reads dir/config.json and the safetensors in dir, every weight into
@@ -112,14 +116,18 @@ func LoadWith(dir string, opts LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &weights{ix: ix, cfg: cfg, lazy: opts.LazyExperts}
+	buffers := opts.Buffers
+	if buffers == nil {
+		buffers = hostBuffers{}
+	}
+	w := &weights{ix: ix, cfg: cfg, lazy: opts.LazyExperts, buffers: buffers}
 	m := f(w)
 	if w.err != nil {
-		freeAll(w.offHeap)
+		freeAll(buffers, w.offHeap)
 		ix.Close()
 		return nil, w.err
 	}
-	m.Config, m.Index, m.offHeap = cfg, ix, w.offHeap
+	m.Config, m.Index, m.offHeap, m.buffers = cfg, ix, w.offHeap, buffers
 	var prev *MoE
 	for _, l := range m.Layers {
 		if moe, ok := l.FFN.(*MoE); ok {
@@ -166,14 +174,14 @@ func loadCommon(w *weights, p string) *Model {
 // Close releases the checkpoint files and the weights held outside the Go
 // heap; the model must not run afterwards.
 func (m *Model) Close() error {
-	freeAll(m.offHeap)
+	freeAll(m.buffers, m.offHeap)
 	m.offHeap = nil
 	return m.Index.Close()
 }
 
-func freeAll(bufs [][]byte) {
+func freeAll(a graph.BufferAllocator, bufs [][]byte) {
 	for _, b := range bufs {
-		experts.DefaultAllocator().Free(b)
+		a.FreeBuffer(b)
 	}
 }
 

@@ -19,15 +19,12 @@ func loadQwen3_5DeltaNet(w *weights, p string) *GatedDeltaNet {
 	if w.err != nil {
 		return g
 	}
-	h, vw, hv := w.cfg.HiddenSize, g.valueWidth(), g.ValueHeads
-	part := func(name, dst string, rows int) InputProjection {
-		return InputProjection{M: w.linear(p+name, rows, h), Blocks: []columnBlock{{dst, 0, 0, rows}}}
+	h, kw, vw, hv := w.cfg.HiddenSize, g.keyWidth(), g.valueWidth(), g.ValueHeads
+	if qkv := w.linear(p+"in_proj_qkv", g.convChannels(), h); qkv != nil {
+		g.Q, g.K, g.V = rowBlock(qkv, 0, kw), rowBlock(qkv, kw, kw), rowBlock(qkv, 2*kw, vw)
 	}
-	g.Inputs = []InputProjection{
-		part("in_proj_qkv", "qkv", g.convChannels()),
-		part("in_proj_z", "z", vw),
-		part("in_proj_b", "b", hv),
-		part("in_proj_a", "a", hv),
-	}
+	g.Z = w.linear(p+"in_proj_z", vw, h)
+	g.B = w.linear(p+"in_proj_b", hv, h)
+	g.A = w.linear(p+"in_proj_a", hv, h)
 	return g
 }

@@ -1,5 +1,7 @@
 package model
 
+import "math"
+
 // Qwen3-Next (Qwen3-Coder-Next): a hybrid stack where every
 // full_attention_interval-th layer (or those layer_types names) is gated
 // full attention and the others are Gated DeltaNet linear attention; every
@@ -20,11 +22,11 @@ func loadHybrid(w *weights, loadDelta func(w *weights, p string) *GatedDeltaNet)
 	m := loadStack(w, func(l int, lp string) (Mixer, FFN) {
 		var mixer Mixer
 		if isFullAttention(c, l) {
-			mixer = loadAttention(w, lp+"self_attn.", attentionOptions{qkNorm: true, gated: true})
+			mixer = loadAttention(w, lp+qwenNames.Attention, attentionOptions{qkNorm: true, gated: true})
 		} else {
-			mixer = loadDelta(w, lp+"linear_attn.")
+			mixer = loadDelta(w, lp+qwenNames.LinearAttention)
 		}
-		return mixer, qwenFFN(w, l, lp, func() FFN { return loadSharedMoE(w, lp+"mlp.", l, normTopK(c, true)) })
+		return mixer, qwenFFN(w, l, lp, func() FFN { return loadSharedMoE(w, lp+qwenNames.FFN, l, normTopK(c, true)) })
 	})
 	if w.err == nil && zeroCentredNorms(w, prefixOf(w.ix)) {
 		shiftNorms(m)
@@ -46,7 +48,7 @@ func isFullAttention(c *Config, l int) bool {
 // [C, 1, K], MLX's [C, K, 1].
 func zeroCentredNorms(w *weights, p string) bool {
 	for l := 0; l < w.cfg.NumLayers; l++ {
-		if t, ok := w.ix.Tensor(layerPrefix(p, l) + "linear_attn.conv1d.weight"); ok {
+		if t, ok := w.ix.Tensor(layerPrefix(p, l) + qwenNames.LinearAttention + "conv1d.weight"); ok {
 			return len(t.Shape) == 3 && t.Shape[1] == 1 && t.Shape[2] != 1
 		}
 	}
@@ -91,13 +93,19 @@ func loadDeltaNetCommon(w *weights, p string, g *GatedDeltaNet) {
 	g.Conv = w.vector(p+"conv1d.weight", g.convChannels()*g.ConvKernel)
 	g.ALog = w.vector(p+"A_log", g.ValueHeads)
 	g.DtBias = w.vector(p+"dt_bias", g.ValueHeads)
+	g.decay = make([]float32, len(g.ALog))
+	for i, v := range g.ALog {
+		g.decay[i] = float32(-math.Exp(float64(v)))
+	}
 	g.Norm = w.vector(p+"norm.weight", g.ValueDim)
 	g.Out = w.linear(p+"out_proj", w.cfg.HiddenSize, g.valueWidth())
 }
 
 // loadQwen3NextDeltaNet reads the fused projections: in_proj_qkvz holds,
 // per key head, [q(dk) k(dk) v(r*dv) z(r*dv)] and in_proj_ba [b(r) a(r)],
-// r = value heads per key head.
+// r = value heads per key head. Their rows are regrouped part by part
+// (all heads' q, then k, v, z; all b, then a) and cut into one matrix per
+// part.
 func loadQwen3NextDeltaNet(w *weights, p string) *GatedDeltaNet {
 	g := deltaNetShape(w)
 	loadDeltaNetCommon(w, p, g)
@@ -106,21 +114,31 @@ func loadQwen3NextDeltaNet(w *weights, p string) *GatedDeltaNet {
 	}
 	hk, dk, dv := g.KeyHeads, g.KeyDim, g.ValueDim
 	r := g.ValueHeads / hk
-	kw := g.keyWidth()
+	kw, vw, hv := g.keyWidth(), g.valueWidth(), g.ValueHeads
 	per := 2*dk + 2*r*dv
-	qkvz := InputProjection{M: w.linear(p+"in_proj_qkvz", hk*per, w.cfg.HiddenSize)}
-	ba := InputProjection{M: w.linear(p+"in_proj_ba", hk*2*r, w.cfg.HiddenSize)}
-	for h := 0; h < hk; h++ {
-		base := h * per
-		qkvz.Blocks = append(qkvz.Blocks,
-			columnBlock{"qkv", base, h * dk, dk},
-			columnBlock{"qkv", base + dk, kw + h*dk, dk},
-			columnBlock{"qkv", base + 2*dk, 2*kw + h*r*dv, r * dv},
-			columnBlock{"z", base + 2*dk + r*dv, h * r * dv, r * dv})
-		ba.Blocks = append(ba.Blocks,
-			columnBlock{"b", h * 2 * r, h * r, r},
-			columnBlock{"a", h*2*r + r, h * r, r})
+	qkvz := w.linear(p+"in_proj_qkvz", hk*per, w.cfg.HiddenSize)
+	ba := w.linear(p+"in_proj_ba", hk*2*r, w.cfg.HiddenSize)
+	if w.err != nil {
+		return g
 	}
-	g.Inputs = []InputProjection{qkvz, ba}
+	// rows lists, for every key head, the rows [from, from+size) of its
+	// block at offset within the head's width-sized group.
+	rows := func(width, offset, size int) []int {
+		var out []int
+		for h := 0; h < hk; h++ {
+			for i := 0; i < size; i++ {
+				out = append(out, h*width+offset+i)
+			}
+		}
+		return out
+	}
+	order := rows(per, 0, dk)
+	order = append(order, rows(per, dk, dk)...)
+	order = append(order, rows(per, 2*dk, r*dv)...)
+	order = append(order, rows(per, 2*dk+r*dv, r*dv)...)
+	parts := splitRows(qkvz, order, kw, kw, vw, vw)
+	g.Q, g.K, g.V, g.Z = parts[0], parts[1], parts[2], parts[3]
+	parts = splitRows(ba, append(rows(2*r, 0, r), rows(2*r, r, r)...), hv, hv)
+	g.B, g.A = parts[0], parts[1]
 	return g
 }

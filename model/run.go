@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/mlx-moe/mlx-moe/graph"
 )
@@ -31,12 +32,21 @@ func (c *Cache) CopyFrom(o *Cache, e graph.Executor) {
 	c.Len = o.Len
 }
 
+// Free releases the cache's tensors on e (the executor it was made on);
+// the cache must not be used afterwards.
+func (c *Cache) Free(e graph.Executor) {
+	for _, s := range c.States {
+		s.Free(e)
+	}
+	c.States, c.Len, c.MaxLen = nil, 0, 0
+}
+
 // Rewindable reports whether the cache can be cut back to a shorter prefix
 // by lowering Len: true when every layer keeps per-position state (KV
 // caches); recurrent state (linear attention) cannot be rewound.
 func (c *Cache) Rewindable() bool {
 	for _, s := range c.States {
-		if p, ok := s.(interface{ PerPosition() bool }); !ok || !p.PerPosition() {
+		if !s.PerPosition() {
 			return false
 		}
 	}
@@ -52,8 +62,10 @@ type Trace struct {
 	Routes func(l int, r *graph.Routes)
 }
 
-// Runner runs forward passes of one model on one executor, with the
-// scratch tensors allocated once (the buffer plan) and reused.
+// Runner runs forward passes of one model on one executor. Its scratch
+// tensors are planned when it is made (every block asks for its tensors
+// once, for the largest batch; blocks of the same shape share them), so a
+// forward pass allocates nothing on the executor.
 type Runner struct {
 	M     *Model
 	E     graph.Executor
@@ -62,13 +74,94 @@ type Runner struct {
 	// starts loading them early (when the experts are paged).
 	Prefetch bool
 
-	scratch map[string]*graph.Tensor
+	scratch scratch
 	routes  map[int]*graph.Routes
+	run     run // the pass in progress, reused
+	pos     []int32
+	last    graph.Tensor // view of the batch's last row
+	logits  []float32    // what Forward returns for one position
 }
 
-// NewRunner prepares m to run on e.
+// NewRunner prepares m to run on e: it allocates the scratch tensors every
+// block needs and the routing buffers of every MoE layer.
 func NewRunner(m *Model, e graph.Executor) *Runner {
-	return &Runner{M: m, E: e, scratch: map[string]*graph.Tensor{}, routes: map[int]*graph.Routes{}}
+	rn := &Runner{M: m, E: e, routes: map[int]*graph.Routes{}, pos: make([]int32, m.MaxBatch),
+		scratch: scratch{e: e, rows: m.MaxBatch, byKey: map[scratchKey]*graph.Tensor{}}}
+	rn.run.Runner = rn
+	rn.stream()
+	for _, l := range m.Layers {
+		l.Mixer.plan(&rn.scratch)
+		l.FFN.plan(&rn.scratch)
+		if moe, ok := l.FFN.(*MoE); ok {
+			rn.routesFor(moe.Layer, moe.Routing.TopK)
+			if moe.Next != nil {
+				rn.routesFor(-1-moe.Next.Layer, moe.Next.Routing.TopK)
+			}
+		}
+	}
+	rn.logits = make([]float32, m.Config.VocabSize)
+	return rn
+}
+
+// stream returns the residual stream x, the normalised input h of a block
+// and its output y, and the one-row logits of a decode step.
+func (rn *Runner) stream() (x, h, y, lastLogits *graph.Tensor) {
+	hidden := rn.M.Config.HiddenSize
+	return rn.scratch.tensor("x", hidden), rn.scratch.tensor("h", hidden), rn.scratch.tensor("y", hidden),
+		rn.scratch.tensorRows("logits.last", 1, rn.M.Config.VocabSize)
+}
+
+// scratch is a runner's buffer plan: tensors keyed by name and shape,
+// allocated once and reused by every pass.
+type scratch struct {
+	e     graph.Executor
+	rows  int // MaxBatch
+	byKey map[scratchKey]*graph.Tensor
+	owned []*graph.Tensor // what NewTensor made (byKey also holds views)
+}
+
+type scratchKey struct {
+	name       string
+	rows, cols int
+}
+
+// tensor returns the scratch tensor called name with cols columns and
+// MaxBatch rows, allocating it the first time (when the runner is planned).
+func (s *scratch) tensor(name string, cols int) *graph.Tensor {
+	return s.tensorRows(name, s.rows, cols)
+}
+
+// tensorRows is tensor for a scratch tensor of a given number of rows.
+func (s *scratch) tensorRows(name string, rows, cols int) *graph.Tensor {
+	k := scratchKey{name, rows, cols}
+	t, ok := s.byKey[k]
+	if !ok {
+		t = s.e.NewTensor(rows, cols)
+		s.byKey[k] = t
+		s.owned = append(s.owned, t)
+	}
+	return t
+}
+
+// Free releases the runner's scratch tensors on its executor; the runner
+// must not run afterwards.
+func (rn *Runner) Free() {
+	for _, t := range rn.scratch.owned {
+		rn.E.Free(t)
+	}
+	rn.scratch.owned, rn.scratch.byKey = nil, nil
+}
+
+// view returns the planned view called name: columns [c0, c0+cols) of
+// every row of t (a scratch tensor).
+func (s *scratch) view(name string, t *graph.Tensor, c0, cols int) *graph.Tensor {
+	k := scratchKey{name, t.Rows, cols}
+	v, ok := s.byKey[k]
+	if !ok {
+		v = t.View(0, t.Rows, c0, cols)
+		s.byKey[k] = v
+	}
+	return v
 }
 
 // run is the state of one forward pass over a batch of n tokens.
@@ -80,23 +173,7 @@ type run struct {
 	layer int
 }
 
-// tensor returns the runner's scratch tensor called name with cols columns
-// and MaxBatch rows, allocating it on first use.
-func (r *run) tensor(name string, cols int) *graph.Tensor {
-	return r.tensorRows(name, r.M.MaxBatch, cols)
-}
-
-// tensorRows is tensor for a scratch tensor of a given number of rows.
-func (r *run) tensorRows(name string, rows, cols int) *graph.Tensor {
-	t, ok := r.scratch[name]
-	if !ok || t.Cols != cols || t.Rows != rows {
-		t = r.E.NewTensor(rows, cols)
-		r.scratch[name] = t
-	}
-	return t
-}
-
-func (r *run) routesFor(layer, topK int) *graph.Routes {
+func (r *Runner) routesFor(layer, topK int) *graph.Routes {
 	rt, ok := r.routes[layer]
 	if !ok {
 		rt = &graph.Routes{TopK: topK, IDs: make([]int32, r.M.MaxBatch*topK), Weights: make([]float32, r.M.MaxBatch*topK)}
@@ -107,7 +184,8 @@ func (r *run) routesFor(layer, topK int) *graph.Routes {
 
 // Forward appends ids to the sequence in c and returns the logits: of every
 // new position ([len(ids)*vocab]) when all is set, else of the last one.
-// Prompts longer than MaxBatch are processed in chunks.
+// Prompts longer than MaxBatch are processed in chunks. The last position's
+// logits are the runner's own buffer, valid until the next Forward.
 func (rn *Runner) Forward(c *Cache, ids []int32, all bool) ([]float32, error) {
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("no tokens to process")
@@ -141,7 +219,8 @@ func (rn *Runner) Forward(c *Cache, ids []int32, all bool) ([]float32, error) {
 func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool) ([]float32, error) {
 	m, e := rn.M, rn.E
 	n := len(ids)
-	r := &run{Runner: rn, n: n, pos0: c.Len, pos: make([]int32, n)}
+	r := &rn.run
+	r.n, r.pos0, r.pos = n, c.Len, rn.pos[:n]
 	for i := range r.pos {
 		r.pos[i] = int32(c.Len + i)
 	}
@@ -150,15 +229,11 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 		// reused by a session, or one a failed pass stopped in the middle
 		// of) must not leak into it. Per-position caches need nothing.
 		for _, s := range c.States {
-			if rs, ok := s.(interface{ Reset(graph.Executor) }); ok {
-				rs.Reset(e)
-			}
+			s.Reset(e)
 		}
 	}
 	hidden := m.Config.HiddenSize
-	x := r.tensor("x", hidden)
-	h := r.tensor("h", hidden)
-	y := r.tensor("y", hidden)
+	x, h, y, lastLogits := rn.stream()
 	e.Embed(x, m.Embed, ids)
 	eps := float32(m.Config.RMSNormEps)
 	for l, layer := range m.Layers {
@@ -184,37 +259,34 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 	if !wantLogits {
 		return nil, e.Sync()
 	}
-	rows, src := n, x
+	vocab := m.Config.VocabSize
 	if lastOnly {
-		// Only the last position's logits are needed: normalise one row.
-		last := r.tensor("last", hidden)
-		e.CopyCols(last, 0, 0, x, n-1, 0, 1, hidden)
-		rows, src = 1, last
+		// Only the last position's logits are needed: normalise one row
+		// (a view of x) into a one-row logits tensor.
+		e.RMSNorm(h, rn.last.SetView(x, n-1, 1, 0, hidden), 1, hidden, m.Norm, eps)
+		e.MatMul(lastLogits, h, 1, m.Head, nil)
+		if err := e.Sync(); err != nil {
+			return nil, err
+		}
+		copy(rn.logits, e.Read(lastLogits))
+		return rn.logits, nil
 	}
-	e.RMSNorm(h, src, rows, hidden, m.Norm, eps)
-	// The vocabulary is wide (152k for Qwen): keep a one-row tensor for
-	// decode and a full batch only when every position's logits are asked.
-	name, logitRows := "logits", m.MaxBatch
-	if rows == 1 {
-		name, logitRows = "logits.last", 1
-	}
-	logits := r.tensorRows(name, logitRows, m.Config.VocabSize)
-	e.MatMul(logits, h, rows, m.Head, nil)
+	// Every position's logits: the vocabulary is wide (152k for Qwen), so
+	// this full-batch tensor is made only when first asked for.
+	e.RMSNorm(h, x, n, hidden, m.Norm, eps)
+	logits := r.scratch.tensor("logits", vocab)
+	e.MatMul(logits, h, n, m.Head, nil)
 	if err := e.Sync(); err != nil {
 		return nil, err
 	}
-	out := make([]float32, rows*m.Config.VocabSize)
-	copy(out, e.Read(logits))
-	return out, nil
+	return slices.Clone(e.Read(logits)[:n*vocab]), nil
 }
 
 // CacheBytes is the memory a cache of maxLen positions takes.
 func (m *Model) CacheBytes(maxLen int) int64 {
 	var total int64
 	for _, l := range m.Layers {
-		if s, ok := l.Mixer.(interface{ StateBytes(maxLen int) int64 }); ok {
-			total += s.StateBytes(maxLen)
-		}
+		total += l.Mixer.StateBytes(maxLen)
 	}
 	return total
 }

@@ -276,6 +276,10 @@ func ParseHeader(r io.ReaderAt, fileSize int64, path string) ([]*TensorInfo, err
 			}
 			elems *= uint64(d)
 		}
+		if elems > (1<<62)/uint64(e.DType.Size()) {
+			// elems*size would overflow the byte count compared below.
+			return nil, fmt.Errorf("%s: tensor %s: invalid shape %v", path, name, e.Shape)
+		}
 		if want := elems * uint64(e.DType.Size()); want != e.Offsets[1]-e.Offsets[0] {
 			return nil, fmt.Errorf("%s: tensor %s: %s%v needs %d bytes, data_offsets give %d", path, name, e.DType, e.Shape, want, e.Offsets[1]-e.Offsets[0])
 		}

@@ -415,7 +415,8 @@ func (s *Server) antStream(w http.ResponseWriter, r *http.Request, j *job) {
 	}
 	pings := startPings(s.cfg.PingInterval, ping)
 	defer pings.end()
-	if t.wait(r.Context()) != nil {
+	if err := t.wait(r.Context()); err != nil {
+		anthropic.endStream(sse, r.Context(), err)
 		return
 	}
 	index, open := -1, "" // the open block and its type
@@ -466,9 +467,7 @@ func (s *Server) antStream(w http.ResponseWriter, r *http.Request, j *job) {
 		return nil
 	})
 	if out.err != nil {
-		if r.Context().Err() == nil && !sse.failed() {
-			sse.event("error", anthropic.body(&apiError{kind: errInternal, msg: "generation failed: " + out.err.Error()}))
-		}
+		anthropic.endStream(sse, r.Context(), out.err)
 		return
 	}
 	if closeBlock() != nil {

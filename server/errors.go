@@ -18,6 +18,9 @@ const (
 	errOverloaded                 // the queue is full
 	errUnavailable                // the server is shutting down
 	errInternal                   // the backend failed
+	errForbidden                  // a Host or Origin this server does not answer
+	errMediaType                  // a POST body that is not declared JSON
+	errTimeout                    // the request body did not arrive in time
 )
 
 // apiError is an error to report to the client.
@@ -62,6 +65,12 @@ func (d dialect) status(k errKind) int {
 		return http.StatusTooManyRequests
 	case errUnavailable:
 		return http.StatusServiceUnavailable
+	case errForbidden:
+		return http.StatusForbidden
+	case errMediaType:
+		return http.StatusUnsupportedMediaType
+	case errTimeout:
+		return http.StatusRequestTimeout
 	}
 	return http.StatusInternalServerError
 }
@@ -74,7 +83,8 @@ func (d dialect) body(e *apiError) any {
 			errAuth: "authentication_error", errNotFound: "not_found_error",
 			errMethod: "invalid_request_error", errTooLarge: "request_too_large",
 			errOverloaded: "overloaded_error", errUnavailable: "overloaded_error",
-			errInternal: "api_error",
+			errInternal: "api_error", errForbidden: "permission_error",
+			errMediaType: "invalid_request_error", errTimeout: "timeout_error",
 		}[e.kind]
 		return map[string]any{"type": "error", "error": map[string]any{"type": t, "message": e.msg}}
 	}
@@ -92,6 +102,10 @@ func (d dialect) body(e *apiError) any {
 		typ, code = "rate_limit_error", "rate_limit_exceeded"
 	case errUnavailable, errInternal:
 		typ = "server_error"
+	case errForbidden:
+		typ = "permission_error"
+	case errTimeout:
+		typ = "timeout_error"
 	}
 	var param any
 	if e.param != "" {

@@ -90,6 +90,7 @@ func TestDisconnectStopsGeneration(t *testing.T) {
 			path = "/v1/messages"
 		}
 		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		cancelAt := make(chan time.Time, 1)
 		go func() {
 			time.Sleep(250 * time.Millisecond)
@@ -133,6 +134,7 @@ func TestLoadWithDisconnects(t *testing.T) {
 				path, body = "/v1/messages", fmt.Sprintf(`{"model":"Tiny-MoE-4bit","max_tokens":1000,"messages":[{"role":"user","content":"client %d"}],"stream":true}`, i)
 			}
 			req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				errs <- err

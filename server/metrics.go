@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -95,6 +96,7 @@ func (m *metrics) write(w io.Writer, waiting int, busy bool, stats map[string]fl
 		{"mlxmoe_decode_tokens_per_second", "Decode speed of the last generation.", m.lastDec},
 		{"mlxmoe_queue_waiting", "Requests waiting for the generation slot.", float64(waiting)},
 		{"mlxmoe_generating", "1 while a generation runs.", b2f(busy)},
+		{"go_goroutines", "Goroutines in the process (for leak checks).", float64(runtime.NumGoroutine())},
 	}
 	for _, g := range gauges {
 		metric(g.name, "gauge", g.help)

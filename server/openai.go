@@ -358,7 +358,8 @@ func (s *Server) oaiStream(w http.ResponseWriter, r *http.Request, j *job, objec
 	sse := newSSE(w, s.cfg.WriteTimeout)
 	pings := startPings(s.cfg.PingInterval, func() error { return sse.write([]byte(": keep-alive\n\n")) })
 	defer pings.end()
-	if t.wait(r.Context()) != nil {
+	if err := t.wait(r.Context()); err != nil {
+		openAI.endStream(sse, r.Context(), err)
 		return
 	}
 	id, created, chat := newID("chatcmpl-"), time.Now().Unix(), object == "chat.completion.chunk"
@@ -416,9 +417,7 @@ func (s *Server) oaiStream(w http.ResponseWriter, r *http.Request, j *job, objec
 		return nil
 	})
 	if out.err != nil {
-		if r.Context().Err() == nil && !sse.failed() {
-			sse.event("", openAI.body(&apiError{kind: errInternal, msg: "generation failed: " + out.err.Error()}))
-		}
+		openAI.endStream(sse, r.Context(), out.err)
 		return
 	}
 	final := map[string]any{"finish_reason": oaiFinish(out, calls > 0)}

@@ -12,16 +12,18 @@ var errQueueFull = errors.New("server: generation queue is full")
 // queue lets one generation run at a time and holds up to max waiting
 // requests in arrival order.
 type queue struct {
-	mu      sync.Mutex
-	max     int
-	busy    bool
-	waiting []*ticket
+	mu       sync.Mutex
+	max      int
+	busy     bool
+	waiting  []*ticket
+	draining bool // shutting down: no one else gets the slot
 }
 
 // ticket is one request's place in the queue. Every ticket must be done.
 type ticket struct {
 	q        *queue
 	ready    chan struct{} // closed when the ticket holds the generation slot
+	refused  chan struct{} // closed when the server drains the line
 	granted  bool
 	finished bool
 }
@@ -30,8 +32,10 @@ type ticket struct {
 func (q *queue) enqueue() (*ticket, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	t := &ticket{q: q, ready: make(chan struct{})}
+	t := &ticket{q: q, ready: make(chan struct{}), refused: make(chan struct{})}
 	switch {
+	case q.draining:
+		return nil, errDraining
 	case !q.busy:
 		q.busy, t.granted = true, true
 		close(t.ready)
@@ -43,11 +47,16 @@ func (q *queue) enqueue() (*ticket, error) {
 	return t, nil
 }
 
-// wait blocks until the ticket holds the slot or ctx is done.
+// wait blocks until the ticket holds the slot, the server drains the line
+// (errDraining) or ctx is done. A request in line holds only its prepared
+// prompt, so it first hands back its share of the parse budget.
 func (t *ticket) wait(ctx context.Context) error {
+	releaseParse(ctx)
 	select {
 	case <-t.ready:
 		return nil
+	case <-t.refused:
+		return errDraining
 	case <-ctx.Done():
 		return ctx.Err()
 	}

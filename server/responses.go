@@ -600,6 +600,18 @@ func validItems(items []map[string]any) []map[string]any {
 	return out
 }
 
+// respFailed ends a Responses stream with response.failed carrying e (a
+// failed generation, or the server shutting down); nil e: the client left.
+func (s *Server) respFailed(sse *sseWriter, ev func(string, map[string]any) error, rj *respJob, id string, created int64,
+	items []map[string]any, out *outcome, e *apiError) {
+	if e == nil || sse.failed() {
+		return
+	}
+	resp := s.response(rj, id, created, "failed", items, out)
+	resp["error"] = map[string]any{"code": "server_error", "message": e.msg}
+	ev("response.failed", map[string]any{"response": resp})
+}
+
 // respStream writes the Responses event stream: response.created and
 // .in_progress, each output item's added/delta/done events, then
 // response.completed (or .incomplete at max_output_tokens, .failed when
@@ -625,7 +637,8 @@ func (s *Server) respStream(w http.ResponseWriter, r *http.Request, rj *respJob,
 	}
 	pings := startPings(s.cfg.PingInterval, func() error { return sse.write([]byte(": keep-alive\n\n")) })
 	defer pings.end()
-	if t.wait(r.Context()) != nil {
+	if err := t.wait(r.Context()); err != nil {
+		s.respFailed(sse, ev, rj, id, created, nil, nil, streamError(r.Context(), err))
 		return
 	}
 	if ev("response.in_progress", map[string]any{"response": s.response(rj, id, created, "in_progress", nil, nil)}) != nil {
@@ -636,11 +649,7 @@ func (s *Server) respStream(w http.ResponseWriter, r *http.Request, rj *respJob,
 		out.err = b.finish()
 	}
 	if out.err != nil {
-		if r.Context().Err() == nil && !sse.failed() {
-			resp := s.response(rj, id, created, "failed", b.items, &out)
-			resp["error"] = map[string]any{"code": "server_error", "message": "generation failed: " + out.err.Error()}
-			ev("response.failed", map[string]any{"response": resp})
-		}
+		s.respFailed(sse, ev, rj, id, created, b.items, &out, streamError(r.Context(), out.err))
 		return
 	}
 	s.remember(rj, id, b)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -57,17 +58,33 @@ type Config struct {
 	ResponseStoreBytes int64
 	// Logger receives one line per request (default: discard).
 	Logger *slog.Logger
+
+	// AllowedHosts are Host names accepted besides localhost, 127.0.0.1
+	// and [::1]; "*" accepts any (for a server reached over the network).
+	// Other names are refused, which defeats DNS rebinding.
+	AllowedHosts []string
+	// CORSOrigins are the browser origins ("http://localhost:3000") that
+	// may call the server, with CORS answers; "*" allows any. A request
+	// from any other origin is refused (403).
+	CORSOrigins []string
+	// MaxParseBytes bounds the request bodies being read, parsed and
+	// tokenized at once, which bounds the memory they take (default
+	// MaxBodyBytes: one largest request at a time, many small ones).
+	MaxParseBytes int64
+	// BodyTimeout is how long a request body may take to arrive (default 60s).
+	BodyTimeout time.Duration
 }
 
 // Server serves one Backend over HTTP.
 type Server struct {
-	b       Backend
-	cfg     Config
-	format  toolcall.Format
-	queue   *queue
-	metrics *metrics
-	stored  *respStore
-	created int64
+	b         Backend
+	cfg       Config
+	format    toolcall.Format
+	queue     *queue
+	admission *admission
+	metrics   *metrics
+	stored    *respStore
+	created   int64
 }
 
 // New returns a server for b.
@@ -99,6 +116,12 @@ func New(b Backend, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxParseBytes <= 0 {
+		cfg.MaxParseBytes = cfg.MaxBodyBytes
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 60 * time.Second
+	}
 	format := toolcall.Detect(b.ChatTemplateSource())
 	if cfg.ToolFormat != "" {
 		f, ok := toolcall.ParseFormat(cfg.ToolFormat)
@@ -109,18 +132,19 @@ func New(b Backend, cfg Config) (*Server, error) {
 	}
 	return &Server{
 		b: b, cfg: cfg,
-		format:  format,
-		queue:   &queue{max: cfg.MaxQueue},
-		metrics: newMetrics(),
-		stored:  newRespStore(cfg.ResponseStoreBytes),
-		created: time.Now().Unix(),
+		format:    format,
+		queue:     &queue{max: cfg.MaxQueue},
+		admission: &admission{budget: cfg.MaxParseBytes, maxWaiting: cfg.MaxQueue},
+		metrics:   newMetrics(),
+		stored:    newRespStore(cfg.ResponseStoreBytes),
+		created:   time.Now().Unix(),
 	}, nil
 }
 
 // Handler routes the server's endpoints.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.record)
+	r.Use(s.record, s.recoverPanics, s.guard, s.admitBody)
 	r.Get("/", s.root)
 	r.Head("/", s.root)
 	r.Get("/health", s.health)
@@ -226,6 +250,9 @@ func decode(r *http.Request, v any) *apiError {
 		if errors.As(err, &tooLarge) {
 			return &apiError{kind: errTooLarge, msg: fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit)}
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return &apiError{kind: errTimeout, msg: "the request body did not arrive in time (the server allows --body-timeout)"}
+		}
 		return invalid("", "reading the request body: %v", err)
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
@@ -243,7 +270,8 @@ func decode(r *http.Request, v any) *apiError {
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	waiting, busy := s.queue.depth()
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "model": s.b.ModelID(), "generating": busy, "queue": waiting})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "model": s.b.ModelID(), "generating": busy, "queue": waiting,
+		"waiting_to_read": s.admission.depth()})
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
@@ -430,7 +458,7 @@ func (s *Server) run(ctx context.Context, j *job, sink func(toolcall.Event) erro
 	}
 	var held string
 	var out outcome
-	res, err := s.b.Generate(ctx, GenRequest{Prompt: j.prompt, MaxTokens: j.maxTokens, Sampling: j.sampling, CachePoints: j.points,
+	res, err := s.generateRecovered(ctx, GenRequest{Prompt: j.prompt, MaxTokens: j.maxTokens, Sampling: j.sampling, CachePoints: j.points,
 		Logprobs: j.logprobs, TopLogprobs: j.top, LogitsMask: j.mask},
 		func(t Token) error {
 			if err := ctx.Err(); err != nil {
@@ -483,13 +511,18 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, d dialect, j *
 		return
 	}
 	defer t.done()
-	if t.wait(r.Context()) != nil {
-		return // the client left
+	if err := t.wait(r.Context()); err != nil {
+		if e := cutError(r.Context(), err); e != nil {
+			d.writeError(w, e)
+		}
+		return // else the client left
 	}
 	out := s.run(r.Context(), j, sink)
 	if out.err != nil {
 		if r.Context().Err() == nil {
 			d.writeError(w, &apiError{kind: errInternal, msg: "generation failed: " + out.err.Error()})
+		} else if e := cutError(r.Context(), out.err); e != nil {
+			d.writeError(w, e)
 		}
 		return
 	}
@@ -510,6 +543,9 @@ func firstStop(s string, stops []string) (int, string) {
 // admit queues a request: it fails at once if the queue is full.
 func (s *Server) admit() (*ticket, *apiError) {
 	t, err := s.queue.enqueue()
+	if errors.Is(err, errDraining) {
+		return nil, shuttingDown()
+	}
 	if err != nil {
 		waiting, _ := s.queue.depth()
 		return nil, &apiError{kind: errOverloaded, msg: fmt.Sprintf("the server is busy: %d requests are waiting (--max-queue); retry later", waiting)}

@@ -148,12 +148,39 @@ func TestGzippedTestdataModel(t *testing.T) {
 
 func TestBench(t *testing.T) {
 	var out, errOut strings.Builder
-	if code := run([]string{"bench", "--seconds", "0.01"}, &out, &errOut); code != 0 {
+	small := []string{"bench", "--seconds", "0.01", "--dram-mib", "16", "--experts", "12"}
+	if code := run(small, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	for _, want := range []string{"executor cpu", "copy", "qmv 4-bit", "qmm 8-bit"} {
+	for _, want := range []string{"executor cpu", "dram_read", "matvec_q4", "moe_q4", "copy", "qmv 4-bit", "qmm 8-bit"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("bench output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code := run(append(small, "--json"), &out, &errOut); code != 0 {
+		t.Fatalf("--json: exit %d: %s", code, errOut.String())
+	}
+	kernels := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r struct {
+			Kernel, Shape string
+			Threads       int
+			GBps          *float64 `json:"gbps"`
+			GFLOPS        *float64 `json:"gflops"`
+			OfDRAM        *float64 `json:"of_dram"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("--json line %q: %v", line, err)
+		}
+		if r.Threads < 1 || r.Shape == "" || r.GBps == nil || r.GFLOPS == nil || r.OfDRAM == nil {
+			t.Fatalf("--json line %q lacks a field", line)
+		}
+		kernels[r.Kernel] = true
+	}
+	for _, want := range []string{"dram_read", "matvec_q4", "matvec_q8", "moe_q4", "gemm_q4", "attention_decode"} {
+		if !kernels[want] {
+			t.Fatalf("--json output lacks kernel %q:\n%s", want, out.String())
 		}
 	}
 }

@@ -1,17 +1,15 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 
 	mlxmoe "github.com/mlx-moe/mlx-moe"
 	"github.com/mlx-moe/mlx-moe/defaultmodel"
-	"github.com/mlx-moe/mlx-moe/sample"
+	"github.com/mlx-moe/mlx-moe/experts"
 )
 
 var generateCmd = &command{
@@ -24,45 +22,62 @@ func init() {
 	register(generateCmd)
 }
 
+// stdin is what generate --prompt-file - and tokenize --file - read (a
+// variable for tests).
+var stdin io.Reader = os.Stdin
+
 func runGenerate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags(generateCmd, `generate [--model DIR] [--prompt TEXT | --prompt-ids 1,2,3 | TEXT] [flags]
+	fs := newFlags(generateCmd, `generate [--model DIR] [TEXT | --prompt TEXT | --prompt-file PATH | --prompt-ids 1,2,3] [flags]
 
 Without --model, the embedded default model (`+defaultmodel.Name+`, a small
-MoE trained briefly on Python source) is used.`, stderr)
+MoE trained briefly on Python source) is used. --prompt-file - reads the
+prompt from standard input. SIGINT (Ctrl-C) or SIGTERM stops generation,
+saves the warm-start state and exits with status 130 or 143.`, stderr)
 	var mf modelFlags
-	mf.register(fs, " (default: the embedded "+defaultmodel.Name+")")
+	mf.register(fs, defaultModelHelp)
 	prompt := fs.String("prompt", "", "prompt text")
+	promptFile := fs.String("prompt-file", "", "read the prompt from this file, its exact bytes (-: standard input)")
 	promptIDs := fs.String("prompt-ids", "", "prompt as comma-separated token ids")
 	chatMode := fs.Bool("chat", false, "wrap the prompt in the model's chat template as a user message")
-	maxTokens := fs.Int("max-tokens", 128, "most new tokens")
-	var so sample.Options
-	fs.Float64Var(&so.Temperature, "temperature", 0, "sampling temperature (0: greedy)")
-	fs.Float64Var(&so.TopP, "top-p", 1, "nucleus sampling: keep tokens up to this cumulative probability")
-	fs.IntVar(&so.TopK, "top-k", 0, "keep only the k most likely tokens (0: all)")
-	fs.Float64Var(&so.MinP, "min-p", 0, "drop tokens less likely than this fraction of the most likely")
-	fs.Float64Var(&so.RepetitionPenalty, "repetition-penalty", 1, "penalise tokens already seen (1: off)")
-	seed := fs.Uint64("seed", 0, "random seed for sampling")
+	maxTokens := fs.Int("max-tokens", 128, "most new tokens (0: until end-of-sequence or the context is full)")
+	var sf samplingFlags
+	sf.register(fs)
 	asJSON := fs.Bool("json", false, `print one JSON object {"ids": [...], "text": "..."} instead of streaming`)
 	ignoreEOS := fs.Bool("ignore-eos", false, "keep generating past end-of-sequence tokens")
-	verbose := fs.Bool("verbose", false, "print time to first token, tokens/s and expert statistics to stderr")
+	verbose := fs.Bool("verbose", false, "print the seed, time to first token, tokens/s and expert statistics to stderr")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	so.Seed = *seed
-	if len(rest) > 0 {
-		if *prompt != "" || *promptIDs != "" {
-			return fmt.Errorf("give the prompt once: as an argument, --prompt or --prompt-ids")
+	so, err := sf.options()
+	if err != nil {
+		return err
+	}
+	if *maxTokens < 0 {
+		return fmt.Errorf("--max-tokens %d: expected a positive number (0: until end-of-sequence or the context is full)", *maxTokens)
+	}
+	given := 0
+	for _, set := range []bool{len(rest) > 0, *prompt != "", *promptFile != "", *promptIDs != ""} {
+		if set {
+			given++
 		}
+	}
+	switch {
+	case len(rest) > 0 && given == 1:
 		*prompt = strings.Join(rest, " ")
+	case given == 0:
+		return fmt.Errorf("no prompt: pass TEXT, --prompt TEXT, --prompt-file PATH or --prompt-ids 1,2,3")
+	case given > 1:
+		return fmt.Errorf("give the prompt once: as an argument, --prompt, --prompt-file or --prompt-ids")
+	case *promptFile != "":
+		if *prompt, err = readPromptFile(*promptFile); err != nil {
+			return err
+		}
 	}
-	if *prompt == "" && *promptIDs == "" {
-		return fmt.Errorf("no prompt: pass TEXT, --prompt TEXT or --prompt-ids 1,2,3")
+	if *chatMode && *promptIDs != "" {
+		return fmt.Errorf("--chat wraps a text prompt; --prompt-ids are used as they are")
 	}
-	if *prompt != "" && *promptIDs != "" {
-		return fmt.Errorf("--prompt and --prompt-ids are exclusive")
-	}
-	m, err := mf.load(true, stderr)
+	m, err := mf.load(stderr)
 	if err != nil {
 		return err
 	}
@@ -80,9 +95,13 @@ MoE trained briefly on Python source) is used.`, stderr)
 	default:
 		ids = m.Encode(*prompt)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	if *verbose && so.Temperature > 0 {
+		fmt.Fprintf(stderr, "seed: %d\n", so.Seed)
+	}
 	opts := mlxmoe.GenerateOptions{MaxTokens: *maxTokens, Sampling: so, IgnoreEOS: *ignoreEOS}
+	if opts.MaxTokens == 0 {
+		opts.MaxTokens = m.ContextLength() // the library caps it at what the context leaves
+	}
 	var emit func(mlxmoe.Token) error
 	if !*asJSON {
 		emit = func(t mlxmoe.Token) error {
@@ -90,15 +109,18 @@ MoE trained briefly on Python source) is used.`, stderr)
 			return err
 		}
 	}
+	ctx, signalled := stopOnSignal()
 	res, err := m.Stream(ctx, ids, opts, emit)
+	stopped := signalled() // a signal ends the run once the output is out
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		out := struct {
-			IDs  []int32 `json:"ids"`
-			Text string  `json:"text"`
-		}{res.IDs, res.Text}
+			IDs   []int32       `json:"ids"`
+			Text  string        `json:"text"`
+			Stats generateStats `json:"stats"`
+		}{res.IDs, res.Text, statsOf(m, res)}
 		if out.IDs == nil {
 			out.IDs = []int32{}
 		}
@@ -114,7 +136,60 @@ MoE trained briefly on Python source) is used.`, stderr)
 		fmt.Fprintf(stderr, "generated: %d tokens, %.2f tok/s decode, finish: %s\n", len(res.IDs), res.DecodeTokensPerSecond(), res.FinishReason)
 		if st, ok := m.ExpertStats(); ok {
 			fmt.Fprint(stderr, st.String())
+			if n := len(res.IDs); n > 0 {
+				fmt.Fprintf(stderr, "IO wait: %.1f ms per generated token (prompt included)\n", 1e3*st.Total.IOWait.Seconds()/float64(n))
+			}
 		}
 	}
-	return nil
+	// On a signal the deferred Close still saves the warm-start state.
+	return stopped
+}
+
+// readPromptFile reads a prompt's exact bytes from path, or from standard
+// input for "-".
+func readPromptFile(path string) (string, error) {
+	var b []byte
+	var err error
+	if path == "-" {
+		b, err = io.ReadAll(stdin)
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return "", fmt.Errorf("--prompt-file: %w", err)
+	}
+	if len(b) == 0 {
+		return "", fmt.Errorf("--prompt-file %s: the prompt is empty", path)
+	}
+	return string(b), nil
+}
+
+// generateStats is the "stats" object of generate --json: speeds, and what
+// the expert pager read (zero without one). read_gbps is bytes over the
+// time with a read in flight; io_wait_s the time the forward pass waited.
+type generateStats struct {
+	PrefillTokS  float64 `json:"prefill_tok_s"`
+	DecodeTokS   float64 `json:"decode_tok_s"`
+	TTFTS        float64 `json:"ttft_s"`
+	HitRate      float64 `json:"hit_rate"`
+	ReadBytes    int64   `json:"read_bytes"`
+	ReadGBps     float64 `json:"read_gbps"`
+	IOWaitS      float64 `json:"io_wait_s"`
+	InFlight     float64 `json:"reads_in_flight"`
+	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+}
+
+func statsOf(m *mlxmoe.Model, res mlxmoe.Result) generateStats {
+	s := generateStats{DecodeTokS: res.DecodeTokensPerSecond(), TTFTS: res.Prefill.Seconds()}
+	if res.Prefill > 0 {
+		s.PrefillTokS = float64(res.PromptTokens-res.CachedTokens) / res.Prefill.Seconds()
+	}
+	if st, ok := m.ExpertStats(); ok {
+		s.HitRate, s.ReadBytes, s.ReadGBps = st.Total.HitRate(), st.Total.Bytes, st.ReadGBps
+		s.IOWaitS, s.InFlight = st.Total.IOWait.Seconds(), st.InFlight
+	}
+	if _, peak, err := experts.ProcessMemory(); err == nil {
+		s.PeakRSSBytes = peak
+	}
+	return s
 }

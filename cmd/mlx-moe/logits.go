@@ -15,9 +15,9 @@ func init() {
 }
 
 func runLogits(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags(logitsCmd, "logits --model DIR --ids 1,2,3", stderr)
+	fs := newFlags(logitsCmd, "logits [--model DIR] --ids 1,2,3", stderr)
 	var mf modelFlags
-	mf.register(fs, "")
+	mf.register(fs, defaultModelHelp)
 	idsFlag := fs.String("ids", "", "comma-separated token ids")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -29,7 +29,7 @@ func runLogits(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, err := mf.load(false, stderr)
+	m, err := mf.load(stderr)
 	if err != nil {
 		return err
 	}
@@ -49,9 +49,9 @@ func init() {
 }
 
 func runNLL(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags(nllCmd, "nll --model DIR --ids-file PATH\n\nPATH holds a JSON array of token ids; prints {\"mean_nll\": x, \"tokens\": n},\nthe mean over positions 1..n-1 of -log p(token | prefix).", stderr)
+	fs := newFlags(nllCmd, "nll [--model DIR] --ids-file PATH\n\nPATH holds a JSON array of token ids; prints {\"mean_nll\": x, \"tokens\": n},\nthe mean over positions 1..n-1 of -log p(token | prefix).", stderr)
 	var mf modelFlags
-	mf.register(fs, "")
+	mf.register(fs, defaultModelHelp)
 	idsFile := fs.String("ids-file", "", "JSON array of token ids")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -70,7 +70,7 @@ func runNLL(args []string, stdout, stderr io.Writer) error {
 	if mf.context == 0 {
 		mf.context = len(ids) + 1
 	}
-	m, err := mf.load(false, stderr)
+	m, err := mf.load(stderr)
 	if err != nil {
 		return err
 	}

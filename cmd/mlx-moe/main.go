@@ -60,10 +60,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		fmt.Fprintf(stderr, "mlx-moe %s: %v\n", c.name, err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
 		return 1
 	}
 	return 0
 }
+
+// exitError is an error with its own exit status (130 after SIGINT, 143
+// after SIGTERM, as a shell reports a process those signals killed).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
 
 // newFlags returns a flag set whose --help prints the command's summary,
 // its usage line and its flags.

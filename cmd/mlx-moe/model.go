@@ -12,7 +12,11 @@ import (
 	mlxmoe "github.com/mlx-moe/mlx-moe"
 	"github.com/mlx-moe/mlx-moe/defaultmodel"
 	"github.com/mlx-moe/mlx-moe/experts"
+	"github.com/mlx-moe/mlx-moe/model"
 )
+
+// defaultModelHelp ends the --model help of commands that load a model.
+var defaultModelHelp = " (default: the embedded " + defaultmodel.Name + ")"
 
 // modelFlags are the flags every command that loads a model shares.
 type modelFlags struct {
@@ -32,7 +36,7 @@ func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
 	fs.StringVar(&f.memory, "memory", "", "memory budget for weights, experts and cache, e.g. 12GB (default: from available RAM)")
 	fs.IntVar(&f.experts.Capacity, "capacity", 0, "expert slots per MoE layer (default: from the memory budget)")
 	fs.StringVar(&f.experts.Policy, "policy", "", "expert miss policy: exact (page in, output identical), fast (skip misses, renormalise), os (memory-map), resident (default: resident if the model fits, else exact)")
-	fs.StringVar(&f.experts.Profile, "profile", "", "expert profile JSON to fill and pin slots from (default: profiles/<model>.json if present)")
+	fs.StringVar(&f.experts.Profile, "profile", "", "expert profile JSON to fill and pin slots from (default: one for the model in DIR/profiles or in the install's profiles/)")
 	fs.IntVar(&f.experts.Pin, "pin", 0, "pin the profile's N most used experts of each layer")
 	fs.BoolVar(&f.experts.DirectIO, "direct-io", false, "read experts with O_DIRECT so the page cache keeps no second copy")
 	fs.BoolVar(&f.experts.Prefetch, "prefetch", true, "when paging on the CPU, predict the next layer's experts during decode and start loading them early")
@@ -40,35 +44,155 @@ func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
 	fs.StringVar(&f.experts.CacheDir, "cache-dir", "", "where the warm-start state lives (default $XDG_CACHE_HOME or ~/.cache)")
 }
 
-// load opens the model; without --model it uses the embedded default when
-// allowDefault is set.
-func (f *modelFlags) load(allowDefault bool, stderr io.Writer) (*mlxmoe.Model, error) {
-	dir := f.dir
-	if dir == "" {
-		if !allowDefault {
-			return nil, fmt.Errorf("--model DIR is required")
-		}
-		cache, err := defaultmodel.CacheDir()
-		if err != nil {
-			return nil, err
-		}
-		if dir, err = defaultmodel.Dir(cache); err != nil {
-			return nil, err
+// maxContext bounds --context: more positions than any model is trained
+// for, and small enough that cache sizes cannot overflow.
+const maxContext = 1 << 30
+
+// load checks the flags against the model's config, then opens the model:
+// --model, or the embedded default model without it.
+func (f *modelFlags) load(stderr io.Writer) (*mlxmoe.Model, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	dir, err := modelDir(f.dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := model.LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.checkAgainst(cfg, stderr); err != nil {
+		return nil, err
+	}
+	asked := f.experts.Profile != "" || f.experts.Pin > 0
+	if f.experts.Profile == "" {
+		f.experts.Profile = findProfile(dir)
+	}
+	m, err := mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, Device: f.device, Experts: f.experts,
+		PromptCacheBytes: f.promptCacheBytes, Log: stderr})
+	if err != nil {
+		return nil, err
+	}
+	if err := f.checkLoaded(m, asked, stderr); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// check validates the flags that need no model, as the server validates
+// the same values in a request.
+func (f *modelFlags) check() error {
+	switch {
+	case f.context < 0 || f.context > maxContext:
+		return fmt.Errorf("--context %d: expected a number of tokens from 1 to %d (0: the model's)", f.context, maxContext)
+	case f.experts.Capacity < 0:
+		return fmt.Errorf("--capacity %d: expected a positive number of expert slots per layer (0: from the memory budget)", f.experts.Capacity)
+	case f.experts.Pin < 0:
+		return fmt.Errorf("--pin %d: expected a positive number of experts per layer (0: none)", f.experts.Pin)
+	}
+	switch f.device {
+	case "", "auto", "cpu", "metal":
+	default:
+		return fmt.Errorf("--device %q: expected cpu or metal", f.device)
+	}
+	if p := f.experts.Policy; p != "" && p != "resident" {
+		if _, err := experts.ParsePolicy(p); err != nil {
+			return fmt.Errorf("--policy %q: expected exact, fast, os or resident", p)
 		}
 	}
-	dir = resolveModelDir(dir)
 	if f.memory != "" {
 		n, err := experts.ParseBytes(f.memory)
 		if err != nil {
-			return nil, fmt.Errorf("--memory: %w", err)
+			return fmt.Errorf("--memory: %w", err)
+		}
+		if n <= 0 {
+			return fmt.Errorf("--memory %s: expected a positive size", f.memory)
 		}
 		f.experts.Memory = n
 	}
-	if f.experts.ProfilesDir == "" {
-		f.experts.ProfilesDir = "profiles"
+	if f.experts.Profile != "" {
+		if _, err := os.Stat(f.experts.Profile); err != nil {
+			return fmt.Errorf("--profile: %w", err)
+		}
 	}
-	return mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, Device: f.device, Experts: f.experts,
-		PromptCacheBytes: f.promptCacheBytes, Log: stderr})
+	return nil
+}
+
+// checkAgainst validates the flags that depend on the model's config.
+func (f *modelFlags) checkAgainst(cfg *model.Config, stderr io.Writer) error {
+	if k := cfg.NumExpertsPerTok; f.experts.Capacity > 0 && cfg.NumExperts > 0 && f.experts.Capacity < k {
+		return fmt.Errorf("--capacity %d is below the model's top-k: every token routes to %d experts per layer (num_experts_per_tok), so each layer needs at least %d slots",
+			f.experts.Capacity, k, k)
+	}
+	if trained := cfg.MaxPositions; f.context > trained && trained > 0 {
+		fmt.Fprintf(stderr, "warning: --context %d exceeds the %d positions the model was trained for (max_position_embeddings); expect its output to degrade past %d tokens\n",
+			f.context, trained, trained)
+	}
+	return nil
+}
+
+// checkLoaded warns when --profile or --pin were asked for and the model
+// cannot use them, and checks that the cache for --context fits the memory
+// budget before it is allocated.
+func (f *modelFlags) checkLoaded(m *mlxmoe.Model, asked bool, stderr io.Writer) error {
+	if _, paged := m.ExpertStats(); !paged && asked {
+		fmt.Fprintf(stderr, "warning: every expert is resident, so --profile and --pin have no effect (page experts with --policy exact or --capacity N)\n")
+	}
+	if f.context == 0 {
+		return nil
+	}
+	budget, source := f.experts.Memory, "--memory"
+	if budget == 0 {
+		var err error
+		if budget, source, err = experts.AutoBudget(); err != nil {
+			return nil // no figure to compare with; the allocation decides
+		}
+	}
+	if need := m.Model.CacheBytes(f.context); need > budget {
+		return fmt.Errorf("--context %d: the cache for %d positions takes %s, more than the memory budget of %s (%s)",
+			f.context, f.context, experts.FormatBytes(need), experts.FormatBytes(budget), source)
+	}
+	return nil
+}
+
+// modelDir returns the directory --model names: the embedded default model
+// (unpacked on first use) when it is empty, else dir or the Hugging Face
+// cache snapshot of ORG/NAME.
+func modelDir(dir string) (string, error) {
+	if dir != "" {
+		return resolveModelDir(dir), nil
+	}
+	cache, err := defaultmodel.CacheDir()
+	if err == nil {
+		dir, err = defaultmodel.Dir(cache)
+	}
+	if err != nil {
+		return "", fmt.Errorf("without --model the embedded %s is used, which must first be unpacked into the cache directory ($XDG_CACHE_HOME or ~/.cache), and that failed: %w; make it writable or pass --model DIR",
+			defaultmodel.Name, err)
+	}
+	return dir, nil
+}
+
+// findProfile looks for an expert profile of the model in dir/profiles,
+// then in the profiles shipped with the installed binary (next to it, or
+// in ../share/mlx-moe/profiles), and returns "" when there is none. The
+// working directory is never searched: what runs should not depend on
+// where it was started.
+func findProfile(dir string) string {
+	dirs := []string{filepath.Join(dir, "profiles")}
+	if exe, err := os.Executable(); err == nil {
+		bin := filepath.Dir(exe)
+		dirs = append(dirs, filepath.Join(bin, "profiles"), filepath.Join(bin, "..", "profiles"), filepath.Join(bin, "..", "share", "mlx-moe", "profiles"))
+	}
+	name := experts.ModelName(dir)
+	for _, d := range dirs {
+		if path, err := experts.FindProfile(d, name); err == nil && path != "" {
+			return path
+		}
+	}
+	return ""
 }
 
 // resolveModelDir lets --model name a model in the Hugging Face hub cache

@@ -46,7 +46,7 @@ named after the model in profiles/ is found automatically by generate and serve.
 		return fmt.Errorf("--out is required")
 	}
 	mf.experts.Policy = "resident"
-	m, err := mf.load(true, stderr)
+	m, err := mf.load(stderr)
 	if err != nil {
 		return err
 	}

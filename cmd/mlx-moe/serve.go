@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,8 +48,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 Endpoints: POST /v1/chat/completions, /v1/completions, /v1/responses,
 /v1/messages, /v1/messages/count_tokens; GET /v1/models, /v1/models/{id},
 /health, /metrics, HEAD and GET /.
-SIGINT or SIGTERM stops the server: in-flight requests get --shutdown-grace
-to finish, then are cancelled; the exit status is 0.`, stderr)
+SIGINT or SIGTERM stops the server: queued requests get 503 at once,
+in-flight ones get --shutdown-grace to finish, then are cancelled with an
+error event (or 503); the exit status is 0.
+
+Web pages cannot use the server: requests must name this machine in Host
+(localhost, 127.0.0.1, [::1], --host, or --allowed-host), POST bodies must
+be application/json, and browser requests from an Origin not given with
+--cors-origin get 403.`, stderr)
 	var o serveOptions
 	o.model.register(fs, " (default: the embedded default model)")
 	host := fs.String("host", "127.0.0.1", "address to listen on (0.0.0.0 for every interface)")
@@ -64,6 +71,10 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 	promptCache := fs.Int("prompt-cache-mb", mlxmoe.DefaultPromptCacheBytes>>20, "memory for cached prompt states (system+tools prefixes, recent conversations), least recently used dropped first; 0 keeps none")
 	quiet := fs.Bool("quiet", false, "do not log each request to stderr")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may run before they are cancelled")
+	var allowedHosts, corsOrigins listFlag
+	fs.Var(&allowedHosts, "allowed-host", "also accept requests whose Host is this name (repeatable; default: localhost, 127.0.0.1, [::1] and --host; any when --host is not a loopback address)")
+	fs.Var(&corsOrigins, "cors-origin", "let browser pages from this origin call the server, e.g. http://localhost:3000 (repeatable; '*' for any); other origins get 403")
+	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", 60*time.Second, "how long a request body may take to arrive")
 	fs.IntVar(&o.kvBits, "kv-bits", 0, "quantize the KV cache to this many bits (not implemented yet: accepted and ignored)")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -78,7 +89,23 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 	if *maxBody < 1 {
 		return fmt.Errorf("--max-body-mb %d: expected at least 1", *maxBody)
 	}
+	switch { // the same ranges generate and the request fields take
+	case cfg.MaxTokens < 0:
+		return fmt.Errorf("--max-tokens %d: expected a positive number (0: up to the context)", cfg.MaxTokens)
+	case cfg.MaxQueue < 1:
+		return fmt.Errorf("--max-queue %d: expected at least 1", cfg.MaxQueue)
+	case *grace < 0:
+		return fmt.Errorf("--shutdown-grace %v: expected a duration of 0 or more", *grace)
+	}
 	cfg.MaxBodyBytes = int64(*maxBody) << 20
+	if cfg.BodyTimeout <= 0 {
+		return fmt.Errorf("--body-timeout %v: expected a positive duration", cfg.BodyTimeout)
+	}
+	cfg.AllowedHosts = append(allowedHosts, *host)
+	if ip := net.ParseIP(*host); ip != nil && !ip.IsLoopback() {
+		cfg.AllowedHosts = append(cfg.AllowedHosts, "*") // reached over the network, by any name
+	}
+	cfg.CORSOrigins = corsOrigins
 	if *promptCache < 0 {
 		return fmt.Errorf("--prompt-cache-mb %d: expected 0 or more", *promptCache)
 	}
@@ -122,15 +149,20 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 	return serveOn(ctx, stop, ln, srv, *grace, stderr)
 }
 
+// readHeaderTimeout bounds how long a client may take to send its request
+// headers (the body has --body-timeout), so trickling clients cannot hold
+// connections open.
+var readHeaderTimeout = 10 * time.Second
+
 // serveOn serves until ctx is done, then shuts down: the listener closes,
 // in-flight requests get grace to finish and are then cancelled. release
 // is called once shutdown starts (a second signal then kills the process).
 func serveOn(ctx context.Context, release func(), ln net.Listener, srv *server.Server, grace time.Duration, log io.Writer) error {
-	base, cancelAll := context.WithCancel(context.Background())
-	defer cancelAll()
+	base, cancelAll := context.WithCancelCause(context.Background())
+	defer cancelAll(nil)
 	hs := &http.Server{
 		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
@@ -144,12 +176,13 @@ func serveOn(ctx context.Context, release func(), ln net.Listener, srv *server.S
 	}
 	release()
 	fmt.Fprintf(log, "mlx-moe serve: shutting down (in-flight requests have %v)\n", grace)
+	srv.Drain() // queued requests are answered 503 now
 	wait, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := hs.Shutdown(wait); err != nil {
 		// Grace is over: cancel the generations, whose handlers then end
-		// within a token, and wait for them.
-		cancelAll()
+		// within a token with an error event or a 503, and wait for them.
+		cancelAll(server.ErrShuttingDown)
 		done, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := hs.Shutdown(done); err != nil {
@@ -157,5 +190,21 @@ func serveOn(ctx context.Context, release func(), ln net.Listener, srv *server.S
 		}
 	}
 	<-served
+	return nil
+}
+
+// listFlag is a flag that may be given several times (or as a
+// comma-separated list).
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			return fmt.Errorf("empty item in %q", v)
+		}
+		*l = append(*l, item)
+	}
 	return nil
 }

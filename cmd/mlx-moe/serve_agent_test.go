@@ -40,7 +40,7 @@ type agentBackend struct {
 const agentContext = 1 << 20
 
 func loadAgentBackend(o serveOptions, stderr io.Writer) (server.Backend, func() error, error) {
-	m, err := o.model.load(true, stderr)
+	m, err := o.model.load(stderr)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -25,7 +25,7 @@ type engineBackend struct {
 }
 
 func loadServeBackend(o serveOptions, stderr io.Writer) (server.Backend, func() error, error) {
-	m, err := o.model.load(true, stderr)
+	m, err := o.model.load(stderr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -155,6 +155,13 @@ func (b *engineBackend) Stats() map[string]float64 {
 		"expert_evictions_total":    float64(st.Total.Evictions),
 		"expert_bytes_paged_total":  float64(st.Total.Bytes),
 		"expert_read_gb_per_second": st.ReadGBps,
+		// Whether the server is disk-bound: the time forward passes
+		// waited for expert reads, and how deep the read queue ran.
+		"expert_io_wait_seconds_total": st.Total.IOWait.Seconds(),
+		"expert_io_busy_seconds_total": st.IOBusy.Seconds(),
+		"expert_reads_in_flight_mean":  st.InFlight,
+		"expert_prefetch_precision":    st.Total.PrefetchPrecision(),
+		"expert_prefetch_recall":       st.Total.PrefetchRecall(),
 	} {
 		out[k] = v
 	}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
-	"github.com/mlx-moe/mlx-moe/defaultmodel"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/mlx-moe/mlx-moe/defaultmodel"
 	"github.com/mlx-moe/mlx-moe/experts"
 )
 
@@ -27,9 +29,20 @@ func init() {
 			fs.Usage()
 			return fmt.Errorf("--out is required")
 		}
+		if !(*scale > 0 && *scale <= 1) { // NaN too
+			return fmt.Errorf("--scale %g: expected a number above 0 and at most 1", *scale)
+		}
+		if *vocab < 0 {
+			return fmt.Errorf("--vocab %d: expected a positive vocabulary size (0: the model's)", *vocab)
+		}
 		shardBytes, err := experts.ParseBytes(*shard)
 		if err != nil {
 			return fmt.Errorf("--shard-size: %w", err)
+		}
+		opts := experts.SynthOptions{Like: *like, Out: *out, Scale: *scale, Vocab: *vocab,
+			ShardBytes: shardBytes, Seed: *seed, Progress: stderr}
+		if err := checkFreeSpace(opts); err != nil {
+			return err
 		}
 		if *tok == "" {
 			cache, err := defaultmodel.CacheDir()
@@ -40,10 +53,8 @@ func init() {
 				return fmt.Errorf("unpacking the embedded model's tokenizer: %w (pass --tokenizer)", err)
 			}
 		}
-		res, err := experts.Synthesize(experts.SynthOptions{
-			Like: *like, Out: *out, Scale: *scale, Vocab: *vocab, TokenizerDir: *tok,
-			ShardBytes: shardBytes, Seed: *seed, Progress: stderr,
-		})
+		opts.TokenizerDir = *tok
+		res, err := experts.Synthesize(opts)
 		if err != nil {
 			return err
 		}
@@ -55,4 +66,28 @@ func init() {
 		return nil
 	}
 	register(c)
+}
+
+// freeSpace reports the free bytes where a path would be written (a
+// variable so tests can pretend a disk is full).
+var freeSpace = diskFree
+
+// checkFreeSpace fails before anything is written when the file system
+// that would hold opts.Out has less room than the checkpoint needs.
+func checkFreeSpace(opts experts.SynthOptions) error {
+	need, err := experts.SynthBytes(opts)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Clean(opts.Out)
+	for { // the nearest directory that exists
+		if _, err := os.Stat(dir); err == nil || filepath.Dir(dir) == dir {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	if free := freeSpace(dir); free >= 0 && need > free {
+		return fmt.Errorf("--out %s: the checkpoint needs %s, but only %s is free there", opts.Out, experts.FormatBytes(need), experts.FormatBytes(free))
+	}
+	return nil
 }

@@ -16,11 +16,11 @@ func init() {
 }
 
 func runTemplate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags(templateCmd, "template --model DIR --request PATH\n\n"+
+	fs := newFlags(templateCmd, "template [--model DIR] --request PATH\n\n"+
 		"PATH holds {\"messages\": [...], \"tools\": [...], \"add_generation_prompt\": true, ...};\n"+
 		"other keys are template variables (enable_thinking, ...). Prints the prompt exactly,\n"+
 		"with no newline added. DIR needs only tokenizer_config.json or chat_template.jinja.", stderr)
-	dir := fs.String("model", "", "model directory (tokenizer_config.json, chat_template.jinja)")
+	dir := fs.String("model", "", "model directory (tokenizer_config.json, chat_template.jinja)"+defaultModelHelp)
 	reqPath := fs.String("request", "", "JSON request file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -28,10 +28,14 @@ func runTemplate(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *dir == "" || *reqPath == "" {
-		return fmt.Errorf("--model DIR and --request PATH are required")
+	if *reqPath == "" {
+		return fmt.Errorf("--request PATH is required")
 	}
-	tmpl, err := chat.LoadTemplate(*dir)
+	d, err := modelDir(*dir)
+	if err != nil {
+		return err
+	}
+	tmpl, err := chat.LoadTemplate(d)
 	if err != nil {
 		return err
 	}

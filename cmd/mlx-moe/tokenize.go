@@ -17,25 +17,28 @@ func init() {
 }
 
 func runTokenize(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags(tokenizeCmd, "tokenize --model DIR [--file PATH | TEXT]\n\n"+
+	fs := newFlags(tokenizeCmd, "tokenize [--model DIR] [--file PATH | TEXT]\n\n"+
 		"Encodes like Hugging Face's encode(text, add_special_tokens=False): added tokens\n"+
 		"written in the text (<|im_start|>, ...) become their ids, nothing is added around it.\n"+
-		"With --file the file's exact bytes are the text. DIR needs only tokenizer.json\n"+
-		"(or tokenizer.json.gz) and, if the model has one, tokenizer_config.json.", stderr)
-	dir := fs.String("model", "", "model directory (tokenizer.json, tokenizer_config.json)")
-	file := fs.String("file", "", "read the text from this file instead of the argument")
+		"With --file the file's exact bytes are the text (-: standard input). DIR needs only\n"+
+		"tokenizer.json (or tokenizer.json.gz) and, if the model has one, tokenizer_config.json.", stderr)
+	dir := fs.String("model", "", "model directory (tokenizer.json, tokenizer_config.json)"+defaultModelHelp)
+	file := fs.String("file", "", "read the text from this file instead of the argument (-: standard input)")
 	special := fs.Bool("add-special-tokens", false, "also add the tokens the model puts around a prompt (BOS, ...)")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	if *dir == "" {
-		return fmt.Errorf("--model DIR is required")
-	}
 	var text string
 	switch {
 	case *file != "" && len(rest) > 0:
 		return fmt.Errorf("give the text once: --file PATH or TEXT, not both")
+	case *file == "-":
+		data, err := io.ReadAll(stdin)
+		if err != nil {
+			return fmt.Errorf("--file -: %w", err)
+		}
+		text = string(data)
 	case *file != "":
 		data, err := os.ReadFile(*file)
 		if err != nil {
@@ -49,7 +52,11 @@ func runTokenize(args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("no text: pass TEXT or --file PATH")
 	}
-	tok, err := tokenizer.Load(*dir)
+	d, err := modelDir(*dir)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenizer.Load(d)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,5 @@
+//go:build purego || !amd64
+
+package kernels
+
+func streamSum(b []byte) uint64 { return streamSumGo(b) }

@@ -1,0 +1,107 @@
+package kernels
+
+import (
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+)
+
+// The worker pool behind parallelFor: GOMAXPROCS-1 goroutines started once
+// and parked on a channel, so a kernel call costs a channel handoff rather
+// than a goroutine per core. A call is cut into more chunks than workers
+// and every participant (the caller included) claims chunks with an atomic
+// counter, so a core that another process slows down takes fewer of them.
+// The caller only hands the job to workers that are idle at that moment
+// and always works itself, so a parallelFor inside a parallelFor body (a
+// kernel called from a parallel region) cannot deadlock: it runs on
+// whoever is free, at worst on the caller alone.
+
+// poolJob is one parallelFor call. Workers take the caller's
+// SetPanicOnFault setting and hand a panic back to the caller, so a fault in
+// memory-mapped weights fails the call (see experts.GuardMapped) instead of
+// the process.
+type poolJob struct {
+	body     func(lo, hi int)
+	n        int
+	chunk    int
+	onFault  bool
+	next     atomic.Int64
+	panicked atomic.Pointer[any]
+	joined   sync.WaitGroup
+}
+
+// run claims and runs chunks until none are left; a panic is kept for the
+// caller and stops this participant.
+func (j *poolJob) run() {
+	defer func() {
+		if v := recover(); v != nil {
+			j.panicked.CompareAndSwap(nil, &v)
+		}
+	}()
+	for {
+		lo := int(j.next.Add(int64(j.chunk))) - j.chunk
+		if lo >= j.n {
+			return
+		}
+		j.body(lo, min(lo+j.chunk, j.n))
+	}
+}
+
+var (
+	poolStart sync.Once
+	poolJobs  chan *poolJob
+	jobPool   = sync.Pool{New: func() any { return new(poolJob) }}
+)
+
+func startPool() {
+	poolJobs = make(chan *poolJob)
+	for i := 1; i < runtime.GOMAXPROCS(0); i++ {
+		go func() {
+			for j := range poolJobs {
+				debug.SetPanicOnFault(j.onFault)
+				j.run()
+				j.joined.Done()
+			}
+		}()
+	}
+}
+
+// chunksPerWorker trades the atomic claim per chunk against load balance.
+const chunksPerWorker = 4
+
+// runParallel runs body over [0, n) on the caller and up to workers-1 idle
+// pool workers.
+func runParallel(n, workers int, body func(lo, hi int)) {
+	poolStart.Do(startPool)
+	j := jobPool.Get().(*poolJob)
+	j.body, j.n = body, n
+	j.chunk = max(1, (n+workers*chunksPerWorker-1)/(workers*chunksPerWorker))
+	j.next.Store(0)
+	j.panicked.Store(nil)
+	j.onFault = debug.SetPanicOnFault(false)
+	debug.SetPanicOnFault(j.onFault)
+	for i := 1; i < workers; i++ {
+		j.joined.Add(1)
+		select {
+		case poolJobs <- j:
+			continue
+		default:
+			j.joined.Done()
+		}
+		break
+	}
+	j.run()
+	j.joined.Wait()
+	panicked := j.panicked.Load()
+	j.body = nil
+	jobPool.Put(j)
+	if panicked != nil {
+		panic(*panicked)
+	}
+}
+
+// ParallelFor runs body over [0, n) split across the cores, for executors
+// that run several kernels (MatVecRows on many matrices) as one parallel
+// region. cost is the work per item; small totals run on the caller.
+func ParallelFor(n, cost int, body func(lo, hi int)) { parallelFor(n, cost, body) }

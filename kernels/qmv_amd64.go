@@ -1,0 +1,154 @@
+//go:build !purego
+
+package kernels
+
+import "unsafe"
+
+// Assembly row kernels (qmv_amd64.s): one row of a quantized matrix dotted
+// with one token's x, for groups groups of steps*32 values each.
+
+//go:noescape
+func qdot4AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
+
+//go:noescape
+func qdot8AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
+
+//go:noescape
+func qdotBitsAVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool, t *bitsTable) float32
+
+//go:noescape
+func qdot4Q8AVX2(w *byte, xq *int8, scales, biases *uint16, gs *groupStats, groups, steps int, f16 bool) float32
+
+//go:noescape
+func qdot8Q8AVX2(w *byte, xq *int8, scales, biases *uint16, gs *groupStats, groups, steps int, f16 bool) float32
+
+// bitsTable tells qdotBitsAVX2 how to unpack eight values of one width: the
+// byte shuffle that puts value j's two bytes in 32-bit lane j, the shift that
+// aligns it, the mask, the bytes eight values occupy and the middle code.
+type bitsTable struct {
+	shuffle [32]byte
+	shift   [8]uint32
+	mask    [8]uint32
+	stride  int64
+	centre  int32
+}
+
+// bitsTables is indexed by bit width.
+var bitsTables = func() (t [9]bitsTable) {
+	for bits := 1; bits <= 8; bits++ {
+		bt := &t[bits]
+		for j := 0; j < 8; j++ {
+			bit := j * bits
+			lane := j % 4
+			// Both 128-bit halves hold the same eight bytes (a broadcast
+			// qword), so a half's shuffle indices name the same bytes.
+			half := (j / 4) * 16
+			bt.shuffle[half+lane*4] = byte(bit / 8)
+			bt.shuffle[half+lane*4+1] = byte(bit/8 + 1)
+			bt.shuffle[half+lane*4+2] = 0x80
+			bt.shuffle[half+lane*4+3] = 0x80
+			bt.shift[j] = uint32(bit % 8)
+			bt.mask[j] = 1<<bits - 1
+		}
+		bt.stride = int64(bits)
+		bt.centre = 1 << (bits - 1)
+	}
+	return t
+}()
+
+// simdNibbleBlock is the block size within which 4-bit inputs are put in
+// even-then-odd order for qdot4AVX2 (0: no permutation).
+func simdNibbleBlock() int {
+	if hasAVX2FMA {
+		return 16
+	}
+	return 0
+}
+
+// simdInt8 reports whether int8 activations can be used for this width.
+func simdInt8(bits int) bool { return hasAVX2FMA && (bits == 4 || bits == 8) }
+
+// qmvRowsSIMD computes rows [lo, hi) with the AVX2 kernels; it reports
+// false when the CPU lacks them or d was not prepared for them.
+func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
+	q := m.Q
+	if !hasAVX2FMA || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
+		return false
+	}
+	if d.int8Bits == q.Bits {
+		qmvRowsInt8(out, d, m, lo, hi)
+		return true
+	}
+	if q.Bits == 4 && d.permuted != 16 {
+		return false
+	}
+	cols, groups := m.Cols, m.Cols/q.GroupSize
+	rowBytes := cols * q.Bits / 8
+	wb := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.W))), 4*len(q.W))
+	steps := q.GroupSize / 32
+	table := &bitsTables[q.Bits]
+	for r := lo; r < hi; r++ {
+		w := wb[r*rowBytes : (r+1)*rowBytes]
+		sc, bi := q.Scales[r*groups:(r+1)*groups], q.Biases[r*groups:(r+1)*groups]
+		for t := 0; t < d.n; t++ {
+			xp, sp := d.x[t*cols:(t+1)*cols], d.sums[t*groups:(t+1)*groups]
+			if q.Bits == 4 {
+				xp = d.xs[t*cols : (t+1)*cols]
+			}
+			var v float32
+			switch q.Bits {
+			case 4:
+				v = qdot4AVX2(&w[0], &xp[0], &sc[0], &bi[0], &sp[0], groups, steps, q.F16Scales)
+			case 8:
+				v = qdot8AVX2(&w[0], &xp[0], &sc[0], &bi[0], &sp[0], groups, steps, q.F16Scales)
+			default:
+				v = qdotBitsRow(wb, r*rowBytes, rowBytes, xp, sc, bi, sp, groups, steps, q.F16Scales, table)
+			}
+			out[t*m.Rows+r] = v
+		}
+	}
+	return true
+}
+
+// qdotBitsRow runs qdotBitsAVX2 over the row at wb[off:off+rowBytes]. The
+// kernel reads up to 8 bytes past its last value, so when the row ends
+// within 8 bytes of wb's end, the last group is copied into a padded
+// buffer first.
+func qdotBitsRow(wb []byte, off, rowBytes int, x []float32, sc, bi []uint16, sums []float32, groups, steps int, f16 bool, t *bitsTable) float32 {
+	if len(wb)-(off+rowBytes) >= 8 {
+		return qdotBitsAVX2(&wb[off], &x[0], &sc[0], &bi[0], &sums[0], groups, steps, f16, t)
+	}
+	var tail [128*8/8 + 8]byte
+	groupBytes := rowBytes / groups
+	last := groups - 1
+	copy(tail[:], wb[off+last*groupBytes:off+rowBytes])
+	v := qdotBitsAVX2(&tail[0], &x[last*len(x)/groups], &sc[last], &bi[last], &sums[last], 1, steps, f16, t)
+	if last > 0 {
+		v += qdotBitsAVX2(&wb[off], &x[0], &sc[0], &bi[0], &sums[0], last, steps, f16, t)
+	}
+	return v
+}
+
+// qmvRowsInt8 is qmvRowsSIMD on int8 activations.
+func qmvRowsInt8(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
+	q := m.Q
+	cols, groups := m.Cols, m.Cols/q.GroupSize
+	rowBytes := cols * q.Bits / 8
+	wb := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.W))), 4*len(q.W))
+	steps := q.GroupSize / 32
+	for r := lo; r < hi; r++ {
+		w := &wb[r*rowBytes]
+		sc, bi := &q.Scales[r*groups], &q.Biases[r*groups]
+		for t := 0; t < d.n; t++ {
+			xq, gs := &d.xq[t*cols], &d.stats[t*groups]
+			if q.Bits == 4 {
+				out[t*m.Rows+r] = qdot4Q8AVX2(w, xq, sc, bi, gs, groups, steps, q.F16Scales)
+			} else {
+				out[t*m.Rows+r] = qdot8Q8AVX2(w, xq, sc, bi, gs, groups, steps, q.F16Scales)
+			}
+		}
+	}
+}
+
+// simdKernels tells tests whether this build has SIMD kernels at all.
+const simdKernels = true

@@ -1,0 +1,182 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// qmvReference is the decode product in float64 from Matrix.Row's
+// dequantization, with the bound its float32 forms must meet: a few float32
+// roundings of Σ|w·x| per row.
+func qmvReference(x []float32, n int, m *Matrix) (want, bound []float64) {
+	row := make([]float32, m.Cols)
+	want, bound = make([]float64, n*m.Rows), make([]float64, n*m.Rows)
+	for r := 0; r < m.Rows; r++ {
+		m.Row(r, row)
+		for t := 0; t < n; t++ {
+			var s, a float64
+			for c, w := range row {
+				p := float64(w) * float64(x[t*m.Cols+c])
+				s += p
+				a += math.Abs(p)
+			}
+			want[t*m.Rows+r], bound[t*m.Rows+r] = s, 1e-6*a*math.Sqrt(float64(m.Cols))/8+1e-30
+		}
+	}
+	return want, bound
+}
+
+// decodePath is a setting of the SIMD feature flags and the activation
+// type that a test runs the decode kernels under.
+type decodePath struct {
+	name       string
+	simd, int8 bool
+}
+
+// decodePaths are the Go kernels and each SIMD path this machine has.
+func decodePaths() []decodePath {
+	paths := []decodePath{{"go", false, false}}
+	if simdKernels && (hasAVX2FMA || hasNEON) {
+		paths = append(paths, decodePath{"simd", true, false})
+	}
+	if simdKernels && simdInt8(4) {
+		paths = append(paths, decodePath{"simd-int8", true, true})
+	}
+	return paths
+}
+
+// withFeatures runs fn on path p: the SIMD feature flags of this machine
+// cleared for the Go path, and Int8Activations as p says.
+func withFeatures(p decodePath, fn func()) {
+	avx2, neon, int8 := hasAVX2FMA, hasNEON, Int8Activations
+	hasAVX2FMA, hasNEON, Int8Activations = avx2 && p.simd, neon && p.simd, p.int8
+	defer func() { hasAVX2FMA, hasNEON, Int8Activations = avx2, neon, int8 }()
+	fn()
+}
+
+// int8Dequantized is x as the int8 kernels see it: per group of group
+// values, rounded to the nearest multiple of max|x|/127.
+func int8Dequantized(x []float32, group int) []float32 {
+	out := make([]float32, len(x))
+	for g := 0; g < len(x); g += group {
+		var amax float32
+		for _, v := range x[g : g+group] {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		if amax == 0 {
+			continue
+		}
+		// The same float32 steps as the kernel, so no value rounds the
+		// other way.
+		inv, dx := 127/amax, amax/127
+		for j, v := range x[g : g+group] {
+			out[g+j] = float32(math.Round(float64(v*inv))) * dx
+		}
+	}
+	return out
+}
+
+// checkQMV runs the decode product of m on every path and compares it with
+// the float64 reference (of the int8-rounded x on the int8 path).
+func checkQMV(t *testing.T, rng *rand.Rand, m *Matrix, n int) {
+	t.Helper()
+	x := randVec(rng, n*m.Cols)
+	want, bound := qmvReference(x, n, m)
+	want8, bound8 := qmvReference(int8Dequantized(x, m.Q.GroupSize), n, m)
+	for _, p := range decodePaths() {
+		out := make([]float32, n*m.Rows)
+		withFeatures(p, func() { MatMul(out, x, n, m) })
+		ref, refBound := want, bound
+		if p.int8 && (m.Q.Bits == 4 || m.Q.Bits == 8) && m.Q.GroupSize <= 128 && m.Q.GroupSize%32 == 0 {
+			ref, refBound = want8, bound8
+		}
+		for i, w := range ref {
+			// The Go path dequantizes whole rows for widths other than 4
+			// and 8, which costs a rounding per value.
+			tol := refBound[i]
+			if m.Q.Bits != 4 && m.Q.Bits != 8 {
+				tol *= 8
+			}
+			if d := math.Abs(float64(out[i]) - w); d > tol {
+				t.Fatalf("%s path, %d-bit group %d f16 %v [%d,%d] n %d: out[%d] = %.9g, want %.9g (|diff| %.3g > %.3g)",
+					p.name, m.Q.Bits, m.Q.GroupSize, m.Q.F16Scales, m.Rows, m.Cols, n, i, out[i], w, d, tol)
+			}
+		}
+	}
+}
+
+// TestQMVPathsMatchReference covers every width, group size and scale type
+// on ragged shapes: odd group counts, single rows, row counts that split
+// unevenly across workers, and 1 to qmvTokens tokens.
+func TestQMVPathsMatchReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
+		for _, group := range []int{32, 64, 128} {
+			for _, f16 := range []bool{false, true} {
+				for _, shape := range [][2]int{{1, 1}, {7, 3}, {33, 5}, {130, 2}} {
+					m := randomQuant(rng, shape[0], shape[1]*group, bits, group, f16)
+					for _, n := range []int{1, 2, qmvTokens} {
+						checkQMV(t, rng, m, n)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestQMVOtherGroupSizes: group sizes the SIMD kernels do not take (16,
+// 256) fall back to the Go kernels on every path.
+func TestQMVOtherGroupSizes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 14))
+	for _, bits := range []int{3, 4, 8} {
+		for _, group := range []int{16, 256} {
+			checkQMV(t, rng, randomQuant(rng, 9, 2*256, bits, group, false), 2)
+		}
+	}
+}
+
+// TestQMVLargeParallel runs shapes big enough to be split across workers.
+func TestQMVLargeParallel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 12))
+	for _, bits := range []int{3, 4, 8} {
+		checkQMV(t, rng, randomQuant(rng, 515, 1024, bits, 64, false), 1)
+	}
+}
+
+// FuzzQMV compares every decode path with the reference on fuzzed shapes,
+// widths and data.
+func FuzzQMV(f *testing.F) {
+	f.Add(uint8(2), uint8(1), uint8(3), uint8(2), uint8(1), false, uint64(1))
+	f.Add(uint8(5), uint8(0), uint8(1), uint8(7), uint8(4), true, uint64(2))
+	f.Fuzz(func(t *testing.T, bitsIdx, groupIdx, rows, groups, n uint8, f16 bool, seed uint64) {
+		bits := []int{2, 3, 4, 5, 6, 8}[int(bitsIdx)%6]
+		group := []int{32, 64, 128}[int(groupIdx)%3]
+		r, g, tokens := 1+int(rows)%64, 1+int(groups)%12, 1+int(n)%qmvTokens
+		rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+		m := randomQuant(rng, r, g*group, bits, group, f16)
+		t.Run(fmt.Sprint(bits, group, r, g, tokens), func(t *testing.T) { checkQMV(t, rng, m, tokens) })
+	})
+}
+
+// TestStreamReadSumsWords checks the bandwidth reader's checksum against a
+// plain sum, on and off the SIMD path, with a ragged tail.
+func TestStreamReadSumsWords(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 13))
+	b := make([]byte, 3<<20+4099)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	var want uint64
+	for i, v := range b {
+		want += uint64(v) << (8 * (i % 8))
+	}
+	for _, p := range decodePaths() {
+		var got uint64
+		withFeatures(p, func() { got = StreamRead(b) })
+		if got != want {
+			t.Fatalf("%s: StreamRead = %#x, want %#x", p.name, got, want)
+		}
+	}
+}

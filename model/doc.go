@@ -1,0 +1,40 @@
+// Package model turns a checkpoint directory (config.json plus safetensors
+// shards, in mlx-community MLX layout or Hugging Face layout) into a Model
+// that runs on a graph.Executor.
+//
+// A family (qwen3_moe.go, mixtral.go, ...) is one file: it reads the
+// config, names its tensors and assembles the layer stack from the shared
+// blocks (attention, MoE, dense MLP, ...), and registers itself by
+// model_type. A Runner runs forward passes of a model on one executor, with
+// the scratch tensors every block asked for planned when it is made.
+//
+// Safetensors headers are parsed here rather than with
+// github.com/nlpodyssey/safetensors, which the design card named: that
+// library maps the whole file before it can read a header and rejects
+// F8_E4M3, while the expert pager needs header-only parsing and absolute
+// file offsets for pread. The parser is one small file (safetensors.go).
+//
+// # Adding a family
+//
+//  1. Add the config.json fields the family needs to Config (config.go), if
+//     it has new ones.
+//  2. Write <family>.go: an init that registers the model_type, the
+//     family's layerNames table (names.go: where its attention, FFN, router
+//     and experts are; reuse qwenNames or deepSeekNames when they fit), and
+//     a loader that calls loadStack with, per layer, its Mixer and FFN built
+//     from the shared blocks (loadAttention with attentionOptions, loadMLP,
+//     loadMoE with its Routing, loadMLA, GatedDeltaNet). Fused
+//     projections whose parts interleave per head are regrouped once at load
+//     with splitRows (rows.go), so every part is a contiguous matrix; see
+//     loadQwen3NextDeltaNet.
+//  3. A block the shared ones do not cover implements Mixer (StateBytes,
+//     newState, plan, forward) or FFN (plan, forward): plan asks the
+//     runner's scratch for exactly the tensors forward uses (one scratch
+//     method serves both), and forward issues graph ops on them and on
+//     views of its state, never allocating. Its MixerState says whether it
+//     is per position (rewindable), how it resets and frees.
+//  4. Add a fixture with a reference.json from transformers; TestFixtures
+//     compares every layer, the routing and the logits, and
+//     TestDecodeStepOps / TestDecodeStepAllocatesNothing check that a decode
+//     step allocates nothing.
+package model
