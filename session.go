@@ -2,10 +2,13 @@ package mlxmoe
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/model"
 	"github.com/mlx-moe/mlx-moe/sample"
 )
@@ -34,6 +37,9 @@ type Session struct {
 	cache  *model.Cache
 	tokens []int32
 	snaps  []*snapshot
+	// fingerprint is set when cache-point snapshots are saved to
+	// Options.PromptCacheDir (the default session only).
+	fingerprint string
 	bytes  int64  // memory held by snaps
 	clock  uint64 // orders snapshot use
 	// stats are published for CacheStats, which must not wait for a
@@ -42,11 +48,13 @@ type Session struct {
 }
 
 type snapshot struct {
-	tokens []int32
-	cache  *model.Cache
-	bytes  int64
-	used   uint64
-	point  bool // taken at a cache point
+	tokens  []int32
+	cache   *model.Cache
+	tensors []*graph.Tensor // cache's, in the model's order (for saving)
+	bytes   int64
+	used    uint64
+	point   bool           // taken at a cache point
+	saving  sync.WaitGroup // a write to the prompt cache directory
 }
 
 // NewSession returns an empty session.
@@ -85,6 +93,7 @@ func (s *Session) free() {
 		s.cache = nil
 	}
 	for _, sn := range s.snaps {
+		sn.saving.Wait()
 		if sn.cache != nil {
 			sn.cache.Free(s.m.exec)
 		}
@@ -147,15 +156,15 @@ func (s *Session) snapshot(point bool) {
 	for _, sn := range s.snaps {
 		if len(sn.tokens) == len(s.tokens) && isPrefix(sn.tokens, s.tokens) {
 			sn.used = s.clock
-			sn.point = sn.point || point
+			if point && !sn.point {
+				sn.point = true
+				s.save(sn)
+			}
 			return
 		}
 	}
 	m := s.m
-	budget := m.opts.PromptCacheBytes
-	if budget == 0 {
-		budget = DefaultPromptCacheBytes
-	}
+	budget := m.promptBudget()
 	size := m.Model.CacheBytes(s.cache.Len)
 	if budget < 0 || s.cache.Len == 0 {
 		return
@@ -182,18 +191,46 @@ func (s *Session) snapshot(point bool) {
 	for i, sn := range s.snaps {
 		if slices.Contains(victims, i) {
 			s.bytes -= sn.bytes
+			sn.saving.Wait()
 			sn.cache.Free(m.exec)
 			continue
 		}
 		kept = append(kept, sn)
 	}
 	s.snaps = kept
-	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), cache: m.Model.NewCache(m.exec, s.cache.Len), bytes: size, used: s.clock, point: point}
+	cache, tensors := m.newCache(s.cache.Len)
+	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), cache: cache, tensors: tensors, bytes: size, used: s.clock, point: point}
 	sn.cache.CopyFrom(s.cache, m.exec)
 	s.snaps = append(s.snaps, sn)
+	if point {
+		s.save(sn)
+	}
 	s.bytes += size
 	s.stats.snapshots.Store(int64(len(s.snaps)))
 	s.stats.bytes.Store(s.bytes)
+}
+
+// save writes a cache-point snapshot to the prompt cache directory, if the
+// session keeps one, in the background from the synced tensors, which
+// nothing writes to again (dropping the snapshot waits for the write).
+func (s *Session) save(sn *snapshot) {
+	m, fp := s.m, s.fingerprint
+	if fp == "" || m.exec.Sync() != nil {
+		return
+	}
+	sn.saving.Go(func() {
+		if err := m.savePrompt(fp, sn); err != nil {
+			fmt.Fprintf(m.opts.Log, "prompt cache: saving a prompt state: %v\n", err)
+		}
+	})
+}
+
+// promptBudget is the memory snapshots may hold (negative: none).
+func (m *Model) promptBudget() int64 {
+	if m.opts.PromptCacheBytes == 0 {
+		return DefaultPromptCacheBytes
+	}
+	return m.opts.PromptCacheBytes
 }
 
 // goesFirst orders snapshots for dropping: conversation ends before cache
