@@ -40,8 +40,8 @@ type Session struct {
 	// fingerprint is set when cache-point snapshots are saved to
 	// Options.PromptCacheDir (the default session only).
 	fingerprint string
-	bytes  int64  // memory held by snaps
-	clock  uint64 // orders snapshot use
+	bytes       int64  // memory held by snaps
+	clock       uint64 // orders snapshot use
 	// stats are published for CacheStats, which must not wait for a
 	// generation to end (the model's lock is held throughout one).
 	stats struct{ snapshots, bytes, hits atomic.Int64 }
