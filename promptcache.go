@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/model"
@@ -223,8 +222,8 @@ func (s *Session) loadPrompts() {
 		s.bytes += sn.bytes
 	}
 	if len(s.snaps) > 0 {
-		fmt.Fprintf(m.opts.Log, "prompt cache: %d cached prompt states from %s (%s)\n", len(s.snaps), m.opts.PromptCacheDir,
-			strings.TrimSpace(fmt.Sprintf("%.1f MB", float64(s.bytes)/1e6)))
+		fmt.Fprintf(m.opts.Log, "prompt cache: %d cached prompt states from %s (%.1f MB)\n", len(s.snaps), m.opts.PromptCacheDir,
+			float64(s.bytes)/1e6)
 	}
 	s.stats.snapshots.Store(int64(len(s.snaps)))
 	s.stats.bytes.Store(s.bytes)
