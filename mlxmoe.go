@@ -41,6 +41,11 @@ type Options struct {
 	// PromptCacheBytes bounds the memory of cached prompt states (0:
 	// DefaultPromptCacheBytes; negative: keep no snapshots).
 	PromptCacheBytes int64
+	// PromptCacheDir, if set, keeps the prompt states taken where system
+	// prompts and tools end on disk: they are saved as they are made and
+	// loaded (those of this model, weights, config and chat template) by
+	// the next Load.
+	PromptCacheDir string
 	// Log receives notes about loading (nil: discarded).
 	Log io.Writer
 }
@@ -128,6 +133,9 @@ func Load(dir string, opts Options) (*Model, error) {
 		m.eos[int32(id)] = true
 	}
 	m.session = m.NewSession()
+	if opts.PromptCacheDir != "" {
+		m.session.loadPrompts()
+	}
 	return m, nil
 }
 

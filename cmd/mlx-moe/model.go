@@ -25,8 +25,10 @@ type modelFlags struct {
 	context int
 	memory  string
 	experts mlxmoe.ExpertOptions
-	// promptCacheBytes bounds cached prompt states (serve's --prompt-cache-mb).
+	// promptCacheBytes bounds cached prompt states (serve's --prompt-cache-mb),
+	// promptCacheDir keeps them on disk (serve's --prompt-cache).
 	promptCacheBytes int64
+	promptCacheDir   string
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
@@ -70,7 +72,7 @@ func (f *modelFlags) load(stderr io.Writer) (*mlxmoe.Model, error) {
 		f.experts.Profile = findProfile(dir)
 	}
 	m, err := mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, Device: f.device, Experts: f.experts,
-		PromptCacheBytes: f.promptCacheBytes, Log: stderr})
+		PromptCacheBytes: f.promptCacheBytes, PromptCacheDir: f.promptCacheDir, Log: stderr})
 	if err != nil {
 		return nil, err
 	}

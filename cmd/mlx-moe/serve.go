@@ -68,6 +68,7 @@ be application/json, and browser requests from an Origin not given with
 	fs.Bool("any-model", true, "accepted for compatibility: any model name is served by default now (see --strict-model)")
 	fs.StringVar(&cfg.ToolFormat, "tool-format", "", "tool-call markup the model writes: qwen3, qwen3-coder, glm, deepseek-v3 or none (default: read from the chat template)")
 	maxBody := fs.Int("max-body-mb", 32, "largest request body in MiB")
+	fs.StringVar(&o.model.promptCacheDir, "prompt-cache", "", "directory that keeps the prompt states where system prompts and tools end, so a restart does not prefill them again (default: memory only)")
 	promptCache := fs.Int("prompt-cache-mb", mlxmoe.DefaultPromptCacheBytes>>20, "memory for cached prompt states (system+tools prefixes, recent conversations), least recently used dropped first; 0 keeps none")
 	quiet := fs.Bool("quiet", false, "do not log each request to stderr")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may run before they are cancelled")
