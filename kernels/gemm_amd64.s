@@ -5,6 +5,23 @@
 // GEMM microkernels and panel decoders for AVX2+FMA. The Go wrappers in
 // gemm_amd64.go check every bound before calling them.
 
+// QUAD points AX, BX, CX at the three weight rows after SI (stride R8)
+// and ZERO8 clears the first eight accumulators.
+#define QUAD \
+	LEAQ (SI)(R8*1), AX; \
+	LEAQ (AX)(R8*1), BX; \
+	LEAQ (BX)(R8*1), CX
+
+#define ZERO8 \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	VXORPS Y4, Y4, Y4; \
+	VXORPS Y5, Y5, Y5; \
+	VXORPS Y6, Y6, Y6; \
+	VXORPS Y7, Y7, Y7
+
 // Four rows of dot products along k (a multiple of 8) for one token block:
 // row i at w+i*ldw, token j at x+j*ldx, result added to out+j*ldo+i.
 // The four row sums of a token are reduced with VHADDPS into one XMM, so
@@ -38,17 +55,8 @@ TEXT ·tile4x3AVX2(SB), NOSPLIT, $0-64
 	PREFETCHT0 (AX)(R12*2)
 
 quad3:
-	LEAQ (SI)(R8*1), AX
-	LEAQ (AX)(R8*1), BX
-	LEAQ (BX)(R8*1), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
+	QUAD
+	ZERO8
 	VXORPS Y8, Y8, Y8
 	VXORPS Y9, Y9, Y9
 	VXORPS Y10, Y10, Y10
@@ -125,17 +133,8 @@ TEXT ·tile4x1AVX2(SB), NOSPLIT, $0-48
 	MOVQ out+40(FP), DX
 
 quad1:
-	LEAQ (SI)(R8*1), AX
-	LEAQ (AX)(R8*1), BX
-	LEAQ (BX)(R8*1), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
+	QUAD
+	ZERO8
 	XORQ R10, R10
 	MOVQ R11, R12
 	ANDQ $-64, R12
