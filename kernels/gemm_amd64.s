@@ -287,28 +287,38 @@ bfdone:
 	VZEROUPPER
 	RET
 
+// PREFETCH_ROWS asks with instr for the cache lines of DX bytes at each of
+// CX rows R8 bytes apart from SI.
+#define PREFETCH_ROWS(instr, done, row, line) \
+	TESTQ CX, CX; \
+	JZ   done; \
+row:; \
+	XORQ AX, AX; \
+line:; \
+	instr (SI)(AX*1); \
+	ADDQ $64, AX; \
+	CMPQ AX, DX; \
+	JLT  line; \
+	ADDQ R8, SI; \
+	DECQ CX; \
+	JNZ  row; \
+done:; \
+	RET
+
 // func prefetchRows(p *byte, stride, rows, n int)
-// Asks for the cache lines of n bytes at each of rows rows stride bytes
-// apart: the next panel's weights, fetched while this one is computed.
+// The next GEMM panel's weights, into L1 while this one is computed.
 TEXT ·prefetchRows(SB), NOSPLIT, $0-32
 	MOVQ p+0(FP), SI
 	MOVQ stride+8(FP), R8
 	MOVQ rows+16(FP), CX
 	MOVQ n+24(FP), DX
-	TESTQ CX, CX
-	JZ   pfdone
+	PREFETCH_ROWS(PREFETCHT0, pf0done, pf0row, pf0line)
 
-pfrow:
-	XORQ AX, AX
-
-pfline:
-	PREFETCHT0 (SI)(AX*1)
-	ADDQ $64, AX
-	CMPQ AX, DX
-	JLT  pfline
-	ADDQ R8, SI
-	DECQ CX
-	JNZ  pfrow
-
-pfdone:
-	RET
+// func prefetchRowsL2(p *byte, stride, rows, n int)
+// The next attention block's keys and values (more than L1 holds), into L2.
+TEXT ·prefetchRowsL2(SB), NOSPLIT, $0-32
+	MOVQ p+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ rows+16(FP), CX
+	MOVQ n+24(FP), DX
+	PREFETCH_ROWS(PREFETCHT1, pf1done, pf1row, pf1line)
