@@ -171,6 +171,9 @@ func (m *Model) release() error {
 	if m.session != nil {
 		m.session.free()
 	}
+	if m.runner != nil {
+		m.runner.Free()
+	}
 	var errs []error
 	if m.pager != nil {
 		errs = append(errs, m.pager.Close())

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
@@ -264,12 +265,15 @@ func findProfile(opts ExpertOptions, name string, counts []int, log io.Writer) (
 func warmOrFill(p *experts.Pager, m *model.Model, name string, profile *experts.Profile, opts ExpertOptions, log io.Writer) error {
 	if !opts.NoWarmStart {
 		if path, err := experts.WarmPath(opts.CacheDir, name); err == nil {
+			start, before := time.Now(), p.Stats().Total.Bytes
 			loaded, ignored, err := p.LoadWarm(path)
 			switch {
 			case err != nil:
 				return err
 			case loaded > 0:
-				fmt.Fprintf(log, "experts: warm start: %d experts restored from %s\n", loaded, path)
+				took, read := time.Since(start), p.Stats().Total.Bytes-before
+				fmt.Fprintf(log, "experts: warm start: %d experts restored from %s: %s in %.2f s (%.2f GB/s)\n",
+					loaded, path, experts.FormatBytes(read), took.Seconds(), float64(read)/took.Seconds()/1e9)
 			case ignored != "":
 				fmt.Fprintf(log, "experts: warm start ignored: %s\n", ignored)
 			}

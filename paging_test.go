@@ -39,6 +39,18 @@ func trace(t *testing.T, m *Model, prompt []int32, steps int) []float32 {
 	return all
 }
 
+// residentTrace loads the model with every expert resident and traces a
+// prompt of n ids spread over the vocabulary by mul.
+func residentTrace(t *testing.T, dir string, n, mul, steps int) (*Model, []int32, []float32) {
+	t.Helper()
+	ref := loadWith(t, dir, ExpertOptions{Policy: "resident"})
+	prompt := make([]int32, n)
+	for i := range prompt {
+		prompt[i] = int32((i*mul + 7) % ref.Model.Config.VocabSize)
+	}
+	return ref, prompt, trace(t, ref, prompt, steps)
+}
+
 func loadWith(t *testing.T, dir string, eo ExpertOptions) *Model {
 	t.Helper()
 	eo.NoWarmStart = true
@@ -77,12 +89,7 @@ func pagedDirs(t *testing.T) map[string]string {
 func TestExactPagingIsExact(t *testing.T) {
 	for name, dir := range pagedDirs(t) {
 		t.Run(name, func(t *testing.T) {
-			ref := loadWith(t, dir, ExpertOptions{Policy: "resident"})
-			prompt := make([]int32, 40)
-			for i := range prompt {
-				prompt[i] = int32((i*131 + 7) % ref.Model.Config.VocabSize)
-			}
-			want := trace(t, ref, prompt, 12)
+			ref, prompt, want := residentTrace(t, dir, 40, 131, 12)
 			n := ref.Model.Config.NumExperts
 			for _, frac := range []int{25, 50, -25} {
 				// -25: 25% with prefetching, which may only change what loads.
@@ -101,6 +108,30 @@ func TestExactPagingIsExact(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPrefillLoadsNextGroup: a prompt that routes to more experts than the
+// slots hold is resolved in groups; with prefetching on, each next group
+// loads while the current one runs (decode is not involved: no token is
+// generated), and the logits stay bitwise those of the resident model.
+func TestPrefillLoadsNextGroup(t *testing.T) {
+	dir := pagedDirs(t)["trained"]
+	ref, prompt, want := residentTrace(t, dir, 64, 977, 0)
+	n := ref.Model.Config.NumExperts
+	for _, prefetch := range []bool{false, true} {
+		m := loadWith(t, dir, ExpertOptions{Policy: "exact", Capacity: n / 4, Prefetch: prefetch})
+		got := trace(t, m, prompt, 0)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("prefetch %v: logit %d is %v, resident gives %v", prefetch, i, got[i], want[i])
+			}
+		}
+		st, _ := m.ExpertStats()
+		if prefetch != (st.Total.Prefetched > 0) || prefetch != (st.Total.PrefetchHits > 0) {
+			t.Errorf("prefetch %v: %d experts prefetched, %d of them routed", prefetch, st.Total.Prefetched, st.Total.PrefetchHits)
+		}
+		t.Logf("prefetch %v: %d misses, %d prefetched (%d routed), Resolve waited %v", prefetch, st.Total.Misses, st.Total.Prefetched, st.Total.PrefetchHits, st.Total.IOWait)
 	}
 }
 

@@ -108,18 +108,22 @@ func BenchmarkPagerLoad(b *testing.B) {
 		name            string
 		direct          bool
 		misses, workers int
+		advise, cold    bool // cold: the file's pages are dropped from the page cache before each Resolve
 	}
-	modes := []mode{{"buffered/10-misses", false, 10, 0}}
+	modes := []mode{{name: "buffered/10-misses", misses: 10}}
+	for _, advise := range []bool{false, true} {
+		modes = append(modes, mode{name: fmt.Sprintf("buffered-cold/3-misses/advise-%v", advise), misses: 3, advise: advise, cold: true})
+	}
 	for _, misses := range []int{10, 3, 1} {
 		for _, workers := range []int{8, 16, 32} {
-			modes = append(modes, mode{fmt.Sprintf("direct/%d-misses/%d-workers", misses, workers), true, misses, workers})
+			modes = append(modes, mode{name: fmt.Sprintf("direct/%d-misses/%d-workers", misses, workers), direct: true, misses: misses, workers: workers})
 		}
 	}
 	for _, mode := range modes {
 		b.Run(mode.name, func(b *testing.B) {
 			seq := rawRead(b, path, mode.direct, 1)
 			par := rawRead(b, path, mode.direct, 8)
-			p, err := New(Config{Layers: specs, Capacity: capacity, DirectIO: mode.direct, IOWorkers: mode.workers})
+			p, err := New(Config{Layers: specs, Capacity: capacity, DirectIO: mode.direct, IOWorkers: mode.workers, ReadAhead: mode.advise})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -141,6 +145,11 @@ func BenchmarkPagerLoad(b *testing.B) {
 						ids[i] = e
 						i++
 					}
+				}
+				if mode.cold {
+					b.StopTimer()
+					dropCache(b, path)
+					b.StartTimer()
 				}
 				if err := p.Resolve(l, ids, slots); err != nil {
 					b.Fatal(err)

@@ -59,14 +59,27 @@
 //
 // # IO
 //
-// Loads go through a small pool of goroutines doing pread. A read that
-// another caller waits for is served before prefetches and background loads.
-// Extents adjacent in a file and in the slot are read in one call. With
-// Config.DirectIO the files are opened with O_DIRECT (F_NOCACHE on macOS) so
-// the page cache does not keep a second copy of every expert read and the
-// memory budget is real; reads then go through an aligned bounce buffer
-// (and merge extents up to 64 KiB apart). Stats.DirectIO says where the file
-// system refused.
+// Loads go through a pool of goroutines (Config.IOWorkers, 16 by default)
+// doing pread: a Resolve's misses are split into reads that are all queued
+// at once, so that up to IOWorkers are in flight. A read that another caller
+// waits for is served before prefetches and background loads. Extents
+// adjacent in a file and in the slot are read in one call.
+//
+// With Config.DirectIO the files are opened with O_DIRECT (F_NOCACHE on
+// macOS) so the page cache does not keep a second copy of every expert read
+// and the memory budget is real. The slots are then laid out by
+// NewDirectLayout: each part whose file offset has the same remainder
+// modulo SlotAlign for every expert (every part of a stacked MLX checkpoint
+// whose per-expert slices are whole blocks) keeps that remainder inside the
+// slot, in blocks of its own, and its block-aligned cover is read straight
+// into the slot: no bounce buffer, no copy. Other parts go through an
+// aligned bounce buffer (reads merge extents up to 64 KiB apart).
+// Stats.DirectIO says where the file system refused O_DIRECT.
+//
+// Stats says whether a run is disk-bound: bytes read over the time with a
+// read in flight (ReadGBps), the mean and largest number of reads in flight,
+// the time Resolve waited for reads (LayerStats.IOWait), and how well
+// Prefetch predicted (PrefetchPrecision, PrefetchRecall).
 //
 // # Synthetic models
 //

@@ -23,8 +23,10 @@ type LayerSpec struct {
 
 // Alignments of the slot memory.
 const (
-	// PartAlign is the alignment of each part within a slot, enough for any
-	// vector load a kernel makes.
+	// PartAlign is the alignment of each part within a slot laid out by
+	// NewLayerLayout, enough for any vector load a kernel makes. A part that
+	// NewDirectLayout places for an in-place read keeps its file offset's
+	// alignment instead (at least 8 bytes), as memory-mapped parts do.
 	PartAlign = 64
 	// SlotAlign is the alignment of each slot within its layer's pool (a page,
 	// and the O_DIRECT block size).

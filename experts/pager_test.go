@@ -399,6 +399,20 @@ func TestDirectIO(t *testing.T) {
 	}
 }
 
+// TestReadAhead: the read-ahead advice changes nothing that is read.
+func TestReadAhead(t *testing.T) {
+	m := writeTestModel(t, t.TempDir(), 1, 8, testParts)
+	p := newTestPager(t, m, 8, func(c *Config) { c.ReadAhead = true })
+	ids := []int32{6, 1, 3, 0}
+	slots := make([]int32, len(ids))
+	if err := p.Resolve(0, ids, slots); err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range ids {
+		checkSlot(t, p, 0, slots[i], e)
+	}
+}
+
 // TestDirectInPlace checks that O_DIRECT reads go straight into the slots
 // for parts whose slices are whole blocks (as in real stacked checkpoints),
 // including the last part of the file, whose aligned cover runs past its

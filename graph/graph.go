@@ -79,7 +79,8 @@ type Routes struct {
 // distinct experts usable (paging them in if needed) and returns, per id,
 // whether it is available: under the exact policy every id is; under the
 // fast policy a missing one is skipped and the token's remaining weights
-// renormalised. An expert stays usable until the next Resolve.
+// renormalised. An expert stays usable until the next Resolve, and the
+// present slice may be reused by it.
 type ExpertSet interface {
 	NumExperts() int
 	// MaxResolve is the most distinct experts one Resolve can take (the
@@ -89,6 +90,15 @@ type ExpertSet interface {
 	Resolve(ids []int32) (present []bool, err error)
 	// Expert returns the SwiGLU matrices of a resolved expert.
 	Expert(id int32) (gate, up, down *kernels.Matrix)
+}
+
+// BufferAllocator is an optional Executor capability: host-visible buffers
+// that the executor's kernels read in place (unified memory). Weights a
+// loader reads into them are bound where they are, never copied to the
+// device a second time.
+type BufferAllocator interface {
+	AllocBuffer(n int) ([]byte, error)
+	FreeBuffer(b []byte) error
 }
 
 // Activation is an element-wise function for Activate.

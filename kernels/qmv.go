@@ -8,8 +8,8 @@ import "sync"
 // dequantized into memory. Centring q keeps the two terms from being large
 // and opposite (bias is typically about -c*scale), which would cost float32
 // precision. 4 and 8 bits (the common cases) unpack whole words; other
-// widths fall back to dequantizing a row. The SIMD kernels (qmv_amd64.go)
-// do the same sums in the order their registers allow.
+// widths fall back to dequantizing a row. The SIMD kernels (qmv_amd64.go,
+// qmv_arm64.go) do the same sums in the order their registers allow.
 
 // qmvTokens is how many tokens MatMul handles with the fused form before
 // dequantizing rows (which amortises over many tokens) becomes cheaper.
@@ -22,20 +22,48 @@ const DecodeTokens = 4
 // decode kernels, so every row block of a matrix, and every matrix reading
 // the same x (a MoE layer's experts), shares the preparation.
 type DecodeInput struct {
+	// Int8 asks Prepare for int8 activations (see Int8Activations) for
+	// this input alone, where the CPU has the integer kernels.
+	Int8 bool
+
 	x        []float32 // [n, cols] as given
 	n, cols  int
 	group    int       // group size sums were taken over (0: x is for dense matrices)
 	sums     []float32 // [n, cols/group] Σx per group
 	xs       []float32 // [n, cols] in the SIMD kernels' order when permuted, else x
-	permuted bool      // xs is x in nibble order (4-bit SIMD kernels)
+	permuted int       // xs is x in nibble order in blocks of this size (4-bit SIMD kernels), or 0
 	perm     []float32 // the buffer xs uses when permuted
+
+	// With Int8Activations: x quantized to int8 per group for the
+	// integer kernels of int8Bits-wide matrices (0: not prepared).
+	int8Bits int
+	xq       []int8
+	stats    []groupStats
 }
+
+// groupStats is what the int8 kernels need per group of x: the step dx
+// (x ≈ dx·xq), xsum = dx·Σxq, and corr = c·Σxq for the middle code c the
+// 4-bit kernel subtracts in integers.
+type groupStats struct {
+	dx, xsum float32
+	corr     int32
+}
+
+// Int8Activations makes the decode kernels quantize x to int8 per group
+// and use integer dot products (ggml's approach) for 4- and 8-bit matrices
+// where the CPU has them. It is faster where the float kernels are bound
+// by arithmetic, and costs the precision of an int8 x: on every matrix of
+// the trained default model it moves the held-out NLL by 0.0022 nats, more
+// than the project's 0.002 bound, so it is off by default (BENCHMARKS.md,
+// "CPU decode kernels"); DecodeInput.Int8 applies it to chosen inputs
+// only. Set it before running a model, not while kernels run.
+var Int8Activations = false
 
 // Prepare lays out x ([n, cols], 1 <= n <= qmvTokens) for matrices
 // quantized like q (nil: dense). The DecodeInput keeps x and reuses its
 // buffers across calls.
 func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
-	d.x, d.n, d.cols, d.group, d.permuted = x[:n*cols], n, cols, 0, false
+	d.x, d.n, d.cols, d.group, d.permuted, d.int8Bits = x[:n*cols], n, cols, 0, 0, 0
 	d.xs = d.x
 	if q == nil || q.GroupSize <= 0 || cols%q.GroupSize != 0 {
 		return
@@ -52,13 +80,68 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 			d.sums[t*groups+g] = s
 		}
 	}
-	if q.Bits == 4 && simdNibbleOrder() && cols%16 == 0 {
+	d.int8Bits = 0
+	if (d.Int8 || Int8Activations) && simdInt8(q.Bits) && (q.GroupSize == 32 || q.GroupSize == 64 || q.GroupSize == 128) {
+		d.prepareInt8(q.Bits)
+		return
+	}
+	if block := simdNibbleBlock(); q.Bits == 4 && block > 0 && cols%block == 0 {
 		d.perm = grow(d.perm, n*cols)
 		d.xs = d.perm
 		for t := 0; t < n; t++ {
-			permuteNibbles(d.xs[t*cols:(t+1)*cols], x[t*cols:(t+1)*cols])
+			permuteNibbles(d.xs[t*cols:(t+1)*cols], x[t*cols:(t+1)*cols], block)
 		}
-		d.permuted = true
+		d.permuted = block
+	}
+}
+
+// prepareInt8 quantizes x per group to int8 with the step that maps the
+// group's largest magnitude to 127; 4-bit inputs are stored per 32 values
+// as the 16 even ones then the 16 odd ones (the nibble order).
+func (d *DecodeInput) prepareInt8(bits int) {
+	n, cols, group := d.n, d.cols, d.group
+	groups := cols / group
+	d.int8Bits = bits
+	if cap(d.xq) < n*cols {
+		d.xq = make([]int8, n*cols)
+	}
+	d.xq = d.xq[:n*cols]
+	if cap(d.stats) < n*groups {
+		d.stats = make([]groupStats, n*groups)
+	}
+	d.stats = d.stats[:n*groups]
+	centre := int32(1) << (bits - 1)
+	for t := 0; t < n; t++ {
+		for g := 0; g < groups; g++ {
+			base := t*cols + g*group
+			xg := d.x[base : base+group]
+			var amax float32
+			for _, v := range xg {
+				amax = max(amax, abs32(v))
+			}
+			st := &d.stats[t*groups+g]
+			if amax == 0 {
+				clear(d.xq[base : base+group])
+				*st = groupStats{}
+				continue
+			}
+			inv := 127 / amax
+			var sum int32
+			for j, v := range xg {
+				qv := int8(round32(v * inv))
+				sum += int32(qv)
+				k := j
+				if bits == 4 {
+					k = j&^31 + (j&31)/2 + 16*(j&1)
+				}
+				d.xq[base+k] = qv
+			}
+			dx := amax / 127
+			*st = groupStats{dx: dx, xsum: dx * float32(sum), corr: 0}
+			if bits == 4 {
+				st.corr = centre * sum
+			}
+		}
 	}
 }
 
@@ -169,13 +252,14 @@ func dot8(w []uint32, x []float32) float32 {
 }
 
 // permuteNibbles writes x in the order the 4-bit SIMD kernels consume it:
-// per block of 16 values, the eight even-indexed ones then the eight odd
-// ones (a byte's low nibble is the even value, its high nibble the odd).
-func permuteNibbles(dst, x []float32) {
-	for b := 0; b+16 <= len(x); b += 16 {
-		for i := 0; i < 8; i++ {
+// per block of block values, the even-indexed ones then the odd ones (a
+// byte's low nibble is the even value, its high nibble the odd).
+func permuteNibbles(dst, x []float32, block int) {
+	half := block / 2
+	for b := 0; b+block <= len(x); b += block {
+		for i := 0; i < half; i++ {
 			dst[b+i] = x[b+2*i]
-			dst[b+8+i] = x[b+2*i+1]
+			dst[b+half+i] = x[b+2*i+1]
 		}
 	}
 }

@@ -16,6 +16,12 @@ func qdot8AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, group
 //go:noescape
 func qdotBitsAVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool, t *bitsTable) float32
 
+//go:noescape
+func qdot4Q8AVX2(w *byte, xq *int8, scales, biases *uint16, gs *groupStats, groups, steps int, f16 bool) float32
+
+//go:noescape
+func qdot8Q8AVX2(w *byte, xq *int8, scales, biases *uint16, gs *groupStats, groups, steps int, f16 bool) float32
+
 // bitsTable tells qdotBitsAVX2 how to unpack eight values of one width: the
 // byte shuffle that puts value j's two bytes in 32-bit lane j, the shift that
 // aligns it, the mask, the bytes eight values occupy and the middle code.
@@ -50,15 +56,30 @@ var bitsTables = func() (t [9]bitsTable) {
 	return t
 }()
 
-// simdNibbleOrder reports whether 4-bit inputs should be prepared in the
-// order qdot4AVX2 reads them.
-func simdNibbleOrder() bool { return hasAVX2FMA }
+// simdNibbleBlock is the block size within which 4-bit inputs are put in
+// even-then-odd order for qdot4AVX2 (0: no permutation).
+func simdNibbleBlock() int {
+	if hasAVX2FMA {
+		return 16
+	}
+	return 0
+}
+
+// simdInt8 reports whether int8 activations can be used for this width.
+func simdInt8(bits int) bool { return hasAVX2FMA && (bits == 4 || bits == 8) }
 
 // qmvRowsSIMD computes rows [lo, hi) with the AVX2 kernels; it reports
 // false when the CPU lacks them or d was not prepared for them.
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 	q := m.Q
-	if !hasAVX2FMA || q.GroupSize%32 != 0 || (q.Bits == 4 && !d.permuted) {
+	if !hasAVX2FMA || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
+		return false
+	}
+	if d.int8Bits == q.Bits {
+		qmvRowsInt8(out, d, m, lo, hi)
+		return true
+	}
+	if q.Bits == 4 && d.permuted != 16 {
 		return false
 	}
 	cols, groups := m.Cols, m.Cols/q.GroupSize
@@ -107,3 +128,27 @@ func qdotBitsRow(wb []byte, off, rowBytes int, x []float32, sc, bi []uint16, sum
 	}
 	return v
 }
+
+// qmvRowsInt8 is qmvRowsSIMD on int8 activations.
+func qmvRowsInt8(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
+	q := m.Q
+	cols, groups := m.Cols, m.Cols/q.GroupSize
+	rowBytes := cols * q.Bits / 8
+	wb := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.W))), 4*len(q.W))
+	steps := q.GroupSize / 32
+	for r := lo; r < hi; r++ {
+		w := &wb[r*rowBytes]
+		sc, bi := &q.Scales[r*groups], &q.Biases[r*groups]
+		for t := 0; t < d.n; t++ {
+			xq, gs := &d.xq[t*cols], &d.stats[t*groups]
+			if q.Bits == 4 {
+				out[t*m.Rows+r] = qdot4Q8AVX2(w, xq, sc, bi, gs, groups, steps, q.F16Scales)
+			} else {
+				out[t*m.Rows+r] = qdot8Q8AVX2(w, xq, sc, bi, gs, groups, steps, q.F16Scales)
+			}
+		}
+	}
+}
+
+// simdKernels tells tests whether this build has SIMD kernels at all.
+const simdKernels = true

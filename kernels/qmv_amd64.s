@@ -64,6 +64,54 @@
 	VXORPS  Y0, Y0, Y0; \
 	VXORPS  X14, X14, X14
 
+// CENTREFMA centres the int32 codes in Y6..Y9 (less Y11), converts them
+// to float32 and accumulates their products with the next 32 x values
+// into Y2..Y5, stepping DI past them.
+#define CENTREFMA \
+	VPSUBD      Y11, Y6, Y6; \
+	VPSUBD      Y11, Y7, Y7; \
+	VPSUBD      Y11, Y8, Y8; \
+	VPSUBD      Y11, Y9, Y9; \
+	VCVTDQ2PS   Y6, Y6; \
+	VCVTDQ2PS   Y7, Y7; \
+	VCVTDQ2PS   Y8, Y8; \
+	VCVTDQ2PS   Y9, Y9; \
+	VFMADD231PS (DI), Y6, Y2; \
+	VFMADD231PS 32(DI), Y7, Y3; \
+	VFMADD231PS 64(DI), Y8, Y4; \
+	VFMADD231PS 96(DI), Y9, Y5; \
+	ADDQ        $128, DI
+
+// I8END folds the group's int32 lanes Y2 (less the centring correction,
+// when CORR) into Y0 times scale·dx and the bias term into X11, then steps
+// to the next group. X12 holds c as float32.
+#define I8END \
+	VCVTDQ2PS    Y2, Y2; \
+	SCALES; \
+	VFMADD231SS  X6, X12, X7; \
+	VFMADD231SS  4(R10), X7, X11; \
+	VMULSS       (R10), X6, X6; \
+	VBROADCASTSS X6, Y6; \
+	VFMADD231PS  Y6, Y2, Y0; \
+	ADDQ         $2, R8; \
+	ADDQ         $2, R9; \
+	ADDQ         $12, R10
+
+#define I8ARGS \
+	MOVQ    w+0(FP), SI; \
+	MOVQ    xq+8(FP), DI; \
+	MOVQ    scales+16(FP), R8; \
+	MOVQ    biases+24(FP), R9; \
+	MOVQ    gs+32(FP), R10; \
+	MOVQ    groups+40(FP), CX; \
+	MOVQ    steps+48(FP), R11; \
+	MOVBQZX f16+56(FP), R12; \
+	VXORPS  Y0, Y0, Y0; \
+	VXORPS  X11, X11, X11; \
+	MOVL    $1, AX; \
+	VMOVD   AX, X13; \
+	VPBROADCASTW X13, Y13
+
 // func qdot4AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 //
 // x is permuted in blocks of 16: the eight even-indexed values, then the
@@ -87,28 +135,16 @@ group4:
 	MOVQ   R11, DX
 
 step4:
-	VPMOVZXBD   (SI), Y6
-	VPMOVZXBD   8(SI), Y7
-	VPSRLD      $4, Y6, Y8
-	VPSRLD      $4, Y7, Y9
-	VPAND       Y15, Y6, Y6
-	VPAND       Y15, Y7, Y7
-	VPSUBD      Y11, Y6, Y6
-	VPSUBD      Y11, Y8, Y8
-	VPSUBD      Y11, Y7, Y7
-	VPSUBD      Y11, Y9, Y9
-	VCVTDQ2PS   Y6, Y6
-	VCVTDQ2PS   Y8, Y8
-	VCVTDQ2PS   Y7, Y7
-	VCVTDQ2PS   Y9, Y9
-	VFMADD231PS (DI), Y6, Y2
-	VFMADD231PS 32(DI), Y8, Y3
-	VFMADD231PS 64(DI), Y7, Y4
-	VFMADD231PS 96(DI), Y9, Y5
-	ADDQ        $16, SI
-	ADDQ        $128, DI
-	DECQ        DX
-	JNZ         step4
+	VPMOVZXBD (SI), Y6
+	VPMOVZXBD 8(SI), Y8
+	VPSRLD    $4, Y6, Y7
+	VPSRLD    $4, Y8, Y9
+	VPAND     Y15, Y6, Y6
+	VPAND     Y15, Y8, Y8
+	CENTREFMA
+	ADDQ      $16, SI
+	DECQ      DX
+	JNZ       step4
 
 	GROUPEND
 	DECQ CX
@@ -137,20 +173,8 @@ step8:
 	VPMOVZXBD   8(SI), Y7
 	VPMOVZXBD   16(SI), Y8
 	VPMOVZXBD   24(SI), Y9
-	VPSUBD      Y11, Y6, Y6
-	VPSUBD      Y11, Y7, Y7
-	VPSUBD      Y11, Y8, Y8
-	VPSUBD      Y11, Y9, Y9
-	VCVTDQ2PS   Y6, Y6
-	VCVTDQ2PS   Y7, Y7
-	VCVTDQ2PS   Y8, Y8
-	VCVTDQ2PS   Y9, Y9
-	VFMADD231PS (DI), Y6, Y2
-	VFMADD231PS 32(DI), Y7, Y3
-	VFMADD231PS 64(DI), Y8, Y4
-	VFMADD231PS 96(DI), Y9, Y5
+	CENTREFMA
 	ADDQ        $32, SI
-	ADDQ        $128, DI
 	DECQ        DX
 	JNZ         step8
 
@@ -205,19 +229,7 @@ stepB:
 	VPAND        Y15, Y7, Y7
 	VPAND        Y15, Y8, Y8
 	VPAND        Y15, Y9, Y9
-	VPSUBD       Y11, Y6, Y6
-	VPSUBD       Y11, Y7, Y7
-	VPSUBD       Y11, Y8, Y8
-	VPSUBD       Y11, Y9, Y9
-	VCVTDQ2PS    Y6, Y6
-	VCVTDQ2PS    Y7, Y7
-	VCVTDQ2PS    Y8, Y8
-	VCVTDQ2PS    Y9, Y9
-	VFMADD231PS  (DI), Y6, Y2
-	VFMADD231PS  32(DI), Y7, Y3
-	VFMADD231PS  64(DI), Y8, Y4
-	VFMADD231PS  96(DI), Y9, Y5
-	ADDQ         $128, DI
+	CENTREFMA
 	DECQ         DX
 	JNZ          stepB
 
@@ -226,4 +238,101 @@ stepB:
 	JNZ  groupB
 	RESULT
 	MOVSS X0, ret+72(FP)
+	RET
+
+// Integer-path row dot products (AVX2): x is quantized once per vector to
+// int8 per group (xq = round(x/dx)), codes meet it in VPMADDUBSW, and each
+// group's exact integer sum Σ(q-c)·xq becomes float once:
+//
+//	Σ_g scale_g·dx_g·Σ(q_j-c)·xq_j + (bias_g + c·scale_g)·xsum_g
+//
+// with xsum_g = dx_g·Σxq_j, so the result is the float path's on the
+// dequantized int8 x. 32 values per block; steps blocks per group. gs
+// holds per group {dx, xsum, corr} as float32, float32, int32.
+
+// func qdot4Q8AVX2(w *byte, xq *int8, scales, biases *uint16, gs *groupStats, groups, steps int, f16 bool) float32
+//
+// A block's 16 bytes are broadcast to both halves; the low half keeps the
+// low nibbles (even values), the high half the high ones (odd values), so
+// xq is stored per block as its 16 even values, then its 16 odd ones. The
+// codes stay unsigned 0..15; corr = 8·Σxq centres the group's sum.
+TEXT ·qdot4Q8AVX2(SB), NOSPLIT, $0-68
+	I8ARGS
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL         $4, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, X14
+	VPXOR        Y9, Y9, Y9
+	VINSERTI128  $1, X14, Y9, Y14 // dword shifts 0,0,0,0,4,4,4,4
+	MOVL         $8, AX
+	VMOVD        AX, X12
+	VCVTDQ2PS    X12, X12
+
+group4q:
+	VPXOR Y2, Y2, Y2
+	MOVQ  R11, DX
+
+step4q:
+	VBROADCASTI128 (SI), Y6
+	VPSRLVD        Y14, Y6, Y6
+	VPAND          Y15, Y6, Y6
+	VPMADDUBSW     (DI), Y6, Y6
+	VPADDW         Y6, Y2, Y2
+	ADDQ           $16, SI
+	ADDQ           $32, DI
+	DECQ           DX
+	JNZ            step4q
+
+	VPMADDWD Y13, Y2, Y2
+	VMOVD    8(R10), X9
+	VPSUBD   Y9, Y2, Y2
+	I8END
+	DECQ CX
+	JNZ  group4q
+	VMOVAPS X11, X14
+	RESULT
+	MOVSS   X0, ret+64(FP)
+	RET
+
+// func qdot8Q8AVX2(w *byte, xq *int8, scales, biases *uint16, gs *groupStats, groups, steps int, f16 bool) float32
+//
+// Codes are centred to q-128 in int8 and multiplied by xq with the sign
+// trick (|q-128| unsigned times xq·sign(q-128)), which cannot overflow
+// VPMADDUBSW's int16 pairs (so blocks are summed in int32). corr is not
+// read.
+TEXT ·qdot8Q8AVX2(SB), NOSPLIT, $0-68
+	I8ARGS
+	MOVL         $0x80808080, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL         $128, AX
+	VMOVD        AX, X12
+	VCVTDQ2PS    X12, X12
+
+group8q:
+	VPXOR Y2, Y2, Y2
+	MOVQ  R11, DX
+
+step8q:
+	VMOVDQU    (SI), Y6
+	VPXOR      Y15, Y6, Y6
+	VMOVDQU    (DI), Y7
+	VPSIGNB    Y6, Y7, Y7
+	VPABSB     Y6, Y6
+	VPMADDUBSW Y7, Y6, Y6
+	VPMADDWD   Y13, Y6, Y6
+	VPADDD     Y6, Y2, Y2
+	ADDQ       $32, SI
+	ADDQ       $32, DI
+	DECQ       DX
+	JNZ        step8q
+
+	I8END
+	DECQ CX
+	JNZ  group8q
+	VMOVAPS X11, X14
+	RESULT
+	MOVSS   X0, ret+64(FP)
 	RET

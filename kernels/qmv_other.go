@@ -1,9 +1,15 @@
-//go:build purego || !amd64
+//go:build purego || (!amd64 && !arm64)
 
 package kernels
 
-// simdNibbleOrder reports that no SIMD kernel wants a permuted input here.
-func simdNibbleOrder() bool { return false }
+// simdNibbleBlock reports that no SIMD kernel wants a permuted input here.
+func simdNibbleBlock() int { return 0 }
 
 // qmvRowsSIMD reports that no SIMD decode kernel exists on this build.
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool { return false }
+
+// simdInt8 reports that no int8-activation kernel exists on this build.
+func simdInt8(bits int) bool { return false }
+
+// simdKernels tells tests whether this build has SIMD kernels at all.
+const simdKernels = false

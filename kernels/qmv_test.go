@@ -28,47 +28,75 @@ func qmvReference(x []float32, n int, m *Matrix) (want, bound []float64) {
 	return want, bound
 }
 
-// decodePaths are the CPU feature settings a test runs every decode kernel
-// under: the Go kernels, and each SIMD level this machine has.
-func decodePaths() []struct {
-	name string
-	avx2 bool
-} {
-	paths := []struct {
-		name string
-		avx2 bool
-	}{{"go", false}}
-	if hasAVX2FMA {
-		paths = append(paths, struct {
-			name string
-			avx2 bool
-		}{"avx2", true})
+// decodePath is a setting of the SIMD feature flags and the activation
+// type that a test runs the decode kernels under.
+type decodePath struct {
+	name       string
+	simd, int8 bool
+}
+
+// decodePaths are the Go kernels and each SIMD path this machine has.
+func decodePaths() []decodePath {
+	paths := []decodePath{{"go", false, false}}
+	if simdKernels && (hasAVX2FMA || hasNEON) {
+		paths = append(paths, decodePath{"simd", true, false})
+	}
+	if simdKernels && simdInt8(4) {
+		paths = append(paths, decodePath{"simd-int8", true, true})
 	}
 	return paths
 }
 
-// withFeatures runs fn with the SIMD feature flags set as given.
-func withFeatures(avx2 bool, fn func()) {
-	saved := hasAVX2FMA
-	hasAVX2FMA = avx2
-	defer func() { hasAVX2FMA = saved }()
+// withFeatures runs fn on path p: the SIMD feature flags of this machine
+// cleared for the Go path, and Int8Activations as p says.
+func withFeatures(p decodePath, fn func()) {
+	avx2, neon, int8 := hasAVX2FMA, hasNEON, Int8Activations
+	hasAVX2FMA, hasNEON, Int8Activations = avx2 && p.simd, neon && p.simd, p.int8
+	defer func() { hasAVX2FMA, hasNEON, Int8Activations = avx2, neon, int8 }()
 	fn()
 }
 
+// int8Dequantized is x as the int8 kernels see it: per group of group
+// values, rounded to the nearest multiple of max|x|/127.
+func int8Dequantized(x []float32, group int) []float32 {
+	out := make([]float32, len(x))
+	for g := 0; g < len(x); g += group {
+		var amax float32
+		for _, v := range x[g : g+group] {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		if amax == 0 {
+			continue
+		}
+		// The same float32 steps as the kernel, so no value rounds the
+		// other way.
+		inv, dx := 127/amax, amax/127
+		for j, v := range x[g : g+group] {
+			out[g+j] = float32(math.Round(float64(v*inv))) * dx
+		}
+	}
+	return out
+}
+
 // checkQMV runs the decode product of m on every path and compares it with
-// the float64 reference.
+// the float64 reference (of the int8-rounded x on the int8 path).
 func checkQMV(t *testing.T, rng *rand.Rand, m *Matrix, n int) {
 	t.Helper()
 	x := randVec(rng, n*m.Cols)
 	want, bound := qmvReference(x, n, m)
+	want8, bound8 := qmvReference(int8Dequantized(x, m.Q.GroupSize), n, m)
 	for _, p := range decodePaths() {
 		out := make([]float32, n*m.Rows)
-		withFeatures(p.avx2, func() { MatMul(out, x, n, m) })
-		for i, w := range want {
+		withFeatures(p, func() { MatMul(out, x, n, m) })
+		ref, refBound := want, bound
+		if p.int8 && (m.Q.Bits == 4 || m.Q.Bits == 8) && m.Q.GroupSize <= 128 && m.Q.GroupSize%32 == 0 {
+			ref, refBound = want8, bound8
+		}
+		for i, w := range ref {
 			// The Go path dequantizes whole rows for widths other than 4
 			// and 8, which costs a rounding per value.
-			tol := bound[i]
-			if !p.avx2 && m.Q.Bits != 4 && m.Q.Bits != 8 {
+			tol := refBound[i]
+			if m.Q.Bits != 4 && m.Q.Bits != 8 {
 				tol *= 8
 			}
 			if d := math.Abs(float64(out[i]) - w); d > tol {
@@ -94,6 +122,17 @@ func TestQMVPathsMatchReference(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestQMVOtherGroupSizes: group sizes the SIMD kernels do not take (16,
+// 256) fall back to the Go kernels on every path.
+func TestQMVOtherGroupSizes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 14))
+	for _, bits := range []int{3, 4, 8} {
+		for _, group := range []int{16, 256} {
+			checkQMV(t, rng, randomQuant(rng, 9, 2*256, bits, group, false), 2)
 		}
 	}
 }
@@ -135,7 +174,7 @@ func TestStreamReadSumsWords(t *testing.T) {
 	}
 	for _, p := range decodePaths() {
 		var got uint64
-		withFeatures(p.avx2, func() { got = StreamRead(b) })
+		withFeatures(p, func() { got = StreamRead(b) })
 		if got != want {
 			t.Fatalf("%s: StreamRead = %#x, want %#x", p.name, got, want)
 		}

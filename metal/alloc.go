@@ -18,31 +18,50 @@ func (e *Executor) SlotAllocator() experts.SlotAllocator { return slotAllocator{
 type slotAllocator struct{ e *Executor }
 
 func (a slotAllocator) Alloc(layer int, kind experts.BufferKind, n int64) ([]byte, error) {
+	return a.e.allocShared(n, experts.SlotAlign, fmt.Sprintf("layer %d %s", layer, kind))
+}
+
+func (a slotAllocator) Free(p []byte) error { return a.e.freeShared(p) }
+
+// AllocBuffer returns a shared-storage buffer of n bytes that the kernels
+// bind in place (graph.BufferAllocator): the loader reads large weights
+// into them, so they are never copied again.
+func (e *Executor) AllocBuffer(n int) ([]byte, error) {
+	return e.allocShared(int64(n), 1, "weights")
+}
+
+// FreeBuffer releases a buffer AllocBuffer returned.
+func (e *Executor) FreeBuffer(b []byte) error { return e.freeShared(b) }
+
+// allocShared allocates a registered shared buffer of n bytes starting at
+// a multiple of align; what names it in errors.
+func (e *Executor) allocShared(n, align int64, what string) ([]byte, error) {
 	if n <= 0 || n > int64(^uint(0)>>1) {
-		return nil, fmt.Errorf("metal: layer %d %s of %d bytes", layer, kind, n)
+		return nil, fmt.Errorf("metal: %s of %d bytes", what, n)
 	}
-	b, err := a.e.dev.alloc(int(n))
+	b, err := e.dev.alloc(int(n))
 	if err != nil {
-		return nil, fmt.Errorf("metal: layer %d %s of %d bytes: %w", layer, kind, n, err)
+		return nil, fmt.Errorf("metal: %s of %d bytes: %w", what, n, err)
 	}
-	if b.base()%experts.SlotAlign != 0 {
-		a.e.dev.release(b)
-		return nil, fmt.Errorf("metal: layer %d %s: buffer at %#x is not aligned to %d bytes", layer, kind, b.base(), experts.SlotAlign)
+	if int64(b.base())%align != 0 {
+		e.dev.release(b)
+		return nil, fmt.Errorf("metal: %s: buffer at %#x is not aligned to %d bytes", what, b.base(), align)
 	}
 	b.data = b.data[:n:n]
-	a.e.regions.add(b)
+	e.regions.add(b)
 	return b.data, nil
 }
 
-func (a slotAllocator) Free(p []byte) error {
+// freeShared releases a buffer allocShared returned.
+func (e *Executor) freeShared(p []byte) error {
 	if len(p) == 0 {
-		return fmt.Errorf("metal: freeing an empty slot buffer")
+		return fmt.Errorf("metal: freeing an empty buffer")
 	}
-	b := a.e.regions.remove(uintptr(unsafe.Pointer(&p[0])))
+	b := e.regions.remove(uintptr(unsafe.Pointer(&p[0])))
 	if b == nil {
-		return fmt.Errorf("metal: freeing %d bytes at %p that SlotAllocator did not allocate", len(p), &p[0])
+		return fmt.Errorf("metal: freeing %d bytes at %p that this executor did not allocate", len(p), &p[0])
 	}
-	a.e.dev.release(b)
+	e.dev.release(b)
 	return nil
 }
 

@@ -40,9 +40,9 @@ func loadSlotExperts(t *testing.T, dir string, capacity int, e *Executor) (*mode
 // once, plus once per op that ran on the host.
 func TestMoEEventFormOnHarness(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the shader harness runs each dispatch as a process")
+		t.Skip("whole models on the shader harness")
 	}
-	for _, name := range []string{"qwen3_moe-4bit", "qwen3_next-4bit"} {
+	for _, name := range slotModels(t, "qwen3_moe-4bit", "qwen3_next-4bit") {
 		t.Run(name, func(t *testing.T) {
 			dir := fixture.Dir(t, "fixtures/"+name)
 			want, err := model.Load(dir)

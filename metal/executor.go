@@ -32,10 +32,12 @@ type Executor struct {
 	host    *cpu.Executor
 	regions regions
 	arena   arena
-	// weights are host slices (model weights in the Go heap or in mapped
-	// files) copied once into device buffers, by the address of their first
-	// byte.
-	weights map[uintptr]*buffer
+	// weights are host slices (small model weights in the Go heap, or
+	// large ones a loader did not read into AllocBuffer's buffers) copied
+	// once into device buffers, by the address of their first byte. Each
+	// entry keeps its host slice alive, so the collector cannot give the
+	// address to another weight while the copy is cached.
+	weights map[uintptr]weightCopy
 	scratch map[string]*buffer
 	retired []*buffer // freed at the next commit: encoded work may use them
 	pending bool      // something was encoded since the last commit
@@ -47,13 +49,22 @@ type Executor struct {
 	hostOps  map[string]int
 }
 
-var _ graph.Executor = (*Executor)(nil)
+var (
+	_ graph.Executor        = (*Executor)(nil)
+	_ graph.BufferAllocator = (*Executor)(nil)
+)
+
+// weightCopy is a device copy of host weights and the host bytes it copies.
+type weightCopy struct {
+	buf  *buffer
+	host []byte
+}
 
 func newExecutor(dev device) *Executor {
 	return &Executor{
 		dev:     dev,
 		host:    cpu.New(),
-		weights: map[uintptr]*buffer{},
+		weights: map[uintptr]weightCopy{},
 		scratch: map[string]*buffer{},
 		hostOps: map[string]int{},
 	}
@@ -194,8 +205,8 @@ func (e *Executor) hostBytes(index int, p unsafe.Pointer, n int, cache bool) bin
 		e.fail(err)
 		return binding{index: index, buf: b, off: off, n: n}
 	}
-	if b, ok := e.weights[uintptr(p)]; ok && len(b.data) >= n {
-		return binding{index: index, buf: b, n: n}
+	if w, ok := e.weights[uintptr(p)]; ok && len(w.host) >= n {
+		return binding{index: index, buf: w.buf, n: n}
 	}
 	b, err := e.dev.alloc(max(n, 4))
 	if err != nil {
@@ -204,9 +215,9 @@ func (e *Executor) hostBytes(index int, p unsafe.Pointer, n int, cache bool) bin
 	}
 	copy(b.data, src)
 	if old, ok := e.weights[uintptr(p)]; ok {
-		e.retired = append(e.retired, old)
+		e.retired = append(e.retired, old.buf)
 	}
-	e.weights[uintptr(p)] = b
+	e.weights[uintptr(p)] = weightCopy{buf: b, host: src}
 	return binding{index: index, buf: b, n: n}
 }
 

@@ -14,9 +14,37 @@ import (
 // between them every kernel the executor launches and its host fallbacks
 // (gated DeltaNet and sigmoid gates; MLA with grouped, biased sigmoid
 // routing and dense bf16 weights; 3-bit groups of 32; attention biases).
-// Each takes tens of seconds, because every dispatch is a process;
-// METAL_HARNESS=all runs all of them.
+// With MLXMOE_SLOW=1 it runs all of them.
 var harnessFixtures = []string{"qwen3_next-4bit", "deepseek_v3-hf-bf16", "qwen3_moe-3bit-g32", "qwen2_moe-4bit"}
+
+// slowEnv, set to 1, turns on the exhaustive harness passes: every fixture
+// and the embedded model through every path. Seconds each, but minutes in
+// all on a small CI machine, so .ci/run runs them as a step of their own;
+// by default each path runs on the fixtures that exercise it.
+const slowEnv = "MLXMOE_SLOW"
+
+func slowTests() bool { return os.Getenv(slowEnv) == "1" }
+
+// harnessModels returns the fixtures a harness test runs: base by default,
+// every fixture under MLXMOE_SLOW=1.
+func harnessModels(t *testing.T, base ...string) []string {
+	if slowTests() {
+		return fixture.Names(t)
+	}
+	return base
+}
+
+// slotModels is harnessModels without the bf16 checkpoints, whose experts
+// run on the host: the tests of the slot kernels need quantized experts.
+func slotModels(t *testing.T, base ...string) []string {
+	var names []string
+	for _, name := range harnessModels(t, base...) {
+		if !strings.HasSuffix(name, "-bf16") {
+			names = append(names, name)
+		}
+	}
+	return names
+}
 
 // newHarnessExecutor is an executor over the shader harness that logs what
 // ran when the test ends.
@@ -32,22 +60,17 @@ func newHarnessExecutor(t *testing.T) graph.Executor {
 // CPU executor.
 func TestFixturesOnHarness(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the shader harness runs each dispatch as a process: minutes")
+		t.Skip("whole models on the shader harness")
 	}
-	names := harnessFixtures
-	if os.Getenv("METAL_HARNESS") == "all" {
-		names = nil
-	}
-	checkFixtures(t, names, newHarnessExecutor, 2)
+	checkFixtures(t, harnessModels(t, harnessFixtures...), newHarnessExecutor, 2)
 }
 
 // TestEmbeddedModelOnHarness runs the embedded trained model (Qwen3-Next
-// shaped) through the shader harness, resident and paged. It takes a few
-// minutes, so it runs with METAL_HARNESS=all only; the fixtures cover the
-// same kernels.
+// shaped) through the shader harness, resident and paged. It runs with
+// MLXMOE_SLOW=1 only; the fixtures cover the same kernels.
 func TestEmbeddedModelOnHarness(t *testing.T) {
-	if os.Getenv("METAL_HARNESS") != "all" {
-		t.Skip("minutes on the shader harness: set METAL_HARNESS=all")
+	if !slowTests() {
+		t.Skip("the largest model on the shader harness: set " + slowEnv + "=1")
 	}
 	checkEmbeddedModel(t, newHarnessExecutor, 32, 3)
 }
@@ -67,7 +90,7 @@ func (h halfGrid) dispatch(kernel string, groups, threads [3]int, args []binding
 // executor fails when the executor's launches are wrong.
 func TestHarnessCatchesWrongEncoding(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the shader harness runs each dispatch as a process")
+		t.Skip("whole models on the shader harness")
 	}
 	dir := fixture.Dir(t, "fixtures/qwen3_moe-4bit")
 	m, err := model.Load(dir)

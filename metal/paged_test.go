@@ -64,9 +64,9 @@ func (s *slotBindings) dispatch(kernel string, groups, threads [3]int, args []bi
 // kernels read the slot pools in place.
 func TestPagedExpertsOnHarness(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the shader harness runs each dispatch as a process")
+		t.Skip("whole models on the shader harness")
 	}
-	for _, name := range []string{"qwen3_next-4bit", "qwen3_moe-4bit"} {
+	for _, name := range slotModels(t, "qwen3_next-4bit", "qwen3_moe-4bit") {
 		t.Run(name, func(t *testing.T) {
 			dir := fixture.Dir(t, "fixtures/"+name)
 			want, err := model.Load(dir)
@@ -139,33 +139,35 @@ func (p partialSet) Resolve(ids []int32) ([]bool, error) {
 // experts.
 func TestExpertPolicyPathsOnHarness(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the shader harness runs each dispatch as a process")
+		t.Skip("whole models on the shader harness")
 	}
-	dir := fixture.Dir(t, "fixtures/qwen3_moe-4bit")
-	prompt := fixture.LoadReference(t, dir).Prompts[0].IDs
-	for _, tc := range []struct {
-		name      string
-		dropEvery int32
-		limit     int
-	}{{"missing experts", 3, 0}, {"resolve limit 2", 0, 2}} {
-		t.Run(tc.name, func(t *testing.T) {
-			m, err := model.Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			for l, layer := range m.Layers {
-				if moe, ok := layer.FFN.(*model.MoE); ok {
-					if err := m.AttachExperts(l, partialSet{moe.Experts, tc.dropEvery, tc.limit}); err != nil {
-						t.Fatal(err)
+	for _, name := range harnessModels(t, "qwen3_moe-4bit") {
+		dir := fixture.Dir(t, "fixtures/"+name)
+		prompt := fixture.LoadReference(t, dir).Prompts[0].IDs
+		for _, tc := range []struct {
+			name      string
+			dropEvery int32
+			limit     int
+		}{{"missing experts", 3, 0}, {"resolve limit 2", 0, 2}} {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				m, err := model.Load(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer m.Close()
+				for l, layer := range m.Layers {
+					if moe, ok := layer.FFN.(*model.MoE); ok {
+						if err := m.AttachExperts(l, partialSet{moe.Experts, tc.dropEvery, tc.limit}); err != nil {
+							t.Fatal(err)
+						}
 					}
 				}
-			}
-			c := compareWithCPU(t, m, m, newHarnessExecutor(t), prompt, 2)
-			t.Logf("prefill %.2g, decode %.2g", c.prefill, c.decode)
-			if c.prefill > logitTol || c.decode > logitTol {
-				t.Errorf("logits differ from the CPU executor: prefill %.3g, decode %.3g (tolerance %g)", c.prefill, c.decode, logitTol)
-			}
-		})
+				c := compareWithCPU(t, m, m, newHarnessExecutor(t), prompt, 2)
+				t.Logf("prefill %.2g, decode %.2g", c.prefill, c.decode)
+				if c.prefill > logitTol || c.decode > logitTol {
+					t.Errorf("logits differ from the CPU executor: prefill %.3g, decode %.3g (tolerance %g)", c.prefill, c.decode, logitTol)
+				}
+			})
+		}
 	}
 }

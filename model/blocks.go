@@ -181,6 +181,14 @@ func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 			return err
 		}
 	}
+	if bp, ok := m.Experts.(batchPlanner); ok && r.Prefetch && n > 1 {
+		// Prompt chunks: the pager loads each next group of experts while
+		// the executor runs the current one (see pagedExperts.PlanBatch).
+		if err := r.E.Sync(); err != nil {
+			return err
+		}
+		bp.PlanBatch(routes.IDs[:n*m.Routing.TopK])
+	}
 	if err := e.MoE(out, x, n, routes, m.Experts); err != nil {
 		return fmt.Errorf("experts: %w", err)
 	}
@@ -196,6 +204,12 @@ func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 	}
 	e.Add(out, out, s, n)
 	return nil
+}
+
+// batchPlanner is an ExpertSet that wants a prompt chunk's routes before
+// the executor resolves them in groups.
+type batchPlanner interface {
+	PlanBatch(ids []int32)
 }
 
 // Prefetcher is an ExpertSet that can start loading experts early.
@@ -226,14 +240,20 @@ func (m *MoE) prefetchNext(r *run, x, logits *graph.Tensor) error {
 // ResidentExperts keeps every expert of a layer in memory.
 type ResidentExperts struct {
 	Gate, Up, Down []*kernels.Matrix
+	present        []bool // Resolve's answer, reused
 }
 
 func (x *ResidentExperts) NumExperts() int { return len(x.Gate) }
 
 func (x *ResidentExperts) MaxResolve() int { return 0 }
 
+// Resolve reports every expert present. The slice it returns is reused by
+// the next call.
 func (x *ResidentExperts) Resolve(ids []int32) ([]bool, error) {
-	present := make([]bool, len(ids))
+	if cap(x.present) < len(ids) {
+		x.present = make([]bool, len(ids))
+	}
+	present := x.present[:len(ids)]
 	for i, id := range ids {
 		if int(id) >= len(x.Gate) || id < 0 {
 			return nil, fmt.Errorf("expert id %d out of range (%d experts)", id, len(x.Gate))

@@ -3,7 +3,6 @@ package model_test
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,23 +17,6 @@ func brokenFixture(t *testing.T, edit func(dir string)) string {
 	dir := fixture.Dir(t, "fixtures/qwen3_moe-4bit")
 	edit(dir)
 	return dir
-}
-
-func editConfig(t *testing.T, dir string, change func(map[string]any)) {
-	path := filepath.Join(dir, "config.json")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c map[string]any
-	if err := json.Unmarshal(data, &c); err != nil {
-		t.Fatal(err)
-	}
-	change(c)
-	data, _ = json.Marshal(c)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // writeSafetensors writes a file with the given header JSON and data bytes.
@@ -60,16 +42,16 @@ func TestLoadErrors(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, "config.json"), []byte("{not json"), 0o644)
 		}, "not a JSON object"},
 		{"unknown model_type", func(t *testing.T, dir string) {
-			editConfig(t, dir, func(c map[string]any) { c["model_type"] = "llama9" })
+			fixture.EditConfig(t, dir, func(c map[string]any) { c["model_type"] = "llama9" })
 		}, "is not supported (supported: "},
 		{"unsupported bits", func(t *testing.T, dir string) {
-			editConfig(t, dir, func(c map[string]any) { c["quantization"].(map[string]any)["bits"] = 7 })
+			fixture.EditConfig(t, dir, func(c map[string]any) { c["quantization"].(map[string]any)["bits"] = 7 })
 		}, "7-bit quantization is not supported"},
 		{"unsupported group size", func(t *testing.T, dir string) {
-			editConfig(t, dir, func(c map[string]any) { c["quantization"].(map[string]any)["group_size"] = 48 })
+			fixture.EditConfig(t, dir, func(c map[string]any) { c["quantization"].(map[string]any)["group_size"] = 48 })
 		}, "group size 48 is not supported"},
 		{"shape not matching config", func(t *testing.T, dir string) {
-			editConfig(t, dir, func(c map[string]any) { c["moe_intermediate_size"] = 96 })
+			fixture.EditConfig(t, dir, func(c map[string]any) { c["moe_intermediate_size"] = 96 })
 		}, "expected [16 96 16]"},
 		{"header not JSON", func(t *testing.T, dir string) { writeSafetensors(t, st(dir), "[1,2", nil) }, "header is not a JSON object"},
 		{"header too large", func(t *testing.T, dir string) {

@@ -341,7 +341,7 @@ func convertMLAToMLX(t *testing.T, hfDir, mlxDir, simDir, layout string, bits, g
 			t.Fatal(err)
 		}
 	}
-	editConfig(t, mlxDir, func(c map[string]any) {
+	fixture.EditConfig(t, mlxDir, func(c map[string]any) {
 		c["quantization"] = map[string]any{"group_size": gs, "bits": bits, "mode": "affine"}
 	})
 }
@@ -401,7 +401,7 @@ func TestMLAExpandedForm(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	editConfig(t, dir, func(c map[string]any) {
+	fixture.EditConfig(t, dir, func(c map[string]any) {
 		for k, v := range cfg {
 			c[k] = v
 		}
@@ -553,22 +553,22 @@ func TestMLALoadErrors(t *testing.T) {
 		want          string
 	}{
 		{"no kv_lora_rank", "deepseek_v3-hf-bf16", func(t *testing.T, dir string) {
-			editConfig(t, dir, func(c map[string]any) { delete(c, "kv_lora_rank") })
+			fixture.EditConfig(t, dir, func(c map[string]any) { delete(c, "kv_lora_rank") })
 		}, "latent attention needs positive kv_lora_rank"},
 		{"odd rope dim", "deepseek_v3-hf-bf16", func(t *testing.T, dir string) {
-			editConfig(t, dir, func(c map[string]any) { c["qk_rope_head_dim"] = 31 })
+			fixture.EditConfig(t, dir, func(c map[string]any) { c["qk_rope_head_dim"] = 31 })
 		}, "even qk_rope_head_dim"},
 		{"v_head_dim not matching the weights", "glm4_moe_lite-hf-bf16", func(t *testing.T, dir string) {
-			editConfig(t, dir, func(c map[string]any) { c["v_head_dim"] = 16 })
+			fixture.EditConfig(t, dir, func(c map[string]any) { c["v_head_dim"] = 16 })
 		}, "o_proj.weight has shape [128 128], expected [128 64]"},
 		{"mlp_layer_types not a dense prefix", "glm4_moe_lite-hf-bf16", func(t *testing.T, dir string) {
-			editConfig(t, dir, func(c map[string]any) { c["mlp_layer_types"] = []string{"dense", "dense", "sparse"} })
+			fixture.EditConfig(t, dir, func(c map[string]any) { c["mlp_layer_types"] = []string{"dense", "dense", "sparse"} })
 		}, `mlp_layer_types[1] is "dense"`},
 		{"mlp_layer_types of another length", "glm4_moe_lite-hf-bf16", func(t *testing.T, dir string) {
-			editConfig(t, dir, func(c map[string]any) { c["mlp_layer_types"] = []string{"dense", "sparse"} })
+			fixture.EditConfig(t, dir, func(c map[string]any) { c["mlp_layer_types"] = []string{"dense", "sparse"} })
 		}, "mlp_layer_types has 2 entries"},
 		{"rope_interleave not a bool", "deepseek_v3-hf-bf16", func(t *testing.T, dir string) {
-			editConfig(t, dir, func(c map[string]any) { c["rope_interleave"] = "yes" })
+			fixture.EditConfig(t, dir, func(c map[string]any) { c["rope_interleave"] = "yes" })
 		}, "rope_interleave"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

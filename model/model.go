@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/kernels"
 )
@@ -40,7 +39,8 @@ type Model struct {
 	// (for example, weights that were skipped).
 	Notes []string
 
-	offHeap [][]byte // weight buffers outside the Go heap
+	offHeap [][]byte // weight buffers outside the Go heap, from buffers
+	buffers graph.BufferAllocator
 
 	// MaxBatch is how many tokens one forward pass processes at most;
 	// longer prompts are processed in chunks of this size.
@@ -92,6 +92,10 @@ type LoadOptions struct {
 	// LazyExperts leaves routed experts on disk: each MoE layer gets an
 	// ExpertSource describing them, to be replaced with AttachExperts.
 	LazyExperts bool
+	// Buffers holds the large weights: the executor the model will run on,
+	// when it is a graph.BufferAllocator, so its kernels read them in
+	// place. Nil means host memory outside the Go heap.
+	Buffers graph.BufferAllocator
 }
 
 // Load reads dir/config.json and the safetensors in dir, every weight into
@@ -112,14 +116,18 @@ func LoadWith(dir string, opts LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &weights{ix: ix, cfg: cfg, lazy: opts.LazyExperts}
+	buffers := opts.Buffers
+	if buffers == nil {
+		buffers = hostBuffers{}
+	}
+	w := &weights{ix: ix, cfg: cfg, lazy: opts.LazyExperts, buffers: buffers}
 	m := f(w)
 	if w.err != nil {
-		freeAll(w.offHeap)
+		freeAll(buffers, w.offHeap)
 		ix.Close()
 		return nil, w.err
 	}
-	m.Config, m.Index, m.offHeap = cfg, ix, w.offHeap
+	m.Config, m.Index, m.offHeap, m.buffers = cfg, ix, w.offHeap, buffers
 	var prev *MoE
 	for _, l := range m.Layers {
 		if moe, ok := l.FFN.(*MoE); ok {
@@ -166,14 +174,14 @@ func loadCommon(w *weights, p string) *Model {
 // Close releases the checkpoint files and the weights held outside the Go
 // heap; the model must not run afterwards.
 func (m *Model) Close() error {
-	freeAll(m.offHeap)
+	freeAll(m.buffers, m.offHeap)
 	m.offHeap = nil
 	return m.Index.Close()
 }
 
-func freeAll(bufs [][]byte) {
+func freeAll(a graph.BufferAllocator, bufs [][]byte) {
 	for _, b := range bufs {
-		experts.DefaultAllocator().Free(b)
+		a.FreeBuffer(b)
 	}
 }
 

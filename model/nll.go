@@ -12,6 +12,7 @@ func (rn *Runner) MeanNLL(ids []int32) (float64, error) {
 		return 0, fmt.Errorf("need at least 2 tokens to score, got %d", len(ids))
 	}
 	c := rn.M.NewCache(rn.E, len(ids))
+	defer c.Free(rn.E)
 	logits, err := rn.Forward(c, ids, true)
 	if err != nil {
 		return 0, err

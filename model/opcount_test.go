@@ -35,6 +35,23 @@ func decodeSteps(t *testing.T, m *model.Model, e graph.Executor, maxLen int) (st
 // NewTensor (scratch is planned when the runner is made) and no column
 // copy (heads are read in place), and logs the step's ops.
 func TestDecodeStepOps(t *testing.T) {
+	forEachFixture(t, func(t *testing.T, name string, m *model.Model) {
+		ce := graphtest.NewCounting(cpu.New())
+		step := decodeSteps(t, m, ce, 16)
+		ce.Reset()
+		step()
+		t.Logf("%s: one decode step, %d ops: %v", name, ce.Total(), ce.Ops)
+		if n := ce.Ops["NewTensor"]; n != 0 {
+			t.Errorf("a decode step allocated %d tensors", n)
+		}
+		if n := ce.Ops["CopyCols"]; n != 0 {
+			t.Errorf("a decode step copied columns %d times", n)
+		}
+	})
+}
+
+// forEachFixture runs f as a subtest on every fixture model.
+func forEachFixture(t *testing.T, f func(t *testing.T, name string, m *model.Model)) {
 	for _, name := range fixture.Names(t) {
 		t.Run(name, func(t *testing.T) {
 			m, err := model.Load(fixture.Dir(t, "fixtures/"+name))
@@ -42,17 +59,7 @@ func TestDecodeStepOps(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			ce := graphtest.NewCounting(cpu.New())
-			step := decodeSteps(t, m, ce, 16)
-			ce.Reset()
-			step()
-			t.Logf("%s: one decode step, %d ops: %v", name, ce.Total(), ce.Ops)
-			if n := ce.Ops["NewTensor"]; n != 0 {
-				t.Errorf("a decode step allocated %d tensors", n)
-			}
-			if n := ce.Ops["CopyCols"]; n != 0 {
-				t.Errorf("a decode step copied columns %d times", n)
-			}
+			f(t, name, m)
 		})
 	}
 }
@@ -63,18 +70,11 @@ func TestDecodeStepOps(t *testing.T) {
 // CPU executor's kernels are measured by their own benchmarks); the CPU
 // executor's figure is logged.
 func TestDecodeStepAllocatesNothing(t *testing.T) {
-	for _, name := range fixture.Names(t) {
-		t.Run(name, func(t *testing.T) {
-			m, err := model.Load(fixture.Dir(t, "fixtures/"+name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			if a := testing.AllocsPerRun(20, decodeSteps(t, m, graphtest.Null{}, 64)); a != 0 {
-				t.Errorf("a decode step made %.1f heap allocations in model code", a)
-			}
-			t.Logf("%s: %.1f heap allocations per decode step with the CPU executor (kernels included)",
-				name, testing.AllocsPerRun(5, decodeSteps(t, m, cpu.New(), 64)))
-		})
-	}
+	forEachFixture(t, func(t *testing.T, name string, m *model.Model) {
+		if a := testing.AllocsPerRun(20, decodeSteps(t, m, graphtest.Null{}, 64)); a != 0 {
+			t.Errorf("a decode step made %.1f heap allocations in model code", a)
+		}
+		t.Logf("%s: %.1f heap allocations per decode step with the CPU executor (kernels included)",
+			name, testing.AllocsPerRun(5, decodeSteps(t, m, cpu.New(), 64)))
+	})
 }

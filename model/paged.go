@@ -1,6 +1,8 @@
 package model
 
 import (
+	"slices"
+
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/kernels"
 )
@@ -47,23 +49,58 @@ type pagedExperts struct {
 	count int
 	views [][3]*kernels.Matrix // by slot
 	slot  []int32              // by expert, from the last Resolve
+
+	// A batch's distinct experts in the order the executor resolves them
+	// (PlanBatch), and how many it resolved so far: while one group runs,
+	// the next one loads.
+	plan    []int32
+	planPos int
 }
 
 func (x *pagedExperts) NumExperts() int { return x.count }
 
 // MaxResolve: under the exact policy every expert of a Resolve must fit in
 // the unpinned slots at once; the fast policy never waits, so has no limit.
+// With a planned batch that needs several groups, a group takes half the
+// unpinned slots so the next group can load into the other half while it
+// runs.
 func (x *pagedExperts) MaxResolve() int {
 	if x.pager.Policy() == experts.Fast {
 		return 0
 	}
-	return max(x.pager.Capacity(x.layer)-len(x.pager.Pinned(x.layer)), 1)
+	full := max(x.pager.Capacity(x.layer)-len(x.pager.Pinned(x.layer)), 1)
+	if len(x.plan) > full {
+		return max(full/2, 1)
+	}
+	return full
+}
+
+// PlanBatch tells the layer the routes of a prompt chunk (every token's
+// top-k, ids as the executor groups them: distinct experts in order of
+// first appearance), so that Resolve can start loading each next group of
+// experts while the executor runs the current one. See MoE.planBatch.
+func (x *pagedExperts) PlanBatch(ids []int32) {
+	x.plan, x.planPos = x.plan[:0], 0
+	seen := make(map[int32]bool, len(ids))
+	for _, e := range ids {
+		if !seen[e] {
+			seen[e] = true
+			x.plan = append(x.plan, e)
+		}
+	}
 }
 
 func (x *pagedExperts) Resolve(ids []int32) ([]bool, error) {
 	slots := make([]int32, len(ids))
+	next := x.nextGroup(ids)
 	if err := x.pager.Resolve(x.layer, ids, slots); err != nil {
+		x.plan, x.planPos = x.plan[:0], 0
 		return nil, err
+	}
+	if len(next) > 0 {
+		// The experts of this Resolve stay put until the next one; the
+		// next group loads into the other slots meanwhile.
+		x.pager.Prefetch(x.layer, next)
 	}
 	present := make([]bool, len(ids))
 	for i, id := range ids {
@@ -71,6 +108,23 @@ func (x *pagedExperts) Resolve(ids []int32) ([]bool, error) {
 		present[i] = slots[i] >= 0
 	}
 	return present, nil
+}
+
+// nextGroup follows the plan: if ids is its next group, it returns the group
+// after it (empty at the end, or when the executor's groups are not the
+// plan's, which drops the plan).
+func (x *pagedExperts) nextGroup(ids []int32) []int32 {
+	rest := x.plan[x.planPos:]
+	if len(rest) < len(ids) || !slices.Equal(rest[:len(ids)], ids) {
+		x.plan, x.planPos = x.plan[:0], 0
+		return nil
+	}
+	x.planPos += len(ids)
+	rest = rest[len(ids):]
+	if len(rest) == 0 {
+		x.plan, x.planPos = x.plan[:0], 0
+	}
+	return rest[:min(len(ids), len(rest))]
 }
 
 func (x *pagedExperts) Expert(id int32) (gate, up, down *kernels.Matrix) {

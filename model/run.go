@@ -88,17 +88,13 @@ func NewRunner(m *Model, e graph.Executor) *Runner {
 	rn := &Runner{M: m, E: e, routes: map[int]*graph.Routes{}, pos: make([]int32, m.MaxBatch),
 		scratch: scratch{e: e, rows: m.MaxBatch, byKey: map[scratchKey]*graph.Tensor{}}}
 	rn.run.Runner = rn
-	hidden := m.Config.HiddenSize
-	rn.scratch.tensor("x", hidden)
-	rn.scratch.tensor("h", hidden)
-	rn.scratch.tensor("y", hidden)
-	rn.scratch.tensorRows("logits.last", 1, m.Config.VocabSize)
+	rn.stream()
 	for _, l := range m.Layers {
 		l.Mixer.plan(&rn.scratch)
 		l.FFN.plan(&rn.scratch)
 		if moe, ok := l.FFN.(*MoE); ok {
 			rn.routesFor(moe.Layer, moe.Routing.TopK)
-			if rn.M.Layers != nil && moe.Next != nil {
+			if moe.Next != nil {
 				rn.routesFor(-1-moe.Next.Layer, moe.Next.Routing.TopK)
 			}
 		}
@@ -107,12 +103,21 @@ func NewRunner(m *Model, e graph.Executor) *Runner {
 	return rn
 }
 
+// stream returns the residual stream x, the normalised input h of a block
+// and its output y, and the one-row logits of a decode step.
+func (rn *Runner) stream() (x, h, y, lastLogits *graph.Tensor) {
+	hidden := rn.M.Config.HiddenSize
+	return rn.scratch.tensor("x", hidden), rn.scratch.tensor("h", hidden), rn.scratch.tensor("y", hidden),
+		rn.scratch.tensorRows("logits.last", 1, rn.M.Config.VocabSize)
+}
+
 // scratch is a runner's buffer plan: tensors keyed by name and shape,
 // allocated once and reused by every pass.
 type scratch struct {
 	e     graph.Executor
 	rows  int // MaxBatch
 	byKey map[scratchKey]*graph.Tensor
+	owned []*graph.Tensor // what NewTensor made (byKey also holds views)
 }
 
 type scratchKey struct {
@@ -133,8 +138,18 @@ func (s *scratch) tensorRows(name string, rows, cols int) *graph.Tensor {
 	if !ok {
 		t = s.e.NewTensor(rows, cols)
 		s.byKey[k] = t
+		s.owned = append(s.owned, t)
 	}
 	return t
+}
+
+// Free releases the runner's scratch tensors on its executor; the runner
+// must not run afterwards.
+func (rn *Runner) Free() {
+	for _, t := range rn.scratch.owned {
+		rn.E.Free(t)
+	}
+	rn.scratch.owned, rn.scratch.byKey = nil, nil
 }
 
 // view returns the planned view called name: columns [c0, c0+cols) of
@@ -218,9 +233,7 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 		}
 	}
 	hidden := m.Config.HiddenSize
-	x := r.scratch.tensor("x", hidden)
-	h := r.scratch.tensor("h", hidden)
-	y := r.scratch.tensor("y", hidden)
+	x, h, y, lastLogits := rn.stream()
 	e.Embed(x, m.Embed, ids)
 	eps := float32(m.Config.RMSNormEps)
 	for l, layer := range m.Layers {
@@ -251,12 +264,11 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 		// Only the last position's logits are needed: normalise one row
 		// (a view of x) into a one-row logits tensor.
 		e.RMSNorm(h, rn.last.SetView(x, n-1, 1, 0, hidden), 1, hidden, m.Norm, eps)
-		logits := r.scratch.tensorRows("logits.last", 1, vocab)
-		e.MatMul(logits, h, 1, m.Head, nil)
+		e.MatMul(lastLogits, h, 1, m.Head, nil)
 		if err := e.Sync(); err != nil {
 			return nil, err
 		}
-		copy(rn.logits, e.Read(logits))
+		copy(rn.logits, e.Read(lastLogits))
 		return rn.logits, nil
 	}
 	// Every position's logits: the vocabulary is wide (152k for Qwen), so

@@ -11,9 +11,13 @@ import (
 // from overflowing.
 const maxDim = 1 << 24
 
-// maxLayers bounds num_hidden_layers (the deepest models have ~100): the
-// loader walks every layer before it can find the tensors missing.
-const maxLayers = 1 << 12
+// maxLayers and maxExperts bound the counts the loader walks one by one
+// before it can tell that tensors are missing (the deepest models have
+// ~100 layers, the widest ~500 experts per layer).
+const (
+	maxLayers  = 1 << 12
+	maxExperts = 1 << 14
+)
 
 // validate checks every config.json field the loader, the caches and the
 // kernels divide, index or allocate by, so that a bad config is an error
@@ -68,6 +72,9 @@ func (c *Config) validate() error {
 	}
 	if c.NumLayers > maxLayers {
 		return fmt.Errorf("num_hidden_layers %d is more than any model's (at most %d)", c.NumLayers, maxLayers)
+	}
+	if c.NumExperts > maxExperts {
+		return fmt.Errorf("%d experts (num_experts, n_routed_experts or num_local_experts) is more than any model's (at most %d)", c.NumExperts, maxExperts)
 	}
 	if c.NumHeads%c.NumKVHeads != 0 {
 		return fmt.Errorf("num_attention_heads %d is not a multiple of num_key_value_heads %d", c.NumHeads, c.NumKVHeads)

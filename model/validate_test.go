@@ -47,6 +47,7 @@ func TestConfigValidation(t *testing.T) {
 		{"qwen3_moe-4bit", map[string]any{"vocab_size": -1}, "vocab_size must be a positive integer"},
 		{"qwen3_moe-4bit", map[string]any{"num_hidden_layers": 0}, "num_hidden_layers must be a positive integer"},
 		{"qwen3_moe-4bit", map[string]any{"num_hidden_layers": 1 << 20}, "num_hidden_layers 1048576 is more than any model's"},
+		{"deepseek_v3-hf-bf16", map[string]any{"n_routed_experts": 1 << 20}, "1048576 experts (num_experts, n_routed_experts or num_local_experts) is more than any model's"},
 		{"qwen3_moe-4bit", map[string]any{"moe_intermediate_size": -64}, "moe_intermediate_size must not be negative"},
 		{"qwen3_moe-4bit", map[string]any{"hidden_size": 1 << 40}, "hidden_size 1099511627776 is larger than any model's"},
 		{"qwen3_moe-4bit", map[string]any{"decoder_sparse_step": -1}, "decoder_sparse_step must not be negative"},

@@ -6,8 +6,20 @@ import (
 	"unsafe"
 
 	"github.com/mlx-moe/mlx-moe/experts"
+	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/kernels"
 )
+
+// hostBuffers is the BufferAllocator for executors without buffers of
+// their own: anonymous memory outside the Go heap (the pager's default
+// allocator).
+type hostBuffers struct{}
+
+func (hostBuffers) AllocBuffer(n int) ([]byte, error) {
+	return experts.DefaultAllocator().Alloc(0, experts.SlotPool, int64(n))
+}
+
+func (hostBuffers) FreeBuffer(b []byte) error { return experts.DefaultAllocator().Free(b) }
 
 // weights reads named tensors from the index into kernel types. The first
 // error sticks: family constructors read every tensor they need and check
@@ -17,7 +29,9 @@ type weights struct {
 	cfg  *Config
 	err  error
 	lazy bool // describe routed experts instead of reading them
-	// offHeap are the buffers read outside the Go heap, freed by Close.
+	// buffers holds the large weights; offHeap are the buffers taken from
+	// it, freed by Close.
+	buffers graph.BufferAllocator
 	offHeap [][]byte
 }
 
@@ -52,10 +66,10 @@ func (w *weights) bytes(t *TensorInfo) []byte {
 		}
 		return b
 	}
-	// Large weights live outside the Go heap: gigabytes of live heap would
-	// let the collector's target (twice the live heap by default) run far
-	// past a memory budget.
-	b, err := experts.DefaultAllocator().Alloc(0, experts.SlotPool, t.Length)
+	// Large weights live outside the Go heap (gigabytes of live heap would
+	// let the collector's target, twice the live heap by default, run far
+	// past a memory budget), in the executor's buffers when it has them.
+	b, err := w.buffers.AllocBuffer(int(t.Length))
 	if err != nil {
 		w.fail("tensor %s: allocating %d bytes: %v", t.Name, t.Length, err)
 		return nil
@@ -69,7 +83,7 @@ func (w *weights) bytes(t *TensorInfo) []byte {
 
 // offHeapMin is the size from which a tensor is read into memory outside
 // the Go heap.
-const offHeapMin = 1 << 20
+var offHeapMin int64 = 1 << 20
 
 // floats reads a BF16/F16/F32 tensor as float32.
 func (w *weights) floats(t *TensorInfo) []float32 {

@@ -157,6 +157,12 @@ func (s *Server) admitBody(next http.Handler) http.Handler {
 			return
 		}
 		d := dialectOf(r)
+		if r.ContentLength > s.cfg.MaxBodyBytes {
+			// Declared too large: refused unread, without taking a share.
+			d.writeError(w, &apiError{kind: errTooLarge, msg: fmt.Sprintf(
+				"request body of %d bytes is larger than %d bytes (--max-body-mb)", r.ContentLength, s.cfg.MaxBodyBytes)})
+			return
+		}
 		weight := r.ContentLength
 		if weight < 0 {
 			weight = s.cfg.MaxBodyBytes

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -132,20 +133,12 @@ func TestBodyTimeout(t *testing.T) {
 	b := fake("qwen3")
 	b.TokenDelay = 20 * time.Millisecond
 	ts := start(t, b, server.Config{BodyTimeout: 100 * time.Millisecond})
-	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"model\":")
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	status, raw, err := rawPost(ts, "/v1/messages", 1000, `{"model":`)
 	if err != nil {
 		t.Fatalf("a trickled body got no answer: %v", err)
 	}
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 408 || !strings.Contains(string(raw), `"timeout_error"`) {
-		t.Errorf("trickled body: %d %s, want 408 timeout_error", resp.StatusCode, raw)
+	if status != 408 || !strings.Contains(raw, `"timeout_error"`) {
+		t.Errorf("trickled body: %d %s, want 408 timeout_error", status, raw)
 	}
 	events := streamEvents(t, ts.URL+"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"stream":true}`)
 	if last := events[len(events)-1]; last.data != "[DONE]" {
@@ -154,4 +147,38 @@ func TestBodyTimeout(t *testing.T) {
 	if waiting := num(health(t, ts.URL)["waiting_to_read"]); waiting != 0 {
 		t.Errorf("%d requests still wait to be read", waiting)
 	}
+}
+
+// A body declared larger than the limit is refused before it is read or
+// admitted: the answer comes without the client sending any of it.
+func TestDeclaredTooLargeRefusedUnread(t *testing.T) {
+	ts := start(t, fake("qwen3"), server.Config{MaxBodyBytes: 1 << 20})
+	status, raw, err := rawPost(ts, "/v1/messages/count_tokens", 1<<30, "")
+	if err != nil {
+		t.Fatalf("no answer before the body: %v", err)
+	}
+	if status != 413 || !strings.Contains(raw, `"request_too_large"`) {
+		t.Errorf("declared 1 GiB body: %d %s, want 413 request_too_large", status, raw)
+	}
+	if waiting := num(health(t, ts.URL)["waiting_to_read"]); waiting != 0 {
+		t.Errorf("%d requests wait to be read", waiting)
+	}
+}
+
+// rawPost sends a POST declaring a body of length bytes but sending only
+// sent, and reads the answer (which must come within 10 s).
+func rawPost(ts *httptest.Server, path string, length int, sent string) (int, string, error) {
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		return 0, "", err
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", path, length, sent)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return 0, "", err
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw), nil
 }

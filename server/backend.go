@@ -9,6 +9,13 @@
 // text (package chat/toolcall) and writes each API's response or event
 // stream. A client that disconnects cancels its generation.
 //
+// Before any handler runs, requests a web page could send are refused
+// (Host, Origin and Content-Type checks; Config.AllowedHosts and
+// Config.CORSOrigins open them up), and a POST waits for a share of a
+// parse budget sized by its body, which bounds the memory that reading,
+// rendering and tokenizing take. Drain begins a shutdown; queued requests,
+// cut generations and panics are all answered in the API's own shape.
+//
 //	srv, err := server.New(backend, server.Config{MaxQueue: 16})
 //	http.ListenAndServe("127.0.0.1:8080", srv.Handler())
 package server

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,6 +69,13 @@ type oaiTool struct {
 // oaiContent reads message content: a string, null, or content parts of
 // which only text is supported.
 func oaiContent(raw json.RawMessage, field string) (string, *apiError) {
+	return textContent(raw, field, "text")
+}
+
+// textContent reads content that is a string, null, or an array of parts
+// whose types are among textTypes (a "refusal" part's text is its
+// refusal); image, audio and file parts are refused as unsupported.
+func textContent(raw json.RawMessage, field string, textTypes ...string) (string, *apiError) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", nil
 	}
@@ -76,21 +84,22 @@ func oaiContent(raw json.RawMessage, field string) (string, *apiError) {
 		return s, nil
 	}
 	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
+		Type    string `json:"type"`
+		Text    string `json:"text"`
+		Refusal string `json:"refusal"`
 	}
 	if json.Unmarshal(raw, &parts) != nil {
 		return "", invalid(field, "%s: expected a string or an array of content parts", field)
 	}
 	var texts []string
 	for i, p := range parts {
-		switch p.Type {
-		case "text":
-			texts = append(texts, p.Text)
-		case "image_url", "input_image", "input_audio", "file":
+		switch {
+		case slices.Contains(textTypes, p.Type):
+			texts = append(texts, p.Text+p.Refusal)
+		case strings.Contains(p.Type, "image") || strings.Contains(p.Type, "audio") || strings.Contains(p.Type, "file"):
 			return "", invalid(field, "%s[%d]: %s content is not supported: this server runs a text-only model", field, i, p.Type)
 		default:
-			return "", invalid(field, "%s[%d]: unknown content part type %q (expected \"text\")", field, i, p.Type)
+			return "", invalid(field, "%s[%d]: unknown content part type %q (expected one of %s)", field, i, p.Type, strings.Join(textTypes, ", "))
 		}
 	}
 	return strings.Join(texts, "\n"), nil

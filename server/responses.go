@@ -43,10 +43,10 @@ type respRequest struct {
 
 type respTool struct {
 	Type        string          `json:"type"`
-	Name        string          `json:"name"`
-	Description string          `json:"description"`
-	Parameters  json.RawMessage `json:"parameters"`
-	Tools       []respTool      `json:"tools"` // namespace: its functions
+	Name        string          `json:"name,omitempty"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+	Tools       []respTool      `json:"tools,omitempty"` // namespace: its functions
 }
 
 // respItem is one input item. Messages may leave out the type.
@@ -64,38 +64,9 @@ type respItem struct {
 	} `json:"summary"`
 }
 
-// respText reads item content: a string or parts with text (input_text,
-// output_text, summary_text, reasoning_text, refusal).
+// respText reads item content: a string or parts with text.
 func respText(raw json.RawMessage, field string) (string, *apiError) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s, nil
-	}
-	var parts []struct {
-		Type    string `json:"type"`
-		Text    string `json:"text"`
-		Refusal string `json:"refusal"`
-	}
-	if json.Unmarshal(raw, &parts) != nil {
-		return "", invalid(field, "%s: expected a string or an array of content parts", field)
-	}
-	var texts []string
-	for i, p := range parts {
-		switch p.Type {
-		case "input_text", "output_text", "text", "summary_text", "reasoning_text":
-			texts = append(texts, p.Text)
-		case "refusal":
-			texts = append(texts, p.Refusal)
-		case "input_image", "input_file", "input_audio":
-			return "", invalid(field, "%s[%d]: %s content is not supported: this server runs a text-only model", field, i, p.Type)
-		default:
-			return "", invalid(field, "%s[%d]: unknown content part type %q", field, i, p.Type)
-		}
-	}
-	return strings.Join(texts, "\n"), nil
+	return textContent(raw, field, "input_text", "output_text", "text", "summary_text", "reasoning_text", "refusal")
 }
 
 // messages turns instructions and input items into chat turns. Function
@@ -644,6 +615,18 @@ func validItems(items []map[string]any) []map[string]any {
 	return out
 }
 
+// respFailed ends a Responses stream with response.failed carrying e (a
+// failed generation, or the server shutting down); nil e: the client left.
+func (s *Server) respFailed(sse *sseWriter, ev func(string, map[string]any) error, rj *respJob, id string, created int64,
+	items []map[string]any, out *outcome, e *apiError) {
+	if e == nil || sse.failed() {
+		return
+	}
+	resp := s.response(rj, id, created, "failed", items, out)
+	resp["error"] = map[string]any{"code": "server_error", "message": e.msg}
+	ev("response.failed", map[string]any{"response": resp})
+}
+
 // respStream writes the Responses event stream: response.created and
 // .in_progress, each output item's added/delta/done events, then
 // response.completed (or .incomplete at max_output_tokens, .failed when
@@ -669,7 +652,8 @@ func (s *Server) respStream(w http.ResponseWriter, r *http.Request, rj *respJob,
 	}
 	pings := startPings(s.cfg.PingInterval, func() error { return sse.write([]byte(": keep-alive\n\n")) })
 	defer pings.end()
-	if t.wait(r.Context()) != nil {
+	if err := t.wait(r.Context()); err != nil {
+		s.respFailed(sse, ev, rj, id, created, nil, nil, streamError(r.Context(), err))
 		return
 	}
 	if ev("response.in_progress", map[string]any{"response": s.response(rj, id, created, "in_progress", nil, nil)}) != nil {
@@ -680,11 +664,7 @@ func (s *Server) respStream(w http.ResponseWriter, r *http.Request, rj *respJob,
 		out.err = b.finish()
 	}
 	if out.err != nil {
-		if r.Context().Err() == nil && !sse.failed() {
-			resp := s.response(rj, id, created, "failed", b.items, &out)
-			resp["error"] = map[string]any{"code": "server_error", "message": "generation failed: " + out.err.Error()}
-			ev("response.failed", map[string]any{"response": resp})
-		}
+		s.respFailed(sse, ev, rj, id, created, b.items, &out, streamError(r.Context(), out.err))
 		return
 	}
 	s.remember(rj, id, b)

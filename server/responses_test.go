@@ -157,3 +157,17 @@ func TestResponsesPrevious(t *testing.T) {
 		t.Errorf("error %v", v)
 	}
 }
+
+// Stored responses stay within ResponseStoreBytes: the least recently used
+// is dropped first.
+func TestResponsesStoreBound(t *testing.T) {
+	ts := start(t, fake("qwen3"), server.Config{ResponseStoreBytes: 600})
+	var ids []string
+	for i := range 4 {
+		v := postJSON(t, ts.URL+"/v1/responses", `{"input":"hello number `+strings.Repeat("x", i)+`"}`, 200)
+		ids = append(ids, v["id"].(string))
+	}
+	// Each holds two messages of about 150 bytes: the last ones fit.
+	postJSON(t, ts.URL+"/v1/responses", `{"input":"again","store":false,"previous_response_id":"`+ids[3]+`"}`, 200)
+	postJSON(t, ts.URL+"/v1/responses", `{"input":"again","store":false,"previous_response_id":"`+ids[0]+`"}`, 404)
+}

@@ -51,14 +51,8 @@ func (q *queue) drain() {
 // an error event in the dialect (Anthropic "event: error", OpenAI an error
 // chunk), unless the client has left.
 func (d dialect) endStream(sse *sseWriter, ctx context.Context, err error) {
-	if sse.failed() {
-		return
-	}
-	e := cutError(ctx, err)
-	if e == nil && ctx.Err() == nil {
-		e = &apiError{kind: errInternal, msg: "generation failed: " + err.Error()}
-	}
-	if e == nil {
+	e := streamError(ctx, err)
+	if e == nil || sse.failed() {
 		return
 	}
 	name := ""
@@ -66,4 +60,17 @@ func (d dialect) endStream(sse *sseWriter, ctx context.Context, err error) {
 		name = "error"
 	}
 	sse.event(name, d.body(e))
+}
+
+// streamError is what to report on a begun stream whose wait or generation
+// failed with err: a 503-kind error at shutdown, else the failure, or nil
+// when the client has left.
+func streamError(ctx context.Context, err error) *apiError {
+	if e := cutError(ctx, err); e != nil {
+		return e
+	}
+	if ctx.Err() == nil {
+		return &apiError{kind: errInternal, msg: "generation failed: " + err.Error()}
+	}
+	return nil
 }

@@ -64,6 +64,7 @@ func TestShutdownAnswers(t *testing.T) {
 	for _, running := range []struct{ path, body string }{
 		{"/v1/messages", `{"model":"Tiny-MoE-4bit","max_tokens":500,"messages":[{"role":"user","content":"hi"}],"stream":true}`},
 		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"stream":true}`},
+		{"/v1/responses", `{"input":"hi","stream":true}`},
 	} {
 		t.Run(running.path, func(t *testing.T) {
 			b := fake("qwen3")
@@ -73,27 +74,33 @@ func TestShutdownAnswers(t *testing.T) {
 			run := postAsync(t, ts.URL+running.path, running.body)
 			waitFor(t, ts.URL, func(h map[string]any) bool { return h["generating"] == true })
 			queued := map[string]chan answer{
-				"oai":        postAsync(t, ts.URL+"/v1/chat/completions", chatBody),
-				"ant":        postAsync(t, ts.URL+"/v1/messages", messageBody),
-				"oai stream": postAsync(t, ts.URL+"/v1/completions", `{"prompt":"x","stream":true}`),
-				"ant stream": postAsync(t, ts.URL+"/v1/messages", strings.Replace(messageBody, "{", `{"stream":true,`, 1)),
+				"oai":         postAsync(t, ts.URL+"/v1/chat/completions", chatBody),
+				"ant":         postAsync(t, ts.URL+"/v1/messages", messageBody),
+				"oai stream":  postAsync(t, ts.URL+"/v1/completions", `{"prompt":"x","stream":true}`),
+				"ant stream":  postAsync(t, ts.URL+"/v1/messages", strings.Replace(messageBody, "{", `{"stream":true,`, 1)),
+				"resp":        postAsync(t, ts.URL+"/v1/responses", `{"input":"hi"}`),
+				"resp stream": postAsync(t, ts.URL+"/v1/responses", `{"input":"hi","stream":true}`),
 			}
 			waitFor(t, ts.URL, func(h map[string]any) bool { return num(h["queue"]) == len(queued) })
 			srv.Drain()
 			for name, ch := range queued {
 				a := <-ch
 				switch name {
-				case "oai", "ant":
+				case "oai", "ant", "resp":
 					if a.status != 503 {
 						t.Errorf("queued %s: %d %s, want 503", name, a.status, a.body)
 						continue
 					}
 					var v map[string]any
 					jsonDecode(t, a.body, &v)
-					checkShape(t, map[string]string{"oai": "/v1/chat/completions", "ant": "/v1/messages"}[name], v, "server_error", "overloaded_error")
+					checkShape(t, map[string]string{"oai": "/v1/chat/completions", "ant": "/v1/messages", "resp": "/v1/responses"}[name], v, "server_error", "overloaded_error")
 				case "oai stream":
 					if e := lastEvent(t, a.body); get(e.json(t), "error", "type") != "server_error" {
 						t.Errorf("queued OpenAI stream ends with %q, want an error chunk", e.data)
+					}
+				case "resp stream":
+					if e := lastEvent(t, a.body); e.name != "response.failed" || !strings.Contains(e.data, "shutting down") {
+						t.Errorf("queued Responses stream ends with %s %q, want response.failed", e.name, e.data)
 					}
 				case "ant stream":
 					if e := lastEvent(t, a.body); e.name != "error" || get(e.json(t), "error", "type") != "overloaded_error" {
@@ -107,12 +114,19 @@ func TestShutdownAnswers(t *testing.T) {
 			cancel(server.ErrShuttingDown) // grace is over
 			a := <-run
 			e := lastEvent(t, a.body)
-			if strings.HasPrefix(running.path, "/v1/messages") {
+			switch {
+			case running.path == "/v1/responses":
+				if e.name != "response.failed" || !strings.Contains(e.data, "shutting down") {
+					t.Errorf("cut Responses stream ends with %s %q, want response.failed", e.name, e.data)
+				}
+			case strings.HasPrefix(running.path, "/v1/messages"):
 				if e.name != "error" || get(e.json(t), "error", "type") != "overloaded_error" {
 					t.Errorf("cut Anthropic stream ends with %s %q, want event: error overloaded_error", e.name, e.data)
 				}
-			} else if get(e.json(t), "error", "type") != "server_error" || strings.Contains(a.body, "[DONE]") {
-				t.Errorf("cut OpenAI stream ends with %q, want an error chunk and no [DONE]", e.data)
+			default:
+				if get(e.json(t), "error", "type") != "server_error" || strings.Contains(a.body, "[DONE]") {
+					t.Errorf("cut OpenAI stream ends with %q, want an error chunk and no [DONE]", e.data)
+				}
 			}
 		})
 	}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
+	"unsafe"
 )
 
 // scratch holds the buffers of one Encode call, reused through a pool.
@@ -147,11 +149,59 @@ func (t *Tokenizer) encode(ids []int32, text string, sc *scratch) []int32 {
 	return ids
 }
 
+// windowBytes bounds the text pre-tokenized at once. The pieces of a text
+// take about 40 times its size (a 30 MB prompt would need a gigabyte), so
+// a longer stretch goes through in windows.
+var windowBytes = 256 << 10
+
 // encodePiece pre-tokenizes one stretch of normalized text and runs the
-// model on each resulting piece.
+// model on each resulting piece. A stretch longer than windowBytes is taken
+// a window at a time: the first pre-tokenizer stage splits the window, and
+// the pieces up to its third-to-last are final. Only the pieces next to the
+// window's edge can depend on text past it (a match looks at most one
+// character beyond its run), so the next window starts where the kept
+// pieces end and the ids are those of the whole stretch.
 func (t *Tokenizer) encodePiece(ids []int32, p piece, sc *scratch) []int32 {
-	pieces := append(sc.pieces[:0], p)
-	for _, st := range t.pre {
+	for len(t.pre) > 0 && len(p.text) > windowBytes {
+		end := windowBytes
+		for end > 0 && !utf8.RuneStart(p.text[end]) {
+			end-- // whole characters only: a cut one would be split differently
+		}
+		w := piece{p.text[:end], p.atStart}
+		first := t.pre[0].appendPieces(sc.pieces[:0], w, sc)
+		sc.pieces = first
+		n, cut := settledPieces(w.text, first)
+		if n == 0 {
+			break // no edge to cut at: the rest in one go
+		}
+		ids = t.runStages(ids, first[:n], 1, sc)
+		p = piece{p.text[cut:], false}
+	}
+	return t.runStages(ids, append(sc.pieces[:0], p), 0, sc)
+}
+
+// settledPieces returns how many of the first stage's pieces of a window
+// are final (all but the last two) and where in the window they end; 0
+// when there are too few, or the stage rewrote the text so that its pieces
+// are not slices of the window.
+func settledPieces(window string, pieces []piece) (n, end int) {
+	if len(pieces) < 3 {
+		return 0, 0
+	}
+	base := uintptr(unsafe.Pointer(unsafe.StringData(window)))
+	at := func(q piece) int { return int(uintptr(unsafe.Pointer(unsafe.StringData(q.text))) - base) }
+	last, next := pieces[len(pieces)-3], pieces[len(pieces)-2]
+	start := at(last)
+	if start < 0 || start+len(last.text) > len(window) || at(next) < start+len(last.text) || at(next) > len(window) {
+		return 0, 0
+	}
+	return len(pieces) - 2, start + len(last.text)
+}
+
+// runStages runs the pre-tokenizer stages from the given one on pieces and
+// the model on each resulting piece.
+func (t *Tokenizer) runStages(ids []int32, pieces []piece, from int, sc *scratch) []int32 {
+	for _, st := range t.pre[from:] {
 		next := sc.next[:0]
 		for _, q := range pieces {
 			next = st.appendPieces(next, q, sc)

@@ -140,14 +140,7 @@ func TestGolden(t *testing.T) {
 			g := readGolden(t, name)
 			bad := 0
 			for _, c := range g.Encode {
-				text := c.Text
-				if c.BytesHex != "" {
-					b, err := hex.DecodeString(c.BytesHex)
-					if err != nil {
-						t.Fatal(err)
-					}
-					text = string(b)
-				}
+				text := goldenText(t, c.Text, c.BytesHex)
 				if got := tk.Encode(text); !slices.Equal(got, c.IDs) {
 					bad++
 					t.Errorf("Encode(%q) = %v, want %v", text, got, c.IDs)
@@ -167,6 +160,20 @@ func TestGolden(t *testing.T) {
 			t.Logf("%d/%d texts encode as Hugging Face does", len(g.Encode)-bad, len(g.Encode))
 		})
 	}
+}
+
+// goldenText is a golden's text: as written, or given as hex bytes (text
+// that is not valid UTF-8).
+func goldenText(t testing.TB, text, bytesHex string) string {
+	t.Helper()
+	if bytesHex == "" {
+		return text
+	}
+	b, err := hex.DecodeString(bytesHex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // configAddsBOS: DeepSeek-V3's tokenizer_config.json asks for a BOS token

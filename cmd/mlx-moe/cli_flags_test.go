@@ -33,22 +33,11 @@ func withCache(t *testing.T) string {
 func editedFixture(t *testing.T, name string, set map[string]any) string {
 	t.Helper()
 	dir := fixture.Dir(t, "fixtures/"+name)
-	path := filepath.Join(dir, "config.json")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c map[string]any
-	if err := json.Unmarshal(data, &c); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range set {
-		c[k] = v
-	}
-	data, _ = json.Marshal(c)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fixture.EditConfig(t, dir, func(c map[string]any) {
+		for k, v := range set {
+			c[k] = v
+		}
+	})
 	return dir
 }
 
@@ -84,11 +73,15 @@ func TestFlagErrors(t *testing.T) {
 		{gen("--max-tokens", "-1"), "--max-tokens -1: expected a positive number"},
 		{gen("--profile", "/nonexistent/profile.json"), "--profile: stat /nonexistent/profile.json"},
 		{gen("--prompt-ids", "1,2"), "give the prompt once"},
+		{[]string{"generate", "--model", dir, "--prompt-ids", "1,2", "--chat"}, "--chat wraps a text prompt"},
 		{[]string{"generate", "--model", dir, "--prompt-file", "/nonexistent/prompt.txt"}, "--prompt-file: open /nonexistent/prompt.txt"},
 		{[]string{"generate", "--model", dir, "--prompt-file", os.DevNull}, "the prompt is empty"},
 		{gen("--capacity", "1"), "--capacity 1 is below the model's top-k: every token routes to 4 experts per layer (num_experts_per_tok)"},
 		{[]string{"logits", "--model", dir, "--ids", "1,2", "--capacity", "-3"}, "--capacity -3"},
 		{[]string{"serve", "--model", dir, "--port", "0", "--context", "-5"}, "--context -5"},
+		{[]string{"serve", "--model", dir, "--port", "0", "--max-tokens", "-1"}, "--max-tokens -1"},
+		{[]string{"serve", "--model", dir, "--port", "0", "--max-queue", "-1"}, "--max-queue -1: expected at least 1"},
+		{[]string{"serve", "--model", dir, "--port", "0", "--shutdown-grace", "-1s"}, "--shutdown-grace -1s"},
 		{[]string{"generate", "--model", topK0, "--prompt", "hi"}, "num_experts_per_tok (top-k) must be between 1 and the number of experts 16, got 0"},
 		{[]string{"generate", "--model", negEps, "--prompt", "hi"}, "rms_norm_eps must be positive, got -1"},
 		{[]string{"synth", "--out", filepath.Join(t.TempDir(), "s"), "--scale", "0"}, "--scale 0: expected a number above 0 and at most 1"},
@@ -285,5 +278,17 @@ func TestProfileFoundNextToModel(t *testing.T) {
 	_, stderr = generateIDs(t, "--model", withProfile, "--policy", "resident", "--pin", "2", "--prompt-ids", "1,2", "--max-tokens", "1")
 	if !strings.Contains(stderr, "every expert is resident, so --profile and --pin have no effect") {
 		t.Errorf("--pin on a resident model was silently ignored:\n%s", stderr)
+	}
+}
+
+// TestTokenizeStdin: tokenize --file - reads standard input's exact bytes.
+func TestTokenizeStdin(t *testing.T) {
+	withCache(t)
+	dir, _ := filepath.Abs("../../tokenizer/testdata/qwen3")
+	stdin = strings.NewReader("Hello world\n")
+	defer func() { stdin = os.Stdin }()
+	code, stdout, stderr := runCLI("tokenize", "--model", dir, "--file", "-")
+	if code != 0 || strings.TrimSpace(stdout) != "[9707,1879,198]" {
+		t.Errorf("tokenize --file -: exit %d, %q %s; want [9707,1879,198]", code, stdout, stderr)
 	}
 }

@@ -22,7 +22,8 @@ func init() {
 	register(generateCmd)
 }
 
-// stdin is where --prompt-file - reads from (a variable for tests).
+// stdin is what generate --prompt-file - and tokenize --file - read (a
+// variable for tests).
 var stdin io.Reader = os.Stdin
 
 func runGenerate(args []string, stdout, stderr io.Writer) error {
@@ -72,6 +73,9 @@ saves the warm-start state and exits with status 130 or 143.`, stderr)
 		if *prompt, err = readPromptFile(*promptFile); err != nil {
 			return err
 		}
+	}
+	if *chatMode && *promptIDs != "" {
+		return fmt.Errorf("--chat wraps a text prompt; --prompt-ids are used as they are")
 	}
 	m, err := mf.load(stderr)
 	if err != nil {

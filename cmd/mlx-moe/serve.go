@@ -48,8 +48,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 Endpoints: POST /v1/chat/completions, /v1/completions, /v1/responses,
 /v1/messages, /v1/messages/count_tokens; GET /v1/models, /v1/models/{id},
 /health, /metrics, HEAD and GET /.
-SIGINT or SIGTERM stops the server: in-flight requests get --shutdown-grace
-to finish, then are cancelled; the exit status is 0.`, stderr)
+SIGINT or SIGTERM stops the server: queued requests get 503 at once,
+in-flight ones get --shutdown-grace to finish, then are cancelled with an
+error event (or 503); the exit status is 0.
+
+Web pages cannot use the server: requests must name this machine in Host
+(localhost, 127.0.0.1, [::1], --host, or --allowed-host), POST bodies must
+be application/json, and browser requests from an Origin not given with
+--cors-origin get 403.`, stderr)
 	var o serveOptions
 	o.model.register(fs, " (default: the embedded default model)")
 	host := fs.String("host", "127.0.0.1", "address to listen on (0.0.0.0 for every interface)")
@@ -82,6 +88,14 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 	}
 	if *maxBody < 1 {
 		return fmt.Errorf("--max-body-mb %d: expected at least 1", *maxBody)
+	}
+	switch { // the same ranges generate and the request fields take
+	case cfg.MaxTokens < 0:
+		return fmt.Errorf("--max-tokens %d: expected a positive number (0: up to the context)", cfg.MaxTokens)
+	case cfg.MaxQueue < 1:
+		return fmt.Errorf("--max-queue %d: expected at least 1", cfg.MaxQueue)
+	case *grace < 0:
+		return fmt.Errorf("--shutdown-grace %v: expected a duration of 0 or more", *grace)
 	}
 	cfg.MaxBodyBytes = int64(*maxBody) << 20
 	if cfg.BodyTimeout <= 0 {
@@ -135,6 +149,11 @@ to finish, then are cancelled; the exit status is 0.`, stderr)
 	return serveOn(ctx, stop, ln, srv, *grace, stderr)
 }
 
+// readHeaderTimeout bounds how long a client may take to send its request
+// headers (the body has --body-timeout), so trickling clients cannot hold
+// connections open.
+var readHeaderTimeout = 10 * time.Second
+
 // serveOn serves until ctx is done, then shuts down: the listener closes,
 // in-flight requests get grace to finish and are then cancelled. release
 // is called once shutdown starts (a second signal then kills the process).
@@ -143,7 +162,7 @@ func serveOn(ctx context.Context, release func(), ln net.Listener, srv *server.S
 	defer cancelAll(nil)
 	hs := &http.Server{
 		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}

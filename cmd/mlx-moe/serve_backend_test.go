@@ -21,7 +21,13 @@ import (
 // engineServer serves the qwen3_next fixture (linear attention: prefix
 // reuse goes through cache snapshots) with the real engine.
 func engineServer(t *testing.T, dir string) *httptest.Server {
-	m, err := mlxmoe.Load(dir, mlxmoe.Options{ContextLength: 4096, Experts: mlxmoe.ExpertOptions{Policy: "resident"}})
+	return engineServerWith(t, dir, mlxmoe.ExpertOptions{Policy: "resident"})
+}
+
+// engineServerWith serves the model in dir with experts held as eo says.
+func engineServerWith(t *testing.T, dir string, eo mlxmoe.ExpertOptions) *httptest.Server {
+	eo.NoWarmStart = true
+	m, err := mlxmoe.Load(dir, mlxmoe.Options{ContextLength: 4096, Experts: eo})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	mlxmoe "github.com/mlx-moe/mlx-moe"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
-	"github.com/mlx-moe/mlx-moe/server"
 )
 
 // TestServeOSPolicyTruncatedShard: serving with --policy os, a shard
@@ -23,18 +21,7 @@ import (
 // it answers as before.
 func TestServeOSPolicyTruncatedShard(t *testing.T) {
 	dir := fixture.Dir(t, "fixtures/qwen3_moe-4bit")
-	m, err := mlxmoe.Load(dir, mlxmoe.Options{ContextLength: 512,
-		Experts: mlxmoe.ExpertOptions{Policy: "os", NoWarmStart: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	s, err := server.New(&engineBackend{m: m}, server.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(ts.Close)
+	ts := engineServerWith(t, dir, mlxmoe.ExpertOptions{Policy: "os"})
 	conv := []map[string]string{{"role": "user", "content": "hello"}}
 	before := postChat(t, ts.URL, conv)
 

@@ -7,7 +7,7 @@ import (
 
 // Null is an executor whose ops compute nothing: tensors are host memory
 // and every op returns at once, except Route, which picks experts
-// 0..TopK-1 with equal weights. It measures what model code itself does
+// 0..TopK-1 with equal weights, and MoE, which resolves them. It measures what model code itself does
 // per step (allocations, ops issued) apart from any device's kernels.
 type Null struct{}
 

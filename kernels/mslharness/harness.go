@@ -7,12 +7,13 @@
 // vector and 16-bit types, SIMD-group functions and barriers onto C++. The
 // kernels of a file are found in its preprocessed source: plain kernel
 // functions by name, template instantiations by their [[host_name("...")]].
-// Each launch runs in a child process (a crash or deadlock in a shader is an
-// error, not a crash of the test) with every buffer placed right below an
+// Launches run in child processes (a crash or deadlock in a shader is an
+// error, not a crash of the test), each of which serves launches one after
+// another until one fails, with every buffer placed right below an
 // inaccessible page, so out-of-bounds accesses past a buffer's end fail.
 // With clang, Build also type-checks the shader with Metal's address spaces
 // as clang address spaces, which the CPU build cannot see. Built runners are
-// cached by content ($MSL_CACHE, else the user cache directory).
+// cached by content ($MSL_CACHE, else a per-user temporary directory).
 //
 // What this does not show: that the Metal compiler accepts a shader beyond
 // C++ and address spaces, Metal's fast-math precision, and timing.
@@ -27,6 +28,7 @@
 package mslharness
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	_ "embed"
@@ -41,6 +43,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -225,11 +228,23 @@ func parseParams(list string) ([]Param, error) {
 	return params, nil
 }
 
-// Program is a shader file compiled for the CPU.
+// Program is a shader file compiled for the CPU. Its methods may be called
+// from several goroutines.
 type Program struct {
 	File    string
 	Kernels map[string]Kernel
 	bin     string
+
+	mu   sync.Mutex
+	idle []*runner // started runner processes waiting for a launch
+}
+
+// runner is one child process running the compiled shader file.
+type runner struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
+	stderr bytes.Buffer // read only after cmd.Wait
 }
 
 // Build compiles the shader file into a runner executable in dir, with the
@@ -289,6 +304,14 @@ func Build(file, compat, dir string) (*Program, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !cached && bin != "" {
+		// Another test binary may be compiling the same runner: wait for it
+		// rather than compile it twice.
+		unlock := lockFile(bin + ".lock")
+		defer unlock()
+		_, err := os.Stat(bin)
+		cached = err == nil
+	}
 	if !cached {
 		if err := checkAddressSpaces(cxx, compat, cpuFile); err != nil {
 			return nil, fmt.Errorf("%s: %v", file, err)
@@ -311,19 +334,15 @@ var cxxFlags = []string{"-std=c++17", "-O1", "-g0", "-Wall", "-Werror",
 	"-Wno-unknown-attributes", "-Wno-attributes", "-Wno-unused-function", "-Wno-unknown-warning-option"}
 
 // cachedBinary returns where the runner built from these inputs is cached
-// ($MSL_CACHE, else the user cache directory) and whether it is there: the
-// shaders are compiled by more than one test binary (this package's and the
-// Metal executor's), and the big ones take a while. The key covers the
-// compiler and its version, the flags, the generated source, the shader and
-// the compat and runner headers.
+// and whether it is there ("" when there is no usable cache): the shaders
+// are compiled by more than one test binary (this package's and the Metal
+// executor's), and the big ones take a while. The key covers the compiler
+// and its version, the flags, the generated source, the shader and the
+// compat and runner headers.
 func cachedBinary(cxx, compat, base string, mainSrc, cpuSrc []byte) (string, bool, error) {
-	root := os.Getenv("MSL_CACHE")
+	root := cacheDir()
 	if root == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			return "", false, nil
-		}
-		root = filepath.Join(dir, "mlx-moe-mslharness")
+		return "", false, nil
 	}
 	h := sha256.New()
 	version, _ := exec.Command(cxx, "--version").Output()
@@ -342,6 +361,24 @@ func cachedBinary(cxx, compat, base string, mainSrc, cpuSrc []byte) (string, boo
 	bin := filepath.Join(root, fmt.Sprintf("%s-%x", base, h.Sum(nil)[:12]))
 	_, err := os.Stat(bin)
 	return bin, err == nil, nil
+}
+
+// cacheDir is $MSL_CACHE, else a directory of this user's under the system
+// temporary directory (tests write nothing outside temporary directories),
+// created private to the user; "" when it is not usable. A directory that
+// others can write to is not used: its runners would be executed.
+func cacheDir() string {
+	if dir := os.Getenv("MSL_CACHE"); dir != "" {
+		return dir
+	}
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("mlx-moe-mslharness-%d", os.Getuid()))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return ""
+	}
+	if st, err := os.Lstat(dir); err != nil || !st.IsDir() || st.Mode().Perm()&0o077 != 0 {
+		return ""
+	}
+	return dir
 }
 
 // storeBinary copies a freshly built runner into the cache (atomically, as
@@ -453,20 +490,78 @@ func (p *Program) Run(kernel string, l Launch) (map[int][]byte, error) {
 		in.Write(le.AppendUint64(nil, uint64(len(data))))
 		in.Write(data)
 	}
-	cmd := exec.Command(p.bin)
-	cmd.Stdin = &in
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
+	r, err := p.take()
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: starting %s: %v", kernel, p.bin, err)
+	}
+	timer := time.AfterFunc(Timeout, func() { r.cmd.Process.Kill() })
+	_, err = r.stdin.Write(in.Bytes())
+	var out map[int][]byte
+	if err == nil {
+		out, err = readBuffers(r.stdout)
+	}
+	if err == nil && timer.Stop() {
+		p.put(r)
+		return out, nil
+	}
+	// The runner failed (it printed why and exited) or was killed by the
+	// timer: its exit status and stderr say what happened.
+	r.stdin.Close()
+	if werr := r.cmd.Wait(); werr != nil {
+		err = werr
+	}
+	timer.Stop()
+	return nil, fmt.Errorf("kernel %s: %v: %s", kernel, err, strings.TrimSpace(r.stderr.String()))
+}
+
+// take returns an idle runner process or starts one.
+func (p *Program) take() (*runner, error) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		r := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		return r, nil
+	}
+	p.mu.Unlock()
+	r := &runner{cmd: exec.Command(p.bin)}
+	r.cmd.Stderr = &r.stderr
+	var err error
+	if r.stdin, err = r.cmd.StdinPipe(); err != nil {
 		return nil, err
 	}
-	timer := time.AfterFunc(Timeout, func() { cmd.Process.Kill() })
-	err := cmd.Wait()
-	timer.Stop()
+	stdout, err := r.cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("kernel %s: %v: %s", kernel, err, strings.TrimSpace(stderr.String()))
+		return nil, err
 	}
-	return readBuffers(&stdout)
+	r.stdout = bufio.NewReaderSize(stdout, 1<<16)
+	if err := r.cmd.Start(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (p *Program) put(r *runner) {
+	p.mu.Lock()
+	p.idle = append(p.idle, r)
+	p.mu.Unlock()
+}
+
+// Close ends the program's idle runner processes. Runners also end by
+// themselves when the test process exits (their stdin closes).
+func (p *Program) Close() error {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	var errs []error
+	for _, r := range idle {
+		r.stdin.Close()
+		if err := r.cmd.Wait(); err != nil {
+			errs = append(errs, fmt.Errorf("runner of %s: %v: %s", p.File, err, strings.TrimSpace(r.stderr.String())))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func readBuffers(r io.Reader) (map[int][]byte, error) {

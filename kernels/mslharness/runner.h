@@ -1,12 +1,16 @@
 // runner.h: the process side of kernels/mslharness. A generated main.cpp
 // includes this, the shader, and a table of its kernels; the process reads
-// one launch from stdin, runs it on the CPU, and writes the buffers back to
-// stdout.
+// launches from stdin until it ends, runs each on the CPU, and writes its
+// buffers back to stdout. One process serves many launches, as starting a
+// process cost more than most launches; nothing of one launch survives into
+// the next (fresh buffers, threadgroup memory poisoned, the thread order
+// reseeded).
 //
-// stdin:  "MSL1", u32 name length, name, u32 groups[3], u32 threads[3],
-//         u64 seed, u32 buffer count, then per buffer u32 index, u64 length,
-//         bytes.
-// stdout: u32 buffer count, then per buffer u32 index, u64 length, bytes.
+// stdin:  per launch "MSL1", u32 name length, name, u32 groups[3],
+//         u32 threads[3], u64 seed, u32 buffer count, then per buffer
+//         u32 index, u64 length, bytes.
+// stdout: per launch u32 buffer count, then per buffer u32 index,
+//         u64 length, bytes.
 // All integers little-endian. Errors go to stderr with a non-zero exit.
 #include <metal_stdlib>
 
@@ -40,6 +44,8 @@ struct Launch {
   uint64_t seed = 0;
   void* ptr[kMaxBuffers] = {};
   size_t len[kMaxBuffers] = {};
+  void* mapped[kMaxBuffers] = {};  // what guarded mapped, for unmapping
+  size_t mapped_len[kMaxBuffers] = {};
   bool bound[kMaxBuffers] = {};
   const Binding* bindings = nullptr;
 
@@ -127,8 +133,9 @@ template <class T> T read_le() {
 }
 
 // guarded returns n bytes that end right below an inaccessible page, so
-// reading or writing past the end of a buffer faults.
-inline void* guarded(size_t n) {
+// reading or writing past the end of a buffer faults. *map and *map_len
+// receive the mapping to unmap.
+inline void* guarded(size_t n, void** map, size_t* map_len) {
   size_t page = size_t(sysconf(_SC_PAGESIZE));
   size_t pages = (n + page - 1) / page;
   char* base = static_cast<char*>(mmap(nullptr, (pages + 1) * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -137,15 +144,20 @@ inline void* guarded(size_t n) {
     std::exit(2);
   }
   mprotect(base + pages * page, page, PROT_NONE);
+  *map = base;
+  *map_len = (pages + 1) * page;
   return base + ((pages * page - n) & ~size_t(15));
 }
 
-inline int run_main(const Entry* entries, int n) {
+// run_one reads one launch, runs it and writes its buffers back; it
+// returns false when stdin ends before a launch starts.
+inline bool run_one(const Entry* entries, int n) {
   char magic[4];
-  read_exact(magic, 4);
-  if (std::memcmp(magic, "MSL1", 4) != 0) {
+  size_t got = std::fread(magic, 1, 4, stdin);
+  if (got == 0 && std::feof(stdin)) return false;
+  if (got != 4 || std::memcmp(magic, "MSL1", 4) != 0) {
     std::fprintf(stderr, "launch input does not start with MSL1\n");
-    return 2;
+    std::exit(2);
   }
   std::vector<char> name(read_le<uint32_t>() + 1, 0);
   read_exact(name.data(), name.size() - 1);
@@ -160,9 +172,9 @@ inline int run_main(const Entry* entries, int n) {
     uint64_t len = read_le<uint64_t>();
     if (idx >= kMaxBuffers || l.bound[idx]) {
       std::fprintf(stderr, "buffer index %u is out of range or given twice\n", idx);
-      return 2;
+      std::exit(2);
     }
-    l.ptr[idx] = guarded(len);
+    l.ptr[idx] = guarded(len, &l.mapped[idx], &l.mapped_len[idx]);
     l.len[idx] = len;
     l.bound[idx] = true;
     read_exact(l.ptr[idx], len);
@@ -173,7 +185,7 @@ inline int run_main(const Entry* entries, int n) {
     if (std::strcmp(entries[i].name, name.data()) == 0) e = &entries[i];
   if (!e) {
     std::fprintf(stderr, "no kernel named %s in this shader file\n", name.data());
-    return 2;
+    std::exit(2);
   }
   l.bindings = e->bindings;
   for (int i = 0; i < e->nparams; i++)
@@ -187,7 +199,15 @@ inline int run_main(const Entry* entries, int n) {
     std::fwrite(&i32, 4, 1, stdout);
     std::fwrite(&len, 8, 1, stdout);
     std::fwrite(l.ptr[idx], 1, len, stdout);
+    munmap(l.mapped[idx], l.mapped_len[idx]);
   }
-  return std::fflush(stdout) == 0 ? 0 : 2;
+  if (std::fflush(stdout) != 0) std::exit(2);
+  return true;
+}
+
+inline int run_main(const Entry* entries, int n) {
+  while (run_one(entries, n)) {
+  }
+  return 0;
 }
 }  // namespace mslrt

@@ -14,8 +14,10 @@
 //     the baseline (RSS after the idle period the Go runtime needs to hand
 //     freed memory back).
 //
-//     go build -o /tmp/mlx-moe ./cmd/mlx-moe
-//     go run ./scripts/loadcheck -bin /tmp/mlx-moe
+// Run it with a built binary:
+//
+//	go build -o /tmp/mlx-moe ./cmd/mlx-moe
+//	go run ./scripts/loadcheck -bin /tmp/mlx-moe
 //
 // Linux only (it reads /proc). Exit status 1 when a check fails.
 package main

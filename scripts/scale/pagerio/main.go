@@ -21,7 +21,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -39,16 +41,17 @@ func main() {
 	workers := flag.Int("workers", 0, "IO workers (0: the pager's default)")
 	layerMS := flag.Float64("layer-ms", 0, "stand-in compute per MoE layer, in milliseconds")
 	prefetch := flag.Bool("prefetch", false, "prefetch each next layer's true routes before resolving the current one")
+	spin := flag.Bool("spin", false, "make the stand-in compute busy loops on every P (as the CPU kernels do) instead of sleeps")
 	rawGB := flag.Float64("raw-gb", 2, "GB of the files to read raw, before and after")
 	seed := flag.Uint64("seed", 1, "seed of the routes")
 	flag.Parse()
-	if err := run(*dir, *memory, *capacity, *tokens, *warmup, *workers, *layerMS, *prefetch, *rawGB, *seed); err != nil {
+	if err := run(*dir, *memory, *capacity, *tokens, *warmup, *workers, *layerMS, *prefetch, *spin, *rawGB, *seed); err != nil {
 		fmt.Fprintln(os.Stderr, "pagerio:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, memory string, capacity, tokens, warmup, workers int, layerMS float64, prefetch bool, rawGB float64, seed uint64) error {
+func run(dir, memory string, capacity, tokens, warmup, workers int, layerMS float64, prefetch, spin bool, rawGB float64, seed uint64) error {
 	if dir == "" {
 		return fmt.Errorf("--model is required")
 	}
@@ -105,9 +108,7 @@ func run(dir, memory string, capacity, tokens, warmup, workers int, layerMS floa
 			if err := p.Resolve(src.Layer, next[i], slots); err != nil {
 				return err
 			}
-			if layerMS > 0 {
-				time.Sleep(time.Duration(layerMS * float64(time.Millisecond)))
-			}
+			compute(time.Duration(layerMS*float64(time.Millisecond)), spin)
 		}
 		return nil
 	}
@@ -138,7 +139,7 @@ func run(dir, memory string, capacity, tokens, warmup, workers int, layerMS floa
 	depth := float64(st.ReadsTime-st0.ReadsTime) / float64(busy)
 	raw := (before + after) / 2
 	fmt.Printf("model %s: %d MoE layers x %d experts (top-%d), %d slots per layer, direct IO %s\n", dir, len(sources), n, topK, capacity, st.DirectIO)
-	fmt.Printf("replay: %d tokens after %d warm-up, stand-in compute %.2f ms per layer, prefetch %v\n", tokens, warmup, layerMS, prefetch)
+	fmt.Printf("replay: %d tokens after %d warm-up, stand-in compute %.2f ms per layer (busy on every P: %v), prefetch %v\n", tokens, warmup, layerMS, spin, prefetch)
 	fmt.Printf("hit rate %.1f%% (%d hits, %d misses), %.1f MB read per token\n", 100*float64(hits)/float64(max(1, hits+misses)), hits, misses, float64(bytes)/1e6/float64(tokens))
 	fmt.Printf("pager: %.3f GB in %.3f s with a read in flight: %.3f GB/s; %.1f reads in flight on average (at most %d)\n", float64(bytes)/1e9, busy.Seconds(), gbps, depth, st.MaxInFlight)
 	fmt.Printf("per token: %.1f ms wall, %.1f ms waiting for reads, %.1f ms stand-in compute\n",
@@ -148,6 +149,31 @@ func run(dir, memory string, capacity, tokens, warmup, workers int, layerMS floa
 	// pager read, so the cold read before is the fair baseline.
 	fmt.Printf("pager / raw before: %.2f (pager / mean of both: %.2f)\n", gbps/before, gbps/raw)
 	return nil
+}
+
+// compute stands in for a layer's kernels: a sleep, or busy loops on every
+// P of the runtime for d, split in short chunks as the kernels' parallel
+// loops are.
+func compute(d time.Duration, spin bool) {
+	if d <= 0 {
+		return
+	}
+	if !spin {
+		time.Sleep(d)
+		return
+	}
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		var wg sync.WaitGroup
+		for range runtime.GOMAXPROCS(0) {
+			wg.Go(func() {
+				stop := time.Now().Add(200 * time.Microsecond)
+				for time.Now().Before(stop) {
+				}
+			})
+		}
+		wg.Wait()
+	}
 }
 
 // routes draws each layer's top-k from the synthetic router's popularity,

@@ -1,0 +1,170 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// Float-path quantized row dot products (NEON), the arm64 twins of
+// qmv_amd64.s's qdot4AVX2 and qdot8AVX2 and with the same contract:
+//
+//	Σ_g scale_g · Σ_{j in g} (q_j-c)·x_j + (bias_g + c·scale_g) · xsum_g
+//
+// Codes are widened to int32, centred, converted and multiplied by x in
+// float32. Instructions the Go assembler lacks are spelled as WORDs:
+// SCVTF (vector), FADD (vector) and FADDP (vector), all on .4S.
+
+#define SCVTF4S(n, d) WORD $(0x4E21D800 | (n<<5) | d)
+#define FADD4S(m, n, d) WORD $(0x4E20D400 | (m<<16) | (n<<5) | d)
+#define FADDP4S(m, n, d) WORD $(0x6E20D400 | (m<<16) | (n<<5) | d)
+
+// Registers: R0 w, R1 x, R2 scales, R3 biases, R4 xsum, R5 groups, R6 steps,
+// R7 f16; V0 row sum, F1 bias sum, V20-V23 the group's partial sums,
+// V24-V27 x, F17 c as float32, V30 c as int32 x4, V31 0x0f bytes.
+#define ARGS \
+	MOVD  w+0(FP), R0; \
+	MOVD  x+8(FP), R1; \
+	MOVD  scales+16(FP), R2; \
+	MOVD  biases+24(FP), R3; \
+	MOVD  xsum+32(FP), R4; \
+	MOVD  groups+40(FP), R5; \
+	MOVD  steps+48(FP), R6; \
+	MOVBU f16+56(FP), R7; \
+	VEOR  V0.B16, V0.B16, V0.B16; \
+	VEOR  V1.B16, V1.B16, V1.B16
+
+// CENTRE sets V30 to c (in R9) as int32 x4 and F17 to c as float32.
+#define CENTRE \
+	VDUP   R9, V30.S4; \
+	SCVTFWS R9, F17
+
+// GROUPSTART clears the group's partial sums and loads the step count.
+#define GROUPSTART \
+	VEOR V20.B16, V20.B16, V20.B16; \
+	VEOR V21.B16, V21.B16, V21.B16; \
+	VEOR V22.B16, V22.B16, V22.B16; \
+	VEOR V23.B16, V23.B16, V23.B16; \
+	MOVD R6, R8
+
+// GROUPEND adds the partial sums, folds them into V0 times the scale and
+// the bias term into F1, and steps to the next group.
+#define GROUPEND \
+	FADD4S(21, 20, 20); \
+	FADD4S(23, 22, 22); \
+	FADD4S(22, 20, 20); \
+	MOVHU.P 2(R2), R9; \
+	MOVHU.P 2(R3), R10; \
+	CBNZ    R7, 6(PC); \
+	LSLW    $16, R9, R9; \
+	LSLW    $16, R10, R10; \
+	FMOVS   R9, F28; \
+	FMOVS   R10, F29; \
+	JMP     5(PC); \
+	FMOVS   R9, F28; \
+	FMOVS   R10, F29; \
+	FCVTHS  F28, F28; \
+	FCVTHS  F29, F29; \
+	FMADDS  F28, F29, F17, F29; \
+	FMOVS.P 4(R4), F18; \
+	FMADDS  F18, F1, F29, F1; \
+	VDUP    V28.S[0], V28.S4; \
+	VFMLA   V28.S4, V20.S4, V0.S4
+
+// RESULT reduces V0 and F1 to the float32 result in F0.
+#define RESULT \
+	FADDP4S(0, 0, 0); \
+	FADDP4S(0, 0, 0); \
+	FADDS   F1, F0, F0
+
+// WIDEN4 turns the eight halfwords of Vh into int32 x4 in Va (low four)
+// and Vb (high four), centred by V30.
+#define WIDEN4(h, a, b) \
+	VUXTL  h.H4, a.S4; \
+	VUXTL2 h.H8, b.S4; \
+	VSUB   V30.S4, a.S4, a.S4; \
+	VSUB   V30.S4, b.S4, b.S4
+
+// func qdot4NEON(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
+//
+// x is permuted in blocks of 32: the sixteen even-indexed values, then the
+// sixteen odd ones (a byte's low nibble is the even value).
+TEXT ·qdot4NEON(SB), NOSPLIT, $0-68
+	ARGS
+	VMOVI $15, V31.B16
+	MOVD  $8, R9
+	CENTRE
+
+group4:
+	GROUPSTART
+
+step4:
+	VLD1.P 16(R0), [V2.B16]
+	VAND   V31.B16, V2.B16, V3.B16
+	VUSHR  $4, V2.B16, V4.B16
+	VUXTL  V3.B8, V5.H8
+	VUXTL2 V3.B16, V6.H8
+	VUXTL  V4.B8, V7.H8
+	VUXTL2 V4.B16, V8.H8
+	WIDEN4(V5, V9, V10)
+	WIDEN4(V6, V11, V12)
+	WIDEN4(V7, V13, V14)
+	WIDEN4(V8, V15, V16)
+	SCVTF4S(9, 9)
+	SCVTF4S(10, 10)
+	SCVTF4S(11, 11)
+	SCVTF4S(12, 12)
+	SCVTF4S(13, 13)
+	SCVTF4S(14, 14)
+	SCVTF4S(15, 15)
+	SCVTF4S(16, 16)
+	VLD1.P 64(R1), [V24.S4, V25.S4, V26.S4, V27.S4]
+	VFMLA  V9.S4, V24.S4, V20.S4
+	VFMLA  V10.S4, V25.S4, V21.S4
+	VFMLA  V11.S4, V26.S4, V22.S4
+	VFMLA  V12.S4, V27.S4, V23.S4
+	VLD1.P 64(R1), [V24.S4, V25.S4, V26.S4, V27.S4]
+	VFMLA  V13.S4, V24.S4, V20.S4
+	VFMLA  V14.S4, V25.S4, V21.S4
+	VFMLA  V15.S4, V26.S4, V22.S4
+	VFMLA  V16.S4, V27.S4, V23.S4
+	SUBS   $1, R8, R8
+	BNE    step4
+
+	GROUPEND
+	SUBS $1, R5, R5
+	BNE  group4
+	RESULT
+	FMOVS F0, ret+64(FP)
+	RET
+
+// func qdot8NEON(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
+TEXT ·qdot8NEON(SB), NOSPLIT, $0-68
+	ARGS
+	MOVD $128, R9
+	CENTRE
+
+group8:
+	GROUPSTART
+	LSL $1, R8, R8 // 16 values a step
+
+step8:
+	VLD1.P 16(R0), [V2.B16]
+	VUXTL  V2.B8, V5.H8
+	VUXTL2 V2.B16, V6.H8
+	WIDEN4(V5, V9, V10)
+	WIDEN4(V6, V11, V12)
+	SCVTF4S(9, 9)
+	SCVTF4S(10, 10)
+	SCVTF4S(11, 11)
+	SCVTF4S(12, 12)
+	VLD1.P 64(R1), [V24.S4, V25.S4, V26.S4, V27.S4]
+	VFMLA  V9.S4, V24.S4, V20.S4
+	VFMLA  V10.S4, V25.S4, V21.S4
+	VFMLA  V11.S4, V26.S4, V22.S4
+	VFMLA  V12.S4, V27.S4, V23.S4
+	SUBS   $1, R8, R8
+	BNE    step8
+
+	GROUPEND
+	SUBS $1, R5, R5
+	BNE  group8
+	RESULT
+	FMOVS F0, ret+64(FP)
+	RET

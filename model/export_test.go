@@ -1,0 +1,4 @@
+package model
+
+// LogProb is logProb for the external tests.
+var LogProb = logProb
