@@ -201,6 +201,9 @@ func (t *transfer) stream(ctx context.Context) error {
 	for try := 0; t.off < t.size; {
 		resp, err := t.get(ctx, t.off, -1)
 		if err != nil {
+			if t.off > 0 && ctx.Err() == nil {
+				return fmt.Errorf("%w; the %s of %s fetched so far are kept: pull again to resume", err, formatBytes(t.off), formatBytes(t.size))
+			}
 			return err
 		}
 		if t.off > 0 && resp.StatusCode == http.StatusOK {
@@ -306,14 +309,16 @@ func (t *transfer) parts(ctx context.Context) error {
 		results[i] = make(chan result, 1)
 	}
 	launched := make(chan int, 1)
+	start := t.off // t.off moves as parts are written
 	go func() {
 		i := 0
 		for ; i < n && t.p.acquire(ctx) == nil; i++ {
-			from := t.off + int64(i)*ps
+			from := start + int64(i)*ps
 			to := min(from+ps, t.size) - 1
+			done := results[i]
 			go func() {
 				buf, err := t.fetchPart(ctx, from, to)
-				results[i] <- result{buf, err}
+				done <- result{buf, err}
 			}()
 		}
 		launched <- i

@@ -23,7 +23,7 @@ func (c *Client) Pull(ctx context.Context, id ID) (string, error) {
 	if c.Offline {
 		dir, err := c.Cache.Snapshot(id)
 		if err != nil {
-			return "", fmt.Errorf("%w and %v", ErrOffline, err)
+			return "", fmt.Errorf("%w: %w", ErrOffline, err)
 		}
 		return dir, nil
 	}
@@ -186,12 +186,15 @@ func (c *Client) checkSpace(id ID, commit string, files []sibling) (int64, error
 		}
 		dir = filepath.Dir(dir)
 	}
-	if free := DiskFree(dir); free >= 0 && need > free {
+	if free := diskFree(dir); free >= 0 && need > free {
 		return need, fmt.Errorf("%s: %w: it needs %s more and %s is free on the disk holding %s; free some space, or set HF_HUB_CACHE to a larger disk",
 			id, ErrNoSpace, formatBytes(need), formatBytes(free), c.Cache.Dir)
 	}
 	return need, nil
 }
+
+// diskFree is DiskFree, a variable for tests.
+var diskFree = DiskFree
 
 // etag is the blob name the Hub's HEAD will give, known from the file
 // list: the sha256 of an LFS file, else the git blob id.
