@@ -2,6 +2,7 @@ package mlxmoe
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -46,12 +47,24 @@ func ResolveModel(name string, opts Options) (string, error) {
 // CheckSupported checks that a config.json describes a model this engine
 // can load, so a download can stop before the weights.
 func CheckSupported(config []byte) error {
-	cfg, err := model.ParseConfig(config)
-	if err != nil {
-		return fmt.Errorf("config.json: %v", err)
+	var top struct {
+		ModelType string `json:"model_type"`
+		Text      *struct {
+			ModelType string `json:"model_type"`
+		} `json:"text_config"`
 	}
-	if types := model.SupportedTypes(); !slices.Contains(types, cfg.ModelType) {
-		return fmt.Errorf("config.json: model_type %q is not supported by this engine (supported: %s)", cfg.ModelType, strings.Join(types, ", "))
+	if err := json.Unmarshal(config, &top); err != nil {
+		return fmt.Errorf("config.json is not a JSON object: %v", err)
+	}
+	mt := top.ModelType
+	if top.Text != nil && top.Text.ModelType != "" {
+		mt = top.Text.ModelType // a multimodal config: the language model is what runs
+	}
+	if types := model.SupportedTypes(); !slices.Contains(types, mt) {
+		return fmt.Errorf("config.json: model_type %q is not supported by this engine (supported: %s)", mt, strings.Join(types, ", "))
+	}
+	if _, err := model.ParseConfig(config); err != nil {
+		return fmt.Errorf("config.json: %v", err)
 	}
 	return nil
 }
