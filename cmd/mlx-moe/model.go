@@ -21,9 +21,9 @@ type modelFlags struct {
 	dir        string
 	noDownload bool // --no-download: a hub id must already be cached
 	device     string
-	context int
-	memory  string
-	experts mlxmoe.ExpertOptions
+	context    int
+	memory     string
+	experts    mlxmoe.ExpertOptions
 	// promptCacheBytes bounds cached prompt states (serve's --prompt-cache-mb).
 	promptCacheBytes int64
 }
