@@ -53,15 +53,16 @@ func (noProgress) Finish()                  {}
 // barProgress draws one bar for the whole pull, with finished files
 // printed above it.
 type barProgress struct {
-	w   io.Writer
-	mu  sync.Mutex
-	bar *progressbar.ProgressBar
+	w     io.Writer
+	mu    sync.Mutex
+	bar   *progressbar.ProgressBar
+	total summary
 }
 
 func (b *barProgress) Start(name string, files int, bytes int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	fmt.Fprintf(b.w, "pulling %s: %d files, %s to download\n", name, files, formatBytes(bytes))
+	b.total.start(b.w, name, files, bytes)
 	b.bar = progressbar.NewOptions64(bytes,
 		progressbar.OptionSetWriter(b.w),
 		progressbar.OptionSetDescription(name),
@@ -78,6 +79,7 @@ func (b *barProgress) Start(name string, files int, bytes int64) {
 func (b *barProgress) Add(n int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.total.done += n
 	if b.bar != nil {
 		b.bar.Add64(n)
 	}
@@ -99,8 +101,28 @@ func (b *barProgress) Finish() {
 	defer b.mu.Unlock()
 	if b.bar != nil {
 		b.bar.Finish()
-		fmt.Fprintln(b.w)
+		b.bar.Clear()
+		b.total.end(b.w)
 	}
+}
+
+// summary is what both displays say at the start and the end of a pull.
+type summary struct {
+	name  string
+	bytes int64 // to fetch
+	done  int64 // fetched
+	t0    time.Time
+}
+
+func (s *summary) start(w io.Writer, name string, files int, bytes int64) {
+	s.name, s.bytes, s.t0 = name, bytes, time.Now()
+	fmt.Fprintf(w, "pulling %s: %d files, %s to download\n", name, files, formatBytes(bytes))
+}
+
+func (s *summary) end(w io.Writer) {
+	elapsed := time.Since(s.t0)
+	fmt.Fprintf(w, "pulled %s: %s in %s (%s/s)\n", s.name, formatBytes(s.done), elapsed.Round(time.Millisecond),
+		formatBytes(int64(float64(s.done)/max(elapsed.Seconds(), 1e-3))))
 }
 
 // lineProgress writes plain lines: one per finished file and, while bytes
@@ -109,34 +131,31 @@ type lineProgress struct {
 	w        io.Writer
 	interval time.Duration
 	mu       sync.Mutex
-	name     string
-	total    int64
-	done     int64
-	start    time.Time
+	total    summary
 	last     time.Time
 }
 
 func (l *lineProgress) Start(name string, files int, bytes int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.name, l.total, l.start, l.last = name, bytes, time.Now(), time.Now()
-	fmt.Fprintf(l.w, "pulling %s: %d files, %s to download\n", name, files, formatBytes(bytes))
+	l.total.start(l.w, name, files, bytes)
+	l.last = time.Now()
 }
 
 func (l *lineProgress) Add(n int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.done += n
-	if now := time.Now(); now.Sub(l.last) >= l.interval && l.total > 0 {
+	s := &l.total
+	s.done += n
+	if now := time.Now(); now.Sub(l.last) >= l.interval && s.bytes > 0 {
 		l.last = now
-		elapsed := now.Sub(l.start).Seconds()
-		rate := float64(l.done) / max(elapsed, 1e-3)
+		rate := float64(s.done) / max(now.Sub(s.t0).Seconds(), 1e-3)
 		left := "unknown"
 		if rate > 0 {
-			left = time.Duration(float64(l.total-l.done) / rate * float64(time.Second)).Round(time.Second).String()
+			left = time.Duration(float64(s.bytes-s.done) / rate * float64(time.Second)).Round(time.Second).String()
 		}
-		fmt.Fprintf(l.w, "pulling %s: %d%%, %s of %s, %s/s, %s left\n", l.name, 100*l.done/l.total,
-			formatBytes(l.done), formatBytes(l.total), formatBytes(int64(rate)), left)
+		fmt.Fprintf(l.w, "pulling %s: %d%%, %s of %s, %s/s, %s left\n", s.name, 100*s.done/s.bytes,
+			formatBytes(s.done), formatBytes(s.bytes), formatBytes(int64(rate)), left)
 	}
 }
 
@@ -149,5 +168,5 @@ func (l *lineProgress) Done(file string, size int64) {
 func (l *lineProgress) Finish() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, "pulled %s: %s in %s\n", l.name, formatBytes(l.done), time.Since(l.start).Round(time.Millisecond))
+	l.total.end(l.w)
 }

@@ -411,3 +411,31 @@ func TestExistingHFCacheIsUsed(t *testing.T) {
 		t.Fatalf("after Remove: %v", err)
 	}
 }
+
+// TestLineProgress: the display for pipes and logs is plain lines: one per
+// file, one per interval while bytes arrive, no control characters.
+func TestLineProgress(t *testing.T) {
+	h, _ := publish(t, 300_000)
+	var out bytes.Buffer
+	c := newTestClient(t, h)
+	c.PartSize, c.Jobs = 10_000, 2
+	c.Progress = NewProgress(&out, false, time.Nanosecond)
+	if _, err := c.Pull(context.Background(), ID{Repo: repoID, Revision: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{"pulling " + repoID + ": 5 files", "  model.safetensors (300.0 kB)", "%, ", "B/s", "left\n", "pulled " + repoID} {
+		if !strings.Contains(got, want) {
+			t.Errorf("progress lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.ContainsFunc(got, func(r rune) bool { return r < ' ' && r != '\n' }) {
+		t.Errorf("control characters in plain progress: %q", got)
+	}
+	var quiet bytes.Buffer
+	c = newTestClient(t, h)
+	c.Progress = NewProgress(&quiet, true, 0)
+	if _, err := c.Pull(context.Background(), ID{Repo: repoID, Revision: "main"}); err != nil || quiet.Len() != 0 {
+		t.Fatalf("quiet progress wrote %q (%v)", quiet.String(), err)
+	}
+}
