@@ -53,6 +53,10 @@ func (c Cache) Commit(id ID) (string, error) {
 func (c Cache) Snapshot(id ID) (string, error) {
 	commit, err := c.Commit(id)
 	if err != nil {
+		// Fetched by commit (no refs/main): the newest complete snapshot.
+		if dir := c.preferredSnapshot(id.Repo); id.Revision == DefaultRevision && dir != "" && len(missingFiles(dir)) == 0 {
+			return dir, nil
+		}
 		return "", err
 	}
 	dir := filepath.Join(c.RepoDir(id.Repo), "snapshots", commit)
