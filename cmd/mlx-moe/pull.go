@@ -93,6 +93,8 @@ func (f *modelFlags) resolve(stderr io.Writer) (string, error) {
 	case errors.Is(err, hub.ErrNotCached):
 		return "", fmt.Errorf("%s is not in the Hugging Face cache (%s); download it with `mlx-moe pull %s`, or drop --no-download",
 			f.dir, c.Cache.Dir, f.dir)
+	case errors.Is(err, hub.ErrRepoNotFound):
+		return "", fmt.Errorf("%w (no local directory %s exists either)", err, f.dir)
 	}
 	return "", err
 }
