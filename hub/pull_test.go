@@ -369,26 +369,15 @@ func TestExistingHFCacheIsUsed(t *testing.T) {
 	h, r := publish(t, 1000)
 	c := newTestClient(t, h)
 	repoDir := filepath.Join(c.Cache.Dir, "models--test-org--tiny-moe")
+	needed := &hubtest.Repo{Commit: r.Commit, Files: map[string][]byte{}}
 	for name, data := range r.Files {
-		if strings.HasPrefix(name, "original/") || name == "README.md" {
-			continue
-		}
-		etag := hubtest.GitOID(data)
-		if hubtest.IsLFS(name) {
-			etag = hubtest.SHA256(data)
-		}
-		os.MkdirAll(filepath.Join(repoDir, "blobs"), 0o755)
-		os.MkdirAll(filepath.Join(repoDir, "snapshots", r.Commit), 0o755)
-		if err := os.WriteFile(filepath.Join(repoDir, "blobs", etag), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink("../../blobs/"+etag, filepath.Join(repoDir, "snapshots", r.Commit, name)); err != nil {
-			t.Fatal(err)
+		if !strings.HasPrefix(name, "original/") && name != "README.md" {
+			needed.Files[name] = data
 		}
 	}
-	os.MkdirAll(filepath.Join(repoDir, "refs"), 0o755)
-	os.WriteFile(filepath.Join(repoDir, "refs", "main"), []byte(r.Commit), 0o644)
-
+	if err := hubtest.WriteCache(c.Cache.Dir, repoID, needed); err != nil {
+		t.Fatal(err)
+	}
 	dir, err := c.Cache.Local(repoID)
 	if err != nil || dir != filepath.Join(repoDir, "snapshots", r.Commit) {
 		t.Fatalf("Local(%s) = %q, %v", repoID, dir, err)

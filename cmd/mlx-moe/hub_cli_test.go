@@ -162,3 +162,20 @@ func TestPullRefusesUnsupportedModels(t *testing.T) {
 		}
 	}
 }
+
+// TestExistingHFCache: a model that huggingface_hub put in the cache
+// (symlinked snapshot, refs/main) runs as ORG/NAME without the network.
+func TestExistingHFCache(t *testing.T) {
+	h, cache, ref := fakeHubEnv(t)
+	dir := fixture.Dir(t, "fixtures/qwen3_moe-4bit")
+	r, err := h.AddDir("other-org/cached", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hubtest.WriteCache(cache, "other-org/cached", r); err != nil {
+		t.Fatal(err)
+	}
+	h.Server.Close() // no Hub: everything must come from the cache
+	generateGreedy(t, ref, "other-org/cached")
+	generateGreedy(t, ref, "--model", "other-org/cached@"+r.Commit)
+}

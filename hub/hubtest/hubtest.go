@@ -325,3 +325,35 @@ func (h *Hub) serveBytes(w http.ResponseWriter, r *http.Request, file string, da
 	n, _ := w.Write(body)
 	h.BytesServed.Add(int64(n))
 }
+
+// WriteCache lays out repo in a Hugging Face cache directory the way
+// huggingface_hub documents and writes it: blobs/<etag> (sha256 for LFS
+// files, git blob id otherwise), snapshots/<commit>/<file> as relative
+// symlinks to ../../blobs/<etag>, refs/main holding the commit.
+func WriteCache(cache, repo string, r *Repo) error {
+	repoDir := filepath.Join(cache, "models--"+strings.ReplaceAll(repo, "/", "--"))
+	snap := filepath.Join(repoDir, "snapshots", r.Commit)
+	for _, d := range []string{filepath.Join(repoDir, "blobs"), filepath.Join(repoDir, "refs"), snap} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	for name, data := range r.Files {
+		etag := GitOID(data)
+		if IsLFS(name) {
+			etag = SHA256(data)
+		}
+		if err := os.WriteFile(filepath.Join(repoDir, "blobs", etag), data, 0o644); err != nil {
+			return err
+		}
+		link := filepath.Join(snap, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(filepath.Dir(link), filepath.Join(repoDir, "blobs", etag))
+		if err := os.Symlink(rel, link); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(repoDir, "refs", "main"), []byte(r.Commit), 0o644)
+}
