@@ -52,9 +52,12 @@ type Client struct {
 	Jobs int
 	// PartSize is the size of one ranged part of a large file (default 64
 	// MiB); up to Jobs parts are held in memory to be written in order.
-	PartSize  int64
-	Retries   int           // tries after a transient failure (default 5)
-	RetryWait time.Duration // wait before the first retry, doubled each time (default 1s)
+	PartSize int64
+	Retries  int // tries after a transient failure (default 5)
+	// StallTimeout is how long a download may receive nothing before its
+	// connection is dropped and retried (default 60s).
+	StallTimeout time.Duration
+	RetryWait    time.Duration // wait before the first retry, doubled each time (default 1s)
 	// Progress hears about the bytes as they arrive (nil: nothing is shown).
 	Progress Progress
 	// CheckConfig, when set, is given config.json before any weight is
@@ -111,6 +114,13 @@ func (c *Client) retries() int {
 		return c.Retries
 	}
 	return 5
+}
+
+func (c *Client) stallTimeout() time.Duration {
+	if c.StallTimeout > 0 {
+		return c.StallTimeout
+	}
+	return time.Minute
 }
 
 func (c *Client) retryWait(try int) time.Duration {

@@ -13,7 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // puller is one Pull: the repository, its commit, and the slots that bound
@@ -273,10 +275,13 @@ func (t *transfer) copy(r io.Reader, n int64) (int64, error, error) {
 	return done, nil, nil
 }
 
-// get requests bytes [from, to] of the file (to < 0: to the end).
+// get requests bytes [from, to] of the file (to < 0: to the end). A body
+// that sends nothing for StallTimeout fails, so a dead connection is
+// retried rather than waited on forever.
 func (t *transfer) get(ctx context.Context, from, to int64) (*http.Response, error) {
 	c := t.p.c
-	return c.send(ctx, c.httpClient(), t.p.id, t.name, func() (*http.Request, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	resp, err := c.send(ctx, c.httpClient(), t.p.id, t.name, func() (*http.Request, error) {
 		req, err := c.newRequest(ctx, http.MethodGet, t.url)
 		if err != nil {
 			return nil, err
@@ -289,6 +294,38 @@ func (t *transfer) get(ctx context.Context, from, to int64) (*http.Response, err
 		}
 		return req, nil
 	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	g := &stallGuard{ReadCloser: resp.Body, cancel: cancel, timeout: c.stallTimeout()}
+	g.timer = time.AfterFunc(g.timeout, func() { g.stalled.Store(true); cancel() })
+	resp.Body = g
+	return resp, nil
+}
+
+// stallGuard cancels a response whose body stops sending.
+type stallGuard struct {
+	io.ReadCloser
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	timeout time.Duration
+	stalled atomic.Bool
+}
+
+func (g *stallGuard) Read(b []byte) (int, error) {
+	n, err := g.ReadCloser.Read(b)
+	if err != nil && g.stalled.Load() {
+		return n, fmt.Errorf("no data for %s", g.timeout)
+	}
+	g.timer.Reset(g.timeout)
+	return n, err
+}
+
+func (g *stallGuard) Close() error {
+	g.timer.Stop()
+	g.cancel()
+	return g.ReadCloser.Close()
 }
 
 // parts fetches the rest of a large file as ranged parts over several

@@ -172,6 +172,23 @@ func TestPullResumesAnInterruptedDownload(t *testing.T) {
 	}
 }
 
+func TestPullRetriesAStalledConnection(t *testing.T) {
+	h, r := publish(t, 200_000)
+	c := newTestClient(t, h)
+	c.PartSize, c.StallTimeout = 1<<30, 200*time.Millisecond
+	h.StallAfter["model.safetensors"] = 50_000
+	dir, err := c.Pull(context.Background(), ID{Repo: repoID, Revision: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "model.safetensors")); !bytes.Equal(got, r.Files["model.safetensors"]) {
+		t.Fatal("weights differ")
+	}
+	if ranges := h.Ranges(); ranges[len(ranges)-1] != "bytes=50000-" {
+		t.Errorf("after the stall the download went on with %q, want bytes=50000-", ranges[len(ranges)-1])
+	}
+}
+
 func TestPullRetriesBrokenParts(t *testing.T) {
 	h, r := publish(t, 400_000)
 	c := newTestClient(t, h)

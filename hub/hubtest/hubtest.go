@@ -34,6 +34,9 @@ type Hub struct {
 	// Hooks, set between pulls.
 	FailAPI  int              // answer the next N API calls with 500
 	CutAfter map[string]int64 // file -> the next GET of it stops after N bytes
+	// StallAfter: file -> the next GET of it sends N bytes, then nothing
+	// until the client gives up.
+	StallAfter map[string]int64
 	Down     bool             // the storage host answers 503
 	NoRanges bool             // the storage host ignores Range
 	Corrupt  map[string]bool  // files served with one byte flipped
@@ -58,7 +61,7 @@ type Repo struct {
 
 // New starts a fake Hub; it is closed when the test ends.
 func New(t interface{ Cleanup(func()) }) *Hub {
-	h := &Hub{repos: map[string]*Repo{}, CutAfter: map[string]int64{}, Corrupt: map[string]bool{}}
+	h := &Hub{repos: map[string]*Repo{}, CutAfter: map[string]int64{}, StallAfter: map[string]int64{}, Corrupt: map[string]bool{}}
 	h.Storage = httptest.NewServer(http.HandlerFunc(h.serveStorage))
 	h.Server = httptest.NewServer(http.HandlerFunc(h.serveHub))
 	t.Cleanup(h.Server.Close)
@@ -294,6 +297,8 @@ func (h *Hub) serveBytes(w http.ResponseWriter, r *http.Request, file string, da
 	}
 	cut, hasCut := h.CutAfter[file]
 	delete(h.CutAfter, file)
+	stall, hasStall := h.StallAfter[file]
+	delete(h.StallAfter, file)
 	noRanges := h.NoRanges
 	h.mu.Unlock()
 	from, to := 0, len(data)-1
@@ -321,6 +326,13 @@ func (h *Hub) serveBytes(w http.ResponseWriter, r *http.Request, file string, da
 	h.Gets.Add(1)
 	if hasCut && cut < int64(len(body)) {
 		body = body[:cut] // the connection drops here
+	}
+	if hasStall && stall < int64(len(body)) {
+		n, _ := w.Write(body[:stall])
+		h.BytesServed.Add(int64(n))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		return
 	}
 	n, _ := w.Write(body)
 	h.BytesServed.Add(int64(n))
