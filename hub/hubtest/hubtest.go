@@ -37,9 +37,9 @@ type Hub struct {
 	// StallAfter: file -> the next GET of it sends N bytes, then nothing
 	// until the client gives up.
 	StallAfter map[string]int64
-	Down     bool             // the storage host answers 503
-	NoRanges bool             // the storage host ignores Range
-	Corrupt  map[string]bool  // files served with one byte flipped
+	Down       bool            // the storage host answers 503
+	NoRanges   bool            // the storage host ignores Range
+	Corrupt    map[string]bool // files served with one byte flipped
 
 	APICalls    atomic.Int64 // API requests
 	Gets        atomic.Int64 // GETs of file contents (resolve or storage)
