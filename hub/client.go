@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -168,7 +169,7 @@ func (c *Client) send(ctx context.Context, hc *http.Client, id ID, file string, 
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if try >= c.retries() {
+		if try >= c.retries() || (err != nil && try >= unreachableRetries(err)) {
 			if err != nil {
 				return nil, c.networkError(err)
 			}
@@ -183,6 +184,22 @@ func (c *Client) send(ctx context.Context, hc *http.Client, id ID, file string, 
 			return nil, err
 		}
 	}
+}
+
+// unreachableRetries bounds the retries of an error that says the host
+// cannot be reached at all: a name that does not resolve is not retried, a
+// refused connection twice, so a machine without network hears so in
+// seconds.
+func unreachableRetries(err error) int {
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.IsNotFound {
+		return 0
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return 2
+	}
+	return math.MaxInt
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
