@@ -7,7 +7,6 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 )
@@ -109,8 +108,8 @@ func (p *puller) fetchAll(ctx context.Context, files []sibling) error {
 	return firstErr
 }
 
-// selectFiles keeps the files Include matches, config.json first; the repo
-// must have config.json and safetensors weights.
+// selectFiles keeps config.json, first, and the files Include matches.
+// The repo must have config.json and safetensors weights.
 func (c *Client) selectFiles(id ID, info *repoInfo) ([]sibling, error) {
 	include := c.Include
 	if len(include) == 0 {
@@ -126,11 +125,15 @@ func (c *Client) selectFiles(id ID, info *repoInfo) ([]sibling, error) {
 		if !validRepoPath(s.Name) {
 			return nil, fmt.Errorf("%s: the file list names %q, which is not a plain relative path", id, s.Name)
 		}
+		weights = weights || strings.HasSuffix(s.Name, ".safetensors")
+		if s.Name == "config.json" {
+			config = true
+			files = append([]sibling{s}, files...) // the engine's check reads it first
+			continue
+		}
 		for _, re := range res {
 			if re.MatchString(s.Name) {
 				files = append(files, s)
-				config = config || s.Name == "config.json"
-				weights = weights || strings.HasSuffix(s.Name, ".safetensors")
 				break
 			}
 		}
@@ -139,10 +142,9 @@ func (c *Client) selectFiles(id ID, info *repoInfo) ([]sibling, error) {
 		return nil, fmt.Errorf("%s: %w: the repository has no config.json at revision %s, so it is not a model this engine can load", id, ErrUnsupported, id.Revision)
 	}
 	if !weights {
-		return nil, fmt.Errorf("%s: %w: no safetensors weights match %s; the engine reads MLX or Hugging Face safetensors checkpoints (is this a GGUF or PyTorch .bin repository?)",
-			id, ErrUnsupported, strings.Join(include, " "))
+		return nil, fmt.Errorf("%s: %w: it has no safetensors weights; the engine reads MLX or Hugging Face safetensors checkpoints (is this a GGUF or PyTorch .bin repository?)",
+			id, ErrUnsupported)
 	}
-	sort.SliceStable(files, func(i, j int) bool { return files[i].Name == "config.json" && files[j].Name != "config.json" })
 	return files, nil
 }
 

@@ -445,3 +445,26 @@ func TestLineProgress(t *testing.T) {
 		t.Fatalf("quiet progress wrote %q (%v)", quiet.String(), err)
 	}
 }
+
+func TestIncludePatterns(t *testing.T) {
+	h, _ := publish(t, 1000)
+	c := newTestClient(t, h)
+	c.Include = []string{"*.md"}
+	dir, err := c.Pull(context.Background(), ID{Repo: repoID, Revision: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "README.md,config.json" {
+		t.Errorf("--include *.md fetched %v, want README.md and the config", names)
+	}
+	h.Add("test-org/gguf", map[string][]byte{"config.json": []byte(`{}`), "model.gguf": []byte("x")})
+	_, err = c.Pull(context.Background(), ID{Repo: "test-org/gguf", Revision: "main"})
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "GGUF") {
+		t.Errorf("a repository without safetensors: %v", err)
+	}
+}
