@@ -21,8 +21,9 @@ type Cache struct {
 	Dir string
 }
 
-// commitRE matches a full commit hash, which names a snapshot directly.
-var commitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
+// sha1Hex matches a full commit hash (which names a snapshot directly) or
+// git blob id.
+var sha1Hex = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 // RepoDir is the folder of a model repository: models--ORG--NAME.
 func (c Cache) RepoDir(repo string) string {
@@ -36,7 +37,7 @@ func (c Cache) lockDir(repo string) string {
 // Commit is the commit id.Revision points to in the cache: the revision
 // itself when it is a commit hash, else what refs/<revision> holds.
 func (c Cache) Commit(id ID) (string, error) {
-	if commitRE.MatchString(id.Revision) {
+	if sha1Hex.MatchString(id.Revision) {
 		return id.Revision, nil
 	}
 	data, err := os.ReadFile(filepath.Join(c.RepoDir(id.Repo), "refs", filepath.FromSlash(id.Revision)))

@@ -288,7 +288,7 @@ func (c *Client) repoInfo(ctx context.Context, id ID) (*repoInfo, error) {
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&info); err != nil {
 		return nil, fmt.Errorf("%s: reading the file list from %s: %v", id, u, err)
 	}
-	if !commitRE.MatchString(info.SHA) {
+	if !sha1Hex.MatchString(info.SHA) {
 		return nil, fmt.Errorf("%s: the file list from %s has no commit hash (sha %q)", id, u, info.SHA)
 	}
 	return &info, nil

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,8 +26,6 @@ type puller struct {
 	slots    chan struct{} // a stream, or a ranged part until it is written, holds one
 	progress Progress
 }
-
-var gitOID = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 // fetchFile makes snapshots/<commit>/<file> point at a complete, verified
 // blob: linked when the blob is there, else downloaded under the blob's
@@ -151,7 +148,7 @@ func (v *verifier) reset(f sibling) {
 	switch {
 	case f.LFS != nil:
 		v.Hash, v.want = sha256.New(), f.LFS.SHA256
-	case gitOID.MatchString(f.BlobID):
+	case sha1Hex.MatchString(f.BlobID):
 		v.Hash, v.want, v.git = sha1.New(), f.BlobID, true
 		fmt.Fprintf(v.Hash, "blob %d\x00", v.size)
 	default:
