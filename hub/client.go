@@ -246,6 +246,9 @@ func (c *Client) statusError(id ID, file string, resp *http.Response) error {
 		return fmt.Errorf("%s: revision %q not found (%s); check the branch, tag or commit after @", id.Repo, id.Revision, detail)
 	case code == "EntryNotFound":
 		return fmt.Errorf("%s: file %s not found at revision %s (%s)", id.Repo, file, id.Revision, detail)
+	case code == "" && resp.StatusCode == http.StatusUnauthorized && c.Token != "":
+		return fmt.Errorf("%s: %w: the Hub refused the access token (%s); HF_TOKEN or the `huggingface-cli login` token file holds a token that is invalid or expired: make a new one at https://huggingface.co/settings/tokens",
+			id.Repo, ErrGated, detail)
 	case code == "GatedRepo" || resp.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("%s: %w (%s): the repository is gated or private: accept its license at %s/%s while logged in; %s",
 			id.Repo, ErrGated, detail, c.endpoint(), id.Repo, login)

@@ -246,6 +246,7 @@ func TestPullErrorsSayWhatToDo(t *testing.T) {
 		{"test-org/private", "", ErrRepoNotFound, "huggingface-cli login"},
 		{"test-org/gated", "", ErrGated, "accept its license at " + h.Server.URL + "/test-org/gated"},
 		{repoID + "@v9", "", nil, `revision "v9" not found`},
+		{repoID, hubtest.ExpiredToken, ErrGated, "invalid or expired"},
 	} {
 		c.Token = tc.token
 		id, _ := ParseID(tc.id)

@@ -51,6 +51,10 @@ type Hub struct {
 	ranges []string // Range headers the storage host saw
 }
 
+// ExpiredToken is a token the fake Hub refuses as the real one refuses a
+// revoked or expired token.
+const ExpiredToken = "hf_expired"
+
 // Repo is one model repository of the fake Hub.
 type Repo struct {
 	Commit string
@@ -155,6 +159,9 @@ func (h *Hub) repo(w http.ResponseWriter, r *http.Request, name string, forFile 
 	h.mu.Unlock()
 	authorized := repo != nil && (repo.Token == "" || r.Header.Get("Authorization") == "Bearer "+repo.Token)
 	switch {
+	case r.Header.Get("Authorization") == "Bearer "+ExpiredToken:
+		hubError(w, http.StatusUnauthorized, "", "Invalid credentials in Authorization header")
+		return nil
 	case repo == nil || (!authorized && !repo.Gated):
 		status := http.StatusNotFound
 		if r.Header.Get("Authorization") == "" {
