@@ -23,6 +23,7 @@ import (
 	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/hub"
 	"github.com/mlx-moe/mlx-moe/metal"
 	"github.com/mlx-moe/mlx-moe/model"
 	"github.com/mlx-moe/mlx-moe/sample"
@@ -48,6 +49,13 @@ type Options struct {
 	PromptCacheDir string
 	// Log receives notes about loading (nil: discarded).
 	Log io.Writer
+	// Download lets Load fetch a model named by a Hugging Face hub id
+	// (ORG/NAME[@rev]) that is not in the Hugging Face cache yet.
+	Download bool
+	// Hub is the client for hub ids (nil: configured from the environment,
+	// HF_HUB_CACHE, HF_TOKEN, HF_HUB_OFFLINE, ...). Set its Progress to
+	// see a download.
+	Hub *hub.Client
 }
 
 // Model is a loaded model with its tokenizer. Generation calls are
@@ -72,10 +80,16 @@ type Model struct {
 	session *Session // the default session used by Stream and Generate
 }
 
-// Load reads a model directory (config.json, safetensors, tokenizer files).
+// Load reads a model directory (config.json, safetensors, tokenizer files),
+// or a Hugging Face hub id (ORG/NAME[@rev]) from the Hugging Face cache (see
+// ResolveModel and Options.Download).
 func Load(dir string, opts Options) (*Model, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
+	}
+	dir, err := ResolveModel(dir, opts)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := model.LoadConfig(dir)
 	if err != nil {

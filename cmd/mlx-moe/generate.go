@@ -27,7 +27,7 @@ func init() {
 var stdin io.Reader = os.Stdin
 
 func runGenerate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags(generateCmd, `generate [--model DIR] [TEXT | --prompt TEXT | --prompt-file PATH | --prompt-ids 1,2,3] [flags]
+	fs := newFlags(generateCmd, `generate [ORG/NAME | DIR | --model ...] [TEXT | --prompt TEXT | --prompt-file PATH | --prompt-ids 1,2,3] [flags]
 
 Without --model, the embedded default model (`+defaultmodel.Name+`, a small
 MoE trained briefly on Python source) is used. --prompt-file - reads the
@@ -47,6 +47,9 @@ saves the warm-start state and exits with status 130 or 143.`, stderr)
 	verbose := fs.Bool("verbose", false, "print the seed, time to first token, tokens/s and expert statistics to stderr")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
+		return err
+	}
+	if rest, err = mf.takeModelArg(rest); err != nil {
 		return err
 	}
 	so, err := sf.options()

@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
-	"time"
 
 	mlxmoe "github.com/mlx-moe/mlx-moe"
 	"github.com/mlx-moe/mlx-moe/defaultmodel"
@@ -20,11 +18,12 @@ var defaultModelHelp = " (default: the embedded " + defaultmodel.Name + ")"
 
 // modelFlags are the flags every command that loads a model shares.
 type modelFlags struct {
-	dir     string
-	device  string
-	context int
-	memory  string
-	experts mlxmoe.ExpertOptions
+	dir        string
+	noDownload bool // --no-download: a hub id must already be cached
+	device     string
+	context    int
+	memory     string
+	experts    mlxmoe.ExpertOptions
 	// promptCacheBytes bounds cached prompt states (serve's --prompt-cache-mb),
 	// promptCacheDir keeps them on disk (serve's --prompt-cache).
 	promptCacheBytes int64
@@ -32,7 +31,8 @@ type modelFlags struct {
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
-	fs.StringVar(&f.dir, "model", "", "model directory (config.json, *.safetensors, tokenizer.json), or ORG/NAME from the Hugging Face cache"+defaultHelp)
+	fs.StringVar(&f.dir, "model", "", "model directory (config.json, *.safetensors, tokenizer.json), or a Hugging Face hub id ORG/NAME[@REV], downloaded on first use; may also be the first argument"+defaultHelp)
+	fs.BoolVar(&f.noDownload, "no-download", false, "fail instead of downloading a hub model (ORG/NAME) that is not in the Hugging Face cache")
 	fs.StringVar(&f.device, "device", "", "cpu or metal (default: metal on Apple silicon, else cpu)")
 	fs.IntVar(&f.context, "context", 0, "context length in tokens (default: the model's, at most 32768)")
 	fs.StringVar(&f.memory, "memory", "", "memory budget for weights, experts and cache, e.g. 12GB (default: from available RAM)")
@@ -56,7 +56,7 @@ func (f *modelFlags) load(stderr io.Writer) (*mlxmoe.Model, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	dir, err := modelDir(f.dir)
+	dir, err := f.resolve(stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +164,7 @@ func (f *modelFlags) checkLoaded(m *mlxmoe.Model, asked bool, stderr io.Writer) 
 // cache snapshot of ORG/NAME.
 func modelDir(dir string) (string, error) {
 	if dir != "" {
-		return resolveModelDir(dir), nil
+		return localModelDir(dir)
 	}
 	cache, err := defaultmodel.CacheDir()
 	if err == nil {
@@ -195,29 +195,4 @@ func findProfile(dir string) string {
 		}
 	}
 	return ""
-}
-
-// resolveModelDir lets --model name a model in the Hugging Face hub cache
-// (ORG/NAME, as `huggingface-cli download` leaves it) when no such local
-// directory exists: the newest snapshot is used.
-func resolveModelDir(dir string) string {
-	if _, err := os.Stat(dir); err == nil || strings.Count(dir, "/") != 1 {
-		return dir
-	}
-	hub := hubCacheDir()
-	if hub == "" {
-		return dir
-	}
-	snaps, _ := filepath.Glob(filepath.Join(hub, "models--"+strings.ReplaceAll(dir, "/", "--"), "snapshots", "*"))
-	var best string
-	var bestTime time.Time
-	for _, s := range snaps {
-		if info, err := os.Stat(s); err == nil && info.ModTime().After(bestTime) {
-			best, bestTime = s, info.ModTime()
-		}
-	}
-	if best == "" {
-		return dir
-	}
-	return best
 }

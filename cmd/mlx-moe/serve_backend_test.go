@@ -119,7 +119,7 @@ func TestCachedHubModels(t *testing.T) {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
 	t.Setenv("HF_HUB_CACHE", dir)
-	got := cachedHubModels()
+	got := hubModelNames()
 	if strings.Join(got, ",") != "mlx-community/Qwen3-Coder-Next-4bit,org/m" {
 		t.Fatalf("cached models %v", got)
 	}
@@ -127,14 +127,20 @@ func TestCachedHubModels(t *testing.T) {
 
 func TestResolveHubModel(t *testing.T) {
 	dir := t.TempDir()
-	snap := filepath.Join(dir, "models--org--m", "snapshots", "abc123")
+	commit := strings.Repeat("ab", 20)
+	snap := filepath.Join(dir, "models--org--m", "snapshots", commit)
 	os.MkdirAll(snap, 0o755)
-	t.Setenv("HF_HUB_CACHE", dir)
-	if got := resolveModelDir("org/m"); got != snap {
-		t.Fatalf("org/m resolved to %q, want %q", got, snap)
+	os.MkdirAll(filepath.Join(dir, "models--org--m", "refs"), 0o755)
+	os.WriteFile(filepath.Join(dir, "models--org--m", "refs", "main"), []byte(commit), 0o644)
+	for _, f := range []string{"config.json", "model.safetensors"} {
+		os.WriteFile(filepath.Join(snap, f), nil, 0o644)
 	}
-	if got := resolveModelDir("org/other"); got != "org/other" {
-		t.Fatalf("an unknown id must stay as given, got %q", got)
+	t.Setenv("HF_HUB_CACHE", dir)
+	if got, err := localModelDir("org/m"); got != snap || err != nil {
+		t.Fatalf("org/m resolved to %q, %v; want %q", got, err, snap)
+	}
+	if _, err := localModelDir("org/other"); err == nil || !strings.Contains(err.Error(), "mlx-moe pull org/other") {
+		t.Fatalf("an id not in the cache: %v", err)
 	}
 }
 
