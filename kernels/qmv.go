@@ -36,17 +36,12 @@ type DecodeInput struct {
 
 	// With Int8Activations: x quantized to int8 per group for the
 	// integer kernels of int8Bits-wide matrices (0: not prepared).
-	int8Bits int
-	xq       []int8
-	stats    []groupStats
-}
-
-// groupStats is what the int8 kernels need per group of x: the step dx
-// (x ≈ dx·xq), xsum = dx·Σxq, and corr = c·Σxq for the middle code c the
-// 4-bit kernel subtracts in integers.
-type groupStats struct {
-	dx, xsum float32
-	corr     int32
+	// Per group: the step qdx (x ≈ qdx·xq), qsum = qdx·Σxq, and qcorr =
+	// c·Σxq for the middle code c the 4-bit kernel subtracts in integers.
+	int8Bits  int
+	xq        []int8
+	qdx, qsum []float32
+	qcorr     []int32
 }
 
 // Int8Activations makes the decode kernels quantize x to int8 per group
@@ -106,10 +101,11 @@ func (d *DecodeInput) prepareInt8(bits int) {
 		d.xq = make([]int8, n*cols)
 	}
 	d.xq = d.xq[:n*cols]
-	if cap(d.stats) < n*groups {
-		d.stats = make([]groupStats, n*groups)
+	d.qdx, d.qsum = grow(d.qdx, n*groups), grow(d.qsum, n*groups)
+	if cap(d.qcorr) < n*groups {
+		d.qcorr = make([]int32, n*groups)
 	}
-	d.stats = d.stats[:n*groups]
+	d.qcorr = d.qcorr[:n*groups]
 	centre := int32(1) << (bits - 1)
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
@@ -119,10 +115,10 @@ func (d *DecodeInput) prepareInt8(bits int) {
 			for _, v := range xg {
 				amax = max(amax, abs32(v))
 			}
-			st := &d.stats[t*groups+g]
+			i := t*groups + g
 			if amax == 0 {
 				clear(d.xq[base : base+group])
-				*st = groupStats{}
+				d.qdx[i], d.qsum[i], d.qcorr[i] = 0, 0, 0
 				continue
 			}
 			inv := 127 / amax
@@ -137,9 +133,9 @@ func (d *DecodeInput) prepareInt8(bits int) {
 				d.xq[base+k] = qv
 			}
 			dx := amax / 127
-			*st = groupStats{dx: dx, xsum: dx * float32(sum), corr: 0}
+			d.qdx[i], d.qsum[i], d.qcorr[i] = dx, dx*float32(sum), 0
 			if bits == 4 {
-				st.corr = centre * sum
+				d.qcorr[i] = centre * sum
 			}
 		}
 	}

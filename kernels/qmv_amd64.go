@@ -17,10 +17,13 @@ func qdot8AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, group
 func qdotBitsAVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool, t *bitsTable) float32
 
 //go:noescape
-func qdot4Q8AVX2(w *byte, xq *int8, scales, biases *uint16, gs *groupStats, groups, steps int, f16 bool) float32
+func qscalesAVX2(scales, biases *uint16, dx, xsum, sdx *float32, groups int, f16 bool, c float32) float32
 
 //go:noescape
-func qdot8Q8AVX2(w *byte, xq *int8, scales, biases *uint16, gs *groupStats, groups, steps int, f16 bool) float32
+func qdot4Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
+
+//go:noescape
+func qdot8Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
 
 // bitsTable tells qdotBitsAVX2 how to unpack eight values of one width: the
 // byte shuffle that puts value j's two bytes in 32-bit lane j, the shift that
@@ -129,22 +132,29 @@ func qdotBitsRow(wb []byte, off, rowBytes int, x []float32, sc, bi []uint16, sum
 	return v
 }
 
-// qmvRowsInt8 is qmvRowsSIMD on int8 activations.
+// qmvRowsInt8 is qmvRowsSIMD on int8 activations: per row and token,
+// qscalesAVX2 turns the row's scales and biases into the bias term and
+// scale·dx per group, then the integer kernel adds the codes' term.
 func qmvRowsInt8(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	q := m.Q
 	cols, groups := m.Cols, m.Cols/q.GroupSize
 	rowBytes := cols * q.Bits / 8
 	wb := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.W))), 4*len(q.W))
 	steps := q.GroupSize / 32
+	buf := getFloats(groups)
+	defer putFloats(buf)
+	sdx := &(*buf)[0]
+	c := float32(int(1) << (q.Bits - 1))
 	for r := lo; r < hi; r++ {
 		w := &wb[r*rowBytes]
 		sc, bi := &q.Scales[r*groups], &q.Biases[r*groups]
 		for t := 0; t < d.n; t++ {
-			xq, gs := &d.xq[t*cols], &d.stats[t*groups]
+			g := t * groups
+			bias := qscalesAVX2(sc, bi, &d.qdx[g], &d.qsum[g], sdx, groups, q.F16Scales, c)
 			if q.Bits == 4 {
-				out[t*m.Rows+r] = qdot4Q8AVX2(w, xq, sc, bi, gs, groups, steps, q.F16Scales)
+				out[t*m.Rows+r] = bias + qdot4Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
 			} else {
-				out[t*m.Rows+r] = qdot8Q8AVX2(w, xq, sc, bi, gs, groups, steps, q.F16Scales)
+				out[t*m.Rows+r] = bias + qdot8Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
 			}
 		}
 	}
