@@ -75,7 +75,7 @@ func simdInt8(bits int) bool { return hasAVX2FMA && (bits == 4 || bits == 8) }
 // false when the CPU lacks them or d was not prepared for them.
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 	q := m.Q
-	if !hasAVX2FMA || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
+	if !hasAVX2FMA || q.Bits < 2 || q.Bits > 8 || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
 		return false
 	}
 	if d.int8Bits == q.Bits {
