@@ -31,7 +31,8 @@ type DecodeInput struct {
 	group    int       // group size sums were taken over (0: x is for dense matrices)
 	sums     []float32 // [n, cols/group] Σx per group
 	xs       []float32 // [n, cols] in the SIMD kernels' order when permuted, else x
-	permuted int       // xs is x in nibble order in blocks of this size (4-bit SIMD kernels), or 0
+	permuted int       // xs is x in code order in blocks of this size (2- and 4-bit SIMD kernels), or 0
+	permBits int       // the width xs was permuted for
 	perm     []float32 // the buffer xs uses when permuted
 
 	// With Int8Activations: x quantized to int8 per group for the
@@ -80,13 +81,13 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 		d.prepareInt8(q.Bits)
 		return
 	}
-	if block := simdNibbleBlock(); q.Bits == 4 && block > 0 && cols%block == 0 {
+	if block := simdCodeBlock(q.Bits); block > 0 && cols%block == 0 {
 		d.perm = grow(d.perm, n*cols)
 		d.xs = d.perm
 		for t := 0; t < n; t++ {
-			permuteNibbles(d.xs[t*cols:(t+1)*cols], x[t*cols:(t+1)*cols], block)
+			permuteCodes(d.xs[t*cols:(t+1)*cols], x[t*cols:(t+1)*cols], block, 8/q.Bits)
 		}
-		d.permuted = block
+		d.permuted, d.permBits = block, q.Bits
 	}
 }
 
@@ -247,15 +248,17 @@ func dot8(w []uint32, x []float32) float32 {
 	return s0 + s1
 }
 
-// permuteNibbles writes x in the order the 4-bit SIMD kernels consume it:
-// per block of block values, the even-indexed ones then the odd ones (a
-// byte's low nibble is the even value, its high nibble the odd).
-func permuteNibbles(dst, x []float32, block int) {
-	half := block / 2
+// permuteCodes writes x in the order the 2- and 4-bit SIMD kernels
+// consume it: a kernel widens a block's bytes and takes code k of every
+// byte at once, so within each block of block values (block/perByte
+// bytes) the values are ordered by their place k in the byte, then by byte.
+func permuteCodes(dst, x []float32, block, perByte int) {
+	bytes := block / perByte
 	for b := 0; b+block <= len(x); b += block {
-		for i := 0; i < half; i++ {
-			dst[b+i] = x[b+2*i]
-			dst[b+half+i] = x[b+2*i+1]
+		for i := 0; i < bytes; i++ {
+			for k := 0; k < perByte; k++ {
+				dst[b+k*bytes+i] = x[b+i*perByte+k]
+			}
 		}
 	}
 }

@@ -11,6 +11,9 @@ import "unsafe"
 func qdot4AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 
 //go:noescape
+func qdot2AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
+
+//go:noescape
 func qdot8AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 
 //go:noescape
@@ -59,11 +62,17 @@ var bitsTables = func() (t [9]bitsTable) {
 	return t
 }()
 
-// simdNibbleBlock is the block size within which 4-bit inputs are put in
-// even-then-odd order for qdot4AVX2 (0: no permutation).
-func simdNibbleBlock() int {
-	if hasAVX2FMA {
+// simdCodeBlock is the block size within which inputs of bits-wide
+// matrices are put in code order (permuteCodes) for qdot4AVX2 and
+// qdot2AVX2 (0: no permutation).
+func simdCodeBlock(bits int) int {
+	switch {
+	case !hasAVX2FMA:
+		return 0
+	case bits == 4:
 		return 16
+	case bits == 2:
+		return 32
 	}
 	return 0
 }
@@ -82,7 +91,7 @@ func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 		qmvRowsInt8(out, d, m, lo, hi)
 		return true
 	}
-	if q.Bits == 4 && d.permuted != 16 {
+	if (q.Bits == 4 || q.Bits == 2) && (d.permBits != q.Bits || d.permuted != simdCodeBlock(q.Bits)) {
 		return false
 	}
 	cols, groups := m.Cols, m.Cols/q.GroupSize
@@ -95,7 +104,7 @@ func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 		sc, bi := q.Scales[r*groups:(r+1)*groups], q.Biases[r*groups:(r+1)*groups]
 		for t := 0; t < d.n; t++ {
 			xp, sp := d.x[t*cols:(t+1)*cols], d.sums[t*groups:(t+1)*groups]
-			if q.Bits == 4 {
+			if q.Bits == 4 || q.Bits == 2 {
 				xp = d.xs[t*cols : (t+1)*cols]
 			}
 			var v float32
@@ -104,6 +113,8 @@ func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 				v = qdot4AVX2(&w[0], &xp[0], &sc[0], &bi[0], &sp[0], groups, steps, q.F16Scales)
 			case 8:
 				v = qdot8AVX2(&w[0], &xp[0], &sc[0], &bi[0], &sp[0], groups, steps, q.F16Scales)
+			case 2:
+				v = qdot2AVX2(&w[0], &xp[0], &sc[0], &bi[0], &sp[0], groups, steps, q.F16Scales)
 			default:
 				v = qdotBitsRow(wb, r*rowBytes, rowBytes, xp, sc, bi, sp, groups, steps, q.F16Scales, table)
 			}

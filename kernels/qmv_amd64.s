@@ -144,6 +144,47 @@ step4:
 	MOVSS X0, ret+64(FP)
 	RET
 
+// func qdot2AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
+//
+// x is permuted in blocks of 32 (eight bytes): code k of each byte, for k
+// = 0..3, meets a contiguous vector of eight x values.
+TEXT ·qdot2AVX2(SB), NOSPLIT, $0-68
+	ARGS
+	MOVL         $3, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL         $2, AX
+	VMOVD        AX, X11
+	VPBROADCASTD X11, Y11
+	VCVTDQ2PS    X11, X13
+
+group2:
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ   R11, DX
+
+step2:
+	VPMOVZXBD (SI), Y6
+	VPSRLD    $2, Y6, Y7
+	VPSRLD    $4, Y6, Y8
+	VPSRLD    $6, Y6, Y9
+	VPAND     Y15, Y6, Y6
+	VPAND     Y15, Y7, Y7
+	VPAND     Y15, Y8, Y8
+	CENTREFMA
+	ADDQ      $8, SI
+	DECQ      DX
+	JNZ       step2
+
+	GROUPEND
+	DECQ CX
+	JNZ  group2
+	RESULT
+	MOVSS X0, ret+64(FP)
+	RET
+
 // func qdot8AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 TEXT ·qdot8AVX2(SB), NOSPLIT, $0-68
 	ARGS

@@ -13,10 +13,10 @@ func qdot4NEON(w *byte, x *float32, scales, biases *uint16, xsum *float32, group
 //go:noescape
 func qdot8NEON(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 
-// simdNibbleBlock is the block size within which 4-bit inputs are put in
-// even-then-odd order for qdot4NEON (0: no permutation).
-func simdNibbleBlock() int {
-	if hasNEON {
+// simdCodeBlock is the block size within which 4-bit inputs are put in
+// code order (permuteCodes) for qdot4NEON (0: no permutation).
+func simdCodeBlock(bits int) int {
+	if hasNEON && bits == 4 {
 		return 32
 	}
 	return 0
@@ -34,7 +34,7 @@ const simdKernels = true
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 	q := m.Q
 	if !hasNEON || (q.Bits != 4 && q.Bits != 8) || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) ||
-		(q.Bits == 4 && d.permuted != 32) {
+		(q.Bits == 4 && (d.permBits != 4 || d.permuted != 32)) {
 		return false
 	}
 	cols, groups := m.Cols, m.Cols/q.GroupSize
