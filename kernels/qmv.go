@@ -1,6 +1,9 @@
 package kernels
 
-import "sync"
+import (
+	"sync"
+	"unsafe"
+)
 
 // Decode-time quantized matrix-vector products. For each group the dot
 // product is scale*Σ(q-c)·x + (bias+c*scale)*Σx with c the middle code, so
@@ -276,6 +279,24 @@ func getFloats(n int) *[]float32 {
 }
 
 func putFloats(p *[]float32) { floatPool.Put(p) }
+
+// quantRows is the geometry the SIMD row kernels walk a quantized matrix
+// by: its codes as bytes, each row's bytes, its groups per row and the
+// 32-value blocks per group.
+type quantRows struct {
+	w                       []byte
+	rowBytes, groups, steps int
+}
+
+func rowsOf(m *Matrix) quantRows {
+	q := m.Q
+	return quantRows{
+		w:        unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.W))), 4*len(q.W)),
+		rowBytes: m.Cols * q.Bits / 8,
+		groups:   m.Cols / q.GroupSize,
+		steps:    q.GroupSize / 32,
+	}
+}
 
 // grow returns s resized to n values, reallocating only when it must.
 func grow(s []float32, n int) []float32 {

@@ -2,8 +2,6 @@
 
 package kernels
 
-import "unsafe"
-
 // Assembly row kernels (qmv_amd64.s): one row of a quantized matrix dotted
 // with one token's x, for groups groups of steps*32 values each.
 
@@ -94,10 +92,8 @@ func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 	if (q.Bits == 4 || q.Bits == 2) && (d.permBits != q.Bits || d.permuted != simdCodeBlock(q.Bits)) {
 		return false
 	}
-	cols, groups := m.Cols, m.Cols/q.GroupSize
-	rowBytes := cols * q.Bits / 8
-	wb := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.W))), 4*len(q.W))
-	steps := q.GroupSize / 32
+	cols, g := m.Cols, rowsOf(m)
+	wb, rowBytes, groups, steps := g.w, g.rowBytes, g.groups, g.steps
 	table := &bitsTables[q.Bits]
 	for r := lo; r < hi; r++ {
 		w := wb[r*rowBytes : (r+1)*rowBytes]
@@ -148,10 +144,8 @@ func qdotBitsRow(wb []byte, off, rowBytes int, x []float32, sc, bi []uint16, sum
 // scale·dx per group, then the integer kernel adds the codes' term.
 func qmvRowsInt8(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	q := m.Q
-	cols, groups := m.Cols, m.Cols/q.GroupSize
-	rowBytes := cols * q.Bits / 8
-	wb := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.W))), 4*len(q.W))
-	steps := q.GroupSize / 32
+	cols, rg := m.Cols, rowsOf(m)
+	wb, rowBytes, groups, steps := rg.w, rg.rowBytes, rg.groups, rg.steps
 	buf := getFloats(groups)
 	defer putFloats(buf)
 	sdx := &(*buf)[0]

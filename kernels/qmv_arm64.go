@@ -2,8 +2,6 @@
 
 package kernels
 
-import "unsafe"
-
 // NEON row kernels (qmv_arm64.s), the arm64 twins of qdot4AVX2 and
 // qdot8AVX2. Other widths run the Go kernels on arm64.
 
@@ -37,10 +35,8 @@ func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 		(q.Bits == 4 && (d.permBits != 4 || d.permuted != 32)) {
 		return false
 	}
-	cols, groups := m.Cols, m.Cols/q.GroupSize
-	rowBytes := cols * q.Bits / 8
-	wb := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.W))), 4*len(q.W))
-	steps := q.GroupSize / 32
+	cols, g := m.Cols, rowsOf(m)
+	wb, rowBytes, groups, steps := g.w, g.rowBytes, g.groups, g.steps
 	for r := lo; r < hi; r++ {
 		w := &wb[r*rowBytes]
 		sc, bi := &q.Scales[r*groups], &q.Biases[r*groups]
