@@ -325,6 +325,13 @@ func TestPrefetchAndFill(t *testing.T) {
 	if st := p.Stats().Total; st.Repeats != 1 || st.PrefetchRecall() != 2.0/3 {
 		t.Errorf("repeats %d, recall %.3f; want 1 and 2/3", st.Repeats, st.PrefetchRecall())
 	}
+	before := p.Stats().Total
+	if err := p.Resolve(0, []int32{5}, slots); err != nil {
+		t.Fatal(err)
+	}
+	if d := p.Stats().Total.Since(before); d.Hits != 1 || d.Misses != 0 || d.Repeats != 1 || d.Capacity != 4 {
+		t.Errorf("one more hit: since %+v", d)
+	}
 }
 
 // faultyReads fails reads of the model file that touch byte `at`, once per arm().
