@@ -1,0 +1,393 @@
+package constrain
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"math/bits"
+	"slices"
+	"sort"
+	"unicode/utf8"
+)
+
+// Vocabulary is a tokenizer's tokens as the bytes each one writes, in a
+// trie for walking against matcher states. Build it once per model; it is
+// immutable and safe to share.
+type Vocabulary struct {
+	size  int
+	bytes [][]byte
+	eos   []int
+	full  trie // every token with bytes
+	rest  trie // the tokens that are not plain string content
+	plain bitset
+	// longest is the most bytes one token writes (so the most characters
+	// it can add to a string).
+	longest int
+}
+
+// NewVocabulary takes each token's bytes (nil or empty: never generated
+// under a constraint, e.g. special tokens) and the end-of-sequence ids,
+// which are allowed exactly when the output is complete.
+func NewVocabulary(tokens [][]byte, eos []int) *Vocabulary {
+	v := &Vocabulary{size: len(tokens), bytes: tokens, plain: newBitset(len(tokens))}
+	for _, id := range eos {
+		if id >= 0 && id < len(tokens) {
+			v.eos = append(v.eos, id)
+		}
+	}
+	var all, rest []int32
+	for id, b := range tokens {
+		if len(b) == 0 || slices.Contains(v.eos, id) {
+			continue
+		}
+		all = append(all, int32(id))
+		v.longest = max(v.longest, len(b))
+		if plainContent(b) {
+			v.plain.set(id)
+		} else {
+			rest = append(rest, int32(id))
+		}
+	}
+	v.full = buildTrie(tokens, all)
+	v.rest = buildTrie(tokens, rest)
+	return v
+}
+
+// Size is the number of token ids.
+func (v *Vocabulary) Size() int { return v.size }
+
+// plainContent reports whether b can sit anywhere inside a JSON string
+// without ending it or starting an escape: whole UTF-8 characters, none of
+// them a control character, '"' or '\'.
+func plainContent(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	// Surrogate code points are not valid UTF-8, so utf8.Valid excluded them.
+	return true
+}
+
+// trie is a token trie in flat arrays: node i's children are
+// edges[first[i]:first[i+1]], the tokens that end at it
+// ids[idLo[i]:idHi[i]].
+type trie struct {
+	first      []int32
+	edgeByte   []byte
+	edgeChild  []int32
+	idLo, idHi []int32
+	ids        []int32
+}
+
+func buildTrie(tokens [][]byte, ids []int32) trie {
+	sorted := slices.Clone(ids)
+	sort.Slice(sorted, func(a, b int) bool { return bytes.Compare(tokens[sorted[a]], tokens[sorted[b]]) < 0 })
+	t := trie{ids: sorted}
+	var build func(lo, hi, d int) int32
+	type span struct{ lo, hi int }
+	build = func(lo, hi, d int) int32 {
+		me := int32(len(t.idLo))
+		t.idLo = append(t.idLo, int32(lo))
+		t.idHi = append(t.idHi, 0)
+		t.first = append(t.first, 0)
+		end := lo
+		for end < hi && len(tokens[sorted[end]]) == d {
+			end++
+		}
+		t.idHi[me] = int32(end)
+		var groups []span
+		for i := end; i < hi; {
+			j := i + 1
+			c := tokens[sorted[i]][d]
+			for j < hi && tokens[sorted[j]][d] == c {
+				j++
+			}
+			groups = append(groups, span{i, j})
+			i = j
+		}
+		start := len(t.edgeByte)
+		t.first[me] = int32(start)
+		for _, g := range groups {
+			t.edgeByte = append(t.edgeByte, tokens[sorted[g.lo]][d])
+			t.edgeChild = append(t.edgeChild, 0)
+		}
+		for k, g := range groups {
+			t.edgeChild[start+k] = build(g.lo, g.hi, d+1)
+		}
+		return me
+	}
+	build(0, len(sorted), 0)
+	t.first = append(t.first, int32(len(t.edgeByte)))
+	// first[i+1] must bound node i's edges: nodes were numbered in the
+	// order their edges were reserved, so each node's range ends where the
+	// next node's begins.
+	return t
+}
+
+func (t *trie) edges(n int32) (int, int) {
+	return int(t.first[n]), int(t.first[n+1])
+}
+
+type bitset []uint64
+
+func newBitset(n int) bitset    { return make(bitset, (n+63)/64) }
+func (b bitset) set(i int)      { b[i>>6] |= 1 << (i & 63) }
+func (b bitset) has(i int) bool { return b[i>>6]&(1<<(i&63)) != 0 }
+
+func (b bitset) count() int {
+	n := 0
+	for _, w := range b {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// Constraint enforces a Grammar on one generation. It is not safe for
+// concurrent use.
+type Constraint struct {
+	g       *Grammar
+	v       *Vocabulary
+	m       matcher
+	threads []*frame
+	fed     int
+	cache   map[string]bitset
+	scratch [][]*frame // per trie depth
+	key     []byte
+	// Stats: masks computed by walking the trie, and served from cache.
+	Walks, Hits int
+}
+
+// maxCached bounds the masks a Constraint keeps.
+const maxCached = 4096
+
+// New starts a constraint at the beginning of the output.
+func New(g *Grammar, v *Vocabulary) *Constraint {
+	c := &Constraint{g: g, v: v, m: matcher{maxDepth: g.limits.MaxDepth}, cache: map[string]bitset{}}
+	c.threads = c.m.start(g.root, nil, nil)
+	return c
+}
+
+// Done reports whether the output is complete (only end of sequence may
+// follow) or can end here.
+func (c *Constraint) Done() bool {
+	for _, t := range c.threads {
+		if c.m.accepts(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Failed reports whether the output so far is no prefix of a valid one
+// (a token the mask forbade was generated).
+func (c *Constraint) Failed() bool { return len(c.threads) == 0 }
+
+// Advance moves past token id's bytes.
+func (c *Constraint) Advance(id int) {
+	if id < 0 || id >= c.v.size {
+		c.threads = nil
+		return
+	}
+	for _, b := range c.v.bytes[id] {
+		c.threads = c.m.step(c.threads, b, nil)
+	}
+	if slices.Contains(c.v.eos, id) {
+		c.threads = nil
+	}
+	c.threads = dedupe(c.threads)
+}
+
+// WriteString moves past s (for tests and prefixes the prompt wrote).
+func (c *Constraint) WriteString(s string) {
+	for i := 0; i < len(s); i++ {
+		c.threads = c.m.step(c.threads, s[i], nil)
+	}
+	c.threads = dedupe(c.threads)
+}
+
+// Mask is the logits hook: it advances past the tokens generated since the
+// last call and sets the logit of every token that cannot come next to
+// -Inf. With nothing valid left, only end of sequence stays.
+func (c *Constraint) Mask(generated []int, logits []float32) {
+	for _, id := range generated[min(c.fed, len(generated)):] {
+		c.Advance(id)
+	}
+	c.fed = len(generated)
+	allowed := c.Allowed()
+	apply(allowed, logits)
+}
+
+func apply(allowed bitset, logits []float32) {
+	neg := float32(math.Inf(-1))
+	for w, word := range allowed {
+		base := w * 64
+		if base >= len(logits) {
+			return
+		}
+		if word == math.MaxUint64 {
+			continue
+		}
+		end := min(base+64, len(logits))
+		if word == 0 {
+			for i := base; i < end; i++ {
+				logits[i] = neg
+			}
+			continue
+		}
+		for i := base; i < end; i++ {
+			if word&(1<<(i-base)) == 0 {
+				logits[i] = neg
+			}
+		}
+	}
+	for i := len(allowed) * 64; i < len(logits); i++ {
+		logits[i] = neg
+	}
+}
+
+// Allowed is the set of tokens that may come next (the cached mask).
+func (c *Constraint) Allowed() bitset {
+	key := c.stateKey()
+	if m, ok := c.cache[string(key)]; ok {
+		c.Hits++
+		return m
+	}
+	c.Walks++
+	m := c.compute()
+	if len(c.cache) >= maxCached {
+		clear(c.cache)
+	}
+	c.cache[string(key)] = m
+	return m
+}
+
+// AllowedIDs lists the tokens that may come next.
+func (c *Constraint) AllowedIDs() []int {
+	var out []int
+	for i, w := range c.Allowed() {
+		for w != 0 {
+			b := bits.TrailingZeros64(w)
+			out = append(out, i*64+b)
+			w &^= 1 << b
+		}
+	}
+	return out
+}
+
+func (c *Constraint) compute() bitset {
+	out := newBitset(c.v.size)
+	if len(c.threads) == 0 {
+		for _, id := range c.v.eos {
+			out.set(id)
+		}
+		return out
+	}
+	if c.Done() {
+		for _, id := range c.v.eos {
+			out.set(id)
+		}
+	}
+	t := &c.v.full
+	if c.inFreeText() {
+		copy(out, c.v.plain)
+		t = &c.v.rest
+	}
+	c.walk(t, 0, c.threads, 0, out)
+	return out
+}
+
+// inFreeText reports whether some thread is inside a string far enough
+// from its length bounds that every plain-content token continues it.
+func (c *Constraint) inFreeText() bool {
+	for _, f := range c.threads {
+		if f != done && f.n.kind == kString && f.st == 1 && f.aux == 0 && f.n.format == nil &&
+			f.n.maxLen-int(f.i) >= c.v.longest {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Constraint) walk(t *trie, n int32, threads []*frame, depth int, out bitset) {
+	if depth >= len(c.scratch) {
+		c.scratch = append(c.scratch, nil)
+	}
+	lo, hi := t.edges(n)
+	for e := lo; e < hi; e++ {
+		next := c.m.step(threads, t.edgeByte[e], c.scratch[depth][:0])
+		c.scratch[depth] = next
+		if len(next) == 0 {
+			continue
+		}
+		child := t.edgeChild[e]
+		for _, id := range t.ids[t.idLo[child]:t.idHi[child]] {
+			out.set(int(id))
+		}
+		c.walk(t, child, next, depth+1, out)
+	}
+}
+
+// stateKey encodes the threads so that states with the same key allow the
+// same tokens: string character counts far from their bounds are left out.
+func (c *Constraint) stateKey() []byte {
+	k := c.key[:0]
+	for _, t := range c.threads {
+		for f := t; f != nil; f = f.up {
+			if f == done {
+				k = append(k, 0xFF)
+				continue
+			}
+			i := f.i
+			if f.n.kind == kString && f.n.format == nil && int(i) >= f.n.minLen && f.n.maxLen-int(i) >= c.v.longest {
+				i = -1
+			}
+			k = binary.AppendUvarint(k, uint64(f.n.id))
+			k = binary.AppendVarint(k, int64(i))
+			k = binary.AppendVarint(k, int64(f.aux))
+			k = binary.AppendVarint(k, int64(f.k))
+			k = append(k, f.st)
+		}
+		k = append(k, 0xFE)
+	}
+	c.key = k
+	return k
+}
+
+// dedupe drops threads identical to an earlier one (same frames all the
+// way down).
+func dedupe(ts []*frame) []*frame {
+	if len(ts) < 2 {
+		return ts
+	}
+	out := ts[:0]
+	for _, t := range ts {
+		dup := false
+		for _, u := range out {
+			if sameThread(t, u) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func sameThread(a, b *frame) bool {
+	for a != nil && b != nil {
+		if a == b {
+			return true
+		}
+		if a.n != b.n || a.i != b.i || a.aux != b.aux || a.k != b.k || a.st != b.st {
+			return false
+		}
+		a, b = a.up, b.up
+	}
+	return a == b
+}
