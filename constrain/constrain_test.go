@@ -70,7 +70,12 @@ func TestCorpus(t *testing.T) {
 // sample decodes through the mask with random logits until end of
 // sequence, as a model would, over vocabulary v.
 func sample(t testing.TB, g *Grammar, v *Vocabulary, rng *rand.Rand) string {
+	return sampleWithin(t, g, v, rng, 0)
+}
+
+func sampleWithin(t testing.TB, g *Grammar, v *Vocabulary, rng *rand.Rand, budget int) string {
 	c := New(g, v)
+	c.Budget = budget
 	var ids []int
 	var out strings.Builder
 	logits := make([]float32, v.Size())
@@ -201,6 +206,32 @@ func TestTokenWalk(t *testing.T) {
 			}
 			if got[id] != want {
 				t.Errorf("after %q: token %q allowed=%v, want %v", prefix, b, got[id], want)
+			}
+		}
+	}
+}
+
+// TestBudget: with a token budget barely above the schema's shortest
+// output, every random generation still ends (end of sequence included)
+// within the budget with a valid document, recursive schemas too.
+func TestBudget(t *testing.T) {
+	v := byteVocab()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range loadCorpus(t) {
+		g, err := CompileSchema(tc.Schema, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		short := computeShortest(g.root)[g.root]
+		for _, budget := range []int{short + 2, short + 10, short + 40} {
+			for range 10 {
+				s := sampleWithin(t, g, v, rng, budget)
+				if len(s)+1 > budget {
+					t.Fatalf("%s: budget %d, wrote %d bytes and end of sequence: %q", tc.Name, budget, len(s), s)
+				}
+				if !accepts(g, v, s) {
+					t.Fatalf("%s: budget %d: output not accepted: %q", tc.Name, budget, s)
+				}
 			}
 		}
 	}

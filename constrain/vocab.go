@@ -154,9 +154,16 @@ type Constraint struct {
 	m       matcher
 	threads []*frame
 	fed     int
-	cache   map[string]bitset
+	cache   map[string]cached
 	scratch [][]*frame // per trie depth
 	key     []byte
+	short   shortest
+	// Budget is the most tokens the generation may write (0: unbounded).
+	// Near its end the mask keeps only tokens after which the output can
+	// still be completed in the tokens left, with one for end of sequence.
+	Budget int
+	limit  int // during a walk: the longest completion allowed after a token; -1: none
+	worst  int // during a walk: the longest completion after an allowed token
 	// Stats: masks computed by walking the trie, and served from cache.
 	Walks, Hits int
 }
@@ -166,7 +173,8 @@ const maxCached = 4096
 
 // New starts a constraint at the beginning of the output.
 func New(g *Grammar, v *Vocabulary) *Constraint {
-	c := &Constraint{g: g, v: v, m: matcher{maxDepth: g.limits.MaxDepth}, cache: map[string]bitset{}}
+	c := &Constraint{g: g, v: v, m: matcher{maxDepth: g.limits.MaxDepth}, cache: map[string]cached{},
+		short: computeShortest(g.root), limit: -1}
 	c.threads = c.m.start(g.root, nil, nil)
 	return c
 }
@@ -218,7 +226,38 @@ func (c *Constraint) Mask(generated []int, logits []float32) {
 	}
 	c.fed = len(generated)
 	allowed := c.Allowed()
+	if c.Budget > 0 {
+		if limit := c.Budget - len(generated) - 2; c.worstAfter() > limit {
+			allowed = c.computeWithin(max(limit, 0))
+		}
+	}
 	apply(allowed, logits)
+}
+
+// cached is a state's mask and the longest shortest-completion after any
+// token it allows (so whether it fits a budget).
+type cached struct {
+	mask  bitset
+	worst int
+}
+
+func (c *Constraint) worstAfter() int {
+	return c.cache[string(c.stateKey())].worst
+}
+
+// computeWithin is the mask of tokens after which the output can be
+// finished in limit bytes (not cached: the limit changes every step).
+func (c *Constraint) computeWithin(limit int) bitset {
+	c.limit = limit
+	defer func() { c.limit = -1 }()
+	out := newBitset(c.v.size)
+	if c.Done() || len(c.threads) == 0 {
+		for _, id := range c.v.eos {
+			out.set(id)
+		}
+	}
+	c.walk(&c.v.full, 0, c.threads, 0, out)
+	return out
 }
 
 func apply(allowed bitset, logits []float32) {
@@ -254,14 +293,15 @@ func (c *Constraint) Allowed() bitset {
 	key := c.stateKey()
 	if m, ok := c.cache[string(key)]; ok {
 		c.Hits++
-		return m
+		return m.mask
 	}
 	c.Walks++
+	c.worst = c.short.statesRest(c.threads)
 	m := c.compute()
 	if len(c.cache) >= maxCached {
 		clear(c.cache)
 	}
-	c.cache[string(key)] = m
+	c.cache[string(key)] = cached{mask: m, worst: c.worst}
 	return m
 }
 
@@ -324,8 +364,14 @@ func (c *Constraint) walk(t *trie, n int32, threads []*frame, depth int, out bit
 			continue
 		}
 		child := t.edgeChild[e]
-		for _, id := range t.ids[t.idLo[child]:t.idHi[child]] {
-			out.set(int(id))
+		if ids := t.ids[t.idLo[child]:t.idHi[child]]; len(ids) > 0 {
+			rest := c.short.statesRest(next)
+			if c.limit < 0 || rest <= c.limit {
+				c.worst = max(c.worst, rest)
+				for _, id := range ids {
+					out.set(int(id))
+				}
+			}
 		}
 		c.walk(t, child, next, depth+1, out)
 	}

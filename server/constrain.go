@@ -51,7 +51,9 @@ func (s *Server) constrainJob(j *job, g *constrain.Grammar, param string) *apiEr
 	if j.parse != nil && j.parse.InThinking {
 		g = constrain.Wrap("</think>\n\n", g, "")
 	}
-	j.mask = constrain.New(g, v).Mask
+	c := constrain.New(g, v)
+	c.Budget = j.maxTokens
+	j.mask = c.Mask
 	return nil
 }
 
