@@ -10,12 +10,13 @@ package constrain
 
 const unreachable = 1 << 30
 
-// shortest holds each node's shortest complete text, in bytes.
-type shortest map[*node]int
+// shortest computes shortest completions from node.short, each node's
+// shortest complete text in bytes.
+type shortest struct{}
 
-// computeShortest finds the shortest text of every node reachable from
+// computeShortest sets the shortest text of every node reachable from
 // root, iterating to a fixed point because $ref may make the graph cyclic.
-func computeShortest(root *node) shortest {
+func computeShortest(root *node) {
 	var all []*node
 	seen := map[*node]bool{}
 	var visit func(n *node)
@@ -39,19 +40,18 @@ func computeShortest(root *node) shortest {
 		visit(n.items)
 	}
 	visit(root)
-	s := shortest{}
+	var s shortest
 	for _, n := range all {
-		s[n] = unreachable
+		n.short = unreachable
 	}
 	for changed := true; changed; {
 		changed = false
 		for _, n := range all {
-			if v := s.full(n); v < s[n] {
-				s[n], changed = v, true
+			if v := s.full(n); v < n.short {
+				n.short, changed = v, true
 			}
 		}
 	}
-	return s
 }
 
 func add(a, b int) int { return min(a+b, unreachable) }
@@ -71,13 +71,13 @@ func (s shortest) full(n *node) int {
 	case kAnyOf:
 		best := unreachable
 		for _, a := range n.alts {
-			best = min(best, s[a])
+			best = min(best, a.short)
 		}
 		return best
 	case kSeq:
 		t := 0
 		for _, p := range n.parts {
-			t = add(t, s[p])
+			t = add(t, p.short)
 		}
 		return t
 	case kObject:
@@ -89,7 +89,7 @@ func (s shortest) full(n *node) int {
 }
 
 // propCost is one property written: key, ':' and the shortest value.
-func (s shortest) propCost(p prop) int { return add(len(p.key)+1, s[p.val]) }
+func (s shortest) propCost(p prop) int { return add(len(p.key)+1, p.val.short) }
 
 // objectRest is the shortest way to finish a declared object from
 // property i on, '}' included; first says no property was written yet (no
@@ -116,7 +116,7 @@ func (s shortest) objectRest(n *node, i int, first bool) int {
 func (s shortest) arrayRest(n *node, i int) int {
 	t := 1
 	for k := i; k < n.minItems; k++ {
-		t = add(t, s[n.items])
+		t = add(t, n.items.short)
 		if k > 0 {
 			t = add(t, 1)
 		}
@@ -133,7 +133,7 @@ func (s shortest) frameRest(f *frame) int {
 		return len(n.lit) - int(f.i)
 	case kString:
 		if f.st == 0 {
-			return s[n]
+			return n.short
 		}
 		pending := 0
 		switch {
@@ -156,7 +156,7 @@ func (s shortest) frameRest(f *frame) int {
 	case kSeq:
 		t := 0
 		for _, p := range n.parts[f.i+1:] {
-			t = add(t, s[p])
+			t = add(t, p.short)
 		}
 		return t
 	case kObject:
@@ -164,11 +164,11 @@ func (s shortest) frameRest(f *frame) int {
 	case kArray:
 		switch f.st {
 		case stOpen:
-			return s[n]
+			return n.short
 		case stChild:
 			return s.arrayRest(n, int(f.i)+1)
 		case stComma:
-			return add(s[n.items], s.arrayRest(n, int(f.i)+1))
+			return add(n.items.short, s.arrayRest(n, int(f.i)+1))
 		}
 		return s.arrayRest(n, int(f.i))
 	}
@@ -178,22 +178,22 @@ func (s shortest) frameRest(f *frame) int {
 func (s shortest) objectFrameRest(f *frame) int {
 	n := f.n
 	if n.free {
-		entry := add(3, s[n.extra]) // "":value
+		entry := add(3, n.extra.short) // "":value
 		switch f.st {
 		case stOpen:
-			return s[n]
+			return n.short
 		case stComma:
 			return add(entry, 1)
 		case stColon:
-			return add(1+s[n.extra], 1)
+			return add(1+n.extra.short, 1)
 		case stFreeKey:
-			return add(1+s[n.extra], 1)
+			return add(1+n.extra.short, 1)
 		}
 		return 1
 	}
 	switch f.st {
 	case stOpen:
-		return s[n]
+		return n.short
 	case stFirst:
 		return s.objectRest(n, int(f.i), true)
 	case stNext:
@@ -212,9 +212,9 @@ func (s shortest) objectFrameRest(f *frame) int {
 		return best
 	case stKey:
 		p := n.props[f.aux]
-		return add(len(p.key)-int(f.k)+1+s[p.val], s.objectRest(n, int(f.aux)+1, false))
+		return add(len(p.key)-int(f.k)+1+p.val.short, s.objectRest(n, int(f.aux)+1, false))
 	case stColon:
-		return add(1+s[n.props[f.aux].val], s.objectRest(n, int(f.aux)+1, false))
+		return add(1+n.props[f.aux].val.short, s.objectRest(n, int(f.aux)+1, false))
 	case stChild:
 		return s.objectRest(n, int(f.aux)+1, false)
 	}

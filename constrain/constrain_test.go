@@ -222,7 +222,8 @@ func TestBudget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		short := computeShortest(g.root)[g.root]
+		computeShortest(g.root)
+		short := g.root.short
 		for _, budget := range []int{short + 2, short + 10, short + 40} {
 			for range 10 {
 				s := sampleWithin(t, g, v, rng, budget)

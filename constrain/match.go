@@ -44,7 +44,38 @@ const (
 
 type matcher struct {
 	maxDepth int
+	arena    *arena // nil: frames on the heap
 }
+
+// make places a new frame: in the arena during a trie walk, whose frames
+// die with it, else on the heap.
+func (m *matcher) make(f frame) *frame {
+	if m.arena == nil {
+		return &f
+	}
+	return m.arena.make(f)
+}
+
+// arena hands out frames from fixed chunks (so pointers stay valid) and is
+// reset before each walk.
+type arena struct {
+	chunks [][]frame
+	c, i   int
+}
+
+func (a *arena) make(f frame) *frame {
+	if a.c == len(a.chunks) {
+		a.chunks = append(a.chunks, make([]frame, 4096))
+	}
+	p := &a.chunks[a.c][a.i]
+	*p = f
+	if a.i++; a.i == len(a.chunks[a.c]) {
+		a.c, a.i = a.c+1, 0
+	}
+	return p
+}
+
+func (a *arena) reset() { a.c, a.i = 0, 0 }
 
 // start appends the frames that begin writing n above up.
 func (m *matcher) start(n *node, up *frame, dst []*frame) []*frame {
@@ -68,14 +99,14 @@ func (m *matcher) startHops(n *node, up *frame, dst []*frame, hops int) []*frame
 		}
 		return dst
 	case kSeq:
-		return m.startHops(n.parts[0], &frame{n: n, up: up, depth: depth, st: stChild}, dst, hops)
+		return m.startHops(n.parts[0], m.make(frame{n: n, up: up, depth: depth, st: stChild}), dst, hops)
 	case kObject, kArray:
 		if int(depth) >= m.maxDepth {
 			return dst
 		}
 		depth++
 	}
-	return append(dst, &frame{n: n, up: up, depth: depth})
+	return append(dst, m.make(frame{n: n, up: up, depth: depth}))
 }
 
 // resume appends the states after a child of up completed.
@@ -83,18 +114,18 @@ func (m *matcher) resume(up *frame, dst []*frame) []*frame {
 	if up == nil {
 		return append(dst, done)
 	}
-	f := *up
+	f := m.make(*up)
 	switch up.n.kind {
 	case kSeq:
 		if int(f.i)+1 == len(f.n.parts) {
 			return m.resume(up.up, dst)
 		}
 		f.i++
-		return m.start(f.n.parts[f.i], &f, dst)
+		return m.start(f.n.parts[f.i], f, dst)
 	case kObject:
 		if f.st == stFreeKey {
 			f.st = stColon
-			return append(dst, &f)
+			return append(dst, f)
 		}
 		f.st = stNext
 		if f.n.free {
@@ -102,10 +133,10 @@ func (m *matcher) resume(up *frame, dst []*frame) []*frame {
 		} else {
 			f.i = f.aux + 1
 		}
-		return append(dst, &f)
+		return append(dst, f)
 	case kArray:
 		f.st, f.i = stNext, f.i+1
-		return append(dst, &f)
+		return append(dst, f)
 	}
 	return dst
 }
@@ -123,9 +154,9 @@ func (m *matcher) feed(f *frame, b byte, dst []*frame) []*frame {
 		if int(f.i)+1 == len(f.n.lit) {
 			return m.resume(f.up, dst)
 		}
-		g := *f
+		g := m.make(*f)
 		g.i++
-		return append(dst, &g)
+		return append(dst, g)
 	case kString:
 		return m.feedString(f, b, dst)
 	case kNumber:
@@ -140,13 +171,13 @@ func (m *matcher) feed(f *frame, b byte, dst []*frame) []*frame {
 
 func (m *matcher) feedString(f *frame, b byte, dst []*frame) []*frame {
 	n := f.n
-	g := *f
+	g := m.make(*f)
 	if f.st == 0 {
 		if b != '"' {
 			return dst
 		}
 		g.st = 1
-		return append(dst, &g)
+		return append(dst, g)
 	}
 	switch {
 	case f.aux == -1: // after '\'
@@ -158,7 +189,7 @@ func (m *matcher) feedString(f *frame, b byte, dst []*frame) []*frame {
 		default:
 			return dst
 		}
-		return append(dst, &g)
+		return append(dst, g)
 	case f.aux < -1: // \uXXXX: surrogates are not written, so every escape is one character
 		if !isHex(b) || f.aux == -2 && (b == 'd' || b == 'D') {
 			return dst
@@ -167,7 +198,7 @@ func (m *matcher) feedString(f *frame, b byte, dst []*frame) []*frame {
 		if g.aux == -6 {
 			g.aux = 0
 		}
-		return append(dst, &g)
+		return append(dst, g)
 	case f.aux > 0: // inside a UTF-8 sequence: aux = remaining<<16 | lo<<8 | hi
 		lo, hi := byte(f.aux>>8), byte(f.aux)
 		if b < lo || b > hi {
@@ -178,7 +209,7 @@ func (m *matcher) feedString(f *frame, b byte, dst []*frame) []*frame {
 		if rem > 1 {
 			g.aux = (rem-1)<<16 | 0x80<<8 | 0xBF
 		}
-		return append(dst, &g)
+		return append(dst, g)
 	}
 	if n.format != nil {
 		switch {
@@ -187,7 +218,7 @@ func (m *matcher) feedString(f *frame, b byte, dst []*frame) []*frame {
 				return dst
 			}
 			g.i++
-			return append(dst, &g)
+			return append(dst, g)
 		case b == '"':
 			return m.resume(f.up, dst)
 		}
@@ -224,7 +255,7 @@ func (m *matcher) feedString(f *frame, b byte, dst []*frame) []*frame {
 	default:
 		return dst
 	}
-	return append(dst, &g)
+	return append(dst, g)
 }
 
 func isHex(b byte) bool {
@@ -257,7 +288,7 @@ func numberAccepting(f *frame) bool {
 }
 
 func (m *matcher) feedNumber(f *frame, b byte, dst []*frame) []*frame {
-	g := *f
+	g := m.make(*f)
 	digit := b >= '0' && b <= '9'
 	switch {
 	case (f.aux == numStart || f.aux == numMinus) && b == '0':
@@ -286,26 +317,26 @@ func (m *matcher) feedNumber(f *frame, b byte, dst []*frame) []*frame {
 		}
 		return dst
 	}
-	return append(dst, &g)
+	return append(dst, g)
 }
 
 func (m *matcher) feedObject(f *frame, b byte, dst []*frame) []*frame {
 	n := f.n
-	g := *f
+	g := m.make(*f)
 	switch f.st {
 	case stOpen:
 		if b != '{' {
 			return dst
 		}
 		g.st = stFirst
-		return append(dst, &g)
+		return append(dst, g)
 	case stFirst, stNext, stComma:
 		if b == '}' && f.st != stComma && m.canClose(f) {
 			return m.resume(f.up, dst)
 		}
 		if b == ',' && f.st == stNext && m.canContinue(f) {
 			g.st = stComma
-			return append(dst, &g)
+			return append(dst, g)
 		}
 		if b != '"' || f.st == stNext {
 			return dst
@@ -315,15 +346,15 @@ func (m *matcher) feedObject(f *frame, b byte, dst []*frame) []*frame {
 				return dst
 			}
 			g.st = stFreeKey
-			for _, k := range m.start(n.keys, &g, nil) {
+			for _, k := range m.start(n.keys, g, nil) {
 				dst = m.feed(k, b, dst)
 			}
 			return dst
 		}
 		for j := int(f.i); j < len(n.props); j++ {
-			h := *f
+			h := m.make(*f)
 			h.st, h.aux, h.k = stKey, int32(j), 1
-			dst = append(dst, &h)
+			dst = append(dst, h)
 			if n.props[j].required {
 				break
 			}
@@ -338,7 +369,7 @@ func (m *matcher) feedObject(f *frame, b byte, dst []*frame) []*frame {
 		if int(g.k) == len(key) {
 			g.st = stColon
 		}
-		return append(dst, &g)
+		return append(dst, g)
 	case stColon:
 		if b != ':' {
 			return dst
@@ -348,7 +379,7 @@ func (m *matcher) feedObject(f *frame, b byte, dst []*frame) []*frame {
 		if !n.free {
 			val = n.props[f.aux].val
 		}
-		return m.start(val, &g, dst)
+		return m.start(val, g, dst)
 	}
 	return dst
 }
@@ -376,18 +407,18 @@ func (m *matcher) canContinue(f *frame) bool {
 
 func (m *matcher) feedArray(f *frame, b byte, dst []*frame) []*frame {
 	n := f.n
-	g := *f
+	g := m.make(*f)
 	switch f.st {
 	case stOpen:
 		if b != '[' {
 			return dst
 		}
 		g.st = stFirst
-		dst = append(dst, &g)
+		dst = append(dst, g)
 		if n.maxItems > 0 {
-			c := g
+			c := m.make(*g)
 			c.st = stChild
-			dst = m.start(n.items, &c, dst)
+			dst = m.start(n.items, c, dst)
 		}
 		return dst
 	case stFirst, stNext:
@@ -396,7 +427,7 @@ func (m *matcher) feedArray(f *frame, b byte, dst []*frame) []*frame {
 		}
 		if b == ',' && f.st == stNext && int(f.i) < n.maxItems {
 			g.st = stChild
-			return m.start(n.items, &g, dst)
+			return m.start(n.items, g, dst)
 		}
 	}
 	return dst

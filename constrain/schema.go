@@ -45,10 +45,11 @@ const (
 
 // node is one compiled schema element. Nodes form a graph ($ref may cycle).
 type node struct {
-	id   int
-	kind kind
-	lit  string  // kLiteral
-	alts []*node // kAnyOf
+	id    int
+	short int // the shortest complete text, in bytes (budget.go)
+	kind  kind
+	lit   string  // kLiteral
+	alts  []*node // kAnyOf
 	// kString: character bounds; format, when set, is one byte class per
 	// character (the string is exactly that long).
 	minLen, maxLen int

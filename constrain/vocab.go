@@ -20,6 +20,9 @@ type Vocabulary struct {
 	full  trie // every token with bytes
 	rest  trie // the tokens that are not plain string content
 	plain bitset
+	// plainWithin[n] are the plain tokens of at most n characters, for n
+	// below the longest plain token's length.
+	plainWithin []bitset
 	// longest is the most bytes one token writes (so the most characters
 	// it can add to a string).
 	longest int
@@ -46,6 +49,23 @@ func NewVocabulary(tokens [][]byte, eos []int) *Vocabulary {
 			v.plain.set(id)
 		} else {
 			rest = append(rest, int32(id))
+		}
+	}
+	maxChars := 0
+	for id, b := range tokens {
+		if v.plain.has(id) {
+			maxChars = max(maxChars, utf8.RuneCount(b))
+		}
+	}
+	v.plainWithin = make([]bitset, maxChars)
+	for n := range v.plainWithin {
+		v.plainWithin[n] = newBitset(len(tokens))
+	}
+	for id, b := range tokens {
+		if v.plain.has(id) {
+			for n := utf8.RuneCount(b); n < maxChars; n++ {
+				v.plainWithin[n].set(id)
+			}
 		}
 	}
 	v.full = buildTrie(tokens, all)
@@ -158,6 +178,7 @@ type Constraint struct {
 	scratch [][]*frame // per trie depth
 	key     []byte
 	short   shortest
+	arena   arena
 	// Budget is the most tokens the generation may write (0: unbounded).
 	// Near its end the mask keeps only tokens after which the output can
 	// still be completed in the tokens left, with one for end of sequence.
@@ -174,7 +195,8 @@ const maxCached = 4096
 // New starts a constraint at the beginning of the output.
 func New(g *Grammar, v *Vocabulary) *Constraint {
 	c := &Constraint{g: g, v: v, m: matcher{maxDepth: g.limits.MaxDepth}, cache: map[string]cached{},
-		short: computeShortest(g.root), limit: -1}
+		limit: -1}
+	computeShortest(g.root)
 	c.threads = c.m.start(g.root, nil, nil)
 	return c
 }
@@ -256,6 +278,9 @@ func (c *Constraint) computeWithin(limit int) bitset {
 			out.set(id)
 		}
 	}
+	c.m.arena = &c.arena
+	defer func() { c.m.arena = nil }()
+	c.arena.reset()
 	c.walk(&c.v.full, 0, c.threads, 0, out)
 	return out
 }
@@ -331,25 +356,50 @@ func (c *Constraint) compute() bitset {
 			out.set(id)
 		}
 	}
-	t := &c.v.full
-	if c.inFreeText() {
-		copy(out, c.v.plain)
-		t = &c.v.rest
+	// A thread inside string text takes the plain tokens that fit at
+	// once and walks only the rest of the vocabulary.
+	var text, other []*frame
+	for _, f := range c.threads {
+		if room, ok := textRoom(f); ok {
+			out.or(c.v.plainFitting(room))
+			text = append(text, f)
+		} else {
+			other = append(other, f)
+		}
 	}
-	c.walk(t, 0, c.threads, 0, out)
+	c.m.arena = &c.arena
+	defer func() { c.m.arena = nil }()
+	c.arena.reset()
+	if len(text) > 0 {
+		c.walk(&c.v.rest, 0, text, 0, out)
+	}
+	if len(other) > 0 {
+		c.walk(&c.v.full, 0, other, 0, out)
+	}
 	return out
 }
 
-// inFreeText reports whether some thread is inside a string far enough
-// from its length bounds that every plain-content token continues it.
-func (c *Constraint) inFreeText() bool {
-	for _, f := range c.threads {
-		if f != done && f.n.kind == kString && f.st == 1 && f.aux == 0 && f.n.format == nil &&
-			f.n.maxLen-int(f.i) >= c.v.longest {
-			return true
-		}
+// textRoom reports whether f is inside a string's free text (not in an
+// escape or a character) and how many more characters it may take.
+func textRoom(f *frame) (int, bool) {
+	if f == done || f.n.kind != kString || f.st != 1 || f.aux != 0 || f.n.format != nil {
+		return 0, false
 	}
-	return false
+	return f.n.maxLen - int(f.i), true
+}
+
+// plainFitting are the plain tokens of at most room characters.
+func (v *Vocabulary) plainFitting(room int) bitset {
+	if room >= len(v.plainWithin) {
+		return v.plain
+	}
+	return v.plainWithin[max(room, 0)]
+}
+
+func (b bitset) or(o bitset) {
+	for i, w := range o {
+		b[i] |= w
+	}
 }
 
 func (c *Constraint) walk(t *trie, n int32, threads []*frame, depth int, out bitset) {
