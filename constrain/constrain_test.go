@@ -237,3 +237,32 @@ func TestBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestApply checks apply against setting each forbidden logit in turn.
+func TestApply(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{1, 63, 64, 65, 1000, 9000} {
+		for _, density := range []float64{0, 0.01, 0.5, 0.99, 1} {
+			allowed := newBitset(n)
+			for i := range n {
+				if rng.Float64() < density {
+					allowed.set(i)
+				}
+			}
+			// Logits may be longer than the vocabulary (padded heads).
+			got := make([]float32, n+7)
+			want := make([]float32, n+7)
+			for i := range want {
+				if i >= n || !allowed.has(i) {
+					want[i] = float32(math.Inf(-1))
+				}
+			}
+			apply(allowed, got)
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("n=%d density=%g: logit %d = %v, want %v", n, density, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}

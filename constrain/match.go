@@ -51,7 +51,9 @@ type matcher struct {
 // die with it, else on the heap.
 func (m *matcher) make(f frame) *frame {
 	if m.arena == nil {
-		return &f
+		p := new(frame) // not &f: that would move every f to the heap
+		*p = f
+		return p
 	}
 	return m.arena.make(f)
 }

@@ -285,32 +285,51 @@ func (c *Constraint) computeWithin(limit int) bitset {
 	return out
 }
 
+// negInf is a run of -Inf copied over forbidden stretches of logits
+// (memmove is several times faster than a store loop).
+var negInf = func() []float32 {
+	s := make([]float32, 4096)
+	for i := range s {
+		s[i] = float32(math.Inf(-1))
+	}
+	return s
+}()
+
 func apply(allowed bitset, logits []float32) {
-	neg := float32(math.Inf(-1))
+	fill := func(lo, hi int) {
+		for lo < hi {
+			lo += copy(logits[lo:hi], negInf)
+		}
+	}
+	run := -1 // start of the current run of forbidden words
 	for w, word := range allowed {
 		base := w * 64
 		if base >= len(logits) {
-			return
+			break
+		}
+		if word == 0 {
+			if run < 0 {
+				run = base
+			}
+			continue
+		}
+		if run >= 0 {
+			fill(run, base)
+			run = -1
 		}
 		if word == math.MaxUint64 {
 			continue
 		}
-		end := min(base+64, len(logits))
-		if word == 0 {
-			for i := base; i < end; i++ {
-				logits[i] = neg
-			}
-			continue
-		}
-		for i := base; i < end; i++ {
-			if word&(1<<(i-base)) == 0 {
-				logits[i] = neg
+		for rest := ^word; rest != 0; rest &= rest - 1 {
+			if i := base + bits.TrailingZeros64(rest); i < len(logits) {
+				logits[i] = float32(math.Inf(-1))
 			}
 		}
 	}
-	for i := len(allowed) * 64; i < len(logits); i++ {
-		logits[i] = neg
+	if run >= 0 {
+		fill(run, len(logits))
 	}
+	fill(min(len(allowed)*64, len(logits)), len(logits))
 }
 
 // Allowed is the set of tokens that may come next (the cached mask).
