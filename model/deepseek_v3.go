@@ -11,6 +11,6 @@ func init() { register("deepseek_v3", loadDeepSeekV3) }
 func loadDeepSeekV3(w *weights) *Model {
 	opts := readMLAOptions(w)
 	return loadStack(w, func(l int, lp string) (Mixer, FFN) {
-		return loadMLA(w, lp+"self_attn.", opts), loadDeepSeekFFN(w, lp+"mlp.", l)
+		return loadMLA(w, lp+deepSeekNames.Attention, opts), loadDeepSeekFFN(w, lp+deepSeekNames.FFN, l)
 	})
 }

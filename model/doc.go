@@ -18,10 +18,12 @@
 //
 //  1. Add the config.json fields the family needs to Config (config.go), if
 //     it has new ones.
-//  2. Write <family>.go: an init that registers the model_type, and a loader
-//     that calls loadStack with, per layer, its Mixer and FFN built from the
-//     shared blocks (loadAttention with attentionOptions, loadMLP,
-//     loadExperts, MoE with its Routing, loadMLA, GatedDeltaNet). Fused
+//  2. Write <family>.go: an init that registers the model_type, the
+//     family's layerNames table (names.go: where its attention, FFN, router
+//     and experts are; reuse qwenNames or deepSeekNames when they fit), and
+//     a loader that calls loadStack with, per layer, its Mixer and FFN built
+//     from the shared blocks (loadAttention with attentionOptions, loadMLP,
+//     loadMoE with its Routing, loadMLA, GatedDeltaNet). Fused
 //     projections whose parts interleave per head are regrouped once at load
 //     with splitRows (rows.go), so every part is a contiguous matrix; see
 //     loadQwen3NextDeltaNet.

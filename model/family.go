@@ -177,5 +177,16 @@ func qwenFFN(w *weights, l int, lp string, moe func() FFN) FFN {
 	if qwenSparse(w.cfg, l) {
 		return moe()
 	}
-	return loadMLP(w, lp+"mlp.", w.cfg.IntermediateSize)
+	return loadMLP(w, lp+qwenNames.FFN, w.cfg.IntermediateSize)
+}
+
+// loadMoE reads the router and routed experts (of intermediate size inter)
+// of the MoE block at prefix p, named as n says.
+func loadMoE(w *weights, n layerNames, p string, layer int, routing kernels.Routing, inter int) *MoE {
+	c := w.cfg
+	return &MoE{Layer: layer,
+		Router:  w.linear(p+n.Router, c.NumExperts, c.HiddenSize),
+		Routing: routing,
+		Experts: loadExperts(w, layer, p, c.NumExperts, inter, n.Experts),
+	}
 }

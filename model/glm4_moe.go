@@ -11,8 +11,8 @@ func init() { register("glm4_moe", loadGLM4MoE) }
 func loadGLM4MoE(w *weights) *Model {
 	c := w.cfg
 	return loadStack(w, func(l int, lp string) (Mixer, FFN) {
-		return loadAttention(w, lp+"self_attn.", attentionOptions{bias: c.AttentionBias, qkNorm: c.UseQKNorm}),
-			loadDeepSeekFFN(w, lp+"mlp.", l)
+		return loadAttention(w, lp+deepSeekNames.Attention, attentionOptions{bias: c.AttentionBias, qkNorm: c.UseQKNorm}),
+			loadDeepSeekFFN(w, lp+deepSeekNames.FFN, l)
 	})
 }
 
@@ -20,19 +20,15 @@ func loadGLM4MoE(w *weights) *Model {
 // the DeepSeek-V3 family: dense for the first first_k_dense_replace layers,
 // then sigmoid-routed experts with shared experts.
 func loadDeepSeekFFN(w *weights, p string, layer int) FFN {
-	c := w.cfg
+	c, n := w.cfg, deepSeekNames
 	if layer < c.FirstKDenseReplace {
 		return loadMLP(w, p, c.IntermediateSize)
 	}
-	moe := &MoE{Layer: layer,
-		Router: w.linear(p+"gate", c.NumExperts, c.HiddenSize),
-		Routing: kernels.Routing{TopK: c.NumExpertsPerTok, Sigmoid: true, Normalize: normTopK(c, true),
-			CorrectionBias: w.optVector(p+"gate.e_score_correction_bias", c.NumExperts),
-			Groups:         c.NGroup, TopKGroups: c.TopKGroup, Scale: float32(c.RoutedScalingFactor)},
-		Experts: loadExperts(w, layer, p, c.NumExperts, c.MoEIntermediateSize, swigluNames),
-	}
+	moe := loadMoE(w, n, p, layer, kernels.Routing{TopK: c.NumExpertsPerTok, Sigmoid: true, Normalize: normTopK(c, true),
+		CorrectionBias: w.optVector(p+n.RouterBias, c.NumExperts),
+		Groups:         c.NGroup, TopKGroups: c.TopKGroup, Scale: float32(c.RoutedScalingFactor)}, c.MoEIntermediateSize)
 	if c.NumSharedExperts > 0 {
-		moe.Shared = loadMLP(w, p+"shared_experts.", c.MoEIntermediateSize*c.NumSharedExperts)
+		moe.Shared = loadMLP(w, p+n.Shared, c.MoEIntermediateSize*c.NumSharedExperts)
 	}
 	return moe
 }

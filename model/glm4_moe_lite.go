@@ -25,6 +25,6 @@ func loadGLM4MoELite(w *weights) *Model {
 		}
 	}
 	return loadStack(w, func(l int, lp string) (Mixer, FFN) {
-		return loadMLA(w, lp+"self_attn.", opts), loadDeepSeekFFN(w, lp+"mlp.", l)
+		return loadMLA(w, lp+deepSeekNames.Attention, opts), loadDeepSeekFFN(w, lp+deepSeekNames.FFN, l)
 	})
 }

@@ -6,14 +6,17 @@ package model
 // w2 (down).
 func init() { register("mixtral", loadMixtral) }
 
+var mixtralNames = layerNames{
+	Attention: "self_attn.",
+	FFN:       "block_sparse_moe.",
+	Router:    "gate",
+	Experts:   expertNames{gate: "w1", up: "w3", down: "w2"},
+}
+
 func loadMixtral(w *weights) *Model {
-	c := w.cfg
+	c, n := w.cfg, mixtralNames
 	return loadStack(w, func(l int, lp string) (Mixer, FFN) {
-		return loadAttention(w, lp+"self_attn.", attentionOptions{}),
-			&MoE{Layer: l,
-				Router:  w.linear(lp+"block_sparse_moe.gate", c.NumExperts, c.HiddenSize),
-				Routing: softmaxRouting(c, true),
-				Experts: loadExperts(w, l, lp+"block_sparse_moe.", c.NumExperts, c.IntermediateSize, expertNames{"w1", "w3", "w2"}),
-			}
+		return loadAttention(w, lp+n.Attention, attentionOptions{}),
+			loadMoE(w, n, lp+n.FFN, l, softmaxRouting(c, true), c.IntermediateSize)
 	})
 }

@@ -5,13 +5,9 @@ package model
 func init() { register("olmoe", loadOLMoE) }
 
 func loadOLMoE(w *weights) *Model {
-	c := w.cfg
+	c, n := w.cfg, qwenNames
 	return loadStack(w, func(l int, lp string) (Mixer, FFN) {
-		return loadAttention(w, lp+"self_attn.", attentionOptions{normWhole: true, bias: c.AttentionBias}),
-			&MoE{Layer: l,
-				Router:  w.linear(lp+"mlp.gate", c.NumExperts, c.HiddenSize),
-				Routing: softmaxRouting(c, normTopK(c, false)),
-				Experts: loadExperts(w, l, lp+"mlp.", c.NumExperts, c.IntermediateSize, swigluNames),
-			}
+		return loadAttention(w, lp+n.Attention, attentionOptions{normWhole: true, bias: c.AttentionBias}),
+			loadMoE(w, n, lp+n.FFN, l, softmaxRouting(c, normTopK(c, false)), c.IntermediateSize)
 	})
 }

@@ -6,15 +6,11 @@ package model
 func init() { register("qwen3_moe", loadQwen3MoE) }
 
 func loadQwen3MoE(w *weights) *Model {
-	c := w.cfg
+	c, n := w.cfg, qwenNames
 	return loadStack(w, func(l int, lp string) (Mixer, FFN) {
-		return loadAttention(w, lp+"self_attn.", attentionOptions{qkNorm: true, bias: c.AttentionBias}),
+		return loadAttention(w, lp+n.Attention, attentionOptions{qkNorm: true, bias: c.AttentionBias}),
 			qwenFFN(w, l, lp, func() FFN {
-				return &MoE{Layer: l,
-					Router:  w.linear(lp+"mlp.gate", c.NumExperts, c.HiddenSize),
-					Routing: softmaxRouting(c, normTopK(c, true)),
-					Experts: loadExperts(w, l, lp+"mlp.", c.NumExperts, c.MoEIntermediateSize, swigluNames),
-				}
+				return loadMoE(w, n, lp+n.FFN, l, softmaxRouting(c, normTopK(c, true)), c.MoEIntermediateSize)
 			})
 	})
 }

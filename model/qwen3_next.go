@@ -22,11 +22,11 @@ func loadHybrid(w *weights, loadDelta func(w *weights, p string) *GatedDeltaNet)
 	m := loadStack(w, func(l int, lp string) (Mixer, FFN) {
 		var mixer Mixer
 		if isFullAttention(c, l) {
-			mixer = loadAttention(w, lp+"self_attn.", attentionOptions{qkNorm: true, gated: true})
+			mixer = loadAttention(w, lp+qwenNames.Attention, attentionOptions{qkNorm: true, gated: true})
 		} else {
-			mixer = loadDelta(w, lp+"linear_attn.")
+			mixer = loadDelta(w, lp+qwenNames.LinearAttention)
 		}
-		return mixer, qwenFFN(w, l, lp, func() FFN { return loadSharedMoE(w, lp+"mlp.", l, normTopK(c, true)) })
+		return mixer, qwenFFN(w, l, lp, func() FFN { return loadSharedMoE(w, lp+qwenNames.FFN, l, normTopK(c, true)) })
 	})
 	if w.err == nil && zeroCentredNorms(w, prefixOf(w.ix)) {
 		shiftNorms(m)
@@ -48,7 +48,7 @@ func isFullAttention(c *Config, l int) bool {
 // [C, 1, K], MLX's [C, K, 1].
 func zeroCentredNorms(w *weights, p string) bool {
 	for l := 0; l < w.cfg.NumLayers; l++ {
-		if t, ok := w.ix.Tensor(layerPrefix(p, l) + "linear_attn.conv1d.weight"); ok {
+		if t, ok := w.ix.Tensor(layerPrefix(p, l) + qwenNames.LinearAttention + "conv1d.weight"); ok {
 			return len(t.Shape) == 3 && t.Shape[1] == 1 && t.Shape[2] != 1
 		}
 	}
