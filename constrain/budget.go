@@ -62,10 +62,14 @@ func (s shortest) full(n *node) int {
 	case kLiteral:
 		return len(n.lit)
 	case kString:
-		if n.format != nil {
-			return 2 + len(n.format)
+		quotes := 2
+		if n.raw {
+			quotes = 0
 		}
-		return 2 + n.minLen
+		if n.format != nil {
+			return quotes + len(n.format)
+		}
+		return quotes + n.minLen
 	case kNumber:
 		return 1
 	case kAnyOf:
@@ -144,10 +148,14 @@ func (s shortest) frameRest(f *frame) int {
 		case f.aux > 0:
 			pending = int(f.aux >> 16)
 		}
-		if n.format != nil {
-			return pending + len(n.format) - int(f.i) + 1
+		quote := 1
+		if n.raw {
+			quote = 0
 		}
-		return pending + max(0, n.minLen-int(f.i)) + 1
+		if n.format != nil {
+			return pending + len(n.format) - int(f.i) + quote
+		}
+		return pending + max(0, n.minLen-int(f.i)) + quote
 	case kNumber:
 		if numberAccepting(f) {
 			return 0

@@ -107,6 +107,10 @@ func (m *matcher) startHops(n *node, up *frame, dst []*frame, hops int) []*frame
 			return dst
 		}
 		depth++
+	case kString:
+		if n.raw { // no opening quote
+			return append(dst, m.make(frame{n: n, up: up, depth: depth, st: 1}))
+		}
 	}
 	return append(dst, m.make(frame{n: n, up: up, depth: depth}))
 }
@@ -173,6 +177,9 @@ func (m *matcher) feed(f *frame, b byte, dst []*frame) []*frame {
 
 func (m *matcher) feedString(f *frame, b byte, dst []*frame) []*frame {
 	n := f.n
+	if n.raw {
+		return m.feedRaw(f, b, dst)
+	}
 	g := m.make(*f)
 	if f.st == 0 {
 		if b != '"' {
@@ -201,16 +208,12 @@ func (m *matcher) feedString(f *frame, b byte, dst []*frame) []*frame {
 			g.aux = 0
 		}
 		return append(dst, g)
-	case f.aux > 0: // inside a UTF-8 sequence: aux = remaining<<16 | lo<<8 | hi
-		lo, hi := byte(f.aux>>8), byte(f.aux)
-		if b < lo || b > hi {
+	case f.aux > 0:
+		next, ok := utf8Next(f.aux, b)
+		if !ok {
 			return dst
 		}
-		rem := f.aux >> 16
-		g.aux = 0
-		if rem > 1 {
-			g.aux = (rem-1)<<16 | 0x80<<8 | 0xBF
-		}
+		g.aux = next
 		return append(dst, g)
 	}
 	if n.format != nil {
@@ -239,25 +242,91 @@ func (m *matcher) feedString(f *frame, b byte, dst []*frame) []*frame {
 	switch {
 	case b == '\\':
 		g.aux = -1
-	case b < 0x80:
-	case b >= 0xC2 && b <= 0xDF:
-		g.aux = 1<<16 | 0x80<<8 | 0xBF
-	case b == 0xE0:
-		g.aux = 2<<16 | 0xA0<<8 | 0xBF
-	case b == 0xED:
-		g.aux = 2<<16 | 0x80<<8 | 0x9F
-	case b >= 0xE1 && b <= 0xEF:
-		g.aux = 2<<16 | 0x80<<8 | 0xBF
-	case b == 0xF0:
-		g.aux = 3<<16 | 0x90<<8 | 0xBF
-	case b >= 0xF1 && b <= 0xF3:
-		g.aux = 3<<16 | 0x80<<8 | 0xBF
-	case b == 0xF4:
-		g.aux = 3<<16 | 0x80<<8 | 0x8F
-	default:
-		return dst
+	case b >= 0x80:
+		aux, ok := utf8Lead(b)
+		if !ok {
+			return dst
+		}
+		g.aux = aux
 	}
 	return append(dst, g)
+}
+
+// utf8Lead starts a multi-byte character: the state for its next byte,
+// remaining<<16 | lo<<8 | hi (the range that byte must fall in, which
+// excludes overlong forms and surrogates).
+func utf8Lead(b byte) (int32, bool) {
+	switch {
+	case b >= 0xC2 && b <= 0xDF:
+		return 1<<16 | 0x80<<8 | 0xBF, true
+	case b == 0xE0:
+		return 2<<16 | 0xA0<<8 | 0xBF, true
+	case b == 0xED:
+		return 2<<16 | 0x80<<8 | 0x9F, true
+	case b >= 0xE1 && b <= 0xEF:
+		return 2<<16 | 0x80<<8 | 0xBF, true
+	case b == 0xF0:
+		return 3<<16 | 0x90<<8 | 0xBF, true
+	case b >= 0xF1 && b <= 0xF3:
+		return 3<<16 | 0x80<<8 | 0xBF, true
+	case b == 0xF4:
+		return 3<<16 | 0x80<<8 | 0x8F, true
+	}
+	return 0, false
+}
+
+// utf8Next takes continuation byte b in state aux: the next state (0 when
+// the character is complete).
+func utf8Next(aux int32, b byte) (int32, bool) {
+	lo, hi := byte(aux>>8), byte(aux)
+	if b < lo || b > hi {
+		return 0, false
+	}
+	if rem := aux >> 16; rem > 1 {
+		return (rem-1)<<16 | 0x80<<8 | 0xBF, true
+	}
+	return 0, true
+}
+
+// feedRaw continues bare argument text (markup formats): any characters
+// but control characters and '<' (so the closing tag cannot start inside
+// it). The first byte that cannot continue it ends it, and goes to what
+// follows.
+func (m *matcher) feedRaw(f *frame, b byte, dst []*frame) []*frame {
+	n := f.n
+	if f.aux > 0 {
+		next, ok := utf8Next(f.aux, b)
+		if !ok {
+			return dst
+		}
+		g := m.make(*f)
+		g.aux = next
+		return append(dst, g)
+	}
+	fits := b >= 0x20 && b != '<' && int(f.i) < n.maxLen
+	if n.format != nil {
+		fits = int(f.i) < len(n.format) && byteIn(n.format[f.i], b)
+	}
+	if fits {
+		var aux int32
+		if b >= 0x80 {
+			var ok bool
+			if aux, ok = utf8Lead(b); !ok {
+				return dst
+			}
+		}
+		g := m.make(*f)
+		g.i, g.aux = g.i+1, aux
+		return append(dst, g)
+	}
+	if int(f.i) < n.minLen || n.format != nil && int(f.i) != len(n.format) {
+		return dst
+	}
+	var buf [4]*frame
+	for _, r := range m.resume(f.up, buf[:0]) {
+		dst = m.feed(r, b, dst)
+	}
+	return dst
 }
 
 func isHex(b byte) bool {

@@ -401,7 +401,7 @@ func (c *Constraint) compute() bitset {
 // textRoom reports whether f is inside a string's free text (not in an
 // escape or a character) and how many more characters it may take.
 func textRoom(f *frame) (int, bool) {
-	if f == done || f.n.kind != kString || f.st != 1 || f.aux != 0 || f.n.format != nil {
+	if f == done || f.n.kind != kString || f.n.raw || f.st != 1 || f.aux != 0 || f.n.format != nil {
 		return 0, false
 	}
 	return f.n.maxLen - int(f.i), true

@@ -117,9 +117,18 @@ func (s *Server) toolGrammar(tools []Tool, param string) (*constrain.Grammar, *a
 		if len(params) == 0 || string(params) == "null" {
 			params = json.RawMessage(`{"type":"object","properties":{}}`)
 		}
+		field := fmt.Sprintf("tools[%d] (%s) parameters", i, t.Name)
+		if s.format == toolcall.Qwen3Coder {
+			call, err := constrain.XMLCall(t.Name, params, constrain.Limits{})
+			if err != nil {
+				return nil, schemaError(field, err)
+			}
+			calls = append(calls, call)
+			continue
+		}
 		args, err := constrain.CompileSchema(params, constrain.Limits{})
 		if err != nil {
-			return nil, schemaError(fmt.Sprintf("tools[%d] (%s) parameters", i, t.Name), err)
+			return nil, schemaError(field, err)
 		}
 		name, _ := json.Marshal(t.Name)
 		switch s.format {
@@ -129,7 +138,7 @@ func (s *Server) toolGrammar(tools []Tool, param string) (*constrain.Grammar, *a
 			calls = append(calls, constrain.Wrap("<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>"+t.Name+"\n```json\n",
 				args, "\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"))
 		default:
-			return nil, invalid(param, "%s: forcing a tool call is not supported for the %s tool-call format (its arguments are not JSON)", param, s.format)
+			return nil, invalid(param, "%s: forcing a tool call is not supported for the %s tool-call format", param, s.format)
 		}
 	}
 	return constrain.Choice(calls...), nil

@@ -149,7 +149,7 @@ func checkArgs(t *testing.T, name, args string) {
 }
 
 func TestForcedToolChoice(t *testing.T) {
-	for _, format := range []string{"qwen3", "deepseek-v3"} {
+	for _, format := range []string{"qwen3", "deepseek-v3", "qwen3-coder"} {
 		ts := start(t, newBabbler(format), server.Config{})
 		for _, choice := range []string{`"required"`, `{"type":"function","function":{"name":"get_time"}}`} {
 			v := postJSON(t, ts.URL+"/v1/chat/completions", `{"model":"m","max_tokens":300,"messages":[{"role":"user","content":"go"}],"tools":`+weatherTools+`,"tool_choice":`+choice+`}`, 200)
@@ -196,11 +196,18 @@ func TestConstrainRefusals(t *testing.T) {
 			t.Errorf("%s: status %d %s, want 400 naming %s", tc.body, resp.StatusCode, raw, tc.want)
 		}
 	}
-	// A format whose arguments are not JSON, and a backend that cannot mask.
+	// A format without a constrained form, a qwen3-coder parameter with
+	// two types, and a backend that cannot mask.
+	glm := start(t, newBabbler("glm"), server.Config{})
+	resp := post(t, glm.URL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"x"}],"tools":`+weatherTools+`,"tool_choice":"required"}`)
+	if raw := readAll(t, resp); resp.StatusCode != 400 || !strings.Contains(raw, "glm") {
+		t.Errorf("glm forced call: %d %s", resp.StatusCode, raw)
+	}
 	coder := start(t, newBabbler("qwen3-coder"), server.Config{})
-	resp := post(t, coder.URL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"x"}],"tools":`+weatherTools+`,"tool_choice":"required"}`)
-	if raw := readAll(t, resp); resp.StatusCode != 400 || !strings.Contains(raw, "qwen3-coder") {
-		t.Errorf("qwen3-coder forced call: %d %s", resp.StatusCode, raw)
+	resp = post(t, coder.URL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"required",
+		"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"v":{"type":["string","integer"]}}}}}]}`)
+	if raw := readAll(t, resp); resp.StatusCode != 400 || !strings.Contains(raw, `\"type\"`) {
+		t.Errorf("qwen3-coder two-typed parameter: %d %s", resp.StatusCode, raw)
 	}
 	plain := start(t, fake("qwen3"), server.Config{})
 	resp = post(t, plain.URL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}`)
