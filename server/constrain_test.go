@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net/http"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"testing"
 

@@ -35,8 +35,8 @@ type oaiChatRequest struct {
 	// constrained decoding.
 	ResponseFormat json.RawMessage `json:"response_format"`
 	N              *int            `json:"n"`
-	Logprobs    *bool `json:"logprobs"`
-	TopLogprobs *int  `json:"top_logprobs"`
+	Logprobs       *bool           `json:"logprobs"`
+	TopLogprobs    *int            `json:"top_logprobs"`
 	// ChatTemplateKwargs are extra template variables (as in vLLM), e.g.
 	// {"enable_thinking": false}.
 	ChatTemplateKwargs map[string]json.RawMessage `json:"chat_template_kwargs"`
