@@ -188,9 +188,35 @@ func TestTokenWalk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, prefix := range []string{"", "{", "{\"name\":\"", "{\"name\":\"a\xc3", "{\"name\":\"x\",\"age\":1", "{\"name\":\"x\",\"age\":1.5"} {
+	checkWalk(t, g, v, toks, []string{"", "{", "{\"name\":\"", "{\"name\":\"a\xc3", "{\"name\":\"x\",\"age\":1", "{\"name\":\"x\",\"age\":1.5"})
+
+	// Bare markup text (XMLCall), where '"' and '\' are characters and
+	// '<' ends the value.
+	words = []string{"<", "<tool_call>\n<function=f>\n", "<parameter=", "n>\n", "a", "b c", "\"q\\", "x<", "\n", "\n</parameter>\n",
+		"</function>\n</tool_call>", "</", "1", "é", "\xc3", "\xa9", "7\n"}
+	toks = [][]byte{nil}
+	for _, w := range words {
+		toks = append(toks, []byte(w))
+	}
+	v = NewVocabulary(toks, []int{0})
+	g, err = XMLCall("f", []byte(`{"type":"object","properties":{"n":{"type":"string","maxLength":6},"k":{"type":"integer"}},"required":["n"]}`), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkWalk(t, g, v, toks, []string{"", "<tool_call>\n<function=f>\n", "<tool_call>\n<function=f>\n<parameter=n>\n", "<tool_call>\n<function=f>\n<parameter=n>\nab",
+		"<tool_call>\n<function=f>\n<parameter=n>\nabcdef", "<tool_call>\n<function=f>\n<parameter=n>\nx\n</parameter>\n", "<tool_call>\n<function=f>\n<parameter=n>\nx\n</parameter>\n<parameter=k>\n1"})
+}
+
+// checkWalk compares the allowed tokens after each prefix with feeding
+// each token's bytes alone.
+func checkWalk(t *testing.T, g *Grammar, v *Vocabulary, toks [][]byte, prefixes []string) {
+	t.Helper()
+	for _, prefix := range prefixes {
 		c := New(g, v)
 		c.WriteString(prefix)
+		if c.Failed() {
+			t.Fatalf("prefix %q rejected", prefix)
+		}
 		got := map[int]bool{}
 		for _, id := range c.AllowedIDs() {
 			got[id] = true

@@ -77,14 +77,15 @@ func NewVocabulary(tokens [][]byte, eos []int) *Vocabulary {
 func (v *Vocabulary) Size() int { return v.size }
 
 // plainContent reports whether b can sit anywhere inside a JSON string
-// without ending it or starting an escape: whole UTF-8 characters, none of
-// them a control character, '"' or '\'.
+// without ending it or starting an escape, and inside bare markup text
+// (XMLCall): whole UTF-8 characters, none of them a control character,
+// '"', '\' or '<'.
 func plainContent(b []byte) bool {
 	if !utf8.Valid(b) {
 		return false
 	}
 	for _, c := range b {
-		if c < 0x20 || c == '"' || c == '\\' {
+		if c < 0x20 || c == '"' || c == '\\' || c == '<' {
 			return false
 		}
 	}
@@ -401,7 +402,7 @@ func (c *Constraint) compute() bitset {
 // textRoom reports whether f is inside a string's free text (not in an
 // escape or a character) and how many more characters it may take.
 func textRoom(f *frame) (int, bool) {
-	if f == done || f.n.kind != kString || f.n.raw || f.st != 1 || f.aux != 0 || f.n.format != nil {
+	if f == done || f.n.kind != kString || f.st != 1 || f.aux != 0 || f.n.format != nil {
 		return 0, false
 	}
 	return f.n.maxLen - int(f.i), true
