@@ -1,0 +1,211 @@
+package mlxmoe
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mlx-moe/mlx-moe/chat"
+	"github.com/mlx-moe/mlx-moe/defaultmodel"
+	"github.com/mlx-moe/mlx-moe/internal/fixture"
+)
+
+// ExampleModel_NewChat holds a two-turn conversation with the embedded
+// model: the second turn processes only its new tokens.
+func ExampleModel_NewChat() {
+	cache, err := defaultmodel.CacheDir()
+	if err != nil {
+		panic(err)
+	}
+	dir, err := defaultmodel.Dir(cache)
+	if err != nil {
+		panic(err)
+	}
+	m, err := Load(dir, Options{Device: "cpu"})
+	if err != nil {
+		panic(err)
+	}
+	defer m.Close()
+	c, err := m.NewChat(ChatOptions{System: "You write Python."})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	opts := GenerateOptions{MaxTokens: 16}
+	first, err := c.Stream(ctx, "Write a linked list in Python", opts, func(ev ChatEvent) error {
+		return nil // print ev.Text as it comes
+	})
+	if err != nil {
+		panic(err)
+	}
+	second, err := c.Send(ctx, "Now add type hints", opts)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("turn 1 generated:", first.Usage.GeneratedTokens > 0)
+	fmt.Println("turn 2 reused turn 1:", second.Usage.CachedTokens >= first.Usage.PromptTokens)
+	fmt.Println("messages:", len(c.History()))
+	fmt.Println("memory reported:", c.MemoryBytes() > 0)
+	// Output:
+	// turn 1 generated: true
+	// turn 2 reused turn 1: true
+	// messages: 4
+	// memory reported: true
+}
+
+// ExampleChat_Save saves a conversation and restores it into a new chat.
+func ExampleChat_Save() {
+	cache, _ := defaultmodel.CacheDir()
+	dir, err := defaultmodel.Dir(cache)
+	if err != nil {
+		panic(err)
+	}
+	m, err := Load(dir, Options{Device: "cpu"})
+	if err != nil {
+		panic(err)
+	}
+	defer m.Close()
+	c, _ := m.NewChat(ChatOptions{})
+	defer c.Close()
+	c.SetHistory([]chat.Message{{Role: "user", Content: "def add(a, b):"}, {Role: "assistant", Content: "return a + b"}})
+	var saved bytes.Buffer
+	if err := c.Save(&saved); err != nil {
+		panic(err)
+	}
+	restored, _ := m.NewChat(ChatOptions{})
+	defer restored.Close()
+	if err := restored.Load(&saved); err != nil {
+		panic(err)
+	}
+	fmt.Println(restored.History()[1].Content)
+	// Output: return a + b
+}
+
+// TestChatReuse: turn 2 of a 3,000-token conversation processes fewer than
+// 100 tokens and generates what a cold chat with the same history does,
+// on a hybrid model (snapshots) and a KV-only one (rewinding).
+func TestChatReuse(t *testing.T) {
+	for _, name := range []string{"qwen3_next-4bit", "qwen3_moe-4bit"} {
+		t.Run(name, func(t *testing.T) {
+			m, err := Load(fixture.Dir(t, "fixtures/"+name), Options{ContextLength: 4096, Experts: ExpertOptions{Policy: "resident"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			rng := rand.New(rand.NewPCG(3, 4))
+			words := []string{"def", "return", "list", "node", "value", "class", "self", "print", "for", "in", "range"}
+			var long strings.Builder
+			for len(m.EncodeChat(long.String())) < 3000 {
+				long.WriteString(words[rng.IntN(len(words))] + " ")
+			}
+			opts := GenerateOptions{MaxTokens: 8}
+			ctx := context.Background()
+			warm, err := m.NewChat(ChatOptions{System: "You are terse."})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer warm.Close()
+			r1, err := warm.Send(ctx, long.String(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r1.Usage.PromptTokens < 3000 {
+				t.Fatalf("turn 1 prompt has %d tokens, want at least 3000", r1.Usage.PromptTokens)
+			}
+			before := warm.History()
+			r2, err := warm.Send(ctx, "now explain", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := r2.Usage.PromptTokens - r2.Usage.CachedTokens; n >= 100 {
+				t.Errorf("turn 2 processed %d of %d prompt tokens, want fewer than 100", n, r2.Usage.PromptTokens)
+			}
+			t.Logf("turn 1: %d prompt tokens; turn 2: %d of %d processed", r1.Usage.PromptTokens, r2.Usage.PromptTokens-r2.Usage.CachedTokens, r2.Usage.PromptTokens)
+			cold, err := m.NewChat(ChatOptions{System: "You are terse."})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cold.Close()
+			cold.SetHistory(before)
+			c2, err := cold.Send(ctx, "now explain", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c2.Usage.CachedTokens != 0 {
+				t.Errorf("cold chat reused %d tokens", c2.Usage.CachedTokens)
+			}
+			if !slices.Equal(r2.IDs, c2.IDs) || len(r2.IDs) == 0 {
+				t.Errorf("turn 2 generated %v, a cold run %v", r2.IDs, c2.IDs)
+			}
+			if got := len(warm.History()); got != 4 {
+				t.Errorf("history has %d messages after two turns, want 4", got)
+			}
+		})
+	}
+}
+
+// TestChatCancel: a cancelled turn keeps what was generated, and the next
+// turn works.
+func TestChatCancel(t *testing.T) {
+	m, err := Load(fixture.Dir(t, "fixtures/qwen3_next-4bit"), Options{ContextLength: 1024, Experts: ExpertOptions{Policy: "resident"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c, err := m.NewChat(ChatOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	r, err := c.Stream(ctx, "hello", GenerateOptions{MaxTokens: 200, IgnoreEOS: true}, func(ChatEvent) error {
+		if n++; n == 3 {
+			cancel()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.FinishReason != "cancelled" || r.Usage.GeneratedTokens >= 200 {
+		t.Fatalf("cancelled turn: finish %q after %d tokens", r.FinishReason, r.Usage.GeneratedTokens)
+	}
+	if h := c.History(); len(h) != 2 || h[1].Role != "assistant" {
+		t.Fatalf("history after a cancelled turn: %+v", h)
+	}
+	if _, err := c.Send(context.Background(), "again", GenerateOptions{MaxTokens: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.History()) != 4 {
+		t.Fatalf("history has %d messages, want 4", len(c.History()))
+	}
+}
+
+func TestChatErrors(t *testing.T) {
+	m, err := Load(fixture.Dir(t, "fixtures/qwen3_moe-4bit"), Options{ContextLength: 256, Experts: ExpertOptions{Policy: "resident"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.NewChat(ChatOptions{Tools: []json.RawMessage{json.RawMessage(`{"type":"function","function":{}}`)}}); err == nil || !strings.Contains(err.Error(), "Tools[0]") {
+		t.Errorf("a nameless tool: %v", err)
+	}
+	c, _ := m.NewChat(ChatOptions{})
+	defer c.Close()
+	if _, err := c.Send(context.Background(), "", GenerateOptions{}); err == nil {
+		t.Error("an empty message with no history was accepted")
+	}
+	if err := c.Load(strings.NewReader(`{"messages":[{"Role":"robot"}]}`)); err == nil || !strings.Contains(err.Error(), "robot") {
+		t.Errorf("a saved chat with a bad role: %v", err)
+	}
+	if err := c.Load(strings.NewReader(`{`)); err == nil {
+		t.Error("truncated JSON was accepted")
+	}
+}
