@@ -122,6 +122,17 @@ func (c *Chat) SetHistory(h []chat.Message) { c.history = slices.Clone(h) }
 func (c *Chat) System() string        { return c.opts.System }
 func (c *Chat) SetSystem(text string) { c.opts.System = text }
 
+// SetTemplateKwarg sets a chat template keyword argument (such as
+// enable_thinking) for later turns.
+func (c *Chat) SetTemplateKwarg(key string, value any) {
+	kw := make(map[string]any, len(c.opts.TemplateKwargs)+1)
+	for k, v := range c.opts.TemplateKwargs {
+		kw[k] = v
+	}
+	kw[key] = value
+	c.opts.TemplateKwargs = kw
+}
+
 // Reset empties the history (the system prompt and tools stay).
 func (c *Chat) Reset() { c.history = nil }
 

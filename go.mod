@@ -10,3 +10,5 @@ require (
 )
 
 require golang.org/x/sys v0.50.0
+
+require github.com/chzyer/readline v1.5.1

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestChatPiped: with standard input a pipe, each line is a turn, commands
+// included; the output has no control characters and the run exits 0.
+func TestChatPiped(t *testing.T) {
+	saved := filepath.Join(t.TempDir(), "chat.json")
+	stdin = strings.NewReader("def add(a, b):\nnow explain\n/stats\n/save " + saved + "\n/reset\n/stats\n/load " + saved + "\n/stats\n/bogus\n")
+	defer func() { stdin = os.Stdin }()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"chat", "--max-tokens", "12", "--ignore-eos", "--context", "1024"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, r := range out {
+		if r < 0x20 && r != '\n' && r != '\t' || r == 0x7f {
+			t.Fatalf("control character %q in piped output:\n%q", r, out)
+		}
+	}
+	turns, stats := readStats(t, out)
+	if len(stats) != 3 || stats[0] != 4 || stats[1] != 0 || stats[2] != 4 {
+		t.Errorf("messages in /stats after two turns, /reset and /load: %v, want [4 0 4]\n%s", stats, out)
+	}
+	if len(turns) != 1 || turns[0].generated != 12 || turns[0].processed >= turns[0].prompt || turns[0].cached == 0 {
+		t.Errorf("turn 2 should reuse turn 1 and generate 12 tokens: %+v\n%s", turns, out)
+	}
+	if answers := strings.Split(strings.SplitN(out, "messages:", 2)[0], "\n\n"); len(answers) < 2 || strings.TrimSpace(answers[0]) == "" || strings.TrimSpace(answers[1]) == "" {
+		t.Errorf("want two answers before /stats:\n%s", out)
+	}
+	if !strings.Contains(out, "error: unknown command /bogus") {
+		t.Errorf("an unknown command is not reported:\n%s", out)
+	}
+}
+
+// turnStats is one "last turn:" line of /stats.
+type turnStats struct{ prompt, cached, processed, generated int }
+
+var (
+	lastTurnRE = regexp.MustCompile(`last turn: prompt (\d+) tokens \((\d+) cached, (\d+) processed\), generated (\d+)`)
+	messagesRE = regexp.MustCompile(`messages: (\d+)`)
+)
+
+// readStats reads the /stats blocks of a transcript: the distinct "last
+// turn" lines and the message counts.
+func readStats(t *testing.T, out string) (turns []turnStats, messages []int) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, m := range lastTurnRE.FindAllStringSubmatch(out, -1) {
+		if seen[m[0]] {
+			continue
+		}
+		seen[m[0]] = true
+		var v [4]int
+		for i := range v {
+			v[i], _ = strconv.Atoi(m[i+1])
+		}
+		turns = append(turns, turnStats{v[0], v[1], v[2], v[3]})
+	}
+	for _, m := range messagesRE.FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.Atoi(m[1])
+		messages = append(messages, n)
+	}
+	return turns, messages
+}
+
+func TestChatArgs(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"chat", "a", "b"}, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), "the model is given once") {
+		t.Errorf("two positional arguments: exit %d, %s", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"chat", "--max-tokens", "-1"}, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), "--max-tokens -1") {
+		t.Errorf("negative --max-tokens: exit %d, %s", code, stderr.String())
+	}
+}
