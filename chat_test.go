@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/chat"
+	"github.com/mlx-moe/mlx-moe/chat/toolcall"
 	"github.com/mlx-moe/mlx-moe/defaultmodel"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 )
@@ -207,5 +209,73 @@ func TestChatErrors(t *testing.T) {
 	}
 	if err := c.Load(strings.NewReader(`{`)); err == nil {
 		t.Error("truncated JSON was accepted")
+	}
+}
+
+// forceOutput makes the model write ids and then end (a LogitsMask that
+// leaves one token possible at each step).
+func forceOutput(ids []int32, eos int32) func([]int32, []float32) {
+	return func(generated []int32, logits []float32) {
+		next := eos
+		if len(generated) < len(ids) {
+			next = ids[len(generated)]
+		}
+		for i := range logits {
+			if int32(i) != next {
+				logits[i] = float32(math.Inf(-1))
+			}
+		}
+	}
+}
+
+// TestChatMarkup: thinking and tool-call markup the tokenizer marks as
+// special tokens reach the parser: the reply keeps reasoning, content and
+// calls apart, and a tool result is answered by the next turn.
+func TestChatMarkup(t *testing.T) {
+	m, err := Load(fixture.Dir(t, "fixtures/qwen3_next-4bit"), Options{ContextLength: 1024, Experts: ExpertOptions{Policy: "resident"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tool := json.RawMessage(`{"type":"function","function":{"name":"add","parameters":{"type":"object","properties":{"a":{"type":"integer"}}}}}`)
+	c, err := m.NewChat(ChatOptions{Tools: []json.RawMessage{tool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	eos := m.EncodeChat("<|im_end|>")
+	if len(eos) != 1 {
+		t.Fatalf("<|im_end|> encodes as %v", eos)
+	}
+	out := m.EncodeChat("<think>\nplan\n</think>\n\nsum<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}\n</tool_call>")
+	var reasoning string
+	r, err := c.Stream(context.Background(), "add one", GenerateOptions{MaxTokens: 100, LogitsMask: forceOutput(out, eos[0])},
+		func(ev ChatEvent) error {
+			if ev.Kind == toolcall.Reasoning {
+				reasoning += ev.Text
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Reasoning != "plan" || reasoning != "plan" || r.Content != "sum" || len(r.ToolCalls) != 1 ||
+		r.ToolCalls[0].Name != "add" || r.ToolCalls[0].Arguments != `{"a": 1}` {
+		t.Fatalf("reply %+v (streamed reasoning %q)", r, reasoning)
+	}
+	c.AddToolResult(r.ToolCalls[0].ID, "add", "2")
+	r2, err := c.Stream(context.Background(), "", GenerateOptions{MaxTokens: 4}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.Usage.CachedTokens == 0 {
+		t.Errorf("the turn after a tool result reused nothing: %+v", r2.Usage)
+	}
+	var roles []string
+	for _, msg := range c.History() {
+		roles = append(roles, msg.Role)
+	}
+	if got := strings.Join(roles, ","); got != "user,assistant,tool,assistant" {
+		t.Errorf("history roles %s", got)
 	}
 }
