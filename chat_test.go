@@ -17,18 +17,23 @@ import (
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 )
 
+// embeddedModel unpacks the embedded model (once) and returns its
+// directory.
+func embeddedModel() string {
+	cache, err := defaultmodel.CacheDir()
+	if err == nil {
+		var dir string
+		if dir, err = defaultmodel.Dir(cache); err == nil {
+			return dir
+		}
+	}
+	panic(err)
+}
+
 // ExampleModel_NewChat holds a two-turn conversation with the embedded
 // model: the second turn processes only its new tokens.
 func ExampleModel_NewChat() {
-	cache, err := defaultmodel.CacheDir()
-	if err != nil {
-		panic(err)
-	}
-	dir, err := defaultmodel.Dir(cache)
-	if err != nil {
-		panic(err)
-	}
-	m, err := Load(dir, Options{Device: "cpu"})
+	m, err := Load(embeddedModel(), Options{Device: "cpu"})
 	if err != nil {
 		panic(err)
 	}
@@ -63,12 +68,7 @@ func ExampleModel_NewChat() {
 
 // ExampleChat_Save saves a conversation and restores it into a new chat.
 func ExampleChat_Save() {
-	cache, _ := defaultmodel.CacheDir()
-	dir, err := defaultmodel.Dir(cache)
-	if err != nil {
-		panic(err)
-	}
-	m, err := Load(dir, Options{Device: "cpu"})
+	m, err := Load(embeddedModel(), Options{Device: "cpu"})
 	if err != nil {
 		panic(err)
 	}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +15,9 @@ import (
 // tmuxScreen drives a program in a detached tmux session: keys in, the
 // screen (with its scrollback) out, as a person at a terminal sees it.
 type tmuxScreen struct {
-	t    *testing.T
-	sock string
+	t       *testing.T
+	sock    string
+	prompts int // prompts shown so far
 }
 
 func newTmuxScreen(t *testing.T, command string) *tmuxScreen {
@@ -75,14 +77,30 @@ func (s *tmuxScreen) waitFor(what string, ok func(screen string) bool) string {
 	}
 }
 
-// idle waits for an empty prompt as the last line, after count prompts in
-// all, and returns the screen.
-func (s *tmuxScreen) idle(count int) string {
+// idle waits for the next empty prompt as the last line and returns the
+// screen.
+func (s *tmuxScreen) idle() string {
 	s.t.Helper()
-	return s.waitFor("prompt "+string(rune('0'+count)), func(sc string) bool {
+	s.prompts++
+	return s.waitFor(fmt.Sprintf("prompt %d", s.prompts), func(sc string) bool {
 		lines := strings.Split(strings.TrimRight(sc, "\n "), "\n")
-		return strings.Count(sc, ">>> ") >= count && strings.TrimSpace(lines[len(lines)-1]) == ">>>"
+		return strings.Count(sc, ">>> ") >= s.prompts && strings.TrimSpace(lines[len(lines)-1]) == ">>>"
 	})
+}
+
+// enter types a line, presses Enter and waits for the next prompt.
+func (s *tmuxScreen) enter(line string) string {
+	s.t.Helper()
+	s.keys(line, "Enter")
+	return s.idle()
+}
+
+// messages runs /stats and returns its turns and the message count.
+func (s *tmuxScreen) messages() ([]turnStats, int, string) {
+	s.t.Helper()
+	sc := s.enter("/stats")
+	turns, msgs := readStats(s.t, sc)
+	return turns, msgs[len(msgs)-1], sc
 }
 
 // TestChatTerminal drives `mlx-moe chat` on the embedded model at a
@@ -98,63 +116,42 @@ func TestChatTerminal(t *testing.T) {
 	cmd := "env XDG_CACHE_HOME=" + cache + " " + fakeServeEnv + "=qwen3 " + os.Args[0] +
 		" chat --max-tokens 16 --ignore-eos --context 1024; echo CHAT-EXIT=$?; sleep 600"
 	s := newTmuxScreen(t, cmd)
-	s.idle(1)
+	s.idle()
 
-	s.keys("def add(a, b):", "Enter")
-	s.idle(2)
-	s.keys("now explain", "Enter")
-	s.idle(3)
-	s.keys("/stats", "Enter")
-	sc := s.idle(4)
-	turns, msgs := readStats(t, sc)
-	if len(turns) != 1 || turns[0].cached == 0 || turns[0].processed >= 40 || turns[0].generated != 16 {
-		t.Fatalf("turn 2 should process only its new tokens: %+v\n%s", turns, sc)
-	}
-	if len(msgs) != 1 || msgs[0] != 4 {
-		t.Fatalf("/stats messages %v after two turns, want 4\n%s", msgs, sc)
+	s.enter("def add(a, b):")
+	s.enter("now explain")
+	turns, msgs, sc := s.messages()
+	if len(turns) != 1 || turns[0].cached == 0 || turns[0].processed >= 40 || turns[0].generated != 16 || msgs != 4 {
+		t.Fatalf("turn 2 should process only its new tokens: %+v, %d messages\n%s", turns, msgs, sc)
 	}
 
 	// A long reply, stopped by Ctrl-C once it has started.
-	s.keys("/set max_tokens 900", "Enter")
-	s.idle(5)
+	s.enter("/set max_tokens 900")
 	s.keys("write much more", "Enter")
 	before := len(s.screen())
 	s.waitFor("the long reply to start", func(sc string) bool { return len(sc) > before+40 })
 	s.keys("", "C-c")
 	s.waitFor("[stopped]", func(sc string) bool { return strings.Contains(sc, "[stopped]") })
-	s.idle(6)
-	s.keys("/stats", "Enter")
-	sc = s.idle(7)
-	turns, _ = readStats(t, sc)
+	s.idle()
+	turns, _, sc = s.messages()
 	if last := turns[len(turns)-1]; last.generated >= 900 || !strings.Contains(sc, "finish cancelled") {
 		t.Fatalf("Ctrl-C did not stop the reply: %+v\n%s", last, sc)
 	}
-	s.keys("/set max_tokens 8", "Enter")
-	s.idle(8)
-	s.keys("and again", "Enter")
-	s.idle(9)
-	s.keys("/stats", "Enter")
-	sc = s.idle(10)
-	turns, msgs = readStats(t, sc)
-	if last := turns[len(turns)-1]; last.generated != 8 || msgs[len(msgs)-1] != 8 {
-		t.Fatalf("the turn after Ctrl-C: %+v, %d messages\n%s", last, msgs[len(msgs)-1], sc)
+	s.enter("/set max_tokens 8")
+	s.enter("and again")
+	turns, msgs, sc = s.messages()
+	if last := turns[len(turns)-1]; last.generated != 8 || msgs != 8 {
+		t.Fatalf("the turn after Ctrl-C: %+v, %d messages\n%s", last, msgs, sc)
 	}
 
-	s.keys("/save "+saved, "Enter")
-	s.idle(11)
-	s.keys("/reset", "Enter")
-	s.idle(12)
-	s.keys("/stats", "Enter")
-	sc = s.idle(13)
-	if _, msgs = readStats(t, sc); msgs[len(msgs)-1] != 0 {
-		t.Fatalf("/reset left %d messages\n%s", msgs[len(msgs)-1], sc)
+	s.enter("/save " + saved)
+	s.enter("/reset")
+	if _, msgs, sc = s.messages(); msgs != 0 {
+		t.Fatalf("/reset left %d messages\n%s", msgs, sc)
 	}
-	s.keys("/load "+saved, "Enter")
-	s.idle(14)
-	s.keys("/stats", "Enter")
-	sc = s.idle(15)
-	if _, msgs = readStats(t, sc); msgs[len(msgs)-1] != 8 {
-		t.Fatalf("/load restored %d messages, want 8\n%s", msgs[len(msgs)-1], sc)
+	s.enter("/load " + saved)
+	if _, msgs, sc = s.messages(); msgs != 8 {
+		t.Fatalf("/load restored %d messages, want 8\n%s", msgs, sc)
 	}
 	for _, want := range []string{"Saved 8 messages", "Conversation cleared.", "Loaded 8 messages"} {
 		if !strings.Contains(sc, want) {
@@ -165,12 +162,9 @@ func TestChatTerminal(t *testing.T) {
 	// A multi-line message with a continuation marker is one turn.
 	s.keys(`first line \`, "Enter")
 	s.waitFor("the continuation prompt", func(sc string) bool { return strings.Contains(sc, "... ") })
-	s.keys("second line", "Enter")
-	s.idle(16)
-	s.keys("/stats", "Enter")
-	sc = s.idle(17)
-	if _, msgs = readStats(t, sc); msgs[len(msgs)-1] != 10 {
-		t.Fatalf("a continued line should be one turn: %d messages, want 10\n%s", msgs[len(msgs)-1], sc)
+	s.enter("second line")
+	if _, msgs, sc = s.messages(); msgs != 10 {
+		t.Fatalf("a continued line should be one turn: %d messages, want 10\n%s", msgs, sc)
 	}
 
 	s.keys("", "C-d")
@@ -187,7 +181,7 @@ func TestChatTerminalCtrlC(t *testing.T) {
 	cmd := "env XDG_CACHE_HOME=" + t.TempDir() + " " + fakeServeEnv + "=qwen3 " + os.Args[0] +
 		" chat --context 1024; echo CHAT-EXIT=$?; sleep 600"
 	s := newTmuxScreen(t, cmd)
-	s.idle(1)
+	s.idle()
 	s.keys("", "C-c")
 	s.waitFor("the exit hint", func(sc string) bool { return strings.Contains(sc, "Ctrl-C again or Ctrl-D to exit") })
 	s.keys("", "C-c")
