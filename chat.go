@@ -49,6 +49,9 @@ type Reply struct {
 	Content   string
 	Reasoning string
 	ToolCalls []chat.ToolCall
+	// DroppedMessages is how many of the oldest messages were removed from
+	// the history because the conversation no longer fit the context.
+	DroppedMessages int
 	// IDs are the generated tokens.
 	IDs []int32
 	// FinishReason is the generation's: "stop", "length" or "cancelled".
@@ -182,7 +185,9 @@ func (c *Chat) Send(ctx context.Context, text string, opts GenerateOptions) (Rep
 // tool results) and generates the reply, calling emit for each piece as it
 // comes. The reply joins the history when the generation ends, also when
 // it was cancelled (with what was generated so far). An error from emit
-// stops the generation and is returned.
+// stops the generation and is returned. When the conversation no longer
+// fits the context, its oldest turns are dropped from the history
+// (Reply.DroppedMessages says how many messages).
 func (c *Chat) Stream(ctx context.Context, text string, opts GenerateOptions, emit func(ChatEvent) error) (Reply, error) {
 	history := c.history
 	if text != "" {
@@ -191,13 +196,33 @@ func (c *Chat) Stream(ctx context.Context, text string, opts GenerateOptions, em
 	if len(history) == 0 {
 		return Reply{}, fmt.Errorf("nothing to answer: the message is empty and so is the history")
 	}
-	msgs := history
-	if c.opts.System != "" {
-		msgs = append([]chat.Message{{Role: "system", Content: c.opts.System}}, history...)
+	// Whole turns that no longer fit the context go, oldest first: the
+	// prompt must leave room for a reply (MaxTokens, at most a quarter of
+	// the context).
+	reserve := opts.MaxTokens
+	if reserve <= 0 {
+		reserve = 256
 	}
-	prompt, ids, err := c.m.ChatPrompt(msgs, c.opts.Tools, c.opts.TemplateKwargs)
-	if err != nil {
-		return Reply{}, fmt.Errorf("rendering the conversation: %w", err)
+	reserve = min(reserve, c.m.ctxLen/4)
+	var msgs []chat.Message
+	var prompt string
+	var ids []int32
+	dropped := 0
+	for {
+		msgs = history
+		if c.opts.System != "" {
+			msgs = append([]chat.Message{{Role: "system", Content: c.opts.System}}, history...)
+		}
+		var err error
+		if prompt, ids, err = c.m.ChatPrompt(msgs, c.opts.Tools, c.opts.TemplateKwargs); err != nil {
+			return Reply{}, fmt.Errorf("rendering the conversation: %w", err)
+		}
+		next := slices.IndexFunc(history[min(1, len(history)):], func(m chat.Message) bool { return m.Role == "user" })
+		if len(ids)+reserve <= c.m.ctxLen || next < 0 {
+			break
+		}
+		history = history[next+1:]
+		dropped += next + 1
 	}
 	// The conversation without the generation prompt is the prefix the next
 	// turn shares (the generation prompt may differ from how the template
@@ -209,7 +234,7 @@ func (c *Chat) Stream(ctx context.Context, text string, opts GenerateOptions, em
 	}
 	parser := toolcall.NewParser(toolcall.Options{Format: c.format, Tools: c.tools,
 		InThinking: strings.HasSuffix(strings.TrimRight(prompt, " \t\r\n"), "<think>")})
-	var reply Reply
+	reply := Reply{DroppedMessages: dropped}
 	handle := func(evs []toolcall.Event) error {
 		for _, ev := range evs {
 			c.add(&reply, ev)
@@ -239,7 +264,7 @@ func (c *Chat) Stream(ctx context.Context, text string, opts GenerateOptions, em
 	reply.IDs, reply.FinishReason = res.IDs, res.FinishReason
 	reply.Usage = Usage{PromptTokens: res.PromptTokens, CachedTokens: res.CachedTokens, GeneratedTokens: len(res.IDs),
 		TimeToFirstToken: res.Prefill, Decode: res.Decode, TokensPerSecond: res.DecodeTokensPerSecond()}
-	if len(res.IDs) > 0 {
+	if len(res.IDs) > 0 && err == nil {
 		c.history = append(history, chat.Message{Role: "assistant", Content: reply.Content,
 			ReasoningContent: reply.Reasoning, ToolCalls: reply.ToolCalls})
 	} else if err == nil {

@@ -279,3 +279,33 @@ func TestChatMarkup(t *testing.T) {
 		t.Errorf("history roles %s", got)
 	}
 }
+
+// TestChatDropsOldTurns: a conversation that outgrows the context loses
+// its oldest turns instead of failing.
+func TestChatDropsOldTurns(t *testing.T) {
+	m, err := Load(fixture.Dir(t, "fixtures/qwen3_moe-4bit"), Options{ContextLength: 128, Experts: ExpertOptions{Policy: "resident"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c, err := m.NewChat(ChatOptions{System: "terse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	opts := GenerateOptions{MaxTokens: 200, IgnoreEOS: true}
+	r1, err := c.Send(context.Background(), "one", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1.DroppedMessages != 0 || r1.Usage.PromptTokens+r1.Usage.GeneratedTokens != 128 {
+		t.Fatalf("turn 1: %+v, want the reply to fill the context", r1.Usage)
+	}
+	r2, err := c.Send(context.Background(), "two", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := c.History(); r2.DroppedMessages != 2 || len(h) != 2 || h[0].Content != "two" {
+		t.Fatalf("turn 2 dropped %d messages, history %+v", r2.DroppedMessages, h)
+	}
+}

@@ -46,6 +46,7 @@ type chatSession struct {
 	think   bool // show the reasoning
 	tty     bool // stdout is a terminal: dim the reasoning
 	out     io.Writer
+	notes   io.Writer // stderr
 	last    mlxmoe.Reply
 	turns   int
 	started bool // a turn has run (for /stats)
@@ -100,7 +101,7 @@ all of it is one), commands included, and the output is plain text.`, stderr)
 		return err
 	}
 	defer c.Close()
-	s := &chatSession{m: m, c: c, sf: sf, think: *think, out: stdout,
+	s := &chatSession{m: m, c: c, sf: sf, think: *think, out: stdout, notes: stderr,
 		opts: mlxmoe.GenerateOptions{MaxTokens: *maxTokens, Sampling: so, IgnoreEOS: *ignoreEOS}}
 	if s.opts.MaxTokens == 0 {
 		s.opts.MaxTokens = m.ContextLength()
@@ -330,6 +331,9 @@ func (s *chatSession) turn(ctx context.Context, text string) error {
 		return nil
 	})
 	endReasoning()
+	if reply.DroppedMessages > 0 {
+		fmt.Fprintf(s.notes, "(the conversation outgrew the %d-token context: its oldest %d messages were dropped)\n", s.m.ContextLength(), reply.DroppedMessages)
+	}
 	s.last, s.started = reply, true
 	s.turns++
 	if reply.FinishReason == "cancelled" {

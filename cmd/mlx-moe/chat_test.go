@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -80,5 +81,26 @@ func TestChatArgs(t *testing.T) {
 	stderr.Reset()
 	if code := run([]string{"chat", "--max-tokens", "-1"}, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), "--max-tokens -1") {
 		t.Errorf("negative --max-tokens: exit %d, %s", code, stderr.String())
+	}
+}
+
+// TestChatPipedDefaults runs the piped example as a shell would,
+// with the default flags: replies long enough to outgrow the embedded
+// model's context drop the oldest turn instead of failing.
+func TestChatPipedDefaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates up to 1024 tokens twice")
+	}
+	cmd := exec.Command(os.Args[0], "chat")
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir(), fakeServeEnv+"=qwen3")
+	cmd.Stdin = strings.NewReader("def add(a, b):\nnow explain\n")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	if strings.TrimSpace(out) == "" || strings.ContainsFunc(out, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' || r == 0x7f }) {
+		t.Errorf("piped output is empty or has control characters:\n%q", out)
 	}
 }
