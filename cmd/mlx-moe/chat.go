@@ -358,7 +358,7 @@ func (p *plainWriter) Write(b []byte) (int, error) {
 		return p.w.Write(b)
 	}
 	out := strings.Map(func(r rune) rune {
-		if r < 0x20 && r != '\n' && r != '\t' || r == 0x7f {
+		if isControl(r) {
 			return -1
 		}
 		return r
@@ -368,6 +368,10 @@ func (p *plainWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+// isControl reports whether r is a control character other than newline
+// and tab.
+func isControl(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' || r == 0x7f }
 
 // seconds formats a duration for /stats.
 func seconds(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }

@@ -22,10 +22,8 @@ func TestChatPiped(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
 	out := stdout.String()
-	for _, r := range out {
-		if r < 0x20 && r != '\n' && r != '\t' || r == 0x7f {
-			t.Fatalf("control character %q in piped output:\n%q", r, out)
-		}
+	if strings.ContainsFunc(out, isControl) {
+		t.Fatalf("control characters in piped output:\n%q", out)
 	}
 	turns, stats := readStats(t, out)
 	if len(stats) != 3 || stats[0] != 4 || stats[1] != 0 || stats[2] != 4 {
@@ -100,7 +98,7 @@ func TestChatPipedDefaults(t *testing.T) {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
 	out := stdout.String()
-	if strings.TrimSpace(out) == "" || strings.ContainsFunc(out, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' || r == 0x7f }) {
+	if strings.TrimSpace(out) == "" || strings.ContainsFunc(out, isControl) {
 		t.Errorf("piped output is empty or has control characters:\n%q", out)
 	}
 }
