@@ -109,7 +109,9 @@ all of it is one), commands included, and the output is plain text.`, stderr)
 	if !chatIsTerminal() {
 		return s.script(stdin, *whole)
 	}
-	s.tty = true
+	// Dim the reasoning only where a terminal shows it.
+	f, ok := stdout.(*os.File)
+	s.tty = ok && readline.IsTerminal(int(f.Fd()))
 	return s.interactive(stderr)
 }
 

@@ -15,7 +15,7 @@ import (
 // included; the output has no control characters and the run exits 0.
 func TestChatPiped(t *testing.T) {
 	saved := filepath.Join(t.TempDir(), "chat.json")
-	stdin = strings.NewReader("def add(a, b):\nnow explain\n/stats\n/save " + saved + "\n/reset\n/stats\n/load " + saved + "\n/stats\n/bogus\n")
+	stdin = strings.NewReader("def add(a, b):\nnow explain\n/stats\n/save " + saved + "\n/reset\n/stats\n/load " + saved + "\n/stats\n/bogus\n/set temperature 0.5\n/set top_p 2\n/think\n/system be brief\n/system\n")
 	defer func() { stdin = os.Stdin }()
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"chat", "--max-tokens", "12", "--ignore-eos", "--context", "1024"}, &stdout, &stderr); code != 0 {
@@ -35,8 +35,11 @@ func TestChatPiped(t *testing.T) {
 	if answers := strings.Split(strings.SplitN(out, "messages:", 2)[0], "\n\n"); len(answers) < 2 || strings.TrimSpace(answers[0]) == "" || strings.TrimSpace(answers[1]) == "" {
 		t.Errorf("want two answers before /stats:\n%s", out)
 	}
-	if !strings.Contains(out, "error: unknown command /bogus") {
-		t.Errorf("an unknown command is not reported:\n%s", out)
+	for _, want := range []string{"error: unknown command /bogus", "temperature = 0.5", "error: /set top_p 2: --top-p 2: expected a number from 0 to 1",
+		"Reasoning shown.", `System prompt: "be brief"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the output lacks %q:\n%s", want, out)
+		}
 	}
 }
 
