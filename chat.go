@@ -139,17 +139,41 @@ func (c *Chat) SetTemplateKwarg(key string, value any) {
 // Reset empties the history (the system prompt and tools stay).
 func (c *Chat) Reset() { c.history = nil }
 
-// savedChat is the JSON form of a conversation.
+// savedChat is the JSON form of a conversation, in the field names of the
+// OpenAI chat API.
 type savedChat struct {
 	System   string         `json:"system,omitempty"`
-	Messages []chat.Message `json:"messages"`
+	Messages []savedMessage `json:"messages"`
+}
+
+type savedMessage struct {
+	Role             string          `json:"role"`
+	Content          string          `json:"content"`
+	ReasoningContent string          `json:"reasoning_content,omitempty"`
+	ToolCalls        []savedToolCall `json:"tool_calls,omitempty"`
+	ToolCallID       string          `json:"tool_call_id,omitempty"`
+	Name             string          `json:"name,omitempty"`
+}
+
+type savedToolCall struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
 }
 
 // Save writes the system prompt and history as JSON.
 func (c *Chat) Save(w io.Writer) error {
+	s := savedChat{System: c.opts.System, Messages: []savedMessage{}}
+	for _, m := range c.history {
+		sm := savedMessage{Role: m.Role, Content: m.Content, ReasoningContent: m.ReasoningContent, ToolCallID: m.ToolCallID, Name: m.Name}
+		for _, tc := range m.ToolCalls {
+			sm.ToolCalls = append(sm.ToolCalls, savedToolCall(tc))
+		}
+		s.Messages = append(s.Messages, sm)
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(savedChat{System: c.opts.System, Messages: c.history})
+	return enc.Encode(s)
 }
 
 // Load replaces the system prompt and history with those Save wrote.
@@ -158,14 +182,20 @@ func (c *Chat) Load(r io.Reader) error {
 	if err := json.NewDecoder(r).Decode(&s); err != nil {
 		return fmt.Errorf("reading a saved chat: %w", err)
 	}
-	for i, msg := range s.Messages {
-		switch msg.Role {
+	history := make([]chat.Message, 0, len(s.Messages))
+	for i, sm := range s.Messages {
+		switch sm.Role {
 		case "system", "user", "assistant", "tool":
 		default:
-			return fmt.Errorf("reading a saved chat: messages[%d] has role %q (expected system, user, assistant or tool)", i, msg.Role)
+			return fmt.Errorf("reading a saved chat: messages[%d] has role %q (expected system, user, assistant or tool)", i, sm.Role)
 		}
+		m := chat.Message{Role: sm.Role, Content: sm.Content, ReasoningContent: sm.ReasoningContent, ToolCallID: sm.ToolCallID, Name: sm.Name}
+		for _, tc := range sm.ToolCalls {
+			m.ToolCalls = append(m.ToolCalls, chat.ToolCall(tc))
+		}
+		history = append(history, m)
 	}
-	c.opts.System, c.history = s.System, s.Messages
+	c.opts.System, c.history = s.System, history
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -204,7 +205,7 @@ func TestChatErrors(t *testing.T) {
 	if _, err := c.Send(context.Background(), "", GenerateOptions{}); err == nil {
 		t.Error("an empty message with no history was accepted")
 	}
-	if err := c.Load(strings.NewReader(`{"messages":[{"Role":"robot"}]}`)); err == nil || !strings.Contains(err.Error(), "robot") {
+	if err := c.Load(strings.NewReader(`{"messages":[{"role":"robot"}]}`)); err == nil || !strings.Contains(err.Error(), "robot") {
 		t.Errorf("a saved chat with a bad role: %v", err)
 	}
 	if err := c.Load(strings.NewReader(`{`)); err == nil {
@@ -277,6 +278,21 @@ func TestChatMarkup(t *testing.T) {
 	}
 	if got := strings.Join(roles, ","); got != "user,assistant,tool,assistant" {
 		t.Errorf("history roles %s", got)
+	}
+	// Reasoning, tool calls and results survive a save and a load.
+	var saved bytes.Buffer
+	if err := c.Save(&saved); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(saved.String(), `"tool_call_id": "call_1"`) || !strings.Contains(saved.String(), `"reasoning_content": "plan"`) {
+		t.Errorf("saved chat:\n%s", saved.String())
+	}
+	restored, _ := m.NewChat(ChatOptions{})
+	if err := restored.Load(&saved); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(restored.History(), c.History()) {
+		t.Errorf("restored history %+v, want %+v", restored.History(), c.History())
 	}
 }
 
