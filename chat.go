@@ -39,7 +39,6 @@ type Chat struct {
 	tools   []toolcall.Tool
 	format  toolcall.Format
 	history []chat.Message
-	calls   int // tool calls seen, for their ids
 }
 
 // Reply is one assistant turn.
@@ -311,8 +310,13 @@ func (c *Chat) add(r *Reply, ev toolcall.Event) {
 	case toolcall.Reasoning:
 		r.Reasoning += ev.Text
 	case toolcall.CallStart:
-		c.calls++
-		r.ToolCalls = append(r.ToolCalls, chat.ToolCall{ID: fmt.Sprintf("call_%d", c.calls), Name: ev.Name})
+		// Ids number the calls of the conversation, so they stay unique
+		// across turns and restored histories.
+		n := len(r.ToolCalls) + 1
+		for _, m := range c.history {
+			n += len(m.ToolCalls)
+		}
+		r.ToolCalls = append(r.ToolCalls, chat.ToolCall{ID: fmt.Sprintf("call_%d", n), Name: ev.Name})
 	case toolcall.CallArgs:
 		if ev.Index < len(r.ToolCalls) {
 			r.ToolCalls[ev.Index].Arguments += ev.Text
