@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	mlxmoe "github.com/mlx-moe/mlx-moe"
+	"github.com/mlx-moe/mlx-moe/internal/fixture"
 )
 
 // TestChatPiped: with standard input a pipe, each line is a turn, commands
@@ -103,5 +109,51 @@ func TestChatPipedDefaults(t *testing.T) {
 	out := stdout.String()
 	if strings.TrimSpace(out) == "" || strings.ContainsFunc(out, isControl) {
 		t.Errorf("piped output is empty or has control characters:\n%q", out)
+	}
+}
+
+// TestChatShowsReasoning: reasoning is hidden by default, shown after a
+// "Thinking:" label in plain output and dimmed at a terminal.
+func TestChatShowsReasoning(t *testing.T) {
+	m, err := mlxmoe.Load(fixture.Dir(t, "fixtures/qwen3_next-4bit"), mlxmoe.Options{ContextLength: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	forced := m.EncodeChat("<think>\nplan\n</think>\n\nsum")
+	end := m.EncodeChat("<|im_end|>")[0]
+	// The model writes forced, then ends.
+	mask := func(generated []int32, logits []float32) {
+		next := end
+		if len(generated) < len(forced) {
+			next = forced[len(generated)]
+		}
+		for i := range logits {
+			logits[i] = float32(math.Inf(-1))
+		}
+		logits[next] = 0
+	}
+	for _, tc := range []struct {
+		think, tty bool
+		want       string
+	}{
+		{false, false, "sum\n\n"},
+		{true, false, "Thinking: plan\n\nsum\n\n"},
+		{true, true, "\x1b[2mplan\x1b[0m\n\nsum\n\n"},
+	} {
+		c, err := m.NewChat(mlxmoe.ChatOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		s := &chatSession{m: m, c: c, think: tc.think, tty: tc.tty, out: &out, notes: io.Discard,
+			opts: mlxmoe.GenerateOptions{MaxTokens: 32, LogitsMask: mask}}
+		if err := s.turn(context.Background(), "hi"); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		if out.String() != tc.want {
+			t.Errorf("think %v, terminal %v: printed %q, want %q", tc.think, tc.tty, out.String(), tc.want)
+		}
 	}
 }
