@@ -120,8 +120,10 @@ func (c *Chat) History() []chat.Message { return slices.Clone(c.history) }
 // the cached conversation still matches.
 func (c *Chat) SetHistory(h []chat.Message) { c.history = slices.Clone(h) }
 
-// System returns the system prompt; SetSystem changes it for later turns.
-func (c *Chat) System() string        { return c.opts.System }
+// System returns the system prompt.
+func (c *Chat) System() string { return c.opts.System }
+
+// SetSystem changes the system prompt for later turns.
 func (c *Chat) SetSystem(text string) { c.opts.System = text }
 
 // SetTemplateKwarg sets a chat template keyword argument (such as
@@ -334,7 +336,8 @@ type Memory struct {
 // Total is the sum of the parts.
 func (mm Memory) Total() int64 { return mm.Weights + mm.ExpertSlots + mm.KV }
 
-// Memory reports the memory the model and this chat hold.
+// Memory reports the memory the model and this chat hold. It waits for a
+// generation in progress on the model to end.
 func (c *Chat) Memory() Memory {
 	m := c.m
 	mm := Memory{Weights: m.Model.ResidentBytes(), KV: c.s.CacheStats().Bytes}
