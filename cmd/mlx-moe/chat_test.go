@@ -157,3 +157,17 @@ func TestChatShowsReasoning(t *testing.T) {
 		}
 	}
 }
+
+// TestChatWholeInput: --whole-input sends all of standard input as one
+// turn, so a line that looks like a command is part of the message.
+func TestChatWholeInput(t *testing.T) {
+	stdin = strings.NewReader("def add(a, b):\n    return a + b\n/stats\n")
+	defer func() { stdin = os.Stdin }()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"chat", "--whole-input", "--max-tokens", "4", "--ignore-eos", "--context", "1024"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	if out := stdout.String(); strings.TrimSpace(out) == "" || strings.Contains(out, "messages:") {
+		t.Errorf("--whole-input: want one reply and no /stats output:\n%s", out)
+	}
+}
