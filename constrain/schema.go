@@ -429,31 +429,34 @@ func (c *compiler) stringSchema(s map[string]json.RawMessage, path string) (*nod
 		n.format = classes
 		return n, nil
 	}
-	lo, err := intKeyword(s, "minLength", path, 0)
+	lo, hi, err := bounds(s, "minLength", "maxLength", path, c.limits.MaxString)
 	if err != nil {
 		return nil, err
-	}
-	hi, err := intKeyword(s, "maxLength", path, max(lo, c.limits.MaxString))
-	if err != nil {
-		return nil, err
-	}
-	if hi < lo {
-		return nil, &SchemaError{Path: path, Keyword: "maxLength", Reason: "maxLength is below minLength"}
 	}
 	return c.str(lo, hi), nil
 }
 
-func (c *compiler) arraySchema(s map[string]json.RawMessage, path string) (*node, error) {
-	lo, err := intKeyword(s, "minItems", path, 0)
+// bounds reads a pair of length keywords; an absent maximum is the limit
+// (or the minimum, when that is larger).
+func bounds(s map[string]json.RawMessage, minKey, maxKey, path string, limit int) (int, int, error) {
+	lo, err := intKeyword(s, minKey, path, 0)
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	hi, err := intKeyword(s, "maxItems", path, max(lo, c.limits.MaxItems))
+	hi, err := intKeyword(s, maxKey, path, max(lo, limit))
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
 	if hi < lo {
-		return nil, &SchemaError{Path: path, Keyword: "maxItems", Reason: "maxItems is below minItems"}
+		return 0, 0, &SchemaError{Path: path, Keyword: maxKey, Reason: maxKey + " is below " + minKey}
+	}
+	return lo, hi, nil
+}
+
+func (c *compiler) arraySchema(s map[string]json.RawMessage, path string) (*node, error) {
+	lo, hi, err := bounds(s, "minItems", "maxItems", path, c.limits.MaxItems)
+	if err != nil {
+		return nil, err
 	}
 	items := c.anyValue()
 	if v, ok := s["items"]; ok {
