@@ -273,26 +273,10 @@ func (c *compiler) compile(raw json.RawMessage, path string) (*node, error) {
 		return c.ref(ref, path)
 	}
 	if v, ok := s["const"]; ok {
-		lit, err := canonical(v)
-		if err != nil {
-			return nil, &SchemaError{Path: path, Keyword: "const", Reason: err.Error()}
-		}
-		return c.literal(lit), nil
+		return c.literals(json.RawMessage("["+string(v)+"]"), s, path, "const")
 	}
 	if v, ok := s["enum"]; ok {
-		var vals []json.RawMessage
-		if json.Unmarshal(v, &vals) != nil || len(vals) == 0 {
-			return nil, &SchemaError{Path: path, Keyword: "enum", Reason: "expected a non-empty array"}
-		}
-		var alts []*node
-		for _, v := range vals {
-			lit, err := canonical(v)
-			if err != nil {
-				return nil, &SchemaError{Path: path, Keyword: "enum", Reason: err.Error()}
-			}
-			alts = append(alts, c.literal(lit))
-		}
-		return c.anyOf(alts...), nil
+		return c.literals(v, s, path, "enum")
 	}
 	for _, k := range []string{"anyOf", "oneOf"} {
 		v, ok := s[k]
@@ -341,6 +325,69 @@ func (c *compiler) compile(raw json.RawMessage, path string) (*node, error) {
 		alts = append(alts, n)
 	}
 	return c.anyOf(alts...), nil
+}
+
+// literals compiles const (as a one-value list) or enum: the values, as
+// compact JSON, that also have the schema's type when it gives one.
+func (c *compiler) literals(raw json.RawMessage, s map[string]json.RawMessage, path, keyword string) (*node, error) {
+	var vals []json.RawMessage
+	if json.Unmarshal(raw, &vals) != nil || len(vals) == 0 {
+		return nil, &SchemaError{Path: path, Keyword: keyword, Reason: "expected a non-empty array"}
+	}
+	types, err := schemaTypes(s["type"], path)
+	if err != nil {
+		return nil, err
+	}
+	var alts []*node
+	for _, v := range vals {
+		lit, err := canonical(v)
+		if err != nil {
+			return nil, &SchemaError{Path: path, Keyword: keyword, Reason: err.Error()}
+		}
+		if len(types) == 0 || typeMatches(types, v) {
+			alts = append(alts, c.literal(lit))
+		}
+	}
+	if len(alts) == 0 {
+		return nil, &SchemaError{Path: path, Keyword: keyword, Reason: "no value has the schema's type"}
+	}
+	return c.anyOf(alts...), nil
+}
+
+// valueType is a JSON value's type name.
+func valueType(v json.RawMessage) string {
+	v = bytes.TrimSpace(v)
+	switch {
+	case len(v) == 0:
+		return ""
+	case v[0] == '"':
+		return "string"
+	case v[0] == '{':
+		return "object"
+	case v[0] == '[':
+		return "array"
+	case v[0] == 't' || v[0] == 'f':
+		return "boolean"
+	case v[0] == 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// typeMatches reports whether value v has one of types.
+func typeMatches(types []string, v json.RawMessage) bool {
+	t := valueType(v)
+	for _, want := range types {
+		if want == t || want == "integer" && t == "number" && isInteger(v) {
+			return true
+		}
+	}
+	return false
+}
+
+func isInteger(v json.RawMessage) bool {
+	var f float64
+	return json.Unmarshal(v, &f) == nil && f == float64(int64(f))
 }
 
 // known are the constraining keywords that are enforced.
@@ -617,8 +664,9 @@ func (c *compiler) resolve(ref string) (json.RawMessage, bool) {
 // with a common required property whose const/enum values differ.
 func disjoint(branches []json.RawMessage) bool {
 	type info struct {
-		types []string
-		tags  map[string][]string // required property -> allowed literal values
+		types  []string
+		values []string            // const/enum branches: the values
+		tags   map[string][]string // required property -> allowed literal values
 	}
 	infos := make([]info, len(branches))
 	for i, b := range branches {
@@ -634,7 +682,14 @@ func disjoint(branches []json.RawMessage) bool {
 		}
 		infos[i].types, _ = schemaTypes(s.Type, "")
 		if s.Const != nil || s.Enum != nil {
-			infos[i].types = []string{"literal"}
+			infos[i].types = nil
+			for _, v := range append(s.Enum, s.Const) {
+				if v != nil {
+					lit, _ := canonical(v)
+					infos[i].values = append(infos[i].values, lit)
+					infos[i].types = append(infos[i].types, valueType(v))
+				}
+			}
 		}
 		infos[i].tags = map[string][]string{}
 		for _, r := range s.Required {
@@ -666,6 +721,9 @@ func disjoint(branches []json.RawMessage) bool {
 				return false
 			}
 			if !overlap(a.types, b.types) {
+				continue
+			}
+			if a.values != nil && b.values != nil && !overlap(a.values, b.values) {
 				continue
 			}
 			told := false
