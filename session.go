@@ -2,10 +2,13 @@ package mlxmoe
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/model"
 	"github.com/mlx-moe/mlx-moe/sample"
 )
@@ -34,18 +37,24 @@ type Session struct {
 	cache  *model.Cache
 	tokens []int32
 	snaps  []*snapshot
-	bytes  int64  // memory held by snaps
-	clock  uint64 // orders snapshot use
+	// fingerprint is set when cache-point snapshots are saved to
+	// Options.PromptCacheDir (the default session only).
+	fingerprint string
+	bytes       int64  // memory held by snaps
+	clock       uint64 // orders snapshot use
 	// stats are published for CacheStats, which must not wait for a
 	// generation to end (the model's lock is held throughout one).
 	stats struct{ snapshots, bytes, hits atomic.Int64 }
 }
 
 type snapshot struct {
-	tokens []int32
-	cache  *model.Cache
-	bytes  int64
-	used   uint64
+	tokens  []int32
+	cache   *model.Cache
+	tensors []*graph.Tensor // cache's, in the model's order (for saving)
+	bytes   int64
+	used    uint64
+	point   bool           // taken at a cache point
+	saving  sync.WaitGroup // a write to the prompt cache directory
 }
 
 // NewSession returns an empty session.
@@ -84,6 +93,7 @@ func (s *Session) free() {
 		s.cache = nil
 	}
 	for _, sn := range s.snaps {
+		sn.saving.Wait()
 		if sn.cache != nil {
 			sn.cache.Free(s.m.exec)
 		}
@@ -136,43 +146,100 @@ func (s *Session) reuse(prompt []int32) int {
 	return best
 }
 
-// snapshot records the live cache under its tokens, then drops the least
-// recently used snapshots until the budget holds. A snapshot larger than
-// the whole budget is not taken.
-func (s *Session) snapshot() {
+// snapshot records the live cache under its tokens within the memory
+// budget. Room is made by dropping the least recently used snapshots, those
+// at conversation ends first: a cache-point snapshot (shared by every
+// conversation with the same system prompt and tools, point set) is only
+// dropped for another one. A snapshot that does not fit is not taken.
+func (s *Session) snapshot(point bool) {
 	s.clock++
 	for _, sn := range s.snaps {
 		if len(sn.tokens) == len(s.tokens) && isPrefix(sn.tokens, s.tokens) {
 			sn.used = s.clock
+			if point && !sn.point {
+				sn.point = true
+				s.save(sn)
+			}
 			return
 		}
 	}
 	m := s.m
-	budget := m.opts.PromptCacheBytes
-	if budget == 0 {
-		budget = DefaultPromptCacheBytes
-	}
+	budget := m.promptBudget()
 	size := m.Model.CacheBytes(s.cache.Len)
-	if budget < 0 || size > budget || s.cache.Len == 0 {
+	if budget < 0 || s.cache.Len == 0 {
 		return
 	}
-	for s.bytes+size > budget {
-		lru := 0
+	free := budget - s.bytes
+	var victims []int // in the order they would go
+	for free < size {
+		v := -1
 		for i, sn := range s.snaps {
-			if sn.used < s.snaps[lru].used {
-				lru = i
+			if slices.Contains(victims, i) || sn.point && !point {
+				continue
+			}
+			if v < 0 || goesFirst(sn, s.snaps[v]) {
+				v = i
 			}
 		}
-		s.bytes -= s.snaps[lru].bytes
-		s.snaps[lru].cache.Free(m.exec)
-		s.snaps = append(s.snaps[:lru], s.snaps[lru+1:]...)
+		if v < 0 {
+			return // it would not fit even with every snapshot it may replace gone
+		}
+		victims = append(victims, v)
+		free += s.snaps[v].bytes
 	}
-	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), cache: m.Model.NewCache(m.exec, s.cache.Len), bytes: size, used: s.clock}
+	kept := s.snaps[:0]
+	for i, sn := range s.snaps {
+		if slices.Contains(victims, i) {
+			s.bytes -= sn.bytes
+			sn.saving.Wait()
+			sn.cache.Free(m.exec)
+			continue
+		}
+		kept = append(kept, sn)
+	}
+	s.snaps = kept
+	cache, tensors := m.newCache(s.cache.Len)
+	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), cache: cache, tensors: tensors, bytes: size, used: s.clock, point: point}
 	sn.cache.CopyFrom(s.cache, m.exec)
 	s.snaps = append(s.snaps, sn)
+	if point {
+		s.save(sn)
+	}
 	s.bytes += size
 	s.stats.snapshots.Store(int64(len(s.snaps)))
 	s.stats.bytes.Store(s.bytes)
+}
+
+// save writes a cache-point snapshot to the prompt cache directory, if the
+// session keeps one, in the background from the synced tensors, which
+// nothing writes to again (dropping the snapshot waits for the write).
+func (s *Session) save(sn *snapshot) {
+	m, fp := s.m, s.fingerprint
+	if fp == "" || m.exec.Sync() != nil {
+		return
+	}
+	sn.saving.Go(func() {
+		if err := m.savePrompt(fp, sn); err != nil {
+			fmt.Fprintf(m.opts.Log, "prompt cache: saving a prompt state: %v\n", err)
+		}
+	})
+}
+
+// promptBudget is the memory snapshots may hold (negative: none).
+func (m *Model) promptBudget() int64 {
+	if m.opts.PromptCacheBytes == 0 {
+		return DefaultPromptCacheBytes
+	}
+	return m.opts.PromptCacheBytes
+}
+
+// goesFirst orders snapshots for dropping: conversation ends before cache
+// points, then least recently used first.
+func goesFirst(a, b *snapshot) bool {
+	if a.point != b.point {
+		return !a.point
+	}
+	return a.used < b.used
 }
 
 // prefill processes prompt[from:] in chunks, checking ctx before each, and
@@ -197,7 +264,7 @@ func (s *Session) prefill(ctx context.Context, prompt []int32, from int, points 
 		s.tokens = append(s.tokens, prompt[pos:end]...)
 		pos, logits = end, out
 		if pos < len(prompt) && slices.Contains(points, pos) {
-			s.snapshot()
+			s.snapshot(true)
 		}
 	}
 	return logits, nil
@@ -235,7 +302,7 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 			// kept, so a retry of the same prompt resumes from it.
 			res.FinishReason = "cancelled"
 			if !s.cache.Rewindable() {
-				s.snapshot()
+				s.snapshot(false)
 			}
 			return res, ctx.Err()
 		}
@@ -243,7 +310,7 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 		return res, err
 	}
 	if !s.cache.Rewindable() {
-		s.snapshot()
+		s.snapshot(false)
 	}
 	res.Prefill = time.Since(start)
 	sampler := sample.New(opts.Sampling, prompt)
@@ -299,7 +366,7 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 		}
 	}
 	if !s.cache.Rewindable() {
-		s.snapshot()
+		s.snapshot(false)
 	}
 	res.Decode = time.Since(decodeStart)
 	return res, nil

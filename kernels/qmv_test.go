@@ -115,7 +115,7 @@ func TestQMVPathsMatchReference(t *testing.T) {
 	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
 		for _, group := range []int{32, 64, 128} {
 			for _, f16 := range []bool{false, true} {
-				for _, shape := range [][2]int{{1, 1}, {7, 3}, {33, 5}, {130, 2}} {
+				for _, shape := range [][2]int{{1, 1}, {7, 3}, {33, 5}, {130, 2}, {9, 11}} {
 					m := randomQuant(rng, shape[0], shape[1]*group, bits, group, f16)
 					for _, n := range []int{1, 2, qmvTokens} {
 						checkQMV(t, rng, m, n)

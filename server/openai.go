@@ -172,25 +172,45 @@ func (req *oaiChatRequest) tools() ([]Tool, *apiError) {
 		}
 		tools = append(tools, Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
 	}
-	mode, name := "auto", ""
-	if len(req.ToolChoice) > 0 && string(req.ToolChoice) != "null" {
-		var named struct {
-			Function struct {
-				Name string `json:"name"`
-			} `json:"function"`
-		}
-		switch {
-		case json.Unmarshal(req.ToolChoice, &mode) == nil:
-			if mode != "none" && mode != "auto" && mode != "required" {
-				return nil, invalid("tool_choice", "tool_choice %q is not one of none, auto, required", mode)
-			}
-		case json.Unmarshal(req.ToolChoice, &named) == nil && named.Function.Name != "":
-			mode, name = "named", named.Function.Name
-		default:
-			return nil, invalid("tool_choice", `tool_choice: expected "none", "auto", "required" or {"type": "function", "function": {"name": ...}}`)
-		}
+	mode, name, e := toolChoice(req.ToolChoice)
+	if e != nil {
+		return nil, e
 	}
 	return chooseTools(tools, mode, name)
+}
+
+// toolChoice reads tool_choice: "none", "auto" (also when absent),
+// "required", or a named function, in chat's shape {"type": "function",
+// "function": {"name": ...}} or the Responses API's {"type": "function",
+// "name": ...}. Other typed choices (allowed_tools, hosted tools) offer
+// the functions as "auto" does.
+func toolChoice(raw json.RawMessage) (mode, name string, e *apiError) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "auto", "", nil
+	}
+	if json.Unmarshal(raw, &mode) == nil {
+		if mode != "none" && mode != "auto" && mode != "required" {
+			return "", "", invalid("tool_choice", "tool_choice %q is not one of none, auto, required", mode)
+		}
+		return mode, "", nil
+	}
+	var named struct {
+		Type     string `json:"type"`
+		Name     string `json:"name"`
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	switch {
+	case json.Unmarshal(raw, &named) != nil || named.Type == "":
+	case named.Type != "function":
+		return "auto", "", nil
+	case named.Function.Name != "":
+		return "named", named.Function.Name, nil
+	case named.Name != "":
+		return "named", named.Name, nil
+	}
+	return "", "", invalid("tool_choice", `tool_choice: expected "none", "auto", "required" or {"type": "function", "function": {"name": ...}}`)
 }
 
 // chooseTools applies a tool choice: "none" offers no tools, a named

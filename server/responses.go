@@ -207,24 +207,9 @@ func (req *respRequest) tools() (tools []Tool, namespaces map[string]string, ski
 	if e := add(req.Tools, "", "tools"); e != nil {
 		return nil, nil, nil, e
 	}
-	mode, name := "auto", ""
-	if len(req.ToolChoice) > 0 && string(req.ToolChoice) != "null" {
-		var named struct {
-			Type string `json:"type"`
-			Name string `json:"name"`
-		}
-		switch {
-		case json.Unmarshal(req.ToolChoice, &mode) == nil:
-			if mode != "none" && mode != "auto" && mode != "required" {
-				return nil, nil, nil, invalid("tool_choice", "tool_choice %q is not one of none, auto, required", mode)
-			}
-		case json.Unmarshal(req.ToolChoice, &named) == nil && named.Type == "function" && named.Name != "":
-			mode, name = "named", named.Name
-		case named.Type != "":
-			mode = "auto" // allowed_tools, hosted tool types: offer the functions as with auto
-		default:
-			return nil, nil, nil, invalid("tool_choice", `tool_choice: expected "none", "auto", "required" or {"type": "function", "name": ...}`)
-		}
+	mode, name, e := toolChoice(req.ToolChoice)
+	if e != nil {
+		return nil, nil, nil, e
 	}
 	tools, e = chooseTools(tools, mode, name)
 	return tools, namespaces, skipped, e
