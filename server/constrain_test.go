@@ -209,7 +209,7 @@ func TestConstrainRefusals(t *testing.T) {
 	if raw := readAll(t, resp); resp.StatusCode != 400 || !strings.Contains(raw, `\"type\"`) {
 		t.Errorf("qwen3-coder two-typed parameter: %d %s", resp.StatusCode, raw)
 	}
-	plain := start(t, fake("qwen3"), server.Config{})
+	plain := start(t, struct{ server.Backend }{fake("qwen3")}, server.Config{}) // hides TokenBytes
 	resp = post(t, plain.URL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}`)
 	if raw := readAll(t, resp); resp.StatusCode != 400 || !strings.Contains(raw, "constrained decoding") {
 		t.Errorf("backend without a vocabulary: %d %s", resp.StatusCode, raw)
