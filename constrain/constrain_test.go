@@ -157,7 +157,9 @@ func TestSamplesParse(t *testing.T) {
 func TestUnsupportedKeyword(t *testing.T) {
 	for _, tc := range []struct{ schema, keyword string }{
 		{`{"type":"string","pattern":"^a"}`, "pattern"},
-		{`{"type":"object","properties":{"n":{"type":"integer","minimum":0}}}`, "minimum"},
+		{`{"type":"object","properties":{"n":{"type":"integer","minimum":5}}}`, "minimum"},
+		{`{"type":"number","exclusiveMaximum":100}`, "exclusiveMaximum"},
+		{`{"type":"number","minimum":1}`, "minimum"},
 		{`{"type":"array","uniqueItems":true}`, "uniqueItems"},
 		{`{"allOf":[{"type":"string"}]}`, "allOf"},
 		{`{"type":"string","format":"email"}`, "format"},

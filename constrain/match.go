@@ -389,10 +389,13 @@ func (m *matcher) feedNumber(f *frame, b byte, dst []*frame) []*frame {
 	digit := b >= '0' && b <= '9'
 	switch {
 	case (f.aux == numStart || f.aux == numMinus) && b == '0':
+		if f.n.positive {
+			return dst
+		}
 		g.aux = numZero
 	case (f.aux == numStart || f.aux == numMinus) && digit:
 		g.aux, g.i = numInt, 1
-	case f.aux == numStart && b == '-':
+	case f.aux == numStart && b == '-' && !f.n.nonNeg:
 		g.aux = numMinus
 	case f.aux == numInt && digit && f.i < maxIntDigits:
 		g.i++

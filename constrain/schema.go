@@ -56,6 +56,8 @@ type node struct {
 	format         []string
 	raw            bool // kString without quotes or escapes (markup argument text)
 	integer        bool // kNumber
+	nonNeg         bool // kNumber: no minus sign
+	positive       bool // kNumber (integer): no zero either
 	// kObject: props in order; free (no declared properties) allows any
 	// keys with values of extra, up to maxItems entries.
 	props []prop
@@ -394,7 +396,7 @@ func isInteger(v json.RawMessage) bool {
 var known = map[string]bool{"type": true, "properties": true, "required": true, "additionalProperties": true,
 	"enum": true, "const": true, "items": true, "minItems": true, "maxItems": true, "anyOf": true, "oneOf": true,
 	"$ref": true, "$defs": true, "definitions": true, "format": true, "minLength": true, "maxLength": true,
-	"nullable": true}
+	"nullable": true, "minimum": true, "maximum": true, "exclusiveMinimum": true, "exclusiveMaximum": true}
 
 func supportedList() string {
 	var ks []string
@@ -441,7 +443,7 @@ func (c *compiler) typed(t string, s map[string]json.RawMessage, path string) (*
 	case "boolean":
 		return c.anyOf(c.literal("true"), c.literal("false")), nil
 	case "integer", "number":
-		return c.number(t == "integer"), nil
+		return c.numberSchema(s, t == "integer", path)
 	case "string":
 		return c.stringSchema(s, path)
 	case "array":
@@ -460,6 +462,47 @@ func intKeyword(s map[string]json.RawMessage, k, path string, def int) (int, err
 	var n int
 	if json.Unmarshal(v, &n) != nil || n < 0 {
 		return 0, &SchemaError{Path: path, Keyword: k, Reason: "expected a non-negative integer"}
+	}
+	return n, nil
+}
+
+// numberSchema reads numeric bounds. Generated numbers have at most 15
+// integer digits, so bounds beyond that range hold already (zod, for one,
+// sends the safe-integer range); a lower bound of 0 (or, for integers, 1)
+// is enforced by leaving out the sign (and zero). Other bounds are refused.
+func (c *compiler) numberSchema(s map[string]json.RawMessage, integer bool, path string) (*node, error) {
+	n := c.number(integer)
+	const far = 1e15 // every generated number is inside (-far, far)
+	for _, k := range []string{"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"} {
+		raw, ok := s[k]
+		if !ok {
+			continue
+		}
+		var v float64
+		if json.Unmarshal(raw, &v) != nil {
+			return nil, &SchemaError{Path: path, Keyword: k, Reason: "expected a number (the draft-4 boolean form is not supported)"}
+		}
+		exclusive := strings.HasPrefix(k, "exclusive")
+		switch {
+		case strings.HasSuffix(k, "aximum") && v >= far:
+		case strings.HasSuffix(k, "inimum") && v <= -far:
+		case k == "minimum" && v == 0:
+			n.nonNeg = true
+		case integer && (k == "minimum" && v == 1 || k == "exclusiveMinimum" && v == 0):
+			n.nonNeg, n.positive = true, true
+		default:
+			what := "at least"
+			if exclusive {
+				what = "above"
+			}
+			if strings.HasSuffix(k, "aximum") {
+				what = "at most"
+				if exclusive {
+					what = "below"
+				}
+			}
+			return nil, &SchemaError{Path: path, Keyword: k, Reason: fmt.Sprintf("%s %g cannot be enforced (supported: minimum 0, integer minimum 1 or exclusiveMinimum 0, and bounds beyond ±1e15)", what, v)}
+		}
 	}
 	return n, nil
 }
