@@ -427,10 +427,22 @@ func (p *Pager) begin(ls *layerState, ids, slots []int32) (*Pending, error) {
 
 	var mine, waits []*load
 	var missing []int32
+	var blocked time.Duration // waiting for background loads of our experts
 	for i := 0; i < len(distinct); {
 		e := distinct[i]
 		switch {
 		case ls.table[e] >= 0:
+		case ls.inflight[e] != nil && p.cfg.Policy == Exact:
+			// A background load (the layer's own calls hold resolveMu): wait
+			// for it and look again, so that a failed prefetch becomes a
+			// read of our own rather than this call's error.
+			w := ls.inflight[e]
+			ls.mu.Unlock()
+			start := time.Now()
+			<-w.done
+			blocked += time.Since(start)
+			ls.mu.Lock()
+			continue
 		case ls.inflight[e] != nil:
 			waits = append(waits, ls.inflight[e])
 		case p.cfg.Policy == Fast:
@@ -455,6 +467,7 @@ func (p *Pager) begin(ls *layerState, ids, slots []int32) (*Pending, error) {
 		}
 		i++
 	}
+	ls.stats.IOWait += blocked
 	pend := &Pending{p: p, ls: ls, ids: ids, slots: slots}
 	if p.cfg.Policy == Fast {
 		if len(waits)+len(missing) > 0 {

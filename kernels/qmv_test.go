@@ -180,3 +180,29 @@ func TestStreamReadSumsWords(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkQMVRows is the decode kernels' arithmetic rate per width on one
+// goroutine: a 16x4096 group-64 matrix small enough to stay in L1, so the
+// figure is what the kernel can do when memory keeps up (compare 4-bit's
+// bytes/s with the other widths').
+func BenchmarkQMVRows(b *testing.B) {
+	rng := rand.New(rand.NewPCG(15, 15))
+	for _, p := range decodePaths() {
+		for _, bits := range []int{2, 3, 4, 5, 6, 8} {
+			m := randomQuant(rng, 16, 4096, bits, 64, false)
+			x := randVec(rng, m.Cols)
+			out := make([]float32, m.Rows)
+			b.Run(fmt.Sprintf("%s/%dbit", p.name, bits), func(b *testing.B) {
+				withFeatures(p, func() {
+					d := &DecodeInput{}
+					d.Prepare(x, 1, m.Cols, m.Q)
+					b.SetBytes(int64(m.Bytes()))
+					for i := 0; i < b.N; i++ {
+						MatVecRows(out, d, m, 0, m.Rows)
+					}
+					b.ReportMetric(float64(m.Rows*m.Cols)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gvalues/s")
+				})
+			})
+		}
+	}
+}
