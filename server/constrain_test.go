@@ -225,3 +225,17 @@ func readAll(t *testing.T, resp *http.Response) string {
 	}
 	return string(raw)
 }
+
+// A prompt that opens <think> gets an empty reasoning, closed before the
+// constrained answer.
+func TestResponseFormatAfterThinking(t *testing.T) {
+	ts := start(t, newBabbler("qwen3"), server.Config{})
+	v := postJSON(t, ts.URL+"/v1/chat/completions", `{"model":"m","max_tokens":300,"messages":[{"role":"user","content":"p"}],
+		"chat_template_kwargs":{"enable_thinking":true},
+		"response_format":{"type":"json_schema","json_schema":{"name":"person","schema":`+personSchema+`}}}`, 200)
+	msg := v["choices"].([]any)[0].(map[string]any)["message"].(map[string]any)
+	checkPerson(t, msg["content"].(string))
+	if r, _ := msg["reasoning_content"].(string); strings.TrimSpace(r) != "" {
+		t.Errorf("reasoning %q, want none", r)
+	}
+}
