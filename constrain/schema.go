@@ -12,14 +12,18 @@
 //
 // The output is compact JSON (no whitespace between tokens), object
 // properties in the schema's order, and bounded: strings, arrays, free-form
-// objects and nesting have caps (Limits) so that a model that never stops
-// still closes its JSON. Every output is valid against the schema; schema
-// keywords the matcher cannot enforce are refused by Compile with an error
-// naming the keyword, never silently ignored.
+// objects and nesting have caps (Limits), and with Constraint.Budget set the
+// output always closes within that many tokens, so a model that never stops
+// still finishes its JSON. Every output is valid against the schema; schema
+// keywords the matcher cannot enforce are refused by CompileSchema with a
+// SchemaError naming the keyword, never silently ignored. Wrap, Choice and
+// XMLCall put a schema inside a model's tool-call markup.
 //
+//	vocab := constrain.NewVocabulary(tokenBytes, eosIDs) // once per model
 //	g, err := constrain.CompileSchema(schemaJSON, constrain.Limits{})
-//	c := constrain.New(g, vocab)        // one per generation
-//	c.Mask(generatedIDs, logits)        // before each sampling step
+//	c := constrain.New(g, vocab)                         // one per generation
+//	c.Budget = maxTokens
+//	c.Mask(generatedIDs, logits)                         // before each sampling step
 package constrain
 
 import (
