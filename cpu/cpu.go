@@ -33,6 +33,7 @@ type Executor struct {
 	// viewScratch holds strided views gathered into contiguous rows for the
 	// kernels (prefill only: a single row of a view is contiguous).
 	viewScratch [8][]float32
+	route       kernels.RouteScratch
 }
 
 // scratch returns expertScratch[i] resized to n values.
@@ -221,11 +222,11 @@ func (*Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
 	}
 }
 
-func (*Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.Routing) {
+func (ex *Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.Routing) {
 	r.Tokens = n
 	for t := 0; t < n; t++ {
 		kernels.Route(logits.Row(t), p,
-			r.IDs[t*r.TopK:(t+1)*r.TopK], r.Weights[t*r.TopK:(t+1)*r.TopK])
+			r.IDs[t*r.TopK:(t+1)*r.TopK], r.Weights[t*r.TopK:(t+1)*r.TopK], &ex.route)
 	}
 }
 

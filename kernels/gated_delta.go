@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // Gated DeltaNet (the linear-attention layers of Qwen3-Next and Qwen3.5) keeps,
@@ -39,20 +40,48 @@ const deltaL2Eps = 1e-6
 // (a caller bug, like an index out of range).
 func GatedDeltaStep(state, q, k, v, g, beta, out []float32, hk, hv, dk, dv int) {
 	deltaCheck("GatedDeltaStep", state, q, k, v, g, beta, out, 1, hk, hv, dk, dv)
-	group := hv / hk
+	j := deltaStepJobs.Get().(*deltaStepJob)
+	j.state, j.q, j.k, j.v, j.g, j.beta, j.out = state, q, k, v, g, beta, out
+	j.hk, j.hv, j.dk, j.dv = hk, hv, dk, dv
+	parallelFor(hv, dk*dv, j.body)
+	*j = deltaStepJob{body: j.body}
+	deltaStepJobs.Put(j)
+}
+
+// deltaStepJob is one GatedDeltaStep call's arguments with its work
+// function bound once (a closure per call would be a heap allocation per
+// layer per token: the worker pool keeps the function).
+type deltaStepJob struct {
+	state, q, k, v, g, beta, out []float32
+	hk, hv, dk, dv               int
+	body                         func(lo, hi int)
+}
+
+var deltaStepJobs = sync.Pool{New: func() any {
+	j := new(deltaStepJob)
+	j.body = j.run
+	return j
+}}
+
+// run advances value heads [lo, hi).
+func (j *deltaStepJob) run(lo, hi int) {
+	dk, dv := j.dk, j.dv
+	// Head-sized scratch on the stack for the usual sizes (<= 256).
+	var qBuf, kBuf, dBuf [256]float32
+	qn, kn, delta := qBuf[:0], kBuf[:0], dBuf[:0]
+	if dk > len(qBuf) || dv > len(dBuf) {
+		qn, kn, delta = make([]float32, 0, dk), make([]float32, 0, dk), make([]float32, 0, dv)
+	}
+	qn, kn, delta = qn[:dk], kn[:dk], delta[:dv]
+	group := j.hv / j.hk
 	qScale := deltaQueryScale(dk)
-	parallelFor(hv, dk*dv, func(lo, hi int) {
-		qn := make([]float32, dk)
-		kn := make([]float32, dk)
-		delta := make([]float32, dv)
-		for h := lo; h < hi; h++ {
-			kh := h / group
-			deltaL2Normalize(qn, q[kh*dk:(kh+1)*dk], qScale)
-			deltaL2Normalize(kn, k[kh*dk:(kh+1)*dk], 1)
-			deltaStepHead(state[h*dk*dv:(h+1)*dk*dv], qn, kn, v[h*dv:(h+1)*dv],
-				g[h], beta[h], out[h*dv:(h+1)*dv], delta)
-		}
-	})
+	for h := lo; h < hi; h++ {
+		kh := h / group
+		deltaL2Normalize(qn, j.q[kh*dk:(kh+1)*dk], qScale)
+		deltaL2Normalize(kn, j.k[kh*dk:(kh+1)*dk], 1)
+		deltaStepHead(j.state[h*dk*dv:(h+1)*dk*dv], qn, kn, j.v[h*dv:(h+1)*dv],
+			j.g[h], j.beta[h], j.out[h*dv:(h+1)*dv], delta)
+	}
 }
 
 // deltaStepHead is one token of one value head with q, k already normalised.

@@ -130,7 +130,7 @@ func TestAttention(t *testing.T) {
 func TestRoute(t *testing.T) {
 	logits := []float32{0.1, 2, -1, 2, 0.5, 3, -2, 1}
 	ids, w := make([]int32, 3), make([]float32, 3)
-	Route(logits, &Routing{TopK: 3, Normalize: true, Scale: 1}, ids, w)
+	Route(logits, &Routing{TopK: 3, Normalize: true, Scale: 1}, ids, w, nil)
 	if !slices.Equal(ids, []int32{5, 1, 3}) {
 		t.Fatalf("softmax top-3 ids %v, want [5 1 3] (ties to the lower id)", ids)
 	}
@@ -141,7 +141,7 @@ func TestRoute(t *testing.T) {
 	// Sigmoid with correction bias and groups: 4 groups of 2; the two best
 	// groups by the sum of their top two corrected scores are 2 and 0.
 	bias := []float32{0, 0, 0, 0, 5, 5, 0, 0}
-	Route(logits, &Routing{TopK: 2, Sigmoid: true, CorrectionBias: bias, Groups: 4, TopKGroups: 2, Normalize: true, Scale: 2.5}, ids[:2], w[:2])
+	Route(logits, &Routing{TopK: 2, Sigmoid: true, CorrectionBias: bias, Groups: 4, TopKGroups: 2, Normalize: true, Scale: 2.5}, ids[:2], w[:2], new(RouteScratch))
 	if !slices.Equal(ids[:2], []int32{5, 4}) {
 		t.Fatalf("grouped sigmoid ids %v, want [5 4]", ids[:2])
 	}
@@ -152,15 +152,20 @@ func TestRoute(t *testing.T) {
 func TestTopIndicesMatchesSort(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
 	x := randVec(rng, 50)
+	for i := range x {
+		x[i] = float32(math.Round(float64(x[i] * 4))) // many ties
+	}
 	idx := make([]int, len(x))
 	for i := range idx {
 		idx[i] = i
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return x[idx[a]] > x[idx[b]] })
-	got := topIndices(x, 7)
-	for i := range got {
-		if int(got[i]) != idx[i] {
-			t.Fatalf("top %d: %d, want %d", i, got[i], idx[i])
+	for _, k := range []int{1, 2, 7, 50} {
+		got := topIndices(make([]int32, k), x)
+		for i := range got {
+			if int(got[i]) != idx[i] {
+				t.Fatalf("top-%d, place %d: %d, want %d", k, i, got[i], idx[i])
+			}
 		}
 	}
 }
