@@ -31,10 +31,35 @@ func Silu(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }
 // Sigmoid is 1 / (1 + e^-x).
 func Sigmoid(x float32) float32 { return 1 / (1 + float32(math.Exp(float64(-x)))) }
 
-// SwiGLU computes out = silu(gate) * up element-wise.
-func SwiGLU(out, gate, up []float32) {
+// swigluGo is the reference of SwiGLU: out = silu(gate) * up.
+func swigluGo(out, gate, up []float32) {
+	out, up = out[:len(gate)], up[:len(gate)]
 	for i, g := range gate {
 		out[i] = Silu(g) * up[i]
+	}
+}
+
+// expVecGo is the reference of ExpVec.
+func expVecGo(out, x []float32) {
+	out = out[:len(x)]
+	for i, v := range x {
+		out[i] = float32(math.Exp(float64(v)))
+	}
+}
+
+// sigmoidVecGo is the reference of SigmoidVec.
+func sigmoidVecGo(out, x []float32) {
+	out = out[:len(x)]
+	for i, v := range x {
+		out[i] = Sigmoid(v)
+	}
+}
+
+// siluVecGo is the reference of SiluVec.
+func siluVecGo(out, x []float32) {
+	out = out[:len(x)]
+	for i, v := range x {
+		out[i] = Silu(v)
 	}
 }
 

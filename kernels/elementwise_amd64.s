@@ -1,0 +1,175 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// The exponential of the element-wise kernels, one float32 per 4 bytes:
+// broadcast into registers (and the frame) when a kernel starts.
+DATA ewconst<>+0(SB)/4, $0x3fb8aa3b  // log2(e)
+DATA ewconst<>+4(SB)/4, $0x3f318000  // ln2, high part
+DATA ewconst<>+8(SB)/4, $0xb95e8083  // ln2, low part
+DATA ewconst<>+12(SB)/4, $0x42fe0000 // 127, the exponent bias
+DATA ewconst<>+16(SB)/4, $0x3f800000 // 1
+DATA ewconst<>+20(SB)/4, $0x39500d01 // 1/7!
+DATA ewconst<>+24(SB)/4, $0x42b17218 // 88.72: above it e^x is +Inf
+DATA ewconst<>+28(SB)/4, $0xc2aeac4f // -87.34: below it e^x is taken as 2^-126
+DATA ewconst<>+32(SB)/4, $0x3ab60b61 // 1/6!
+DATA ewconst<>+36(SB)/4, $0x3c088889 // 1/5!
+DATA ewconst<>+40(SB)/4, $0x3d2aaaab // 1/4!
+DATA ewconst<>+44(SB)/4, $0x3e2aaaab // 1/3!
+DATA ewconst<>+48(SB)/4, $0x3f000000 // 1/2!
+GLOBL ewconst<>(SB), RODATA|NOPTR, $52
+
+// EWSETUP loads the constants: Y8 log2e, Y9 ln2hi, Y10 ln2lo, Y11 127,
+// Y12 1, Y13 1/7!, Y14 the upper clamp, Y15 the lower clamp, and 1/6! ..
+// 1/2! into the frame at 0(SP) .. 128(SP) (memory operands of the FMAs:
+// there are not registers enough).
+#define EWSETUP \
+	VBROADCASTSS ewconst<>+0(SB), Y8; \
+	VBROADCASTSS ewconst<>+4(SB), Y9; \
+	VBROADCASTSS ewconst<>+8(SB), Y10; \
+	VBROADCASTSS ewconst<>+12(SB), Y11; \
+	VBROADCASTSS ewconst<>+16(SB), Y12; \
+	VBROADCASTSS ewconst<>+20(SB), Y13; \
+	VBROADCASTSS ewconst<>+24(SB), Y14; \
+	VBROADCASTSS ewconst<>+28(SB), Y15; \
+	VBROADCASTSS ewconst<>+32(SB), Y0; \
+	VMOVUPS Y0, 0(SP); \
+	VBROADCASTSS ewconst<>+36(SB), Y0; \
+	VMOVUPS Y0, 32(SP); \
+	VBROADCASTSS ewconst<>+40(SB), Y0; \
+	VMOVUPS Y0, 64(SP); \
+	VBROADCASTSS ewconst<>+44(SB), Y0; \
+	VMOVUPS Y0, 96(SP); \
+	VBROADCASTSS ewconst<>+48(SB), Y0; \
+	VMOVUPS Y0, 128(SP)
+
+// EXPY0 replaces the eight lanes of Y0 by e^Y0 (clobbers Y1, Y2): x is
+// clamped to [-87.34, 88.72] (a NaN stays NaN), k = round(x·log2e), r = x -
+// k·ln2 in two parts (|r| <= ln2/2), e^r by its degree-7 Taylor polynomial,
+// 2^k built in the exponent field (k = 128 gives +Inf). The clamps take x
+// as their second operand so that a NaN passes through.
+#define EXPY0 \
+	VMINPS Y0, Y14, Y0; \
+	VMAXPS Y0, Y15, Y0; \
+	VMULPS Y8, Y0, Y1; \
+	VROUNDPS $0, Y1, Y1; \
+	VFNMADD231PS Y9, Y1, Y0; \
+	VFNMADD231PS Y10, Y1, Y0; \
+	VMOVAPS Y13, Y2; \
+	VFMADD213PS 0(SP), Y0, Y2; \
+	VFMADD213PS 32(SP), Y0, Y2; \
+	VFMADD213PS 64(SP), Y0, Y2; \
+	VFMADD213PS 96(SP), Y0, Y2; \
+	VFMADD213PS 128(SP), Y0, Y2; \
+	VFMADD213PS Y12, Y0, Y2; \
+	VFMADD213PS Y12, Y0, Y2; \
+	VADDPS Y11, Y1, Y1; \
+	VCVTPS2DQ Y1, Y1; \
+	VPSLLD $23, Y1, Y1; \
+	VMULPS Y1, Y2, Y0
+
+// func expAVX2(out, x *float32, n int)
+// out[i] = e^x[i] for n (a multiple of 8) values.
+TEXT ·expAVX2(SB), NOSPLIT, $160-24
+	MOVQ out+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   expdone
+	EWSETUP
+
+exploop:
+	VMOVUPS (SI), Y0
+	EXPY0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  exploop
+	VZEROUPPER
+
+expdone:
+	RET
+
+// func sigmoidAVX2(out, x *float32, n int)
+// out[i] = 1/(1+e^-x[i]) for n (a multiple of 8) values.
+TEXT ·sigmoidAVX2(SB), NOSPLIT, $160-24
+	MOVQ out+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   sigdone
+	EWSETUP
+	VXORPS Y7, Y7, Y7
+
+sigloop:
+	VSUBPS (SI), Y7, Y0
+	EXPY0
+	VADDPS Y12, Y0, Y0
+	VDIVPS Y0, Y12, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  sigloop
+	VZEROUPPER
+
+sigdone:
+	RET
+
+// func siluAVX2(out, x *float32, n int)
+// out[i] = x[i]/(1+e^-x[i]) for n (a multiple of 8) values.
+TEXT ·siluAVX2(SB), NOSPLIT, $160-24
+	MOVQ out+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   siludone
+	EWSETUP
+	VXORPS Y7, Y7, Y7
+
+siluloop:
+	VMOVUPS (SI), Y3
+	VSUBPS Y3, Y7, Y0
+	EXPY0
+	VADDPS Y12, Y0, Y0
+	VDIVPS Y0, Y3, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  siluloop
+	VZEROUPPER
+
+siludone:
+	RET
+
+// func swigluAVX2(out, gate, up *float32, n int)
+// out[i] = gate[i]/(1+e^-gate[i]) · up[i] for n (a multiple of 8) values.
+TEXT ·swigluAVX2(SB), NOSPLIT, $160-32
+	MOVQ out+0(FP), DI
+	MOVQ gate+8(FP), SI
+	MOVQ up+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   swidone
+	EWSETUP
+	VXORPS Y7, Y7, Y7
+
+swiloop:
+	VMOVUPS (SI), Y3
+	VSUBPS Y3, Y7, Y0
+	EXPY0
+	VADDPS Y12, Y0, Y0
+	VDIVPS Y0, Y3, Y0
+	VMULPS (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  swiloop
+	VZEROUPPER
+
+swidone:
+	RET

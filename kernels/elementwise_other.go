@@ -1,0 +1,15 @@
+//go:build purego || !amd64
+
+package kernels
+
+// ExpVec writes e^x[i] to out[i]; out may alias x.
+func ExpVec(out, x []float32) { expVecGo(out, x) }
+
+// SigmoidVec writes 1/(1+e^-x[i]) to out[i]; out may alias x.
+func SigmoidVec(out, x []float32) { sigmoidVecGo(out, x) }
+
+// SiluVec writes x[i]·sigmoid(x[i]) to out[i]; out may alias x.
+func SiluVec(out, x []float32) { siluVecGo(out, x) }
+
+// SwiGLU computes out = silu(gate) * up element-wise; out may alias either.
+func SwiGLU(out, gate, up []float32) { swigluGo(out, gate, up) }
