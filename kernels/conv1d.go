@@ -43,8 +43,9 @@ func Conv1dPrefill(state, x, w, out []float32, t, channels, kernel int) {
 					acc += wj * x[p*channels+c]
 				}
 			}
-			oi[c] = Silu(acc)
+			oi[c] = acc
 		}
+		SiluVec(oi, oi)
 	}
 	for c := range channels {
 		sc := state[c*hist : (c+1)*hist]

@@ -14,56 +14,94 @@ func siluAVX2(out, x *float32, n int)
 //go:noescape
 func swigluAVX2(out, gate, up *float32, n int)
 
-// The element-wise kernels run eight lanes at a time in AVX2 assembly and
-// hand the tail (and every value without AVX2+FMA) to the Go reference.
-// The assembly's e^x is within 2 ulp of math.Exp (TestExpVecULP); the
-// functions built on it keep the reference's operations and order.
+// The element-wise kernels run eight lanes at a time in AVX2 assembly; the
+// last partial vector goes through the assembly too (padded on the stack),
+// so a value's result never depends on where it falls in a slice (row by
+// row and whole-tensor calls agree bit for bit). Without AVX2+FMA the Go
+// references run. The assembly's e^x is within 2 ulp of math.Exp
+// (TestExpVecULP); the functions built on it keep the references'
+// operations and order.
 
 // ExpVec writes e^x[i] to out[i]; out may alias x.
 func ExpVec(out, x []float32) {
-	n8 := simdLen(len(x))
-	if n8 > 0 {
-		_ = out[n8-1]
-		expAVX2(&out[0], &x[0], n8)
+	if !hasAVX2FMA {
+		expVecGo(out, x)
+		return
 	}
-	expVecGo(out[n8:len(x)], x[n8:])
+	unary(opExp, out, x)
 }
 
 // SigmoidVec writes 1/(1+e^-x[i]) to out[i]; out may alias x.
 func SigmoidVec(out, x []float32) {
-	n8 := simdLen(len(x))
-	if n8 > 0 {
-		_ = out[n8-1]
-		sigmoidAVX2(&out[0], &x[0], n8)
+	if !hasAVX2FMA {
+		sigmoidVecGo(out, x)
+		return
 	}
-	sigmoidVecGo(out[n8:len(x)], x[n8:])
+	unary(opSigmoid, out, x)
 }
 
 // SiluVec writes x[i]·sigmoid(x[i]) to out[i]; out may alias x.
 func SiluVec(out, x []float32) {
-	n8 := simdLen(len(x))
-	if n8 > 0 {
-		_ = out[n8-1]
-		siluAVX2(&out[0], &x[0], n8)
+	if !hasAVX2FMA {
+		siluVecGo(out, x)
+		return
 	}
-	siluVecGo(out[n8:len(x)], x[n8:])
+	unary(opSilu, out, x)
+}
+
+// The one-input assembly kernels, by number: called directly (a call
+// through a func value would move the tail buffer to the heap).
+const (
+	opExp = iota
+	opSigmoid
+	opSilu
+)
+
+func unaryAVX2(op int, out, x *float32, n int) {
+	switch op {
+	case opExp:
+		expAVX2(out, x, n)
+	case opSigmoid:
+		sigmoidAVX2(out, x, n)
+	case opSilu:
+		siluAVX2(out, x, n)
+	}
+}
+
+// unary runs assembly kernel op over x: whole vectors in place, the tail
+// through an eight-value buffer.
+func unary(op int, out, x []float32) {
+	n := len(x)
+	out = out[:n]
+	n8 := n &^ 7
+	if n8 > 0 {
+		unaryAVX2(op, &out[0], &x[0], n8)
+	}
+	if n8 < n {
+		var buf [8]float32
+		copy(buf[:], x[n8:])
+		unaryAVX2(op, &buf[0], &buf[0], 8)
+		copy(out[n8:], buf[:])
+	}
 }
 
 // SwiGLU computes out = silu(gate) * up element-wise; out may alias either.
 func SwiGLU(out, gate, up []float32) {
-	n8 := simdLen(len(gate))
+	if !hasAVX2FMA {
+		swigluGo(out, gate, up)
+		return
+	}
+	n := len(gate)
+	out, up = out[:n], up[:n]
+	n8 := n &^ 7
 	if n8 > 0 {
-		_, _ = out[n8-1], up[n8-1]
 		swigluAVX2(&out[0], &gate[0], &up[0], n8)
 	}
-	swigluGo(out[n8:len(gate)], gate[n8:], up[n8:])
-}
-
-// simdLen is how many of n values the assembly takes: whole vectors of
-// eight, none without AVX2+FMA.
-func simdLen(n int) int {
-	if !hasAVX2FMA {
-		return 0
+	if n8 < n {
+		var g, u [8]float32
+		copy(g[:], gate[n8:])
+		copy(u[:], up[n8:])
+		swigluAVX2(&g[0], &g[0], &u[0], 8)
+		copy(out[n8:], g[:])
 	}
-	return n &^ 7
 }

@@ -108,6 +108,15 @@ func checkActivations(t *testing.T, x []float32) {
 			t.Fatalf("n=%d: swiglu(%g, %g) = %g, want %g", n, v, up[i], swi[i], w)
 		}
 	}
+	// One value at a time (the tail path) agrees bit for bit with the
+	// whole slice: results do not depend on a value's position.
+	for i := range x {
+		var one [1]float32
+		SiluVec(one[:], x[i:i+1])
+		if one[0] != silu[i] && !(one[0] != one[0] && silu[i] != silu[i]) {
+			t.Fatalf("n=%d: silu(%g) alone = %g, in the slice %g", n, x[i], one[0], silu[i])
+		}
+	}
 	// In place.
 	y := append([]float32(nil), x...)
 	SiluVec(y, y)

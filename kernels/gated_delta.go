@@ -301,9 +301,9 @@ func GatedDeltaGates(g, beta, a, b, aLog, dtBias []float32, t, hv int) {
 				sp = math.Log1p(math.Exp(x))
 			}
 			g[i*hv+h] = float32(rate * sp)
-			beta[i*hv+h] = Sigmoid(b[i*hv+h])
 		}
 	}
+	SigmoidVec(beta[:t*hv], b[:t*hv])
 }
 
 // GatedRMSNorm is Qwen3-Next's gated RMSNorm of the delta-rule output, per row
@@ -319,9 +319,7 @@ func GatedRMSNorm(out, x, z, w []float32, rows, dim int, eps float32) {
 			rows, dim, rows*dim, dim, len(out), len(x), len(z), len(w)))
 	}
 	RMSNorm(out, x, w, rows, dim, eps)
-	for i, zi := range z[:rows*dim] {
-		out[i] *= Silu(zi)
-	}
+	SwiGLU(out[:rows*dim], z[:rows*dim], out[:rows*dim])
 }
 
 // deltaQueryScale is the 1/sqrt(dk) applied to the normalised query.
@@ -337,11 +335,12 @@ func deltaL2Normalize(dst, x []float32, scale float32) {
 	}
 }
 
-// deltaMulAdd does C += A·B for row-major A [m, kd], B [kd, n], C [m, n] with
-// leading dimensions lda, ldb, ldc (unused for m == 1). It takes two rows of C
-// and four rows of B at a time, so each B element loaded feeds two
-// multiply-adds and each C element is loaded and stored once per four.
-func deltaMulAdd(c, a, b []float32, m, kd, n, lda, ldb, ldc int) {
+// deltaMulAddGo is the reference of deltaMulAdd: C += A·B for row-major
+// A [m, kd], B [kd, n], C [m, n] with leading dimensions lda, ldb, ldc
+// (unused for m == 1). It takes two rows of C and four rows of B at a time,
+// so each B element loaded feeds two multiply-adds and each C element is
+// loaded and stored once per four.
+func deltaMulAddGo(c, a, b []float32, m, kd, n, lda, ldb, ldc int) {
 	i := 0
 	for ; i+2 <= m; i += 2 {
 		c0 := c[i*ldc : i*ldc+n]

@@ -430,3 +430,63 @@ func deltaProcessCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// checkDeltaMulAdd compares deltaMulAdd with a float64 product on random
+// data of the given shape, with padded leading dimensions.
+func checkDeltaMulAdd(t *testing.T, rng *rand.Rand, m, kd, n, pad int) {
+	t.Helper()
+	lda, ldb, ldc := kd+pad, n+pad, n+2*pad
+	if m == 1 {
+		lda, ldc = 0, 0
+	}
+	a := randVec(rng, max(1, (m-1)*lda+kd))
+	b := randVec(rng, max(1, (kd-1)*ldb+n))
+	c := randVec(rng, max(1, (m-1)*ldc+n))
+	want := make([]float64, len(c))
+	for i := range c {
+		want[i] = float64(c[i])
+	}
+	for i := range m {
+		for j := range n {
+			for k := range kd {
+				want[i*ldc+j] += float64(a[i*lda+k]) * float64(b[k*ldb+j])
+			}
+		}
+	}
+	deltaMulAdd(c, a, b, m, kd, n, lda, ldb, ldc)
+	for i := range m {
+		for j := range n {
+			if d := math.Abs(float64(c[i*ldc+j]) - want[i*ldc+j]); d > 1e-5*float64(kd+1) {
+				t.Fatalf("m=%d kd=%d n=%d pad=%d: C[%d,%d] = %g, want %g", m, kd, n, pad, i, j, c[i*ldc+j], want[i*ldc+j])
+			}
+		}
+	}
+}
+
+// TestDeltaMulAddMatchesProduct: the delta rule's products on ragged
+// shapes (single rows, odd row counts, column tails), SIMD on and off.
+func TestDeltaMulAddMatchesProduct(t *testing.T) {
+	simdModes(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(8, 9))
+		for _, s := range [][3]int{{1, 1, 1}, {1, 16, 128}, {2, 3, 7}, {3, 5, 8}, {5, 16, 17}, {16, 128, 128}, {7, 9, 73}, {4, 1, 200}} {
+			for _, pad := range []int{0, 3} {
+				checkDeltaMulAdd(t, rng, s[0], s[1], s[2], pad)
+			}
+		}
+	})
+}
+
+// FuzzDeltaMulAdd: arbitrary small shapes against the float64 product, SIMD
+// on and off.
+func FuzzDeltaMulAdd(f *testing.F) {
+	f.Add(uint8(3), uint8(5), uint8(17), uint8(1), uint64(1))
+	f.Fuzz(func(t *testing.T, m, kd, n, pad uint8, seed uint64) {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		saved := hasAVX2FMA
+		defer func() { hasAVX2FMA = saved }()
+		shape := [4]int{1 + int(m)%20, 1 + int(kd)%40, 1 + int(n)%150, int(pad) % 4}
+		checkDeltaMulAdd(t, rng, shape[0], shape[1], shape[2], shape[3])
+		hasAVX2FMA = false
+		checkDeltaMulAdd(t, rng, shape[0], shape[1], shape[2], shape[3])
+	})
+}
