@@ -490,3 +490,17 @@ func FuzzDeltaMulAdd(f *testing.F) {
 		checkDeltaMulAdd(t, rng, shape[0], shape[1], shape[2], shape[3])
 	})
 }
+
+// BenchmarkDeltaMulAdd: the chunked delta rule's state product (16 tokens
+// against a 128x128 head state, Vnew = U - W S) and its single-row form,
+// SIMD against the Go reference in the same run; values are multiply-adds.
+func BenchmarkDeltaMulAdd(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, s := range [][3]int{{16, 128, 128}, {1, 128, 128}} {
+		m, kd, n := s[0], s[1], s[2]
+		a, bm, c := randVec(rng, m*kd), randVec(rng, kd*n), make([]float32, m*n)
+		b.Run(fmt.Sprintf("m=%d", m), func(b *testing.B) {
+			benchBothWays(b, m*kd*n, func() { deltaMulAdd(c, a, bm, m, kd, n, kd, n, n) })
+		})
+	}
+}
