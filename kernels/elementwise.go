@@ -8,20 +8,32 @@ func RMSNorm(out, x, w []float32, rows, dim int, eps float32) {
 	for r := 0; r < rows; r++ {
 		xs := x[r*dim : (r+1)*dim]
 		os := out[r*dim : (r+1)*dim]
-		var ss float32
-		for _, v := range xs {
-			ss += v * v
-		}
-		inv := float32(1 / math.Sqrt(float64(ss/float32(dim)+eps)))
+		inv := float32(1 / math.Sqrt(float64(sumSquares(xs)/float32(dim)+eps)))
 		if w == nil {
 			for i, v := range xs {
 				os[i] = v * inv
 			}
 			continue
 		}
-		for i, v := range xs {
-			os[i] = v * inv * w[i]
-		}
+		scaleMul(os, xs, w[:dim], inv)
+	}
+}
+
+// sumSquaresGo is the reference of sumSquares: Σ x² in one running sum (the
+// assembly keeps 32 partial sums: the same terms in another order).
+func sumSquaresGo(x []float32) float32 {
+	var ss float32
+	for _, v := range x {
+		ss += v * v
+	}
+	return ss
+}
+
+// scaleMulGo is the reference of scaleMul: out = x·s·w.
+func scaleMulGo(out, x, w []float32, s float32) {
+	out, w = out[:len(x)], w[:len(x)]
+	for i, v := range x {
+		out[i] = v * s * w[i]
 	}
 }
 

@@ -105,3 +105,37 @@ func SwiGLU(out, gate, up []float32) {
 		copy(out[n8:], g[:])
 	}
 }
+
+//go:noescape
+func sumSquaresAVX2(x *float32, n int) float32
+
+//go:noescape
+func scaleMulAVX2(out, x, w *float32, n int, s float32)
+
+// sumSquares is Σ x[i]².
+func sumSquares(x []float32) float32 {
+	n8 := simdLen(len(x))
+	if n8 == 0 {
+		return sumSquaresGo(x)
+	}
+	return sumSquaresAVX2(&x[0], n8) + sumSquaresGo(x[n8:])
+}
+
+// scaleMul writes x[i]·s·w[i] to out[i].
+func scaleMul(out, x, w []float32, s float32) {
+	n8 := simdLen(len(x))
+	if n8 > 0 {
+		_, _ = out[n8-1], w[n8-1]
+		scaleMulAVX2(&out[0], &x[0], &w[0], n8, s)
+	}
+	scaleMulGo(out[n8:len(x)], x[n8:], w[n8:], s)
+}
+
+// simdLen is how many of n values the assembly takes: whole vectors of
+// eight, none without AVX2+FMA.
+func simdLen(n int) int {
+	if !hasAVX2FMA {
+		return 0
+	}
+	return n &^ 7
+}

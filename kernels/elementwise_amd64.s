@@ -173,3 +173,76 @@ swiloop:
 
 swidone:
 	RET
+
+// func sumSquaresAVX2(x *float32, n int) float32
+// Σ x[i]² over n (a multiple of 8) values, in four 8-lane accumulators
+// over 32 values at a time, then one over the last vectors.
+TEXT ·sumSquaresAVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+sq32:
+	CMPQ CX, $32
+	JLT  sq8
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y5
+	VMOVUPS 64(SI), Y6
+	VMOVUPS 96(SI), Y7
+	VFMADD231PS Y4, Y4, Y0
+	VFMADD231PS Y5, Y5, Y1
+	VFMADD231PS Y6, Y6, Y2
+	VFMADD231PS Y7, Y7, Y3
+	ADDQ $128, SI
+	SUBQ $32, CX
+	JMP  sq32
+
+sq8:
+	CMPQ CX, $8
+	JLT  sqsum
+	VMOVUPS (SI), Y4
+	VFMADD231PS Y4, Y4, Y0
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP  sq8
+
+sqsum:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func scaleMulAVX2(out, x, w *float32, n int, s float32)
+// out[i] = x[i]·s·w[i] (in that order, as RMSNorm's reference rounds) for
+// n (a multiple of 8) values.
+TEXT ·scaleMulAVX2(SB), NOSPLIT, $0-36
+	MOVQ out+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ w+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS s+32(FP), Y7
+	SHRQ $3, CX
+	JZ   smdone
+
+smloop:
+	VMULPS (SI), Y7, Y0
+	VMULPS (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  smloop
+	VZEROUPPER
+
+smdone:
+	RET

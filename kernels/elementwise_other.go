@@ -13,3 +13,9 @@ func SiluVec(out, x []float32) { siluVecGo(out, x) }
 
 // SwiGLU computes out = silu(gate) * up element-wise; out may alias either.
 func SwiGLU(out, gate, up []float32) { swigluGo(out, gate, up) }
+
+// sumSquares is Σ x[i]².
+func sumSquares(x []float32) float32 { return sumSquaresGo(x) }
+
+// scaleMul writes x[i]·s·w[i] to out[i].
+func scaleMul(out, x, w []float32, s float32) { scaleMulGo(out, x, w, s) }

@@ -186,8 +186,8 @@ func benchBothWays(b *testing.B, values int, f func()) {
 }
 
 // BenchmarkElementwise: the element-wise kernels over 1 MiB of values
-// (a 512-token prefill's SwiGLU at intermediate size 512), SIMD against
-// the Go reference in the same run.
+// (a 512-token prefill's SwiGLU at intermediate size 512; RMSNorm as 128
+// rows of 2048), SIMD against the Go reference in the same run.
 func BenchmarkElementwise(b *testing.B) {
 	const n = 1 << 18
 	rng := rand.New(rand.NewPCG(5, 5))
@@ -203,6 +203,7 @@ func BenchmarkElementwise(b *testing.B) {
 		{"Sigmoid", func() { SigmoidVec(out, x) }},
 		{"Silu", func() { SiluVec(out, x) }},
 		{"Exp", func() { ExpVec(out, x) }},
+		{"RMSNorm", func() { RMSNorm(out, x, y[:2048], n/2048, 2048, 1e-6) }},
 	} {
 		b.Run(k.name, func(b *testing.B) { benchBothWays(b, n, k.f) })
 	}

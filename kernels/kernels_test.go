@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"math/cmplx"
 	"math/rand/v2"
@@ -26,24 +27,39 @@ func close32(t *testing.T, what string, got, want []float32, tol float64) {
 	}
 }
 
+// TestRMSNorm: against a float64 norm, with and without a weight, on row
+// lengths that exercise the vector body and tail, SIMD on and off.
 func TestRMSNorm(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 3))
-	rows, dim := 3, 10
-	x, w := randVec(rng, rows*dim), randVec(rng, dim)
-	out := make([]float32, rows*dim)
-	RMSNorm(out, x, w, rows, dim, 1e-6)
-	want := make([]float32, rows*dim)
-	for r := 0; r < rows; r++ {
-		var ss float64
-		for _, v := range x[r*dim : (r+1)*dim] {
-			ss += float64(v) * float64(v)
+	simdModes(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(3, 3))
+		for _, dim := range []int{10, 64, 129, 2048} {
+			for _, weighted := range []bool{true, false} {
+				rows := 3
+				x, w := randVec(rng, rows*dim), randVec(rng, dim)
+				if !weighted {
+					w = nil
+				}
+				out := make([]float32, rows*dim)
+				RMSNorm(out, x, w, rows, dim, 1e-6)
+				want := make([]float32, rows*dim)
+				for r := 0; r < rows; r++ {
+					var ss float64
+					for _, v := range x[r*dim : (r+1)*dim] {
+						ss += float64(v) * float64(v)
+					}
+					rms := math.Sqrt(ss/float64(dim) + 1e-6)
+					for i := 0; i < dim; i++ {
+						wi := 1.0
+						if w != nil {
+							wi = float64(w[i])
+						}
+						want[r*dim+i] = float32(float64(x[r*dim+i]) / rms * wi)
+					}
+				}
+				close32(t, fmt.Sprintf("rmsnorm dim %d weighted %v", dim, weighted), out, want, 1e-5)
+			}
 		}
-		rms := math.Sqrt(ss/float64(dim) + 1e-6)
-		for i := 0; i < dim; i++ {
-			want[r*dim+i] = float32(float64(x[r*dim+i]) / rms * float64(w[i]))
-		}
-	}
-	close32(t, "rmsnorm", out, want, 1e-5)
+	})
 }
 
 // TestRope compares with rotation by e^{i·pos·freq} of complex pairs.
