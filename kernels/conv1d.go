@@ -1,6 +1,9 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // Conv1dStep is Conv1dPrefill for one token: the causal depthwise convolution
 // of Qwen3-Next's linear-attention block followed by SiLU.
@@ -32,21 +35,38 @@ func Conv1dPrefill(state, x, w, out []float32, t, channels, kernel int) {
 		panic(fmt.Sprintf("kernels.Conv1dPrefill: t=%d channels=%d kernel=%d needs state %d, x/out %d, w %d; got state %d, x %d, w %d, out %d",
 			t, channels, kernel, channels*hist, t*channels, channels*kernel, len(state), len(x), len(w), len(out)))
 	}
+	// The taps and the state are transposed into scratch so that every
+	// token is kernel multiply-adds of whole channel rows (vector work),
+	// not a strided walk per channel.
+	buf := convScratch.Get().(*[]float32)
+	need := channels * (kernel + hist)
+	if cap(*buf) < need {
+		*buf = make([]float32, need)
+	}
+	wT, hs := (*buf)[:channels*kernel], (*buf)[channels*kernel:need]
+	for c := range channels {
+		for j, wj := range w[c*kernel : (c+1)*kernel] {
+			wT[j*channels+c] = wj
+		}
+		for s, v := range state[c*hist : (c+1)*hist] {
+			hs[s*channels+c] = v
+		}
+	}
 	for i := range t {
 		oi := out[i*channels : (i+1)*channels]
-		for c := range oi {
-			var acc float32
-			for j, wj := range w[c*kernel : (c+1)*kernel] {
-				if p := i - hist + j; p < 0 {
-					acc += wj * state[c*hist+hist+p]
-				} else {
-					acc += wj * x[p*channels+c]
-				}
+		clear(oi)
+		for j := range kernel {
+			var src []float32
+			if p := i - hist + j; p < 0 { // state entry hist+p
+				src = hs[(hist+p)*channels:]
+			} else {
+				src = x[p*channels:]
 			}
-			oi[c] = acc
+			mulAdd(oi, wT[j*channels:(j+1)*channels], src[:channels])
 		}
 		SiluVec(oi, oi)
 	}
+	convScratch.Put(buf)
 	for c := range channels {
 		sc := state[c*hist : (c+1)*hist]
 		// Entry s now holds time t-hist+s; a time before the first new token is
@@ -60,3 +80,7 @@ func Conv1dPrefill(state, x, w, out []float32, t, channels, kernel int) {
 		}
 	}
 }
+
+// convScratch holds Conv1dPrefill's transposed taps and state between calls,
+// so a decode step allocates nothing.
+var convScratch = sync.Pool{New: func() any { return new([]float32) }}

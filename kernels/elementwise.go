@@ -75,17 +75,27 @@ func siluVecGo(out, x []float32) {
 	}
 }
 
-// Add computes out = a + b element-wise.
-func Add(out, a, b []float32) {
+// addGo is the reference of Add: out = a + b.
+func addGo(out, a, b []float32) {
+	a, b = a[:len(out)], b[:len(out)]
 	for i := range out {
 		out[i] = a[i] + b[i]
 	}
 }
 
-// AddScaled computes out += s * x element-wise.
-func AddScaled(out, x []float32, s float32) {
+// addScaledGo is the reference of AddScaled: out += s * x.
+func addScaledGo(out, x []float32, s float32) {
+	out = out[:len(x)]
 	for i, v := range x {
 		out[i] += s * v
+	}
+}
+
+// mulAddGo is the reference of mulAdd: out += a * b.
+func mulAddGo(out, a, b []float32) {
+	out, b = out[:len(a)], b[:len(a)]
+	for i, v := range a {
+		out[i] += v * b[i]
 	}
 }
 
@@ -103,5 +113,12 @@ func Softmax(x []float32) {
 	}
 	for i := range x {
 		x[i] /= sum
+	}
+}
+
+// scaleGo is the reference of scale: x *= s.
+func scaleGo(x []float32, s float32) {
+	for i := range x {
+		x[i] *= s
 	}
 }

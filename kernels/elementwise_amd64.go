@@ -139,3 +139,79 @@ func simdLen(n int) int {
 	}
 	return n &^ 7
 }
+
+//go:noescape
+func mulAddAVX2(out, a, b *float32, n int)
+
+//go:noescape
+func addScaledAVX2(out, x *float32, n int, s float32)
+
+//go:noescape
+func addAVX2(out, a, b *float32, n int)
+
+// mulAdd adds a[i]·b[i] to out[i] (fused where the assembly runs; the tail
+// through it too, so a value's result does not depend on its position).
+func mulAdd(out, a, b []float32) {
+	if !hasAVX2FMA {
+		mulAddGo(out, a, b)
+		return
+	}
+	n := len(a)
+	out, b = out[:n], b[:n]
+	n8 := n &^ 7
+	if n8 > 0 {
+		mulAddAVX2(&out[0], &a[0], &b[0], n8)
+	}
+	if n8 < n {
+		var o, x, y [8]float32
+		copy(o[:], out[n8:])
+		copy(x[:], a[n8:])
+		copy(y[:], b[n8:])
+		mulAddAVX2(&o[0], &x[0], &y[0], 8)
+		copy(out[n8:], o[:])
+	}
+}
+
+// AddScaled computes out += s * x element-wise (fused where the assembly
+// runs, the tail through it too).
+func AddScaled(out, x []float32, s float32) {
+	if !hasAVX2FMA {
+		addScaledGo(out, x, s)
+		return
+	}
+	n := len(x)
+	out = out[:n]
+	n8 := n &^ 7
+	if n8 > 0 {
+		addScaledAVX2(&out[0], &x[0], n8, s)
+	}
+	if n8 < n {
+		var o, y [8]float32
+		copy(o[:], out[n8:])
+		copy(y[:], x[n8:])
+		addScaledAVX2(&o[0], &y[0], 8, s)
+		copy(out[n8:], o[:])
+	}
+}
+
+// Add computes out = a + b element-wise.
+func Add(out, a, b []float32) {
+	n8 := simdLen(len(out))
+	if n8 > 0 {
+		_, _ = a[n8-1], b[n8-1]
+		addAVX2(&out[0], &a[0], &b[0], n8)
+	}
+	addGo(out[n8:], a[n8:], b[n8:])
+}
+
+//go:noescape
+func scaleAVX2(x *float32, n int, s float32)
+
+// scale multiplies x by s in place.
+func scale(x []float32, s float32) {
+	n8 := simdLen(len(x))
+	if n8 > 0 {
+		scaleAVX2(&x[0], n8, s)
+	}
+	scaleGo(x[n8:], s)
+}

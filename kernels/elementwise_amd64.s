@@ -246,3 +246,95 @@ smloop:
 
 smdone:
 	RET
+
+// func mulAddAVX2(out, a, b *float32, n int)
+// out[i] += a[i]·b[i] (fused) for n (a multiple of 8) values.
+TEXT ·mulAddAVX2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   madone
+
+maloop:
+	VMOVUPS (DI), Y0
+	VMOVUPS (SI), Y1
+	VFMADD231PS (DX), Y1, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  maloop
+	VZEROUPPER
+
+madone:
+	RET
+
+// func addScaledAVX2(out, x *float32, n int, s float32)
+// out[i] += s·x[i] (fused) for n (a multiple of 8) values.
+TEXT ·addScaledAVX2(SB), NOSPLIT, $0-28
+	MOVQ out+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS s+24(FP), Y7
+	SHRQ $3, CX
+	JZ   asdone
+
+asloop:
+	VMOVUPS (DI), Y0
+	VFMADD231PS (SI), Y7, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  asloop
+	VZEROUPPER
+
+asdone:
+	RET
+
+// func addAVX2(out, a, b *float32, n int)
+// out[i] = a[i] + b[i] for n (a multiple of 8) values.
+TEXT ·addAVX2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   adddone
+
+addloop:
+	VMOVUPS (SI), Y0
+	VADDPS (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  addloop
+	VZEROUPPER
+
+adddone:
+	RET
+
+// func scaleAVX2(x *float32, n int, s float32)
+// x[i] *= s for n (a multiple of 8) values.
+TEXT ·scaleAVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS s+16(FP), Y7
+	SHRQ $3, CX
+	JZ   scdone
+
+scloop:
+	VMULPS (DI), Y7, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  scloop
+	VZEROUPPER
+
+scdone:
+	RET

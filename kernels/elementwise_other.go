@@ -19,3 +19,15 @@ func sumSquares(x []float32) float32 { return sumSquaresGo(x) }
 
 // scaleMul writes x[i]·s·w[i] to out[i].
 func scaleMul(out, x, w []float32, s float32) { scaleMulGo(out, x, w, s) }
+
+// mulAdd adds a[i]·b[i] to out[i].
+func mulAdd(out, a, b []float32) { mulAddGo(out, a, b) }
+
+// AddScaled computes out += s * x element-wise.
+func AddScaled(out, x []float32, s float32) { addScaledGo(out, x, s) }
+
+// Add computes out = a + b element-wise.
+func Add(out, a, b []float32) { addGo(out, a, b) }
+
+// scale multiplies x by s in place.
+func scale(x []float32, s float32) { scaleGo(x, s) }

@@ -144,6 +144,63 @@ func TestActivationsMatchReference(t *testing.T) {
 	})
 }
 
+// checkArithmetic compares Add and scale (exactly), AddScaled and mulAdd (fused
+// against two roundings: within 1e-6 of the terms' size) with their
+// references on x, y, and checks that AddScaled on one value alone agrees
+// bit for bit with the whole slice.
+func checkArithmetic(t *testing.T, x, y []float32) {
+	t.Helper()
+	n := len(x)
+	sum, want := make([]float32, n), make([]float32, n)
+	Add(sum, x, y)
+	addGo(want, x, y)
+	for i := range sum {
+		if sum[i] != want[i] && !(sum[i] != sum[i] && want[i] != want[i]) {
+			t.Fatalf("n=%d: %g + %g = %g, want %g", n, x[i], y[i], sum[i], want[i])
+		}
+	}
+	const s = 0.37
+	sx, wantSX := append([]float32(nil), x...), append([]float32(nil), x...)
+	scale(sx, s)
+	scaleGo(wantSX, s)
+	for i := range sx {
+		if sx[i] != wantSX[i] && !(sx[i] != sx[i] && wantSX[i] != wantSX[i]) {
+			t.Fatalf("n=%d: %g·%g = %g, want %g", n, x[i], float32(s), sx[i], wantSX[i])
+		}
+	}
+	scaled, ma := append([]float32(nil), y...), append([]float32(nil), y...)
+	wantScaled, wantMA := append([]float32(nil), y...), append([]float32(nil), y...)
+	AddScaled(scaled, x, s)
+	addScaledGo(wantScaled, x, s)
+	mulAdd(ma, x, x)
+	mulAddGo(wantMA, x, x)
+	for i := range x {
+		size := math.Abs(float64(y[i])) + math.Abs(float64(x[i]))*(1+math.Abs(float64(x[i])))
+		if d := math.Abs(float64(scaled[i] - wantScaled[i])); d > 1e-6*size {
+			t.Fatalf("n=%d: %g + %g·%g = %g, want %g", n, y[i], float32(s), x[i], scaled[i], wantScaled[i])
+		}
+		if d := math.Abs(float64(ma[i] - wantMA[i])); d > 1e-6*size {
+			t.Fatalf("n=%d: %g + %g² = %g, want %g", n, y[i], x[i], ma[i], wantMA[i])
+		}
+		one := []float32{y[i]}
+		AddScaled(one, x[i:i+1], s)
+		if one[0] != scaled[i] && !(one[0] != one[0] && scaled[i] != scaled[i]) {
+			t.Fatalf("n=%d: AddScaled of value %d alone gave %g, in the slice %g", n, i, one[0], scaled[i])
+		}
+	}
+}
+
+// TestArithmeticMatchesReference: Add, AddScaled and mulAdd on ragged
+// lengths, SIMD on and off.
+func TestArithmeticMatchesReference(t *testing.T) {
+	simdModes(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(7, 8))
+		for _, n := range []int{0, 1, 7, 8, 9, 31, 64, 1001} {
+			checkArithmetic(t, randVec(rng, n), randVec(rng, n))
+		}
+	})
+}
+
 // FuzzActivations: arbitrary float32 bit patterns through the vector
 // kernels against their references.
 func FuzzActivations(f *testing.F) {
@@ -156,8 +213,10 @@ func FuzzActivations(f *testing.F) {
 		saved := hasAVX2FMA
 		defer func() { hasAVX2FMA = saved }()
 		checkActivations(t, x)
+		checkArithmetic(t, x[:len(x)/2], x[len(x)/2:2*(len(x)/2)])
 		hasAVX2FMA = false
 		checkActivations(t, x)
+		checkArithmetic(t, x[:len(x)/2], x[len(x)/2:2*(len(x)/2)])
 	})
 }
 
@@ -195,6 +254,10 @@ func BenchmarkElementwise(b *testing.B) {
 	for i := range x {
 		x[i] *= 8
 	}
+	// Qwen3-Next's conv1d: 4 taps over q, k and v channels (8192 at full
+	// size, 2048 here), 128 tokens.
+	const convChannels = 2048
+	state, w := make([]float32, 3*convChannels), randVec(rng, 4*convChannels)
 	for _, k := range []struct {
 		name string
 		f    func()
@@ -204,6 +267,7 @@ func BenchmarkElementwise(b *testing.B) {
 		{"Silu", func() { SiluVec(out, x) }},
 		{"Exp", func() { ExpVec(out, x) }},
 		{"RMSNorm", func() { RMSNorm(out, x, y[:2048], n/2048, 2048, 1e-6) }},
+		{"Conv1dPrefill", func() { Conv1dPrefill(state, x, w, out, n/convChannels, convChannels, 4) }},
 	} {
 		b.Run(k.name, func(b *testing.B) { benchBothWays(b, n, k.f) })
 	}

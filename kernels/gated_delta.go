@@ -254,10 +254,7 @@ func (sc *deltaChunkScratch) run(s, q, k, v, g, beta, out []float32, t0, n, h, h
 	o := out[(t0*hv+h)*dv:]
 	for i := range n {
 		e := float32(math.Exp(float64(sc.cum[i])))
-		qi := sc.qn[i*dk : (i+1)*dk]
-		for j := range qi {
-			qi[j] *= e
-		}
+		scale(sc.qn[i*dk:(i+1)*dk], e)
 		clear(o[i*ostride : i*ostride+dv])
 	}
 	deltaMulAdd(o, sc.qn, s, n, dk, dv, dk, dv, ostride)
@@ -273,10 +270,7 @@ func (sc *deltaChunkScratch) run(s, q, k, v, g, beta, out []float32, t0, n, h, h
 			sc.kdT[d*c+j] = e * x
 		}
 	}
-	decay := float32(math.Exp(float64(last)))
-	for i := range s {
-		s[i] *= decay
-	}
+	scale(s, float32(math.Exp(float64(last))))
 	deltaMulAdd(s, sc.kdT, sc.uw, dk, n, dv, c, ld, dv)
 }
 
