@@ -2,17 +2,34 @@
 
 package kernels
 
+// activationAVX2 runs activation op (act*) over n values, n a multiple of 8.
+//
 //go:noescape
-func expAVX2(out, x *float32, n int)
+func activationAVX2(out, x, up *float32, n, op int)
+
+// arithAVX2 runs arithmetic op (ar*) over n values, n a multiple of 8.
+//
+//go:noescape
+func arithAVX2(out, a, b *float32, n int, s float32, op int)
 
 //go:noescape
-func sigmoidAVX2(out, x *float32, n int)
+func sumSquaresAVX2(x *float32, n int) float32
 
-//go:noescape
-func siluAVX2(out, x *float32, n int)
+// The ops of activationAVX2 and arithAVX2.
+const (
+	actExp = iota
+	actSigmoid
+	actSilu
+	actSwiGLU
+)
 
-//go:noescape
-func swigluAVX2(out, gate, up *float32, n int)
+const (
+	arAdd = iota
+	arScale
+	arScaleMul
+	arAddScaled
+	arMulAdd
+)
 
 // The element-wise kernels run eight lanes at a time in AVX2 assembly; the
 // last partial vector goes through the assembly too (padded on the stack),
@@ -28,7 +45,7 @@ func ExpVec(out, x []float32) {
 		expVecGo(out, x)
 		return
 	}
-	unary(opExp, out, x)
+	activation(actExp, out, x, nil)
 }
 
 // SigmoidVec writes 1/(1+e^-x[i]) to out[i]; out may alias x.
@@ -37,7 +54,7 @@ func SigmoidVec(out, x []float32) {
 		sigmoidVecGo(out, x)
 		return
 	}
-	unary(opSigmoid, out, x)
+	activation(actSigmoid, out, x, nil)
 }
 
 // SiluVec writes x[i]·sigmoid(x[i]) to out[i]; out may alias x.
@@ -46,43 +63,7 @@ func SiluVec(out, x []float32) {
 		siluVecGo(out, x)
 		return
 	}
-	unary(opSilu, out, x)
-}
-
-// The one-input assembly kernels, by number: called directly (a call
-// through a func value would move the tail buffer to the heap).
-const (
-	opExp = iota
-	opSigmoid
-	opSilu
-)
-
-func unaryAVX2(op int, out, x *float32, n int) {
-	switch op {
-	case opExp:
-		expAVX2(out, x, n)
-	case opSigmoid:
-		sigmoidAVX2(out, x, n)
-	case opSilu:
-		siluAVX2(out, x, n)
-	}
-}
-
-// unary runs assembly kernel op over x: whole vectors in place, the tail
-// through an eight-value buffer.
-func unary(op int, out, x []float32) {
-	n := len(x)
-	out = out[:n]
-	n8 := n &^ 7
-	if n8 > 0 {
-		unaryAVX2(op, &out[0], &x[0], n8)
-	}
-	if n8 < n {
-		var buf [8]float32
-		copy(buf[:], x[n8:])
-		unaryAVX2(op, &buf[0], &buf[0], 8)
-		copy(out[n8:], buf[:])
-	}
+	activation(actSilu, out, x, nil)
 }
 
 // SwiGLU computes out = silu(gate) * up element-wise; out may alias either.
@@ -91,127 +72,115 @@ func SwiGLU(out, gate, up []float32) {
 		swigluGo(out, gate, up)
 		return
 	}
-	n := len(gate)
-	out, up = out[:n], up[:n]
+	activation(actSwiGLU, out, gate, up)
+}
+
+// activation runs op over x (and up for actSwiGLU): whole vectors in
+// place, the tail through eight-value buffers.
+func activation(op int, out, x, up []float32) {
+	n := len(x)
+	out = out[:n]
+	var u0 *float32
+	if op == actSwiGLU {
+		up = up[:n]
+	}
 	n8 := n &^ 7
 	if n8 > 0 {
-		swigluAVX2(&out[0], &gate[0], &up[0], n8)
+		if up != nil {
+			u0 = &up[0]
+		}
+		activationAVX2(&out[0], &x[0], u0, n8, op)
 	}
 	if n8 < n {
-		var g, u [8]float32
-		copy(g[:], gate[n8:])
-		copy(u[:], up[n8:])
-		swigluAVX2(&g[0], &g[0], &u[0], 8)
-		copy(out[n8:], g[:])
+		var xb, ub [8]float32
+		copy(xb[:], x[n8:])
+		if up != nil {
+			copy(ub[:], up[n8:])
+		}
+		activationAVX2(&xb[0], &xb[0], &ub[0], 8, op)
+		copy(out[n8:], xb[:])
 	}
 }
 
-//go:noescape
-func sumSquaresAVX2(x *float32, n int) float32
-
-//go:noescape
-func scaleMulAVX2(out, x, w *float32, n int, s float32)
+// arith runs op over out, a and b (b unused by arScale and arAddScaled):
+// whole vectors in place, the tail through eight-value buffers.
+func arith(op int, out, a, b []float32, s float32) {
+	n := len(a)
+	out = out[:n]
+	var b0 *float32
+	if op != arScale && op != arAddScaled {
+		b = b[:n]
+	}
+	n8 := n &^ 7
+	if n8 > 0 {
+		if len(b) > 0 {
+			b0 = &b[0]
+		}
+		arithAVX2(&out[0], &a[0], b0, n8, s, op)
+	}
+	if n8 < n {
+		var ob, ab, bb [8]float32
+		copy(ob[:], out[n8:])
+		copy(ab[:], a[n8:])
+		if len(b) > 0 {
+			copy(bb[:], b[n8:])
+		}
+		arithAVX2(&ob[0], &ab[0], &bb[0], 8, s, op)
+		copy(out[n8:], ob[:])
+	}
+}
 
 // sumSquares is Σ x[i]².
 func sumSquares(x []float32) float32 {
-	n8 := simdLen(len(x))
-	if n8 == 0 {
+	if !hasAVX2FMA || len(x) < 8 {
 		return sumSquaresGo(x)
 	}
+	n8 := len(x) &^ 7
 	return sumSquaresAVX2(&x[0], n8) + sumSquaresGo(x[n8:])
 }
 
 // scaleMul writes x[i]·s·w[i] to out[i].
 func scaleMul(out, x, w []float32, s float32) {
-	n8 := simdLen(len(x))
-	if n8 > 0 {
-		_, _ = out[n8-1], w[n8-1]
-		scaleMulAVX2(&out[0], &x[0], &w[0], n8, s)
-	}
-	scaleMulGo(out[n8:len(x)], x[n8:], w[n8:], s)
-}
-
-// simdLen is how many of n values the assembly takes: whole vectors of
-// eight, none without AVX2+FMA.
-func simdLen(n int) int {
 	if !hasAVX2FMA {
-		return 0
+		scaleMulGo(out, x, w, s)
+		return
 	}
-	return n &^ 7
+	arith(arScaleMul, out, x, w, s)
 }
 
-//go:noescape
-func mulAddAVX2(out, a, b *float32, n int)
-
-//go:noescape
-func addScaledAVX2(out, x *float32, n int, s float32)
-
-//go:noescape
-func addAVX2(out, a, b *float32, n int)
-
-// mulAdd adds a[i]·b[i] to out[i] (fused where the assembly runs; the tail
-// through it too, so a value's result does not depend on its position).
+// mulAdd adds a[i]·b[i] to out[i] (fused where the assembly runs).
 func mulAdd(out, a, b []float32) {
 	if !hasAVX2FMA {
 		mulAddGo(out, a, b)
 		return
 	}
-	n := len(a)
-	out, b = out[:n], b[:n]
-	n8 := n &^ 7
-	if n8 > 0 {
-		mulAddAVX2(&out[0], &a[0], &b[0], n8)
-	}
-	if n8 < n {
-		var o, x, y [8]float32
-		copy(o[:], out[n8:])
-		copy(x[:], a[n8:])
-		copy(y[:], b[n8:])
-		mulAddAVX2(&o[0], &x[0], &y[0], 8)
-		copy(out[n8:], o[:])
-	}
+	arith(arMulAdd, out, a, b, 0)
 }
 
 // AddScaled computes out += s * x element-wise (fused where the assembly
-// runs, the tail through it too).
+// runs).
 func AddScaled(out, x []float32, s float32) {
 	if !hasAVX2FMA {
 		addScaledGo(out, x, s)
 		return
 	}
-	n := len(x)
-	out = out[:n]
-	n8 := n &^ 7
-	if n8 > 0 {
-		addScaledAVX2(&out[0], &x[0], n8, s)
-	}
-	if n8 < n {
-		var o, y [8]float32
-		copy(o[:], out[n8:])
-		copy(y[:], x[n8:])
-		addScaledAVX2(&o[0], &y[0], 8, s)
-		copy(out[n8:], o[:])
-	}
+	arith(arAddScaled, out, x, nil, s)
 }
 
 // Add computes out = a + b element-wise.
 func Add(out, a, b []float32) {
-	n8 := simdLen(len(out))
-	if n8 > 0 {
-		_, _ = a[n8-1], b[n8-1]
-		addAVX2(&out[0], &a[0], &b[0], n8)
+	if !hasAVX2FMA {
+		addGo(out, a, b)
+		return
 	}
-	addGo(out[n8:], a[n8:], b[n8:])
+	arith(arAdd, out, a[:len(out)], b, 0)
 }
-
-//go:noescape
-func scaleAVX2(x *float32, n int, s float32)
 
 // scale multiplies x by s in place.
 func scale(x []float32, s float32) {
-	n8 := simdLen(len(x))
-	if n8 > 0 {
-		scaleAVX2(&x[0], n8, s)
+	if !hasAVX2FMA {
+		scaleGo(x, s)
+		return
 	}
-	scaleGo(x[n8:], s)
+	arith(arScale, x, x, nil, s)
 }

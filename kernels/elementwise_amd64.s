@@ -68,110 +68,54 @@ GLOBL ewconst<>(SB), RODATA|NOPTR, $52
 	VPSLLD $23, Y1, Y1; \
 	VMULPS Y1, Y2, Y0
 
-// func expAVX2(out, x *float32, n int)
-// out[i] = e^x[i] for n (a multiple of 8) values.
-TEXT ·expAVX2(SB), NOSPLIT, $160-24
+// func activationAVX2(out, x, up *float32, n, op int)
+// For n (a multiple of 8) values: op 0 (actExp) out = e^x, 1 (actSigmoid)
+// out = 1/(1+e^-x), 2 (actSilu) out = x/(1+e^-x), 3 (actSwiGLU) out =
+// x/(1+e^-x)·up. The branches on op are the same every vector.
+TEXT ·activationAVX2(SB), NOSPLIT, $160-40
 	MOVQ out+0(FP), DI
 	MOVQ x+8(FP), SI
-	MOVQ n+16(FP), CX
-	SHRQ $3, CX
-	JZ   expdone
-	EWSETUP
-
-exploop:
-	VMOVUPS (SI), Y0
-	EXPY0
-	VMOVUPS Y0, (DI)
-	ADDQ $32, SI
-	ADDQ $32, DI
-	DECQ CX
-	JNZ  exploop
-	VZEROUPPER
-
-expdone:
-	RET
-
-// func sigmoidAVX2(out, x *float32, n int)
-// out[i] = 1/(1+e^-x[i]) for n (a multiple of 8) values.
-TEXT ·sigmoidAVX2(SB), NOSPLIT, $160-24
-	MOVQ out+0(FP), DI
-	MOVQ x+8(FP), SI
-	MOVQ n+16(FP), CX
-	SHRQ $3, CX
-	JZ   sigdone
-	EWSETUP
-	VXORPS Y7, Y7, Y7
-
-sigloop:
-	VSUBPS (SI), Y7, Y0
-	EXPY0
-	VADDPS Y12, Y0, Y0
-	VDIVPS Y0, Y12, Y0
-	VMOVUPS Y0, (DI)
-	ADDQ $32, SI
-	ADDQ $32, DI
-	DECQ CX
-	JNZ  sigloop
-	VZEROUPPER
-
-sigdone:
-	RET
-
-// func siluAVX2(out, x *float32, n int)
-// out[i] = x[i]/(1+e^-x[i]) for n (a multiple of 8) values.
-TEXT ·siluAVX2(SB), NOSPLIT, $160-24
-	MOVQ out+0(FP), DI
-	MOVQ x+8(FP), SI
-	MOVQ n+16(FP), CX
-	SHRQ $3, CX
-	JZ   siludone
-	EWSETUP
-	VXORPS Y7, Y7, Y7
-
-siluloop:
-	VMOVUPS (SI), Y3
-	VSUBPS Y3, Y7, Y0
-	EXPY0
-	VADDPS Y12, Y0, Y0
-	VDIVPS Y0, Y3, Y0
-	VMOVUPS Y0, (DI)
-	ADDQ $32, SI
-	ADDQ $32, DI
-	DECQ CX
-	JNZ  siluloop
-	VZEROUPPER
-
-siludone:
-	RET
-
-// func swigluAVX2(out, gate, up *float32, n int)
-// out[i] = gate[i]/(1+e^-gate[i]) · up[i] for n (a multiple of 8) values.
-TEXT ·swigluAVX2(SB), NOSPLIT, $160-32
-	MOVQ out+0(FP), DI
-	MOVQ gate+8(FP), SI
 	MOVQ up+16(FP), DX
 	MOVQ n+24(FP), CX
+	MOVQ op+32(FP), BX
 	SHRQ $3, CX
-	JZ   swidone
+	JZ   actdone
 	EWSETUP
 	VXORPS Y7, Y7, Y7
 
-swiloop:
+actloop:
 	VMOVUPS (SI), Y3
+	VMOVAPS Y3, Y0
+	TESTQ BX, BX
+	JZ   actexp
 	VSUBPS Y3, Y7, Y0
+
+actexp:
 	EXPY0
+	TESTQ BX, BX
+	JZ   actstore
 	VADDPS Y12, Y0, Y0
+	CMPQ BX, $1
+	JNE  actsilu
+	VDIVPS Y0, Y12, Y0
+	JMP  actstore
+
+actsilu:
 	VDIVPS Y0, Y3, Y0
+	CMPQ BX, $3
+	JNE  actstore
 	VMULPS (DX), Y0, Y0
+	ADDQ $32, DX
+
+actstore:
 	VMOVUPS Y0, (DI)
 	ADDQ $32, SI
-	ADDQ $32, DX
 	ADDQ $32, DI
 	DECQ CX
-	JNZ  swiloop
+	JNZ  actloop
 	VZEROUPPER
 
-swidone:
+actdone:
 	RET
 
 // func sumSquaresAVX2(x *float32, n int) float32
@@ -221,120 +165,60 @@ sqsum:
 	VZEROUPPER
 	RET
 
-// func scaleMulAVX2(out, x, w *float32, n int, s float32)
-// out[i] = x[i]·s·w[i] (in that order, as RMSNorm's reference rounds) for
-// n (a multiple of 8) values.
-TEXT ·scaleMulAVX2(SB), NOSPLIT, $0-36
+// func arithAVX2(out, a, b *float32, n int, s float32, op int)
+// For n (a multiple of 8) values: op 0 (arAdd) out = a+b, 1 (arScale) out
+// = a·s, 2 (arScaleMul) out = a·s·b (two roundings, in that order), 3
+// (arAddScaled) out += s·a and 4 (arMulAdd) out += a·b (fused). b is not
+// read by ops 1 and 3.
+TEXT ·arithAVX2(SB), NOSPLIT, $0-48
 	MOVQ out+0(FP), DI
-	MOVQ x+8(FP), SI
-	MOVQ w+16(FP), DX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
 	MOVQ n+24(FP), CX
 	VBROADCASTSS s+32(FP), Y7
+	MOVQ op+40(FP), BX
 	SHRQ $3, CX
-	JZ   smdone
+	JZ   ardone
 
-smloop:
-	VMULPS (SI), Y7, Y0
-	VMULPS (DX), Y0, Y0
-	VMOVUPS Y0, (DI)
-	ADDQ $32, SI
-	ADDQ $32, DX
-	ADDQ $32, DI
-	DECQ CX
-	JNZ  smloop
-	VZEROUPPER
-
-smdone:
-	RET
-
-// func mulAddAVX2(out, a, b *float32, n int)
-// out[i] += a[i]·b[i] (fused) for n (a multiple of 8) values.
-TEXT ·mulAddAVX2(SB), NOSPLIT, $0-32
-	MOVQ out+0(FP), DI
-	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), DX
-	MOVQ n+24(FP), CX
-	SHRQ $3, CX
-	JZ   madone
-
-maloop:
-	VMOVUPS (DI), Y0
+arloop:
 	VMOVUPS (SI), Y1
-	VFMADD231PS (DX), Y1, Y0
-	VMOVUPS Y0, (DI)
-	ADDQ $32, SI
-	ADDQ $32, DX
-	ADDQ $32, DI
-	DECQ CX
-	JNZ  maloop
-	VZEROUPPER
+	CMPQ BX, $1
+	JA   arfused
+	JE   arscale
+	VADDPS (DX), Y1, Y0
+	JMP  arnext
 
-madone:
-	RET
+arscale:
+	VMULPS Y7, Y1, Y0
+	JMP  arstore
 
-// func addScaledAVX2(out, x *float32, n int, s float32)
-// out[i] += s·x[i] (fused) for n (a multiple of 8) values.
-TEXT ·addScaledAVX2(SB), NOSPLIT, $0-28
-	MOVQ out+0(FP), DI
-	MOVQ x+8(FP), SI
-	MOVQ n+16(FP), CX
-	VBROADCASTSS s+24(FP), Y7
-	SHRQ $3, CX
-	JZ   asdone
+arfused:
+	CMPQ BX, $3
+	JA   armuladd
+	JE   araddscaled
+	VMULPS Y7, Y1, Y0
+	VMULPS (DX), Y0, Y0
+	JMP  arnext
 
-asloop:
+araddscaled:
 	VMOVUPS (DI), Y0
-	VFMADD231PS (SI), Y7, Y0
-	VMOVUPS Y0, (DI)
-	ADDQ $32, SI
-	ADDQ $32, DI
-	DECQ CX
-	JNZ  asloop
-	VZEROUPPER
+	VFMADD231PS Y7, Y1, Y0
+	JMP  arstore
 
-asdone:
-	RET
+armuladd:
+	VMOVUPS (DI), Y0
+	VFMADD231PS (DX), Y1, Y0
 
-// func addAVX2(out, a, b *float32, n int)
-// out[i] = a[i] + b[i] for n (a multiple of 8) values.
-TEXT ·addAVX2(SB), NOSPLIT, $0-32
-	MOVQ out+0(FP), DI
-	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), DX
-	MOVQ n+24(FP), CX
-	SHRQ $3, CX
-	JZ   adddone
-
-addloop:
-	VMOVUPS (SI), Y0
-	VADDPS (DX), Y0, Y0
-	VMOVUPS Y0, (DI)
-	ADDQ $32, SI
+arnext:
 	ADDQ $32, DX
-	ADDQ $32, DI
-	DECQ CX
-	JNZ  addloop
-	VZEROUPPER
 
-adddone:
-	RET
-
-// func scaleAVX2(x *float32, n int, s float32)
-// x[i] *= s for n (a multiple of 8) values.
-TEXT ·scaleAVX2(SB), NOSPLIT, $0-20
-	MOVQ x+0(FP), DI
-	MOVQ n+8(FP), CX
-	VBROADCASTSS s+16(FP), Y7
-	SHRQ $3, CX
-	JZ   scdone
-
-scloop:
-	VMULPS (DI), Y7, Y0
+arstore:
 	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
 	ADDQ $32, DI
 	DECQ CX
-	JNZ  scloop
+	JNZ  arloop
 	VZEROUPPER
 
-scdone:
+ardone:
 	RET
