@@ -2,7 +2,7 @@ package kernels
 
 import (
 	"fmt"
-	"sync"
+	"sync/atomic"
 )
 
 // Conv1dStep is Conv1dPrefill for one token: the causal depthwise convolution
@@ -38,7 +38,10 @@ func Conv1dPrefill(state, x, w, out []float32, t, channels, kernel int) {
 	// The taps and the state are transposed into scratch so that every
 	// token is kernel multiply-adds of whole channel rows (vector work),
 	// not a strided walk per channel.
-	buf := convScratch.Get().(*[]float32)
+	buf := convScratch.Swap(nil)
+	if buf == nil {
+		buf = new([]float32)
+	}
 	need := channels * (kernel + hist)
 	if cap(*buf) < need {
 		*buf = make([]float32, need)
@@ -66,7 +69,7 @@ func Conv1dPrefill(state, x, w, out []float32, t, channels, kernel int) {
 		}
 		SiluVec(oi, oi)
 	}
-	convScratch.Put(buf)
+	convScratch.Store(buf)
 	for c := range channels {
 		sc := state[c*hist : (c+1)*hist]
 		// Entry s now holds time t-hist+s; a time before the first new token is
@@ -81,6 +84,7 @@ func Conv1dPrefill(state, x, w, out []float32, t, channels, kernel int) {
 	}
 }
 
-// convScratch holds Conv1dPrefill's transposed taps and state between calls,
-// so a decode step allocates nothing.
-var convScratch = sync.Pool{New: func() any { return new([]float32) }}
+// convScratch keeps Conv1dPrefill's transposed taps and state between calls,
+// so a decode step allocates nothing (one idle buffer: a sync.Pool would be
+// emptied by GCs; concurrent calls make their own).
+var convScratch atomic.Pointer[[]float32]

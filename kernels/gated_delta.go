@@ -3,7 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
-	"sync"
+	"sync/atomic"
 )
 
 // Gated DeltaNet (the linear-attention layers of Qwen3-Next and Qwen3.5) keeps,
@@ -40,12 +40,16 @@ const deltaL2Eps = 1e-6
 // (a caller bug, like an index out of range).
 func GatedDeltaStep(state, q, k, v, g, beta, out []float32, hk, hv, dk, dv int) {
 	deltaCheck("GatedDeltaStep", state, q, k, v, g, beta, out, 1, hk, hv, dk, dv)
-	j := deltaStepJobs.Get().(*deltaStepJob)
+	j := deltaStepJobs.Swap(nil)
+	if j == nil {
+		j = new(deltaStepJob)
+		j.body = j.run
+	}
 	j.state, j.q, j.k, j.v, j.g, j.beta, j.out = state, q, k, v, g, beta, out
 	j.hk, j.hv, j.dk, j.dv = hk, hv, dk, dv
 	parallelFor(hv, dk*dv, j.body)
 	*j = deltaStepJob{body: j.body}
-	deltaStepJobs.Put(j)
+	deltaStepJobs.Store(j)
 }
 
 // deltaStepJob is one GatedDeltaStep call's arguments with its work
@@ -57,11 +61,10 @@ type deltaStepJob struct {
 	body                         func(lo, hi int)
 }
 
-var deltaStepJobs = sync.Pool{New: func() any {
-	j := new(deltaStepJob)
-	j.body = j.run
-	return j
-}}
+// deltaStepJobs keeps one idle job (a sync.Pool would be emptied by every
+// other GC, and a decode step would allocate a new one); concurrent calls
+// make their own.
+var deltaStepJobs atomic.Pointer[deltaStepJob]
 
 // run advances value heads [lo, hi).
 func (j *deltaStepJob) run(lo, hi int) {
