@@ -35,9 +35,54 @@ func Conv1dPrefill(state, x, w, out []float32, t, channels, kernel int) {
 		panic(fmt.Sprintf("kernels.Conv1dPrefill: t=%d channels=%d kernel=%d needs state %d, x/out %d, w %d; got state %d, x %d, w %d, out %d",
 			t, channels, kernel, channels*hist, t*channels, channels*kernel, len(state), len(x), len(w), len(out)))
 	}
-	// The taps and the state are transposed into scratch so that every
-	// token is kernel multiply-adds of whole channel rows (vector work),
-	// not a strided walk per channel.
+	if t < convTransposeTokens {
+		conv1dDirect(state, x, w, out, t, channels, kernel)
+	} else {
+		conv1dRows(state, x, w, out, t, channels, kernel)
+	}
+	for c := range channels {
+		sc := state[c*hist : (c+1)*hist]
+		// Entry s now holds time t-hist+s; a time before the first new token is
+		// old entry s+t, which ascending s has not yet overwritten.
+		for s := range sc {
+			if p := t - hist + s; p < 0 {
+				sc[s] = sc[s+t]
+			} else {
+				sc[s] = x[p*channels+c]
+			}
+		}
+	}
+}
+
+// convTransposeTokens is where conv1dRows takes over: below it (decode)
+// transposing the taps and state would cost more than the convolution.
+const convTransposeTokens = 4
+
+// conv1dDirect is the convolution channel by channel, taps in order.
+func conv1dDirect(state, x, w, out []float32, t, channels, kernel int) {
+	hist := kernel - 1
+	for i := range t {
+		oi := out[i*channels : (i+1)*channels]
+		for c := range oi {
+			var acc float32
+			for j, wj := range w[c*kernel : (c+1)*kernel] {
+				if p := i - hist + j; p < 0 {
+					acc += wj * state[c*hist+hist+p]
+				} else {
+					acc += wj * x[p*channels+c]
+				}
+			}
+			oi[c] = acc
+		}
+		SiluVec(oi, oi)
+	}
+}
+
+// conv1dRows is the convolution with the taps and the state transposed
+// into scratch, so that every token is kernel multiply-adds of whole
+// channel rows (vector work), not a strided walk per channel.
+func conv1dRows(state, x, w, out []float32, t, channels, kernel int) {
+	hist := kernel - 1
 	buf := convScratch.Swap(nil)
 	if buf == nil {
 		buf = new([]float32)
@@ -70,18 +115,6 @@ func Conv1dPrefill(state, x, w, out []float32, t, channels, kernel int) {
 		SiluVec(oi, oi)
 	}
 	convScratch.Store(buf)
-	for c := range channels {
-		sc := state[c*hist : (c+1)*hist]
-		// Entry s now holds time t-hist+s; a time before the first new token is
-		// old entry s+t, which ascending s has not yet overwritten.
-		for s := range sc {
-			if p := t - hist + s; p < 0 {
-				sc[s] = sc[s+t]
-			} else {
-				sc[s] = x[p*channels+c]
-			}
-		}
-	}
 }
 
 // convScratch keeps Conv1dPrefill's transposed taps and state between calls,

@@ -100,11 +100,18 @@ func deltaStepHead(s, qn, kn, v []float32, g, beta float32, out, delta []float32
 	for j, m := range delta {
 		delta[j] = beta * (v[j] - decay*m)
 	}
-	// S = decay*S + k̂δᵀ and o = Sᵀq̂ in the same sweep over S, four rows at a time.
-	// Every row is resliced to len(delta) so the inner loops carry no bounds checks.
+	// S = decay*S + k̂δᵀ and o = Sᵀq̂ in the same sweep over S.
 	clear(out)
 	out = out[:len(delta)]
 	dk := len(kn)
+	n8 := deltaSweep(s, out, delta, kn, qn, decay)
+	if n8 == len(delta) {
+		return
+	}
+	// The columns the vector sweep left (all of them without one).
+	s, out, delta = s[n8:], out[n8:], delta[n8:]
+	// Four rows at a time, every row resliced to len(delta) so the inner
+	// loops carry no bounds checks.
 	i := 0
 	for ; i+4 <= dk; i += 4 {
 		r0 := s[i*dv:][:len(delta)]
