@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
+	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/graph/graphtest"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
@@ -77,4 +78,39 @@ func TestDecodeStepAllocatesNothing(t *testing.T) {
 		t.Logf("%s: %.1f heap allocations per decode step with the CPU executor (kernels included)",
 			name, testing.AllocsPerRun(5, decodeSteps(t, m, cpu.New(), 64)))
 	})
+}
+
+// TestPagedDecodeStepAllocatesNothing is TestDecodeStepAllocatesNothing for
+// experts taken from the pager's slots: with room for every expert, a warm
+// decode step only hits, and neither the model's expert set nor the pager
+// allocates for a hit.
+func TestPagedDecodeStepAllocatesNothing(t *testing.T) {
+	for _, name := range fixture.Names(t) {
+		t.Run(name, func(t *testing.T) {
+			m, err := model.LoadWith(fixture.Dir(t, "fixtures/"+name), model.LoadOptions{LazyExperts: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			sources := m.ExpertSources()
+			if len(sources) == 0 {
+				t.Skip("no routed experts")
+			}
+			p, err := experts.New(experts.Config{Layers: m.PagerLayers(), Capacity: sources[0].Count, Policy: experts.Exact})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			if err := m.AttachPager(p); err != nil {
+				t.Fatal(err)
+			}
+			step := decodeSteps(t, m, graphtest.Null{}, 64)
+			for range 8 { // every token id the steps use, so every routed expert is resident
+				step()
+			}
+			if a := testing.AllocsPerRun(20, step); a != 0 {
+				t.Errorf("a paged decode step made %.1f heap allocations", a)
+			}
+		})
+	}
 }
