@@ -219,3 +219,26 @@ func TestPagerFeedsMetalEventForm(t *testing.T) {
 		}
 	}
 }
+
+// TestProfileCountsEveryRoute: Profile counts top-k experts for every token
+// of every prompt in every MoE layer (and frees each prompt's cache).
+func TestProfileCountsEveryRoute(t *testing.T) {
+	m := loadWith(t, fixture.Dir(t, "fixtures/qwen3_moe-4bit"), ExpertOptions{Policy: "resident"})
+	prompts := [][]int32{{1, 2, 3}, {}, {4, 5, 6, 7, 8}}
+	p, err := m.Profile(prompts, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Tokens != 8 || len(p.Layers) == 0 {
+		t.Fatalf("profile of %d tokens over %d layers, want 8 tokens over every MoE layer", p.Tokens, len(p.Layers))
+	}
+	for _, l := range p.Layers {
+		var sum int64
+		for _, c := range l.Counts {
+			sum += c
+		}
+		if want := 8 * int64(p.TopK); sum != want {
+			t.Errorf("layer %d: %d routes counted, want %d", l.Layer, sum, want)
+		}
+	}
+}
