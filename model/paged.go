@@ -12,13 +12,7 @@ import (
 func (m *Model) PagerLayers() []experts.LayerSpec {
 	specs := make([]experts.LayerSpec, len(m.Layers))
 	for _, src := range m.ExpertSources() {
-		spec := experts.LayerSpec{Experts: make([][]experts.Extent, src.Count)}
-		for e := 0; e < src.Count; e++ {
-			for _, x := range src.Extents(e) {
-				spec.Experts[e] = append(spec.Experts[e], experts.Extent{File: x.File, Offset: x.Offset, Length: x.Length})
-			}
-		}
-		specs[src.Layer] = spec
+		specs[src.Layer] = src.layerSpec()
 	}
 	return specs
 }
