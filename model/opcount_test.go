@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
+	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/graph/graphtest"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
@@ -174,4 +175,39 @@ func (a *allocsByOp) Attention(out, q, kCache, vCache *graph.Tensor, n, pos0, he
 func (a *allocsByOp) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) (err error) {
 	a.measure("MoE", func() { err = a.Executor.MoE(out, x, n, r, experts) })
 	return err
+}
+
+// TestPagedDecodeStepAllocatesNothing is TestDecodeStepAllocatesNothing for
+// experts taken from the pager's slots: with room for every expert, a warm
+// decode step only hits, and neither the model's expert set nor the pager
+// allocates for a hit.
+func TestPagedDecodeStepAllocatesNothing(t *testing.T) {
+	for _, name := range fixture.Names(t) {
+		t.Run(name, func(t *testing.T) {
+			m, err := model.LoadWith(fixture.Dir(t, "fixtures/"+name), model.LoadOptions{LazyExperts: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			sources := m.ExpertSources()
+			if len(sources) == 0 {
+				t.Skip("no routed experts")
+			}
+			p, err := experts.New(experts.Config{Layers: m.PagerLayers(), Capacity: sources[0].Count, Policy: experts.Exact})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			if err := m.AttachPager(p); err != nil {
+				t.Fatal(err)
+			}
+			step := decodeSteps(t, m, graphtest.Null{}, 64)
+			for range 8 { // every token id the steps use, so every routed expert is resident
+				step()
+			}
+			if a := testing.AllocsPerRun(20, step); a != 0 {
+				t.Errorf("a paged decode step made %.1f heap allocations", a)
+			}
+		})
+	}
 }
