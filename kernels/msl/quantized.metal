@@ -437,5 +437,10 @@ kernel void dequant_rows(device const uint* w [[buffer(0)]],
   QMV_GROUPS(6, stype, sname)  \
   QMV_GROUPS(8, stype, sname)
 
+// bfloat exists from MSL 3.1 (macOS 14): on macOS 13 the bf16-scale
+// instances are left out (their ops run on the host, counted by HostOps)
+// rather than failing the whole library.
+#if __METAL_VERSION__ >= 310
 QMV_BITS(bfloat, bf16)
+#endif
 QMV_BITS(half, f16)

@@ -45,6 +45,13 @@
 #define MSL_UCONTEXT_DEPRECATED 1
 #endif
 
+// The CPU build plays MSL 3.1, where bfloat exists (as Metal's compiler
+// defines it: 310 for 3.1). Set -D__METAL_VERSION__=300 to build what a
+// macOS 13 library holds.
+#ifndef __METAL_VERSION__
+#define __METAL_VERSION__ 310
+#endif
+
 #include <algorithm>
 #include <cfloat>
 #include <climits>
