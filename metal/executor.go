@@ -45,7 +45,7 @@ type Executor struct {
 	// event is the last event value they use.
 	handoffs []handoff
 	event    uint64
-	err      error // the first failure; ops do nothing once it is set
+	err      error // the first failure since the last Sync; ops do nothing while it is set
 	hostOps  map[string]int
 }
 
@@ -122,17 +122,30 @@ func (e *Executor) Free(t *graph.Tensor) {
 	t.Data, t.Dev = nil, nil
 }
 
-// Read commits, waits and returns the host view of t.
+// Read commits, waits and returns the host view of t. An error is kept
+// for the next Sync.
 func (e *Executor) Read(t *graph.Tensor) []float32 {
-	e.fail(e.Sync())
+	e.flush()
 	return t.Data
 }
 
-// Sync commits the encoded ops and waits for them.
+// Sync commits the encoded ops, waits for them and returns the first error
+// since the last Sync (a failed command buffer, an allocation, an op that
+// could not be encoded). The error is then forgotten: it fails the forward
+// pass that this Sync ends, not the executor, and the next pass starts
+// clean.
 func (e *Executor) Sync() error {
-	if e.err != nil {
-		return e.err
-	}
+	e.flush()
+	err := e.err
+	e.err = nil
+	return err
+}
+
+// flush commits what was encoded and waits for it, keeping any error for
+// Sync. It commits even after an error: work encoded before it, and the
+// handoffs its event waits need, must complete before the buffers and the
+// event are used again.
+func (e *Executor) flush() {
 	if e.pending {
 		e.pending = false
 		hs := e.handoffs
@@ -146,12 +159,11 @@ func (e *Executor) Sync() error {
 		e.dev.release(b)
 	}
 	e.retired = e.retired[:0]
-	return e.err
 }
 
 // onHost runs an op on the host after everything encoded before it.
 func (e *Executor) onHost(op string, f func()) {
-	if e.Sync() != nil {
+	if e.flush(); e.err != nil {
 		return
 	}
 	e.hostOps[op]++

@@ -1,6 +1,7 @@
 package metal
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,4 +53,46 @@ func TestPipelineErrorFailsTheOp(t *testing.T) {
 		t.Errorf("ran on the host after a pipeline error: %v", ops)
 	}
 	t.Logf("surfaced: %.200s", err)
+}
+
+// failOnce is a device whose next commit fails (as a command buffer the
+// GPU aborts, or one the watchdog kills), after running what it holds.
+type failOnce struct {
+	device
+	fail bool
+}
+
+func (f *failOnce) commit(hs []handoff) error {
+	err := f.device.commit(hs)
+	if f.fail {
+		f.fail = false
+		return errors.New("planted command buffer failure")
+	}
+	return err
+}
+
+// TestFailedCommandBufferFailsOnePass checks that a failed command buffer
+// fails the Sync that ends its pass, and that the executor then runs the
+// next pass correctly instead of failing every request after it.
+func TestFailedCommandBufferFailsOnePass(t *testing.T) {
+	dev := &failOnce{device: newHarnessDevice(t), fail: true}
+	e := newExecutor(dev)
+	a, b, out := e.NewTensor(1, 64), e.NewTensor(1, 64), e.NewTensor(1, 64)
+	for i := range a.Data {
+		a.Data[i], b.Data[i] = float32(i), 1
+	}
+	e.Add(out, a, b, 1)
+	if err := e.Sync(); err == nil || !strings.Contains(err.Error(), "planted command buffer failure") {
+		t.Fatalf("first pass: Sync() = %v, want the planted failure", err)
+	}
+	clear(out.Data)
+	e.Add(out, a, b, 1)
+	if err := e.Sync(); err != nil {
+		t.Fatalf("the pass after a failed one: %v", err)
+	}
+	for i, v := range out.Data {
+		if v != float32(i)+1 {
+			t.Fatalf("the pass after a failed one: out[%d] = %g, want %d", i, v, i+1)
+		}
+	}
 }
