@@ -1,8 +1,6 @@
 package metal
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"unsafe"
@@ -238,16 +236,67 @@ func (e *Executor) floats(index int, x []float32) binding {
 }
 
 // upload binds a copy of v (a parameter block, or a slice of numbers) for
-// this command buffer.
+// this command buffer. It is on the path of every dispatch, so it encodes
+// without reflection: the bytes of v as they are in memory, which are the
+// little-endian layout of the MSL struct on every host Go builds this for
+// (amd64, arm64: TestParamBytes checks each type against encoding/binary).
 func (e *Executor) upload(index int, v any) binding {
-	var buf bytes.Buffer
-	if err := binary.Write(&buf, binary.LittleEndian, v); err != nil {
-		e.fail(fmt.Errorf("metal: encoding %T: %w", v, err))
+	data, err := paramBytes(v)
+	if err != nil {
+		e.fail(fmt.Errorf("metal: %w", err))
 		return binding{}
 	}
-	b, off, err := e.arena.put(e.dev, buf.Bytes())
+	b, off, err := e.arena.put(e.dev, data)
 	e.fail(err)
-	return binding{index: index, buf: b, off: off, n: buf.Len()}
+	return binding{index: index, buf: b, off: off, n: len(data)}
+}
+
+// paramBytes returns the memory of v, a parameter block (a struct of
+// 4-byte fields, no padding) or a slice of 4-byte numbers.
+func paramBytes(v any) ([]byte, error) {
+	switch v := v.(type) {
+	case uint32:
+		return valueBytes(&v), nil
+	case []int32:
+		return sliceBytes(v), nil
+	case []uint32:
+		return sliceBytes(v), nil
+	case []float32:
+		return sliceBytes(v), nil
+	case qmvParams:
+		return valueBytes(&v), nil
+	case qmmParams:
+		return valueBytes(&v), nil
+	case gatherParams:
+		return valueBytes(&v), nil
+	case gatherQmmParams:
+		return valueBytes(&v), nil
+	case normParams:
+		return valueBytes(&v), nil
+	case ropeParams:
+		return valueBytes(&v), nil
+	case sdpaParams:
+		return valueBytes(&v), nil
+	case routeParams:
+		return valueBytes(&v), nil
+	case convParams:
+		return valueBytes(&v), nil
+	case gateParams:
+		return valueBytes(&v), nil
+	case deltaParams:
+		return valueBytes(&v), nil
+	case slotParts:
+		return valueBytes(&v), nil
+	}
+	return nil, fmt.Errorf("no parameter encoding for %T", v)
+}
+
+func valueBytes[T any](p *T) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(p)), unsafe.Sizeof(*p))
+}
+
+func sliceBytes[T int32 | uint32 | float32](s []T) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), 4*len(s))
 }
 
 // scratchBuf returns the executor's scratch buffer called name, at least n
@@ -386,11 +435,10 @@ func (e *Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias [
 			m[0], m[1], m[2], e.tensor(3, x, 0), e.tensor(4, out, 0), e.upload(5, qmvParams{uint32(w.Rows), uint32(w.Cols)}))
 	}
 	if bias != nil {
-		b := e.floats(1, bias)
-		for t := 0; t < n; t++ {
-			e.run("add", [3]int{ceilDiv(w.Rows, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
-				e.tensor(0, out, t), b, e.tensor(2, out, t), e.upload(3, uint32(w.Rows)))
-		}
+		// One dispatch for the batch: the output rows are contiguous here.
+		count := n * w.Rows
+		e.run("add_row", [3]int{ceilDiv(count, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
+			e.tensor(0, out, 0), e.floats(1, bias), e.tensor(2, out, 0), e.upload(3, uint32(count)), e.upload(4, uint32(w.Rows)))
 	}
 }
 
@@ -543,29 +591,24 @@ func (e *Executor) Zero(t *graph.Tensor) {
 }
 
 // MulSigmoid with a full gate (Qwen3-Next's attention output gate) runs
-// mul_sigmoid over all n rows at once. A one-column gate (a sigmoid-gated
-// shared expert) runs add_gated over a zero addend, one dispatch per row.
-// Other shapes, or a device without the kernel, run on the host.
+// mul_sigmoid, and a one-column gate (a sigmoid-gated shared expert)
+// mul_sigmoid_row, each over all n rows in one dispatch. Other shapes run on
+// the host.
 func (e *Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
 	if g.Cols == x.Cols && out.Cols == x.Cols && e.dev.hasKernel("mul_sigmoid") && contiguous(n, out, x, g) {
 		e.elementwise("mul_sigmoid", out, x, g, n)
 		return
 	}
-	if g.Cols != 1 || !e.dev.hasKernel("add_gated") || !contiguous(n, out, x, g) {
+	if g.Cols != 1 || out.Cols != x.Cols || !e.dev.hasKernel("mul_sigmoid_row") || !contiguous(n, out, x, g) {
 		e.onHost("MulSigmoid", func() { e.host.MulSigmoid(out, x, g, n) })
 		return
 	}
-	zeros := e.scratchBuf("zeros", 4*x.Cols)
-	if zeros == nil {
+	count := n * x.Cols
+	if count == 0 {
 		return
 	}
-	cols := e.upload(4, uint32(x.Cols))
-	for t := 0; t < n; t++ {
-		xt, gt, ot := e.tensor(1, x, t), e.tensor(2, g, t), e.tensor(3, out, t)
-		xt.n, gt.n, ot.n = 4*x.Cols, 4, 4*x.Cols
-		e.run("add_gated", [3]int{ceilDiv(x.Cols, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
-			binding{index: 0, buf: zeros, n: 4 * x.Cols}, xt, gt, ot, cols)
-	}
+	e.run("mul_sigmoid_row", [3]int{ceilDiv(count, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
+		e.tensor(0, x, 0), e.tensor(1, g, 0), e.tensor(2, out, 0), e.upload(3, uint32(count)), e.upload(4, uint32(x.Cols)))
 }
 
 // Route runs the router on the device. The ids and weights must be where
