@@ -84,7 +84,9 @@ typedef struct {
 	id<MTLBlitCommandEncoder> blit;
 } mm_stream;
 
-static mm_stream *mm_stream_new(void *queue) {
+// Go holds a stream as an opaque pointer (mm_stream's Objective-C fields
+// have no Go form), so the functions Go calls take void *.
+static void *mm_stream_new(void *queue) {
 	mm_stream *s = calloc(1, sizeof(mm_stream));
 	s->queue = [(id<MTLCommandQueue>)queue retain];
 	return s;
@@ -109,9 +111,10 @@ static void mm_begin(mm_stream *s) {
 
 // mm_dispatch encodes one kernel launch. Serial dispatch: each launch sees
 // the writes of the launches before it.
-static void mm_dispatch(mm_stream *s, void *pipeline, int n, const uintptr_t *bufs, const uint64_t *offs,
+static void mm_dispatch(void *sp, void *pipeline, int n, const uintptr_t *bufs, const uint64_t *offs,
                         const uint32_t *idx, uint32_t gx, uint32_t gy, uint32_t gz, uint32_t tx, uint32_t ty,
                         uint32_t tz) {
+	mm_stream *s = sp;
 	@autoreleasepool {
 		mm_begin(s);
 		if (s->blit) mm_end_encoder(s);
@@ -123,7 +126,8 @@ static void mm_dispatch(mm_stream *s, void *pipeline, int n, const uintptr_t *bu
 	}
 }
 
-static void mm_copy(mm_stream *s, void *dst, uint64_t dstOff, void *src, uint64_t srcOff, uint64_t n) {
+static void mm_copy(void *sp, void *dst, uint64_t dstOff, void *src, uint64_t srcOff, uint64_t n)  {
+	mm_stream *s = sp;
 	@autoreleasepool {
 		mm_begin(s);
 		if (s->compute) mm_end_encoder(s);
@@ -141,7 +145,8 @@ static void mm_copy(mm_stream *s, void *dst, uint64_t dstOff, void *src, uint64_
 // Objective-C block trampoline.
 static void *mm_event_new(void *dev) { return (void *)[(id<MTLDevice>)dev newSharedEvent]; }
 
-static void mm_signal_event(mm_stream *s, void *ev, uint64_t v) {
+static void mm_signal_event(void *sp, void *ev, uint64_t v)  {
+	mm_stream *s = sp;
 	@autoreleasepool {
 		mm_begin(s);
 		mm_end_encoder(s);
@@ -149,7 +154,8 @@ static void mm_signal_event(mm_stream *s, void *ev, uint64_t v) {
 	}
 }
 
-static void mm_wait_event(mm_stream *s, void *ev, uint64_t v) {
+static void mm_wait_event(void *sp, void *ev, uint64_t v)  {
+	mm_stream *s = sp;
 	@autoreleasepool {
 		mm_begin(s);
 		mm_end_encoder(s);
@@ -165,7 +171,8 @@ static void mm_event_set(void *ev, uint64_t v) { [(id<MTLSharedEvent>)ev setSign
 
 // mm_submit commits the command buffer without waiting; it returns 0 when
 // nothing was encoded.
-static int mm_submit(mm_stream *s) {
+static int mm_submit(void *sp) {
+	mm_stream *s = sp;
 	if (s->cb == nil) return 0;
 	@autoreleasepool {
 		mm_end_encoder(s);
@@ -175,11 +182,12 @@ static int mm_submit(mm_stream *s) {
 }
 
 // mm_failed reports whether the committed command buffer failed.
-static int mm_failed(mm_stream *s) { return [s->cb status] == MTLCommandBufferStatusError; }
+static int mm_failed(void *sp) { return [((mm_stream *)sp)->cb status] == MTLCommandBufferStatusError; }
 
 // mm_finish waits for the committed command buffer and returns 1 (with the
 // error's text in err) when it failed.
-static int mm_finish(mm_stream *s, char *err, int errn) {
+static int mm_finish(void *sp, char *err, int errn)  {
+	mm_stream *s = sp;
 	@autoreleasepool {
 		[s->cb waitUntilCompleted];
 		int bad = [s->cb status] == MTLCommandBufferStatusError;
@@ -260,8 +268,8 @@ type metalDevice struct {
 	queue  metal.CommandQueueObject
 	libs   []metal.LibraryObject
 	pipes  pipelines[*pipeline] // built on first use
-	stream *C.mm_stream
-	event  unsafe.Pointer // the MTLSharedEvent of handoffs
+	stream unsafe.Pointer       // the C mm_stream
+	event  unsafe.Pointer       // the MTLSharedEvent of handoffs
 	label  string
 	ws     int64
 }
