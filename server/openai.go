@@ -31,9 +31,12 @@ type oaiChatRequest struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	N           *int  `json:"n"`
-	Logprobs    *bool `json:"logprobs"`
-	TopLogprobs *int  `json:"top_logprobs"`
+	// ResponseFormat is text, json_object or json_schema, enforced by
+	// constrained decoding.
+	ResponseFormat json.RawMessage `json:"response_format"`
+	N              *int            `json:"n"`
+	Logprobs       *bool           `json:"logprobs"`
+	TopLogprobs    *int            `json:"top_logprobs"`
 	// ChatTemplateKwargs are extra template variables (as in vLLM), e.g.
 	// {"enable_thinking": false}.
 	ChatTemplateKwargs map[string]json.RawMessage `json:"chat_template_kwargs"`
@@ -211,8 +214,8 @@ func toolChoice(raw json.RawMessage) (mode, name string, e *apiError) {
 }
 
 // chooseTools applies a tool choice: "none" offers no tools, a named
-// choice offers only that one. ("required" cannot be enforced without
-// constrained decoding; the tools are offered as with "auto".)
+// choice offers only that one. (A forced choice is then enforced by
+// constrained decoding: forceTools.)
 func chooseTools(tools []Tool, mode, name string) ([]Tool, *apiError) {
 	switch mode {
 	case "none":
@@ -325,6 +328,21 @@ func (s *Server) oaiChatJob(req *oaiChatRequest) (*job, *apiError) {
 		return nil, e
 	}
 	j.logprobs, j.top = logprobs, top
+	if forcedChoice(req.ToolChoice) {
+		if e := s.forceTools(j, tools, true, "tool_choice"); e != nil {
+			return nil, e
+		}
+		return j, nil
+	}
+	g, e := formatGrammar(req.ResponseFormat, "response_format")
+	if e != nil {
+		return nil, e
+	}
+	if g != nil {
+		if e := s.constrainJob(j, g, "response_format"); e != nil {
+			return nil, e
+		}
+	}
 	return j, nil
 }
 

@@ -37,7 +37,12 @@ type respRequest struct {
 		Summary *string `json:"summary"`
 	} `json:"reasoning"`
 	Metadata map[string]string `json:"metadata"`
-	// include, text, truncation, user, service_tier, ... are accepted and
+	// Text.Format is text, json_object or json_schema, enforced by
+	// constrained decoding.
+	Text *struct {
+		Format json.RawMessage `json:"format"`
+	} `json:"text"`
+	// include, truncation, user, service_tier, ... are accepted and
 	// ignored.
 }
 
@@ -266,6 +271,21 @@ func (s *Server) respJob(req *respRequest) (*respJob, *apiError) {
 		return nil, e
 	}
 	rj.job = j
+	if forcedChoice(req.ToolChoice) {
+		if e := s.forceTools(j, tools, true, "tool_choice"); e != nil {
+			return nil, e
+		}
+	} else if req.Text != nil {
+		g, e := formatGrammar(req.Text.Format, "text.format")
+		if e != nil {
+			return nil, e
+		}
+		if g != nil {
+			if e := s.constrainJob(j, g, "text.format"); e != nil {
+				return nil, e
+			}
+		}
+	}
 	// What the next response may continue from, without instructions.
 	rj.history = msgs
 	if req.Instructions != nil && *req.Instructions != "" {

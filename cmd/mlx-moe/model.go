@@ -41,7 +41,7 @@ func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
 	fs.StringVar(&f.experts.Profile, "profile", "", "expert profile JSON to fill and pin slots from (default: one for the model in DIR/profiles or in the install's profiles/)")
 	fs.IntVar(&f.experts.Pin, "pin", 0, "pin the profile's N most used experts of each layer")
 	fs.BoolVar(&f.experts.DirectIO, "direct-io", false, "read experts with O_DIRECT so the page cache keeps no second copy")
-	fs.BoolVar(&f.experts.Prefetch, "prefetch", true, "when paging on the CPU, predict the next layer's experts during decode and start loading them early")
+	fs.BoolVar(&f.experts.Prefetch, "prefetch", true, "when paging on the CPU, predict the next layer's experts during decode and start loading them early, and run resident experts while misses load")
 	fs.BoolVar(&f.experts.NoWarmStart, "no-warm-start", false, "neither restore nor save the resident expert set")
 	fs.StringVar(&f.experts.CacheDir, "cache-dir", "", "where the warm-start state lives (default $XDG_CACHE_HOME or ~/.cache)")
 }

@@ -164,3 +164,16 @@ func (b *engineBackend) Stats() map[string]float64 {
 	}
 	return out
 }
+
+// TokenBytes gives the server each token's bytes for constrained decoding;
+// special tokens are left out (markup is spelled with ordinary tokens).
+func (b *engineBackend) TokenBytes() ([][]byte, []int) {
+	tok := b.m.Tok
+	out := make([][]byte, tok.VocabSize())
+	for id := range out {
+		if !tok.IsSpecial(id) {
+			out[id] = tok.TokenBytes(id)
+		}
+	}
+	return out, tok.EOSTokenIDs()
+}
