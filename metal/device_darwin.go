@@ -69,6 +69,12 @@ static void *mm_library(void *dev, const char *src, char *err, int errn) {
 	}
 }
 
+// mm_has_bfloat reports whether the compiler has MSL 3.1, where bfloat is.
+static int mm_has_bfloat(void) {
+	if (@available(macOS 14.0, *)) return 1;
+	return 0;
+}
+
 // mm_supports_apple7 reports whether the device is of the Apple7 family
 // (M1 and later), whose SIMD-groups are 32 wide as every kernel assumes.
 static int mm_supports_apple7(void *dev) { return [(id<MTLDevice>)dev supportsFamily:MTLGPUFamilyApple7]; }
@@ -215,10 +221,13 @@ import (
 	"github.com/mlx-moe/mlx-moe/kernels/msl"
 )
 
-// New opens the system's Metal device and compiles every shader of
-// kernels/msl (pipelines are built on first use). The executor is an
-// *Executor. Without a usable device the error starts "Metal is not
-// available" and the caller should fall back to the CPU executor.
+// New opens the system's Metal device and compiles the shaders of
+// kernels/msl, the quantized kernels per format on first use (pipelines
+// are built on first use). The executor is an *Executor. Without a usable
+// device (no Metal, no unified memory, not an Apple7-family GPU) the error
+// wraps ErrNotAvailable and starts "Metal is not available": fall back to
+// the CPU executor then, and only then; any other error (a shader Apple's
+// compiler rejects) is a bug to report.
 func New() (graph.Executor, error) {
 	d, err := openDevice()
 	if err != nil {
@@ -264,14 +273,64 @@ func defaultDevice() (metal.DeviceObject, error) {
 
 // metalDevice is the device interface over Metal.
 type metalDevice struct {
-	dev    metal.DeviceObject
-	queue  metal.CommandQueueObject
-	libs   []metal.LibraryObject
+	dev   metal.DeviceObject
+	queue metal.CommandQueueObject
+	libs  []metal.LibraryObject
+	// quant holds quantized.metal compiled per format (by quantFormat's
+	// name), or the error compiling it.
+	quant  map[string]quantLibrary
 	pipes  pipelines[*pipeline] // built on first use
 	stream unsafe.Pointer       // the C mm_stream
 	event  unsafe.Pointer       // the MTLSharedEvent of handoffs
 	label  string
 	ws     int64
+}
+
+type quantLibrary struct {
+	lib metal.LibraryObject
+	err error
+}
+
+// compile builds a library from source; what names it in errors.
+func (d *metalDevice) compile(what, src string) (metal.LibraryObject, error) {
+	csrc := C.CString(src)
+	defer C.free(unsafe.Pointer(csrc))
+	var msg [2048]C.char
+	lib := C.mm_library(d.dev.Ptr(), csrc, &msg[0], C.int(len(msg)))
+	if lib == nil {
+		return metal.LibraryObject{}, fmt.Errorf("metal: compiling kernels/msl/%s: %s", what, C.GoString(&msg[0]))
+	}
+	return metal.LibraryObject{Object: objc.ObjectFrom(lib)}, nil
+}
+
+// libraryFor returns the libraries that may hold kernel: for a quantized
+// kernel its format's build of quantized.metal (compiled now if it is the
+// first of its format; none for bfloat scales before MSL 3.1, whose ops
+// run on the host), else the files compiled at start.
+func (d *metalDevice) libraryFor(kernel string) ([]metal.LibraryObject, error) {
+	format, bf16, defines, ok := quantFormat(kernel)
+	if !ok {
+		return d.libs, nil
+	}
+	if bf16 && C.mm_has_bfloat() == 0 {
+		return nil, nil
+	}
+	q, seen := d.quant[format]
+	if !seen {
+		src, err := msl.Source(quantizedFile)
+		if err == nil {
+			q.lib, err = d.compile(quantizedFile+" for "+format, defines+src)
+		}
+		q.err = err
+		if d.quant == nil {
+			d.quant = map[string]quantLibrary{}
+		}
+		d.quant[format] = q
+	}
+	if q.err != nil {
+		return nil, q.err
+	}
+	return []metal.LibraryObject{q.lib}, nil
 }
 
 type pipeline struct {
@@ -290,19 +349,21 @@ func openDevice() (*metalDevice, error) {
 	if md.queue.IsNil() {
 		return nil, notAvailableError("%s gave no command queue", md.label)
 	}
+	// Every file but the quantized kernels now; those per format on first
+	// use (buildPipeline).
 	for _, name := range msl.Names() {
+		if name == quantizedFile {
+			continue
+		}
 		src, err := msl.Source(name)
 		if err != nil {
 			return nil, err
 		}
-		csrc := C.CString(src)
-		var msg [2048]C.char
-		lib := C.mm_library(d.Ptr(), csrc, &msg[0], C.int(len(msg)))
-		C.free(unsafe.Pointer(csrc))
-		if lib == nil {
-			return nil, fmt.Errorf("metal: compiling kernels/msl/%s: %s", name, C.GoString(&msg[0]))
+		lib, err := md.compile(name, src)
+		if err != nil {
+			return nil, err
 		}
-		md.libs = append(md.libs, metal.LibraryObject{Object: objc.ObjectFrom(lib)})
+		md.libs = append(md.libs, lib)
 	}
 	md.stream = C.mm_stream_new(md.queue.Ptr())
 	if md.event = C.mm_event_new(d.Ptr()); md.event == nil {
@@ -337,7 +398,11 @@ func (d *metalDevice) release(b *buffer) {
 // SIMD width is not the 32 every kernel assumes, is an error (never a
 // silent fallback to the host).
 func (d *metalDevice) buildPipeline(name string) (*pipeline, bool, error) {
-	for _, lib := range d.libs {
+	libs, err := d.libraryFor(name)
+	if err != nil {
+		return nil, true, err
+	}
+	for _, lib := range libs {
 		fn := lib.NewFunctionWithName(name)
 		if fn.IsNil() {
 			continue

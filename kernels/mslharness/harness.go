@@ -418,13 +418,16 @@ func storeBinary(built, cached string) string {
 // checkAddressSpaces type-checks the shader with Metal's address spaces as
 // clang address spaces (metal_compat.h's MSL_ADDRESS_SPACE_CHECK), which
 // catches what the empty qualifiers of the CPU build cannot: a device
-// pointer passed where a thread pointer is expected, and so on. Only clang
+// pointer passed where a thread pointer is expected, and so on; it also
+// holds the shader to C++14 and rejects double, as Metal does. Only clang
 // has address spaces in C++; with another compiler the check is skipped.
 func checkAddressSpaces(cxx, compat, file string) error {
 	if !strings.Contains(filepath.Base(cxx), "clang") {
 		return nil
 	}
-	out, err := exec.Command(cxx, "-std=c++17", "-fsyntax-only", "-DMSL_ADDRESS_SPACE_CHECK",
+	// MSL is based on C++14: a C++17 construct in a shader is an error here,
+	// though the CPU build (C++17, for the runtime) would accept it.
+	out, err := exec.Command(cxx, "-std=c++14", "-Werror=c++17-extensions", "-fsyntax-only", "-DMSL_ADDRESS_SPACE_CHECK",
 		"-Wno-unknown-attributes", "-I", compat, "-x", "c++", file).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("address-space check (Metal would reject this): %v\n%s", err, out)

@@ -1,7 +1,9 @@
 package mslharness
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -46,4 +48,35 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestShaderLanguageRules builds planted shaders that a CPU C++17 build
+// would accept and Metal rejects (a C++17 construct, a double) and checks
+// that Build rejects each with its reason.
+func TestShaderLanguageRules(t *testing.T) {
+	cxx, err := Compiler()
+	if err != nil {
+		t.Skip(err)
+	}
+	if !strings.Contains(filepath.Base(cxx), "clang") {
+		t.Skip("the language checks need clang")
+	}
+	for name, c := range map[string]struct{ body, want string }{
+		"cxx17":  {"if constexpr (sizeof(float) == 4) { out[i] = 1.0f; }", "C++17"},
+		"double": {"double d = 1.0; out[i] = float(d);", "msl_double_does_not_exist_in_Metal"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, name+".metal")
+			src := "#include <metal_stdlib>\nusing namespace metal;\n\nkernel void planted(device float* out [[buffer(0)]],\n" +
+				"                    uint i [[thread_position_in_grid]]) {\n  " + c.body + "\n}\n"
+			if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Build(file, "../msl/compat", dir)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Build of a shader with %s: %v; want an error mentioning %q", name, err, c.want)
+			}
+		})
+	}
 }

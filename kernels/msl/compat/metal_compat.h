@@ -674,6 +674,9 @@ inline bool simd_any(bool b) {
 #define constant __attribute__((address_space(2)))
 #define threadgroup static __attribute__((address_space(3)))
 #define MSL_THREADGROUP_PARAM __attribute__((address_space(3)))
+// Metal has no double: a shader that names it fails this check (an
+// unknown type) rather than compiling for the CPU in double precision.
+#define double msl_double_does_not_exist_in_Metal
 #else
 #define device
 #define constant
