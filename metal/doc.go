@@ -10,7 +10,9 @@
 //
 // A forward pass is encoded into one command buffer that Sync commits.
 // For a decode step whose experts are SlotExperts (the pager's slots under
-// the exact policy) each MoE layer stays inside it: the GPU signals an
+// the exact policy) each MoE layer whose last decode resolve read nothing
+// from disk stays inside it (so the GPU never waits on disk reads unless
+// that prediction fails): the GPU signals an
 // MTLSharedEvent after the router, the host (at commit, waiting on the event)
 // reads the router's ids from shared memory and resolves them with the
 // pager, then sets the event the expert kernels wait for; the kernels read

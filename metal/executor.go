@@ -44,7 +44,15 @@ type Executor struct {
 	handoffs []handoff
 	event    uint64
 	err      error // the first failure since the last Sync; ops do nothing while it is set
-	hostOps  map[string]int
+	// allHitsLast says, per layer (by its expert->slot table), whether the
+	// last decode resolve found every routed expert resident: the
+	// prediction that picks the event form (see moeEvent). eventAlways
+	// (tests) uses the event form whatever the prediction; eventMoEs
+	// counts the MoE layers encoded in the event form.
+	allHitsLast map[uintptr]bool
+	eventAlways bool
+	eventMoEs   int
+	hostOps     map[string]int
 }
 
 var (
@@ -65,6 +73,8 @@ func newExecutor(dev device) *Executor {
 		weights: map[uintptr]weightCopy{},
 		scratch: map[string]*buffer{},
 		hostOps: map[string]int{},
+
+		allHitsLast: map[uintptr]bool{},
 	}
 }
 

@@ -60,6 +60,12 @@ func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts gra
 	if !decode {
 		clear(out.Data[:n*out.Cols])
 	}
+	if se, ok := experts.(SlotExperts); ok && n == 1 {
+		// The prediction of moeEvent: did this decode resolve read from disk?
+		if _, table, _, ok := se.SlotPool(); ok && len(table) > 0 {
+			e.allHitsLast[tableKey(table)] = allResident(table, ids)
+		}
+	}
 	for gi, group := range groups {
 		if gi > 0 {
 			if err := e.Sync(); err != nil {
