@@ -51,7 +51,8 @@ func btoi(b bool) int {
 }
 
 // TestShaderLanguageRules builds planted shaders that a CPU C++17 build
-// would accept and Metal rejects (a C++17 construct, a double) and checks
+// would accept and Metal rejects (a C++17 construct, a double, a mutable
+// program-scope variable) and checks
 // that Build rejects each with its reason.
 func TestShaderLanguageRules(t *testing.T) {
 	cxx, err := Compiler()
@@ -64,11 +65,16 @@ func TestShaderLanguageRules(t *testing.T) {
 	for name, c := range map[string]struct{ body, want string }{
 		"cxx17":  {"if constexpr (sizeof(float) == 4) { out[i] = 1.0f; }", "C++17"},
 		"double": {"double d = 1.0; out[i] = float(d);", "msl_double_does_not_exist_in_Metal"},
+		"global": {"out[i] = planted_global;", "planted_global"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			file := filepath.Join(dir, name+".metal")
-			src := "#include <metal_stdlib>\nusing namespace metal;\n\nkernel void planted(device float* out [[buffer(0)]],\n" +
+			src := "#include <metal_stdlib>\nusing namespace metal;\n\n"
+			if name == "global" {
+				src += "float planted_global = 1.0f;\n\n" // a mutable program-scope variable
+			}
+			src += "kernel void planted(device float* out [[buffer(0)]],\n" +
 				"                    uint i [[thread_position_in_grid]]) {\n  " + c.body + "\n}\n"
 			if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 				t.Fatal(err)
