@@ -157,7 +157,9 @@ func TestSamplesParse(t *testing.T) {
 func TestUnsupportedKeyword(t *testing.T) {
 	for _, tc := range []struct{ schema, keyword string }{
 		{`{"type":"string","pattern":"^a"}`, "pattern"},
-		{`{"type":"object","properties":{"n":{"type":"integer","minimum":0}}}`, "minimum"},
+		{`{"type":"object","properties":{"n":{"type":"integer","minimum":5}}}`, "minimum"},
+		{`{"type":"number","exclusiveMaximum":100}`, "exclusiveMaximum"},
+		{`{"type":"number","minimum":1}`, "minimum"},
 		{`{"type":"array","uniqueItems":true}`, "uniqueItems"},
 		{`{"allOf":[{"type":"string"}]}`, "allOf"},
 		{`{"type":"string","format":"email"}`, "format"},
@@ -289,6 +291,35 @@ func TestApply(t *testing.T) {
 					t.Fatalf("n=%d density=%g: logit %d = %v, want %v", n, density, i, got[i], want[i])
 				}
 			}
+		}
+	}
+}
+
+func TestOneOfAndEnumTypes(t *testing.T) {
+	for _, tc := range []struct {
+		schema string
+		ok     bool
+	}{
+		{`{"oneOf":[{"const":"a"},{"type":"string"}]}`, false},
+		{`{"oneOf":[{"const":"a"},{"enum":["b",1]}]}`, true},
+		{`{"oneOf":[{"const":1},{"type":"string"}]}`, true},
+		{`{"oneOf":[{"enum":["a","b"]},{"enum":["b"]}]}`, false},
+		{`{"type":"integer","enum":["x"]}`, false},
+	} {
+		_, err := CompileSchema([]byte(tc.schema), Limits{})
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err %v, want ok=%v", tc.schema, err, tc.ok)
+		}
+	}
+	// Values without the schema's type are never generated.
+	g, err := CompileSchema([]byte(`{"type":"integer","enum":["x",2,2.5,3]}`), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := byteVocab()
+	for doc, want := range map[string]bool{`2`: true, `3`: true, `"x"`: false, `2.5`: false} {
+		if accepts(g, v, doc) != want {
+			t.Errorf("integer enum: %s accepted=%v", doc, !want)
 		}
 	}
 }

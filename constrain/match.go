@@ -167,10 +167,36 @@ func (m *matcher) feed(f *frame, b byte, dst []*frame) []*frame {
 		return m.feedString(f, b, dst)
 	case kNumber:
 		return m.feedNumber(f, b, dst)
-	case kObject:
-		return m.feedObject(f, b, dst)
-	case kArray:
+	case kObject, kArray:
+		if f.st == stOpen {
+			return m.open(f, b, dst)
+		}
+		if f.n.kind == kObject {
+			return m.feedObject(f, b, dst)
+		}
 		return m.feedArray(f, b, dst)
+	}
+	return dst
+}
+
+// open takes an object's '{' or an array's '['; an array's first item may
+// start at once.
+func (m *matcher) open(f *frame, b byte, dst []*frame) []*frame {
+	n := f.n
+	bracket := byte('{')
+	if n.kind == kArray {
+		bracket = '['
+	}
+	if b != bracket {
+		return dst
+	}
+	g := m.make(*f)
+	g.st = stFirst
+	dst = append(dst, g)
+	if n.kind == kArray && n.maxItems > 0 {
+		c := m.make(*g)
+		c.st = stChild
+		dst = m.start(n.items, c, dst)
 	}
 	return dst
 }
@@ -363,10 +389,13 @@ func (m *matcher) feedNumber(f *frame, b byte, dst []*frame) []*frame {
 	digit := b >= '0' && b <= '9'
 	switch {
 	case (f.aux == numStart || f.aux == numMinus) && b == '0':
+		if f.n.positive {
+			return dst
+		}
 		g.aux = numZero
 	case (f.aux == numStart || f.aux == numMinus) && digit:
 		g.aux, g.i = numInt, 1
-	case f.aux == numStart && b == '-':
+	case f.aux == numStart && b == '-' && !f.n.nonNeg:
 		g.aux = numMinus
 	case f.aux == numInt && digit && f.i < maxIntDigits:
 		g.i++
@@ -395,12 +424,6 @@ func (m *matcher) feedObject(f *frame, b byte, dst []*frame) []*frame {
 	n := f.n
 	g := m.make(*f)
 	switch f.st {
-	case stOpen:
-		if b != '{' {
-			return dst
-		}
-		g.st = stFirst
-		return append(dst, g)
 	case stFirst, stNext, stComma:
 		if b == '}' && f.st != stComma && m.canClose(f) {
 			return m.resume(f.up, dst)
@@ -480,18 +503,6 @@ func (m *matcher) feedArray(f *frame, b byte, dst []*frame) []*frame {
 	n := f.n
 	g := m.make(*f)
 	switch f.st {
-	case stOpen:
-		if b != '[' {
-			return dst
-		}
-		g.st = stFirst
-		dst = append(dst, g)
-		if n.maxItems > 0 {
-			c := m.make(*g)
-			c.st = stChild
-			dst = m.start(n.items, c, dst)
-		}
-		return dst
 	case stFirst, stNext:
 		if b == ']' && int(f.i) >= n.minItems {
 			return m.resume(f.up, dst)

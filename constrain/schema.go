@@ -12,14 +12,18 @@
 //
 // The output is compact JSON (no whitespace between tokens), object
 // properties in the schema's order, and bounded: strings, arrays, free-form
-// objects and nesting have caps (Limits) so that a model that never stops
-// still closes its JSON. Every output is valid against the schema; schema
-// keywords the matcher cannot enforce are refused by Compile with an error
-// naming the keyword, never silently ignored.
+// objects and nesting have caps (Limits), and with Constraint.Budget set the
+// output always closes within that many tokens, so a model that never stops
+// still finishes its JSON. Every output is valid against the schema; schema
+// keywords the matcher cannot enforce are refused by CompileSchema with a
+// SchemaError naming the keyword, never silently ignored. Wrap, Choice and
+// XMLCall put a schema inside a model's tool-call markup.
 //
+//	vocab := constrain.NewVocabulary(tokenBytes, eosIDs) // once per model
 //	g, err := constrain.CompileSchema(schemaJSON, constrain.Limits{})
-//	c := constrain.New(g, vocab)        // one per generation
-//	c.Mask(generatedIDs, logits)        // before each sampling step
+//	c := constrain.New(g, vocab)                         // one per generation
+//	c.Budget = maxTokens
+//	c.Mask(generatedIDs, logits)                         // before each sampling step
 package constrain
 
 import (
@@ -56,6 +60,8 @@ type node struct {
 	format         []string
 	raw            bool // kString without quotes or escapes (markup argument text)
 	integer        bool // kNumber
+	nonNeg         bool // kNumber: no minus sign
+	positive       bool // kNumber (integer): no zero either
 	// kObject: props in order; free (no declared properties) allows any
 	// keys with values of extra, up to maxItems entries.
 	props []prop
@@ -273,26 +279,10 @@ func (c *compiler) compile(raw json.RawMessage, path string) (*node, error) {
 		return c.ref(ref, path)
 	}
 	if v, ok := s["const"]; ok {
-		lit, err := canonical(v)
-		if err != nil {
-			return nil, &SchemaError{Path: path, Keyword: "const", Reason: err.Error()}
-		}
-		return c.literal(lit), nil
+		return c.literals(json.RawMessage("["+string(v)+"]"), s, path, "const")
 	}
 	if v, ok := s["enum"]; ok {
-		var vals []json.RawMessage
-		if json.Unmarshal(v, &vals) != nil || len(vals) == 0 {
-			return nil, &SchemaError{Path: path, Keyword: "enum", Reason: "expected a non-empty array"}
-		}
-		var alts []*node
-		for _, v := range vals {
-			lit, err := canonical(v)
-			if err != nil {
-				return nil, &SchemaError{Path: path, Keyword: "enum", Reason: err.Error()}
-			}
-			alts = append(alts, c.literal(lit))
-		}
-		return c.anyOf(alts...), nil
+		return c.literals(v, s, path, "enum")
 	}
 	for _, k := range []string{"anyOf", "oneOf"} {
 		v, ok := s[k]
@@ -343,11 +333,74 @@ func (c *compiler) compile(raw json.RawMessage, path string) (*node, error) {
 	return c.anyOf(alts...), nil
 }
 
+// literals compiles const (as a one-value list) or enum: the values, as
+// compact JSON, that also have the schema's type when it gives one.
+func (c *compiler) literals(raw json.RawMessage, s map[string]json.RawMessage, path, keyword string) (*node, error) {
+	var vals []json.RawMessage
+	if json.Unmarshal(raw, &vals) != nil || len(vals) == 0 {
+		return nil, &SchemaError{Path: path, Keyword: keyword, Reason: "expected a non-empty array"}
+	}
+	types, err := schemaTypes(s["type"], path)
+	if err != nil {
+		return nil, err
+	}
+	var alts []*node
+	for _, v := range vals {
+		lit, err := canonical(v)
+		if err != nil {
+			return nil, &SchemaError{Path: path, Keyword: keyword, Reason: err.Error()}
+		}
+		if len(types) == 0 || typeMatches(types, v) {
+			alts = append(alts, c.literal(lit))
+		}
+	}
+	if len(alts) == 0 {
+		return nil, &SchemaError{Path: path, Keyword: keyword, Reason: "no value has the schema's type"}
+	}
+	return c.anyOf(alts...), nil
+}
+
+// valueType is a JSON value's type name.
+func valueType(v json.RawMessage) string {
+	v = bytes.TrimSpace(v)
+	switch {
+	case len(v) == 0:
+		return ""
+	case v[0] == '"':
+		return "string"
+	case v[0] == '{':
+		return "object"
+	case v[0] == '[':
+		return "array"
+	case v[0] == 't' || v[0] == 'f':
+		return "boolean"
+	case v[0] == 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// typeMatches reports whether value v has one of types.
+func typeMatches(types []string, v json.RawMessage) bool {
+	t := valueType(v)
+	for _, want := range types {
+		if want == t || want == "integer" && t == "number" && isInteger(v) {
+			return true
+		}
+	}
+	return false
+}
+
+func isInteger(v json.RawMessage) bool {
+	var f float64
+	return json.Unmarshal(v, &f) == nil && f == float64(int64(f))
+}
+
 // known are the constraining keywords that are enforced.
 var known = map[string]bool{"type": true, "properties": true, "required": true, "additionalProperties": true,
 	"enum": true, "const": true, "items": true, "minItems": true, "maxItems": true, "anyOf": true, "oneOf": true,
 	"$ref": true, "$defs": true, "definitions": true, "format": true, "minLength": true, "maxLength": true,
-	"nullable": true}
+	"nullable": true, "minimum": true, "maximum": true, "exclusiveMinimum": true, "exclusiveMaximum": true}
 
 func supportedList() string {
 	var ks []string
@@ -394,7 +447,7 @@ func (c *compiler) typed(t string, s map[string]json.RawMessage, path string) (*
 	case "boolean":
 		return c.anyOf(c.literal("true"), c.literal("false")), nil
 	case "integer", "number":
-		return c.number(t == "integer"), nil
+		return c.numberSchema(s, t == "integer", path)
 	case "string":
 		return c.stringSchema(s, path)
 	case "array":
@@ -417,6 +470,47 @@ func intKeyword(s map[string]json.RawMessage, k, path string, def int) (int, err
 	return n, nil
 }
 
+// numberSchema reads numeric bounds. Generated numbers have at most 15
+// integer digits, so bounds beyond that range hold already (zod, for one,
+// sends the safe-integer range); a lower bound of 0 (or, for integers, 1)
+// is enforced by leaving out the sign (and zero). Other bounds are refused.
+func (c *compiler) numberSchema(s map[string]json.RawMessage, integer bool, path string) (*node, error) {
+	n := c.number(integer)
+	const far = 1e15 // every generated number is inside (-far, far)
+	for _, k := range []string{"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"} {
+		raw, ok := s[k]
+		if !ok {
+			continue
+		}
+		var v float64
+		if json.Unmarshal(raw, &v) != nil {
+			return nil, &SchemaError{Path: path, Keyword: k, Reason: "expected a number (the draft-4 boolean form is not supported)"}
+		}
+		exclusive := strings.HasPrefix(k, "exclusive")
+		switch {
+		case strings.HasSuffix(k, "aximum") && v >= far:
+		case strings.HasSuffix(k, "inimum") && v <= -far:
+		case k == "minimum" && v == 0:
+			n.nonNeg = true
+		case integer && (k == "minimum" && v == 1 || k == "exclusiveMinimum" && v == 0):
+			n.nonNeg, n.positive = true, true
+		default:
+			what := "at least"
+			if exclusive {
+				what = "above"
+			}
+			if strings.HasSuffix(k, "aximum") {
+				what = "at most"
+				if exclusive {
+					what = "below"
+				}
+			}
+			return nil, &SchemaError{Path: path, Keyword: k, Reason: fmt.Sprintf("%s %g cannot be enforced (supported: minimum 0, integer minimum 1 or exclusiveMinimum 0, and bounds beyond ±1e15)", what, v)}
+		}
+	}
+	return n, nil
+}
+
 func (c *compiler) stringSchema(s map[string]json.RawMessage, path string) (*node, error) {
 	if f, ok := s["format"]; ok {
 		var name string
@@ -429,31 +523,34 @@ func (c *compiler) stringSchema(s map[string]json.RawMessage, path string) (*nod
 		n.format = classes
 		return n, nil
 	}
-	lo, err := intKeyword(s, "minLength", path, 0)
+	lo, hi, err := bounds(s, "minLength", "maxLength", path, c.limits.MaxString)
 	if err != nil {
 		return nil, err
-	}
-	hi, err := intKeyword(s, "maxLength", path, max(lo, c.limits.MaxString))
-	if err != nil {
-		return nil, err
-	}
-	if hi < lo {
-		return nil, &SchemaError{Path: path, Keyword: "maxLength", Reason: "maxLength is below minLength"}
 	}
 	return c.str(lo, hi), nil
 }
 
-func (c *compiler) arraySchema(s map[string]json.RawMessage, path string) (*node, error) {
-	lo, err := intKeyword(s, "minItems", path, 0)
+// bounds reads a pair of length keywords; an absent maximum is the limit
+// (or the minimum, when that is larger).
+func bounds(s map[string]json.RawMessage, minKey, maxKey, path string, limit int) (int, int, error) {
+	lo, err := intKeyword(s, minKey, path, 0)
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	hi, err := intKeyword(s, "maxItems", path, max(lo, c.limits.MaxItems))
+	hi, err := intKeyword(s, maxKey, path, max(lo, limit))
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
 	if hi < lo {
-		return nil, &SchemaError{Path: path, Keyword: "maxItems", Reason: "maxItems is below minItems"}
+		return 0, 0, &SchemaError{Path: path, Keyword: maxKey, Reason: maxKey + " is below " + minKey}
+	}
+	return lo, hi, nil
+}
+
+func (c *compiler) arraySchema(s map[string]json.RawMessage, path string) (*node, error) {
+	lo, hi, err := bounds(s, "minItems", "maxItems", path, c.limits.MaxItems)
+	if err != nil {
+		return nil, err
 	}
 	items := c.anyValue()
 	if v, ok := s["items"]; ok {
@@ -614,8 +711,9 @@ func (c *compiler) resolve(ref string) (json.RawMessage, bool) {
 // with a common required property whose const/enum values differ.
 func disjoint(branches []json.RawMessage) bool {
 	type info struct {
-		types []string
-		tags  map[string][]string // required property -> allowed literal values
+		types  []string
+		values []string            // const/enum branches: the values
+		tags   map[string][]string // required property -> allowed literal values
 	}
 	infos := make([]info, len(branches))
 	for i, b := range branches {
@@ -631,7 +729,14 @@ func disjoint(branches []json.RawMessage) bool {
 		}
 		infos[i].types, _ = schemaTypes(s.Type, "")
 		if s.Const != nil || s.Enum != nil {
-			infos[i].types = []string{"literal"}
+			infos[i].types = nil
+			for _, v := range append(s.Enum, s.Const) {
+				if v != nil {
+					lit, _ := canonical(v)
+					infos[i].values = append(infos[i].values, lit)
+					infos[i].types = append(infos[i].types, valueType(v))
+				}
+			}
 		}
 		infos[i].tags = map[string][]string{}
 		for _, r := range s.Required {
@@ -663,6 +768,9 @@ func disjoint(branches []json.RawMessage) bool {
 				return false
 			}
 			if !overlap(a.types, b.types) {
+				continue
+			}
+			if a.values != nil && b.values != nil && !overlap(a.values, b.values) {
 				continue
 			}
 			told := false

@@ -190,8 +190,9 @@ type Constraint struct {
 	Walks, Hits int
 }
 
-// maxCached bounds the masks a Constraint keeps.
-const maxCached = 4096
+// maxCacheBytes bounds the memory of the masks a Constraint keeps (about
+// 850 masks over a 151k-token vocabulary); past it the cache starts over.
+const maxCacheBytes = 16 << 20
 
 // New starts a constraint at the beginning of the output.
 func New(g *Grammar, v *Vocabulary) *Constraint {
@@ -343,7 +344,7 @@ func (c *Constraint) Allowed() bitset {
 	c.Walks++
 	c.worst = c.short.statesRest(c.threads)
 	m := c.compute()
-	if len(c.cache) >= maxCached {
+	if (len(c.cache)+1)*len(m)*8 > maxCacheBytes {
 		clear(c.cache)
 	}
 	c.cache[string(key)] = cached{mask: m, worst: c.worst}

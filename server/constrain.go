@@ -156,18 +156,9 @@ func (s *Server) forceTools(j *job, tools []Tool, forced bool, param string) *ap
 	return s.constrainJob(j, g, param)
 }
 
-// forcedChoice reports whether an OpenAI tool_choice forces a call
-// ("required" or a named function).
+// forcedChoice reports whether an OpenAI tool_choice (chat or Responses)
+// forces a call: "required" or a named function.
 func forcedChoice(raw json.RawMessage) bool {
-	var mode string
-	if json.Unmarshal(raw, &mode) == nil {
-		return mode == "required"
-	}
-	var named struct {
-		Name     string `json:"name"`
-		Function struct {
-			Name string `json:"name"`
-		} `json:"function"`
-	}
-	return json.Unmarshal(raw, &named) == nil && (named.Name != "" || named.Function.Name != "")
+	mode, _, e := toolChoice(raw)
+	return e == nil && (mode == "required" || mode == "named")
 }

@@ -209,7 +209,7 @@ func TestConstrainRefusals(t *testing.T) {
 	if raw := readAll(t, resp); resp.StatusCode != 400 || !strings.Contains(raw, `\"type\"`) {
 		t.Errorf("qwen3-coder two-typed parameter: %d %s", resp.StatusCode, raw)
 	}
-	plain := start(t, fake("qwen3"), server.Config{})
+	plain := start(t, struct{ server.Backend }{fake("qwen3")}, server.Config{}) // hides TokenBytes
 	resp = post(t, plain.URL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}`)
 	if raw := readAll(t, resp); resp.StatusCode != 400 || !strings.Contains(raw, "constrained decoding") {
 		t.Errorf("backend without a vocabulary: %d %s", resp.StatusCode, raw)
@@ -224,4 +224,18 @@ func readAll(t *testing.T, resp *http.Response) string {
 		t.Fatal(err)
 	}
 	return string(raw)
+}
+
+// A prompt that opens <think> gets an empty reasoning, closed before the
+// constrained answer.
+func TestResponseFormatAfterThinking(t *testing.T) {
+	ts := start(t, newBabbler("qwen3"), server.Config{})
+	v := postJSON(t, ts.URL+"/v1/chat/completions", `{"model":"m","max_tokens":300,"messages":[{"role":"user","content":"p"}],
+		"chat_template_kwargs":{"enable_thinking":true},
+		"response_format":{"type":"json_schema","json_schema":{"name":"person","schema":`+personSchema+`}}}`, 200)
+	msg := v["choices"].([]any)[0].(map[string]any)["message"].(map[string]any)
+	checkPerson(t, msg["content"].(string))
+	if r, _ := msg["reasoning_content"].(string); strings.TrimSpace(r) != "" {
+		t.Errorf("reasoning %q, want none", r)
+	}
 }

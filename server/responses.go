@@ -507,6 +507,10 @@ func (s *Server) response(rj *respJob, id string, created int64, status string, 
 	if r := req.Reasoning; r != nil {
 		reasoning = map[string]any{"effort": r.Effort, "summary": r.Summary}
 	}
+	format := any(map[string]any{"type": "text"})
+	if req.Text != nil && len(req.Text.Format) > 0 && string(req.Text.Format) != "null" {
+		format = req.Text.Format // echoed as sent
+	}
 	metadata := req.Metadata
 	if metadata == nil {
 		metadata = map[string]string{}
@@ -517,7 +521,7 @@ func (s *Server) response(rj *respJob, id string, created int64, status string, 
 		"metadata": metadata, "parallel_tool_calls": rj.parallel, "temperature": rj.sampling.Temperature,
 		"top_p": rj.sampling.TopP, "tool_choice": toolChoice, "tools": tools, "max_output_tokens": maxOut,
 		"previous_response_id": prev, "reasoning": reasoning, "store": req.Store == nil || *req.Store,
-		"text": map[string]any{"format": map[string]any{"type": "text"}}, "truncation": "disabled",
+		"text": map[string]any{"format": format}, "truncation": "disabled",
 		"usage": nil, "user": nil,
 	}
 	if req.PromptCacheKey != "" {

@@ -4,7 +4,8 @@
 # the embedded model (which cannot write JSON unaided): 50 json_schema
 # requests over 10 schemas (chat response_format and Responses text.format)
 # and 50 forced tool calls (OpenAI required/named, Anthropic any/tool,
-# Responses required), each validated against its schema.
+# Responses required), each validated against its schema; then the AI SDK's
+# generateObject and toolChoice (aisdk.mjs), validated by the SDK with zod.
 #
 #   scripts/constrain/run.sh               # everything
 #   REQUESTS=10 scripts/constrain/run.sh   # fewer server requests
@@ -29,3 +30,6 @@ for _ in $(seq 300); do
 done
 [ -n "$addr" ] || { cat "$work/serve.log"; echo "serve did not start"; exit 1; }
 SAMPLES="$work/samples.json" BASE_URL="$addr" node "$here/check.mjs"
+# The Vercel AI SDK's generateObject and forced toolChoice (pinned in
+# package.json; they ask for node 22 and run on 20).
+BASE_URL="$addr" node --no-deprecation "$here/aisdk.mjs"
