@@ -51,16 +51,16 @@ static void *mm_pipeline(void *dev, void *fn, char *err, int errn) {
 static void *mm_library(void *dev, const char *src, char *err, int errn) {
 	@autoreleasepool {
 		MTLCompileOptions *o = [[MTLCompileOptions alloc] init];
-		if (@available(macOS 14.0, *)) {
-			o.languageVersion = MTLLanguageVersion3_1;
-		} else {
-			o.languageVersion = MTLLanguageVersion3_0;
-		}
-		if (@available(macOS 15.0, *)) {
-			o.mathMode = MTLMathModeSafe;
-		} else {
-			o.fastMathEnabled = NO;
-		}
+		o.languageVersion = MTLLanguageVersion3_0;
+		o.fastMathEnabled = NO;
+		// What an older SDK (Xcode) does not declare is left out at build
+		// time; what an older macOS lacks, at run time.
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 140000
+		if (@available(macOS 14.0, *)) o.languageVersion = MTLLanguageVersion3_1;
+#endif
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 150000
+		if (@available(macOS 15.0, *)) o.mathMode = MTLMathModeSafe;
+#endif
 		NSError *e = nil;
 		id<MTLLibrary> lib = [(id<MTLDevice>)dev newLibraryWithSource:[NSString stringWithUTF8String:src] options:o error:&e];
 		[o release];
@@ -71,7 +71,9 @@ static void *mm_library(void *dev, const char *src, char *err, int errn) {
 
 // mm_has_bfloat reports whether the compiler has MSL 3.1, where bfloat is.
 static int mm_has_bfloat(void) {
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 140000
 	if (@available(macOS 14.0, *)) return 1;
+#endif
 	return 0;
 }
 

@@ -7,6 +7,13 @@
 // are the documented ones.
 #pragma once
 #import <Foundation/Foundation.h>
+
+// The SDK this stub describes (what <Availability.h> says on a Mac with the
+// macOS 15 SDK), so that code guarded by it is checked too.
+// https://developer.apple.com/documentation/xcode/running-code-on-a-specific-version
+#ifndef __MAC_OS_X_VERSION_MAX_ALLOWED
+#define __MAC_OS_X_VERSION_MAX_ALLOWED 150000
+#endif
 #include <stdint.h>
 
 // https://developer.apple.com/documentation/metal/mtlsize
