@@ -63,8 +63,8 @@ done
 # --device metal falls back to the CPU with a message when Metal cannot be
 # opened: that is a failure here, not a pass.
 if grep -q 'running on the CPU instead' "$report"; then
-	say "generate: --device metal ran on the CPU (see the message above)"
-	failed+=(generate-metal-fallback)
+	say "a --device metal step (bench or generate) ran on the CPU: see the message above"
+	failed+=(metal-fallback)
 fi
 cpu_ids=$(grep -o '"ids":\[[^]]*\]' "$bin/cpu.json")
 metal_ids=$(grep -o '"ids":\[[^]]*\]' "$bin/metal.json")
