@@ -65,14 +65,7 @@ func TestMoEEventFormOnHarness(t *testing.T) {
 			const steps = 3
 			rc, rg := model.NewRunner(want, ref), model.NewRunner(got, e)
 			cc, cg := want.NewCache(ref, len(prompt)+steps), got.NewCache(e, len(prompt)+steps)
-			wl, err := rc.Forward(cc, prompt, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			gl, err := rg.Forward(cg, prompt, true)
-			if err != nil {
-				t.Fatal(err)
-			}
+			wl, gl := forwardBoth(t, rc, rg, cc, cg, prompt, true)
 			vocab := want.Config.VocabSize
 			prefill := maxRelDiff(gl, wl)
 			if dev.handoffs != 0 {
@@ -82,14 +75,7 @@ func TestMoEEventFormOnHarness(t *testing.T) {
 			var decode float64
 			for step := range steps {
 				hostBefore, commitsBefore := sumOps(e.HostOps()), dev.commits
-				wl, err := rc.Forward(cc, []int32{next}, false)
-				if err != nil {
-					t.Fatal(err)
-				}
-				gl, err := rg.Forward(cg, []int32{next}, false)
-				if err != nil {
-					t.Fatal(err)
-				}
+				wl, gl := forwardBoth(t, rc, rg, cc, cg, []int32{next}, false)
 				decode = max(decode, maxRelDiff(gl, wl))
 				host, commits := sumOps(e.HostOps())-hostBefore, dev.commits-commitsBefore
 				if commits > 1+host {
@@ -154,26 +140,13 @@ func TestEventFormOnlyAfterAllHits(t *testing.T) {
 		const steps = 8
 		rc, rg := model.NewRunner(want, ref), model.NewRunner(got, e)
 		cc, cg := want.NewCache(ref, len(prompt)+steps), got.NewCache(e, len(prompt)+steps)
-		wl, err := rc.Forward(cc, prompt, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := rg.Forward(cg, prompt, false); err != nil {
-			t.Fatal(err)
-		}
+		wl, _ := forwardBoth(t, rc, rg, cc, cg, prompt, false)
 		next := sample.Argmax(wl)
 		missedLast := layers // before any decode step the rule splits every layer
 		oneBuffer, worst := 0, 0.0
 		for step := range steps {
 			before, commitsBefore, eventsBefore, hostBefore := pager.Stats(), dev.commits, e.eventMoEs, sumOps(e.HostOps())
-			wl, err := rc.Forward(cc, []int32{next}, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			gl, err := rg.Forward(cg, []int32{next}, false)
-			if err != nil {
-				t.Fatal(err)
-			}
+			wl, gl := forwardBoth(t, rc, rg, cc, cg, []int32{next}, false)
 			worst = max(worst, maxRelDiff(gl, wl))
 			after := pager.Stats()
 			missed := 0
@@ -205,4 +178,18 @@ func TestEventFormOnlyAfterAllHits(t *testing.T) {
 			t.Errorf("with every expert fitting, no decode step became one command buffer in %d steps", steps)
 		}
 	}
+}
+
+// forwardBoth runs the same tokens through the reference runner and the
+// runner under test and returns both logits.
+func forwardBoth(t *testing.T, rc, rg *model.Runner, cc, cg *model.Cache, ids []int32, all bool) (want, got []float32) {
+	t.Helper()
+	want, err := rc.Forward(cc, ids, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err = rg.Forward(cg, ids, all); err != nil {
+		t.Fatal(err)
+	}
+	return want, got
 }
