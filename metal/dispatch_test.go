@@ -7,8 +7,8 @@ import (
 	"github.com/mlx-moe/mlx-moe/model"
 )
 
-// TestPrefillDispatchesPerToken counts the harness device's dispatches for
-// a prompt of n and of 2n tokens (one batch each) and checks that the n more
+// TestPrefillDispatchesPerToken counts the harness device's dispatches and
+// copies for a prompt of n and of 2n tokens (one batch each) and checks that the n more
 // tokens add fewer than one dispatch per layer each: no op may launch once
 // per token (a bias add, a gate, an expert route), since a long prompt
 // would then take hundreds of thousands of dispatches on a Mac.
@@ -36,12 +36,12 @@ func TestPrefillDispatchesPerToken(t *testing.T) {
 				if _, err := model.NewRunner(m, e).Forward(m.NewCache(e, tokens), ids, false); err != nil {
 					t.Fatal(err)
 				}
-				return sumOps(d.dispatches)
+				return sumOps(d.dispatches) + d.copies
 			}
 			short, long := count(n), count(2*n)
 			perToken := float64(long-short) / n
 			layers := m.Config.NumLayers
-			t.Logf("%d-token prefill: %d dispatches, %d tokens: %d; %.2f more per added token (%d layers)", n, short, 2*n, long, perToken, layers)
+			t.Logf("%d-token prefill: %d dispatches and copies, %d tokens: %d; %.2f more per added token (%d layers)", n, short, 2*n, long, perToken, layers)
 			if perToken >= float64(layers) {
 				t.Errorf("%.2f dispatches per added prompt token with %d layers: some op dispatches once per token", perToken, layers)
 			}

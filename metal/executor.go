@@ -536,8 +536,8 @@ func (e *Executor) Rope(x *graph.Tensor, pos []int32, heads, headDim int, p *ker
 		e.upload(3, ropeParams{uint32(heads), uint32(headDim), uint32(p.RotaryDim), p.Scale, inter}))
 }
 
-// CopyCols copies with the device's copy engine: one copy when the rows are
-// contiguous on both sides, else one per row.
+// CopyCols copies with the device's copy engine when the rows are
+// contiguous on both sides, else with copy_rows: one dispatch either way.
 func (e *Executor) CopyCols(dst *graph.Tensor, dstRow, dstCol int, src *graph.Tensor, srcRow, srcCol, n, cols int) {
 	if n == 0 || cols == 0 || e.err != nil {
 		return
@@ -552,9 +552,10 @@ func (e *Executor) CopyCols(dst *graph.Tensor, dstRow, dstCol int, src *graph.Te
 		e.fail(e.dev.copy(d.buf, d.off, s.buf, s.off, 4*n*cols))
 		return
 	}
-	for t := 0; t < n; t++ {
-		e.fail(e.dev.copy(d.buf, d.off+4*(t*ds+dstCol), s.buf, s.off+4*(t*ss+srcCol), 4*cols))
-	}
+	from := binding{index: 0, buf: s.buf, off: s.off + 4*srcCol, n: 4 * ((n-1)*ss + cols)}
+	out := binding{index: 1, buf: d.buf, off: d.off + 4*dstCol, n: 4 * ((n-1)*ds + cols)}
+	e.run("copy_rows", [3]int{ceilDiv(cols, elemThreads), n, 1}, [3]int{elemThreads, 1, 1},
+		from, out, e.upload(2, uint32(cols)), e.upload(3, uint32(ss)), e.upload(4, uint32(ds)))
 }
 
 func (e *Executor) Attention(out, q, kCache, vCache *graph.Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32) {

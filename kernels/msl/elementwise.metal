@@ -128,3 +128,18 @@ kernel void moe_combine_rows(device const float* y [[buffer(0)]],
   }
   out[t * dim + d] += acc;
 }
+
+// copy_rows copies n rows of cols values between strided rows (a column
+// block of one tensor into another, e.g. a prompt's keys into the cache):
+// dst[t*dst_stride + c] = src[t*src_stride + c]. Launch: groups
+// (ceil(cols/256), n, 1), threads (256,1,1).
+kernel void copy_rows(device const float* src [[buffer(0)]],
+                      device float* dst [[buffer(1)]],
+                      constant uint& cols [[buffer(2)]],
+                      constant uint& src_stride [[buffer(3)]],
+                      constant uint& dst_stride [[buffer(4)]],
+                      uint2 tg [[threadgroup_position_in_grid]],
+                      uint lid [[thread_position_in_threadgroup]]) {
+  uint c = tg.x * 256 + lid, t = tg.y;
+  if (c < cols) dst[t * dst_stride + c] = src[t * src_stride + c];
+}

@@ -115,5 +115,21 @@ func TestElementwiseRows(t *testing.T) {
 		out = launch(t, p, "moe_combine_rows", Launch{Groups: [3]int{(cols + 255) / 256, rows, 1}, Threads: [3]int{256, 1, 1}, Seed: uint64(n),
 			Buffers: map[int][]byte{0: f32Bytes(y), 1: u32Bytes(routes), 2: f32Bytes(w), 3: f32Bytes(a), 4: dims[4:], 5: u32Bytes([]uint32{topk})}})
 		compare(t, "moe_combine_rows", bytesF32(out[3]), want, 1e-6, 1e-6)
+
+		// rows rows of cols-3 values from a stride of cols into a stride of
+		// cols+5, the destination's other values kept.
+		block, dstStride := cols-3, cols+5
+		if block <= 0 {
+			continue
+		}
+		dst := randn(r, rows*dstStride, 1)
+		wantDst := append([]float32(nil), dst...)
+		for tok := range rows {
+			copy(wantDst[tok*dstStride:tok*dstStride+block], a[tok*cols:tok*cols+block])
+		}
+		out = launch(t, p, "copy_rows", Launch{Groups: [3]int{(block + 255) / 256, rows, 1}, Threads: [3]int{256, 1, 1}, Seed: uint64(n),
+			Buffers: map[int][]byte{0: f32Bytes(a[:(rows-1)*cols+block]), 1: f32Bytes(dst[:(rows-1)*dstStride+block]),
+				2: u32Bytes([]uint32{uint32(block)}), 3: u32Bytes([]uint32{uint32(cols)}), 4: u32Bytes([]uint32{uint32(dstStride)})}})
+		compare(t, "copy_rows", bytesF32(out[1]), wantDst[:(rows-1)*dstStride+block], 0, 0)
 	}
 }
