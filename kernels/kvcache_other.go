@@ -1,0 +1,12 @@
+//go:build purego || !amd64
+
+package kernels
+
+// f16Row converts half-precision values to float32.
+func f16Row(dst []float32, src []uint16) { f16RowGo(dst, src) }
+
+// dequantKV8 writes out = scale*code + bias for 8-bit codes, four to a
+// word, one half-precision scale and bias per group values.
+func dequantKV8(out []float32, q []uint32, scales, biases []uint16, group int) {
+	dequantKV8Go(out, q, scales, biases, group)
+}
