@@ -29,6 +29,16 @@ const DefaultPromptCacheBytes = 2 << 30
 // conversation with the same system prompt and tools starts from there.
 // The longest snapshot that is a prefix of a new prompt is restored;
 // snapshots are kept within a memory budget, least recently used first out.
+//
+// A hybrid model's snapshot holds only the recurrent state, not a second
+// copy of the KV caches: it is restored into the live cache, whose KV
+// caches are cut back to the snapshot's length, and so is usable while its
+// tokens are a prefix of the live cache's. That is the common agent case
+// (a new conversation with the same system prompt and tools shares that
+// prefix with the live cache). Only when a prompt that does not start
+// with a snapshot's tokens is about to overwrite its KV rows are those
+// rows copied into it (it becomes a full snapshot, as every snapshot used
+// to be), within the same budget.
 type Session struct {
 	m      *Model
 	cache  *model.Cache
@@ -46,6 +56,9 @@ type snapshot struct {
 	cache  *model.Cache
 	bytes  int64
 	used   uint64
+	// recurrent: cache holds only the recurrent state; the KV rows are
+	// the live cache's.
+	recurrent bool
 }
 
 // NewSession returns an empty session.
@@ -117,9 +130,14 @@ func (s *Session) reuse(prompt []int32) int {
 	} else if len(s.tokens) <= limit && isPrefix(s.tokens, prompt) {
 		best = len(s.tokens)
 	}
+	// This prompt overwrites the live KV rows past its common prefix with
+	// them: recurrent snapshots it does not start with take their rows
+	// first (before a full snapshot is restored over them).
+	s.detach(prompt)
 	var from *snapshot
 	for _, sn := range s.snaps {
-		if len(sn.tokens) > best && len(sn.tokens) <= limit && isPrefix(sn.tokens, prompt) {
+		if len(sn.tokens) > best && len(sn.tokens) <= limit && isPrefix(sn.tokens, prompt) &&
+			(!sn.recurrent || isPrefix(sn.tokens, s.tokens)) {
 			best, from = len(sn.tokens), sn
 		}
 	}
@@ -128,6 +146,7 @@ func (s *Session) reuse(prompt []int32) int {
 		s.clock++
 		from.used = s.clock
 	}
+
 	if best > 0 {
 		s.stats.hits.Add(1)
 	}
@@ -148,29 +167,95 @@ func (s *Session) snapshot() {
 		}
 	}
 	m := s.m
-	budget := m.opts.PromptCacheBytes
-	if budget == 0 {
-		budget = DefaultPromptCacheBytes
-	}
+	budget := s.budget()
+	recurrent := !s.cache.Rewindable()
 	size := m.Model.CacheBytes(s.cache.Len)
+	if recurrent {
+		size = m.Model.RecurrentBytes()
+	}
 	if budget < 0 || size > budget || s.cache.Len == 0 {
 		return
 	}
-	for s.bytes+size > budget {
-		lru := 0
-		for i, sn := range s.snaps {
-			if sn.used < s.snaps[lru].used {
-				lru = i
-			}
-		}
-		s.bytes -= s.snaps[lru].bytes
-		s.snaps[lru].cache.Free(m.exec)
-		s.snaps = append(s.snaps[:lru], s.snaps[lru+1:]...)
+	s.evict(budget - size)
+	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), bytes: size, used: s.clock, recurrent: recurrent}
+	if recurrent {
+		sn.cache = m.Model.NewRecurrentCache(m.exec)
+	} else {
+		sn.cache = m.Model.NewCache(m.exec, s.cache.Len)
 	}
-	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), cache: m.Model.NewCache(m.exec, s.cache.Len), bytes: size, used: s.clock}
 	sn.cache.CopyFrom(s.cache, m.exec)
 	s.snaps = append(s.snaps, sn)
 	s.bytes += size
+	s.stats.snapshots.Store(int64(len(s.snaps)))
+	s.stats.bytes.Store(s.bytes)
+}
+
+// budget is the most memory snapshots may hold (negative: none).
+func (s *Session) budget() int64 {
+	if b := s.m.opts.PromptCacheBytes; b != 0 {
+		return b
+	}
+	return DefaultPromptCacheBytes
+}
+
+// evict drops the least recently used snapshots until they hold at most
+// limit bytes.
+func (s *Session) evict(limit int64) {
+	for s.bytes > limit && len(s.snaps) > 0 {
+		lru := s.snaps[0]
+		for _, sn := range s.snaps {
+			if sn.used < lru.used {
+				lru = sn
+			}
+		}
+		s.dropSnapshots(func(sn *snapshot) bool { return sn == lru })
+	}
+}
+
+// detach gives the recurrent snapshots whose KV rows prompt is about to
+// overwrite (they are a prefix of the live cache's tokens, not of
+// prompt's) their own copy of those rows, within the budget; those whose
+// rows are already gone are dropped.
+func (s *Session) detach(prompt []int32) {
+	m := s.m
+	var gone []*snapshot
+	for _, sn := range s.snaps {
+		if !sn.recurrent || isPrefix(sn.tokens, prompt) {
+			continue
+		}
+		if !isPrefix(sn.tokens, s.tokens) {
+			gone = append(gone, sn)
+			continue
+		}
+		n := len(sn.tokens)
+		full := m.Model.NewCache(m.exec, n)
+		live := s.cache.Len
+		s.cache.Len = n
+		full.CopyFrom(s.cache, m.exec) // the KV rows (and live recurrent state)
+		s.cache.Len = live
+		full.CopyFrom(sn.cache, m.exec) // the snapshot's recurrent state
+		sn.cache.Free(m.exec)
+		size := m.Model.CacheBytes(n)
+		s.bytes += size - sn.bytes
+		sn.cache, sn.bytes, sn.recurrent = full, size, false
+	}
+	s.dropSnapshots(func(sn *snapshot) bool { return slices.Contains(gone, sn) })
+	s.evict(s.budget())
+}
+
+// dropSnapshots frees the snapshots drop picks.
+func (s *Session) dropSnapshots(drop func(*snapshot) bool) {
+	kept := s.snaps[:0]
+	for _, sn := range s.snaps {
+		if drop(sn) {
+			s.bytes -= sn.bytes
+			sn.cache.Free(s.m.exec)
+			continue
+		}
+		kept = append(kept, sn)
+	}
+	clear(s.snaps[len(kept):])
+	s.snaps = kept
 	s.stats.snapshots.Store(int64(len(s.snaps)))
 	s.stats.bytes.Store(s.bytes)
 }

@@ -25,11 +25,33 @@ func (m *Model) NewCache(e graph.Executor, maxLen int) *Cache {
 	return c
 }
 
+// NewRecurrentCache allocates only the state that cannot be rewound (the
+// recurrent layers'; the per-position layers' entries are nil): a snapshot
+// that, copied into a live cache whose KV caches already hold the same
+// prefix, restores it without a second copy of the KV caches.
+func (m *Model) NewRecurrentCache(e graph.Executor) *Cache {
+	c := &Cache{States: make([]MixerState, len(m.Layers))}
+	for i, l := range m.Layers {
+		if st := l.Mixer.newState(e, 1, kernels.KVF32); !st.PerPosition() {
+			c.States[i] = st
+		} else {
+			st.Free(e)
+		}
+	}
+	return c
+}
+
+// RecurrentBytes is the memory of NewRecurrentCache's states.
+func (m *Model) RecurrentBytes() int64 { return m.CacheBytes(0) }
+
 // CopyFrom makes c hold the same positions as o (same model; c at least
-// as long).
+// as long). Layers either cache lacks (a recurrent-only cache) are left
+// as they are.
 func (c *Cache) CopyFrom(o *Cache, e graph.Executor) {
 	for i, s := range c.States {
-		s.CopyFrom(o.States[i], e, o.Len)
+		if s != nil && o.States[i] != nil {
+			s.CopyFrom(o.States[i], e, o.Len)
+		}
 	}
 	c.Len = o.Len
 }
@@ -38,7 +60,9 @@ func (c *Cache) CopyFrom(o *Cache, e graph.Executor) {
 // the cache must not be used afterwards.
 func (c *Cache) Free(e graph.Executor) {
 	for _, s := range c.States {
-		s.Free(e)
+		if s != nil {
+			s.Free(e)
+		}
 	}
 	c.States, c.Len, c.MaxLen = nil, 0, 0
 }
@@ -48,7 +72,9 @@ func (c *Cache) Free(e graph.Executor) {
 func (c *Cache) Bytes() int64 {
 	var n int64
 	for _, s := range c.States {
-		n += s.Bytes()
+		if s != nil {
+			n += s.Bytes()
+		}
 	}
 	return n
 }
@@ -58,7 +84,7 @@ func (c *Cache) Bytes() int64 {
 // caches); recurrent state (linear attention) cannot be rewound.
 func (c *Cache) Rewindable() bool {
 	for _, s := range c.States {
-		if !s.PerPosition() {
+		if s != nil && !s.PerPosition() {
 			return false
 		}
 	}
