@@ -246,8 +246,8 @@ func dequantKV8Go(out []float32, q []uint32, scales, biases []uint16, group int)
 	}
 }
 
-// dequantKV4 is dequantKV8 for 4-bit codes, eight to a word.
-func dequantKV4(out []float32, q []uint32, scales, biases []uint16, group int) {
+// dequantKV4Go is the portable form of dequantKV4.
+func dequantKV4Go(out []float32, q []uint32, scales, biases []uint16, group int) {
 	for g := 0; g < len(out)/group; g++ {
 		s, b := F16ToF32(scales[g]), F16ToF32(biases[g])
 		for i, w := range q[g*group/8 : (g+1)*group/8] {

@@ -13,6 +13,9 @@ func f16AVX2(dst *float32, src *uint16, n int)
 //go:noescape
 func dequantKV8AVX2(out *float32, q *uint32, s, b float32, n int)
 
+//go:noescape
+func dequantKV4AVX2(out *float32, q *uint32, s, b float32, n int)
+
 // f16Row converts half-precision values to float32.
 func f16Row(dst []float32, src []uint16) {
 	n8 := len(src) &^ 7
@@ -36,5 +39,18 @@ func dequantKV8(out []float32, q []uint32, scales, biases []uint16, group int) {
 		_ = out[(g+1)*group-1]
 		_ = q[(g+1)*group/4-1]
 		dequantKV8AVX2(&out[g*group], &q[g*group/4], F16ToF32(scales[g]), F16ToF32(biases[g]), group)
+	}
+}
+
+// dequantKV4 is dequantKV8 for 4-bit codes, eight to a word.
+func dequantKV4(out []float32, q []uint32, scales, biases []uint16, group int) {
+	if !hasAVX2FMA || group%8 != 0 {
+		dequantKV4Go(out, q, scales, biases, group)
+		return
+	}
+	for g := 0; g < len(out)/group; g++ {
+		_ = out[(g+1)*group-1]
+		_ = q[(g+1)*group/8-1]
+		dequantKV4AVX2(&out[g*group], &q[g*group/8], F16ToF32(scales[g]), F16ToF32(biases[g]), group)
 	}
 }

@@ -42,3 +42,45 @@ kv8loop:
 	JNZ         kv8loop
 	VZEROUPPER
 	RET
+
+// Lane i of the 4-bit unpacking shifts its copy of the word by 4i.
+DATA kv4shift<>+0(SB)/4, $0
+DATA kv4shift<>+4(SB)/4, $4
+DATA kv4shift<>+8(SB)/4, $8
+DATA kv4shift<>+12(SB)/4, $12
+DATA kv4shift<>+16(SB)/4, $16
+DATA kv4shift<>+20(SB)/4, $20
+DATA kv4shift<>+24(SB)/4, $24
+DATA kv4shift<>+28(SB)/4, $28
+GLOBL kv4shift<>(SB), RODATA|NOPTR, $32
+
+DATA kv4mask<>+0(SB)/4, $15
+GLOBL kv4mask<>(SB), RODATA|NOPTR, $4
+
+// func dequantKV4AVX2(out *float32, q *uint32, s, b float32, n int)
+// out[i] = s*nibble i of q + b for i < n (a multiple of 8): each word
+// is broadcast to eight lanes, shifted by 0, 4, ..., 28 and masked.
+TEXT ·dequantKV4AVX2(SB), NOSPLIT, $0-32
+	MOVQ         out+0(FP), DI
+	MOVQ         q+8(FP), SI
+	VBROADCASTSS s+16(FP), Y1
+	VBROADCASTSS b+20(FP), Y2
+	MOVQ         n+24(FP), CX
+	SHRQ         $3, CX
+	VMOVDQU      kv4shift<>(SB), Y4
+	VPBROADCASTD kv4mask<>(SB), Y5
+
+kv4loop:
+	VPBROADCASTD (SI), Y0
+	VPSRLVD      Y4, Y0, Y0
+	VPAND        Y5, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VMOVAPS      Y2, Y3
+	VFMADD231PS  Y0, Y1, Y3
+	VMOVUPS      Y3, (DI)
+	ADDQ         $4, SI
+	ADDQ         $32, DI
+	DECQ         CX
+	JNZ          kv4loop
+	VZEROUPPER
+	RET

@@ -10,3 +10,8 @@ func f16Row(dst []float32, src []uint16) { f16RowGo(dst, src) }
 func dequantKV8(out []float32, q []uint32, scales, biases []uint16, group int) {
 	dequantKV8Go(out, q, scales, biases, group)
 }
+
+// dequantKV4 is dequantKV8 for 4-bit codes, eight to a word.
+func dequantKV4(out []float32, q []uint32, scales, biases []uint16, group int) {
+	dequantKV4Go(out, q, scales, biases, group)
+}

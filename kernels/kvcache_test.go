@@ -89,7 +89,7 @@ func TestKVRowsLoad(t *testing.T) {
 					if f == KVQ8 {
 						dequantKV8Go(want, c.Q[off/4:(off+cols)/4], c.Scales[off/group:], c.Biases[off/group:], group)
 					} else {
-						dequantKV4(want, c.Q[off/8:(off+cols)/8], c.Scales[off/group:], c.Biases[off/group:], group)
+						dequantKV4Go(want, c.Q[off/8:(off+cols)/8], c.Scales[off/group:], c.Biases[off/group:], group)
 					}
 					row := make([]float32, cols)
 					c.Load(row, cols, 3, 1, 0, cols)
