@@ -23,7 +23,7 @@ func TestKVMemoryTable(t *testing.T) {
 		lengths = []int{4096, 8192, 16384, 32768, 131072}
 	}
 	shapes := []struct {
-		name                    string
+		name                     string
 		layers, kvHeads, headDim int
 	}{
 		{"Qwen3-Coder-Next (12 full-attention layers, 2 KV heads, head dim 256)", 12, 2, 256},
