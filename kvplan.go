@@ -78,4 +78,7 @@ func (c *contextPlan) print(m *model.Model, log io.Writer) {
 	}
 	fmt.Fprintf(log, "context: %d positions, KV cache %s: %s (%s per 1k positions; %s; the model's is %d)\n",
 		c.Len, c.Format, experts.FormatBytes(c.Bytes), experts.FormatBytes(m.CacheBytes(1024)-m.CacheBytes(0)), fit, m.Config.MaxPositions)
+	if c.Fit >= 0 && c.Len > c.Fit {
+		fmt.Fprintf(log, "warning: a context of %d positions needs more memory than the budget leaves (%d fit); a long sequence may run out of memory\n", c.Len, c.Fit)
+	}
 }
