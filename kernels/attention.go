@@ -30,7 +30,7 @@ func Attention(out, q, kCache, vCache []float32, n, pos0, heads, kvHeads, dk, dv
 // attend runs the tiles of base (a tile with its inputs set) over n tokens.
 func attend(base *attnTile, n, kvHeads int) {
 	group, pos0, dk, dv := base.group, base.pos0, base.dk, base.dv
-	bq := max(1, attnRows/group)
+	bq := max(1, base.tileRows()/group)
 	tiles := (n + bq - 1) / bq
 	if splits := attnSplits(kvHeads*tiles, pos0+n); splits > 1 {
 		attentionSplit(base, n, kvHeads, bq, tiles, splits)

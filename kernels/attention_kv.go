@@ -22,6 +22,16 @@ func AttentionKV(out, q []float32, k *KVRows, kc0 int, v *KVRows, vc0 int, n, po
 		dk: dk, dv: dv, pos0: pos0, scale: scale, src: src}, n, kvHeads)
 }
 
+// tileRows is how many query rows a tile takes. A tile converts every key
+// block it reads, so over half or quantized caches tiles are four times
+// taller: a prompt's keys are converted a quarter as often.
+func (a *attnTile) tileRows() int {
+	if a.src != nil {
+		return 4 * attnRows
+	}
+	return attnRows
+}
+
 // kvSource is where a tile reads keys and values that are not float32.
 type kvSource struct {
 	k, v     *KVRows

@@ -197,3 +197,26 @@ func TestKVFormatErrors(t *testing.T) {
 		t.Errorf("KVGroup(12) = %d", g)
 	}
 }
+
+// BenchmarkAttentionKVPrefill: a 512-token prompt chunk after 8k cached
+// positions at the trained model's shape (4 query heads, 2 KV heads,
+// d=64), per cache format.
+func BenchmarkAttentionKVPrefill(b *testing.B) {
+	const n, pos0, heads, kvHeads, d = 512, 8192, 4, 2, 64
+	rng := rand.New(rand.NewPCG(1, 1))
+	rows := randVec(rng, (pos0+n)*kvHeads*d)
+	q := randVec(rng, n*heads*d)
+	out := make([]float32, n*heads*d)
+	for _, f := range []KVFormat{KVF32, KVF16, KVQ8, KVQ4} {
+		c, err := NewKVRows(f, pos0+n, kvHeads*d, KVGroupSize)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Store(0, rows, kvHeads*d, pos0+n)
+		b.Run(f.String(), func(b *testing.B) {
+			for range b.N {
+				AttentionKV(out, q, c, 0, c, 0, n, pos0, heads, kvHeads, d, d, AttentionScale(d))
+			}
+		})
+	}
+}
