@@ -23,6 +23,7 @@ import (
 	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/hub"
 	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/metal"
 	"github.com/mlx-moe/mlx-moe/model"
@@ -48,8 +49,20 @@ type Options struct {
 	// PromptCacheBytes bounds the memory of cached prompt states (0:
 	// DefaultPromptCacheBytes; negative: keep no snapshots).
 	PromptCacheBytes int64
+	// PromptCacheDir, if set, keeps the prompt states taken where system
+	// prompts and tools end on disk: they are saved as they are made and
+	// loaded (those of this model, weights, config and chat template) by
+	// the next Load.
+	PromptCacheDir string
 	// Log receives notes about loading (nil: discarded).
 	Log io.Writer
+	// Download lets Load fetch a model named by a Hugging Face hub id
+	// (ORG/NAME[@rev]) that is not in the Hugging Face cache yet.
+	Download bool
+	// Hub is the client for hub ids (nil: configured from the environment,
+	// HF_HUB_CACHE, HF_TOKEN, HF_HUB_OFFLINE, ...). Set its Progress to
+	// see a download.
+	Hub *hub.Client
 }
 
 // Model is a loaded model with its tokenizer. Generation calls are
@@ -74,10 +87,16 @@ type Model struct {
 	session *Session // the default session used by Stream and Generate
 }
 
-// Load reads a model directory (config.json, safetensors, tokenizer files).
+// Load reads a model directory (config.json, safetensors, tokenizer files),
+// or a Hugging Face hub id (ORG/NAME[@rev]) from the Hugging Face cache (see
+// ResolveModel and Options.Download).
 func Load(dir string, opts Options) (*Model, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
+	}
+	dir, err := ResolveModel(dir, opts)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := model.LoadConfig(dir)
 	if err != nil {
@@ -136,6 +155,9 @@ func Load(dir string, opts Options) (*Model, error) {
 		m.eos[int32(id)] = true
 	}
 	m.session = m.NewSession()
+	if opts.PromptCacheDir != "" {
+		m.session.loadPrompts()
+	}
 	return m, nil
 }
 

@@ -35,7 +35,9 @@ type ExpertOptions struct {
 	// second copy.
 	DirectIO bool
 	// Prefetch predicts the next layer's experts during decode and starts
-	// loading them early.
+	// loading them early, runs a layer's resident experts while its misses
+	// load, and loads a prompt chunk's next group of experts while the
+	// current one runs (CPU executor only).
 	Prefetch bool
 	// CacheDir holds the warm-start state (default ~/.cache/mlx-moe).
 	CacheDir string

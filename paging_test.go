@@ -161,21 +161,25 @@ func TestReadFaultRecovers(t *testing.T) {
 		return f.ReadAt(p, off)
 	}
 	ref := loadWith(t, dir, ExpertOptions{Policy: "resident"})
-	m := loadWith(t, dir, ExpertOptions{Policy: "exact", Capacity: 4, ReadAt: readAt})
-	prompt := []int32{10, 20, 30, 40}
-	fail.Store(true)
-	_, err := m.Logits(prompt)
-	if err == nil || !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "model.safetensors") {
-		t.Fatalf("want an EIO error naming the file, got %v", err)
-	}
-	fail.Store(false)
-	got, err := m.Logits(prompt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, _ := ref.Logits(prompt)
-	if !bytes.Equal(f32bytes(got), f32bytes(want)) {
-		t.Fatal("logits after a failed read differ from the resident model")
+	want, _ := ref.Logits([]int32{10, 20, 30, 40})
+	// With prefetch the executor runs resident experts while misses load,
+	// so the failure surfaces in the middle of the layer.
+	for _, prefetch := range []bool{false, true} {
+		m := loadWith(t, dir, ExpertOptions{Policy: "exact", Capacity: 4, ReadAt: readAt, Prefetch: prefetch})
+		prompt := []int32{10, 20, 30, 40}
+		fail.Store(true)
+		_, err := m.Logits(prompt)
+		if err == nil || !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "model.safetensors") {
+			t.Fatalf("prefetch %v: want an EIO error naming the file, got %v", prefetch, err)
+		}
+		fail.Store(false)
+		got, err := m.Logits(prompt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(f32bytes(got), f32bytes(want)) {
+			t.Fatalf("prefetch %v: logits after a failed read differ from the resident model", prefetch)
+		}
 	}
 }
 

@@ -2,7 +2,9 @@ package mlxmoe
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,14 +40,18 @@ const DefaultPromptCacheBytes = 2 << 30
 // prefix with the live cache). Only when a prompt that does not start
 // with a snapshot's tokens is about to overwrite its KV rows are those
 // rows copied into it (it becomes a full snapshot, as every snapshot used
-// to be), within the same budget.
+// to be), within the same budget; cache-point snapshots saved to
+// Options.PromptCacheDir are full from the start.
 type Session struct {
 	m      *Model
 	cache  *model.Cache
 	tokens []int32
 	snaps  []*snapshot
-	bytes  int64  // memory held by snaps
-	clock  uint64 // orders snapshot use
+	// fingerprint is set when cache-point snapshots are saved to
+	// Options.PromptCacheDir (the default session only).
+	fingerprint string
+	bytes       int64  // memory held by snaps
+	clock       uint64 // orders snapshot use
 	// stats are published for CacheStats, which must not wait for a
 	// generation to end (the model's lock is held throughout one).
 	stats struct{ snapshots, bytes, hits atomic.Int64 }
@@ -54,8 +60,11 @@ type Session struct {
 type snapshot struct {
 	tokens []int32
 	cache  *model.Cache
+	parts  cacheParts // cache's tensors and KV stores (for saving)
 	bytes  int64
 	used   uint64
+	point  bool           // taken at a cache point
+	saving sync.WaitGroup // a write to the prompt cache directory
 	// recurrent: cache holds only the recurrent state; the KV rows are
 	// the live cache's.
 	recurrent bool
@@ -97,6 +106,7 @@ func (s *Session) free() {
 		s.cache = nil
 	}
 	for _, sn := range s.snaps {
+		sn.saving.Wait()
 		if sn.cache != nil {
 			sn.cache.Free(s.m.exec)
 		}
@@ -146,7 +156,6 @@ func (s *Session) reuse(prompt []int32) int {
 		s.clock++
 		from.used = s.clock
 	}
-
 	if best > 0 {
 		s.stats.hits.Add(1)
 	}
@@ -155,61 +164,104 @@ func (s *Session) reuse(prompt []int32) int {
 	return best
 }
 
-// snapshot records the live cache under its tokens, then drops the least
-// recently used snapshots until the budget holds. A snapshot larger than
-// the whole budget is not taken.
-func (s *Session) snapshot() {
+// snapshot records the live cache under its tokens within the memory
+// budget. Room is made by dropping the least recently used snapshots, those
+// at conversation ends first: a cache-point snapshot (shared by every
+// conversation with the same system prompt and tools, point set) is only
+// dropped for another one. A snapshot that does not fit is not taken.
+func (s *Session) snapshot(point bool) {
 	s.clock++
 	for _, sn := range s.snaps {
 		if len(sn.tokens) == len(s.tokens) && isPrefix(sn.tokens, s.tokens) {
 			sn.used = s.clock
+			if point && !sn.point {
+				sn.point = true
+				if sn.recurrent && s.fingerprint != "" {
+					s.promote(sn) // a saved state must stand alone
+				}
+				s.save(sn)
+			}
 			return
 		}
 	}
 	m := s.m
-	budget := s.budget()
-	recurrent := !s.cache.Rewindable()
+	budget := m.promptBudget()
+	// Hybrid models keep only the recurrent state, unless the snapshot is
+	// to be saved on its own.
+	recurrent := !s.cache.Rewindable() && !(point && s.fingerprint != "")
 	size := m.Model.CacheBytes(s.cache.Len)
 	if recurrent {
 		size = m.Model.RecurrentBytes()
 	}
-	if budget < 0 || size > budget || s.cache.Len == 0 {
+	if budget < 0 || s.cache.Len == 0 {
 		return
 	}
-	s.evict(budget - size)
-	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), bytes: size, used: s.clock, recurrent: recurrent}
+	free := budget - s.bytes
+	var victims []int // in the order they would go
+	for free < size {
+		v := -1
+		for i, sn := range s.snaps {
+			if slices.Contains(victims, i) || sn.point && !point {
+				continue
+			}
+			if v < 0 || goesFirst(sn, s.snaps[v]) {
+				v = i
+			}
+		}
+		if v < 0 {
+			return // it would not fit even with every snapshot it may replace gone
+		}
+		victims = append(victims, v)
+		free += s.snaps[v].bytes
+	}
+	kept := s.snaps[:0]
+	for i, sn := range s.snaps {
+		if slices.Contains(victims, i) {
+			s.bytes -= sn.bytes
+			sn.saving.Wait()
+			sn.cache.Free(m.exec)
+			continue
+		}
+		kept = append(kept, sn)
+	}
+	s.snaps = kept
+	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), bytes: size, used: s.clock, point: point, recurrent: recurrent}
 	if recurrent {
 		sn.cache = m.Model.NewRecurrentCache(m.exec)
 	} else {
-		sn.cache = m.Model.NewCache(m.exec, s.cache.Len)
+		sn.cache, sn.parts = m.newCache(s.cache.Len)
 	}
 	sn.cache.CopyFrom(s.cache, m.exec)
 	s.snaps = append(s.snaps, sn)
+	if point {
+		s.save(sn)
+	}
 	s.bytes += size
 	s.stats.snapshots.Store(int64(len(s.snaps)))
 	s.stats.bytes.Store(s.bytes)
 }
 
-// budget is the most memory snapshots may hold (negative: none).
-func (s *Session) budget() int64 {
-	if b := s.m.opts.PromptCacheBytes; b != 0 {
-		return b
+// save writes a cache-point snapshot to the prompt cache directory, if the
+// session keeps one, in the background from the synced tensors, which
+// nothing writes to again (dropping the snapshot waits for the write).
+func (s *Session) save(sn *snapshot) {
+	m, fp := s.m, s.fingerprint
+	if fp == "" || m.exec.Sync() != nil {
+		return
 	}
-	return DefaultPromptCacheBytes
+	sn.saving.Go(func() {
+		if err := m.savePrompt(fp, sn); err != nil {
+			fmt.Fprintf(m.opts.Log, "prompt cache: saving a prompt state: %v\n", err)
+		}
+	})
 }
 
-// evict drops the least recently used snapshots until they hold at most
-// limit bytes.
-func (s *Session) evict(limit int64) {
-	for s.bytes > limit && len(s.snaps) > 0 {
-		lru := s.snaps[0]
-		for _, sn := range s.snaps {
-			if sn.used < lru.used {
-				lru = sn
-			}
-		}
-		s.dropSnapshots(func(sn *snapshot) bool { return sn == lru })
+// promptBudget is the memory snapshots may hold (negative: none).
+func (m *Model) promptBudget() int64 {
+	if m.opts.PromptCacheBytes == 0 {
+		return DefaultPromptCacheBytes
 	}
+	return m.opts.PromptCacheBytes
 }
 
 // detach gives the recurrent snapshots whose KV rows prompt is about to
@@ -217,30 +269,44 @@ func (s *Session) evict(limit int64) {
 // prompt's) their own copy of those rows, within the budget; those whose
 // rows are already gone are dropped.
 func (s *Session) detach(prompt []int32) {
-	m := s.m
 	var gone []*snapshot
 	for _, sn := range s.snaps {
-		if !sn.recurrent || isPrefix(sn.tokens, prompt) {
-			continue
-		}
-		if !isPrefix(sn.tokens, s.tokens) {
+		switch {
+		case !sn.recurrent || isPrefix(sn.tokens, prompt):
+		case isPrefix(sn.tokens, s.tokens):
+			s.promote(sn)
+		default:
 			gone = append(gone, sn)
-			continue
 		}
-		n := len(sn.tokens)
-		full := m.Model.NewCache(m.exec, n)
-		live := s.cache.Len
-		s.cache.Len = n
-		full.CopyFrom(s.cache, m.exec) // the KV rows (and live recurrent state)
-		s.cache.Len = live
-		full.CopyFrom(sn.cache, m.exec) // the snapshot's recurrent state
-		sn.cache.Free(m.exec)
-		size := m.Model.CacheBytes(n)
-		s.bytes += size - sn.bytes
-		sn.cache, sn.bytes, sn.recurrent = full, size, false
 	}
 	s.dropSnapshots(func(sn *snapshot) bool { return slices.Contains(gone, sn) })
-	s.evict(s.budget())
+	for s.bytes > s.m.promptBudget() && len(s.snaps) > 0 {
+		first := s.snaps[0]
+		for _, sn := range s.snaps {
+			if goesFirst(sn, first) {
+				first = sn
+			}
+		}
+		s.dropSnapshots(func(sn *snapshot) bool { return sn == first })
+	}
+}
+
+// promote makes a recurrent snapshot a full one: the live cache's KV rows
+// up to its length (which hold its tokens) with its recurrent state.
+func (s *Session) promote(sn *snapshot) {
+	m := s.m
+	n := len(sn.tokens)
+	full, parts := m.newCache(n)
+	live := s.cache.Len
+	s.cache.Len = n
+	full.CopyFrom(s.cache, m.exec) // the KV rows (and the live recurrent state)
+	s.cache.Len = live
+	full.CopyFrom(sn.cache, m.exec) // the snapshot's recurrent state
+	sn.cache.Free(m.exec)
+	size := m.Model.CacheBytes(n)
+	s.bytes += size - sn.bytes
+	sn.cache, sn.parts, sn.bytes, sn.recurrent = full, parts, size, false
+	s.stats.bytes.Store(s.bytes)
 }
 
 // dropSnapshots frees the snapshots drop picks.
@@ -249,6 +315,7 @@ func (s *Session) dropSnapshots(drop func(*snapshot) bool) {
 	for _, sn := range s.snaps {
 		if drop(sn) {
 			s.bytes -= sn.bytes
+			sn.saving.Wait()
 			sn.cache.Free(s.m.exec)
 			continue
 		}
@@ -258,6 +325,15 @@ func (s *Session) dropSnapshots(drop func(*snapshot) bool) {
 	s.snaps = kept
 	s.stats.snapshots.Store(int64(len(s.snaps)))
 	s.stats.bytes.Store(s.bytes)
+}
+
+// goesFirst orders snapshots for dropping: conversation ends before cache
+// points, then least recently used first.
+func goesFirst(a, b *snapshot) bool {
+	if a.point != b.point {
+		return !a.point
+	}
+	return a.used < b.used
 }
 
 // prefill processes prompt[from:] in chunks, checking ctx before each, and
@@ -282,7 +358,7 @@ func (s *Session) prefill(ctx context.Context, prompt []int32, from int, points 
 		s.tokens = append(s.tokens, prompt[pos:end]...)
 		pos, logits = end, out
 		if pos < len(prompt) && slices.Contains(points, pos) {
-			s.snapshot()
+			s.snapshot(true)
 		}
 	}
 	return logits, nil
@@ -320,7 +396,7 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 			// kept, so a retry of the same prompt resumes from it.
 			res.FinishReason = "cancelled"
 			if !s.cache.Rewindable() {
-				s.snapshot()
+				s.snapshot(false)
 			}
 			return res, ctx.Err()
 		}
@@ -328,7 +404,7 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 		return res, err
 	}
 	if !s.cache.Rewindable() {
-		s.snapshot()
+		s.snapshot(false)
 	}
 	res.Prefill = time.Since(start)
 	sampler := sample.New(opts.Sampling, prompt)
@@ -384,7 +460,7 @@ func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptio
 		}
 	}
 	if !s.cache.Rewindable() {
-		s.snapshot()
+		s.snapshot(false)
 	}
 	res.Decode = time.Since(decodeStart)
 	return res, nil

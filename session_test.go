@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
@@ -259,5 +262,103 @@ func TestStreamLogprobs(t *testing.T) {
 	}
 	if res.IDs[0] != second {
 		t.Fatalf("masked first token %d, want the runner-up %d", res.IDs[0], second)
+	}
+}
+
+// TestCachePointKept: under memory pressure the snapshot at a cache point
+// outlives the conversation-end snapshots, which may not push it out.
+func TestCachePointKept(t *testing.T) {
+	probe := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 1024})
+	prefix := randomIDs(30, 200)
+	// Room for the prefix's snapshot and one conversation end, not two
+	// ends: with plain LRU the unrelated prompts' ends would push the
+	// prefix out.
+	budget := probe.Model.CacheBytes(len(prefix)) + probe.Model.CacheBytes(403)
+	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 1024, PromptCacheBytes: budget})
+	opts := GenerateOptions{MaxTokens: 2, IgnoreEOS: true, CachePoints: []int{len(prefix)}}
+	// Conversations of 400 tokens sharing the prefix, with unrelated
+	// prompts in between that move the live cache away.
+	for i := range 3 {
+		conv := append(append([]int32{}, prefix...), randomIDs(uint64(31+i), 200)...)
+		res, err := m.Stream(context.Background(), conv, opts, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 && res.CachedTokens != len(prefix) {
+			t.Fatalf("conversation %d reused %d tokens, want the %d-token prefix", i, res.CachedTokens, len(prefix))
+		}
+		if _, err := m.Stream(context.Background(), randomIDs(uint64(40+i), 300), GenerateOptions{MaxTokens: 2, IgnoreEOS: true}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if st := m.PromptCacheStats(); st.Bytes > budget {
+			t.Fatalf("snapshots hold %d bytes, over the budget of %d", st.Bytes, budget)
+		}
+	}
+}
+
+// TestPromptCacheDir: the state at a cache point is saved, and a model
+// loaded later with the same directory starts a conversation with that
+// prefix from it, generating what a cold run generates; the files of
+// another model are not used.
+func TestPromptCacheDir(t *testing.T) {
+	for _, name := range []string{"qwen3_next-4bit", "qwen3_moe-4bit"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			prefix := randomIDs(50, 600)
+			opts := GenerateOptions{MaxTokens: 4, IgnoreEOS: true, CachePoints: []int{len(prefix)}}
+			first, err := Load(fixture.Dir(t, "fixtures/"+name), Options{ContextLength: 2048, PromptCacheDir: dir, Experts: ExpertOptions{Policy: "resident"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := first.Stream(context.Background(), append(append([]int32{}, prefix...), randomIDs(51, 100)...), opts, nil); err != nil {
+				t.Fatal(err)
+			}
+			first.Close() // waits for the write
+			second := append(append([]int32{}, prefix...), randomIDs(52, 80)...)
+			restarted := loadFixture(t, name, Options{ContextLength: 2048, PromptCacheDir: dir})
+			got, err := restarted.Stream(context.Background(), second, opts, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cold, err := loadFixture(t, name, Options{ContextLength: 2048}).Stream(context.Background(), second, opts, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.CachedTokens != len(prefix) || fmt.Sprint(got.IDs) != fmt.Sprint(cold.IDs) {
+				t.Fatalf("after a restart: reused %d tokens (want %d), generated %v; cold %v", got.CachedTokens, len(prefix), got.IDs, cold.IDs)
+			}
+			// A file cut short is reported and skipped.
+			files, _ := filepath.Glob(filepath.Join(dir, "*.mlxcache"))
+			if len(files) != 1 {
+				t.Fatalf("%d cache files, want 1", len(files))
+			}
+			info, _ := os.Stat(files[0])
+			os.Truncate(files[0], info.Size()/2)
+			var log strings.Builder
+			cut, err := Load(fixture.Dir(t, "fixtures/"+name), Options{ContextLength: 2048, PromptCacheDir: dir, Log: &log, Experts: ExpertOptions{Policy: "resident"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cut.Close()
+			if st := cut.PromptCacheStats(); st.Snapshots != 0 || !strings.Contains(log.String(), "cut short") {
+				t.Fatalf("a truncated file: %+v, log %q", st, log.String())
+			}
+		})
+	}
+	// A file made for one fixture is not loaded for another.
+	dir := t.TempDir()
+	prefix := randomIDs(53, 300)
+	opts := GenerateOptions{MaxTokens: 2, IgnoreEOS: true, CachePoints: []int{len(prefix)}}
+	a, err := Load(fixture.Dir(t, "fixtures/qwen3_moe-4bit"), Options{ContextLength: 1024, PromptCacheDir: dir, Experts: ExpertOptions{Policy: "resident"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Stream(context.Background(), append(append([]int32{}, prefix...), 1, 2, 3), opts, nil); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	b := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 1024, PromptCacheDir: dir})
+	if st := b.PromptCacheStats(); st.Snapshots != 0 {
+		t.Fatalf("another model's prompt states were loaded: %+v", st)
 	}
 }

@@ -48,6 +48,24 @@ func dense(rng *rand.Rand, rows, cols int) *kernels.Matrix {
 	return &kernels.Matrix{Rows: rows, Cols: cols, F32: v}
 }
 
+// randomBatch is n tokens of random activations, each routed to topK
+// distinct experts of experts with random weights.
+func randomBatch(rng *rand.Rand, ex *Executor, n, hidden, topK, experts int) (*graph.Tensor, *graph.Routes) {
+	x := ex.NewTensor(n, hidden)
+	for i := range x.Data {
+		x.Data[i] = float32(rng.NormFloat64())
+	}
+	r := &graph.Routes{Tokens: n, TopK: topK, IDs: make([]int32, n*topK), Weights: make([]float32, n*topK)}
+	for t := 0; t < n; t++ {
+		perm := rng.Perm(experts)
+		for k := 0; k < topK; k++ {
+			r.IDs[t*topK+k] = int32(perm[k])
+			r.Weights[t*topK+k] = rng.Float32()
+		}
+	}
+	return x, r
+}
+
 // expectedMoE computes the weighted expert sum directly, per token.
 func expectedMoE(f *fakeExperts, x []float32, n, hidden int, r *graph.Routes, renorm bool) []float32 {
 	out := make([]float32, n*hidden)
@@ -101,18 +119,7 @@ func TestMoE(t *testing.T) {
 		f.down = append(f.down, dense(rng, hidden, inter))
 	}
 	ex := New()
-	x := ex.NewTensor(n, hidden)
-	for i := range x.Data {
-		x.Data[i] = float32(rng.NormFloat64())
-	}
-	r := &graph.Routes{Tokens: n, TopK: topK, IDs: make([]int32, n*topK), Weights: make([]float32, n*topK)}
-	for t := 0; t < n; t++ {
-		perm := rng.Perm(experts)
-		for k := 0; k < topK; k++ {
-			r.IDs[t*topK+k] = int32(perm[k])
-			r.Weights[t*topK+k] = rng.Float32()
-		}
-	}
+	x, r := randomBatch(rng, ex, n, hidden, topK, experts)
 	check := func(name string, renorm bool) []float32 {
 		out := ex.NewTensor(n, hidden)
 		if err := ex.MoE(out, x, n, r, f); err != nil {
@@ -178,18 +185,7 @@ func TestMoEQuantizedRegions(t *testing.T) {
 	}
 	ex := New()
 	for _, n := range []int{1, 3, 16} {
-		x := ex.NewTensor(n, hidden)
-		for i := range x.Data {
-			x.Data[i] = float32(rng.NormFloat64())
-		}
-		r := &graph.Routes{Tokens: n, TopK: topK, IDs: make([]int32, n*topK), Weights: make([]float32, n*topK)}
-		for tk := 0; tk < n; tk++ {
-			perm := rng.Perm(experts)
-			for k := 0; k < topK; k++ {
-				r.IDs[tk*topK+k] = int32(perm[k])
-				r.Weights[tk*topK+k] = rng.Float32()
-			}
-		}
+		x, r := randomBatch(rng, ex, n, hidden, topK, experts)
 		out := ex.NewTensor(n, hidden)
 		if err := ex.MoE(out, x, n, r, f); err != nil {
 			t.Fatal(err)

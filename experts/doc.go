@@ -33,6 +33,11 @@
 //     weights (keeping routed_scaling_factor). The misses load in the
 //     background for later tokens.
 //
+// Begin is Resolve in two steps for an engine that runs a layer's resident
+// experts while its misses load: it hands out every slot at once, Wait(id)
+// blocks until one expert is usable, Done until all are (the CPU engine
+// asks for each expert in turn, so its sums keep their order).
+//
 // The experts of a Resolve are not evicted before the next Resolve of the
 // same layer: the engine must not call Resolve for a layer while kernels of
 // an earlier Resolve of that layer may still read the slots (one forward

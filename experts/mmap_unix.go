@@ -14,14 +14,11 @@ func (defaultAllocator) Alloc(layer int, kind BufferKind, n int64) ([]byte, erro
 	if n <= 0 {
 		return nil, fmt.Errorf("experts: layer %d: %s of %d bytes", layer, kind, n)
 	}
-	// mmap memory is page aligned and zeroed. Slot pools are populated up
-	// front where the platform can (Linux): the budget is taken at start and
-	// RSS stays flat, instead of creeping up as slots are first written.
-	flags := syscall.MAP_ANON | syscall.MAP_PRIVATE
-	if kind == SlotPool {
-		flags |= mapPopulate
-	}
-	b, err := syscall.Mmap(-1, 0, int(n), syscall.PROT_READ|syscall.PROT_WRITE, flags)
+	// mmap memory is page aligned and zeroed; pages cost RSS only once
+	// written. (Populating the pools at start, MAP_POPULATE, made RSS flat
+	// from the first token but cost 1.2 s per GB of budget before it; a
+	// long first prompt fills the slots anyway.)
+	b, err := syscall.Mmap(-1, 0, int(n), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
 		return nil, fmt.Errorf("experts: layer %d: allocating %s of %d bytes: %w", layer, kind, n, err)
 	}

@@ -330,27 +330,66 @@ func (p *Pager) Table(i int) []int32 {
 // Resolve returns it (naming file and offset); the slot stays free and a
 // later call tries again.
 func (p *Pager) Resolve(l int, ids []int32, slots []int32) error {
-	ls, err := p.layer(l)
+	pend, err := p.Begin(l, ids, slots)
 	if err != nil {
 		return err
 	}
+	return pend.Done()
+}
+
+// Pending is a Resolve whose misses are still loading (see Begin).
+type Pending struct {
+	p      *Pager
+	ls     *layerState
+	ids    []int32
+	slots  []int32
+	loads  map[int32]*load // the routed experts not resident at Begin
+	waited time.Duration   // time spent blocked in Wait
+	done   bool
+	err    error
+}
+
+// Begin is Resolve in two steps, so that the engine can run a layer's
+// resident experts while its misses load: it returns once the misses'
+// reads are queued, with slots[i] the slot that holds or will hold ids[i].
+// Under the exact policy an expert whose load has not finished may be used
+// only after Wait(id) returned nil; Done waits for all of them and must be
+// called before the next Begin or Resolve of the layer (until then the
+// layer's other calls, and Close, wait). Under the fast policy Begin is
+// Resolve: nothing is pending.
+func (p *Pager) Begin(l int, ids []int32, slots []int32) (*Pending, error) {
+	ls, err := p.layer(l)
+	if err != nil {
+		return nil, err
+	}
 	if len(slots) < len(ids) {
-		return fmt.Errorf("experts: layer %d: %d slots for %d ids", l, len(slots), len(ids))
+		return nil, fmt.Errorf("experts: layer %d: %d slots for %d ids", l, len(slots), len(ids))
 	}
 	p.life.RLock()
-	defer p.life.RUnlock()
 	if p.closed {
-		return errors.New("experts: pager closed")
+		p.life.RUnlock()
+		return nil, errors.New("experts: pager closed")
 	}
 	n := int32(len(ls.table))
 	for _, e := range ids {
 		if e < 0 || e >= n {
-			return fmt.Errorf("experts: layer %d: expert id %d out of range [0, %d)", l, e, n)
+			p.life.RUnlock()
+			return nil, fmt.Errorf("experts: layer %d: expert id %d out of range [0, %d)", l, e, n)
 		}
 	}
 	ls.resolveMu.Lock()
-	defer ls.resolveMu.Unlock()
+	pend, err := p.begin(ls, ids, slots)
+	if err != nil || pend.done {
+		ls.resolveMu.Unlock()
+		p.life.RUnlock()
+	}
+	return pend, err
+}
 
+// begin does the work of Begin with the locks taken; a Pending that is
+// already done needs no Done.
+func (p *Pager) begin(ls *layerState, ids, slots []int32) (*Pending, error) {
+	l := ls.index
 	ls.mu.Lock()
 	ls.tick++
 	ls.inc *= ls.growth
@@ -388,10 +427,22 @@ func (p *Pager) Resolve(l int, ids []int32, slots []int32) error {
 
 	var mine, waits []*load
 	var missing []int32
+	var blocked time.Duration // waiting for background loads of our experts
 	for i := 0; i < len(distinct); {
 		e := distinct[i]
 		switch {
 		case ls.table[e] >= 0:
+		case ls.inflight[e] != nil && p.cfg.Policy == Exact:
+			// A background load (the layer's own calls hold resolveMu): wait
+			// for it and look again, so that a failed prefetch becomes a
+			// read of our own rather than this call's error.
+			w := ls.inflight[e]
+			ls.mu.Unlock()
+			start := time.Now()
+			<-w.done
+			blocked += time.Since(start)
+			ls.mu.Lock()
+			continue
 		case ls.inflight[e] != nil:
 			waits = append(waits, ls.inflight[e])
 		case p.cfg.Policy == Fast:
@@ -411,11 +462,13 @@ func (p *Pager) Resolve(l int, ids []int32, slots []int32) error {
 			}
 			ls.abandon(mine, fmt.Errorf("experts: layer %d: capacity exceeded", l))
 			ls.mu.Unlock()
-			return fmt.Errorf("experts: layer %d: %d distinct experts routed in one call, but only %d of %d slots can take them (%d pinned); pass fewer tokens per call or raise the capacity",
+			return nil, fmt.Errorf("experts: layer %d: %d distinct experts routed in one call, but only %d of %d slots can take them (%d pinned); pass fewer tokens per call or raise the capacity",
 				l, len(distinct), len(ls.owner)-ls.pinnedCount(), len(ls.owner), ls.pinnedCount())
 		}
 		i++
 	}
+	ls.stats.IOWait += blocked
+	pend := &Pending{p: p, ls: ls, ids: ids, slots: slots}
 	if p.cfg.Policy == Fast {
 		if len(waits)+len(missing) > 0 {
 			ls.stats.Dropped += int64(len(waits) + len(missing))
@@ -425,26 +478,81 @@ func (p *Pager) Resolve(l int, ids []int32, slots []int32) error {
 			slots[i] = ls.table[e]
 		}
 		ls.mu.Unlock()
-		return nil
+		pend.done = true
+		return pend, nil
 	}
-	ls.mu.Unlock()
-
-	start := time.Now()
-	err = p.complete(ls, mine, waits)
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	if len(mine)+len(waits) > 0 {
-		ls.stats.IOWait += time.Since(start)
-	}
-	if err != nil {
-		return err
+	pend.loads = make(map[int32]*load, len(mine)+len(waits))
+	for _, ld := range slices.Concat(mine, waits) {
+		pend.loads[ld.expert] = ld
 	}
 	for i, e := range ids {
-		if slots[i] = ls.table[e]; slots[i] < 0 {
-			return fmt.Errorf("experts: layer %d: expert %d is not resident after loading (pager bug)", l, e)
+		if ld := pend.loads[e]; ld != nil {
+			slots[i] = ld.slot
+		} else {
+			slots[i] = ls.table[e]
 		}
 	}
-	return nil
+	ls.mu.Unlock()
+	if len(mine) > 0 {
+		p.async.Go(func() {
+			p.read(ls, mine, p.io.hi)
+			ls.finish(mine)
+		})
+	}
+	pend.done = len(pend.loads) == 0
+	return pend, nil
+}
+
+// Wait blocks until expert e of the Begin is resident (at once for one that
+// was) and returns its load's error.
+func (pd *Pending) Wait(e int32) error {
+	ld := pd.loads[e]
+	if ld == nil {
+		return nil
+	}
+	select {
+	case <-ld.done:
+	default:
+		start := time.Now()
+		<-ld.done
+		pd.waited += time.Since(start)
+	}
+	return ld.err
+}
+
+// Done waits for every load of the Begin, releases the layer for its next
+// call and returns the loads' errors (each naming file and offset). It may
+// be called more than once.
+func (pd *Pending) Done() error {
+	if pd.done {
+		return pd.err
+	}
+	var errs []error
+	for _, e := range pd.ids {
+		if ld := pd.loads[e]; ld != nil {
+			if err := pd.Wait(e); err != nil && !slices.Contains(errs, err) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	ls := pd.ls
+	ls.mu.Lock()
+	if len(pd.loads) > 0 {
+		ls.stats.IOWait += pd.waited
+	}
+	if len(errs) == 0 {
+		for i, e := range pd.ids {
+			if ls.table[e] != pd.slots[i] {
+				errs = append(errs, fmt.Errorf("experts: layer %d: expert %d is not in slot %d after loading (pager bug)", ls.index, e, pd.slots[i]))
+				break
+			}
+		}
+	}
+	ls.mu.Unlock()
+	pd.done, pd.err = true, errors.Join(errs...)
+	ls.resolveMu.Unlock()
+	pd.p.life.RUnlock()
+	return pd.err
 }
 
 // Prefetch starts loading the given experts of layer l without waiting, for

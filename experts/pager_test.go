@@ -168,6 +168,48 @@ func TestResolveExact(t *testing.T) {
 	}
 }
 
+// TestBegin: Begin hands out the slots at once, Wait makes one expert
+// usable, Done the rest; the layer's next call waits for Done.
+func TestBegin(t *testing.T) {
+	m := writeTestModel(t, t.TempDir(), 1, 16, testParts)
+	p := newTestPager(t, m, 6, nil)
+	slots := make([]int32, 3)
+	if err := p.Resolve(0, []int32{1}, slots); err != nil {
+		t.Fatal(err)
+	}
+	ids := []int32{1, 7, 9}
+	pend, err := p.Begin(0, ids, slots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slots[0] != p.Table(0)[1] || slots[1] < 0 || slots[2] < 0 || slots[1] == slots[2] {
+		t.Fatalf("slots %v at Begin", slots)
+	}
+	checkSlot(t, p, 0, slots[0], 1) // a hit is usable at once
+	if err := pend.Wait(9); err != nil {
+		t.Fatal(err)
+	}
+	checkSlot(t, p, 0, slots[2], 9)
+	next := make(chan error)
+	go func() { next <- p.Resolve(0, []int32{3}, make([]int32, 1)) }()
+	select {
+	case err := <-next:
+		t.Fatalf("the next Resolve ran before Done: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	if err := pend.Done(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-next; err != nil {
+		t.Fatal(err)
+	}
+	checkSlot(t, p, 0, slots[1], 7)
+	if err := pend.Done(); err != nil {
+		t.Errorf("second Done: %v", err)
+	}
+	checkConsistent(t, p, 0)
+}
+
 func TestEviction(t *testing.T) {
 	m := writeTestModel(t, t.TempDir(), 1, 32, testParts)
 	p := newTestPager(t, m, 4, nil)
@@ -282,6 +324,13 @@ func TestPrefetchAndFill(t *testing.T) {
 	}
 	if st := p.Stats().Total; st.Repeats != 1 || st.PrefetchRecall() != 2.0/3 {
 		t.Errorf("repeats %d, recall %.3f; want 1 and 2/3", st.Repeats, st.PrefetchRecall())
+	}
+	before := p.Stats().Total
+	if err := p.Resolve(0, []int32{5}, slots); err != nil {
+		t.Fatal(err)
+	}
+	if d := p.Stats().Total.Since(before); d.Hits != 1 || d.Misses != 0 || d.Repeats != 1 || d.Capacity != 4 {
+		t.Errorf("one more hit: since %+v", d)
 	}
 }
 

@@ -94,6 +94,28 @@ func (s *LayerStats) add(o LayerStats) {
 	s.IOWait += o.IOWait
 }
 
+// Since returns the counts of s that accumulated after the earlier snapshot
+// o of the same layer (or of the totals): the counters' differences, with
+// the sizes (Experts, Capacity, Resident, Pinned) of s.
+func (s LayerStats) Since(o LayerStats) LayerStats {
+	d := s
+	d.Hits -= o.Hits
+	d.Misses -= o.Misses
+	d.Loads -= o.Loads
+	d.Bytes -= o.Bytes
+	d.Evictions -= o.Evictions
+	d.Prefetched -= o.Prefetched
+	d.PrefetchHits -= o.PrefetchHits
+	d.PrefetchLate -= o.PrefetchLate
+	d.Repeats -= o.Repeats
+	d.Dropped -= o.Dropped
+	d.AsyncDropped -= o.AsyncDropped
+	d.Failed -= o.Failed
+	d.ReadTime -= o.ReadTime
+	d.IOWait -= o.IOWait
+	return d
+}
+
 // Stats is a snapshot of the pager's counters, for --verbose and for the
 // server's metrics.
 type Stats struct {

@@ -201,8 +201,8 @@ func (a *attnTile) run(g, t0, t1, kb, ke int) {
 		if next := j0 + attnKeys; next < ke && a.src == nil {
 			// The next block's keys and values, while this one is computed.
 			nn := min(attnKeys, ke-next)
-			prefetchFloats(a.k[next*a.kStride+g*dk:], a.kStride, nn, dk)
-			prefetchFloats(a.v[next*a.vStride+g*dv:], a.vStride, nn, dv)
+			prefetchFloatsL2(a.k[next*a.kStride+g*dk:], a.kStride, nn, dk)
+			prefetchFloatsL2(a.v[next*a.vStride+g*dv:], a.vStride, nn, dv)
 		}
 		kBlk, ks, vBlk, vs := a.block(g, j0, nk)
 		a.scores(s, kBlk, ks, nk, rows)

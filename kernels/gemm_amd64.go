@@ -22,6 +22,9 @@ func dequant8AVX2(dst *float32, w *uint32, scales, biases *float32, groups, grou
 func prefetchRows(p *byte, stride, rows, n int)
 
 //go:noescape
+func prefetchRowsL2(p *byte, stride, rows, n int)
+
+//go:noescape
 func bf16AVX2(dst *float32, src *uint16, n int)
 
 // tileKernel adds out[j*ldo+i] += Σ_c w[i*ldw+c]·x[j*ldx+c] for i < rows
@@ -101,12 +104,12 @@ func (m *Matrix) prefetchPanel(r0, rr, k0, k1 int) {
 	}
 }
 
-// prefetchFloats asks for rows rows of n floats, stride floats apart,
-// starting at x[0] (all inside x).
-func prefetchFloats(x []float32, stride, rows, n int) {
+// prefetchFloatsL2 asks for rows rows of n floats, stride floats apart,
+// starting at x[0] (all inside x), to be brought into L2.
+func prefetchFloatsL2(x []float32, stride, rows, n int) {
 	if rows <= 0 || n <= 0 {
 		return
 	}
 	_ = x[(rows-1)*stride+n-1]
-	prefetchRows((*byte)(unsafe.Pointer(&x[0])), 4*stride, rows, 4*n)
+	prefetchRowsL2((*byte)(unsafe.Pointer(&x[0])), 4*stride, rows, 4*n)
 }

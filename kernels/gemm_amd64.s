@@ -5,6 +5,23 @@
 // GEMM microkernels and panel decoders for AVX2+FMA. The Go wrappers in
 // gemm_amd64.go check every bound before calling them.
 
+// QUAD points AX, BX, CX at the three weight rows after SI (stride R8)
+// and ZERO8 clears the first eight accumulators.
+#define QUAD \
+	LEAQ (SI)(R8*1), AX; \
+	LEAQ (AX)(R8*1), BX; \
+	LEAQ (BX)(R8*1), CX
+
+#define ZERO8 \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	VXORPS Y4, Y4, Y4; \
+	VXORPS Y5, Y5, Y5; \
+	VXORPS Y6, Y6, Y6; \
+	VXORPS Y7, Y7, Y7
+
 // Four rows of dot products along k (a multiple of 8) for one token block:
 // row i at w+i*ldw, token j at x+j*ldx, result added to out+j*ldo+i.
 // The four row sums of a token are reduced with VHADDPS into one XMM, so
@@ -38,17 +55,8 @@ TEXT ·tile4x3AVX2(SB), NOSPLIT, $0-64
 	PREFETCHT0 (AX)(R12*2)
 
 quad3:
-	LEAQ (SI)(R8*1), AX
-	LEAQ (AX)(R8*1), BX
-	LEAQ (BX)(R8*1), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
+	QUAD
+	ZERO8
 	VXORPS Y8, Y8, Y8
 	VXORPS Y9, Y9, Y9
 	VXORPS Y10, Y10, Y10
@@ -125,17 +133,8 @@ TEXT ·tile4x1AVX2(SB), NOSPLIT, $0-48
 	MOVQ out+40(FP), DX
 
 quad1:
-	LEAQ (SI)(R8*1), AX
-	LEAQ (AX)(R8*1), BX
-	LEAQ (BX)(R8*1), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
+	QUAD
+	ZERO8
 	XORQ R10, R10
 	MOVQ R11, R12
 	ANDQ $-64, R12
@@ -288,28 +287,38 @@ bfdone:
 	VZEROUPPER
 	RET
 
+// PREFETCH_ROWS asks with instr for the cache lines of DX bytes at each of
+// CX rows R8 bytes apart from SI.
+#define PREFETCH_ROWS(instr, done, row, line) \
+	TESTQ CX, CX; \
+	JZ   done; \
+row:; \
+	XORQ AX, AX; \
+line:; \
+	instr (SI)(AX*1); \
+	ADDQ $64, AX; \
+	CMPQ AX, DX; \
+	JLT  line; \
+	ADDQ R8, SI; \
+	DECQ CX; \
+	JNZ  row; \
+done:; \
+	RET
+
 // func prefetchRows(p *byte, stride, rows, n int)
-// Asks for the cache lines of n bytes at each of rows rows stride bytes
-// apart: the next panel's weights, fetched while this one is computed.
+// The next GEMM panel's weights, into L1 while this one is computed.
 TEXT ·prefetchRows(SB), NOSPLIT, $0-32
 	MOVQ p+0(FP), SI
 	MOVQ stride+8(FP), R8
 	MOVQ rows+16(FP), CX
 	MOVQ n+24(FP), DX
-	TESTQ CX, CX
-	JZ   pfdone
+	PREFETCH_ROWS(PREFETCHT0, pf0done, pf0row, pf0line)
 
-pfrow:
-	XORQ AX, AX
-
-pfline:
-	PREFETCHT0 (SI)(AX*1)
-	ADDQ $64, AX
-	CMPQ AX, DX
-	JLT  pfline
-	ADDQ R8, SI
-	DECQ CX
-	JNZ  pfrow
-
-pfdone:
-	RET
+// func prefetchRowsL2(p *byte, stride, rows, n int)
+// The next attention block's keys and values (more than L1 holds), into L2.
+TEXT ·prefetchRowsL2(SB), NOSPLIT, $0-32
+	MOVQ p+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ rows+16(FP), CX
+	MOVQ n+24(FP), DX
+	PREFETCH_ROWS(PREFETCHT1, pf1done, pf1row, pf1line)

@@ -23,5 +23,5 @@ func bf16Row(dst []float32, src []uint16) { bf16RowGo(dst, src) }
 // prefetchPanel does nothing without assembly.
 func (m *Matrix) prefetchPanel(r0, rr, k0, k1 int) {}
 
-// prefetchFloats does nothing without assembly.
-func prefetchFloats(x []float32, stride, rows, n int) {}
+// prefetchFloatsL2 does nothing without assembly.
+func prefetchFloatsL2(x []float32, stride, rows, n int) {}

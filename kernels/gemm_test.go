@@ -83,6 +83,15 @@ func TestGEMMQuant(t *testing.T) {
 				}
 			}
 		}
+		// Groups that are not whole 8-column runs (decoded by the generic
+		// path) and ones smaller than the usual 32.
+		for _, c := range []struct{ bits, group, cols int }{{8, 12, 60}, {8, 4, 44}, {4, 16, 400}, {4, 8, 24}} {
+			m := randomQuant(rng, 9, c.cols, c.bits, c.group, false)
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
+			}
+			checkMatMul(t, fmt.Sprintf("%d-bit g%d [9,%d]", c.bits, c.group, c.cols), m, 7, rng)
+		}
 		// More tokens than one token block, more columns than one column block.
 		checkMatMul(t, "4-bit [21,1024] n=gemmTokens+4", randomQuant(rng, 21, 1024, 4, 64, false), gemmTokens+4, rng)
 	})

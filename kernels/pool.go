@@ -68,7 +68,14 @@ func startPool() {
 }
 
 // chunksPerWorker trades the atomic claim per chunk against load balance.
-const chunksPerWorker = 4
+// Calls with fewer than fineItems items per worker get one chunk per
+// worker, the ranges the goroutine-per-chunk form gave: their bodies often
+// allocate scratch per call (attention's scores, the delta rule's chunk
+// buffers), which should not be multiplied.
+const (
+	chunksPerWorker = 4
+	fineItems       = 64
+)
 
 // runParallel runs body over [0, n) on the caller and up to workers-1 idle
 // pool workers.
@@ -76,7 +83,11 @@ func runParallel(n, workers int, body func(lo, hi int)) {
 	poolStart.Do(startPool)
 	j := jobPool.Get().(*poolJob)
 	j.body, j.n = body, n
-	j.chunk = max(1, (n+workers*chunksPerWorker-1)/(workers*chunksPerWorker))
+	chunks := workers
+	if n >= fineItems*workers {
+		chunks *= chunksPerWorker
+	}
+	j.chunk = (n + chunks - 1) / chunks
 	j.next.Store(0)
 	j.panicked.Store(nil)
 	j.onFault = debug.SetPanicOnFault(false)

@@ -1,6 +1,9 @@
 package kernels
 
-import "sync"
+import (
+	"sync"
+	"unsafe"
+)
 
 // Decode-time quantized matrix-vector products. For each group the dot
 // product is scale*Σ(q-c)·x + (bias+c*scale)*Σx with c the middle code, so
@@ -31,22 +34,18 @@ type DecodeInput struct {
 	group    int       // group size sums were taken over (0: x is for dense matrices)
 	sums     []float32 // [n, cols/group] Σx per group
 	xs       []float32 // [n, cols] in the SIMD kernels' order when permuted, else x
-	permuted int       // xs is x in nibble order in blocks of this size (4-bit SIMD kernels), or 0
+	permuted int       // xs is x in code order in blocks of this size (2- and 4-bit SIMD kernels), or 0
+	permBits int       // the width xs was permuted for
 	perm     []float32 // the buffer xs uses when permuted
 
 	// With Int8Activations: x quantized to int8 per group for the
 	// integer kernels of int8Bits-wide matrices (0: not prepared).
-	int8Bits int
-	xq       []int8
-	stats    []groupStats
-}
-
-// groupStats is what the int8 kernels need per group of x: the step dx
-// (x ≈ dx·xq), xsum = dx·Σxq, and corr = c·Σxq for the middle code c the
-// 4-bit kernel subtracts in integers.
-type groupStats struct {
-	dx, xsum float32
-	corr     int32
+	// Per group: the step qdx (x ≈ qdx·xq), qsum = qdx·Σxq, and qcorr =
+	// c·Σxq for the middle code c the 4-bit kernel subtracts in integers.
+	int8Bits  int
+	xq        []int8
+	qdx, qsum []float32
+	qcorr     []int32
 }
 
 // Int8Activations makes the decode kernels quantize x to int8 per group
@@ -85,13 +84,13 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 		d.prepareInt8(q.Bits)
 		return
 	}
-	if block := simdNibbleBlock(); q.Bits == 4 && block > 0 && cols%block == 0 {
+	if block := simdCodeBlock(q.Bits); block > 0 && cols%block == 0 {
 		d.perm = grow(d.perm, n*cols)
 		d.xs = d.perm
 		for t := 0; t < n; t++ {
-			permuteNibbles(d.xs[t*cols:(t+1)*cols], x[t*cols:(t+1)*cols], block)
+			permuteCodes(d.xs[t*cols:(t+1)*cols], x[t*cols:(t+1)*cols], block, 8/q.Bits)
 		}
-		d.permuted = block
+		d.permuted, d.permBits = block, q.Bits
 	}
 }
 
@@ -106,10 +105,11 @@ func (d *DecodeInput) prepareInt8(bits int) {
 		d.xq = make([]int8, n*cols)
 	}
 	d.xq = d.xq[:n*cols]
-	if cap(d.stats) < n*groups {
-		d.stats = make([]groupStats, n*groups)
+	d.qdx, d.qsum = grow(d.qdx, n*groups), grow(d.qsum, n*groups)
+	if cap(d.qcorr) < n*groups {
+		d.qcorr = make([]int32, n*groups)
 	}
-	d.stats = d.stats[:n*groups]
+	d.qcorr = d.qcorr[:n*groups]
 	centre := int32(1) << (bits - 1)
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
@@ -119,10 +119,10 @@ func (d *DecodeInput) prepareInt8(bits int) {
 			for _, v := range xg {
 				amax = max(amax, abs32(v))
 			}
-			st := &d.stats[t*groups+g]
+			i := t*groups + g
 			if amax == 0 {
 				clear(d.xq[base : base+group])
-				*st = groupStats{}
+				d.qdx[i], d.qsum[i], d.qcorr[i] = 0, 0, 0
 				continue
 			}
 			inv := 127 / amax
@@ -137,9 +137,9 @@ func (d *DecodeInput) prepareInt8(bits int) {
 				d.xq[base+k] = qv
 			}
 			dx := amax / 127
-			*st = groupStats{dx: dx, xsum: dx * float32(sum), corr: 0}
+			d.qdx[i], d.qsum[i], d.qcorr[i] = dx, dx*float32(sum), 0
 			if bits == 4 {
-				st.corr = centre * sum
+				d.qcorr[i] = centre * sum
 			}
 		}
 	}
@@ -251,15 +251,17 @@ func dot8(w []uint32, x []float32) float32 {
 	return s0 + s1
 }
 
-// permuteNibbles writes x in the order the 4-bit SIMD kernels consume it:
-// per block of block values, the even-indexed ones then the odd ones (a
-// byte's low nibble is the even value, its high nibble the odd).
-func permuteNibbles(dst, x []float32, block int) {
-	half := block / 2
+// permuteCodes writes x in the order the 2- and 4-bit SIMD kernels
+// consume it: a kernel widens a block's bytes and takes code k of every
+// byte at once, so within each block of block values (block/perByte
+// bytes) the values are ordered by their place k in the byte, then by byte.
+func permuteCodes(dst, x []float32, block, perByte int) {
+	bytes := block / perByte
 	for b := 0; b+block <= len(x); b += block {
-		for i := 0; i < half; i++ {
-			dst[b+i] = x[b+2*i]
-			dst[b+half+i] = x[b+2*i+1]
+		for i := 0; i < bytes; i++ {
+			for k := 0; k < perByte; k++ {
+				dst[b+k*bytes+i] = x[b+i*perByte+k]
+			}
 		}
 	}
 }
@@ -277,6 +279,24 @@ func getFloats(n int) *[]float32 {
 }
 
 func putFloats(p *[]float32) { floatPool.Put(p) }
+
+// quantRows is the geometry the SIMD row kernels walk a quantized matrix
+// by: its codes as bytes, each row's bytes, its groups per row and the
+// 32-value blocks per group.
+type quantRows struct {
+	w                       []byte
+	rowBytes, groups, steps int
+}
+
+func rowsOf(m *Matrix) quantRows {
+	q := m.Q
+	return quantRows{
+		w:        unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.W))), 4*len(q.W)),
+		rowBytes: m.Cols * q.Bits / 8,
+		groups:   m.Cols / q.GroupSize,
+		steps:    q.GroupSize / 32,
+	}
+}
 
 // grow returns s resized to n values, reallocating only when it must.
 func grow(s []float32, n int) []float32 {

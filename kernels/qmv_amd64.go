@@ -2,13 +2,14 @@
 
 package kernels
 
-import "unsafe"
-
 // Assembly row kernels (qmv_amd64.s): one row of a quantized matrix dotted
 // with one token's x, for groups groups of steps*32 values each.
 
 //go:noescape
 func qdot4AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
+
+//go:noescape
+func qdot2AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 
 //go:noescape
 func qdot8AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
@@ -17,10 +18,13 @@ func qdot8AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, group
 func qdotBitsAVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool, t *bitsTable) float32
 
 //go:noescape
-func qdot4Q8AVX2(w *byte, xq *int8, scales, biases *uint16, gs *groupStats, groups, steps int, f16 bool) float32
+func qscalesAVX2(scales, biases *uint16, dx, xsum, sdx *float32, groups int, f16 bool, c float32) float32
 
 //go:noescape
-func qdot8Q8AVX2(w *byte, xq *int8, scales, biases *uint16, gs *groupStats, groups, steps int, f16 bool) float32
+func qdot4Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
+
+//go:noescape
+func qdot8Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
 
 // bitsTable tells qdotBitsAVX2 how to unpack eight values of one width: the
 // byte shuffle that puts value j's two bytes in 32-bit lane j, the shift that
@@ -56,11 +60,17 @@ var bitsTables = func() (t [9]bitsTable) {
 	return t
 }()
 
-// simdNibbleBlock is the block size within which 4-bit inputs are put in
-// even-then-odd order for qdot4AVX2 (0: no permutation).
-func simdNibbleBlock() int {
-	if hasAVX2FMA {
+// simdCodeBlock is the block size within which inputs of bits-wide
+// matrices are put in code order (permuteCodes) for qdot4AVX2 and
+// qdot2AVX2 (0: no permutation).
+func simdCodeBlock(bits int) int {
+	switch {
+	case !hasAVX2FMA:
+		return 0
+	case bits == 4:
 		return 16
+	case bits == 2:
+		return 32
 	}
 	return 0
 }
@@ -72,27 +82,25 @@ func simdInt8(bits int) bool { return hasAVX2FMA && (bits == 4 || bits == 8) }
 // false when the CPU lacks them or d was not prepared for them.
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 	q := m.Q
-	if !hasAVX2FMA || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
+	if !hasAVX2FMA || q.Bits < 2 || q.Bits > 8 || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
 		return false
 	}
 	if d.int8Bits == q.Bits {
 		qmvRowsInt8(out, d, m, lo, hi)
 		return true
 	}
-	if q.Bits == 4 && d.permuted != 16 {
+	if (q.Bits == 4 || q.Bits == 2) && (d.permBits != q.Bits || d.permuted != simdCodeBlock(q.Bits)) {
 		return false
 	}
-	cols, groups := m.Cols, m.Cols/q.GroupSize
-	rowBytes := cols * q.Bits / 8
-	wb := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.W))), 4*len(q.W))
-	steps := q.GroupSize / 32
+	cols, g := m.Cols, rowsOf(m)
+	wb, rowBytes, groups, steps := g.w, g.rowBytes, g.groups, g.steps
 	table := &bitsTables[q.Bits]
 	for r := lo; r < hi; r++ {
 		w := wb[r*rowBytes : (r+1)*rowBytes]
 		sc, bi := q.Scales[r*groups:(r+1)*groups], q.Biases[r*groups:(r+1)*groups]
 		for t := 0; t < d.n; t++ {
 			xp, sp := d.x[t*cols:(t+1)*cols], d.sums[t*groups:(t+1)*groups]
-			if q.Bits == 4 {
+			if q.Bits == 4 || q.Bits == 2 {
 				xp = d.xs[t*cols : (t+1)*cols]
 			}
 			var v float32
@@ -101,6 +109,8 @@ func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 				v = qdot4AVX2(&w[0], &xp[0], &sc[0], &bi[0], &sp[0], groups, steps, q.F16Scales)
 			case 8:
 				v = qdot8AVX2(&w[0], &xp[0], &sc[0], &bi[0], &sp[0], groups, steps, q.F16Scales)
+			case 2:
+				v = qdot2AVX2(&w[0], &xp[0], &sc[0], &bi[0], &sp[0], groups, steps, q.F16Scales)
 			default:
 				v = qdotBitsRow(wb, r*rowBytes, rowBytes, xp, sc, bi, sp, groups, steps, q.F16Scales, table)
 			}
@@ -129,22 +139,27 @@ func qdotBitsRow(wb []byte, off, rowBytes int, x []float32, sc, bi []uint16, sum
 	return v
 }
 
-// qmvRowsInt8 is qmvRowsSIMD on int8 activations.
+// qmvRowsInt8 is qmvRowsSIMD on int8 activations: per row and token,
+// qscalesAVX2 turns the row's scales and biases into the bias term and
+// scale·dx per group, then the integer kernel adds the codes' term.
 func qmvRowsInt8(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	q := m.Q
-	cols, groups := m.Cols, m.Cols/q.GroupSize
-	rowBytes := cols * q.Bits / 8
-	wb := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.W))), 4*len(q.W))
-	steps := q.GroupSize / 32
+	cols, rg := m.Cols, rowsOf(m)
+	wb, rowBytes, groups, steps := rg.w, rg.rowBytes, rg.groups, rg.steps
+	buf := getFloats(groups)
+	defer putFloats(buf)
+	sdx := &(*buf)[0]
+	c := float32(int(1) << (q.Bits - 1))
 	for r := lo; r < hi; r++ {
 		w := &wb[r*rowBytes]
 		sc, bi := &q.Scales[r*groups], &q.Biases[r*groups]
 		for t := 0; t < d.n; t++ {
-			xq, gs := &d.xq[t*cols], &d.stats[t*groups]
+			g := t * groups
+			bias := qscalesAVX2(sc, bi, &d.qdx[g], &d.qsum[g], sdx, groups, q.F16Scales, c)
 			if q.Bits == 4 {
-				out[t*m.Rows+r] = qdot4Q8AVX2(w, xq, sc, bi, gs, groups, steps, q.F16Scales)
+				out[t*m.Rows+r] = bias + qdot4Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
 			} else {
-				out[t*m.Rows+r] = qdot8Q8AVX2(w, xq, sc, bi, gs, groups, steps, q.F16Scales)
+				out[t*m.Rows+r] = bias + qdot8Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
 			}
 		}
 	}

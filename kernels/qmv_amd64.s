@@ -82,34 +82,25 @@
 	VFMADD231PS 96(DI), Y9, Y5; \
 	ADDQ        $128, DI
 
-// I8END folds the group's int32 lanes Y2 (less the centring correction,
-// when CORR) into Y0 times scale·dx and the bias term into X11, then steps
-// to the next group. X12 holds c as float32.
+// I8END folds the group's int32 lanes Y2 into Y0 times scale·dx (the
+// next value of sdx at R10).
 #define I8END \
 	VCVTDQ2PS    Y2, Y2; \
-	SCALES; \
-	VFMADD231SS  X6, X12, X7; \
-	VFMADD231SS  4(R10), X7, X11; \
-	VMULSS       (R10), X6, X6; \
-	VBROADCASTSS X6, Y6; \
+	VBROADCASTSS (R10), Y6; \
 	VFMADD231PS  Y6, Y2, Y0; \
-	ADDQ         $2, R8; \
-	ADDQ         $2, R9; \
-	ADDQ         $12, R10
+	ADDQ         $4, R10
 
 #define I8ARGS \
-	MOVQ    w+0(FP), SI; \
-	MOVQ    xq+8(FP), DI; \
-	MOVQ    scales+16(FP), R8; \
-	MOVQ    biases+24(FP), R9; \
-	MOVQ    gs+32(FP), R10; \
-	MOVQ    groups+40(FP), CX; \
-	MOVQ    steps+48(FP), R11; \
-	MOVBQZX f16+56(FP), R12; \
-	VXORPS  Y0, Y0, Y0; \
-	VXORPS  X11, X11, X11; \
-	MOVL    $1, AX; \
-	VMOVD   AX, X13; \
+	MOVQ         w+0(FP), SI; \
+	MOVQ         xq+8(FP), DI; \
+	MOVQ         corr+16(FP), R8; \
+	MOVQ         sdx+24(FP), R10; \
+	MOVQ         groups+32(FP), CX; \
+	MOVQ         steps+40(FP), R11; \
+	VXORPS       Y0, Y0, Y0; \
+	VXORPS       X14, X14, X14; \
+	MOVL         $1, AX; \
+	VMOVD        AX, X13; \
 	VPBROADCASTW X13, Y13
 
 // func qdot4AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
@@ -149,6 +140,47 @@ step4:
 	GROUPEND
 	DECQ CX
 	JNZ  group4
+	RESULT
+	MOVSS X0, ret+64(FP)
+	RET
+
+// func qdot2AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
+//
+// x is permuted in blocks of 32 (eight bytes): code k of each byte, for k
+// = 0..3, meets a contiguous vector of eight x values.
+TEXT ·qdot2AVX2(SB), NOSPLIT, $0-68
+	ARGS
+	MOVL         $3, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL         $2, AX
+	VMOVD        AX, X11
+	VPBROADCASTD X11, Y11
+	VCVTDQ2PS    X11, X13
+
+group2:
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ   R11, DX
+
+step2:
+	VPMOVZXBD (SI), Y6
+	VPSRLD    $2, Y6, Y7
+	VPSRLD    $4, Y6, Y8
+	VPSRLD    $6, Y6, Y9
+	VPAND     Y15, Y6, Y6
+	VPAND     Y15, Y7, Y7
+	VPAND     Y15, Y8, Y8
+	CENTREFMA
+	ADDQ      $8, SI
+	DECQ      DX
+	JNZ       step2
+
+	GROUPEND
+	DECQ CX
+	JNZ  group2
 	RESULT
 	MOVSS X0, ret+64(FP)
 	RET
@@ -247,28 +279,89 @@ stepB:
 //	Σ_g scale_g·dx_g·Σ(q_j-c)·xq_j + (bias_g + c·scale_g)·xsum_g
 //
 // with xsum_g = dx_g·Σxq_j, so the result is the float path's on the
-// dequantized int8 x. 32 values per block; steps blocks per group. gs
-// holds per group {dx, xsum, corr} as float32, float32, int32.
+// dequantized int8 x. qscalesAVX2 computes a row's second term and its
+// scale_g·dx_g (sdx) eight groups at a time; qdot4Q8AVX2 and qdot8Q8AVX2
+// the first term, 32 values per block, steps blocks per group.
 
-// func qdot4Q8AVX2(w *byte, xq *int8, scales, biases *uint16, gs *groupStats, groups, steps int, f16 bool) float32
+// func qscalesAVX2(scales, biases *uint16, dx, xsum, sdx *float32, groups int, f16 bool, c float32) float32
+TEXT ·qscalesAVX2(SB), NOSPLIT, $0-60
+	MOVQ         scales+0(FP), R8
+	MOVQ         biases+8(FP), R9
+	MOVQ         dx+16(FP), R10
+	MOVQ         xsum+24(FP), R11
+	MOVQ         sdx+32(FP), R13
+	MOVQ         groups+40(FP), CX
+	MOVBQZX      f16+48(FP), R12
+	VBROADCASTSS c+52(FP), Y12
+	VXORPS       Y11, Y11, Y11
+	VXORPS       X14, X14, X14
+
+vec:
+	CMPQ  CX, $8
+	JLT   tail
+	TESTQ R12, R12
+	JNZ   vhalf
+	VPMOVZXWD (R8), Y6
+	VPMOVZXWD (R9), Y7
+	VPSLLD    $16, Y6, Y6
+	VPSLLD    $16, Y7, Y7
+	JMP       vscaled
+
+vhalf:
+	VCVTPH2PS (R8), Y6
+	VCVTPH2PS (R9), Y7
+
+vscaled:
+	VFMADD231PS Y12, Y6, Y7
+	VFMADD231PS (R11), Y7, Y11
+	VMULPS      (R10), Y6, Y6
+	VMOVUPS     Y6, (R13)
+	ADDQ        $16, R8
+	ADDQ        $16, R9
+	ADDQ        $32, R10
+	ADDQ        $32, R11
+	ADDQ        $32, R13
+	SUBQ        $8, CX
+	JMP         vec
+
+tail:
+	TESTQ CX, CX
+	JZ    done
+	SCALES
+	VFMADD231SS X12, X6, X7
+	VFMADD231SS (R11), X7, X14
+	VMULSS      (R10), X6, X6
+	VMOVSS      X6, (R13)
+	ADDQ        $2, R8
+	ADDQ        $2, R9
+	ADDQ        $4, R10
+	ADDQ        $4, R11
+	ADDQ        $4, R13
+	DECQ        CX
+	JMP         tail
+
+done:
+	VMOVAPS Y11, Y0
+	RESULT
+	MOVSS   X0, ret+56(FP)
+	RET
+
+// func qdot4Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
 //
 // A block's 16 bytes are broadcast to both halves; the low half keeps the
 // low nibbles (even values), the high half the high ones (odd values), so
 // xq is stored per block as its 16 even values, then its 16 odd ones. The
 // codes stay unsigned 0..15; corr = 8·Σxq centres the group's sum.
-TEXT ·qdot4Q8AVX2(SB), NOSPLIT, $0-68
+TEXT ·qdot4Q8AVX2(SB), NOSPLIT, $0-52
 	I8ARGS
 	MOVL         $0x0f0f0f0f, AX
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
 	MOVL         $4, AX
-	VMOVD        AX, X14
-	VPBROADCASTD X14, X14
-	VPXOR        Y9, Y9, Y9
-	VINSERTI128  $1, X14, Y9, Y14 // dword shifts 0,0,0,0,4,4,4,4
-	MOVL         $8, AX
 	VMOVD        AX, X12
-	VCVTDQ2PS    X12, X12
+	VPBROADCASTD X12, X12
+	VPXOR        Y9, Y9, Y9
+	VINSERTI128  $1, X12, Y9, Y12 // dword shifts 0,0,0,0,4,4,4,4
 
 group4q:
 	VPXOR Y2, Y2, Y2
@@ -276,7 +369,7 @@ group4q:
 
 step4q:
 	VBROADCASTI128 (SI), Y6
-	VPSRLVD        Y14, Y6, Y6
+	VPSRLVD        Y12, Y6, Y6
 	VPAND          Y15, Y6, Y6
 	VPMADDUBSW     (DI), Y6, Y6
 	VPADDW         Y6, Y2, Y2
@@ -286,30 +379,27 @@ step4q:
 	JNZ            step4q
 
 	VPMADDWD Y13, Y2, Y2
-	VMOVD    8(R10), X9
+	VMOVD    (R8), X9
 	VPSUBD   Y9, Y2, Y2
+	ADDQ     $4, R8
 	I8END
 	DECQ CX
 	JNZ  group4q
-	VMOVAPS X11, X14
 	RESULT
-	MOVSS   X0, ret+64(FP)
+	MOVSS X0, ret+48(FP)
 	RET
 
-// func qdot8Q8AVX2(w *byte, xq *int8, scales, biases *uint16, gs *groupStats, groups, steps int, f16 bool) float32
+// func qdot8Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
 //
 // Codes are centred to q-128 in int8 and multiplied by xq with the sign
 // trick (|q-128| unsigned times xq·sign(q-128)), which cannot overflow
 // VPMADDUBSW's int16 pairs (so blocks are summed in int32). corr is not
 // read.
-TEXT ·qdot8Q8AVX2(SB), NOSPLIT, $0-68
+TEXT ·qdot8Q8AVX2(SB), NOSPLIT, $0-52
 	I8ARGS
 	MOVL         $0x80808080, AX
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
-	MOVL         $128, AX
-	VMOVD        AX, X12
-	VCVTDQ2PS    X12, X12
 
 group8q:
 	VPXOR Y2, Y2, Y2
@@ -332,7 +422,6 @@ step8q:
 	I8END
 	DECQ CX
 	JNZ  group8q
-	VMOVAPS X11, X14
 	RESULT
-	MOVSS   X0, ret+64(FP)
+	MOVSS X0, ret+48(FP)
 	RET

@@ -2,8 +2,6 @@
 
 package kernels
 
-import "unsafe"
-
 // NEON row kernels (qmv_arm64.s), the arm64 twins of qdot4AVX2 and
 // qdot8AVX2. Other widths run the Go kernels on arm64.
 
@@ -13,10 +11,10 @@ func qdot4NEON(w *byte, x *float32, scales, biases *uint16, xsum *float32, group
 //go:noescape
 func qdot8NEON(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 
-// simdNibbleBlock is the block size within which 4-bit inputs are put in
-// even-then-odd order for qdot4NEON (0: no permutation).
-func simdNibbleBlock() int {
-	if hasNEON {
+// simdCodeBlock is the block size within which 4-bit inputs are put in
+// code order (permuteCodes) for qdot4NEON (0: no permutation).
+func simdCodeBlock(bits int) int {
+	if hasNEON && bits == 4 {
 		return 32
 	}
 	return 0
@@ -34,13 +32,11 @@ const simdKernels = true
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 	q := m.Q
 	if !hasNEON || (q.Bits != 4 && q.Bits != 8) || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) ||
-		(q.Bits == 4 && d.permuted != 32) {
+		(q.Bits == 4 && (d.permBits != 4 || d.permuted != 32)) {
 		return false
 	}
-	cols, groups := m.Cols, m.Cols/q.GroupSize
-	rowBytes := cols * q.Bits / 8
-	wb := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.W))), 4*len(q.W))
-	steps := q.GroupSize / 32
+	cols, g := m.Cols, rowsOf(m)
+	wb, rowBytes, groups, steps := g.w, g.rowBytes, g.groups, g.steps
 	for r := lo; r < hi; r++ {
 		w := &wb[r*rowBytes]
 		sc, bi := &q.Scales[r*groups], &q.Biases[r*groups]

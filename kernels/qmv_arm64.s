@@ -81,6 +81,20 @@
 	VSUB   V30.S4, a.S4, a.S4; \
 	VSUB   V30.S4, b.S4, b.S4
 
+// CVTFMA4 converts the centred codes in a..d (register numbers na..nd)
+// to float32 and accumulates their products with the next 16 x values
+// into V20..V23.
+#define CVTFMA4(a, b, c, d, na, nb, nc, nd) \
+	SCVTF4S(na, na); \
+	SCVTF4S(nb, nb); \
+	SCVTF4S(nc, nc); \
+	SCVTF4S(nd, nd); \
+	VLD1.P 64(R1), [V24.S4, V25.S4, V26.S4, V27.S4]; \
+	VFMLA  a.S4, V24.S4, V20.S4; \
+	VFMLA  b.S4, V25.S4, V21.S4; \
+	VFMLA  c.S4, V26.S4, V22.S4; \
+	VFMLA  d.S4, V27.S4, V23.S4
+
 // func qdot4NEON(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 //
 // x is permuted in blocks of 32: the sixteen even-indexed values, then the
@@ -106,24 +120,8 @@ step4:
 	WIDEN4(V6, V11, V12)
 	WIDEN4(V7, V13, V14)
 	WIDEN4(V8, V15, V16)
-	SCVTF4S(9, 9)
-	SCVTF4S(10, 10)
-	SCVTF4S(11, 11)
-	SCVTF4S(12, 12)
-	SCVTF4S(13, 13)
-	SCVTF4S(14, 14)
-	SCVTF4S(15, 15)
-	SCVTF4S(16, 16)
-	VLD1.P 64(R1), [V24.S4, V25.S4, V26.S4, V27.S4]
-	VFMLA  V9.S4, V24.S4, V20.S4
-	VFMLA  V10.S4, V25.S4, V21.S4
-	VFMLA  V11.S4, V26.S4, V22.S4
-	VFMLA  V12.S4, V27.S4, V23.S4
-	VLD1.P 64(R1), [V24.S4, V25.S4, V26.S4, V27.S4]
-	VFMLA  V13.S4, V24.S4, V20.S4
-	VFMLA  V14.S4, V25.S4, V21.S4
-	VFMLA  V15.S4, V26.S4, V22.S4
-	VFMLA  V16.S4, V27.S4, V23.S4
+	CVTFMA4(V9, V10, V11, V12, 9, 10, 11, 12)
+	CVTFMA4(V13, V14, V15, V16, 13, 14, 15, 16)
 	SUBS   $1, R8, R8
 	BNE    step4
 
@@ -150,15 +148,7 @@ step8:
 	VUXTL2 V2.B16, V6.H8
 	WIDEN4(V5, V9, V10)
 	WIDEN4(V6, V11, V12)
-	SCVTF4S(9, 9)
-	SCVTF4S(10, 10)
-	SCVTF4S(11, 11)
-	SCVTF4S(12, 12)
-	VLD1.P 64(R1), [V24.S4, V25.S4, V26.S4, V27.S4]
-	VFMLA  V9.S4, V24.S4, V20.S4
-	VFMLA  V10.S4, V25.S4, V21.S4
-	VFMLA  V11.S4, V26.S4, V22.S4
-	VFMLA  V12.S4, V27.S4, V23.S4
+	CVTFMA4(V9, V10, V11, V12, 9, 10, 11, 12)
 	SUBS   $1, R8, R8
 	BNE    step8
 

@@ -2,8 +2,8 @@
 
 package kernels
 
-// simdNibbleBlock reports that no SIMD kernel wants a permuted input here.
-func simdNibbleBlock() int { return 0 }
+// simdCodeBlock reports that no SIMD kernel wants a permuted input here.
+func simdCodeBlock(bits int) int { return 0 }
 
 // qmvRowsSIMD reports that no SIMD decode kernel exists on this build.
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool { return false }

@@ -115,7 +115,7 @@ func TestQMVPathsMatchReference(t *testing.T) {
 	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
 		for _, group := range []int{32, 64, 128} {
 			for _, f16 := range []bool{false, true} {
-				for _, shape := range [][2]int{{1, 1}, {7, 3}, {33, 5}, {130, 2}} {
+				for _, shape := range [][2]int{{1, 1}, {7, 3}, {33, 5}, {130, 2}, {9, 11}} {
 					m := randomQuant(rng, shape[0], shape[1]*group, bits, group, f16)
 					for _, n := range []int{1, 2, qmvTokens} {
 						checkQMV(t, rng, m, n)
@@ -177,6 +177,32 @@ func TestStreamReadSumsWords(t *testing.T) {
 		withFeatures(p, func() { got = StreamRead(b) })
 		if got != want {
 			t.Fatalf("%s: StreamRead = %#x, want %#x", p.name, got, want)
+		}
+	}
+}
+
+// BenchmarkQMVRows is the decode kernels' arithmetic rate per width on one
+// goroutine: a 16x4096 group-64 matrix small enough to stay in L1, so the
+// figure is what the kernel can do when memory keeps up (compare 4-bit's
+// bytes/s with the other widths').
+func BenchmarkQMVRows(b *testing.B) {
+	rng := rand.New(rand.NewPCG(15, 15))
+	for _, p := range decodePaths() {
+		for _, bits := range []int{2, 3, 4, 5, 6, 8} {
+			m := randomQuant(rng, 16, 4096, bits, 64, false)
+			x := randVec(rng, m.Cols)
+			out := make([]float32, m.Rows)
+			b.Run(fmt.Sprintf("%s/%dbit", p.name, bits), func(b *testing.B) {
+				withFeatures(p, func() {
+					d := &DecodeInput{}
+					d.Prepare(x, 1, m.Cols, m.Q)
+					b.SetBytes(int64(m.Bytes()))
+					for i := 0; i < b.N; i++ {
+						MatVecRows(out, d, m, 0, m.Rows)
+					}
+					b.ReportMetric(float64(m.Rows*m.Cols)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gvalues/s")
+				})
+			})
 		}
 	}
 }

@@ -46,9 +46,29 @@ type harnessDevice struct {
 
 var (
 	harnessOnce  sync.Once
+	harnessDir   string // the shaders' build directory
 	harnessProgs map[string]*mslharness.Program
 	harnessErr   error
 )
+
+// TestMain ends the shader runner processes and removes their build
+// directory after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	closed := map[*mslharness.Program]bool{}
+	for _, p := range harnessProgs {
+		if !closed[p] {
+			closed[p] = true
+			if err := p.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}
+	}
+	if harnessDir != "" {
+		os.RemoveAll(harnessDir)
+	}
+	os.Exit(code)
+}
 
 // newHarnessDevice compiles every shader of kernels/msl once per test
 // binary; it skips the test when no C++ compiler is installed.
@@ -69,6 +89,7 @@ func buildShaders() (map[string]*mslharness.Program, error) {
 	if err != nil {
 		return nil, err
 	}
+	harnessDir = dir
 	names := msl.Names()
 	progs := make([]*mslharness.Program, len(names))
 	errs := make([]error, len(names))

@@ -265,7 +265,18 @@ func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 		}
 		bp.PlanBatch(routes.IDs[:n*m.Routing.TopK])
 	}
-	if err := e.MoE(out, x, n, routes, m.Experts); err != nil {
+	ov, _ := m.Experts.(readOverlapper)
+	if ov != nil {
+		// CPU decode and prefill: resident experts run while misses load.
+		ov.OverlapReads(r.Prefetch)
+	}
+	err := e.MoE(out, x, n, routes, m.Experts)
+	if ov != nil {
+		if ferr := ov.FinishReads(); ferr != nil {
+			err = ferr // the pager's error names the file and offset
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("experts: %w", err)
 	}
 	if m.Shared == nil {
@@ -280,6 +291,14 @@ func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 	}
 	e.Add(out, out, s, n)
 	return nil
+}
+
+// readOverlapper is an ExpertSet whose Resolve can return before the
+// misses are read, Expert then waiting for each; FinishReads waits for the
+// rest and reports a failed read.
+type readOverlapper interface {
+	OverlapReads(on bool)
+	FinishReads() error
 }
 
 // batchPlanner is an ExpertSet that wants a prompt chunk's routes before

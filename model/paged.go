@@ -55,6 +55,14 @@ type pagedExperts struct {
 	// the next one loads.
 	plan    []int32
 	planPos int
+
+	// With overlap (OverlapReads) Resolve returns once the misses' reads
+	// are queued and Expert waits for the one it is asked for, so the
+	// executor runs the resident experts while the others load. pending is
+	// that Resolve until FinishReads; loadErr the first error Expert met.
+	overlap bool
+	pending *experts.Pending
+	loadErr error
 }
 
 func (x *pagedExperts) NumExperts() int { return x.count }
@@ -91,9 +99,18 @@ func (x *pagedExperts) PlanBatch(ids []int32) {
 }
 
 func (x *pagedExperts) Resolve(ids []int32) ([]bool, error) {
+	if err := x.FinishReads(); err != nil {
+		return nil, err
+	}
 	slots := make([]int32, len(ids))
 	next := x.nextGroup(ids)
-	if err := x.pager.Resolve(x.layer, ids, slots); err != nil {
+	var err error
+	if x.overlap {
+		x.pending, err = x.pager.Begin(x.layer, ids, slots)
+	} else {
+		err = x.pager.Resolve(x.layer, ids, slots)
+	}
+	if err != nil {
 		x.plan, x.planPos = x.plan[:0], 0
 		return nil, err
 	}
@@ -127,9 +144,41 @@ func (x *pagedExperts) nextGroup(ids []int32) []int32 {
 	return rest[:min(len(ids), len(rest))]
 }
 
+// Expert returns the matrices of a resolved expert; with overlap it first
+// waits for the expert's load, and returns nils if that failed (FinishReads
+// then says why).
 func (x *pagedExperts) Expert(id int32) (gate, up, down *kernels.Matrix) {
+	if x.pending != nil {
+		if err := x.pending.Wait(id); err != nil {
+			if x.loadErr == nil {
+				x.loadErr = err
+			}
+			return nil, nil, nil
+		}
+	}
 	v := x.views[x.slot[id]]
 	return v[0], v[1], v[2]
+}
+
+// OverlapReads turns the overlap of reads with the executor's work on or
+// off for the layer's next Resolve calls (MoE.forward sets it per pass; only
+// the CPU executor asks for each expert's matrices before it runs it, which
+// is what the overlap relies on).
+func (x *pagedExperts) OverlapReads(on bool) { x.overlap = on && x.pager.Policy() == experts.Exact }
+
+// FinishReads waits for the loads of the last Resolve and releases the
+// layer; it returns the load error that made Expert fail, naming the file
+// and offset.
+func (x *pagedExperts) FinishReads() error {
+	if x.pending == nil {
+		return nil
+	}
+	err := x.pending.Done()
+	x.pending = nil
+	if x.loadErr != nil {
+		err, x.loadErr = x.loadErr, nil
+	}
+	return err
 }
 
 // Prefetch starts loading experts without waiting (see MoE.prefetchNext).
@@ -150,8 +199,10 @@ func (x *pagedExperts) SlotMatrices() (gate, up, down *kernels.Matrix) {
 	return v[0], v[1], v[2]
 }
 
-// ResolveTable is Resolve for a caller that reads the slots from the table.
+// ResolveTable is Resolve for a caller that reads the slots from the table:
+// always synchronous, the GPU reads the slots later.
 func (x *pagedExperts) ResolveTable(ids []int32) error {
+	x.OverlapReads(false)
 	_, err := x.Resolve(ids)
 	return err
 }

@@ -304,6 +304,12 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		anthropic.writeError(w, e)
 		return
 	}
+	if c := req.ToolChoice; c != nil {
+		if e := s.forceTools(j, p.Tools, c.Type == "any" || c.Type == "tool", "tool_choice"); e != nil {
+			anthropic.writeError(w, e)
+			return
+		}
+	}
 	if req.Stream {
 		s.antStream(w, r, j)
 		return

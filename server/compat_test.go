@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -86,22 +85,9 @@ func TestStrictModel(t *testing.T) {
 
 func getJSON(t *testing.T, url string, wantStatus int, headers ...string) map[string]any {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != wantStatus {
-		t.Fatalf("GET %s: status %d, want %d: %s", url, resp.StatusCode, wantStatus, raw)
-	}
-	var v map[string]any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		t.Fatalf("GET %s: not JSON: %s", url, raw)
+	code, _, v := send(t, "GET", url, "", "", headers...)
+	if code != wantStatus {
+		t.Fatalf("GET %s: status %d, want %d: %v", url, code, wantStatus, v)
 	}
 	return v
 }

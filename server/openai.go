@@ -31,9 +31,12 @@ type oaiChatRequest struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	N           *int  `json:"n"`
-	Logprobs    *bool `json:"logprobs"`
-	TopLogprobs *int  `json:"top_logprobs"`
+	// ResponseFormat is text, json_object or json_schema, enforced by
+	// constrained decoding.
+	ResponseFormat json.RawMessage `json:"response_format"`
+	N              *int            `json:"n"`
+	Logprobs       *bool           `json:"logprobs"`
+	TopLogprobs    *int            `json:"top_logprobs"`
 	// ChatTemplateKwargs are extra template variables (as in vLLM), e.g.
 	// {"enable_thinking": false}.
 	ChatTemplateKwargs map[string]json.RawMessage `json:"chat_template_kwargs"`
@@ -169,30 +172,50 @@ func (req *oaiChatRequest) tools() ([]Tool, *apiError) {
 		}
 		tools = append(tools, Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
 	}
-	mode, name := "auto", ""
-	if len(req.ToolChoice) > 0 && string(req.ToolChoice) != "null" {
-		var named struct {
-			Function struct {
-				Name string `json:"name"`
-			} `json:"function"`
-		}
-		switch {
-		case json.Unmarshal(req.ToolChoice, &mode) == nil:
-			if mode != "none" && mode != "auto" && mode != "required" {
-				return nil, invalid("tool_choice", "tool_choice %q is not one of none, auto, required", mode)
-			}
-		case json.Unmarshal(req.ToolChoice, &named) == nil && named.Function.Name != "":
-			mode, name = "named", named.Function.Name
-		default:
-			return nil, invalid("tool_choice", `tool_choice: expected "none", "auto", "required" or {"type": "function", "function": {"name": ...}}`)
-		}
+	mode, name, e := toolChoice(req.ToolChoice)
+	if e != nil {
+		return nil, e
 	}
 	return chooseTools(tools, mode, name)
 }
 
+// toolChoice reads tool_choice: "none", "auto" (also when absent),
+// "required", or a named function, in chat's shape {"type": "function",
+// "function": {"name": ...}} or the Responses API's {"type": "function",
+// "name": ...}. Other typed choices (allowed_tools, hosted tools) offer
+// the functions as "auto" does.
+func toolChoice(raw json.RawMessage) (mode, name string, e *apiError) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "auto", "", nil
+	}
+	if json.Unmarshal(raw, &mode) == nil {
+		if mode != "none" && mode != "auto" && mode != "required" {
+			return "", "", invalid("tool_choice", "tool_choice %q is not one of none, auto, required", mode)
+		}
+		return mode, "", nil
+	}
+	var named struct {
+		Type     string `json:"type"`
+		Name     string `json:"name"`
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	switch {
+	case json.Unmarshal(raw, &named) != nil || named.Type == "":
+	case named.Type != "function":
+		return "auto", "", nil
+	case named.Function.Name != "":
+		return "named", named.Function.Name, nil
+	case named.Name != "":
+		return "named", named.Name, nil
+	}
+	return "", "", invalid("tool_choice", `tool_choice: expected "none", "auto", "required" or {"type": "function", "function": {"name": ...}}`)
+}
+
 // chooseTools applies a tool choice: "none" offers no tools, a named
-// choice offers only that one. ("required" cannot be enforced without
-// constrained decoding; the tools are offered as with "auto".)
+// choice offers only that one. (A forced choice is then enforced by
+// constrained decoding: forceTools.)
 func chooseTools(tools []Tool, mode, name string) ([]Tool, *apiError) {
 	switch mode {
 	case "none":
@@ -305,6 +328,21 @@ func (s *Server) oaiChatJob(req *oaiChatRequest) (*job, *apiError) {
 		return nil, e
 	}
 	j.logprobs, j.top = logprobs, top
+	if forcedChoice(req.ToolChoice) {
+		if e := s.forceTools(j, tools, true, "tool_choice"); e != nil {
+			return nil, e
+		}
+		return j, nil
+	}
+	g, e := formatGrammar(req.ResponseFormat, "response_format")
+	if e != nil {
+		return nil, e
+	}
+	if g != nil {
+		if e := s.constrainJob(j, g, "response_format"); e != nil {
+			return nil, e
+		}
+	}
 	return j, nil
 }
 

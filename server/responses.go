@@ -37,7 +37,12 @@ type respRequest struct {
 		Summary *string `json:"summary"`
 	} `json:"reasoning"`
 	Metadata map[string]string `json:"metadata"`
-	// include, text, truncation, user, service_tier, ... are accepted and
+	// Text.Format is text, json_object or json_schema, enforced by
+	// constrained decoding.
+	Text *struct {
+		Format json.RawMessage `json:"format"`
+	} `json:"text"`
+	// include, truncation, user, service_tier, ... are accepted and
 	// ignored.
 }
 
@@ -202,24 +207,9 @@ func (req *respRequest) tools() (tools []Tool, namespaces map[string]string, ski
 	if e := add(req.Tools, "", "tools"); e != nil {
 		return nil, nil, nil, e
 	}
-	mode, name := "auto", ""
-	if len(req.ToolChoice) > 0 && string(req.ToolChoice) != "null" {
-		var named struct {
-			Type string `json:"type"`
-			Name string `json:"name"`
-		}
-		switch {
-		case json.Unmarshal(req.ToolChoice, &mode) == nil:
-			if mode != "none" && mode != "auto" && mode != "required" {
-				return nil, nil, nil, invalid("tool_choice", "tool_choice %q is not one of none, auto, required", mode)
-			}
-		case json.Unmarshal(req.ToolChoice, &named) == nil && named.Type == "function" && named.Name != "":
-			mode, name = "named", named.Name
-		case named.Type != "":
-			mode = "auto" // allowed_tools, hosted tool types: offer the functions as with auto
-		default:
-			return nil, nil, nil, invalid("tool_choice", `tool_choice: expected "none", "auto", "required" or {"type": "function", "name": ...}`)
-		}
+	mode, name, e := toolChoice(req.ToolChoice)
+	if e != nil {
+		return nil, nil, nil, e
 	}
 	tools, e = chooseTools(tools, mode, name)
 	return tools, namespaces, skipped, e
@@ -281,6 +271,21 @@ func (s *Server) respJob(req *respRequest) (*respJob, *apiError) {
 		return nil, e
 	}
 	rj.job = j
+	if forcedChoice(req.ToolChoice) {
+		if e := s.forceTools(j, tools, true, "tool_choice"); e != nil {
+			return nil, e
+		}
+	} else if req.Text != nil {
+		g, e := formatGrammar(req.Text.Format, "text.format")
+		if e != nil {
+			return nil, e
+		}
+		if g != nil {
+			if e := s.constrainJob(j, g, "text.format"); e != nil {
+				return nil, e
+			}
+		}
+	}
 	// What the next response may continue from, without instructions.
 	rj.history = msgs
 	if req.Instructions != nil && *req.Instructions != "" {
@@ -502,6 +507,10 @@ func (s *Server) response(rj *respJob, id string, created int64, status string, 
 	if r := req.Reasoning; r != nil {
 		reasoning = map[string]any{"effort": r.Effort, "summary": r.Summary}
 	}
+	format := any(map[string]any{"type": "text"})
+	if req.Text != nil && len(req.Text.Format) > 0 && string(req.Text.Format) != "null" {
+		format = req.Text.Format // echoed as sent
+	}
 	metadata := req.Metadata
 	if metadata == nil {
 		metadata = map[string]string{}
@@ -512,7 +521,7 @@ func (s *Server) response(rj *respJob, id string, created int64, status string, 
 		"metadata": metadata, "parallel_tool_calls": rj.parallel, "temperature": rj.sampling.Temperature,
 		"top_p": rj.sampling.TopP, "tool_choice": toolChoice, "tools": tools, "max_output_tokens": maxOut,
 		"previous_response_id": prev, "reasoning": reasoning, "store": req.Store == nil || *req.Store,
-		"text": map[string]any{"format": map[string]any{"type": "text"}}, "truncation": "disabled",
+		"text": map[string]any{"format": format}, "truncation": "disabled",
 		"usage": nil, "user": nil,
 	}
 	if req.PromptCacheKey != "" {

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -170,4 +171,38 @@ func TestResponsesStoreBound(t *testing.T) {
 	// Each holds two messages of about 150 bytes: the last ones fit.
 	postJSON(t, ts.URL+"/v1/responses", `{"input":"again","store":false,"previous_response_id":"`+ids[3]+`"}`, 200)
 	postJSON(t, ts.URL+"/v1/responses", `{"input":"again","store":false,"previous_response_id":"`+ids[0]+`"}`, 404)
+}
+
+// A generation that fails mid-stream ends with response.failed carrying
+// the error.
+func TestResponsesStreamFailed(t *testing.T) {
+	b := fake("qwen3")
+	b.Fail = errors.New("device lost")
+	ts := start(t, b, server.Config{})
+	events := streamEvents(t, ts.URL+"/v1/responses", `{"input":"hi","stream":true}`)
+	last := events[len(events)-1].json(t)
+	if last["type"] != "response.failed" || get(last, "response", "status") != "failed" ||
+		!strings.Contains(get(last, "response", "error", "message").(string), "device lost") {
+		t.Errorf("last event %v", last)
+	}
+}
+
+// tool_choice in the Responses API's shapes: a named function offers only
+// that one; allowed_tools offers the functions as auto does.
+func TestResponsesToolChoice(t *testing.T) {
+	b := fake("qwen3")
+	ts := start(t, b, server.Config{})
+	other := `{"type":"function","name":"get_time","parameters":{"type":"object","properties":{}}}`
+	for _, c := range []struct{ choice, want string }{
+		{`{"type":"function","name":"get_time"}`, "<|tools|>get_time("},
+		{`{"type":"allowed_tools","mode":"auto","tools":[]}`, "<|tools|>get_weather("},
+		{`"none"`, "<|user|>"},
+	} {
+		postJSON(t, ts.URL+"/v1/responses", `{"input":"hi","tools":[`+respWeather+`,`+other+`],"tool_choice":`+c.choice+`}`, 200)
+		if got := renderedPrompt(t, b.Requests()); !strings.HasPrefix(got, c.want) {
+			t.Errorf("tool_choice %s: rendered %q", c.choice, got)
+		}
+	}
+	postJSON(t, ts.URL+"/v1/responses", `{"input":"hi","tools":[`+respWeather+`],"tool_choice":{"type":"function"}}`, 400)
+	postJSON(t, ts.URL+"/v1/responses", `{"input":"hi","tools":[`+respWeather+`],"tool_choice":"sometimes"}`, 400)
 }

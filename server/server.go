@@ -85,6 +85,7 @@ type Server struct {
 	metrics   *metrics
 	stored    *respStore
 	created   int64
+	vocab     vocabCache // for constrained decoding
 }
 
 // New returns a server for b.

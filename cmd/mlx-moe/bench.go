@@ -101,7 +101,7 @@ dram_read.`, stderr)
 		list = append(list, ks...)
 	}
 	if !*asJSON {
-		fmt.Fprintf(stdout, "executor %s, %d threads\n%-24s %-34s %9s %9s %9s\n", e.Name(), *threads, "kernel", "shape", "GB/s", "of dram", "GFLOP/s")
+		fmt.Fprintf(stdout, "executor %s, %d threads\n%-16s %-44s %9s %9s %9s\n", e.Name(), *threads, "kernel", "shape", "GB/s", "of dram", "GFLOP/s")
 	}
 	enc := json.NewEncoder(stdout)
 	var dramRate float64
@@ -121,7 +121,7 @@ dram_read.`, stderr)
 			}
 			continue
 		}
-		fmt.Fprintf(stdout, "%-24s %-34s %9.2f %9.3f %9.2f\n", r.Kernel, r.Shape, r.GBps, r.OfDRAM, r.GFLOPS)
+		fmt.Fprintf(stdout, "%-16s %-44s %9.2f %9.3f %9.2f\n", r.Kernel, r.Shape, r.GBps, r.OfDRAM, r.GFLOPS)
 	}
 	return nil
 }

@@ -49,27 +49,7 @@ func TestLogitsAndGenerateMatchReference(t *testing.T) {
 				t.Fatalf("logits differ from the reference by %g", worst)
 			}
 
-			out.Reset()
-			g := ref.Greedy
-			args := []string{"generate", "--model", dir, "--prompt-ids", joinIDs(g.PromptIDs), "--max-tokens", fmt.Sprint(len(g.NewIDs)), "--ignore-eos", "--json", "--policy", "exact", "--capacity", "4"}
-			if code := run(args, &out, &errOut); code != 0 {
-				t.Fatalf("generate exited %d: %s", code, errOut.String())
-			}
-			var gen struct {
-				IDs  []int32 `json:"ids"`
-				Text string  `json:"text"`
-			}
-			if err := json.Unmarshal([]byte(out.String()), &gen); err != nil {
-				t.Fatal(err)
-			}
-			for i, want := range g.NewIDs {
-				if gen.IDs[i] != want {
-					if g.Gaps[i] < 1e-3 {
-						break
-					}
-					t.Fatalf("generated token %d is %d, reference %d", i, gen.IDs[i], want)
-				}
-			}
+			generateGreedy(t, ref, "--model", dir, "--policy", "exact", "--capacity", "4")
 		})
 	}
 }

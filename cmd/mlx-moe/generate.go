@@ -28,7 +28,7 @@ func init() {
 var stdin io.Reader = os.Stdin
 
 func runGenerate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags(generateCmd, `generate [--model DIR] [TEXT | --prompt TEXT | --prompt-file PATH | --prompt-ids 1,2,3] [flags]
+	fs := newFlags(generateCmd, `generate [ORG/NAME | DIR | --model ...] [TEXT | --prompt TEXT | --prompt-file PATH | --prompt-ids 1,2,3] [flags]
 
 Without --model, the embedded default model (`+defaultmodel.Name+`, a small
 MoE trained briefly on Python source) is used. --prompt-file - reads the
@@ -48,6 +48,9 @@ saves the warm-start state and exits with status 130 or 143.`, stderr)
 	verbose := fs.Bool("verbose", false, "print the seed, time to first token, tokens/s and expert statistics to stderr")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
+		return err
+	}
+	if rest, err = mf.takeModelArg(rest); err != nil {
 		return err
 	}
 	so, err := sf.options()
@@ -111,7 +114,20 @@ saves the warm-start state and exits with status 130 or 143.`, stderr)
 		}
 	}
 	ctx, signalled := stopOnSignal()
-	res, err := m.Stream(ctx, ids, opts, emit)
+	// The pager's counters when the first token comes out: what follows is
+	// decode alone.
+	var atFirst experts.Stats
+	first := true
+	res, err := m.Stream(ctx, ids, opts, func(t mlxmoe.Token) error {
+		if first {
+			atFirst, _ = m.ExpertStats()
+			first = false
+		}
+		if emit == nil {
+			return nil
+		}
+		return emit(t)
+	})
 	stopped := signalled() // a signal ends the run once the output is out
 	if errors.Is(err, mlxmoe.ErrContextLength) {
 		return fmt.Errorf("%w (raise --context; the start-up line \"context:\" says how many positions fit the memory budget, and --kv-bits 8 or 4 fits more)", err)
@@ -124,7 +140,7 @@ saves the warm-start state and exits with status 130 or 143.`, stderr)
 			IDs   []int32       `json:"ids"`
 			Text  string        `json:"text"`
 			Stats generateStats `json:"stats"`
-		}{res.IDs, res.Text, statsOf(m, res)}
+		}{res.IDs, res.Text, statsOf(m, res, atFirst)}
 		if out.IDs == nil {
 			out.IDs = []int32{}
 		}
@@ -140,8 +156,10 @@ saves the warm-start state and exits with status 130 or 143.`, stderr)
 		fmt.Fprintf(stderr, "generated: %d tokens, %.2f tok/s decode, finish: %s\n", len(res.IDs), res.DecodeTokensPerSecond(), res.FinishReason)
 		if st, ok := m.ExpertStats(); ok {
 			fmt.Fprint(stderr, st.String())
-			if n := len(res.IDs); n > 0 {
-				fmt.Fprintf(stderr, "IO wait: %.1f ms per generated token (prompt included)\n", 1e3*st.Total.IOWait.Seconds()/float64(n))
+			if n := len(res.IDs); n > 1 {
+				d := st.Total.Since(atFirst.Total)
+				fmt.Fprintf(stderr, "decode alone (%d steps): hit rate %.1f%%, %.1f MB read and %.1f ms waiting for reads per token, prefetch precision %.1f%% recall %.1f%%\n",
+					n-1, 100*d.HitRate(), float64(d.Bytes)/1e6/float64(n-1), 1e3*d.IOWait.Seconds()/float64(n-1), 100*d.PrefetchPrecision(), 100*d.PrefetchRecall())
 			}
 		}
 	}
@@ -181,9 +199,15 @@ type generateStats struct {
 	IOWaitS      float64 `json:"io_wait_s"`
 	InFlight     float64 `json:"reads_in_flight"`
 	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+	// The same after the first token: decode alone.
+	DecodeHitRate   float64 `json:"decode_hit_rate"`
+	DecodeReadBytes int64   `json:"decode_read_bytes"`
+	DecodeIOWaitS   float64 `json:"decode_io_wait_s"`
 }
 
-func statsOf(m *mlxmoe.Model, res mlxmoe.Result) generateStats {
+// statsOf fills the stats; atFirst is the pager's snapshot when the first
+// token came out.
+func statsOf(m *mlxmoe.Model, res mlxmoe.Result, atFirst experts.Stats) generateStats {
 	s := generateStats{DecodeTokS: res.DecodeTokensPerSecond(), TTFTS: res.Prefill.Seconds()}
 	if res.Prefill > 0 {
 		s.PrefillTokS = float64(res.PromptTokens-res.CachedTokens) / res.Prefill.Seconds()
@@ -191,6 +215,8 @@ func statsOf(m *mlxmoe.Model, res mlxmoe.Result) generateStats {
 	if st, ok := m.ExpertStats(); ok {
 		s.HitRate, s.ReadBytes, s.ReadGBps = st.Total.HitRate(), st.Total.Bytes, st.ReadGBps
 		s.IOWaitS, s.InFlight = st.Total.IOWait.Seconds(), st.InFlight
+		d := st.Total.Since(atFirst.Total)
+		s.DecodeHitRate, s.DecodeReadBytes, s.DecodeIOWaitS = d.HitRate(), d.Bytes, d.IOWait.Seconds()
 	}
 	if _, peak, err := experts.ProcessMemory(); err == nil {
 		s.PeakRSSBytes = peak

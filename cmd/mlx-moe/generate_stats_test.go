@@ -22,7 +22,7 @@ func TestGenerateJSONStats(t *testing.T) {
 	if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"prefill_tok_s", "decode_tok_s", "ttft_s", "hit_rate", "read_bytes", "read_gbps", "io_wait_s", "peak_rss_bytes"} {
+	for _, k := range []string{"prefill_tok_s", "decode_tok_s", "ttft_s", "hit_rate", "read_bytes", "read_gbps", "io_wait_s", "peak_rss_bytes", "decode_hit_rate", "decode_read_bytes", "decode_io_wait_s"} {
 		if _, ok := got.Stats[k]; !ok {
 			t.Errorf("stats lacks %q: %v", k, got.Stats)
 		}

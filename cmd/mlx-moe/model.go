@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
-	"time"
 
 	mlxmoe "github.com/mlx-moe/mlx-moe"
 	"github.com/mlx-moe/mlx-moe/defaultmodel"
@@ -20,18 +18,22 @@ var defaultModelHelp = " (default: the embedded " + defaultmodel.Name + ")"
 
 // modelFlags are the flags every command that loads a model shares.
 type modelFlags struct {
-	dir     string
-	device  string
-	context int
-	kvBits  int
-	memory  string
-	experts mlxmoe.ExpertOptions
-	// promptCacheBytes bounds cached prompt states (serve's --prompt-cache-mb).
+	dir        string
+	noDownload bool // --no-download: a hub id must already be cached
+	device     string
+	context    int
+	kvBits     int
+	memory     string
+	experts    mlxmoe.ExpertOptions
+	// promptCacheBytes bounds cached prompt states (serve's --prompt-cache-mb),
+	// promptCacheDir keeps them on disk (serve's --prompt-cache).
 	promptCacheBytes int64
+	promptCacheDir   string
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
-	fs.StringVar(&f.dir, "model", "", "model directory (config.json, *.safetensors, tokenizer.json), or ORG/NAME from the Hugging Face cache"+defaultHelp)
+	fs.StringVar(&f.dir, "model", "", "model directory (config.json, *.safetensors, tokenizer.json), or a Hugging Face hub id ORG/NAME[@REV], downloaded on first use; may also be the first argument"+defaultHelp)
+	fs.BoolVar(&f.noDownload, "no-download", false, "fail instead of downloading a hub model (ORG/NAME) that is not in the Hugging Face cache")
 	fs.StringVar(&f.device, "device", "", "cpu or metal (default: metal on Apple silicon, else cpu)")
 	fs.IntVar(&f.context, "context", 0, "context length in tokens (default: the model's, bounded by what the memory budget leaves next to the fewest expert slots)")
 	fs.IntVar(&f.kvBits, "kv-bits", 16, "KV cache precision: 16 (half), 8 or 4 (affine quantization per group of 64, as MLX's QuantizedKVCache), 32 (float32)")
@@ -41,7 +43,7 @@ func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
 	fs.StringVar(&f.experts.Profile, "profile", "", "expert profile JSON to fill and pin slots from (default: one for the model in DIR/profiles or in the install's profiles/)")
 	fs.IntVar(&f.experts.Pin, "pin", 0, "pin the profile's N most used experts of each layer")
 	fs.BoolVar(&f.experts.DirectIO, "direct-io", false, "read experts with O_DIRECT so the page cache keeps no second copy")
-	fs.BoolVar(&f.experts.Prefetch, "prefetch", true, "when paging on the CPU, predict the next layer's experts during decode and start loading them early")
+	fs.BoolVar(&f.experts.Prefetch, "prefetch", true, "when paging on the CPU, predict the next layer's experts during decode and start loading them early, and run resident experts while misses load")
 	fs.BoolVar(&f.experts.NoWarmStart, "no-warm-start", false, "neither restore nor save the resident expert set")
 	fs.StringVar(&f.experts.CacheDir, "cache-dir", "", "where the warm-start state lives (default $XDG_CACHE_HOME or ~/.cache)")
 }
@@ -56,7 +58,7 @@ func (f *modelFlags) load(stderr io.Writer) (*mlxmoe.Model, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	dir, err := modelDir(f.dir)
+	dir, err := f.resolve(stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +74,7 @@ func (f *modelFlags) load(stderr io.Writer) (*mlxmoe.Model, error) {
 		f.experts.Profile = findProfile(dir)
 	}
 	m, err := mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, KVBits: f.kvBits, Device: f.device, Experts: f.experts,
-		PromptCacheBytes: f.promptCacheBytes, Log: stderr})
+		PromptCacheBytes: f.promptCacheBytes, PromptCacheDir: f.promptCacheDir, Log: stderr})
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +168,7 @@ func (f *modelFlags) checkLoaded(m *mlxmoe.Model, asked bool, stderr io.Writer) 
 // cache snapshot of ORG/NAME.
 func modelDir(dir string) (string, error) {
 	if dir != "" {
-		return resolveModelDir(dir), nil
+		return localModelDir(dir)
 	}
 	cache, err := defaultmodel.CacheDir()
 	if err == nil {
@@ -197,29 +199,4 @@ func findProfile(dir string) string {
 		}
 	}
 	return ""
-}
-
-// resolveModelDir lets --model name a model in the Hugging Face hub cache
-// (ORG/NAME, as `huggingface-cli download` leaves it) when no such local
-// directory exists: the newest snapshot is used.
-func resolveModelDir(dir string) string {
-	if _, err := os.Stat(dir); err == nil || strings.Count(dir, "/") != 1 {
-		return dir
-	}
-	hub := hubCacheDir()
-	if hub == "" {
-		return dir
-	}
-	snaps, _ := filepath.Glob(filepath.Join(hub, "models--"+strings.ReplaceAll(dir, "/", "--"), "snapshots", "*"))
-	var best string
-	var bestTime time.Time
-	for _, s := range snaps {
-		if info, err := os.Stat(s); err == nil && info.ModTime().After(bestTime) {
-			best, bestTime = s, info.ModTime()
-		}
-	}
-	if best == "" {
-		return dir
-	}
-	return best
 }

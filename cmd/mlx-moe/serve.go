@@ -42,7 +42,7 @@ type serveOptions struct {
 var newServeBackend func(o serveOptions, stderr io.Writer) (server.Backend, func() error, error)
 
 func runServe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags(serveCmd, `serve [--model DIR] [--host 127.0.0.1] [--port 8080] [flags]
+	fs := newFlags(serveCmd, `serve [ORG/NAME | DIR | --model ...] [--host 127.0.0.1] [--port 8080] [flags]
 
 Endpoints: POST /v1/chat/completions, /v1/completions, /v1/responses,
 /v1/messages, /v1/messages/count_tokens; GET /v1/models, /v1/models/{id},
@@ -67,6 +67,7 @@ be application/json, and browser requests from an Origin not given with
 	fs.Bool("any-model", true, "accepted for compatibility: any model name is served by default now (see --strict-model)")
 	fs.StringVar(&cfg.ToolFormat, "tool-format", "", "tool-call markup the model writes: qwen3, qwen3-coder, glm, deepseek-v3 or none (default: read from the chat template)")
 	maxBody := fs.Int("max-body-mb", 32, "largest request body in MiB")
+	fs.StringVar(&o.model.promptCacheDir, "prompt-cache", "", "directory that keeps the prompt states where system prompts and tools end, so a restart does not prefill them again (default: memory only)")
 	promptCache := fs.Int("prompt-cache-mb", mlxmoe.DefaultPromptCacheBytes>>20, "memory for cached prompt states (system+tools prefixes, recent conversations), least recently used dropped first; 0 keeps none")
 	quiet := fs.Bool("quiet", false, "do not log each request to stderr")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may run before they are cancelled")
@@ -78,8 +79,11 @@ be application/json, and browser requests from an Origin not given with
 	if err != nil {
 		return err
 	}
+	if rest, err = o.model.takeModelArg(rest); err != nil {
+		return err
+	}
 	if len(rest) > 0 {
-		return fmt.Errorf("unexpected arguments %q: serve takes only flags", rest)
+		return fmt.Errorf("unexpected arguments %q: serve takes the model (ORG/NAME or a directory) and flags", rest)
 	}
 	if *port < 0 || *port > 65535 {
 		return fmt.Errorf("--port %d: expected 0..65535", *port)
@@ -124,7 +128,7 @@ be application/json, and browser requests from an Origin not given with
 		fmt.Fprintf(stderr, "mlx-moe serve: listening on %s without --api-key: anyone who can reach it can use the model\n", *host)
 	}
 	cfg.ContextLength = o.model.context
-	cfg.CachedModels = cachedHubModels
+	cfg.CachedModels = hubModelNames
 	if newServeBackend == nil {
 		return errors.New("no inference engine is wired into this build, so serve cannot load a model")
 	}

@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	mlxmoe "github.com/mlx-moe/mlx-moe"
@@ -168,35 +165,15 @@ func (b *engineBackend) Stats() map[string]float64 {
 	return out
 }
 
-// cachedHubModels lists the models in the Hugging Face hub cache, whose
-// folders are named models--ORG--NAME, as ORG/NAME.
-func cachedHubModels() []string {
-	entries, err := os.ReadDir(hubCacheDir())
-	if err != nil {
-		return nil
-	}
-	var names []string
-	for _, e := range entries {
-		if rest, ok := strings.CutPrefix(e.Name(), "models--"); ok && e.IsDir() {
-			names = append(names, strings.ReplaceAll(rest, "--", "/"))
+// TokenBytes gives the server each token's bytes for constrained decoding;
+// special tokens are left out (markup is spelled with ordinary tokens).
+func (b *engineBackend) TokenBytes() ([][]byte, []int) {
+	tok := b.m.Tok
+	out := make([][]byte, tok.VocabSize())
+	for id := range out {
+		if !tok.IsSpecial(id) {
+			out[id] = tok.TokenBytes(id)
 		}
 	}
-	return names
-}
-
-// hubCacheDir is the Hugging Face hub cache: $HF_HUB_CACHE, $HF_HOME/hub or
-// ~/.cache/huggingface/hub ("" when there is no home directory).
-func hubCacheDir() string {
-	if dir := os.Getenv("HF_HUB_CACHE"); dir != "" {
-		return dir
-	}
-	home := os.Getenv("HF_HOME")
-	if home == "" {
-		userHome, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		home = filepath.Join(userHome, ".cache", "huggingface")
-	}
-	return filepath.Join(home, "hub")
+	return out, tok.EOSTokenIDs()
 }

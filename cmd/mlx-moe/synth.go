@@ -9,6 +9,7 @@ import (
 
 	"github.com/mlx-moe/mlx-moe/defaultmodel"
 	"github.com/mlx-moe/mlx-moe/experts"
+	"github.com/mlx-moe/mlx-moe/hub"
 )
 
 func init() {
@@ -70,7 +71,7 @@ func init() {
 
 // freeSpace reports the free bytes where a path would be written (a
 // variable so tests can pretend a disk is full).
-var freeSpace = diskFree
+var freeSpace = hub.DiskFree
 
 // checkFreeSpace fails before anything is written when the file system
 // that would hold opts.Out has less room than the checkpoint needs.

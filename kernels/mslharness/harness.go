@@ -40,6 +40,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,8 +52,14 @@ import (
 var runnerH []byte
 
 // Compiler returns the C++ compiler to use: $MSL_CXX, else clang++, else
-// g++. It returns an error naming .ci/msl-deps when none is installed.
+// g++. It returns an error naming .ci/msl-deps when none is installed, and
+// one off Linux, where the runners cannot be built (metal_compat.h keeps
+// threadgroup memory in an ELF section; macOS wants ucontext's
+// _XOPEN_SOURCE); there the Metal tests run the shaders on the GPU.
 func Compiler() (string, error) {
+	if runtime.GOOS != "linux" {
+		return "", fmt.Errorf("the shader harness runs on Linux only, not %s", runtime.GOOS)
+	}
 	if cxx := os.Getenv("MSL_CXX"); cxx != "" {
 		return exec.LookPath(cxx)
 	}

@@ -8,13 +8,14 @@
 #             sampling (MLXMOE_FAKE_SERVE=agent, cmd/mlx-moe/serve_agent_test.go),
 #             so each run is exact: a greeting ending the turn, and a shell tool
 #             call round trip (the agent really runs `echo mlx-moe-agent-ok`).
-#   real      The real engine (embedded model, --context 32768): Claude Code
-#             with one tool and CLAUDE_CODE_MAX_OUTPUT_TOKENS, two sessions, the
-#             second of which must reuse the first's cached system prompt and
-#             tools (cached tokens >= the system+tools tokens, read from serve's
-#             log); then one `codex exec`. The tiny model never ends its turn,
-#             so each agent reports its capped reply as an error: the run
-#             passes when that is the only one.
+#   real      The real engine (embedded model, --context 32768, --prompt-cache):
+#             Claude Code with one tool and CLAUDE_CODE_MAX_OUTPUT_TOKENS, two
+#             sessions, the second of which must reuse the first's cached system
+#             prompt and tools (cached tokens >= the system+tools tokens, read
+#             from serve's log); serve restarted, a third session must reuse
+#             them from disk; then one `codex exec`. The tiny model never ends
+#             its turn, so each agent reports its capped reply as an error: the
+#             run passes when that is the only one.
 #
 #   scripts/agents/run.sh [scripted|real]...     (default: both)
 #
@@ -132,45 +133,63 @@ scripted() {
 	stop_serve
 }
 
+# claude_session N LOG: one `claude -p` session against the real engine.
+claude_session() {
+	local out
+	out="$(CLAUDE_CODE_MAX_OUTPUT_TOKENS=16 claude_p "Write a Python function that adds two numbers." --tools Bash --output-format json || true)"
+	if grep -q '"type":"result"' <<<"$out" && { grep -q '"is_error":false' <<<"$out" || grep -q '"api_error":"max_output_tokens"' <<<"$out"; }; then
+		echo "ok   claude -p session $1 against the real engine: $(grep -o '"num_turns":[0-9]*' <<<"$out")"
+	else
+		echo "FAIL claude -p session $1: $out"
+		status=1
+	fi
+}
+
+# expect_reuse WHAT LOG N POINT: generation N (1-based) of LOG reused at
+# least POINT cached tokens.
+expect_reuse() {
+	local line cached
+	line="$(grep 'msg=generation' "$2" | sed -n "${3}p")"
+	cached="$(sed -n 's/.*cached_tokens=\([0-9]*\).*/\1/p' <<<"$line")"
+	if [ -n "$4" ] && [ "${cached:-0}" -ge "$4" ]; then
+		echo "ok   $1 reused $cached cached tokens (system+tools: $4)"
+	else
+		echo "FAIL $1 reused ${cached:-no} tokens; system+tools: ${4:-unknown}"
+		status=1
+	fi
+}
+
 real() {
 	# --max-tokens caps Codex's replies (Claude Code's are capped by its
-	# own variable below).
-	XDG_CACHE_HOME="$work/cache" start_serve "$work/serve-real.log" "$work/mlx-moe" --context 32768 --max-tokens 16
+	# own variable). --prompt-cache keeps the system+tools states on disk.
+	local flags=(--context 32768 --max-tokens 16 --prompt-cache "$work/prompt-cache")
+	XDG_CACHE_HOME="$work/cache" start_serve "$work/serve-real.log" "$work/mlx-moe" "${flags[@]}"
 	echo "== real engine (embedded model) at $addr"
 	# The tiny model never ends its turn, so the output cap ends every
 	# reply and Claude Code reports that as its result ("exceeded the 16
-	# output token maximum"): the run passes when that is the only error.
-	local before2=0
-	for session in 1 2; do
-		[ "$session" = 2 ] && before2="$(grep -c 'msg=generation' "$work/serve-real.log" || true)"
-		out="$(CLAUDE_CODE_MAX_OUTPUT_TOKENS=16 claude_p "Write a Python function that adds two numbers." --tools Bash --output-format json || true)"
-		if grep -q '"type":"result"' <<<"$out" && { grep -q '"is_error":false' <<<"$out" || grep -q '"api_error":"max_output_tokens"' <<<"$out"; }; then
-			echo "ok   claude -p session $session against the real engine: $(grep -o '"num_turns":[0-9]*' <<<"$out"), $(grep -o '"cache_read_input_tokens":[0-9]*' <<<"$out" | head -1)"
-		else
-			echo "FAIL claude -p session $session: $out"
-			status=1
-		fi
-	done
+	# output token maximum"): a session passes when that is the only error.
+	claude_session 1
+	local n1 point
+	n1="$(grep -c 'msg=generation' "$work/serve-real.log" || true)"
+	point="$(grep 'msg=generation' "$work/serve-real.log" | head -1 | sed -n 's/.*cache_points=\[\([0-9]*\)\].*/\1/p')"
+	claude_session 2
+	# Session 2's first request starts from the state session 1 left where
+	# the system prompt and tools end.
+	expect_reuse "session 2's first request" "$work/serve-real.log" $((n1 + 1)) "$point"
+	stop_serve
 	echo "   serve's generations:"
 	grep 'msg=generation' "$work/serve-real.log" | sed 's/^/   /'
-	# Session 2's first request must reuse the system+tools state that
-	# session 1 left at its cache point.
-	local first line point cached
-	first="$(grep 'msg=generation' "$work/serve-real.log" | head -1)"
-	point="$(sed -n 's/.*cache_points=\[\([0-9]*\)\].*/\1/p' <<<"$first")"
-	line="$(grep 'msg=generation' "$work/serve-real.log" | sed -n "$((before2 + 1))p")"
-	cached="$(sed -n 's/.*cached_tokens=\([0-9]*\).*/\1/p' <<<"$line")"
-	if [ -n "$point" ] && [ "${cached:-0}" -ge "$point" ]; then
-		echo "ok   session 2's first request reused $cached cached tokens (system+tools: $point)"
-	else
-		echo "FAIL session 2's first request reused ${cached:-no} tokens; system+tools: ${point:-unknown}"
-		status=1
-	fi
+
+	# After a restart the state comes from --prompt-cache.
+	XDG_CACHE_HOME="$work/cache" start_serve "$work/serve-real2.log" "$work/mlx-moe" "${flags[@]}"
+	echo "== real engine restarted at $addr: $(grep 'prompt cache:' "$work/serve-real2.log" || echo 'no prompt cache loaded')"
+	claude_session 3
+	expect_reuse "session 3's first request, after the restart," "$work/serve-real2.log" 1 "$point"
 	# Codex reports the capped reply as "Incomplete response returned,
 	# reason: max_output_tokens": the run passes when that is the only error.
 	if codex_exec "Write a Python function that adds two numbers." >/dev/null ||
 		grep -q "Incomplete response returned, reason: max_output_tokens" "$work/codex.log"; then
-		echo "ok   codex exec against the real engine: $(grep -c 'path=/v1/responses status=200' "$work/serve-real.log") responses"
+		echo "ok   codex exec against the real engine: $(grep -c 'path=/v1/responses status=200' "$work/serve-real2.log") responses"
 	else
 		echo "FAIL codex exec against the real engine:"
 		cat "$work/codex.log"

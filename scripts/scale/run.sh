@@ -1,17 +1,32 @@
 #!/bin/bash
-# Scale run (run as root: it drops the page cache between policies): synthetic Qwen3-Coder-Next, 64 tokens, --memory 10GB, exact vs os.
-M=${1:-/tmp/synth-coder-next}   # made by: mlx-moe synth --like qwen3-coder-next --out DIR
+# Scale run on a synthetic checkpoint (run as root: it drops the page cache between policies).
+#   mlx-moe synth --like qwen3-coder-next --out DIR [--scale 0.35]
+#   BIN=./mlx-moe scripts/scale/run.sh DIR [MEMORY] [TOKENS] [PROMPT_TOKENS]
+# 1. The pager alone (scripts/scale/pagerio): decode routes replayed with no compute, pager GB/s next
+#    to a raw O_DIRECT read of the same files in the same run.
+# 2. The engine: exact (--direct-io), os and fast policies one after the other, with generate --json stats.
+set -e
+M=${1:-/tmp/synth-coder-next}
+MEM=${2:-10GB}
+TOK=${3:-64}
+PROMPT=${4:-3}
 BIN=${BIN:-mlx-moe}
-echo "== raw sequential read (O_DIRECT, 8 MiB)"
-dd if=$M/model-00003-of-00010.safetensors of=/dev/null bs=8M count=400 iflag=direct 2>&1 | tail -1
-for pol in exact os; do
-  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null
+OUT=${OUT:-/tmp/scale}
+mkdir -p $OUT
+here=$(cd "$(dirname "$0")" && pwd)
+ids=$(seq -s, 1 $PROMPT)
+echo "== pager alone, decode replay, --memory $MEM"
+(cd "$here/../.." && go run ./scripts/scale/pagerio --model $M --memory $MEM --tokens 64 --raw-gb 1)
+echo "== pager alone, with stand-in compute (2 ms a layer, busy) and next-layer prefetch"
+(cd "$here/../.." && go run ./scripts/scale/pagerio --model $M --memory $MEM --tokens 32 --raw-gb 1 --layer-ms 2 --spin --prefetch)
+for pol in exact os fast; do
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
   echo "== policy $pol; page cache before: $(grep -E '^Cached:' /proc/meminfo)"
-  extra=""; [ $pol = exact ] && extra="--direct-io"
-  /usr/bin/time -f "wall %e s, peak RSS (VmHWM) %M KB" "$BIN" generate --model $M --prompt-ids 1,2,3 --max-tokens 64 --ignore-eos --temperature 1 --seed 1 --context 256 --memory 10GB --no-warm-start --verbose --json --policy $pol $extra > /tmp/scale-$pol.json 2> /tmp/scale-$pol.err
-  grep -E "prompt:|generated:|total|read |wall|experts  |budget" /tmp/scale-$pol.err
+  extra=""; [ $pol != os ] && extra="--direct-io"
+  /usr/bin/time -f "wall %e s, peak RSS (VmHWM) %M KB" "$BIN" generate --model $M --prompt-ids $ids --max-tokens $TOK --ignore-eos \
+    --temperature 1 --seed 1 --context $((PROMPT + TOK + 64)) --memory $MEM --no-warm-start --verbose --json --policy $pol $extra > $OUT/$pol.json 2> $OUT/$pol.err
+  grep -E "prompt:|generated:|total|prefetch:|repeated|read |IO wait|wall|experts  |budget" $OUT/$pol.err
+  python3 -c "import json;print('stats', json.load(open('$OUT/$pol.json'))['stats'])"
   echo "page cache after: $(grep -E '^Cached:' /proc/meminfo)"
 done
-echo "== same tokens: $(python3 -c "import json;a=json.load(open('/tmp/scale-exact.json'));b=json.load(open('/tmp/scale-os.json'));print(a['ids']==b['ids'], len(a['ids']))")"
-echo "== raw sequential read after"
-dd if=$M/model-00005-of-00010.safetensors of=/dev/null bs=8M count=400 iflag=direct 2>&1 | tail -1
+echo "== exact and os generate the same tokens: $(python3 -c "import json;a=json.load(open('$OUT/exact.json'));b=json.load(open('$OUT/os.json'));print(a['ids']==b['ids'], len(a['ids']))")"

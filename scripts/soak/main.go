@@ -8,8 +8,9 @@
 //	go run ./scripts/soak --model /tmp/synth-coder-next --memory 10GB --direct-io
 //
 // Each turn appends a user message (random token ids below the tokenizer's
-// vocabulary, so any checkpoint works) to the conversation so far, and the
-// session reuses the cached prefix, as a chat client does.
+// vocabulary, so any checkpoint works; the first one long, as an agent's
+// system prompt and task are) to the conversation so far, and the session
+// reuses the cached prefix, as a chat client does.
 package main
 
 import (
@@ -36,12 +37,13 @@ func main() {
 	policy := flag.String("policy", "exact", "exact or fast")
 	directIO := flag.Bool("direct-io", false, "read experts with O_DIRECT")
 	turns := flag.Int("turns", 20, "conversation turns")
-	userTokens := flag.Int("user-tokens", 24, "tokens of each user message")
+	firstTokens := flag.Int("first-tokens", 256, "tokens of the first message (a system prompt and a task: it fills the expert slots, as an agent's first request does)")
+	userTokens := flag.Int("user-tokens", 24, "tokens of each later user message")
 	newTokens := flag.Int("new-tokens", 48, "tokens generated per turn")
 	context := flag.Int("context", 4096, "context length")
 	tolerance := flag.Float64("tolerance", 0.02, "largest relative change of heap and RSS after turn 1")
 	flag.Parse()
-	if err := run(*dir, *memory, *capacity, *policy, *directIO, *turns, *userTokens, *newTokens, *context, *tolerance); err != nil {
+	if err := run(*dir, *memory, *capacity, *policy, *directIO, *turns, *firstTokens, *userTokens, *newTokens, *context, *tolerance); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
@@ -52,7 +54,7 @@ type turn struct {
 	tokS, hitRate, bytes float64
 }
 
-func run(dir, memory string, capacity int, policy string, directIO bool, turns, userTokens, newTokens, ctxLen int, tolerance float64) error {
+func run(dir, memory string, capacity int, policy string, directIO bool, turns, firstTokens, userTokens, newTokens, ctxLen int, tolerance float64) error {
 	if dir == "" {
 		cache, err := defaultmodel.CacheDir()
 		if err != nil {
@@ -78,8 +80,8 @@ func run(dir, memory string, capacity int, policy string, directIO bool, turns, 
 	if _, ok := m.ExpertStats(); !ok {
 		return fmt.Errorf("policy %q pages no experts", policy)
 	}
-	if need := turns * (userTokens + newTokens); need > ctxLen {
-		return fmt.Errorf("%d turns of %d+%d tokens need a context of %d, have %d", turns, userTokens, newTokens, need, ctxLen)
+	if need := firstTokens + turns*(userTokens+newTokens); need > ctxLen {
+		return fmt.Errorf("a first message of %d tokens and %d turns of %d+%d tokens need a context of %d, have %d", firstTokens, turns, userTokens, newTokens, need, ctxLen)
 	}
 	perPos, err := cacheBytesPerPosition(m)
 	if err != nil {
@@ -94,7 +96,11 @@ func run(dir, memory string, capacity int, policy string, directIO bool, turns, 
 	prev, _ := m.ExpertStats()
 	fmt.Printf("%4s %8s %10s %10s %8s %9s %9s %10s\n", "turn", "context", "RSS MB", "heap MB", "tok/s", "TTFT s", "hit rate", "MB read/tok")
 	for t := range turns {
-		for range userTokens {
+		msg := userTokens
+		if t == 0 {
+			msg = firstTokens
+		}
+		for range msg {
 			conv = append(conv, int32(r.IntN(vocab)))
 		}
 		res, err := s.Stream(context.Background(), conv, mlxmoe.GenerateOptions{MaxTokens: newTokens, IgnoreEOS: true,

@@ -74,6 +74,17 @@ func (b *Backend) Tokenize(text string) []int {
 
 func (b *Backend) Stats() map[string]float64 { return b.Stat }
 
+// TokenBytes is one token per byte (as Tokenize), so requests that need
+// constrained decoding are accepted; Generate replays the scripted reply
+// without applying the mask.
+func (b *Backend) TokenBytes() ([][]byte, []int) {
+	toks := make([][]byte, 256)
+	for i := range toks {
+		toks[i] = []byte{byte(i)}
+	}
+	return toks, nil
+}
+
 // RenderChat writes each message as "<|role|>content", with reasoning,
 // tool calls and the tool list spelled out, so tests can see what reached
 // the template.

@@ -240,7 +240,8 @@ struct SimdGroup {
 // every thread out and back in). On x86-64 a fiber switch is a few moves:
 // push the callee-saved registers, swap stack pointers, pop. Elsewhere the
 // fibers stay on ucontext.
-#if defined(__x86_64__) && !defined(MSL_ADDRESS_SPACE_CHECK)
+// (g++ before 8 ignores naked on x86, which -Wno-attributes would hide.)
+#if defined(__x86_64__) && !defined(MSL_ADDRESS_SPACE_CHECK) && (defined(__clang__) || __GNUC__ >= 8)
 #define MSL_FAST_FIBERS 1
 struct Context {
   void* sp = nullptr;

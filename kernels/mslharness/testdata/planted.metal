@@ -111,3 +111,11 @@ kernel void rms_uninitialized(device const float* x [[buffer(0)]],
   float inv = rsqrt(total / float(dim) + 1e-6f);
   for (uint i = tid; i < dim; i += nthreads) out[row * dim + i] = xr[i] * inv;
 }
+
+// Never returns: the harness must give up after Timeout and kill the runner.
+kernel void spin_forever(device uint* flag [[buffer(0)]],
+                         uint tid [[thread_index_in_threadgroup]]) {
+  volatile device uint* f = flag;
+  while (f[tid] == 0) {
+  }
+}
