@@ -214,17 +214,11 @@ func (s *Session) snapshot(point bool) {
 		victims = append(victims, v)
 		free += s.snaps[v].bytes
 	}
-	kept := s.snaps[:0]
-	for i, sn := range s.snaps {
-		if slices.Contains(victims, i) {
-			s.bytes -= sn.bytes
-			sn.saving.Wait()
-			sn.cache.Free(m.exec)
-			continue
-		}
-		kept = append(kept, sn)
+	gone := make([]*snapshot, len(victims))
+	for k, i := range victims {
+		gone[k] = s.snaps[i]
 	}
-	s.snaps = kept
+	s.dropSnapshots(func(sn *snapshot) bool { return slices.Contains(gone, sn) })
 	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), bytes: size, used: s.clock, point: point, recurrent: recurrent}
 	if recurrent {
 		sn.cache = m.Model.NewRecurrentCache(m.exec)
