@@ -200,6 +200,11 @@ func (c *KVRows) quantizeRow(r int, in []float32) {
 // float32 into dst (row stride ldd). For a quantized cache c0 and cols are
 // multiples of Group.
 func (c *KVRows) Load(dst []float32, ldd, row0, n, c0, cols int) {
+	if c.Format == KVF16 && n > 0 {
+		off := row0*c.Cols + c0
+		f16Rows(dst, ldd, c.Half[off:], c.Cols, n, cols)
+		return
+	}
 	for t := 0; t < n; t++ {
 		out := dst[t*ldd : t*ldd+cols]
 		off := (row0+t)*c.Cols + c0
@@ -256,6 +261,13 @@ func dequantKV4Go(out []float32, q []uint32, scales, biases []uint16, group int)
 				o[j] = s*float32(w>>(4*j)&0xf) + b
 			}
 		}
+	}
+}
+
+// f16RowsGo is the portable form of f16Rows.
+func f16RowsGo(dst []float32, ldd int, src []uint16, lds, rows, n int) {
+	for r := 0; r < rows; r++ {
+		f16Row(dst[r*ldd:r*ldd+n], src[r*lds:r*lds+n])
 	}
 }
 

@@ -11,6 +11,22 @@ var hasF16C = cpu.X86.HasF16C
 func f16AVX2(dst *float32, src *uint16, n int)
 
 //go:noescape
+func f16RowsAVX2(dst *float32, ldd int, src *uint16, lds int, rows, n int)
+
+// f16Rows converts rows of n half-precision values (row strides ldd and
+// lds) to float32.
+func f16Rows(dst []float32, ldd int, src []uint16, lds, rows, n int) {
+	if !hasAVX2FMA || !hasF16C || n%8 != 0 || rows == 0 || n == 0 {
+		f16RowsGo(dst, ldd, src, lds, rows, n)
+		return
+	}
+	// The assembly does no bounds checks.
+	_ = dst[(rows-1)*ldd+n-1]
+	_ = src[(rows-1)*lds+n-1]
+	f16RowsAVX2(&dst[0], ldd, &src[0], lds, rows, n)
+}
+
+//go:noescape
 func dequantKV8AVX2(out *float32, q *uint32, s, b float32, n int)
 
 //go:noescape

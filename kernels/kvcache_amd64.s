@@ -84,3 +84,36 @@ kv4loop:
 	JNZ          kv4loop
 	VZEROUPPER
 	RET
+
+// func f16RowsAVX2(dst *float32, ldd int, src *uint16, lds int, rows, n int)
+// dst[r*ldd+i] = float32(src[r*lds+i]) for r < rows (≥ 1), i < n (a
+// multiple of 8): a block of cache rows in one call.
+TEXT ·f16RowsAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R8
+	SHLQ $2, R8
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), R9
+	SHLQ $1, R9
+	MOVQ rows+32(FP), DX
+	MOVQ n+40(FP), R10
+	SHRQ $3, R10
+
+f16rows:
+	MOVQ DI, AX
+	MOVQ SI, BX
+	MOVQ R10, CX
+
+f16cols:
+	VCVTPH2PS (BX), Y0
+	VMOVUPS   Y0, (AX)
+	ADDQ      $16, BX
+	ADDQ      $32, AX
+	DECQ      CX
+	JNZ       f16cols
+	ADDQ      R8, DI
+	ADDQ      R9, SI
+	DECQ      DX
+	JNZ       f16rows
+	VZEROUPPER
+	RET

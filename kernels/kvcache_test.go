@@ -220,3 +220,25 @@ func BenchmarkAttentionKVPrefill(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAttentionKVDecode: one decode token after 32k cached positions
+// at the trained model's shape (4 query heads, 2 KV heads, d=64).
+func BenchmarkAttentionKVDecode(b *testing.B) {
+	const pos0, heads, kvHeads, d = 32768, 4, 2, 64
+	rng := rand.New(rand.NewPCG(1, 1))
+	rows := randVec(rng, (pos0+1)*kvHeads*d)
+	q := randVec(rng, heads*d)
+	out := make([]float32, heads*d)
+	for _, f := range []KVFormat{KVF32, KVF16, KVQ8, KVQ4} {
+		k, _ := NewKVRows(f, pos0+1, kvHeads*d, KVGroupSize)
+		v, _ := NewKVRows(f, pos0+1, kvHeads*d, KVGroupSize)
+		k.Store(0, rows, kvHeads*d, pos0+1)
+		v.Store(0, rows, kvHeads*d, pos0+1)
+		b.Run(f.String(), func(b *testing.B) {
+			b.SetBytes(k.Bytes() + v.Bytes())
+			for range b.N {
+				AttentionKV(out, q, k, 0, v, 0, 1, pos0, heads, kvHeads, d, d, AttentionScale(d))
+			}
+		})
+	}
+}
