@@ -24,6 +24,7 @@ import (
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/hub"
+	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/metal"
 	"github.com/mlx-moe/mlx-moe/model"
 	"github.com/mlx-moe/mlx-moe/sample"
@@ -33,8 +34,14 @@ import (
 // Options configure Load.
 type Options struct {
 	// ContextLength is the most positions a sequence may hold (default: the
-	// model's max_position_embeddings, capped at 32768).
+	// model's max_position_embeddings, bounded by what the memory budget
+	// leaves next to the fewest expert slots a token needs).
 	ContextLength int
+	// KVBits is how the KV cache stores keys and values: 16 (the default,
+	// 0) half precision, 8 or 4 MLX-style affine quantization per group of
+	// 64, 32 float32. Executors without compact caches (Metal for now)
+	// keep float32.
+	KVBits int
 	// Device is "cpu", "metal", or "" for Metal when available, else CPU.
 	Device string
 	// Experts choose how routed experts are held (resident, paged, mapped).
@@ -95,17 +102,19 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctxLen := opts.ContextLength
-	if ctxLen <= 0 {
-		ctxLen = cfg.MaxPositions
-		if ctxLen <= 0 || ctxLen > 32768 {
-			ctxLen = 32768
-		}
+	kvf, err := kernels.KVFormatBits(opts.KVBits)
+	if err != nil {
+		return nil, err
 	}
 	e, err := NewExecutor(opts.Device, opts.Log)
 	if err != nil {
 		return nil, err
 	}
+	if _, ok := e.(graph.KVExecutor); !ok && kvf != kernels.KVF32 {
+		fmt.Fprintf(opts.Log, "note: the %s executor keeps the KV cache in float32 (--kv-bits %d needs the CPU executor for now)\n", e.Name(), opts.KVBits)
+		kvf = kernels.KVF32
+	}
+	ctx := &contextPlan{Asked: opts.ContextLength, Format: kvf}
 	eo := opts.Experts
 	if sa, ok := e.(slotAllocating); ok {
 		// Slots in the device's buffers: the expert kernels read them in
@@ -121,13 +130,12 @@ func Load(dir string, opts Options) (*Model, error) {
 		// The device's working set bounds the budget.
 		eo.Memory = ws.WorkingSetBytes()
 	}
-	// Estimated before loading (every layer as attention) to decide
-	// whether the model fits; the pager's plan uses the exact figure.
-	kvEstimate := int64(8 * ctxLen * cfg.NumLayers * cfg.NumKVHeads * cfg.HeadDim)
-	mdl, pager, closeMaps, err := loadModel(dir, eo, kvEstimate, opts.Log)
+	mdl, pager, closeMaps, err := loadModel(dir, eo, ctx, ctx.estimate(cfg), opts.Log)
 	if err != nil {
 		return nil, err
 	}
+	ctx.print(mdl, opts.Log)
+	ctxLen := ctx.Len
 	m := &Model{Name: experts.ModelName(dir), Dir: dir, Model: mdl, exec: e,
 		runner: model.NewRunner(mdl, e), ctxLen: ctxLen, eos: map[int32]bool{},
 		pager: pager, closeMaps: closeMaps, opts: opts}

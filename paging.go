@@ -50,9 +50,11 @@ type ExpertOptions struct {
 	buffers   graph.BufferAllocator // the executor's weight buffers, when it has them
 }
 
-// loadModel reads the checkpoint with experts held as opts says, and
-// returns what has to be closed with it.
-func loadModel(dir string, opts ExpertOptions, kvBytes int64, log io.Writer) (*model.Model, *experts.Pager, func() error, error) {
+// loadModel reads the checkpoint with experts held as opts says, decides
+// the context (ctx) with what the budget leaves, and returns what has to be
+// closed with the model. kvEstimate is the cache's size before the model is
+// known (contextPlan.estimate).
+func loadModel(dir string, opts ExpertOptions, ctx *contextPlan, kvEstimate int64, log io.Writer) (*model.Model, *experts.Pager, func() error, error) {
 	policy := opts.Policy
 	if policy == "" && opts.Capacity == 0 && opts.Memory == 0 {
 		size, err := checkpointBytes(dir)
@@ -60,7 +62,7 @@ func loadModel(dir string, opts ExpertOptions, kvBytes int64, log io.Writer) (*m
 			return nil, nil, nil, err
 		}
 		budget, source, err := experts.AutoBudget()
-		if err == nil && size+kvBytes < budget {
+		if err == nil && size+kvEstimate < budget {
 			policy = "resident"
 		} else {
 			policy = "exact"
@@ -73,7 +75,18 @@ func loadModel(dir string, opts ExpertOptions, kvBytes int64, log io.Writer) (*m
 	}
 	if policy == "resident" {
 		m, err := model.LoadWith(dir, model.LoadOptions{Buffers: opts.buffers})
-		return m, nil, nil, err
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		size, err := checkpointBytes(dir)
+		if err == nil {
+			err = ctx.decide(m, roomLeft(opts, size+scratchBytes(m, false)))
+		}
+		if err != nil {
+			m.Close()
+			return nil, nil, nil, err
+		}
+		return m, nil, nil, nil
 	}
 	pol, err := experts.ParsePolicy(policy)
 	if err != nil {
@@ -84,6 +97,11 @@ func loadModel(dir string, opts ExpertOptions, kvBytes int64, log io.Writer) (*m
 		return nil, nil, nil, err
 	}
 	if pol == experts.OS {
+		// The mapped experts live in the page cache, outside the budget.
+		if err := ctx.decide(m, roomLeft(opts, m.ResidentBytes()+scratchBytes(m, false))); err != nil {
+			m.Close()
+			return nil, nil, nil, err
+		}
 		closer, err := mapExperts(m)
 		if err != nil {
 			m.Close()
@@ -91,12 +109,25 @@ func loadModel(dir string, opts ExpertOptions, kvBytes int64, log io.Writer) (*m
 		}
 		return m, nil, closer, nil
 	}
-	p, err := startPager(m, pol, opts, kvBytes, log)
+	p, err := startPager(m, pol, opts, ctx, log)
 	if err != nil {
 		m.Close()
 		return nil, nil, nil, err
 	}
 	return m, p, nil, nil
+}
+
+// roomLeft is what the memory budget (--memory, else the automatic one)
+// leaves after used bytes; -1 when no budget is known.
+func roomLeft(opts ExpertOptions, used int64) int64 {
+	budget := opts.Memory
+	if budget <= 0 {
+		var err error
+		if budget, _, err = experts.AutoBudget(); err != nil {
+			return -1
+		}
+	}
+	return max(0, budget-used)
 }
 
 // checkpointBytes is the size of the safetensors files in dir.
@@ -191,7 +222,7 @@ func mapped(maps map[string][]byte, unmaps *[]func() error, file string) ([]byte
 // startPager sizes and starts the pager for the exact and fast policies,
 // prints the plan, restores the warm set or fills from a profile, and
 // attaches the pager to the model's MoE layers.
-func startPager(m *model.Model, pol experts.Policy, opts ExpertOptions, kvBytes int64, log io.Writer) (*experts.Pager, error) {
+func startPager(m *model.Model, pol experts.Policy, opts ExpertOptions, ctx *contextPlan, log io.Writer) (*experts.Pager, error) {
 	sources := m.ExpertSources()
 	if len(sources) == 0 {
 		return nil, fmt.Errorf("the model has no routed experts to page")
@@ -214,10 +245,17 @@ func startPager(m *model.Model, pol experts.Policy, opts ExpertOptions, kvBytes 
 	if err != nil {
 		return nil, err
 	}
+	// The context gets what the budget leaves next to the fewest slots a
+	// token can run with (top-k per layer); the experts get the rest.
+	scratch := scratchBytes(m, opts.DirectIO)
+	minSlots := int64(len(sources)) * int64(m.Config.NumExpertsPerTok) * layout.SlotStride
+	if err := ctx.decide(m, roomLeft(opts, m.ResidentBytes()+scratch+minSlots)); err != nil {
+		return nil, err
+	}
 	plan, err := experts.NewPlan(experts.PlanInput{Memory: opts.Memory, Capacity: opts.Capacity,
-		Resident: m.ResidentBytes(), KVCache: kvBytes, MoELayers: len(sources), Experts: sources[0].Count,
+		Resident: m.ResidentBytes(), KVCache: ctx.Bytes, MoELayers: len(sources), Experts: sources[0].Count,
 		TopK: m.Config.NumExpertsPerTok, SlotBytes: layout.SlotStride, Pin: opts.Pin, Profile: profile,
-		Scratch: scratchBytes(m, opts.DirectIO)})
+		Scratch: scratch})
 	if err != nil {
 		return nil, err
 	}

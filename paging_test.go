@@ -266,7 +266,7 @@ func (b *countingBuffers) FreeBuffer([]byte) error {
 // threshold; the model package tests LoadOptions.Buffers for those.)
 func TestResidentLoadUsesExecutorBuffers(t *testing.T) {
 	bufs := &countingBuffers{}
-	m, p, closeMaps, err := loadModel(fixture.Dir(t, "fixtures/qwen3_moe-4bit"), ExpertOptions{Policy: "resident", buffers: bufs}, 0, io.Discard)
+	m, p, closeMaps, err := loadModel(fixture.Dir(t, "fixtures/qwen3_moe-4bit"), ExpertOptions{Policy: "resident", buffers: bufs}, &contextPlan{Asked: 256}, 0, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

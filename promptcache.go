@@ -16,6 +16,7 @@ import (
 	"sort"
 
 	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
 )
 
@@ -25,7 +26,8 @@ import (
 // them, so a restart does not prefill a 20-40k-token agent prompt again.
 // A file holds one line of magic, one JSON header line (the model's
 // fingerprint, the tokens, the tensor shapes) and the tensors as
-// little-endian float32. Files whose fingerprint is not the loaded model's
+// little-endian float32, then the KV caches as stored (half precision or
+// quantized codes with their scales and biases). Files whose fingerprint is not the loaded model's
 // (other weights, config or chat template) are left alone.
 
 const promptCacheMagic = "mlx-moe prompt cache 1\n"
@@ -34,25 +36,76 @@ type promptFileHeader struct {
 	Model   string   `json:"model"`
 	Tokens  []int32  `json:"tokens"`
 	Tensors [][2]int `json:"tensors"` // rows, cols of each tensor, in cache order
+	// KV: format, rows, cols, group of each KV cache store, in cache order.
+	KV [][4]int `json:"kv,omitempty"`
 }
 
-// recorder is an executor that notes the tensors made through it, so that
-// a cache's tensors are known in the order the model created them.
+// cacheParts are a cache's tensors and KV stores in the order the model
+// made them.
+type cacheParts struct {
+	tensors []*graph.Tensor
+	kvs     []*graph.KV
+}
+
+// recorder is an executor that notes the tensors and KV stores made
+// through it, so that a cache's parts are known in the order the model
+// created them. It stores compact KV caches when its executor does.
 type recorder struct {
 	graph.Executor
-	made []*graph.Tensor
+	cacheParts
 }
 
 func (r *recorder) NewTensor(rows, cols int) *graph.Tensor {
 	t := r.Executor.NewTensor(rows, cols)
-	r.made = append(r.made, t)
+	r.tensors = append(r.tensors, t)
 	return t
 }
 
-// newCache allocates a cache for maxLen positions and returns its tensors.
-func (m *Model) newCache(maxLen int) (*model.Cache, []*graph.Tensor) {
+// NewKV makes a KV store on the executor (Load keeps Model.KVFormat
+// float32 on executors without them, so the model asks only those that
+// have them); the other KV methods act on stores NewKV made.
+func (r *recorder) NewKV(rows, cols int, f kernels.KVFormat, group int) (*graph.KV, error) {
+	ke, ok := r.Executor.(graph.KVExecutor)
+	if !ok {
+		return nil, fmt.Errorf("the %s executor stores no %v KV cache", r.Name(), f)
+	}
+	c, err := ke.NewKV(rows, cols, f, group)
+	if err == nil {
+		r.kvs = append(r.kvs, c)
+	}
+	return c, err
+}
+
+func (r *recorder) kv() graph.KVExecutor { return r.Executor.(graph.KVExecutor) }
+
+func (r *recorder) FreeKV(c *graph.KV) { r.kv().FreeKV(c) }
+
+func (r *recorder) StoreKV(dst *graph.KV, row0 int, src *graph.Tensor, n int) {
+	r.kv().StoreKV(dst, row0, src, n)
+}
+
+func (r *recorder) CopyKV(dst, src *graph.KV, n int) { r.kv().CopyKV(dst, src, n) }
+
+func (r *recorder) AttentionKV(out, q *graph.Tensor, k *graph.KV, kc0 int, v *graph.KV, vc0 int, n, pos0, heads, kvHeads, dk, dv int, scale float32) {
+	r.kv().AttentionKV(out, q, k, kc0, v, vc0, n, pos0, heads, kvHeads, dk, dv, scale)
+}
+
+// newCache allocates a cache for maxLen positions and returns its parts.
+func (m *Model) newCache(maxLen int) (*model.Cache, cacheParts) {
 	r := &recorder{Executor: m.exec}
-	return m.Model.NewCache(r, maxLen), r.made
+	c := m.Model.NewCache(r, maxLen)
+	return c, r.cacheParts
+}
+
+// kvData is a KV store's arrays, in file order.
+func kvData(c *graph.KV) []any {
+	switch c.Format {
+	case kernels.KVF32:
+		return []any{c.F32}
+	case kernels.KVF16:
+		return []any{c.Half}
+	}
+	return []any{c.Q, c.Scales, c.Biases}
 }
 
 // fingerprint names the model a cache state belongs to: its config, chat
@@ -100,14 +153,17 @@ func (m *Model) savePrompt(fp string, sn *snapshot) error {
 	defer os.Remove(f.Name())
 	w := bufio.NewWriterSize(f, 1<<20)
 	hdr := promptFileHeader{Model: fp, Tokens: sn.tokens}
-	for _, t := range sn.tensors {
+	for _, t := range sn.parts.tensors {
 		hdr.Tensors = append(hdr.Tensors, [2]int{t.Rows, t.Cols})
+	}
+	for _, c := range sn.parts.kvs {
+		hdr.KV = append(hdr.KV, [4]int{int(c.Format), c.Rows, c.Cols, c.Group})
 	}
 	line, _ := json.Marshal(hdr)
 	w.WriteString(promptCacheMagic)
 	w.Write(append(line, '\n'))
 	var buf []byte
-	for _, t := range sn.tensors {
+	for _, t := range sn.parts.tensors {
 		buf = slices.Grow(buf[:0], 4*t.Cols)[:4*t.Cols]
 		for r := range t.Rows {
 			row := t.Data[r*t.RowStride() : r*t.RowStride()+t.Cols]
@@ -115,6 +171,14 @@ func (m *Model) savePrompt(fp string, sn *snapshot) error {
 				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
 			}
 			w.Write(buf)
+		}
+	}
+	for _, c := range sn.parts.kvs {
+		for _, d := range kvData(c) {
+			if err := binary.Write(w, binary.LittleEndian, d); err != nil {
+				f.Close()
+				return err
+			}
 		}
 	}
 	if err := w.Flush(); err != nil {
@@ -155,10 +219,12 @@ func (m *Model) loadPrompt(path, fp string) (*snapshot, error) {
 	if n == 0 || n >= m.ctxLen {
 		return nil, fmt.Errorf("%s: %d tokens do not fit the context of %d", path, n, m.ctxLen)
 	}
-	cache, tensors := m.newCache(n)
-	if len(tensors) != len(hdr.Tensors) {
+	cache, parts := m.newCache(n)
+	tensors := parts.tensors
+	if len(tensors) != len(hdr.Tensors) || len(parts.kvs) != len(hdr.KV) {
 		cache.Free(m.exec)
-		return nil, fmt.Errorf("%s: %d tensors, the model's cache has %d", path, len(hdr.Tensors), len(tensors))
+		return nil, fmt.Errorf("%s: %d tensors and %d KV caches, the model's cache has %d and %d (saved with another --kv-bits?)",
+			path, len(hdr.Tensors), len(hdr.KV), len(tensors), len(parts.kvs))
 	}
 	buf := make([]byte, 0)
 	for i, t := range tensors {
@@ -178,8 +244,20 @@ func (m *Model) loadPrompt(path, fp string) (*snapshot, error) {
 			}
 		}
 	}
+	for i, c := range parts.kvs {
+		if want := [4]int{int(c.Format), c.Rows, c.Cols, c.Group}; hdr.KV[i] != want {
+			cache.Free(m.exec)
+			return nil, fmt.Errorf("%s: KV cache %d is %v (format, rows, cols, group), the model's is %v", path, i, hdr.KV[i], want)
+		}
+		for _, d := range kvData(c) {
+			if err := binary.Read(r, binary.LittleEndian, d); err != nil {
+				cache.Free(m.exec)
+				return nil, fmt.Errorf("%s: KV cache %d is cut short: %w", path, i, err)
+			}
+		}
+	}
 	cache.Len = n
-	return &snapshot{tokens: hdr.Tokens, cache: cache, tensors: tensors, bytes: m.Model.CacheBytes(n), point: true}, nil
+	return &snapshot{tokens: hdr.Tokens, cache: cache, parts: parts, bytes: m.Model.CacheBytes(n), point: true}, nil
 }
 
 var errNotThisModel = errors.New("prompt cache file of another model")

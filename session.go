@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/model"
 	"github.com/mlx-moe/mlx-moe/sample"
 )
@@ -32,6 +31,17 @@ const DefaultPromptCacheBytes = 2 << 30
 // conversation with the same system prompt and tools starts from there.
 // The longest snapshot that is a prefix of a new prompt is restored;
 // snapshots are kept within a memory budget, least recently used first out.
+//
+// A hybrid model's snapshot holds only the recurrent state, not a second
+// copy of the KV caches: it is restored into the live cache, whose KV
+// caches are cut back to the snapshot's length, and so is usable while its
+// tokens are a prefix of the live cache's. That is the common agent case
+// (a new conversation with the same system prompt and tools shares that
+// prefix with the live cache). Only when a prompt that does not start
+// with a snapshot's tokens is about to overwrite its KV rows are those
+// rows copied into it (it becomes a full snapshot, as every snapshot used
+// to be), within the same budget; cache-point snapshots saved to
+// Options.PromptCacheDir are full from the start.
 type Session struct {
 	m      *Model
 	cache  *model.Cache
@@ -48,13 +58,16 @@ type Session struct {
 }
 
 type snapshot struct {
-	tokens  []int32
-	cache   *model.Cache
-	tensors []*graph.Tensor // cache's, in the model's order (for saving)
-	bytes   int64
-	used    uint64
-	point   bool           // taken at a cache point
-	saving  sync.WaitGroup // a write to the prompt cache directory
+	tokens []int32
+	cache  *model.Cache
+	parts  cacheParts // cache's tensors and KV stores (for saving)
+	bytes  int64
+	used   uint64
+	point  bool           // taken at a cache point
+	saving sync.WaitGroup // a write to the prompt cache directory
+	// recurrent: cache holds only the recurrent state; the KV rows are
+	// the live cache's.
+	recurrent bool
 }
 
 // NewSession returns an empty session.
@@ -127,9 +140,14 @@ func (s *Session) reuse(prompt []int32) int {
 	} else if len(s.tokens) <= limit && isPrefix(s.tokens, prompt) {
 		best = len(s.tokens)
 	}
+	// This prompt overwrites the live KV rows past its common prefix with
+	// them: recurrent snapshots it does not start with take their rows
+	// first (before a full snapshot is restored over them).
+	s.detach(prompt)
 	var from *snapshot
 	for _, sn := range s.snaps {
-		if len(sn.tokens) > best && len(sn.tokens) <= limit && isPrefix(sn.tokens, prompt) {
+		if len(sn.tokens) > best && len(sn.tokens) <= limit && isPrefix(sn.tokens, prompt) &&
+			(!sn.recurrent || isPrefix(sn.tokens, s.tokens)) {
 			best, from = len(sn.tokens), sn
 		}
 	}
@@ -158,6 +176,9 @@ func (s *Session) snapshot(point bool) {
 			sn.used = s.clock
 			if point && !sn.point {
 				sn.point = true
+				if sn.recurrent && s.fingerprint != "" {
+					s.promote(sn) // a saved state must stand alone
+				}
 				s.save(sn)
 			}
 			return
@@ -165,7 +186,13 @@ func (s *Session) snapshot(point bool) {
 	}
 	m := s.m
 	budget := m.promptBudget()
+	// Hybrid models keep only the recurrent state, unless the snapshot is
+	// to be saved on its own.
+	recurrent := !s.cache.Rewindable() && !(point && s.fingerprint != "")
 	size := m.Model.CacheBytes(s.cache.Len)
+	if recurrent {
+		size = m.Model.RecurrentBytes()
+	}
 	if budget < 0 || s.cache.Len == 0 {
 		return
 	}
@@ -187,19 +214,17 @@ func (s *Session) snapshot(point bool) {
 		victims = append(victims, v)
 		free += s.snaps[v].bytes
 	}
-	kept := s.snaps[:0]
-	for i, sn := range s.snaps {
-		if slices.Contains(victims, i) {
-			s.bytes -= sn.bytes
-			sn.saving.Wait()
-			sn.cache.Free(m.exec)
-			continue
-		}
-		kept = append(kept, sn)
+	gone := make([]*snapshot, len(victims))
+	for k, i := range victims {
+		gone[k] = s.snaps[i]
 	}
-	s.snaps = kept
-	cache, tensors := m.newCache(s.cache.Len)
-	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), cache: cache, tensors: tensors, bytes: size, used: s.clock, point: point}
+	s.dropSnapshots(func(sn *snapshot) bool { return slices.Contains(gone, sn) })
+	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), bytes: size, used: s.clock, point: point, recurrent: recurrent}
+	if recurrent {
+		sn.cache = m.Model.NewRecurrentCache(m.exec)
+	} else {
+		sn.cache, sn.parts = m.newCache(s.cache.Len)
+	}
 	sn.cache.CopyFrom(s.cache, m.exec)
 	s.snaps = append(s.snaps, sn)
 	if point {
@@ -231,6 +256,69 @@ func (m *Model) promptBudget() int64 {
 		return DefaultPromptCacheBytes
 	}
 	return m.opts.PromptCacheBytes
+}
+
+// detach gives the recurrent snapshots whose KV rows prompt is about to
+// overwrite (they are a prefix of the live cache's tokens, not of
+// prompt's) their own copy of those rows, within the budget; those whose
+// rows are already gone are dropped.
+func (s *Session) detach(prompt []int32) {
+	var gone []*snapshot
+	for _, sn := range s.snaps {
+		switch {
+		case !sn.recurrent || isPrefix(sn.tokens, prompt):
+		case isPrefix(sn.tokens, s.tokens):
+			s.promote(sn)
+		default:
+			gone = append(gone, sn)
+		}
+	}
+	s.dropSnapshots(func(sn *snapshot) bool { return slices.Contains(gone, sn) })
+	for s.bytes > s.m.promptBudget() && len(s.snaps) > 0 {
+		first := s.snaps[0]
+		for _, sn := range s.snaps {
+			if goesFirst(sn, first) {
+				first = sn
+			}
+		}
+		s.dropSnapshots(func(sn *snapshot) bool { return sn == first })
+	}
+}
+
+// promote makes a recurrent snapshot a full one: the live cache's KV rows
+// up to its length (which hold its tokens) with its recurrent state.
+func (s *Session) promote(sn *snapshot) {
+	m := s.m
+	n := len(sn.tokens)
+	full, parts := m.newCache(n)
+	live := s.cache.Len
+	s.cache.Len = n
+	full.CopyFrom(s.cache, m.exec) // the KV rows (and the live recurrent state)
+	s.cache.Len = live
+	full.CopyFrom(sn.cache, m.exec) // the snapshot's recurrent state
+	sn.cache.Free(m.exec)
+	size := m.Model.CacheBytes(n)
+	s.bytes += size - sn.bytes
+	sn.cache, sn.parts, sn.bytes, sn.recurrent = full, parts, size, false
+	s.stats.bytes.Store(s.bytes)
+}
+
+// dropSnapshots frees the snapshots drop picks.
+func (s *Session) dropSnapshots(drop func(*snapshot) bool) {
+	kept := s.snaps[:0]
+	for _, sn := range s.snaps {
+		if drop(sn) {
+			s.bytes -= sn.bytes
+			sn.saving.Wait()
+			sn.cache.Free(s.m.exec)
+			continue
+		}
+		kept = append(kept, sn)
+	}
+	clear(s.snaps[len(kept):])
+	s.snaps = kept
+	s.stats.snapshots.Store(int64(len(s.snaps)))
+	s.stats.bytes.Store(s.bytes)
 }
 
 // goesFirst orders snapshots for dropping: conversation ends before cache

@@ -23,17 +23,21 @@ func Attention(out, q, kCache, vCache []float32, n, pos0, heads, kvHeads, dk, dv
 	if n <= 0 {
 		return
 	}
-	group := heads / kvHeads
-	bq := max(1, attnRows/group)
+	attend(&attnTile{q: q, k: kCache, v: vCache, out: out, heads: heads, group: heads / kvHeads,
+		dk: dk, dv: dv, kStride: kStride, vStride: vStride, pos0: pos0, scale: scale}, n, kvHeads)
+}
+
+// attend runs the tiles of base (a tile with its inputs set) over n tokens.
+func attend(base *attnTile, n, kvHeads int) {
+	group, pos0, dk, dv := base.group, base.pos0, base.dk, base.dv
+	bq := max(1, base.tileRows()/group)
 	tiles := (n + bq - 1) / bq
-	base := attnTile{q: q, k: kCache, v: vCache, out: out, heads: heads, group: group,
-		dk: dk, dv: dv, kStride: kStride, vStride: vStride, pos0: pos0, scale: scale}
 	if splits := attnSplits(kvHeads*tiles, pos0+n); splits > 1 {
-		attentionSplit(&base, n, kvHeads, bq, tiles, splits)
+		attentionSplit(base, n, kvHeads, bq, tiles, splits)
 		return
 	}
 	parallelFor(kvHeads*tiles, group*bq*(pos0+n)*(dk+dv), func(lo, hi int) {
-		a := base
+		a := *base
 		a.alloc(group * bq)
 		defer a.release()
 		for u := lo; u < hi; u++ {
@@ -131,12 +135,13 @@ type attnTile struct {
 	heads, group, dk, dv   int
 	kStride, vStride, pos0 int
 	scale                  float32
+	src                    *kvSource // nil: k and v are float32
 	*attnBuffers
 }
 
 // attnBuffers is a tile's scratch, recycled between calls through
 // attnPool (decode runs attention once per layer per token).
-type attnBuffers struct{ qs, s, st, o, rowMax, rowSum []float32 }
+type attnBuffers struct{ qs, s, st, o, rowMax, rowSum, kb, vb []float32 }
 
 var attnPool sync.Pool
 
@@ -151,6 +156,10 @@ func (a *attnTile) alloc(rows int) {
 	b.o = growFloats(b.o, rows*a.dv)
 	b.rowMax = growFloats(b.rowMax, rows)
 	b.rowSum = growFloats(b.rowSum, rows)
+	if a.src != nil {
+		b.kb = growFloats(b.kb, attnKeys*a.dk)
+		b.vb = growFloats(b.vb, attnKeys*a.dv)
+	}
 	a.attnBuffers = b
 }
 
@@ -189,13 +198,14 @@ func (a *attnTile) run(g, t0, t1, kb, ke int) {
 		nk := min(attnKeys, ke-j0)
 		s := a.s[:rows*attnKeys]
 		clear(s)
-		if next := j0 + attnKeys; next < ke {
+		if next := j0 + attnKeys; next < ke && a.src == nil {
 			// The next block's keys and values, while this one is computed.
 			nn := min(attnKeys, ke-next)
 			prefetchFloatsL2(a.k[next*a.kStride+g*dk:], a.kStride, nn, dk)
 			prefetchFloatsL2(a.v[next*a.vStride+g*dv:], a.vStride, nn, dv)
 		}
-		a.scores(s, g, j0, nk, rows)
+		kBlk, ks, vBlk, vs := a.block(g, j0, nk)
+		a.scores(s, kBlk, ks, nk, rows)
 		// Online softmax: mask the future, exponentiate against the new
 		// running max, rescale what was accumulated under the old one.
 		for i := 0; i < rows; i++ {
@@ -218,7 +228,7 @@ func (a *attnTile) run(g, t0, t1, kb, ke int) {
 				scaleVec(o[i*dv:(i+1)*dv], corr)
 			}
 		}
-		accumPV(o, dv, rows, s, attnKeys, a.v[j0*a.vStride+g*dv:], a.vStride, nk, dv)
+		accumPV(o, dv, rows, s, attnKeys, vBlk, vs, nk, dv)
 	}
 }
 
@@ -236,18 +246,17 @@ func (a *attnTile) finish(g, t0, t1 int) {
 	}
 }
 
-// scores writes s[i*attnKeys+j] = q_i·k_(j0+j) for the tile's rows and
-// nk keys through the GEMM microkernel. The queries are its "weight rows"
+// scores writes s[i*attnKeys+j] = q_i·k_j for the tile's rows and the nk
+// keys of k (row stride ks) through the GEMM microkernel. The queries are its "weight rows"
 // (in groups of four) and the keys its "tokens", so each key row is read
 // once per call, into a transposed block that is then turned around; rows
 // not a multiple of four take the keys as weight rows instead.
-func (a *attnTile) scores(s []float32, g, j0, nk, rows int) {
+func (a *attnTile) scores(s, k []float32, ks, nk, rows int) {
 	dk := a.dk
-	k := a.k[j0*a.kStride+g*dk:]
 	if rows%4 == 0 {
 		st := a.st[:nk*rows]
 		clear(st)
-		tileKernel(a.qs, dk, rows, k, a.kStride, nk, dk, st, rows)
+		tileKernel(a.qs, dk, rows, k, ks, nk, dk, st, rows)
 		for j := 0; j < nk; j++ {
 			for i, v := range st[j*rows : (j+1)*rows] {
 				s[i*attnKeys+j] = v
@@ -257,10 +266,10 @@ func (a *attnTile) scores(s []float32, g, j0, nk, rows int) {
 	}
 	full := nk &^ 3
 	if full > 0 {
-		tileKernel(k, a.kStride, full, a.qs, dk, rows, dk, s, attnKeys)
+		tileKernel(k, ks, full, a.qs, dk, rows, dk, s, attnKeys)
 	}
 	for j := full; j < nk; j++ {
-		kj := k[j*a.kStride : j*a.kStride+dk]
+		kj := k[j*ks : j*ks+dk]
 		for i := 0; i < rows; i++ {
 			s[i*attnKeys+j] = Dot(a.qs[i*dk:(i+1)*dk], kj)
 		}

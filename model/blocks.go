@@ -28,11 +28,14 @@ type Attention struct {
 	Scale     float32
 }
 
-// kvCache is an attention layer's cache: K and V rows per position. The
-// projections write the new positions straight into it, through the row
-// views kNew and vNew.
+// kvCache is an attention layer's cache: K and V rows per position. In
+// float32 (K, V) the projections write the new positions straight into it,
+// through the row views kNew and vNew; at half precision or quantized (KQ,
+// VQ, on an executor that stores them) they are projected into scratch rows
+// and converted in.
 type kvCache struct {
 	K, V       *graph.Tensor
+	KQ, VQ     *graph.KV
 	kNew, vNew graph.Tensor
 }
 
@@ -41,6 +44,12 @@ func (c *kvCache) PerPosition() bool { return true }
 
 func (c *kvCache) CopyFrom(o MixerState, e graph.Executor, positions int) {
 	src := o.(*kvCache)
+	if c.KQ != nil {
+		ke := e.(graph.KVExecutor)
+		ke.CopyKV(c.KQ, src.KQ, positions)
+		ke.CopyKV(c.VQ, src.VQ, positions)
+		return
+	}
 	e.CopyCols(c.K, 0, 0, src.K, 0, 0, positions, src.K.Cols)
 	e.CopyCols(c.V, 0, 0, src.V, 0, 0, positions, src.V.Cols)
 }
@@ -49,13 +58,55 @@ func (c *kvCache) CopyFrom(o MixerState, e graph.Executor, positions int) {
 // nothing cleared.
 func (c *kvCache) Reset(graph.Executor) {}
 
+func (c *kvCache) Bytes() int64 {
+	if c.KQ != nil {
+		return c.KQ.Bytes() + c.VQ.Bytes()
+	}
+	return tensorBytes(c.K, c.V)
+}
+
+// tensorBytes is the memory of float32 tensors.
+func tensorBytes(ts ...*graph.Tensor) int64 {
+	var n int64
+	for _, t := range ts {
+		n += 4 * int64(len(t.Data))
+	}
+	return n
+}
+
 func (c *kvCache) Free(e graph.Executor) {
+	if c.KQ != nil {
+		ke := e.(graph.KVExecutor)
+		ke.FreeKV(c.KQ)
+		ke.FreeKV(c.VQ)
+		return
+	}
 	e.Free(c.K)
 	e.Free(c.V)
 }
 
-func (a *Attention) newState(e graph.Executor, maxLen int) MixerState {
-	return &kvCache{K: e.NewTensor(maxLen, a.KVHeads*a.HeadDim), V: e.NewTensor(maxLen, a.KVHeads*a.HeadDim)}
+func (a *Attention) newState(e graph.Executor, maxLen int, f kernels.KVFormat) MixerState {
+	cols := a.KVHeads * a.HeadDim
+	if ke, ok := e.(graph.KVExecutor); ok && f != kernels.KVF32 {
+		f, group := kvLayout(f, a.HeadDim)
+		k, errK := ke.NewKV(maxLen, cols, f, group)
+		v, errV := ke.NewKV(maxLen, cols, f, group)
+		if errK == nil && errV == nil {
+			return &kvCache{KQ: k, VQ: v}
+		}
+	}
+	return &kvCache{K: e.NewTensor(maxLen, cols), V: e.NewTensor(maxLen, cols)}
+}
+
+// kvLayout is the format and quantization group a cache of rows read in
+// pieces of the given widths gets: f, or f16 when the widths do not divide
+// into groups of at least 8.
+func kvLayout(f kernels.KVFormat, widths ...int) (kernels.KVFormat, int) {
+	group := kernels.KVGroup(widths...)
+	if f.Quantized() && group == 0 {
+		return kernels.KVF16, 0
+	}
+	return f, group
 }
 
 // scratch returns the layer's scratch tensors (shared by every attention
@@ -69,15 +120,33 @@ func (a *Attention) scratch(s *scratch) (q, gate, att *graph.Tensor) {
 	return q, gate, att
 }
 
-func (a *Attention) plan(s *scratch) { a.scratch(s) }
+// kvScratch returns the rows the new keys and values are projected into
+// before a half or quantized cache stores them.
+func (a *Attention) kvScratch(s *scratch) (k, v *graph.Tensor) {
+	kd := a.KVHeads * a.HeadDim
+	return s.tensor("attn.k", kd), s.tensor("attn.v", kd)
+}
+
+func (a *Attention) plan(s *scratch) {
+	a.scratch(s)
+	if s.kv != kernels.KVF32 {
+		a.kvScratch(s)
+	}
+}
 
 func (a *Attention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	e, n := r.E, r.n
 	cache := st.(*kvCache)
 	q, gate, att := a.scratch(&r.scratch)
-	// 1. Projections; the new keys and values go straight into the cache.
-	k := cache.kNew.SetView(cache.K, r.pos0, n, 0, cache.K.Cols)
-	v := cache.vNew.SetView(cache.V, r.pos0, n, 0, cache.V.Cols)
+	// 1. Projections; the new keys and values go straight into a float32
+	// cache, else into scratch rows stored after the rotary embedding.
+	var k, v *graph.Tensor
+	if cache.KQ != nil {
+		k, v = a.kvScratch(&r.scratch)
+	} else {
+		k = cache.kNew.SetView(cache.K, r.pos0, n, 0, cache.K.Cols)
+		v = cache.vNew.SetView(cache.V, r.pos0, n, 0, cache.V.Cols)
+	}
 	e.MatMul(q, x, n, a.Q, a.QBias)
 	if a.QGate != nil {
 		e.MatMul(gate, x, n, a.QGate, a.QGateBias)
@@ -96,7 +165,14 @@ func (a *Attention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	e.Rope(q, r.pos, a.Heads, a.HeadDim, a.Rope)
 	e.Rope(k, r.pos, a.KVHeads, a.HeadDim, a.Rope)
 	// 3. Attention over the cache, the output gate, o_proj.
-	e.Attention(att, q, cache.K, cache.V, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale)
+	if cache.KQ != nil {
+		ke := e.(graph.KVExecutor)
+		ke.StoreKV(cache.KQ, r.pos0, k, n)
+		ke.StoreKV(cache.VQ, r.pos0, v, n)
+		ke.AttentionKV(att, q, cache.KQ, 0, cache.VQ, 0, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale)
+	} else {
+		e.Attention(att, q, cache.K, cache.V, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale)
+	}
 	if gate != nil {
 		e.MulSigmoid(att, att, gate, n)
 	}
@@ -286,7 +362,9 @@ func (x *ResidentExperts) Expert(id int32) (gate, up, down *kernels.Matrix) {
 	return x.Gate[id], x.Up[id], x.Down[id]
 }
 
-// StateBytes is the size of the K and V caches for maxLen positions.
-func (a *Attention) StateBytes(maxLen int) int64 {
-	return int64(2 * 4 * maxLen * a.KVHeads * a.HeadDim)
+// StateBytes is the size of the K and V caches for maxLen positions in
+// format f.
+func (a *Attention) StateBytes(maxLen int, f kernels.KVFormat) int64 {
+	f, group := kvLayout(f, a.HeadDim)
+	return 2 * kernels.KVBytes(f, maxLen, a.KVHeads*a.HeadDim, group)
 }

@@ -53,6 +53,8 @@ func (d *deltaState) Reset(e graph.Executor) {
 // PerPosition: recurrent state cannot be cut back to a shorter prefix.
 func (d *deltaState) PerPosition() bool { return false }
 
+func (d *deltaState) Bytes() int64 { return tensorBytes(d.Conv, d.S) }
+
 func (d *deltaState) Free(e graph.Executor) {
 	e.Free(d.Conv)
 	e.Free(d.S)
@@ -64,7 +66,7 @@ func (g *GatedDeltaNet) convChannels() int {
 	return 2*g.keyWidth() + g.valueWidth()
 }
 
-func (g *GatedDeltaNet) newState(e graph.Executor, _ int) MixerState {
+func (g *GatedDeltaNet) newState(e graph.Executor, _ int, _ kernels.KVFormat) MixerState {
 	kw, k := g.keyWidth(), g.ConvKernel-1
 	d := &deltaState{Conv: e.NewTensor(g.convChannels(), k), S: e.NewTensor(g.ValueHeads, g.KeyDim*g.ValueDim)}
 	d.convQ = d.Conv.View(0, kw, 0, k)
@@ -114,6 +116,6 @@ func (g *GatedDeltaNet) forward(r *run, out, x *graph.Tensor, st MixerState) err
 }
 
 // StateBytes is the size of the conv history and delta-rule state.
-func (g *GatedDeltaNet) StateBytes(int) int64 {
+func (g *GatedDeltaNet) StateBytes(int, kernels.KVFormat) int64 {
 	return int64(4 * (g.convChannels()*(g.ConvKernel-1) + g.ValueHeads*g.KeyDim*g.ValueDim))
 }

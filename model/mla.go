@@ -63,9 +63,12 @@ const mlaNormEps = 1e-6
 // latentCache is an MLA layer's cache: per position the rotated shared key
 // followed by the normalised latent. Values is the latent columns of every
 // row (a view); rows and latent are re-aimed at each pass's new positions.
+// At half precision or quantized the rows are KQ instead (the values are
+// its latent columns) and each pass's rows are made in scratch first.
 type latentCache struct {
 	KV           *graph.Tensor
 	Values       *graph.Tensor
+	KQ           *graph.KV
 	rows, latent graph.Tensor
 }
 
@@ -75,21 +78,46 @@ func (c *latentCache) PerPosition() bool { return true }
 // Reset: positions past Cache.Len are never read.
 func (c *latentCache) Reset(graph.Executor) {}
 
-func (c *latentCache) Free(e graph.Executor) { e.Free(c.KV) }
+func (c *latentCache) Bytes() int64 {
+	if c.KQ != nil {
+		return c.KQ.Bytes()
+	}
+	return tensorBytes(c.KV)
+}
+
+func (c *latentCache) Free(e graph.Executor) {
+	if c.KQ != nil {
+		e.(graph.KVExecutor).FreeKV(c.KQ)
+		return
+	}
+	e.Free(c.KV)
+}
 
 func (c *latentCache) CopyFrom(o MixerState, e graph.Executor, positions int) {
 	src := o.(*latentCache)
+	if c.KQ != nil {
+		e.(graph.KVExecutor).CopyKV(c.KQ, src.KQ, positions)
+		return
+	}
 	e.CopyCols(c.KV, 0, 0, src.KV, 0, 0, positions, src.KV.Cols)
 }
 
-func (a *MLA) newState(e graph.Executor, maxLen int) MixerState {
+func (a *MLA) newState(e graph.Executor, maxLen int, f kernels.KVFormat) MixerState {
+	if ke, ok := e.(graph.KVExecutor); ok && f != kernels.KVF32 {
+		f, group := kvLayout(f, a.RopeDim, a.KVLoraRank)
+		if kq, err := ke.NewKV(maxLen, a.RopeDim+a.KVLoraRank, f, group); err == nil {
+			return &latentCache{KQ: kq}
+		}
+	}
 	kv := e.NewTensor(maxLen, a.RopeDim+a.KVLoraRank)
 	return &latentCache{KV: kv, Values: kv.View(0, maxLen, a.RopeDim, a.KVLoraRank)}
 }
 
-// StateBytes is the size of the latent cache for maxLen positions.
-func (a *MLA) StateBytes(maxLen int) int64 {
-	return int64(4 * maxLen * (a.RopeDim + a.KVLoraRank))
+// StateBytes is the size of the latent cache for maxLen positions in
+// format f.
+func (a *MLA) StateBytes(maxLen int, f kernels.KVFormat) int64 {
+	f, group := kvLayout(f, a.RopeDim, a.KVLoraRank)
+	return kernels.KVBytes(f, maxLen, a.RopeDim+a.KVLoraRank, group)
 }
 
 // scratch returns the layer's scratch tensors; qLatent is q from the first
@@ -104,7 +132,12 @@ func (a *MLA) scratch(s *scratch) (qin, qNope, q, qLatent, att, v *graph.Tensor)
 		s.tensor("mla.att", H*L), s.tensor("mla.v", H*a.VDim)
 }
 
-func (a *MLA) plan(s *scratch) { a.scratch(s) }
+func (a *MLA) plan(s *scratch) {
+	a.scratch(s)
+	if s.kv != kernels.KVF32 {
+		s.tensor("mla.kv", a.RopeDim+a.KVLoraRank)
+	}
+}
 
 func (a *MLA) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	e, n := r.E, r.n
@@ -128,15 +161,28 @@ func (a *MLA) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 
 	// 2. The compressed KV of the new positions, written into the cache:
 	// the shared key (rotated) and the latent (normalised), in place.
-	rows := cache.rows.SetView(cache.KV, r.pos0, n, 0, dr+L)
+	// (Half or quantized caches: made in scratch rows, then stored.)
+	var rows, latent *graph.Tensor
+	if cache.KQ != nil {
+		rows = r.scratch.tensor("mla.kv", dr+L)
+		latent = r.scratch.view("mla.kv.latent", rows, dr, L)
+	} else {
+		rows = cache.rows.SetView(cache.KV, r.pos0, n, 0, dr+L)
+		latent = cache.latent.SetView(cache.KV, r.pos0, n, dr, L)
+	}
 	e.MatMul(rows, x, n, a.KVA, a.KVABias)
-	latent := cache.latent.SetView(cache.KV, r.pos0, n, dr, L)
 	e.RMSNorm(latent, latent, n, L, a.KVANorm, a.Eps)
 	e.Rope(rows, r.pos, 1, dr+L, a.Rope)
 
 	// 3. Every head's absorbed query against the cached rows; the values
 	// are the latents themselves.
-	e.Attention(att, q, cache.KV, cache.Values, n, r.pos0, H, 1, dr+L, L, a.Scale)
+	if cache.KQ != nil {
+		ke := e.(graph.KVExecutor)
+		ke.StoreKV(cache.KQ, r.pos0, rows, n)
+		ke.AttentionKV(att, q, cache.KQ, 0, cache.KQ, dr, n, r.pos0, H, 1, dr+L, L, a.Scale)
+	} else {
+		e.Attention(att, q, cache.KV, cache.Values, n, r.pos0, H, 1, dr+L, L, a.Scale)
+	}
 
 	// 4. Per head from latent space to values, then o_proj.
 	e.MatMulHeads(v, dv, att, L, n, a.LatentToV)

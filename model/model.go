@@ -45,6 +45,11 @@ type Model struct {
 	// MaxBatch is how many tokens one forward pass processes at most;
 	// longer prompts are processed in chunks of this size.
 	MaxBatch int
+
+	// KVFormat is how new caches store keys and values on executors that
+	// implement graph.KVExecutor (others keep float32). The zero value is
+	// float32; the library defaults to half precision.
+	KVFormat kernels.KVFormat
 }
 
 // Layer is one decoder block: x += Mixer(norm1(x)); x += FFN(norm2(x)).
@@ -56,10 +61,12 @@ type Layer struct {
 
 // Mixer mixes information across positions (attention, linear attention).
 type Mixer interface {
-	// StateBytes is the size of this layer's cache for maxLen positions.
-	StateBytes(maxLen int) int64
-	// newState allocates this layer's part of the cache.
-	newState(e graph.Executor, maxLen int) MixerState
+	// StateBytes is the size of this layer's cache for maxLen positions
+	// with KV caches in format f.
+	StateBytes(maxLen int, f kernels.KVFormat) int64
+	// newState allocates this layer's part of the cache (KV caches in
+	// format f when e stores it, else float32).
+	newState(e graph.Executor, maxLen int, f kernels.KVFormat) MixerState
 	// plan asks for the scratch tensors forward uses (see Runner).
 	plan(s *scratch)
 	forward(r *run, out, x *graph.Tensor, st MixerState) error
@@ -78,6 +85,8 @@ type MixerState interface {
 	Reset(e graph.Executor)
 	// Free releases the state's tensors on e.
 	Free(e graph.Executor)
+	// Bytes is the memory the state's tensors hold.
+	Bytes() int64
 }
 
 // FFN is the per-token feed-forward part (dense MLP or MoE).

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/kernels"
 )
 
 // Cache is everything a sequence keeps across forward passes: each layer's
@@ -17,17 +18,40 @@ type Cache struct {
 // NewCache allocates a cache for up to maxLen positions on e.
 func (m *Model) NewCache(e graph.Executor, maxLen int) *Cache {
 	c := &Cache{MaxLen: maxLen, States: make([]MixerState, len(m.Layers))}
+	f := m.kvFormatOn(e)
 	for i, l := range m.Layers {
-		c.States[i] = l.Mixer.newState(e, maxLen)
+		c.States[i] = l.Mixer.newState(e, maxLen, f)
 	}
 	return c
 }
 
+// NewRecurrentCache allocates only the state that cannot be rewound (the
+// recurrent layers'; the per-position layers' entries are nil): a snapshot
+// that, copied into a live cache whose KV caches already hold the same
+// prefix, restores it without a second copy of the KV caches.
+func (m *Model) NewRecurrentCache(e graph.Executor) *Cache {
+	c := &Cache{States: make([]MixerState, len(m.Layers))}
+	for i, l := range m.Layers {
+		if st := l.Mixer.newState(e, 1, kernels.KVF32); !st.PerPosition() {
+			c.States[i] = st
+		} else {
+			st.Free(e)
+		}
+	}
+	return c
+}
+
+// RecurrentBytes is the memory of NewRecurrentCache's states.
+func (m *Model) RecurrentBytes() int64 { return m.CacheBytes(0) }
+
 // CopyFrom makes c hold the same positions as o (same model; c at least
-// as long).
+// as long). Layers either cache lacks (a recurrent-only cache) are left
+// as they are.
 func (c *Cache) CopyFrom(o *Cache, e graph.Executor) {
 	for i, s := range c.States {
-		s.CopyFrom(o.States[i], e, o.Len)
+		if s != nil && o.States[i] != nil {
+			s.CopyFrom(o.States[i], e, o.Len)
+		}
 	}
 	c.Len = o.Len
 }
@@ -36,9 +60,23 @@ func (c *Cache) CopyFrom(o *Cache, e graph.Executor) {
 // the cache must not be used afterwards.
 func (c *Cache) Free(e graph.Executor) {
 	for _, s := range c.States {
-		s.Free(e)
+		if s != nil {
+			s.Free(e)
+		}
 	}
 	c.States, c.Len, c.MaxLen = nil, 0, 0
+}
+
+// Bytes is the memory the cache's tensors hold (what its executor
+// allocated, not what its length uses).
+func (c *Cache) Bytes() int64 {
+	var n int64
+	for _, s := range c.States {
+		if s != nil {
+			n += s.Bytes()
+		}
+	}
+	return n
 }
 
 // Rewindable reports whether the cache can be cut back to a shorter prefix
@@ -46,7 +84,7 @@ func (c *Cache) Free(e graph.Executor) {
 // caches); recurrent state (linear attention) cannot be rewound.
 func (c *Cache) Rewindable() bool {
 	for _, s := range c.States {
-		if !s.PerPosition() {
+		if s != nil && !s.PerPosition() {
 			return false
 		}
 	}
@@ -86,7 +124,7 @@ type Runner struct {
 // block needs and the routing buffers of every MoE layer.
 func NewRunner(m *Model, e graph.Executor) *Runner {
 	rn := &Runner{M: m, E: e, routes: map[int]*graph.Routes{}, pos: make([]int32, m.MaxBatch),
-		scratch: scratch{e: e, rows: m.MaxBatch, byKey: map[scratchKey]*graph.Tensor{}}}
+		scratch: scratch{e: e, rows: m.MaxBatch, kv: m.kvFormatOn(e), byKey: map[scratchKey]*graph.Tensor{}}}
 	rn.run.Runner = rn
 	rn.stream()
 	for _, l := range m.Layers {
@@ -116,6 +154,7 @@ func (rn *Runner) stream() (x, h, y, lastLogits *graph.Tensor) {
 type scratch struct {
 	e     graph.Executor
 	rows  int // MaxBatch
+	kv    kernels.KVFormat
 	byKey map[scratchKey]*graph.Tensor
 	owned []*graph.Tensor // what NewTensor made (byKey also holds views)
 }
@@ -282,11 +321,21 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 	return slices.Clone(e.Read(logits)[:n*vocab]), nil
 }
 
-// CacheBytes is the memory a cache of maxLen positions takes.
+// CacheBytes is the memory a cache of maxLen positions takes with KV
+// caches in m.KVFormat.
 func (m *Model) CacheBytes(maxLen int) int64 {
 	var total int64
 	for _, l := range m.Layers {
-		total += l.Mixer.StateBytes(maxLen)
+		total += l.Mixer.StateBytes(maxLen, m.KVFormat)
 	}
 	return total
+}
+
+// kvFormatOn is the KV format caches on e get: m.KVFormat when e stores
+// compact KV caches, else float32.
+func (m *Model) kvFormatOn(e graph.Executor) kernels.KVFormat {
+	if _, ok := e.(graph.KVExecutor); ok {
+		return m.KVFormat
+	}
+	return kernels.KVF32
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -128,6 +129,9 @@ saves the warm-start state and exits with status 130 or 143.`, stderr)
 		return emit(t)
 	})
 	stopped := signalled() // a signal ends the run once the output is out
+	if errors.Is(err, mlxmoe.ErrContextLength) {
+		return fmt.Errorf("%w (raise --context; the start-up line \"context:\" says how many positions fit the memory budget, and --kv-bits 8 or 4 fits more)", err)
+	}
 	if err != nil {
 		return err
 	}

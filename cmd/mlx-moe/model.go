@@ -22,6 +22,7 @@ type modelFlags struct {
 	noDownload bool // --no-download: a hub id must already be cached
 	device     string
 	context    int
+	kvBits     int
 	memory     string
 	experts    mlxmoe.ExpertOptions
 	// promptCacheBytes bounds cached prompt states (serve's --prompt-cache-mb),
@@ -34,7 +35,8 @@ func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
 	fs.StringVar(&f.dir, "model", "", "model directory (config.json, *.safetensors, tokenizer.json), or a Hugging Face hub id ORG/NAME[@REV], downloaded on first use; may also be the first argument"+defaultHelp)
 	fs.BoolVar(&f.noDownload, "no-download", false, "fail instead of downloading a hub model (ORG/NAME) that is not in the Hugging Face cache")
 	fs.StringVar(&f.device, "device", "", "cpu or metal (default: metal on Apple silicon, else cpu)")
-	fs.IntVar(&f.context, "context", 0, "context length in tokens (default: the model's, at most 32768)")
+	fs.IntVar(&f.context, "context", 0, "context length in tokens (default: the model's, bounded by what the memory budget leaves next to the fewest expert slots)")
+	fs.IntVar(&f.kvBits, "kv-bits", 16, "KV cache precision: 16 (half), 8 or 4 (affine quantization per group of 64, as MLX's QuantizedKVCache), 32 (float32)")
 	fs.StringVar(&f.memory, "memory", "", "memory budget for weights, experts and cache, e.g. 12GB (default: from available RAM)")
 	fs.IntVar(&f.experts.Capacity, "capacity", 0, "expert slots per MoE layer (default: from the memory budget)")
 	fs.StringVar(&f.experts.Policy, "policy", "", "expert miss policy: exact (page in, output identical), fast (skip misses, renormalise), os (memory-map), resident (default: resident if the model fits, else exact)")
@@ -71,7 +73,7 @@ func (f *modelFlags) load(stderr io.Writer) (*mlxmoe.Model, error) {
 	if f.experts.Profile == "" {
 		f.experts.Profile = findProfile(dir)
 	}
-	m, err := mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, Device: f.device, Experts: f.experts,
+	m, err := mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, KVBits: f.kvBits, Device: f.device, Experts: f.experts,
 		PromptCacheBytes: f.promptCacheBytes, PromptCacheDir: f.promptCacheDir, Log: stderr})
 	if err != nil {
 		return nil, err
@@ -89,6 +91,8 @@ func (f *modelFlags) check() error {
 	switch {
 	case f.context < 0 || f.context > maxContext:
 		return fmt.Errorf("--context %d: expected a number of tokens from 1 to %d (0: the model's)", f.context, maxContext)
+	case f.kvBits != 32 && f.kvBits != 16 && f.kvBits != 8 && f.kvBits != 4:
+		return fmt.Errorf("--kv-bits %d: expected 16, 8 or 4 (32 for float32)", f.kvBits)
 	case f.experts.Capacity < 0:
 		return fmt.Errorf("--capacity %d: expected a positive number of expert slots per layer (0: from the memory budget)", f.experts.Capacity)
 	case f.experts.Pin < 0:

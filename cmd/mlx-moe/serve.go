@@ -31,10 +31,9 @@ func init() {
 
 // serveOptions are the serve flags that concern loading the model: the
 // shared model flags (--model, --context, --memory, --capacity, --policy,
-// --profile, ...) and --kv-bits.
+// --profile, --kv-bits, ...).
 type serveOptions struct {
-	model  modelFlags
-	kvBits int // KV-cache quantization bits (0: off)
+	model modelFlags
 }
 
 // newServeBackend loads the model for serve and returns it with a function
@@ -76,7 +75,6 @@ be application/json, and browser requests from an Origin not given with
 	fs.Var(&allowedHosts, "allowed-host", "also accept requests whose Host is this name (repeatable; default: localhost, 127.0.0.1, [::1] and --host; any when --host is not a loopback address)")
 	fs.Var(&corsOrigins, "cors-origin", "let browser pages from this origin call the server, e.g. http://localhost:3000 (repeatable; '*' for any); other origins get 403")
 	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", 60*time.Second, "how long a request body may take to arrive")
-	fs.IntVar(&o.kvBits, "kv-bits", 0, "quantize the KV cache to this many bits (not implemented yet: accepted and ignored)")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -100,6 +98,9 @@ be application/json, and browser requests from an Origin not given with
 		return fmt.Errorf("--max-queue %d: expected at least 1", cfg.MaxQueue)
 	case *grace < 0:
 		return fmt.Errorf("--shutdown-grace %v: expected a duration of 0 or more", *grace)
+	}
+	if err := o.model.check(); err != nil {
+		return err
 	}
 	cfg.MaxBodyBytes = int64(*maxBody) << 20
 	if cfg.BodyTimeout <= 0 {
@@ -128,9 +129,6 @@ be application/json, and browser requests from an Origin not given with
 	}
 	cfg.ContextLength = o.model.context
 	cfg.CachedModels = hubModelNames
-	if o.kvBits != 0 {
-		fmt.Fprintf(stderr, "mlx-moe serve: --kv-bits %d is accepted but has no effect yet: the KV cache stays in full precision\n", o.kvBits)
-	}
 	if newServeBackend == nil {
 		return errors.New("no inference engine is wired into this build, so serve cannot load a model")
 	}

@@ -55,8 +55,8 @@ func TestServeWithoutEngine(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no inference engine") {
 		t.Errorf("serve without an engine: %v", err)
 	}
-	if !strings.Contains(stderr.String(), "--kv-bits 4 is accepted but has no effect") {
-		t.Errorf("no --kv-bits note: %q", stderr.String())
+	if err := runServe([]string{"--port", "0", "--kv-bits", "3"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "--kv-bits 3") {
+		t.Errorf("--kv-bits 3: %v", err)
 	}
 	if err := runServe([]string{"--port", "70000"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "--port") {
 		t.Errorf("bad port: %v", err)
