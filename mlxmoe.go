@@ -167,8 +167,10 @@ func Load(dir string, opts Options) (*Model, error) {
 }
 
 // NewExecutor picks the device: "metal", "cpu", or "" for Metal when
-// available, else the CPU. When Metal is asked for but cannot run, it says
-// why on log and returns the CPU executor.
+// available, else the CPU. When Metal is asked for but this machine has no
+// usable Metal device, it says why on log and returns the CPU executor; any
+// other failure (a shader the compiler rejects) is an error, not a silent
+// fallback.
 func NewExecutor(device string, log io.Writer) (graph.Executor, error) {
 	switch device {
 	case "", "auto":
@@ -180,9 +182,12 @@ func NewExecutor(device string, log io.Writer) (graph.Executor, error) {
 		return cpu.New(), nil
 	case "metal":
 		e, err := metal.New()
-		if err != nil {
+		if errors.Is(err, metal.ErrNotAvailable) {
 			fmt.Fprintf(log, "%v; running on the CPU instead\n", err)
 			return cpu.New(), nil
+		}
+		if err != nil {
+			return nil, err
 		}
 		return e, nil
 	}
