@@ -121,6 +121,11 @@ func Load(dir string, opts Options) (*Model, error) {
 		// place.
 		eo.allocator = sa.SlotAllocator()
 	}
+	if ba, ok := e.(graph.BufferAllocator); ok {
+		// Dense weights are read straight into the device's buffers, so
+		// they are bound in place rather than copied a second time.
+		eo.buffers = ba
+	}
 	if ws, ok := e.(workingSetSized); ok && eo.Memory == 0 && ws.WorkingSetBytes() > 0 {
 		// The device's working set bounds the budget.
 		eo.Memory = ws.WorkingSetBytes()

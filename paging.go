@@ -47,6 +47,7 @@ type ExpertOptions struct {
 	ReadAt experts.ReadAtFunc
 
 	allocator experts.SlotAllocator // the executor's, when it has one
+	buffers   graph.BufferAllocator // the executor's weight buffers, when it has them
 }
 
 // loadModel reads the checkpoint with experts held as opts says, decides
@@ -73,7 +74,7 @@ func loadModel(dir string, opts ExpertOptions, ctx *contextPlan, kvEstimate int6
 		policy = "exact"
 	}
 	if policy == "resident" {
-		m, err := model.Load(dir)
+		m, err := model.LoadWith(dir, model.LoadOptions{Buffers: opts.buffers})
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -91,7 +92,7 @@ func loadModel(dir string, opts ExpertOptions, ctx *contextPlan, kvEstimate int6
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	m, err := model.LoadWith(dir, model.LoadOptions{LazyExperts: true})
+	m, err := model.LoadWith(dir, model.LoadOptions{LazyExperts: true, Buffers: opts.buffers})
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -364,7 +365,9 @@ func (m *Model) Profile(prompts [][]int32, source string) (*experts.Profile, err
 		}
 		p = p[:min(len(p), m.ctxLen)]
 		c := m.Model.NewCache(m.exec, len(p))
-		if _, err := m.forward(c, p, false); err != nil {
+		_, err := m.forward(c, p, false)
+		c.Free(m.exec)
+		if err != nil {
 			return nil, fmt.Errorf("prompt %d: %w", i, err)
 		}
 		if recErr != nil {

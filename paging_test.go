@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/mlx-moe/mlx-moe/sample"
+	"io"
 	"math"
 	"os"
 	"strings"
@@ -217,5 +218,68 @@ func TestPagerFeedsMetalEventForm(t *testing.T) {
 		if policy == "exact" && (table[3] < 0 || table[7] < 0) {
 			t.Fatalf("resolved experts not in the table: %v", table)
 		}
+	}
+}
+
+// TestProfileCountsEveryRoute: Profile counts top-k experts for every token
+// of every prompt in every MoE layer (and frees each prompt's cache).
+func TestProfileCountsEveryRoute(t *testing.T) {
+	m := loadWith(t, fixture.Dir(t, "fixtures/qwen3_moe-4bit"), ExpertOptions{Policy: "resident"})
+	prompts := [][]int32{{1, 2, 3}, {}, {4, 5, 6, 7, 8}}
+	p, err := m.Profile(prompts, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Tokens != 8 || len(p.Layers) == 0 {
+		t.Fatalf("profile of %d tokens over %d layers, want 8 tokens over every MoE layer", p.Tokens, len(p.Layers))
+	}
+	for _, l := range p.Layers {
+		var sum int64
+		for _, c := range l.Counts {
+			sum += c
+		}
+		if want := 8 * int64(p.TopK); sum != want {
+			t.Errorf("layer %d: %d routes counted, want %d", l.Layer, sum, want)
+		}
+	}
+}
+
+// countingBuffers is a graph.BufferAllocator on the Go heap that counts the
+// buffers it has handed out and not yet taken back.
+type countingBuffers struct{ live, total int }
+
+func (b *countingBuffers) AllocBuffer(n int) ([]byte, error) {
+	b.live++
+	b.total++
+	return make([]byte, n), nil
+}
+
+func (b *countingBuffers) FreeBuffer([]byte) error {
+	b.live--
+	return nil
+}
+
+// TestResidentLoadUsesExecutorBuffers: loadModel hands the executor's
+// buffers to the loader (on Metal they are bound in place, not copied), so
+// the resident experts are read into them, and closing the model gives
+// every buffer back. (The fixtures' dense tensors are below the off-heap
+// threshold; the model package tests LoadOptions.Buffers for those.)
+func TestResidentLoadUsesExecutorBuffers(t *testing.T) {
+	bufs := &countingBuffers{}
+	m, p, closeMaps, err := loadModel(fixture.Dir(t, "fixtures/qwen3_moe-4bit"), ExpertOptions{Policy: "resident", buffers: bufs}, &contextPlan{Asked: 256}, 0, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p != nil || closeMaps != nil {
+		t.Fatal("the resident policy started a pager or mapped files")
+	}
+	if bufs.total == 0 {
+		t.Error("no weight was read into the executor's buffers")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if bufs.live != 0 {
+		t.Errorf("%d of %d buffers still held after Close", bufs.live, bufs.total)
 	}
 }

@@ -33,6 +33,7 @@ type Executor struct {
 	// viewScratch holds strided views gathered into contiguous rows for the
 	// kernels (prefill only: a single row of a view is contiguous).
 	viewScratch [8][]float32
+	route       kernels.RouteScratch
 }
 
 // scratch returns expertScratch[i] resized to n values.
@@ -212,20 +213,22 @@ func elementwise(kernel func(out, a, b []float32), out, a, b *graph.Tensor, n in
 	}
 }
 
-func (*Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
+func (ex *Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
 	for t := 0; t < n; t++ {
 		o, xr, gr := out.Row(t), x.Row(t), g.Row(t)
+		sg := ex.viewBuf(7, len(gr))
+		kernels.SigmoidVec(sg, gr)
 		for i := range xr {
-			o[i] = xr[i] * kernels.Sigmoid(gr[i%len(gr)])
+			o[i] = xr[i] * sg[i%len(sg)]
 		}
 	}
 }
 
-func (*Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.Routing) {
+func (ex *Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.Routing) {
 	r.Tokens = n
 	for t := 0; t < n; t++ {
 		kernels.Route(logits.Row(t), p,
-			r.IDs[t*r.TopK:(t+1)*r.TopK], r.Weights[t*r.TopK:(t+1)*r.TopK])
+			r.IDs[t*r.TopK:(t+1)*r.TopK], r.Weights[t*r.TopK:(t+1)*r.TopK], &ex.route)
 	}
 }
 
@@ -556,20 +559,23 @@ func (ex *Executor) Conv1d(out, x *graph.Tensor, n int, state *graph.Tensor, w [
 func (*Executor) Activate(out, x *graph.Tensor, n int, f graph.Activation, shift, scale []float32) {
 	for t := 0; t < n; t++ {
 		o, xr := out.Row(t), x.Row(t)
-		for i, v := range xr {
-			if shift != nil {
-				v += shift[i]
+		if shift != nil {
+			kernels.Add(o, xr, shift[:len(xr)])
+		} else {
+			copy(o, xr)
+		}
+		switch f {
+		case graph.Sigmoid:
+			kernels.SigmoidVec(o, o)
+		case graph.Softplus:
+			for i, v := range o {
+				o[i] = softplus(v)
 			}
-			switch f {
-			case graph.Sigmoid:
-				v = kernels.Sigmoid(v)
-			case graph.Softplus:
-				v = softplus(v)
+		}
+		if scale != nil {
+			for i, s := range scale[:len(o)] {
+				o[i] *= s
 			}
-			if scale != nil {
-				v *= scale[i]
-			}
-			o[i] = v
 		}
 	}
 }

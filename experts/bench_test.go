@@ -27,8 +27,8 @@ func writeBenchModel(b *testing.B, dir string, layers, experts int) (string, []L
 		b.Fatal(err)
 	}
 	w := bufio.NewWriterSize(f, 8<<20)
-	r := newSplitmix(1)
-	off := int64(4096 + 40) // a header of awkward length (a multiple of 8), as in real files
+	r := rand.New(rand.NewPCG(1, 1)) // random bytes, deterministic
+	off := int64(4096 + 40)          // a header of awkward length (a multiple of 8), as in real files
 	w.Write(make([]byte, off))
 	specs := make([]LayerSpec, layers)
 	var word [8]byte
@@ -38,7 +38,7 @@ func writeBenchModel(b *testing.B, dir string, layers, experts int) (string, []L
 			for e := range experts {
 				specs[l].Experts[e] = append(specs[l].Experts[e], Extent{File: path, Offset: off, Length: n})
 				for range n / 8 {
-					binary.LittleEndian.PutUint64(word[:], r.next())
+					binary.LittleEndian.PutUint64(word[:], r.Uint64())
 					w.Write(word[:])
 				}
 				off += n

@@ -86,9 +86,6 @@
 // the time Resolve waited for reads (LayerStats.IOWait), and how well
 // Prefetch predicted (PrefetchPrecision, PrefetchRecall).
 //
-// # Synthetic models
-//
-// Synthesize writes random checkpoints with the exact shapes and MLX layout
-// of large models (`mlx-moe synth`), with routers skewed so that expert
-// popularity follows a measured distribution; see SynthOptions.
+// Synthetic checkpoints to measure the pager at full scale (`mlx-moe synth`)
+// are written by internal/synth.
 package experts

@@ -88,6 +88,7 @@ type layerState struct {
 	state    []uint8 // per slot
 	pinned   []bool  // per expert
 	inflight map[int32]*load
+	distinct []int32 // begin's distinct ids, reused (resolveMu guards it)
 
 	// Eviction score: freq[e] is a sum over e's uses of inc at the time of
 	// the use; inc grows by 2^(1/HalfLife) per Resolve, so comparing freq
@@ -349,6 +350,11 @@ type Pending struct {
 	err    error
 }
 
+// resolved is the Pending of a Begin with nothing to wait for; it is never
+// changed, so every such Begin shares it and a decode step whose experts
+// all hit allocates nothing.
+var resolved = &Pending{done: true}
+
 // Begin is Resolve in two steps, so that the engine can run a layer's
 // resident experts while its misses load: it returns once the misses'
 // reads are queued, with slots[i] the slot that holds or will hold ids[i].
@@ -400,7 +406,8 @@ func (p *Pager) begin(ls *layerState, ids, slots []int32) (*Pending, error) {
 		ls.inc = 1
 	}
 	// Mark the whole call first, so that no miss evicts another expert of it.
-	distinct := make([]int32, 0, len(ids))
+	distinct := ls.distinct[:0]
+	defer func() { ls.distinct = distinct[:0] }()
 	for _, e := range ids {
 		if ls.cur[e] == ls.tick {
 			continue
@@ -468,8 +475,9 @@ func (p *Pager) begin(ls *layerState, ids, slots []int32) (*Pending, error) {
 		i++
 	}
 	ls.stats.IOWait += blocked
-	pend := &Pending{p: p, ls: ls, ids: ids, slots: slots}
-	if p.cfg.Policy == Fast {
+	if p.cfg.Policy == Fast || len(mine)+len(waits) == 0 {
+		// Nothing to wait for: under the fast policy a miss is dropped
+		// (and loaded for later), under exact every expert was resident.
 		if len(waits)+len(missing) > 0 {
 			ls.stats.Dropped += int64(len(waits) + len(missing))
 		}
@@ -478,9 +486,9 @@ func (p *Pager) begin(ls *layerState, ids, slots []int32) (*Pending, error) {
 			slots[i] = ls.table[e]
 		}
 		ls.mu.Unlock()
-		pend.done = true
-		return pend, nil
+		return resolved, nil
 	}
+	pend := &Pending{p: p, ls: ls, ids: ids, slots: slots}
 	pend.loads = make(map[int32]*load, len(mine)+len(waits))
 	for _, ld := range slices.Concat(mine, waits) {
 		pend.loads[ld.expert] = ld

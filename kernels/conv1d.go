@@ -1,6 +1,9 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"sync/atomic"
+)
 
 // Conv1dStep is Conv1dPrefill for one token: the causal depthwise convolution
 // of Qwen3-Next's linear-attention block followed by SiLU.
@@ -32,19 +35,10 @@ func Conv1dPrefill(state, x, w, out []float32, t, channels, kernel int) {
 		panic(fmt.Sprintf("kernels.Conv1dPrefill: t=%d channels=%d kernel=%d needs state %d, x/out %d, w %d; got state %d, x %d, w %d, out %d",
 			t, channels, kernel, channels*hist, t*channels, channels*kernel, len(state), len(x), len(w), len(out)))
 	}
-	for i := range t {
-		oi := out[i*channels : (i+1)*channels]
-		for c := range oi {
-			var acc float32
-			for j, wj := range w[c*kernel : (c+1)*kernel] {
-				if p := i - hist + j; p < 0 {
-					acc += wj * state[c*hist+hist+p]
-				} else {
-					acc += wj * x[p*channels+c]
-				}
-			}
-			oi[c] = Silu(acc)
-		}
+	if t < convTransposeTokens {
+		conv1dDirect(state, x, w, out, t, channels, kernel)
+	} else {
+		conv1dRows(state, x, w, out, t, channels, kernel)
 	}
 	for c := range channels {
 		sc := state[c*hist : (c+1)*hist]
@@ -59,3 +53,71 @@ func Conv1dPrefill(state, x, w, out []float32, t, channels, kernel int) {
 		}
 	}
 }
+
+// convTransposeTokens is where conv1dRows takes over: below it (decode)
+// transposing the taps and state would cost more than the convolution.
+const convTransposeTokens = 4
+
+// conv1dDirect is the convolution channel by channel, taps in order.
+func conv1dDirect(state, x, w, out []float32, t, channels, kernel int) {
+	hist := kernel - 1
+	for i := range t {
+		oi := out[i*channels : (i+1)*channels]
+		for c := range oi {
+			var acc float32
+			for j, wj := range w[c*kernel : (c+1)*kernel] {
+				if p := i - hist + j; p < 0 {
+					acc += wj * state[c*hist+hist+p]
+				} else {
+					acc += wj * x[p*channels+c]
+				}
+			}
+			oi[c] = acc
+		}
+		SiluVec(oi, oi)
+	}
+}
+
+// conv1dRows is the convolution with the taps and the state transposed
+// into scratch, so that every token is kernel multiply-adds of whole
+// channel rows (vector work), not a strided walk per channel.
+func conv1dRows(state, x, w, out []float32, t, channels, kernel int) {
+	hist := kernel - 1
+	buf := convScratch.Swap(nil)
+	if buf == nil {
+		buf = new([]float32)
+	}
+	need := channels * (kernel + hist)
+	if cap(*buf) < need {
+		*buf = make([]float32, need)
+	}
+	wT, hs := (*buf)[:channels*kernel], (*buf)[channels*kernel:need]
+	for c := range channels {
+		for j, wj := range w[c*kernel : (c+1)*kernel] {
+			wT[j*channels+c] = wj
+		}
+		for s, v := range state[c*hist : (c+1)*hist] {
+			hs[s*channels+c] = v
+		}
+	}
+	for i := range t {
+		oi := out[i*channels : (i+1)*channels]
+		clear(oi)
+		for j := range kernel {
+			var src []float32
+			if p := i - hist + j; p < 0 { // state entry hist+p
+				src = hs[(hist+p)*channels:]
+			} else {
+				src = x[p*channels:]
+			}
+			mulAdd(oi, wT[j*channels:(j+1)*channels], src[:channels])
+		}
+		SiluVec(oi, oi)
+	}
+	convScratch.Store(buf)
+}
+
+// convScratch keeps Conv1dPrefill's transposed taps and state between calls,
+// so a decode step allocates nothing (one idle buffer: a sync.Pool would be
+// emptied by GCs; concurrent calls make their own).
+var convScratch atomic.Pointer[[]float32]

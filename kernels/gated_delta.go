@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 )
 
 // Gated DeltaNet (the linear-attention layers of Qwen3-Next and Qwen3.5) keeps,
@@ -39,20 +40,51 @@ const deltaL2Eps = 1e-6
 // (a caller bug, like an index out of range).
 func GatedDeltaStep(state, q, k, v, g, beta, out []float32, hk, hv, dk, dv int) {
 	deltaCheck("GatedDeltaStep", state, q, k, v, g, beta, out, 1, hk, hv, dk, dv)
-	group := hv / hk
+	j := deltaStepJobs.Swap(nil)
+	if j == nil {
+		j = new(deltaStepJob)
+		j.body = j.run
+	}
+	j.state, j.q, j.k, j.v, j.g, j.beta, j.out = state, q, k, v, g, beta, out
+	j.hk, j.hv, j.dk, j.dv = hk, hv, dk, dv
+	parallelFor(hv, dk*dv, j.body)
+	*j = deltaStepJob{body: j.body}
+	deltaStepJobs.Store(j)
+}
+
+// deltaStepJob is one GatedDeltaStep call's arguments with its work
+// function bound once (a closure per call would be a heap allocation per
+// layer per token: the worker pool keeps the function).
+type deltaStepJob struct {
+	state, q, k, v, g, beta, out []float32
+	hk, hv, dk, dv               int
+	body                         func(lo, hi int)
+}
+
+// deltaStepJobs keeps one idle job (a sync.Pool would be emptied by every
+// other GC, and a decode step would allocate a new one); concurrent calls
+// make their own.
+var deltaStepJobs atomic.Pointer[deltaStepJob]
+
+// run advances value heads [lo, hi).
+func (j *deltaStepJob) run(lo, hi int) {
+	dk, dv := j.dk, j.dv
+	// Head-sized scratch on the stack for the usual sizes (<= 256).
+	var qBuf, kBuf, dBuf [256]float32
+	qn, kn, delta := qBuf[:0], kBuf[:0], dBuf[:0]
+	if dk > len(qBuf) || dv > len(dBuf) {
+		qn, kn, delta = make([]float32, 0, dk), make([]float32, 0, dk), make([]float32, 0, dv)
+	}
+	qn, kn, delta = qn[:dk], kn[:dk], delta[:dv]
+	group := j.hv / j.hk
 	qScale := deltaQueryScale(dk)
-	parallelFor(hv, dk*dv, func(lo, hi int) {
-		qn := make([]float32, dk)
-		kn := make([]float32, dk)
-		delta := make([]float32, dv)
-		for h := lo; h < hi; h++ {
-			kh := h / group
-			deltaL2Normalize(qn, q[kh*dk:(kh+1)*dk], qScale)
-			deltaL2Normalize(kn, k[kh*dk:(kh+1)*dk], 1)
-			deltaStepHead(state[h*dk*dv:(h+1)*dk*dv], qn, kn, v[h*dv:(h+1)*dv],
-				g[h], beta[h], out[h*dv:(h+1)*dv], delta)
-		}
-	})
+	for h := lo; h < hi; h++ {
+		kh := h / group
+		deltaL2Normalize(qn, j.q[kh*dk:(kh+1)*dk], qScale)
+		deltaL2Normalize(kn, j.k[kh*dk:(kh+1)*dk], 1)
+		deltaStepHead(j.state[h*dk*dv:(h+1)*dk*dv], qn, kn, j.v[h*dv:(h+1)*dv],
+			j.g[h], j.beta[h], j.out[h*dv:(h+1)*dv], delta)
+	}
 }
 
 // deltaStepHead is one token of one value head with q, k already normalised.
@@ -68,11 +100,18 @@ func deltaStepHead(s, qn, kn, v []float32, g, beta float32, out, delta []float32
 	for j, m := range delta {
 		delta[j] = beta * (v[j] - decay*m)
 	}
-	// S = decay*S + k̂δᵀ and o = Sᵀq̂ in the same sweep over S, four rows at a time.
-	// Every row is resliced to len(delta) so the inner loops carry no bounds checks.
+	// S = decay*S + k̂δᵀ and o = Sᵀq̂ in the same sweep over S.
 	clear(out)
 	out = out[:len(delta)]
 	dk := len(kn)
+	n8 := deltaSweep(s, out, delta, kn, qn, decay)
+	if n8 == len(delta) {
+		return
+	}
+	// The columns the vector sweep left (all of them without one).
+	s, out, delta = s[n8:], out[n8:], delta[n8:]
+	// Four rows at a time, every row resliced to len(delta) so the inner
+	// loops carry no bounds checks.
 	i := 0
 	for ; i+4 <= dk; i += 4 {
 		r0 := s[i*dv:][:len(delta)]
@@ -225,10 +264,7 @@ func (sc *deltaChunkScratch) run(s, q, k, v, g, beta, out []float32, t0, n, h, h
 	o := out[(t0*hv+h)*dv:]
 	for i := range n {
 		e := float32(math.Exp(float64(sc.cum[i])))
-		qi := sc.qn[i*dk : (i+1)*dk]
-		for j := range qi {
-			qi[j] *= e
-		}
+		scale(sc.qn[i*dk:(i+1)*dk], e)
 		clear(o[i*ostride : i*ostride+dv])
 	}
 	deltaMulAdd(o, sc.qn, s, n, dk, dv, dk, dv, ostride)
@@ -244,10 +280,7 @@ func (sc *deltaChunkScratch) run(s, q, k, v, g, beta, out []float32, t0, n, h, h
 			sc.kdT[d*c+j] = e * x
 		}
 	}
-	decay := float32(math.Exp(float64(last)))
-	for i := range s {
-		s[i] *= decay
-	}
+	scale(s, float32(math.Exp(float64(last))))
 	deltaMulAdd(s, sc.kdT, sc.uw, dk, n, dv, c, ld, dv)
 }
 
@@ -272,9 +305,9 @@ func GatedDeltaGates(g, beta, a, b, aLog, dtBias []float32, t, hv int) {
 				sp = math.Log1p(math.Exp(x))
 			}
 			g[i*hv+h] = float32(rate * sp)
-			beta[i*hv+h] = Sigmoid(b[i*hv+h])
 		}
 	}
+	SigmoidVec(beta[:t*hv], b[:t*hv])
 }
 
 // GatedRMSNorm is Qwen3-Next's gated RMSNorm of the delta-rule output, per row
@@ -290,9 +323,7 @@ func GatedRMSNorm(out, x, z, w []float32, rows, dim int, eps float32) {
 			rows, dim, rows*dim, dim, len(out), len(x), len(z), len(w)))
 	}
 	RMSNorm(out, x, w, rows, dim, eps)
-	for i, zi := range z[:rows*dim] {
-		out[i] *= Silu(zi)
-	}
+	SwiGLU(out[:rows*dim], z[:rows*dim], out[:rows*dim])
 }
 
 // deltaQueryScale is the 1/sqrt(dk) applied to the normalised query.
@@ -308,11 +339,12 @@ func deltaL2Normalize(dst, x []float32, scale float32) {
 	}
 }
 
-// deltaMulAdd does C += A·B for row-major A [m, kd], B [kd, n], C [m, n] with
-// leading dimensions lda, ldb, ldc (unused for m == 1). It takes two rows of C
-// and four rows of B at a time, so each B element loaded feeds two
-// multiply-adds and each C element is loaded and stored once per four.
-func deltaMulAdd(c, a, b []float32, m, kd, n, lda, ldb, ldc int) {
+// deltaMulAddGo is the reference of deltaMulAdd: C += A·B for row-major
+// A [m, kd], B [kd, n], C [m, n] with leading dimensions lda, ldb, ldc
+// (unused for m == 1). It takes two rows of C and four rows of B at a time,
+// so each B element loaded feeds two multiply-adds and each C element is
+// loaded and stored once per four.
+func deltaMulAddGo(c, a, b []float32, m, kd, n, lda, ldb, ldc int) {
 	i := 0
 	for ; i+2 <= m; i += 2 {
 		c0 := c[i*ldc : i*ldc+n]

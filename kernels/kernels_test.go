@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"math/cmplx"
 	"math/rand/v2"
@@ -26,24 +27,39 @@ func close32(t *testing.T, what string, got, want []float32, tol float64) {
 	}
 }
 
+// TestRMSNorm: against a float64 norm, with and without a weight, on row
+// lengths that exercise the vector body and tail, SIMD on and off.
 func TestRMSNorm(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 3))
-	rows, dim := 3, 10
-	x, w := randVec(rng, rows*dim), randVec(rng, dim)
-	out := make([]float32, rows*dim)
-	RMSNorm(out, x, w, rows, dim, 1e-6)
-	want := make([]float32, rows*dim)
-	for r := 0; r < rows; r++ {
-		var ss float64
-		for _, v := range x[r*dim : (r+1)*dim] {
-			ss += float64(v) * float64(v)
+	simdModes(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(3, 3))
+		for _, dim := range []int{10, 64, 129, 2048} {
+			for _, weighted := range []bool{true, false} {
+				rows := 3
+				x, w := randVec(rng, rows*dim), randVec(rng, dim)
+				if !weighted {
+					w = nil
+				}
+				out := make([]float32, rows*dim)
+				RMSNorm(out, x, w, rows, dim, 1e-6)
+				want := make([]float32, rows*dim)
+				for r := 0; r < rows; r++ {
+					var ss float64
+					for _, v := range x[r*dim : (r+1)*dim] {
+						ss += float64(v) * float64(v)
+					}
+					rms := math.Sqrt(ss/float64(dim) + 1e-6)
+					for i := 0; i < dim; i++ {
+						wi := 1.0
+						if w != nil {
+							wi = float64(w[i])
+						}
+						want[r*dim+i] = float32(float64(x[r*dim+i]) / rms * wi)
+					}
+				}
+				close32(t, fmt.Sprintf("rmsnorm dim %d weighted %v", dim, weighted), out, want, 1e-5)
+			}
 		}
-		rms := math.Sqrt(ss/float64(dim) + 1e-6)
-		for i := 0; i < dim; i++ {
-			want[r*dim+i] = float32(float64(x[r*dim+i]) / rms * float64(w[i]))
-		}
-	}
-	close32(t, "rmsnorm", out, want, 1e-5)
+	})
 }
 
 // TestRope compares with rotation by e^{i·pos·freq} of complex pairs.
@@ -130,7 +146,7 @@ func TestAttention(t *testing.T) {
 func TestRoute(t *testing.T) {
 	logits := []float32{0.1, 2, -1, 2, 0.5, 3, -2, 1}
 	ids, w := make([]int32, 3), make([]float32, 3)
-	Route(logits, &Routing{TopK: 3, Normalize: true, Scale: 1}, ids, w)
+	Route(logits, &Routing{TopK: 3, Normalize: true, Scale: 1}, ids, w, nil)
 	if !slices.Equal(ids, []int32{5, 1, 3}) {
 		t.Fatalf("softmax top-3 ids %v, want [5 1 3] (ties to the lower id)", ids)
 	}
@@ -141,7 +157,7 @@ func TestRoute(t *testing.T) {
 	// Sigmoid with correction bias and groups: 4 groups of 2; the two best
 	// groups by the sum of their top two corrected scores are 2 and 0.
 	bias := []float32{0, 0, 0, 0, 5, 5, 0, 0}
-	Route(logits, &Routing{TopK: 2, Sigmoid: true, CorrectionBias: bias, Groups: 4, TopKGroups: 2, Normalize: true, Scale: 2.5}, ids[:2], w[:2])
+	Route(logits, &Routing{TopK: 2, Sigmoid: true, CorrectionBias: bias, Groups: 4, TopKGroups: 2, Normalize: true, Scale: 2.5}, ids[:2], w[:2], new(RouteScratch))
 	if !slices.Equal(ids[:2], []int32{5, 4}) {
 		t.Fatalf("grouped sigmoid ids %v, want [5 4]", ids[:2])
 	}
@@ -152,15 +168,20 @@ func TestRoute(t *testing.T) {
 func TestTopIndicesMatchesSort(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
 	x := randVec(rng, 50)
+	for i := range x {
+		x[i] = float32(math.Round(float64(x[i] * 4))) // many ties
+	}
 	idx := make([]int, len(x))
 	for i := range idx {
 		idx[i] = i
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return x[idx[a]] > x[idx[b]] })
-	got := topIndices(x, 7)
-	for i := range got {
-		if int(got[i]) != idx[i] {
-			t.Fatalf("top %d: %d, want %d", i, got[i], idx[i])
+	for _, k := range []int{1, 2, 7, 50} {
+		got := topIndices(make([]int32, k), x)
+		for i := range got {
+			if int(got[i]) != idx[i] {
+				t.Fatalf("top-%d, place %d: %d, want %d", k, i, got[i], idx[i])
+			}
 		}
 	}
 }

@@ -72,8 +72,14 @@ func RopeInvFreq(dim int, base float64, yarn *YaRN) ([]float32, float32) {
 // position pos[t].
 func Rope(x []float32, pos []int32, n, heads, headDim int, p *RopeParams) {
 	half := p.RotaryDim / 2
-	cos := make([]float32, half)
-	sin := make([]float32, half)
+	// A token's cos and sin tables live on the stack for the usual head
+	// sizes (a rotary dim up to 512), so a decode step allocates nothing.
+	var cosBuf, sinBuf [256]float32
+	cos, sin := cosBuf[:0], sinBuf[:0]
+	if half > len(cosBuf) {
+		cos, sin = make([]float32, 0, half), make([]float32, 0, half)
+	}
+	cos, sin = cos[:half], sin[:half]
 	for t := 0; t < n; t++ {
 		for i := 0; i < half; i++ {
 			a := float64(pos[t]) * float64(p.InvFreq[i])

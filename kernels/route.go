@@ -1,7 +1,5 @@
 package kernels
 
-import "sort"
-
 // Routing says how router logits become expert choices and weights.
 type Routing struct {
 	TopK int
@@ -19,11 +17,25 @@ type Routing struct {
 	Scale float32
 }
 
+// RouteScratch holds Route's working buffers, kept by a caller that routes
+// every token so that routing allocates nothing once they have grown.
+type RouteScratch struct {
+	buf    []float32
+	groups []int32
+}
+
 // Route turns one token's router logits into TopK expert ids and weights.
 // Ties are broken toward the lower expert id, as torch.topk does on CPU.
-func Route(logits []float32, r *Routing, ids []int32, weights []float32) {
+// s may be nil (Route then allocates its buffers).
+func Route(logits []float32, r *Routing, ids []int32, weights []float32, s *RouteScratch) {
+	if s == nil {
+		s = new(RouteScratch)
+	}
 	n := len(logits)
-	scores := make([]float32, n)
+	if cap(s.buf) < 2*n+r.Groups {
+		s.buf = make([]float32, 2*n+r.Groups)
+	}
+	scores, choice, groupScore := s.buf[:n], s.buf[n:2*n], s.buf[2*n:2*n+r.Groups]
 	copy(scores, logits)
 	if r.Sigmoid {
 		for i, v := range scores {
@@ -32,44 +44,35 @@ func Route(logits []float32, r *Routing, ids []int32, weights []float32) {
 	} else {
 		Softmax(scores)
 	}
-	choice := scores
+	copy(choice, scores)
 	if r.CorrectionBias != nil {
-		choice = make([]float32, n)
-		for i := range choice {
-			choice[i] = scores[i] + r.CorrectionBias[i]
-		}
+		Add(choice, scores, r.CorrectionBias[:n])
 	}
-	allowed := make([]bool, n)
 	if r.Groups > 1 {
 		per := n / r.Groups
-		groupScore := make([]float32, r.Groups)
 		for g := range groupScore {
-			top := topIndices(choice[g*per:(g+1)*per], 2)
-			for _, i := range top {
+			var top [2]int32
+			k := min(2, per)
+			topIndices(top[:k], choice[g*per:(g+1)*per])
+			groupScore[g] = 0
+			for _, i := range top[:k] {
 				groupScore[g] += choice[g*per+int(i)]
 			}
 		}
-		for _, g := range topIndices(groupScore, r.TopKGroups) {
-			for i := int(g) * per; i < (int(g)+1)*per; i++ {
-				allowed[i] = true
+		if cap(s.groups) < r.TopKGroups {
+			s.groups = make([]int32, r.TopKGroups)
+		}
+		keep := topIndices(s.groups[:r.TopKGroups], groupScore)
+		// Experts outside the kept groups score 0, as transformers masks them.
+		for g := range r.Groups {
+			if !containsIndex(keep, int32(g)) {
+				clear(choice[g*per : (g+1)*per])
 			}
 		}
-	} else {
-		for i := range allowed {
-			allowed[i] = true
-		}
 	}
-	masked := make([]float32, n)
-	for i := range masked {
-		masked[i] = choice[i]
-		if !allowed[i] {
-			masked[i] = 0 // as transformers masks excluded groups
-		}
-	}
-	top := topIndices(masked, r.TopK)
+	top := topIndices(ids[:r.TopK], choice)
 	var sum float32
 	for k, e := range top {
-		ids[k] = e
 		weights[k] = scores[e]
 		sum += scores[e]
 	}
@@ -81,6 +84,15 @@ func Route(logits []float32, r *Routing, ids []int32, weights []float32) {
 	}
 }
 
+func containsIndex(xs []int32, x int32) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
 // normEpsilon matches the 1e-20 that sigmoid routers add to the sum.
 func normEpsilon(r *Routing) float32 {
 	if r.Sigmoid {
@@ -89,12 +101,28 @@ func normEpsilon(r *Routing) float32 {
 	return 0
 }
 
-// topIndices returns the indices of the k largest values, largest first.
-func topIndices(x []float32, k int) []int32 {
-	idx := make([]int32, len(x))
-	for i := range idx {
-		idx[i] = int32(i)
+// topIndices fills dst with the indices of the len(dst) largest values of x,
+// largest first, the lower index first among equal values (a stable sort's
+// order), and returns it. It keeps the running top list sorted by insertion:
+// O(len(x)·len(dst)) for the few experts a router picks, no allocation.
+func topIndices(dst []int32, x []float32) []int32 {
+	k := min(len(dst), len(x))
+	dst = dst[:k]
+	have := 0
+	for i, v := range x {
+		if have == k && !(v > x[dst[k-1]]) {
+			continue
+		}
+		// Position: after every kept value >= v (they came first).
+		p := have
+		for p > 0 && v > x[dst[p-1]] {
+			p--
+		}
+		if have < k {
+			have++
+		}
+		copy(dst[p+1:have], dst[p:have-1])
+		dst[p] = int32(i)
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return x[idx[a]] > x[idx[b]] })
-	return idx[:k]
+	return dst
 }

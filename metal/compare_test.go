@@ -87,6 +87,7 @@ func checkFixtures(t *testing.T, names []string, newExec func(t *testing.T) grap
 			if c.prefill > logitTol || c.decode > logitTol {
 				t.Errorf("logits differ from the CPU executor: prefill %.3g, decode %.3g (tolerance %g)", c.prefill, c.decode, logitTol)
 			}
+			checkHostOps(t, e)
 		})
 	}
 }
@@ -113,6 +114,7 @@ func checkEmbeddedModel(t *testing.T, newExec func(t *testing.T) graph.Executor,
 		if c.prefill > logitTol || c.decode > logitTol {
 			t.Errorf("%s: logits differ from the CPU executor: prefill %.3g, decode %.3g (tolerance %g)", what, c.prefill, c.decode, logitTol)
 		}
+		checkHostOps(t, e)
 	}
 	check("resident experts", want, newExec(t))
 	e := newExec(t)

@@ -1,6 +1,7 @@
 package metal
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -40,6 +41,64 @@ type device interface {
 	// is still signalled, or the device would wait forever); commit
 	// returns the first error.
 	commit(hs []handoff) error
+}
+
+// ErrNotAvailable is what New's error wraps when there is no usable Metal
+// device (not macOS, no cgo, no device, a GPU the kernels do not support):
+// the one case in which a caller should fall back to the CPU, and the only
+// one in which the Metal tests skip. A shader Apple's compiler rejects, or
+// a pipeline it cannot build, is an error, not this.
+var ErrNotAvailable = errors.New("Metal is not available")
+
+func notAvailableError(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrNotAvailable, fmt.Sprintf(format, args...))
+}
+
+// pipelines builds each kernel's pipeline on first use and remembers the
+// outcome. A kernel the library does not have is absent (its op runs on the
+// host); a kernel the library has whose pipeline fails to build is an
+// error that dispatch returns, never a silent fallback to the host.
+type pipelines[P any] struct {
+	// build returns the kernel's pipeline, found=false when no library has
+	// the function, or the error building it.
+	build func(name string) (p P, found bool, err error)
+	m     map[string]pipelineEntry[P]
+}
+
+type pipelineEntry[P any] struct {
+	p     P
+	found bool
+	err   error
+}
+
+func (ps *pipelines[P]) get(name string) pipelineEntry[P] {
+	if e, ok := ps.m[name]; ok {
+		return e
+	}
+	if ps.m == nil {
+		ps.m = map[string]pipelineEntry[P]{}
+	}
+	var e pipelineEntry[P]
+	e.p, e.found, e.err = ps.build(name)
+	if e.err != nil {
+		e.found = true
+		e.err = fmt.Errorf("building the pipeline of %s: %w", name, e.err)
+	}
+	ps.m[name] = e
+	return e
+}
+
+// has reports whether some library has the kernel (even if its pipeline
+// failed: dispatch reports that).
+func (ps *pipelines[P]) has(name string) bool { return ps.get(name).found }
+
+// pipeline returns the kernel's pipeline or why there is none.
+func (ps *pipelines[P]) pipeline(name string) (P, error) {
+	e := ps.get(name)
+	if e.err == nil && !e.found {
+		e.err = fmt.Errorf("no kernel %s in kernels/msl", name)
+	}
+	return e.p, e.err
 }
 
 // handoff is a point where the device stops for the host within one

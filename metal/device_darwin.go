@@ -43,6 +43,47 @@ static void *mm_pipeline(void *dev, void *fn, char *err, int errn) {
 	}
 }
 
+// mm_library compiles one shader file. The language version is set rather
+// than left to the compiler's default: MSL 3.1 (macOS 14) where bfloat
+// exists, else 3.0 (the shaders guard bfloat with __METAL_VERSION__ >= 310).
+// Fast math is off (the kernels are checked against float32 references):
+// mathMode where it exists (macOS 15), fastMathEnabled before it.
+static void *mm_library(void *dev, const char *src, char *err, int errn) {
+	@autoreleasepool {
+		MTLCompileOptions *o = [[MTLCompileOptions alloc] init];
+		o.languageVersion = MTLLanguageVersion3_0;
+		o.fastMathEnabled = NO;
+		// What an older SDK (Xcode) does not declare is left out at build
+		// time; what an older macOS lacks, at run time.
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 140000
+		if (@available(macOS 14.0, *)) o.languageVersion = MTLLanguageVersion3_1;
+#endif
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 150000
+		if (@available(macOS 15.0, *)) o.mathMode = MTLMathModeSafe;
+#endif
+		NSError *e = nil;
+		id<MTLLibrary> lib = [(id<MTLDevice>)dev newLibraryWithSource:[NSString stringWithUTF8String:src] options:o error:&e];
+		[o release];
+		if (lib == nil) mm_error(e, err, errn);
+		return (void *)lib;
+	}
+}
+
+// mm_has_bfloat reports whether the compiler has MSL 3.1, where bfloat is.
+static int mm_has_bfloat(void) {
+#if __MAC_OS_X_VERSION_MAX_ALLOWED >= 140000
+	if (@available(macOS 14.0, *)) return 1;
+#endif
+	return 0;
+}
+
+// mm_supports_apple7 reports whether the device is of the Apple7 family
+// (M1 and later), whose SIMD-groups are 32 wide as every kernel assumes.
+static int mm_supports_apple7(void *dev) { return [(id<MTLDevice>)dev supportsFamily:MTLGPUFamilyApple7]; }
+
+// mm_pipeline_width is a pipeline's threadExecutionWidth (SIMD width).
+static int mm_pipeline_width(void *p) { return (int)[(id<MTLComputePipelineState>)p threadExecutionWidth]; }
+
 // mm_stream is the command buffer being encoded and its open encoder.
 typedef struct {
 	id<MTLCommandQueue> queue;
@@ -51,7 +92,9 @@ typedef struct {
 	id<MTLBlitCommandEncoder> blit;
 } mm_stream;
 
-static mm_stream *mm_stream_new(void *queue) {
+// Go holds a stream as an opaque pointer (mm_stream's Objective-C fields
+// have no Go form), so the functions Go calls take void *.
+static void *mm_stream_new(void *queue) {
 	mm_stream *s = calloc(1, sizeof(mm_stream));
 	s->queue = [(id<MTLCommandQueue>)queue retain];
 	return s;
@@ -76,9 +119,10 @@ static void mm_begin(mm_stream *s) {
 
 // mm_dispatch encodes one kernel launch. Serial dispatch: each launch sees
 // the writes of the launches before it.
-static void mm_dispatch(mm_stream *s, void *pipeline, int n, const uintptr_t *bufs, const uint64_t *offs,
+static void mm_dispatch(void *sp, void *pipeline, int n, const uintptr_t *bufs, const uint64_t *offs,
                         const uint32_t *idx, uint32_t gx, uint32_t gy, uint32_t gz, uint32_t tx, uint32_t ty,
                         uint32_t tz) {
+	mm_stream *s = sp;
 	@autoreleasepool {
 		mm_begin(s);
 		if (s->blit) mm_end_encoder(s);
@@ -90,7 +134,8 @@ static void mm_dispatch(mm_stream *s, void *pipeline, int n, const uintptr_t *bu
 	}
 }
 
-static void mm_copy(mm_stream *s, void *dst, uint64_t dstOff, void *src, uint64_t srcOff, uint64_t n) {
+static void mm_copy(void *sp, void *dst, uint64_t dstOff, void *src, uint64_t srcOff, uint64_t n)  {
+	mm_stream *s = sp;
 	@autoreleasepool {
 		mm_begin(s);
 		if (s->compute) mm_end_encoder(s);
@@ -102,11 +147,14 @@ static void mm_copy(mm_stream *s, void *dst, uint64_t dstOff, void *src, uint64_
 
 // Events: the device signals a value after the work the host needs and
 // waits for the next value, which the host sets (see handoff). The host
-// polls signaledValue rather than registering a listener block, which cgo
-// cannot write without an Objective-C block trampoline.
+// blocks in waitUntilSignaledValue:timeoutMS: (macOS 12) in short slices,
+// checking between them whether the command buffer failed, rather than
+// registering a listener block, which cgo cannot write without an
+// Objective-C block trampoline.
 static void *mm_event_new(void *dev) { return (void *)[(id<MTLDevice>)dev newSharedEvent]; }
 
-static void mm_signal_event(mm_stream *s, void *ev, uint64_t v) {
+static void mm_signal_event(void *sp, void *ev, uint64_t v)  {
+	mm_stream *s = sp;
 	@autoreleasepool {
 		mm_begin(s);
 		mm_end_encoder(s);
@@ -114,7 +162,8 @@ static void mm_signal_event(mm_stream *s, void *ev, uint64_t v) {
 	}
 }
 
-static void mm_wait_event(mm_stream *s, void *ev, uint64_t v) {
+static void mm_wait_event(void *sp, void *ev, uint64_t v)  {
+	mm_stream *s = sp;
 	@autoreleasepool {
 		mm_begin(s);
 		mm_end_encoder(s);
@@ -122,13 +171,16 @@ static void mm_wait_event(mm_stream *s, void *ev, uint64_t v) {
 	}
 }
 
-static uint64_t mm_event_value(void *ev) { return [(id<MTLSharedEvent>)ev signaledValue]; }
+static int mm_event_wait(void *ev, uint64_t v, uint64_t ms) {
+	return [(id<MTLSharedEvent>)ev waitUntilSignaledValue:v timeoutMS:ms];
+}
 
 static void mm_event_set(void *ev, uint64_t v) { [(id<MTLSharedEvent>)ev setSignaledValue:v]; }
 
 // mm_submit commits the command buffer without waiting; it returns 0 when
 // nothing was encoded.
-static int mm_submit(mm_stream *s) {
+static int mm_submit(void *sp) {
+	mm_stream *s = sp;
 	if (s->cb == nil) return 0;
 	@autoreleasepool {
 		mm_end_encoder(s);
@@ -138,11 +190,12 @@ static int mm_submit(mm_stream *s) {
 }
 
 // mm_failed reports whether the committed command buffer failed.
-static int mm_failed(mm_stream *s) { return [s->cb status] == MTLCommandBufferStatusError; }
+static int mm_failed(void *sp) { return [((mm_stream *)sp)->cb status] == MTLCommandBufferStatusError; }
 
 // mm_finish waits for the committed command buffer and returns 1 (with the
 // error's text in err) when it failed.
-static int mm_finish(mm_stream *s, char *err, int errn) {
+static int mm_finish(void *sp, char *err, int errn)  {
+	mm_stream *s = sp;
 	@autoreleasepool {
 		[s->cb waitUntilCompleted];
 		int bad = [s->cb status] == MTLCommandBufferStatusError;
@@ -161,10 +214,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"time"
 	"unsafe"
 
-	"github.com/progrium/darwinkit/macos/foundation"
 	"github.com/progrium/darwinkit/macos/metal"
 	"github.com/progrium/darwinkit/objc"
 
@@ -172,10 +223,13 @@ import (
 	"github.com/mlx-moe/mlx-moe/kernels/msl"
 )
 
-// New opens the system's Metal device and compiles every shader of
-// kernels/msl (pipelines are built on first use). The executor is an
-// *Executor. Without a usable device the error starts "Metal is not
-// available" and the caller should fall back to the CPU executor.
+// New opens the system's Metal device and compiles the shaders of
+// kernels/msl, the quantized kernels per format on first use (pipelines
+// are built on first use). The executor is an *Executor. Without a usable
+// device (no Metal, no unified memory, not an Apple7-family GPU) the error
+// wraps ErrNotAvailable and starts "Metal is not available": fall back to
+// the CPU executor then, and only then; any other error (a shader Apple's
+// compiler rejects) is a bug to report.
 func New() (graph.Executor, error) {
 	d, err := openDevice()
 	if err != nil {
@@ -187,28 +241,98 @@ func New() (graph.Executor, error) {
 // Available reports whether a Metal device can be opened, and its name or
 // why not.
 func Available() (bool, string) {
+	d, err := defaultDevice()
+	if err != nil {
+		return false, err.Error()
+	}
+	defer C.mm_release(d.Ptr())
+	return true, d.Name()
+}
+
+// defaultDevice returns the system's Metal device (retained) if the
+// executor can use it: unified memory for shared-storage buffers, and the
+// Apple7 family (M1 or later) for 32-wide SIMD-groups. Otherwise the
+// error wraps ErrNotAvailable and says which requirement failed.
+func defaultDevice() (metal.DeviceObject, error) {
 	p := C.mm_default_device()
 	if p == nil {
-		return false, "Metal is not available: no Metal device found (MTLCreateSystemDefaultDevice and MTLCopyAllDevices returned none)"
+		return metal.DeviceObject{}, notAvailableError("no Metal device found (MTLCreateSystemDefaultDevice and MTLCopyAllDevices returned none)")
 	}
-	defer C.mm_release(p)
 	d := metal.DeviceObject{Object: objc.ObjectFrom(p)}
-	if !d.HasUnifiedMemory() {
-		return false, fmt.Sprintf("Metal is not available: %s has no unified memory (the executor needs shared-storage buffers)", d.Name())
+	var why string
+	switch {
+	case !d.HasUnifiedMemory():
+		why = "has no unified memory (the executor needs shared-storage buffers)"
+	case C.mm_supports_apple7(p) == 0:
+		why = "is not an Apple7-family GPU (M1 or later); the kernels assume 32-wide SIMD-groups"
+	default:
+		return d, nil
 	}
-	return true, d.Name()
+	name := d.Name()
+	C.mm_release(p)
+	return metal.DeviceObject{}, notAvailableError("%s %s; use the CPU executor", name, why)
 }
 
 // metalDevice is the device interface over Metal.
 type metalDevice struct {
-	dev    metal.DeviceObject
-	queue  metal.CommandQueueObject
-	libs   []metal.LibraryObject
-	pipes  map[string]*pipeline // built on first use; nil: no such kernel
-	stream *C.mm_stream
-	event  unsafe.Pointer // the MTLSharedEvent of handoffs
+	dev   metal.DeviceObject
+	queue metal.CommandQueueObject
+	libs  []metal.LibraryObject
+	// quant holds quantized.metal compiled per format (by quantFormat's
+	// name), or the error compiling it.
+	quant  map[string]quantLibrary
+	pipes  pipelines[*pipeline] // built on first use
+	stream unsafe.Pointer       // the C mm_stream
+	event  unsafe.Pointer       // the MTLSharedEvent of handoffs
 	label  string
 	ws     int64
+}
+
+type quantLibrary struct {
+	lib metal.LibraryObject
+	err error
+}
+
+// compile builds a library from source; what names it in errors.
+func (d *metalDevice) compile(what, src string) (metal.LibraryObject, error) {
+	csrc := C.CString(src)
+	defer C.free(unsafe.Pointer(csrc))
+	var msg [2048]C.char
+	lib := C.mm_library(d.dev.Ptr(), csrc, &msg[0], C.int(len(msg)))
+	if lib == nil {
+		return metal.LibraryObject{}, fmt.Errorf("metal: compiling kernels/msl/%s: %s", what, C.GoString(&msg[0]))
+	}
+	return metal.LibraryObject{Object: objc.ObjectFrom(lib)}, nil
+}
+
+// libraryFor returns the libraries that may hold kernel: for a quantized
+// kernel its format's build of quantized.metal (compiled now if it is the
+// first of its format; none for bfloat scales before MSL 3.1, whose ops
+// run on the host), else the files compiled at start.
+func (d *metalDevice) libraryFor(kernel string) ([]metal.LibraryObject, error) {
+	format, bf16, defines, ok := quantFormat(kernel)
+	if !ok {
+		return d.libs, nil
+	}
+	if bf16 && C.mm_has_bfloat() == 0 {
+		return nil, nil
+	}
+	q, seen := d.quant[format]
+	if !seen {
+		src, err := msl.Source(quantizedFile)
+		if err == nil {
+			q.lib, err = d.compile(quantizedFile+" for "+format, defines+src)
+		}
+		q.err = err
+		if d.quant == nil {
+			d.quant = map[string]quantLibrary{}
+		}
+		d.quant[format] = q
+	}
+	if q.err != nil {
+		return nil, q.err
+	}
+	return []metal.LibraryObject{q.lib}, nil
 }
 
 type pipeline struct {
@@ -217,44 +341,35 @@ type pipeline struct {
 }
 
 func openDevice() (*metalDevice, error) {
-	p := C.mm_default_device()
-	if p == nil {
-		return nil, errors.New("Metal is not available: no Metal device found (MTLCreateSystemDefaultDevice and MTLCopyAllDevices returned none)")
+	d, err := defaultDevice()
+	if err != nil {
+		return nil, err
 	}
-	d := metal.DeviceObject{Object: objc.ObjectFrom(p)}
-	if !d.HasUnifiedMemory() {
-		name := d.Name()
-		C.mm_release(p)
-		return nil, fmt.Errorf("Metal is not available: %s has no unified memory (the executor needs shared-storage buffers)", name)
-	}
-	md := &metalDevice{dev: d, pipes: map[string]*pipeline{}, label: d.Name(), ws: int64(d.RecommendedMaxWorkingSetSize())}
+	md := &metalDevice{dev: d, label: d.Name(), ws: int64(d.RecommendedMaxWorkingSetSize())}
+	md.pipes.build = md.buildPipeline
 	md.queue = d.NewCommandQueue()
 	if md.queue.IsNil() {
-		return nil, fmt.Errorf("Metal is not available: %s gave no command queue", md.label)
+		return nil, notAvailableError("%s gave no command queue", md.label)
 	}
-	opts := metal.NewCompileOptions()
-	// The kernels are checked against float32 references; fast math would
-	// trade that agreement for little speed.
-	opts.SetFastMathEnabled(false)
+	// Every file but the quantized kernels now; those per format on first
+	// use (buildPipeline).
 	for _, name := range msl.Names() {
+		if name == quantizedFile {
+			continue
+		}
 		src, err := msl.Source(name)
 		if err != nil {
 			return nil, err
 		}
-		var nserr unsafe.Pointer
-		lib := d.NewLibraryWithSourceOptionsError(src, opts, unsafe.Pointer(&nserr))
-		if lib.IsNil() {
-			why := "no error given"
-			if nserr != nil {
-				why = foundation.ErrorFrom(nserr).LocalizedDescription()
-			}
-			return nil, fmt.Errorf("metal: compiling kernels/msl/%s: %s", name, why)
+		lib, err := md.compile(name, src)
+		if err != nil {
+			return nil, err
 		}
 		md.libs = append(md.libs, lib)
 	}
 	md.stream = C.mm_stream_new(md.queue.Ptr())
 	if md.event = C.mm_event_new(d.Ptr()); md.event == nil {
-		return nil, fmt.Errorf("Metal is not available: %s gave no shared event", md.label)
+		return nil, notAvailableError("%s gave no shared event", md.label)
 	}
 	return md, nil
 }
@@ -280,39 +395,42 @@ func (d *metalDevice) release(b *buffer) {
 	}
 }
 
-// pipeline returns the compute pipeline of the named kernel, building it
-// from the first library that has the function.
-func (d *metalDevice) pipeline(name string) *pipeline {
-	if p, ok := d.pipes[name]; ok {
-		return p
+// buildPipeline builds the named kernel's compute pipeline from the first
+// library that has the function. A pipeline Metal refuses, or one whose
+// SIMD width is not the 32 every kernel assumes, is an error (never a
+// silent fallback to the host).
+func (d *metalDevice) buildPipeline(name string) (*pipeline, bool, error) {
+	libs, err := d.libraryFor(name)
+	if err != nil {
+		return nil, true, err
 	}
-	var p *pipeline
-	for _, lib := range d.libs {
+	for _, lib := range libs {
 		fn := lib.NewFunctionWithName(name)
 		if fn.IsNil() {
 			continue
 		}
-		var msg [512]C.char
+		var msg [2048]C.char
 		ptr := C.mm_pipeline(d.dev.Ptr(), fn.Ptr(), &msg[0], C.int(len(msg)))
 		fn.Release()
 		if ptr == nil {
-			// Remembered as absent: the op falls back to the host.
-			break
+			return nil, true, errors.New(C.GoString(&msg[0]))
+		}
+		if w := int(C.mm_pipeline_width(ptr)); w != 32 {
+			C.mm_release(ptr)
+			return nil, true, fmt.Errorf("threadExecutionWidth is %d on %s; the kernel needs 32-wide SIMD-groups", w, d.label)
 		}
 		ps := metal.ComputePipelineStateObject{Object: objc.ObjectFrom(ptr)}
-		p = &pipeline{ptr: ptr, maxThreads: int(ps.MaxTotalThreadsPerThreadgroup())}
-		break
+		return &pipeline{ptr: ptr, maxThreads: int(ps.MaxTotalThreadsPerThreadgroup())}, true, nil
 	}
-	d.pipes[name] = p
-	return p
+	return nil, false, nil
 }
 
-func (d *metalDevice) hasKernel(name string) bool { return d.pipeline(name) != nil }
+func (d *metalDevice) hasKernel(name string) bool { return d.pipes.has(name) }
 
 func (d *metalDevice) dispatch(kernel string, groups, threads [3]int, args []binding) error {
-	p := d.pipeline(kernel)
-	if p == nil {
-		return fmt.Errorf("no pipeline")
+	p, err := d.pipes.pipeline(kernel)
+	if err != nil {
+		return err
 	}
 	if t := threads[0] * threads[1] * threads[2]; t > p.maxThreads {
 		return fmt.Errorf("%d threads per threadgroup, the pipeline allows %d", t, p.maxThreads)
@@ -366,18 +484,16 @@ func (d *metalDevice) commit(hs []handoff) error {
 	return first
 }
 
-// await polls the event until it reaches v: briefly yielding first (the
-// router of one layer takes microseconds), then sleeping between polls.
+// await blocks until the event reaches v, in slices of awaitSliceMS, and
+// gives up when the command buffer has failed (its later signals will
+// never come).
 func (d *metalDevice) await(v uint64) error {
-	for i := 0; uint64(C.mm_event_value(d.event)) < v; i++ {
+	for C.mm_event_wait(d.event, C.uint64_t(v), awaitSliceMS) == 0 {
 		if C.mm_failed(d.stream) != 0 {
 			return fmt.Errorf("command buffer failed on %s before event %d", d.label, v)
-		}
-		if i < 100 {
-			runtime.Gosched()
-		} else {
-			time.Sleep(20 * time.Microsecond)
 		}
 	}
 	return nil
 }
+
+const awaitSliceMS = 50

@@ -10,14 +10,18 @@
 //
 // A forward pass is encoded into one command buffer that Sync commits.
 // For a decode step whose experts are SlotExperts (the pager's slots under
-// the exact policy) each MoE layer stays inside it: the GPU signals an
-// MTLSharedEvent after the router, the host (at commit, polling the event)
+// the exact policy) each MoE layer whose last decode resolve read nothing
+// from disk stays inside it (so the GPU never waits on disk reads unless
+// that prediction fails): the GPU signals an
+// MTLSharedEvent after the router, the host (at commit, waiting on the event)
 // reads the router's ids from shared memory and resolves them with the
 // pager, then sets the event the expert kernels wait for; the kernels read
 // the expert->slot table on the GPU. Other MoE layers (prefill batches, any
 // other ExpertSet, the fast policy) commit and wait, resolve on the CPU and
 // encode the experts after (see Executor.MoE). Ops without a kernel run on
-// the CPU after a commit (see Executor.HostOps).
+// the CPU after a commit (see Executor.HostOps). An error (a failed command
+// buffer, a pipeline Metal refused) fails the pass that the next Sync ends,
+// not the executor.
 //
 // Everything except the device (device.go's interface, implemented with
 // cgo and darwinkit in device_darwin.go) builds on every platform and is

@@ -70,6 +70,17 @@ func (e *Executor) moeEvent(out, x *graph.Tensor, r *graph.Routes, set graph.Exp
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return false, nil
 	}
+	// The GPU must not wait at the event while the pager reads from disk
+	// (a command buffer that waits too long is killed by the GPU
+	// watchdog). Which experts the router picks is unknown until it has
+	// run, so the layer's last decode resolve predicts this one: after one
+	// that hit entirely the step stays one command buffer; after one that
+	// read from disk (or before any) MoE commits at this layer and resolves
+	// outside any GPU wait (MoE's split path).
+	key := tableKey(table)
+	if !e.allHitsLast[key] && !e.eventAlways {
+		return false, nil
+	}
 	hidden, inter := x.Cols, gate.Rows
 	if gate.Cols != hidden || up.Cols != hidden || up.Rows != inter || down.Cols != inter || down.Rows != out.Cols {
 		return true, fmt.Errorf("slot experts: gate [%d,%d], up [%d,%d], down [%d,%d] do not fit hidden size %d and output %d",
@@ -91,8 +102,10 @@ func (e *Executor) moeEvent(out, x *graph.Tensor, r *graph.Routes, set graph.Exp
 	e.dev.waitEvent(release)
 	ids := r.IDs[:topK]
 	e.handoffs = append(e.handoffs, handoff{reached: reached, release: release, run: func() error {
+		e.allHitsLast[key] = allResident(table, ids)
 		return resolveRouted(se, ids)
 	}})
+	e.eventMoEs++
 
 	h := e.scratchBuf("moe.h", 4*topK*inter)
 	y := e.scratchBuf("moe.y", 4*topK*hidden)
@@ -142,6 +155,21 @@ func partsIn(pool []byte, layout experts.LayerLayout, q *kernels.Quant) (slotPar
 		return slotParts{}, fmt.Errorf("slot stride %d does not divide the %d-byte pool (or exceeds 4 GiB)", layout.SlotStride, len(pool))
 	}
 	return slotParts{uint32(layout.SlotStride), offs[0], offs[1], offs[2]}, nil
+}
+
+// tableKey identifies a layer by its expert->slot table.
+func tableKey(table []int32) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(table))) }
+
+// allResident reports whether every expert of ids has a slot in table, so
+// resolving them reads nothing from disk. An id out of range is left to the
+// resolve to report.
+func allResident(table []int32, ids []int32) bool {
+	for _, id := range ids {
+		if id >= 0 && int(id) < len(table) && table[id] < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // resolveRouted resolves the distinct experts of a token's routes, read

@@ -1,8 +1,6 @@
 package metal
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"unsafe"
@@ -45,8 +43,16 @@ type Executor struct {
 	// event is the last event value they use.
 	handoffs []handoff
 	event    uint64
-	err      error // the first failure; ops do nothing once it is set
-	hostOps  map[string]int
+	err      error // the first failure since the last Sync; ops do nothing while it is set
+	// allHitsLast says, per layer (by its expert->slot table), whether the
+	// last decode resolve found every routed expert resident: the
+	// prediction that picks the event form (see moeEvent). eventAlways
+	// (tests) uses the event form whatever the prediction; eventMoEs
+	// counts the MoE layers encoded in the event form.
+	allHitsLast map[uintptr]bool
+	eventAlways bool
+	eventMoEs   int
+	hostOps     map[string]int
 }
 
 var (
@@ -67,6 +73,8 @@ func newExecutor(dev device) *Executor {
 		weights: map[uintptr]weightCopy{},
 		scratch: map[string]*buffer{},
 		hostOps: map[string]int{},
+
+		allHitsLast: map[uintptr]bool{},
 	}
 }
 
@@ -122,17 +130,30 @@ func (e *Executor) Free(t *graph.Tensor) {
 	t.Data, t.Dev = nil, nil
 }
 
-// Read commits, waits and returns the host view of t.
+// Read commits, waits and returns the host view of t. An error is kept
+// for the next Sync.
 func (e *Executor) Read(t *graph.Tensor) []float32 {
-	e.fail(e.Sync())
+	e.flush()
 	return t.Data
 }
 
-// Sync commits the encoded ops and waits for them.
+// Sync commits the encoded ops, waits for them and returns the first error
+// since the last Sync (a failed command buffer, an allocation, an op that
+// could not be encoded). The error is then forgotten: it fails the forward
+// pass that this Sync ends, not the executor, and the next pass starts
+// clean.
 func (e *Executor) Sync() error {
-	if e.err != nil {
-		return e.err
-	}
+	e.flush()
+	err := e.err
+	e.err = nil
+	return err
+}
+
+// flush commits what was encoded and waits for it, keeping any error for
+// Sync. It commits even after an error: work encoded before it, and the
+// handoffs its event waits need, must complete before the buffers and the
+// event are used again.
+func (e *Executor) flush() {
 	if e.pending {
 		e.pending = false
 		hs := e.handoffs
@@ -146,12 +167,11 @@ func (e *Executor) Sync() error {
 		e.dev.release(b)
 	}
 	e.retired = e.retired[:0]
-	return e.err
 }
 
 // onHost runs an op on the host after everything encoded before it.
 func (e *Executor) onHost(op string, f func()) {
-	if e.Sync() != nil {
+	if e.flush(); e.err != nil {
 		return
 	}
 	e.hostOps[op]++
@@ -226,16 +246,67 @@ func (e *Executor) floats(index int, x []float32) binding {
 }
 
 // upload binds a copy of v (a parameter block, or a slice of numbers) for
-// this command buffer.
+// this command buffer. It is on the path of every dispatch, so it encodes
+// without reflection: the bytes of v as they are in memory, which are the
+// little-endian layout of the MSL struct on every host Go builds this for
+// (amd64, arm64: TestParamBytes checks each type against encoding/binary).
 func (e *Executor) upload(index int, v any) binding {
-	var buf bytes.Buffer
-	if err := binary.Write(&buf, binary.LittleEndian, v); err != nil {
-		e.fail(fmt.Errorf("metal: encoding %T: %w", v, err))
+	data, err := paramBytes(v)
+	if err != nil {
+		e.fail(fmt.Errorf("metal: %w", err))
 		return binding{}
 	}
-	b, off, err := e.arena.put(e.dev, buf.Bytes())
+	b, off, err := e.arena.put(e.dev, data)
 	e.fail(err)
-	return binding{index: index, buf: b, off: off, n: buf.Len()}
+	return binding{index: index, buf: b, off: off, n: len(data)}
+}
+
+// paramBytes returns the memory of v, a parameter block (a struct of
+// 4-byte fields, no padding) or a slice of 4-byte numbers.
+func paramBytes(v any) ([]byte, error) {
+	switch v := v.(type) {
+	case uint32:
+		return valueBytes(&v), nil
+	case []int32:
+		return sliceBytes(v), nil
+	case []uint32:
+		return sliceBytes(v), nil
+	case []float32:
+		return sliceBytes(v), nil
+	case qmvParams:
+		return valueBytes(&v), nil
+	case qmmParams:
+		return valueBytes(&v), nil
+	case gatherParams:
+		return valueBytes(&v), nil
+	case gatherQmmParams:
+		return valueBytes(&v), nil
+	case normParams:
+		return valueBytes(&v), nil
+	case ropeParams:
+		return valueBytes(&v), nil
+	case sdpaParams:
+		return valueBytes(&v), nil
+	case routeParams:
+		return valueBytes(&v), nil
+	case convParams:
+		return valueBytes(&v), nil
+	case gateParams:
+		return valueBytes(&v), nil
+	case deltaParams:
+		return valueBytes(&v), nil
+	case slotParts:
+		return valueBytes(&v), nil
+	}
+	return nil, fmt.Errorf("no parameter encoding for %T", v)
+}
+
+func valueBytes[T any](p *T) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(p)), unsafe.Sizeof(*p))
+}
+
+func sliceBytes[T int32 | uint32 | float32](s []T) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), 4*len(s))
 }
 
 // scratchBuf returns the executor's scratch buffer called name, at least n
@@ -374,11 +445,10 @@ func (e *Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias [
 			m[0], m[1], m[2], e.tensor(3, x, 0), e.tensor(4, out, 0), e.upload(5, qmvParams{uint32(w.Rows), uint32(w.Cols)}))
 	}
 	if bias != nil {
-		b := e.floats(1, bias)
-		for t := 0; t < n; t++ {
-			e.run("add", [3]int{ceilDiv(w.Rows, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
-				e.tensor(0, out, t), b, e.tensor(2, out, t), e.upload(3, uint32(w.Rows)))
-		}
+		// One dispatch for the batch: the output rows are contiguous here.
+		count := n * w.Rows
+		e.run("add_row", [3]int{ceilDiv(count, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
+			e.tensor(0, out, 0), e.floats(1, bias), e.tensor(2, out, 0), e.upload(3, uint32(count)), e.upload(4, uint32(w.Rows)))
 	}
 }
 
@@ -466,8 +536,8 @@ func (e *Executor) Rope(x *graph.Tensor, pos []int32, heads, headDim int, p *ker
 		e.upload(3, ropeParams{uint32(heads), uint32(headDim), uint32(p.RotaryDim), p.Scale, inter}))
 }
 
-// CopyCols copies with the device's copy engine: one copy when the rows are
-// contiguous on both sides, else one per row.
+// CopyCols copies with the device's copy engine when the rows are
+// contiguous on both sides, else with copy_rows: one dispatch either way.
 func (e *Executor) CopyCols(dst *graph.Tensor, dstRow, dstCol int, src *graph.Tensor, srcRow, srcCol, n, cols int) {
 	if n == 0 || cols == 0 || e.err != nil {
 		return
@@ -482,9 +552,10 @@ func (e *Executor) CopyCols(dst *graph.Tensor, dstRow, dstCol int, src *graph.Te
 		e.fail(e.dev.copy(d.buf, d.off, s.buf, s.off, 4*n*cols))
 		return
 	}
-	for t := 0; t < n; t++ {
-		e.fail(e.dev.copy(d.buf, d.off+4*(t*ds+dstCol), s.buf, s.off+4*(t*ss+srcCol), 4*cols))
-	}
+	from := binding{index: 0, buf: s.buf, off: s.off + 4*srcCol, n: 4 * ((n-1)*ss + cols)}
+	out := binding{index: 1, buf: d.buf, off: d.off + 4*dstCol, n: 4 * ((n-1)*ds + cols)}
+	e.run("copy_rows", [3]int{ceilDiv(cols, elemThreads), n, 1}, [3]int{elemThreads, 1, 1},
+		from, out, e.upload(2, uint32(cols)), e.upload(3, uint32(ss)), e.upload(4, uint32(ds)))
 }
 
 func (e *Executor) Attention(out, q, kCache, vCache *graph.Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32) {
@@ -531,29 +602,24 @@ func (e *Executor) Zero(t *graph.Tensor) {
 }
 
 // MulSigmoid with a full gate (Qwen3-Next's attention output gate) runs
-// mul_sigmoid over all n rows at once. A one-column gate (a sigmoid-gated
-// shared expert) runs add_gated over a zero addend, one dispatch per row.
-// Other shapes, or a device without the kernel, run on the host.
+// mul_sigmoid, and a one-column gate (a sigmoid-gated shared expert)
+// mul_sigmoid_row, each over all n rows in one dispatch. Other shapes run on
+// the host.
 func (e *Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
 	if g.Cols == x.Cols && out.Cols == x.Cols && e.dev.hasKernel("mul_sigmoid") && contiguous(n, out, x, g) {
 		e.elementwise("mul_sigmoid", out, x, g, n)
 		return
 	}
-	if g.Cols != 1 || !e.dev.hasKernel("add_gated") || !contiguous(n, out, x, g) {
+	if g.Cols != 1 || out.Cols != x.Cols || !e.dev.hasKernel("mul_sigmoid_row") || !contiguous(n, out, x, g) {
 		e.onHost("MulSigmoid", func() { e.host.MulSigmoid(out, x, g, n) })
 		return
 	}
-	zeros := e.scratchBuf("zeros", 4*x.Cols)
-	if zeros == nil {
+	count := n * x.Cols
+	if count == 0 {
 		return
 	}
-	cols := e.upload(4, uint32(x.Cols))
-	for t := 0; t < n; t++ {
-		xt, gt, ot := e.tensor(1, x, t), e.tensor(2, g, t), e.tensor(3, out, t)
-		xt.n, gt.n, ot.n = 4*x.Cols, 4, 4*x.Cols
-		e.run("add_gated", [3]int{ceilDiv(x.Cols, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
-			binding{index: 0, buf: zeros, n: 4 * x.Cols}, xt, gt, ot, cols)
-	}
+	e.run("mul_sigmoid_row", [3]int{ceilDiv(count, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
+		e.tensor(0, x, 0), e.tensor(1, g, 0), e.tensor(2, out, 0), e.upload(3, uint32(count)), e.upload(4, uint32(x.Cols)))
 }
 
 // Route runs the router on the device. The ids and weights must be where

@@ -31,7 +31,7 @@ import (
 // a host that reads device results at encode time (too early on a GPU)
 // see stale data.
 type harnessDevice struct {
-	progs      map[string]*mslharness.Program // by kernel name
+	pipes      pipelines[*mslharness.Program] // the programs by kernel name
 	dispatches map[string]int
 	copies     int
 	commits    int
@@ -81,7 +81,22 @@ func newHarnessDevice(t testing.TB) *harnessDevice {
 	if harnessErr != nil {
 		t.Fatal(harnessErr)
 	}
-	return &harnessDevice{progs: harnessProgs, dispatches: map[string]int{}}
+	return harnessDeviceOf(harnessProgs, nil)
+}
+
+// harnessDeviceOf is a harness device over compiled programs (by kernel
+// name) and kernels whose shader failed to compile (their pipelines fail to
+// build, as a shader Apple's compiler rejects does on a Mac).
+func harnessDeviceOf(progs map[string]*mslharness.Program, broken map[string]error) *harnessDevice {
+	d := &harnessDevice{dispatches: map[string]int{}}
+	d.pipes.build = func(name string) (*mslharness.Program, bool, error) {
+		if err := broken[name]; err != nil {
+			return nil, true, err
+		}
+		p := progs[name]
+		return p, p != nil, nil
+	}
+	return d
 }
 
 func buildShaders() (map[string]*mslharness.Program, error) {
@@ -130,7 +145,7 @@ func (d *harnessDevice) alloc(n int) (*buffer, error) {
 
 func (d *harnessDevice) release(*buffer) { d.live-- }
 
-func (d *harnessDevice) hasKernel(name string) bool { return d.progs[name] != nil }
+func (d *harnessDevice) hasKernel(name string) bool { return d.pipes.has(name) }
 
 // enqueue runs f now, or queues it when the device is deferring work.
 func (d *harnessDevice) enqueue(f func(hs []handoff) error) error {
@@ -142,16 +157,16 @@ func (d *harnessDevice) enqueue(f func(hs []handoff) error) error {
 }
 
 func (d *harnessDevice) dispatch(kernel string, groups, threads [3]int, args []binding) error {
-	if d.progs[kernel] == nil {
-		return fmt.Errorf("no kernel %s", kernel)
+	if _, err := d.pipes.pipeline(kernel); err != nil {
+		return err
 	}
 	return d.enqueue(func([]handoff) error { return d.runKernel(kernel, groups, threads, args) })
 }
 
 func (d *harnessDevice) runKernel(kernel string, groups, threads [3]int, args []binding) error {
-	p := d.progs[kernel]
-	if p == nil {
-		return fmt.Errorf("no kernel %s", kernel)
+	p, err := d.pipes.pipeline(kernel)
+	if err != nil {
+		return err
 	}
 	in := map[int][]byte{}
 	for _, a := range args {

@@ -13,12 +13,17 @@ import (
 	"github.com/mlx-moe/mlx-moe/model"
 )
 
-// newMetal opens the Metal executor, skipping the test without a device.
+// newMetal opens the Metal executor. It skips the test only when Metal is
+// not available; any other error of New (a shader or pipeline Apple's
+// compiler rejects) fails it.
 func newMetal(t *testing.T) graph.Executor {
 	t.Helper()
 	e, err := New()
-	if err != nil {
+	if skipWithoutMetal(err) {
 		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { t.Logf("host ops %v", e.(*Executor).HostOps()) })
 	return e
@@ -38,8 +43,11 @@ func TestEmbeddedModelOnMetal(t *testing.T) { checkEmbeddedModel(t, newMetal, 25
 // run (x-cpu), since absolute timings vary between machines.
 func BenchmarkDecodeEmbedded(b *testing.B) {
 	me, err := New()
-	if err != nil {
+	if skipWithoutMetal(err) {
 		b.Skip(err)
+	}
+	if err != nil {
+		b.Fatal(err)
 	}
 	dir, err := defaultmodel.Dir(b.TempDir())
 	if err != nil {
@@ -87,8 +95,11 @@ func BenchmarkDecodeEmbedded(b *testing.B) {
 // each byte twice, so a matvec that reads as fast as the copy scores 2).
 func BenchmarkQMV(b *testing.B) {
 	ge, err := New()
-	if err != nil {
+	if skipWithoutMetal(err) {
 		b.Skip(err)
+	}
+	if err != nil {
+		b.Fatal(err)
 	}
 	e := ge.(*Executor)
 	const rows, cols, perCommit = 4096, 4096, 32

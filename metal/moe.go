@@ -60,6 +60,12 @@ func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts gra
 	if !decode {
 		clear(out.Data[:n*out.Cols])
 	}
+	if se, ok := experts.(SlotExperts); ok && n == 1 {
+		// The prediction of moeEvent: did this decode resolve read from disk?
+		if _, table, _, ok := se.SlotPool(); ok && len(table) > 0 {
+			e.allHitsLast[tableKey(table)] = allResident(table, ids)
+		}
+	}
 	for gi, group := range groups {
 		if gi > 0 {
 			if err := e.Sync(); err != nil {
@@ -253,24 +259,26 @@ func (m *moeBatch) run(run []int32, byExpert map[int32][]int, experts graph.Expe
 			e.upload(4, uint32(hidden)), e.upload(5, uint32(m.topK)))
 		return e.err
 	}
-	// Accumulate route by route: out[t] += w * y[j].
-	w := e.upload(2, m.weights)
-	one := e.upload(5, uint32(1))
-	dim := e.upload(4, uint32(hidden))
+	// One dispatch for the batch: out[t] += w * y[row] over the token's
+	// routes of this group of experts (out was cleared before the first).
+	rowOf := make([]uint32, len(m.weights))
+	for i := range rowOf {
+		rowOf[i] = noRow
+	}
 	for _, ex := range list {
 		for i, route := range ex.routes {
-			o := e.tensor(3, m.out, route/m.topK)
-			o.n = 4 * hidden
-			acc := o
-			acc.index = 0
-			wr := w
-			wr.off += 4 * route
-			wr.n = 4
-			e.run("moe_combine", groups, threads, acc, rowsOf(1, y, ex.first+i, 1, hidden), wr, o, dim, one)
+			rowOf[route] = uint32(ex.first + i)
 		}
 	}
+	n := len(m.weights) / m.topK
+	e.run("moe_combine_rows", [3]int{ceilDiv(hidden, elemThreads), n, 1}, threads,
+		binding{index: 0, buf: y, n: 4 * rows * hidden}, e.upload(1, rowOf), e.upload(2, m.weights),
+		e.tensor(3, m.out, 0), e.upload(4, uint32(hidden)), e.upload(5, uint32(m.topK)))
 	return e.err
 }
+
+// noRow marks a route moe_combine_rows skips.
+const noRow = 0xffffffff
 
 // expertOnDevice reports whether the expert's matrices have kernels.
 func expertOnDevice(e *Executor, gate, up, down *kernels.Matrix) bool {

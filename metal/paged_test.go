@@ -16,6 +16,13 @@ import (
 // alloc.
 func loadPaged(t *testing.T, dir string, capacity int, alloc experts.SlotAllocator) *model.Model {
 	t.Helper()
+	m, _ := loadPagedWith(t, dir, capacity, alloc)
+	return m
+}
+
+// loadPagedWith is loadPaged that also returns the pager.
+func loadPagedWith(t *testing.T, dir string, capacity int, alloc experts.SlotAllocator) (*model.Model, *experts.Pager) {
+	t.Helper()
 	m, err := model.LoadWith(dir, model.LoadOptions{LazyExperts: true})
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +44,7 @@ func loadPaged(t *testing.T, dir string, capacity int, alloc experts.SlotAllocat
 	if err := m.AttachPager(p); err != nil {
 		t.Fatal(err)
 	}
-	return m
+	return m, p
 }
 
 // slotBindings counts the bindings that land inside slot pools.

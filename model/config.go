@@ -55,12 +55,16 @@ type Config struct {
 	LinearNumValHeads  int `json:"linear_num_value_heads"`
 
 	// Multi-head latent attention (DeepSeek-V3, GLM-4.7-Flash).
-	QLoraRank      int  `json:"q_lora_rank"`
-	KVLoraRank     int  `json:"kv_lora_rank"`
-	QKNopeHeadDim  int  `json:"qk_nope_head_dim"`
-	QKRopeHeadDim  int  `json:"qk_rope_head_dim"`
-	VHeadDim       int  `json:"v_head_dim"`
-	RopeInterleave bool `json:"rope_interleave"`
+	QLoraRank     int `json:"q_lora_rank"`
+	KVLoraRank    int `json:"kv_lora_rank"`
+	QKNopeHeadDim int `json:"qk_nope_head_dim"`
+	QKRopeHeadDim int `json:"qk_rope_head_dim"`
+	VHeadDim      int `json:"v_head_dim"`
+	// RopeInterleave: nil (missing) means true, the default of both
+	// families in transformers (and mlx-lm always interleaves).
+	RopeInterleave *bool `json:"rope_interleave"`
+	// MLPLayerTypes ("dense"/"sparse" per layer, GLM-4.7-Flash) when set.
+	MLPLayerTypes []string `json:"mlp_layer_types"`
 
 	Quant Quantization
 	// Path is the config.json this came from, for error messages.

@@ -9,8 +9,7 @@ package model
 func init() { register("deepseek_v3", loadDeepSeekV3) }
 
 func loadDeepSeekV3(w *weights) *Model {
-	opts := readMLAOptions(w)
 	return loadStack(w, func(l int, lp string) (Mixer, FFN) {
-		return loadMLA(w, lp+deepSeekNames.Attention, opts), loadDeepSeekFFN(w, lp+deepSeekNames.FFN, l)
+		return loadMLA(w, lp+deepSeekNames.Attention), loadDeepSeekFFN(w, lp+deepSeekNames.FFN, l)
 	})
 }

@@ -8,6 +8,15 @@
 // model_type. A Runner runs forward passes of a model on one executor, with
 // the scratch tensors every block asked for planned when it is made.
 //
+// Routed experts have one description for every policy: an ExpertSource
+// (expert_source.go) lists each expert's byte ranges in the checkpoint, in
+// any of its layouts (stacked switch_mlp, fused gate_up_proj, one module
+// per expert), and Views turns memory holding those ranges back into
+// matrices. The policies differ only in where that memory is: resident
+// reads every expert once into an executor buffer, os maps the files, and
+// the pager (paged.go) reads experts into slots on demand. A new expert
+// layout is taught once, in expertSource.
+//
 // Safetensors headers are parsed here rather than with
 // github.com/nlpodyssey/safetensors, which the design card named: that
 // library maps the whole file before it can read a header and rejects

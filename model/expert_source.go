@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"unsafe"
 
+	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/kernels"
 )
 
@@ -19,6 +20,9 @@ import (
 type ExpertSource struct {
 	Layer, Count int
 	mats         [3]expertMatrix // gate, up, down
+	// unpageable names a matrix whose dtype Views cannot read in place
+	// (FP8, F16): such experts are only loaded resident, converted.
+	unpageable string
 }
 
 // expertMatrix is one of an expert's three matrices.
@@ -112,7 +116,7 @@ func expertSource(w *weights, layer int, p string, n, inter int, names expertNam
 	case w.has(p + "switch_mlp.gate_proj.weight"):
 		for i, name := range []string{"gate_proj", "up_proj", "down_proj"} {
 			lt := w.linearInfo(p+"switch_mlp."+name, n, shapes[i][0], shapes[i][1])
-			src.mats[i] = w.expertMatrix(lt, shapes[i], func(t *TensorInfo) expertPart {
+			src.mats[i] = w.expertMatrix(src, lt, shapes[i], func(t *TensorInfo) expertPart {
 				return expertPart{stacked: t, stride: t.Length / int64(n), length: t.Length / int64(n)}
 			})
 		}
@@ -124,11 +128,11 @@ func expertSource(w *weights, layer int, p string, n, inter int, names expertNam
 		}
 		stride := gu.Length / int64(n)
 		for i, off := range []int64{0, stride / 2} {
-			src.mats[i] = w.expertMatrix(&linearTensors{weight: gu}, shapes[i], func(t *TensorInfo) expertPart {
+			src.mats[i] = w.expertMatrix(src, &linearTensors{weight: gu}, shapes[i], func(t *TensorInfo) expertPart {
 				return expertPart{stacked: t, stride: stride, offset: off, length: stride / 2}
 			})
 		}
-		src.mats[2] = w.expertMatrix(&linearTensors{weight: dn}, shapes[2], func(t *TensorInfo) expertPart {
+		src.mats[2] = w.expertMatrix(src, &linearTensors{weight: dn}, shapes[2], func(t *TensorInfo) expertPart {
 			return expertPart{stacked: t, stride: t.Length / int64(n), length: t.Length / int64(n)}
 		})
 	default:
@@ -141,7 +145,7 @@ func expertSource(w *weights, layer int, p string, n, inter int, names expertNam
 				return src
 			}
 			k := 0
-			src.mats[i] = w.expertMatrix(per[0], shapes[i], func(t *TensorInfo) expertPart {
+			src.mats[i] = w.expertMatrix(src, per[0], shapes[i], func(t *TensorInfo) expertPart {
 				part := expertPart{length: t.Length}
 				for _, lt := range per {
 					part.perExpert = append(part.perExpert, []*TensorInfo{lt.weight, lt.scales, lt.biases}[k])
@@ -155,8 +159,9 @@ func expertSource(w *weights, layer int, p string, n, inter int, names expertNam
 }
 
 // expertMatrix records the parts of one matrix; part makes the expertPart
-// of each tensor (weight, scales, biases).
-func (w *weights) expertMatrix(lt *linearTensors, shape [2]int, part func(*TensorInfo) expertPart) expertMatrix {
+// of each tensor (weight, scales, biases). A dtype Views cannot read marks
+// the source unpageable.
+func (w *weights) expertMatrix(src *ExpertSource, lt *linearTensors, shape [2]int, part func(*TensorInfo) expertPart) expertMatrix {
 	if lt == nil || w.err != nil {
 		return expertMatrix{}
 	}
@@ -168,7 +173,53 @@ func (w *weights) expertMatrix(lt *linearTensors, shape [2]int, part func(*Tenso
 	case lt.weight.DType == BF16 || lt.weight.DType == F32:
 		m.parts = []expertPart{part(lt.weight)}
 	default:
-		w.fail("tensor %s: %s experts cannot be paged (quantized, BF16 or F32 can)", lt.weight.Name, lt.weight.DType)
+		src.unpageable = fmt.Sprintf("tensor %s: %s experts cannot be paged (quantized, BF16 or F32 can)", lt.weight.Name, lt.weight.DType)
 	}
 	return m
+}
+
+// layerSpec is the source's experts as the pager describes them.
+func (s *ExpertSource) layerSpec() experts.LayerSpec {
+	spec := experts.LayerSpec{Experts: make([][]experts.Extent, s.Count)}
+	for e := range s.Count {
+		for _, x := range s.Extents(e) {
+			spec.Experts[e] = append(spec.Experts[e], experts.Extent{File: x.File, Offset: x.Offset, Length: x.Length})
+		}
+	}
+	return spec
+}
+
+// residentExperts reads every expert of src into one buffer (w.buffers: the
+// executor's, when it has them), each laid out as the pager lays out a
+// slot, and builds its matrices with Views: resident, mapped (os) and paged
+// experts differ only in where the bytes come from.
+func (w *weights) residentExperts(src *ExpertSource) *ResidentExperts {
+	if w.err != nil {
+		return nil
+	}
+	lay, err := experts.NewLayerLayout(src.Layer, src.layerSpec())
+	if err != nil {
+		w.fail("%v", err)
+		return nil
+	}
+	size := int64(src.Count) * lay.SlotStride
+	buf, err := w.buffers.AllocBuffer(int(size))
+	if err != nil {
+		w.fail("layer %d: allocating %d bytes for %d experts: %v", src.Layer, size, src.Count, err)
+		return nil
+	}
+	w.offHeap = append(w.offHeap, buf)
+	x := &ResidentExperts{}
+	for e := range src.Count {
+		slot := buf[int64(e)*lay.SlotStride:][:lay.SlotStride]
+		for i, ext := range src.Extents(e) {
+			if err := w.ix.readExtent(ext, slot[lay.PartOffsets[i]:][:ext.Length]); err != nil {
+				w.fail("layer %d expert %d: %v", src.Layer, e, err)
+				return nil
+			}
+		}
+		g, u, d := src.Views(slot, lay.PartOffsets)
+		x.Gate, x.Up, x.Down = append(x.Gate, g), append(x.Up, u), append(x.Down, d)
+	}
+	return x
 }

@@ -96,9 +96,19 @@ var swigluNames = expertNames{"gate_proj", "up_proj", "down_proj"}
 // loadExperts reads a layer's n routed experts of intermediate size inter,
 // or, when loading lazily, only describes where they are.
 func loadExperts(w *weights, layer int, p string, n, inter int, names expertNames) graph.ExpertSet {
-	if w.lazy {
-		return expertSource(w, layer, p, n, inter, names)
+	src := expertSource(w, layer, p, n, inter, names)
+	switch {
+	case w.err != nil:
+		return nil
+	case src.unpageable != "" && w.lazy:
+		w.fail("%s", src.unpageable)
+		return nil
+	case w.lazy:
+		return src
+	case src.unpageable == "":
+		return w.residentExperts(src)
 	}
+	// FP8 or F16 experts: read and converted to float32 matrices.
 	h := w.cfg.HiddenSize
 	if w.has(p + "switch_mlp.gate_proj.weight") {
 		return &ResidentExperts{

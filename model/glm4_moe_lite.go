@@ -9,8 +9,7 @@ func init() { register("glm4_moe_lite", loadGLM4MoELite) }
 
 func loadGLM4MoELite(w *weights) *Model {
 	c := w.cfg
-	opts := readMLAOptions(w)
-	if t := opts.MLPLayerTypes; t != nil {
+	if t := c.MLPLayerTypes; t != nil {
 		if len(t) != c.NumLayers {
 			w.fail("%s: mlp_layer_types has %d entries, num_hidden_layers is %d", c.Path, len(t), c.NumLayers)
 			return nil
@@ -25,6 +24,6 @@ func loadGLM4MoELite(w *weights) *Model {
 		}
 	}
 	return loadStack(w, func(l int, lp string) (Mixer, FFN) {
-		return loadMLA(w, lp+deepSeekNames.Attention, opts), loadDeepSeekFFN(w, lp+deepSeekNames.FFN, l)
+		return loadMLA(w, lp+deepSeekNames.Attention), loadDeepSeekFFN(w, lp+deepSeekNames.FFN, l)
 	})
 }

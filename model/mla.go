@@ -1,9 +1,6 @@
 package model
 
 import (
-	"encoding/json"
-	"os"
-
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/kernels"
 )
@@ -193,36 +190,12 @@ func (a *MLA) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	return nil
 }
 
-// mlaOptions are the config.json keys of the MLA families that Config does
-// not hold. A missing rope_interleave means true, the default of both
-// families in transformers (and mlx-lm always interleaves).
-type mlaOptions struct {
-	RopeInterleave *bool    `json:"rope_interleave"`
-	MLPLayerTypes  []string `json:"mlp_layer_types"`
-}
-
-func readMLAOptions(w *weights) mlaOptions {
-	var o mlaOptions
-	if w.cfg.Path == "" {
-		return o
-	}
-	data, err := os.ReadFile(w.cfg.Path)
-	if err != nil {
-		w.fail("reading model config: %v", err)
-		return o
-	}
-	if err := json.Unmarshal(data, &o); err != nil {
-		w.fail("%s: rope_interleave or mlp_layer_types: %v", w.cfg.Path, err)
-	}
-	return o
-}
-
 // loadMLA reads the attention of one layer (prefix p, "model.layers.N.self_attn.")
 // in any of the three layouts: Hugging Face (kv_b_proj, dense or FP8),
 // older MLX conversions (kv_b_proj quantized) and newer MLX conversions
 // (kv_b_proj already split into embed_q and unembed_out, quantized along
 // their own last axes).
-func loadMLA(w *weights, p string, opts mlaOptions) *MLA {
+func loadMLA(w *weights, p string) *MLA {
 	c := w.cfg
 	a := &MLA{Heads: c.NumHeads, QLoraRank: c.QLoraRank, KVLoraRank: c.KVLoraRank,
 		NopeDim: c.QKNopeHeadDim, RopeDim: c.QKRopeHeadDim, VDim: c.VHeadDim, Eps: mlaNormEps}
@@ -289,7 +262,7 @@ func loadMLA(w *weights, p string, opts mlaOptions) *MLA {
 	a.KVA = splitRows(a.KVA, kvOrder, L+dr)[0]
 	a.KVABias = pick(a.KVABias, kvOrder)
 
-	interleave := opts.RopeInterleave == nil || *opts.RopeInterleave
+	interleave := c.RopeInterleave == nil || *c.RopeInterleave
 	// Partial rotary over heads of dr+L values: the first dr rotate.
 	a.Rope = ropeFor(w, dr, interleave)
 	a.Scale = kernels.AttentionScale(dn + dr)

@@ -12,13 +12,7 @@ import (
 func (m *Model) PagerLayers() []experts.LayerSpec {
 	specs := make([]experts.LayerSpec, len(m.Layers))
 	for _, src := range m.ExpertSources() {
-		spec := experts.LayerSpec{Experts: make([][]experts.Extent, src.Count)}
-		for e := 0; e < src.Count; e++ {
-			for _, x := range src.Extents(e) {
-				spec.Experts[e] = append(spec.Experts[e], experts.Extent{File: x.File, Offset: x.Offset, Length: x.Length})
-			}
-		}
-		specs[src.Layer] = spec
+		specs[src.Layer] = src.layerSpec()
 	}
 	return specs
 }
@@ -49,6 +43,13 @@ type pagedExperts struct {
 	count int
 	views [][3]*kernels.Matrix // by slot
 	slot  []int32              // by expert, from the last Resolve
+
+	// Resolve's buffers, reused so that a decode step allocates nothing:
+	// the pager's answer and the presence Resolve returns (valid until the
+	// next Resolve); seen marks PlanBatch's distinct experts.
+	slots   []int32
+	present []bool
+	seen    []bool
 
 	// A batch's distinct experts in the order the executor resolves them
 	// (PlanBatch), and how many it resolved so far: while one group runs,
@@ -89,20 +90,31 @@ func (x *pagedExperts) MaxResolve() int {
 // experts while the executor runs the current one. See MoE.planBatch.
 func (x *pagedExperts) PlanBatch(ids []int32) {
 	x.plan, x.planPos = x.plan[:0], 0
-	seen := make(map[int32]bool, len(ids))
+	if len(x.seen) < x.count {
+		x.seen = make([]bool, x.count)
+	}
 	for _, e := range ids {
-		if !seen[e] {
-			seen[e] = true
+		if e >= 0 && int(e) < x.count && !x.seen[e] {
+			x.seen[e] = true
 			x.plan = append(x.plan, e)
 		}
 	}
+	for _, e := range x.plan {
+		x.seen[e] = false
+	}
 }
 
+// Resolve maps ids to slots through the pager. The slice it returns is
+// reused by the next call.
 func (x *pagedExperts) Resolve(ids []int32) ([]bool, error) {
 	if err := x.FinishReads(); err != nil {
 		return nil, err
 	}
-	slots := make([]int32, len(ids))
+	if cap(x.slots) < len(ids) {
+		x.slots = make([]int32, len(ids))
+		x.present = make([]bool, len(ids))
+	}
+	slots, present := x.slots[:len(ids)], x.present[:len(ids)]
 	next := x.nextGroup(ids)
 	var err error
 	if x.overlap {
@@ -119,7 +131,6 @@ func (x *pagedExperts) Resolve(ids []int32) ([]bool, error) {
 		// next group loads into the other slots meanwhile.
 		x.pager.Prefetch(x.layer, next)
 	}
-	present := make([]bool, len(ids))
 	for i, id := range ids {
 		x.slot[id] = slots[i]
 		present[i] = slots[i] >= 0

@@ -329,6 +329,19 @@ func (ix *Index) ReadInto(t *TensorInfo, buf []byte) error {
 	return nil
 }
 
+// readExtent reads a byte range of one of the index's shards into buf
+// (x.Length bytes).
+func (ix *Index) readExtent(x Extent, buf []byte) error {
+	f := ix.files[x.File]
+	if f == nil {
+		return fmt.Errorf("shard %s is not open", x.File)
+	}
+	if _, err := f.ReadAt(buf[:x.Length], x.Offset); err != nil {
+		return fmt.Errorf("reading %d bytes at %d of %s: %v", x.Length, x.Offset, x.File, err)
+	}
+	return nil
+}
+
 // Close closes the shard files.
 func (ix *Index) Close() error {
 	for _, f := range ix.files {

@@ -10,18 +10,20 @@ import (
 	"github.com/mlx-moe/mlx-moe/defaultmodel"
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/hub"
+	"github.com/mlx-moe/mlx-moe/internal/synth"
 )
 
 func init() {
 	c := &command{name: "synth", summary: "write a random checkpoint with the exact layout of a large MoE model"}
 	c.run = func(args []string, stdout, stderr io.Writer) error {
 		fs := newFlags(c, "synth --like MODEL --out DIR [--scale 1.0]", stderr)
-		like := fs.String("like", "qwen3-coder-next", "model to imitate: "+strings.Join(experts.SynthModels(), ", "))
+		like := fs.String("like", "qwen3-coder-next", "model to imitate: "+strings.Join(synth.Models(), ", "))
 		out := fs.String("out", "", "directory to write (required)")
 		scale := fs.Float64("scale", 1, "shrink the number of layers and experts by this factor, for tests (0 < scale <= 1)")
 		seed := fs.Uint64("seed", 0, "random seed")
 		shard := fs.String("shard-size", "5GB", "start a new safetensors shard after this many bytes")
 		vocab := fs.Int("vocab", 0, "vocabulary size (default: the model's)")
+		group := fs.Int("group-size", 64, "quantization group size: 32, 64 or 128")
 		tok := fs.String("tokenizer", "", "directory with tokenizer.json and tokenizer_config.json to copy (default: the embedded "+defaultmodel.Name+"'s)")
 		if _, err := parseInterspersed(fs, args); err != nil {
 			return err
@@ -40,8 +42,8 @@ func init() {
 		if err != nil {
 			return fmt.Errorf("--shard-size: %w", err)
 		}
-		opts := experts.SynthOptions{Like: *like, Out: *out, Scale: *scale, Vocab: *vocab,
-			ShardBytes: shardBytes, Seed: *seed, Progress: stderr}
+		opts := synth.Options{Like: *like, Out: *out, Scale: *scale, Vocab: *vocab,
+			ShardBytes: shardBytes, GroupSize: *group, Seed: *seed, Progress: stderr}
 		if err := checkFreeSpace(opts); err != nil {
 			return err
 		}
@@ -55,7 +57,7 @@ func init() {
 			}
 		}
 		opts.TokenizerDir = *tok
-		res, err := experts.Synthesize(opts)
+		res, err := synth.Write(opts)
 		if err != nil {
 			return err
 		}
@@ -75,8 +77,8 @@ var freeSpace = hub.DiskFree
 
 // checkFreeSpace fails before anything is written when the file system
 // that would hold opts.Out has less room than the checkpoint needs.
-func checkFreeSpace(opts experts.SynthOptions) error {
-	need, err := experts.SynthBytes(opts)
+func checkFreeSpace(opts synth.Options) error {
+	need, err := synth.Bytes(opts)
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,10 @@ import (
 
 // Null is an executor whose ops compute nothing: tensors are host memory
 // and every op returns at once, except Route, which picks experts
-// 0..TopK-1 with equal weights, and MoE, which resolves them. It measures what model code itself does
-// per step (allocations, ops issued) apart from any device's kernels.
+// 0..TopK-1 with equal weights, and MoE, which resolves them (so an
+// expert set's own work, a pager's included, is measured). It measures what
+// model code itself does per step (allocations, ops issued) apart from any
+// device's kernels.
 type Null struct{}
 
 var _ graph.Executor = Null{}
@@ -45,7 +47,24 @@ func (Null) Route(r *graph.Routes, _ *graph.Tensor, n int, p *kernels.Routing) {
 	}
 }
 
-func (Null) MoE(*graph.Tensor, *graph.Tensor, int, *graph.Routes, graph.ExpertSet) error        { return nil }
+// MoE resolves each token's routed experts (distinct within a token) and
+// asks for their matrices, as an executor would, computing nothing.
+func (Null) MoE(_, _ *graph.Tensor, n int, r *graph.Routes, set graph.ExpertSet) error {
+	for t := 0; t < n; t++ {
+		ids := r.IDs[t*r.TopK : (t+1)*r.TopK]
+		present, err := set.Resolve(ids)
+		if err != nil {
+			return err
+		}
+		for i, id := range ids {
+			if present[i] {
+				set.Expert(id)
+			}
+		}
+	}
+	return nil
+}
+
 func (Null) Conv1d(*graph.Tensor, *graph.Tensor, int, *graph.Tensor, []float32, int)            {}
 func (Null) Activate(*graph.Tensor, *graph.Tensor, int, graph.Activation, []float32, []float32) {}
 func (Null) GatedDelta(*graph.Tensor, *graph.Tensor, *graph.Tensor, *graph.Tensor, *graph.Tensor, *graph.Tensor, int, *graph.Tensor, int, int, int, int) {

@@ -437,5 +437,25 @@ kernel void dequant_rows(device const uint* w [[buffer(0)]],
   QMV_GROUPS(6, stype, sname)  \
   QMV_GROUPS(8, stype, sname)
 
+// With MSL_QUANT_BITS, MSL_QUANT_GROUP and MSL_QUANT_SCALES (bfloat or
+// half) defined, only that format's kernels are instantiated: the Metal
+// executor compiles this file per format it meets, not all 36 formats at
+// start-up. The extra macro level expands the arguments before they are
+// turned into names.
+#define QMV_ONE(bits, gs, stype) QMV_INSTANCE_X(bits, gs, stype, MSL_QUANT_SNAME_##stype)
+#define MSL_QUANT_SNAME_bfloat bf16
+#define MSL_QUANT_SNAME_half f16
+#define QMV_EXPAND(bits, gs, stype) QMV_ONE(bits, gs, stype)
+#define QMV_INSTANCE_X(bits, gs, stype, sname) QMV_INSTANCE(bits, gs, stype, sname)
+
+#if defined(MSL_QUANT_BITS)
+QMV_EXPAND(MSL_QUANT_BITS, MSL_QUANT_GROUP, MSL_QUANT_SCALES)
+#else
+// bfloat exists from MSL 3.1 (macOS 14): on macOS 13 the bf16-scale
+// instances are left out (their ops run on the host, counted by HostOps)
+// rather than failing the whole library.
+#if __METAL_VERSION__ >= 310
 QMV_BITS(bfloat, bf16)
+#endif
 QMV_BITS(half, f16)
+#endif

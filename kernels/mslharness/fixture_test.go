@@ -173,7 +173,7 @@ func TestFixtureMoEBlock(t *testing.T) {
 	// Softmax top-4, normalised.
 	routing := kernels.Routing{TopK: topk, Normalize: true, Scale: 1}
 	wantIDs, wantW := make([]int32, topk), make([]float32, topk)
-	kernels.Route(logits, &routing, wantIDs, wantW)
+	kernels.Route(logits, &routing, wantIDs, wantW, nil)
 	out = launch(t, rt, "route", Launch{Groups: [3]int{1, 1, 1}, Threads: [3]int{256, 1, 1}, Buffers: map[int][]byte{
 		0: f32Bytes(logits), 1: f32Bytes(make([]float32, experts)), 2: i32Bytes(make([]int32, topk)), 3: f32Bytes(make([]float32, topk)),
 		4: params(routeParams{uint32(experts), uint32(topk), 0, 0, 1, 0, 1, 1}),

@@ -344,8 +344,8 @@ var cxxFlags = []string{"-std=c++17", "-O1", "-g0", "-Wall", "-Werror",
 // and whether it is there ("" when there is no usable cache): the shaders
 // are compiled by more than one test binary (this package's and the Metal
 // executor's), and the big ones take a while. The key covers the compiler
-// and its version, the flags, the generated source, the shader and the
-// compat and runner headers.
+// and its version, the flags (of the build and of the check before it),
+// the generated source, the shader and the compat and runner headers.
 func cachedBinary(cxx, compat, base string, mainSrc, cpuSrc []byte) (string, bool, error) {
 	root := cacheDir()
 	if root == "" {
@@ -353,7 +353,7 @@ func cachedBinary(cxx, compat, base string, mainSrc, cpuSrc []byte) (string, boo
 	}
 	h := sha256.New()
 	version, _ := exec.Command(cxx, "--version").Output()
-	for _, part := range [][]byte{[]byte(cxx), version, []byte(strings.Join(cxxFlags, " ")), mainSrc, cpuSrc, runnerH} {
+	for _, part := range [][]byte{[]byte(cxx), version, []byte(strings.Join(cxxFlags, " ")), []byte(strings.Join(checkFlags, " ")), mainSrc, cpuSrc, runnerH} {
 		fmt.Fprintf(h, "%d:", len(part))
 		h.Write(part)
 	}
@@ -415,17 +415,27 @@ func storeBinary(built, cached string) string {
 	return cached
 }
 
+// checkFlags are the flags of checkAddressSpaces. MSL is based on C++14: a
+// C++17 construct in a shader is an error here, though the CPU build
+// (C++17, for the runtime) would accept it. Metal allows no mutable
+// program-scope variable; a non-const one (without a prior declaration) is
+// an error here too (missing-variable-declarations; constexpr constants
+// pass).
+var checkFlags = []string{"-std=c++14", "-Werror=c++17-extensions", "-Werror=missing-variable-declarations",
+	"-fsyntax-only", "-DMSL_ADDRESS_SPACE_CHECK", "-Wno-unknown-attributes"}
+
 // checkAddressSpaces type-checks the shader with Metal's address spaces as
 // clang address spaces (metal_compat.h's MSL_ADDRESS_SPACE_CHECK), which
 // catches what the empty qualifiers of the CPU build cannot: a device
-// pointer passed where a thread pointer is expected, and so on. Only clang
+// pointer passed where a thread pointer is expected, and so on; it also
+// holds the shader to C++14 and rejects double and mutable program-scope
+// variables, as Metal does. Only clang
 // has address spaces in C++; with another compiler the check is skipped.
 func checkAddressSpaces(cxx, compat, file string) error {
 	if !strings.Contains(filepath.Base(cxx), "clang") {
 		return nil
 	}
-	out, err := exec.Command(cxx, "-std=c++17", "-fsyntax-only", "-DMSL_ADDRESS_SPACE_CHECK",
-		"-Wno-unknown-attributes", "-I", compat, "-x", "c++", file).CombinedOutput()
+	out, err := exec.Command(cxx, slices.Concat(checkFlags, []string{"-I", compat, "-x", "c++", file})...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("address-space check (Metal would reject this): %v\n%s", err, out)
 	}

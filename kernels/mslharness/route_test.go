@@ -70,7 +70,7 @@ func TestRoute(t *testing.T) {
 			wantW := make([]float32, tokens*routing.TopK)
 			for i := range tokens {
 				kernels.Route(logits[i*c.experts:(i+1)*c.experts], &routing,
-					wantIDs[i*routing.TopK:(i+1)*routing.TopK], wantW[i*routing.TopK:(i+1)*routing.TopK])
+					wantIDs[i*routing.TopK:(i+1)*routing.TopK], wantW[i*routing.TopK:(i+1)*routing.TopK], nil)
 			}
 			prm := routeParams{uint32(c.experts), uint32(routing.TopK), b32(routing.Sigmoid), b32(c.bias),
 				uint32(max(routing.Groups, 1)), uint32(routing.TopKGroups), b32(routing.Normalize), routing.Scale}

@@ -30,6 +30,28 @@
 //     with round-to-nearest-even, like Metal; arithmetic happens in float.
 #pragma once
 
+#if defined(__APPLE__) && !(defined(__x86_64__) && !defined(MSL_ADDRESS_SPACE_CHECK))
+// Before any system header: macOS keeps the (deprecated, still working)
+// ucontext routines behind _XOPEN_SOURCE, and its <ucontext.h> is an error
+// without it; _DARWIN_C_SOURCE keeps the rest of the system headers
+// complete. The deprecation warnings are silenced around the two functions
+// that use ucontext only, so -Werror still holds for the shaders.
+#ifndef _XOPEN_SOURCE
+#define _XOPEN_SOURCE 600
+#endif
+#ifndef _DARWIN_C_SOURCE
+#define _DARWIN_C_SOURCE
+#endif
+#define MSL_UCONTEXT_DEPRECATED 1
+#endif
+
+// The CPU build plays MSL 3.1, where bfloat exists (as Metal's compiler
+// defines it: 310 for 3.1). Set -D__METAL_VERSION__=300 to build what a
+// macOS 13 library holds.
+#ifndef __METAL_VERSION__
+#define __METAL_VERSION__ 310
+#endif
+
 #include <algorithm>
 #include <cfloat>
 #include <climits>
@@ -42,8 +64,10 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <type_traits>
-#include <ucontext.h>
 #include <unistd.h>
+#if !(defined(__x86_64__) && !defined(MSL_ADDRESS_SPACE_CHECK))
+#include <ucontext.h>
+#endif
 #include <utility>
 #include <vector>
 
@@ -301,6 +325,10 @@ inline Fiber& self() { return sched().fibers[sched().current]; }
   std::exit(3);
 }
 
+#ifdef MSL_UCONTEXT_DEPRECATED
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wdeprecated-declarations"
+#endif
 inline void switch_context(Context& from, Context& to) {
 #ifdef MSL_FAST_FIBERS
   fiber_switch(&from.sp, to.sp);
@@ -362,12 +390,28 @@ inline void start_fiber(Fiber& f, Context& main) {
   makecontext(&f.ctx.uc, fiber_entry, 0);
 #endif
 }
+#ifdef MSL_UCONTEXT_DEPRECATED
+#pragma clang diagnostic pop
+#endif
 
 }  // namespace mslrt
 
 // Bounds of the threadgroup-variable section (null when there is none).
+// ELF linkers define __start_/__stop_ symbols for a section whose name is a
+// C identifier; Mach-O's ld64 names them section$start$SEGMENT$SECTION, and
+// a Mach-O section attribute is "segment,section" (section names at most 16
+// characters).
+#ifdef __APPLE__
+#define MSL_TG_SECTION "__DATA,msl_tgroup"
+extern "C" char msl_tg_start[] __asm("section$start$__DATA$msl_tgroup");
+extern "C" char msl_tg_stop[] __asm("section$end$__DATA$msl_tgroup");
+#define __start_msl_threadgroup msl_tg_start
+#define __stop_msl_threadgroup msl_tg_stop
+#else
+#define MSL_TG_SECTION "msl_threadgroup"
 extern "C" char __start_msl_threadgroup[] __attribute__((weak));
 extern "C" char __stop_msl_threadgroup[] __attribute__((weak));
+#endif
 
 namespace mslrt {
 
@@ -630,10 +674,13 @@ inline bool simd_any(bool b) {
 #define constant __attribute__((address_space(2)))
 #define threadgroup static __attribute__((address_space(3)))
 #define MSL_THREADGROUP_PARAM __attribute__((address_space(3)))
+// Metal has no double: a shader that names it fails this check (an
+// unknown type) rather than compiling for the CPU in double precision.
+#define double msl_double_does_not_exist_in_Metal
 #else
 #define device
 #define constant
-#define threadgroup static __attribute__((section("msl_threadgroup"), used))
+#define threadgroup static __attribute__((section(MSL_TG_SECTION), used))
 #define MSL_THREADGROUP_PARAM
 #endif
 #define thread

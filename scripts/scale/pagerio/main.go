@@ -5,7 +5,7 @@
 //	go run ./scripts/scale/pagerio --model /tmp/synth-coder-next --memory 10GB
 //
 // It replays decode: for each token, each MoE layer resolves top-k experts
-// drawn from the synthetic router's popularity (SynthRouteShares), with no
+// drawn from the synthetic router's popularity (synth.RouteShares), with no
 // kernels run. --layer-ms sleeps that long per layer as stand-in compute
 // (the CPU stays free for the reads) and --prefetch starts each next
 // layer's true routes before the current layer's Resolve, the best a
@@ -29,6 +29,7 @@ import (
 	"unsafe"
 
 	"github.com/mlx-moe/mlx-moe/experts"
+	"github.com/mlx-moe/mlx-moe/internal/synth"
 	"github.com/mlx-moe/mlx-moe/model"
 )
 
@@ -177,7 +178,7 @@ func compute(d time.Duration, spin bool) {
 }
 
 // routes draws each layer's top-k from the synthetic router's popularity,
-// with a random expert order per layer (as Synthesize permutes them).
+// with a random expert order per layer (as synth.Write permutes them).
 type routes struct {
 	r      *rand.Rand
 	topK   int
@@ -188,7 +189,7 @@ type routes struct {
 func newRoutes(sources []*model.ExpertSource, topK int, seed uint64) *routes {
 	rt := &routes{r: rand.New(rand.NewPCG(seed, 13)), topK: topK}
 	for i, src := range sources {
-		s, err := experts.SynthRouteShares(i, len(sources), src.Count)
+		s, err := synth.RouteShares(i, len(sources), src.Count)
 		if err != nil {
 			panic(err) // the arguments come from the model: cannot be out of range
 		}

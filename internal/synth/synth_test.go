@@ -1,7 +1,8 @@
-package experts
+package synth
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/mlx-moe/mlx-moe/internal/safetensors"
+	"github.com/mlx-moe/mlx-moe/kernels"
 )
 
 type headerEntry struct {
@@ -57,25 +61,26 @@ func readHeader(t testing.TB, path string) (map[string]headerEntry, int64) {
 
 // synthModel is a written synthetic checkpoint with its tensors located.
 type synthModel struct {
-	dir     string
-	res     *SynthResult
-	tensors map[string]headerEntry
-	files   map[string]string // tensor -> shard path
-	base    map[string]int64  // shard path -> data start
+	dir       string
+	res       *Result
+	tensors   map[string]headerEntry
+	files     map[string]string // tensor -> shard path
+	base      map[string]int64  // shard path -> data start
+	groupSize int
 }
 
-func writeSynth(t testing.TB, opt SynthOptions) *synthModel {
+func writeSynth(t testing.TB, opt Options) *synthModel {
 	t.Helper()
 	var progress bytes.Buffer
 	opt.Progress = &progress
-	res, err := Synthesize(opt)
+	res, err := Write(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(progress.String(), "(100%)") {
 		t.Errorf("no final progress line:\n%s", progress.String())
 	}
-	m := &synthModel{dir: opt.Out, res: res, tensors: map[string]headerEntry{}, files: map[string]string{}, base: map[string]int64{}}
+	m := &synthModel{dir: opt.Out, res: res, groupSize: cmp.Or(opt.GroupSize, 64), tensors: map[string]headerEntry{}, files: map[string]string{}, base: map[string]int64{}}
 	var total int64
 	for _, sh := range res.Shards {
 		path := filepath.Join(opt.Out, sh)
@@ -120,13 +125,13 @@ func (m *synthModel) read(t testing.TB, name string) []byte {
 // dequant returns row r of an MLX affine quantized matrix.
 func (m *synthModel) dequant(w, s, b []byte, cols, bits, r int) []float32 {
 	per := 32 / bits
-	wordsPerRow, groups := cols/per, cols/64
+	wordsPerRow, groups := cols/per, cols/m.groupSize
 	out := make([]float32, cols)
 	for j := range cols {
 		word := binary.LittleEndian.Uint32(w[4*(r*wordsPerRow+j/per):])
 		q := (word >> (uint(j%per) * uint(bits))) & (1<<bits - 1)
-		g := r*groups + j/64
-		out[j] = bf16to32(binary.LittleEndian.Uint16(s[2*g:]))*float32(q) + bf16to32(binary.LittleEndian.Uint16(b[2*g:]))
+		g := r*groups + j/m.groupSize
+		out[j] = kernels.BF16ToF32(binary.LittleEndian.Uint16(s[2*g:]))*float32(q) + kernels.BF16ToF32(binary.LittleEndian.Uint16(b[2*g:]))
 	}
 	return out
 }
@@ -143,11 +148,11 @@ func TestSynthLayout(t *testing.T) {
 		t.Run(tc.like, func(t *testing.T) {
 			a := synthArchs[tc.like]
 			a.layers, a.experts = 4, 20
-			g := &synthGen{arch: a, prefix: "model."}
+			g := &synthGen{arch: a, opt: Options{GroupSize: 64}, prefix: "model."}
 			if a.qwen35 {
 				g.prefix = "language_model.model."
 			}
-			got := map[string]TensorInfo{}
+			got := map[string]safetensors.TensorInfo{}
 			for _, grp := range g.tensors() {
 				for _, ts := range grp {
 					got[ts.Name] = ts.TensorInfo
@@ -200,12 +205,12 @@ func TestSynthCoderNext(t *testing.T) {
 	os.WriteFile(filepath.Join(tok, "tokenizer.json"), []byte(`{"model": {"vocab": {"a": 0, "b": 1, "c": 1800}}, "added_tokens": [{"id": 1999}]}`), 0o644)
 	os.WriteFile(filepath.Join(tok, "tokenizer_config.json"), []byte(`{}`), 0o644)
 	const vocab, live = 2048, 2000
-	m := writeSynth(t, SynthOptions{Like: "qwen3-coder-next", Out: filepath.Join(dir, "out"), Scale: 1.0 / 16, Vocab: vocab, TokenizerDir: tok, ShardBytes: 60e6, Seed: 7})
+	m := writeSynth(t, Options{Like: "qwen3-coder-next", Out: filepath.Join(dir, "out"), Scale: 1.0 / 16, Vocab: vocab, TokenizerDir: tok, ShardBytes: 60e6, Seed: 7})
 	if m.res.Layers != 4 || m.res.Experts != 32 || m.res.LiveTokens != live || len(m.res.Shards) < 3 {
 		t.Fatalf("result %+v: want 4 layers, 32 experts, %d live tokens, several shards", m.res, live)
 	}
-	if n, err := SynthBytes(SynthOptions{Like: "qwen3-coder-next", Out: "x", Scale: 1.0 / 16, Vocab: vocab}); err != nil || n != m.res.Bytes {
-		t.Errorf("SynthBytes = %d, %v; Synthesize wrote %d", n, err, m.res.Bytes)
+	if n, err := Bytes(Options{Like: "qwen3-coder-next", Out: "x", Scale: 1.0 / 16, Vocab: vocab}); err != nil || n != m.res.Bytes {
+		t.Errorf("Bytes = %d, %v; Write wrote %d", n, err, m.res.Bytes)
 	}
 	t.Run("index", func(t *testing.T) {
 		var idx struct {
@@ -280,7 +285,7 @@ func checkSynthShapes(t *testing.T, m *synthModel) {
 		t.Errorf("gate_proj bytes %d", e.Offsets[1]-e.Offsets[0])
 	}
 	// Norms are ones; random codes are not degenerate.
-	if nb := m.read(t, "model.layers.0.input_layernorm.weight"); bf16to32(binary.LittleEndian.Uint16(nb)) != 1 {
+	if nb := m.read(t, "model.layers.0.input_layernorm.weight"); kernels.BF16ToF32(binary.LittleEndian.Uint16(nb)) != 1 {
 		t.Error("norm weight is not 1")
 	}
 	w := m.read(t, "model.layers.2.mlp.switch_mlp.up_proj.weight")
@@ -359,7 +364,7 @@ func checkRouterSkew(t *testing.T, m *synthModel, vocab int, seed uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &synthGen{opt: SynthOptions{Seed: seed}}
+	g := &synthGen{opt: Options{Seed: seed}}
 	for l := range 4 {
 		p := fmt.Sprintf("model.layers.%d.mlp.gate.", l)
 		rw, rs, rb := m.read(t, p+"weight"), m.read(t, p+"scales"), m.read(t, p+"biases")
@@ -441,52 +446,71 @@ func TestRouterOffsets(t *testing.T) {
 	}
 }
 
-func TestQuantizeRow(t *testing.T) {
-	r := newSplitmix(3)
-	vals := make([]float32, 128)
-	for i := range vals {
-		vals[i] = float32(r.uniform(2))
+// TestQuantRowsEveryGroupSize: at every group size the quantized rows a
+// checkpoint stores are kernels.Quantize's codes, scales and biases of the
+// rows, laid out as MLX lays them out (the test's own dequantization of the
+// stored bytes matches kernels.Matrix.Row).
+func TestQuantRowsEveryGroupSize(t *testing.T) {
+	const rows, cols = 5, 256
+	row := func(r int64, dst []float32) {
+		x := newSplitmix(uint64(r) + 1)
+		for i := range dst {
+			dst[i] = float32(x.uniform(2)) + float32(r)
+		}
 	}
-	for _, bits := range []int{4, 8} {
-		words := make([]uint32, 128*bits/32)
-		s, b := make([]uint16, 2), make([]uint16, 2)
-		quantizeRow(vals, bits, words, s, b)
-		wb := make([]byte, 4*len(words))
-		for i, w := range words {
-			binary.LittleEndian.PutUint32(wb[4*i:], w)
-		}
-		sb, bb := make([]byte, 4), make([]byte, 4)
-		for i := range 2 {
-			binary.LittleEndian.PutUint16(sb[2*i:], s[i])
-			binary.LittleEndian.PutUint16(bb[2*i:], b[i])
-		}
-		got := (&synthModel{}).dequant(wb, sb, bb, 128, bits, 0)
-		for i, v := range vals {
-			step := bf16to32(s[i/64])
-			if math.Abs(float64(got[i]-v)) > float64(step)*0.5+0.02 {
-				t.Fatalf("%d-bit: value %d: %v dequantizes to %v (step %v)", bits, i, v, got[i], step)
+	all := make([]float32, rows*cols)
+	for r := range int64(rows) {
+		row(r, all[r*cols:(r+1)*cols])
+	}
+	for _, gs := range []int{32, 64, 128} {
+		for _, bits := range []int{4, 8} {
+			want, err := kernels.Quantize(all, rows, cols, bits, gs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := &synthGen{opt: Options{GroupSize: gs}}
+			var parts [3]bytes.Buffer
+			for i, ts := range g.quantRows("m", rows, cols, bits, row) {
+				if err := ts.fill(&parts[i]); err != nil {
+					t.Fatal(err)
+				}
+				if int64(parts[i].Len()) != ts.Bytes() {
+					t.Fatalf("group %d, %d-bit: %s: %d bytes written, header says %d", gs, bits, ts.Name, parts[i].Len(), ts.Bytes())
+				}
+			}
+			m := &synthModel{groupSize: gs}
+			ref := make([]float32, cols)
+			for r := range rows {
+				want.Row(r, ref)
+				got := m.dequant(parts[0].Bytes(), parts[1].Bytes(), parts[2].Bytes(), cols, bits, r)
+				if !slices.Equal(got, ref) {
+					t.Fatalf("group %d, %d-bit: row %d is not kernels.Quantize's: %v..., want %v...", gs, bits, r, got[:4], ref[:4])
+				}
 			}
 		}
+	}
+	if _, err := Bytes(Options{Like: "qwen3-coder-next", Out: "x", GroupSize: 48}); err == nil || !strings.Contains(err.Error(), "group size 48") {
+		t.Errorf("group size 48: %v", err)
 	}
 }
 
 func TestSynthErrors(t *testing.T) {
-	if _, err := Synthesize(SynthOptions{Like: "gpt-5", Out: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "qwen3-coder-next") {
+	if _, err := Write(Options{Like: "gpt-5", Out: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "qwen3-coder-next") {
 		t.Errorf("unknown model: %v", err)
 	}
-	if _, err := Synthesize(SynthOptions{Like: "qwen3-coder-next", Out: t.TempDir(), Scale: 2}); err == nil {
+	if _, err := Write(Options{Like: "qwen3-coder-next", Out: t.TempDir(), Scale: 2}); err == nil {
 		t.Error("scale 2 accepted")
 	}
-	if _, err := SynthBytes(SynthOptions{Like: "qwen3-coder-next", Out: t.TempDir(), Scale: math.NaN()}); err == nil {
+	if _, err := Bytes(Options{Like: "qwen3-coder-next", Out: t.TempDir(), Scale: math.NaN()}); err == nil {
 		t.Error("scale NaN accepted")
 	}
-	if _, err := Synthesize(SynthOptions{Like: "qwen3-coder-next", Out: t.TempDir(), TokenizerDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "tokenizer.json") {
+	if _, err := Write(Options{Like: "qwen3-coder-next", Out: t.TempDir(), TokenizerDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "tokenizer.json") {
 		t.Errorf("missing tokenizer: %v", err)
 	}
 }
 
-func TestSynthRouteShares(t *testing.T) {
-	s, err := SynthRouteShares(3, 8, 100)
+func TestRouteShares(t *testing.T) {
+	s, err := RouteShares(3, 8, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +524,7 @@ func TestSynthRouteShares(t *testing.T) {
 	if len(s) != 100 || math.Abs(sum-1) > 1e-9 || s[0] <= s[99] {
 		t.Errorf("%d shares summing to %g, first %g last %g", len(s), sum, s[0], s[99])
 	}
-	if _, err := SynthRouteShares(8, 8, 100); err == nil {
+	if _, err := RouteShares(8, 8, 100); err == nil {
 		t.Error("layer out of range accepted")
 	}
 }

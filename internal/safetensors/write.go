@@ -1,4 +1,7 @@
-package experts
+// Package safetensors writes safetensors files: the one writer behind the
+// synthetic checkpoints (internal/synth) and the test fixtures
+// (internal/fixture). Reading is the model package's Index.
+package safetensors
 
 import (
 	"bufio"
@@ -13,11 +16,16 @@ import (
 // TensorInfo is one tensor of a safetensors file being written.
 type TensorInfo struct {
 	Name  string
-	DType string // U32, BF16, F16, F32, U8, I32
+	DType string // a key of dtypeBytes: U32, BF16, F16, F32, F8_E4M3, ...
 	Shape []int64
 }
 
-var dtypeBytes = map[string]int64{"U8": 1, "BF16": 2, "F16": 2, "U32": 4, "I32": 4, "F32": 4}
+// dtypeBytes is the element size of each dtype the format names.
+var dtypeBytes = map[string]int64{"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+	"BF16": 2, "F16": 2, "U16": 2, "I16": 2, "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8}
+
+// ElementBytes is the size of one element of dtype, 0 for an unknown dtype.
+func ElementBytes(dtype string) int64 { return dtypeBytes[dtype] }
 
 // Bytes is the size of the tensor's data.
 func (t TensorInfo) Bytes() int64 {
@@ -28,10 +36,11 @@ func (t TensorInfo) Bytes() int64 {
 	return n
 }
 
-// WriteSafetensors streams a safetensors file: the header, then the data of
-// each tensor in order, written by fill(i, w), which must write exactly
-// tensors[i].Bytes() bytes. Nothing but a write buffer is held in memory.
-func WriteSafetensors(path string, meta map[string]string, tensors []TensorInfo, fill func(i int, w io.Writer) error) (err error) {
+// Write streams a safetensors file: the header (meta as __metadata__ when
+// not empty, data 8-byte aligned), then the data of each tensor in order,
+// written by fill(i, w), which must write exactly tensors[i].Bytes() bytes.
+// Nothing but a write buffer is held in memory.
+func Write(path string, meta map[string]string, tensors []TensorInfo, fill func(i int, w io.Writer) error) (err error) {
 	var h strings.Builder
 	h.WriteByte('{')
 	if len(meta) > 0 {
@@ -44,7 +53,7 @@ func WriteSafetensors(path string, meta map[string]string, tensors []TensorInfo,
 	var off int64
 	for _, t := range tensors {
 		if _, ok := dtypeBytes[t.DType]; !ok {
-			return fmt.Errorf("experts: safetensors %s: tensor %s: unknown dtype %q", path, t.Name, t.DType)
+			return fmt.Errorf("safetensors: %s: tensor %s: unknown dtype %q", path, t.Name, t.DType)
 		}
 		if h.Len() > 1 {
 			h.WriteByte(',')
@@ -66,11 +75,11 @@ func WriteSafetensors(path string, meta map[string]string, tensors []TensorInfo,
 
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("experts: %w", err)
+		return fmt.Errorf("safetensors: %w", err)
 	}
 	defer func() {
 		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("experts: %w", cerr)
+			err = fmt.Errorf("safetensors: %w", cerr)
 		}
 	}()
 	w := bufio.NewWriterSize(f, 4<<20)
@@ -81,14 +90,14 @@ func WriteSafetensors(path string, meta map[string]string, tensors []TensorInfo,
 	for i, t := range tensors {
 		cw := &countingWriter{w: w}
 		if err := fill(i, cw); err != nil {
-			return fmt.Errorf("experts: %s: tensor %s: %w", path, t.Name, err)
+			return fmt.Errorf("safetensors: %s: tensor %s: %w", path, t.Name, err)
 		}
 		if cw.n != t.Bytes() {
-			return fmt.Errorf("experts: %s: tensor %s: wrote %d bytes, want %d", path, t.Name, cw.n, t.Bytes())
+			return fmt.Errorf("safetensors: %s: tensor %s: wrote %d bytes, want %d", path, t.Name, cw.n, t.Bytes())
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return fmt.Errorf("experts: %w", err)
+		return fmt.Errorf("safetensors: %w", err)
 	}
 	return nil
 }

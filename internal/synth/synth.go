@@ -1,4 +1,10 @@
-package experts
+// Package synth writes synthetic checkpoints: random weights with the exact
+// tensor names, shapes, dtypes and MLX affine quantization of a large MoE
+// model (Qwen3-Coder-Next, Qwen3.5), routers skewed to a trained model's
+// expert popularity, so that the pager and the engine can be measured at
+// full scale without downloading it (`mlx-moe synth`, scripts/scale,
+// scripts/soak). See Options.
+package synth
 
 import (
 	_ "embed"
@@ -14,12 +20,17 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/mlx-moe/mlx-moe/experts"
+	"github.com/mlx-moe/mlx-moe/internal/safetensors"
+	"github.com/mlx-moe/mlx-moe/kernels"
 )
 
-// SynthOptions says what synthetic checkpoint Synthesize writes.
+// Options says what synthetic checkpoint Write writes.
 //
 // The checkpoint has the exact tensor names, shapes, dtypes and MLX affine
-// quantization (4-bit, group 64; routers and shared-expert gates 8-bit) of
+// quantization (4-bit, group GroupSize; routers and shared-expert gates
+// 8-bit) of
 // the model it imitates, with random weights, so that the pager and the
 // engine can be measured at full scale without downloading it.
 //
@@ -38,8 +49,8 @@ import (
 // assigned to expert ids by a random permutation per layer. The lm_head rows
 // of ids the tokenizer does not know (LiveTokens and beyond) point against c,
 // so generation stays within the tokenizer's vocabulary.
-type SynthOptions struct {
-	// Like names the model: see SynthModels.
+type Options struct {
+	// Like names the model: see Models.
 	Like string
 	// Out is the directory to write (created if needed).
 	Out string
@@ -56,13 +67,15 @@ type SynthOptions struct {
 	LiveTokens int
 	// ShardBytes is the size at which a new shard starts (0 = 5 GB).
 	ShardBytes int64
-	Seed       uint64
+	// GroupSize is the quantization group size: 32, 64 or 128 (0 = 64).
+	GroupSize int
+	Seed      uint64
 	// Progress, if set, receives progress lines.
 	Progress io.Writer
 }
 
-// SynthResult describes a written checkpoint.
-type SynthResult struct {
+// Result describes a written checkpoint.
+type Result struct {
 	Dir             string
 	Shards          []string
 	Bytes           int64 // tensor bytes over all shards
@@ -96,8 +109,8 @@ var synthArchs = map[string]synthArch{
 		convK: 4, vocab: 248320, fullEvery: 4, maxPos: 262144, ropeTheta: 1e7, bos: 248045, eos: []int{248046}},
 }
 
-// SynthModels lists the models Synthesize can imitate.
-func SynthModels() []string {
+// Models lists the models Write can imitate.
+func Models() []string {
 	names := make([]string, 0, len(synthArchs))
 	for n := range synthArchs {
 		names = append(names, n)
@@ -115,12 +128,12 @@ func trainedCounts() ([][]int64, error) {
 		Layers [][]int64 `json:"layers"`
 	}
 	if err := json.Unmarshal(trainedCountsJSON, &c); err != nil || len(c.Layers) == 0 {
-		return nil, fmt.Errorf("experts: synthdata/expert_counts.json: %v", err)
+		return nil, fmt.Errorf("synth: synthdata/expert_counts.json: %v", err)
 	}
 	return c.Layers, nil
 }
 
-// Constants of the synthetic weights (see SynthOptions).
+// Constants of the synthetic weights (see Options).
 const (
 	synthOutScale  = 0.01 // output projections relative to the usual 1/sqrt(fan-in)
 	synthDeadLogit = 20   // how far below the others the logits of unknown tokens sit
@@ -128,22 +141,22 @@ const (
 
 type synthGen struct {
 	arch    synthArch
-	opt     SynthOptions
+	opt     Options
 	prefix  string
 	signs   []float32 // c/|c|
 	offsets [][]float64
 	live    int
 }
 
-// Synthesize writes a synthetic checkpoint; see SynthOptions.
-func Synthesize(opt SynthOptions) (*SynthResult, error) {
+// Write writes a synthetic checkpoint; see Options.
+func Write(opt Options) (*Result, error) {
 	start := time.Now()
 	arch, opt, err := synthShape(opt)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(opt.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("experts: synth: %w", err)
+		return nil, fmt.Errorf("synth: %w", err)
 	}
 	live := opt.LiveTokens
 	if opt.TokenizerDir != "" {
@@ -175,22 +188,28 @@ func Synthesize(opt SynthOptions) (*SynthResult, error) {
 
 // synthShape checks opt, fills its defaults and returns the architecture
 // scaled as opt asks.
-func synthShape(opt SynthOptions) (synthArch, SynthOptions, error) {
+func synthShape(opt Options) (synthArch, Options, error) {
 	arch, ok := synthArchs[strings.ToLower(opt.Like)]
 	if !ok {
-		return arch, opt, fmt.Errorf("experts: synth: unknown model %q (want one of %s)", opt.Like, strings.Join(SynthModels(), ", "))
+		return arch, opt, fmt.Errorf("synth: unknown model %q (want one of %s)", opt.Like, strings.Join(Models(), ", "))
 	}
 	if opt.Scale == 0 {
 		opt.Scale = 1
 	}
 	if !(opt.Scale > 0 && opt.Scale <= 1) { // NaN too
-		return arch, opt, fmt.Errorf("experts: synth: scale %v (want 0 < scale <= 1)", opt.Scale)
+		return arch, opt, fmt.Errorf("synth: scale %v (want 0 < scale <= 1)", opt.Scale)
 	}
 	if opt.Out == "" {
-		return arch, opt, fmt.Errorf("experts: synth: no output directory")
+		return arch, opt, fmt.Errorf("synth: no output directory")
 	}
 	if opt.ShardBytes <= 0 {
 		opt.ShardBytes = 5e9
+	}
+	if opt.GroupSize == 0 {
+		opt.GroupSize = 64
+	}
+	if gs := opt.GroupSize; gs != 32 && gs != 64 && gs != 128 {
+		return arch, opt, fmt.Errorf("synth: group size %d (want 32, 64 or 128)", gs)
 	}
 	arch.layers = max(arch.fullEvery, arch.fullEvery*int(math.Round(float64(arch.layers)*opt.Scale/float64(arch.fullEvery))))
 	arch.experts = max(2*arch.topK, int(math.Round(float64(arch.experts)*opt.Scale)))
@@ -200,9 +219,9 @@ func synthShape(opt SynthOptions) (synthArch, SynthOptions, error) {
 	return arch, opt, nil
 }
 
-// SynthBytes is the size of the tensors Synthesize would write for opt,
+// Bytes is the size of the tensors Write would write for opt,
 // computed without writing anything (to check free space first).
-func SynthBytes(opt SynthOptions) (int64, error) {
+func Bytes(opt Options) (int64, error) {
 	arch, opt, err := synthShape(opt)
 	if err != nil {
 		return 0, err
@@ -224,10 +243,10 @@ func copyTokenizer(from, to string) (int, error) {
 	for _, name := range []string{"tokenizer.json", "tokenizer_config.json"} {
 		b, err := os.ReadFile(filepath.Join(from, name))
 		if err != nil {
-			return 0, fmt.Errorf("experts: synth: tokenizer: %w", err)
+			return 0, fmt.Errorf("synth: tokenizer: %w", err)
 		}
 		if err := os.WriteFile(filepath.Join(to, name), b, 0o644); err != nil {
-			return 0, fmt.Errorf("experts: synth: %w", err)
+			return 0, fmt.Errorf("synth: %w", err)
 		}
 		if name != "tokenizer.json" {
 			continue
@@ -241,7 +260,7 @@ func copyTokenizer(from, to string) (int, error) {
 			} `json:"added_tokens"`
 		}
 		if err := json.Unmarshal(b, &tok); err != nil {
-			return 0, fmt.Errorf("experts: synth: %s: %w", filepath.Join(from, name), err)
+			return 0, fmt.Errorf("synth: %s: %w", filepath.Join(from, name), err)
 		}
 		for _, id := range tok.Model.Vocab {
 			vocab = max(vocab, id+1)
@@ -403,7 +422,7 @@ func (g *synthGen) seed(name string) uint64 {
 
 // synthTensor is a tensor and the function that writes its data.
 type synthTensor struct {
-	TensorInfo
+	safetensors.TensorInfo
 	fill func(w io.Writer) error
 }
 
@@ -486,7 +505,7 @@ func (g *synthGen) embeddingRow(t int64, dst []float32) {
 }
 
 // routerRow is offset/K along c plus noise orthogonal to c, such that the
-// logit of an embedding-like input is offset + N(0,1) (see SynthOptions).
+// logit of an embedding-like input is offset + N(0,1) (see Options).
 func (g *synthGen) routerRow(l int) func(int64, []float32) {
 	h := float64(g.arch.hidden)
 	k := math.Sqrt(h / 2)
@@ -534,17 +553,17 @@ func (g *synthGen) ones(name string, n int64) synthTensor {
 
 // vector is a small float tensor with values from val.
 func (g *synthGen) vector(name, dtype string, shape []int64, val func(*splitmix) float64) synthTensor {
-	t := TensorInfo{Name: name, DType: dtype, Shape: shape}
+	t := safetensors.TensorInfo{Name: name, DType: dtype, Shape: shape}
 	return synthTensor{t, func(w io.Writer) error {
 		r := newSplitmix(g.seed(name))
-		n := t.Bytes() / dtypeBytes[dtype]
+		n := t.Bytes() / safetensors.ElementBytes(dtype)
 		b := make([]byte, 0, t.Bytes())
 		for range n {
 			v := val(r)
 			if dtype == "F32" {
 				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(v)))
 			} else {
-				b = binary.LittleEndian.AppendUint16(b, bf16(float32(v)))
+				b = binary.LittleEndian.AppendUint16(b, kernels.F32ToBF16(float32(v)))
 			}
 		}
 		_, err := w.Write(b)
@@ -554,11 +573,12 @@ func (g *synthGen) vector(name, dtype string, shape []int64, val func(*splitmix)
 
 // quantTensors returns the weight, scales and biases of an MLX affine
 // quantized matrix [lead..., out, in].
-func quantTensors(name string, lead []int64, out, in int64, bits int) (wt, sc, bi TensorInfo) {
+func (g *synthGen) quantTensors(name string, lead []int64, out, in int64, bits int) (wt, sc, bi safetensors.TensorInfo) {
 	shape := func(last int64) []int64 { return append(slices.Clone(lead), out, last) }
-	return TensorInfo{name + ".weight", "U32", shape(in * int64(bits) / 32)},
-		TensorInfo{name + ".scales", "BF16", shape(in / 64)},
-		TensorInfo{name + ".biases", "BF16", shape(in / 64)}
+	groups := in / int64(g.opt.GroupSize)
+	return safetensors.TensorInfo{Name: name + ".weight", DType: "U32", Shape: shape(in * int64(bits) / 32)},
+		safetensors.TensorInfo{Name: name + ".scales", DType: "BF16", Shape: shape(groups)},
+		safetensors.TensorInfo{Name: name + ".biases", DType: "BF16", Shape: shape(groups)}
 }
 
 // quantRandom is a quantized matrix with uniformly random codes and scales
@@ -566,7 +586,7 @@ func quantTensors(name string, lead []int64, out, in int64, bits int) (wt, sc, b
 // The codes are not computed from real values: random bits are as good and
 // much cheaper, which matters for 40 GB of experts.
 func (g *synthGen) quantRandom(name string, lead []int64, out, in int64, bits int, sigma float64) []synthTensor {
-	wt, sc, bi := quantTensors(name, lead, out, in, bits)
+	wt, sc, bi := g.quantTensors(name, lead, out, in, bits)
 	levels := float64(int(1)<<bits - 1)
 	step := sigma / math.Sqrt((levels*levels+2*levels)/12) // sd of a uniform code is sqrt(((L+1)^2-1)/12)
 	groups := func(w io.Writer, bias bool) error {
@@ -574,10 +594,10 @@ func (g *synthGen) quantRandom(name string, lead []int64, out, in int64, bits in
 		n := sc.Bytes() / 2
 		buf := make([]byte, 0, 1<<16)
 		for i := range n {
-			s := bf16(float32(step * (0.75 + 0.5*r.float())))
+			s := kernels.F32ToBF16(float32(step * (0.75 + 0.5*r.float())))
 			v := s
 			if bias {
-				v = bf16(-bf16to32(s) * float32(levels/2))
+				v = kernels.F32ToBF16(-kernels.BF16ToF32(s) * float32(levels/2))
 			}
 			buf = binary.LittleEndian.AppendUint16(buf, v)
 			if len(buf) == cap(buf) || i == n-1 {
@@ -611,32 +631,31 @@ func (g *synthGen) quantRandom(name string, lead []int64, out, in int64, bits in
 }
 
 // quantRows is a quantized matrix whose real values row(r, dst) gives,
-// quantized the way MLX does (per group: scale = (max-min)/levels, bias =
-// min, both rounded to bf16). Each of the three tensors recomputes the rows
-// so that only a block of rows is ever in memory.
+// quantized as MLX does (kernels.Quantize). Each of the three tensors
+// recomputes the rows so that only a row is ever in memory.
 func (g *synthGen) quantRows(name string, rows, in int64, bits int, row func(int64, []float32)) []synthTensor {
-	wt, sc, bi := quantTensors(name, nil, rows, in, bits)
+	wt, sc, bi := g.quantTensors(name, nil, rows, in, bits)
 	part := func(which int) func(io.Writer) error {
 		return func(w io.Writer) error {
 			vals := make([]float32, in)
-			words := make([]uint32, in*int64(bits)/32)
-			scales := make([]uint16, in/64)
-			biases := make([]uint16, in/64)
 			var buf []byte
 			for r := range rows {
 				row(r, vals)
-				quantizeRow(vals, bits, words, scales, biases)
+				m, err := kernels.Quantize(vals, 1, int(in), bits, g.opt.GroupSize)
+				if err != nil {
+					return err
+				}
 				switch which {
 				case 0:
-					for _, x := range words {
+					for _, x := range m.Q.W {
 						buf = binary.LittleEndian.AppendUint32(buf, x)
 					}
 				case 1:
-					for _, x := range scales {
+					for _, x := range m.Q.Scales {
 						buf = binary.LittleEndian.AppendUint16(buf, x)
 					}
 				default:
-					for _, x := range biases {
+					for _, x := range m.Q.Biases {
 						buf = binary.LittleEndian.AppendUint16(buf, x)
 					}
 				}
@@ -653,32 +672,9 @@ func (g *synthGen) quantRows(name string, rows, in int64, bits int, row func(int
 	return []synthTensor{{wt, part(0)}, {sc, part(1)}, {bi, part(2)}}
 }
 
-// quantizeRow quantizes one row in groups of 64 (MLX affine: w = scale*q + bias).
-func quantizeRow(vals []float32, bits int, words []uint32, scales, biases []uint16) {
-	levels := float32(int(1)<<bits - 1)
-	per := 32 / bits
-	clear(words)
-	for gi := range scales {
-		grp := vals[gi*64 : gi*64+64]
-		lo, hi := grp[0], grp[0]
-		for _, v := range grp {
-			lo, hi = min(lo, v), max(hi, v)
-		}
-		s := bf16(max((hi-lo)/levels, 1e-8))
-		b := bf16(lo)
-		sf, bf := bf16to32(s), bf16to32(b)
-		scales[gi], biases[gi] = s, b
-		for j, v := range grp {
-			q := min(max(float32(math.Round(float64((v-bf)/sf))), 0), levels)
-			idx := gi*64 + j
-			words[idx/per] |= uint32(q) << (uint(idx%per) * uint(bits))
-		}
-	}
-}
-
 // write assigns the tensors to shards, writes them with the index and
 // config.json, and reports progress.
-func (g *synthGen) write() (*SynthResult, error) {
+func (g *synthGen) write() (*Result, error) {
 	groups := g.tensors()
 	var shards [][]synthTensor
 	var cur []synthTensor
@@ -697,21 +693,21 @@ func (g *synthGen) write() (*SynthResult, error) {
 		total += gb
 	}
 	shards = append(shards, cur)
-	res := &SynthResult{Dir: g.opt.Out, Bytes: total, Layers: g.arch.layers, Experts: g.arch.experts, LiveTokens: g.live}
+	res := &Result{Dir: g.opt.Out, Bytes: total, Layers: g.arch.layers, Experts: g.arch.experts, LiveTokens: g.live}
 	g.progressf("synth %s: %d layers x %d experts, vocab %d (%d live), %s in %d shards to %s\n",
-		g.opt.Like, g.arch.layers, g.arch.experts, g.arch.vocab, g.live, FormatBytes(total), len(shards), g.opt.Out)
+		g.opt.Like, g.arch.layers, g.arch.experts, g.arch.vocab, g.live, experts.FormatBytes(total), len(shards), g.opt.Out)
 	weightMap := map[string]string{}
 	start := time.Now()
 	var done int64
 	nextReport := int64(2e9)
 	for i, sh := range shards {
 		name := fmt.Sprintf("model-%05d-of-%05d.safetensors", i+1, len(shards))
-		infos := make([]TensorInfo, len(sh))
+		infos := make([]safetensors.TensorInfo, len(sh))
 		for j, t := range sh {
 			infos[j] = t.TensorInfo
 			weightMap[t.Name] = name
 		}
-		err := WriteSafetensors(filepath.Join(g.opt.Out, name), map[string]string{"format": "mlx"}, infos, func(j int, w io.Writer) error {
+		err := safetensors.Write(filepath.Join(g.opt.Out, name), map[string]string{"format": "mlx"}, infos, func(j int, w io.Writer) error {
 			if err := sh[j].fill(w); err != nil {
 				return err
 			}
@@ -746,7 +742,7 @@ func (g *synthGen) progressf(format string, args ...any) {
 
 func (g *synthGen) progress(done, total int64, start time.Time) {
 	el := time.Since(start).Seconds()
-	g.progressf("synth: %s of %s (%.0f%%), %.0f MB/s\n", FormatBytes(done), FormatBytes(total), 100*float64(done)/float64(total), float64(done)/1e6/max(el, 1e-9))
+	g.progressf("synth: %s of %s (%.0f%%), %.0f MB/s\n", experts.FormatBytes(done), experts.FormatBytes(total), 100*float64(done)/float64(total), float64(done)/1e6/max(el, 1e-9))
 }
 
 func writeJSON(path string, v any) error {
@@ -755,7 +751,7 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("experts: synth: %w", err)
+		return fmt.Errorf("synth: %w", err)
 	}
 	return nil
 }
@@ -782,15 +778,16 @@ func (g *synthGen) config() map[string]any {
 		"partial_rotary_factor": 0.25, "rms_norm_eps": 1e-6, "rope_theta": a.ropeTheta, "router_aux_loss_coef": 0.001,
 		"shared_expert_intermediate_size": a.sharedInter, "tie_word_embeddings": false, "use_cache": true, "vocab_size": a.vocab,
 	}
-	quant := map[string]any{"group_size": 64, "bits": 4, "mode": "affine"}
+	gs := g.opt.GroupSize
+	quant := map[string]any{"group_size": gs, "bits": 4, "mode": "affine"}
 	for l := range a.layers {
 		for _, m := range []string{"mlp.gate", "mlp.shared_expert_gate"} {
-			quant[fmt.Sprintf("%slayers.%d.%s", g.prefix, l, m)] = map[string]any{"group_size": 64, "bits": 8}
+			quant[fmt.Sprintf("%slayers.%d.%s", g.prefix, l, m)] = map[string]any{"group_size": gs, "bits": 8}
 		}
 	}
 	synthetic := map[string]any{
-		"like": g.opt.Like, "scale": g.opt.Scale, "seed": g.opt.Seed, "live_tokens": g.live,
-		"note": "random weights from mlx-moe synth; routers skewed to the expert popularity of a trained model (see go doc experts.SynthOptions); token ids >= live_tokens are never generated",
+		"like": g.opt.Like, "scale": g.opt.Scale, "group_size": gs, "seed": g.opt.Seed, "live_tokens": g.live,
+		"note": "random weights from mlx-moe synth; routers skewed to the expert popularity of a trained model (see go doc experts.Options); token ids >= live_tokens are never generated",
 	}
 	if a.qwen35 {
 		text["model_type"] = "qwen3_5_moe_text"
@@ -808,15 +805,6 @@ func (g *synthGen) config() map[string]any {
 	text["mlx_moe_synthetic"] = synthetic
 	return text
 }
-
-// bf16 rounds a float32 to bfloat16 (round to nearest even).
-func bf16(f float32) uint16 {
-	b := math.Float32bits(f)
-	b += 0x7fff + (b>>16)&1
-	return uint16(b >> 16)
-}
-
-func bf16to32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
 
 // splitmix is a small fast generator (SplitMix64): the synthetic weights
 // only need to be cheap, deterministic and free of visible structure.

@@ -1,5 +1,5 @@
 //go:build !race
 
-package experts
+package synth
 
 const raceEnabled = false
