@@ -62,7 +62,8 @@ memory), a whole MoE layer for one token (10 of --experts experts of
 512x2048 gate/up and 2048x512 down, 4-bit group 64, a different 10 each
 run so they are not cache resident), and the older 4096x2048 table; then
 a 512-token GEMM through a 4-bit 4096x14336 matrix and one token's
-attention over 4k and 32k cached positions (bench_prefill.go). Each
+attention over 4k and 32k cached positions (bench_prefill.go),
+and over half, 8- and 4-bit caches at 8k and 32k (bench_kv.go). Each
 kernel reports weight (or KV cache) GB/s, GFLOP/s and the fraction of
 dram_read.`, stderr)
 	device := fs.String("device", "", "cpu or metal (default: metal on Apple silicon, else cpu)")
