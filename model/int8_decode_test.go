@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
-	"github.com/mlx-moe/mlx-moe/defaultmodel"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
@@ -76,16 +75,7 @@ func TestInt8ActivationsCost(t *testing.T) {
 		})
 	}
 	t.Run("trained-nll", func(t *testing.T) {
-		dir, err := defaultmodel.Dir(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ref := fixture.LoadReference(t, fixture.Dir(t, "models/qwen3_next-code-tiny-4bit"))
-		m, err := model.Load(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
+		m, ref := loadTrained(t)
 		var sum [3]float64
 		var n int
 		for _, ch := range ref.Heldout.Chunks {

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
-	"github.com/mlx-moe/mlx-moe/defaultmodel"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
@@ -89,16 +88,7 @@ func TestKVFormatNLL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("four formats over the held-out chunks")
 	}
-	dir, err := defaultmodel.Dir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := fixture.LoadReference(t, fixture.Dir(t, "models/qwen3_next-code-tiny-4bit"))
-	m, err := model.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m, ref := loadTrained(t)
 	limit := map[kernels.KVFormat]float64{kernels.KVF32: 0, kernels.KVF16: 1e-3, kernels.KVQ8: 0.005, kernels.KVQ4: math.Inf(1)}
 	var base float64
 	for _, f := range []kernels.KVFormat{kernels.KVF32, kernels.KVF16, kernels.KVQ8, kernels.KVQ4} {

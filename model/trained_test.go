@@ -13,16 +13,7 @@ import (
 // TestTrainedModel checks the embedded default model (a small trained
 // Qwen3-Next) against its reference: prompt logits, held-out NLL, greedy.
 func TestTrainedModel(t *testing.T) {
-	dir, err := defaultmodel.Dir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := fixture.LoadReference(t, fixture.Dir(t, "models/qwen3_next-code-tiny-4bit"))
-	m, err := model.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m, ref := loadTrained(t)
 	rn := model.NewRunner(m, cpu.New())
 	for i, p := range ref.Prompts {
 		c := m.NewCache(rn.E, len(p.IDs))
@@ -47,4 +38,20 @@ func TestTrainedModel(t *testing.T) {
 		}
 	}
 	checkGreedy(t, m, ref)
+}
+
+// loadTrained loads the embedded default model (unpacked into a temp dir)
+// and its reference; the model is closed when the test ends.
+func loadTrained(t *testing.T) (*model.Model, *fixture.Reference) {
+	t.Helper()
+	dir, err := defaultmodel.Dir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, fixture.LoadReference(t, fixture.Dir(t, "models/qwen3_next-code-tiny-4bit"))
 }
