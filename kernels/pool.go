@@ -34,17 +34,24 @@ type poolJob struct {
 // run claims and runs chunks until none are left; a panic is kept for the
 // caller and stops this participant.
 func (j *poolJob) run() {
-	defer func() {
-		if v := recover(); v != nil {
-			j.panicked.CompareAndSwap(nil, &v)
-		}
-	}()
+	defer j.keepPanic()
 	for {
 		lo := int(j.next.Add(int64(j.chunk))) - j.chunk
 		if lo >= j.n {
 			return
 		}
 		j.body(lo, min(lo+j.chunk, j.n))
+	}
+}
+
+// keepPanic keeps a recovered panic for the caller. It is a method, not a
+// deferred closure, and boxes the value only when there is one, so a run
+// without a panic allocates nothing.
+func (j *poolJob) keepPanic() {
+	if v := recover(); v != nil {
+		p := new(any)
+		*p = v
+		j.panicked.CompareAndSwap(nil, p)
 	}
 }
 

@@ -172,14 +172,30 @@ func MatVecRows(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 // qmv computes out[t, r] for n <= qmvTokens tokens of a quantized matrix,
 // rows split across the worker pool.
 func qmv(out, x []float32, n int, m *Matrix) {
-	d := decodeInputs.Get().(*DecodeInput)
-	d.Prepare(x, n, m.Cols, m.Q)
-	parallelFor(m.Rows, m.Cols*n, func(lo, hi int) { MatVecRows(out, d, m, lo, hi) })
-	d.x, d.xs = nil, nil
-	decodeInputs.Put(d)
+	j := qmvJobs.Get().(*qmvJob)
+	j.d.Prepare(x, n, m.Cols, m.Q)
+	j.out, j.m = out, m
+	parallelFor(m.Rows, m.Cols*n, j.body)
+	j.out, j.m, j.d.x, j.d.xs = nil, nil, nil, nil
+	qmvJobs.Put(j)
 }
 
-var decodeInputs = sync.Pool{New: func() any { return new(DecodeInput) }}
+// qmvJob is one qmv call: its prepared input, its operands and its work
+// function, bound once when the job is made so a call allocates nothing.
+type qmvJob struct {
+	d    DecodeInput
+	out  []float32
+	m    *Matrix
+	body func(lo, hi int)
+}
+
+func (j *qmvJob) rows(lo, hi int) { MatVecRows(j.out, &j.d, j.m, lo, hi) }
+
+var qmvJobs = sync.Pool{New: func() any {
+	j := new(qmvJob)
+	j.body = j.rows
+	return j
+}}
 
 // qmvRows is the Go kernel for rows [lo, hi) of a 4- or 8-bit matrix.
 func qmvRows(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
