@@ -3,7 +3,6 @@ package kernels
 import (
 	"math"
 	"runtime"
-	"sync"
 )
 
 // Attention is causal scaled-dot-product attention against a cache.
@@ -23,7 +22,7 @@ func Attention(out, q, kCache, vCache []float32, n, pos0, heads, kvHeads, dk, dv
 	if n <= 0 {
 		return
 	}
-	j := attnJobs.Get().(*attnJob)
+	j := attnJobs.get()
 	j.base = attnTile{q: q, k: kCache, v: vCache, out: out, heads: heads, group: heads / kvHeads,
 		dk: dk, dv: dv, kStride: kStride, vStride: vStride, pos0: pos0, scale: scale}
 	j.attend(n, kvHeads)
@@ -42,10 +41,8 @@ type attnJob struct {
 	tilesBody, splitBody  func(lo, hi int)
 }
 
-var attnJobs = sync.Pool{New: func() any {
-	j := new(attnJob)
+var attnJobs = freeList[attnJob]{init: func(j *attnJob) {
 	j.tilesBody, j.splitBody = j.runTiles, j.runSplits
-	return j
 }}
 
 // attend runs the tiles of j.base (a tile with its inputs set) over n
@@ -62,7 +59,7 @@ func (j *attnJob) attend(n, kvHeads int) {
 		parallelFor(kvHeads*j.tiles, group*j.bq*(pos0+n)*(dk+dv), j.tilesBody)
 	}
 	j.base, j.src = attnTile{}, kvSource{}
-	attnJobs.Put(j)
+	attnJobs.put(j)
 }
 
 // runTiles is the work of an unsplit call: units [lo, hi) of (kv head,
@@ -183,13 +180,10 @@ type attnTile struct {
 // attnPool (decode runs attention once per layer per token).
 type attnBuffers struct{ qs, s, st, o, rowMax, rowSum, kb, vb []float32 }
 
-var attnPool sync.Pool
+var attnPool freeList[attnBuffers]
 
 func (a *attnTile) alloc(rows int) {
-	b, _ := attnPool.Get().(*attnBuffers)
-	if b == nil {
-		b = new(attnBuffers)
-	}
+	b := attnPool.get()
 	b.qs = growFloats(b.qs, rows*a.dk)
 	b.s = growFloats(b.s, rows*attnKeys)
 	b.st = growFloats(b.st, rows*attnKeys)
@@ -205,7 +199,7 @@ func (a *attnTile) alloc(rows int) {
 
 // release hands the tile's scratch back to attnPool.
 func (a *attnTile) release() {
-	attnPool.Put(a.attnBuffers)
+	attnPool.put(a.attnBuffers)
 	a.attnBuffers = nil
 }
 

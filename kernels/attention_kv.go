@@ -14,7 +14,7 @@ func AttentionKV(out, q []float32, k *KVRows, kc0 int, v *KVRows, vc0 int, n, po
 		Attention(out, q, k.F32[kc0:], v.F32[vc0:], n, pos0, heads, kvHeads, dk, dv, k.Cols, v.Cols, scale)
 		return
 	}
-	j := attnJobs.Get().(*attnJob)
+	j := attnJobs.get()
 	// Latent attention reads its values out of the key rows: convert them
 	// once, with the keys.
 	j.src = kvSource{k: k, kc0: kc0, v: v, vc0: vc0,

@@ -1,7 +1,5 @@
 package kernels
 
-import "sync"
-
 // Prefill matrix products (many tokens) as a blocked GEMM.
 //
 // out[t, r] = Σ_c W[r, c]·x[t, c]: both operands are contiguous along c, so
@@ -26,7 +24,7 @@ const (
 // are added by a scalar pass.
 func gemm(out, x []float32, n int, m *Matrix) {
 	rows, cols := m.Rows, m.Cols
-	j := gemmJobs.Get().(*gemmJob)
+	j := gemmJobs.get()
 	j.out, j.x, j.n, j.m = out[:n*rows], x[:n*cols], n, m
 	clear(j.out)
 	j.kc = gemmKC
@@ -43,7 +41,7 @@ func gemm(out, x []float32, n int, m *Matrix) {
 	panels := (rows + gemmPanel - 1) / gemmPanel
 	parallelFor(panels, gemmPanel*cols*n, j.panelsBody)
 	j.out, j.x, j.m = nil, nil, nil
-	gemmJobs.Put(j)
+	gemmJobs.put(j)
 }
 
 // gemmJob is one gemm call: its operands, the packed activations and the
@@ -59,10 +57,8 @@ type gemmJob struct {
 	packBody, panelsBody func(lo, hi int)
 }
 
-var gemmJobs = sync.Pool{New: func() any {
-	j := new(gemmJob)
+var gemmJobs = freeList[gemmJob]{init: func(j *gemmJob) {
 	j.packBody, j.panelsBody = j.pack, j.panels
-	return j
 }}
 
 // pack copies tokens [lo, hi) into the column blocks of xp.
@@ -81,7 +77,7 @@ func (j *gemmJob) panels(lo, hi int) {
 	m, out, x, n, kc, kmain := j.m, j.out, j.x, j.n, j.kc, j.kmain
 	rows, cols := m.Rows, m.Cols
 	w := getGemmWorker(gemmPanel * kc)
-	defer gemmWorkers.Put(w)
+	defer gemmWorkers.put(w)
 	buf := w.panel
 	for t0 := 0; t0 < n; t0 += gemmTokens {
 		t1 := min(n, t0+gemmTokens)
@@ -119,14 +115,11 @@ type gemmWorker struct {
 }
 
 // gemmWorkers recycles the workers' scratch between calls.
-var gemmWorkers sync.Pool
+var gemmWorkers freeList[gemmWorker]
 
 // getGemmWorker takes a worker's scratch with a panel of n floats.
 func getGemmWorker(n int) *gemmWorker {
-	w, _ := gemmWorkers.Get().(*gemmWorker)
-	if w == nil {
-		w = new(gemmWorker)
-	}
+	w := gemmWorkers.get()
 	w.panel = growFloats(w.panel, n)
 	return w
 }

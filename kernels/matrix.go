@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 )
 
 // Matrix is a [Rows, Cols] weight used as y = W x. Exactly one storage is
@@ -89,9 +88,9 @@ func (q *Quant) scale(i int) (float32, float32) {
 // Row dequantizes (or converts) row r into dst[:Cols].
 func (m *Matrix) Row(r int, dst []float32) {
 	if m.Q != nil && dequantFast(m.Q) {
-		sc := rowScratch.Get().(*gemmScratch)
+		sc := rowScratch.get()
 		m.quantRow(dst[:m.Cols], r, 0, m.Cols, sc)
-		rowScratch.Put(sc)
+		rowScratch.put(sc)
 		return
 	}
 	m.rowRange(r, 0, m.Cols, dst)
@@ -99,7 +98,7 @@ func (m *Matrix) Row(r int, dst []float32) {
 
 // rowScratch recycles Row's scales and biases: an embedding lookup
 // dequantizes a row per token and should allocate nothing.
-var rowScratch = sync.Pool{New: func() any { return new(gemmScratch) }}
+var rowScratch freeList[gemmScratch]
 
 // MatMul computes out[t, r] = sum_c W[r, c] * x[t, c] for n tokens
 // (x is [n, Cols], out is [n, Rows]). Rows are split across goroutines.

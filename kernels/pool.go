@@ -58,7 +58,7 @@ func (j *poolJob) keepPanic() {
 var (
 	poolStart sync.Once
 	poolJobs  chan *poolJob
-	jobPool   = sync.Pool{New: func() any { return new(poolJob) }}
+	jobPool   freeList[poolJob]
 )
 
 func startPool() {
@@ -88,7 +88,7 @@ const (
 // pool workers.
 func runParallel(n, workers int, body func(lo, hi int)) {
 	poolStart.Do(startPool)
-	j := jobPool.Get().(*poolJob)
+	j := jobPool.get()
 	j.body, j.n = body, n
 	chunks := workers
 	if n >= fineItems*workers {
@@ -113,7 +113,7 @@ func runParallel(n, workers int, body func(lo, hi int)) {
 	j.joined.Wait()
 	panicked := j.panicked.Load()
 	j.body = nil
-	jobPool.Put(j)
+	jobPool.put(j)
 	if panicked != nil {
 		panic(*panicked)
 	}
