@@ -2,39 +2,15 @@ package kernels
 
 import (
 	"math/rand/v2"
-	"runtime"
-	"runtime/debug"
 	"testing"
-)
 
-// steadyAllocs is the heap allocations per call of f once warm. Unlike
-// testing.AllocsPerRun it keeps GOMAXPROCS, so the worker pool takes part.
-// GC is off while counting (a collection empties runtime caches whose
-// refills land at random); up to three windows, because pool workers park
-// after a call returns and their first parks can land in one.
-func steadyAllocs(f func()) float64 {
-	f()
-	f()
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	const runs = 10
-	var a float64
-	for window := 0; window < 3; window++ {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for range runs {
-			f()
-		}
-		runtime.ReadMemStats(&after)
-		if a = float64(after.Mallocs-before.Mallocs) / runs; a == 0 {
-			break
-		}
-	}
-	return a
-}
+	"github.com/mlx-moe/mlx-moe/internal/allocs"
+)
 
 // TestKernelsAllocateNothingWhenWarm: the decode-step kernels (quantized
 // and dense products, an embedding row, attention unsplit, split and over
-// a half cache) keep their per-call state between calls.
+// a half cache) keep their per-call state between calls, with the worker
+// pool taking part.
 func TestKernelsAllocateNothingWhenWarm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(12, 1))
 	q4 := randomQuant(rng, 256, 512, 4, 64, false)
@@ -83,7 +59,9 @@ func TestKernelsAllocateNothingWhenWarm(t *testing.T) {
 			AttentionKV(ao, q, kh, 0, kh, 0, 1, keys-1, heads, kvHeads, dk, dk, scale)
 		}},
 	} {
-		if a := steadyAllocs(c.f); a != 0 {
+		c.f()
+		c.f()
+		if a := allocs.Steady(10, nil, c.f); a != 0 {
 			t.Errorf("%s: %.1f heap allocations per warm call", c.name, a)
 		}
 	}

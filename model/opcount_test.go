@@ -2,13 +2,13 @@ package model_test
 
 import (
 	"runtime"
-	"runtime/debug"
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/graph/graphtest"
+	"github.com/mlx-moe/mlx-moe/internal/allocs"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
@@ -81,30 +81,10 @@ func TestDecodeStepAllocatesNothing(t *testing.T) {
 		ae := &allocsByOp{Executor: cpu.New()}
 		step := decodeSteps(t, m, ae, 64)
 		step()
-		// No GC while counting: a collection empties the runtime's caches
-		// (sudogs, the per-P allocation caches), whose refills would land
-		// at random, and what is measured here is the steady state.
-		defer debug.SetGCPercent(debug.SetGCPercent(-1))
-		// Up to three windows of ten steps: the worker pool's goroutines
-		// park (and take their runtime caches) after a parallel op has
-		// returned, so their first parks can land in a window, and the
-		// kernels' recycled scratch reaches its largest size over the
-		// first steps (routing differs per token); the steady state is a
-		// window with none.
+		// Ten steps a window: the kernels' recycled scratch reaches its
+		// largest size over the first steps (routing differs per token).
 		const runs = 10
-		var total float64
-		for window := 0; window < 3; window++ {
-			ae.reset()
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			for range runs {
-				step()
-			}
-			runtime.ReadMemStats(&after)
-			if total = float64(after.Mallocs-before.Mallocs) / runs; total == 0 {
-				break
-			}
-		}
+		total := allocs.Steady(runs, ae.reset, step)
 		if total > 0 {
 			for _, op := range kernelOps {
 				if n := float64(ae.allocs[op]) / runs; n > 0 {
