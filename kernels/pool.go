@@ -77,7 +77,7 @@ func startPool() {
 // chunksPerWorker trades the atomic claim per chunk against load balance.
 // Calls with fewer than fineItems items per worker get one chunk per
 // worker, the ranges the goroutine-per-chunk form gave: their bodies often
-// allocate scratch per call (attention's scores, the delta rule's chunk
+// set up scratch per call (attention's tile buffers, the delta rule's chunk
 // buffers), which should not be multiplied.
 const (
 	chunksPerWorker = 4
