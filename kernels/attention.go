@@ -3,7 +3,6 @@ package kernels
 import (
 	"math"
 	"runtime"
-	"sync"
 )
 
 // Attention is causal scaled-dot-product attention against a cache.
@@ -23,36 +22,65 @@ func Attention(out, q, kCache, vCache []float32, n, pos0, heads, kvHeads, dk, dv
 	if n <= 0 {
 		return
 	}
-	attend(&attnTile{q: q, k: kCache, v: vCache, out: out, heads: heads, group: heads / kvHeads,
-		dk: dk, dv: dv, kStride: kStride, vStride: vStride, pos0: pos0, scale: scale}, n, kvHeads)
+	j := attnJobs.get()
+	j.base = attnTile{q: q, k: kCache, v: vCache, out: out, heads: heads, group: heads / kvHeads,
+		dk: dk, dv: dv, kStride: kStride, vStride: vStride, pos0: pos0, scale: scale}
+	j.attend(n, kvHeads)
 }
 
-// attend runs the tiles of base (a tile with its inputs set) over n tokens.
-func attend(base *attnTile, n, kvHeads int) {
+// attnJob is one Attention call: the tile its workers copy, the partial
+// results of split key ranges, and the work functions of its parallel
+// regions, bound once when the job is made. Jobs are recycled through
+// attnJobs so a call allocates nothing.
+type attnJob struct {
+	base                  attnTile
+	src                   kvSource // base.src points here for non-float32 caches
+	n, kvHeads, bq, tiles int
+	splits, rows, span    int
+	po, pm, ps            []float32 // per split unit: output, row max, row sum
+	tilesBody, splitBody  func(lo, hi int)
+}
+
+var attnJobs = freeList[attnJob]{init: func(j *attnJob) {
+	j.tilesBody, j.splitBody = j.runTiles, j.runSplits
+}}
+
+// attend runs the tiles of j.base (a tile with its inputs set) over n
+// tokens, then hands the job back to attnJobs.
+func (j *attnJob) attend(n, kvHeads int) {
+	base := &j.base
 	group, pos0, dk, dv := base.group, base.pos0, base.dk, base.dv
-	bq := max(1, base.tileRows()/group)
-	tiles := (n + bq - 1) / bq
-	if splits := attnSplits(kvHeads*tiles, pos0+n); splits > 1 {
-		attentionSplit(base, n, kvHeads, bq, tiles, splits)
-		return
+	j.n, j.kvHeads = n, kvHeads
+	j.bq = max(1, base.tileRows()/group)
+	j.tiles = (n + j.bq - 1) / j.bq
+	if j.splits = attnSplits(kvHeads*j.tiles, pos0+n); j.splits > 1 {
+		j.attentionSplit()
+	} else {
+		parallelFor(kvHeads*j.tiles, group*j.bq*(pos0+n)*(dk+dv), j.tilesBody)
 	}
-	parallelFor(kvHeads*tiles, group*bq*(pos0+n)*(dk+dv), func(lo, hi int) {
-		a := *base
-		a.alloc(group * bq)
-		defer a.release()
-		for u := lo; u < hi; u++ {
-			// Causal tiles grow with t: pair early and late tiles so a
-			// contiguous range of units is about as much work as any other.
-			g, k := u%kvHeads, u/kvHeads
-			tile := k / 2
-			if k%2 == 1 {
-				tile = tiles - 1 - k/2
-			}
-			t0, t1 := tile*bq, min(n, tile*bq+bq)
-			a.run(g, t0, t1, 0, pos0+t1)
-			a.finish(g, t0, t1)
+	j.base, j.src = attnTile{}, kvSource{}
+	attnJobs.put(j)
+}
+
+// runTiles is the work of an unsplit call: units [lo, hi) of (kv head,
+// token tile), each over all its keys.
+func (j *attnJob) runTiles(lo, hi int) {
+	a := j.base
+	a.alloc(a.group * j.bq)
+	defer a.release()
+	kvHeads, tiles, bq, n := j.kvHeads, j.tiles, j.bq, j.n
+	for u := lo; u < hi; u++ {
+		// Causal tiles grow with t: pair early and late tiles so a
+		// contiguous range of units is about as much work as any other.
+		g, k := u%kvHeads, u/kvHeads
+		tile := k / 2
+		if k%2 == 1 {
+			tile = tiles - 1 - k/2
 		}
-	})
+		t0, t1 := tile*bq, min(n, tile*bq+bq)
+		a.run(g, t0, t1, 0, a.pos0+t1)
+		a.finish(g, t0, t1)
+	}
 }
 
 // attnSplits is how many key ranges each of units tiles is cut into so
@@ -70,32 +98,18 @@ func attnSplits(units, keys int) int {
 // leaving its unnormalised output, row max and row sum, then merges the
 // ranges of a tile (flash-decoding): rescale each by e^(max - overall max)
 // and divide by the rescaled sum.
-func attentionSplit(base *attnTile, n, kvHeads, bq, tiles, splits int) {
+func (j *attnJob) attentionSplit() {
+	base, n, kvHeads, bq, tiles, splits := &j.base, j.n, j.kvHeads, j.bq, j.tiles, j.splits
 	rows, dv := base.group*bq, base.dv
 	units := kvHeads * tiles * splits
-	po := make([]float32, units*rows*dv)
-	pm := make([]float32, units*rows)
-	ps := make([]float32, units*rows)
+	j.rows = rows
+	j.po = growFloats(j.po, units*rows*dv)
+	j.pm = growFloats(j.pm, units*rows)
+	j.ps = growFloats(j.ps, units*rows)
+	po, pm, ps := j.po, j.pm, j.ps
 	keys := base.pos0 + n
-	span := (keys/splits + attnKeys - 1) / attnKeys * attnKeys
-	parallelFor(units, rows*span*(base.dk+dv), func(lo, hi int) {
-		a := *base
-		a.alloc(rows)
-		defer a.release()
-		for u := lo; u < hi; u++ {
-			g, tile, sp := u%kvHeads, u/kvHeads%tiles, u/(kvHeads*tiles)
-			t0, t1 := tile*bq, min(n, tile*bq+bq)
-			kb, ke := sp*span, base.pos0+t1
-			if sp < splits-1 {
-				ke = min(ke, kb+span)
-			}
-			r := (t1 - t0) * base.group
-			a.run(g, t0, t1, kb, ke)
-			copy(po[u*rows*dv:], a.o[:r*dv])
-			copy(pm[u*rows:], a.rowMax[:r])
-			copy(ps[u*rows:], a.rowSum[:r])
-		}
-	})
+	j.span = (keys/splits + attnKeys - 1) / attnKeys * attnKeys
+	parallelFor(units, rows*j.span*(base.dk+dv), j.splitBody)
 	a := *base
 	a.alloc(rows)
 	defer a.release()
@@ -123,6 +137,29 @@ func attentionSplit(base *attnTile, n, kvHeads, bq, tiles, splits int) {
 	}
 }
 
+// runSplits is the work of a split call: units [lo, hi) of (kv head, token
+// tile, key range), each leaving its partial results in po, pm and ps.
+func (j *attnJob) runSplits(lo, hi int) {
+	a := j.base
+	rows, dv := j.rows, a.dv
+	a.alloc(rows)
+	defer a.release()
+	kvHeads, tiles, bq, n, splits, span := j.kvHeads, j.tiles, j.bq, j.n, j.splits, j.span
+	for u := lo; u < hi; u++ {
+		g, tile, sp := u%kvHeads, u/kvHeads%tiles, u/(kvHeads*tiles)
+		t0, t1 := tile*bq, min(n, tile*bq+bq)
+		kb, ke := sp*span, a.pos0+t1
+		if sp < splits-1 {
+			ke = min(ke, kb+span)
+		}
+		r := (t1 - t0) * a.group
+		a.run(g, t0, t1, kb, ke)
+		copy(j.po[u*rows*dv:], a.o[:r*dv])
+		copy(j.pm[u*rows:], a.rowMax[:r])
+		copy(j.ps[u*rows:], a.rowSum[:r])
+	}
+}
+
 const (
 	attnRows = 32 // query rows (heads of a kv group × tokens) per tile
 	attnKeys = 64 // keys per block
@@ -143,13 +180,10 @@ type attnTile struct {
 // attnPool (decode runs attention once per layer per token).
 type attnBuffers struct{ qs, s, st, o, rowMax, rowSum, kb, vb []float32 }
 
-var attnPool sync.Pool
+var attnPool freeList[attnBuffers]
 
 func (a *attnTile) alloc(rows int) {
-	b, _ := attnPool.Get().(*attnBuffers)
-	if b == nil {
-		b = new(attnBuffers)
-	}
+	b := attnPool.get()
 	b.qs = growFloats(b.qs, rows*a.dk)
 	b.s = growFloats(b.s, rows*attnKeys)
 	b.st = growFloats(b.st, rows*attnKeys)
@@ -165,7 +199,7 @@ func (a *attnTile) alloc(rows int) {
 
 // release hands the tile's scratch back to attnPool.
 func (a *attnTile) release() {
-	attnPool.Put(a.attnBuffers)
+	attnPool.put(a.attnBuffers)
 	a.attnBuffers = nil
 }
 

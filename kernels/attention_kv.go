@@ -14,12 +14,14 @@ func AttentionKV(out, q []float32, k *KVRows, kc0 int, v *KVRows, vc0 int, n, po
 		Attention(out, q, k.F32[kc0:], v.F32[vc0:], n, pos0, heads, kvHeads, dk, dv, k.Cols, v.Cols, scale)
 		return
 	}
-	src := &kvSource{k: k, kc0: kc0, v: v, vc0: vc0}
+	j := attnJobs.get()
 	// Latent attention reads its values out of the key rows: convert them
 	// once, with the keys.
-	src.shared = v == k && kvHeads == 1 && vc0 >= kc0 && vc0+dv <= kc0+dk
-	attend(&attnTile{q: q, out: out, heads: heads, group: heads / kvHeads,
-		dk: dk, dv: dv, pos0: pos0, scale: scale, src: src}, n, kvHeads)
+	j.src = kvSource{k: k, kc0: kc0, v: v, vc0: vc0,
+		shared: v == k && kvHeads == 1 && vc0 >= kc0 && vc0+dv <= kc0+dk}
+	j.base = attnTile{q: q, out: out, heads: heads, group: heads / kvHeads,
+		dk: dk, dv: dv, pos0: pos0, scale: scale, src: &j.src}
+	j.attend(n, kvHeads)
 }
 
 // tileRows is how many query rows a tile takes. A tile converts every key

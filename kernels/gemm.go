@@ -1,7 +1,5 @@
 package kernels
 
-import "sync"
-
 // Prefill matrix products (many tokens) as a blocked GEMM.
 //
 // out[t, r] = Σ_c W[r, c]·x[t, c]: both operands are contiguous along c, so
@@ -26,60 +24,104 @@ const (
 // are added by a scalar pass.
 func gemm(out, x []float32, n int, m *Matrix) {
 	rows, cols := m.Rows, m.Cols
-	out, x = out[:n*rows], x[:n*cols]
-	clear(out)
-	kc := gemmKC
+	j := gemmJobs.get()
+	j.out, j.x, j.n, j.m = out[:n*rows], x[:n*cols], n, m
+	clear(j.out)
+	j.kc = gemmKC
 	if m.Q != nil {
 		// Blocks start on a group so a block's scales are whole groups.
-		kc = max(m.Q.GroupSize, kc/m.Q.GroupSize*m.Q.GroupSize)
+		j.kc = max(m.Q.GroupSize, gemmKC/m.Q.GroupSize*m.Q.GroupSize)
 	}
-	kmain := cols &^ 7
+	j.kmain = cols &^ 7
 	// Column block k0 of every token, packed contiguously (token t at
 	// xp[k0*n+t*kw:]): x's own row stride is often a multiple of 4 KiB,
 	// which maps a token block's rows onto a few cache sets.
-	xp := getBuffer(&packedPool, n*kmain)
-	defer packedPool.Put(xp)
-	parallelFor(n, cols, func(lo, hi int) {
-		for k0 := 0; k0 < kmain; k0 += kc {
-			kw := min(kmain, k0+kc) - k0
-			for t := lo; t < hi; t++ {
-				copy((*xp)[k0*n+t*kw:k0*n+(t+1)*kw], x[t*cols+k0:])
-			}
-		}
-	})
+	j.xp = growFloats(j.xp, n*j.kmain)
+	parallelFor(n, cols, j.packBody)
 	panels := (rows + gemmPanel - 1) / gemmPanel
-	parallelFor(panels, gemmPanel*cols*n, func(lo, hi int) {
-		bp := getBuffer(&panelPool, gemmPanel*kc)
-		defer panelPool.Put(bp)
-		buf := *bp
-		var sc gemmScratch
-		for t0 := 0; t0 < n; t0 += gemmTokens {
-			t1 := min(n, t0+gemmTokens)
-			for k0 := 0; k0 < kmain; k0 += kc {
-				k1 := min(kmain, k0+kc)
-				kw := k1 - k0
-				xb := (*xp)[k0*n+t0*kw : k0*n+t1*kw]
-				for p := lo; p < hi; p++ {
-					r0 := p * gemmPanel
-					rr := min(gemmPanel, rows-r0)
-					m.panel(buf, kw, r0, rr, k0, k1, &sc)
-					if p+1 < hi {
-						m.prefetchPanel(r0+gemmPanel, min(gemmPanel, rows-r0-gemmPanel), k0, k1)
-					}
-					gemmBlock(out[t0*rows+r0:], rows, buf, kw, rr, xb, kw, t1-t0, kw)
+	parallelFor(panels, gemmPanel*cols*n, j.panelsBody)
+	j.out, j.x, j.m = nil, nil, nil
+	gemmJobs.put(j)
+}
+
+// gemmJob is one gemm call: its operands, the packed activations and the
+// work functions of its two parallel regions, bound once when the job is
+// made. Jobs (with their packed buffer, as large as a prompt's input) are
+// recycled through gemmJobs: prefill makes thousands of small expert
+// products, and a decode step's dense products allocate nothing.
+type gemmJob struct {
+	out, x               []float32
+	n, kc, kmain         int
+	m                    *Matrix
+	xp                   []float32
+	packBody, panelsBody func(lo, hi int)
+}
+
+var gemmJobs = freeList[gemmJob]{init: func(j *gemmJob) {
+	j.packBody, j.panelsBody = j.pack, j.panels
+}}
+
+// pack copies tokens [lo, hi) into the column blocks of xp.
+func (j *gemmJob) pack(lo, hi int) {
+	cols, kmain, n := j.m.Cols, j.kmain, j.n
+	for k0 := 0; k0 < kmain; k0 += j.kc {
+		kw := min(kmain, k0+j.kc) - k0
+		for t := lo; t < hi; t++ {
+			copy(j.xp[k0*n+t*kw:k0*n+(t+1)*kw], j.x[t*cols+k0:])
+		}
+	}
+}
+
+// panels multiplies weight panels [lo, hi) with every token.
+func (j *gemmJob) panels(lo, hi int) {
+	m, out, x, n, kc, kmain := j.m, j.out, j.x, j.n, j.kc, j.kmain
+	rows, cols := m.Rows, m.Cols
+	w := getGemmWorker(gemmPanel * kc)
+	defer gemmWorkers.put(w)
+	buf := w.panel
+	for t0 := 0; t0 < n; t0 += gemmTokens {
+		t1 := min(n, t0+gemmTokens)
+		for k0 := 0; k0 < kmain; k0 += kc {
+			k1 := min(kmain, k0+kc)
+			kw := k1 - k0
+			xb := j.xp[k0*n+t0*kw : k0*n+t1*kw]
+			for p := lo; p < hi; p++ {
+				r0 := p * gemmPanel
+				rr := min(gemmPanel, rows-r0)
+				m.panel(buf, kw, r0, rr, k0, k1, &w.sc)
+				if p+1 < hi {
+					m.prefetchPanel(r0+gemmPanel, min(gemmPanel, rows-r0-gemmPanel), k0, k1)
 				}
+				gemmBlock(out[t0*rows+r0:], rows, buf, kw, rr, xb, kw, t1-t0, kw)
 			}
 		}
-		if kmain < cols {
-			tail := make([]float32, cols-kmain)
-			for r := lo * gemmPanel; r < min(rows, hi*gemmPanel); r++ {
-				m.rowRange(r, kmain, cols, tail)
-				for t := 0; t < n; t++ {
-					out[t*rows+r] += Dot(tail, x[t*cols+kmain:(t+1)*cols])
-				}
+	}
+	if kmain < cols {
+		w.tail = growFloats(w.tail, cols-kmain)
+		for r := lo * gemmPanel; r < min(rows, hi*gemmPanel); r++ {
+			m.rowRange(r, kmain, cols, w.tail)
+			for t := 0; t < n; t++ {
+				out[t*rows+r] += Dot(w.tail, x[t*cols+kmain:(t+1)*cols])
 			}
 		}
-	})
+	}
+}
+
+// gemmWorker is one participant's scratch in a gemm region: the
+// dequantized panel, a row's scales and biases, and the scalar tail row.
+type gemmWorker struct {
+	panel, tail []float32
+	sc          gemmScratch
+}
+
+// gemmWorkers recycles the workers' scratch between calls.
+var gemmWorkers freeList[gemmWorker]
+
+// getGemmWorker takes a worker's scratch with a panel of n floats.
+func getGemmWorker(n int) *gemmWorker {
+	w := gemmWorkers.get()
+	w.panel = growFloats(w.panel, n)
+	return w
 }
 
 // gemmBlock adds the products of rr panel rows (w, row stride ldw) with nt
@@ -103,21 +145,6 @@ func gemmBlock(out []float32, ldo int, w []float32, ldw, rr int, x []float32, ld
 			}
 		}
 	}
-}
-
-// packedPool and panelPool recycle the packed activations (as large as a
-// prompt's input) and the dequantized panels between calls: prefill makes
-// thousands of small expert products.
-var packedPool, panelPool sync.Pool
-
-// getBuffer takes a buffer of n floats from pool, or makes one.
-func getBuffer(pool *sync.Pool, n int) *[]float32 {
-	if p, ok := pool.Get().(*[]float32); ok && cap(*p) >= n {
-		*p = (*p)[:n]
-		return p
-	}
-	p := make([]float32, n)
-	return &p
 }
 
 // tileGo is the portable microkernel: out[j*ldo+i] += Σ_c w[i*ldw+c]·x[j*ldx+c]

@@ -88,11 +88,17 @@ func (q *Quant) scale(i int) (float32, float32) {
 // Row dequantizes (or converts) row r into dst[:Cols].
 func (m *Matrix) Row(r int, dst []float32) {
 	if m.Q != nil && dequantFast(m.Q) {
-		m.quantRow(dst[:m.Cols], r, 0, m.Cols, &gemmScratch{})
+		sc := rowScratch.get()
+		m.quantRow(dst[:m.Cols], r, 0, m.Cols, sc)
+		rowScratch.put(sc)
 		return
 	}
 	m.rowRange(r, 0, m.Cols, dst)
 }
+
+// rowScratch recycles Row's scales and biases: an embedding lookup
+// dequantizes a row per token and should allocate nothing.
+var rowScratch freeList[gemmScratch]
 
 // MatMul computes out[t, r] = sum_c W[r, c] * x[t, c] for n tokens
 // (x is [n, Cols], out is [n, Rows]). Rows are split across goroutines.

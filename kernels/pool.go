@@ -34,11 +34,7 @@ type poolJob struct {
 // run claims and runs chunks until none are left; a panic is kept for the
 // caller and stops this participant.
 func (j *poolJob) run() {
-	defer func() {
-		if v := recover(); v != nil {
-			j.panicked.CompareAndSwap(nil, &v)
-		}
-	}()
+	defer j.keepPanic()
 	for {
 		lo := int(j.next.Add(int64(j.chunk))) - j.chunk
 		if lo >= j.n {
@@ -48,10 +44,21 @@ func (j *poolJob) run() {
 	}
 }
 
+// keepPanic keeps a recovered panic for the caller. It is a method, not a
+// deferred closure, and boxes the value only when there is one, so a run
+// without a panic allocates nothing.
+func (j *poolJob) keepPanic() {
+	if v := recover(); v != nil {
+		p := new(any)
+		*p = v
+		j.panicked.CompareAndSwap(nil, p)
+	}
+}
+
 var (
 	poolStart sync.Once
 	poolJobs  chan *poolJob
-	jobPool   = sync.Pool{New: func() any { return new(poolJob) }}
+	jobPool   freeList[poolJob]
 )
 
 func startPool() {
@@ -70,7 +77,7 @@ func startPool() {
 // chunksPerWorker trades the atomic claim per chunk against load balance.
 // Calls with fewer than fineItems items per worker get one chunk per
 // worker, the ranges the goroutine-per-chunk form gave: their bodies often
-// allocate scratch per call (attention's scores, the delta rule's chunk
+// set up scratch per call (attention's tile buffers, the delta rule's chunk
 // buffers), which should not be multiplied.
 const (
 	chunksPerWorker = 4
@@ -81,7 +88,7 @@ const (
 // pool workers.
 func runParallel(n, workers int, body func(lo, hi int)) {
 	poolStart.Do(startPool)
-	j := jobPool.Get().(*poolJob)
+	j := jobPool.get()
 	j.body, j.n = body, n
 	chunks := workers
 	if n >= fineItems*workers {
@@ -106,7 +113,7 @@ func runParallel(n, workers int, body func(lo, hi int)) {
 	j.joined.Wait()
 	panicked := j.panicked.Load()
 	j.body = nil
-	jobPool.Put(j)
+	jobPool.put(j)
 	if panicked != nil {
 		panic(*panicked)
 	}

@@ -1,9 +1,6 @@
 package kernels
 
-import (
-	"sync"
-	"unsafe"
-)
+import "unsafe"
 
 // Decode-time quantized matrix-vector products. For each group the dot
 // product is scale*Σ(q-c)·x + (bias+c*scale)*Σx with c the middle code, so
@@ -172,14 +169,26 @@ func MatVecRows(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 // qmv computes out[t, r] for n <= qmvTokens tokens of a quantized matrix,
 // rows split across the worker pool.
 func qmv(out, x []float32, n int, m *Matrix) {
-	d := decodeInputs.Get().(*DecodeInput)
-	d.Prepare(x, n, m.Cols, m.Q)
-	parallelFor(m.Rows, m.Cols*n, func(lo, hi int) { MatVecRows(out, d, m, lo, hi) })
-	d.x, d.xs = nil, nil
-	decodeInputs.Put(d)
+	j := qmvJobs.get()
+	j.d.Prepare(x, n, m.Cols, m.Q)
+	j.out, j.m = out, m
+	parallelFor(m.Rows, m.Cols*n, j.body)
+	j.out, j.m, j.d.x, j.d.xs = nil, nil, nil, nil
+	qmvJobs.put(j)
 }
 
-var decodeInputs = sync.Pool{New: func() any { return new(DecodeInput) }}
+// qmvJob is one qmv call: its prepared input, its operands and its work
+// function, bound once when the job is made so a call allocates nothing.
+type qmvJob struct {
+	d    DecodeInput
+	out  []float32
+	m    *Matrix
+	body func(lo, hi int)
+}
+
+func (j *qmvJob) rows(lo, hi int) { MatVecRows(j.out, &j.d, j.m, lo, hi) }
+
+var qmvJobs = freeList[qmvJob]{init: func(j *qmvJob) { j.body = j.rows }}
 
 // qmvRows is the Go kernel for rows [lo, hi) of a 4- or 8-bit matrix.
 func qmvRows(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
@@ -267,18 +276,15 @@ func permuteCodes(dst, x []float32, block, perByte int) {
 }
 
 // floatPool recycles the per-call activation scratch of the decode kernels.
-var floatPool sync.Pool
+var floatPool freeList[[]float32]
 
 func getFloats(n int) *[]float32 {
-	if p, ok := floatPool.Get().(*[]float32); ok && cap(*p) >= n {
-		*p = (*p)[:n]
-		return p
-	}
-	s := make([]float32, n)
-	return &s
+	p := floatPool.get()
+	*p = growFloats(*p, n)
+	return p
 }
 
-func putFloats(p *[]float32) { floatPool.Put(p) }
+func putFloats(p *[]float32) { floatPool.put(p) }
 
 // quantRows is the geometry the SIMD row kernels walk a quantized matrix
 // by: its codes as bytes, each row's bytes, its groups per row and the

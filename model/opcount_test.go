@@ -2,13 +2,13 @@ package model_test
 
 import (
 	"runtime"
-	"runtime/debug"
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/graph/graphtest"
+	"github.com/mlx-moe/mlx-moe/internal/allocs"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
@@ -70,10 +70,9 @@ func forEachFixture(t *testing.T, f func(t *testing.T, name string, m *model.Mod
 
 // TestDecodeStepAllocatesNothing checks that a warm decode step allocates
 // no Go memory on any fixture: with graphtest.Null (model code alone) and
-// with the CPU executor, kernels included. The CPU executor's ops listed in
-// otherOwners are not held to zero yet; what they allocate is measured per
-// op kind and logged, and everything else (model code, routing, norms,
-// rope, the delta rule, element-wise ops, conv) must allocate nothing.
+// with the CPU executor, kernels included. The ops in kernelOps (whose
+// kernels keep recycled scratch and bound work functions) are measured one
+// by one, so a failure names the op that allocated.
 func TestDecodeStepAllocatesNothing(t *testing.T) {
 	forEachFixture(t, func(t *testing.T, name string, m *model.Model) {
 		if a := testing.AllocsPerRun(20, decodeSteps(t, m, graphtest.Null{}, 64)); a != 0 {
@@ -82,53 +81,31 @@ func TestDecodeStepAllocatesNothing(t *testing.T) {
 		ae := &allocsByOp{Executor: cpu.New()}
 		step := decodeSteps(t, m, ae, 64)
 		step()
-		// No GC while counting: a collection empties the runtime's and the
-		// kernels' caches (sync.Pools, sudogs), whose refills would land
-		// at random, and what is measured here is the steady state.
-		defer debug.SetGCPercent(debug.SetGCPercent(-1))
-		// Up to three windows of ten steps: the worker pool's goroutines
-		// park (and take their runtime caches) after a parallel op has
-		// returned, so their first parks can land in a window; the steady
-		// state is a window with none.
+		// Ten steps a window: the kernels' recycled scratch reaches its
+		// largest size over the first steps (routing differs per token).
 		const runs = 10
-		var total, others float64
-		for window := 0; window < 3; window++ {
-			ae.reset()
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			for range runs {
-				step()
+		total := allocs.Steady(runs, ae.reset, step)
+		t.Logf("%s: %.1f heap allocations per decode step with the CPU executor", name, total)
+		if total > 0 {
+			for _, op := range kernelOps {
+				if n := float64(ae.allocs[op]) / runs; n > 0 {
+					t.Logf("%s: %s made %.1f heap allocations per decode step", name, op, n)
+				}
 			}
-			runtime.ReadMemStats(&after)
-			total, others = float64(after.Mallocs-before.Mallocs)/runs, 0
-			for _, op := range otherOwners {
-				others += float64(ae.allocs[op]) / runs
-			}
-			if total == others {
-				break
-			}
-		}
-		for _, op := range otherOwners {
-			if n := float64(ae.allocs[op]) / runs; n > 0 {
-				t.Logf("%s: %s made %.1f heap allocations per decode step (not yet held to zero)", name, op, n)
-			}
-		}
-		t.Logf("%s: %.1f heap allocations per decode step with the CPU executor, %.1f of them in %v",
-			name, total, others, otherOwners)
-		if rest := total - others; rest > 0 {
-			t.Errorf("a decode step made %.1f heap allocations outside %v with the CPU executor", rest, otherOwners)
+			t.Errorf("a decode step made %.1f heap allocations with the CPU executor", total)
 		}
 	})
 }
 
-// otherOwners are the CPU executor's ops whose kernels (a quantized
-// embedding row's dequantization scratch, quantized and dense matrix
-// products, attention, the MoE regions and the worker pool under them)
-// still allocate per call.
-var otherOwners = []string{"Embed", "MatMul", "MatMulHeads", "Attention", "MoE"}
+// kernelOps are the CPU executor's ops whose kernels keep state between
+// calls (a quantized embedding row's dequantization scratch, quantized and
+// dense matrix products, attention, the MoE regions and the worker pool
+// under them): the ops most likely to allocate again when a kernel
+// changes, counted one by one.
+var kernelOps = []string{"Embed", "MatMul", "MatMulHeads", "Attention", "MoE"}
 
 // allocsByOp forwards every op to Executor and counts the heap allocations
-// made inside the ops named in otherOwners. runtime.ReadMemStats flushes the
+// made inside the ops named in kernelOps. runtime.ReadMemStats flushes the
 // per-P caches, so its Mallocs is exact, unlike a runtime/metrics read.
 type allocsByOp struct {
 	graph.Executor
@@ -138,7 +115,7 @@ type allocsByOp struct {
 
 func (a *allocsByOp) reset() {
 	a.allocs = map[string]uint64{}
-	for _, op := range otherOwners {
+	for _, op := range kernelOps {
 		a.allocs[op] = 0
 	}
 }
