@@ -154,7 +154,9 @@ func TestResolveExact(t *testing.T) {
 	if st.Total.Bytes != 22*(1088+4103) || st.Total.Evictions != 2*(11-4) {
 		t.Errorf("total bytes %d evictions %d", st.Total.Bytes, st.Total.Evictions)
 	}
-	if st.InFlight < 1 || st.MaxInFlight < 1 || st.Total.IOWait <= 0 || st.IOBusy <= 0 {
+	// The mean depth is busy-time weighted: about 1 for serial misses, a
+	// little under it when timing is coarse (as under -race).
+	if st.InFlight <= 0 || st.MaxInFlight < 1 || st.Total.IOWait <= 0 || st.IOBusy <= 0 {
 		t.Errorf("IO counters after misses: %.2f reads in flight on average, at most %d, IO wait %v, busy %v", st.InFlight, st.MaxInFlight, st.Total.IOWait, st.IOBusy)
 	}
 	if !strings.Contains(st.String(), "total") {
