@@ -157,7 +157,7 @@ func (s *Server) forceTools(j *job, tools []Tool, forced bool, param string) *ap
 }
 
 // forcedChoice reports whether an OpenAI tool_choice (chat or Responses)
-// forces a call: "required" or a named function.
+// forces a call: "required" (also allowed_tools' mode) or a named function.
 func forcedChoice(raw json.RawMessage) bool {
 	mode, _, e := toolChoice(raw)
 	return e == nil && (mode == "required" || mode == "named")
