@@ -149,7 +149,7 @@ func checkArgs(t *testing.T, name, args string) {
 }
 
 func TestForcedToolChoice(t *testing.T) {
-	for _, format := range []string{"qwen3", "deepseek-v3", "qwen3-coder"} {
+	for _, format := range []string{"qwen3", "deepseek-v3", "qwen3-coder", "glm"} {
 		ts := start(t, newBabbler(format), server.Config{})
 		for _, choice := range []string{`"required"`, `{"type":"function","function":{"name":"get_time"}}`} {
 			v := postJSON(t, ts.URL+"/v1/chat/completions", `{"model":"m","max_tokens":300,"messages":[{"role":"user","content":"go"}],"tools":`+weatherTools+`,"tool_choice":`+choice+`}`, 200)
@@ -198,10 +198,10 @@ func TestConstrainRefusals(t *testing.T) {
 	}
 	// A format without a constrained form, a qwen3-coder parameter with
 	// two types, and a backend that cannot mask.
-	glm := start(t, newBabbler("glm"), server.Config{})
-	resp := post(t, glm.URL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"x"}],"tools":`+weatherTools+`,"tool_choice":"required"}`)
-	if raw := readAll(t, resp); resp.StatusCode != 400 || !strings.Contains(raw, "glm") {
-		t.Errorf("glm forced call: %d %s", resp.StatusCode, raw)
+	none := start(t, newBabbler("none"), server.Config{})
+	resp := post(t, none.URL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"x"}],"tools":`+weatherTools+`,"tool_choice":"required"}`)
+	if raw := readAll(t, resp); resp.StatusCode != 400 || !strings.Contains(raw, "none tool-call format") {
+		t.Errorf("forced call without a tool-call format: %d %s", resp.StatusCode, raw)
 	}
 	coder := start(t, newBabbler("qwen3-coder"), server.Config{})
 	resp = post(t, coder.URL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"required",
