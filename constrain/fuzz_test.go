@@ -17,7 +17,8 @@ func FuzzCompile(f *testing.F) {
 	v := byteVocab()
 	f.Fuzz(func(t *testing.T, schema, doc string) {
 		for _, compile := range []func([]byte, Limits) (*Grammar, error){CompileSchema,
-			func(b []byte, l Limits) (*Grammar, error) { return XMLCall("f", b, l) }} {
+			func(b []byte, l Limits) (*Grammar, error) { return XMLCall("f", b, l) },
+			func(b []byte, l Limits) (*Grammar, error) { return GLMCall("f", b, l) }} {
 			g, err := compile([]byte(schema), Limits{MaxString: 8, MaxItems: 3, MaxDepth: 4})
 			if err != nil {
 				continue

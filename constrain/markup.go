@@ -3,6 +3,9 @@ package constrain
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // XMLCall is a call to tool name in Qwen3-Coder's markup:
@@ -13,10 +16,44 @@ import (
 //
 // with VALUE as chat/toolcall's parser types it by the property's schema:
 // a string property's value is bare text (no quotes or escapes, no '<' or
-// control characters), any other value JSON. params is the arguments'
+// control characters), any other value JSON (whose strings hold no raw
+// '<', so no closing tag can start inside it). params is the arguments'
 // object schema.
 func XMLCall(name string, params []byte, l Limits) (*Grammar, error) {
-	c := &compiler{limits: l.withDefaults(), refs: map[string]*node{}}
+	return markupCall(name, params, l, markupForm{format: "qwen3-coder",
+		head: "<tool_call>\n<function=" + name + ">\n", key: "<parameter=", value: ">\n", end: "\n</parameter>\n",
+		tail: "</function>\n</tool_call>"})
+}
+
+// GLMCall is a call to tool name in GLM-4.5's markup:
+//
+//	<tool_call>NAME\n
+//	<arg_key>KEY</arg_key>\n<arg_value>VALUE</arg_value>\n   (each property, in order)
+//	</tool_call>
+//
+// with VALUE as in XMLCall (the parser takes it exactly, so an empty
+// string is a value here).
+func GLMCall(name string, params []byte, l Limits) (*Grammar, error) {
+	return markupCall(name, params, l, markupForm{format: "glm", emptyOK: true,
+		head: "<tool_call>" + name + "\n", key: "<arg_key>", value: "</arg_key>\n<arg_value>", end: "</arg_value>\n",
+		tail: "</tool_call>"})
+}
+
+// markupForm is a tool-call markup that writes arguments as key/value
+// tags: head, then key+KEY+value+VALUE+end per argument, then tail.
+type markupForm struct {
+	format                      string // for errors
+	head, key, value, end, tail string
+	emptyOK                     bool // an empty string value is told apart from a missing one
+}
+
+// markupCall compiles a call in form; names and keys must read back as
+// written (no markup characters or spaces).
+func markupCall(name string, params []byte, l Limits, form markupForm) (*Grammar, error) {
+	if !bareWord(name) {
+		return nil, fmt.Errorf("tool name %q cannot be written in %s tool-call markup (spaces, quotes, braces or angle brackets)", name, form.format)
+	}
+	c := &compiler{limits: l.withDefaults(), refs: map[string]*node{}, closeTag: strings.TrimSpace(form.end)}
 	if err := json.Unmarshal(params, &c.root); err != nil {
 		return nil, &SchemaError{Keyword: "schema", Reason: "expected a JSON object: " + err.Error()}
 	}
@@ -36,7 +73,7 @@ func XMLCall(name string, params []byte, l Limits) (*Grammar, error) {
 		case "type", "properties", "required", "additionalProperties", "$defs", "definitions":
 		default:
 			if !ignored[k] {
-				return nil, &SchemaError{Keyword: k, Reason: "not supported at the top of a qwen3-coder tool's parameters"}
+				return nil, &SchemaError{Keyword: k, Reason: "not supported at the top of a " + form.format + " tool's parameters"}
 			}
 		}
 	}
@@ -47,15 +84,19 @@ func XMLCall(name string, params []byte, l Limits) (*Grammar, error) {
 	}
 	// rest[i]: the parameters from i on, then the closing markup; an
 	// optional parameter may be skipped.
-	rest := c.literal("</function>\n</tool_call>")
+	rest := c.literal(form.tail)
 	for i := len(order) - 1; i >= 0; i-- {
 		k := order[i]
-		val, err := c.xmlValue(props[k], "/properties/"+k)
+		if !keyWord(k) {
+			return nil, &SchemaError{Path: "/properties", Keyword: "properties",
+				Reason: fmt.Sprintf("property name %q cannot be written in %s markup (angle brackets, control characters or outer spaces)", k, form.format)}
+		}
+		val, err := c.xmlValue(props[k], "/properties/"+k, form)
 		if err != nil {
 			return nil, err
 		}
 		param := c.newNode(kSeq)
-		param.parts = []*node{c.literal("<parameter=" + k + ">\n"), val, c.literal("\n</parameter>\n"), rest}
+		param.parts = []*node{c.literal(form.key + k + form.value), val, c.literal(form.end), rest}
 		if contains(required, k) {
 			rest = param
 		} else {
@@ -63,20 +104,33 @@ func XMLCall(name string, params []byte, l Limits) (*Grammar, error) {
 		}
 	}
 	root := c.newNode(kSeq)
-	root.parts = []*node{c.literal("<tool_call>\n<function=" + name + ">\n"), rest}
+	root.parts = []*node{c.literal(form.head), rest}
 	return &Grammar{root: root, nodes: c.nodes, limits: c.limits}, nil
+}
+
+// bareWord reports whether s is a tool name that the markup's parser
+// reads back unchanged (chat/toolcall's validName).
+func bareWord(s string) bool {
+	return s != "" && len(s) <= 256 && utf8.ValidString(s) && !strings.ContainsAny(s, " \t\r\n<>\"'{}")
+}
+
+// keyWord reports whether s is a property name that the parser reads back
+// unchanged between tags: trimmed, and no angle brackets or controls.
+func keyWord(s string) bool {
+	return s != "" && len(s) <= 256 && utf8.ValidString(s) && s == strings.TrimSpace(s) &&
+		!strings.ContainsAny(s, "<>") && strings.IndexFunc(s, unicode.IsControl) < 0
 }
 
 // xmlValue compiles one parameter's value: bare text for a string
 // property, JSON otherwise.
-func (c *compiler) xmlValue(raw json.RawMessage, path string) (*node, error) {
+func (c *compiler) xmlValue(raw json.RawMessage, path string, form markupForm) (*node, error) {
 	var s map[string]json.RawMessage
 	if json.Unmarshal(raw, &s) != nil {
 		return c.compile(raw, path)
 	}
 	for _, k := range []string{"anyOf", "oneOf", "$ref"} {
 		if _, ok := s[k]; ok {
-			return nil, &SchemaError{Path: path, Keyword: k, Reason: "a qwen3-coder tool parameter needs one type (its value is typed by it)"}
+			return nil, &SchemaError{Path: path, Keyword: k, Reason: "a " + form.format + " tool parameter needs one type (its value is typed by it)"}
 		}
 	}
 	types, err := schemaTypes(s["type"], path)
@@ -90,17 +144,17 @@ func (c *compiler) xmlValue(raw json.RawMessage, path string) (*node, error) {
 		}
 	}
 	if len(nonNull) > 1 {
-		return nil, &SchemaError{Path: path, Keyword: "type", Reason: "a qwen3-coder tool parameter needs one type (its value is typed by it)"}
+		return nil, &SchemaError{Path: path, Keyword: "type", Reason: "a " + form.format + " tool parameter needs one type (its value is typed by it)"}
 	}
 	if len(nonNull) == 0 || nonNull[0] != "string" {
 		return c.compile(raw, path)
 	}
 	// A string: its characters bare.
 	if v, ok := s["enum"]; ok {
-		return c.rawLiterals(v, path, "enum")
+		return c.rawLiterals(v, path, "enum", form)
 	}
 	if v, ok := s["const"]; ok {
-		return c.rawLiterals(json.RawMessage("["+string(v)+"]"), path, "const")
+		return c.rawLiterals(json.RawMessage("["+string(v)+"]"), path, "const", form)
 	}
 	n, err := c.stringSchema(s, path)
 	if err != nil {
@@ -115,15 +169,18 @@ func (c *compiler) xmlValue(raw json.RawMessage, path string) (*node, error) {
 	return n, nil
 }
 
-func (c *compiler) rawLiterals(v json.RawMessage, path, keyword string) (*node, error) {
+func (c *compiler) rawLiterals(v json.RawMessage, path, keyword string, form markupForm) (*node, error) {
 	var vals []string
 	if json.Unmarshal(v, &vals) != nil || len(vals) == 0 {
 		return nil, &SchemaError{Path: path, Keyword: keyword, Reason: "a string parameter's values must be strings"}
 	}
 	var alts []*node
 	for _, s := range vals {
-		if s == "" {
-			return nil, &SchemaError{Path: path, Keyword: keyword, Reason: "an empty string cannot be told apart from a missing value in qwen3-coder markup"}
+		if s == "" && !form.emptyOK {
+			return nil, &SchemaError{Path: path, Keyword: keyword, Reason: "an empty string cannot be told apart from a missing value in " + form.format + " markup"}
+		}
+		if strings.Contains(s, c.closeTag) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+			return nil, &SchemaError{Path: path, Keyword: keyword, Reason: fmt.Sprintf("value %q holds %s or a control character, which bare %s markup text cannot", s, c.closeTag, form.format)}
 		}
 		alts = append(alts, c.literal(s))
 	}

@@ -261,7 +261,7 @@ func (m *matcher) feedString(f *frame, b byte, dst []*frame) []*frame {
 		}
 		return m.resume(f.up, dst)
 	}
-	if int(f.i) >= n.maxLen || b < 0x20 {
+	if int(f.i) >= n.maxLen || b < 0x20 || b == '<' && n.noLT {
 		return dst
 	}
 	g.i++

@@ -16,8 +16,9 @@
 // output always closes within that many tokens, so a model that never stops
 // still finishes its JSON. Every output is valid against the schema; schema
 // keywords the matcher cannot enforce are refused by CompileSchema with a
-// SchemaError naming the keyword, never silently ignored. Wrap, Choice and
-// XMLCall put a schema inside a model's tool-call markup.
+// SchemaError naming the keyword, never silently ignored. Wrap, Choice,
+// XMLCall (Qwen3-Coder) and GLMCall put a schema inside a model's tool-call
+// markup.
 //
 //	vocab := constrain.NewVocabulary(tokenBytes, eosIDs) // once per model
 //	g, err := constrain.CompileSchema(schemaJSON, constrain.Limits{})
@@ -59,6 +60,7 @@ type node struct {
 	minLen, maxLen int
 	format         []string
 	raw            bool // kString without quotes or escapes (markup argument text)
+	noLT           bool // kString with no raw '<' (JSON inside markup)
 	integer        bool // kNumber
 	nonNeg         bool // kNumber: no minus sign
 	positive       bool // kNumber (integer): no zero either
@@ -162,6 +164,11 @@ type compiler struct {
 	root   map[string]json.RawMessage // the document, for $ref
 	refs   map[string]*node
 	nodes  int
+	// closeTag, inside tool-call markup, is the tag that ends an argument
+	// value: JSON strings then hold no raw '<' (the model escapes it as
+	// \u003c) and literals never hold the tag, so the parser finds the
+	// value's end where the grammar put it.
+	closeTag string
 }
 
 // CompileSchema compiles a JSON Schema for the whole output.
@@ -216,7 +223,16 @@ func (c *compiler) anyOf(alts ...*node) *node {
 func (c *compiler) str(minLen, maxLen int) *node {
 	n := c.newNode(kString)
 	n.minLen, n.maxLen = minLen, maxLen
+	n.noLT = c.closeTag != ""
 	return n
+}
+
+// inMarkup refuses a literal that would end a markup argument early.
+func (c *compiler) inMarkup(lit, path, keyword string) error {
+	if c.closeTag != "" && strings.Contains(lit, c.closeTag) {
+		return &SchemaError{Path: path, Keyword: keyword, Reason: fmt.Sprintf("%s holds %s, which ends a tool-call argument", lit, c.closeTag)}
+	}
+	return nil
 }
 
 func (c *compiler) number(integer bool) *node {
@@ -349,6 +365,9 @@ func (c *compiler) literals(raw json.RawMessage, s map[string]json.RawMessage, p
 		lit, err := canonical(v)
 		if err != nil {
 			return nil, &SchemaError{Path: path, Keyword: keyword, Reason: err.Error()}
+		}
+		if err := c.inMarkup(lit, path, keyword); err != nil {
+			return nil, err
 		}
 		if len(types) == 0 || typeMatches(types, v) {
 			alts = append(alts, c.literal(lit))
@@ -611,6 +630,9 @@ func (c *compiler) objectSchema(s map[string]json.RawMessage, path string) (*nod
 			return nil, err
 		}
 		key, _ := canonical(mustJSON(k))
+		if err := c.inMarkup(key, path, "properties"); err != nil {
+			return nil, err
+		}
 		n.props = append(n.props, prop{key: key, val: val, required: contains(required, k)})
 	}
 	return n, nil

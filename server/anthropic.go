@@ -210,9 +210,9 @@ func (req *antRequest) tools() ([]Tool, *apiError) {
 		switch c.Type {
 		case "auto", "any", "":
 		case "none":
-			return chooseTools(tools, "none", "")
+			return chooseTools(tools, "none", nil)
 		case "tool":
-			return chooseTools(tools, "named", c.Name)
+			return chooseTools(tools, "named", []string{c.Name})
 		default:
 			return nil, invalid("tool_choice.type", "tool_choice.type %q is not one of auto, any, tool, none", c.Type)
 		}

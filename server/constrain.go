@@ -106,6 +106,12 @@ func schemaError(param string, err error) *apiError {
 	return invalid(param, "%s: %v", param, err)
 }
 
+// markupCalls are the formats that write arguments as key/value tags.
+var markupCalls = map[toolcall.Format]func(name string, params []byte, l constrain.Limits) (*constrain.Grammar, error){
+	toolcall.Qwen3Coder: constrain.XMLCall,
+	toolcall.GLM:        constrain.GLMCall,
+}
+
 // toolGrammar is one call, to any of tools, in the model's markup.
 func (s *Server) toolGrammar(tools []Tool, param string) (*constrain.Grammar, *apiError) {
 	if len(tools) == 0 {
@@ -118,8 +124,8 @@ func (s *Server) toolGrammar(tools []Tool, param string) (*constrain.Grammar, *a
 			params = json.RawMessage(`{"type":"object","properties":{}}`)
 		}
 		field := fmt.Sprintf("tools[%d] (%s) parameters", i, t.Name)
-		if s.format == toolcall.Qwen3Coder {
-			call, err := constrain.XMLCall(t.Name, params, constrain.Limits{})
+		if markup := markupCalls[s.format]; markup != nil {
+			call, err := markup(t.Name, params, constrain.Limits{})
 			if err != nil {
 				return nil, schemaError(field, err)
 			}
@@ -157,7 +163,7 @@ func (s *Server) forceTools(j *job, tools []Tool, forced bool, param string) *ap
 }
 
 // forcedChoice reports whether an OpenAI tool_choice (chat or Responses)
-// forces a call: "required" or a named function.
+// forces a call: "required" (also allowed_tools' mode) or a named function.
 func forcedChoice(raw json.RawMessage) bool {
 	mode, _, e := toolChoice(raw)
 	return e == nil && (mode == "required" || mode == "named")

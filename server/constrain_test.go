@@ -149,7 +149,7 @@ func checkArgs(t *testing.T, name, args string) {
 }
 
 func TestForcedToolChoice(t *testing.T) {
-	for _, format := range []string{"qwen3", "deepseek-v3", "qwen3-coder"} {
+	for _, format := range []string{"qwen3", "deepseek-v3", "qwen3-coder", "glm"} {
 		ts := start(t, newBabbler(format), server.Config{})
 		for _, choice := range []string{`"required"`, `{"type":"function","function":{"name":"get_time"}}`} {
 			v := postJSON(t, ts.URL+"/v1/chat/completions", `{"model":"m","max_tokens":300,"messages":[{"role":"user","content":"go"}],"tools":`+weatherTools+`,"tool_choice":`+choice+`}`, 200)
@@ -198,10 +198,10 @@ func TestConstrainRefusals(t *testing.T) {
 	}
 	// A format without a constrained form, a qwen3-coder parameter with
 	// two types, and a backend that cannot mask.
-	glm := start(t, newBabbler("glm"), server.Config{})
-	resp := post(t, glm.URL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"x"}],"tools":`+weatherTools+`,"tool_choice":"required"}`)
-	if raw := readAll(t, resp); resp.StatusCode != 400 || !strings.Contains(raw, "glm") {
-		t.Errorf("glm forced call: %d %s", resp.StatusCode, raw)
+	none := start(t, newBabbler("none"), server.Config{})
+	resp := post(t, none.URL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"x"}],"tools":`+weatherTools+`,"tool_choice":"required"}`)
+	if raw := readAll(t, resp); resp.StatusCode != 400 || !strings.Contains(raw, "none tool-call format") {
+		t.Errorf("forced call without a tool-call format: %d %s", resp.StatusCode, raw)
 	}
 	coder := start(t, newBabbler("qwen3-coder"), server.Config{})
 	resp = post(t, coder.URL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"required",
@@ -237,5 +237,56 @@ func TestResponseFormatAfterThinking(t *testing.T) {
 	checkPerson(t, msg["content"].(string))
 	if r, _ := msg["reasoning_content"].(string); strings.TrimSpace(r) != "" {
 		t.Errorf("reasoning %q, want none", r)
+	}
+}
+
+// allowed_tools with mode "required" forces a call to one of the allowed
+// functions (Responses' shape and chat's); mode "auto" over the same set
+// does not force one.
+func TestAllowedToolsRequired(t *testing.T) {
+	ts := start(t, newBabbler("qwen3"), server.Config{})
+	respTools := `[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string","maxLength":12},"unit":{"enum":["c","f"]}},"required":["city","unit"]}},
+		{"type":"function","name":"get_time","parameters":{"type":"object","properties":{"zone":{"type":"string","format":"uuid"}},"required":["zone"]}}]`
+	for i := range 3 {
+		r := postJSON(t, ts.URL+"/v1/responses", `{"model":"m","max_output_tokens":300,"input":"go`+strings.Repeat("!", i)+`","tools":`+respTools+`,
+			"tool_choice":{"type":"allowed_tools","mode":"required","tools":[{"type":"function","name":"get_time"},{"type":"web_search"}]}}`, 200)
+		var calls []map[string]any
+		for _, it := range r["output"].([]any) {
+			if it := it.(map[string]any); it["type"] == "function_call" {
+				calls = append(calls, it)
+			}
+		}
+		if len(calls) != 1 || calls[0]["name"] != "get_time" {
+			t.Fatalf("responses allowed_tools required [get_time]: output %v", r["output"])
+		}
+		checkArgs(t, "get_time", calls[0]["arguments"].(string))
+	}
+	named := map[string]bool{}
+	for i := range 6 {
+		v := postJSON(t, ts.URL+"/v1/chat/completions", `{"model":"m","max_tokens":300,"messages":[{"role":"user","content":"go`+strings.Repeat("?", i)+`"}],"tools":`+weatherTools+`,
+			"tool_choice":{"type":"allowed_tools","allowed_tools":{"mode":"required","tools":[{"type":"function","function":{"name":"get_weather"}},{"type":"function","function":{"name":"get_time"}}]}}}`, 200)
+		c := v["choices"].([]any)[0].(map[string]any)
+		calls, _ := c["message"].(map[string]any)["tool_calls"].([]any)
+		if len(calls) != 1 || c["finish_reason"] != "tool_calls" {
+			t.Fatalf("chat allowed_tools required: %v", c)
+		}
+		fn := calls[0].(map[string]any)["function"].(map[string]any)
+		checkArgs(t, fn["name"].(string), fn["arguments"].(string))
+		named[fn["name"].(string)] = true
+	}
+	if len(named) != 2 {
+		t.Errorf("allowed_tools required over two functions: only %v called in 6 requests", named)
+	}
+	// mode auto is not forced: the babbler writes text, never valid markup.
+	v := postJSON(t, ts.URL+"/v1/chat/completions", `{"model":"m","max_tokens":40,"messages":[{"role":"user","content":"go"}],"tools":`+weatherTools+`,
+		"tool_choice":{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[{"type":"function","function":{"name":"get_time"}}]}}}`, 200)
+	if c := v["choices"].([]any)[0].(map[string]any); c["finish_reason"] != "length" {
+		t.Errorf("allowed_tools auto: finish %v, want length (unconstrained babble)", c["finish_reason"])
+	}
+	// required over no served function is refused.
+	resp := post(t, ts.URL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"x"}],"tools":`+weatherTools+`,
+		"tool_choice":{"type":"allowed_tools","allowed_tools":{"mode":"required","tools":[{"type":"web_search"}]}}}`)
+	if raw := readAll(t, resp); resp.StatusCode != 400 || !strings.Contains(raw, "no tools are offered") {
+		t.Errorf("allowed_tools required over no function: %d %s", resp.StatusCode, raw)
 	}
 }

@@ -172,63 +172,108 @@ func (req *oaiChatRequest) tools() ([]Tool, *apiError) {
 		}
 		tools = append(tools, Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
 	}
-	mode, name, e := toolChoice(req.ToolChoice)
+	mode, only, e := toolChoice(req.ToolChoice)
 	if e != nil {
 		return nil, e
 	}
-	return chooseTools(tools, mode, name)
+	return chooseTools(tools, mode, only)
 }
 
 // toolChoice reads tool_choice: "none", "auto" (also when absent),
-// "required", or a named function, in chat's shape {"type": "function",
+// "required", a named function, in chat's shape {"type": "function",
 // "function": {"name": ...}} or the Responses API's {"type": "function",
-// "name": ...}. Other typed choices (allowed_tools, hosted tools) offer
-// the functions as "auto" does.
-func toolChoice(raw json.RawMessage) (mode, name string, e *apiError) {
+// "name": ...}, or allowed_tools (mode "auto" or "required" over a subset,
+// in the Responses API's shape {"type": "allowed_tools", "mode": ...,
+// "tools": [...]} or chat's, nested under "allowed_tools"). only, when
+// not nil, are the names of the functions that may be called; tool types
+// this server does not offer are left out of it. Other typed choices
+// (hosted tools) offer the functions as "auto" does.
+func toolChoice(raw json.RawMessage) (mode string, only []string, e *apiError) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return "auto", "", nil
+		return "auto", nil, nil
 	}
 	if json.Unmarshal(raw, &mode) == nil {
 		if mode != "none" && mode != "auto" && mode != "required" {
-			return "", "", invalid("tool_choice", "tool_choice %q is not one of none, auto, required", mode)
+			return "", nil, invalid("tool_choice", "tool_choice %q is not one of none, auto, required", mode)
 		}
-		return mode, "", nil
+		return mode, nil, nil
 	}
-	var named struct {
-		Type     string `json:"type"`
-		Name     string `json:"name"`
-		Function struct {
-			Name string `json:"name"`
-		} `json:"function"`
+	type allowed struct {
+		Mode  string          `json:"mode"`
+		Tools []namedFunction `json:"tools"`
+	}
+	var c struct {
+		namedFunction
+		allowed
+		Allowed *allowed `json:"allowed_tools"`
 	}
 	switch {
-	case json.Unmarshal(raw, &named) != nil || named.Type == "":
-	case named.Type != "function":
-		return "auto", "", nil
-	case named.Function.Name != "":
-		return "named", named.Function.Name, nil
-	case named.Name != "":
-		return "named", named.Name, nil
+	case json.Unmarshal(raw, &c) != nil || c.Type == "":
+	case c.Type == "allowed_tools":
+		a := c.allowed
+		if c.Allowed != nil {
+			a = *c.Allowed
+		}
+		if a.Mode != "auto" && a.Mode != "required" {
+			return "", nil, invalid("tool_choice.mode", "tool_choice.mode %q is not one of auto, required", a.Mode)
+		}
+		only = []string{}
+		for i, t := range a.Tools {
+			if t.Type != "function" {
+				continue
+			}
+			if t.name() == "" {
+				return "", nil, invalid("tool_choice.tools", "tool_choice.tools[%d] is a function without a name", i)
+			}
+			only = append(only, t.name())
+		}
+		return a.Mode, only, nil
+	case c.Type != "function":
+		return "auto", nil, nil
+	case c.name() != "":
+		return "named", []string{c.name()}, nil
 	}
-	return "", "", invalid("tool_choice", `tool_choice: expected "none", "auto", "required" or {"type": "function", "function": {"name": ...}}`)
+	return "", nil, invalid("tool_choice", `tool_choice: expected "none", "auto", "required", {"type": "function", "function": {"name": ...}} or {"type": "allowed_tools", ...}`)
 }
 
-// chooseTools applies a tool choice: "none" offers no tools, a named
-// choice offers only that one. (A forced choice is then enforced by
-// constrained decoding: forceTools.)
-func chooseTools(tools []Tool, mode, name string) ([]Tool, *apiError) {
-	switch mode {
-	case "none":
-		return nil, nil
-	case "named":
-		for _, t := range tools {
-			if t.Name == name {
-				return []Tool{t}, nil
-			}
-		}
-		return nil, invalid("tool_choice", "tool_choice names %q, which is not among the tools", name)
+// namedFunction is a function named in a tool choice, in chat's shape or
+// the Responses API's.
+type namedFunction struct {
+	Type     string `json:"type"`
+	Name     string `json:"name"`
+	Function struct {
+		Name string `json:"name"`
+	} `json:"function"`
+}
+
+func (f namedFunction) name() string {
+	if f.Function.Name != "" {
+		return f.Function.Name
 	}
-	return tools, nil
+	return f.Name
+}
+
+// chooseTools applies a tool choice: "none" offers no tools; with only set
+// (a named or allowed_tools choice), just those. (A forced choice is then
+// enforced by constrained decoding: forceTools.)
+func chooseTools(tools []Tool, mode string, only []string) ([]Tool, *apiError) {
+	if mode == "none" {
+		return nil, nil
+	}
+	if only == nil {
+		return tools, nil
+	}
+	var out []Tool
+	for _, name := range only {
+		i := slices.IndexFunc(tools, func(t Tool) bool { return t.Name == name })
+		if i < 0 {
+			return nil, invalid("tool_choice", "tool_choice names %q, which is not among the tools", name)
+		}
+		if !slices.ContainsFunc(out, func(t Tool) bool { return t.Name == name }) {
+			out = append(out, tools[i])
+		}
+	}
+	return out, nil
 }
 
 func stopStrings(raw json.RawMessage) ([]string, *apiError) {

@@ -207,11 +207,11 @@ func (req *respRequest) tools() (tools []Tool, namespaces map[string]string, ski
 	if e := add(req.Tools, "", "tools"); e != nil {
 		return nil, nil, nil, e
 	}
-	mode, name, e := toolChoice(req.ToolChoice)
+	mode, only, e := toolChoice(req.ToolChoice)
 	if e != nil {
 		return nil, nil, nil, e
 	}
-	tools, e = chooseTools(tools, mode, name)
+	tools, e = chooseTools(tools, mode, only)
 	return tools, namespaces, skipped, e
 }
 

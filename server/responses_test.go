@@ -188,21 +188,31 @@ func TestResponsesStreamFailed(t *testing.T) {
 }
 
 // tool_choice in the Responses API's shapes: a named function offers only
-// that one; allowed_tools offers the functions as auto does.
+// that one; allowed_tools (Responses' shape or chat's) offers only the
+// allowed functions, leaving out tool types not served here.
 func TestResponsesToolChoice(t *testing.T) {
 	b := fake("qwen3")
 	ts := start(t, b, server.Config{})
 	other := `{"type":"function","name":"get_time","parameters":{"type":"object","properties":{}}}`
-	for _, c := range []struct{ choice, want string }{
-		{`{"type":"function","name":"get_time"}`, "<|tools|>get_time("},
-		{`{"type":"allowed_tools","mode":"auto","tools":[]}`, "<|tools|>get_weather("},
-		{`"none"`, "<|user|>"},
+	for _, c := range []struct{ choice, want, absent string }{
+		{`{"type":"function","name":"get_time"}`, "<|tools|>get_time(", "get_weather"},
+		{`{"type":"allowed_tools","mode":"auto","tools":[{"type":"function","name":"get_time"},{"type":"mcp","server_label":"x"}]}`, "<|tools|>get_time(", "get_weather"},
+		{`{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[{"type":"function","function":{"name":"get_weather"}}]}}`, "<|tools|>get_weather(", "get_time"},
+		{`{"type":"allowed_tools","mode":"auto","tools":[]}`, "<|user|>", "get_"},
+		{`{"type":"web_search"}`, "<|tools|>get_weather(", ""}, // both offered
+		{`"none"`, "<|user|>", "get_"},
 	} {
 		postJSON(t, ts.URL+"/v1/responses", `{"input":"hi","tools":[`+respWeather+`,`+other+`],"tool_choice":`+c.choice+`}`, 200)
-		if got := renderedPrompt(t, b.Requests()); !strings.HasPrefix(got, c.want) {
-			t.Errorf("tool_choice %s: rendered %q", c.choice, got)
+		if got := renderedPrompt(t, b.Requests()); !strings.HasPrefix(got, c.want) || c.absent != "" && strings.Contains(got, c.absent) {
+			t.Errorf("tool_choice %s: rendered %q, want it to start with %q and hold no %q", c.choice, got, c.want, c.absent)
 		}
 	}
-	postJSON(t, ts.URL+"/v1/responses", `{"input":"hi","tools":[`+respWeather+`],"tool_choice":{"type":"function"}}`, 400)
-	postJSON(t, ts.URL+"/v1/responses", `{"input":"hi","tools":[`+respWeather+`],"tool_choice":"sometimes"}`, 400)
+	for _, bad := range []string{
+		`{"type":"function"}`, `"sometimes"`,
+		`{"type":"allowed_tools","mode":"always","tools":[]}`,
+		`{"type":"allowed_tools","mode":"auto","tools":[{"type":"function","name":"get_tide"}]}`,
+		`{"type":"allowed_tools","mode":"auto","tools":[{"type":"function"}]}`,
+	} {
+		postJSON(t, ts.URL+"/v1/responses", `{"input":"hi","tools":[`+respWeather+`],"tool_choice":`+bad+`}`, 400)
+	}
 }
