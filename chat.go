@@ -340,14 +340,7 @@ func (mm Memory) Total() int64 { return mm.Weights + mm.ExpertSlots + mm.KV }
 // generation in progress on the model to end.
 func (c *Chat) Memory() Memory {
 	m := c.m
-	mm := Memory{Weights: m.Model.ResidentBytes(), KV: c.s.CacheStats().Bytes}
-	if m.pager != nil {
-		for l := range m.Model.Layers {
-			if m.pager.HasLayer(l) {
-				mm.ExpertSlots += int64(len(m.pager.Pool(l)))
-			}
-		}
-	}
+	mm := Memory{Weights: m.Model.ResidentBytes(), KV: c.s.CacheStats().Bytes, ExpertSlots: m.slotBytes()}
 	m.mu.Lock()
 	if c.s.cache != nil {
 		mm.KV += m.Model.CacheBytes(m.ctxLen)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/kernels"
@@ -25,6 +26,9 @@ type Executor struct {
 	// BENCHMARKS.md). Off by default, which keeps every fidelity test on
 	// the exact float path.
 	Int8Experts bool
+
+	// tensorBytes is the size of the live NewTensor tensors (MemoryUse).
+	tensorBytes atomic.Int64
 
 	// expertScratch holds the gathered inputs, gate, up and output rows of
 	// the expert being run, reused across experts and calls.
@@ -47,7 +51,10 @@ func (ex *Executor) scratch(i, n int) []float32 {
 // New returns a CPU executor.
 func New() *Executor { return &Executor{} }
 
-var _ graph.Executor = (*Executor)(nil)
+var (
+	_ graph.Executor       = (*Executor)(nil)
+	_ graph.MemoryReporter = (*Executor)(nil)
+)
 
 func (*Executor) Name() string { return "cpu" }
 
@@ -55,13 +62,19 @@ func (*Executor) Name() string { return "cpu" }
 // any tensor at any time without a round trip.
 func (*Executor) Immediate() bool { return true }
 
-func (*Executor) NewTensor(rows, cols int) *graph.Tensor {
+func (ex *Executor) NewTensor(rows, cols int) *graph.Tensor {
+	ex.tensorBytes.Add(4 * int64(rows*cols))
 	return &graph.Tensor{Rows: rows, Cols: cols, Data: make([]float32, rows*cols)}
 }
 
 // Free drops the tensor's storage (the garbage collector reclaims it); a
 // use after Free fails loudly instead of reading stale values.
-func (*Executor) Free(t *graph.Tensor) { t.Data = nil }
+func (ex *Executor) Free(t *graph.Tensor) {
+	if t.Data != nil && t.Stride == 0 && len(t.Data) == t.Rows*t.Cols {
+		ex.tensorBytes.Add(-4 * int64(len(t.Data)))
+	}
+	t.Data = nil
+}
 
 func (*Executor) Read(t *graph.Tensor) []float32 { return t.Data }
 

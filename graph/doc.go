@@ -37,6 +37,8 @@
 // Optional methods the library uses when a device has them (mlxmoe's
 // capabilities.go): SlotAllocator (expert slot pools in device buffers),
 // WorkingSetBytes (a device memory budget), Immediate (ops run as issued,
-// so host reads mid-pass are free) and HostOps (ops that fell back to the
-// host). Then add the device's name to mlxmoe.NewExecutor.
+// so host reads mid-pass are free), HostOps (ops that fell back to the
+// host) and MemoryReporter (the memory of its live buffers, by use, which
+// `mlx-moe generate --verbose` prints). Then add the device's name to
+// mlxmoe.NewExecutor.
 package graph

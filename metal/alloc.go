@@ -18,7 +18,7 @@ func (e *Executor) SlotAllocator() experts.SlotAllocator { return slotAllocator{
 type slotAllocator struct{ e *Executor }
 
 func (a slotAllocator) Alloc(layer int, kind experts.BufferKind, n int64) ([]byte, error) {
-	return a.e.allocShared(n, experts.SlotAlign, fmt.Sprintf("layer %d %s", layer, kind))
+	return a.e.allocShared(n, experts.SlotAlign, memSlots, fmt.Sprintf("layer %d %s", layer, kind))
 }
 
 func (a slotAllocator) Free(p []byte) error { return a.e.freeShared(p) }
@@ -27,24 +27,24 @@ func (a slotAllocator) Free(p []byte) error { return a.e.freeShared(p) }
 // bind in place (graph.BufferAllocator): the loader reads large weights
 // into them, so they are never copied again.
 func (e *Executor) AllocBuffer(n int) ([]byte, error) {
-	return e.allocShared(int64(n), 1, "weights")
+	return e.allocShared(int64(n), 1, memWeights, "weights")
 }
 
 // FreeBuffer releases a buffer AllocBuffer returned.
 func (e *Executor) FreeBuffer(b []byte) error { return e.freeShared(b) }
 
-// allocShared allocates a registered shared buffer of n bytes starting at
-// a multiple of align; what names it in errors.
-func (e *Executor) allocShared(n, align int64, what string) ([]byte, error) {
+// allocShared allocates a registered shared buffer of n bytes for kind,
+// starting at a multiple of align; what names it in errors.
+func (e *Executor) allocShared(n, align int64, kind memKind, what string) ([]byte, error) {
 	if n <= 0 || n > int64(^uint(0)>>1) {
 		return nil, fmt.Errorf("metal: %s of %d bytes", what, n)
 	}
-	b, err := e.dev.alloc(int(n))
+	b, err := e.alloc(int(n), kind)
 	if err != nil {
 		return nil, fmt.Errorf("metal: %s of %d bytes: %w", what, n, err)
 	}
 	if int64(b.base())%align != 0 {
-		e.dev.release(b)
+		e.release(b)
 		return nil, fmt.Errorf("metal: %s: buffer at %#x is not aligned to %d bytes", what, b.base(), align)
 	}
 	b.data = b.data[:n:n]
@@ -61,7 +61,7 @@ func (e *Executor) freeShared(p []byte) error {
 	if b == nil {
 		return fmt.Errorf("metal: freeing %d bytes at %p that this executor did not allocate", len(p), &p[0])
 	}
-	e.dev.release(b)
+	e.release(b)
 	return nil
 }
 

@@ -195,14 +195,14 @@ const (
 	arenaAlign = 256
 )
 
-func (a *arena) put(dev device, data []byte) (*buffer, int, error) {
+func (a *arena) put(alloc func(n int) (*buffer, error), data []byte) (*buffer, int, error) {
 	n := max(len(data), 4)
 	for a.cur < len(a.chunks) && a.used+n > len(a.chunks[a.cur].data) {
 		a.cur++
 		a.used = 0
 	}
 	if a.cur == len(a.chunks) {
-		b, err := dev.alloc(max(arenaChunk, (n+arenaAlign-1)/arenaAlign*arenaAlign))
+		b, err := alloc(max(arenaChunk, (n+arenaAlign-1)/arenaAlign*arenaAlign))
 		if err != nil {
 			return nil, 0, fmt.Errorf("upload buffer: %w", err)
 		}

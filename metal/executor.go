@@ -30,6 +30,7 @@ type Executor struct {
 	host    *cpu.Executor
 	regions regions
 	arena   arena
+	ledger  ledger // every live buffer, for MemoryUse
 	// weights are host slices (small model weights in the Go heap, or
 	// large ones a loader did not read into AllocBuffer's buffers) copied
 	// once into device buffers, by the address of their first byte. Each
@@ -58,6 +59,7 @@ type Executor struct {
 var (
 	_ graph.Executor        = (*Executor)(nil)
 	_ graph.BufferAllocator = (*Executor)(nil)
+	_ graph.MemoryReporter  = (*Executor)(nil)
 )
 
 // weightCopy is a device copy of host weights and the host bytes it copies.
@@ -105,7 +107,7 @@ func (e *Executor) fail(err error) {
 // NewTensor allocates a zeroed tensor in a shared buffer.
 func (e *Executor) NewTensor(rows, cols int) *graph.Tensor {
 	n := rows * cols
-	b, err := e.dev.alloc(max(4*n, 4))
+	b, err := e.alloc(max(4*n, 4), memTensor)
 	if err != nil {
 		// The interface has no error here: remember it for Sync and hand
 		// out host memory so the caller does not crash first.
@@ -164,7 +166,7 @@ func (e *Executor) flush() {
 	}
 	e.arena.reset()
 	for _, b := range e.retired {
-		e.dev.release(b)
+		e.release(b)
 	}
 	e.retired = e.retired[:0]
 }
@@ -221,14 +223,14 @@ func (e *Executor) hostBytes(index int, p unsafe.Pointer, n int, cache bool) bin
 	}
 	src := unsafe.Slice((*byte)(p), n)
 	if !cache {
-		b, off, err := e.arena.put(e.dev, src)
+		b, off, err := e.arena.put(e.scratchAlloc, src)
 		e.fail(err)
 		return binding{index: index, buf: b, off: off, n: n}
 	}
 	if w, ok := e.weights[uintptr(p)]; ok && len(w.host) >= n {
 		return binding{index: index, buf: w.buf, n: n}
 	}
-	b, err := e.dev.alloc(max(n, 4))
+	b, err := e.alloc(max(n, 4), memWeights)
 	if err != nil {
 		e.fail(fmt.Errorf("metal: copying %d bytes of weights: %w", n, err))
 		return binding{}
@@ -256,7 +258,7 @@ func (e *Executor) upload(index int, v any) binding {
 		e.fail(fmt.Errorf("metal: %w", err))
 		return binding{}
 	}
-	b, off, err := e.arena.put(e.dev, data)
+	b, off, err := e.arena.put(e.scratchAlloc, data)
 	e.fail(err)
 	return binding{index: index, buf: b, off: off, n: len(data)}
 }
@@ -316,7 +318,7 @@ func (e *Executor) scratchBuf(name string, n int) *buffer {
 	if b, ok := e.scratch[name]; ok && len(b.data) >= n {
 		return b
 	}
-	b, err := e.dev.alloc(max(n, 4))
+	b, err := e.alloc(max(n, 4), memScratch)
 	if err != nil {
 		e.fail(fmt.Errorf("metal: scratch %s of %d bytes: %w", name, n, err))
 		return nil
@@ -665,7 +667,7 @@ func (e *Executor) routeBuffers(r *graph.Routes) (ids, weights binding) {
 		if b, off, ok := e.regions.find(uintptr(p), n); ok {
 			return b, off
 		}
-		b, err := e.dev.alloc(max(n, 4))
+		b, err := e.alloc(max(n, 4), memScratch)
 		if err != nil {
 			e.fail(fmt.Errorf("metal: routes: %w", err))
 			return nil, 0

@@ -39,9 +39,10 @@ type harnessDevice struct {
 	queue      []func(hs []handoff) error
 	event      uint64
 	handoffs   int // run so far
-	// live is how many buffers are allocated and not released; allocs
-	// counts every allocation.
+	// live is how many buffers are allocated and not released, liveBytes
+	// their size; allocs counts every allocation.
 	live, allocs int
+	liveBytes    int64
 }
 
 var (
@@ -140,10 +141,14 @@ func (d *harnessDevice) alloc(n int) (*buffer, error) {
 	off := (harnessPage - int(uintptr(unsafe.Pointer(&raw[0]))%harnessPage)) % harnessPage
 	d.live++
 	d.allocs++
+	d.liveBytes += int64(n)
 	return &buffer{data: raw[off : off+n : off+n]}, nil
 }
 
-func (d *harnessDevice) release(*buffer) { d.live-- }
+func (d *harnessDevice) release(b *buffer) {
+	d.live--
+	d.liveBytes -= int64(cap(b.data))
+}
 
 func (d *harnessDevice) hasKernel(name string) bool { return d.pipes.has(name) }
 

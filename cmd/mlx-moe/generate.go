@@ -154,6 +154,7 @@ saves the warm-start state and exits with status 130 or 143.`, stderr)
 		fmt.Fprintf(stderr, "prompt: %d tokens, time to first token %.3fs (%.1f tok/s prefill)\n",
 			res.PromptTokens, res.Prefill.Seconds(), float64(res.PromptTokens-res.CachedTokens)/res.Prefill.Seconds())
 		fmt.Fprintf(stderr, "generated: %d tokens, %.2f tok/s decode, finish: %s\n", len(res.IDs), res.DecodeTokensPerSecond(), res.FinishReason)
+		printMemory(stderr, m)
 		if st, ok := m.ExpertStats(); ok {
 			fmt.Fprint(stderr, st.String())
 			if n := len(res.IDs); n > 1 {
@@ -222,4 +223,13 @@ func statsOf(m *mlxmoe.Model, res mlxmoe.Result, atFirst experts.Stats) generate
 		s.PeakRSSBytes = peak
 	}
 	return s
+}
+
+// printMemory prints what the model holds in memory, by part, each buffer
+// counted once (--verbose).
+func printMemory(w io.Writer, m *mlxmoe.Model) {
+	u := m.MemoryUse()
+	mb := func(n int64) float64 { return float64(n) / 1e6 }
+	fmt.Fprintf(w, "memory: %.1f MB: dense weights %.1f MB, expert slots %.1f MB, caches and activations %.1f MB, scratch %.1f MB\n",
+		mb(u.Total()), mb(u.Weights), mb(u.ExpertSlots), mb(u.Tensors), mb(u.Scratch))
 }
