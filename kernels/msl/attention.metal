@@ -104,3 +104,22 @@ kernel void sdpa(device const float* q [[buffer(0)]],
 
 template [[host_name("sdpa_f32")]] [[kernel]] decltype(sdpa<float>) sdpa<float>;
 template [[host_name("sdpa_f16")]] [[kernel]] decltype(sdpa<half>) sdpa<half>;
+
+// Stores n rows of float32 values into a half-precision KV cache (what
+// sdpa_f16 reads): src row t is cols values at src[t*ld], it becomes dst row
+// t (row stride cols). The executor binds dst at the first row to write.
+//
+// Launch: threads (256,1,1), groups (ceil(cols/256), n, 1); one thread per
+// value.
+struct KVStoreParams {
+  uint cols;
+  uint ld;
+};
+
+kernel void kv_store_f16(device const float* src [[buffer(0)]],
+                         device half* dst [[buffer(1)]],
+                         constant KVStoreParams& p [[buffer(2)]],
+                         uint2 gid [[thread_position_in_grid]]) {
+  if (gid.x >= p.cols) return;
+  dst[gid.y * p.cols + gid.x] = half(src[gid.y * p.ld + gid.x]);
+}

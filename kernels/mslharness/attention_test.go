@@ -72,3 +72,33 @@ func TestSDPA(t *testing.T) {
 		})
 	}
 }
+
+// TestKVStoreF16 stores rows read through a padded row stride into a half
+// cache after a prefix, including values at half's edges (subnormal,
+// overflow to infinity), and compares every stored bit with KVRows.Store,
+// the CPU executor's conversion.
+func TestKVStoreF16(t *testing.T) {
+	t.Parallel()
+	p := program(t, "attention.metal")
+	r := newRand(17)
+	const rows, cols, ld, row0, n = 12, 300, 310, 5, 6
+	src := randn(r, n*ld, 4)
+	copy(src, []float32{1e-6, -3e-8, 70000, -65519, 65520, 6.1e-5, 0})
+	want, err := kernels.NewKVRows(kernels.KVF16, rows, cols, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Store(row0, src, ld, n)
+	// The kernel writes from the bound row on: bind the cache past the
+	// prefix, as the executor does.
+	out := launch(t, p, "kv_store_f16", Launch{Groups: [3]int{(cols + 255) / 256, n, 1}, Threads: [3]int{256, 1, 1},
+		Buffers: map[int][]byte{0: f32Bytes(src), 1: make([]byte, 2*(rows-row0)*cols), 2: params(kvStoreParams{cols, ld})}})
+	got := bytesU16(out[1])
+	for i, h := range want.Half[row0*cols:] {
+		if got[i] != h {
+			t.Fatalf("kv_store_f16: value %d (row %d) is %#04x, KVRows.Store gives %#04x (from %g)", i, row0+i/cols, got[i], h, src[i/cols*ld+i%cols])
+		}
+	}
+}
+
+type kvStoreParams struct{ Cols, LD uint32 }
