@@ -287,6 +287,8 @@ func paramBytes(v any) ([]byte, error) {
 		return valueBytes(&v), nil
 	case sdpaParams:
 		return valueBytes(&v), nil
+	case kvStoreParams:
+		return valueBytes(&v), nil
 	case routeParams:
 		return valueBytes(&v), nil
 	case convParams:
@@ -399,7 +401,8 @@ type (
 		Scale                                          float32
 		HasGate                                        uint32
 	}
-	routeParams struct {
+	kvStoreParams struct{ Cols, LD uint32 }
+	routeParams   struct {
 		Experts, TopK, Sigmoid, HasBias, Groups, TopKGroups, Normalize uint32
 		Scale                                                          float32
 	}
