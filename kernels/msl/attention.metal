@@ -32,21 +32,22 @@ struct SdpaParams {
   uint has_gate;
 };
 
+// DenseRows reads a float or half cache: value i of position j.
 template <typename T>
-kernel void sdpa(device const float* q [[buffer(0)]],
-                 device const T* k [[buffer(1)]],
-                 device const T* v [[buffer(2)]],
-                 device const float* gate [[buffer(3)]],
-                 device float* out [[buffer(4)]],
-                 constant SdpaParams& p [[buffer(5)]],
-                 uint2 tg [[threadgroup_position_in_grid]],
-                 uint tid [[thread_index_in_threadgroup]],
-                 uint sg [[simdgroup_index_in_threadgroup]],
-                 uint lane [[thread_index_in_simdgroup]]) {
-  threadgroup float part_m[kSimdgroups];
-  threadgroup float part_l[kSimdgroups];
-  threadgroup float part_o[kSimdgroups][kMaxDim];
+struct DenseRows {
+  device const T* x;
+  uint stride;
+  float at(uint j, uint i) const { return float(x[j * stride + i]); }
+};
 
+// sdpa_rows is the body of every sdpa kernel: K and V read the caches (any
+// type with at(position, index)); the partial results go through the
+// kernel's threadgroup arrays.
+template <typename K, typename V>
+inline void sdpa_rows(device const float* q, K k, V v, device const float* gate, device float* out,
+                      constant SdpaParams& p, uint2 tg, uint tid, uint sg, uint lane,
+                      threadgroup float* part_m, threadgroup float* part_l,
+                      threadgroup float (*part_o)[kMaxDim]) {
   uint h = tg.x, row = tg.y * p.heads + h;  // row of q, out and gate
   uint len = p.pos0 + tg.y + 1;
   uint g = h / (p.heads / p.kv_heads);
@@ -58,20 +59,18 @@ kernel void sdpa(device const float* q [[buffer(0)]],
   }
   float run_max = -INFINITY, run_sum = 0;
   for (uint j = sg; j < len; j += kSimdgroups) {
-    device const T* kj = k + j * p.k_stride + g * p.dk;
     float s = 0;
     for (uint m = 0; m < kPerLane; m++) {
       uint d = lane + 32 * m;
-      if (d < p.dk) s += qv[m] * float(kj[d]);
+      if (d < p.dk) s += qv[m] * k.at(j, g * p.dk + d);
     }
     s = simd_sum(s);
     float new_max = max(run_max, s);
     float corr = exp(run_max - new_max), w = exp(s - new_max);
     run_sum = run_sum * corr + w;
-    device const T* vj = v + j * p.v_stride + g * p.dv;
     for (uint m = 0; m < kPerLane; m++) {
       uint d = lane + 32 * m;
-      if (d < p.dv) o[m] = o[m] * corr + w * float(vj[d]);
+      if (d < p.dv) o[m] = o[m] * corr + w * v.at(j, g * p.dv + d);
     }
     run_max = new_max;
   }
@@ -100,6 +99,24 @@ kernel void sdpa(device const float* q [[buffer(0)]],
     if (p.has_gate) r *= 1.0f / (1.0f + exp(-gate[row * p.dv + tid]));
     out[row * p.dv + tid] = r;
   }
+}
+
+template <typename T>
+kernel void sdpa(device const float* q [[buffer(0)]],
+                 device const T* k [[buffer(1)]],
+                 device const T* v [[buffer(2)]],
+                 device const float* gate [[buffer(3)]],
+                 device float* out [[buffer(4)]],
+                 constant SdpaParams& p [[buffer(5)]],
+                 uint2 tg [[threadgroup_position_in_grid]],
+                 uint tid [[thread_index_in_threadgroup]],
+                 uint sg [[simdgroup_index_in_threadgroup]],
+                 uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float part_m[kSimdgroups];
+  threadgroup float part_l[kSimdgroups];
+  threadgroup float part_o[kSimdgroups][kMaxDim];
+  sdpa_rows(q, DenseRows<T>{k, p.k_stride}, DenseRows<T>{v, p.v_stride}, gate, out, p, tg, tid, sg, lane,
+            part_m, part_l, part_o);
 }
 
 template [[host_name("sdpa_f32")]] [[kernel]] decltype(sdpa<float>) sdpa<float>;
