@@ -101,6 +101,22 @@ inline void sdpa_rows(device const float* q, K k, V v, device const float* gate,
   }
 }
 
+// QuantRows reads an affine-quantized cache (kernels.KVRows, KVQ8/KVQ4):
+// Bits-bit codes packed LSB first in words, a half scale and bias per group
+// of a row's values; value = scale*code + bias. stride is in values.
+template <uint Bits>
+struct QuantRows {
+  device const uint* q;
+  device const half* scales;
+  device const half* biases;
+  uint stride, group;
+  float at(uint j, uint i) const {
+    uint e = j * stride + i, per = 32 / Bits;
+    uint code = (q[e / per] >> ((e % per) * Bits)) & ((1u << Bits) - 1);
+    return float(scales[e / group]) * float(code) + float(biases[e / group]);
+  }
+};
+
 template <typename T>
 kernel void sdpa(device const float* q [[buffer(0)]],
                  device const T* k [[buffer(1)]],
@@ -140,3 +156,92 @@ kernel void kv_store_f16(device const float* src [[buffer(0)]],
   if (gid.x >= p.cols) return;
   dst[gid.y * p.cols + gid.x] = half(src[gid.y * p.ld + gid.x]);
 }
+
+// The same over quantized caches: each cache is its codes, scales and
+// biases, bound at the first value to read (a multiple of the group).
+// Launch as sdpa.
+template <uint Bits>
+kernel void sdpa_q(device const float* q [[buffer(0)]],
+                   device const uint* kq [[buffer(1)]],
+                   device const uint* vq [[buffer(2)]],
+                   device const float* gate [[buffer(3)]],
+                   device float* out [[buffer(4)]],
+                   constant SdpaParams& p [[buffer(5)]],
+                   device const half* k_scales [[buffer(6)]],
+                   device const half* k_biases [[buffer(7)]],
+                   device const half* v_scales [[buffer(8)]],
+                   device const half* v_biases [[buffer(9)]],
+                   constant uint& group [[buffer(10)]],
+                   uint2 tg [[threadgroup_position_in_grid]],
+                   uint tid [[thread_index_in_threadgroup]],
+                   uint sg [[simdgroup_index_in_threadgroup]],
+                   uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float part_m[kSimdgroups];
+  threadgroup float part_l[kSimdgroups];
+  threadgroup float part_o[kSimdgroups][kMaxDim];
+  sdpa_rows(q, QuantRows<Bits>{kq, k_scales, k_biases, p.k_stride, group},
+            QuantRows<Bits>{vq, v_scales, v_biases, p.v_stride, group}, gate, out, p, tg, tid, sg, lane, part_m,
+            part_l, part_o);
+}
+
+template [[host_name("sdpa_q8")]] [[kernel]] decltype(sdpa_q<8>) sdpa_q<8>;
+template [[host_name("sdpa_q4")]] [[kernel]] decltype(sdpa_q<4>) sdpa_q<4>;
+
+// Quantizes n rows of float32 values into an affine-quantized KV cache,
+// exactly as kernels.KVRows.Store: per group the value of largest
+// magnitude is the bias (code 0), the step reaches the other edge (one
+// half ulp wider when half rounding made it short), codes round to
+// nearest. src row t is at src[t*ld]; q, scales and biases are bound at
+// the first row to write.
+//
+// Launch: threads (64,1,1), groups (ceil(cols/group/64), n, 1); one thread
+// per group of a row (a group is whole words, so no two threads share one).
+template <uint Bits>
+kernel void kv_store_q(device const float* src [[buffer(0)]],
+                       device uint* q [[buffer(1)]],
+                       device half* scales [[buffer(2)]],
+                       device half* biases [[buffer(3)]],
+                       constant KVStoreParams& p [[buffer(4)]],
+                       constant uint& group [[buffer(5)]],
+                       uint2 gid [[thread_position_in_grid]]) {
+  uint groups = p.cols / group;
+  if (gid.x >= groups) return;
+  device const float* in = src + gid.y * p.ld + gid.x * group;
+  float lo = in[0], hi = in[0];
+  for (uint i = 1; i < group; i++) {
+    lo = min(lo, in[i]);
+    hi = max(hi, in[i]);
+  }
+  float edge = hi, far = lo;
+  if (fabs(lo) > fabs(hi)) {
+    edge = lo;
+    far = hi;
+  }
+  const float bins = float((1u << Bits) - 1);
+  uint gi = gid.y * groups + gid.x;
+  half b16 = half(edge);
+  float bias = float(b16);
+  half s16 = half((far - bias) / bins);
+  float s = float(s16);
+  if (s != 0 && (far - bias) / s > bins) {
+    s16 = as_type<half>(ushort(as_type<ushort>(s16) + 1));  // one ulp more magnitude
+    s = float(s16);
+  }
+  biases[gi] = b16;
+  scales[gi] = s16;
+  float inv = s != 0 ? 1.0f / s : 0.0f;
+  const uint per = 32 / Bits;
+  device uint* words = q + (gid.y * p.cols + gid.x * group) / per;
+  for (uint w = 0; w < group / per; w++) {
+    uint word = 0;
+    for (uint k = 0; k < per; k++) {
+      float c = clamp(round((in[w * per + k] - bias) * inv), 0.0f, bins);
+      word |= uint(c) << (k * Bits);
+    }
+    words[w] = word;
+  }
+}
+
+template [[host_name("kv_store_q8")]] [[kernel]] decltype(kv_store_q<8>) kv_store_q<8>;
+template [[host_name("kv_store_q4")]] [[kernel]] decltype(kv_store_q<4>) kv_store_q<4>;
+
