@@ -373,8 +373,8 @@ func (m *Model) checkIDs(prompt []int32) error {
 }
 
 // storesKV reports whether e keeps KV caches in format f: it is a
-// graph.KVExecutor and makes a one-row cache of that format (the Metal
-// executor has kernels for half precision only).
+// graph.KVExecutor and makes a one-row cache of that format (an executor
+// may have kernels for some formats only).
 func storesKV(e graph.Executor, f kernels.KVFormat) bool {
 	ke, ok := e.(graph.KVExecutor)
 	if !ok {

@@ -419,6 +419,7 @@ const (
 	elemThreads    = 256
 	sdpaThreads    = 256
 	sdpaMaxDim     = 256
+	kvStoreThreads = 64 // kv_store_q: one thread per group of a row
 	deltaThreads   = 128
 	deltaMaxDK     = 256
 	routeThreads   = 256
