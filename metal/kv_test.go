@@ -6,9 +6,7 @@ import (
 
 	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/graph"
-	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/kernels"
-	"github.com/mlx-moe/mlx-moe/model"
 )
 
 // TestCompactKVOnHarness runs fixture models with half-precision, 8-bit
@@ -30,13 +28,7 @@ func TestCompactKVOnHarness(t *testing.T) {
 
 // checkKVFormat runs fixture name with f caches on the harness and the CPU.
 func checkKVFormat(t *testing.T, name string, f kernels.KVFormat) {
-	dir := fixture.Dir(t, "fixtures/"+name)
-	ref := fixture.LoadReference(t, dir)
-	m, err := model.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m, ref := loadFixture(t, name)
 	m.KVFormat = f
 	d := newHarnessDevice(t)
 	e := newExecutor(d)
