@@ -112,7 +112,7 @@ func TestKVStoreQuant(t *testing.T) {
 	t.Parallel()
 	p := program(t, "attention.metal")
 	for _, c := range []struct {
-		f                kernels.KVFormat
+		f               kernels.KVFormat
 		cols, ld, group int
 	}{
 		{kernels.KVQ8, 256, 260, 64},
@@ -172,11 +172,11 @@ func TestSDPAQuant(t *testing.T) {
 	p := program(t, "attention.metal")
 	r := newRand(23)
 	for _, c := range []struct {
-		name                               string
-		f                                  kernels.KVFormat
+		name                                string
+		f                                   kernels.KVFormat
 		n, len, heads, kvHeads, dk, dv, kc0 int
-		shared                             bool // values are columns kc0+dk-dv.. of the key rows
-		gate                               bool
+		shared                              bool // values are columns kc0+dk-dv.. of the key rows
+		gate                                bool
 	}{
 		{"decode q8, GQA 8:2, gated", kernels.KVQ8, 1, 130, 8, 2, 128, 128, 0, false, true},
 		{"prefill q4 after a prefix", kernels.KVQ4, 4, 40, 4, 1, 64, 64, 64, false, false},
