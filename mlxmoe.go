@@ -110,7 +110,7 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := e.(graph.KVExecutor); !ok && kvf != kernels.KVF32 {
+	if kvf != kernels.KVF32 && !storesKV(e, kvf) {
 		fmt.Fprintf(opts.Log, "note: the %s executor keeps the KV cache in float32 (--kv-bits %d needs the CPU executor for now)\n", e.Name(), opts.KVBits)
 		kvf = kernels.KVF32
 	}
@@ -370,4 +370,20 @@ func (m *Model) checkIDs(prompt []int32) error {
 		}
 	}
 	return nil
+}
+
+// storesKV reports whether e keeps KV caches in format f: it is a
+// graph.KVExecutor and makes a one-row cache of that format (an executor
+// may have kernels for some formats only).
+func storesKV(e graph.Executor, f kernels.KVFormat) bool {
+	ke, ok := e.(graph.KVExecutor)
+	if !ok {
+		return false
+	}
+	c, err := ke.NewKV(1, kernels.KVGroupSize, f, kernels.KVGroupSize)
+	if err != nil {
+		return false
+	}
+	ke.FreeKV(c)
+	return true
 }

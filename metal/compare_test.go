@@ -74,13 +74,7 @@ func checkFixtures(t *testing.T, names []string, newExec func(t *testing.T) grap
 	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			dir := fixture.Dir(t, "fixtures/"+name)
-			ref := fixture.LoadReference(t, dir)
-			m, err := model.Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
+			m, ref := loadFixture(t, name)
 			e := newExec(t)
 			c := compareWithCPU(t, m, m, e, ref.Prompts[0].IDs, steps)
 			t.Logf("%s: %d-token prefill max rel diff %.2g, %d decode steps %.2g", e.Name(), len(ref.Prompts[0].IDs), c.prefill, c.steps, c.decode)
@@ -90,6 +84,19 @@ func checkFixtures(t *testing.T, names []string, newExec func(t *testing.T) grap
 			checkHostOps(t, e)
 		})
 	}
+}
+
+// loadFixture loads the named fixture's model (closed when the test ends)
+// and its reference.
+func loadFixture(t *testing.T, name string) (*model.Model, *fixture.Reference) {
+	dir := fixture.Dir(t, "fixtures/"+name)
+	ref := fixture.LoadReference(t, dir)
+	m, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, ref
 }
 
 // checkEmbeddedModel compares e with the CPU executor on the embedded trained

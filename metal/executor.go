@@ -289,6 +289,8 @@ func paramBytes(v any) ([]byte, error) {
 		return valueBytes(&v), nil
 	case sdpaParams:
 		return valueBytes(&v), nil
+	case kvStoreParams:
+		return valueBytes(&v), nil
 	case routeParams:
 		return valueBytes(&v), nil
 	case convParams:
@@ -401,7 +403,8 @@ type (
 		Scale                                          float32
 		HasGate                                        uint32
 	}
-	routeParams struct {
+	kvStoreParams struct{ Cols, LD uint32 }
+	routeParams   struct {
 		Experts, TopK, Sigmoid, HasBias, Groups, TopKGroups, Normalize uint32
 		Scale                                                          float32
 	}
@@ -418,6 +421,7 @@ const (
 	elemThreads    = 256
 	sdpaThreads    = 256
 	sdpaMaxDim     = 256
+	kvStoreThreads = 64 // kv_store_q: one thread per group of a row
 	deltaThreads   = 128
 	deltaMaxDK     = 256
 	routeThreads   = 256
