@@ -14,15 +14,9 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$(mktemp -d)"
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 (cd "$root" && go build -o "$work/mlx-moe" ./cmd/mlx-moe)
-XDG_CACHE_HOME="$work/cache" "$work/mlx-moe" serve --port 0 --context 20000 --quiet 2>"$work/serve.log" &
-pid=$!
-addr=""
-for _ in $(seq 300); do
-	addr="$(sed -n 's/^mlx-moe serve: listening on //p' "$work/serve.log")"
-	[ -n "$addr" ] && break
-	sleep 0.1
-done
-[ -n "$addr" ] || { cat "$work/serve.log"; exit 1; }
+# shellcheck source=../lib/serve.sh
+. "$root/scripts/lib/serve.sh"
+XDG_CACHE_HOME="$work/cache" start_serve "$work/serve.log" "$work/mlx-moe" --context 20000 --quiet
 
 # chat TEXT MAXTOKENS STREAM: the request body for one user message.
 chat() {

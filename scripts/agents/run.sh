@@ -50,29 +50,8 @@ claude="$here/node_modules/.bin/claude"
 codex="$here/node_modules/.bin/codex"
 echo "== clients: Claude Code $("$claude" --version | cut -d' ' -f1), $("$codex" --version)"
 
-# start_serve LOG BIN [FLAGS...]: starts BIN serve on a free port, sets $pid
-# and $addr.
-start_serve() {
-	local log="$1" bin="$2"
-	shift 2
-	"$bin" serve --port 0 "$@" 2>"$log" &
-	pid=$!
-	addr=""
-	for _ in $(seq 300); do
-		addr="$(sed -n 's/^mlx-moe serve: listening on //p' "$log")"
-		[ -n "$addr" ] && return 0
-		sleep 0.1
-	done
-	echo "serve did not start:"
-	cat "$log"
-	kill "$pid"
-	exit 1
-}
-
-stop_serve() {
-	kill -TERM "$pid"
-	wait "$pid" || { echo "serve did not exit 0 after SIGTERM"; exit 1; }
-}
+# shellcheck source=../lib/serve.sh
+. "$here/../lib/serve.sh"
 
 # claude_p ARGS...: `claude -p` as one user (one home) with no model
 # variables, talking to nothing but the server.

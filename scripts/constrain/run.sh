@@ -20,15 +20,9 @@ trap cleanup EXIT
 (cd "$root" && CONSTRAIN_SAMPLES="$work/samples.json" go test -count=1 -run TestSamplesParse ./constrain/ >/dev/null \
 	&& go build -o "$work/mlx-moe" ./cmd/mlx-moe)
 
-XDG_CACHE_HOME="$work/cache" "$work/mlx-moe" serve --port 0 2>"$work/serve.log" &
-pid=$!
-addr=""
-for _ in $(seq 300); do
-	addr="$(sed -n 's/^mlx-moe serve: listening on //p' "$work/serve.log")"
-	[ -n "$addr" ] && break
-	sleep 0.1
-done
-[ -n "$addr" ] || { cat "$work/serve.log"; echo "serve did not start"; exit 1; }
+# shellcheck source=../lib/serve.sh
+. "$here/../lib/serve.sh"
+XDG_CACHE_HOME="$work/cache" start_serve "$work/serve.log" "$work/mlx-moe"
 SAMPLES="$work/samples.json" BASE_URL="$addr" node "$here/check.mjs"
 # The Vercel AI SDK's generateObject and forced toolChoice (pinned in
 # package.json; they ask for node 22 and run on 20).
