@@ -66,7 +66,7 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 	}
 	d.group = q.GroupSize
 	groups := cols / q.GroupSize
-	d.sums = grow(d.sums, n*groups)
+	d.sums = growFloats(d.sums, n*groups)
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
 			var s float32
@@ -82,7 +82,7 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 		return
 	}
 	if block := simdCodeBlock(q.Bits); block > 0 && cols%block == 0 {
-		d.perm = grow(d.perm, n*cols)
+		d.perm = growFloats(d.perm, n*cols)
 		d.xs = d.perm
 		for t := 0; t < n; t++ {
 			permuteCodes(d.xs[t*cols:(t+1)*cols], x[t*cols:(t+1)*cols], block, 8/q.Bits)
@@ -102,7 +102,7 @@ func (d *DecodeInput) prepareInt8(bits int) {
 		d.xq = make([]int8, n*cols)
 	}
 	d.xq = d.xq[:n*cols]
-	d.qdx, d.qsum = grow(d.qdx, n*groups), grow(d.qsum, n*groups)
+	d.qdx, d.qsum = growFloats(d.qdx, n*groups), growFloats(d.qsum, n*groups)
 	if cap(d.qcorr) < n*groups {
 		d.qcorr = make([]int32, n*groups)
 	}
@@ -302,12 +302,4 @@ func rowsOf(m *Matrix) quantRows {
 		groups:   m.Cols / q.GroupSize,
 		steps:    q.GroupSize / 32,
 	}
-}
-
-// grow returns s resized to n values, reallocating only when it must.
-func grow(s []float32, n int) []float32 {
-	if cap(s) < n {
-		return make([]float32, n)
-	}
-	return s[:n]
 }
