@@ -51,10 +51,10 @@ func decodePaths() []decodePath {
 // withFeatures runs fn on path p: the SIMD feature flags of this machine
 // cleared for the Go path, and the activation type as p says.
 func withFeatures(p decodePath, fn func()) {
-	avx2, neon, int8, float := hasAVX2FMA, hasNEON, Int8Activations, FloatActivations
+	avx2, neon, int8, int16 := hasAVX2FMA, hasNEON, Int8Activations, Int16Activations
 	hasAVX2FMA, hasNEON = avx2 && p.simd, neon && p.simd
-	Int8Activations, FloatActivations = p.act == 8, p.act == 0
-	defer func() { hasAVX2FMA, hasNEON, Int8Activations, FloatActivations = avx2, neon, int8, float }()
+	Int8Activations, Int16Activations = p.act == 8, p.act == 16
+	defer func() { hasAVX2FMA, hasNEON, Int8Activations, Int16Activations = avx2, neon, int8, int16 }()
 	fn()
 }
 
