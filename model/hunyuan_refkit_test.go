@@ -197,6 +197,57 @@ func (m f64MLP) apply(x []float64) []float64 {
 	return f64MatVec(m.down, g, m.hidden)
 }
 
+// f64Attn is a GQA attention block's projections.
+type f64Attn struct {
+	q, k, v, o                      []float64
+	hidden, heads, kvHeads, headDim int
+}
+
+// attention stores the q/k/v/o projections of the attention block at
+// prefix p (bits as the checkpoint's).
+func (g *f64Ckpt) attention(p string, hidden, heads, kvHeads, headDim int) f64Attn {
+	qd, kd := heads*headDim, kvHeads*headDim
+	std := 1 / math.Sqrt(float64(hidden))
+	return f64Attn{
+		q: g.linear(p+"q_proj", qd, hidden, std), k: g.linear(p+"k_proj", kd, hidden, std),
+		v: g.linear(p+"v_proj", kd, hidden, std), o: g.linear(p+"o_proj", hidden, qd, 1/math.Sqrt(float64(qd))),
+		hidden: hidden, heads: heads, kvHeads: kvHeads, headDim: headDim,
+	}
+}
+
+// apply projects the rows h, lets prep normalise and rotate each
+// position's q and k in place (the order is the family's), and returns
+// o_proj of causal attention.
+func (a f64Attn) apply(h [][]float64, prep func(pos int, q, k []float64)) [][]float64 {
+	q, k, v := make([][]float64, len(h)), make([][]float64, len(h)), make([][]float64, len(h))
+	for t, x := range h {
+		q[t] = f64MatVec(a.q, x, a.heads*a.headDim)
+		k[t] = f64MatVec(a.k, x, a.kvHeads*a.headDim)
+		v[t] = f64MatVec(a.v, x, a.kvHeads*a.headDim)
+		prep(t, q[t], k[t])
+	}
+	out := f64Attention(q, k, v, a.heads, a.kvHeads, a.headDim)
+	for t := range out {
+		out[t] = f64MatVec(a.o, out[t], a.hidden)
+	}
+	return out
+}
+
+// f64MixExperts adds to out the chosen experts' outputs for x, each
+// weighted by its score over the chosen scores' sum.
+func f64MixExperts(out, x []float64, experts []f64MLP, top []int, scores []float64) {
+	var sum float64
+	for _, e := range top {
+		sum += scores[e]
+	}
+	for _, e := range top {
+		y := experts[e].apply(x)
+		for i := range y {
+			out[i] += scores[e] / sum * y[i]
+		}
+	}
+}
+
 // f64MatVec is W x for W [rows, len(x)] row-major.
 func f64MatVec(w, x []float64, rows int) []float64 {
 	out := make([]float64, rows)
@@ -329,6 +380,15 @@ type f64Decoder struct {
 	moe func(l int, h [][]float64) ([][]float64, [][]int, float64)
 }
 
+// addLayer stores layer l's input and post-attention RMSNorms, appends
+// them to the stack and returns the layer's tensor prefix.
+func (m *f64Decoder) addLayer(g *f64Ckpt, l int) string {
+	p := fmt.Sprintf("model.layers.%d.", l)
+	m.inNorm = append(m.inNorm, g.norm(p+"input_layernorm.weight", m.hidden))
+	m.post = append(m.post, g.norm(p+"post_attention_layernorm.weight", m.hidden))
+	return p
+}
+
 // f64Pass is what one forward pass over a prompt records.
 type f64Pass struct {
 	logits    [][]float64 // per position
@@ -383,7 +443,6 @@ type f64Fixture struct {
 	config               map[string]any
 	ckpt                 *f64Ckpt
 	model                *f64Decoder
-	routerKey            func(l int) string // transformers' router module name
 }
 
 // writeF64Fixture writes testdata/fixtures/<name>: config.json, the
@@ -400,6 +459,25 @@ func writeF64Fixture(t *testing.T, seed0 int64, build func(seed int64) f64Fixtur
 		}
 	}
 	t.Fatalf("no seed from %d gives routing margins of at least 1e-4", seed0)
+}
+
+// regenF64Fixtures rewrites a family's MLX 4-bit fixture <family>-4bit and
+// Hugging Face bf16 fixture <family>-hf-bf16, from seeds seed4 and
+// seedBF16 on.
+func regenF64Fixtures(t *testing.T, family, source string, config func() map[string]any,
+	build func(seed int64, bits int) (*f64Ckpt, *f64Decoder), seed4, seedBF16 int64) {
+	skipUnlessRegen(t)
+	for _, fx := range []struct {
+		name string
+		bits int
+		seed int64
+	}{{family + "-4bit", 4, seed4}, {family + "-hf-bf16", 0, seedBF16}} {
+		writeF64Fixture(t, fx.seed, func(seed int64) f64Fixture {
+			g, m := build(seed, fx.bits)
+			return f64Fixture{name: fx.name, family: family, source: source, seed: seed, bits: fx.bits,
+				config: config(), ckpt: g, model: m}
+		})
+	}
 }
 
 func (f f64Fixture) writeIfClear(t *testing.T, src *fixture.Reference) bool {
@@ -443,7 +521,8 @@ func (f f64Fixture) writeIfClear(t *testing.T, src *fixture.Reference) bool {
 			for _, r := range pass.routes[l] {
 				s := slices.Clone(r)
 				slices.Sort(s)
-				q.RouterTopK[f.routerKey(l)] = append(q.RouterTopK[f.routerKey(l)], s)
+				key := fmt.Sprintf("model.layers.%d.mlp.gate", l) // transformers' router name
+				q.RouterTopK[key] = append(q.RouterTopK[key], s)
 			}
 		}
 		prompts = append(prompts, q)

@@ -1,7 +1,6 @@
 package model_test
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -56,32 +55,28 @@ func hunyuanConfig() map[string]any {
 func buildHunyuan(seed int64, bits int) (*f64Ckpt, *f64Decoder) {
 	s := hunyuanShape
 	g := newF64Ckpt(seed, bits)
-	hStd := 1 / math.Sqrt(float64(s.hidden))
 	m := &f64Decoder{hidden: s.hidden, vocab: s.vocab, eps: s.eps}
 	// Small embeddings: with the head tied, the residual stream would
 	// otherwise keep pointing at the last token and greedy decoding repeat it.
 	m.embed = g.linear("model.embed_tokens", s.vocab, s.hidden, 0.25)
 	m.head = m.embed // tie_word_embeddings
 	m.norm = g.norm("model.norm.weight", s.hidden)
-	qd, kd := s.heads*s.headDim, s.kvHeads*s.headDim
 	inv := f64RopeInvFreq(s.theta*math.Pow(s.alpha, float64(s.headDim)/float64(s.headDim-2)), s.headDim)
 	type layer struct {
-		q, k, v, o, qNorm, kNorm, router []float64
-		experts                          []f64MLP
-		shared                           f64MLP
+		attn         f64Attn
+		qNorm, kNorm []float64
+		router       []float64
+		experts      []f64MLP
+		shared       f64MLP
 	}
 	layers := make([]layer, s.layers)
 	for l := range layers {
-		p := fmt.Sprintf("model.layers.%d.", l)
-		m.inNorm = append(m.inNorm, g.norm(p+"input_layernorm.weight", s.hidden))
-		m.post = append(m.post, g.norm(p+"post_attention_layernorm.weight", s.hidden))
+		p := m.addLayer(g, l)
 		L := &layers[l]
-		L.q = g.linear(p+"self_attn.q_proj", qd, s.hidden, hStd)
-		L.k = g.linear(p+"self_attn.k_proj", kd, s.hidden, hStd)
-		L.v = g.linear(p+"self_attn.v_proj", kd, s.hidden, hStd)
-		L.o = g.linear(p+"self_attn.o_proj", s.hidden, qd, 1/math.Sqrt(float64(qd)))
+		L.attn = g.attention(p+"self_attn.", s.hidden, s.heads, s.kvHeads, s.headDim)
 		L.qNorm = g.norm(p+"self_attn.query_layernorm.weight", s.headDim)
 		L.kNorm = g.norm(p+"self_attn.key_layernorm.weight", s.headDim)
+		hStd := 1 / math.Sqrt(float64(s.hidden))
 		if bits == 0 {
 			// transformers keeps the router in float32 (nn.Linear(dtype=float32)).
 			L.router = g.f32(p+"mlp.gate.wg.weight", []int{s.experts, s.hidden}, g.randn(s.experts*s.hidden, 3*hStd))
@@ -94,19 +89,12 @@ func buildHunyuan(seed int64, bits int) (*f64Ckpt, *f64Decoder) {
 	}
 	m.attn = func(l int, h [][]float64) [][]float64 {
 		L := layers[l]
-		q, k, v := make([][]float64, len(h)), make([][]float64, len(h)), make([][]float64, len(h))
-		for t, x := range h {
-			q[t], k[t], v[t] = f64MatVec(L.q, x, qd), f64MatVec(L.k, x, kd), f64MatVec(L.v, x, kd)
-			f64RopeHalf(q[t], s.headDim, t, inv)
-			f64RopeHalf(k[t], s.headDim, t, inv)
-			f64RMSNorm(q[t], L.qNorm, s.eps) // per head: len(qNorm) is head_dim
-			f64RMSNorm(k[t], L.kNorm, s.eps)
-		}
-		out := f64Attention(q, k, v, s.heads, s.kvHeads, s.headDim)
-		for t := range out {
-			out[t] = f64MatVec(L.o, out[t], s.hidden)
-		}
-		return out
+		return L.attn.apply(h, func(pos int, q, k []float64) {
+			f64RopeHalf(q, s.headDim, pos, inv)
+			f64RopeHalf(k, s.headDim, pos, inv)
+			f64RMSNorm(q, L.qNorm, s.eps) // per head: len(qNorm) is head_dim
+			f64RMSNorm(k, L.kNorm, s.eps)
+		})
 	}
 	m.moe = func(l int, h [][]float64) ([][]float64, [][]int, float64) {
 		L := layers[l]
@@ -116,18 +104,9 @@ func buildHunyuan(seed int64, bits int) (*f64Ckpt, *f64Decoder) {
 			logits := f64MatVec(L.router, x, s.experts)
 			p := slices.Clone(logits)
 			f64Softmax(p)
-			top := f64TopK(p, s.topK)
-			var sum float64
-			for _, e := range top {
-				sum += p[e]
-			}
-			for _, e := range top {
-				y := L.experts[e].apply(x)
-				for i := range y {
-					out[t][i] += p[e] / sum * y[i]
-				}
-			}
-			routes[t], gap = top, min(gap, f64RouteGap(logits, s.topK))
+			routes[t] = f64TopK(p, s.topK)
+			f64MixExperts(out[t], x, L.experts, routes[t], p)
+			gap = min(gap, f64RouteGap(logits, s.topK))
 		}
 		return out, routes, gap
 	}
@@ -137,17 +116,5 @@ func buildHunyuan(seed int64, bits int) (*f64Ckpt, *f64Decoder) {
 // TestRegenHunyuan rewrites the hunyuan_v1_moe fixtures (MLX 4-bit and
 // Hugging Face bf16) from the float64 transcription.
 func TestRegenHunyuan(t *testing.T) {
-	skipUnlessRegen(t)
-	for _, fx := range []struct {
-		name string
-		bits int
-		seed int64
-	}{{"hunyuan_v1_moe-4bit", 4, 21}, {"hunyuan_v1_moe-hf-bf16", 0, 31}} {
-		writeF64Fixture(t, fx.seed, func(seed int64) f64Fixture {
-			g, m := buildHunyuan(seed, fx.bits)
-			return f64Fixture{name: fx.name, family: "hunyuan_v1_moe", source: hunyuanSource, seed: seed, bits: fx.bits,
-				config: hunyuanConfig(), ckpt: g, model: m,
-				routerKey: func(l int) string { return fmt.Sprintf("model.layers.%d.mlp.gate", l) }}
-		})
-	}
+	regenF64Fixtures(t, "hunyuan_v1_moe", hunyuanSource, hunyuanConfig, buildHunyuan, 21, 31)
 }

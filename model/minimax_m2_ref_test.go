@@ -1,7 +1,6 @@
 package model_test
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -56,24 +55,19 @@ func buildMiniMax(seed int64, bits int) (*f64Ckpt, *f64Decoder) {
 	m.embed = g.linear("model.embed_tokens", s.vocab, s.hidden, 1)
 	m.norm = g.norm("model.norm.weight", s.hidden)
 	m.head = g.linear("lm_head", s.vocab, s.hidden, hStd)
-	qd, kd := s.heads*s.headDim, s.kvHeads*s.headDim
 	inv := f64RopeInvFreq(s.theta, s.rotaryDim)
 	type layer struct {
-		q, k, v, o, qNorm, kNorm, router, bias []float64
-		experts                                []f64MLP
+		attn                       f64Attn
+		qNorm, kNorm, router, bias []float64
+		experts                    []f64MLP
 	}
 	layers := make([]layer, s.layers)
 	for l := range layers {
-		p := fmt.Sprintf("model.layers.%d.", l)
-		m.inNorm = append(m.inNorm, g.norm(p+"input_layernorm.weight", s.hidden))
-		m.post = append(m.post, g.norm(p+"post_attention_layernorm.weight", s.hidden))
+		p := m.addLayer(g, l)
 		L := &layers[l]
-		L.q = g.linear(p+"self_attn.q_proj", qd, s.hidden, hStd)
-		L.k = g.linear(p+"self_attn.k_proj", kd, s.hidden, hStd)
-		L.v = g.linear(p+"self_attn.v_proj", kd, s.hidden, hStd)
-		L.o = g.linear(p+"self_attn.o_proj", s.hidden, qd, 1/math.Sqrt(float64(qd)))
-		L.qNorm = g.norm(p+"self_attn.q_norm.weight", qd)
-		L.kNorm = g.norm(p+"self_attn.k_norm.weight", kd)
+		L.attn = g.attention(p+"self_attn.", s.hidden, s.heads, s.kvHeads, s.headDim)
+		L.qNorm = g.norm(p+"self_attn.q_norm.weight", s.heads*s.headDim)
+		L.kNorm = g.norm(p+"self_attn.k_norm.weight", s.kvHeads*s.headDim)
 		moe := p + "block_sparse_moe."
 		if bits == 0 {
 			L.router = g.linear(moe+"gate", s.experts, s.hidden, 3*hStd)
@@ -87,19 +81,12 @@ func buildMiniMax(seed int64, bits int) (*f64Ckpt, *f64Decoder) {
 	}
 	m.attn = func(l int, h [][]float64) [][]float64 {
 		L := layers[l]
-		q, k, v := make([][]float64, len(h)), make([][]float64, len(h)), make([][]float64, len(h))
-		for t, x := range h {
-			q[t], k[t], v[t] = f64MatVec(L.q, x, qd), f64MatVec(L.k, x, kd), f64MatVec(L.v, x, kd)
-			f64RMSNorm(q[t], L.qNorm, s.eps) // len(qNorm) is the whole projection
-			f64RMSNorm(k[t], L.kNorm, s.eps)
-			f64RopeHalf(q[t], s.headDim, t, inv)
-			f64RopeHalf(k[t], s.headDim, t, inv)
-		}
-		out := f64Attention(q, k, v, s.heads, s.kvHeads, s.headDim)
-		for t := range out {
-			out[t] = f64MatVec(L.o, out[t], s.hidden)
-		}
-		return out
+		return L.attn.apply(h, func(pos int, q, k []float64) {
+			f64RMSNorm(q, L.qNorm, s.eps) // len(qNorm) is the whole projection
+			f64RMSNorm(k, L.kNorm, s.eps)
+			f64RopeHalf(q, s.headDim, pos, inv)
+			f64RopeHalf(k, s.headDim, pos, inv)
+		})
 	}
 	m.moe = func(l int, h [][]float64) ([][]float64, [][]int, float64) {
 		L := layers[l]
@@ -112,19 +99,10 @@ func buildMiniMax(seed int64, bits int) (*f64Ckpt, *f64Decoder) {
 			}
 			choice := slices.Clone(scores)
 			f64AddTo(choice, L.bias)
-			top := f64TopK(choice, s.topK)
-			var sum float64
-			for _, e := range top {
-				sum += scores[e]
-			}
-			for _, e := range top {
-				y := L.experts[e].apply(x)
-				for i := range y {
-					out[t][i] += scores[e] / sum * y[i]
-				}
-			}
+			routes[t] = f64TopK(choice, s.topK)
+			f64MixExperts(out[t], x, L.experts, routes[t], scores)
 			// A sigmoid moves at most 1/4 as fast as its logit.
-			routes[t], gap = top, min(gap, 4*f64RouteGap(choice, s.topK))
+			gap = min(gap, 4*f64RouteGap(choice, s.topK))
 		}
 		return out, routes, gap
 	}
@@ -134,17 +112,5 @@ func buildMiniMax(seed int64, bits int) (*f64Ckpt, *f64Decoder) {
 // TestRegenMiniMaxM2 rewrites the minimax_m2 fixtures (MLX 4-bit and
 // Hugging Face bf16) from the float64 transcription.
 func TestRegenMiniMaxM2(t *testing.T) {
-	skipUnlessRegen(t)
-	for _, fx := range []struct {
-		name string
-		bits int
-		seed int64
-	}{{"minimax_m2-4bit", 4, 41}, {"minimax_m2-hf-bf16", 0, 51}} {
-		writeF64Fixture(t, fx.seed, func(seed int64) f64Fixture {
-			g, m := buildMiniMax(seed, fx.bits)
-			return f64Fixture{name: fx.name, family: "minimax_m2", source: miniMaxSource, seed: seed, bits: fx.bits,
-				config: miniMaxConfig(), ckpt: g, model: m,
-				routerKey: func(l int) string { return fmt.Sprintf("model.layers.%d.mlp.gate", l) }}
-		})
-	}
+	regenF64Fixtures(t, "minimax_m2", miniMaxSource, miniMaxConfig, buildMiniMax, 41, 51)
 }
