@@ -13,7 +13,14 @@ import (
 // with Hunyuan's dynamic NTK alpha scaling (ropeFor), and in every layer a
 // softmax top-k MoE (weights renormalised) over experts of
 // intermediate_size plus an always-on shared MLP. The router is
-// mlp.gate.wg. Cross-layer attention (use_cla) is not supported.
+// mlp.gate.wg. Cross-layer attention (use_cla) is not supported: a
+// layer would reuse the K/V projections of the layer before it, which
+// transformers' implementation (the reference) does not do either.
+//
+// The alpha-scaled rope base applies at every position, as in Tencent's
+// code and mlx-lm; transformers' dynamic_rope_update swaps in plain dynamic
+// NTK frequencies (without alpha) past max_position_embeddings, which the
+// context length here never exceeds by default.
 func init() { register("hunyuan_v1_moe", loadHunyuanMoE) }
 
 var hunyuanNames = layerNames{
