@@ -100,11 +100,11 @@ type RopeScaling struct {
 	BetaSlow                      float64 `json:"beta_slow"`
 	MScale                        float64 `json:"mscale"`
 	MScaleAllDim                  float64 `json:"mscale_all_dim"`
+	RopeTheta                     float64 `json:"rope_theta"`
+	PartialRotaryFactor           float64 `json:"partial_rotary_factor"`
 	// Alpha is Hunyuan's "dynamic" NTK scaling: the rope base becomes
 	// rope_theta * alpha^(d/(d-2)) for rotary width d.
-	Alpha               float64 `json:"alpha"`
-	RopeTheta           float64 `json:"rope_theta"`
-	PartialRotaryFactor float64 `json:"partial_rotary_factor"`
+	Alpha float64 `json:"alpha"`
 }
 
 // Kind returns the normalised scaling type ("" when there is none).
