@@ -19,6 +19,9 @@ type Attention struct {
 	QNorm, KNorm            []float32
 	// NormWhole applies QNorm/KNorm over the whole projection, not per head.
 	NormWhole bool
+	// NormAfterRope applies QNorm/KNorm to the rotated q and k (Hunyuan),
+	// not before the rotary embedding.
+	NormAfterRope bool
 	// QGate (gated attention only) gives each head's output gate; QGateBias
 	// is its part of q_proj's bias.
 	QGate     *kernels.Matrix
@@ -154,16 +157,14 @@ func (a *Attention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	e.MatMul(k, x, n, a.K, a.KBias)
 	e.MatMul(v, x, n, a.V, a.VBias)
 	// 2. q/k norms and rotary embedding, in place.
-	if a.QNorm != nil {
-		qdim, kdim := a.HeadDim, a.HeadDim
-		if a.NormWhole {
-			qdim, kdim = q.Cols, k.Cols
-		}
-		e.RMSNorm(q, q, n, qdim, a.QNorm, a.Eps)
-		e.RMSNorm(k, k, n, kdim, a.KNorm, a.Eps)
+	if !a.NormAfterRope {
+		a.normQK(e, q, k, n)
 	}
 	e.Rope(q, r.pos, a.Heads, a.HeadDim, a.Rope)
 	e.Rope(k, r.pos, a.KVHeads, a.HeadDim, a.Rope)
+	if a.NormAfterRope {
+		a.normQK(e, q, k, n)
+	}
 	// 3. Attention over the cache, the output gate, o_proj.
 	if cache.KQ != nil {
 		ke := e.(graph.KVExecutor)
@@ -178,6 +179,19 @@ func (a *Attention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	}
 	e.MatMul(out, att, n, a.O, nil)
 	return nil
+}
+
+// normQK applies the q/k RMSNorms (when the layer has them) in place.
+func (a *Attention) normQK(e graph.Executor, q, k *graph.Tensor, n int) {
+	if a.QNorm == nil {
+		return
+	}
+	qdim, kdim := a.HeadDim, a.HeadDim
+	if a.NormWhole {
+		qdim, kdim = q.Cols, k.Cols
+	}
+	e.RMSNorm(q, q, n, qdim, a.QNorm, a.Eps)
+	e.RMSNorm(k, k, n, kdim, a.KNorm, a.Eps)
 }
 
 // MLP is a dense SwiGLU feed-forward block: down(silu(gate x) * up x).

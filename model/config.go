@@ -66,6 +66,25 @@ type Config struct {
 	// MLPLayerTypes ("dense"/"sparse" per layer, GLM-4.7-Flash) when set.
 	MLPLayerTypes []string `json:"mlp_layer_types"`
 
+	// Hunyuan-A13B (hunyuan_v1_moe): moe_topk is its num_experts_per_tok
+	// (ParseConfig copies it); the shared MLP (use_mixed_mlp_moe) is
+	// num_shared_expert times intermediate_size wide; cross-layer attention
+	// (use_cla, cla_share_factor) is refused by the loader.
+	MoETopK         int   `json:"moe_topk"`
+	NumSharedExpert int   `json:"num_shared_expert"`
+	UseMixedMLPMoE  *bool `json:"use_mixed_mlp_moe"`
+	UseCLA          bool  `json:"use_cla"`
+	CLAShareFactor  int   `json:"cla_share_factor"`
+	// MiniMax-M2 (minimax_m2): rotary_dim (default head_dim/2) is the
+	// partial rotary width; the loader refuses the variants it does not
+	// run (another scoring_func or qk_norm_type, lightning-attention layers
+	// in attn_type_list, a shared expert).
+	RotaryDim              int    `json:"rotary_dim"`
+	ScoringFunc            string `json:"scoring_func"`
+	QKNormType             string `json:"qk_norm_type"`
+	AttnTypeList           []int  `json:"attn_type_list"`
+	SharedIntermediateSize int    `json:"shared_intermediate_size"`
+
 	Quant Quantization
 	// Path is the config.json this came from, for error messages.
 	Path string `json:"-"`
@@ -83,6 +102,9 @@ type RopeScaling struct {
 	MScaleAllDim                  float64 `json:"mscale_all_dim"`
 	RopeTheta                     float64 `json:"rope_theta"`
 	PartialRotaryFactor           float64 `json:"partial_rotary_factor"`
+	// Alpha is Hunyuan's "dynamic" NTK scaling: the rope base becomes
+	// rope_theta * alpha^(d/(d-2)) for rotary width d.
+	Alpha float64 `json:"alpha"`
 }
 
 // Kind returns the normalised scaling type ("" when there is none).
@@ -166,6 +188,12 @@ func ParseConfig(data []byte) (*Config, error) {
 		body, _ = json.Marshal(inner)
 		top = inner
 	}
+	if flat, changed, err := flattenPerLayer(top); err != nil {
+		return nil, err
+	} else if changed {
+		body, _ = json.Marshal(flat)
+		top = flat
+	}
 	var c Config
 	if err := json.Unmarshal(body, &c); err != nil {
 		return nil, fmt.Errorf("bad field: %v", err)
@@ -213,6 +241,9 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	if c.NumExperts == 0 {
 		c.NumExperts = max(c.NumRoutedExperts, c.NumLocalExperts)
+	}
+	if c.NumExpertsPerTok == 0 {
+		c.NumExpertsPerTok = c.MoETopK
 	}
 	if c.HeadDim == 0 && c.NumHeads > 0 {
 		c.HeadDim = c.HiddenSize / c.NumHeads

@@ -14,16 +14,25 @@ func ropeFor(w *weights, headDim int, interleaved bool) *kernels.RopeParams {
 	c := w.cfg
 	dim := int(float64(headDim) * c.PartialRotaryFactor)
 	var yarn *kernels.YaRN
+	base := c.RopeTheta
 	switch kind := c.RopeScaling.Kind(); kind {
 	case "", "default":
+	case "dynamic":
+		// Only Hunyuan's alpha form: a fixed, larger base. Without alpha,
+		// dynamic NTK rescales with the sequence length, which no kernel does.
+		if c.RopeScaling.Alpha <= 0 {
+			w.fail("%s: rope_scaling type \"dynamic\" without alpha is not supported (only Hunyuan's alpha form is)", c.Path)
+			break
+		}
+		base = ntkAlphaBase(base, c.RopeScaling.Alpha, dim)
 	case "yarn":
 		rs := c.RopeScaling
 		yarn = &kernels.YaRN{Factor: rs.Factor, BetaFast: rs.BetaFast, BetaSlow: rs.BetaSlow,
 			MScale: rs.MScale, MScaleAllDim: rs.MScaleAllDim, OriginalMaxPositions: rs.OriginalMaxPositionEmbeddings}
 	default:
-		w.fail("%s: rope_scaling type %q is not supported (yarn is)", c.Path, kind)
+		w.fail("%s: rope_scaling type %q is not supported (yarn and Hunyuan's dynamic alpha are)", c.Path, kind)
 	}
-	inv, scale := kernels.RopeInvFreq(dim, c.RopeTheta, yarn)
+	inv, scale := kernels.RopeInvFreq(dim, base, yarn)
 	return &kernels.RopeParams{RotaryDim: dim, InvFreq: inv, Scale: scale, Interleaved: interleaved}
 }
 
