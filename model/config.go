@@ -66,6 +66,14 @@ type Config struct {
 	// MLPLayerTypes ("dense"/"sparse" per layer, GLM-4.7-Flash) when set.
 	MLPLayerTypes []string `json:"mlp_layer_types"`
 
+	// PhiMoE (Phi-3.5-MoE). RouterJitterNoise is sparsemixer's eps (nil:
+	// transformers' default 0.01); SlidingWindow nil means none.
+	RouterJitterNoise    *float64 `json:"router_jitter_noise"`
+	LMHeadBias           bool     `json:"lm_head_bias"`
+	SlidingWindow        *int     `json:"sliding_window"`
+	OriginalMaxPositions int      `json:"original_max_position_embeddings"`
+	HiddenAct            string   `json:"hidden_act"`
+
 	Quant Quantization
 	// Path is the config.json this came from, for error messages.
 	Path string `json:"-"`
@@ -83,6 +91,12 @@ type RopeScaling struct {
 	MScaleAllDim                  float64 `json:"mscale_all_dim"`
 	RopeTheta                     float64 `json:"rope_theta"`
 	PartialRotaryFactor           float64 `json:"partial_rotary_factor"`
+	// LongRoPE (PhiMoE): per-frequency divisors and cos/sin factors below
+	// and above original_max_position_embeddings.
+	ShortFactor []float64 `json:"short_factor"`
+	LongFactor  []float64 `json:"long_factor"`
+	ShortMScale *float64  `json:"short_mscale"`
+	LongMScale  *float64  `json:"long_mscale"`
 }
 
 // Kind returns the normalised scaling type ("" when there is none).

@@ -257,6 +257,9 @@ func (rn *Runner) Forward(c *Cache, ids []int32, all bool) ([]float32, error) {
 
 func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool) ([]float32, error) {
 	m, e := rn.M, rn.E
+	if err := rn.checkNorms(); err != nil {
+		return nil, err
+	}
 	n := len(ids)
 	r := &rn.run
 	r.n, r.pos0, r.pos = n, c.Len, rn.pos[:n]
@@ -274,15 +277,14 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 	hidden := m.Config.HiddenSize
 	x, h, y, lastLogits := rn.stream()
 	e.Embed(x, m.Embed, ids)
-	eps := float32(m.Config.RMSNormEps)
 	for l, layer := range m.Layers {
 		r.layer = l
-		e.RMSNorm(h, x, n, hidden, layer.InputNorm, eps)
+		rn.norm(h, x, n, layer.InputNorm, layer.InputNormBias)
 		if err := layer.Mixer.forward(r, y, h, c.States[l]); err != nil {
 			return nil, fmt.Errorf("layer %d: %w", l, err)
 		}
 		e.Add(x, x, y, n)
-		e.RMSNorm(h, x, n, hidden, layer.PostNorm, eps)
+		rn.norm(h, x, n, layer.PostNorm, layer.PostNormBias)
 		if err := layer.FFN.forward(r, y, h); err != nil {
 			return nil, fmt.Errorf("layer %d: %w", l, err)
 		}
@@ -302,8 +304,8 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 	if lastOnly {
 		// Only the last position's logits are needed: normalise one row
 		// (a view of x) into a one-row logits tensor.
-		e.RMSNorm(h, rn.last.SetView(x, n-1, 1, 0, hidden), 1, hidden, m.Norm, eps)
-		e.MatMul(lastLogits, h, 1, m.Head, nil)
+		rn.norm(h, rn.last.SetView(x, n-1, 1, 0, hidden), 1, m.Norm, m.NormBias)
+		e.MatMul(lastLogits, h, 1, m.Head, m.HeadBias)
 		if err := e.Sync(); err != nil {
 			return nil, err
 		}
@@ -312,9 +314,9 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 	}
 	// Every position's logits: the vocabulary is wide (152k for Qwen), so
 	// this full-batch tensor is made only when first asked for.
-	e.RMSNorm(h, x, n, hidden, m.Norm, eps)
+	rn.norm(h, x, n, m.Norm, m.NormBias)
 	logits := r.scratch.tensor("logits", vocab)
-	e.MatMul(logits, h, n, m.Head, nil)
+	e.MatMul(logits, h, n, m.Head, m.HeadBias)
 	if err := e.Sync(); err != nil {
 		return nil, err
 	}

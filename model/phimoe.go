@@ -1,0 +1,216 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/kernels"
+)
+
+// PhiMoE (Phi-3.5-MoE, model_type "phimoe"), as transformers' PhimoeModel
+// computes it: Mixtral's layout (block_sparse_moe; w1/w3/w2 experts in
+// Hugging Face files, switch_mlp in MLX's) with
+//
+//   - LayerNorms with weight and bias (eps rms_norm_eps) in every layer and
+//     before the head, not RMSNorms;
+//   - biases on q/k/v/o (attention_bias) and on the head (lm_head_bias);
+//   - sparsemixer routing: two experts, each weighted by its softmax
+//     probability among the scores close to it (kernels.Routing.SparseMixer;
+//     mlx-lm's softmax over the top two differs, transformers is followed);
+//   - LongRoPE: rotary frequencies divided by short_factor while the
+//     sequence is at most original_max_position_embeddings long and by
+//     long_factor beyond, cos/sin times short_mscale or long_mscale.
+func init() { register("phimoe", loadPhiMoE) }
+
+// phiMoENames: Mixtral's names (the MLX layout stacks the experts as
+// switch_mlp.gate_proj/up_proj/down_proj, as Mixtral's MLX files do).
+var phiMoENames = mixtralNames
+
+func loadPhiMoE(w *weights) *Model {
+	c, n := w.cfg, phiMoENames
+	checkPhiMoE(w)
+	if w.err != nil {
+		return nil
+	}
+	jitter := 0.01 // transformers' default router_jitter_noise
+	if c.RouterJitterNoise != nil {
+		jitter = *c.RouterJitterNoise
+	}
+	routing := kernels.Routing{TopK: 2, SparseMixer: true, JitterEps: float32(jitter)}
+	m := loadStack(w, func(l int, lp string) (Mixer, FFN) {
+		return loadPhiAttention(w, lp+n.Attention),
+			loadMoE(w, n, lp+n.FFN, l, routing, c.IntermediateSize)
+	})
+	if w.err != nil {
+		return nil
+	}
+	p := prefixOf(w.ix)
+	m.LayerNorm = true
+	m.NormBias = w.vector(p+"norm.bias", c.HiddenSize)
+	for l, layer := range m.Layers {
+		lp := layerPrefix(p, l)
+		layer.InputNormBias = w.vector(lp+"input_layernorm.bias", c.HiddenSize)
+		layer.PostNormBias = w.vector(lp+"post_attention_layernorm.bias", c.HiddenSize)
+	}
+	if c.LMHeadBias {
+		m.HeadBias = w.vector(headName(w, p)+".bias", c.VocabSize)
+	}
+	if a, ok := m.Layers[0].Mixer.(*phiAttention); ok {
+		m.Notes = append(m.Notes, fmt.Sprintf("LongRoPE changes the rotary tables past %d positions; KV caches stay float32 so that cached keys can be rotated again", a.orig))
+	}
+	return m
+}
+
+// checkPhiMoE rejects the config options this engine does not implement,
+// naming the field.
+func checkPhiMoE(w *weights) {
+	c := w.cfg
+	switch {
+	case c.NumExpertsPerTok != 2:
+		w.fail("%s: num_experts_per_tok is %d; phimoe's sparsemixer routes every token to exactly 2 experts", c.Path, c.NumExpertsPerTok)
+	case c.NumExperts < 2:
+		w.fail("%s: num_local_experts is %d; sparsemixer needs at least 2", c.Path, c.NumExperts)
+	case c.HiddenAct != "" && c.HiddenAct != "silu":
+		w.fail("%s: hidden_act %q is not supported for phimoe (silu is)", c.Path, c.HiddenAct)
+	case c.SlidingWindow != nil && c.MaxPositions > 0 && *c.SlidingWindow < c.MaxPositions:
+		w.fail("%s: sliding_window %d (below max_position_embeddings %d) is not supported for phimoe", c.Path, *c.SlidingWindow, c.MaxPositions)
+	case c.RouterJitterNoise != nil && !(*c.RouterJitterNoise >= 0):
+		w.fail("%s: router_jitter_noise must not be negative, got %g", c.Path, *c.RouterJitterNoise)
+	}
+}
+
+// phiAttention is attention under LongRoPE: short and long are the same
+// projections with the two rotary tables. A pass uses long when the
+// sequence it ends is longer than orig (transformers picks the table from
+// the largest position of the pass, and generate recomputes the whole
+// sequence when it crosses orig); keys already cached under the other
+// table are rotated to this one first (toLong, toShort: the rotation by the
+// difference of the two tables, and the ratio of their scales).
+type phiAttention struct {
+	short, long     *Attention
+	orig            int
+	toLong, toShort *kernels.RopeParams
+}
+
+// phiCache is a float32 KV cache and which table its keys are rotated by.
+type phiCache struct {
+	*kvCache
+	long bool
+}
+
+func (c *phiCache) CopyFrom(o MixerState, e graph.Executor, positions int) {
+	src := o.(*phiCache)
+	c.kvCache.CopyFrom(src.kvCache, e, positions)
+	c.long = src.long
+}
+
+// loadPhiAttention reads the attention block at prefix p: plain Attention
+// without rope scaling, phiAttention under LongRoPE.
+func loadPhiAttention(w *weights, p string) Mixer {
+	c := w.cfg
+	o := attentionOptions{bias: c.AttentionBias, outBias: c.AttentionBias}
+	if c.RopeScaling.Kind() != "longrope" {
+		return loadAttention(w, p, o) // ropeFor names an unsupported kind
+	}
+	short, long, orig, err := longRoPE(c, c.HeadDim)
+	if err != nil {
+		w.fail("%s: %v", c.Path, err)
+		return nil
+	}
+	o.rope = short
+	a := loadAttention(w, p, o)
+	la := *a
+	la.Rope = long
+	diff := func(from, to *kernels.RopeParams) *kernels.RopeParams {
+		d := &kernels.RopeParams{RotaryDim: from.RotaryDim, InvFreq: make([]float32, len(from.InvFreq)), Scale: to.Scale / from.Scale}
+		for i := range d.InvFreq {
+			d.InvFreq[i] = float32(float64(to.InvFreq[i]) - float64(from.InvFreq[i]))
+		}
+		return d
+	}
+	return &phiAttention{short: a, long: &la, orig: orig, toLong: diff(short, long), toShort: diff(long, short)}
+}
+
+// longRoPE builds the short and long rotary tables of rope_scaling type
+// "longrope" as transformers' _compute_longrope_parameters does, with the
+// cos/sin factors short_mscale and long_mscale (the default attention
+// factor sqrt(1+ln(s)/ln(orig)), s = max_position_embeddings/orig, where a
+// config lacks them).
+func longRoPE(c *Config, headDim int) (short, long *kernels.RopeParams, orig int, err error) {
+	rs := c.RopeScaling
+	orig = rs.OriginalMaxPositionEmbeddings
+	if orig == 0 {
+		orig = c.OriginalMaxPositions
+	}
+	if orig <= 0 {
+		return nil, nil, 0, fmt.Errorf("rope_scaling (longrope) needs original_max_position_embeddings")
+	}
+	dim := int(float64(headDim) * c.PartialRotaryFactor)
+	attention := 1.0
+	if s := float64(c.MaxPositions) / float64(orig); s > 1 {
+		attention = math.Sqrt(1 + math.Log(s)/math.Log(float64(orig)))
+	}
+	table := func(name string, factors []float64, mscale *float64) (*kernels.RopeParams, error) {
+		if len(factors) != dim/2 {
+			return nil, fmt.Errorf("rope_scaling.%s has %d entries, the rotary dimension %d needs %d", name, len(factors), dim, dim/2)
+		}
+		p := &kernels.RopeParams{RotaryDim: dim, InvFreq: make([]float32, dim/2), Scale: float32(attention)}
+		if mscale != nil {
+			p.Scale = float32(*mscale)
+		}
+		for i, f := range factors {
+			if !(f > 0) || math.IsInf(f, 0) {
+				return nil, fmt.Errorf("rope_scaling.%s[%d] must be positive, got %g", name, i, f)
+			}
+			// transformers: 1/(factor * base^(2i/dim)) in float32.
+			expo := float32(2*i) / float32(dim)
+			p.InvFreq[i] = float32(1 / (float64(float32(f)) * math.Pow(c.RopeTheta, float64(expo))))
+		}
+		if !(p.Scale > 0) || math.IsInf(float64(p.Scale), 0) {
+			return nil, fmt.Errorf("rope_scaling.%s's mscale must be positive, got %g", name, p.Scale)
+		}
+		return p, nil
+	}
+	if short, err = table("short_factor", rs.ShortFactor, rs.ShortMScale); err != nil {
+		return nil, nil, 0, err
+	}
+	if long, err = table("long_factor", rs.LongFactor, rs.LongMScale); err != nil {
+		return nil, nil, 0, err
+	}
+	return short, long, orig, nil
+}
+
+func (a *phiAttention) StateBytes(maxLen int, _ kernels.KVFormat) int64 {
+	return a.short.StateBytes(maxLen, kernels.KVF32)
+}
+
+// newState: always float32, the format the re-rotation works in.
+func (a *phiAttention) newState(e graph.Executor, maxLen int, _ kernels.KVFormat) MixerState {
+	return &phiCache{kvCache: a.short.newState(e, maxLen, kernels.KVF32).(*kvCache)}
+}
+
+func (a *phiAttention) plan(s *scratch) { a.short.plan(s) }
+
+func (a *phiAttention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
+	cache := st.(*phiCache)
+	long := r.pos0+r.n > a.orig
+	if long != cache.long && r.pos0 > 0 {
+		// The cached keys were rotated by the other table.
+		p := a.toShort
+		if long {
+			p = a.toLong
+		}
+		pos := make([]int32, r.pos0) // once per crossing, never per token
+		for i := range pos {
+			pos[i] = int32(i)
+		}
+		k := cache.K.View(0, r.pos0, 0, cache.K.Cols)
+		r.E.Rope(k, pos, a.short.KVHeads, a.short.HeadDim, p)
+	}
+	cache.long = long
+	if long {
+		return a.long.forward(r, out, x, cache.kvCache)
+	}
+	return a.short.forward(r, out, x, cache.kvCache)
+}
