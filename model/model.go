@@ -40,6 +40,11 @@ type Model struct {
 	LayerNorm bool
 	NormBias  []float32
 	HeadBias  []float32
+	// RopeSwitch > 0 (LongRoPE): a pass that ends a sequence longer than
+	// RopeSwitch rotates by the long table, else by the short one, and the
+	// cached positions are recomputed when a pass needs the other table
+	// than they were made with, as transformers' generate does.
+	RopeSwitch int
 
 	// Notes are things a user should know about how the checkpoint was read
 	// (for example, weights that were skipped).

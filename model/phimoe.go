@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/kernels"
@@ -38,8 +39,17 @@ func loadPhiMoE(w *weights) *Model {
 		jitter = *c.RouterJitterNoise
 	}
 	routing := kernels.Routing{TopK: 2, SparseMixer: true, JitterEps: float32(jitter)}
+	var short, long *kernels.RopeParams
+	orig := 0
+	if c.RopeScaling.Kind() == "longrope" {
+		var err error
+		if short, long, orig, err = longRoPE(c, c.HeadDim); err != nil {
+			w.fail("%s: %v", c.Path, err)
+			return nil
+		}
+	}
 	m := loadStack(w, func(l int, lp string) (Mixer, FFN) {
-		return loadPhiAttention(w, lp+n.Attention),
+		return loadPhiAttention(w, lp+n.Attention, short, long),
 			loadMoE(w, n, lp+n.FFN, l, routing, c.IntermediateSize)
 	})
 	if w.err != nil {
@@ -56,9 +66,7 @@ func loadPhiMoE(w *weights) *Model {
 	if c.LMHeadBias {
 		m.HeadBias = w.vector(headName(w, p)+".bias", c.VocabSize)
 	}
-	if a, ok := m.Layers[0].Mixer.(*phiAttention); ok {
-		m.Notes = append(m.Notes, fmt.Sprintf("LongRoPE changes the rotary tables past %d positions; KV caches stay float32 so that cached keys can be rotated again", a.orig))
-	}
+	m.RopeSwitch = orig
 	return m
 }
 
@@ -81,55 +89,25 @@ func checkPhiMoE(w *weights) {
 }
 
 // phiAttention is attention under LongRoPE: short and long are the same
-// projections with the two rotary tables. A pass uses long when the
-// sequence it ends is longer than orig (transformers picks the table from
-// the largest position of the pass, and generate recomputes the whole
-// sequence when it crosses orig); keys already cached under the other
-// table are rotated to this one first (toLong, toShort: the rotation by the
-// difference of the two tables, and the ratio of their scales).
+// projections with the two rotary tables; a pass uses the one the runner
+// chose for it (Runner.ropeTable).
 type phiAttention struct {
-	short, long     *Attention
-	orig            int
-	toLong, toShort *kernels.RopeParams
-}
-
-// phiCache is a float32 KV cache and which table its keys are rotated by.
-type phiCache struct {
-	*kvCache
-	long bool
-}
-
-func (c *phiCache) CopyFrom(o MixerState, e graph.Executor, positions int) {
-	src := o.(*phiCache)
-	c.kvCache.CopyFrom(src.kvCache, e, positions)
-	c.long = src.long
+	short, long *Attention
 }
 
 // loadPhiAttention reads the attention block at prefix p: plain Attention
-// without rope scaling, phiAttention under LongRoPE.
-func loadPhiAttention(w *weights, p string) Mixer {
+// (rotary as ropeFor says) without LongRoPE, else phiAttention with its
+// short and long tables.
+func loadPhiAttention(w *weights, p string, short, long *kernels.RopeParams) Mixer {
 	c := w.cfg
-	o := attentionOptions{bias: c.AttentionBias, outBias: c.AttentionBias}
-	if c.RopeScaling.Kind() != "longrope" {
-		return loadAttention(w, p, o) // ropeFor names an unsupported kind
-	}
-	short, long, orig, err := longRoPE(c, c.HeadDim)
-	if err != nil {
-		w.fail("%s: %v", c.Path, err)
-		return nil
-	}
-	o.rope = short
+	o := attentionOptions{bias: c.AttentionBias, outBias: c.AttentionBias, rope: short}
 	a := loadAttention(w, p, o)
+	if long == nil {
+		return a
+	}
 	la := *a
 	la.Rope = long
-	diff := func(from, to *kernels.RopeParams) *kernels.RopeParams {
-		d := &kernels.RopeParams{RotaryDim: from.RotaryDim, InvFreq: make([]float32, len(from.InvFreq)), Scale: to.Scale / from.Scale}
-		for i := range d.InvFreq {
-			d.InvFreq[i] = float32(float64(to.InvFreq[i]) - float64(from.InvFreq[i]))
-		}
-		return d
-	}
-	return &phiAttention{short: a, long: &la, orig: orig, toLong: diff(short, long), toShort: diff(long, short)}
+	return &phiAttention{short: a, long: &la}
 }
 
 // longRoPE builds the short and long rotary tables of rope_scaling type
@@ -181,36 +159,42 @@ func longRoPE(c *Config, headDim int) (short, long *kernels.RopeParams, orig int
 	return short, long, orig, nil
 }
 
-func (a *phiAttention) StateBytes(maxLen int, _ kernels.KVFormat) int64 {
-	return a.short.StateBytes(maxLen, kernels.KVF32)
+func (a *phiAttention) StateBytes(maxLen int, f kernels.KVFormat) int64 {
+	return a.short.StateBytes(maxLen, f)
 }
 
-// newState: always float32, the format the re-rotation works in.
-func (a *phiAttention) newState(e graph.Executor, maxLen int, _ kernels.KVFormat) MixerState {
-	return &phiCache{kvCache: a.short.newState(e, maxLen, kernels.KVF32).(*kvCache)}
+func (a *phiAttention) newState(e graph.Executor, maxLen int, f kernels.KVFormat) MixerState {
+	return a.short.newState(e, maxLen, f)
 }
 
 func (a *phiAttention) plan(s *scratch) { a.short.plan(s) }
 
 func (a *phiAttention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
-	cache := st.(*phiCache)
-	long := r.pos0+r.n > a.orig
-	if long != cache.long && r.pos0 > 0 {
-		// The cached keys were rotated by the other table.
-		p := a.toShort
-		if long {
-			p = a.toLong
-		}
-		pos := make([]int32, r.pos0) // once per crossing, never per token
-		for i := range pos {
-			pos[i] = int32(i)
-		}
-		k := cache.K.View(0, r.pos0, 0, cache.K.Cols)
-		r.E.Rope(k, pos, a.short.KVHeads, a.short.HeadDim, p)
+	if r.longRope {
+		return a.long.forward(r, out, x, st)
 	}
-	cache.long = long
-	if long {
-		return a.long.forward(r, out, x, cache.kvCache)
+	return a.short.forward(r, out, x, st)
+}
+
+// ropeTable picks the rotary table of a pass appending ids to c in a
+// LongRoPE model: the long one when the sequence will be longer than
+// RopeSwitch. transformers chooses by the largest position of each
+// forward, and generate recomputes the whole sequence when it crosses
+// over, so when the cached positions were made with the other table they
+// are recomputed too: ropeTable then returns the cached ids followed by
+// ids, with c emptied, and skip, the number of positions prepended.
+func (rn *Runner) ropeTable(c *Cache, ids []int32) (all []int32, skip int) {
+	sw := rn.M.RopeSwitch
+	if sw == 0 {
+		return ids, 0
 	}
-	return a.short.forward(r, out, x, cache.kvCache)
+	long := c.Len+len(ids) > sw
+	if c.Len > 0 && long != c.longRope {
+		all = append(slices.Clone(c.ids[:c.Len]), ids...)
+		skip, c.Len = c.Len, 0
+	} else {
+		all = ids
+	}
+	c.longRope, rn.run.longRope = long, long
+	return all, skip
 }

@@ -13,11 +13,18 @@ import (
 type Cache struct {
 	Len, MaxLen int
 	States      []MixerState
+	// ids and longRope: what a LongRoPE model (Model.RopeSwitch) needs to
+	// recompute the cached positions under the other rotary table.
+	ids      []int32
+	longRope bool
 }
 
 // NewCache allocates a cache for up to maxLen positions on e.
 func (m *Model) NewCache(e graph.Executor, maxLen int) *Cache {
 	c := &Cache{MaxLen: maxLen, States: make([]MixerState, len(m.Layers))}
+	if m.RopeSwitch > 0 {
+		c.ids = make([]int32, 0, maxLen)
+	}
 	f := m.kvFormatOn(e)
 	for i, l := range m.Layers {
 		c.States[i] = l.Mixer.newState(e, maxLen, f)
@@ -54,6 +61,9 @@ func (c *Cache) CopyFrom(o *Cache, e graph.Executor) {
 		}
 	}
 	c.Len = o.Len
+	if len(o.ids) >= o.Len {
+		c.ids, c.longRope = append(c.ids[:0], o.ids[:o.Len]...), o.longRope
+	}
 }
 
 // Free releases the cache's tensors on e (the executor it was made on);
@@ -210,6 +220,8 @@ type run struct {
 	pos0  int
 	pos   []int32
 	layer int
+	// longRope: this pass uses LongRoPE's long table (Model.RopeSwitch).
+	longRope bool
 }
 
 func (r *Runner) routesFor(layer, topK int) *graph.Routes {
@@ -238,6 +250,7 @@ func (rn *Runner) Forward(c *Cache, ids []int32, all bool) ([]float32, error) {
 			return nil, fmt.Errorf("token id %d is outside the vocabulary (0..%d)", id, vocab-1)
 		}
 	}
+	ids, skip := rn.ropeTable(c, ids)
 	var out []float32
 	for start := 0; start < len(ids); start += rn.M.MaxBatch {
 		chunk := ids[start:min(start+rn.M.MaxBatch, len(ids))]
@@ -252,6 +265,9 @@ func (rn *Runner) Forward(c *Cache, ids []int32, all bool) ([]float32, error) {
 			out = logits
 		}
 	}
+	if all {
+		out = out[skip*vocab:]
+	}
 	return out, nil
 }
 
@@ -261,6 +277,9 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 		return nil, err
 	}
 	n := len(ids)
+	if m.RopeSwitch > 0 {
+		c.ids = append(c.ids[:c.Len], ids...)
+	}
 	r := &rn.run
 	r.n, r.pos0, r.pos = n, c.Len, rn.pos[:n]
 	for i := range r.pos {
