@@ -301,6 +301,10 @@ func paramBytes(v any) ([]byte, error) {
 		return valueBytes(&v), nil
 	case slotParts:
 		return valueBytes(&v), nil
+	case layerNormParams:
+		return valueBytes(&v), nil
+	case sparseMixerParams:
+		return valueBytes(&v), nil
 	}
 	return nil, fmt.Errorf("no parameter encoding for %T", v)
 }
@@ -633,6 +637,10 @@ func (e *Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
 // into a device buffer (same length and contents), so r.IDs and r.Weights
 // are the host views of the device's output from then on.
 func (e *Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.Routing) {
+	if p.SparseMixer {
+		e.routeSparseMixer(r, logits, n, p)
+		return
+	}
 	experts := logits.Cols
 	if experts > routeMaxE || p.Groups > routeMaxGroups || p.TopK != r.TopK || p.TopK > experts ||
 		(p.Groups > 1 && experts%p.Groups != 0) || !contiguous(n, logits) {
