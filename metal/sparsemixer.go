@@ -19,12 +19,8 @@ func (e *Executor) routeSparseMixer(r *graph.Routes, logits *graph.Tensor, n int
 		e.onHost("Route", func() { e.host.Route(r, logits, n, p) })
 		return
 	}
-	r.Tokens = n
-	if n == 0 {
-		return
-	}
-	ids, weights := e.routeBuffers(r)
-	if ids.buf == nil || weights.buf == nil {
+	ids, weights, ok := e.routeOutputs(r, n)
+	if !ok {
 		return
 	}
 	ids.index, weights.index = 1, 2

@@ -55,6 +55,17 @@ func TestPhiMoEUnsupportedOptions(t *testing.T) {
 	}
 }
 
+// loadPhiMoE loads a phimoe fixture, closed when the test ends.
+func loadPhiMoE(t *testing.T, name string) (*model.Model, *fixture.Reference) {
+	dir := fixture.Dir(t, "fixtures/"+name)
+	m, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, fixture.LoadReference(t, dir)
+}
+
 // TestPhiMoELongRoPERecompute: the reference's positions up to
 // original_max_position_embeddings (40) use the short rotary table and
 // longer sequences the long one throughout. A cache cut back below 40
@@ -64,13 +75,7 @@ func TestPhiMoEUnsupportedOptions(t *testing.T) {
 func TestPhiMoELongRoPERecompute(t *testing.T) {
 	for _, name := range []string{"phimoe-4bit", "phimoe-hf-bf16"} {
 		t.Run(name, func(t *testing.T) {
-			dir := fixture.Dir(t, "fixtures/"+name)
-			ref := fixture.LoadReference(t, dir)
-			m, err := model.Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
+			m, ref := loadPhiMoE(t, name)
 			if m.RopeSwitch != 40 {
 				t.Fatalf("RopeSwitch %d, want the fixture's original_max_position_embeddings 40", m.RopeSwitch)
 			}

@@ -462,16 +462,7 @@ func TestRegenPhiMoE(t *testing.T) {
 // from flipping (float32 rounding moves router logits by ~1e-6).
 const minMargin = 2e-5
 
-type phiPrompt = struct {
-	Text            string               `json:"text"`
-	IDs             []int32              `json:"ids"`
-	LastLogits      []float32            `json:"last_logits"`
-	AllLogits       [][]float32          `json:"all_logits"`
-	LayerOutputLast [][]float32          `json:"layer_output_last"`
-	RouterTopK      map[string][][]int32 `json:"router_topk_sorted"`
-}
-
-func writePhiFixture(t *testing.T, src string, prompts []phiPrompt, layout string, mlx bool, seed uint64) (bool, error) {
+func writePhiFixture(t *testing.T, src string, prompts []fixture.Prompt, layout string, mlx bool, seed uint64) (bool, error) {
 	rng := rand.New(rand.NewPCG(seed, 21))
 	c, cfg := phiFixtureConfig(rng)
 	raw, shapes := phiRandomWeights(c, rng)
