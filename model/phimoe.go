@@ -183,10 +183,13 @@ func (a *phiAttention) forward(r *run, out, x *graph.Tensor, st MixerState) erro
 // over, so when the cached positions were made with the other table they
 // are recomputed too: ropeTable then returns the cached ids followed by
 // ids, with c emptied, and skip, the number of positions prepended.
-func (rn *Runner) ropeTable(c *Cache, ids []int32) (all []int32, skip int) {
+func (rn *Runner) ropeTable(c *Cache, ids []int32) (all []int32, skip int, err error) {
 	sw := rn.M.RopeSwitch
 	if sw == 0 {
-		return ids, 0
+		return ids, 0, nil
+	}
+	if len(c.ids) < c.Len {
+		return nil, 0, fmt.Errorf("the cache holds %d positions but the ids of only %d: LongRoPE cannot recompute them (a cache not made by NewCache?)", c.Len, len(c.ids))
 	}
 	long := c.Len+len(ids) > sw
 	if c.Len > 0 && long != c.longRope {
@@ -196,5 +199,5 @@ func (rn *Runner) ropeTable(c *Cache, ids []int32) (all []int32, skip int) {
 		all = ids
 	}
 	c.longRope, rn.run.longRope = long, long
-	return all, skip
+	return all, skip, nil
 }

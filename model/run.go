@@ -250,7 +250,10 @@ func (rn *Runner) Forward(c *Cache, ids []int32, all bool) ([]float32, error) {
 			return nil, fmt.Errorf("token id %d is outside the vocabulary (0..%d)", id, vocab-1)
 		}
 	}
-	ids, skip := rn.ropeTable(c, ids)
+	ids, skip, err := rn.ropeTable(c, ids)
+	if err != nil {
+		return nil, err
+	}
 	var out []float32
 	for start := 0; start < len(ids); start += rn.M.MaxBatch {
 		chunk := ids[start:min(start+rn.M.MaxBatch, len(ids))]
