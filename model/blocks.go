@@ -16,6 +16,7 @@ type Attention struct {
 	Heads, KVHeads, HeadDim int
 	Q, K, V, O              *kernels.Matrix
 	QBias, KBias, VBias     []float32
+	OBias                   []float32 // o_proj's bias (PhiMoE)
 	QNorm, KNorm            []float32
 	// NormWhole applies QNorm/KNorm over the whole projection, not per head.
 	NormWhole bool
@@ -177,7 +178,7 @@ func (a *Attention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	if gate != nil {
 		e.MulSigmoid(att, att, gate, n)
 	}
-	e.MatMul(out, att, n, a.O, nil)
+	e.MatMul(out, att, n, a.O, a.OBias)
 	return nil
 }
 

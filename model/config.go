@@ -85,6 +85,14 @@ type Config struct {
 	AttnTypeList           []int  `json:"attn_type_list"`
 	SharedIntermediateSize int    `json:"shared_intermediate_size"`
 
+	// PhiMoE (Phi-3.5-MoE). RouterJitterNoise is sparsemixer's eps (nil:
+	// transformers' default 0.01); SlidingWindow nil means none.
+	RouterJitterNoise    *float64 `json:"router_jitter_noise"`
+	LMHeadBias           bool     `json:"lm_head_bias"`
+	SlidingWindow        *int     `json:"sliding_window"`
+	OriginalMaxPositions int      `json:"original_max_position_embeddings"`
+	HiddenAct            string   `json:"hidden_act"`
+
 	Quant Quantization
 	// Path is the config.json this came from, for error messages.
 	Path string `json:"-"`
@@ -105,6 +113,13 @@ type RopeScaling struct {
 	// Alpha is Hunyuan's "dynamic" NTK scaling: the rope base becomes
 	// rope_theta * alpha^(d/(d-2)) for rotary width d.
 	Alpha float64 `json:"alpha"`
+
+	// LongRoPE (PhiMoE): per-frequency divisors and cos/sin factors below
+	// and above original_max_position_embeddings.
+	ShortFactor []float64 `json:"short_factor"`
+	LongFactor  []float64 `json:"long_factor"`
+	ShortMScale *float64  `json:"short_mscale"`
+	LongMScale  *float64  `json:"long_mscale"`
 }
 
 // Kind returns the normalised scaling type ("" when there is none).

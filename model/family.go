@@ -38,7 +38,11 @@ func ropeFor(w *weights, headDim int, interleaved bool) *kernels.RopeParams {
 
 // attentionOptions are the per-family differences of standard attention.
 type attentionOptions struct {
-	bias      bool // q/k/v projection biases
+	bias    bool // q/k/v projection biases
+	outBias bool // o_proj bias (PhiMoE)
+	// rope replaces the rotary parameters ropeFor derives from the config
+	// (PhiMoE's LongRoPE).
+	rope      *kernels.RopeParams
 	qkNorm    bool // per-head q_norm/k_norm
 	normWhole bool // OLMoE: q_norm/k_norm over the whole projection
 	gated     bool // Qwen3-Next: output gate in q_proj
@@ -62,6 +66,9 @@ func loadAttention(w *weights, p string, o attentionOptions) *Attention {
 		a.KBias = w.vector(p+"k_proj.bias", kd)
 		a.VBias = w.vector(p+"v_proj.bias", kd)
 	}
+	if o.outBias {
+		a.OBias = w.vector(p+"o_proj.bias", c.HiddenSize)
+	}
 	if o.gated && w.err == nil {
 		// q_proj holds [query(HeadDim) | gate(HeadDim)] per head: split it
 		// into two projections so each output is contiguous.
@@ -84,7 +91,10 @@ func loadAttention(w *weights, p string, o attentionOptions) *Attention {
 		a.QNorm = w.vector(p+"q_norm.weight", a.HeadDim)
 		a.KNorm = w.vector(p+"k_norm.weight", a.HeadDim)
 	}
-	a.Rope = ropeFor(w, a.HeadDim, false)
+	a.Rope = o.rope
+	if a.Rope == nil {
+		a.Rope = ropeFor(w, a.HeadDim, false)
+	}
 	return a
 }
 

@@ -34,6 +34,17 @@ type Model struct {
 	Layers []*Layer
 	Norm   []float32
 	Head   *kernels.Matrix
+	// LayerNorm: the per-layer and final norms are LayerNorms with the
+	// *NormBias biases (PhiMoE), not RMSNorms. HeadBias is the output
+	// head's bias (nil: none).
+	LayerNorm bool
+	NormBias  []float32
+	HeadBias  []float32
+	// RopeSwitch > 0 (LongRoPE): a pass that ends a sequence longer than
+	// RopeSwitch rotates by the long table, else by the short one, and the
+	// cached positions are recomputed when a pass needs the other table
+	// than they were made with, as transformers' generate does.
+	RopeSwitch int
 
 	// Notes are things a user should know about how the checkpoint was read
 	// (for example, weights that were skipped).
@@ -55,8 +66,10 @@ type Model struct {
 // Layer is one decoder block: x += Mixer(norm1(x)); x += FFN(norm2(x)).
 type Layer struct {
 	InputNorm, PostNorm []float32
-	Mixer               Mixer
-	FFN                 FFN
+	// InputNormBias, PostNormBias: the LayerNorm biases (Model.LayerNorm).
+	InputNormBias, PostNormBias []float32
+	Mixer                       Mixer
+	FFN                         FFN
 }
 
 // Mixer mixes information across positions (attention, linear attention).
@@ -168,16 +181,23 @@ func loadCommon(w *weights, p string) *Model {
 	m := &Model{}
 	m.Embed = w.linear(p+"embed_tokens", c.VocabSize, c.HiddenSize)
 	m.Norm = w.vector(p+"norm.weight", c.HiddenSize)
-	head := strings.TrimSuffix(p, "model.") + "lm_head"
-	if !w.has(head + ".weight") {
-		head = "lm_head"
-	}
+	head := headName(w, p)
 	if c.TieWordEmbeddings || !w.has(head+".weight") {
 		m.Head = m.Embed
 	} else {
 		m.Head = w.linear(head, c.VocabSize, c.HiddenSize)
 	}
 	return m
+}
+
+// headName is the output head's module name for the model prefix p
+// ("lm_head", or a multimodal checkpoint's "language_model.lm_head").
+func headName(w *weights, p string) string {
+	head := strings.TrimSuffix(p, "model.") + "lm_head"
+	if !w.has(head + ".weight") {
+		head = "lm_head"
+	}
+	return head
 }
 
 // Close releases the checkpoint files and the weights held outside the Go

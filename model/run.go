@@ -13,11 +13,18 @@ import (
 type Cache struct {
 	Len, MaxLen int
 	States      []MixerState
+	// ids and longRope: what a LongRoPE model (Model.RopeSwitch) needs to
+	// recompute the cached positions under the other rotary table.
+	ids      []int32
+	longRope bool
 }
 
 // NewCache allocates a cache for up to maxLen positions on e.
 func (m *Model) NewCache(e graph.Executor, maxLen int) *Cache {
 	c := &Cache{MaxLen: maxLen, States: make([]MixerState, len(m.Layers))}
+	if m.RopeSwitch > 0 {
+		c.ids = make([]int32, 0, maxLen)
+	}
 	f := m.kvFormatOn(e)
 	for i, l := range m.Layers {
 		c.States[i] = l.Mixer.newState(e, maxLen, f)
@@ -54,6 +61,9 @@ func (c *Cache) CopyFrom(o *Cache, e graph.Executor) {
 		}
 	}
 	c.Len = o.Len
+	if len(o.ids) >= o.Len {
+		c.ids, c.longRope = append(c.ids[:0], o.ids[:o.Len]...), o.longRope
+	}
 }
 
 // Free releases the cache's tensors on e (the executor it was made on);
@@ -210,6 +220,8 @@ type run struct {
 	pos0  int
 	pos   []int32
 	layer int
+	// longRope: this pass uses LongRoPE's long table (Model.RopeSwitch).
+	longRope bool
 }
 
 func (r *Runner) routesFor(layer, topK int) *graph.Routes {
@@ -238,6 +250,10 @@ func (rn *Runner) Forward(c *Cache, ids []int32, all bool) ([]float32, error) {
 			return nil, fmt.Errorf("token id %d is outside the vocabulary (0..%d)", id, vocab-1)
 		}
 	}
+	ids, skip, err := rn.ropeTable(c, ids)
+	if err != nil {
+		return nil, err
+	}
 	var out []float32
 	for start := 0; start < len(ids); start += rn.M.MaxBatch {
 		chunk := ids[start:min(start+rn.M.MaxBatch, len(ids))]
@@ -252,12 +268,21 @@ func (rn *Runner) Forward(c *Cache, ids []int32, all bool) ([]float32, error) {
 			out = logits
 		}
 	}
+	if all {
+		out = out[skip*vocab:]
+	}
 	return out, nil
 }
 
 func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool) ([]float32, error) {
 	m, e := rn.M, rn.E
+	if err := rn.checkNorms(); err != nil {
+		return nil, err
+	}
 	n := len(ids)
+	if m.RopeSwitch > 0 {
+		c.ids = append(c.ids[:c.Len], ids...)
+	}
 	r := &rn.run
 	r.n, r.pos0, r.pos = n, c.Len, rn.pos[:n]
 	for i := range r.pos {
@@ -274,15 +299,14 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 	hidden := m.Config.HiddenSize
 	x, h, y, lastLogits := rn.stream()
 	e.Embed(x, m.Embed, ids)
-	eps := float32(m.Config.RMSNormEps)
 	for l, layer := range m.Layers {
 		r.layer = l
-		e.RMSNorm(h, x, n, hidden, layer.InputNorm, eps)
+		rn.norm(h, x, n, layer.InputNorm, layer.InputNormBias)
 		if err := layer.Mixer.forward(r, y, h, c.States[l]); err != nil {
 			return nil, fmt.Errorf("layer %d: %w", l, err)
 		}
 		e.Add(x, x, y, n)
-		e.RMSNorm(h, x, n, hidden, layer.PostNorm, eps)
+		rn.norm(h, x, n, layer.PostNorm, layer.PostNormBias)
 		if err := layer.FFN.forward(r, y, h); err != nil {
 			return nil, fmt.Errorf("layer %d: %w", l, err)
 		}
@@ -302,8 +326,8 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 	if lastOnly {
 		// Only the last position's logits are needed: normalise one row
 		// (a view of x) into a one-row logits tensor.
-		e.RMSNorm(h, rn.last.SetView(x, n-1, 1, 0, hidden), 1, hidden, m.Norm, eps)
-		e.MatMul(lastLogits, h, 1, m.Head, nil)
+		rn.norm(h, rn.last.SetView(x, n-1, 1, 0, hidden), 1, m.Norm, m.NormBias)
+		e.MatMul(lastLogits, h, 1, m.Head, m.HeadBias)
 		if err := e.Sync(); err != nil {
 			return nil, err
 		}
@@ -312,9 +336,9 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 	}
 	// Every position's logits: the vocabulary is wide (152k for Qwen), so
 	// this full-batch tensor is made only when first asked for.
-	e.RMSNorm(h, x, n, hidden, m.Norm, eps)
+	rn.norm(h, x, n, m.Norm, m.NormBias)
 	logits := r.scratch.tensor("logits", vocab)
-	e.MatMul(logits, h, n, m.Head, nil)
+	e.MatMul(logits, h, n, m.Head, m.HeadBias)
 	if err := e.Sync(); err != nil {
 		return nil, err
 	}
