@@ -162,8 +162,10 @@ func (a *Attention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 		e.RMSNorm(q, q, n, qdim, a.QNorm, a.Eps)
 		e.RMSNorm(k, k, n, kdim, a.KNorm, a.Eps)
 	}
-	e.Rope(q, r.pos, a.Heads, a.HeadDim, a.Rope)
-	e.Rope(k, r.pos, a.KVHeads, a.HeadDim, a.Rope)
+	if a.Rope != nil { // nil: no positional embedding (Jamba)
+		e.Rope(q, r.pos, a.Heads, a.HeadDim, a.Rope)
+		e.Rope(k, r.pos, a.KVHeads, a.HeadDim, a.Rope)
+	}
 	// 3. Attention over the cache, the output gate, o_proj.
 	if cache.KQ != nil {
 		ke := e.(graph.KVExecutor)

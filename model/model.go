@@ -168,16 +168,22 @@ func loadCommon(w *weights, p string) *Model {
 	m := &Model{}
 	m.Embed = w.linear(p+"embed_tokens", c.VocabSize, c.HiddenSize)
 	m.Norm = w.vector(p+"norm.weight", c.HiddenSize)
+	m.Head = loadHead(w, p, m.Embed)
+	return m
+}
+
+// loadHead reads the output head, or returns embed when the embeddings
+// are tied (or the checkpoint has no lm_head).
+func loadHead(w *weights, p string, embed *kernels.Matrix) *kernels.Matrix {
+	c := w.cfg
 	head := strings.TrimSuffix(p, "model.") + "lm_head"
 	if !w.has(head + ".weight") {
 		head = "lm_head"
 	}
 	if c.TieWordEmbeddings || !w.has(head+".weight") {
-		m.Head = m.Embed
-	} else {
-		m.Head = w.linear(head, c.VocabSize, c.HiddenSize)
+		return embed
 	}
-	return m
+	return w.linear(head, c.VocabSize, c.HiddenSize)
 }
 
 // Close releases the checkpoint files and the weights held outside the Go

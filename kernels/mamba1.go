@@ -1,0 +1,102 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// Mamba-1's selective state-space mixer (Jamba's mamba layers) has two
+// sequence kernels: a causal depthwise convolution with a bias and SiLU, and
+// the selective scan. Both continue from a recurrent state and leave the
+// updated state behind, so a prompt can be split into chunks and a decode
+// step is a one-token call.
+
+// Mamba1Conv runs t tokens through Mamba-1's causal depthwise convolution:
+//
+//	out[i,c] = silu(bias[c] + Σ_j w[c,j] · x[i-(kernel-1)+j, c])   (negative times read state)
+//
+//	state [channels, kernel-1]  the previous kernel-1 inputs of each channel, oldest first; updated
+//	x, out [t, channels]        must not overlap
+//	w     [channels, kernel]    tap kernel-1 multiplies the newest input
+//	bias  [channels], or nil    (mamba_conv_bias)
+//
+// A fresh sequence starts from a zero state (transformers' left zero
+// padding). The state ends holding the last kernel-1 inputs (older state
+// entries shift in when t < kernel-1).
+func Mamba1Conv(state, x, w, bias, out []float32, t, channels, kernel int) {
+	hist := kernel - 1
+	if t < 0 || channels <= 0 || kernel <= 0 {
+		panic(fmt.Sprintf("kernels.Mamba1Conv: bad shape t=%d channels=%d kernel=%d", t, channels, kernel))
+	}
+	if len(state) < channels*hist || len(x) < t*channels || len(w) < channels*kernel || len(out) < t*channels ||
+		(bias != nil && len(bias) < channels) {
+		panic(fmt.Sprintf("kernels.Mamba1Conv: t=%d channels=%d kernel=%d: state %d, x %d, w %d, bias %d, out %d values",
+			t, channels, kernel, len(state), len(x), len(w), len(bias), len(out)))
+	}
+	for c := range channels {
+		taps, sc := w[c*kernel:(c+1)*kernel], state[c*hist:(c+1)*hist]
+		var b float32
+		if bias != nil {
+			b = bias[c]
+		}
+		for i := range t {
+			acc := b
+			for j, wj := range taps {
+				if p := i - hist + j; p < 0 {
+					acc += wj * sc[hist+p]
+				} else {
+					acc += wj * x[p*channels+c]
+				}
+			}
+			out[i*channels+c] = Silu(acc)
+		}
+		// The window slides by t: keep the newest hist inputs, reading the
+		// old state (still intact at higher indices) where t < hist.
+		for s := range sc {
+			if p := t - hist + s; p < 0 {
+				sc[s] = sc[s+t]
+			} else {
+				sc[s] = x[p*channels+c]
+			}
+		}
+	}
+}
+
+// Mamba1Scan runs t tokens through Mamba-1's selective scan, token by
+// token (the recurrence is sequential in time; channels are independent):
+//
+//	h[c,j] ← exp(dt[i,c] · a[c,j]) · h[c,j] + dt[i,c] · b[i,j] · x[i,c]
+//	y[i,c] = Σ_j h[c,j] · cm[i,j] + d[c] · x[i,c]
+//	out[i,c] = y[i,c] · silu(z[i,c])
+//
+//	state [channels, dstate]   h, updated
+//	x, dt, z, out [t, channels]  dt after softplus; out may alias x or z
+//	b, cm [t, dstate]           the token's input and output projections of the state
+//	a     [channels, dstate]    -exp(A_log)
+//	d     [channels]            the skip connection
+func Mamba1Scan(state, x, dt, b, cm, z, a, d, out []float32, t, channels, dstate int) {
+	if t < 0 || channels <= 0 || dstate <= 0 {
+		panic(fmt.Sprintf("kernels.Mamba1Scan: bad shape t=%d channels=%d dstate=%d", t, channels, dstate))
+	}
+	tc, ts, cs := t*channels, t*dstate, channels*dstate
+	if len(state) < cs || len(x) < tc || len(dt) < tc || len(z) < tc || len(out) < tc ||
+		len(b) < ts || len(cm) < ts || len(a) < cs || len(d) < channels {
+		panic(fmt.Sprintf("kernels.Mamba1Scan: t=%d channels=%d dstate=%d: state %d, x %d, dt %d, b %d, c %d, z %d, a %d, d %d, out %d values",
+			t, channels, dstate, len(state), len(x), len(dt), len(b), len(cm), len(z), len(a), len(d), len(out)))
+	}
+	for i := range t {
+		bi, ci := b[i*dstate:(i+1)*dstate], cm[i*dstate:(i+1)*dstate]
+		for c := range channels {
+			k := i*channels + c
+			dtv, xv := dt[k], x[k]
+			h, ac := state[c*dstate:(c+1)*dstate], a[c*dstate:(c+1)*dstate]
+			dx := dtv * xv
+			var y float32
+			for j := range h {
+				h[j] = float32(math.Exp(float64(dtv*ac[j])))*h[j] + dx*bi[j]
+				y += h[j] * ci[j]
+			}
+			out[k] = (y + d[c]*xv) * Silu(z[k])
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// naiveMamba1 is transformers' JambaMambaMixer.slow_forward for a whole
+// sequence from a zero state, after the projections, in float64: a padded
+// depthwise conv1d with bias cut to the sequence length and SiLU, then the
+// discretized recurrence (discrete_A = exp(A dt), deltaB_u = dt B x), the
+// read-out with C, the D skip and the silu(z) gate. x, dt, z are [t, ch];
+// b, c [t, n]; it returns the conv output and the scan output.
+func naiveMamba1(x, w, bias, dt, b, c, z, a, d []float32, t, ch, n, kernel int) (conv, out []float64) {
+	conv = make([]float64, t*ch)
+	for k := range ch {
+		padded := make([]float64, kernel-1, kernel-1+t)
+		for i := range t {
+			padded = append(padded, float64(x[i*ch+k]))
+		}
+		for i := range t {
+			acc := float64(bias[k])
+			for j := range kernel {
+				acc += float64(w[k*kernel+j]) * padded[i+j]
+			}
+			conv[i*ch+k] = acc / (1 + math.Exp(-acc))
+		}
+	}
+	out = make([]float64, t*ch)
+	h := make([]float64, ch*n)
+	for i := range t {
+		for k := range ch {
+			dtv, u := float64(dt[i*ch+k]), conv[i*ch+k]
+			var y float64
+			for j := range n {
+				dA := math.Exp(float64(a[k*n+j]) * dtv)
+				h[k*n+j] = dA*h[k*n+j] + dtv*float64(b[i*n+j])*u
+				y += h[k*n+j] * float64(c[i*n+j])
+			}
+			y += u * float64(d[k])
+			zv := float64(z[i*ch+k])
+			out[i*ch+k] = y * zv / (1 + math.Exp(-zv))
+		}
+	}
+	return conv, out
+}
+
+// TestMamba1MatchesNaive checks the conv and scan kernels against the
+// naive whole-sequence forward, run as one prefill, in chunks, and token by
+// token (the decode path), which must all leave the same state.
+func TestMamba1MatchesNaive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	for _, tc := range []struct{ ch, n, kernel, t int }{
+		{6, 4, 4, 9}, {3, 2, 2, 1}, {8, 16, 4, 2}, {5, 3, 1, 4}, {64, 16, 4, 23},
+	} {
+		x := deltaRandn(rng, tc.t*tc.ch, 1)
+		w := deltaRandn(rng, tc.ch*tc.kernel, 0.5)
+		bias := deltaRandn(rng, tc.ch, 0.5)
+		dt := make([]float32, tc.t*tc.ch)
+		for i := range dt {
+			dt[i] = float32(math.Log1p(math.Exp(rng.NormFloat64()))) // softplus: positive
+		}
+		b := deltaRandn(rng, tc.t*tc.n, 1)
+		c := deltaRandn(rng, tc.t*tc.n, 1)
+		z := deltaRandn(rng, tc.t*tc.ch, 1)
+		a := make([]float32, tc.ch*tc.n)
+		for i := range a {
+			a[i] = -float32(math.Exp(rng.NormFloat64()))
+		}
+		d := deltaRandn(rng, tc.ch, 1)
+		wantConv, want := naiveMamba1(x, w, bias, dt, b, c, z, a, d, tc.t, tc.ch, tc.n, tc.kernel)
+
+		for _, chunk := range []int{tc.t, 3, 1} {
+			convState := make([]float32, tc.ch*(tc.kernel-1))
+			ssm := make([]float32, tc.ch*tc.n)
+			conv := make([]float32, tc.t*tc.ch)
+			out := make([]float32, tc.t*tc.ch)
+			for s := 0; s < tc.t; s += chunk {
+				m := min(chunk, tc.t-s)
+				r := func(v []float32, w int) []float32 { return v[s*w : (s+m)*w] }
+				Mamba1Conv(convState, r(x, tc.ch), w, bias, r(conv, tc.ch), m, tc.ch, tc.kernel)
+				Mamba1Scan(ssm, r(conv, tc.ch), r(dt, tc.ch), r(b, tc.n), r(c, tc.n), r(z, tc.ch), a, d, r(out, tc.ch), m, tc.ch, tc.n)
+			}
+			if dc := deltaMaxDiff(conv, wantConv); dc > 1e-5 {
+				t.Errorf("%+v chunk %d: conv differs from the naive forward by %g", tc, chunk, dc)
+			}
+			if do := deltaMaxDiff(out, want); do > 1e-4 {
+				t.Errorf("%+v chunk %d: scan differs from the naive forward by %g", tc, chunk, do)
+			}
+			hist := tc.kernel - 1
+			for k := range tc.ch {
+				for s := range hist {
+					var wantState float32
+					if p := tc.t - hist + s; p >= 0 {
+						wantState = x[p*tc.ch+k]
+					}
+					if got := convState[k*hist+s]; got != wantState {
+						t.Fatalf("%+v chunk %d: conv state[%d,%d] = %g, want input %d (%g)", tc, chunk, k, s, got, tc.t-hist+s, wantState)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestMamba1ConvWithoutBias checks that a nil bias is a zero bias.
+func TestMamba1ConvWithoutBias(t *testing.T) {
+	rng := rand.New(rand.NewPCG(43, 44))
+	const ch, kernel, n = 7, 4, 5
+	x, w := deltaRandn(rng, n*ch, 1), deltaRandn(rng, ch*kernel, 1)
+	got, want := make([]float32, n*ch), make([]float32, n*ch)
+	Mamba1Conv(make([]float32, ch*(kernel-1)), x, w, nil, got, n, ch, kernel)
+	Mamba1Conv(make([]float32, ch*(kernel-1)), x, w, make([]float32, ch), want, n, ch, kernel)
+	if d := deltaMaxDiff(got, want); d != 0 {
+		t.Fatalf("nil bias differs from a zero bias by %g", d)
+	}
+	if d := deltaMaxDiff(got, naiveCausalConv(x, w, n, ch, kernel)); d > 1e-5 {
+		t.Fatalf("without bias the conv differs from Qwen3-Next's by %g", d)
+	}
+}
