@@ -16,10 +16,10 @@ func (ex *Executor) Mamba1Conv(out, x *graph.Tensor, n int, state *graph.Tensor,
 
 // Mamba1Scan runs kernels.Mamba1Scan over the first n rows; b and c may be
 // column views of one projection (gathered into view scratch for n > 1).
-func (ex *Executor) Mamba1Scan(out, x, dt, b, c, z *graph.Tensor, n int, state *graph.Tensor, a, d []float32) {
+func (ex *Executor) Mamba1Scan(out, x, dt, b, c, z *graph.Tensor, n int, state *graph.Tensor, dtBias, a, d []float32) {
 	ch, ds := x.Cols, b.Cols
 	o := ex.target(5, out, n, 0, ch)
-	kernels.Mamba1Scan(state.Data, ex.dense(0, x, n, 0, ch), ex.dense(1, dt, n, 0, ch), ex.dense(2, b, n, 0, ds),
+	kernels.Mamba1Scan(state.Data, ex.dense(0, x, n, 0, ch), ex.dense(1, dt, n, 0, ch), dtBias, ex.dense(2, b, n, 0, ds),
 		ex.dense(3, c, n, 0, ds), ex.dense(4, z, n, 0, ch), a, d, o, n, ch, ds)
 	store(out, n, 0, ch, o)
 }

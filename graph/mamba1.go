@@ -12,8 +12,9 @@ type Mamba1Executor interface {
 	// [channels, kernel-1] (oldest input first) and updating it.
 	Mamba1Conv(out, x *Tensor, n int, state *Tensor, w, bias []float32, kernel int)
 	// Mamba1Scan runs the selective scan over n tokens (kernels.Mamba1Scan):
-	// x, dt, z and out [n, channels] (dt after softplus), b and c [n,
-	// dstate], from state [channels, dstate], updating it; a [channels,
-	// dstate] is -exp(A_log), d [channels] the skip. out may be x or z.
-	Mamba1Scan(out, x, dt, b, c, z *Tensor, n int, state *Tensor, a, d []float32)
+	// x, dt, z and out [n, channels] (dt before its bias dtBias and the
+	// softplus, which the scan applies), b and c [n, dstate], from state
+	// [channels, dstate], updating it; a [channels, dstate] is
+	// -exp(A_log), d [channels] the skip. out may be x or z.
+	Mamba1Scan(out, x, dt, b, c, z *Tensor, n int, state *Tensor, dtBias, a, d []float32)
 }

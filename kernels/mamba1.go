@@ -65,30 +65,32 @@ func Mamba1Conv(state, x, w, bias, out []float32, t, channels, kernel int) {
 // Mamba1Scan runs t tokens through Mamba-1's selective scan, token by
 // token (the recurrence is sequential in time; channels are independent):
 //
-//	h[c,j] ← exp(dt[i,c] · a[c,j]) · h[c,j] + dt[i,c] · b[i,j] · x[i,c]
+//	δ = softplus(dt[i,c] + dtBias[c])   (torch's: x itself above 20)
+//	h[c,j] ← exp(δ · a[c,j]) · h[c,j] + δ · b[i,j] · x[i,c]
 //	y[i,c] = Σ_j h[c,j] · cm[i,j] + d[c] · x[i,c]
 //	out[i,c] = y[i,c] · silu(z[i,c])
 //
 //	state [channels, dstate]   h, updated
-//	x, dt, z, out [t, channels]  dt after softplus; out may alias x or z
+//	x, dt, z, out [t, channels]  dt is dt_proj's output without its bias; out may alias x or z
+//	dtBias [channels]           dt_proj's bias
 //	b, cm [t, dstate]           the token's input and output projections of the state
 //	a     [channels, dstate]    -exp(A_log)
 //	d     [channels]            the skip connection
-func Mamba1Scan(state, x, dt, b, cm, z, a, d, out []float32, t, channels, dstate int) {
+func Mamba1Scan(state, x, dt, dtBias, b, cm, z, a, d, out []float32, t, channels, dstate int) {
 	if t < 0 || channels <= 0 || dstate <= 0 {
 		panic(fmt.Sprintf("kernels.Mamba1Scan: bad shape t=%d channels=%d dstate=%d", t, channels, dstate))
 	}
 	tc, ts, cs := t*channels, t*dstate, channels*dstate
 	if len(state) < cs || len(x) < tc || len(dt) < tc || len(z) < tc || len(out) < tc ||
-		len(b) < ts || len(cm) < ts || len(a) < cs || len(d) < channels {
-		panic(fmt.Sprintf("kernels.Mamba1Scan: t=%d channels=%d dstate=%d: state %d, x %d, dt %d, b %d, c %d, z %d, a %d, d %d, out %d values",
-			t, channels, dstate, len(state), len(x), len(dt), len(b), len(cm), len(z), len(a), len(d), len(out)))
+		len(b) < ts || len(cm) < ts || len(a) < cs || len(d) < channels || len(dtBias) < channels {
+		panic(fmt.Sprintf("kernels.Mamba1Scan: t=%d channels=%d dstate=%d: state %d, x %d, dt %d, dt bias %d, b %d, c %d, z %d, a %d, d %d, out %d values",
+			t, channels, dstate, len(state), len(x), len(dt), len(dtBias), len(b), len(cm), len(z), len(a), len(d), len(out)))
 	}
 	for i := range t {
 		bi, ci := b[i*dstate:(i+1)*dstate], cm[i*dstate:(i+1)*dstate]
 		for c := range channels {
 			k := i*channels + c
-			dtv, xv := dt[k], x[k]
+			dtv, xv := mamba1Softplus(dt[k]+dtBias[c]), x[k]
 			h, ac := state[c*dstate:(c+1)*dstate], a[c*dstate:(c+1)*dstate]
 			dx := dtv * xv
 			var y float32
@@ -99,4 +101,12 @@ func Mamba1Scan(state, x, dt, b, cm, z, a, d, out []float32, t, channels, dstate
 			out[k] = (y + d[c]*xv) * Silu(z[k])
 		}
 	}
+}
+
+// mamba1Softplus is torch's softplus: log(1+exp(x)), x itself above 20.
+func mamba1Softplus(x float32) float32 {
+	if x > 20 {
+		return x
+	}
+	return float32(math.Log1p(math.Exp(float64(x))))
 }

@@ -10,9 +10,10 @@ import (
 // sequence from a zero state, after the projections, in float64: a padded
 // depthwise conv1d with bias cut to the sequence length and SiLU, then the
 // discretized recurrence (discrete_A = exp(A dt), deltaB_u = dt B x), the
-// read-out with C, the D skip and the silu(z) gate. x, dt, z are [t, ch];
-// b, c [t, n]; it returns the conv output and the scan output.
-func naiveMamba1(x, w, bias, dt, b, c, z, a, d []float32, t, ch, n, kernel int) (conv, out []float64) {
+// read-out with C, the D skip and the silu(z) gate. x, dt, z are [t, ch]
+// (dt before dt_proj's bias and the softplus); b, c [t, n]; it returns the
+// conv output and the scan output.
+func naiveMamba1(x, w, bias, dt, dtBias, b, c, z, a, d []float32, t, ch, n, kernel int) (conv, out []float64) {
 	conv = make([]float64, t*ch)
 	for k := range ch {
 		padded := make([]float64, kernel-1, kernel-1+t)
@@ -31,7 +32,7 @@ func naiveMamba1(x, w, bias, dt, b, c, z, a, d []float32, t, ch, n, kernel int) 
 	h := make([]float64, ch*n)
 	for i := range t {
 		for k := range ch {
-			dtv, u := float64(dt[i*ch+k]), conv[i*ch+k]
+			dtv, u := math.Log1p(math.Exp(float64(dt[i*ch+k]+dtBias[k]))), conv[i*ch+k]
 			var y float64
 			for j := range n {
 				dA := math.Exp(float64(a[k*n+j]) * dtv)
@@ -57,10 +58,8 @@ func TestMamba1MatchesNaive(t *testing.T) {
 		x := deltaRandn(rng, tc.t*tc.ch, 1)
 		w := deltaRandn(rng, tc.ch*tc.kernel, 0.5)
 		bias := deltaRandn(rng, tc.ch, 0.5)
-		dt := make([]float32, tc.t*tc.ch)
-		for i := range dt {
-			dt[i] = float32(math.Log1p(math.Exp(rng.NormFloat64()))) // softplus: positive
-		}
+		dt, dtBias := deltaRandn(rng, tc.t*tc.ch, 1), deltaRandn(rng, tc.ch, 1)
+		dt[0] = 25 - dtBias[0] // above softplus's threshold
 		b := deltaRandn(rng, tc.t*tc.n, 1)
 		c := deltaRandn(rng, tc.t*tc.n, 1)
 		z := deltaRandn(rng, tc.t*tc.ch, 1)
@@ -69,7 +68,7 @@ func TestMamba1MatchesNaive(t *testing.T) {
 			a[i] = -float32(math.Exp(rng.NormFloat64()))
 		}
 		d := deltaRandn(rng, tc.ch, 1)
-		wantConv, want := naiveMamba1(x, w, bias, dt, b, c, z, a, d, tc.t, tc.ch, tc.n, tc.kernel)
+		wantConv, want := naiveMamba1(x, w, bias, dt, dtBias, b, c, z, a, d, tc.t, tc.ch, tc.n, tc.kernel)
 
 		for _, chunk := range []int{tc.t, 3, 1} {
 			convState := make([]float32, tc.ch*(tc.kernel-1))
@@ -80,7 +79,7 @@ func TestMamba1MatchesNaive(t *testing.T) {
 				m := min(chunk, tc.t-s)
 				r := func(v []float32, w int) []float32 { return v[s*w : (s+m)*w] }
 				Mamba1Conv(convState, r(x, tc.ch), w, bias, r(conv, tc.ch), m, tc.ch, tc.kernel)
-				Mamba1Scan(ssm, r(conv, tc.ch), r(dt, tc.ch), r(b, tc.n), r(c, tc.n), r(z, tc.ch), a, d, r(out, tc.ch), m, tc.ch, tc.n)
+				Mamba1Scan(ssm, r(conv, tc.ch), r(dt, tc.ch), dtBias, r(b, tc.n), r(c, tc.n), r(z, tc.ch), a, d, r(out, tc.ch), m, tc.ch, tc.n)
 			}
 			if dc := deltaMaxDiff(conv, wantConv); dc > 1e-5 {
 				t.Errorf("%+v chunk %d: conv differs from the naive forward by %g", tc, chunk, dc)

@@ -113,16 +113,16 @@ func (m *Mamba1) forward(r *run, out, h *graph.Tensor, st MixerState) error {
 	// 2. Causal depthwise conv1d + bias + SiLU, continuing the history.
 	me.Mamba1Conv(conv, x, n, s.Conv, m.Conv, m.ConvBias, m.ConvKernel)
 	// 3. x_proj to dt (low rank), B and C, each RMS-normalised in place;
-	// dt_proj + softplus to one time step per channel.
+	// dt_proj to one time step per channel (its bias and the softplus are
+	// the scan's, as in mamba_ssm's selective_scan).
 	e.MatMul(dbc, conv, n, m.XProj, nil)
 	e.RMSNorm(dtLow, dtLow, n, m.DtRank, m.DtNorm, m.Eps)
 	e.RMSNorm(b, b, n, m.DState, m.BNorm, m.Eps)
 	e.RMSNorm(c, c, n, m.DState, m.CNorm, m.Eps)
-	e.MatMul(dt, dtLow, n, m.DtProj, m.DtBias)
-	e.Activate(dt, dt, n, graph.Softplus, nil, nil)
+	e.MatMul(dt, dtLow, n, m.DtProj, nil)
 	// 4. The selective scan with the D skip and the silu(z) gate, into x
 	// (free since the conv), then out_proj.
-	me.Mamba1Scan(x, conv, dt, b, c, z, n, s.S, m.A, m.D)
+	me.Mamba1Scan(x, conv, dt, b, c, z, n, s.S, m.DtBias, m.A, m.D)
 	e.MatMul(out, x, n, m.Out, m.OutBias)
 	return nil
 }

@@ -17,8 +17,8 @@ func (a *allocsByOp) Mamba1Conv(out, x *graph.Tensor, n int, state *graph.Tensor
 	a.Executor.(graph.Mamba1Executor).Mamba1Conv(out, x, n, state, w, bias, kernel)
 }
 
-func (a *allocsByOp) Mamba1Scan(out, x, dt, b, c, z *graph.Tensor, n int, state *graph.Tensor, aa, d []float32) {
-	a.Executor.(graph.Mamba1Executor).Mamba1Scan(out, x, dt, b, c, z, n, state, aa, d)
+func (a *allocsByOp) Mamba1Scan(out, x, dt, b, c, z *graph.Tensor, n int, state *graph.Tensor, dtBias, aa, d []float32) {
+	a.Executor.(graph.Mamba1Executor).Mamba1Scan(out, x, dt, b, c, z, n, state, dtBias, aa, d)
 }
 
 // TestJambaConfigErrors checks that config options the engine does not

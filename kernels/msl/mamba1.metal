@@ -42,12 +42,13 @@ kernel void mamba1_conv(device float* state [[buffer(0)]],
 
 // mamba1_scan: the selective scan over n tokens, token by token; channels
 // are independent, one thread each:
-//   h[c,j] = exp(dt[t,c] a[c,j]) h[c,j] + dt[t,c] b[t,j] x[t,c]
+//   delta = softplus(dt[t,c] + dt_bias[c])   (x itself above 20, as torch)
+//   h[c,j] = exp(delta a[c,j]) h[c,j] + delta b[t,j] x[t,c]
 //   out[t,c] = (sum_j h[c,j] cm[t,j] + d[c] x[t,c]) silu(z[t,c])
 // state [channels, dstate] (h, updated), x, dt, z, out [n, channels] (out
 // may be x or z), b and cm [n, dstate] rows bc_stride apart (column views
-// of one projection), a [channels, dstate] (-exp(A_log)), d [channels];
-// p = {channels, dstate, n, bc_stride}.
+// of one projection), a [channels, dstate] (-exp(A_log)), d [channels],
+// dt_bias [channels]; p = {channels, dstate, n, bc_stride}.
 // Launch: one thread per channel, threads (256,1,1), groups (ceil(channels/256),1,1).
 kernel void mamba1_scan(device float* state [[buffer(0)]],
                         device const float* x [[buffer(1)]],
@@ -59,6 +60,7 @@ kernel void mamba1_scan(device float* state [[buffer(0)]],
                         device const float* d [[buffer(7)]],
                         device float* out [[buffer(8)]],
                         constant uint* p [[buffer(9)]],
+                        device const float* dt_bias [[buffer(10)]],
                         uint c [[thread_position_in_grid]]) {
   uint C = p[0], N = p[1], n = p[2], ld = p[3];
   if (c >= C) return;
@@ -66,7 +68,9 @@ kernel void mamba1_scan(device float* state [[buffer(0)]],
   device const float* ac = a + c * N;
   for (uint t = 0; t < n; t++) {
     uint k = t * C + c;
-    float dtv = dt[k], xv = x[k], zv = z[k];
+    float sp = dt[k] + dt_bias[c];
+    float dtv = sp > 20.0f ? sp : precise::log(1.0f + precise::exp(sp));
+    float xv = x[k], zv = z[k];
     float dx = dtv * xv, y = 0.0f;
     device const float* bt = b + t * ld;
     device const float* ct = cm + t * ld;

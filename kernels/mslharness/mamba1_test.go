@@ -54,15 +54,13 @@ func TestMamba1Scan(t *testing.T) {
 		for i := range a {
 			a[i] = -float32(math.Exp(r.NormFloat64()))
 		}
-		d := randn(r, c.channels, 1)
+		d, dtBias := randn(r, c.channels, 1), randn(r, c.channels, 1)
 		wantState := append([]float32(nil), state...)
 		sb := f32Bytes(state)
 		for step, n := range []int{1, 1, 6, 1, 3} {
 			x, z := randn(r, n*c.channels, 1), randn(r, n*c.channels, 1)
-			dt := make([]float32, n*c.channels)
-			for i := range dt {
-				dt[i] = float32(math.Log1p(math.Exp(r.NormFloat64() - 1)))
-			}
+			dt := randn(r, n*c.channels, 1)
+			dt[0] = 30 // above softplus's threshold
 			proj := randn(r, n*ld, 1)
 			b, cm := make([]float32, n*c.dstate), make([]float32, n*c.dstate)
 			for i := range n {
@@ -70,7 +68,7 @@ func TestMamba1Scan(t *testing.T) {
 				copy(cm[i*c.dstate:], proj[i*ld+c.lead+c.dstate:(i+1)*ld])
 			}
 			want := make([]float32, n*c.channels)
-			kernels.Mamba1Scan(wantState, x, dt, b, cm, z, a, d, want, n, c.channels, c.dstate)
+			kernels.Mamba1Scan(wantState, x, dt, dtBias, b, cm, z, a, d, want, n, c.channels, c.dstate)
 			// B and C are bound where they start inside the projection,
 			// with exactly the bytes their views span.
 			span := (n-1)*ld + c.dstate
@@ -79,7 +77,7 @@ func TestMamba1Scan(t *testing.T) {
 			out := launch(t, p, "mamba1_scan", Launch{Groups: [3]int{(c.channels + 255) / 256, 1, 1}, Threads: [3]int{256, 1, 1}, Seed: uint64(step + 3),
 				Buffers: map[int][]byte{0: sb, 1: f32Bytes(x), 2: f32Bytes(dt), 3: bBytes, 4: cBytes, 5: f32Bytes(z),
 					6: f32Bytes(a), 7: f32Bytes(d), 8: f32Bytes(make([]float32, len(want))),
-					9: u32Bytes([]uint32{uint32(c.channels), uint32(c.dstate), uint32(n), uint32(ld)})}})
+					9: u32Bytes([]uint32{uint32(c.channels), uint32(c.dstate), uint32(n), uint32(ld)}), 10: f32Bytes(dtBias)}})
 			compare(t, "mamba1_scan", bytesF32(out[8]), want, 1e-5, 1e-5)
 			sb = out[0]
 		}
