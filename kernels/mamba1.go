@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 )
 
 // Mamba-1's selective state-space mixer (Jamba's mamba layers) has two
@@ -63,7 +64,8 @@ func Mamba1Conv(state, x, w, bias, out []float32, t, channels, kernel int) {
 }
 
 // Mamba1Scan runs t tokens through Mamba-1's selective scan, token by
-// token (the recurrence is sequential in time; channels are independent):
+// token (the recurrence is sequential in time; channels are independent
+// and run in parallel):
 //
 //	δ = softplus(dt[i,c] + dtBias[c])   (torch's: x itself above 20)
 //	h[c,j] ← exp(δ · a[c,j]) · h[c,j] + δ · b[i,j] · x[i,c]
@@ -86,19 +88,48 @@ func Mamba1Scan(state, x, dt, dtBias, b, cm, z, a, d, out []float32, t, channels
 		panic(fmt.Sprintf("kernels.Mamba1Scan: t=%d channels=%d dstate=%d: state %d, x %d, dt %d, dt bias %d, b %d, c %d, z %d, a %d, d %d, out %d values",
 			t, channels, dstate, len(state), len(x), len(dt), len(dtBias), len(b), len(cm), len(z), len(a), len(d), len(out)))
 	}
-	for i := range t {
-		bi, ci := b[i*dstate:(i+1)*dstate], cm[i*dstate:(i+1)*dstate]
-		for c := range channels {
-			k := i*channels + c
-			dtv, xv := mamba1Softplus(dt[k]+dtBias[c]), x[k]
-			h, ac := state[c*dstate:(c+1)*dstate], a[c*dstate:(c+1)*dstate]
+	j := mamba1ScanJobs.Swap(nil)
+	if j == nil {
+		j = new(mamba1ScanJob)
+		j.body = j.run
+	}
+	j.state, j.x, j.dt, j.dtBias, j.b, j.cm, j.z, j.a, j.d, j.out = state, x, dt, dtBias, b, cm, z, a, d, out
+	j.t, j.channels, j.dstate = t, channels, dstate
+	parallelFor(channels, t*dstate, j.body)
+	*j = mamba1ScanJob{body: j.body}
+	mamba1ScanJobs.Store(j)
+}
+
+// mamba1ScanJob is one Mamba1Scan call's arguments with its work function
+// bound once (a closure per call would be a heap allocation per layer per
+// token: the worker pool keeps the function).
+type mamba1ScanJob struct {
+	state, x, dt, dtBias, b, cm, z, a, d, out []float32
+	t, channels, dstate                       int
+	body                                      func(lo, hi int)
+}
+
+// mamba1ScanJobs keeps one idle job between calls (concurrent calls make
+// their own).
+var mamba1ScanJobs atomic.Pointer[mamba1ScanJob]
+
+// run scans channels [lo, hi) over every token: each channel's state is
+// its own, so channel blocks run in parallel.
+func (j *mamba1ScanJob) run(lo, hi int) {
+	C, N := j.channels, j.dstate
+	for c := lo; c < hi; c++ {
+		h, ac := j.state[c*N:(c+1)*N], j.a[c*N:(c+1)*N]
+		for i := range j.t {
+			k := i*C + c
+			dtv, xv := mamba1Softplus(j.dt[k]+j.dtBias[c]), j.x[k]
+			bi, ci := j.b[i*N:(i+1)*N], j.cm[i*N:(i+1)*N]
 			dx := dtv * xv
 			var y float32
-			for j := range h {
-				h[j] = float32(math.Exp(float64(dtv*ac[j])))*h[j] + dx*bi[j]
-				y += h[j] * ci[j]
+			for s := range h {
+				h[s] = float32(math.Exp(float64(dtv*ac[s])))*h[s] + dx*bi[s]
+				y += h[s] * ci[s]
 			}
-			out[k] = (y + d[c]*xv) * Silu(z[k])
+			j.out[k] = (y + j.d[c]*xv) * Silu(j.z[k])
 		}
 	}
 }

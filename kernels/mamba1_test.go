@@ -54,6 +54,7 @@ func TestMamba1MatchesNaive(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 42))
 	for _, tc := range []struct{ ch, n, kernel, t int }{
 		{6, 4, 4, 9}, {3, 2, 2, 1}, {8, 16, 4, 2}, {5, 3, 1, 4}, {64, 16, 4, 23},
+		{512, 16, 4, 9}, // enough work for the scan to split channels across the cores
 	} {
 		x := deltaRandn(rng, tc.t*tc.ch, 1)
 		w := deltaRandn(rng, tc.ch*tc.kernel, 0.5)
