@@ -117,16 +117,29 @@ var mamba1ScanJobs atomic.Pointer[mamba1ScanJob]
 // its own, so channel blocks run in parallel.
 func (j *mamba1ScanJob) run(lo, hi int) {
 	C, N := j.channels, j.dstate
+	// decay holds exp(δ·a[c,:]) for one channel and token, computed with
+	// the vector exp (the scan's cost is mostly these exponentials); on the
+	// stack for the usual state sizes.
+	var buf [64]float32
+	decay := buf[:0]
+	if N > len(buf) {
+		decay = make([]float32, N)
+	}
+	decay = decay[:N]
 	for c := lo; c < hi; c++ {
 		h, ac := j.state[c*N:(c+1)*N], j.a[c*N:(c+1)*N]
 		for i := range j.t {
 			k := i*C + c
 			dtv, xv := mamba1Softplus(j.dt[k]+j.dtBias[c]), j.x[k]
 			bi, ci := j.b[i*N:(i+1)*N], j.cm[i*N:(i+1)*N]
+			for s, v := range ac {
+				decay[s] = dtv * v
+			}
+			ExpVec(decay, decay)
 			dx := dtv * xv
 			var y float32
 			for s := range h {
-				h[s] = float32(math.Exp(float64(dtv*ac[s])))*h[s] + dx*bi[s]
+				h[s] = decay[s]*h[s] + dx*bi[s]
 				y += h[s] * ci[s]
 			}
 			j.out[k] = (y + j.d[c]*xv) * Silu(j.z[k])
