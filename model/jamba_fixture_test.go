@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
@@ -40,7 +41,7 @@ func jambaConfigJSON(c jambaRefConfig) map[string]any {
 		"attn_layer_period": c.AttnPeriod, "attn_layer_offset": c.AttnOffset,
 		"expert_layer_period": c.ExpertPeriod, "expert_layer_offset": c.ExpertOffset,
 		"mamba_d_state": c.DState, "mamba_d_conv": c.DConv, "mamba_expand": c.Expand,
-		"mamba_dt_rank": "auto", "mamba_conv_bias": true, "mamba_proj_bias": false,
+		"mamba_dt_rank": "auto", "mamba_conv_bias": !c.NoConvBias, "mamba_proj_bias": c.ProjBias,
 		"use_mamba_kernels": false, "max_position_embeddings": 1024, "sliding_window": nil,
 		"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "torch_dtype": "bfloat16",
 	}
@@ -96,7 +97,13 @@ func jambaWeights(c jambaRefConfig, seed uint64) []jambaTensor {
 			m := p + "mamba."
 			linear(m+"in_proj.weight", 2*C, c.Hidden)
 			add(m+"conv1d.weight", []int{C, 1, K}, normal(1/math.Sqrt(float64(K))))
-			add(m+"conv1d.bias", []int{C}, normal(0.1))
+			if !c.NoConvBias {
+				add(m+"conv1d.bias", []int{C}, normal(0.1))
+			}
+			if c.ProjBias {
+				add(m+"in_proj.bias", []int{2 * C}, normal(0.1))
+				add(m+"out_proj.bias", []int{c.Hidden}, normal(0.1))
+			}
 			linear(m+"x_proj.weight", R+2*N, C)
 			linear(m+"dt_proj.weight", C, R)
 			add(m+"dt_proj.bias", []int{C}, func(int) float64 {
@@ -193,6 +200,21 @@ func jambaLayout(t *testing.T, ts []jambaTensor, layout string, bits, group int)
 	return stored, eff
 }
 
+// jambaCheckpoint writes config.json and model.safetensors of the model
+// c with weights ts in layout ("mlx": 4-bit, group 64; "hf": bf16) to dir
+// and returns the values the reference computes with.
+func jambaCheckpoint(t *testing.T, dir string, c jambaRefConfig, ts []jambaTensor, layout string) map[string][]float64 {
+	stored, eff := jambaLayout(t, ts, layout, 4, 64)
+	cfg := jambaConfigJSON(c)
+	if layout == "mlx" {
+		q := map[string]any{"group_size": 64, "bits": 4, "mode": "affine"}
+		cfg["quantization"], cfg["quantization_config"] = q, q
+	}
+	jambaWriteJSON(t, filepath.Join(dir, "config.json"), cfg)
+	writeMLACheckpoint(t, dir, stored)
+	return eff
+}
+
 // TestRegenJamba rewrites testdata/fixtures/jamba-{4bit,hf-bf16} (run with
 // MLXMOE_REGEN=1): the random weights above in both layouts, the tokenizer
 // and prompts of mixtral-4bit, and reference.json computed by jambaRef
@@ -208,28 +230,32 @@ func TestRegenJamba(t *testing.T) {
 	ts := jambaWeights(c, seed)
 	for _, f := range []struct{ name, layout string }{{"jamba-4bit", "mlx"}, {"jamba-hf-bf16", "hf"}} {
 		t.Run(f.name, func(t *testing.T) {
-			stored, eff := jambaLayout(t, ts, f.layout, 4, 64)
 			dir := filepath.Join(fixture.Root(), "fixtures", f.name)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			cfg := jambaConfigJSON(c)
+			tmp := t.TempDir()
+			eff := jambaCheckpoint(t, tmp, c, ts, f.layout)
 			meta := map[string]any{"fixture": f.name, "family": "jamba", "layout": f.layout, "seed": seed,
 				"dtype": "float64", "generator": "mlx-moe TestRegenJamba",
 				"source": "float64 Go transcription of transformers models/jamba/modeling_jamba.py (not transformers itself)"}
 			if f.layout == "mlx" {
-				q := map[string]any{"group_size": 64, "bits": 4, "mode": "affine"}
-				cfg["quantization"], cfg["quantization_config"] = q, q
 				meta["bits"], meta["group_size"] = 4, 64
 			}
-			jambaWriteJSON(t, filepath.Join(dir, "config.json"), cfg)
-			tmp := t.TempDir()
-			writeMLACheckpoint(t, tmp, stored)
-			data, err := os.ReadFile(filepath.Join(tmp, "model.safetensors"))
-			if err != nil {
-				t.Fatal(err)
+			for _, name := range []string{"config.json", "model.safetensors"} {
+				data, err := os.ReadFile(filepath.Join(tmp, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if name == "config.json" {
+					err = os.WriteFile(filepath.Join(dir, name), data, 0o644)
+				} else {
+					jambaWriteGzip(t, filepath.Join(dir, name+".gz"), data)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
 			}
-			jambaWriteGzip(t, filepath.Join(dir, "model.safetensors.gz"), data)
 			for _, name := range []string{"tokenizer.json.gz", "tokenizer_config.json"} {
 				b, err := os.ReadFile(filepath.Join(fixture.Root(), "fixtures", "mixtral-4bit", name))
 				if err != nil {
@@ -424,4 +450,60 @@ func jambaStoredWeights(t *testing.T, dir string) map[string][]float64 {
 		}
 	}
 	return out
+}
+
+// TestJambaVariants builds checkpoints of config variants the fixtures do
+// not cover (in_proj/out_proj biases without a conv bias; a dense stack
+// without experts, as Jamba Reasoning 3B; attention and MoE on other
+// periods) and compares the engine with jambaRef on them: every position's
+// logits of a prompt, and the last ones decoded token by token.
+func TestJambaVariants(t *testing.T) {
+	ids := []int32{1, 454, 88, 205, 61, 386, 305, 281, 294, 370, 323, 300, 296, 286, 299, 503, 267, 89}
+	for _, v := range []struct {
+		name, layout string
+		edit         func(c *jambaRefConfig)
+	}{
+		{"proj bias, no conv bias", "hf", func(c *jambaRefConfig) { c.ProjBias, c.NoConvBias = true, true }},
+		{"dense", "mlx", func(c *jambaRefConfig) { c.Experts, c.TopK = 1, 1 }},
+		{"periods", "mlx", func(c *jambaRefConfig) { c.AttnPeriod, c.AttnOffset, c.ExpertPeriod, c.ExpertOffset = 2, 0, 1, 0 }},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			c := jambaFixtureConfig
+			v.edit(&c)
+			dir := t.TempDir()
+			eff := jambaCheckpoint(t, dir, c, jambaWeights(c, 7), v.layout)
+			want := (&jambaRef{cfg: c, w: eff}).forward(ids).logits
+			m, err := model.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			e := cpu.New()
+			rn := model.NewRunner(m, e)
+			got, err := rn.Forward(m.NewCache(e, len(ids)), ids, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var worst float64
+			for i, row := range want {
+				for j, x := range row {
+					worst = math.Max(worst, math.Abs(float64(got[i*c.Vocab+j])-x))
+				}
+			}
+			dc := m.NewCache(e, len(ids))
+			var last []float32
+			for _, id := range ids {
+				if last, err = rn.Forward(dc, []int32{id}, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for j, x := range want[len(ids)-1] {
+				worst = math.Max(worst, math.Abs(float64(last[j])-x))
+			}
+			t.Logf("max |Δ| %.2g", worst)
+			if worst > logitTol {
+				t.Fatalf("logits differ from the reference by %g", worst)
+			}
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 )
 
 // jambaRef is a float64 transcription of transformers' Jamba forward
@@ -26,6 +27,9 @@ type jambaRefConfig struct {
 	ExpertPeriod, ExpertOffset                   int
 	DState, DConv, Expand, DtRank                int
 	Eps                                          float64
+	// ProjBias: in_proj and out_proj have biases (mamba_proj_bias);
+	// NoConvBias: conv1d has none (mamba_conv_bias false).
+	ProjBias, NoConvBias bool
 }
 
 // jambaRefOut is what one forward records.
@@ -44,15 +48,20 @@ func (r *jambaRef) get(name string, n int) []float64 {
 	return v
 }
 
-// linear is x [t, in] W^T for W [out, in] (nn.Linear without bias).
+// linear is x [t, in] W^T for W [out, in] (nn.Linear), plus the module's
+// bias when the weights have one.
 func (r *jambaRef) linear(name string, x [][]float64, out int) [][]float64 {
 	in := len(x[0])
 	w := r.get(name, out*in)
+	bias := make([]float64, out)
+	if _, ok := r.w[strings.TrimSuffix(name, ".weight")+".bias"]; ok {
+		bias = r.get(strings.TrimSuffix(name, ".weight")+".bias", out)
+	}
 	y := make([][]float64, len(x))
 	for t, row := range x {
 		y[t] = make([]float64, out)
 		for o := range out {
-			var acc float64
+			acc := bias[o]
 			for i, v := range row {
 				acc += w[o*in+i] * v
 			}
@@ -139,7 +148,10 @@ func (r *jambaRef) mamba(p string, h [][]float64) [][]float64 {
 	C, N, K, R := c.Expand*c.Hidden, c.DState, c.DConv, c.DtRank
 	T := len(h)
 	proj := r.linear(p+"in_proj.weight", h, 2*C)
-	convW, convB := r.get(p+"conv1d.weight", C*K), r.get(p+"conv1d.bias", C)
+	convW, convB := r.get(p+"conv1d.weight", C*K), make([]float64, C)
+	if !c.NoConvBias {
+		convB = r.get(p+"conv1d.bias", C)
+	}
 	xs := make([][]float64, T)
 	for t := range T {
 		xs[t] = make([]float64, C)
@@ -164,15 +176,14 @@ func (r *jambaRef) mamba(p string, h [][]float64) [][]float64 {
 	dtLow := r.rmsnorm(p+"dt_layernorm.weight", split(0, R))
 	B := r.rmsnorm(p+"b_layernorm.weight", split(R, N))
 	Cm := r.rmsnorm(p+"c_layernorm.weight", split(R+N, N))
-	dt := r.linear(p+"dt_proj.weight", dtLow, C)
-	dtBias := r.get(p+"dt_proj.bias", C)
+	dt := r.linear(p+"dt_proj.weight", dtLow, C) // with dt_proj's bias
 	aLog, D := r.get(p+"A_log", C*N), r.get(p+"D", C)
 	state := make([]float64, C*N)
 	y := make([][]float64, T)
 	for t := range T {
 		y[t] = make([]float64, C)
 		for ch := range C {
-			delta := jambaSoftplus(dt[t][ch] + dtBias[ch])
+			delta := jambaSoftplus(dt[t][ch])
 			var acc float64
 			for j := range N {
 				a := -math.Exp(aLog[ch*N+j])
