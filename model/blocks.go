@@ -161,8 +161,10 @@ func (a *Attention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	if !a.NormAfterRope {
 		a.normQK(e, q, k, n)
 	}
-	e.Rope(q, r.pos, a.Heads, a.HeadDim, a.Rope)
-	e.Rope(k, r.pos, a.KVHeads, a.HeadDim, a.Rope)
+	if a.Rope != nil { // nil: no positional embedding (Jamba)
+		e.Rope(q, r.pos, a.Heads, a.HeadDim, a.Rope)
+		e.Rope(k, r.pos, a.KVHeads, a.HeadDim, a.Rope)
+	}
 	if a.NormAfterRope {
 		a.normQK(e, q, k, n)
 	}

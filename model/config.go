@@ -93,6 +93,22 @@ type Config struct {
 	OriginalMaxPositions int      `json:"original_max_position_embeddings"`
 	HiddenAct            string   `json:"hidden_act"`
 
+	// Jamba (Mamba-1 layers interleaved with attention, MoE every
+	// expert_layer_period-th layer). The mamba_* keys other Mamba families
+	// share: keep one field per key when merging.
+	AttnLayerPeriod   int `json:"attn_layer_period"`
+	AttnLayerOffset   int `json:"attn_layer_offset"`
+	ExpertLayerPeriod int `json:"expert_layer_period"`
+	ExpertLayerOffset int `json:"expert_layer_offset"`
+	MambaDState       int `json:"mamba_d_state"`
+	MambaDConv        int `json:"mamba_d_conv"`
+	MambaExpand       int `json:"mamba_expand"`
+	// MambaDtRank is a number or "auto" (ceil(hidden_size/16)).
+	MambaDtRank   any   `json:"mamba_dt_rank"`
+	MambaConvBias *bool `json:"mamba_conv_bias"`
+	MambaProjBias bool  `json:"mamba_proj_bias"`
+	// (hidden_act: PhiMoE's HiddenAct above.)
+
 	Quant Quantization
 	// Path is the config.json this came from, for error messages.
 	Path string `json:"-"`

@@ -181,13 +181,19 @@ func loadCommon(w *weights, p string) *Model {
 	m := &Model{}
 	m.Embed = w.linear(p+"embed_tokens", c.VocabSize, c.HiddenSize)
 	m.Norm = w.vector(p+"norm.weight", c.HiddenSize)
+	m.Head = loadHead(w, p, m.Embed)
+	return m
+}
+
+// loadHead reads the output head, or returns embed when the embeddings
+// are tied (or the checkpoint has no lm_head).
+func loadHead(w *weights, p string, embed *kernels.Matrix) *kernels.Matrix {
+	c := w.cfg
 	head := headName(w, p)
 	if c.TieWordEmbeddings || !w.has(head+".weight") {
-		m.Head = m.Embed
-	} else {
-		m.Head = w.linear(head, c.VocabSize, c.HiddenSize)
+		return embed
 	}
-	return m
+	return w.linear(head, c.VocabSize, c.HiddenSize)
 }
 
 // headName is the output head's module name for the model prefix p
