@@ -40,6 +40,12 @@ func Conv1dPrefill(state, x, w, out []float32, t, channels, kernel int) {
 	} else {
 		conv1dRows(state, x, w, out, t, channels, kernel)
 	}
+	conv1dShiftState(state, x, t, channels, hist)
+}
+
+// conv1dShiftState leaves in state the last hist inputs of each channel
+// after the t tokens of x.
+func conv1dShiftState(state, x []float32, t, channels, hist int) {
 	for c := range channels {
 		sc := state[c*hist : (c+1)*hist]
 		// Entry s now holds time t-hist+s; a time before the first new token is

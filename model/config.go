@@ -66,6 +66,26 @@ type Config struct {
 	// MLPLayerTypes ("dense"/"sparse" per layer, GLM-4.7-Flash) when set.
 	MLPLayerTypes []string `json:"mlp_layer_types"`
 
+	// Granite 3.x MoE and Granite 4.0 hybrid (granitemoe, granitemoehybrid):
+	// the muP multipliers, the shared MLP, and the Mamba-2 layers.
+	EmbeddingMultiplier    float64         `json:"embedding_multiplier"`
+	ResidualMultiplier     float64         `json:"residual_multiplier"`
+	AttentionMultiplier    float64         `json:"attention_multiplier"`
+	LogitsScaling          float64         `json:"logits_scaling"`
+	SharedIntermediateSize int             `json:"shared_intermediate_size"`
+	PositionEmbeddingType  string          `json:"position_embedding_type"`
+	HiddenAct              string          `json:"hidden_act"`
+	MambaHeads             int             `json:"mamba_n_heads"`
+	MambaHeadDim           json.RawMessage `json:"mamba_d_head"` // an int or "auto"
+	MambaGroups            int             `json:"mamba_n_groups"`
+	MambaStateDim          int             `json:"mamba_d_state"`
+	MambaConvKernel        int             `json:"mamba_d_conv"`
+	MambaExpand            float64         `json:"mamba_expand"`
+	MambaConvBias          *bool           `json:"mamba_conv_bias"`
+	MambaProjBias          bool            `json:"mamba_proj_bias"`
+	MambaNormBeforeGate    bool            `json:"mamba_norm_before_gate"`
+	TimeStepLimit          []float64       `json:"time_step_limit"`
+
 	Quant Quantization
 	// Path is the config.json this came from, for error messages.
 	Path string `json:"-"`

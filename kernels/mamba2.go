@@ -1,0 +1,152 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// Mamba-2 (the SSD layers of Granite 4.0 and other hybrid models) keeps, per
+// head h, a state S_h of shape [headDim, stateDim]. One token does
+//
+//	dt = clamp(softplus(dt_raw + dtBias[h]), DtMin, DtMax)
+//	S  = exp(dt·A[h]) · S + dt · x ⊗ B        (x: the head's headDim inputs, B: its group's stateDim)
+//	y  = S·C + D[h] · x
+//
+// Head h reads B and C of group h/(heads/groups): transformers'
+// repeat_interleave, not tiling.
+
+// Mamba2Params are the constants of one Mamba-2 layer's scan.
+type Mamba2Params struct {
+	Heads, HeadDim, Groups, StateDim int
+	// A is -exp(A_log) per head; D the skip weight and DtBias the time-step
+	// bias per head.
+	A, D, DtBias []float32
+	// DtMin and DtMax clamp the time step (transformers' time_step_limit);
+	// DtMax <= 0 means no upper limit.
+	DtMin, DtMax float32
+}
+
+// Check reports whether the parameters are consistent.
+func (p *Mamba2Params) Check() error {
+	switch {
+	case p.Heads <= 0 || p.HeadDim <= 0 || p.Groups <= 0 || p.StateDim <= 0:
+		return fmt.Errorf("mamba2: heads %d, head dim %d, groups %d, state dim %d must be positive", p.Heads, p.HeadDim, p.Groups, p.StateDim)
+	case p.Heads%p.Groups != 0:
+		return fmt.Errorf("mamba2: %d heads do not divide into %d groups", p.Heads, p.Groups)
+	case len(p.A) != p.Heads || len(p.D) != p.Heads || len(p.DtBias) != p.Heads:
+		return fmt.Errorf("mamba2: A, D, dt_bias have %d, %d, %d values, want %d", len(p.A), len(p.D), len(p.DtBias), p.Heads)
+	}
+	return nil
+}
+
+// StateSize is the number of values in one layer's SSM state.
+func (p *Mamba2Params) StateSize() int { return p.Heads * p.HeadDim * p.StateDim }
+
+// TimeStep is the clamped time step of head h for the raw projection v.
+func (p *Mamba2Params) TimeStep(h int, v float32) float32 {
+	dt := softplus32(v + p.DtBias[h])
+	dt = max(dt, p.DtMin)
+	if p.DtMax > 0 {
+		dt = min(dt, p.DtMax)
+	}
+	return dt
+}
+
+// softplus32 is torch's softplus: log(1+exp(x)), x itself above 20.
+func softplus32(x float32) float32 {
+	if x > 20 {
+		return x
+	}
+	return float32(math.Log1p(math.Exp(float64(x))))
+}
+
+// Mamba2Step advances the scan by one token, in place.
+//
+//	state [heads, headDim, stateDim]  read and updated
+//	x     [heads*headDim]
+//	dt    [heads]                     raw (the kernel adds the bias, softplus, clamps)
+//	b, c  [groups*stateDim]
+//	y     [heads*headDim]             written (D skip included)
+//
+// It panics if a slice is shorter than its shape (a caller bug).
+func Mamba2Step(state, x, dt, b, c, y []float32, p *Mamba2Params) {
+	hp, gn := p.Heads*p.HeadDim, p.Groups*p.StateDim
+	if len(state) < p.StateSize() || len(x) < hp || len(y) < hp || len(dt) < p.Heads || len(b) < gn || len(c) < gn {
+		panic(fmt.Sprintf("kernels.Mamba2Step: heads=%d headDim=%d groups=%d stateDim=%d; got state %d, x %d, dt %d, b %d, c %d, y %d",
+			p.Heads, p.HeadDim, p.Groups, p.StateDim, len(state), len(x), len(dt), len(b), len(c), len(y)))
+	}
+	per := p.Heads / p.Groups
+	n := p.StateDim
+	for h := range p.Heads {
+		step := p.TimeStep(h, dt[h])
+		decay := float32(math.Exp(float64(step * p.A[h])))
+		g := h / per
+		bg, cg := b[g*n:(g+1)*n], c[g*n:(g+1)*n]
+		for d := range p.HeadDim {
+			xd := x[h*p.HeadDim+d]
+			s := state[(h*p.HeadDim+d)*n : (h*p.HeadDim+d+1)*n]
+			dx := step * xd
+			var acc float32
+			for i := range s {
+				v := decay*s[i] + dx*bg[i]
+				s[i] = v
+				acc += v * cg[i]
+			}
+			y[h*p.HeadDim+d] = acc + p.D[h]*xd
+		}
+	}
+}
+
+// Conv1dBiasPrefill is Conv1dPrefill with a per-channel bias added before
+// the SiLU (Mamba's conv1d has one):
+//
+//	out[i,c] = silu(bias[c] + Σ_j w[c,j] · x[i-(kernel-1)+j, c])
+//
+// state, x, w, out and the state update are Conv1dPrefill's; bias has
+// channels values.
+func Conv1dBiasPrefill(state, x, w, bias, out []float32, t, channels, kernel int) {
+	hist := kernel - 1
+	if t < 0 || channels <= 0 || kernel <= 0 || len(bias) < channels ||
+		len(state) < channels*hist || len(x) < t*channels || len(w) < channels*kernel || len(out) < t*channels {
+		panic(fmt.Sprintf("kernels.Conv1dBiasPrefill: t=%d channels=%d kernel=%d; got state %d, x %d, w %d, bias %d, out %d",
+			t, channels, kernel, len(state), len(x), len(w), len(bias), len(out)))
+	}
+	for i := range t {
+		oi := out[i*channels : (i+1)*channels]
+		for c := range oi {
+			acc := bias[c]
+			for j, wj := range w[c*kernel : (c+1)*kernel] {
+				if p := i - hist + j; p < 0 {
+					acc += wj * state[c*hist+hist+p]
+				} else {
+					acc += wj * x[p*channels+c]
+				}
+			}
+			oi[c] = acc
+		}
+		SiluVec(oi, oi)
+	}
+	conv1dShiftState(state, x, t, channels, hist)
+}
+
+// RMSNormGate is the gated norm of Mamba-2 with the gate applied first
+// (norm_before_gate false): per dim-sized chunk of each row,
+//
+//	v = x · silu(z);  out = v / rms(v) · w
+//
+// Rows are width values (a multiple of dim) and w has width values: a
+// chunk is normalised on its own and scaled by its own part of w.
+func RMSNormGate(out, x, z, w []float32, rows, width, dim int, eps float32) {
+	if dim <= 0 || width%dim != 0 || len(out) < rows*width || len(x) < rows*width || len(z) < rows*width || len(w) < width {
+		panic(fmt.Sprintf("kernels.RMSNormGate: rows=%d width=%d dim=%d; got out %d, x %d, z %d, w %d",
+			rows, width, dim, len(out), len(x), len(z), len(w)))
+	}
+	n := rows * width
+	SwiGLU(out[:n], z[:n], x[:n])
+	for r := range rows {
+		for c0 := 0; c0 < width; c0 += dim {
+			o := out[r*width+c0 : r*width+c0+dim]
+			RMSNorm(o, o, w[c0:c0+dim], 1, dim, eps)
+		}
+	}
+}

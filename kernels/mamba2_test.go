@@ -1,0 +1,189 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func testMamba2Params(r *rand.Rand, heads, headDim, groups, stateDim int) *Mamba2Params {
+	p := &Mamba2Params{Heads: heads, HeadDim: headDim, Groups: groups, StateDim: stateDim}
+	for range heads {
+		p.A = append(p.A, -float32(math.Exp(float64(r.Float32()*2-1))))
+		p.D = append(p.D, r.Float32()*2-1)
+		p.DtBias = append(p.DtBias, r.Float32()*2-1)
+	}
+	return p
+}
+
+// ssdQuadratic is the scan in its quadratic ("attention") form, in float64,
+// from a zero state:
+//
+//	y_t = Σ_{s<=t} (C_t·B_s) · exp(A Σ_{r=s+1..t} dt_r) · dt_s x_s + D x_t
+func ssdQuadratic(p *Mamba2Params, x, dt, b, c []float32, t int) []float64 {
+	hp, gn := p.Heads*p.HeadDim, p.Groups*p.StateDim
+	y := make([]float64, t*hp)
+	per := p.Heads / p.Groups
+	for h := range p.Heads {
+		g := h / per
+		steps := make([]float64, t)
+		for i := range t {
+			v := float64(dt[i*p.Heads+h]) + float64(p.DtBias[h])
+			s := math.Log1p(math.Exp(v))
+			if v > 20 {
+				s = v
+			}
+			s = math.Max(s, float64(p.DtMin))
+			if p.DtMax > 0 {
+				s = math.Min(s, float64(p.DtMax))
+			}
+			steps[i] = s
+		}
+		for i := range t {
+			for s := 0; s <= i; s++ {
+				var cb float64
+				for n := range p.StateDim {
+					cb += float64(c[i*gn+g*p.StateDim+n]) * float64(b[s*gn+g*p.StateDim+n])
+				}
+				var sum float64
+				for r := s + 1; r <= i; r++ {
+					sum += steps[r]
+				}
+				w := cb * math.Exp(float64(p.A[h])*sum) * steps[s]
+				for d := range p.HeadDim {
+					y[i*hp+h*p.HeadDim+d] += w * float64(x[s*hp+h*p.HeadDim+d])
+				}
+			}
+			for d := range p.HeadDim {
+				y[i*hp+h*p.HeadDim+d] += float64(p.D[h]) * float64(x[i*hp+h*p.HeadDim+d])
+			}
+		}
+	}
+	return y
+}
+
+func TestMamba2StepMatchesQuadraticForm(t *testing.T) {
+	for _, tc := range []struct {
+		heads, headDim, groups, stateDim int
+		dtMin, dtMax                     float32
+	}{
+		{4, 8, 1, 16, 0, 0},
+		{6, 4, 2, 8, 0, 0},
+		{4, 8, 4, 4, 0.3, 0.9}, // the clamp binds on some steps
+	} {
+		r := rand.New(rand.NewPCG(uint64(tc.heads), uint64(tc.groups)))
+		p := testMamba2Params(r, tc.heads, tc.headDim, tc.groups, tc.stateDim)
+		p.DtMin, p.DtMax = tc.dtMin, tc.dtMax
+		if err := p.Check(); err != nil {
+			t.Fatal(err)
+		}
+		const steps = 9
+		hp, gn := p.Heads*p.HeadDim, p.Groups*p.StateDim
+		x, dt := randVec(r, steps*hp), randVec(r, steps*p.Heads)
+		b, c := randVec(r, steps*gn), randVec(r, steps*gn)
+		want := ssdQuadratic(p, x, dt, b, c, steps)
+		state := make([]float32, p.StateSize())
+		y := make([]float32, hp)
+		var worst float64
+		for i := range steps {
+			Mamba2Step(state, x[i*hp:], dt[i*p.Heads:], b[i*gn:], c[i*gn:], y, p)
+			for j, v := range y {
+				worst = math.Max(worst, math.Abs(float64(v)-want[i*hp+j]))
+			}
+		}
+		if worst > 1e-4 {
+			t.Errorf("%+v: scan differs from the quadratic form by %g", tc, worst)
+		}
+	}
+}
+
+func TestMamba2TimeStepClamp(t *testing.T) {
+	p := &Mamba2Params{Heads: 1, DtBias: []float32{0}, DtMin: 0.5, DtMax: 2}
+	for _, tc := range []struct{ raw, want float32 }{{-10, 0.5}, {0, float32(math.Log(2))}, {30, 2}} {
+		if got := p.TimeStep(0, tc.raw); math.Abs(float64(got-tc.want)) > 1e-6 {
+			t.Errorf("TimeStep(%g) = %g, want %g", tc.raw, got, tc.want)
+		}
+	}
+	p.DtMax = 0 // no upper limit
+	if got := p.TimeStep(0, 30); got != 30 {
+		t.Errorf("TimeStep(30) without an upper limit = %g", got)
+	}
+}
+
+func TestMamba2ParamsCheck(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 0))
+	p := testMamba2Params(r, 4, 2, 3, 2)
+	if p.Check() == nil {
+		t.Error("4 heads in 3 groups accepted")
+	}
+	p = testMamba2Params(r, 4, 2, 2, 2)
+	p.D = p.D[:3]
+	if p.Check() == nil {
+		t.Error("short D accepted")
+	}
+}
+
+// TestConv1dBiasPrefill checks the biased convolution against a float64
+// direct one, over a prompt split into pieces (the state carries across).
+func TestConv1dBiasPrefill(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 0))
+	const channels, kernel, steps = 10, 4, 11
+	w, bias := randVec(r, channels*kernel), randVec(r, channels)
+	x := randVec(r, steps*channels)
+	state := make([]float32, channels*(kernel-1))
+	out := make([]float32, steps*channels)
+	for _, piece := range [][2]int{{0, 1}, {1, 3}, {3, 9}, {9, 10}, {10, 11}} {
+		t0, t1 := piece[0], piece[1]
+		Conv1dBiasPrefill(state, x[t0*channels:t1*channels], w, bias, out[t0*channels:t1*channels], t1-t0, channels, kernel)
+	}
+	var worst float64
+	for i := range steps {
+		for c := range channels {
+			acc := float64(bias[c])
+			for j := range kernel {
+				if p := i - (kernel - 1) + j; p >= 0 {
+					acc += float64(w[c*kernel+j]) * float64(x[p*channels+c])
+				}
+			}
+			want := acc / (1 + math.Exp(-acc))
+			worst = math.Max(worst, math.Abs(want-float64(out[i*channels+c])))
+		}
+	}
+	if worst > 1e-5 {
+		t.Errorf("biased conv differs from the direct float64 one by %g", worst)
+	}
+	for c := range channels {
+		for s := range kernel - 1 {
+			if got, want := state[c*(kernel-1)+s], x[(steps-(kernel-1)+s)*channels+c]; got != want {
+				t.Fatalf("state channel %d entry %d = %g, want the input %g", c, s, got, want)
+			}
+		}
+	}
+}
+
+func TestRMSNormGate(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 0))
+	const rows, width, dim = 3, 12, 4
+	x, z, w := randVec(r, rows*width), randVec(r, rows*width), randVec(r, width)
+	out := make([]float32, rows*width)
+	RMSNormGate(out, x, z, w, rows, width, dim, 1e-5)
+	var worst float64
+	for row := range rows {
+		for c0 := 0; c0 < width; c0 += dim {
+			v := make([]float64, dim)
+			var ss float64
+			for i := range v {
+				zi := float64(z[row*width+c0+i])
+				v[i] = float64(x[row*width+c0+i]) * zi / (1 + math.Exp(-zi))
+				ss += v[i] * v[i]
+			}
+			inv := 1 / math.Sqrt(ss/dim+1e-5)
+			for i := range v {
+				worst = math.Max(worst, math.Abs(v[i]*inv*float64(w[c0+i])-float64(out[row*width+c0+i])))
+			}
+		}
+	}
+	if worst > 1e-5 {
+		t.Errorf("gated norm differs from the float64 one by %g", worst)
+	}
+}
