@@ -121,8 +121,8 @@ func (m *Mamba2) forward(r *run, out, h *graph.Tensor, st MixerState) error {
 // the family (each names them its own way).
 type mamba2Shape struct {
 	heads, headDim, groups, stateDim, convKernel int
-	convBias, projBias                         bool
-	dtMin, dtMax                               float32
+	convBias, projBias                           bool
+	dtMin, dtMax                                 float32
 }
 
 // loadMamba2 reads the Mamba-2 mixer at prefix p ("model.layers.0.mamba.").
