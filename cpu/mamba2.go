@@ -33,9 +33,6 @@ func (*Executor) RMSNormGate(out, x, z *graph.Tensor, n, dim int, w []float32, e
 
 func (*Executor) Scale(out, x *graph.Tensor, n int, s float32) {
 	for t := 0; t < n; t++ {
-		o := out.Row(t)
-		for i, v := range x.Row(t) {
-			o[i] = v * s
-		}
+		kernels.ScaleVec(out.Row(t), x.Row(t), s)
 	}
 }

@@ -150,3 +150,9 @@ func RMSNormGate(out, x, z, w []float32, rows, width, dim int, eps float32) {
 		}
 	}
 }
+
+// ScaleVec writes s·x to out (the Granite multipliers); out may be x.
+func ScaleVec(out, x []float32, s float32) {
+	copy(out[:len(x)], x)
+	scale(out[:len(x)], s)
+}
