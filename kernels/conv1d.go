@@ -36,7 +36,7 @@ func Conv1dPrefill(state, x, w, out []float32, t, channels, kernel int) {
 			t, channels, kernel, channels*hist, t*channels, channels*kernel, len(state), len(x), len(w), len(out)))
 	}
 	if t < convTransposeTokens {
-		conv1dDirect(state, x, w, out, t, channels, kernel)
+		conv1dDirect(state, x, w, nil, out, t, channels, kernel)
 	} else {
 		conv1dRows(state, x, w, out, t, channels, kernel)
 	}
@@ -64,13 +64,17 @@ func conv1dShiftState(state, x []float32, t, channels, hist int) {
 // transposing the taps and state would cost more than the convolution.
 const convTransposeTokens = 4
 
-// conv1dDirect is the convolution channel by channel, taps in order.
-func conv1dDirect(state, x, w, out []float32, t, channels, kernel int) {
+// conv1dDirect is the convolution channel by channel, taps in order, each
+// channel's sum starting from its bias (nil: none).
+func conv1dDirect(state, x, w, bias, out []float32, t, channels, kernel int) {
 	hist := kernel - 1
 	for i := range t {
 		oi := out[i*channels : (i+1)*channels]
 		for c := range oi {
 			var acc float32
+			if bias != nil {
+				acc = bias[c]
+			}
 			for j, wj := range w[c*kernel : (c+1)*kernel] {
 				if p := i - hist + j; p < 0 {
 					acc += wj * state[c*hist+hist+p]

@@ -111,21 +111,7 @@ func Conv1dBiasPrefill(state, x, w, bias, out []float32, t, channels, kernel int
 		panic(fmt.Sprintf("kernels.Conv1dBiasPrefill: t=%d channels=%d kernel=%d; got state %d, x %d, w %d, bias %d, out %d",
 			t, channels, kernel, len(state), len(x), len(w), len(bias), len(out)))
 	}
-	for i := range t {
-		oi := out[i*channels : (i+1)*channels]
-		for c := range oi {
-			acc := bias[c]
-			for j, wj := range w[c*kernel : (c+1)*kernel] {
-				if p := i - hist + j; p < 0 {
-					acc += wj * state[c*hist+hist+p]
-				} else {
-					acc += wj * x[p*channels+c]
-				}
-			}
-			oi[c] = acc
-		}
-		SiluVec(oi, oi)
-	}
+	conv1dDirect(state, x, w, bias, out, t, channels, kernel)
 	conv1dShiftState(state, x, t, channels, hist)
 }
 

@@ -41,38 +41,12 @@ func (m *Mamba2) bcWidth() int { return m.Scan.Groups * m.Scan.StateDim }
 
 func (m *Mamba2) convChannels() int { return m.inner() + 2*m.bcWidth() }
 
-// mamba2State is a Mamba-2 layer's cache: the conv history [convChannels,
-// kernel-1] and the scan state [heads, headDim*stateDim]. Both are
-// fixed-size, so a snapshot is a copy.
-type mamba2State struct {
-	Conv, S *graph.Tensor
-}
-
-func (s *mamba2State) CopyFrom(o MixerState, e graph.Executor, _ int) {
-	src := o.(*mamba2State)
-	e.CopyCols(s.Conv, 0, 0, src.Conv, 0, 0, src.Conv.Rows, src.Conv.Cols)
-	e.CopyCols(s.S, 0, 0, src.S, 0, 0, src.S.Rows, src.S.Cols)
-}
-
-// Reset clears the state for a new sequence: transformers starts both the
-// conv history and the scan state at zero.
-func (s *mamba2State) Reset(e graph.Executor) {
-	e.Zero(s.Conv)
-	e.Zero(s.S)
-}
-
-// PerPosition: recurrent state cannot be cut back to a shorter prefix.
-func (s *mamba2State) PerPosition() bool { return false }
-
-func (s *mamba2State) Bytes() int64 { return tensorBytes(s.Conv, s.S) }
-
-func (s *mamba2State) Free(e graph.Executor) {
-	e.Free(s.Conv)
-	e.Free(s.S)
-}
-
+// newState makes the layer's cache: the conv history [convChannels,
+// kernel-1] and the scan state [heads, headDim*stateDim], both zero at the
+// start of a sequence and fixed-size, so Gated DeltaNet's deltaState (its
+// conv views unused) holds them.
 func (m *Mamba2) newState(e graph.Executor, _ int, _ kernels.KVFormat) MixerState {
-	return &mamba2State{Conv: e.NewTensor(m.convChannels(), m.ConvKernel-1),
+	return &deltaState{Conv: e.NewTensor(m.convChannels(), m.ConvKernel-1),
 		S: e.NewTensor(m.Scan.Heads, m.Scan.HeadDim*m.Scan.StateDim)}
 }
 
@@ -101,7 +75,7 @@ func (m *Mamba2) forward(r *run, out, h *graph.Tensor, st MixerState) error {
 	if !ok {
 		return fmt.Errorf("the %s executor has no Mamba-2 ops (graph.Mamba2Executor)", e.Name())
 	}
-	s := st.(*mamba2State)
+	s := st.(*deltaState)
 	z, xbc, conv, x, b, c, dt, y := m.scratch(&r.scratch)
 	// 1. in_proj, as its three parts.
 	e.MatMul(z, h, n, m.Z, m.ZBias)
