@@ -21,6 +21,7 @@ import (
 type granSpec struct {
 	name         string
 	hybrid, mlx  bool
+	dense        bool // no routed experts: the shared MLP alone
 	rope, tied   bool
 	seed         uint64
 	embMul, resM float64
@@ -51,7 +52,7 @@ func TestRegenGraniteFixtures(t *testing.T) {
 	src := fixture.Dir(t, "fixtures/qwen3_moe-4bit") // prompts and tokenizer
 	prompts := fixture.LoadReference(t, src)
 	for _, s := range granSpecs {
-		t.Run(s.name, func(t *testing.T) { writeGraniteFixture(t, s, prompts) })
+		t.Run(s.name, func(t *testing.T) { writeGraniteFixture(t, s, prompts, filepath.Join(fixture.Root(), "fixtures", s.name)) })
 	}
 }
 
@@ -153,7 +154,8 @@ func (b *granBuilder) norm(name string, n int) []float64 {
 	return b.vector(name, b.random(n, 1, 0.1))
 }
 
-func writeGraniteFixture(t *testing.T, s granSpec, prompts *fixture.Reference) {
+// writeGraniteFixture writes the fixture s into dir, in testdata's form.
+func writeGraniteFixture(t *testing.T, s granSpec, prompts *fixture.Reference, dir string) {
 	b := &granBuilder{mlx: s.mlx, rng: rand.New(rand.NewPCG(s.seed, 7)), tensors: map[string]fixture.Tensor{}, quant: map[string]any{}}
 	m := &refGranite{hidden: gHidden, heads: gHeads, kvHeads: gKV, headDim: gHidden / gHeads, topK: gTopK,
 		eps: 1e-6, theta: 10000, rope: s.rope, embMul: s.embMul, resMul: s.resM, attnMul: s.attnMul, logitsScale: s.ls,
@@ -196,13 +198,20 @@ func writeGraniteFixture(t *testing.T, s granSpec, prompts *fixture.Reference) {
 			L.outProj = b.linear(mp+"out_proj", gHidden, inner, 0.09, 4)
 		}
 		moe := p + "block_sparse_moe."
-		router := moe + "router.layer"
-		L.router = b.linear(router, gExperts, gHidden, 0.3, 8)
-		if s.mlx {
+		switch {
+		case s.dense && s.mlx:
+			// mlx-lm turns the dense model's shared_mlp into mlp.*_proj.
+			L.sharedGate = b.linear(p+"mlp.gate_proj", gShared, gHidden, 0.125, 4)
+			L.sharedUp = b.linear(p+"mlp.up_proj", gShared, gHidden, 0.125, 4)
+			L.sDwn = b.linear(p+"mlp.down_proj", gHidden, gShared, 0.125, 4)
+		case s.dense:
+		case s.mlx:
+			L.router = b.linear(moe+"router.layer", gExperts, gHidden, 0.3, 8)
 			L.gate = b.matrix(moe+"switch_mlp.gate_proj", gExperts, gInter, gHidden, 0.125, 4)
 			L.up = b.matrix(moe+"switch_mlp.up_proj", gExperts, gInter, gHidden, 0.125, 4)
 			L.down = b.matrix(moe+"switch_mlp.down_proj", gExperts, gHidden, gInter, 0.125, 4)
-		} else {
+		default:
+			L.router = b.linear(moe+"router.layer", gExperts, gHidden, 0.3, 8)
 			// input_linear [E, 2I, H]: per expert the gate rows, then up.
 			gu := b.matrix(moe+"input_linear", gExperts, 2*gInter, gHidden, 0.125, 0)
 			for _, e := range gu {
@@ -210,7 +219,7 @@ func writeGraniteFixture(t *testing.T, s granSpec, prompts *fixture.Reference) {
 			}
 			L.down = b.matrix(moe+"output_linear", gExperts, gHidden, gInter, 0.125, 0)
 		}
-		if s.hybrid {
+		if s.hybrid && !(s.dense && s.mlx) {
 			in := b.linear(p+"shared_mlp.input_linear", 2*gShared, gHidden, 0.125, 4)
 			L.sharedGate, L.sharedUp = in[:gShared], in[gShared:]
 			L.sDwn = b.linear(p+"shared_mlp.output_linear", gHidden, gShared, 0.125, 4)
@@ -242,6 +251,9 @@ func writeGraniteFixture(t *testing.T, s granSpec, prompts *fixture.Reference) {
 			"mamba_d_conv": gMConv, "mamba_expand": 2, "mamba_chunk_size": gChunk, "mamba_conv_bias": true, "mamba_proj_bias": false} {
 			cfg[k] = v
 		}
+	}
+	if s.dense {
+		cfg["num_local_experts"] = 0
 	}
 	if s.mlx {
 		q := map[string]any{"group_size": 64, "bits": 4, "mode": "affine"}
@@ -304,7 +316,6 @@ func writeGraniteFixture(t *testing.T, s granSpec, prompts *fixture.Reference) {
 	}
 	ref["greedy"] = map[string]any{"prompt_ids": prompts.Prompts[1].IDs, "new_ids": newIDs, "top2_gaps": gaps}
 
-	dir := filepath.Join(fixture.Root(), "fixtures", s.name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

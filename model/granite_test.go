@@ -1,6 +1,7 @@
 package model_test
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -102,5 +103,28 @@ func TestMamba2NeedsExecutorOps(t *testing.T) {
 	_, err = model.NewRunner(m, e).Forward(m.NewCache(e, 4), []int32{1, 2}, false)
 	if err == nil || !strings.Contains(err.Error(), "graph.Mamba2Executor") {
 		t.Errorf("error %v, want one naming graph.Mamba2Executor", err)
+	}
+}
+
+// TestGraniteDenseHybrid checks the dense Granite 4.0 form (no routed
+// experts, the shared MLP alone; MLX files name it mlp.*_proj) in both
+// layouts: fixtures made in a temporary directory by the generator of the
+// committed ones, checked like them.
+func TestGraniteDenseHybrid(t *testing.T) {
+	prompts := fixture.LoadReference(t, fixture.Dir(t, "fixtures/qwen3_moe-4bit"))
+	prompts.Prompts = prompts.Prompts[:2] // the greedy run continues prompt 1; the long one would only cost time
+	for _, s := range []granSpec{
+		{name: "dense-4bit", hybrid: true, dense: true, mlx: true, seed: 21, embMul: 3, resM: 0.7, attnMul: 0.125, ls: 3},
+		{name: "dense-hf-bf16", hybrid: true, dense: true, rope: true, seed: 22, embMul: 3, resM: 0.7, attnMul: 0.125, ls: 3},
+	} {
+		t.Run(s.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeGraniteFixture(t, s, prompts, dir)
+			rel, err := filepath.Rel(fixture.Root(), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkFixture(t, rel)
+		})
 	}
 }

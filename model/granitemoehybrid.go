@@ -9,7 +9,7 @@ import (
 // ("mamba") and which attention ("attention"); every layer's FFN is a
 // softmax top-k MoE plus a shared SwiGLU MLP (shared_mlp.input_linear
 // holds gate then up rows), or the shared MLP alone when
-// num_local_experts is 0. The multipliers are granitemoe's. Attention has
+// num_local_experts is 0 (which MLX files name mlp.gate_proj/up_proj/down_proj). The multipliers are granitemoe's. Attention has
 // a rotary embedding only when position_embedding_type is "rope"
 // (transformers; the published hybrids say "nope").
 func init() { register("granitemoehybrid", loadGraniteMoEHybrid) }
@@ -42,6 +42,10 @@ func loadGraniteMoEHybrid(w *weights) *Model {
 		default:
 			w.fail("%s: layer_types[%d] is %q (mamba or attention)", c.Path, l, kind)
 			return nil, nil
+		}
+		if c.NumExperts == 0 && w.has(lp+"mlp.gate_proj.weight") {
+			// mlx-lm stores a dense model's shared_mlp as mlp.*_proj.
+			return mixer, loadMLP(w, lp+"mlp.", c.SharedIntermediateSize)
 		}
 		shared := loadGraniteSharedMLP(w, lp+"shared_mlp.")
 		if c.NumExperts == 0 {

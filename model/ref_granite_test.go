@@ -152,6 +152,9 @@ func (m *refGranite) mlp(gate, up, down [][]float64, x []float64) []float64 {
 // moe is GraniteMoe(Hybrid)MoE for one token: top-k of the router logits,
 // softmax over those k, the gated sum of the chosen experts.
 func (m *refGranite) moe(L *refLayer, x []float64, layer int, p *refPass) []float64 {
+	if L.router == nil { // a dense model: no routed experts
+		return make([]float64, m.hidden)
+	}
 	logits := matVec(L.router, x)
 	idx := make([]int, len(logits))
 	for i := range idx {
