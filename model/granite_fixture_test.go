@@ -52,7 +52,9 @@ func TestRegenGraniteFixtures(t *testing.T) {
 	src := fixture.Dir(t, "fixtures/qwen3_moe-4bit") // prompts and tokenizer
 	prompts := fixture.LoadReference(t, src)
 	for _, s := range granSpecs {
-		t.Run(s.name, func(t *testing.T) { writeGraniteFixture(t, s, prompts, filepath.Join(fixture.Root(), "fixtures", s.name)) })
+		t.Run(s.name, func(t *testing.T) {
+			writeGraniteFixture(t, s, prompts, filepath.Join(fixture.Root(), "fixtures", s.name))
+		})
 	}
 }
 
