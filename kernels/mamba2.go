@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 )
 
 // Mamba-2 (the SSD layers of Granite 4.0 and other hybrid models) keeps, per
@@ -68,15 +69,66 @@ func softplus32(x float32) float32 {
 //	b, c  [groups*stateDim]
 //	y     [heads*headDim]             written (D skip included)
 //
-// It panics if a slice is shorter than its shape (a caller bug).
+// Heads run in parallel on large layers; each state row is three vector
+// passes (decay, add dt·x·B, dot with C). It panics if a slice is shorter
+// than its shape (a caller bug).
 func Mamba2Step(state, x, dt, b, c, y []float32, p *Mamba2Params) {
+	mamba2Check(state, x, dt, b, c, y, p)
+	j := mamba2Jobs.Swap(nil)
+	if j == nil {
+		j = new(mamba2Job)
+		j.body = j.run
+	}
+	j.state, j.x, j.dt, j.b, j.c, j.y, j.p = state, x, dt, b, c, y, p
+	parallelFor(p.Heads, p.HeadDim*p.StateDim, j.body)
+	*j = mamba2Job{body: j.body}
+	mamba2Jobs.Store(j)
+}
+
+func mamba2Check(state, x, dt, b, c, y []float32, p *Mamba2Params) {
 	hp, gn := p.Heads*p.HeadDim, p.Groups*p.StateDim
-	if len(state) < p.StateSize() || len(x) < hp || len(y) < hp || len(dt) < p.Heads || len(b) < gn || len(c) < gn {
+	if len(state) < p.StateSize() || len(x) < hp || len(y) < hp || len(dt) < p.Heads || len(b) < gn || len(c) < gn ||
+		p.Groups <= 0 || p.Heads%p.Groups != 0 || len(p.A) < p.Heads || len(p.D) < p.Heads || len(p.DtBias) < p.Heads {
 		panic(fmt.Sprintf("kernels.Mamba2Step: heads=%d headDim=%d groups=%d stateDim=%d; got state %d, x %d, dt %d, b %d, c %d, y %d",
 			p.Heads, p.HeadDim, p.Groups, p.StateDim, len(state), len(x), len(dt), len(b), len(c), len(y)))
 	}
-	per := p.Heads / p.Groups
-	n := p.StateDim
+}
+
+// mamba2Job is one Mamba2Step call's arguments with its work function
+// bound once (a closure per call would allocate per layer per token).
+type mamba2Job struct {
+	state, x, dt, b, c, y []float32
+	p                     *Mamba2Params
+	body                  func(lo, hi int)
+}
+
+// mamba2Jobs keeps one idle job; concurrent calls make their own.
+var mamba2Jobs atomic.Pointer[mamba2Job]
+
+// run advances heads [lo, hi).
+func (j *mamba2Job) run(lo, hi int) {
+	p := j.p
+	per, n, hd := p.Heads/p.Groups, p.StateDim, p.HeadDim
+	for h := lo; h < hi; h++ {
+		step := p.TimeStep(h, j.dt[h])
+		decay := float32(math.Exp(float64(step * p.A[h])))
+		g := h / per
+		bg, cg := j.b[g*n:(g+1)*n], j.c[g*n:(g+1)*n]
+		for d := range hd {
+			xd := j.x[h*hd+d]
+			s := j.state[(h*hd+d)*n : (h*hd+d+1)*n]
+			scale(s, decay)
+			AddScaled(s, bg, step*xd)
+			j.y[h*hd+d] = Dot(s, cg) + p.D[h]*xd
+		}
+	}
+}
+
+// mamba2StepGo is Mamba2Step in one loop per state row, the reference
+// the vector form is tested against.
+func mamba2StepGo(state, x, dt, b, c, y []float32, p *Mamba2Params) {
+	mamba2Check(state, x, dt, b, c, y, p)
+	per, n := p.Heads/p.Groups, p.StateDim
 	for h := range p.Heads {
 		step := p.TimeStep(h, dt[h])
 		decay := float32(math.Exp(float64(step * p.A[h])))
