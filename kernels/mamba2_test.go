@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/mlx-moe/mlx-moe/internal/allocs"
 )
 
 func testMamba2Params(r *rand.Rand, heads, headDim, groups, stateDim int) *Mamba2Params {
@@ -218,4 +220,20 @@ func TestMamba2StepMatchesGo(t *testing.T) {
 		close32(t, "Mamba2Step y", y, want, 1e-4)
 	}
 	close32(t, "Mamba2Step state", state, ref, 1e-5)
+}
+
+// TestMamba2StepAllocatesNothingWhenWarm: a decode step of a layer large
+// enough to run its heads in parallel allocates nothing once warm.
+func TestMamba2StepAllocatesNothingWhenWarm(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 0))
+	p := testMamba2Params(r, 48, 64, 1, 128)
+	hp, gn := p.Heads*p.HeadDim, p.Groups*p.StateDim
+	state := make([]float32, p.StateSize())
+	x, dt, b, c, y := randVec(r, hp), randVec(r, p.Heads), randVec(r, gn), randVec(r, gn), make([]float32, hp)
+	step := func() { Mamba2Step(state, x, dt, b, c, y, p) }
+	step()
+	step()
+	if a := allocs.Steady(10, nil, step); a != 0 {
+		t.Errorf("%.1f heap allocations per warm step", a)
+	}
 }
