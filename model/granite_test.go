@@ -2,6 +2,7 @@ package model_test
 
 import (
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -126,5 +127,25 @@ func TestGraniteDenseHybrid(t *testing.T) {
 			}
 			checkFixture(t, rel)
 		})
+	}
+}
+
+// TestConfigJSONKeysAreUnique: two Config fields with the same json key
+// are both ignored by encoding/json, silently. Families add their blocks
+// to Config in parallel (the Mamba-1 and Mamba-2 ones share mamba_* keys),
+// so a merge that duplicates a key must fail here, not load zeros.
+func TestConfigJSONKeysAreUnique(t *testing.T) {
+	seen := map[string]string{}
+	typ := reflect.TypeFor[model.Config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if key == "" || key == "-" {
+			continue
+		}
+		if other, dup := seen[key]; dup {
+			t.Errorf("json key %q is on both %s and %s", key, other, f.Name)
+		}
+		seen[key] = f.Name
 	}
 }
