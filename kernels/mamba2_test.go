@@ -191,9 +191,10 @@ func TestRMSNormGate(t *testing.T) {
 }
 
 // BenchmarkMamba2Step is one decode token of a Granite 4.0-H-sized layer
-// (48 heads of 64, state 128, one group): the state is read and written
-// once, so it is measured as state bytes moved per second against the copy
-// bandwidth of the same run.
+// (48 heads of 64, state 128, one group), the vector head-parallel form and
+// its one-loop reference: the state is read and written once, so each is
+// measured as state bytes moved per second against the copy bandwidth of
+// the same run.
 func BenchmarkMamba2Step(b *testing.B) {
 	bw := copyBandwidth()
 	r := rand.New(rand.NewPCG(5, 0))
@@ -202,11 +203,18 @@ func BenchmarkMamba2Step(b *testing.B) {
 	state := make([]float32, p.StateSize())
 	x, dt, bb, c, y := randVec(r, hp), randVec(r, p.Heads), randVec(r, gn), randVec(r, gn), make([]float32, hp)
 	moved := int64(2 * 4 * len(state))
-	b.SetBytes(moved)
-	for b.Loop() {
-		Mamba2Step(state, x, dt, bb, c, y, p)
+	for _, form := range []struct {
+		name string
+		step func(state, x, dt, b, c, y []float32, p *Mamba2Params)
+	}{{"vector", Mamba2Step}, {"go", mamba2StepGo}} {
+		b.Run(form.name, func(b *testing.B) {
+			b.SetBytes(moved)
+			for b.Loop() {
+				form.step(state, x, dt, bb, c, y, p)
+			}
+			b.ReportMetric(float64(moved)*float64(b.N)/b.Elapsed().Seconds()/bw, "frac-of-copy-bw")
+		})
 	}
-	b.ReportMetric(float64(moved)*float64(b.N)/b.Elapsed().Seconds()/bw, "frac-of-copy-bw")
 }
 
 // TestMamba2StepMatchesGo checks the vector, head-parallel form against
