@@ -16,13 +16,17 @@ func (ex *Executor) Conv1dBias(out, x *graph.Tensor, n int, state *graph.Tensor,
 	store(out, n, 0, out.Cols, o)
 }
 
-// Mamba2Scan is the sequential scan, one token at a time: each token's
-// state update reads the whole state, so a chunk gains nothing but the
-// loop overhead.
+// Mamba2Scan reads x, b and c in place at their row strides (column views
+// of the conv output): kernels.Mamba2Scan takes strided rows.
 func (*Executor) Mamba2Scan(y, x, dt, b, c *graph.Tensor, n int, state *graph.Tensor, p *kernels.Mamba2Params) {
-	for t := 0; t < n; t++ {
-		kernels.Mamba2Step(state.Data, x.Row(t), dt.Row(t), b.Row(t), c.Row(t), y.Row(t), p)
+	if b.RowStride() != c.RowStride() { // not views of one row: token by token
+		for t := 0; t < n; t++ {
+			kernels.Mamba2Step(state.Data, x.Row(t), dt.Row(t), b.Row(t), c.Row(t), y.Row(t), p)
+		}
+		return
 	}
+	kernels.Mamba2Scan(state.Data, kernels.Mamba2Rows{X: x.Data, Dt: dt.Data, B: b.Data, C: c.Data, Y: y.Data,
+		XStride: x.RowStride(), DtStride: dt.RowStride(), BCStride: b.RowStride(), YStride: y.RowStride()}, n, p)
 }
 
 func (*Executor) RMSNormGate(out, x, z *graph.Tensor, n, dim int, w []float32, eps float32) {

@@ -69,57 +69,99 @@ func softplus32(x float32) float32 {
 //	b, c  [groups*stateDim]
 //	y     [heads*headDim]             written (D skip included)
 //
-// Heads run in parallel on large layers; each state row is three vector
-// passes (decay, add dt·x·B, dot with C). It panics if a slice is shorter
-// than its shape (a caller bug).
+// It panics if a slice is shorter than its shape (a caller bug).
 func Mamba2Step(state, x, dt, b, c, y []float32, p *Mamba2Params) {
-	mamba2Check(state, x, dt, b, c, y, p)
+	Mamba2Scan(state, Mamba2Rows{X: x, Dt: dt, B: b, C: c, Y: y}, 1, p)
+}
+
+// Mamba2Rows are the per-token rows of a scan over several tokens: token
+// t's x is X[t*XStride:], its dt Dt[t*DtStride:], its B and C
+// B[t*BCStride:] and C[t*BCStride:], its output Y[t*YStride:] (x, B and C
+// are usually column views of one conv output row). A stride of 0 means
+// the row's own width.
+type Mamba2Rows struct {
+	X, Dt, B, C, Y                       []float32
+	XStride, DtStride, BCStride, YStride int
+}
+
+// strides fills the zero strides with the rows' widths.
+func (r *Mamba2Rows) strides(p *Mamba2Params) {
+	hp, gn := p.Heads*p.HeadDim, p.Groups*p.StateDim
+	for _, s := range []struct {
+		v *int
+		w int
+	}{{&r.XStride, hp}, {&r.DtStride, p.Heads}, {&r.BCStride, gn}, {&r.YStride, hp}} {
+		if *s.v == 0 {
+			*s.v = s.w
+		}
+	}
+}
+
+// Mamba2Scan runs n tokens through the scan (Mamba2Step token after token),
+// in place. Each head runs all n tokens while its state (headDim*stateDim
+// values) stays in cache, heads in parallel on large layers; each state row
+// is one fused pass per token (mamba2Row: decay, add dt·x·B, dot with C).
+func Mamba2Scan(state []float32, rows Mamba2Rows, n int, p *Mamba2Params) {
+	rows.strides(p)
+	mamba2Check(state, rows, n, p)
+	if n == 0 {
+		return
+	}
 	j := mamba2Jobs.Swap(nil)
 	if j == nil {
 		j = new(mamba2Job)
 		j.body = j.run
 	}
-	j.state, j.x, j.dt, j.b, j.c, j.y, j.p = state, x, dt, b, c, y, p
-	parallelFor(p.Heads, p.HeadDim*p.StateDim, j.body)
+	j.state, j.rows, j.n, j.p = state, rows, n, p
+	parallelFor(p.Heads, n*p.HeadDim*p.StateDim, j.body)
 	*j = mamba2Job{body: j.body}
 	mamba2Jobs.Store(j)
 }
 
-func mamba2Check(state, x, dt, b, c, y []float32, p *Mamba2Params) {
+// mamba2Check panics unless every row of n tokens is inside its slice.
+func mamba2Check(state []float32, r Mamba2Rows, n int, p *Mamba2Params) {
 	hp, gn := p.Heads*p.HeadDim, p.Groups*p.StateDim
-	if len(state) < p.StateSize() || len(x) < hp || len(y) < hp || len(dt) < p.Heads || len(b) < gn || len(c) < gn ||
-		p.Groups <= 0 || p.Heads%p.Groups != 0 || len(p.A) < p.Heads || len(p.D) < p.Heads || len(p.DtBias) < p.Heads {
-		panic(fmt.Sprintf("kernels.Mamba2Step: heads=%d headDim=%d groups=%d stateDim=%d; got state %d, x %d, dt %d, b %d, c %d, y %d",
-			p.Heads, p.HeadDim, p.Groups, p.StateDim, len(state), len(x), len(dt), len(b), len(c), len(y)))
+	need := func(v []float32, stride, width int) bool { return n == 0 || len(v) >= (n-1)*stride+width }
+	if n < 0 || len(state) < p.StateSize() || p.Groups <= 0 || p.Heads%p.Groups != 0 ||
+		len(p.A) < p.Heads || len(p.D) < p.Heads || len(p.DtBias) < p.Heads ||
+		!need(r.X, r.XStride, hp) || !need(r.Dt, r.DtStride, p.Heads) || !need(r.B, r.BCStride, gn) ||
+		!need(r.C, r.BCStride, gn) || !need(r.Y, r.YStride, hp) {
+		panic(fmt.Sprintf("kernels.Mamba2Scan: n=%d heads=%d headDim=%d groups=%d stateDim=%d; got state %d, x %d/%d, dt %d/%d, b %d, c %d /%d, y %d/%d",
+			n, p.Heads, p.HeadDim, p.Groups, p.StateDim, len(state), len(r.X), r.XStride, len(r.Dt), r.DtStride,
+			len(r.B), len(r.C), r.BCStride, len(r.Y), r.YStride))
 	}
 }
 
-// mamba2Job is one Mamba2Step call's arguments with its work function
+// mamba2Job is one Mamba2Scan call's arguments with its work function
 // bound once (a closure per call would allocate per layer per token).
 type mamba2Job struct {
-	state, x, dt, b, c, y []float32
-	p                     *Mamba2Params
-	body                  func(lo, hi int)
+	state []float32
+	rows  Mamba2Rows
+	n     int
+	p     *Mamba2Params
+	body  func(lo, hi int)
 }
 
 // mamba2Jobs keeps one idle job; concurrent calls make their own.
 var mamba2Jobs atomic.Pointer[mamba2Job]
 
-// run advances heads [lo, hi).
+// run advances heads [lo, hi) over every token.
 func (j *mamba2Job) run(lo, hi int) {
-	p := j.p
-	per, n, hd := p.Heads/p.Groups, p.StateDim, p.HeadDim
+	p, r := j.p, &j.rows
+	per, ns, hd := p.Heads/p.Groups, p.StateDim, p.HeadDim
 	for h := lo; h < hi; h++ {
-		step := p.TimeStep(h, j.dt[h])
-		decay := float32(math.Exp(float64(step * p.A[h])))
 		g := h / per
-		bg, cg := j.b[g*n:(g+1)*n], j.c[g*n:(g+1)*n]
-		for d := range hd {
-			xd := j.x[h*hd+d]
-			s := j.state[(h*hd+d)*n : (h*hd+d+1)*n]
-			scale(s, decay)
-			AddScaled(s, bg, step*xd)
-			j.y[h*hd+d] = Dot(s, cg) + p.D[h]*xd
+		hs := j.state[h*hd*ns : (h+1)*hd*ns]
+		for t := range j.n {
+			step := p.TimeStep(h, r.Dt[t*r.DtStride+h])
+			decay := float32(math.Exp(float64(step * p.A[h])))
+			bg := r.B[t*r.BCStride+g*ns:][:ns]
+			cg := r.C[t*r.BCStride+g*ns:][:ns]
+			x := r.X[t*r.XStride+h*hd:][:hd]
+			y := r.Y[t*r.YStride+h*hd:][:hd]
+			for d, xd := range x {
+				y[d] = mamba2Row(hs[d*ns:(d+1)*ns], bg, cg, decay, step*xd) + p.D[h]*xd
+			}
 		}
 	}
 }
@@ -127,7 +169,7 @@ func (j *mamba2Job) run(lo, hi int) {
 // mamba2StepGo is Mamba2Step in one loop per state row, the reference
 // the vector form is tested against.
 func mamba2StepGo(state, x, dt, b, c, y []float32, p *Mamba2Params) {
-	mamba2Check(state, x, dt, b, c, y, p)
+	mamba2Check(state, Mamba2Rows{X: x, Dt: dt, B: b, C: c, Y: y, XStride: 1, DtStride: 1, BCStride: 1, YStride: 1}, 1, p)
 	per, n := p.Heads/p.Groups, p.StateDim
 	for h := range p.Heads {
 		step := p.TimeStep(h, dt[h])
@@ -137,14 +179,7 @@ func mamba2StepGo(state, x, dt, b, c, y []float32, p *Mamba2Params) {
 		for d := range p.HeadDim {
 			xd := x[h*p.HeadDim+d]
 			s := state[(h*p.HeadDim+d)*n : (h*p.HeadDim+d+1)*n]
-			dx := step * xd
-			var acc float32
-			for i := range s {
-				v := decay*s[i] + dx*bg[i]
-				s[i] = v
-				acc += v * cg[i]
-			}
-			y[h*p.HeadDim+d] = acc + p.D[h]*xd
+			y[h*p.HeadDim+d] = mamba2RowGo(s, bg, cg, decay, step*xd) + p.D[h]*xd
 		}
 	}
 }
@@ -193,4 +228,16 @@ func RMSNormGate(out, x, z, w []float32, rows, width, dim int, eps float32) {
 func ScaleVec(out, x []float32, s float32) {
 	copy(out[:len(x)], x)
 	scale(out[:len(x)], s)
+}
+
+// mamba2RowGo is the reference of mamba2Row.
+func mamba2RowGo(s, b, c []float32, decay, dx float32) float32 {
+	b, c = b[:len(s)], c[:len(s)]
+	var acc float32
+	for i, v := range s {
+		v = decay*v + dx*b[i]
+		s[i] = v
+		acc += v * c[i]
+	}
+	return acc
 }
