@@ -9,8 +9,8 @@ type Mamba2Executor interface {
 	// Conv1dBias is Conv1d with a per-channel bias added before the SiLU.
 	Conv1dBias(out, x *Tensor, n int, state *Tensor, w, bias []float32, kernel int)
 	// Mamba2Scan runs the scan over n tokens (x, y [n, heads*headDim], dt
-	// [n, heads] raw, b, c [n, groups*stateDim]) from state [heads,
-	// headDim*stateDim], updating it (kernels.Mamba2Step per token).
+	// [n, heads] raw, b, c [n, groups*stateDim], any of them views) from
+	// state [heads, headDim*stateDim], updating it (kernels.Mamba2Scan).
 	Mamba2Scan(y, x, dt, b, c *Tensor, n int, state *Tensor, p *kernels.Mamba2Params)
 	// RMSNormGate: out = rmsnorm(x * silu(z)) * w per dim-sized chunk of
 	// each row, w holding a whole row's weights (kernels.RMSNormGate).
