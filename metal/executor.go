@@ -528,8 +528,8 @@ func (e *Executor) GatedRMSNorm(out, x, z *graph.Tensor, n, dim int, w []float32
 }
 
 func (e *Executor) Rope(x *graph.Tensor, pos []int32, heads, headDim int, p *kernels.RopeParams) {
-	if len(pos) == 0 {
-		return
+	if len(pos) == 0 || p.RotaryDim == 0 {
+		return // nothing rotates (attention without rope: Granite 4.0)
 	}
 	if x.RowStride() != heads*headDim && len(pos) > 1 {
 		for t := range pos {

@@ -94,20 +94,35 @@ type Config struct {
 	HiddenAct            string   `json:"hidden_act"`
 
 	// Jamba (Mamba-1 layers interleaved with attention, MoE every
-	// expert_layer_period-th layer). The mamba_* keys other Mamba families
-	// share: keep one field per key when merging.
-	AttnLayerPeriod   int `json:"attn_layer_period"`
-	AttnLayerOffset   int `json:"attn_layer_offset"`
-	ExpertLayerPeriod int `json:"expert_layer_period"`
-	ExpertLayerOffset int `json:"expert_layer_offset"`
-	MambaDState       int `json:"mamba_d_state"`
-	MambaDConv        int `json:"mamba_d_conv"`
-	MambaExpand       int `json:"mamba_expand"`
+	// expert_layer_period-th layer). The mamba_* keys are shared with
+	// Granite 4.0's Mamba-2 layers (one field per key).
+	AttnLayerPeriod   int     `json:"attn_layer_period"`
+	AttnLayerOffset   int     `json:"attn_layer_offset"`
+	ExpertLayerPeriod int     `json:"expert_layer_period"`
+	ExpertLayerOffset int     `json:"expert_layer_offset"`
+	MambaDState       int     `json:"mamba_d_state"`
+	MambaDConv        int     `json:"mamba_d_conv"`
+	MambaExpand       float64 `json:"mamba_expand"`
 	// MambaDtRank is a number or "auto" (ceil(hidden_size/16)).
 	MambaDtRank   any   `json:"mamba_dt_rank"`
 	MambaConvBias *bool `json:"mamba_conv_bias"`
 	MambaProjBias bool  `json:"mamba_proj_bias"`
 	// (hidden_act: PhiMoE's HiddenAct above.)
+
+	// Granite 3.x MoE and Granite 4.0 hybrid (granitemoe, granitemoehybrid):
+	// the muP multipliers, the shared MLP (shared_intermediate_size, above),
+	// and the Mamba-2 layers (mamba_d_state, mamba_d_conv, mamba_expand and
+	// the biases shared with Jamba, above).
+	EmbeddingMultiplier   float64         `json:"embedding_multiplier"`
+	ResidualMultiplier    float64         `json:"residual_multiplier"`
+	AttentionMultiplier   float64         `json:"attention_multiplier"`
+	LogitsScaling         float64         `json:"logits_scaling"`
+	PositionEmbeddingType string          `json:"position_embedding_type"`
+	MambaHeads            int             `json:"mamba_n_heads"`
+	MambaHeadDim          json.RawMessage `json:"mamba_d_head"` // an int or "auto"
+	MambaGroups           int             `json:"mamba_n_groups"`
+	MambaNormBeforeGate   bool            `json:"mamba_norm_before_gate"`
+	TimeStepLimit         []float64       `json:"time_step_limit"`
 
 	Quant Quantization
 	// Path is the config.json this came from, for error messages.

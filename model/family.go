@@ -108,9 +108,21 @@ func loadMLP(w *weights, p string, inter int) *MLP {
 // one module per expert ("<p>experts.<e>.gate_proj", Mixtral w1/w3/w2).
 type expertNames struct {
 	gate, up, down string // per-expert module names (gate_proj or w1, ...)
+	// gateUp and fusedDown name the Hugging Face fused tensors when they
+	// are not experts.gate_up_proj and experts.down_proj (Granite).
+	gateUp, fusedDown string
 }
 
-var swigluNames = expertNames{"gate_proj", "up_proj", "down_proj"}
+var swigluNames = expertNames{gate: "gate_proj", up: "up_proj", down: "down_proj"}
+
+// fused returns the names of the fused [E, 2I, H] gate/up and [E, H, I]
+// down tensors.
+func (n expertNames) fused() (gateUp, down string) {
+	if n.gateUp != "" {
+		return n.gateUp, n.fusedDown
+	}
+	return "experts.gate_up_proj", "experts.down_proj"
+}
 
 // loadExperts reads a layer's n routed experts of intermediate size inter,
 // or, when loading lazily, only describes where they are.
@@ -136,8 +148,8 @@ func loadExperts(w *weights, layer int, p string, n, inter int, names expertName
 			Down: w.stack(p+"switch_mlp.down_proj", n, h, inter),
 		}
 	}
-	if w.has(p + "experts.gate_up_proj") {
-		return loadFusedExperts(w, p, n, inter)
+	if gu, dn := names.fused(); w.has(p + gu) {
+		return loadFusedExperts(w, p+gu, p+dn, n, inter)
 	}
 	x := &ResidentExperts{}
 	for e := 0; e < n; e++ {
@@ -164,13 +176,13 @@ func normTopK(c *Config, def bool) bool {
 
 func layerPrefix(p string, l int) string { return fmt.Sprintf("%slayers.%d.", p, l) }
 
-// loadFusedExperts reads Hugging Face's fused expert tensors
-// (experts.gate_up_proj [E, 2I, H] with gate rows first, experts.down_proj
-// [E, H, I]), stored without the .weight suffix.
-func loadFusedExperts(w *weights, p string, n, inter int) *ResidentExperts {
+// loadFusedExperts reads Hugging Face's fused expert tensors gateUpName
+// ([E, 2I, H] with gate rows first, experts.gate_up_proj) and downName
+// ([E, H, I], experts.down_proj).
+func loadFusedExperts(w *weights, gateUpName, downName string, n, inter int) *ResidentExperts {
 	h := w.cfg.HiddenSize
-	gateUp := w.denseStack(p+"experts.gate_up_proj", n, 2*inter, h)
-	down := w.denseStack(p+"experts.down_proj", n, h, inter)
+	gateUp := w.denseStack(gateUpName, n, 2*inter, h)
+	down := w.denseStack(downName, n, h, inter)
 	x := &ResidentExperts{Down: down}
 	for _, m := range gateUp {
 		x.Gate = append(x.Gate, &kernels.Matrix{Rows: inter, Cols: h, F32: m.F32[:inter*h]})

@@ -29,9 +29,9 @@ type GatedDeltaNet struct {
 }
 
 // deltaState is a linear-attention layer's cache: conv history and the
-// delta-rule state. Both are fixed-size, so a snapshot is a copy. convQ,
-// convK and convV are the conv history of the q, k and v channels (row
-// views of Conv).
+// delta-rule state (or Mamba-2's scan state). Both are fixed-size, so a
+// snapshot is a copy. convQ, convK and convV are the conv history of the
+// q, k and v channels (row views of Conv; nil for Mamba-2).
 type deltaState struct {
 	Conv, S             *graph.Tensor
 	convQ, convK, convV *graph.Tensor

@@ -65,7 +65,7 @@ func loadJamba(w *weights) *Model {
 // jambaShape reads the Mamba-1 sizes from the config and rejects what the
 // engine does not implement, naming the field.
 func jambaShape(c *Config) (Mamba1, error) {
-	s := Mamba1{Channels: c.MambaExpand * c.HiddenSize, DState: c.MambaDState, ConvKernel: c.MambaDConv, Eps: float32(c.RMSNormEps)}
+	s := Mamba1{Channels: int(c.MambaExpand * float64(c.HiddenSize)), DState: c.MambaDState, ConvKernel: c.MambaDConv, Eps: float32(c.RMSNormEps)}
 	switch r := c.MambaDtRank.(type) {
 	case nil:
 		s.DtRank = (c.HiddenSize + 15) / 16
@@ -89,8 +89,10 @@ func jambaShape(c *Config) (Mamba1, error) {
 		return s, fmt.Errorf("attn_layer_offset (%d) must be in [0, attn_layer_period (%d))", c.AttnLayerOffset, c.AttnLayerPeriod)
 	case c.ExpertLayerPeriod <= 0 || c.ExpertLayerOffset < 0 || c.ExpertLayerOffset >= c.ExpertLayerPeriod:
 		return s, fmt.Errorf("expert_layer_offset (%d) must be in [0, expert_layer_period (%d))", c.ExpertLayerOffset, c.ExpertLayerPeriod)
+	case c.MambaExpand != math.Trunc(c.MambaExpand):
+		return s, fmt.Errorf("mamba_expand %v is not a whole number", c.MambaExpand)
 	case c.MambaExpand <= 0 || c.MambaDState <= 0 || c.MambaDConv <= 0 || s.DtRank <= 0:
-		return s, fmt.Errorf("mamba_expand (%d), mamba_d_state (%d), mamba_d_conv (%d) and mamba_dt_rank (%d) must be positive",
+		return s, fmt.Errorf("mamba_expand (%v), mamba_d_state (%d), mamba_d_conv (%d) and mamba_dt_rank (%d) must be positive",
 			c.MambaExpand, c.MambaDState, c.MambaDConv, s.DtRank)
 	}
 	return s, nil

@@ -53,6 +53,11 @@ type Model struct {
 	offHeap [][]byte // weight buffers outside the Go heap, from buffers
 	buffers graph.BufferAllocator
 
+	// EmbedScale and ResidualScale, when not 0, multiply the embedding
+	// and each block's output before it joins the residual stream (the
+	// Granite families' multipliers; see scaleRows).
+	EmbedScale, ResidualScale float32
+
 	// MaxBatch is how many tokens one forward pass processes at most;
 	// longer prompts are processed in chunks of this size.
 	MaxBatch int

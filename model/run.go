@@ -299,17 +299,24 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 	hidden := m.Config.HiddenSize
 	x, h, y, lastLogits := rn.stream()
 	e.Embed(x, m.Embed, ids)
+	sc, err := m.scaler(e)
+	if err != nil {
+		return nil, err
+	}
+	scaleRows(sc, x, n, m.EmbedScale)
 	for l, layer := range m.Layers {
 		r.layer = l
 		rn.norm(h, x, n, layer.InputNorm, layer.InputNormBias)
 		if err := layer.Mixer.forward(r, y, h, c.States[l]); err != nil {
 			return nil, fmt.Errorf("layer %d: %w", l, err)
 		}
+		scaleRows(sc, y, n, m.ResidualScale)
 		e.Add(x, x, y, n)
 		rn.norm(h, x, n, layer.PostNorm, layer.PostNormBias)
 		if err := layer.FFN.forward(r, y, h); err != nil {
 			return nil, fmt.Errorf("layer %d: %w", l, err)
 		}
+		scaleRows(sc, y, n, m.ResidualScale)
 		e.Add(x, x, y, n)
 		if rn.Trace != nil && rn.Trace.LayerOutput != nil {
 			if err := e.Sync(); err != nil {
