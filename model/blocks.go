@@ -129,23 +129,25 @@ func (a *Attention) kvScratch(s *scratch) (k, v *graph.Tensor) {
 
 func (a *Attention) plan(s *scratch) {
 	a.scratch(s)
-	if s.kv != kernels.KVF32 {
-		a.kvScratch(s)
-	}
+	a.kvScratch(s)
 }
 
-func (a *Attention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
+func (a *Attention) forward(r *run, out, x *graph.Tensor, _ MixerState) error {
+	return a.forwardSegments(r, out, x)
+}
+
+func (a *Attention) forwardSegments(r *run, out, x *graph.Tensor) error {
 	e, n := r.E, r.n
-	cache := st.(*kvCache)
 	q, gate, att := a.scratch(&r.scratch)
-	// 1. Projections; the new keys and values go straight into a float32
-	// cache, else into scratch rows stored after the rotary embedding.
-	var k, v *graph.Tensor
-	if cache.KQ != nil {
-		k, v = a.kvScratch(&r.scratch)
-	} else {
-		k = cache.kNew.SetView(cache.K, r.pos0, n, 0, cache.K.Cols)
-		v = cache.vNew.SetView(cache.V, r.pos0, n, 0, cache.V.Cols)
+	// 1. Projections of all rows. With one segment and a float32 cache
+	// the new keys and values go straight into the cache; else into
+	// scratch rows, stored per segment after the rotary embedding.
+	k, v := a.kvScratch(&r.scratch)
+	direct := false
+	if first := r.state(&r.segs[0]).(*kvCache); len(r.segs) == 1 && first.KQ == nil {
+		k = first.kNew.SetView(first.K, r.pos0, n, 0, first.K.Cols)
+		v = first.vNew.SetView(first.V, r.pos0, n, 0, first.V.Cols)
+		direct = true
 	}
 	e.MatMul(q, x, n, a.Q, a.QBias)
 	if a.QGate != nil {
@@ -153,7 +155,8 @@ func (a *Attention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	}
 	e.MatMul(k, x, n, a.K, a.KBias)
 	e.MatMul(v, x, n, a.V, a.VBias)
-	// 2. q/k norms and rotary embedding, in place.
+	// 2. q/k norms and rotary embedding (each row at its own position),
+	// in place.
 	if a.QNorm != nil {
 		qdim, kdim := a.HeadDim, a.HeadDim
 		if a.NormWhole {
@@ -164,15 +167,25 @@ func (a *Attention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	}
 	e.Rope(q, r.pos, a.Heads, a.HeadDim, a.Rope)
 	e.Rope(k, r.pos, a.KVHeads, a.HeadDim, a.Rope)
-	// 3. Attention over the cache, the output gate, o_proj.
-	if cache.KQ != nil {
-		ke := e.(graph.KVExecutor)
-		ke.StoreKV(cache.KQ, r.pos0, k, n)
-		ke.StoreKV(cache.VQ, r.pos0, v, n)
-		ke.AttentionKV(att, q, cache.KQ, 0, cache.VQ, 0, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale)
-	} else {
-		e.Attention(att, q, cache.K, cache.V, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale)
+	// 3. Per segment: store its keys and values, attend over its cache.
+	for i := range r.segs {
+		s := r.segment(i)
+		cache := r.state(s).(*kvCache)
+		qs, atts := r.segRows(q, s), r.segRows(att, s)
+		switch {
+		case cache.KQ != nil:
+			ke := e.(graph.KVExecutor)
+			ke.StoreKV(cache.KQ, s.pos0, r.segRows(k, s), s.n)
+			ke.StoreKV(cache.VQ, s.pos0, r.segRows(v, s), s.n)
+			ke.AttentionKV(atts, qs, cache.KQ, 0, cache.VQ, 0, s.n, s.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale)
+			continue
+		case !direct:
+			e.CopyCols(cache.K, s.pos0, 0, k, s.row0, 0, s.n, k.Cols)
+			e.CopyCols(cache.V, s.pos0, 0, v, s.row0, 0, s.n, v.Cols)
+		}
+		e.Attention(atts, qs, cache.K, cache.V, s.n, s.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale)
 	}
+	// 4. The output gate and o_proj over all rows.
 	if gate != nil {
 		e.MulSigmoid(att, att, gate, n)
 	}
