@@ -284,3 +284,25 @@ func Scale(outs []Output) float64 {
 	}
 	return s
 }
+
+// Check runs seqs alone and batched on e and compares them: it returns a
+// line saying how far apart their logits are, and an error when a run
+// fails, the greedy tokens differ or a logit differs by more than tol of
+// the largest one.
+func Check(m *model.Model, e graph.Executor, seqs []Sequence, tol float64) (string, error) {
+	alone, err := Alone(m, e, seqs)
+	if err != nil {
+		return "", err
+	}
+	batched, err := Batched(m, e, seqs)
+	if err != nil {
+		return "", err
+	}
+	diff, err := Compare(alone, batched)
+	scale := Scale(alone)
+	msg := fmt.Sprintf("%d sequences, batched logits differ from alone by at most %.3g (logits up to %.3g)", len(seqs), diff, scale)
+	if err == nil && diff > tol*scale {
+		err = fmt.Errorf("batched logits differ from alone by %g, more than %g of the largest logit %g", diff, tol, scale)
+	}
+	return msg, err
+}

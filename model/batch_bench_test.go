@@ -1,0 +1,82 @@
+package model_test
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/mlx-moe/mlx-moe/cpu"
+	"github.com/mlx-moe/mlx-moe/defaultmodel"
+	"github.com/mlx-moe/mlx-moe/model"
+)
+
+// batchBenchEnv names a checkpoint (a `mlx-moe synth --scale` model that
+// fits in memory) that BenchmarkBatchDecode runs besides the embedded one.
+const batchBenchEnv = "MLXMOE_BENCH_MODEL"
+
+// batchSizes are the sequences per decode step BenchmarkBatchDecode
+// compares.
+var batchSizes = []int{1, 2, 4}
+
+// BenchmarkBatchDecode times decode steps of 1, 2 and 4 sequences
+// (ForwardBatch, one token each), interleaved so that every size sees the
+// same machine load, and reports each size's aggregate tok/s, its ratio to
+// one sequence's (x2, x4) and one sequence's weight bytes per second as a
+// fraction of the copy bandwidth measured in the same run.
+func BenchmarkBatchDecode(b *testing.B) {
+	dir, err := defaultmodel.Dir(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	models := []struct{ name, dir string }{{"trained-qwen3_next", dir}}
+	if d := os.Getenv(batchBenchEnv); d != "" {
+		models = append(models, struct{ name, dir string }{"synth", d})
+	}
+	bw := memoryBandwidth()
+	for _, mod := range models {
+		b.Run(mod.name, func(b *testing.B) {
+			m, err := model.Load(mod.dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			e := cpu.New()
+			rn := model.NewRunner(m, e)
+			defer rn.Free()
+			maxSeqs := batchSizes[len(batchSizes)-1]
+			segs := make([]model.Segment, maxSeqs)
+			for i := range segs {
+				c := m.NewCache(e, 8+len(batchSizes)*b.N)
+				defer c.Free(e)
+				if _, err := rn.Forward(c, []int32{int32(i + 1), 2, 3, 4}, false); err != nil {
+					b.Fatal(err)
+				}
+				segs[i] = model.Segment{Cache: c, IDs: []int32{int32(i)}, Logits: make([]float32, m.Config.VocabSize)}
+			}
+			elapsed := make([]time.Duration, len(batchSizes))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for j, n := range batchSizes {
+					start := time.Now()
+					if err := rn.ForwardBatch(segs[:n]); err != nil {
+						b.Fatal(err)
+					}
+					elapsed[j] += time.Since(start)
+					for _, s := range segs[:n] {
+						s.IDs[0] = (s.IDs[0]*31 + 7) % int32(m.Config.VocabSize)
+					}
+				}
+			}
+			tps := make([]float64, len(batchSizes))
+			for j, n := range batchSizes {
+				tps[j] = float64(n*b.N) / elapsed[j].Seconds()
+				b.ReportMetric(tps[j], fmt.Sprintf("tok/s-%d", n))
+				if j > 0 {
+					b.ReportMetric(tps[j]/tps[0], fmt.Sprintf("x%d", n))
+				}
+			}
+			b.ReportMetric(tps[0]*float64(activeBytes(m))/bw, "frac-of-mem-bw-1")
+		})
+	}
+}
