@@ -72,8 +72,8 @@ func TestForwardBatchManySegments(t *testing.T) {
 }
 
 // TestForwardBatchPagedExact runs the schedule batched with the experts
-// paged (exact policy, a quarter of each layer's experts fit) and resident:
-// bitwise the same logits.
+// paged (exact policy, a quarter of each layer's experts fit), with and
+// without prefetching, and resident: bitwise the same logits.
 func TestForwardBatchPagedExact(t *testing.T) {
 	for _, name := range fixture.Names(t) {
 		t.Run(name, func(t *testing.T) {
@@ -88,33 +88,47 @@ func TestForwardBatchPagedExact(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pm, err := model.LoadWith(dir, model.LoadOptions{LazyExperts: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pm.Close()
-			sources := pm.ExpertSources()
-			if len(sources) == 0 {
-				t.Skip("no routed experts")
-			}
-			p, err := experts.New(experts.Config{Layers: pm.PagerLayers(), Capacity: max(sources[0].Count/4, 1), Policy: experts.Exact})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			if err := pm.AttachPager(p); err != nil {
-				t.Fatal(err)
-			}
-			paged, err := batchtest.Batched(pm, cpu.New(), seqs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !batchtest.Identical(resident, paged) {
-				d, _ := batchtest.Compare(resident, paged)
-				t.Errorf("paged batched logits differ from resident by %g", d)
+			for _, prefetch := range []bool{false, true} {
+				st := pagedBatch(t, dir, seqs, prefetch, resident)
+				t.Logf("prefetch %v: %d misses, %d prefetched", prefetch, st.Misses, st.Prefetched)
+				if prefetch && st.Prefetched == 0 && st.Misses > 0 {
+					t.Errorf("prefetch on: nothing prefetched in %d misses", st.Misses)
+				}
 			}
 		})
 	}
+}
+
+// pagedBatch runs seqs batched with the fixture in dir paged at a quarter
+// of its experts, checks the logits are bitwise want's and returns the
+// pager's counts.
+func pagedBatch(t *testing.T, dir string, seqs []batchtest.Sequence, prefetch bool, want []batchtest.Output) experts.LayerStats {
+	m, err := model.LoadWith(dir, model.LoadOptions{LazyExperts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	sources := m.ExpertSources()
+	if len(sources) == 0 {
+		t.Skip("no routed experts")
+	}
+	p, err := experts.New(experts.Config{Layers: m.PagerLayers(), Capacity: max(sources[0].Count/4, 1), Policy: experts.Exact})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := m.AttachPager(p); err != nil {
+		t.Fatal(err)
+	}
+	paged, err := batchtest.Batched(m, cpu.New(), seqs, func(rn *model.Runner) { rn.Prefetch = prefetch })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !batchtest.Identical(want, paged) {
+		d, _ := batchtest.Compare(want, paged)
+		t.Errorf("prefetch %v: paged batched logits differ from resident by %g", prefetch, d)
+	}
+	return p.Stats().Total
 }
 
 // TestForwardBatchErrors checks that bad batches are refused with an

@@ -241,7 +241,7 @@ func (m *MoE) scratch(s *scratch) (logits, shared, sharedGate, prefetch *graph.T
 		}
 	}
 	if m.Next != nil {
-		prefetch = s.tensorRows("moe.prefetch", 1, m.Next.Router.Rows)
+		prefetch = s.tensorRows("moe.prefetch", min(prefetchRows, s.rows), m.Next.Router.Rows)
 	}
 	return logits, shared, sharedGate, prefetch
 }
@@ -265,7 +265,8 @@ func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 		}
 		r.Trace.Routes(m.Layer, routes)
 	}
-	if r.Prefetch && n == 1 && prefetch != nil {
+	if r.Prefetch && prefetch != nil && n == len(r.segs) && n <= prefetch.Rows {
+		// A decode step (one row per sequence).
 		if err := m.prefetchNext(r, x, prefetch); err != nil {
 			return err
 		}
@@ -325,23 +326,28 @@ type Prefetcher interface {
 	Prefetch(ids []int32)
 }
 
+// prefetchRows is the most rows of a decode step (one per sequence) whose
+// next-layer experts Prefetch predicts.
+const prefetchRows = 8
+
 // prefetchNext predicts the next MoE layer's experts by applying its router
 // to this layer's input (the residual stream changes little from one layer
 // to the next) and asks the pager to start loading them while this layer's
-// experts run. Decode only: it reads the prediction on the host.
+// experts run. Decode only (r.n rows, one per sequence): it reads the
+// prediction on the host.
 func (m *MoE) prefetchNext(r *run, x, logits *graph.Tensor) error {
 	next := m.Next
 	pf, ok := next.Experts.(Prefetcher)
 	if !ok {
 		return nil
 	}
-	r.E.MatMul(logits, x, 1, next.Router, nil)
+	r.E.MatMul(logits, x, r.n, next.Router, nil)
 	routes := r.routesFor(-1-next.Layer, next.Routing.TopK)
-	r.E.Route(routes, logits, 1, &next.Routing)
+	r.E.Route(routes, logits, r.n, &next.Routing)
 	if err := r.E.Sync(); err != nil {
 		return err
 	}
-	pf.Prefetch(routes.IDs[:next.Routing.TopK])
+	pf.Prefetch(routes.IDs[:r.n*next.Routing.TopK])
 	return nil
 }
 

@@ -118,10 +118,14 @@ func argmax(v []float32) int {
 }
 
 // Batched runs the schedule with ForwardBatch: each step is one pass over
-// the next prompt chunk or decode token of every running sequence.
-func Batched(m *model.Model, e graph.Executor, seqs []Sequence) ([]Output, error) {
+// the next prompt chunk or decode token of every running sequence. Each
+// of setup is applied to the runner first.
+func Batched(m *model.Model, e graph.Executor, seqs []Sequence, setup ...func(*model.Runner)) ([]Output, error) {
 	rn := model.NewRunner(m, e)
 	defer rn.Free()
+	for _, f := range setup {
+		f(rn)
+	}
 	vocab := m.Config.VocabSize
 	type running struct {
 		cache   *model.Cache
