@@ -3,6 +3,7 @@ package model_test
 import (
 	"fmt"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,8 +23,10 @@ var batchSizes = []int{1, 2, 4}
 // BenchmarkBatchDecode times decode steps of 1, 2 and 4 sequences
 // (ForwardBatch, one token each), interleaved so that every size sees the
 // same machine load, and reports each size's aggregate tok/s, its ratio to
-// one sequence's (x2, x4) and one sequence's weight bytes per second as a
-// fraction of the copy bandwidth measured in the same run.
+// one sequence's (x2, x4), the same ratios by the process's CPU time
+// (cpu-x2, cpu-x4: what they would be with the cores to itself, on a
+// machine other jobs share) and one sequence's weight bytes per second as
+// a fraction of the copy bandwidth measured in the same run.
 func BenchmarkBatchDecode(b *testing.B) {
 	dir, err := defaultmodel.Dir(b.TempDir())
 	if err != nil {
@@ -54,15 +57,16 @@ func BenchmarkBatchDecode(b *testing.B) {
 				}
 				segs[i] = model.Segment{Cache: c, IDs: []int32{int32(i)}, Logits: make([]float32, m.Config.VocabSize)}
 			}
-			elapsed := make([]time.Duration, len(batchSizes))
+			elapsed, cpuTime := make([]time.Duration, len(batchSizes)), make([]time.Duration, len(batchSizes))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				for j, n := range batchSizes {
-					start := time.Now()
+					start, cpuStart := time.Now(), processCPU()
 					if err := rn.ForwardBatch(segs[:n]); err != nil {
 						b.Fatal(err)
 					}
 					elapsed[j] += time.Since(start)
+					cpuTime[j] += processCPU() - cpuStart
 					for _, s := range segs[:n] {
 						s.IDs[0] = (s.IDs[0]*31 + 7) % int32(m.Config.VocabSize)
 					}
@@ -74,9 +78,20 @@ func BenchmarkBatchDecode(b *testing.B) {
 				b.ReportMetric(tps[j], fmt.Sprintf("tok/s-%d", n))
 				if j > 0 {
 					b.ReportMetric(tps[j]/tps[0], fmt.Sprintf("x%d", n))
+					perCPU := float64(n) * cpuTime[0].Seconds() / cpuTime[j].Seconds()
+					b.ReportMetric(perCPU, fmt.Sprintf("cpu-x%d", n))
 				}
 			}
 			b.ReportMetric(tps[0]*float64(activeBytes(m))/bw, "frac-of-mem-bw-1")
 		})
 	}
+}
+
+// processCPU is the CPU time (user and system) the process has used.
+func processCPU() time.Duration {
+	var u syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &u) != nil {
+		return 0
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
 }
