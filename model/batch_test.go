@@ -103,23 +103,7 @@ func TestForwardBatchPagedExact(t *testing.T) {
 // of its experts, checks the logits are bitwise want's and returns the
 // pager's counts.
 func pagedBatch(t *testing.T, dir string, seqs []batchtest.Sequence, prefetch bool, want []batchtest.Output) experts.LayerStats {
-	m, err := model.LoadWith(dir, model.LoadOptions{LazyExperts: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	sources := m.ExpertSources()
-	if len(sources) == 0 {
-		t.Skip("no routed experts")
-	}
-	p, err := experts.New(experts.Config{Layers: m.PagerLayers(), Capacity: max(sources[0].Count/4, 1), Policy: experts.Exact})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if err := m.AttachPager(p); err != nil {
-		t.Fatal(err)
-	}
+	m, p := loadPaged(t, dir, func(experts int) int { return max(experts/4, 1) })
 	paged, err := batchtest.Batched(m, cpu.New(), seqs, func(rn *model.Runner) { rn.Prefetch = prefetch })
 	if err != nil {
 		t.Fatal(err)

@@ -187,23 +187,7 @@ func (a *allocsByOp) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts g
 func TestPagedDecodeStepAllocatesNothing(t *testing.T) {
 	for _, name := range fixture.Names(t) {
 		t.Run(name, func(t *testing.T) {
-			m, err := model.LoadWith(fixture.Dir(t, "fixtures/"+name), model.LoadOptions{LazyExperts: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			sources := m.ExpertSources()
-			if len(sources) == 0 {
-				t.Skip("no routed experts")
-			}
-			p, err := experts.New(experts.Config{Layers: m.PagerLayers(), Capacity: sources[0].Count, Policy: experts.Exact})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			if err := m.AttachPager(p); err != nil {
-				t.Fatal(err)
-			}
+			m, _ := loadPaged(t, fixture.Dir(t, "fixtures/"+name), func(experts int) int { return experts })
 			for _, seqs := range []int{1, 4} {
 				step := batchDecodeSteps(t, m, graphtest.Null{}, 64, seqs)
 				for range 8 { // every token id the steps use, so every routed expert is resident
@@ -215,4 +199,30 @@ func TestPagedDecodeStepAllocatesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loadPaged loads the checkpoint in dir with its routed experts paged
+// (exact policy, capacity(experts in a layer) slots a layer); the model and
+// pager are closed when the test ends. It skips a model without routed
+// experts.
+func loadPaged(t *testing.T, dir string, capacity func(experts int) int) (*model.Model, *experts.Pager) {
+	t.Helper()
+	m, err := model.LoadWith(dir, model.LoadOptions{LazyExperts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	sources := m.ExpertSources()
+	if len(sources) == 0 {
+		t.Skip("no routed experts")
+	}
+	p, err := experts.New(experts.Config{Layers: m.PagerLayers(), Capacity: capacity(sources[0].Count), Policy: experts.Exact})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	if err := m.AttachPager(p); err != nil {
+		t.Fatal(err)
+	}
+	return m, p
 }
