@@ -8,6 +8,7 @@ import (
 	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/graph/graphtest"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
@@ -37,6 +38,23 @@ func TestForwardBatch(t *testing.T) {
 func TestForwardBatchRowByRow(t *testing.T) {
 	forEachFixture(t, func(t *testing.T, name string, m *model.Model) {
 		for _, f := range []kernels.KVFormat{kernels.KVF32, kernels.KVF16, kernels.KVQ8} {
+			m.KVFormat = f
+			checkBatched(t, fmt.Sprintf("%s, %v caches", name, f), m, batchtest.RowByRow{Executor: cpu.New()}, batchtest.Schedule(m.Config.VocabSize), 0)
+		}
+	})
+}
+
+// TestForwardBatchOneSegmentMixers is TestForwardBatchRowByRow with every
+// mixer run the way a mixer without a batched form runs (once per segment,
+// on views of its rows): bitwise what each sequence gets alone, and a
+// decode step of four sequences allocates nothing in model code.
+func TestForwardBatchOneSegmentMixers(t *testing.T) {
+	forEachFixture(t, func(t *testing.T, name string, m *model.Model) {
+		model.OneSegmentMixers(m)
+		if a := testing.AllocsPerRun(20, batchDecodeSteps(t, m, graphtest.Null{}, 64, 4)); a != 0 {
+			t.Errorf("a decode step of 4 sequences made %.1f heap allocations in model code", a)
+		}
+		for _, f := range []kernels.KVFormat{kernels.KVF32, kernels.KVF16} {
 			m.KVFormat = f
 			checkBatched(t, fmt.Sprintf("%s, %v caches", name, f), m, batchtest.RowByRow{Executor: cpu.New()}, batchtest.Schedule(m.Config.VocabSize), 0)
 		}

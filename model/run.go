@@ -230,6 +230,10 @@ type run struct {
 	segs   []passSegment
 	views  [segmentViews]graph.Tensor
 	nviews int
+	// alone is the segment a one-segment mixer runs, aloneX and aloneOut
+	// its rows of the mixer's input and output (see mix).
+	alone            [1]passSegment
+	aloneX, aloneOut graph.Tensor
 }
 
 // passSegment is where one sequence is in a pass: its rows [row0, row0+n)
@@ -278,13 +282,19 @@ func (r *run) mix(mx Mixer, out, x *graph.Tensor) error {
 	if sm, ok := mx.(segmentMixer); ok {
 		return sm.forwardSegments(r, out, x)
 	}
-	n, pos0, pos := r.n, r.pos0, r.pos
+	n, pos0, pos, segs := r.n, r.pos0, r.pos, r.segs
 	var err error
-	for i := range r.segs {
-		s := r.segment(i)
-		r.n, r.pos0, r.pos = s.n, s.pos0, pos[s.row0:s.row0+s.n]
-		if err = mx.forward(r, r.segRows(out, s), r.segRows(x, s), r.state(s)); err != nil {
-			if len(r.segs) > 1 {
+	for i := range segs {
+		s := &segs[i]
+		xs := r.aloneX.SetView(x, s.row0, s.n, 0, x.Cols)
+		outs := r.aloneOut.SetView(out, s.row0, s.n, 0, out.Cols)
+		// The segment alone, its rows from 0 (those of xs and outs).
+		r.alone[0] = passSegment{n: s.n, pos0: s.pos0, cache: s.cache}
+		r.n, r.pos0, r.pos, r.segs = s.n, s.pos0, pos[s.row0:s.row0+s.n], r.alone[:]
+		err = mx.forward(r, outs, xs, r.state(&r.alone[0]))
+		r.segs = segs
+		if err != nil {
+			if len(segs) > 1 {
 				err = fmt.Errorf("segment %d: %w", i, err)
 			}
 			break
