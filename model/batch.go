@@ -50,6 +50,11 @@ func (rn *Runner) checkSegment(c *Cache, ids []int32) error {
 	if c == nil || len(c.States) != len(rn.M.Layers) {
 		return fmt.Errorf("no cache of this model")
 	}
+	for l, s := range c.States {
+		if s == nil {
+			return fmt.Errorf("the cache has no state for layer %d (a recurrent-only snapshot cannot run)", l)
+		}
+	}
 	if len(ids) == 0 {
 		return fmt.Errorf("no tokens to process")
 	}

@@ -146,6 +146,8 @@ func TestForwardBatchErrors(t *testing.T) {
 	a, b := m.NewCache(e, 4), m.NewCache(e, 4)
 	vocab := m.Config.VocabSize
 	long := make([]int32, m.MaxBatch)
+	freed := m.NewCache(e, 4)
+	freed.Free(e)
 	cases := []struct {
 		name string
 		segs []model.Segment
@@ -156,6 +158,8 @@ func TestForwardBatchErrors(t *testing.T) {
 		{"no cache", []model.Segment{{IDs: []int32{1}}}, "segment 0: no cache"},
 		{"bad id", []model.Segment{{Cache: a, IDs: []int32{1}}, {Cache: b, IDs: []int32{2, int32(vocab)}}}, "segment 1: token id"},
 		{"context", []model.Segment{{Cache: a, IDs: []int32{1, 2, 3, 4, 5}}}, "segment 0: sequence of 5 tokens exceeds the context of 4"},
+		{"snapshot cache", []model.Segment{{Cache: m.NewRecurrentCache(e), IDs: []int32{1}}}, "segment 0: the cache has no state for layer 0"},
+		{"freed cache", []model.Segment{{Cache: freed, IDs: []int32{1}}}, "segment 0: no cache of this model"},
 		{"same cache", []model.Segment{{Cache: a, IDs: []int32{1}}, {Cache: a, IDs: []int32{2}}}, "segment 1: the same cache as segment 0"},
 		{"logits size", []model.Segment{{Cache: a, IDs: []int32{1}, Logits: make([]float32, 3)}}, "segment 0: logits buffer of 3 values"},
 		{"too many tokens", []model.Segment{{Cache: m.NewCache(e, m.MaxBatch+1), IDs: long}, {Cache: a, IDs: []int32{1}}}, "exceeds the model's MaxBatch"},
