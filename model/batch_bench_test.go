@@ -3,6 +3,7 @@ package model_test
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +16,10 @@ import (
 // batchBenchEnv names a checkpoint (a `mlx-moe synth --scale` model that
 // fits in memory) that BenchmarkBatchDecode runs besides the embedded one.
 const batchBenchEnv = "MLXMOE_BENCH_MODEL"
+
+// batchCapacityEnv, when set, adds a run of that model with its experts
+// paged (exact policy, prefetching) at this many slots a layer.
+const batchCapacityEnv = "MLXMOE_BENCH_CAPACITY"
 
 // batchSizes are the sequences per decode step BenchmarkBatchDecode
 // compares.
@@ -32,21 +37,34 @@ func BenchmarkBatchDecode(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	models := []struct{ name, dir string }{{"trained-qwen3_next", dir}}
+	type benchModel struct {
+		name, dir string
+		capacity  int // 0: resident
+	}
+	models := []benchModel{{"trained-qwen3_next", dir, 0}}
 	if d := os.Getenv(batchBenchEnv); d != "" {
-		models = append(models, struct{ name, dir string }{"synth", d})
+		models = append(models, benchModel{"synth", d, 0})
+		if c, err := strconv.Atoi(os.Getenv(batchCapacityEnv)); err == nil && c > 0 {
+			models = append(models, benchModel{fmt.Sprintf("synth-paged-%d", c), d, c})
+		}
 	}
 	bw := memoryBandwidth()
 	for _, mod := range models {
 		b.Run(mod.name, func(b *testing.B) {
-			m, err := model.Load(mod.dir)
-			if err != nil {
-				b.Fatal(err)
+			var m *model.Model
+			if mod.capacity > 0 {
+				m, _ = loadPaged(b, mod.dir, func(int) int { return mod.capacity })
+			} else {
+				var err error
+				if m, err = model.Load(mod.dir); err != nil {
+					b.Fatal(err)
+				}
+				defer m.Close()
 			}
-			defer m.Close()
 			e := cpu.New()
 			rn := model.NewRunner(m, e)
 			defer rn.Free()
+			rn.Prefetch = mod.capacity > 0 // as the library runs a pager
 			maxSeqs := batchSizes[len(batchSizes)-1]
 			segs := make([]model.Segment, maxSeqs)
 			for i := range segs {
@@ -82,7 +100,9 @@ func BenchmarkBatchDecode(b *testing.B) {
 					b.ReportMetric(perCPU, fmt.Sprintf("cpu-x%d", n))
 				}
 			}
-			b.ReportMetric(tps[0]*float64(activeBytes(m))/bw, "frac-of-mem-bw-1")
+			if mod.capacity == 0 {
+				b.ReportMetric(tps[0]*float64(activeBytes(m))/bw, "frac-of-mem-bw-1")
+			}
 		})
 	}
 }

@@ -205,7 +205,7 @@ func TestPagedDecodeStepAllocatesNothing(t *testing.T) {
 // (exact policy, capacity(experts in a layer) slots a layer); the model and
 // pager are closed when the test ends. It skips a model without routed
 // experts.
-func loadPaged(t *testing.T, dir string, capacity func(experts int) int) (*model.Model, *experts.Pager) {
+func loadPaged(t testing.TB, dir string, capacity func(experts int) int) (*model.Model, *experts.Pager) {
 	t.Helper()
 	m, err := model.LoadWith(dir, model.LoadOptions{LazyExperts: true})
 	if err != nil {
