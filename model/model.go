@@ -87,6 +87,11 @@ type Mixer interface {
 	newState(e graph.Executor, maxLen int, f kernels.KVFormat) MixerState
 	// plan asks for the scratch tensors forward uses (see Runner).
 	plan(s *scratch)
+	// forward mixes one sequence's rows: r.n rows of x at positions r.pos
+	// (r.pos0, r.pos0+1, ...) into out, with st that sequence's state. In a
+	// batched pass it runs once per segment on views of its rows (r.segs
+	// then holds that segment alone), unless the mixer is a segmentMixer,
+	// which takes the whole pass at once.
 	forward(r *run, out, x *graph.Tensor, st MixerState) error
 }
 
