@@ -146,6 +146,10 @@ func (d *DecodeInput) prepareInt8(bits int) {
 // (out is [n, m.Rows]). It runs on the calling goroutine: callers split
 // rows (and matrices) across the worker pool themselves.
 func MatVecRows(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
+	if m.MX != nil {
+		mxRows(out, d.x, d.n, m, lo, hi)
+		return
+	}
 	if m.Q != nil && d.group == m.Q.GroupSize {
 		if qmvRowsSIMD(out, d, m, lo, hi) {
 			return
