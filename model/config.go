@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/mlx-moe/mlx-moe/kernels"
 )
 
 // Config is the union of the config.json keys the supported families use.
@@ -96,10 +98,18 @@ func (r *RopeScaling) Kind() string {
 	return r.Type
 }
 
-// QuantParams is the affine quantization of one module.
+// QuantParams is the quantization of one module: MLX affine, or, when
+// Mode names one, a microscaling float format (kernels.MXMode).
 type QuantParams struct {
-	GroupSize int `json:"group_size"`
-	Bits      int `json:"bits"`
+	GroupSize int    `json:"group_size"`
+	Bits      int    `json:"bits"`
+	Mode      string `json:"mode"`
+}
+
+// MX is the module's microscaling format (0 for affine quantization).
+func (p QuantParams) MX() kernels.MXMode {
+	m, _ := kernels.ParseMXMode(p.Mode)
+	return m
 }
 
 // Quantization holds the checkpoint-wide default and per-module overrides
@@ -269,10 +279,12 @@ func parseQuant(raw json.RawMessage, q *Quantization) error {
 			q.Overrides[k] = p
 		}
 	}
-	if q.Mode != "" && q.Mode != "affine" {
-		return fmt.Errorf("mode %q is not supported (only affine)", q.Mode)
-	}
+	q.Default.Mode = q.Mode
 	for name, p := range q.Overrides {
+		if p.Mode == "" {
+			p.Mode = q.Mode
+			q.Overrides[name] = p
+		}
 		if err := p.check(); err != nil {
 			return fmt.Errorf("%s: %v", name, err)
 		}
@@ -284,6 +296,17 @@ func parseQuant(raw json.RawMessage, q *Quantization) error {
 }
 
 func (p QuantParams) check() error {
+	if p.Mode != "" && p.Mode != "affine" {
+		mx, ok := kernels.ParseMXMode(p.Mode)
+		if !ok {
+			return fmt.Errorf("mode %q is not supported (affine, mxfp4, mxfp8 or nvfp4)", p.Mode)
+		}
+		if p.Bits != mx.Bits() || p.GroupSize != mx.GroupSize() {
+			return fmt.Errorf("mode %s needs %d bits in groups of %d, config says %d bits, group size %d",
+				p.Mode, mx.Bits(), mx.GroupSize(), p.Bits, p.GroupSize)
+		}
+		return nil
+	}
 	switch p.Bits {
 	case 2, 3, 4, 5, 6, 8:
 	default:

@@ -82,6 +82,8 @@ func (s *ExpertSource) Views(slot []byte, offsets []int64) (gate, up, down *kern
 		}
 		x := &kernels.Matrix{Rows: m.rows, Cols: m.cols}
 		switch {
+		case m.quant.MX() != 0:
+			x.MX = &kernels.MXQuant{Mode: m.quant.MX(), W: bufs[0], Scales: bufs[1]}
 		case m.quant.Bits != 0:
 			x.Q = &kernels.Quant{Bits: m.quant.Bits, GroupSize: m.quant.GroupSize, F16Scales: m.f16Scales,
 				W: asU32(bufs[0]), Scales: asU16(bufs[1]), Biases: asU16(bufs[2])}
@@ -167,6 +169,8 @@ func (w *weights) expertMatrix(src *ExpertSource, lt *linearTensors, shape [2]in
 	}
 	m := expertMatrix{rows: shape[0], cols: shape[1], quant: lt.quant, dtype: lt.weight.DType}
 	switch {
+	case lt.quant.MX() != 0:
+		m.parts = []expertPart{part(lt.weight), part(lt.scales)}
 	case lt.quant.Bits != 0:
 		m.f16Scales = lt.scales.DType == F16
 		m.parts = []expertPart{part(lt.weight), part(lt.scales), part(lt.biases)}

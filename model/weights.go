@@ -202,6 +202,18 @@ func (w *weights) linearInfo(module string, n, rows, cols int) *linearTensors {
 		w.fail("tensor %s has shape %v, expected %v at %d bits (hidden sizes from %s)", t.Name, t.Shape, want(rows, cols*qp.Bits/32), qp.Bits, w.cfg.Path)
 		return nil
 	}
+	if qp.MX() != 0 {
+		// Microscaling: uint8 scales, no biases.
+		st := w.tensor(module + ".scales")
+		if st == nil {
+			return nil
+		}
+		if !shapeIs(st.Shape, rows, cols/qp.GroupSize) || st.DType != U8 {
+			w.fail("%s scales are %s%v, expected U8 %v (%s)", module, st.DType, st.Shape, want(rows, cols/qp.GroupSize), qp.Mode)
+			return nil
+		}
+		return &linearTensors{weight: t, scales: st, quant: qp}
+	}
 	st, bt := w.tensor(module+".scales"), w.tensor(module+".biases")
 	if st == nil || bt == nil {
 		return nil
@@ -222,6 +234,18 @@ func (w *weights) stack(module string, n, rows, cols int) []*kernels.Matrix {
 		return nil
 	}
 	out := make([]*kernels.Matrix, max(n, 1))
+	if mx := lt.quant.MX(); mx != 0 {
+		codes, sc := w.bytes(lt.weight), w.bytes(lt.scales)
+		if w.err != nil {
+			return nil
+		}
+		per, groups := rows*cols*mx.Bits()/8, rows*cols/mx.GroupSize()
+		for e := range out {
+			out[e] = &kernels.Matrix{Rows: rows, Cols: cols, MX: &kernels.MXQuant{Mode: mx,
+				W: codes[e*per : (e+1)*per], Scales: sc[e*groups : (e+1)*groups]}}
+		}
+		return out
+	}
 	if lt.quant.Bits != 0 {
 		wq, sc, bi := asU32(w.bytes(lt.weight)), asU16(w.bytes(lt.scales)), asU16(w.bytes(lt.biases))
 		if w.err != nil {
