@@ -81,3 +81,14 @@ func ClampedSwiGLU(out, gate, up []float32, alpha, limit float32) {
 		out[i] = (u + 1) * g / (1 + float32(math.Exp(float64(-alpha*g))))
 	}
 }
+
+// ClampedSwiGLUInterleaved is ClampedSwiGLU over gpt-oss's fused
+// projection: gateUp holds 2·len(out) values, gate and up alternating.
+func ClampedSwiGLUInterleaved(out, gateUp []float32, alpha, limit float32) {
+	gateUp = gateUp[:2*len(out)]
+	for i := range out {
+		g := min(gateUp[2*i], limit)
+		u := max(min(gateUp[2*i+1], limit), -limit)
+		out[i] = (u + 1) * g / (1 + float32(math.Exp(float64(-alpha*g))))
+	}
+}

@@ -108,3 +108,23 @@ func TestAttentionSinksAllocatesNothing(t *testing.T) {
 		t.Errorf("AttentionSinks allocates %.1f times per decode call", a)
 	}
 }
+
+func TestClampedSwiGLUInterleavedSplitsPairs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	gu := randFloats(rng, 64)
+	for i := range gu {
+		gu[i] *= 5 // reach the clamps
+	}
+	gate, up := make([]float32, 32), make([]float32, 32)
+	for i := range gate {
+		gate[i], up[i] = gu[2*i], gu[2*i+1]
+	}
+	want, got := make([]float32, 32), make([]float32, 32)
+	ClampedSwiGLU(want, gate, up, 1.702, 7)
+	ClampedSwiGLUInterleaved(got, gu, 1.702, 7)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("element %d: interleaved %v, split %v", i, got[i], want[i])
+		}
+	}
+}

@@ -68,6 +68,11 @@ type Config struct {
 	// MLPLayerTypes ("dense"/"sparse" per layer, GLM-4.7-Flash) when set.
 	MLPLayerTypes []string `json:"mlp_layer_types"`
 
+	// gpt-oss: sliding_window is the span of its "sliding_attention"
+	// layers; swiglu_limit the experts' clamp (transformers fixes it at 7).
+	SlidingWindow int      `json:"sliding_window"`
+	SwiGLULimit   *float64 `json:"swiglu_limit"`
+
 	Quant Quantization
 	// Path is the config.json this came from, for error messages.
 	Path string `json:"-"`
@@ -85,6 +90,8 @@ type RopeScaling struct {
 	MScaleAllDim                  float64 `json:"mscale_all_dim"`
 	RopeTheta                     float64 `json:"rope_theta"`
 	PartialRotaryFactor           float64 `json:"partial_rotary_factor"`
+	// Truncate (YaRN; nil means true) floors and ceils the correction range.
+	Truncate *bool `json:"truncate"`
 }
 
 // Kind returns the normalised scaling type ("" when there is none).
@@ -281,7 +288,9 @@ func parseQuant(raw json.RawMessage, q *Quantization) error {
 	}
 	q.Default.Mode = q.Mode
 	for name, p := range q.Overrides {
-		if p.Mode == "" {
+		if mx, ok := kernels.ParseMXMode(q.Mode); ok && p.Mode == "" && p.Bits == mx.Bits() && p.GroupSize == mx.GroupSize() {
+			// An override without a mode is affine unless it has the
+			// default microscaling mode's own bits and group size.
 			p.Mode = q.Mode
 			q.Overrides[name] = p
 		}

@@ -75,6 +75,9 @@ func (s *ExpertSource) Views(slot []byte, offsets []int64) (gate, up, down *kern
 	k := 0
 	for i := range s.mats {
 		m := &s.mats[i]
+		if len(m.parts) == 0 {
+			continue // gpt-oss's fused gate_up: no separate up matrix
+		}
 		bufs := make([][]byte, len(m.parts))
 		for j := range m.parts {
 			bufs[j] = slot[offsets[k] : offsets[k]+m.parts[j].length]
@@ -116,12 +119,7 @@ func expertSource(w *weights, layer int, p string, n, inter int, names expertNam
 	shapes := [3][2]int{{inter, h}, {inter, h}, {h, inter}}
 	switch {
 	case w.has(p + "switch_mlp.gate_proj.weight"):
-		for i, name := range []string{"gate_proj", "up_proj", "down_proj"} {
-			lt := w.linearInfo(p+"switch_mlp."+name, n, shapes[i][0], shapes[i][1])
-			src.mats[i] = w.expertMatrix(src, lt, shapes[i], func(t *TensorInfo) expertPart {
-				return expertPart{stacked: t, stride: t.Length / int64(n), length: t.Length / int64(n)}
-			})
-		}
+		w.stackedExperts(src, p+"switch_mlp.", shapes)
 	case w.has(p + "experts.gate_up_proj"):
 		// Fused [E, 2I, H]: gate is the first I rows of each expert's slice.
 		gu, dn := w.tensor(p+"experts.gate_up_proj"), w.tensor(p+"experts.down_proj")
@@ -158,6 +156,18 @@ func expertSource(w *weights, layer int, p string, n, inter int, names expertNam
 		}
 	}
 	return src
+}
+
+// stackedExperts describes MLX's stacked experts (<p>gate_proj.weight
+// [n, rows, ...] and so on).
+func (w *weights) stackedExperts(src *ExpertSource, p string, shapes [3][2]int) {
+	n := src.Count
+	for i, name := range []string{"gate_proj", "up_proj", "down_proj"} {
+		lt := w.linearInfo(p+name, n, shapes[i][0], shapes[i][1])
+		src.mats[i] = w.expertMatrix(src, lt, shapes[i], func(t *TensorInfo) expertPart {
+			return expertPart{stacked: t, stride: t.Length / int64(n), length: t.Length / int64(n)}
+		})
+	}
 }
 
 // expertMatrix records the parts of one matrix; part makes the expertPart

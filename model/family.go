@@ -19,7 +19,8 @@ func ropeFor(w *weights, headDim int, interleaved bool) *kernels.RopeParams {
 	case "yarn":
 		rs := c.RopeScaling
 		yarn = &kernels.YaRN{Factor: rs.Factor, BetaFast: rs.BetaFast, BetaSlow: rs.BetaSlow,
-			MScale: rs.MScale, MScaleAllDim: rs.MScaleAllDim, OriginalMaxPositions: rs.OriginalMaxPositionEmbeddings}
+			MScale: rs.MScale, MScaleAllDim: rs.MScaleAllDim, OriginalMaxPositions: rs.OriginalMaxPositionEmbeddings,
+			NoTruncate: rs.Truncate != nil && !*rs.Truncate}
 	default:
 		w.fail("%s: rope_scaling type %q is not supported (yarn is)", c.Path, kind)
 	}
