@@ -480,6 +480,8 @@ func (e *Executor) MatMulHeads(out *graph.Tensor, outStep int, x *graph.Tensor, 
 
 func matrixKind(w *kernels.Matrix) string {
 	switch {
+	case w.MX != nil:
+		return w.MX.Mode.String()
 	case w.Q != nil:
 		return fmt.Sprintf("q%d/g%d", w.Q.Bits, w.Q.GroupSize)
 	case w.BF16 != nil:
