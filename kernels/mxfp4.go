@@ -152,6 +152,14 @@ func (m *Matrix) mxRowRange(r, k0, k1 int, dst []float32) {
 // out is [n, Rows]) without dequantizing into memory: per group, the
 // scale times the codes' values dotted with x.
 func mxRows(out, x []float32, n int, m *Matrix, lo, hi int) {
+	if mxRowsSIMD(out, x, n, m, lo, hi) {
+		return
+	}
+	mxRowsGo(out, x, n, m, lo, hi)
+}
+
+// mxRowsGo is the portable form of mxRows.
+func mxRowsGo(out, x []float32, n int, m *Matrix, lo, hi int) {
 	q := m.MX
 	group := q.Mode.GroupSize()
 	groups := m.Cols / group

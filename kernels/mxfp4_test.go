@@ -157,15 +157,30 @@ func TestMXMatMulAllocatesNothing(t *testing.T) {
 	}
 }
 
+// BenchmarkMXFP4MatVec: one token through a gpt-oss-sized MXFP4 expert
+// matrix, with the AVX2 kernel (where the CPU has it) and the Go kernel,
+// next to the 4-bit affine kernel (group 32) of the same shape, as weight
+// bytes per second and as a fraction of the copy bandwidth measured in the
+// same run.
 func BenchmarkMXFP4MatVec(b *testing.B) {
+	bw := copyBandwidth()
 	rng := rand.New(rand.NewPCG(7, 8))
-	m := randomMX(rng, MXFP4, 2880, 2880)
-	x, out := make([]float32, m.Cols), make([]float32, m.Rows)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
+	mx := randomMX(rng, MXFP4, 2880, 2880)
+	q4 := randomQuant(rng, 2880, 2880, 4, 32, false)
+	x, out := randVec(rng, 2880), make([]float32, 2880)
+	run := func(name string, m *Matrix, simd bool) {
+		b.Run(name, func(b *testing.B) {
+			avx2 := hasAVX2FMA
+			hasAVX2FMA = avx2 && simd
+			defer func() { hasAVX2FMA = avx2 }()
+			b.SetBytes(int64(m.Bytes()))
+			for b.Loop() {
+				MatMul(out, x, 1, m)
+			}
+			b.ReportMetric(float64(m.Bytes())*float64(b.N)/b.Elapsed().Seconds()/bw, "frac-of-copy-bw")
+		})
 	}
-	b.SetBytes(int64(m.Bytes()))
-	for b.Loop() {
-		MatMul(out, x, 1, m)
-	}
+	run("mxfp4-simd", mx, true)
+	run("mxfp4-go", mx, false)
+	run("q4g32-simd", q4, true)
 }
