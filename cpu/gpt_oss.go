@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/kernels"
@@ -27,36 +26,19 @@ func (ex *Executor) AttentionSinks(out, q, kCache, vCache *graph.Tensor, n, pos0
 // to resident experts.
 func (ex *Executor) MoEClamped(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet, b *graph.BiasedExperts) error {
 	s := &ex.moe
-	ids := r.IDs[:n*r.TopK]
-	for _, e := range ids {
-		if e < 0 || int(e) >= experts.NumExperts() || int(e) >= len(b.DownBias) {
-			return fmt.Errorf("route to expert %d of %d", e, experts.NumExperts())
+	for _, e := range r.IDs[:n*r.TopK] {
+		if e >= 0 && int(e) >= len(b.DownBias) {
+			return fmt.Errorf("route to expert %d: biases for %d experts", e, len(b.DownBias))
 		}
 	}
-	s.group(ids)
-	s.weights = append(s.weights[:0], r.Weights[:len(ids)]...)
-	clear(out.Data[:n*out.Cols])
-	limit := experts.MaxResolve()
-	if limit <= 0 {
-		limit = len(s.distinct)
+	limit, err := s.begin(out, n, r, experts)
+	if err != nil {
+		return err
 	}
 	for lo := 0; lo < len(s.distinct); lo += limit {
-		group := s.distinct[lo:min(lo+limit, len(s.distinct))]
-		present, err := experts.Resolve(group)
+		group, present, err := s.resolve(experts, lo, limit, r.TopK)
 		if err != nil {
 			return err
-		}
-		if len(present) != len(group) {
-			return fmt.Errorf("resolving %d experts reported %d of them", len(group), len(present))
-		}
-		if len(group) == len(s.distinct) {
-			s.present = slices.Grow(s.present[:0], len(ids))[:len(ids)]
-			for j := range group {
-				for _, route := range s.routes(lo + j) {
-					s.present[route] = present[j]
-				}
-			}
-			renormalizeMissing(s.weights, s.present, r.TopK)
 		}
 		for j, e := range group {
 			if !present[j] {

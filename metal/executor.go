@@ -431,6 +431,9 @@ const (
 )
 
 func (e *Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias []float32) {
+	if w.MX != nil && e.mxMatMul(out, x, n, w, bias) {
+		return
+	}
 	if !contiguous(n, out, x) && w.Q != nil {
 		for t := 0; t < n; t++ {
 			e.MatMul(rowView(out, t), rowView(x, t), 1, w, bias)
