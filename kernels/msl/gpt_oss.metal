@@ -139,3 +139,34 @@ kernel void qmv_mxfp4(device const uchar* w [[buffer(0)]],
   acc = simd_sum(acc);
   if (lane == 0) out[tg.y * p.rows + r] = acc;
 }
+
+struct ClampParams {
+  uint n;            // values of out: rows * inter
+  uint inter;        // values per row of out
+  uint interleaved;  // gate holds gate and up alternating, 2*inter a row
+  float alpha;
+  float limit;
+};
+
+// clamped_swiglu is kernels.ClampedSwiGLU (interleaved: ...Interleaved):
+// out[i] = (u+1)·g·σ(alpha·g) with g = min(gate, limit) and u = up clamped
+// to [-limit, limit]. Launch: threads (256,1,1), groups (ceil(n/256),1,1).
+kernel void clamped_swiglu(device const float* gate [[buffer(0)]],
+                           device const float* up [[buffer(1)]],
+                           device float* out [[buffer(2)]],
+                           constant ClampParams& p [[buffer(3)]],
+                           uint i [[thread_position_in_grid]]) {
+  if (i >= p.n) return;
+  float g, u;
+  if (p.interleaved) {
+    uint r = i / p.inter, c = i % p.inter;
+    g = gate[r * 2 * p.inter + 2 * c];
+    u = gate[r * 2 * p.inter + 2 * c + 1];
+  } else {
+    g = gate[i];
+    u = up[i];
+  }
+  g = min(g, p.limit);
+  u = clamp(u, -p.limit, p.limit);
+  out[i] = (u + 1.0f) * g / (1.0f + exp(-p.alpha * g));
+}

@@ -78,3 +78,35 @@ func TestQMVMXFP4(t *testing.T) {
 		compare(t, "qmv_mxfp4", bytesF32(out[3]), want, 1e-5, 1e-5)
 	}
 }
+
+type clampParams struct {
+	N, Inter, Interleaved uint32
+	Alpha, Limit          float32
+}
+
+// TestClampedSwiGLU runs clamped_swiglu, split and interleaved, against
+// the Go kernels, with values past the clamp on both sides.
+func TestClampedSwiGLU(t *testing.T) {
+	t.Parallel()
+	p := program(t, "gpt_oss.metal")
+	r := newRand(41)
+	const rows, inter = 3, 300
+	gate, up := randn(r, rows*inter, 6), randn(r, rows*inter, 6)
+	gateUp := randn(r, 2*rows*inter, 6)
+	for _, interleaved := range []bool{false, true} {
+		want := make([]float32, rows*inter)
+		g, u := gate, up
+		if interleaved {
+			for i := 0; i < rows; i++ {
+				kernels.ClampedSwiGLUInterleaved(want[i*inter:(i+1)*inter], gateUp[i*2*inter:(i+1)*2*inter], 1.702, 7)
+			}
+			g, u = gateUp, make([]float32, 1)
+		} else {
+			kernels.ClampedSwiGLU(want, gate, up, 1.702, 7)
+		}
+		out := launch(t, p, "clamped_swiglu", Launch{Groups: [3]int{(rows*inter + 255) / 256, 1, 1}, Threads: [3]int{256, 1, 1},
+			Buffers: map[int][]byte{0: f32Bytes(g), 1: f32Bytes(u), 2: f32Bytes(make([]float32, len(want))),
+				3: params(clampParams{rows * inter, inter, b32(interleaved), 1.702, 7})}})
+		compare(t, "clamped_swiglu", bytesF32(out[2]), want, 1e-6, 1e-5)
+	}
+}
