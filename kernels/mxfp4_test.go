@@ -93,6 +93,17 @@ func TestMXRowMatchesDefinition(t *testing.T) {
 }
 
 func TestMXMatMulMatchesReference(t *testing.T) {
+	for _, p := range decodePaths() {
+		if p.int8 {
+			continue
+		}
+		t.Run(p.name, func(t *testing.T) { withFeatures(p, func() { checkMXMatMul(t) }) })
+	}
+}
+
+// checkMXMatMul compares MatMul and MatVecRows of each mode with the
+// float64 product of the decoded matrix.
+func checkMXMatMul(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, mode := range []MXMode{MXFP4, MXFP8, NVFP4} {
 		m := randomMX(rng, mode, 70, 160)
@@ -158,7 +169,7 @@ func TestMXMatMulAllocatesNothing(t *testing.T) {
 }
 
 // BenchmarkMXFP4MatVec: one token through a gpt-oss-sized MXFP4 expert
-// matrix, with the AVX2 kernel (where the CPU has it) and the Go kernel,
+// matrix, with the AVX2 or NEON kernel (where the CPU has it) and the Go kernel,
 // next to the 4-bit affine kernel (group 32) of the same shape, as weight
 // bytes per second and as a fraction of the copy bandwidth measured in the
 // same run.
@@ -170,13 +181,12 @@ func BenchmarkMXFP4MatVec(b *testing.B) {
 	x, out := randVec(rng, 2880), make([]float32, 2880)
 	run := func(name string, m *Matrix, simd bool) {
 		b.Run(name, func(b *testing.B) {
-			avx2 := hasAVX2FMA
-			hasAVX2FMA = avx2 && simd
-			defer func() { hasAVX2FMA = avx2 }()
-			b.SetBytes(int64(m.Bytes()))
-			for b.Loop() {
-				MatMul(out, x, 1, m)
-			}
+			withFeatures(decodePath{simd: simd}, func() {
+				b.SetBytes(int64(m.Bytes()))
+				for b.Loop() {
+					MatMul(out, x, 1, m)
+				}
+			})
 			b.ReportMetric(float64(m.Bytes())*float64(b.N)/b.Elapsed().Seconds()/bw, "frac-of-copy-bw")
 		})
 	}

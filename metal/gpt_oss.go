@@ -74,51 +74,26 @@ func (e *Executor) MoEClamped(out, x *graph.Tensor, n int, r *graph.Routes, expe
 	}
 	topK := r.TopK
 	ids := r.IDs[:n*topK]
-	byExpert := map[int32][]int{} // expert -> its routes (indices into ids)
-	var distinct []int32
-	for i, id := range ids {
-		if id < 0 || int(id) >= experts.NumExperts() || int(id) >= len(b.DownBias) {
-			return fmt.Errorf("route %d of token %d: expert id %d out of range (%d experts)", i%topK, i/topK, id, experts.NumExperts())
+	for _, id := range ids {
+		if id >= 0 && int(id) >= len(b.DownBias) {
+			return fmt.Errorf("route to expert %d: biases for %d experts", id, len(b.DownBias))
 		}
-		if _, seen := byExpert[id]; !seen {
-			distinct = append(distinct, id)
-		}
-		byExpert[id] = append(byExpert[id], i)
 	}
-	limit := experts.MaxResolve()
-	if limit <= 0 {
-		limit = len(distinct)
+	byExpert, groups, err := expertRoutes(ids, topK, experts.NumExperts(), experts.MaxResolve())
+	if err != nil {
+		return err
 	}
 	weights := append([]float32(nil), r.Weights[:n*topK]...)
 	clear(out.Data[:n*out.Cols])
-	for lo := 0; lo < len(distinct); lo += limit {
-		group := distinct[lo:min(lo+limit, len(distinct))]
-		if lo > 0 {
+	for gi, group := range groups {
+		if gi > 0 {
 			if err := e.Sync(); err != nil {
 				return err
 			}
 		}
-		present, err := experts.Resolve(group)
+		run, err := resolveGroup(experts, group, len(groups) == 1, weights, ids, topK)
 		if err != nil {
 			return err
-		}
-		if len(present) != len(group) {
-			return fmt.Errorf("Resolve of %d experts answered for %d", len(group), len(present))
-		}
-		missing := map[int32]bool{}
-		var run []int32
-		for j, id := range group {
-			switch {
-			case present[j]:
-				run = append(run, id)
-			case len(group) < len(distinct):
-				return fmt.Errorf("expert %d was not resolved", id)
-			default:
-				missing[id] = true
-			}
-		}
-		if len(missing) > 0 {
-			renormalize(weights, ids, missing, topK)
 		}
 		if err := e.clampedGroup(out, x, run, byExpert, topK, weights, experts, b); err != nil {
 			return err

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/kernels"
@@ -167,11 +168,11 @@ func (w *weights) gptOSSBlocks(src *ExpertSource, name string, i, rows, cols int
 	if w.err != nil {
 		return
 	}
-	if bt.DType != U8 || !shapeEq(bt.Shape, n, rows, cols/32, 16) || cols%32 != 0 {
+	if bt.DType != U8 || !slices.Equal(bt.Shape, []int{n, rows, cols / 32, 16}) || cols%32 != 0 {
 		w.fail("tensor %s is %s%v, expected U8 [%d %d %d 16] (MXFP4, sizes from %s)", bt.Name, bt.DType, bt.Shape, n, rows, cols/32, w.cfg.Path)
 		return
 	}
-	if st.DType != U8 || !shapeEq(st.Shape, n, rows, cols/32) {
+	if st.DType != U8 || !slices.Equal(st.Shape, []int{n, rows, cols / 32}) {
 		w.fail("tensor %s is %s%v, expected U8 [%d %d %d] (E8M0 scales)", st.Name, st.DType, st.Shape, n, rows, cols/32)
 		return
 	}
@@ -180,18 +181,6 @@ func (w *weights) gptOSSBlocks(src *ExpertSource, name string, i, rows, cols int
 	}
 	src.mats[i] = expertMatrix{rows: rows, cols: cols, dtype: U8,
 		quant: QuantParams{Bits: 4, GroupSize: 32, Mode: "mxfp4"}, parts: []expertPart{part(bt), part(st)}}
-}
-
-func shapeEq(s []int, want ...int) bool {
-	if len(s) != len(want) {
-		return false
-	}
-	for i := range s {
-		if s[i] != want[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // perExpert cuts a [n, k] tensor's values into n rows.

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -174,18 +175,7 @@ func (w *weights) linearInfo(module string, n, rows, cols int) *linearTensors {
 		lead = []int{n}
 	}
 	want := func(tail ...int) []int { return append(append([]int{}, lead...), tail...) }
-	shapeIs := func(s []int, tail ...int) bool {
-		wt := want(tail...)
-		if len(s) != len(wt) {
-			return false
-		}
-		for i := range s {
-			if s[i] != wt[i] {
-				return false
-			}
-		}
-		return true
-	}
+	shapeIs := func(s []int, tail ...int) bool { return slices.Equal(s, want(tail...)) }
 	if t.DType != U32 {
 		if !shapeIs(t.Shape, rows, cols) {
 			w.fail("tensor %s has shape %v, expected %v (sizes from %s)", t.Name, t.Shape, want(rows, cols), w.cfg.Path)
