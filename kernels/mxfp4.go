@@ -105,6 +105,15 @@ var e8m0Values = func() (t [256]float32) {
 	return t
 }()
 
+// e8m0Halves is half of each E8M0 scale: the SIMD kernels look codes up
+// as twice their value (integers) and undo it with the scale.
+var e8m0Halves = func() (t [256]float32) {
+	for b := range t {
+		t[b] = e8m0Values[b] / 2
+	}
+	return t
+}()
+
 // scale decodes group g's scale.
 func (q *MXQuant) scale(g int) float32 {
 	if q.Mode == NVFP4 {

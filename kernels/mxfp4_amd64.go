@@ -5,14 +5,6 @@ package kernels
 //go:noescape
 func mxdot4AVX2(w *byte, x *float32, scales *byte, table *float32, groups int) float32
 
-// e8m0Halves is half of each E8M0 scale, for mxdot4AVX2's doubled codes.
-var e8m0Halves = func() (t [256]float32) {
-	for b := range t {
-		t[b] = e8m0Values[b] / 2
-	}
-	return t
-}()
-
 // mxRowsSIMD computes rows [lo, hi) of an MXFP4 matrix with mxdot4AVX2; it
 // reports false for other modes or without AVX2.
 func mxRowsSIMD(out, x []float32, n int, m *Matrix, lo, hi int) bool {

@@ -10,14 +10,6 @@ func mxdot4NEON(w *byte, x *float32, scales *byte, table *float32, lut *byte, gr
 // e2m1Doubled is twice each E2M1 value, as int8, for mxdot4NEON's TBL.
 var e2m1Doubled = [16]int8{0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12}
 
-// e8m0Halves is half of each E8M0 scale, undoing the doubled codes.
-var e8m0Halves = func() (t [256]float32) {
-	for b := range t {
-		t[b] = e8m0Values[b] / 2
-	}
-	return t
-}()
-
 // mxRowsSIMD computes rows [lo, hi) of an MXFP4 matrix with mxdot4NEON; it
 // reports false for other modes or without NEON.
 func mxRowsSIMD(out, x []float32, n int, m *Matrix, lo, hi int) bool {
