@@ -36,6 +36,11 @@ func loadGptOSS(w *weights) *Model {
 		w.fail("%s: swiglu_limit %v is not supported (transformers' gpt-oss clamps at %v)", c.Path, *c.SwiGLULimit, gptOSSLimit)
 		return nil
 	}
+	if c.NumExperts <= 0 || c.NumExpertsPerTok <= 0 || c.NumExpertsPerTok > c.NumExperts || c.IntermediateSize <= 0 {
+		w.fail("%s: gpt_oss needs num_local_experts (%d), num_experts_per_tok (%d) between 1 and it, and intermediate_size (%d)",
+			c.Path, c.NumExperts, c.NumExpertsPerTok, c.IntermediateSize)
+		return nil
+	}
 	types := c.LayerTypes
 	if len(types) == 0 {
 		for l := 0; l < c.NumLayers; l++ {

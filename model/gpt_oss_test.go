@@ -23,6 +23,8 @@ func TestGptOSSRejectsWhatItDoesNotImplement(t *testing.T) {
 			c["layer_types"] = []string{"sliding_attention", "full_attention"}
 		}},
 		{"window", "sliding_window", func(c map[string]any) { c["sliding_window"] = 0 }},
+		{"experts", "num_local_experts", func(c map[string]any) { c["num_local_experts"] = 0 }},
+		{"top-k", "num_experts_per_tok", func(c map[string]any) { c["num_experts_per_tok"] = 17 }},
 		{"quant mode", "mode \"mxfp6\"", func(c map[string]any) {
 			c["quantization"].(map[string]any)["model.layers.0.mlp.experts.gate_proj"] = map[string]any{"group_size": 32, "bits": 4, "mode": "mxfp6"}
 			delete(c, "quantization_config")
