@@ -146,20 +146,7 @@ func TestMoEClamped(t *testing.T) {
 			}
 			return out.Data
 		}
-		whole := check("one resolve", false)
-		f.limit, f.resolves = 2, 0
-		grouped := check("groups of 2", false)
-		if f.resolves < 3 {
-			t.Fatalf("expected several resolves with a limit of 2, got %d", f.resolves)
-		}
-		for i := range whole {
-			if whole[i] != grouped[i] {
-				t.Fatalf("grouped resolves changed out[%d]: %g vs %g", i, grouped[i], whole[i])
-			}
-		}
-		f.limit = 0
-		f.missing = map[int32]bool{r.IDs[0]: true, r.IDs[4]: true}
-		check("fast policy with missing experts", true)
+		checkResolveModes(t, f, r, check)
 	}
 }
 
