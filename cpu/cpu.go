@@ -254,36 +254,14 @@ func (ex *Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kerne
 func (ex *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) error {
 	s := &ex.moe
 	s.int8 = ex.Int8Experts
-	ids := r.IDs[:n*r.TopK]
-	for _, e := range ids {
-		if e < 0 || int(e) >= experts.NumExperts() {
-			return fmt.Errorf("route to expert %d of %d", e, experts.NumExperts())
-		}
-	}
-	s.group(ids)
-	s.weights = append(s.weights[:0], r.Weights[:len(ids)]...)
-	clear(out.Data[:n*out.Cols])
-	limit := experts.MaxResolve()
-	if limit <= 0 {
-		limit = len(s.distinct)
+	limit, err := s.begin(out, n, r, experts)
+	if err != nil {
+		return err
 	}
 	for lo := 0; lo < len(s.distinct); lo += limit {
-		group := s.distinct[lo:min(lo+limit, len(s.distinct))]
-		present, err := experts.Resolve(group)
+		group, present, err := s.resolve(experts, lo, limit, r.TopK)
 		if err != nil {
 			return err
-		}
-		if len(present) != len(group) {
-			return fmt.Errorf("resolving %d experts reported %d of them", len(group), len(present))
-		}
-		if len(group) == len(s.distinct) {
-			s.present = slices.Grow(s.present[:0], len(ids))[:len(ids)]
-			for j := range group {
-				for _, route := range s.routes(lo + j) {
-					s.present[route] = present[j]
-				}
-			}
-			renormalizeMissing(s.weights, s.present, r.TopK)
 		}
 		s.batch = s.batch[:0]
 		for j, e := range group {
@@ -321,6 +299,48 @@ func (ex *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts gr
 		}
 	}
 	return nil
+}
+
+// begin groups the batch's routes by expert, copies their weights and
+// clears out; it returns how many experts one Resolve may take.
+func (s *moeScratch) begin(out *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) (int, error) {
+	ids := r.IDs[:n*r.TopK]
+	for _, e := range ids {
+		if e < 0 || int(e) >= experts.NumExperts() {
+			return 0, fmt.Errorf("route to expert %d of %d", e, experts.NumExperts())
+		}
+	}
+	s.group(ids)
+	s.weights = append(s.weights[:0], r.Weights[:len(ids)]...)
+	clear(out.Data[:n*out.Cols])
+	limit := experts.MaxResolve()
+	if limit <= 0 {
+		limit = len(s.distinct)
+	}
+	return limit, nil
+}
+
+// resolve resolves the group of at most limit distinct experts from lo on;
+// when that is every expert of the batch, the weights of each token's
+// present experts are renormalised for the missing ones (fast policy).
+func (s *moeScratch) resolve(experts graph.ExpertSet, lo, limit, topK int) (group []int32, present []bool, err error) {
+	group = s.distinct[lo:min(lo+limit, len(s.distinct))]
+	if present, err = experts.Resolve(group); err != nil {
+		return nil, nil, err
+	}
+	if len(present) != len(group) {
+		return nil, nil, fmt.Errorf("resolving %d experts reported %d of them", len(group), len(present))
+	}
+	if len(group) == len(s.distinct) {
+		s.present = slices.Grow(s.present[:0], len(s.weights))[:len(s.weights)]
+		for j := range group {
+			for _, route := range s.routes(lo + j) {
+				s.present[route] = present[j]
+			}
+		}
+		renormalizeMissing(s.weights, s.present, topK)
+	}
+	return group, present, nil
 }
 
 // moeScratch is the MoE state kept across calls so a decode step allocates

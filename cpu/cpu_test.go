@@ -133,6 +133,14 @@ func TestMoE(t *testing.T) {
 		}
 		return out.Data
 	}
+	checkResolveModes(t, f, r, check)
+}
+
+// checkResolveModes runs check (one MoE call against its direct
+// computation) in one Resolve, in groups of two (bitwise equal to one
+// Resolve) and with two experts missing (fast policy: renormalised).
+func checkResolveModes(t *testing.T, f *fakeExperts, r *graph.Routes, check func(name string, renorm bool) []float32) {
+	t.Helper()
 	whole := check("one resolve", false)
 	f.limit = 2
 	f.resolves = 0

@@ -188,6 +188,8 @@ func (m *Matrix) panel(dst []float32, ld, r0, rr, k0, k1 int, sc *gemmScratch) {
 			copy(d, m.F32[r*m.Cols+k0:r*m.Cols+k1])
 		case m.BF16 != nil:
 			bf16Row(d, m.BF16[r*m.Cols+k0:r*m.Cols+k1])
+		case m.MX != nil:
+			m.mxRowRange(r, k0, k1, d)
 		default:
 			m.quantRow(d, r, k0, k1, sc)
 		}
@@ -235,6 +237,9 @@ func (m *Matrix) rowRange(r, k0, k1 int, dst []float32) {
 		for j, b := range m.BF16[r*m.Cols+k0 : r*m.Cols+k1] {
 			dst[j] = BF16ToF32(b)
 		}
+		return
+	case m.MX != nil:
+		m.mxRowRange(r, k0, k1, dst)
 		return
 	}
 	q := m.Q

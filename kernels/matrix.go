@@ -7,12 +7,14 @@ import (
 )
 
 // Matrix is a [Rows, Cols] weight used as y = W x. Exactly one storage is
-// set: F32, BF16, or Q (MLX affine quantization).
+// set: F32, BF16, Q (MLX affine quantization) or MX (a microscaling float
+// format, mxfp4.go).
 type Matrix struct {
 	Rows, Cols int
 	F32        []float32
 	BF16       []uint16
 	Q          *Quant
+	MX         *MXQuant
 }
 
 // Quant is MLX affine quantization: w = scale*q + bias per group of
@@ -31,6 +33,8 @@ type Quant struct {
 func (m *Matrix) Check() error {
 	n := m.Rows * m.Cols
 	switch {
+	case m.MX != nil:
+		return m.MX.check(m.Rows, m.Cols)
 	case m.Q != nil:
 		q := m.Q
 		if q.GroupSize <= 0 || m.Cols%q.GroupSize != 0 || (m.Cols*q.Bits)%32 != 0 {
@@ -108,6 +112,10 @@ func MatMul(out, x []float32, n int, m *Matrix) {
 		qmv(out, x, n, m)
 		return
 	}
+	if m.MX != nil && n <= qmvTokens {
+		mxMatMul(out, x, n, m)
+		return
+	}
 	gemm(out, x, n, m)
 }
 
@@ -143,6 +151,8 @@ func parallelFor(n, cost int, body func(lo, hi int)) {
 // Bytes is the storage size of the matrix.
 func (m *Matrix) Bytes() int {
 	switch {
+	case m.MX != nil:
+		return len(m.MX.W) + len(m.MX.Scales)
 	case m.Q != nil:
 		return 4*len(m.Q.W) + 2*len(m.Q.Scales) + 2*len(m.Q.Biases)
 	case m.F32 != nil:

@@ -36,10 +36,10 @@ type DecodeInput struct {
 	perm     []float32 // the buffer xs uses when permuted
 
 	// x quantized per group to intWidth-bit integers (16 with
-	// Int16Activations, 8 with Int8Activations) for the integer kernels of intBits-wide
-	// matrices (intBits 0: not prepared). Per group: the step qdx
-	// (x ≈ qdx·xq), qsum = qdx·Σxq, and qcorr = c·Σxq for the middle code
-	// c the 4-bit kernels subtract in integers.
+	// Int16Activations, 8 with Int8Activations) for the integer kernels
+	// of intBits-wide matrices (intBits 0: not prepared). Per group: the
+	// step qdx (x ≈ qdx·xq), qsum = qdx·Σxq, and qcorr = c·Σxq for the
+	// middle code c the 4-bit kernels subtract in integers.
 	intBits, intWidth int
 	xq                []int8
 	xq16              []int16
@@ -175,6 +175,10 @@ func quantizeGroup[T int8 | int16](dst []T, xg []float32, levels float32, nibble
 // (out is [n, m.Rows]). It runs on the calling goroutine: callers split
 // rows (and matrices) across the worker pool themselves.
 func MatVecRows(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
+	if m.MX != nil {
+		mxRows(out, d.x, d.n, m, lo, hi)
+		return
+	}
 	if m.Q != nil && d.group == m.Q.GroupSize {
 		if qmvRowsSIMD(out, d, m, lo, hi) {
 			return

@@ -18,6 +18,10 @@ type RopeParams struct {
 type YaRN struct {
 	Factor, BetaFast, BetaSlow, MScale, MScaleAllDim float64
 	OriginalMaxPositions                             int
+	// NoTruncate keeps the correction range's fractional bounds
+	// (rope_scaling "truncate": false, gpt-oss) instead of flooring and
+	// ceiling them.
+	NoTruncate bool
 }
 
 // YaRNMScale is YaRN's magnitude correction 0.1*m*ln(s)+1 (1 for s <= 1).
@@ -50,8 +54,11 @@ func RopeInvFreq(dim int, base float64, yarn *YaRN) ([]float32, float32) {
 	corr := func(rot float64) float64 {
 		return float64(dim) * math.Log(float64(yarn.OriginalMaxPositions)/(rot*2*math.Pi)) / (2 * math.Log(base))
 	}
-	low := math.Max(math.Floor(corr(betaFast)), 0)
-	high := math.Min(math.Ceil(corr(betaSlow)), float64(dim-1))
+	low, high := corr(betaFast), corr(betaSlow)
+	if !yarn.NoTruncate {
+		low, high = math.Floor(low), math.Ceil(high)
+	}
+	low, high = math.Max(low, 0), math.Min(high, float64(dim-1))
 	if low == high {
 		high += 0.001
 	}

@@ -43,6 +43,9 @@ func TestMoEEventFormOnHarness(t *testing.T) {
 		t.Skip("whole models on the shader harness")
 	}
 	for _, name := range slotModels(t, "qwen3_moe-4bit", "qwen3_next-4bit") {
+		if gptOSSFixture(name) {
+			continue // no event form for clamped experts
+		}
 		t.Run(name, func(t *testing.T) {
 			dir := fixture.Dir(t, "fixtures/"+name)
 			want, err := model.Load(dir)

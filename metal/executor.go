@@ -435,6 +435,9 @@ const (
 )
 
 func (e *Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias []float32) {
+	if w.MX != nil && e.mxMatMul(out, x, n, w, bias) {
+		return
+	}
 	if !contiguous(n, out, x) && w.Q != nil {
 		for t := 0; t < n; t++ {
 			e.MatMul(rowView(out, t), rowView(x, t), 1, w, bias)
@@ -484,6 +487,8 @@ func (e *Executor) MatMulHeads(out *graph.Tensor, outStep int, x *graph.Tensor, 
 
 func matrixKind(w *kernels.Matrix) string {
 	switch {
+	case w.MX != nil:
+		return w.MX.Mode.String()
 	case w.Q != nil:
 		return fmt.Sprintf("q%d/g%d", w.Q.Bits, w.Q.GroupSize)
 	case w.BF16 != nil:

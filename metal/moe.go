@@ -37,23 +37,9 @@ func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts gra
 	}
 	topK := r.TopK
 	ids := r.IDs[:n*topK]
-	byExpert := map[int32][]int{} // expert -> its routes (indices into ids)
-	var distinct []int32
-	for i, id := range ids {
-		if id < 0 || int(id) >= experts.NumExperts() {
-			return fmt.Errorf("route %d of token %d: expert id %d out of range (%d experts)", i%topK, i/topK, id, experts.NumExperts())
-		}
-		if _, seen := byExpert[id]; !seen {
-			distinct = append(distinct, id)
-		}
-		byExpert[id] = append(byExpert[id], i)
-	}
-	groups := [][]int32{distinct}
-	if limit := experts.MaxResolve(); limit > 0 && len(distinct) > limit {
-		groups = nil
-		for lo := 0; lo < len(distinct); lo += limit {
-			groups = append(groups, distinct[lo:min(lo+limit, len(distinct))])
-		}
+	byExpert, groups, err := expertRoutes(ids, topK, experts.NumExperts(), experts.MaxResolve())
+	if err != nil {
+		return err
 	}
 	weights := append([]float32(nil), r.Weights[:n*topK]...)
 	decode := n == 1 && len(groups) == 1
@@ -72,26 +58,9 @@ func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts gra
 				return err
 			}
 		}
-		present, err := experts.Resolve(group)
+		run, err := resolveGroup(experts, group, len(groups) == 1, weights, ids, topK)
 		if err != nil {
 			return err
-		}
-		if len(present) != len(group) {
-			return fmt.Errorf("Resolve of %d experts answered for %d", len(group), len(present))
-		}
-		var run []int32
-		missing := map[int32]bool{}
-		for j, id := range group {
-			if present[j] {
-				run = append(run, id)
-			} else if len(groups) > 1 {
-				return fmt.Errorf("expert %d was not resolved", id)
-			} else {
-				missing[id] = true
-			}
-		}
-		if len(missing) > 0 {
-			renormalize(weights, ids, missing, topK)
 		}
 		m := &moeBatch{e: e, x: x, out: out, topK: topK, weights: weights, decode: decode}
 		if err := m.run(run, byExpert, experts); err != nil {
@@ -99,6 +68,61 @@ func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts gra
 		}
 	}
 	return e.err
+}
+
+// expertRoutes groups a batch's routes (ids, topK per token) by expert:
+// byExpert[id] lists the indices into ids of expert id's routes, groups
+// the distinct experts in order of first use, in groups of at most limit
+// (0: one group), one Resolve each.
+func expertRoutes(ids []int32, topK, experts, limit int) (byExpert map[int32][]int, groups [][]int32, err error) {
+	byExpert = map[int32][]int{}
+	var distinct []int32
+	for i, id := range ids {
+		if id < 0 || int(id) >= experts {
+			return nil, nil, fmt.Errorf("route %d of token %d: expert id %d out of range (%d experts)", i%topK, i/topK, id, experts)
+		}
+		if _, seen := byExpert[id]; !seen {
+			distinct = append(distinct, id)
+		}
+		byExpert[id] = append(byExpert[id], i)
+	}
+	groups = [][]int32{distinct}
+	if limit > 0 && len(distinct) > limit {
+		groups = nil
+		for lo := 0; lo < len(distinct); lo += limit {
+			groups = append(groups, distinct[lo:min(lo+limit, len(distinct))])
+		}
+	}
+	return byExpert, groups, nil
+}
+
+// resolveGroup resolves one group of experts and returns those present.
+// When the group is the whole batch (single), a missing expert's routes
+// are dropped and the token's other weights renormalised (fast policy);
+// in a batch of several groups every expert must be resolved.
+func resolveGroup(experts graph.ExpertSet, group []int32, single bool, weights []float32, ids []int32, topK int) ([]int32, error) {
+	present, err := experts.Resolve(group)
+	if err != nil {
+		return nil, err
+	}
+	if len(present) != len(group) {
+		return nil, fmt.Errorf("Resolve of %d experts answered for %d", len(group), len(present))
+	}
+	var run []int32
+	missing := map[int32]bool{}
+	for j, id := range group {
+		if present[j] {
+			run = append(run, id)
+		} else if !single {
+			return nil, fmt.Errorf("expert %d was not resolved", id)
+		} else {
+			missing[id] = true
+		}
+	}
+	if len(missing) > 0 {
+		renormalize(weights, ids, missing, topK)
+	}
+	return run, nil
 }
 
 // renormalize rescales each token's weights so the experts present keep the

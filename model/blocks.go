@@ -244,6 +244,11 @@ type MoE struct {
 	Experts    graph.ExpertSet
 	Shared     *MLP
 	SharedGate *kernels.Matrix
+	// RouterBias is added to the router logits (gpt-oss).
+	RouterBias []float32
+	// Biased (gpt-oss) gives the experts biases and the clamped SwiGLU:
+	// they run through the executor's graph.ClampedMoE.
+	Biased *graph.BiasedExperts
 }
 
 // scratch returns the block's scratch tensors: router logits, the shared
@@ -273,7 +278,7 @@ func (m *MoE) plan(s *scratch) {
 func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 	e, n := r.E, r.n
 	logits, s, g, prefetch := m.scratch(&r.scratch)
-	e.MatMul(logits, x, n, m.Router, nil)
+	e.MatMul(logits, x, n, m.Router, m.RouterBias)
 	routes := r.routesFor(m.Layer, m.Routing.TopK)
 	e.Route(routes, logits, n, &m.Routing)
 	if r.Trace != nil && r.Trace.Routes != nil {
@@ -301,7 +306,7 @@ func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 		// CPU decode and prefill: resident experts run while misses load.
 		ov.OverlapReads(r.Prefetch)
 	}
-	err := e.MoE(out, x, n, routes, m.Experts)
+	err := m.runExperts(e, out, x, n, routes)
 	if ov != nil {
 		if ferr := ov.FinishReads(); ferr != nil {
 			err = ferr // the pager's error names the file and offset
@@ -322,6 +327,19 @@ func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 	}
 	e.Add(out, out, s, n)
 	return nil
+}
+
+// runExperts runs the routed experts: e.MoE, or, for biased experts, the
+// executor's ClampedMoE.
+func (m *MoE) runExperts(e graph.Executor, out, x *graph.Tensor, n int, routes *graph.Routes) error {
+	if m.Biased == nil {
+		return e.MoE(out, x, n, routes, m.Experts)
+	}
+	ce, ok := e.(graph.ClampedMoE)
+	if !ok {
+		return fmt.Errorf("executor %s cannot run biased, clamped experts (gpt-oss)", e.Name())
+	}
+	return ce.MoEClamped(out, x, n, routes, m.Experts, m.Biased)
 }
 
 // readOverlapper is an ExpertSet whose Resolve can return before the
@@ -358,7 +376,7 @@ func (m *MoE) prefetchNext(r *run, x, logits *graph.Tensor) error {
 	if !ok {
 		return nil
 	}
-	r.E.MatMul(logits, x, r.n, next.Router, nil)
+	r.E.MatMul(logits, x, r.n, next.Router, next.RouterBias)
 	routes := r.routesFor(-1-next.Layer, next.Routing.TopK)
 	r.E.Route(routes, logits, r.n, &next.Routing)
 	if err := r.E.Sync(); err != nil {

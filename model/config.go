@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/mlx-moe/mlx-moe/kernels"
 )
 
 // Config is the union of the config.json keys the supported families use.
@@ -124,6 +126,11 @@ type Config struct {
 	MambaNormBeforeGate   bool            `json:"mamba_norm_before_gate"`
 	TimeStepLimit         []float64       `json:"time_step_limit"`
 
+	// gpt-oss: sliding_window (PhiMoE's SlidingWindow above) is the span of
+	// its "sliding_attention" layers; swiglu_limit the experts' clamp
+	// (transformers fixes it at 7).
+	SwiGLULimit *float64 `json:"swiglu_limit"`
+
 	Quant Quantization
 	// Path is the config.json this came from, for error messages.
 	Path string `json:"-"`
@@ -151,6 +158,17 @@ type RopeScaling struct {
 	LongFactor  []float64 `json:"long_factor"`
 	ShortMScale *float64  `json:"short_mscale"`
 	LongMScale  *float64  `json:"long_mscale"`
+
+	// Truncate (YaRN; nil means true) floors and ceils the correction range.
+	Truncate *bool `json:"truncate"`
+}
+
+// slidingWindow is sliding_window, or 0 when the config has none.
+func (c *Config) slidingWindow() int {
+	if c.SlidingWindow == nil {
+		return 0
+	}
+	return *c.SlidingWindow
 }
 
 // Kind returns the normalised scaling type ("" when there is none).
@@ -164,10 +182,18 @@ func (r *RopeScaling) Kind() string {
 	return r.Type
 }
 
-// QuantParams is the affine quantization of one module.
+// QuantParams is the quantization of one module: MLX affine, or, when
+// Mode names one, a microscaling float format (kernels.MXMode).
 type QuantParams struct {
-	GroupSize int `json:"group_size"`
-	Bits      int `json:"bits"`
+	GroupSize int    `json:"group_size"`
+	Bits      int    `json:"bits"`
+	Mode      string `json:"mode"`
+}
+
+// MX is the module's microscaling format (0 for affine quantization).
+func (p QuantParams) MX() kernels.MXMode {
+	m, _ := kernels.ParseMXMode(p.Mode)
+	return m
 }
 
 // Quantization holds the checkpoint-wide default and per-module overrides
@@ -346,10 +372,14 @@ func parseQuant(raw json.RawMessage, q *Quantization) error {
 			q.Overrides[k] = p
 		}
 	}
-	if q.Mode != "" && q.Mode != "affine" {
-		return fmt.Errorf("mode %q is not supported (only affine)", q.Mode)
-	}
+	q.Default.Mode = q.Mode
 	for name, p := range q.Overrides {
+		if mx, ok := kernels.ParseMXMode(q.Mode); ok && p.Mode == "" && p.Bits == mx.Bits() && p.GroupSize == mx.GroupSize() {
+			// An override without a mode is affine unless it has the
+			// default microscaling mode's own bits and group size.
+			p.Mode = q.Mode
+			q.Overrides[name] = p
+		}
 		if err := p.check(); err != nil {
 			return fmt.Errorf("%s: %v", name, err)
 		}
@@ -361,6 +391,17 @@ func parseQuant(raw json.RawMessage, q *Quantization) error {
 }
 
 func (p QuantParams) check() error {
+	if p.Mode != "" && p.Mode != "affine" {
+		mx, ok := kernels.ParseMXMode(p.Mode)
+		if !ok {
+			return fmt.Errorf("mode %q is not supported (affine, mxfp4, mxfp8 or nvfp4)", p.Mode)
+		}
+		if p.Bits != mx.Bits() || p.GroupSize != mx.GroupSize() {
+			return fmt.Errorf("mode %s needs %d bits in groups of %d, config says %d bits, group size %d",
+				p.Mode, mx.Bits(), mx.GroupSize(), p.Bits, p.GroupSize)
+		}
+		return nil
+	}
 	switch p.Bits {
 	case 2, 3, 4, 5, 6, 8:
 	default:

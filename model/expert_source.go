@@ -75,6 +75,9 @@ func (s *ExpertSource) Views(slot []byte, offsets []int64) (gate, up, down *kern
 	k := 0
 	for i := range s.mats {
 		m := &s.mats[i]
+		if len(m.parts) == 0 {
+			continue // gpt-oss's fused gate_up: no separate up matrix
+		}
 		bufs := make([][]byte, len(m.parts))
 		for j := range m.parts {
 			bufs[j] = slot[offsets[k] : offsets[k]+m.parts[j].length]
@@ -82,6 +85,8 @@ func (s *ExpertSource) Views(slot []byte, offsets []int64) (gate, up, down *kern
 		}
 		x := &kernels.Matrix{Rows: m.rows, Cols: m.cols}
 		switch {
+		case m.quant.MX() != 0:
+			x.MX = &kernels.MXQuant{Mode: m.quant.MX(), W: bufs[0], Scales: bufs[1]}
 		case m.quant.Bits != 0:
 			x.Q = &kernels.Quant{Bits: m.quant.Bits, GroupSize: m.quant.GroupSize, F16Scales: m.f16Scales,
 				W: asU32(bufs[0]), Scales: asU16(bufs[1]), Biases: asU16(bufs[2])}
@@ -115,12 +120,7 @@ func expertSource(w *weights, layer int, p string, n, inter int, names expertNam
 	fusedGateUp, fusedDown := names.fused()
 	switch {
 	case w.has(p + "switch_mlp.gate_proj.weight"):
-		for i, name := range []string{"gate_proj", "up_proj", "down_proj"} {
-			lt := w.linearInfo(p+"switch_mlp."+name, n, shapes[i][0], shapes[i][1])
-			src.mats[i] = w.expertMatrix(src, lt, shapes[i], func(t *TensorInfo) expertPart {
-				return expertPart{stacked: t, stride: t.Length / int64(n), length: t.Length / int64(n)}
-			})
-		}
+		w.stackedExperts(src, p+"switch_mlp.", shapes)
 	case w.has(p + fusedGateUp):
 		// Fused [E, 2I, H]: gate is the first I rows of each expert's slice.
 		gu, dn := w.tensor(p+fusedGateUp), w.tensor(p+fusedDown)
@@ -159,6 +159,18 @@ func expertSource(w *weights, layer int, p string, n, inter int, names expertNam
 	return src
 }
 
+// stackedExperts describes MLX's stacked experts (<p>gate_proj.weight
+// [n, rows, ...] and so on).
+func (w *weights) stackedExperts(src *ExpertSource, p string, shapes [3][2]int) {
+	n := src.Count
+	for i, name := range []string{"gate_proj", "up_proj", "down_proj"} {
+		lt := w.linearInfo(p+name, n, shapes[i][0], shapes[i][1])
+		src.mats[i] = w.expertMatrix(src, lt, shapes[i], func(t *TensorInfo) expertPart {
+			return expertPart{stacked: t, stride: t.Length / int64(n), length: t.Length / int64(n)}
+		})
+	}
+}
+
 // expertMatrix records the parts of one matrix; part makes the expertPart
 // of each tensor (weight, scales, biases). A dtype Views cannot read marks
 // the source unpageable.
@@ -168,6 +180,8 @@ func (w *weights) expertMatrix(src *ExpertSource, lt *linearTensors, shape [2]in
 	}
 	m := expertMatrix{rows: shape[0], cols: shape[1], quant: lt.quant, dtype: lt.weight.DType}
 	switch {
+	case lt.quant.MX() != 0:
+		m.parts = []expertPart{part(lt.weight), part(lt.scales)}
 	case lt.quant.Bits != 0:
 		m.f16Scales = lt.scales.DType == F16
 		m.parts = []expertPart{part(lt.weight), part(lt.scales), part(lt.biases)}

@@ -28,7 +28,8 @@ func ropeFor(w *weights, headDim int, interleaved bool) *kernels.RopeParams {
 	case "yarn":
 		rs := c.RopeScaling
 		yarn = &kernels.YaRN{Factor: rs.Factor, BetaFast: rs.BetaFast, BetaSlow: rs.BetaSlow,
-			MScale: rs.MScale, MScaleAllDim: rs.MScaleAllDim, OriginalMaxPositions: rs.OriginalMaxPositionEmbeddings}
+			MScale: rs.MScale, MScaleAllDim: rs.MScaleAllDim, OriginalMaxPositions: rs.OriginalMaxPositionEmbeddings,
+			NoTruncate: rs.Truncate != nil && !*rs.Truncate}
 	default:
 		w.fail("%s: rope_scaling type %q is not supported (yarn and Hunyuan's dynamic alpha are)", c.Path, kind)
 	}

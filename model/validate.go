@@ -60,6 +60,7 @@ func (c *Config) validate() error {
 		{"qk_nope_head_dim", c.QKNopeHeadDim, false},
 		{"qk_rope_head_dim", c.QKRopeHeadDim, false},
 		{"v_head_dim", c.VHeadDim, false},
+		{"sliding_window", c.slidingWindow(), false},
 	} {
 		switch {
 		case f.required && f.v <= 0:

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -174,18 +175,7 @@ func (w *weights) linearInfo(module string, n, rows, cols int) *linearTensors {
 		lead = []int{n}
 	}
 	want := func(tail ...int) []int { return append(append([]int{}, lead...), tail...) }
-	shapeIs := func(s []int, tail ...int) bool {
-		wt := want(tail...)
-		if len(s) != len(wt) {
-			return false
-		}
-		for i := range s {
-			if s[i] != wt[i] {
-				return false
-			}
-		}
-		return true
-	}
+	shapeIs := func(s []int, tail ...int) bool { return slices.Equal(s, want(tail...)) }
 	if t.DType != U32 {
 		if !shapeIs(t.Shape, rows, cols) {
 			w.fail("tensor %s has shape %v, expected %v (sizes from %s)", t.Name, t.Shape, want(rows, cols), w.cfg.Path)
@@ -201,6 +191,18 @@ func (w *weights) linearInfo(module string, n, rows, cols int) *linearTensors {
 	if !shapeIs(t.Shape, rows, cols*qp.Bits/32) {
 		w.fail("tensor %s has shape %v, expected %v at %d bits (hidden sizes from %s)", t.Name, t.Shape, want(rows, cols*qp.Bits/32), qp.Bits, w.cfg.Path)
 		return nil
+	}
+	if qp.MX() != 0 {
+		// Microscaling: uint8 scales, no biases.
+		st := w.tensor(module + ".scales")
+		if st == nil {
+			return nil
+		}
+		if !shapeIs(st.Shape, rows, cols/qp.GroupSize) || st.DType != U8 {
+			w.fail("%s scales are %s%v, expected U8 %v (%s)", module, st.DType, st.Shape, want(rows, cols/qp.GroupSize), qp.Mode)
+			return nil
+		}
+		return &linearTensors{weight: t, scales: st, quant: qp}
 	}
 	st, bt := w.tensor(module+".scales"), w.tensor(module+".biases")
 	if st == nil || bt == nil {
@@ -222,6 +224,18 @@ func (w *weights) stack(module string, n, rows, cols int) []*kernels.Matrix {
 		return nil
 	}
 	out := make([]*kernels.Matrix, max(n, 1))
+	if mx := lt.quant.MX(); mx != 0 {
+		codes, sc := w.bytes(lt.weight), w.bytes(lt.scales)
+		if w.err != nil {
+			return nil
+		}
+		per, groups := rows*cols*mx.Bits()/8, rows*cols/mx.GroupSize()
+		for e := range out {
+			out[e] = &kernels.Matrix{Rows: rows, Cols: cols, MX: &kernels.MXQuant{Mode: mx,
+				W: codes[e*per : (e+1)*per], Scales: sc[e*groups : (e+1)*groups]}}
+		}
+		return out
+	}
 	if lt.quant.Bits != 0 {
 		wq, sc, bi := asU32(w.bytes(lt.weight)), asU16(w.bytes(lt.scales)), asU16(w.bytes(lt.biases))
 		if w.err != nil {

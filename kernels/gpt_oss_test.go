@@ -1,0 +1,130 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// attentionSinksReference is the eager form of transformers' gpt-oss
+// attention in float64: scores against every visible key, the sink logit
+// appended, softmax, the sink's column dropped, a weighted sum of values.
+func attentionSinksReference(q, k, v []float32, n, pos0, heads, kvHeads, dk, dv, kStride, vStride int, scale float32, sinks []float32, window int) []float64 {
+	out := make([]float64, n*heads*dv)
+	group := heads / kvHeads
+	for t := 0; t < n; t++ {
+		pos := pos0 + t
+		for h := 0; h < heads; h++ {
+			g := h / group
+			var logits []float64
+			var keys []int
+			for j := 0; j <= pos; j++ {
+				if window > 0 && pos-j >= window {
+					continue
+				}
+				var s float64
+				for c := 0; c < dk; c++ {
+					s += float64(q[(t*heads+h)*dk+c]) * float64(k[j*kStride+g*dk+c])
+				}
+				logits = append(logits, s*float64(scale))
+				keys = append(keys, j)
+			}
+			logits = append(logits, float64(sinks[h]))
+			m := math.Inf(-1)
+			for _, l := range logits {
+				m = math.Max(m, l)
+			}
+			var sum float64
+			for _, l := range logits {
+				sum += math.Exp(l - m)
+			}
+			for i, j := range keys {
+				p := math.Exp(logits[i]-m) / sum
+				for c := 0; c < dv; c++ {
+					out[(t*heads+h)*dv+c] += p * float64(v[j*vStride+g*dv+c])
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestAttentionSinksMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	const heads, kvHeads, dk, dv = 8, 2, 16, 16
+	for _, c := range []struct{ n, pos0, window int }{
+		{1, 0, 0}, {1, 20, 0}, {1, 20, 4}, {7, 0, 3}, {7, 5, 0}, {12, 9, 5}, {3, 2, 64},
+	} {
+		total := c.pos0 + c.n
+		kStride, vStride := kvHeads*dk+3, kvHeads*dv // keys in a wider row
+		q := randFloats(rng, c.n*heads*dk)
+		k := randFloats(rng, total*kStride)
+		v := randFloats(rng, total*vStride)
+		sinks := randFloats(rng, heads)
+		sinks[0] = 6 // a sink that takes most of the mass
+		scale := AttentionScale(dk)
+		want := attentionSinksReference(q, k, v, c.n, c.pos0, heads, kvHeads, dk, dv, kStride, vStride, scale, sinks, c.window)
+		out := make([]float32, c.n*heads*dv)
+		AttentionSinks(out, q, k, v, c.n, c.pos0, heads, kvHeads, dk, dv, kStride, vStride, scale, sinks, c.window)
+		for i := range out {
+			if d := math.Abs(float64(out[i]) - want[i]); d > 1e-5 {
+				t.Fatalf("n=%d pos0=%d window=%d: out[%d] = %v, want %v", c.n, c.pos0, c.window, i, out[i], want[i])
+			}
+		}
+	}
+}
+
+func randFloats(rng *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
+func TestClampedSwiGLU(t *testing.T) {
+	const alpha, limit = 1.702, 7.0
+	gate := []float32{-3, 0, 0.5, 6.9, 7.5, 100, -100}
+	up := []float32{-9, 1, -0.5, 8, -7.5, 2, 3}
+	out := make([]float32, len(gate))
+	ClampedSwiGLU(out, gate, up, alpha, limit)
+	for i := range gate {
+		g := math.Min(float64(gate[i]), limit)
+		u := math.Max(math.Min(float64(up[i]), limit), -limit)
+		want := (u + 1) * g / (1 + math.Exp(-alpha*g))
+		if d := math.Abs(float64(out[i]) - want); d > 1e-5*math.Max(1, math.Abs(want)) {
+			t.Errorf("gate %v up %v: %v, want %v", gate[i], up[i], out[i], want)
+		}
+	}
+}
+
+func TestAttentionSinksAllocatesNothing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	q, k, v := randFloats(rng, 4*8), randFloats(rng, 30*8), randFloats(rng, 30*8)
+	sinks, out := randFloats(rng, 4), make([]float32, 4*8)
+	run := func() { AttentionSinks(out, q, k, v, 1, 29, 4, 1, 8, 8, 8, 8, 0.3, sinks, 16) }
+	run()
+	if a := testing.AllocsPerRun(20, run); a != 0 {
+		t.Errorf("AttentionSinks allocates %.1f times per decode call", a)
+	}
+}
+
+func TestClampedSwiGLUInterleavedSplitsPairs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	gu := randFloats(rng, 64)
+	for i := range gu {
+		gu[i] *= 5 // reach the clamps
+	}
+	gate, up := make([]float32, 32), make([]float32, 32)
+	for i := range gate {
+		gate[i], up[i] = gu[2*i], gu[2*i+1]
+	}
+	want, got := make([]float32, 32), make([]float32, 32)
+	ClampedSwiGLU(want, gate, up, 1.702, 7)
+	ClampedSwiGLUInterleaved(got, gu, 1.702, 7)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("element %d: interleaved %v, split %v", i, got[i], want[i])
+		}
+	}
+}
