@@ -76,6 +76,13 @@ type SinkAttention struct {
 	Window int
 }
 
+// forwardSegments shadows the embedded Attention's batched form, which
+// knows nothing of sinks and windows: gpt-oss's attention runs once per
+// segment of a batched pass.
+func (a *SinkAttention) forwardSegments(r *run, out, x *graph.Tensor) error {
+	return r.mixEach(a, out, x)
+}
+
 func loadSinkAttention(w *weights, p string, window int) *SinkAttention {
 	a := loadAttention(w, p, attentionOptions{bias: w.has(p + "q_proj.bias")})
 	s := &SinkAttention{Attention: a, Window: window, Sinks: w.vector(p+"sinks", a.Heads)}

@@ -294,6 +294,12 @@ func (r *run) mix(mx Mixer, out, x *graph.Tensor) error {
 	if sm, ok := mx.(segmentMixer); ok {
 		return sm.forwardSegments(r, out, x)
 	}
+	return r.mixEach(mx, out, x)
+}
+
+// mixEach runs mx once per segment of the pass, on that segment's rows,
+// with r describing the segment alone.
+func (r *run) mixEach(mx Mixer, out, x *graph.Tensor) error {
 	n, pos0, pos, segs := r.n, r.pos0, r.pos, r.segs
 	var err error
 	for i := range segs {

@@ -267,9 +267,60 @@ func (r RowByRow) MatMulHeads(out *graph.Tensor, outStep int, x *graph.Tensor, x
 
 func (r RowByRow) MoE(out, x *graph.Tensor, n int, rt *graph.Routes, experts graph.ExpertSet) error {
 	for i := range n {
-		k := rt.TopK
-		one := graph.Routes{Tokens: 1, TopK: k, IDs: rt.IDs[i*k : (i+1)*k], Weights: rt.Weights[i*k : (i+1)*k]}
+		one := rowRoutes(rt, i)
 		if err := r.Executor.MoE(out.View(i, 1, 0, out.Cols), x.View(i, 1, 0, x.Cols), 1, &one, experts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rowRoutes is row i's part of rt.
+func rowRoutes(rt *graph.Routes, i int) graph.Routes {
+	k := rt.TopK
+	return graph.Routes{Tokens: 1, TopK: k, IDs: rt.IDs[i*k : (i+1)*k], Weights: rt.Weights[i*k : (i+1)*k]}
+}
+
+// The optional operations of the newer families pass through to the
+// wrapped executor (which must have them); the ones that multiply by
+// weights run row by row.
+
+func (r RowByRow) LayerNorm(out, x *graph.Tensor, n, dim int, w, b []float32, eps float32) {
+	r.Executor.(graph.LayerNormExecutor).LayerNorm(out, x, n, dim, w, b, eps)
+}
+
+func (r RowByRow) Scale(out, x *graph.Tensor, n int, s float32) {
+	r.Executor.(graph.Scaler).Scale(out, x, n, s)
+}
+
+func (r RowByRow) Mamba1Conv(out, x *graph.Tensor, n int, state *graph.Tensor, w, bias []float32, kernel int) {
+	r.Executor.(graph.Mamba1Executor).Mamba1Conv(out, x, n, state, w, bias, kernel)
+}
+
+func (r RowByRow) Mamba1Scan(out, x, dt, b, c, z *graph.Tensor, n int, state *graph.Tensor, dtBias, a, d []float32) {
+	r.Executor.(graph.Mamba1Executor).Mamba1Scan(out, x, dt, b, c, z, n, state, dtBias, a, d)
+}
+
+func (r RowByRow) Conv1dBias(out, x *graph.Tensor, n int, state *graph.Tensor, w, bias []float32, kernel int) {
+	r.Executor.(graph.Mamba2Executor).Conv1dBias(out, x, n, state, w, bias, kernel)
+}
+
+func (r RowByRow) Mamba2Scan(y, x, dt, b, c *graph.Tensor, n int, state *graph.Tensor, p *kernels.Mamba2Params) {
+	r.Executor.(graph.Mamba2Executor).Mamba2Scan(y, x, dt, b, c, n, state, p)
+}
+
+func (r RowByRow) RMSNormGate(out, x, z *graph.Tensor, n, dim int, w []float32, eps float32) {
+	r.Executor.(graph.Mamba2Executor).RMSNormGate(out, x, z, n, dim, w, eps)
+}
+
+func (r RowByRow) AttentionSinks(out, q, kCache, vCache *graph.Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32, sinks []float32, window int) {
+	r.Executor.(graph.SinkAttention).AttentionSinks(out, q, kCache, vCache, n, pos0, heads, kvHeads, dk, dv, scale, sinks, window)
+}
+
+func (r RowByRow) MoEClamped(out, x *graph.Tensor, n int, rt *graph.Routes, experts graph.ExpertSet, b *graph.BiasedExperts) error {
+	for i := range n {
+		one := rowRoutes(rt, i)
+		if err := r.Executor.(graph.ClampedMoE).MoEClamped(out.View(i, 1, 0, out.Cols), x.View(i, 1, 0, x.Cols), 1, &one, experts, b); err != nil {
 			return err
 		}
 	}
