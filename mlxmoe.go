@@ -6,7 +6,9 @@
 //
 // Stream delivers tokens as they are produced (text is complete UTF-8 only);
 // a Session keeps the cache between calls so a prompt that extends an
-// earlier one only processes its new tokens.
+// earlier one only processes its new tokens. A Model is safe for use from
+// many goroutines: concurrent generations run together, batched in one
+// forward pass per step (Options.Parallel).
 package mlxmoe
 
 import (
@@ -63,10 +65,13 @@ type Options struct {
 	// HF_HUB_CACHE, HF_TOKEN, HF_HUB_OFFLINE, ...). Set its Progress to
 	// see a download.
 	Hub *hub.Client
+	// Parallel is how many generations advance together (default 4), as
+	// far as their caches fit the memory budget; more wait their turn.
+	Parallel int
 }
 
-// Model is a loaded model with its tokenizer. Generation calls are
-// serialised: one runs at a time.
+// Model is a loaded model with its tokenizer. It is safe for concurrent
+// use: generations from many goroutines are scheduled together.
 type Model struct {
 	Name  string
 	Dir   string
@@ -83,8 +88,14 @@ type Model struct {
 	closeMaps func() error
 	opts      Options
 
-	mu      sync.Mutex
-	session *Session // the default session used by Stream and Generate
+	// mu is held by each scheduler step: it guards the runner, the caches
+	// and the sessions' state. laneFree is signalled when a generation
+	// ends.
+	mu       sync.Mutex
+	laneFree *sync.Cond
+	sched    scheduler
+	seqs     int      // sequences that run at once
+	session  *Session // the default session used by Stream and Generate
 }
 
 // Load reads a model directory (config.json, safetensors, tokenizer files),
@@ -114,7 +125,13 @@ func Load(dir string, opts Options) (*Model, error) {
 		fmt.Fprintf(opts.Log, "note: the %s executor keeps the KV cache in float32 (--kv-bits %d needs the CPU executor for now)\n", e.Name(), opts.KVBits)
 		kvf = kernels.KVF32
 	}
-	ctx := &contextPlan{Asked: opts.ContextLength, Format: kvf}
+	if opts.Parallel < 0 {
+		return nil, fmt.Errorf("Options.Parallel is %d; it must be at least 1 (0: %d)", opts.Parallel, defaultParallel)
+	}
+	if opts.Parallel == 0 {
+		opts.Parallel = defaultParallel
+	}
+	ctx := &contextPlan{Asked: opts.ContextLength, Format: kvf, Parallel: opts.Parallel}
 	eo := opts.Experts
 	if sa, ok := e.(slotAllocating); ok {
 		// Slots in the device's buffers: the expert kernels read them in
@@ -138,7 +155,8 @@ func Load(dir string, opts Options) (*Model, error) {
 	ctxLen := ctx.Len
 	m := &Model{Name: experts.ModelName(dir), Dir: dir, Model: mdl, exec: e,
 		runner: model.NewRunner(mdl, e), ctxLen: ctxLen, eos: map[int32]bool{},
-		pager: pager, closeMaps: closeMaps, opts: opts}
+		pager: pager, closeMaps: closeMaps, opts: opts, seqs: max(1, min(ctx.Seqs, mdl.MaxBatch-1))}
+	m.laneFree = sync.NewCond(&m.mu)
 	if m.Tok, err = tokenizer.Load(dir); err != nil {
 		m.release()
 		return nil, err
@@ -308,11 +326,14 @@ type Result struct {
 	// CachedTokens is how many prompt tokens were reused from an earlier
 	// call instead of being processed again.
 	CachedTokens int
-	// FinishReason is "stop" (end-of-sequence token), "length" (MaxTokens)
-	// or "cancelled".
+	// FinishReason is "stop" (end-of-sequence token), "length" (MaxTokens
+	// or the context) or "cancelled".
 	FinishReason string
-	Prefill      time.Duration // time to first token
+	Prefill      time.Duration // time to first token (Queued included)
 	Decode       time.Duration
+	// Queued is how long the generation waited for its turn (other
+	// sequences filling every place in the batch).
+	Queued time.Duration
 }
 
 // DecodeTokensPerSecond is the decode speed of the generation.
@@ -330,7 +351,8 @@ func (m *Model) Generate(ctx context.Context, prompt string, opts GenerateOption
 
 // Stream generates from prompt ids, calling emit (if not nil) for each new
 // token; an error from emit stops generation and is returned. It uses the
-// model's default session, so consecutive calls reuse a shared prefix.
+// model's default session, so calls reuse a shared prefix; calls from
+// several goroutines run together.
 func (m *Model) Stream(ctx context.Context, prompt []int32, opts GenerateOptions, emit func(Token) error) (Result, error) {
 	return m.session.Stream(ctx, prompt, opts, emit)
 }

@@ -1,0 +1,479 @@
+package mlxmoe
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mlx-moe/mlx-moe/experts"
+	"github.com/mlx-moe/mlx-moe/sample"
+)
+
+// The scheduler runs every generation of a model. Streams submit
+// sequences; one goroutine (started when work arrives, gone when there is
+// none) advances up to Model.seqs of them together: each step is one
+// forward pass over one decode token of every running sequence plus a
+// chunk of one waiting prompt's prefill, so a long prompt never stalls the
+// streams already running. Sequences join and leave between steps. The
+// step runs with Model.mu held (it owns the runner, the caches and the
+// sessions' state); sampling happens in the step, text decoding and emit
+// in the caller's goroutine, which reads the tokens from the sequence's
+// outbox, so a slow client does not hold up the batch.
+
+// defaultParallel is Options.Parallel when 0.
+const defaultParallel = 4
+
+// maxPrefillChunk bounds the prompt tokens one step processes, so that a
+// step stays short and running streams keep flowing.
+const maxPrefillChunk = 256
+
+// batchBuckets are the upper bounds of the batch size histogram
+// (sequences in one step).
+var batchBuckets = []int{1, 2, 4, 8, 16, 32, 64}
+
+type scheduler struct {
+	mu      sync.Mutex
+	waiting []*sequence
+	active  bool // the loop goroutine runs
+
+	// Guarded by Model.mu (the loop's):
+	running []*sequence
+	segs    []segment
+	inStep  []*sequence
+
+	// stats are read by SchedulerStats without waiting for a step.
+	stats struct {
+		sync.Mutex
+		running, waiting int
+		steps            int64
+		batch            []int64 // per batchBuckets, plus one for more
+		decoded          int64   // tokens sampled
+		queueWait        time.Duration
+		admitted         int64
+		window           [aggregateWindow]tokenCount // tokens sampled per second
+	}
+}
+
+// aggregateWindow is how many seconds the aggregate decode rate spans.
+const aggregateWindow = 10
+
+type tokenCount struct {
+	second int64
+	n      int64
+}
+
+// sequence is one generation in the scheduler.
+type sequence struct {
+	s      *Session
+	ctx    context.Context
+	prompt []int32
+	opts   GenerateOptions
+	maxNew int
+
+	// Set by the loop (under Model.mu):
+	lane      *lane
+	cached    int // prompt tokens reused
+	pos       int // prompt tokens in the cache
+	decoding  bool
+	next      int32 // sampled, to be forwarded
+	generated []int32
+	sampler   *sample.Sampler
+	logits    []float32
+	submitted time.Time
+	joined    time.Time
+	firstTok  time.Time
+
+	// abandoned is set by the caller when it stops reading (emit failed).
+	abandoned atomic.Bool
+	out       outbox
+}
+
+// seqEvent is a sampled token, or (end set) how the sequence ended.
+type seqEvent struct {
+	tok Token
+	eos bool // an end-of-sequence token: counted, not emitted
+	end *seqEnd
+}
+
+type seqEnd struct {
+	res Result // without IDs and Text (the reader builds those)
+	err error
+}
+
+// outbox passes a sequence's events from the loop to its reader.
+type outbox struct {
+	mu     sync.Mutex
+	events []seqEvent
+	wake   chan struct{}
+}
+
+func (o *outbox) push(ev seqEvent) {
+	o.mu.Lock()
+	o.events = append(o.events, ev)
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take waits for events and returns them all.
+func (o *outbox) take(buf []seqEvent) []seqEvent {
+	for {
+		o.mu.Lock()
+		buf = append(buf[:0], o.events...)
+		clear(o.events)
+		o.events = o.events[:0]
+		o.mu.Unlock()
+		if len(buf) > 0 {
+			return buf
+		}
+		<-o.wake
+	}
+}
+
+// submit queues q and makes sure the loop runs.
+func (m *Model) submit(q *sequence) {
+	sc := &m.sched
+	q.submitted = time.Now()
+	q.out.wake = make(chan struct{}, 1)
+	sc.mu.Lock()
+	sc.waiting = append(sc.waiting, q)
+	start := !sc.active
+	sc.active = true
+	sc.mu.Unlock()
+	if start {
+		go m.loop()
+	}
+}
+
+// loop runs steps until no sequence is running or waiting.
+func (m *Model) loop() {
+	sc := &m.sched
+	for {
+		m.mu.Lock()
+		m.admit()
+		if len(sc.running) == 0 {
+			sc.mu.Lock()
+			if len(sc.waiting) == 0 {
+				sc.active = false
+				sc.mu.Unlock()
+				m.mu.Unlock()
+				return
+			}
+			sc.mu.Unlock()
+		}
+		if len(sc.running) > 0 {
+			m.step()
+		}
+		sc.stats.Lock()
+		sc.stats.running = len(sc.running)
+		sc.stats.Unlock()
+		m.mu.Unlock()
+	}
+}
+
+// admit moves waiting sequences into the batch while there is room (a
+// sequence slot and a lane of its session), first come first served; a
+// waiting sequence whose caller left ends here.
+func (m *Model) admit() {
+	sc := &m.sched
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	kept := sc.waiting[:0]
+	for _, q := range sc.waiting {
+		if len(sc.running) < m.seqs {
+			// A sequence that joins is checked for cancellation by the
+			// step, before its first chunk.
+			if l := q.s.pickLane(q.prompt); l != nil {
+				m.join(q, l)
+				continue
+			}
+		}
+		if err := q.ctx.Err(); err != nil || q.abandoned.Load() {
+			q.out.push(seqEvent{end: &seqEnd{res: Result{PromptTokens: len(q.prompt), FinishReason: "cancelled",
+				Prefill: time.Since(q.submitted), Queued: time.Since(q.submitted)}, err: err}})
+			continue
+		}
+		kept = append(kept, q)
+	}
+	clear(sc.waiting[len(kept):])
+	sc.waiting = kept
+	sc.stats.Lock()
+	sc.stats.running, sc.stats.waiting = len(sc.running), len(sc.waiting)
+	sc.stats.Unlock()
+}
+
+// join starts q on lane l: the lane is positioned at q's best cached
+// prefix.
+func (m *Model) join(q *sequence, l *lane) {
+	sc := &m.sched
+	l.busy = true
+	q.lane = l
+	q.joined = time.Now()
+	q.cached = q.s.reuse(l, q.prompt)
+	q.pos = q.cached
+	q.sampler = sample.New(q.opts.Sampling, q.prompt)
+	q.logits = make([]float32, m.Model.Config.VocabSize)
+	sc.running = append(sc.running, q)
+	sc.stats.Lock()
+	sc.stats.admitted++
+	sc.stats.queueWait += q.joined.Sub(q.submitted)
+	sc.stats.Unlock()
+}
+
+// step runs one forward pass: a decode token for every running sequence
+// that has one, and the next chunk of the first sequence still in prefill.
+// Sequences whose caller left end first.
+func (m *Model) step() {
+	sc := &m.sched
+	var running, left []*sequence
+	for _, q := range sc.running {
+		if q.ctx.Err() != nil || q.abandoned.Load() {
+			left = append(left, q)
+		} else {
+			running = append(running, q)
+		}
+	}
+	sc.running = running
+	for _, q := range left {
+		m.finish(q, "cancelled", nil)
+	}
+	if len(running) == 0 {
+		return
+	}
+	segs, in := sc.segs[:0], sc.inStep[:0]
+	var pre *sequence
+	for _, q := range running {
+		if q.decoding {
+			segs = append(segs, segment{Cache: q.lane.cache, IDs: []int32{q.next}, Logits: q.logits})
+			in = append(in, q)
+		} else if pre == nil {
+			pre = q
+		}
+	}
+	var end int
+	if pre != nil {
+		end = pre.chunkEnd(m.prefillChunk())
+		seg := segment{Cache: pre.lane.cache, IDs: pre.prompt[pre.pos:end]}
+		if end == len(pre.prompt) {
+			seg.Logits = pre.logits
+		}
+		segs = append(segs, seg)
+		in = append(in, pre)
+	}
+	sc.segs, sc.inStep = segs, in
+	if err := m.runStep(segs); err != nil {
+		for _, q := range in {
+			m.finish(q, "", err)
+		}
+		return
+	}
+	sc.stats.Lock()
+	sc.stats.steps++
+	if sc.stats.batch == nil {
+		sc.stats.batch = make([]int64, len(batchBuckets)+1)
+	}
+	sc.stats.batch[bucket(len(in))]++
+	sc.stats.Unlock()
+	for _, q := range in {
+		if q == pre {
+			m.prefilled(q, end)
+			continue
+		}
+		q.lane.tokens = append(q.lane.tokens, q.next)
+		m.sample(q)
+	}
+}
+
+// runStep is the step's forward pass, with a panic (a fault in a mapped
+// checkpoint file, a bug) turned into the batch's error.
+func (m *Model) runStep(segs []segment) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("forward pass: panic: %v", v)
+		}
+	}()
+	if m.closeMaps == nil {
+		return forwardBatch(m.runner, segs)
+	}
+	return experts.GuardMapped(func() error { return forwardBatch(m.runner, segs) })
+}
+
+func bucket(n int) int {
+	for i, b := range batchBuckets {
+		if n <= b {
+			return i
+		}
+	}
+	return len(batchBuckets)
+}
+
+// prefillChunk is the most prompt tokens a step takes: what the batch
+// leaves next to one decode token per sequence, at most maxPrefillChunk.
+// It does not depend on how many sequences decode, so a prompt is split
+// the same way whatever else runs.
+func (m *Model) prefillChunk() int {
+	return max(1, min(maxPrefillChunk, m.Model.MaxBatch-m.seqs))
+}
+
+// chunkEnd is where q's next prefill chunk of at most n tokens ends: at a
+// cache point, if one comes first.
+func (q *sequence) chunkEnd(n int) int {
+	end := min(q.pos+n, len(q.prompt))
+	for _, p := range q.opts.CachePoints {
+		if p > q.pos && p < end {
+			end = p
+		}
+	}
+	return end
+}
+
+// prefilled notes that q's prompt is in the cache up to end: a cache point
+// is snapshot, and at the prompt's end the first token is sampled.
+func (m *Model) prefilled(q *sequence, end int) {
+	l := q.lane
+	l.tokens = append(l.tokens, q.prompt[q.pos:end]...)
+	q.pos = end
+	if q.pos < len(q.prompt) {
+		if slices.Contains(q.opts.CachePoints, q.pos) {
+			q.s.snapshot(l, true)
+		}
+		return
+	}
+	if !l.cache.Rewindable() {
+		q.s.snapshot(l, false)
+	}
+	q.decoding = true
+	q.firstTok = time.Now()
+	m.sample(q)
+}
+
+// sample picks q's next token from its logits and hands it to the reader;
+// an end-of-sequence token or the last one allowed ends q.
+func (m *Model) sample(q *sequence) {
+	var ev seqEvent
+	defer func() {
+		if v := recover(); v != nil { // in the caller's mask
+			m.finish(q, "", fmt.Errorf("sampling: panic: %v", v))
+		}
+	}()
+	opts := &q.opts
+	var logprobOf func(int32) float32
+	if opts.Logprobs {
+		logprobOf, ev.tok.Top = logprobs(q.logits, opts.TopLogprobs)
+	}
+	if opts.LogitsMask != nil {
+		opts.LogitsMask(q.generated, q.logits)
+	}
+	id := q.sampler.Next(q.logits)
+	q.generated = append(q.generated, id)
+	ev.tok.ID = id
+	if logprobOf != nil {
+		ev.tok.Logprob = logprobOf(id)
+	}
+	ev.eos = m.eos[id] && !opts.IgnoreEOS
+	q.out.push(ev)
+	m.countToken()
+	switch {
+	case ev.eos:
+		m.finish(q, "stop", nil)
+	case len(q.generated) == q.maxNew:
+		m.finish(q, "length", nil)
+	default:
+		q.next = id
+	}
+}
+
+// countToken adds a sampled token to the counters.
+func (m *Model) countToken() {
+	st := &m.sched.stats
+	sec := time.Now().Unix()
+	st.Lock()
+	st.decoded++
+	w := &st.window[sec%aggregateWindow]
+	if w.second != sec {
+		*w = tokenCount{second: sec}
+	}
+	w.n++
+	st.Unlock()
+}
+
+// finish ends q: it leaves the batch, its lane is released (on an error
+// emptied, since a failed pass may have left it half written) and the
+// reader gets the result.
+func (m *Model) finish(q *sequence, reason string, err error) {
+	sc := &m.sched
+	if i := slices.Index(sc.running, q); i >= 0 {
+		sc.running = slices.Delete(sc.running, i, i+1)
+	}
+	l := q.lane
+	if l == nil || !l.busy {
+		return // already finished (a failed step after a finish in it)
+	}
+	now := time.Now()
+	res := Result{PromptTokens: len(q.prompt), CachedTokens: q.cached, FinishReason: reason, Queued: q.joined.Sub(q.submitted)}
+	if q.decoding {
+		res.Prefill, res.Decode = q.firstTok.Sub(q.submitted), now.Sub(q.firstTok)
+	} else {
+		res.Prefill = now.Sub(q.submitted)
+	}
+	switch {
+	case err != nil:
+		l.tokens, l.cache.Len = l.tokens[:0], 0
+	case reason == "cancelled" && !q.decoding:
+		// Cancelled between chunks: what was prefilled is valid and kept,
+		// so a retry of the same prompt resumes from it.
+		err = q.ctx.Err()
+		if !l.cache.Rewindable() {
+			q.s.snapshot(l, false)
+		}
+	case !l.cache.Rewindable() && q.decoding:
+		q.s.snapshot(l, false)
+	}
+	l.busy = false
+	m.laneFree.Broadcast()
+	q.out.push(seqEvent{end: &seqEnd{res: res, err: err}})
+}
+
+// SchedulerStats describe the batch scheduler.
+type SchedulerStats struct {
+	Running, Waiting int // sequences
+	// Steps is the forward passes run; Batch counts them by how many
+	// sequences they advanced: Batch[i] those with at most BatchBuckets[i]
+	// (the last entry, more than all of them).
+	Steps        int64
+	Batch        []int64
+	BatchBuckets []int
+	// Decoded is the tokens sampled; TokensPerSecond their rate over the
+	// last seconds, all sequences together.
+	Decoded         int64
+	TokensPerSecond float64
+	// Admitted is the sequences that have started; QueueWait the time they
+	// waited in all before they did.
+	Admitted  int64
+	QueueWait time.Duration
+}
+
+// SchedulerStats reports the scheduler's state and counters.
+func (m *Model) SchedulerStats() SchedulerStats {
+	st := &m.sched.stats
+	st.Lock()
+	defer st.Unlock()
+	out := SchedulerStats{Running: st.running, Waiting: st.waiting, Steps: st.steps,
+		Batch: slices.Clone(st.batch), BatchBuckets: slices.Clone(batchBuckets), Decoded: st.decoded,
+		Admitted: st.admitted, QueueWait: st.queueWait}
+	now := time.Now().Unix()
+	var n int64
+	for _, w := range st.window {
+		// The current second is incomplete: count the full ones before it.
+		if w.second < now && w.second >= now-aggregateWindow+1 {
+			n += w.n
+		}
+	}
+	out.TokensPerSecond = float64(n) / float64(aggregateWindow-1)
+	return out
+}
