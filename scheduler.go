@@ -50,6 +50,7 @@ type scheduler struct {
 		running, waiting int
 		steps            int64
 		batch            []int64 // per batchBuckets, plus one for more
+		advanced         int64   // sequences advanced, summed over steps
 		decoded          int64   // tokens sampled
 		queueWait        time.Duration
 		admitted         int64
@@ -278,6 +279,7 @@ func (m *Model) step() {
 		sc.stats.batch = make([]int64, len(batchBuckets)+1)
 	}
 	sc.stats.batch[bucket(len(in))]++
+	sc.stats.advanced += int64(len(in))
 	sc.stats.Unlock()
 	for _, q := range in {
 		if q == pre {
@@ -448,6 +450,7 @@ type SchedulerStats struct {
 	Steps        int64
 	Batch        []int64
 	BatchBuckets []int
+	Advanced     int64 // sequences advanced, summed over the steps
 	// Decoded is the tokens sampled; TokensPerSecond their rate over the
 	// last seconds, all sequences together.
 	Decoded         int64
@@ -458,14 +461,21 @@ type SchedulerStats struct {
 	QueueWait time.Duration
 }
 
+// Parallel is how many generations run together: Options.Parallel, as far
+// as their caches fit the memory budget.
+func (m *Model) Parallel() int { return m.seqs }
+
 // SchedulerStats reports the scheduler's state and counters.
 func (m *Model) SchedulerStats() SchedulerStats {
 	st := &m.sched.stats
 	st.Lock()
 	defer st.Unlock()
 	out := SchedulerStats{Running: st.running, Waiting: st.waiting, Steps: st.steps,
-		Batch: slices.Clone(st.batch), BatchBuckets: slices.Clone(batchBuckets), Decoded: st.decoded,
+		Batch: slices.Clone(st.batch), BatchBuckets: slices.Clone(batchBuckets), Advanced: st.advanced, Decoded: st.decoded,
 		Admitted: st.admitted, QueueWait: st.queueWait}
+	if out.Batch == nil {
+		out.Batch = make([]int64, len(batchBuckets)+1)
+	}
 	now := time.Now().Unix()
 	var n int64
 	for _, w := range st.window {

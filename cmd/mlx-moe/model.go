@@ -29,6 +29,9 @@ type modelFlags struct {
 	// promptCacheDir keeps them on disk (serve's --prompt-cache).
 	promptCacheBytes int64
 	promptCacheDir   string
+	// parallel is how many generations run together (serve's --parallel;
+	// 0: one, the other commands run one sequence).
+	parallel int
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
@@ -74,7 +77,7 @@ func (f *modelFlags) load(stderr io.Writer) (*mlxmoe.Model, error) {
 		f.experts.Profile = findProfile(dir)
 	}
 	m, err := mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, KVBits: f.kvBits, Device: f.device, Experts: f.experts,
-		PromptCacheBytes: f.promptCacheBytes, PromptCacheDir: f.promptCacheDir, Log: stderr})
+		PromptCacheBytes: f.promptCacheBytes, PromptCacheDir: f.promptCacheDir, Log: stderr, Parallel: max(1, f.parallel)})
 	if err != nil {
 		return nil, err
 	}
