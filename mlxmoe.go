@@ -68,6 +68,19 @@ type Options struct {
 	// Parallel is how many generations advance together (default 4), as
 	// far as their caches fit the memory budget; more wait their turn.
 	Parallel int
+	// PrefillChunk bounds the prompt tokens one scheduler step processes
+	// next to the running streams' decode tokens (default 256): smaller
+	// keeps their inter-token gaps shorter while a long prompt prefills,
+	// larger prefills faster.
+	PrefillChunk int
+	// PrefillPace, when above 1, sizes the prefill chunk while other
+	// sequences decode so that a step takes at most this many times a step
+	// of their decode tokens alone (2.5 keeps a stream's inter-token gap
+	// under 3x its solo value while a long prompt prefills). Without it
+	// (0) a prompt is split the same way whatever else runs, so a
+	// generation's logits do not depend on its neighbours; paced, the
+	// split follows the timing and the logits vary in their last bits.
+	PrefillPace float64
 }
 
 // Model is a loaded model with its tokenizer. It is safe for concurrent
@@ -124,6 +137,12 @@ func Load(dir string, opts Options) (*Model, error) {
 	if kvf != kernels.KVF32 && !storesKV(e, kvf) {
 		fmt.Fprintf(opts.Log, "note: the %s executor keeps the KV cache in float32 (--kv-bits %d needs the CPU executor for now)\n", e.Name(), opts.KVBits)
 		kvf = kernels.KVF32
+	}
+	if opts.PrefillPace != 0 && !(opts.PrefillPace > 1) {
+		return nil, fmt.Errorf("Options.PrefillPace is %v; it must be 0 (off) or above 1", opts.PrefillPace)
+	}
+	if opts.PrefillChunk < 0 {
+		return nil, fmt.Errorf("Options.PrefillChunk is %d; it must be at least 1 (0: %d)", opts.PrefillChunk, maxPrefillChunk)
 	}
 	if opts.Parallel < 0 {
 		return nil, fmt.Errorf("Options.Parallel is %d; it must be at least 1 (0: %d)", opts.Parallel, defaultParallel)

@@ -26,8 +26,9 @@ import (
 // defaultParallel is Options.Parallel when 0.
 const defaultParallel = 4
 
-// maxPrefillChunk bounds the prompt tokens one step processes, so that a
-// step stays short and running streams keep flowing.
+// maxPrefillChunk bounds the prompt tokens one step processes (when
+// Options.PrefillChunk is 0), so that a step stays short and running
+// streams keep flowing.
 const maxPrefillChunk = 256
 
 // batchBuckets are the upper bounds of the batch size histogram
@@ -43,6 +44,7 @@ type scheduler struct {
 	running []*sequence
 	segs    []segment
 	inStep  []*sequence
+	pace    pacer
 
 	// stats are read by SchedulerStats without waiting for a step.
 	stats struct {
@@ -78,6 +80,7 @@ type sequence struct {
 	lane      *lane
 	cached    int // prompt tokens reused
 	pos       int // prompt tokens in the cache
+	passed    int // steps another prompt's chunk was taken instead of one of this
 	decoding  bool
 	next      int32 // sampled, to be forwarded
 	generated []int32
@@ -247,18 +250,21 @@ func (m *Model) step() {
 		return
 	}
 	segs, in := sc.segs[:0], sc.inStep[:0]
-	var pre *sequence
 	for _, q := range running {
 		if q.decoding {
 			segs = append(segs, segment{Cache: q.lane.cache, IDs: []int32{q.next}, Logits: q.logits})
 			in = append(in, q)
-		} else if pre == nil {
-			pre = q
 		}
 	}
+	decodes := len(segs)
+	pre := sc.nextPrefill(running)
 	var end int
 	if pre != nil {
-		end = pre.chunkEnd(m.prefillChunk())
+		n := m.prefillChunk()
+		if decodes > 0 && m.opts.PrefillPace > 0 {
+			n = sc.pace.chunk(n, m.opts.PrefillPace)
+		}
+		end = pre.chunkEnd(n)
 		seg := segment{Cache: pre.lane.cache, IDs: pre.prompt[pre.pos:end]}
 		if end == len(pre.prompt) {
 			seg.Logits = pre.logits
@@ -267,12 +273,18 @@ func (m *Model) step() {
 		in = append(in, pre)
 	}
 	sc.segs, sc.inStep = segs, in
+	start := time.Now()
 	if err := m.runStep(segs); err != nil {
 		for _, q := range in {
 			m.finish(q, "", err)
 		}
 		return
 	}
+	prefill := 0
+	if pre != nil {
+		prefill = end - pre.pos
+	}
+	sc.pace.observe(time.Since(start), decodes, prefill)
 	sc.stats.Lock()
 	sc.stats.steps++
 	if sc.stats.batch == nil {
@@ -288,6 +300,84 @@ func (m *Model) step() {
 		}
 		q.lane.tokens = append(q.lane.tokens, q.next)
 		m.sample(q)
+	}
+}
+
+// nextPrefill picks the sequence in prefill whose chunk the step takes:
+// the one with the fewest prompt tokens left, so that a short request
+// arriving during a long prompt's prefill starts at the next step; one
+// passed over starveAfter times goes first.
+func (sc *scheduler) nextPrefill(running []*sequence) *sequence {
+	var pick, starved *sequence
+	for _, q := range running {
+		if q.decoding {
+			continue
+		}
+		if q.passed >= starveAfter && (starved == nil || q.passed > starved.passed) {
+			starved = q
+		}
+		if pick == nil || len(q.prompt)-q.pos < len(pick.prompt)-pick.pos {
+			pick = q
+		}
+	}
+	if starved != nil {
+		pick = starved
+	}
+	for _, q := range running {
+		if !q.decoding && q != pick {
+			q.passed++
+		}
+	}
+	if pick != nil {
+		pick.passed = 0
+	}
+	return pick
+}
+
+// starveAfter is how many steps a prompt in prefill may be passed over for
+// shorter ones.
+const starveAfter = 8
+
+// pacer sizes the prefill chunk while streams decode (with
+// Options.PrefillPace): the step that carries it should take at most
+// budget times a step of decode tokens alone, so a running stream's
+// inter-token gap stays within that while a long prompt prefills. It
+// learns both costs from the steps it sees.
+type pacer struct {
+	decode   float64 // seconds of a step without prefill (moving average)
+	perToken float64 // seconds per prefill token (moving average)
+}
+
+// minChunk is the fewest prompt tokens a paced step takes (below it, a
+// long prompt would hardly advance); paced chunks are multiples of it.
+const minChunk = 16
+
+// chunk is the prefill chunk next to decoding streams, at most n.
+func (p *pacer) chunk(n int, budget float64) int {
+	if p.decode == 0 || p.perToken == 0 {
+		return min(n, minChunk) // not measured yet: start small
+	}
+	c := int(max(budget-1, 0) * p.decode / p.perToken)
+	return min(n, max(minChunk, c/minChunk*minChunk))
+}
+
+// observe learns from a step of d with decodes decode tokens and a
+// prefill chunk of prefill tokens.
+func (p *pacer) observe(d time.Duration, decodes, prefill int) {
+	avg := func(old, v float64) float64 {
+		if old == 0 {
+			return v
+		}
+		return 0.8*old + 0.2*v
+	}
+	sec := d.Seconds()
+	switch {
+	case prefill == 0:
+		p.decode = avg(p.decode, sec)
+	case decodes == 0:
+		p.perToken = avg(p.perToken, sec/float64(prefill))
+	case p.decode > 0:
+		p.perToken = avg(p.perToken, max(sec-p.decode, 0)/float64(prefill))
 	}
 }
 
@@ -315,11 +405,19 @@ func bucket(n int) int {
 }
 
 // prefillChunk is the most prompt tokens a step takes: what the batch
-// leaves next to one decode token per sequence, at most maxPrefillChunk.
-// It does not depend on how many sequences decode, so a prompt is split
-// the same way whatever else runs.
+// leaves next to one decode token per sequence, in multiples of 64 tokens
+// when that is possible (whole tiles of the prefill kernels), at most
+// Options.PrefillChunk. While streams decode, the pacer may take less.
 func (m *Model) prefillChunk() int {
-	return max(1, min(maxPrefillChunk, m.Model.MaxBatch-m.seqs))
+	n := m.opts.PrefillChunk
+	if n == 0 {
+		n = maxPrefillChunk
+	}
+	n = max(1, min(n, m.Model.MaxBatch-m.seqs))
+	if n > 64 {
+		n = n / 64 * 64
+	}
+	return n
 }
 
 // chunkEnd is where q's next prefill chunk of at most n tokens ends: at a
@@ -464,6 +562,9 @@ type SchedulerStats struct {
 // Parallel is how many generations run together: Options.Parallel, as far
 // as their caches fit the memory budget.
 func (m *Model) Parallel() int { return m.seqs }
+
+// PrefillChunk is the most prompt tokens one scheduler step processes.
+func (m *Model) PrefillChunk() int { return m.prefillChunk() }
 
 // SchedulerStats reports the scheduler's state and counters.
 func (m *Model) SchedulerStats() SchedulerStats {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mlx-moe/mlx-moe/sample"
 )
@@ -327,5 +328,87 @@ func TestSchedCancelWaiting(t *testing.T) {
 	}
 	if st := m.SchedulerStats(); st.Steps-steps != 400 || st.Advanced != st.Steps {
 		t.Errorf("%d steps (want 400, the running generation's), %d sequences advanced", st.Steps-steps, st.Advanced)
+	}
+}
+
+// TestSchedPacer: the paced chunk fills what the step budget leaves after
+// the decode tokens, in multiples of minChunk, within [minChunk, the
+// chunk]; before anything is measured it starts at minChunk.
+func TestSchedPacer(t *testing.T) {
+	var p pacer
+	if got := p.chunk(192, 2.5); got != minChunk {
+		t.Errorf("unmeasured: chunk %d, want %d", got, minChunk)
+	}
+	p.observe(10*time.Millisecond, 4, 0)     // a decode step: 10 ms
+	p.observe(100*time.Millisecond, 0, 1000) // prefill alone: 0.1 ms a token
+	for _, tc := range []struct {
+		budget float64
+		n      int
+		want   int
+	}{
+		{2.5, 192, 144}, // 15 ms of prefill next to 10 ms of decode: 150 tokens, 144 in whole minChunks
+		{2.5, 64, 64},   // at most the chunk
+		{1.0, 192, minChunk},
+		{11, 192, 192},
+	} {
+		if got := p.chunk(tc.n, tc.budget); got != tc.want {
+			t.Errorf("budget %g, chunk at most %d: %d, want %d", tc.budget, tc.n, got, tc.want)
+		}
+	}
+	// A mixed step charges its prefill tokens what exceeds a decode step.
+	q := pacer{decode: 0.010}
+	q.observe(30*time.Millisecond, 2, 100)
+	if math.Abs(q.perToken-0.0002) > 1e-9 {
+		t.Errorf("a 30 ms step with 100 prefill tokens next to 10 ms of decode: %g s a token, want 0.0002", q.perToken)
+	}
+}
+
+// TestSchedPaced: with PrefillPace a prompt that prefills next to
+// decoding streams is split in smaller chunks (more steps than alone);
+// the tokens are those of the runs alone and the logits differ only in
+// their last bits.
+func TestSchedPaced(t *testing.T) {
+	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 2048, PrefillPace: 2.5})
+	prompts := [][]int32{randomIDs(91, 10), randomIDs(92, 1500)}
+	opts := []GenerateOptions{greedy(200), greedy(8)}
+	want := alone(t, m, prompts, opts)
+	var got [2]run
+	var wg sync.WaitGroup
+	var once sync.Once
+	before := m.SchedulerStats()
+	got[0].res, got[0].err = m.Stream(context.Background(), prompts[0], recording(opts[0], &got[0]), func(Token) error {
+		once.Do(func() {
+			wg.Go(func() {
+				got[1].res, got[1].err = m.Stream(context.Background(), prompts[1], recording(opts[1], &got[1]), nil)
+			})
+		})
+		return nil
+	})
+	wg.Wait()
+	for i := range got {
+		if got[i].err != nil {
+			t.Fatal(got[i].err)
+		}
+		if !slices.Equal(got[i].res.IDs, want[i].res.IDs) {
+			t.Errorf("prompt %d: tokens %v, alone %v", i, got[i].res.IDs, want[i].res.IDs)
+		}
+		worst := 0.0
+		for k := range got[i].logits {
+			for j, v := range got[i].logits[k] {
+				worst = max(worst, math.Abs(float64(v-want[i].logits[k][j])))
+			}
+		}
+		if worst > 1e-3 {
+			t.Errorf("prompt %d: logits differ by up to %g", i, worst)
+		}
+	}
+	// Steps that advanced both: the long prompt's prefill chunks, then 7
+	// decode tokens of its own.
+	st := m.SchedulerStats()
+	chunks := int(st.Advanced-before.Advanced-(st.Steps-before.Steps)) - 7
+	unpaced := (1500 + m.prefillChunk() - 1) / m.prefillChunk()
+	t.Logf("the 1500-token prompt prefilled in %d chunks next to the stream (%d unpaced)", chunks, unpaced)
+	if chunks <= unpaced {
+		t.Errorf("%d chunks: the prefill was not paced", chunks)
 	}
 }
