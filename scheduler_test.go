@@ -77,15 +77,21 @@ func sameRun(t *testing.T, what string, got, want run, n int) {
 		t.Errorf("%s: tokens %v, alone %v (first %d compared)", what, got.res.IDs, want.res.IDs, n)
 		return
 	}
-	worst := 0.0
-	for k := range n {
-		for j, v := range got.logits[k] {
-			worst = max(worst, math.Abs(float64(v-want.logits[k][j])))
-		}
-	}
-	if worst > 1e-5 {
+	if worst := maxDiff(got.logits[:n], want.logits); worst > 1e-5 {
 		t.Errorf("%s: logits differ by up to %g from the run alone", what, worst)
 	}
+}
+
+// maxDiff is the largest difference between got's logits and want's (for
+// as many steps as got has).
+func maxDiff(got, want [][]float32) float64 {
+	worst := 0.0
+	for k := range got {
+		for j, v := range got[k] {
+			worst = max(worst, math.Abs(float64(v-want[k][j])))
+		}
+	}
+	return worst
 }
 
 func greedy(n int) GenerateOptions {
@@ -392,13 +398,7 @@ func TestSchedPaced(t *testing.T) {
 		if !slices.Equal(got[i].res.IDs, want[i].res.IDs) {
 			t.Errorf("prompt %d: tokens %v, alone %v", i, got[i].res.IDs, want[i].res.IDs)
 		}
-		worst := 0.0
-		for k := range got[i].logits {
-			for j, v := range got[i].logits[k] {
-				worst = max(worst, math.Abs(float64(v-want[i].logits[k][j])))
-			}
-		}
-		if worst > 1e-3 {
+		if worst := maxDiff(got[i].logits, want[i].logits); worst > 1e-3 {
 			t.Errorf("prompt %d: logits differ by up to %g", i, worst)
 		}
 	}

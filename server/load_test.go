@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mlx-moe/mlx-moe/server"
+	"github.com/mlx-moe/mlx-moe/server/servertest"
 )
 
 // waitFor polls /health until cond holds.
@@ -140,25 +141,15 @@ func loadWithDisconnects(t *testing.T, parallel int) {
 			if anthropicAPI {
 				path, body = "/v1/messages", fmt.Sprintf(`{"model":"Tiny-MoE-4bit","max_tokens":1000,"messages":[{"role":"user","content":"client %d"}],"stream":true}`, i)
 			}
-			req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer resp.Body.Close()
-			sc := bufio.NewScanner(resp.Body)
 			var text strings.Builder
 			events := 0
-			for sc.Scan() {
-				line, ok := strings.CutPrefix(sc.Text(), "data: ")
-				if !ok || line == "[DONE]" {
-					continue
+			err := servertest.PostStream(ctx, ts.URL+path, body, func(line string) bool {
+				if line == "[DONE]" {
+					return true
 				}
 				events++
 				if i%2 == 1 && events == 10 {
-					return // leave mid-stream
+					return false // leave mid-stream
 				}
 				var v map[string]any
 				json.Unmarshal([]byte(line), &v)
@@ -168,6 +159,14 @@ func loadWithDisconnects(t *testing.T, parallel int) {
 				if s, ok := get(v, "delta", "text").(string); ok {
 					text.WriteString(s)
 				}
+				return true
+			})
+			if err != nil {
+				errs <- err
+				return
+			}
+			if i%2 == 1 {
+				return
 			}
 			if want := strings.Repeat("word ", 40) + fmt.Sprintf("client %d", i); text.String() != want {
 				errs <- fmt.Errorf("client %d got %q", i, text.String())

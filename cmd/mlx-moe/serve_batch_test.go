@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	mlxmoe "github.com/mlx-moe/mlx-moe"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/server"
+	"github.com/mlx-moe/mlx-moe/server/servertest"
 )
 
 // 16 streaming clients on the engine with four sequences batched, half of
@@ -46,30 +46,22 @@ func TestEngineLoadWithDisconnects(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			body := fmt.Sprintf(`{"messages":[{"role":"user","content":"client %d"}],"stream":true,"max_tokens":40,"temperature":0}`, i)
-			req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/chat/completions", strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
+			events, finished, done := 0, false, false
+			err := servertest.PostStream(ctx, ts.URL+"/v1/chat/completions", body, func(line string) bool {
+				if line == "[DONE]" {
+					done = true
+					return true
+				}
+				events++
+				finished = finished || strings.Contains(line, `"finish_reason":"`)
+				return i%2 == 0 || events < 5 // the odd clients leave mid-stream
+			})
 			if err != nil {
 				errs <- err
 				return
 			}
-			defer resp.Body.Close()
-			sc := bufio.NewScanner(resp.Body)
-			events, finished, done := 0, false, false
-			for sc.Scan() {
-				line, ok := strings.CutPrefix(sc.Text(), "data: ")
-				if !ok {
-					continue
-				}
-				if line == "[DONE]" {
-					done = true
-					continue
-				}
-				events++
-				if i%2 == 1 && events == 5 {
-					return // leave mid-stream
-				}
-				finished = finished || strings.Contains(line, `"finish_reason":"`)
+			if i%2 == 1 {
+				return
 			}
 			if !finished || !done {
 				errs <- fmt.Errorf("client %d: the stream ended without a finish reason (%v) or [DONE] (%v) after %d events", i, finished, done, events)
