@@ -42,14 +42,15 @@ func main() {
 	long := flag.Int("long", 16384, "tokens of the long prompt (0: skip the interleaving runs)")
 	chunk := flag.Int("chunk", 0, "Options.PrefillChunk (0: the default)")
 	pace := flag.Float64("pace", 0, "Options.PrefillPace (0: fixed chunks)")
+	repeat := flag.Int("repeat", 3, "rounds of the aggregate runs (the counts interleaved; medians reported, as the machine may be shared)")
 	flag.Parse()
-	if err := run(*dir, *memory, *policy, *tokens, *streams, *long, *chunk, *pace); err != nil {
+	if err := run(*dir, *memory, *policy, *tokens, *streams, *long, *chunk, *pace, *repeat); err != nil {
 		fmt.Fprintln(os.Stderr, "batch:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, memory, policy string, tokens int, streamList string, long, chunk int, pace float64) error {
+func run(dir, memory, policy string, tokens int, streamList string, long, chunk int, pace float64, repeat int) error {
 	if dir == "" {
 		cache, err := defaultmodel.CacheDir()
 		if err != nil {
@@ -86,18 +87,26 @@ func run(dir, memory, policy string, tokens int, streamList string, long, chunk 
 		return err
 	}
 
-	fmt.Println("| streams | aggregate decode tok/s | vs 1 stream | per-stream tok/s |")
-	fmt.Println("|---|---|---|---|")
-	var base float64
-	for _, n := range counts {
-		rate, err := aggregate(m, n, tokens)
-		if err != nil {
-			return err
+	rates := make([][]float64, len(counts))
+	for range max(repeat, 1) {
+		for i, n := range counts {
+			rate, err := aggregate(m, n, tokens)
+			if err != nil {
+				return err
+			}
+			rates[i] = append(rates[i], rate)
 		}
-		if base == 0 {
-			base = rate
+	}
+	fmt.Printf("| streams | aggregate decode tok/s (median of %d) | vs %d stream(s) | per-stream tok/s | all rounds |\n", len(rates[0]), counts[0])
+	fmt.Println("|---|---|---|---|---|")
+	base := medianOf(rates[0])
+	for i, n := range counts {
+		r := medianOf(rates[i])
+		var all []string
+		for _, v := range rates[i] {
+			all = append(all, fmt.Sprintf("%.0f", v))
 		}
-		fmt.Printf("| %d | %.1f | %.2fx | %.1f |\n", n, rate, rate/base, rate/float64(n))
+		fmt.Printf("| %d | %.1f | %.2fx | %.1f | %s |\n", n, r, r/base, r/float64(n), strings.Join(all, ", "))
 	}
 	if long > 0 {
 		return interleave(m, long)
@@ -281,6 +290,12 @@ func decode(ctx context.Context, m *mlxmoe.Model, p []int32, n int, decoding cha
 		return nil
 	})
 	return out, err
+}
+
+func medianOf(vs []float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func median(gs []gap) time.Duration {
