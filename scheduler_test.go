@@ -176,7 +176,11 @@ func TestSchedCancel(t *testing.T) {
 				var wg sync.WaitGroup
 				var r run
 				opts := greedy(40)
-				r.res, r.err = m.Stream(context.Background(), runner, recording(opts, &r), func(Token) error {
+				// In a session of its own: a prefix cached by the case before
+				// would be processed differently (decode kernels for its
+				// last token) from the run alone.
+				rs := m.NewSession()
+				r.res, r.err = rs.Stream(context.Background(), runner, recording(opts, &r), func(Token) error {
 					started.Do(func() {
 						wg.Go(func() {
 							ctx := &cancelAfter{Context: context.Background(), n: tc.n}
@@ -186,6 +190,7 @@ func TestSchedCancel(t *testing.T) {
 					return nil
 				})
 				wg.Wait()
+				rs.Close()
 				if r.err != nil {
 					t.Fatal(r.err)
 				}

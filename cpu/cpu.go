@@ -22,7 +22,7 @@ type Executor struct {
 	// output's heavy tails lose too much in int8 (measured: 0.17 of the
 	// logit range on qwen3_next-4bit, NLL +0.0003). Measured cost as
 	// built: held-out NLL of the trained model +0.00004 nats, fixture
-	// logits within 2.1% of their range (model/int8_decode_test.go,
+	// logits within 2.1% of their range (model/activations_test.go,
 	// BENCHMARKS.md). Off by default, which keeps every fidelity test on
 	// the exact float path.
 	Int8Experts bool

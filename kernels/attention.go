@@ -103,9 +103,9 @@ func (j *attnJob) attentionSplit() {
 	rows, dv := base.group*bq, base.dv
 	units := kvHeads * tiles * splits
 	j.rows = rows
-	j.po = growFloats(j.po, units*rows*dv)
-	j.pm = growFloats(j.pm, units*rows)
-	j.ps = growFloats(j.ps, units*rows)
+	j.po = grow(j.po, units*rows*dv)
+	j.pm = grow(j.pm, units*rows)
+	j.ps = grow(j.ps, units*rows)
 	po, pm, ps := j.po, j.pm, j.ps
 	keys := base.pos0 + n
 	j.span = (keys/splits + attnKeys - 1) / attnKeys * attnKeys
@@ -184,15 +184,15 @@ var attnPool freeList[attnBuffers]
 
 func (a *attnTile) alloc(rows int) {
 	b := attnPool.get()
-	b.qs = growFloats(b.qs, rows*a.dk)
-	b.s = growFloats(b.s, rows*attnKeys)
-	b.st = growFloats(b.st, rows*attnKeys)
-	b.o = growFloats(b.o, rows*a.dv)
-	b.rowMax = growFloats(b.rowMax, rows)
-	b.rowSum = growFloats(b.rowSum, rows)
+	b.qs = grow(b.qs, rows*a.dk)
+	b.s = grow(b.s, rows*attnKeys)
+	b.st = grow(b.st, rows*attnKeys)
+	b.o = grow(b.o, rows*a.dv)
+	b.rowMax = grow(b.rowMax, rows)
+	b.rowSum = grow(b.rowSum, rows)
 	if a.src != nil {
-		b.kb = growFloats(b.kb, attnKeys*a.dk)
-		b.vb = growFloats(b.vb, attnKeys*a.dv)
+		b.kb = grow(b.kb, attnKeys*a.dk)
+		b.vb = grow(b.vb, attnKeys*a.dv)
 	}
 	a.attnBuffers = b
 }
@@ -203,12 +203,12 @@ func (a *attnTile) release() {
 	a.attnBuffers = nil
 }
 
-// growFloats is b with length n, reallocated only when too small.
-func growFloats(b []float32, n int) []float32 {
+// grow is b with length n, reallocated only when too small.
+func grow[T any](b []T, n int) []T {
 	if cap(b) >= n {
 		return b[:n]
 	}
-	return make([]float32, n)
+	return make([]T, n)
 }
 
 // run accumulates tokens t0..t1 of kv head g over keys kb..ke (kb a

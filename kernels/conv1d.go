@@ -36,10 +36,16 @@ func Conv1dPrefill(state, x, w, out []float32, t, channels, kernel int) {
 			t, channels, kernel, channels*hist, t*channels, channels*kernel, len(state), len(x), len(w), len(out)))
 	}
 	if t < convTransposeTokens {
-		conv1dDirect(state, x, w, out, t, channels, kernel)
+		conv1dDirect(state, x, w, nil, out, t, channels, kernel)
 	} else {
 		conv1dRows(state, x, w, out, t, channels, kernel)
 	}
+	conv1dShiftState(state, x, t, channels, hist)
+}
+
+// conv1dShiftState leaves in state the last hist inputs of each channel
+// after the t tokens of x.
+func conv1dShiftState(state, x []float32, t, channels, hist int) {
 	for c := range channels {
 		sc := state[c*hist : (c+1)*hist]
 		// Entry s now holds time t-hist+s; a time before the first new token is
@@ -58,13 +64,17 @@ func Conv1dPrefill(state, x, w, out []float32, t, channels, kernel int) {
 // transposing the taps and state would cost more than the convolution.
 const convTransposeTokens = 4
 
-// conv1dDirect is the convolution channel by channel, taps in order.
-func conv1dDirect(state, x, w, out []float32, t, channels, kernel int) {
+// conv1dDirect is the convolution channel by channel, taps in order, each
+// channel's sum starting from its bias (nil: none).
+func conv1dDirect(state, x, w, bias, out []float32, t, channels, kernel int) {
 	hist := kernel - 1
 	for i := range t {
 		oi := out[i*channels : (i+1)*channels]
 		for c := range oi {
 			var acc float32
+			if bias != nil {
+				acc = bias[c]
+			}
 			for j, wj := range w[c*kernel : (c+1)*kernel] {
 				if p := i - hist + j; p < 0 {
 					acc += wj * state[c*hist+hist+p]

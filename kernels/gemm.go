@@ -36,7 +36,7 @@ func gemm(out, x []float32, n int, m *Matrix) {
 	// Column block k0 of every token, packed contiguously (token t at
 	// xp[k0*n+t*kw:]): x's own row stride is often a multiple of 4 KiB,
 	// which maps a token block's rows onto a few cache sets.
-	j.xp = growFloats(j.xp, n*j.kmain)
+	j.xp = grow(j.xp, n*j.kmain)
 	parallelFor(n, cols, j.packBody)
 	panels := (rows + gemmPanel - 1) / gemmPanel
 	parallelFor(panels, gemmPanel*cols*n, j.panelsBody)
@@ -97,7 +97,7 @@ func (j *gemmJob) panels(lo, hi int) {
 		}
 	}
 	if kmain < cols {
-		w.tail = growFloats(w.tail, cols-kmain)
+		w.tail = grow(w.tail, cols-kmain)
 		for r := lo * gemmPanel; r < min(rows, hi*gemmPanel); r++ {
 			m.rowRange(r, kmain, cols, w.tail)
 			for t := 0; t < n; t++ {
@@ -120,7 +120,7 @@ var gemmWorkers freeList[gemmWorker]
 // getGemmWorker takes a worker's scratch with a panel of n floats.
 func getGemmWorker(n int) *gemmWorker {
 	w := gemmWorkers.get()
-	w.panel = growFloats(w.panel, n)
+	w.panel = grow(w.panel, n)
 	return w
 }
 

@@ -35,14 +35,16 @@ type DecodeInput struct {
 	permBits int       // the width xs was permuted for
 	perm     []float32 // the buffer xs uses when permuted
 
-	// With Int8Activations: x quantized to int8 per group for the
-	// integer kernels of int8Bits-wide matrices (0: not prepared).
-	// Per group: the step qdx (x ≈ qdx·xq), qsum = qdx·Σxq, and qcorr =
-	// c·Σxq for the middle code c the 4-bit kernel subtracts in integers.
-	int8Bits  int
-	xq        []int8
-	qdx, qsum []float32
-	qcorr     []int32
+	// x quantized per group to intWidth-bit integers (16 with
+	// Int16Activations, 8 with Int8Activations) for the integer kernels of intBits-wide
+	// matrices (intBits 0: not prepared). Per group: the step qdx
+	// (x ≈ qdx·xq), qsum = qdx·Σxq, and qcorr = c·Σxq for the middle code
+	// c the 4-bit kernels subtract in integers.
+	intBits, intWidth int
+	xq                []int8
+	xq16              []int16
+	qdx, qsum         []float32
+	qcorr             []int32
 }
 
 // Int8Activations makes the decode kernels quantize x to int8 per group
@@ -55,18 +57,29 @@ type DecodeInput struct {
 // only. Set it before running a model, not while kernels run.
 var Int8Activations = false
 
+// Int16Activations makes the decode kernels quantize x to int16 per group
+// for 4- and 8-bit matrices where the CPU has the integer kernels: twice
+// the values per instruction of the float32 path, for a rounding of at
+// most 2^-16 of the group's largest |x| per value. That moves the trained
+// model's held-out NLL by about 1e-5 nats but the random-weight fixtures'
+// logits by up to 2e-3 (they amplify any rounding), so the kernels default
+// to float32, as the fidelity tests need, and the library turns this on
+// (mlxmoe.Options.FloatActivations; BENCHMARKS.md, "CPU decode kernels").
+// It is process-wide: set it before running a model, not while kernels run.
+var Int16Activations = false
+
 // Prepare lays out x ([n, cols], 1 <= n <= qmvTokens) for matrices
 // quantized like q (nil: dense). The DecodeInput keeps x and reuses its
 // buffers across calls.
 func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
-	d.x, d.n, d.cols, d.group, d.permuted, d.int8Bits = x[:n*cols], n, cols, 0, 0, 0
+	d.x, d.n, d.cols, d.group, d.permuted, d.intBits = x[:n*cols], n, cols, 0, 0, 0
 	d.xs = d.x
 	if q == nil || q.GroupSize <= 0 || cols%q.GroupSize != 0 {
 		return
 	}
 	d.group = q.GroupSize
 	groups := cols / q.GroupSize
-	d.sums = growFloats(d.sums, n*groups)
+	d.sums = grow(d.sums, n*groups)
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
 			var s float32
@@ -76,13 +89,18 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 			d.sums[t*groups+g] = s
 		}
 	}
-	d.int8Bits = 0
-	if (d.Int8 || Int8Activations) && simdInt8(q.Bits) && (q.GroupSize == 32 || q.GroupSize == 64 || q.GroupSize == 128) {
-		d.prepareInt8(q.Bits)
-		return
+	if simdIntActivations(q.Bits) && (q.GroupSize == 32 || q.GroupSize == 64 || q.GroupSize == 128) {
+		switch {
+		case d.Int8 || Int8Activations:
+			d.prepareInt(q.Bits, 8)
+			return
+		case Int16Activations:
+			d.prepareInt(q.Bits, 16)
+			return
+		}
 	}
 	if block := simdCodeBlock(q.Bits); block > 0 && cols%block == 0 {
-		d.perm = growFloats(d.perm, n*cols)
+		d.perm = grow(d.perm, n*cols)
 		d.xs = d.perm
 		for t := 0; t < n; t++ {
 			permuteCodes(d.xs[t*cols:(t+1)*cols], x[t*cols:(t+1)*cols], block, 8/q.Bits)
@@ -91,55 +109,66 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 	}
 }
 
-// prepareInt8 quantizes x per group to int8 with the step that maps the
-// group's largest magnitude to 127; 4-bit inputs are stored per 32 values
-// as the 16 even ones then the 16 odd ones (the nibble order).
-func (d *DecodeInput) prepareInt8(bits int) {
-	n, cols, group := d.n, d.cols, d.group
-	groups := cols / group
-	d.int8Bits = bits
-	if cap(d.xq) < n*cols {
-		d.xq = make([]int8, n*cols)
-	}
-	d.xq = d.xq[:n*cols]
-	d.qdx, d.qsum = growFloats(d.qdx, n*groups), growFloats(d.qsum, n*groups)
+// prepareInt quantizes x per group to width-bit integers (8 or 16) with
+// the step that maps the group's largest magnitude to the largest level;
+// 4-bit inputs are stored per 32 values as the 16 even ones then the 16
+// odd ones (the nibble order).
+func (d *DecodeInput) prepareInt(bits, width int) {
+	n, cols, groups := d.n, d.cols, d.cols/d.group
+	d.intBits, d.intWidth = bits, width
+	d.qdx, d.qsum = grow(d.qdx, n*groups), grow(d.qsum, n*groups)
 	if cap(d.qcorr) < n*groups {
 		d.qcorr = make([]int32, n*groups)
 	}
 	d.qcorr = d.qcorr[:n*groups]
+	if width == 8 {
+		d.xq = grow(d.xq, n*cols)
+	} else {
+		d.xq16 = grow(d.xq16, n*cols)
+	}
 	centre := int32(1) << (bits - 1)
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
-			base := t*cols + g*group
-			xg := d.x[base : base+group]
-			var amax float32
-			for _, v := range xg {
-				amax = max(amax, abs32(v))
-			}
-			i := t*groups + g
-			if amax == 0 {
-				clear(d.xq[base : base+group])
-				d.qdx[i], d.qsum[i], d.qcorr[i] = 0, 0, 0
-				continue
-			}
-			inv := 127 / amax
+			base, i := t*cols+g*d.group, t*groups+g
+			xg := d.x[base : base+d.group]
+			var dx float32
 			var sum int32
-			for j, v := range xg {
-				qv := int8(round32(v * inv))
-				sum += int32(qv)
-				k := j
-				if bits == 4 {
-					k = j&^31 + (j&31)/2 + 16*(j&1)
-				}
-				d.xq[base+k] = qv
+			if width == 8 {
+				dx, sum = quantizeGroup(d.xq[base:base+d.group], xg, 127, bits == 4)
+			} else {
+				dx, sum = quantizeGroup(d.xq16[base:base+d.group], xg, 32767, bits == 4)
 			}
-			dx := amax / 127
 			d.qdx[i], d.qsum[i], d.qcorr[i] = dx, dx*float32(sum), 0
 			if bits == 4 {
 				d.qcorr[i] = centre * sum
 			}
 		}
 	}
+}
+
+// quantizeGroup rounds xg to multiples of max|xg|/levels into dst (in
+// nibble order when nibbles is set) and returns the step and the sum of
+// the integers.
+func quantizeGroup[T int8 | int16](dst []T, xg []float32, levels float32, nibbles bool) (step float32, sum int32) {
+	var amax float32
+	for _, v := range xg {
+		amax = max(amax, abs32(v))
+	}
+	if amax == 0 {
+		clear(dst)
+		return 0, 0
+	}
+	inv := levels / amax
+	for j, v := range xg {
+		qv := T(round32(v * inv))
+		sum += int32(qv)
+		k := j
+		if nibbles {
+			k = j&^31 + (j&31)/2 + 16*(j&1)
+		}
+		dst[k] = qv
+	}
+	return amax / levels, sum
 }
 
 // MatVecRows computes rows [lo, hi) of out = W·x for the prepared tokens
@@ -280,7 +309,7 @@ var floatPool freeList[[]float32]
 
 func getFloats(n int) *[]float32 {
 	p := floatPool.get()
-	*p = growFloats(*p, n)
+	*p = grow(*p, n)
 	return p
 }
 

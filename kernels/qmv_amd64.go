@@ -26,6 +26,12 @@ func qdot4Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int
 //go:noescape
 func qdot8Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
 
+//go:noescape
+func qdot4Q16AVX2(w *byte, xq *int16, corr *int32, sdx *float32, groups, steps int) float32
+
+//go:noescape
+func qdot8Q16AVX2(w *byte, xq *int16, corr *int32, sdx *float32, groups, steps int) float32
+
 // bitsTable tells qdotBitsAVX2 how to unpack eight values of one width: the
 // byte shuffle that puts value j's two bytes in 32-bit lane j, the shift that
 // aligns it, the mask, the bytes eight values occupy and the middle code.
@@ -75,8 +81,9 @@ func simdCodeBlock(bits int) int {
 	return 0
 }
 
-// simdInt8 reports whether int8 activations can be used for this width.
-func simdInt8(bits int) bool { return hasAVX2FMA && (bits == 4 || bits == 8) }
+// simdIntActivations reports whether integer activations can be used for
+// this width.
+func simdIntActivations(bits int) bool { return hasAVX2FMA && (bits == 4 || bits == 8) }
 
 // qmvRowsSIMD computes rows [lo, hi) with the AVX2 kernels; it reports
 // false when the CPU lacks them or d was not prepared for them.
@@ -85,8 +92,8 @@ func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 	if !hasAVX2FMA || q.Bits < 2 || q.Bits > 8 || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
 		return false
 	}
-	if d.int8Bits == q.Bits {
-		qmvRowsInt8(out, d, m, lo, hi)
+	if d.intBits == q.Bits {
+		qmvRowsInt(out, d, m, lo, hi)
 		return true
 	}
 	if (q.Bits == 4 || q.Bits == 2) && (d.permBits != q.Bits || d.permuted != simdCodeBlock(q.Bits)) {
@@ -139,10 +146,10 @@ func qdotBitsRow(wb []byte, off, rowBytes int, x []float32, sc, bi []uint16, sum
 	return v
 }
 
-// qmvRowsInt8 is qmvRowsSIMD on int8 activations: per row and token,
+// qmvRowsInt is qmvRowsSIMD on integer activations: per row and token,
 // qscalesAVX2 turns the row's scales and biases into the bias term and
 // scale·dx per group, then the integer kernel adds the codes' term.
-func qmvRowsInt8(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
+func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	q := m.Q
 	cols, rg := m.Cols, rowsOf(m)
 	wb, rowBytes, groups, steps := rg.w, rg.rowBytes, rg.groups, rg.steps
@@ -156,11 +163,18 @@ func qmvRowsInt8(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 		for t := 0; t < d.n; t++ {
 			g := t * groups
 			bias := qscalesAVX2(sc, bi, &d.qdx[g], &d.qsum[g], sdx, groups, q.F16Scales, c)
-			if q.Bits == 4 {
-				out[t*m.Rows+r] = bias + qdot4Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
-			} else {
-				out[t*m.Rows+r] = bias + qdot8Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
+			var v float32
+			switch {
+			case d.intWidth == 16 && q.Bits == 4:
+				v = qdot4Q16AVX2(w, &d.xq16[t*cols], &d.qcorr[g], sdx, groups, steps)
+			case d.intWidth == 16:
+				v = qdot8Q16AVX2(w, &d.xq16[t*cols], &d.qcorr[g], sdx, groups, steps)
+			case q.Bits == 4:
+				v = qdot4Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
+			default:
+				v = qdot8Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
 			}
+			out[t*m.Rows+r] = bias + v
 		}
 	}
 }

@@ -425,3 +425,83 @@ step8q:
 	RESULT
 	MOVSS X0, ret+48(FP)
 	RET
+
+// func qdot4Q16AVX2(w *byte, xq *int16, corr *int32, sdx *float32, groups, steps int) float32
+//
+// The int16 form of qdot4Q8AVX2: a block's 16 bytes are widened to words,
+// whose low nibbles (the even values) and high nibbles (the odd ones) meet
+// xq stored per block as 16 even values then 16 odd ones. VPMADDWD's int32
+// pair sums cannot overflow (15·32767·2 per pair, under 2^26 per group of
+// 128), and corr = 8·Σxq centres the group's sum.
+TEXT ·qdot4Q16AVX2(SB), NOSPLIT, $0-52
+	I8ARGS
+	MOVL         $0x000f000f, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+
+group4w:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	MOVQ  R11, DX
+
+step4w:
+	VPMOVZXBW (SI), Y6
+	VPSRLW    $4, Y6, Y7
+	VPAND     Y15, Y6, Y6
+	VPMADDWD  (DI), Y6, Y6
+	VPMADDWD  32(DI), Y7, Y7
+	VPADDD    Y6, Y2, Y2
+	VPADDD    Y7, Y3, Y3
+	ADDQ      $16, SI
+	ADDQ      $64, DI
+	DECQ      DX
+	JNZ       step4w
+
+	VPADDD Y3, Y2, Y2
+	VMOVD  (R8), X9
+	VPSUBD Y9, Y2, Y2
+	ADDQ   $4, R8
+	I8END
+	DECQ CX
+	JNZ  group4w
+	RESULT
+	MOVSS X0, ret+48(FP)
+	RET
+
+// func qdot8Q16AVX2(w *byte, xq *int16, corr *int32, sdx *float32, groups, steps int) float32
+//
+// Codes are widened to words and centred to q-128, then multiplied by xq
+// with VPMADDWD (at most 128·32767·2 per pair, under 2^30 per group of
+// 128). corr is not read.
+TEXT ·qdot8Q16AVX2(SB), NOSPLIT, $0-52
+	I8ARGS
+	MOVL         $0x00800080, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+
+group8w:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	MOVQ  R11, DX
+
+step8w:
+	VPMOVZXBW (SI), Y6
+	VPMOVZXBW 16(SI), Y7
+	VPSUBW    Y15, Y6, Y6
+	VPSUBW    Y15, Y7, Y7
+	VPMADDWD  (DI), Y6, Y6
+	VPMADDWD  32(DI), Y7, Y7
+	VPADDD    Y6, Y2, Y2
+	VPADDD    Y7, Y3, Y3
+	ADDQ      $32, SI
+	ADDQ      $64, DI
+	DECQ      DX
+	JNZ       step8w
+
+	VPADDD Y3, Y2, Y2
+	I8END
+	DECQ CX
+	JNZ  group8w
+	RESULT
+	MOVSS X0, ret+48(FP)
+	RET

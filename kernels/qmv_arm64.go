@@ -20,8 +20,8 @@ func simdCodeBlock(bits int) int {
 	return 0
 }
 
-// simdInt8 reports that arm64 has no int8-activation kernels yet.
-func simdInt8(bits int) bool { return false }
+// simdIntActivations reports that arm64 has no integer-activation kernels yet.
+func simdIntActivations(bits int) bool { return false }
 
 // simdKernels tells tests whether this build has SIMD kernels at all.
 const simdKernels = true

@@ -8,8 +8,8 @@ func simdCodeBlock(bits int) int { return 0 }
 // qmvRowsSIMD reports that no SIMD decode kernel exists on this build.
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool { return false }
 
-// simdInt8 reports that no int8-activation kernel exists on this build.
-func simdInt8(bits int) bool { return false }
+// simdIntActivations reports that no integer-activation kernel exists on this build.
+func simdIntActivations(bits int) bool { return false }
 
 // simdKernels tells tests whether this build has SIMD kernels at all.
 const simdKernels = false

@@ -31,34 +31,36 @@ func qmvReference(x []float32, n int, m *Matrix) (want, bound []float64) {
 // decodePath is a setting of the SIMD feature flags and the activation
 // type that a test runs the decode kernels under.
 type decodePath struct {
-	name       string
-	simd, int8 bool
+	name string
+	simd bool
+	act  int // integer activations of this width (8, 16), or 0: float32
 }
 
 // decodePaths are the Go kernels and each SIMD path this machine has.
 func decodePaths() []decodePath {
-	paths := []decodePath{{"go", false, false}}
+	paths := []decodePath{{"go", false, 0}}
 	if simdKernels && (hasAVX2FMA || hasNEON) {
-		paths = append(paths, decodePath{"simd", true, false})
+		paths = append(paths, decodePath{"simd", true, 0})
 	}
-	if simdKernels && simdInt8(4) {
-		paths = append(paths, decodePath{"simd-int8", true, true})
+	if simdKernels && simdIntActivations(4) {
+		paths = append(paths, decodePath{"simd-int16", true, 16}, decodePath{"simd-int8", true, 8})
 	}
 	return paths
 }
 
 // withFeatures runs fn on path p: the SIMD feature flags of this machine
-// cleared for the Go path, and Int8Activations as p says.
+// cleared for the Go path, and the activation type as p says.
 func withFeatures(p decodePath, fn func()) {
-	avx2, neon, int8 := hasAVX2FMA, hasNEON, Int8Activations
-	hasAVX2FMA, hasNEON, Int8Activations = avx2 && p.simd, neon && p.simd, p.int8
-	defer func() { hasAVX2FMA, hasNEON, Int8Activations = avx2, neon, int8 }()
+	avx2, neon, int8, int16 := hasAVX2FMA, hasNEON, Int8Activations, Int16Activations
+	hasAVX2FMA, hasNEON = avx2 && p.simd, neon && p.simd
+	Int8Activations, Int16Activations = p.act == 8, p.act == 16
+	defer func() { hasAVX2FMA, hasNEON, Int8Activations, Int16Activations = avx2, neon, int8, int16 }()
 	fn()
 }
 
-// int8Dequantized is x as the int8 kernels see it: per group of group
-// values, rounded to the nearest multiple of max|x|/127.
-func int8Dequantized(x []float32, group int) []float32 {
+// intDequantized is x as the integer kernels see it: per group of group
+// values, rounded to the nearest multiple of max|x|/levels.
+func intDequantized(x []float32, group int, levels float32) []float32 {
 	out := make([]float32, len(x))
 	for g := 0; g < len(x); g += group {
 		var amax float32
@@ -70,7 +72,7 @@ func int8Dequantized(x []float32, group int) []float32 {
 		}
 		// The same float32 steps as the kernel, so no value rounds the
 		// other way.
-		inv, dx := 127/amax, amax/127
+		inv, dx := levels/amax, amax/levels
 		for j, v := range x[g : g+group] {
 			out[g+j] = float32(math.Round(float64(v*inv))) * dx
 		}
@@ -79,18 +81,22 @@ func int8Dequantized(x []float32, group int) []float32 {
 }
 
 // checkQMV runs the decode product of m on every path and compares it with
-// the float64 reference (of the int8-rounded x on the int8 path).
+// the float64 reference (of the integer-rounded x on the integer paths).
 func checkQMV(t *testing.T, rng *rand.Rand, m *Matrix, n int) {
 	t.Helper()
 	x := randVec(rng, n*m.Cols)
 	want, bound := qmvReference(x, n, m)
-	want8, bound8 := qmvReference(int8Dequantized(x, m.Q.GroupSize), n, m)
+	rounded := map[int][2][]float64{}
+	for _, width := range []int{8, 16} {
+		w, b := qmvReference(intDequantized(x, m.Q.GroupSize, float32(int(1)<<(width-1)-1)), n, m)
+		rounded[width] = [2][]float64{w, b}
+	}
 	for _, p := range decodePaths() {
 		out := make([]float32, n*m.Rows)
 		withFeatures(p, func() { MatMul(out, x, n, m) })
 		ref, refBound := want, bound
-		if p.int8 && (m.Q.Bits == 4 || m.Q.Bits == 8) && m.Q.GroupSize <= 128 && m.Q.GroupSize%32 == 0 {
-			ref, refBound = want8, bound8
+		if p.act != 0 && (m.Q.Bits == 4 || m.Q.Bits == 8) && m.Q.GroupSize <= 128 && m.Q.GroupSize%32 == 0 {
+			ref, refBound = rounded[p.act][0], rounded[p.act][1]
 		}
 		for i, w := range ref {
 			// The Go path dequantizes whole rows for widths other than 4

@@ -15,6 +15,12 @@ type Routing struct {
 	Normalize bool
 	// Scale multiplies the final weights (routed_scaling_factor).
 	Scale float32
+	// SparseMixer is PhiMoE's routing (see sparseMixer; TopK is 2, the
+	// other fields are unused): JitterEps is its router_jitter_noise,
+	// which at inference only sets how far below the maximum a score may
+	// be and still share the softmax.
+	SparseMixer bool
+	JitterEps   float32
 }
 
 // RouteScratch holds Route's working buffers, kept by a caller that routes
@@ -28,6 +34,10 @@ type RouteScratch struct {
 // Ties are broken toward the lower expert id, as torch.topk does on CPU.
 // s may be nil (Route then allocates its buffers).
 func Route(logits []float32, r *Routing, ids []int32, weights []float32, s *RouteScratch) {
+	if r.SparseMixer {
+		sparseMixer(logits, r.JitterEps, ids, weights)
+		return
+	}
 	if s == nil {
 		s = new(RouteScratch)
 	}

@@ -301,6 +301,10 @@ func paramBytes(v any) ([]byte, error) {
 		return valueBytes(&v), nil
 	case slotParts:
 		return valueBytes(&v), nil
+	case layerNormParams:
+		return valueBytes(&v), nil
+	case sparseMixerParams:
+		return valueBytes(&v), nil
 	}
 	return nil, fmt.Errorf("no parameter encoding for %T", v)
 }
@@ -524,8 +528,8 @@ func (e *Executor) GatedRMSNorm(out, x, z *graph.Tensor, n, dim int, w []float32
 }
 
 func (e *Executor) Rope(x *graph.Tensor, pos []int32, heads, headDim int, p *kernels.RopeParams) {
-	if len(pos) == 0 {
-		return
+	if len(pos) == 0 || p.RotaryDim == 0 {
+		return // nothing rotates (attention without rope: Granite 4.0)
 	}
 	if x.RowStride() != heads*headDim && len(pos) > 1 {
 		for t := range pos {
@@ -633,18 +637,18 @@ func (e *Executor) MulSigmoid(out, x, g *graph.Tensor, n int) {
 // into a device buffer (same length and contents), so r.IDs and r.Weights
 // are the host views of the device's output from then on.
 func (e *Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernels.Routing) {
+	if p.SparseMixer {
+		e.routeSparseMixer(r, logits, n, p)
+		return
+	}
 	experts := logits.Cols
 	if experts > routeMaxE || p.Groups > routeMaxGroups || p.TopK != r.TopK || p.TopK > experts ||
 		(p.Groups > 1 && experts%p.Groups != 0) || !contiguous(n, logits) {
 		e.onHost("Route", func() { e.host.Route(r, logits, n, p) })
 		return
 	}
-	r.Tokens = n
-	if n == 0 {
-		return
-	}
-	ids, weights := e.routeBuffers(r)
-	if ids.buf == nil || weights.buf == nil {
+	ids, weights, ok := e.routeOutputs(r, n)
+	if !ok {
 		return
 	}
 	bias := e.tensor(1, logits, 0) // not read without a bias
@@ -662,6 +666,18 @@ func (e *Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kernel
 	}
 	e.run("route", [3]int{n, 1, 1}, [3]int{routeThreads, 1, 1},
 		e.tensor(0, logits, 0), bias, ids, weights, e.upload(4, rp))
+}
+
+// routeOutputs sets r.Tokens and binds r's ids and weights (see
+// routeBuffers); ok is false when there is nothing to route or the binding
+// failed.
+func (e *Executor) routeOutputs(r *graph.Routes, n int) (ids, weights binding, ok bool) {
+	r.Tokens = n
+	if n == 0 {
+		return ids, weights, false
+	}
+	ids, weights = e.routeBuffers(r)
+	return ids, weights, ids.buf != nil && weights.buf != nil
 }
 
 // routeBuffers binds r's ids (index 2) and weights (index 3), moving them

@@ -15,7 +15,7 @@ func TestParamBytes(t *testing.T) {
 		qmvParams{1, 2}, qmmParams{1, 2, 3}, gatherParams{1, 2, 3}, gatherQmmParams{1, 2, 3},
 		normParams{1, 1e-6, 1}, ropeParams{1, 2, 3, 0.5, 1}, sdpaParams{1, 2, 3, 4, 5, 6, 7, 0.125, 1}, kvStoreParams{1, 2},
 		routeParams{1, 2, 3, 4, 5, 6, 7, 2.5}, convParams{1, 2, 3}, gateParams{1, 2}, deltaParams{1, 2, 3, 4, 5},
-		slotParts{1, 2, 3, 4},
+		slotParts{1, 2, 3, 4}, layerNormParams{1, 1e-5, 1, 0}, sparseMixerParams{1, 2, 0.01},
 	} {
 		got, err := paramBytes(v)
 		if err != nil {

@@ -16,9 +16,13 @@ type Attention struct {
 	Heads, KVHeads, HeadDim int
 	Q, K, V, O              *kernels.Matrix
 	QBias, KBias, VBias     []float32
+	OBias                   []float32 // o_proj's bias (PhiMoE)
 	QNorm, KNorm            []float32
 	// NormWhole applies QNorm/KNorm over the whole projection, not per head.
 	NormWhole bool
+	// NormAfterRope applies QNorm/KNorm to the rotated q and k (Hunyuan),
+	// not before the rotary embedding.
+	NormAfterRope bool
 	// QGate (gated attention only) gives each head's output gate; QGateBias
 	// is its part of q_proj's bias.
 	QGate     *kernels.Matrix
@@ -129,23 +133,25 @@ func (a *Attention) kvScratch(s *scratch) (k, v *graph.Tensor) {
 
 func (a *Attention) plan(s *scratch) {
 	a.scratch(s)
-	if s.kv != kernels.KVF32 {
-		a.kvScratch(s)
-	}
+	a.kvScratch(s)
 }
 
-func (a *Attention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
+func (a *Attention) forward(r *run, out, x *graph.Tensor, _ MixerState) error {
+	return a.forwardSegments(r, out, x)
+}
+
+func (a *Attention) forwardSegments(r *run, out, x *graph.Tensor) error {
 	e, n := r.E, r.n
-	cache := st.(*kvCache)
 	q, gate, att := a.scratch(&r.scratch)
-	// 1. Projections; the new keys and values go straight into a float32
-	// cache, else into scratch rows stored after the rotary embedding.
-	var k, v *graph.Tensor
-	if cache.KQ != nil {
-		k, v = a.kvScratch(&r.scratch)
-	} else {
-		k = cache.kNew.SetView(cache.K, r.pos0, n, 0, cache.K.Cols)
-		v = cache.vNew.SetView(cache.V, r.pos0, n, 0, cache.V.Cols)
+	// 1. Projections of all rows. With one segment and a float32 cache
+	// the new keys and values go straight into the cache; else into
+	// scratch rows, stored per segment after the rotary embedding.
+	k, v := a.kvScratch(&r.scratch)
+	direct := false
+	if first := r.state(&r.segs[0]).(*kvCache); len(r.segs) == 1 && first.KQ == nil {
+		k = first.kNew.SetView(first.K, r.pos0, n, 0, first.K.Cols)
+		v = first.vNew.SetView(first.V, r.pos0, n, 0, first.V.Cols)
+		direct = true
 	}
 	e.MatMul(q, x, n, a.Q, a.QBias)
 	if a.QGate != nil {
@@ -153,31 +159,55 @@ func (a *Attention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	}
 	e.MatMul(k, x, n, a.K, a.KBias)
 	e.MatMul(v, x, n, a.V, a.VBias)
-	// 2. q/k norms and rotary embedding, in place.
-	if a.QNorm != nil {
-		qdim, kdim := a.HeadDim, a.HeadDim
-		if a.NormWhole {
-			qdim, kdim = q.Cols, k.Cols
+	// 2. q/k norms and rotary embedding (each row at its own position),
+	// in place.
+	if !a.NormAfterRope {
+		a.normQK(e, q, k, n)
+	}
+	if a.Rope != nil { // nil: no positional embedding (Jamba)
+		e.Rope(q, r.pos, a.Heads, a.HeadDim, a.Rope)
+		e.Rope(k, r.pos, a.KVHeads, a.HeadDim, a.Rope)
+	}
+	if a.NormAfterRope {
+		a.normQK(e, q, k, n)
+	}
+	// 3. Per segment: store its keys and values, attend over its cache.
+	for i := range r.segs {
+		s := r.segment(i)
+		cache := r.state(s).(*kvCache)
+		qs, atts := r.segRows(q, s), r.segRows(att, s)
+		switch {
+		case cache.KQ != nil:
+			ke := e.(graph.KVExecutor)
+			ke.StoreKV(cache.KQ, s.pos0, r.segRows(k, s), s.n)
+			ke.StoreKV(cache.VQ, s.pos0, r.segRows(v, s), s.n)
+			ke.AttentionKV(atts, qs, cache.KQ, 0, cache.VQ, 0, s.n, s.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale)
+			continue
+		case !direct:
+			e.CopyCols(cache.K, s.pos0, 0, k, s.row0, 0, s.n, k.Cols)
+			e.CopyCols(cache.V, s.pos0, 0, v, s.row0, 0, s.n, v.Cols)
 		}
-		e.RMSNorm(q, q, n, qdim, a.QNorm, a.Eps)
-		e.RMSNorm(k, k, n, kdim, a.KNorm, a.Eps)
+		e.Attention(atts, qs, cache.K, cache.V, s.n, s.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale)
 	}
-	e.Rope(q, r.pos, a.Heads, a.HeadDim, a.Rope)
-	e.Rope(k, r.pos, a.KVHeads, a.HeadDim, a.Rope)
-	// 3. Attention over the cache, the output gate, o_proj.
-	if cache.KQ != nil {
-		ke := e.(graph.KVExecutor)
-		ke.StoreKV(cache.KQ, r.pos0, k, n)
-		ke.StoreKV(cache.VQ, r.pos0, v, n)
-		ke.AttentionKV(att, q, cache.KQ, 0, cache.VQ, 0, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale)
-	} else {
-		e.Attention(att, q, cache.K, cache.V, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale)
-	}
+	// 4. The output gate and o_proj over all rows.
 	if gate != nil {
 		e.MulSigmoid(att, att, gate, n)
 	}
-	e.MatMul(out, att, n, a.O, nil)
+	e.MatMul(out, att, n, a.O, a.OBias)
 	return nil
+}
+
+// normQK applies the q/k RMSNorms (when the layer has them) in place.
+func (a *Attention) normQK(e graph.Executor, q, k *graph.Tensor, n int) {
+	if a.QNorm == nil {
+		return
+	}
+	qdim, kdim := a.HeadDim, a.HeadDim
+	if a.NormWhole {
+		qdim, kdim = q.Cols, k.Cols
+	}
+	e.RMSNorm(q, q, n, qdim, a.QNorm, a.Eps)
+	e.RMSNorm(k, k, n, kdim, a.KNorm, a.Eps)
 }
 
 // MLP is a dense SwiGLU feed-forward block: down(silu(gate x) * up x).
@@ -228,7 +258,7 @@ func (m *MoE) scratch(s *scratch) (logits, shared, sharedGate, prefetch *graph.T
 		}
 	}
 	if m.Next != nil {
-		prefetch = s.tensorRows("moe.prefetch", 1, m.Next.Router.Rows)
+		prefetch = s.tensorRows("moe.prefetch", min(prefetchRows, s.rows), m.Next.Router.Rows)
 	}
 	return logits, shared, sharedGate, prefetch
 }
@@ -252,7 +282,8 @@ func (m *MoE) forward(r *run, out, x *graph.Tensor) error {
 		}
 		r.Trace.Routes(m.Layer, routes)
 	}
-	if r.Prefetch && n == 1 && prefetch != nil {
+	if r.Prefetch && prefetch != nil && n == len(r.segs) && n <= prefetch.Rows {
+		// A decode step (one row per sequence).
 		if err := m.prefetchNext(r, x, prefetch); err != nil {
 			return err
 		}
@@ -312,23 +343,28 @@ type Prefetcher interface {
 	Prefetch(ids []int32)
 }
 
+// prefetchRows is the most rows of a decode step (one per sequence) whose
+// next-layer experts Prefetch predicts.
+const prefetchRows = 8
+
 // prefetchNext predicts the next MoE layer's experts by applying its router
 // to this layer's input (the residual stream changes little from one layer
 // to the next) and asks the pager to start loading them while this layer's
-// experts run. Decode only: it reads the prediction on the host.
+// experts run. Decode only (r.n rows, one per sequence): it reads the
+// prediction on the host.
 func (m *MoE) prefetchNext(r *run, x, logits *graph.Tensor) error {
 	next := m.Next
 	pf, ok := next.Experts.(Prefetcher)
 	if !ok {
 		return nil
 	}
-	r.E.MatMul(logits, x, 1, next.Router, nil)
+	r.E.MatMul(logits, x, r.n, next.Router, nil)
 	routes := r.routesFor(-1-next.Layer, next.Routing.TopK)
-	r.E.Route(routes, logits, 1, &next.Routing)
+	r.E.Route(routes, logits, r.n, &next.Routing)
 	if err := r.E.Sync(); err != nil {
 		return err
 	}
-	pf.Prefetch(routes.IDs[:next.Routing.TopK])
+	pf.Prefetch(routes.IDs[:r.n*next.Routing.TopK])
 	return nil
 }
 

@@ -66,6 +66,64 @@ type Config struct {
 	// MLPLayerTypes ("dense"/"sparse" per layer, GLM-4.7-Flash) when set.
 	MLPLayerTypes []string `json:"mlp_layer_types"`
 
+	// Hunyuan-A13B (hunyuan_v1_moe): moe_topk is its num_experts_per_tok
+	// (ParseConfig copies it); the shared MLP (use_mixed_mlp_moe) is
+	// num_shared_expert times intermediate_size wide; cross-layer attention
+	// (use_cla, cla_share_factor) is refused by the loader.
+	MoETopK         int   `json:"moe_topk"`
+	NumSharedExpert int   `json:"num_shared_expert"`
+	UseMixedMLPMoE  *bool `json:"use_mixed_mlp_moe"`
+	UseCLA          bool  `json:"use_cla"`
+	CLAShareFactor  int   `json:"cla_share_factor"`
+	// MiniMax-M2 (minimax_m2): rotary_dim (default head_dim/2) is the
+	// partial rotary width; the loader refuses the variants it does not
+	// run (another scoring_func or qk_norm_type, lightning-attention layers
+	// in attn_type_list, a shared expert).
+	RotaryDim              int    `json:"rotary_dim"`
+	ScoringFunc            string `json:"scoring_func"`
+	QKNormType             string `json:"qk_norm_type"`
+	AttnTypeList           []int  `json:"attn_type_list"`
+	SharedIntermediateSize int    `json:"shared_intermediate_size"`
+
+	// PhiMoE (Phi-3.5-MoE). RouterJitterNoise is sparsemixer's eps (nil:
+	// transformers' default 0.01); SlidingWindow nil means none.
+	RouterJitterNoise    *float64 `json:"router_jitter_noise"`
+	LMHeadBias           bool     `json:"lm_head_bias"`
+	SlidingWindow        *int     `json:"sliding_window"`
+	OriginalMaxPositions int      `json:"original_max_position_embeddings"`
+	HiddenAct            string   `json:"hidden_act"`
+
+	// Jamba (Mamba-1 layers interleaved with attention, MoE every
+	// expert_layer_period-th layer). The mamba_* keys are shared with
+	// Granite 4.0's Mamba-2 layers (one field per key).
+	AttnLayerPeriod   int     `json:"attn_layer_period"`
+	AttnLayerOffset   int     `json:"attn_layer_offset"`
+	ExpertLayerPeriod int     `json:"expert_layer_period"`
+	ExpertLayerOffset int     `json:"expert_layer_offset"`
+	MambaDState       int     `json:"mamba_d_state"`
+	MambaDConv        int     `json:"mamba_d_conv"`
+	MambaExpand       float64 `json:"mamba_expand"`
+	// MambaDtRank is a number or "auto" (ceil(hidden_size/16)).
+	MambaDtRank   any   `json:"mamba_dt_rank"`
+	MambaConvBias *bool `json:"mamba_conv_bias"`
+	MambaProjBias bool  `json:"mamba_proj_bias"`
+	// (hidden_act: PhiMoE's HiddenAct above.)
+
+	// Granite 3.x MoE and Granite 4.0 hybrid (granitemoe, granitemoehybrid):
+	// the muP multipliers, the shared MLP (shared_intermediate_size, above),
+	// and the Mamba-2 layers (mamba_d_state, mamba_d_conv, mamba_expand and
+	// the biases shared with Jamba, above).
+	EmbeddingMultiplier   float64         `json:"embedding_multiplier"`
+	ResidualMultiplier    float64         `json:"residual_multiplier"`
+	AttentionMultiplier   float64         `json:"attention_multiplier"`
+	LogitsScaling         float64         `json:"logits_scaling"`
+	PositionEmbeddingType string          `json:"position_embedding_type"`
+	MambaHeads            int             `json:"mamba_n_heads"`
+	MambaHeadDim          json.RawMessage `json:"mamba_d_head"` // an int or "auto"
+	MambaGroups           int             `json:"mamba_n_groups"`
+	MambaNormBeforeGate   bool            `json:"mamba_norm_before_gate"`
+	TimeStepLimit         []float64       `json:"time_step_limit"`
+
 	Quant Quantization
 	// Path is the config.json this came from, for error messages.
 	Path string `json:"-"`
@@ -83,6 +141,16 @@ type RopeScaling struct {
 	MScaleAllDim                  float64 `json:"mscale_all_dim"`
 	RopeTheta                     float64 `json:"rope_theta"`
 	PartialRotaryFactor           float64 `json:"partial_rotary_factor"`
+	// Alpha is Hunyuan's "dynamic" NTK scaling: the rope base becomes
+	// rope_theta * alpha^(d/(d-2)) for rotary width d.
+	Alpha float64 `json:"alpha"`
+
+	// LongRoPE (PhiMoE): per-frequency divisors and cos/sin factors below
+	// and above original_max_position_embeddings.
+	ShortFactor []float64 `json:"short_factor"`
+	LongFactor  []float64 `json:"long_factor"`
+	ShortMScale *float64  `json:"short_mscale"`
+	LongMScale  *float64  `json:"long_mscale"`
 }
 
 // Kind returns the normalised scaling type ("" when there is none).
@@ -166,6 +234,12 @@ func ParseConfig(data []byte) (*Config, error) {
 		body, _ = json.Marshal(inner)
 		top = inner
 	}
+	if flat, changed, err := flattenPerLayer(top); err != nil {
+		return nil, err
+	} else if changed {
+		body, _ = json.Marshal(flat)
+		top = flat
+	}
 	var c Config
 	if err := json.Unmarshal(body, &c); err != nil {
 		return nil, fmt.Errorf("bad field: %v", err)
@@ -213,6 +287,9 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	if c.NumExperts == 0 {
 		c.NumExperts = max(c.NumRoutedExperts, c.NumLocalExperts)
+	}
+	if c.NumExpertsPerTok == 0 {
+		c.NumExpertsPerTok = c.MoETopK
 	}
 	if c.HeadDim == 0 && c.NumHeads > 0 {
 		c.HeadDim = c.HiddenSize / c.NumHeads

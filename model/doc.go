@@ -8,6 +8,14 @@
 // model_type. A Runner runs forward passes of a model on one executor, with
 // the scratch tensors every block asked for planned when it is made.
 //
+// A pass may carry several sequences (Runner.ForwardBatch, one Segment
+// each; Forward is the one-segment case): its rows are the segments' new
+// tokens, each at its own position. Norms, projections and the MoE run
+// over all rows at once (the routed experts over their union); what reads
+// a sequence's state (KV cache store and attention, conv and delta-rule
+// scan) runs per segment on views of its rows. A mixer written for one
+// sequence runs batched unchanged, once per segment (run.mix).
+//
 // Routed experts have one description for every policy: an ExpertSource
 // (expert_source.go) lists each expert's byte ranges in the checkpoint, in
 // any of its layouts (stacked switch_mlp, fused gate_up_proj, one module
@@ -41,7 +49,9 @@
 //     runner's scratch for exactly the tensors forward uses (one scratch
 //     method serves both), and forward issues graph ops on them and on
 //     views of its state, never allocating. Its MixerState says whether it
-//     is per position (rewindable), how it resets and frees.
+//     is per position (rewindable), how it resets and frees. forward sees
+//     one sequence at a time; to run its dense parts over a whole batch,
+//     a mixer also implements segmentMixer (see Attention).
 //  4. Add a fixture with a reference.json from transformers; TestFixtures
 //     compares every layer, the routing and the logits, and
 //     TestDecodeStepOps / TestDecodeStepAllocatesNothing check that a decode

@@ -112,6 +112,7 @@ func expertSource(w *weights, layer int, p string, n, inter int, names expertNam
 	h := w.cfg.HiddenSize
 	src := &ExpertSource{Layer: layer, Count: n}
 	shapes := [3][2]int{{inter, h}, {inter, h}, {h, inter}}
+	fusedGateUp, fusedDown := names.fused()
 	switch {
 	case w.has(p + "switch_mlp.gate_proj.weight"):
 		for i, name := range []string{"gate_proj", "up_proj", "down_proj"} {
@@ -120,9 +121,9 @@ func expertSource(w *weights, layer int, p string, n, inter int, names expertNam
 				return expertPart{stacked: t, stride: t.Length / int64(n), length: t.Length / int64(n)}
 			})
 		}
-	case w.has(p + "experts.gate_up_proj"):
+	case w.has(p + fusedGateUp):
 		// Fused [E, 2I, H]: gate is the first I rows of each expert's slice.
-		gu, dn := w.tensor(p+"experts.gate_up_proj"), w.tensor(p+"experts.down_proj")
+		gu, dn := w.tensor(p+fusedGateUp), w.tensor(p+fusedDown)
 		if gu == nil || dn == nil {
 			return src
 		}

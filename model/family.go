@@ -14,22 +14,35 @@ func ropeFor(w *weights, headDim int, interleaved bool) *kernels.RopeParams {
 	c := w.cfg
 	dim := int(float64(headDim) * c.PartialRotaryFactor)
 	var yarn *kernels.YaRN
+	base := c.RopeTheta
 	switch kind := c.RopeScaling.Kind(); kind {
 	case "", "default":
+	case "dynamic":
+		// Only Hunyuan's alpha form: a fixed, larger base. Without alpha,
+		// dynamic NTK rescales with the sequence length, which no kernel does.
+		if c.RopeScaling.Alpha <= 0 {
+			w.fail("%s: rope_scaling type \"dynamic\" without alpha is not supported (only Hunyuan's alpha form is)", c.Path)
+			break
+		}
+		base = ntkAlphaBase(base, c.RopeScaling.Alpha, dim)
 	case "yarn":
 		rs := c.RopeScaling
 		yarn = &kernels.YaRN{Factor: rs.Factor, BetaFast: rs.BetaFast, BetaSlow: rs.BetaSlow,
 			MScale: rs.MScale, MScaleAllDim: rs.MScaleAllDim, OriginalMaxPositions: rs.OriginalMaxPositionEmbeddings}
 	default:
-		w.fail("%s: rope_scaling type %q is not supported (yarn is)", c.Path, kind)
+		w.fail("%s: rope_scaling type %q is not supported (yarn and Hunyuan's dynamic alpha are)", c.Path, kind)
 	}
-	inv, scale := kernels.RopeInvFreq(dim, c.RopeTheta, yarn)
+	inv, scale := kernels.RopeInvFreq(dim, base, yarn)
 	return &kernels.RopeParams{RotaryDim: dim, InvFreq: inv, Scale: scale, Interleaved: interleaved}
 }
 
 // attentionOptions are the per-family differences of standard attention.
 type attentionOptions struct {
-	bias      bool // q/k/v projection biases
+	bias    bool // q/k/v projection biases
+	outBias bool // o_proj bias (PhiMoE)
+	// rope replaces the rotary parameters ropeFor derives from the config
+	// (PhiMoE's LongRoPE).
+	rope      *kernels.RopeParams
 	qkNorm    bool // per-head q_norm/k_norm
 	normWhole bool // OLMoE: q_norm/k_norm over the whole projection
 	gated     bool // Qwen3-Next: output gate in q_proj
@@ -53,6 +66,9 @@ func loadAttention(w *weights, p string, o attentionOptions) *Attention {
 		a.KBias = w.vector(p+"k_proj.bias", kd)
 		a.VBias = w.vector(p+"v_proj.bias", kd)
 	}
+	if o.outBias {
+		a.OBias = w.vector(p+"o_proj.bias", c.HiddenSize)
+	}
 	if o.gated && w.err == nil {
 		// q_proj holds [query(HeadDim) | gate(HeadDim)] per head: split it
 		// into two projections so each output is contiguous.
@@ -75,7 +91,10 @@ func loadAttention(w *weights, p string, o attentionOptions) *Attention {
 		a.QNorm = w.vector(p+"q_norm.weight", a.HeadDim)
 		a.KNorm = w.vector(p+"k_norm.weight", a.HeadDim)
 	}
-	a.Rope = ropeFor(w, a.HeadDim, false)
+	a.Rope = o.rope
+	if a.Rope == nil {
+		a.Rope = ropeFor(w, a.HeadDim, false)
+	}
 	return a
 }
 
@@ -89,9 +108,21 @@ func loadMLP(w *weights, p string, inter int) *MLP {
 // one module per expert ("<p>experts.<e>.gate_proj", Mixtral w1/w3/w2).
 type expertNames struct {
 	gate, up, down string // per-expert module names (gate_proj or w1, ...)
+	// gateUp and fusedDown name the Hugging Face fused tensors when they
+	// are not experts.gate_up_proj and experts.down_proj (Granite).
+	gateUp, fusedDown string
 }
 
-var swigluNames = expertNames{"gate_proj", "up_proj", "down_proj"}
+var swigluNames = expertNames{gate: "gate_proj", up: "up_proj", down: "down_proj"}
+
+// fused returns the names of the fused [E, 2I, H] gate/up and [E, H, I]
+// down tensors.
+func (n expertNames) fused() (gateUp, down string) {
+	if n.gateUp != "" {
+		return n.gateUp, n.fusedDown
+	}
+	return "experts.gate_up_proj", "experts.down_proj"
+}
 
 // loadExperts reads a layer's n routed experts of intermediate size inter,
 // or, when loading lazily, only describes where they are.
@@ -117,8 +148,8 @@ func loadExperts(w *weights, layer int, p string, n, inter int, names expertName
 			Down: w.stack(p+"switch_mlp.down_proj", n, h, inter),
 		}
 	}
-	if w.has(p + "experts.gate_up_proj") {
-		return loadFusedExperts(w, p, n, inter)
+	if gu, dn := names.fused(); w.has(p + gu) {
+		return loadFusedExperts(w, p+gu, p+dn, n, inter)
 	}
 	x := &ResidentExperts{}
 	for e := 0; e < n; e++ {
@@ -145,13 +176,13 @@ func normTopK(c *Config, def bool) bool {
 
 func layerPrefix(p string, l int) string { return fmt.Sprintf("%slayers.%d.", p, l) }
 
-// loadFusedExperts reads Hugging Face's fused expert tensors
-// (experts.gate_up_proj [E, 2I, H] with gate rows first, experts.down_proj
-// [E, H, I]), stored without the .weight suffix.
-func loadFusedExperts(w *weights, p string, n, inter int) *ResidentExperts {
+// loadFusedExperts reads Hugging Face's fused expert tensors gateUpName
+// ([E, 2I, H] with gate rows first, experts.gate_up_proj) and downName
+// ([E, H, I], experts.down_proj).
+func loadFusedExperts(w *weights, gateUpName, downName string, n, inter int) *ResidentExperts {
 	h := w.cfg.HiddenSize
-	gateUp := w.denseStack(p+"experts.gate_up_proj", n, 2*inter, h)
-	down := w.denseStack(p+"experts.down_proj", n, h, inter)
+	gateUp := w.denseStack(gateUpName, n, 2*inter, h)
+	down := w.denseStack(downName, n, h, inter)
 	x := &ResidentExperts{Down: down}
 	for _, m := range gateUp {
 		x.Gate = append(x.Gate, &kernels.Matrix{Rows: inter, Cols: h, F32: m.F32[:inter*h]})

@@ -29,9 +29,9 @@ type GatedDeltaNet struct {
 }
 
 // deltaState is a linear-attention layer's cache: conv history and the
-// delta-rule state. Both are fixed-size, so a snapshot is a copy. convQ,
-// convK and convV are the conv history of the q, k and v channels (row
-// views of Conv).
+// delta-rule state (or Mamba-2's scan state). Both are fixed-size, so a
+// snapshot is a copy. convQ, convK and convV are the conv history of the
+// q, k and v channels (row views of Conv; nil for Mamba-2).
 type deltaState struct {
 	Conv, S             *graph.Tensor
 	convQ, convK, convV *graph.Tensor
@@ -86,30 +86,38 @@ func (g *GatedDeltaNet) scratch(s *scratch) (in, conv [3]*graph.Tensor, z, b, a,
 
 func (g *GatedDeltaNet) plan(s *scratch) { g.scratch(s) }
 
-func (g *GatedDeltaNet) forward(r *run, out, x *graph.Tensor, st MixerState) error {
+func (g *GatedDeltaNet) forward(r *run, out, x *graph.Tensor, _ MixerState) error {
+	return g.forwardSegments(r, out, x)
+}
+
+func (g *GatedDeltaNet) forwardSegments(r *run, out, x *graph.Tensor) error {
 	e, n := r.E, r.n
-	s := st.(*deltaState)
 	in, conv, z, b, a, o := g.scratch(&r.scratch)
 	kc := g.keyWidth() * g.ConvKernel
-	// 1. Input projections.
+	// 1. Input projections of all rows.
 	e.MatMul(in[0], x, n, g.Q, nil)
 	e.MatMul(in[1], x, n, g.K, nil)
 	e.MatMul(in[2], x, n, g.V, nil)
 	e.MatMul(z, x, n, g.Z, nil)
 	e.MatMul(b, x, n, g.B, nil)
 	e.MatMul(a, x, n, g.A, nil)
-	// 2. Causal conv1d + SiLU over q, k and v (depthwise: each part with
-	// its own channels' weights and history).
-	q, k, v := conv[0], conv[1], conv[2]
-	e.Conv1d(q, in[0], n, s.convQ, g.Conv[:kc], g.ConvKernel)
-	e.Conv1d(k, in[1], n, s.convK, g.Conv[kc:2*kc], g.ConvKernel)
-	e.Conv1d(v, in[2], n, s.convV, g.Conv[2*kc:], g.ConvKernel)
-	// 3. Gates, in place: the log decay g = -exp(A_log)*softplus(a+dt_bias)
-	// into a, the write strength beta = sigmoid(b) into b. Then the delta
-	// rule, the gated norm and out_proj.
+	// 2. Gates, in place: the log decay g = -exp(A_log)*softplus(a+dt_bias)
+	// into a, the write strength beta = sigmoid(b) into b.
 	e.Activate(a, a, n, graph.Softplus, g.DtBias, g.decay)
 	e.Activate(b, b, n, graph.Sigmoid, nil, nil)
-	e.GatedDelta(o, q, k, v, a, b, n, s.S, g.KeyHeads, g.ValueHeads, g.KeyDim, g.ValueDim)
+	// 3. Per segment, from its own state: the causal conv1d + SiLU over q,
+	// k and v (depthwise: each part with its own channels' weights and
+	// history), then the delta rule.
+	for i := range r.segs {
+		sg := r.segment(i)
+		s := r.state(sg).(*deltaState)
+		q, k, v := r.segRows(conv[0], sg), r.segRows(conv[1], sg), r.segRows(conv[2], sg)
+		e.Conv1d(q, r.segRows(in[0], sg), sg.n, s.convQ, g.Conv[:kc], g.ConvKernel)
+		e.Conv1d(k, r.segRows(in[1], sg), sg.n, s.convK, g.Conv[kc:2*kc], g.ConvKernel)
+		e.Conv1d(v, r.segRows(in[2], sg), sg.n, s.convV, g.Conv[2*kc:], g.ConvKernel)
+		e.GatedDelta(r.segRows(o, sg), q, k, v, r.segRows(a, sg), r.segRows(b, sg), sg.n, s.S, g.KeyHeads, g.ValueHeads, g.KeyDim, g.ValueDim)
+	}
+	// 4. The gated norm and out_proj over all rows.
 	e.GatedRMSNorm(o, o, z, n, g.ValueDim, g.Norm, g.Eps)
 	e.MatMul(out, o, n, g.Out, nil)
 	return nil

@@ -134,14 +134,15 @@ func (a *MLA) scratch(s *scratch) (qin, qNope, q, qLatent, att, v *graph.Tensor)
 
 func (a *MLA) plan(s *scratch) {
 	a.scratch(s)
-	if s.kv != kernels.KVF32 {
-		s.tensor("mla.kv", a.RopeDim+a.KVLoraRank)
-	}
+	s.tensor("mla.kv", a.RopeDim+a.KVLoraRank)
 }
 
-func (a *MLA) forward(r *run, out, x *graph.Tensor, st MixerState) error {
+func (a *MLA) forward(r *run, out, x *graph.Tensor, _ MixerState) error {
+	return a.forwardSegments(r, out, x)
+}
+
+func (a *MLA) forwardSegments(r *run, out, x *graph.Tensor) error {
 	e, n := r.E, r.n
-	cache := st.(*latentCache)
 	H, L, dn, dr, dv := a.Heads, a.KVLoraRank, a.NopeDim, a.RopeDim, a.VDim
 	qin, qNope, q, qLatent, att, v := a.scratch(&r.scratch)
 
@@ -159,29 +160,38 @@ func (a *MLA) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	e.MatMulHeads(qLatent, dr+L, qNope, dn, n, a.QToLatent)
 	e.Rope(q, r.pos, H, dr+L, a.Rope)
 
-	// 2. The compressed KV of the new positions, written into the cache:
-	// the shared key (rotated) and the latent (normalised), in place.
-	// (Half or quantized caches: made in scratch rows, then stored.)
-	var rows, latent *graph.Tensor
-	if cache.KQ != nil {
-		rows = r.scratch.tensor("mla.kv", dr+L)
-		latent = r.scratch.view("mla.kv.latent", rows, dr, L)
-	} else {
-		rows = cache.rows.SetView(cache.KV, r.pos0, n, 0, dr+L)
-		latent = cache.latent.SetView(cache.KV, r.pos0, n, dr, L)
+	// 2. The compressed KV of the new positions: the shared key (rotated)
+	// and the latent (normalised), in place. With one segment and a
+	// float32 cache they are made in the cache itself; else in scratch
+	// rows, stored per segment.
+	rows := r.scratch.tensor("mla.kv", dr+L)
+	latent := r.scratch.view("mla.kv.latent", rows, dr, L)
+	direct := false
+	if first := r.state(&r.segs[0]).(*latentCache); len(r.segs) == 1 && first.KQ == nil {
+		rows = first.rows.SetView(first.KV, r.pos0, n, 0, dr+L)
+		latent = first.latent.SetView(first.KV, r.pos0, n, dr, L)
+		direct = true
 	}
 	e.MatMul(rows, x, n, a.KVA, a.KVABias)
 	e.RMSNorm(latent, latent, n, L, a.KVANorm, a.Eps)
 	e.Rope(rows, r.pos, 1, dr+L, a.Rope)
 
-	// 3. Every head's absorbed query against the cached rows; the values
-	// are the latents themselves.
-	if cache.KQ != nil {
-		ke := e.(graph.KVExecutor)
-		ke.StoreKV(cache.KQ, r.pos0, rows, n)
-		ke.AttentionKV(att, q, cache.KQ, 0, cache.KQ, dr, n, r.pos0, H, 1, dr+L, L, a.Scale)
-	} else {
-		e.Attention(att, q, cache.KV, cache.Values, n, r.pos0, H, 1, dr+L, L, a.Scale)
+	// 3. Per segment, every head's absorbed query against its cached rows;
+	// the values are the latents themselves.
+	for i := range r.segs {
+		s := r.segment(i)
+		cache := r.state(s).(*latentCache)
+		qs, atts := r.segRows(q, s), r.segRows(att, s)
+		switch {
+		case cache.KQ != nil:
+			ke := e.(graph.KVExecutor)
+			ke.StoreKV(cache.KQ, s.pos0, r.segRows(rows, s), s.n)
+			ke.AttentionKV(atts, qs, cache.KQ, 0, cache.KQ, dr, s.n, s.pos0, H, 1, dr+L, L, a.Scale)
+			continue
+		case !direct:
+			e.CopyCols(cache.KV, s.pos0, 0, rows, s.row0, 0, s.n, dr+L)
+		}
+		e.Attention(atts, qs, cache.KV, cache.Values, s.n, s.pos0, H, 1, dr+L, L, a.Scale)
 	}
 
 	// 4. Per head from latent space to values, then o_proj.

@@ -446,18 +446,7 @@ func TestMLAExpandedForm(t *testing.T) {
 		}
 		return out
 	}
-	rmsnorm := func(x, g []float64, eps float64) []float64 {
-		var ss float64
-		for _, v := range x {
-			ss += v * v
-		}
-		inv := 1 / math.Sqrt(ss/float64(len(x))+eps)
-		out := make([]float64, len(x))
-		for i, v := range x {
-			out[i] = v * inv * g[i]
-		}
-		return out
-	}
+	rmsnorm := rmsNorm64
 	yarnMScale := func(m float64) float64 { return 0.1*m*math.Log(factor) + 1 }
 	inv, attnFactor := kernels.RopeInvFreq(dr, cfg["rope_theta"].(float64), &kernels.YaRN{Factor: factor, BetaFast: 32, BetaSlow: 1,
 		MScale: mscale, MScaleAllDim: mscaleAll, OriginalMaxPositions: origMax})

@@ -34,6 +34,17 @@ type Model struct {
 	Layers []*Layer
 	Norm   []float32
 	Head   *kernels.Matrix
+	// LayerNorm: the per-layer and final norms are LayerNorms with the
+	// *NormBias biases (PhiMoE), not RMSNorms. HeadBias is the output
+	// head's bias (nil: none).
+	LayerNorm bool
+	NormBias  []float32
+	HeadBias  []float32
+	// RopeSwitch > 0 (LongRoPE): a pass that ends a sequence longer than
+	// RopeSwitch rotates by the long table, else by the short one, and the
+	// cached positions are recomputed when a pass needs the other table
+	// than they were made with, as transformers' generate does.
+	RopeSwitch int
 
 	// Notes are things a user should know about how the checkpoint was read
 	// (for example, weights that were skipped).
@@ -41,6 +52,11 @@ type Model struct {
 
 	offHeap [][]byte // weight buffers outside the Go heap, from buffers
 	buffers graph.BufferAllocator
+
+	// EmbedScale and ResidualScale, when not 0, multiply the embedding
+	// and each block's output before it joins the residual stream (the
+	// Granite families' multipliers; see scaleRows).
+	EmbedScale, ResidualScale float32
 
 	// MaxBatch is how many tokens one forward pass processes at most;
 	// longer prompts are processed in chunks of this size.
@@ -55,8 +71,10 @@ type Model struct {
 // Layer is one decoder block: x += Mixer(norm1(x)); x += FFN(norm2(x)).
 type Layer struct {
 	InputNorm, PostNorm []float32
-	Mixer               Mixer
-	FFN                 FFN
+	// InputNormBias, PostNormBias: the LayerNorm biases (Model.LayerNorm).
+	InputNormBias, PostNormBias []float32
+	Mixer                       Mixer
+	FFN                         FFN
 }
 
 // Mixer mixes information across positions (attention, linear attention).
@@ -69,6 +87,11 @@ type Mixer interface {
 	newState(e graph.Executor, maxLen int, f kernels.KVFormat) MixerState
 	// plan asks for the scratch tensors forward uses (see Runner).
 	plan(s *scratch)
+	// forward mixes one sequence's rows: r.n rows of x at positions r.pos
+	// (r.pos0, r.pos0+1, ...) into out, with st that sequence's state. In a
+	// batched pass it runs once per segment on views of its rows (r.segs
+	// then holds that segment alone), unless the mixer is a segmentMixer,
+	// which takes the whole pass at once.
 	forward(r *run, out, x *graph.Tensor, st MixerState) error
 }
 
@@ -168,16 +191,29 @@ func loadCommon(w *weights, p string) *Model {
 	m := &Model{}
 	m.Embed = w.linear(p+"embed_tokens", c.VocabSize, c.HiddenSize)
 	m.Norm = w.vector(p+"norm.weight", c.HiddenSize)
+	m.Head = loadHead(w, p, m.Embed)
+	return m
+}
+
+// loadHead reads the output head, or returns embed when the embeddings
+// are tied (or the checkpoint has no lm_head).
+func loadHead(w *weights, p string, embed *kernels.Matrix) *kernels.Matrix {
+	c := w.cfg
+	head := headName(w, p)
+	if c.TieWordEmbeddings || !w.has(head+".weight") {
+		return embed
+	}
+	return w.linear(head, c.VocabSize, c.HiddenSize)
+}
+
+// headName is the output head's module name for the model prefix p
+// ("lm_head", or a multimodal checkpoint's "language_model.lm_head").
+func headName(w *weights, p string) string {
 	head := strings.TrimSuffix(p, "model.") + "lm_head"
 	if !w.has(head + ".weight") {
 		head = "lm_head"
 	}
-	if c.TieWordEmbeddings || !w.has(head+".weight") {
-		m.Head = m.Embed
-	} else {
-		m.Head = w.linear(head, c.VocabSize, c.HiddenSize)
-	}
-	return m
+	return head
 }
 
 // Close releases the checkpoint files and the weights held outside the Go

@@ -17,18 +17,37 @@ import (
 // decodeSteps runs warm decode steps on a fresh runner and cache: two
 // warm-up tokens, then step() decodes one more each call.
 func decodeSteps(t *testing.T, m *model.Model, e graph.Executor, maxLen int) (step func()) {
+	return batchDecodeSteps(t, m, e, maxLen, 1)
+}
+
+// batchDecodeSteps is decodeSteps for seqs sequences decoded together:
+// each step is one ForwardBatch of one token per sequence (Forward for
+// one), each sequence's last-position logits asked for.
+func batchDecodeSteps(t *testing.T, m *model.Model, e graph.Executor, maxLen, seqs int) (step func()) {
 	t.Helper()
 	rn := model.NewRunner(m, e)
-	c := m.NewCache(e, maxLen)
-	ids := []int32{1}
+	segs := make([]model.Segment, seqs)
+	for i := range segs {
+		segs[i] = model.Segment{Cache: m.NewCache(e, maxLen), IDs: []int32{int32(i + 1)}, Logits: make([]float32, m.Config.VocabSize)}
+	}
 	step = func() {
-		if c.Len == c.MaxLen {
-			c.Len = 0
+		for _, s := range segs {
+			if s.Cache.Len == s.Cache.MaxLen {
+				s.Cache.Len = 0
+			}
 		}
-		if _, err := rn.Forward(c, ids, false); err != nil {
+		var err error
+		if seqs == 1 {
+			_, err = rn.Forward(segs[0].Cache, segs[0].IDs, false)
+		} else {
+			err = rn.ForwardBatch(segs)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
-		ids[0] = ids[0]%7 + 1
+		for _, s := range segs {
+			s.IDs[0] = s.IDs[0]%7 + 1
+		}
 	}
 	step()
 	step()
@@ -69,30 +88,37 @@ func forEachFixture(t *testing.T, f func(t *testing.T, name string, m *model.Mod
 }
 
 // TestDecodeStepAllocatesNothing checks that a warm decode step allocates
-// no Go memory on any fixture: with graphtest.Null (model code alone) and
-// with the CPU executor, kernels included. The ops in kernelOps (whose
-// kernels keep recycled scratch and bound work functions) are measured one
-// by one, so a failure names the op that allocated.
+// no Go memory on any fixture, for one sequence and for four decoded
+// together: with graphtest.Null (model code alone) and with the CPU
+// executor, kernels included. The ops in kernelOps (whose kernels keep
+// recycled scratch and bound work functions) are measured one by one, so a
+// failure names the op that allocated.
 func TestDecodeStepAllocatesNothing(t *testing.T) {
 	forEachFixture(t, func(t *testing.T, name string, m *model.Model) {
-		if a := testing.AllocsPerRun(20, decodeSteps(t, m, graphtest.Null{}, 64)); a != 0 {
-			t.Errorf("a decode step made %.1f heap allocations in model code", a)
-		}
-		ae := &allocsByOp{Executor: cpu.New()}
-		step := decodeSteps(t, m, ae, 64)
-		step()
-		// Ten steps a window: the kernels' recycled scratch reaches its
-		// largest size over the first steps (routing differs per token).
-		const runs = 10
-		total := allocs.Steady(runs, ae.reset, step)
-		t.Logf("%s: %.1f heap allocations per decode step with the CPU executor", name, total)
-		if total > 0 {
-			for _, op := range kernelOps {
-				if n := float64(ae.allocs[op]) / runs; n > 0 {
-					t.Logf("%s: %s made %.1f heap allocations per decode step", name, op, n)
-				}
+		for _, seqs := range []int{1, 4} {
+			if a := testing.AllocsPerRun(20, batchDecodeSteps(t, m, graphtest.Null{}, 64, seqs)); a != 0 {
+				t.Errorf("a decode step of %d sequences made %.1f heap allocations in model code", seqs, a)
 			}
-			t.Errorf("a decode step made %.1f heap allocations with the CPU executor", total)
+			ae := &allocsByOp{Executor: cpu.New()}
+			step := batchDecodeSteps(t, m, ae, 64, seqs)
+			// Warm up over a whole cache (attention's scratch grows with
+			// the position; a batch's experts group in more ways).
+			for range 64 {
+				step()
+			}
+			// Ten steps a window: the kernels' recycled scratch reaches its
+			// largest size over the first steps (routing differs per token).
+			const runs = 10
+			total := allocs.Steady(runs, ae.reset, step)
+			t.Logf("%s: %.1f heap allocations per decode step of %d sequences with the CPU executor", name, total, seqs)
+			if total > 0 {
+				for _, op := range kernelOps {
+					if n := float64(ae.allocs[op]) / runs; n > 0 {
+						t.Logf("%s: %s made %.1f heap allocations per decode step", name, op, n)
+					}
+				}
+				t.Errorf("a decode step of %d sequences made %.1f heap allocations with the CPU executor", seqs, total)
+			}
 		}
 	})
 }
@@ -161,30 +187,42 @@ func (a *allocsByOp) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts g
 func TestPagedDecodeStepAllocatesNothing(t *testing.T) {
 	for _, name := range fixture.Names(t) {
 		t.Run(name, func(t *testing.T) {
-			m, err := model.LoadWith(fixture.Dir(t, "fixtures/"+name), model.LoadOptions{LazyExperts: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			sources := m.ExpertSources()
-			if len(sources) == 0 {
-				t.Skip("no routed experts")
-			}
-			p, err := experts.New(experts.Config{Layers: m.PagerLayers(), Capacity: sources[0].Count, Policy: experts.Exact})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			if err := m.AttachPager(p); err != nil {
-				t.Fatal(err)
-			}
-			step := decodeSteps(t, m, graphtest.Null{}, 64)
-			for range 8 { // every token id the steps use, so every routed expert is resident
-				step()
-			}
-			if a := testing.AllocsPerRun(20, step); a != 0 {
-				t.Errorf("a paged decode step made %.1f heap allocations", a)
+			m, _ := loadPaged(t, fixture.Dir(t, "fixtures/"+name), func(experts int) int { return experts })
+			for _, seqs := range []int{1, 4} {
+				step := batchDecodeSteps(t, m, graphtest.Null{}, 64, seqs)
+				for range 8 { // every token id the steps use, so every routed expert is resident
+					step()
+				}
+				if a := testing.AllocsPerRun(20, step); a != 0 {
+					t.Errorf("a paged decode step of %d sequences made %.1f heap allocations", seqs, a)
+				}
 			}
 		})
 	}
+}
+
+// loadPaged loads the checkpoint in dir with its routed experts paged
+// (exact policy, capacity(experts in a layer) slots a layer); the model and
+// pager are closed when the test ends. It skips a model without routed
+// experts.
+func loadPaged(t testing.TB, dir string, capacity func(experts int) int) (*model.Model, *experts.Pager) {
+	t.Helper()
+	m, err := model.LoadWith(dir, model.LoadOptions{LazyExperts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	sources := m.ExpertSources()
+	if len(sources) == 0 {
+		t.Skip("no routed experts")
+	}
+	p, err := experts.New(experts.Config{Layers: m.PagerLayers(), Capacity: capacity(sources[0].Count), Policy: experts.Exact})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	if err := m.AttachPager(p); err != nil {
+		t.Fatal(err)
+	}
+	return m, p
 }

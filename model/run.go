@@ -13,11 +13,18 @@ import (
 type Cache struct {
 	Len, MaxLen int
 	States      []MixerState
+	// ids and longRope: what a LongRoPE model (Model.RopeSwitch) needs to
+	// recompute the cached positions under the other rotary table.
+	ids      []int32
+	longRope bool
 }
 
 // NewCache allocates a cache for up to maxLen positions on e.
 func (m *Model) NewCache(e graph.Executor, maxLen int) *Cache {
 	c := &Cache{MaxLen: maxLen, States: make([]MixerState, len(m.Layers))}
+	if m.RopeSwitch > 0 {
+		c.ids = make([]int32, 0, maxLen)
+	}
 	f := m.kvFormatOn(e)
 	for i, l := range m.Layers {
 		c.States[i] = l.Mixer.newState(e, maxLen, f)
@@ -54,6 +61,9 @@ func (c *Cache) CopyFrom(o *Cache, e graph.Executor) {
 		}
 	}
 	c.Len = o.Len
+	if len(o.ids) >= o.Len {
+		c.ids, c.longRope = append(c.ids[:0], o.ids[:o.Len]...), o.longRope
+	}
 }
 
 // Free releases the cache's tensors on e (the executor it was made on);
@@ -116,14 +126,24 @@ type Runner struct {
 	routes  map[int]*graph.Routes
 	run     run // the pass in progress, reused
 	pos     []int32
-	last    graph.Tensor // view of the batch's last row
-	logits  []float32    // what Forward returns for one position
+	ids     []int32        // the pass's tokens, concatenated
+	segs    []passSegment  // run.segs's storage
+	one     [1]Segment     // Forward's segment
+	last    graph.Tensor   // view of a segment's last row
+	hRow    graph.Tensor   // view of the row of h it is normalised into
+	wanted  [logitRows]int // segments whose logits a head pass computes
+	logits  []float32      // what Forward returns for one position
 }
+
+// logitRows is how many segments' last-position logits one pass of the
+// output head computes (the head is read once for all of them).
+const logitRows = 8
 
 // NewRunner prepares m to run on e: it allocates the scratch tensors every
 // block needs and the routing buffers of every MoE layer.
 func NewRunner(m *Model, e graph.Executor) *Runner {
 	rn := &Runner{M: m, E: e, routes: map[int]*graph.Routes{}, pos: make([]int32, m.MaxBatch),
+		ids: make([]int32, m.MaxBatch), segs: make([]passSegment, 0, m.MaxBatch),
 		scratch: scratch{e: e, rows: m.MaxBatch, kv: m.kvFormatOn(e), byKey: map[scratchKey]*graph.Tensor{}}}
 	rn.run.Runner = rn
 	rn.stream()
@@ -142,11 +162,12 @@ func NewRunner(m *Model, e graph.Executor) *Runner {
 }
 
 // stream returns the residual stream x, the normalised input h of a block
-// and its output y, and the one-row logits of a decode step.
+// and its output y, and the last-position logits of up to logitRows
+// segments.
 func (rn *Runner) stream() (x, h, y, lastLogits *graph.Tensor) {
 	hidden := rn.M.Config.HiddenSize
 	return rn.scratch.tensor("x", hidden), rn.scratch.tensor("h", hidden), rn.scratch.tensor("y", hidden),
-		rn.scratch.tensorRows("logits.last", 1, rn.M.Config.VocabSize)
+		rn.scratch.tensorRows("logits.last", min(logitRows, rn.M.MaxBatch), rn.M.Config.VocabSize)
 }
 
 // scratch is a runner's buffer plan: tensors keyed by name and shape,
@@ -203,13 +224,96 @@ func (s *scratch) view(name string, t *graph.Tensor, c0, cols int) *graph.Tensor
 	return v
 }
 
-// run is the state of one forward pass over a batch of n tokens.
+// run is the state of one forward pass (see ForwardBatch): its rows are
+// the segments' new tokens, concatenated.
 type run struct {
 	*Runner
+	// n is the number of rows and pos each row's own position; pos0 is the
+	// first row's. While a mixer of the one-segment shape runs (see mix),
+	// they describe that segment alone.
 	n     int
 	pos0  int
 	pos   []int32
 	layer int
+	// longRope: this pass uses LongRoPE's long table (Model.RopeSwitch).
+	longRope bool
+	// segs are the pass's segments; views are the row views of the one
+	// being worked on (see segRows), nviews how many are in use.
+	segs   []passSegment
+	views  [segmentViews]graph.Tensor
+	nviews int
+	// alone is the segment a one-segment mixer runs, aloneX and aloneOut
+	// its rows of the mixer's input and output (see mix).
+	alone            [1]passSegment
+	aloneX, aloneOut graph.Tensor
+}
+
+// passSegment is where one sequence is in a pass: its rows [row0, row0+n)
+// and their positions pos0.. in its cache.
+type passSegment struct {
+	row0, n, pos0 int
+	cache         *Cache
+}
+
+// segmentViews is how many row views of one segment a mixer may hold at
+// once.
+const segmentViews = 12
+
+// segment returns segment i of the pass, releasing the row views handed
+// out for the previous one.
+func (r *run) segment(i int) *passSegment {
+	r.nviews = 0
+	return &r.segs[i]
+}
+
+// segRows returns segment s's rows of t (a tensor with a row per row of
+// the pass, or a view of one) as a view valid until the next segment call.
+func (r *run) segRows(t *graph.Tensor, s *passSegment) *graph.Tensor {
+	v := &r.views[r.nviews]
+	r.nviews++
+	return v.SetView(t, s.row0, s.n, 0, t.Cols)
+}
+
+// state is segment s's state of the layer being run.
+func (r *run) state(s *passSegment) MixerState { return s.cache.States[r.layer] }
+
+// segmentMixer is a Mixer that runs every segment of a pass in one call:
+// the dense parts (projections, norms, rope, output projection) over all
+// rows at once, the per-sequence parts (cache store and attention, conv
+// and scan) on each segment's rows with its own state (r.segs). Its
+// forward is the same function and ignores st, which r.segs also holds.
+type segmentMixer interface {
+	forwardSegments(r *run, out, x *graph.Tensor) error
+}
+
+// mix runs a layer's mixer over the pass: in one call when it is a
+// segmentMixer, else once per segment on that segment's rows, with r
+// describing the segment alone (any mixer of the one-segment shape runs
+// batched unchanged).
+func (r *run) mix(mx Mixer, out, x *graph.Tensor) error {
+	if sm, ok := mx.(segmentMixer); ok {
+		return sm.forwardSegments(r, out, x)
+	}
+	n, pos0, pos, segs := r.n, r.pos0, r.pos, r.segs
+	var err error
+	for i := range segs {
+		s := &segs[i]
+		xs := r.aloneX.SetView(x, s.row0, s.n, 0, x.Cols)
+		outs := r.aloneOut.SetView(out, s.row0, s.n, 0, out.Cols)
+		// The segment alone, its rows from 0 (those of xs and outs).
+		r.alone[0] = passSegment{n: s.n, pos0: s.pos0, cache: s.cache}
+		r.n, r.pos0, r.pos, r.segs = s.n, s.pos0, pos[s.row0:s.row0+s.n], r.alone[:]
+		err = mx.forward(r, outs, xs, r.state(&r.alone[0]))
+		r.segs = segs
+		if err != nil {
+			if len(segs) > 1 {
+				err = fmt.Errorf("segment %d: %w", i, err)
+			}
+			break
+		}
+	}
+	r.n, r.pos0, r.pos = n, pos0, pos
+	return err
 }
 
 func (r *Runner) routesFor(layer, topK int) *graph.Routes {
@@ -224,68 +328,97 @@ func (r *Runner) routesFor(layer, topK int) *graph.Routes {
 // Forward appends ids to the sequence in c and returns the logits: of every
 // new position ([len(ids)*vocab]) when all is set, else of the last one.
 // Prompts longer than MaxBatch are processed in chunks. The last position's
-// logits are the runner's own buffer, valid until the next Forward.
+// logits are the runner's own buffer, valid until the next Forward. It is
+// ForwardBatch with one segment.
 func (rn *Runner) Forward(c *Cache, ids []int32, all bool) ([]float32, error) {
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("no tokens to process")
+	if err := rn.checkSegment(c, ids); err != nil {
+		return nil, err
 	}
-	if c.Len+len(ids) > c.MaxLen {
-		return nil, fmt.Errorf("sequence of %d tokens exceeds the context of %d", c.Len+len(ids), c.MaxLen)
+	ids, skip, err := rn.ropeTable(c, ids)
+	if err != nil {
+		return nil, err
 	}
-	vocab := rn.M.Config.VocabSize
-	for _, id := range ids {
-		if id < 0 || int(id) >= vocab {
-			return nil, fmt.Errorf("token id %d is outside the vocabulary (0..%d)", id, vocab-1)
-		}
-	}
+	defer func() { rn.one[0] = Segment{} }() // keep nothing of the caller's
 	var out []float32
 	for start := 0; start < len(ids); start += rn.M.MaxBatch {
 		chunk := ids[start:min(start+rn.M.MaxBatch, len(ids))]
 		last := start+len(chunk) == len(ids)
-		logits, err := rn.forwardChunk(c, chunk, all || last, !all)
+		rn.one[0] = Segment{Cache: c, IDs: chunk}
+		if last && !all {
+			rn.one[0].Logits = rn.logits
+		}
+		logits, err := rn.pass(rn.one[:], all)
 		if err != nil {
 			return nil, err
 		}
 		if all {
 			out = append(out, logits...)
 		} else if last {
-			out = logits
+			out = rn.logits
 		}
+	}
+	if all {
+		out = out[skip*rn.M.Config.VocabSize:]
 	}
 	return out, nil
 }
 
-func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool) ([]float32, error) {
+// pass runs one forward pass over segs (checked by the caller) and fills
+// each segment's Logits; with all (one segment only) it returns the logits
+// of every row instead.
+func (rn *Runner) pass(segs []Segment, all bool) ([]float32, error) {
 	m, e := rn.M, rn.E
-	n := len(ids)
+	if err := rn.checkNorms(); err != nil {
+		return nil, err
+	}
 	r := &rn.run
-	r.n, r.pos0, r.pos = n, c.Len, rn.pos[:n]
-	for i := range r.pos {
-		r.pos[i] = int32(c.Len + i)
-	}
-	if c.Len == 0 {
-		// A new sequence: recurrent state left by an earlier one (a cache
-		// reused by a session, or one a failed pass stopped in the middle
-		// of) must not leak into it. Per-position caches need nothing.
-		for _, s := range c.States {
-			s.Reset(e)
+	// 1. The rows: every segment's new tokens at its own positions.
+	r.segs = rn.segs[:0]
+	n := 0
+	for _, sg := range segs {
+		c := sg.Cache
+		if c.Len == 0 {
+			// A new sequence: recurrent state left by an earlier one (a
+			// cache reused by a session, or one a failed pass stopped in
+			// the middle of) must not leak into it. Per-position caches
+			// need nothing.
+			for _, s := range c.States {
+				s.Reset(e)
+			}
 		}
+		if m.RopeSwitch > 0 {
+			c.ids = append(c.ids[:c.Len], sg.IDs...)
+		}
+		r.segs = append(r.segs, passSegment{row0: n, n: len(sg.IDs), pos0: c.Len, cache: c})
+		copy(rn.ids[n:], sg.IDs)
+		for i := range sg.IDs {
+			rn.pos[n+i] = int32(c.Len + i)
+		}
+		n += len(sg.IDs)
 	}
+	r.n, r.pos0, r.pos = n, r.segs[0].pos0, rn.pos[:n]
+	// 2. The layers: dense parts over all rows, mixers per segment.
 	hidden := m.Config.HiddenSize
-	x, h, y, lastLogits := rn.stream()
-	e.Embed(x, m.Embed, ids)
-	eps := float32(m.Config.RMSNormEps)
+	x, h, y, _ := rn.stream()
+	e.Embed(x, m.Embed, rn.ids[:n])
+	sc, err := m.scaler(e)
+	if err != nil {
+		return nil, err
+	}
+	scaleRows(sc, x, n, m.EmbedScale)
 	for l, layer := range m.Layers {
 		r.layer = l
-		e.RMSNorm(h, x, n, hidden, layer.InputNorm, eps)
-		if err := layer.Mixer.forward(r, y, h, c.States[l]); err != nil {
+		rn.norm(h, x, n, layer.InputNorm, layer.InputNormBias)
+		if err := r.mix(layer.Mixer, y, h); err != nil {
 			return nil, fmt.Errorf("layer %d: %w", l, err)
 		}
+		scaleRows(sc, y, n, m.ResidualScale)
 		e.Add(x, x, y, n)
-		e.RMSNorm(h, x, n, hidden, layer.PostNorm, eps)
+		rn.norm(h, x, n, layer.PostNorm, layer.PostNormBias)
 		if err := layer.FFN.forward(r, y, h); err != nil {
 			return nil, fmt.Errorf("layer %d: %w", l, err)
 		}
+		scaleRows(sc, y, n, m.ResidualScale)
 		e.Add(x, x, y, n)
 		if rn.Trace != nil && rn.Trace.LayerOutput != nil {
 			if err := e.Sync(); err != nil {
@@ -294,31 +427,66 @@ func (rn *Runner) forwardChunk(c *Cache, ids []int32, wantLogits, lastOnly bool)
 			rn.Trace.LayerOutput(l, e.Read(x)[:n*hidden])
 		}
 	}
-	c.Len += n
-	if !wantLogits {
-		return nil, e.Sync()
+	for _, s := range r.segs {
+		s.cache.Len += s.n
 	}
-	vocab := m.Config.VocabSize
-	if lastOnly {
-		// Only the last position's logits are needed: normalise one row
-		// (a view of x) into a one-row logits tensor.
-		e.RMSNorm(h, rn.last.SetView(x, n-1, 1, 0, hidden), 1, hidden, m.Norm, eps)
-		e.MatMul(lastLogits, h, 1, m.Head, nil)
+	// 3. The logits.
+	if all {
+		// Every position's logits: the vocabulary is wide (152k for
+		// Qwen), so this full-batch tensor is made only when first asked
+		// for.
+		vocab := m.Config.VocabSize
+		rn.norm(h, x, n, m.Norm, m.NormBias)
+		logits := r.scratch.tensor("logits", vocab)
+		e.MatMul(logits, h, n, m.Head, m.HeadBias)
 		if err := e.Sync(); err != nil {
 			return nil, err
 		}
-		copy(rn.logits, e.Read(lastLogits))
-		return rn.logits, nil
+		return slices.Clone(e.Read(logits)[:n*vocab]), nil
 	}
-	// Every position's logits: the vocabulary is wide (152k for Qwen), so
-	// this full-batch tensor is made only when first asked for.
-	e.RMSNorm(h, x, n, hidden, m.Norm, eps)
-	logits := r.scratch.tensor("logits", vocab)
-	e.MatMul(logits, h, n, m.Head, nil)
-	if err := e.Sync(); err != nil {
-		return nil, err
+	return nil, rn.lastLogits(segs, x, h)
+}
+
+// lastLogits computes the logits of each segment's last row that asks for
+// them: the row is normalised into a row of h, and the output head runs
+// over up to logitRows such rows at once.
+func (rn *Runner) lastLogits(segs []Segment, x, h *graph.Tensor) error {
+	m, e := rn.M, rn.E
+	hidden, vocab := m.Config.HiddenSize, m.Config.VocabSize
+	_, _, _, logits := rn.stream()
+	k, asked := 0, false
+	flush := func() error {
+		if k == 0 {
+			return nil
+		}
+		e.MatMul(logits, h, k, m.Head, m.HeadBias)
+		if err := e.Sync(); err != nil {
+			return err
+		}
+		out := e.Read(logits)
+		for j, i := range rn.wanted[:k] {
+			copy(segs[i].Logits, out[j*vocab:(j+1)*vocab])
+		}
+		k = 0
+		return nil
 	}
-	return slices.Clone(e.Read(logits)[:n*vocab]), nil
+	for i, sg := range segs {
+		if sg.Logits == nil {
+			continue
+		}
+		s := &rn.run.segs[i]
+		rn.norm(rn.hRow.SetView(h, k, 1, 0, hidden), rn.last.SetView(x, s.row0+s.n-1, 1, 0, hidden), 1, m.Norm, m.NormBias)
+		rn.wanted[k], asked = i, true
+		if k++; k == logits.Rows {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if !asked {
+		return e.Sync()
+	}
+	return flush()
 }
 
 // CacheBytes is the memory a cache of maxLen positions takes with KV

@@ -190,10 +190,22 @@ func benchDecode(env *benchEnv) ([]benchKernel, error) {
 		return nil, err
 	}
 	list = append(list, k)
-	// The same kernels on int8 activations: every matvec input
+	// The same kernels on int16 activations (kernels.Int16Activations, the
+	// library's default), then on int8: every matvec input
 	// (kernels.Int8Activations) for the matvec lines, the experts' gate
 	// and up inputs (cpu.Executor.Int8Experts, the option) for the MoE.
-	for _, k := range list {
+	base := len(list)
+	for _, k := range list[:base] {
+		run := k.run
+		k.name += "_i16"
+		k.run = func() {
+			kernels.Int16Activations = true
+			run()
+			kernels.Int16Activations = false
+		}
+		list = append(list, k)
+	}
+	for _, k := range list[:base] {
 		run := k.run
 		k.name += "_i8"
 		k.run = func() {

@@ -32,7 +32,7 @@ func TestLogitsAndGenerateMatchReference(t *testing.T) {
 			// The reference is float32 throughout: so is the KV cache here
 			// (half precision moves these logits by about 2e-3, BENCHMARKS.md
 			// "KV cache").
-			if code := run([]string{"logits", "--model", dir, "--kv-bits", "32", "--ids", joinIDs(p.IDs)}, &out, &errOut); code != 0 {
+			if code := run([]string{"logits", "--model", dir, "--kv-bits", "32", "--float-activations", "--ids", joinIDs(p.IDs)}, &out, &errOut); code != 0 {
 				t.Fatalf("logits exited %d: %s", code, errOut.String())
 			}
 			var got struct {
@@ -112,7 +112,7 @@ func TestGzippedTestdataModel(t *testing.T) {
 	p := ref.Prompts[0]
 	for range 2 { // unpack, then reuse
 		var out, errOut strings.Builder
-		if code := run([]string{"logits", "--model", dir, "--kv-bits", "32", "--ids", joinIDs(p.IDs)}, &out, &errOut); code != 0 {
+		if code := run([]string{"logits", "--model", dir, "--kv-bits", "32", "--float-activations", "--ids", joinIDs(p.IDs)}, &out, &errOut); code != 0 {
 			t.Fatalf("exit %d: %s", code, errOut.String())
 		}
 		var got struct {

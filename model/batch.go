@@ -1,0 +1,86 @@
+package model
+
+import "fmt"
+
+// Segment is one sequence's part of a batched forward pass.
+type Segment struct {
+	Cache  *Cache    // the sequence's cache; IDs are appended at Cache.Len
+	IDs    []int32   // its new tokens (at least one)
+	Logits []float32 // when non-nil (len = vocab): receives the logits of the segment's last new position
+}
+
+// ForwardBatch runs one forward pass over several sequences' new tokens:
+// dense parts over all rows at once, attention/recurrent mixing per
+// sequence, MoE over the union of routed experts (the pager resolves the
+// union once per layer; exact policy stays exact). The sum of len(IDs) is
+// at most MaxBatch; caches are distinct.
+//
+// A sequence's result does not depend on what it is batched with: its
+// rows meet other rows only in row-wise ops and in the MoE, which runs
+// each row through its own experts. A cache with Len 0 starts a new
+// sequence (its recurrent state is reset).
+func (rn *Runner) ForwardBatch(segs []Segment) error {
+	if len(segs) == 0 {
+		return fmt.Errorf("a batch of no segments")
+	}
+	total := 0
+	for i, sg := range segs {
+		if err := rn.checkSegment(sg.Cache, sg.IDs); err != nil {
+			return fmt.Errorf("segment %d: %w", i, err)
+		}
+		if sg.Logits != nil && len(sg.Logits) != rn.M.Config.VocabSize {
+			return fmt.Errorf("segment %d: logits buffer of %d values, want the vocabulary's %d", i, len(sg.Logits), rn.M.Config.VocabSize)
+		}
+		for j := range i {
+			if segs[j].Cache == sg.Cache {
+				return fmt.Errorf("segment %d: the same cache as segment %d", i, j)
+			}
+		}
+		total += len(sg.IDs)
+	}
+	if total > rn.M.MaxBatch {
+		return fmt.Errorf("a batch of %d tokens exceeds the model's MaxBatch of %d", total, rn.M.MaxBatch)
+	}
+	if rn.M.RopeSwitch > 0 {
+		// LongRoPE picks one rotary table per pass and may recompute a
+		// whole sequence when it crosses the switch: each segment runs on
+		// its own.
+		for i, sg := range segs {
+			logits, err := rn.Forward(sg.Cache, sg.IDs, false)
+			if err != nil {
+				return fmt.Errorf("segment %d: %w", i, err)
+			}
+			if sg.Logits != nil {
+				copy(sg.Logits, logits)
+			}
+		}
+		return nil
+	}
+	_, err := rn.pass(segs, false)
+	return err
+}
+
+// checkSegment checks that ids can be appended to the sequence in c.
+func (rn *Runner) checkSegment(c *Cache, ids []int32) error {
+	if c == nil || len(c.States) != len(rn.M.Layers) {
+		return fmt.Errorf("no cache of this model")
+	}
+	for l, s := range c.States {
+		if s == nil {
+			return fmt.Errorf("the cache has no state for layer %d (a recurrent-only snapshot cannot run)", l)
+		}
+	}
+	if len(ids) == 0 {
+		return fmt.Errorf("no tokens to process")
+	}
+	if c.Len+len(ids) > c.MaxLen {
+		return fmt.Errorf("sequence of %d tokens exceeds the context of %d", c.Len+len(ids), c.MaxLen)
+	}
+	vocab := rn.M.Config.VocabSize
+	for _, id := range ids {
+		if id < 0 || int(id) >= vocab {
+			return fmt.Errorf("token id %d is outside the vocabulary (0..%d)", id, vocab-1)
+		}
+	}
+	return nil
+}
