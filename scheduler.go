@@ -16,8 +16,10 @@ import (
 // sequences; one goroutine (started when work arrives, gone when there is
 // none) advances up to Model.seqs of them together: each step is one
 // forward pass over one decode token of every running sequence plus a
-// chunk of one waiting prompt's prefill, so a long prompt never stalls the
-// streams already running. Sequences join and leave between steps. The
+// chunk of one prompt's prefill (the one with the fewest tokens left), so
+// a long prompt never stalls the streams already running and a short
+// request arriving during it starts at the next step. Sequences join and
+// leave between steps. The
 // step runs with Model.mu held (it owns the runner, the caches and the
 // sessions' state); sampling happens in the step, text decoding and emit
 // in the caller's goroutine, which reads the tokens from the sequence's
