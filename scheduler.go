@@ -344,9 +344,12 @@ const starveAfter = 8
 // Options.PrefillPace): the step that carries it should take at most
 // budget times a step of decode tokens alone, so a running stream's
 // inter-token gap stays within that while a long prompt prefills. It
-// learns both costs from the steps it sees.
+// learns both costs from the steps it sees: a decode step's as the
+// shortest of the recent ones (on a shared machine a step is sometimes
+// held up, never sped up), a prefill token's as a moving average.
 type pacer struct {
-	decode   float64 // seconds of a step without prefill (moving average)
+	decodes  [16]float64 // seconds of recent steps without prefill (a ring)
+	next     int
 	perToken float64 // seconds per prefill token (moving average)
 }
 
@@ -354,32 +357,48 @@ type pacer struct {
 // long prompt would hardly advance); paced chunks are multiples of it.
 const minChunk = 16
 
+// decode is a step of decode tokens alone (0: none seen).
+func (p *pacer) decode() float64 {
+	best := 0.0
+	for _, d := range p.decodes {
+		if d > 0 && (best == 0 || d < best) {
+			best = d
+		}
+	}
+	return best
+}
+
 // chunk is the prefill chunk next to decoding streams, at most n.
 func (p *pacer) chunk(n int, budget float64) int {
-	if p.decode == 0 || p.perToken == 0 {
+	dec := p.decode()
+	if dec == 0 || p.perToken == 0 {
 		return min(n, minChunk) // not measured yet: start small
 	}
-	c := int(max(budget-1, 0) * p.decode / p.perToken)
+	c := int(max(budget-1, 0) * dec / p.perToken)
 	return min(n, max(minChunk, c/minChunk*minChunk))
 }
 
 // observe learns from a step of d with decodes decode tokens and a
 // prefill chunk of prefill tokens.
 func (p *pacer) observe(d time.Duration, decodes, prefill int) {
-	avg := func(old, v float64) float64 {
-		if old == 0 {
-			return v
-		}
-		return 0.8*old + 0.2*v
-	}
 	sec := d.Seconds()
-	switch {
+	var tok float64
+	switch dec := p.decode(); {
 	case prefill == 0:
-		p.decode = avg(p.decode, sec)
+		p.decodes[p.next] = sec
+		p.next = (p.next + 1) % len(p.decodes)
+		return
 	case decodes == 0:
-		p.perToken = avg(p.perToken, sec/float64(prefill))
-	case p.decode > 0:
-		p.perToken = avg(p.perToken, max(sec-p.decode, 0)/float64(prefill))
+		tok = sec / float64(prefill)
+	case dec > 0:
+		tok = max(sec-dec, 0) / float64(prefill)
+	default:
+		return
+	}
+	if p.perToken == 0 {
+		p.perToken = tok
+	} else {
+		p.perToken = 0.8*p.perToken + 0.2*tok
 	}
 }
 

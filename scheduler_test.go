@@ -351,6 +351,7 @@ func TestSchedPacer(t *testing.T) {
 		t.Errorf("unmeasured: chunk %d, want %d", got, minChunk)
 	}
 	p.observe(10*time.Millisecond, 4, 0)     // a decode step: 10 ms
+	p.observe(500*time.Millisecond, 4, 0)    // one held up: not the cost
 	p.observe(100*time.Millisecond, 0, 1000) // prefill alone: 0.1 ms a token
 	for _, tc := range []struct {
 		budget float64
@@ -367,7 +368,8 @@ func TestSchedPacer(t *testing.T) {
 		}
 	}
 	// A mixed step charges its prefill tokens what exceeds a decode step.
-	q := pacer{decode: 0.010}
+	var q pacer
+	q.observe(10*time.Millisecond, 2, 0)
 	q.observe(30*time.Millisecond, 2, 100)
 	if math.Abs(q.perToken-0.0002) > 1e-9 {
 		t.Errorf("a 30 ms step with 100 prefill tokens next to 10 ms of decode: %g s a token, want 0.0002", q.perToken)

@@ -214,6 +214,7 @@ func interleave(m *mlxmoe.Model, long int) error {
 	}()
 	<-decoding
 	time.Sleep(8 * soloGap)
+	before := m.SchedulerStats()
 	prefillStart := time.Now()
 	var longRes mlxmoe.Result
 	var longErr error
@@ -222,21 +223,20 @@ func interleave(m *mlxmoe.Model, long int) error {
 	wg.Go(func() {
 		s := m.NewSession()
 		defer s.Close()
-		longRes, longErr = s.Stream(ctx, lp, greedy(1), func(mlxmoe.Token) error {
-			prefillEnd = time.Now()
-			return nil
-		})
+		opts := greedy(1)
+		opts.LogitsMask = func([]int32, []float32) { prefillEnd = time.Now() }
+		longRes, longErr = s.Stream(ctx, lp, opts, nil)
 	})
 	time.Sleep(2 * perChunk)
 	shortSent := time.Now()
 	var shortFirst time.Time
 	ss := m.NewSession()
-	_, shortErr := ss.Stream(ctx, prompt(9, 16, vocab), greedy(1), func(mlxmoe.Token) error {
-		shortFirst = time.Now()
-		return nil
-	})
+	opts := greedy(1)
+	opts.LogitsMask = func([]int32, []float32) { shortFirst = time.Now() }
+	_, shortErr := ss.Stream(ctx, prompt(9, 16, vocab), opts, nil)
 	ss.Close()
 	wg.Wait()
+	st := m.SchedulerStats()
 	stop()
 	<-done
 	if derr != nil || longErr != nil || shortErr != nil {
@@ -256,6 +256,7 @@ func interleave(m *mlxmoe.Model, long int) error {
 	fmt.Printf("together: long prefill %v (%.2fx alone); the short request's first token after %v = %.2f chunks (target <= 2)\n",
 		longRes.Prefill.Round(time.Millisecond), longRes.Prefill.Seconds()/alone.Prefill.Seconds(),
 		ttft.Round(time.Millisecond), ttft.Seconds()/perChunk.Seconds())
+	fmt.Printf("scheduler during the prefill: %d steps advanced %d sequences\n", st.Steps-before.Steps, st.Advanced-before.Advanced)
 	fmt.Printf("the stream during the prefill: %d tokens, inter-token gap median %v (%.2fx solo), max %v (%.2fx solo; target < 3x)\n",
 		len(inPrefill), median(inPrefill).Round(time.Microsecond), median(inPrefill).Seconds()/soloGap.Seconds(),
 		worst.Round(time.Microsecond), worst.Seconds()/soloGap.Seconds())
@@ -270,23 +271,29 @@ type gap struct {
 }
 
 // decode runs a greedy stream of n tokens (or until ctx is done) in a
-// session of its own and returns its inter-token gaps; decoding, if set,
+// session of its own and returns its inter-token gaps, timed when the
+// scheduler samples each token (the mask hook runs there; emit runs in
+// this goroutine, which a loaded machine may wake late); decoding, if set,
 // is closed at its first token.
 func decode(ctx context.Context, m *mlxmoe.Model, p []int32, n int, decoding chan struct{}) ([]gap, error) {
 	s := m.NewSession()
 	defer s.Close()
 	var out []gap
 	var last time.Time
-	_, err := s.Stream(ctx, p, greedy(n), func(mlxmoe.Token) error {
+	opts := greedy(n)
+	opts.LogitsMask = func([]int32, []float32) {
 		now := time.Now()
-		if last.IsZero() {
-			if decoding != nil {
-				close(decoding)
-			}
-		} else {
+		if !last.IsZero() {
 			out = append(out, gap{now.Sub(last), now})
 		}
 		last = now
+	}
+	first := true
+	_, err := s.Stream(ctx, p, opts, func(mlxmoe.Token) error {
+		if first && decoding != nil {
+			close(decoding)
+		}
+		first = false
 		return nil
 	})
 	return out, err
