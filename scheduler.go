@@ -355,7 +355,7 @@ type pacer struct {
 
 // minChunk is the fewest prompt tokens a paced step takes (below it, a
 // long prompt would hardly advance); paced chunks are multiples of it.
-const minChunk = 16
+const minChunk = 4
 
 // decode is a step of decode tokens alone (0: none seen).
 func (p *pacer) decode() float64 {

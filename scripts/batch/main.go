@@ -68,8 +68,9 @@ func run(dir, memory, policy string, tokens int, streamList string, long, chunk 
 		}
 		counts = append(counts, n)
 	}
-	opts := mlxmoe.Options{Device: "cpu", ContextLength: max(long+512, 1024), Parallel: max(slices.Max(counts), 3), // the interleaving runs three PrefillChunk: chunk, PrefillPace: pace,
-		Experts: mlxmoe.ExpertOptions{Policy: policy, NoWarmStart: true}, PromptCacheBytes: -1, Log: os.Stderr}
+	opts := mlxmoe.Options{Device: "cpu", ContextLength: max(long+512, 1024), PrefillChunk: chunk, PrefillPace: pace,
+		Parallel: max(slices.Max(counts), 3), // the interleaving runs three at once
+		Experts:  mlxmoe.ExpertOptions{Policy: policy, NoWarmStart: true}, PromptCacheBytes: -1, Log: os.Stderr}
 	if memory != "" {
 		b, err := experts.ParseBytes(memory)
 		if err != nil {
