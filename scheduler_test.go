@@ -358,7 +358,7 @@ func TestSchedPacer(t *testing.T) {
 		n      int
 		want   int
 	}{
-		{2.5, 192, 148}, // 15 ms of prefill next to 10 ms of decode: 150 tokens, 148 in whole minChunks
+		{2.5, 192, 144}, // 15 ms of prefill next to 10 ms of decode: 150 tokens, 144 in whole minChunks
 		{2.5, 64, 64},   // at most the chunk
 		{1.0, 192, minChunk},
 		{11, 192, 192},
