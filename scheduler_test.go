@@ -45,21 +45,33 @@ func alone(t *testing.T, m *Model, prompts [][]int32, opts []GenerateOptions) []
 }
 
 // together runs the prompts from one goroutine each, all at once, on the
-// model's default session; ctxs (nil: background) are their contexts.
-func together(m *Model, prompts [][]int32, opts []GenerateOptions, ctxs []context.Context) []run {
+// model's default session.
+func together(m *Model, prompts [][]int32, opts []GenerateOptions) []run {
 	out := make([]run, len(prompts))
 	var wg sync.WaitGroup
 	for i, p := range prompts {
-		ctx := context.Background()
-		if ctxs != nil && ctxs[i] != nil {
-			ctx = ctxs[i]
-		}
 		wg.Go(func() {
-			out[i].res, out[i].err = m.Stream(ctx, p, recording(opts[i], &out[i]), nil)
+			out[i].res, out[i].err = m.Stream(context.Background(), p, recording(opts[i], &out[i]), nil)
 		})
 	}
 	wg.Wait()
 	return out
+}
+
+// sameAsAlone runs the prompts alone, then together, and checks that each
+// generated together what it generated alone; it returns the runs
+// together.
+func sameAsAlone(t *testing.T, m *Model, prompts [][]int32, opts []GenerateOptions) []run {
+	t.Helper()
+	want := alone(t, m, prompts, opts)
+	got := together(m, prompts, opts)
+	for i := range prompts {
+		if got[i].err != nil {
+			t.Fatalf("prompt %d together: %v", i, got[i].err)
+		}
+		sameRun(t, fmt.Sprintf("prompt %d", i), got[i], want[i], -1)
+	}
+	return got
 }
 
 // sameRun checks that got generated what want did, from logits within
@@ -129,16 +141,8 @@ func TestSchedIdentical(t *testing.T) {
 			// Lengths that cross prefill chunks, so prompts prefill while
 			// others decode.
 			prompts := [][]int32{randomIDs(41, 600), randomIDs(42, 7), randomIDs(43, 300), randomIDs(44, 40)}
-			opts := repeatOpts(greedy(24), len(prompts))
-			want := alone(t, m, prompts, opts)
 			before := m.SchedulerStats()
-			got := together(m, prompts, opts, nil)
-			for i := range prompts {
-				if got[i].err != nil {
-					t.Fatalf("prompt %d together: %v", i, got[i].err)
-				}
-				sameRun(t, fmt.Sprintf("prompt %d", i), got[i], want[i], -1)
-			}
+			sameAsAlone(t, m, prompts, repeatOpts(greedy(24), len(prompts)))
 			st := m.SchedulerStats()
 			steps, advanced := st.Steps-before.Steps, st.Advanced-before.Advanced
 			t.Logf("together: %d steps advanced %d sequences (%.2f per step)", steps, advanced, float64(advanced)/float64(steps))
@@ -227,15 +231,7 @@ func TestSchedCancel(t *testing.T) {
 func TestSchedContextExhausted(t *testing.T) {
 	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 128})
 	prompts := [][]int32{randomIDs(61, 100), randomIDs(62, 20), randomIDs(63, 10)}
-	opts := []GenerateOptions{greedy(1000), greedy(60), greedy(60)}
-	want := alone(t, m, prompts, opts)
-	got := together(m, prompts, opts, nil)
-	for i := range prompts {
-		if got[i].err != nil {
-			t.Fatalf("prompt %d: %v", i, got[i].err)
-		}
-		sameRun(t, fmt.Sprintf("prompt %d", i), got[i], want[i], -1)
-	}
+	got := sameAsAlone(t, m, prompts, []GenerateOptions{greedy(1000), greedy(60), greedy(60)})
 	if r := got[0].res; r.FinishReason != "length" || len(r.IDs) != 128-100 {
 		t.Errorf("the long sequence: finish %q after %d tokens, want length after %d", r.FinishReason, len(r.IDs), 128-100)
 	}
@@ -250,15 +246,7 @@ func TestSchedManyGoroutines(t *testing.T) {
 	for i := range 8 {
 		prompts = append(prompts, randomIDs(uint64(70+i), 20+37*i))
 	}
-	opts := repeatOpts(greedy(12), len(prompts))
-	want := alone(t, m, prompts, opts)
-	got := together(m, prompts, opts, nil)
-	for i := range prompts {
-		if got[i].err != nil {
-			t.Fatalf("prompt %d: %v", i, got[i].err)
-		}
-		sameRun(t, fmt.Sprintf("prompt %d", i), got[i], want[i], -1)
-	}
+	sameAsAlone(t, m, prompts, repeatOpts(greedy(12), len(prompts)))
 	if n := len(m.session.lanes); n > 2 {
 		t.Errorf("the default session has %d lanes, at most Parallel (2) may exist", n)
 	}
