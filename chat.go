@@ -31,7 +31,7 @@ type ChatOptions struct {
 // assistant's reply. It holds its own Session, so each turn processes only
 // the tokens the history did not already have (the new user message and
 // the template's markup around it). A Chat is not safe for concurrent use;
-// generation calls on one Model are serialised across all its chats.
+// chats on one Model generate concurrently, batched by its scheduler.
 type Chat struct {
 	m       *Model
 	s       *Session
@@ -337,14 +337,12 @@ type Memory struct {
 func (mm Memory) Total() int64 { return mm.Weights + mm.ExpertSlots + mm.KV }
 
 // Memory reports the memory the model and this chat hold. It waits for a
-// generation in progress on the model to end.
+// scheduler step in progress to end.
 func (c *Chat) Memory() Memory {
 	m := c.m
 	mm := Memory{Weights: m.Model.ResidentBytes(), KV: c.s.CacheStats().Bytes, ExpertSlots: m.slotBytes()}
 	m.mu.Lock()
-	if c.s.cache != nil {
-		mm.KV += m.Model.CacheBytes(m.ctxLen)
-	}
+	mm.KV += int64(len(c.s.lanes)) * m.Model.CacheBytes(m.ctxLen)
 	m.mu.Unlock()
 	return mm
 }

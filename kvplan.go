@@ -16,11 +16,13 @@ const fallbackContext = 32768
 // contextPlan decides the context length and what its cache costs, once
 // the model is loaded and the memory left for the cache is known.
 type contextPlan struct {
-	Asked  int              // Options.ContextLength; 0: the model's, bounded by the budget
-	Format kernels.KVFormat // the KV format caches get on this executor
+	Asked    int              // Options.ContextLength; 0: the model's, bounded by the budget
+	Format   kernels.KVFormat // the KV format caches get on this executor
+	Parallel int              // sequences asked to run at once (Options.Parallel)
 
 	Len   int   // the context decided on
-	Bytes int64 // its cache (KV and recurrent state)
+	Seqs  int   // sequences that run at once: Parallel, as far as their caches fit
+	Bytes int64 // their caches (KV and recurrent state)
 	Fit   int   // positions that fit in the room given to decide; -1: no bound known
 }
 
@@ -66,7 +68,14 @@ func (c *contextPlan) decide(m *model.Model, room int64) error {
 				experts.FormatBytes(max(room, 0)), experts.FormatBytes(perPos), experts.FormatBytes(fixed))
 		}
 	}
-	c.Bytes = m.CacheBytes(c.Len)
+	// Every running sequence has a cache of the whole context: as many
+	// run at once as fit (at least one).
+	one := m.CacheBytes(c.Len)
+	c.Seqs = max(1, c.Parallel)
+	if room >= 0 && one > 0 {
+		c.Seqs = min(c.Seqs, int(max(1, room/one)))
+	}
+	c.Bytes = int64(c.Seqs) * one
 	return nil
 }
 
@@ -77,7 +86,10 @@ func (c *contextPlan) print(m *model.Model, log io.Writer) {
 		fit = fmt.Sprintf("%d fit the budget", c.Fit)
 	}
 	fmt.Fprintf(log, "context: %d positions, KV cache %s: %s (%s per 1k positions; %s; the model's is %d)\n",
-		c.Len, c.Format, experts.FormatBytes(c.Bytes), experts.FormatBytes(m.CacheBytes(1024)-m.CacheBytes(0)), fit, m.Config.MaxPositions)
+		c.Len, c.Format, experts.FormatBytes(m.CacheBytes(c.Len)), experts.FormatBytes(m.CacheBytes(1024)-m.CacheBytes(0)), fit, m.Config.MaxPositions)
+	if c.Seqs != max(1, c.Parallel) {
+		fmt.Fprintf(log, "parallel: %d sequences at once (%d asked; each needs a cache of the whole context: a shorter --context lets more run)\n", c.Seqs, c.Parallel)
+	}
 	if c.Fit >= 0 && c.Len > c.Fit {
 		fmt.Fprintf(log, "warning: a context of %d positions needs more memory than the budget leaves (%d fit); a long sequence may run out of memory\n", c.Len, c.Fit)
 	}

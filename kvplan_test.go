@@ -52,3 +52,33 @@ func TestContextPlan(t *testing.T) {
 		t.Errorf("positions fitting one room at f32, f16, 8, 4 bits: %v", fits)
 	}
 }
+
+// TestContextPlanParallel: as many sequences run at once as their caches
+// (each of the whole context) fit the room, at least one, at most asked;
+// the plan's bytes are all their caches.
+func TestContextPlanParallel(t *testing.T) {
+	m, err := model.Load(fixture.Dir(t, "fixtures/qwen3_next-4bit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	one := func(c *contextPlan) int64 { return m.CacheBytes(c.Len) }
+	for _, tc := range []struct {
+		room func(one int64) int64
+		want int
+	}{
+		{func(int64) int64 { return -1 }, 4},           // no bound known
+		{func(one int64) int64 { return 10 * one }, 4}, // room for more than asked
+		{func(one int64) int64 { return 5 * one / 2 }, 2},
+		{func(one int64) int64 { return one / 2 }, 1}, // not even one: the context was asked
+	} {
+		c := &contextPlan{Format: kernels.KVF16, Asked: 300, Parallel: 4}
+		room := tc.room(m.CacheBytes(300))
+		if err := c.decide(m, room); err != nil {
+			t.Fatal(err)
+		}
+		if c.Seqs != tc.want || c.Bytes != int64(c.Seqs)*one(c) {
+			t.Errorf("room %d (a cache is %d): %d sequences, %d bytes; want %d", room, one(c), c.Seqs, c.Bytes, tc.want)
+		}
+	}
+}

@@ -6,7 +6,9 @@
 //
 // Stream delivers tokens as they are produced (text is complete UTF-8 only);
 // a Session keeps the cache between calls so a prompt that extends an
-// earlier one only processes its new tokens.
+// earlier one only processes its new tokens. A Model is safe for use from
+// many goroutines: concurrent generations run together, batched in one
+// forward pass per step (Options.Parallel).
 package mlxmoe
 
 import (
@@ -69,10 +71,26 @@ type Options struct {
 	// HF_HUB_CACHE, HF_TOKEN, HF_HUB_OFFLINE, ...). Set its Progress to
 	// see a download.
 	Hub *hub.Client
+	// Parallel is how many generations advance together (default 4), as
+	// far as their caches fit the memory budget; more wait their turn.
+	Parallel int
+	// PrefillChunk bounds the prompt tokens one scheduler step processes
+	// next to the running streams' decode tokens (default 256): smaller
+	// keeps their inter-token gaps shorter while a long prompt prefills,
+	// larger prefills faster.
+	PrefillChunk int
+	// PrefillPace, when above 1, sizes the prefill chunk while other
+	// sequences decode so that a step takes at most this many times a step
+	// of their decode tokens alone (2.5 keeps a stream's inter-token gap
+	// under 3x its solo value while a long prompt prefills). Without it
+	// (0) a prompt is split the same way whatever else runs, so a
+	// generation's logits do not depend on its neighbours; paced, the
+	// split follows the timing and the logits vary in their last bits.
+	PrefillPace float64
 }
 
-// Model is a loaded model with its tokenizer. Generation calls are
-// serialised: one runs at a time.
+// Model is a loaded model with its tokenizer. It is safe for concurrent
+// use: generations from many goroutines are scheduled together.
 type Model struct {
 	Name  string
 	Dir   string
@@ -89,8 +107,14 @@ type Model struct {
 	closeMaps func() error
 	opts      Options
 
-	mu      sync.Mutex
-	session *Session // the default session used by Stream and Generate
+	// mu is held by each scheduler step: it guards the runner, the caches
+	// and the sessions' state. laneFree is signalled when a generation
+	// ends.
+	mu       sync.Mutex
+	laneFree *sync.Cond
+	sched    scheduler
+	seqs     int      // sequences that run at once
+	session  *Session // the default session used by Stream and Generate
 }
 
 // Load reads a model directory (config.json, safetensors, tokenizer files),
@@ -121,7 +145,19 @@ func Load(dir string, opts Options) (*Model, error) {
 		fmt.Fprintf(opts.Log, "note: the %s executor keeps the KV cache in float32 (--kv-bits %d needs the CPU executor for now)\n", e.Name(), opts.KVBits)
 		kvf = kernels.KVF32
 	}
-	ctx := &contextPlan{Asked: opts.ContextLength, Format: kvf}
+	if opts.PrefillPace != 0 && !(opts.PrefillPace > 1) {
+		return nil, fmt.Errorf("Options.PrefillPace is %v; it must be 0 (off) or above 1", opts.PrefillPace)
+	}
+	if opts.PrefillChunk < 0 {
+		return nil, fmt.Errorf("Options.PrefillChunk is %d; it must be at least 1 (0: %d)", opts.PrefillChunk, maxPrefillChunk)
+	}
+	if opts.Parallel < 0 {
+		return nil, fmt.Errorf("Options.Parallel is %d; it must be at least 1 (0: %d)", opts.Parallel, defaultParallel)
+	}
+	if opts.Parallel == 0 {
+		opts.Parallel = defaultParallel
+	}
+	ctx := &contextPlan{Asked: opts.ContextLength, Format: kvf, Parallel: opts.Parallel}
 	eo := opts.Experts
 	if sa, ok := e.(slotAllocating); ok {
 		// Slots in the device's buffers: the expert kernels read them in
@@ -145,7 +181,8 @@ func Load(dir string, opts Options) (*Model, error) {
 	ctxLen := ctx.Len
 	m := &Model{Name: experts.ModelName(dir), Dir: dir, Model: mdl, exec: e,
 		runner: model.NewRunner(mdl, e), ctxLen: ctxLen, eos: map[int32]bool{},
-		pager: pager, closeMaps: closeMaps, opts: opts}
+		pager: pager, closeMaps: closeMaps, opts: opts, seqs: max(1, min(ctx.Seqs, mdl.MaxBatch-1))}
+	m.laneFree = sync.NewCond(&m.mu)
 	if m.Tok, err = tokenizer.Load(dir); err != nil {
 		m.release()
 		return nil, err
@@ -315,11 +352,14 @@ type Result struct {
 	// CachedTokens is how many prompt tokens were reused from an earlier
 	// call instead of being processed again.
 	CachedTokens int
-	// FinishReason is "stop" (end-of-sequence token), "length" (MaxTokens)
-	// or "cancelled".
+	// FinishReason is "stop" (end-of-sequence token), "length" (MaxTokens
+	// or the context) or "cancelled".
 	FinishReason string
-	Prefill      time.Duration // time to first token
+	Prefill      time.Duration // time to first token (Queued included)
 	Decode       time.Duration
+	// Queued is how long the generation waited for its turn (other
+	// sequences filling every place in the batch).
+	Queued time.Duration
 }
 
 // DecodeTokensPerSecond is the decode speed of the generation.
@@ -337,7 +377,8 @@ func (m *Model) Generate(ctx context.Context, prompt string, opts GenerateOption
 
 // Stream generates from prompt ids, calling emit (if not nil) for each new
 // token; an error from emit stops generation and is returned. It uses the
-// model's default session, so consecutive calls reuse a shared prefix.
+// model's default session, so calls reuse a shared prefix; calls from
+// several goroutines run together.
 func (m *Model) Stream(ctx context.Context, prompt []int32, opts GenerateOptions, emit func(Token) error) (Result, error) {
 	return m.session.Stream(ctx, prompt, opts, emit)
 }

@@ -6,15 +6,9 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/mlx-moe/mlx-moe/model"
-	"github.com/mlx-moe/mlx-moe/sample"
 )
-
-// prefillChunk is how many prompt tokens are processed between two
-// cancellation checks: a request whose client left stops within one chunk.
-const prefillChunk = 512
 
 // DefaultPromptCacheBytes bounds the memory of a session's cache snapshots
 // when Options.PromptCacheBytes is 0.
@@ -42,18 +36,21 @@ const DefaultPromptCacheBytes = 2 << 30
 // rows copied into it (it becomes a full snapshot, as every snapshot used
 // to be), within the same budget; cache-point snapshots saved to
 // Options.PromptCacheDir are full from the start.
+//
+// A session runs as many generations at once as the model's scheduler
+// allows (Options.Parallel): each runs in a lane, a live cache of its own;
+// a new prompt takes the free lane that shares most of it.
 type Session struct {
-	m      *Model
-	cache  *model.Cache
-	tokens []int32
-	snaps  []*snapshot
+	m     *Model
+	lanes []*lane
+	snaps []*snapshot
 	// fingerprint is set when cache-point snapshots are saved to
 	// Options.PromptCacheDir (the default session only).
 	fingerprint string
 	bytes       int64  // memory held by snaps
 	clock       uint64 // orders snapshot use
 	// stats are published for CacheStats, which must not wait for a
-	// generation to end (the model's lock is held throughout one).
+	// step to end (the model's lock is held throughout one).
 	stats struct{ snapshots, bytes, hits atomic.Int64 }
 }
 
@@ -66,8 +63,18 @@ type snapshot struct {
 	point  bool           // taken at a cache point
 	saving sync.WaitGroup // a write to the prompt cache directory
 	// recurrent: cache holds only the recurrent state; the KV rows are
-	// the live cache's.
+	// those of lane's live cache.
 	recurrent bool
+	lane      *lane
+}
+
+// lane is a live cache and the tokens it holds; busy while a generation
+// runs in it.
+type lane struct {
+	cache  *model.Cache
+	tokens []int32
+	busy   bool
+	used   uint64
 }
 
 // NewSession returns an empty session.
@@ -90,28 +97,31 @@ func (s *Session) CacheStats() CacheStats {
 // PromptCacheStats reports the default session's prompt cache.
 func (m *Model) PromptCacheStats() CacheStats { return m.session.CacheStats() }
 
-// Close releases the session's caches (the live one and its snapshots) on
-// the model's executor. The session is empty afterwards and can be used
-// again.
+// Close releases the session's caches (the live ones and its snapshots)
+// on the model's executor, once the generations running in it have ended.
+// The session is empty afterwards and can be used again.
 func (s *Session) Close() {
 	s.m.mu.Lock()
 	defer s.m.mu.Unlock()
+	for slices.ContainsFunc(s.lanes, func(l *lane) bool { return l.busy }) {
+		s.m.laneFree.Wait()
+	}
 	s.free()
 }
 
-// free is Close with the model's lock held.
+// free is Close with the model's lock held and no lane busy.
 func (s *Session) free() {
-	if s.cache != nil {
-		s.cache.Free(s.m.exec)
-		s.cache = nil
+	for _, l := range s.lanes {
+		l.cache.Free(s.m.exec)
 	}
+	s.lanes = nil
 	for _, sn := range s.snaps {
 		sn.saving.Wait()
 		if sn.cache != nil {
 			sn.cache.Free(s.m.exec)
 		}
 	}
-	s.snaps, s.tokens, s.bytes = nil, s.tokens[:0], 0
+	s.snaps, s.bytes = nil, 0
 	s.stats.snapshots.Store(0)
 	s.stats.bytes.Store(0)
 }
@@ -126,41 +136,88 @@ func commonPrefix(a, b []int32) int {
 
 func isPrefix(p, of []int32) bool { return len(p) <= len(of) && commonPrefix(p, of) == len(p) }
 
-// reuse positions the live cache at the longest reusable prefix of prompt
-// (leaving at least one token to process) and returns its length.
-func (s *Session) reuse(prompt []int32) int {
-	m := s.m
-	if s.cache == nil {
-		s.cache = m.Model.NewCache(m.exec, m.ctxLen)
-	}
-	limit := len(prompt) - 1
-	best := 0
-	if s.cache.Rewindable() {
-		best = min(commonPrefix(s.tokens, prompt), limit)
-	} else if len(s.tokens) <= limit && isPrefix(s.tokens, prompt) {
-		best = len(s.tokens)
-	}
-	// This prompt overwrites the live KV rows past its common prefix with
-	// them: recurrent snapshots it does not start with take their rows
-	// first (before a full snapshot is restored over them).
-	s.detach(prompt)
-	var from *snapshot
-	for _, sn := range s.snaps {
-		if len(sn.tokens) > best && len(sn.tokens) <= limit && isPrefix(sn.tokens, prompt) &&
-			(!sn.recurrent || isPrefix(sn.tokens, s.tokens)) {
-			best, from = len(sn.tokens), sn
+// pickLane returns the free lane for prompt, the one that holds most of
+// it (ties: the least recently used), or a new one while the session has
+// fewer than the model runs at once and no free lane holds any of it; nil
+// when every lane is busy.
+func (s *Session) pickLane(prompt []int32) *lane {
+	var best *lane
+	bestN := -1
+	for _, l := range s.lanes {
+		if l.busy {
+			continue
+		}
+		if n := s.reusable(l, prompt); n > bestN || n == bestN && l.used < best.used {
+			best, bestN = l, n
 		}
 	}
-	if from != nil {
-		s.cache.CopyFrom(from.cache, m.exec)
+	if (best == nil || bestN == 0) && len(s.lanes) < s.m.seqs {
+		m := s.m
+		best = &lane{cache: m.Model.NewCache(m.exec, m.ctxLen)}
+		s.lanes = append(s.lanes, best)
+	}
+	if best != nil {
+		s.clock++
+		best.used = s.clock
+	}
+	return best
+}
+
+// reusable is how much of prompt lane l can start from (leaving at least
+// one token to process): its live cache or a snapshot it can restore.
+func (s *Session) reusable(l *lane, prompt []int32) int {
+	limit := len(prompt) - 1
+	best := 0
+	if l.cache.Rewindable() {
+		best = min(commonPrefix(l.tokens, prompt), limit)
+	} else if len(l.tokens) <= limit && isPrefix(l.tokens, prompt) {
+		best = len(l.tokens)
+	}
+	if sn := s.restorable(l, prompt, best); sn != nil {
+		best = len(sn.tokens)
+	}
+	return best
+}
+
+// restorable is the longest snapshot longer than n that lane l can
+// restore for prompt: a full one, or a recurrent one whose KV rows l
+// holds.
+func (s *Session) restorable(l *lane, prompt []int32, n int) *snapshot {
+	var from *snapshot
+	for _, sn := range s.snaps {
+		if len(sn.tokens) > n && len(sn.tokens) < len(prompt) && isPrefix(sn.tokens, prompt) &&
+			(!sn.recurrent || sn.lane == l && isPrefix(sn.tokens, l.tokens)) {
+			n, from = len(sn.tokens), sn
+		}
+	}
+	return from
+}
+
+// reuse positions lane l's cache at the longest reusable prefix of prompt
+// (leaving at least one token to process) and returns its length.
+func (s *Session) reuse(l *lane, prompt []int32) int {
+	m := s.m
+	best := 0
+	if l.cache.Rewindable() {
+		best = min(commonPrefix(l.tokens, prompt), len(prompt)-1)
+	} else if len(l.tokens) < len(prompt) && isPrefix(l.tokens, prompt) {
+		best = len(l.tokens)
+	}
+	// This prompt overwrites the lane's KV rows past its common prefix
+	// with them: recurrent snapshots it does not start with take their
+	// rows first (before a full snapshot is restored over them).
+	s.detach(l, prompt)
+	if from := s.restorable(l, prompt, best); from != nil {
+		l.cache.CopyFrom(from.cache, m.exec)
+		best = len(from.tokens)
 		s.clock++
 		from.used = s.clock
 	}
 	if best > 0 {
 		s.stats.hits.Add(1)
 	}
-	s.cache.Len = best
-	s.tokens = append(s.tokens[:0], prompt[:best]...)
+	l.cache.Len = best
+	l.tokens = append(l.tokens[:0], prompt[:best]...)
 	return best
 }
 
@@ -169,10 +226,10 @@ func (s *Session) reuse(prompt []int32) int {
 // at conversation ends first: a cache-point snapshot (shared by every
 // conversation with the same system prompt and tools, point set) is only
 // dropped for another one. A snapshot that does not fit is not taken.
-func (s *Session) snapshot(point bool) {
+func (s *Session) snapshot(l *lane, point bool) {
 	s.clock++
 	for _, sn := range s.snaps {
-		if len(sn.tokens) == len(s.tokens) && isPrefix(sn.tokens, s.tokens) {
+		if len(sn.tokens) == len(l.tokens) && isPrefix(sn.tokens, l.tokens) && (!sn.recurrent || sn.lane == l) {
 			sn.used = s.clock
 			if point && !sn.point {
 				sn.point = true
@@ -188,12 +245,12 @@ func (s *Session) snapshot(point bool) {
 	budget := m.promptBudget()
 	// Hybrid models keep only the recurrent state, unless the snapshot is
 	// to be saved on its own.
-	recurrent := !s.cache.Rewindable() && !(point && s.fingerprint != "")
-	size := m.Model.CacheBytes(s.cache.Len)
+	recurrent := !l.cache.Rewindable() && !(point && s.fingerprint != "")
+	size := m.Model.CacheBytes(l.cache.Len)
 	if recurrent {
 		size = m.Model.RecurrentBytes()
 	}
-	if budget < 0 || s.cache.Len == 0 {
+	if budget < 0 || l.cache.Len == 0 {
 		return
 	}
 	free := budget - s.bytes
@@ -219,13 +276,13 @@ func (s *Session) snapshot(point bool) {
 		gone[k] = s.snaps[i]
 	}
 	s.dropSnapshots(func(sn *snapshot) bool { return slices.Contains(gone, sn) })
-	sn := &snapshot{tokens: append([]int32(nil), s.tokens...), bytes: size, used: s.clock, point: point, recurrent: recurrent}
+	sn := &snapshot{tokens: append([]int32(nil), l.tokens...), bytes: size, used: s.clock, point: point, recurrent: recurrent}
 	if recurrent {
-		sn.cache = m.Model.NewRecurrentCache(m.exec)
+		sn.cache, sn.lane = m.Model.NewRecurrentCache(m.exec), l
 	} else {
-		sn.cache, sn.parts = m.newCache(s.cache.Len)
+		sn.cache, sn.parts = m.newCache(l.cache.Len)
 	}
-	sn.cache.CopyFrom(s.cache, m.exec)
+	sn.cache.CopyFrom(l.cache, m.exec)
 	s.snaps = append(s.snaps, sn)
 	if point {
 		s.save(sn)
@@ -259,15 +316,15 @@ func (m *Model) promptBudget() int64 {
 }
 
 // detach gives the recurrent snapshots whose KV rows prompt is about to
-// overwrite (they are a prefix of the live cache's tokens, not of
-// prompt's) their own copy of those rows, within the budget; those whose
-// rows are already gone are dropped.
-func (s *Session) detach(prompt []int32) {
+// overwrite in lane l (they are a prefix of its tokens, not of prompt's)
+// their own copy of those rows, within the budget; those whose rows are
+// already gone are dropped.
+func (s *Session) detach(l *lane, prompt []int32) {
 	var gone []*snapshot
 	for _, sn := range s.snaps {
 		switch {
-		case !sn.recurrent || isPrefix(sn.tokens, prompt):
-		case isPrefix(sn.tokens, s.tokens):
+		case !sn.recurrent || sn.lane != l || isPrefix(sn.tokens, prompt):
+		case isPrefix(sn.tokens, l.tokens):
 			s.promote(sn)
 		default:
 			gone = append(gone, sn)
@@ -285,21 +342,22 @@ func (s *Session) detach(prompt []int32) {
 	}
 }
 
-// promote makes a recurrent snapshot a full one: the live cache's KV rows
-// up to its length (which hold its tokens) with its recurrent state.
+// promote makes a recurrent snapshot a full one: its lane's KV rows up to
+// its length (which hold its tokens) with its recurrent state.
 func (s *Session) promote(sn *snapshot) {
 	m := s.m
 	n := len(sn.tokens)
 	full, parts := m.newCache(n)
-	live := s.cache.Len
-	s.cache.Len = n
-	full.CopyFrom(s.cache, m.exec) // the KV rows (and the live recurrent state)
-	s.cache.Len = live
+	lc := sn.lane.cache
+	live := lc.Len
+	lc.Len = n
+	full.CopyFrom(lc, m.exec) // the KV rows (and the live recurrent state)
+	lc.Len = live
 	full.CopyFrom(sn.cache, m.exec) // the snapshot's recurrent state
 	sn.cache.Free(m.exec)
 	size := m.Model.CacheBytes(n)
 	s.bytes += size - sn.bytes
-	sn.cache, sn.parts, sn.bytes, sn.recurrent = full, parts, size, false
+	sn.cache, sn.parts, sn.bytes, sn.recurrent, sn.lane = full, parts, size, false, nil
 	s.stats.bytes.Store(s.bytes)
 }
 
@@ -330,132 +388,68 @@ func goesFirst(a, b *snapshot) bool {
 	return a.used < b.used
 }
 
-// prefill processes prompt[from:] in chunks, checking ctx before each, and
-// snapshots the cache at each of points it passes. It returns the logits
-// of the last position. On an error the live cache still holds s.tokens.
-func (s *Session) prefill(ctx context.Context, prompt []int32, from int, points []int) ([]float32, error) {
-	var logits []float32
-	for pos := from; pos < len(prompt); {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		end := min(pos+prefillChunk, len(prompt))
-		for _, p := range points {
-			if p > pos && p < end {
-				end = p
-			}
-		}
-		out, err := s.m.forward(s.cache, prompt[pos:end], false)
-		if err != nil {
-			return nil, err
-		}
-		s.tokens = append(s.tokens, prompt[pos:end]...)
-		pos, logits = end, out
-		if pos < len(prompt) && slices.Contains(points, pos) {
-			s.snapshot(true)
-		}
-	}
-	return logits, nil
-}
-
 // Stream generates from prompt, reusing what the session already holds.
+// It may be called from many goroutines at once: the model's scheduler
+// runs the generations together (see Options.Parallel).
 func (s *Session) Stream(ctx context.Context, prompt []int32, opts GenerateOptions, emit func(Token) error) (Result, error) {
 	m := s.m
 	if err := m.checkIDs(prompt); err != nil {
 		return Result{}, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	defer func() {
-		if v := recover(); v != nil {
-			// A panic (which the server recovers) may leave the cache half
-			// written: forget it so no later call reuses it.
-			s.tokens, s.cache.Len = s.tokens[:0], 0
-			panic(v)
-		}
-	}()
 	maxNew := opts.MaxTokens
 	if maxNew <= 0 {
 		maxNew = 256
 	}
 	maxNew = min(maxNew, m.ctxLen-len(prompt))
-	res := Result{PromptTokens: len(prompt)}
-	start := time.Now()
-	res.CachedTokens = s.reuse(prompt)
-	logits, err := s.prefill(ctx, prompt, res.CachedTokens, opts.CachePoints)
-	if err != nil {
-		res.Prefill = time.Since(start)
-		if ctx.Err() != nil {
-			// Cancelled between chunks: what was prefilled is valid and
-			// kept, so a retry of the same prompt resumes from it.
-			res.FinishReason = "cancelled"
-			if !s.cache.Rewindable() {
-				s.snapshot(false)
-			}
-			return res, ctx.Err()
+	q := &sequence{s: s, ctx: ctx, prompt: prompt, opts: opts, maxNew: maxNew}
+	m.submit(q)
+	var res Result
+	var emitErr error
+	defer func() {
+		if emitErr == nil && res.FinishReason == "" {
+			q.abandoned.Store(true) // a panic in emit: the sequence leaves at the next step
 		}
-		s.tokens, s.cache.Len = s.tokens[:0], 0
-		return res, err
-	}
-	if !s.cache.Rewindable() {
-		s.snapshot(false)
-	}
-	res.Prefill = time.Since(start)
-	sampler := sample.New(opts.Sampling, prompt)
+	}()
 	dec := m.Tok.NewStreamDecoder(true)
-	decodeStart := time.Now()
-	res.FinishReason = "length"
-	for len(res.IDs) < maxNew {
-		if err := ctx.Err(); err != nil {
-			res.FinishReason = "cancelled"
-			break
-		}
-		var logprobOf func(int32) float32
-		var top []Alternative
-		if opts.Logprobs {
-			logprobOf, top = logprobs(logits, opts.TopLogprobs)
-		}
-		if opts.LogitsMask != nil {
-			opts.LogitsMask(res.IDs, logits)
-		}
-		id := sampler.Next(logits)
-		res.IDs = append(res.IDs, id)
-		if m.eos[id] && !opts.IgnoreEOS {
-			res.FinishReason = "stop"
-			break
-		}
-		text := dec.Add(int(id))
-		res.Text += text
-		if emit != nil {
-			tok := Token{ID: id, Text: text, Top: top}
-			if logprobOf != nil {
-				tok.Logprob = logprobOf(id)
+	var evs []seqEvent
+	for {
+		evs = q.out.take(evs)
+		for _, ev := range evs {
+			if ev.end != nil {
+				ids, text := res.IDs, res.Text
+				res = ev.end.res
+				res.IDs, res.Text = ids, text
+				if emitErr != nil {
+					return res, emitErr
+				}
+				if ev.end.err != nil {
+					return res, ev.end.err
+				}
+				if tail := dec.Flush(); tail != "" {
+					res.Text += tail
+					if emit != nil {
+						if err := emit(Token{ID: -1, Text: tail}); err != nil {
+							return res, err
+						}
+					}
+				}
+				return res, nil
 			}
-			if err := emit(tok); err != nil {
-				res.Decode = time.Since(decodeStart)
-				return res, err
+			if emitErr != nil {
+				continue // the caller stopped reading: wait for the end
 			}
-		}
-		if len(res.IDs) == maxNew {
-			break
-		}
-		if logits, err = m.forward(s.cache, []int32{id}, false); err != nil {
-			s.tokens, s.cache.Len = s.tokens[:0], 0
-			return res, err
-		}
-		s.tokens = append(s.tokens, id)
-	}
-	if tail := dec.Flush(); tail != "" {
-		res.Text += tail
-		if emit != nil {
-			if err := emit(Token{ID: -1, Text: tail}); err != nil {
-				return res, err
+			res.IDs = append(res.IDs, ev.tok.ID)
+			if ev.eos {
+				continue
+			}
+			tok := ev.tok
+			tok.Text = dec.Add(int(tok.ID))
+			res.Text += tok.Text
+			if emit != nil {
+				if emitErr = emit(tok); emitErr != nil {
+					q.abandoned.Store(true)
+				}
 			}
 		}
 	}
-	if !s.cache.Rewindable() {
-		s.snapshot(false)
-	}
-	res.Decode = time.Since(decodeStart)
-	return res, nil
 }

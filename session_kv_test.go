@@ -26,7 +26,7 @@ func TestHybridSnapshotsShareKV(t *testing.T) {
 	}
 	// KV bytes are what a cache holds beyond the recurrent state.
 	rec := m.Model.RecurrentBytes()
-	live := s.cache.Bytes()
+	live := s.lanes[0].cache.Bytes()
 	kv := live - rec
 	var snaps, snapKV, full int64
 	for _, sn := range s.snaps {

@@ -148,8 +148,8 @@ func TestPrefillCancel(t *testing.T) {
 			if err != context.Canceled || res.FinishReason != "cancelled" || len(res.IDs) != 0 {
 				t.Fatalf("cancelled prefill: err %v, finish %q, %d tokens", err, res.FinishReason, len(res.IDs))
 			}
-			if got := len(m.session.tokens); got != 2*prefillChunk {
-				t.Fatalf("the cache holds %d tokens after two chunks, want %d", got, 2*prefillChunk)
+			if got := len(m.session.lanes[0].tokens); got != 2*m.prefillChunk() {
+				t.Fatalf("the cache holds %d tokens after two chunks, want %d", got, 2*m.prefillChunk())
 			}
 			retry, err := m.Stream(context.Background(), prompt, opts, nil)
 			if err != nil {
@@ -159,7 +159,7 @@ func TestPrefillCancel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if retry.CachedTokens != 2*prefillChunk || fmt.Sprint(retry.IDs) != fmt.Sprint(cold.IDs) {
+			if retry.CachedTokens != 2*m.prefillChunk() || fmt.Sprint(retry.IDs) != fmt.Sprint(cold.IDs) {
 				t.Fatalf("retry reused %d tokens and generated %v; cold %v", retry.CachedTokens, retry.IDs, cold.IDs)
 			}
 		})

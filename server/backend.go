@@ -4,8 +4,8 @@
 // plus /health and Prometheus /metrics, over one loaded model.
 //
 // The model is a Backend. The server renders chat prompts through it,
-// queues requests FIFO (one generation at a time, a bounded number
-// waiting), applies stop strings, parses tool calls and thinking out of the
+// queues requests FIFO (Config.Parallel generations at a time, a bounded
+// number waiting), applies stop strings, parses tool calls and thinking out of the
 // text (package chat/toolcall) and writes each API's response or event
 // stream. A client that disconnects cancels its generation.
 //
@@ -27,8 +27,8 @@ import (
 )
 
 // Backend is the loaded model as the server sees it. Generate is called for
-// one request at a time; the other methods may be called concurrently with
-// it and with each other.
+// up to Config.Parallel requests at a time; the other methods may be
+// called concurrently with it and with each other.
 type Backend interface {
 	// ModelID names the model in responses and in /v1/models.
 	ModelID() string
@@ -53,6 +53,26 @@ type Backend interface {
 	// Stats are engine gauges and counters for /metrics, keyed by metric
 	// name without prefix (e.g. "expert_hit_rate", "expert_bytes_paged_total").
 	Stats() map[string]float64
+}
+
+// BatchReporter is implemented by a Backend that runs generations
+// together; its figures join /metrics.
+type BatchReporter interface {
+	BatchStats() BatchStats
+}
+
+// BatchStats describe a batching backend's scheduler.
+type BatchStats struct {
+	Running, Waiting int // sequences in the batch, and waiting for a place in it
+	// Batch counts the forward passes by how many sequences they advanced:
+	// Batch[i] those with at most BatchBuckets[i], the last entry those
+	// with more; BatchSum is the sequences they advanced in all.
+	BatchBuckets []int
+	Batch        []int64
+	BatchSum     int64
+	// TokensPerSecond is the decode rate of all sequences together, over
+	// the last seconds.
+	TokensPerSecond float64
 }
 
 // ChatPrompt is what RenderChat renders.
@@ -155,4 +175,7 @@ type GenResult struct {
 	Finish           Finish
 	PrefillTime      time.Duration
 	DecodeTime       time.Duration
+	// QueueTime is how long the backend held the request before it began
+	// (waiting for a place in its batch).
+	QueueTime time.Duration
 }

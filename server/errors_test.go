@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -94,15 +95,22 @@ func TestAnyModel(t *testing.T) {
 	}
 }
 
-// With the slot taken and the queue full, requests are turned away at once:
-// 429 for OpenAI, 529 for Anthropic.
+// With every slot taken and the queue full, requests are turned away at
+// once: 429 for OpenAI, 529 for Anthropic. With Config.Parallel, that many
+// generate at once.
 func TestOverloaded(t *testing.T) {
+	for _, parallel := range []int{1, 2} {
+		t.Run(fmt.Sprintf("parallel=%d", parallel), func(t *testing.T) { overloaded(t, parallel) })
+	}
+}
+
+func overloaded(t *testing.T, parallel int) {
 	b := fake("qwen3")
 	b.TokenDelay = 20 * time.Millisecond
-	ts := start(t, b, server.Config{MaxQueue: 1})
+	ts := start(t, b, server.Config{MaxQueue: 1, Parallel: parallel})
 	chat := `{"messages":[{"role":"user","content":"hi"}]}`
-	done := make(chan int, 2)
-	for range 2 { // one generating, one waiting
+	done := make(chan int, parallel+1)
+	for range parallel + 1 { // parallel generating, one waiting
 		go func() {
 			resp := post(t, ts.URL+"/v1/chat/completions", chat)
 			io.Copy(io.Discard, resp.Body)
@@ -110,20 +118,20 @@ func TestOverloaded(t *testing.T) {
 			done <- resp.StatusCode
 		}()
 	}
-	waitFor(t, ts.URL, func(h map[string]any) bool { return h["generating"] == true && num(h["queue"]) == 1 })
+	waitFor(t, ts.URL, func(h map[string]any) bool { return num(h["running"]) == parallel && num(h["queue"]) == 1 })
 	if v := postJSON(t, ts.URL+"/v1/chat/completions", chat, 429); get(v, "error", "code") != "rate_limit_exceeded" {
 		t.Errorf("OpenAI overload %v", v)
 	}
 	if v := postJSON(t, ts.URL+"/v1/messages", `{"model":"Tiny-MoE-4bit","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"stream":true}`, 529); get(v, "error", "type") != "overloaded_error" {
 		t.Errorf("Anthropic overload %v", v)
 	}
-	for range 2 {
+	for range parallel + 1 {
 		if code := <-done; code != 200 {
 			t.Errorf("queued request got %d", code)
 		}
 	}
-	if b.MaxConcurrent() != 1 {
-		t.Errorf("%d generations ran at once", b.MaxConcurrent())
+	if b.MaxConcurrent() != parallel {
+		t.Errorf("%d generations ran at once, want %d", b.MaxConcurrent(), parallel)
 	}
 }
 

@@ -4,26 +4,31 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // errQueueFull: the request was turned away because too many wait already.
 var errQueueFull = errors.New("server: generation queue is full")
 
-// queue lets one generation run at a time and holds up to max waiting
-// requests in arrival order.
+// queue lets up to slots generations run at once (Config.Parallel) and
+// holds up to max waiting requests in arrival order.
 type queue struct {
 	mu       sync.Mutex
 	max      int
-	busy     bool
+	slots    int // 0 counts as 1
+	running  int
 	waiting  []*ticket
-	draining bool // shutting down: no one else gets the slot
+	draining bool // shutting down: no one else gets a slot
+	// waits observes how long each granted request waited.
+	waits func(time.Duration)
 }
 
 // ticket is one request's place in the queue. Every ticket must be done.
 type ticket struct {
 	q        *queue
-	ready    chan struct{} // closed when the ticket holds the generation slot
+	ready    chan struct{} // closed when the ticket holds a generation slot
 	refused  chan struct{} // closed when the server drains the line
+	queued   time.Time
 	granted  bool
 	finished bool
 }
@@ -32,13 +37,12 @@ type ticket struct {
 func (q *queue) enqueue() (*ticket, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	t := &ticket{q: q, ready: make(chan struct{}), refused: make(chan struct{})}
+	t := &ticket{q: q, ready: make(chan struct{}), refused: make(chan struct{}), queued: time.Now()}
 	switch {
 	case q.draining:
 		return nil, errDraining
-	case !q.busy:
-		q.busy, t.granted = true, true
-		close(t.ready)
+	case q.running < max(1, q.slots):
+		q.grant(t)
 	case len(q.waiting) >= q.max:
 		return nil, errQueueFull
 	default:
@@ -62,6 +66,16 @@ func (t *ticket) wait(ctx context.Context) error {
 	}
 }
 
+// grant gives t a slot.
+func (q *queue) grant(t *ticket) {
+	q.running++
+	t.granted = true
+	close(t.ready)
+	if q.waits != nil {
+		q.waits(time.Since(t.queued))
+	}
+}
+
 // done gives the slot to the next in line, or leaves the line.
 func (t *ticket) done() {
 	q := t.q
@@ -80,19 +94,18 @@ func (t *ticket) done() {
 		}
 		return
 	}
-	if len(q.waiting) == 0 {
-		q.busy = false
+	q.running--
+	if len(q.waiting) == 0 || q.draining {
 		return
 	}
 	next := q.waiting[0]
 	q.waiting = q.waiting[1:]
-	next.granted = true
-	close(next.ready)
+	q.grant(next)
 }
 
-// depth reports how many requests wait and whether one is generating.
-func (q *queue) depth() (waiting int, busy bool) {
+// depth reports how many requests wait and how many generate.
+func (q *queue) depth() (waiting, running int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.waiting), q.busy
+	return len(q.waiting), q.running
 }

@@ -27,8 +27,8 @@ func TestQueueFIFO(t *testing.T) {
 		t.Fatal("a waiter got the slot while it was taken")
 	}
 	waiters[0].done() // left the line
-	if n, busy := q.depth(); n != 2 || !busy {
-		t.Fatalf("depth %d, busy %v", n, busy)
+	if n, running := q.depth(); n != 2 || running != 1 {
+		t.Fatalf("depth %d, running %d", n, running)
 	}
 	first.done()
 	if err := waiters[1].wait(ctx); err != nil && !waiters[1].granted {
@@ -42,7 +42,35 @@ func TestQueueFIFO(t *testing.T) {
 	waiters[1].done()
 	<-waiters[2].ready
 	waiters[2].done()
-	if n, busy := q.depth(); n != 0 || busy {
-		t.Fatalf("after all: depth %d, busy %v", n, busy)
+	if n, running := q.depth(); n != 0 || running != 0 {
+		t.Fatalf("after all: depth %d, running %d", n, running)
+	}
+}
+
+// With several slots, that many requests run at once; the next waits for
+// one of them, and the queue past its bound turns requests away.
+func TestQueueSlots(t *testing.T) {
+	q := &queue{max: 1, slots: 2}
+	a, _ := q.enqueue()
+	b, _ := q.enqueue()
+	if !a.granted || !b.granted {
+		t.Fatal("the first two requests did not both get a slot")
+	}
+	c, err := q.enqueue()
+	if err != nil || c.granted {
+		t.Fatalf("third request: granted %v, err %v; want it waiting", c != nil && c.granted, err)
+	}
+	if _, err := q.enqueue(); err != errQueueFull {
+		t.Fatalf("fourth request: %v, want errQueueFull", err)
+	}
+	if n, running := q.depth(); n != 1 || running != 2 {
+		t.Fatalf("depth %d, running %d; want 1 and 2", n, running)
+	}
+	b.done()
+	<-c.ready
+	a.done()
+	c.done()
+	if n, running := q.depth(); n != 0 || running != 0 {
+		t.Fatalf("after all: depth %d, running %d", n, running)
 	}
 }

@@ -22,9 +22,13 @@ import (
 
 // Config tunes a Server. Zero values take the defaults named.
 type Config struct {
-	// MaxQueue is how many requests may wait while one generates (default
-	// 16); more are turned away (OpenAI 429, Anthropic 529).
+	// MaxQueue is how many requests may wait while generations run
+	// (default 16); more are turned away (OpenAI 429, Anthropic 529).
 	MaxQueue int
+	// Parallel is how many generations the backend is given at once
+	// (default 1: one at a time); a backend that batches them (the engine)
+	// runs them together.
+	Parallel int
 	// MaxTokens caps the tokens generated per request, and is the default
 	// when a request names none (0: up to the context length).
 	MaxTokens int
@@ -131,12 +135,16 @@ func New(b Backend, cfg Config) (*Server, error) {
 		}
 		format = f
 	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 1
+	}
+	mt := newMetrics()
 	return &Server{
 		b: b, cfg: cfg,
 		format:    format,
-		queue:     &queue{max: cfg.MaxQueue},
+		queue:     &queue{max: cfg.MaxQueue, slots: cfg.Parallel, waits: mt.queued},
 		admission: &admission{budget: cfg.MaxParseBytes, maxWaiting: cfg.MaxQueue},
-		metrics:   newMetrics(),
+		metrics:   mt,
 		stored:    newRespStore(cfg.ResponseStoreBytes),
 		created:   time.Now().Unix(),
 	}, nil
@@ -270,15 +278,20 @@ func decode(r *http.Request, v any) *apiError {
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	waiting, busy := s.queue.depth()
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "model": s.b.ModelID(), "generating": busy, "queue": waiting,
-		"waiting_to_read": s.admission.depth()})
+	waiting, running := s.queue.depth()
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "model": s.b.ModelID(), "generating": running > 0, "running": running,
+		"queue": waiting, "waiting_to_read": s.admission.depth()})
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	waiting, busy := s.queue.depth()
+	waiting, running := s.queue.depth()
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.metrics.write(w, waiting, busy, s.b.Stats())
+	var batch *BatchStats
+	if br, ok := s.b.(BatchReporter); ok {
+		bs := br.BatchStats()
+		batch = &bs
+	}
+	s.metrics.write(w, waiting, running, s.b.Stats(), batch)
 }
 
 // checkModel accepts any name, or with StrictModel only the loaded

@@ -30,6 +30,13 @@ type modelFlags struct {
 	// promptCacheDir keeps them on disk (serve's --prompt-cache).
 	promptCacheBytes int64
 	promptCacheDir   string
+	// parallel is how many generations run together (serve's --parallel;
+	// 0: one, the other commands run one sequence); prefillChunk and
+	// prefillPace shape the prefill next to them (serve's --prefill-chunk,
+	// --prefill-pace).
+	parallel     int
+	prefillChunk int
+	prefillPace  float64
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
@@ -76,7 +83,8 @@ func (f *modelFlags) load(stderr io.Writer) (*mlxmoe.Model, error) {
 		f.experts.Profile = findProfile(dir)
 	}
 	m, err := mlxmoe.Load(dir, mlxmoe.Options{ContextLength: f.context, KVBits: f.kvBits, FloatActivations: f.floatActs, Device: f.device, Experts: f.experts,
-		PromptCacheBytes: f.promptCacheBytes, PromptCacheDir: f.promptCacheDir, Log: stderr})
+		PromptCacheBytes: f.promptCacheBytes, PromptCacheDir: f.promptCacheDir, Log: stderr,
+		Parallel: max(1, f.parallel), PrefillChunk: f.prefillChunk, PrefillPace: f.prefillPace})
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,10 @@ be application/json, and browser requests from an Origin not given with
 	var cfg server.Config
 	fs.StringVar(&cfg.APIKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' or 'x-api-key: KEY' (default $MLXMOE_API_KEY)")
 	fs.IntVar(&cfg.MaxTokens, "max-tokens", 0, "cap on tokens generated per request, and the default when a request names none (0: up to the context)")
-	fs.IntVar(&cfg.MaxQueue, "max-queue", 16, "requests that may wait while one generates; more get 429 (OpenAI) or 529 (Anthropic)")
+	fs.IntVar(&cfg.MaxQueue, "max-queue", 16, "requests that may wait while --parallel generate; more get 429 (OpenAI) or 529 (Anthropic)")
+	fs.IntVar(&o.model.parallel, "parallel", 4, "generations that run together, batched in each forward pass (fewer when their caches do not fit the memory budget)")
+	fs.IntVar(&o.model.prefillChunk, "prefill-chunk", 256, "most prompt tokens one forward pass processes next to the running streams")
+	fs.Float64Var(&o.model.prefillPace, "prefill-pace", 2.5, "while streams decode, size prefill chunks so a step takes at most this many decode steps (their inter-token gap stays under it); 0: fixed chunks, results independent of what else runs")
 	fs.BoolVar(&cfg.StrictModel, "strict-model", false, "answer 404 to requests naming another model (default: any name is served by the loaded model)")
 	fs.Bool("any-model", true, "accepted for compatibility: any model name is served by default now (see --strict-model)")
 	fs.StringVar(&cfg.ToolFormat, "tool-format", "", "tool-call markup the model writes: qwen3, qwen3-coder, glm, deepseek-v3 or none (default: read from the chat template)")
@@ -96,6 +99,12 @@ be application/json, and browser requests from an Origin not given with
 		return fmt.Errorf("--max-tokens %d: expected a positive number (0: up to the context)", cfg.MaxTokens)
 	case cfg.MaxQueue < 1:
 		return fmt.Errorf("--max-queue %d: expected at least 1", cfg.MaxQueue)
+	case o.model.parallel < 1:
+		return fmt.Errorf("--parallel %d: expected at least 1", o.model.parallel)
+	case o.model.prefillChunk < 1:
+		return fmt.Errorf("--prefill-chunk %d: expected at least 1", o.model.prefillChunk)
+	case o.model.prefillPace != 0 && !(o.model.prefillPace > 1):
+		return fmt.Errorf("--prefill-pace %v: expected 0 (off) or a number above 1", o.model.prefillPace)
 	case *grace < 0:
 		return fmt.Errorf("--shutdown-grace %v: expected a duration of 0 or more", *grace)
 	}
@@ -140,6 +149,10 @@ be application/json, and browser requests from an Origin not given with
 		return err
 	}
 	defer closeBackend()
+	cfg.Parallel = o.model.parallel
+	if p, ok := b.(interface{ Parallel() int }); ok {
+		cfg.Parallel = p.Parallel() // what fits the memory budget
+	}
 	srv, err := server.New(b, cfg)
 	if err != nil {
 		return fmt.Errorf("--tool-format: %w", err)

@@ -30,6 +30,7 @@ func loadServeBackend(o serveOptions, stderr io.Writer) (server.Backend, func() 
 }
 
 func (b *engineBackend) ModelID() string    { return b.m.Name }
+func (b *engineBackend) Parallel() int      { return b.m.Parallel() }
 func (b *engineBackend) ContextLength() int { return b.m.ContextLength() }
 
 // Tokenize encodes a raw prompt with any BOS token the model expects.
@@ -118,7 +119,7 @@ func (b *engineBackend) Generate(ctx context.Context, req server.GenRequest, emi
 		return emit(tok)
 	})
 	out := server.GenResult{PromptTokens: res.PromptTokens, CachedTokens: res.CachedTokens,
-		CompletionTokens: len(res.IDs), PrefillTime: res.Prefill, DecodeTime: res.Decode, Finish: server.FinishLength}
+		CompletionTokens: len(res.IDs), PrefillTime: res.Prefill, DecodeTime: res.Decode, QueueTime: res.Queued, Finish: server.FinishLength}
 	if res.FinishReason == "stop" {
 		out.Finish = server.FinishEOS
 	}
@@ -163,6 +164,13 @@ func (b *engineBackend) Stats() map[string]float64 {
 		out[k] = v
 	}
 	return out
+}
+
+// BatchStats are the scheduler's figures for /metrics.
+func (b *engineBackend) BatchStats() server.BatchStats {
+	st := b.m.SchedulerStats()
+	return server.BatchStats{Running: st.Running, Waiting: st.Waiting, BatchBuckets: st.BatchBuckets, Batch: st.Batch,
+		BatchSum: st.Advanced, TokensPerSecond: st.TokensPerSecond}
 }
 
 // TokenBytes gives the server each token's bytes for constrained decoding;

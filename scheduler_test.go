@@ -1,0 +1,409 @@
+package mlxmoe
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mlx-moe/mlx-moe/sample"
+)
+
+// run is one generation's output with the logits each token was sampled
+// from (copies taken in the mask hook, which sees them before sampling).
+type run struct {
+	res    Result
+	logits [][]float32
+	err    error
+}
+
+// recording returns opts with a mask hook that records the logits into r.
+func recording(opts GenerateOptions, r *run) GenerateOptions {
+	opts.LogitsMask = func(_ []int32, logits []float32) { r.logits = append(r.logits, slices.Clone(logits)) }
+	return opts
+}
+
+// alone runs each prompt by itself, one after the other, each in a fresh
+// session (nothing cached).
+func alone(t *testing.T, m *Model, prompts [][]int32, opts []GenerateOptions) []run {
+	t.Helper()
+	out := make([]run, len(prompts))
+	for i, p := range prompts {
+		s := m.NewSession()
+		out[i].res, out[i].err = s.Stream(context.Background(), p, recording(opts[i], &out[i]), nil)
+		s.Close()
+		if out[i].err != nil {
+			t.Fatalf("prompt %d alone: %v", i, out[i].err)
+		}
+	}
+	return out
+}
+
+// together runs the prompts from one goroutine each, all at once, on the
+// model's default session.
+func together(m *Model, prompts [][]int32, opts []GenerateOptions) []run {
+	out := make([]run, len(prompts))
+	var wg sync.WaitGroup
+	for i, p := range prompts {
+		wg.Go(func() {
+			out[i].res, out[i].err = m.Stream(context.Background(), p, recording(opts[i], &out[i]), nil)
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// sameAsAlone runs the prompts alone, then together, and checks that each
+// generated together what it generated alone; it returns the runs
+// together.
+func sameAsAlone(t *testing.T, m *Model, prompts [][]int32, opts []GenerateOptions) []run {
+	t.Helper()
+	want := alone(t, m, prompts, opts)
+	got := together(m, prompts, opts)
+	for i := range prompts {
+		if got[i].err != nil {
+			t.Fatalf("prompt %d together: %v", i, got[i].err)
+		}
+		sameRun(t, fmt.Sprintf("prompt %d", i), got[i], want[i], -1)
+	}
+	return got
+}
+
+// sameRun checks that got generated what want did, from logits within
+// 1e-5 (the first n tokens; n < 0: all, and as many).
+func sameRun(t *testing.T, what string, got, want run, n int) {
+	t.Helper()
+	if n < 0 {
+		n = len(want.res.IDs)
+		if len(got.res.IDs) != n {
+			t.Errorf("%s: %d tokens %v, alone %d %v", what, len(got.res.IDs), got.res.IDs, n, want.res.IDs)
+			return
+		}
+	}
+	if len(got.res.IDs) < n || !slices.Equal(got.res.IDs[:n], want.res.IDs[:n]) {
+		t.Errorf("%s: tokens %v, alone %v (first %d compared)", what, got.res.IDs, want.res.IDs, n)
+		return
+	}
+	if worst := maxDiff(got.logits[:n], want.logits); worst > 1e-5 {
+		t.Errorf("%s: logits differ by up to %g from the run alone", what, worst)
+	}
+}
+
+// maxDiff is the largest difference between got's logits and want's (for
+// as many steps as got has).
+func maxDiff(got, want [][]float32) float64 {
+	worst := 0.0
+	for k := range got {
+		for j, v := range got[k] {
+			worst = max(worst, math.Abs(float64(v-want[k][j])))
+		}
+	}
+	return worst
+}
+
+func greedy(n int) GenerateOptions {
+	return GenerateOptions{MaxTokens: n, IgnoreEOS: true, Sampling: sample.Options{Temperature: 0}}
+}
+
+func repeatOpts(o GenerateOptions, n int) []GenerateOptions {
+	out := make([]GenerateOptions, n)
+	for i := range out {
+		out[i] = o
+	}
+	return out
+}
+
+// TestSchedIdentical: four greedy generations run together produce the
+// tokens each produces alone, from logits within 1e-5, on the fixtures
+// (hybrid linear attention and plain attention) and the embedded model;
+// the scheduler did batch them (steps advanced several sequences).
+func TestSchedIdentical(t *testing.T) {
+	load := map[string]func(t *testing.T) *Model{
+		"qwen3_next-4bit": func(t *testing.T) *Model { return loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 2048}) },
+		"qwen3_moe-4bit":  func(t *testing.T) *Model { return loadFixture(t, "qwen3_moe-4bit", Options{ContextLength: 2048}) },
+		"embedded": func(t *testing.T) *Model {
+			m, err := Load(embeddedModel(), Options{Device: "cpu", ContextLength: 2048, Experts: ExpertOptions{Policy: "resident", NoWarmStart: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { m.Close() })
+			return m
+		},
+	}
+	for _, name := range []string{"qwen3_next-4bit", "qwen3_moe-4bit", "embedded"} {
+		t.Run(name, func(t *testing.T) {
+			m := load[name](t)
+			// Lengths that cross prefill chunks, so prompts prefill while
+			// others decode.
+			prompts := [][]int32{randomIDs(41, 600), randomIDs(42, 7), randomIDs(43, 300), randomIDs(44, 40)}
+			before := m.SchedulerStats()
+			sameAsAlone(t, m, prompts, repeatOpts(greedy(24), len(prompts)))
+			st := m.SchedulerStats()
+			steps, advanced := st.Steps-before.Steps, st.Advanced-before.Advanced
+			t.Logf("together: %d steps advanced %d sequences (%.2f per step)", steps, advanced, float64(advanced)/float64(steps))
+			if advanced <= steps {
+				t.Errorf("no step advanced more than one sequence (%d steps, %d advanced)", steps, advanced)
+			}
+			if st.Running != 0 || st.Waiting != 0 {
+				t.Errorf("after the generations: %d running, %d waiting", st.Running, st.Waiting)
+			}
+		})
+	}
+}
+
+// TestSchedCancel: a sequence cancelled mid-prefill stops at a chunk
+// boundary (what it prefilled stays cached) and one cancelled mid-decode
+// ends with "cancelled" and the tokens so far; the stream running next to
+// them generates what it generates alone.
+func TestSchedCancel(t *testing.T) {
+	for _, name := range []string{"qwen3_next-4bit", "qwen3_moe-4bit"} {
+		t.Run(name, func(t *testing.T) {
+			m := loadFixture(t, name, Options{ContextLength: 4096})
+			long, short, runner := randomIDs(51, 3000), randomIDs(52, 20), randomIDs(53, 30)
+			want := alone(t, m, [][]int32{runner, short}, []GenerateOptions{greedy(40), greedy(20)})
+
+			// The cancelled sequence starts once the runner decodes; each
+			// step asks its context once, so cancelAfter{n} lets it run n
+			// steps.
+			for _, tc := range []struct {
+				what   string
+				prompt []int32
+				n      int
+			}{{"mid-prefill", long, 3}, {"mid-decode", short, 6}} {
+				var other run
+				var started sync.Once
+				var wg sync.WaitGroup
+				var r run
+				opts := greedy(40)
+				// In a session of its own: a prefix cached by the case before
+				// would be processed differently (decode kernels for its
+				// last token) from the run alone.
+				rs := m.NewSession()
+				r.res, r.err = rs.Stream(context.Background(), runner, recording(opts, &r), func(Token) error {
+					started.Do(func() {
+						wg.Go(func() {
+							ctx := &cancelAfter{Context: context.Background(), n: tc.n}
+							other.res, other.err = m.Stream(ctx, tc.prompt, recording(greedy(20), &other), nil)
+						})
+					})
+					return nil
+				})
+				wg.Wait()
+				rs.Close()
+				if r.err != nil {
+					t.Fatal(r.err)
+				}
+				sameRun(t, tc.what+": the running stream", r, want[0], -1)
+				if other.res.FinishReason != "cancelled" {
+					t.Errorf("%s: finish %q, want cancelled", tc.what, other.res.FinishReason)
+				}
+				switch tc.what {
+				case "mid-prefill":
+					if other.err != context.Canceled || len(other.res.IDs) != 0 {
+						t.Errorf("mid-prefill: err %v, %d tokens", other.err, len(other.res.IDs))
+					}
+					// Its three chunks stay in its lane.
+					lane := m.session.lanes[slices.IndexFunc(m.session.lanes, func(l *lane) bool {
+						return len(l.tokens) > 0 && l.tokens[0] == long[0] && isPrefix(l.tokens, long)
+					})]
+					if got := len(lane.tokens); got != 3*m.prefillChunk() {
+						t.Errorf("mid-prefill: the lane holds %d prompt tokens, want 3 chunks (%d)", got, 3*m.prefillChunk())
+					}
+				case "mid-decode":
+					if other.err != nil || len(other.res.IDs) != tc.n {
+						t.Errorf("mid-decode: err %v, %d tokens, want %d", other.err, len(other.res.IDs), tc.n)
+					}
+					sameRun(t, "mid-decode: the cancelled stream", other, want[1], len(other.res.IDs))
+				}
+			}
+		})
+	}
+}
+
+// TestSchedContextExhausted: a sequence that fills the context ends with
+// "length" at the context's end, while the sequences next to it generate
+// what they generate alone.
+func TestSchedContextExhausted(t *testing.T) {
+	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 128})
+	prompts := [][]int32{randomIDs(61, 100), randomIDs(62, 20), randomIDs(63, 10)}
+	got := sameAsAlone(t, m, prompts, []GenerateOptions{greedy(1000), greedy(60), greedy(60)})
+	if r := got[0].res; r.FinishReason != "length" || len(r.IDs) != 128-100 {
+		t.Errorf("the long sequence: finish %q after %d tokens, want length after %d", r.FinishReason, len(r.IDs), 128-100)
+	}
+}
+
+// TestSchedManyGoroutines: with more generations than Parallel, the rest
+// wait their turn; each generates what it generates alone, no step
+// advances more than Parallel sequences and the session has no more lanes.
+func TestSchedManyGoroutines(t *testing.T) {
+	m := loadFixture(t, "qwen3_moe-4bit", Options{ContextLength: 512, Parallel: 2})
+	var prompts [][]int32
+	for i := range 8 {
+		prompts = append(prompts, randomIDs(uint64(70+i), 20+37*i))
+	}
+	sameAsAlone(t, m, prompts, repeatOpts(greedy(12), len(prompts)))
+	if n := len(m.session.lanes); n > 2 {
+		t.Errorf("the default session has %d lanes, at most Parallel (2) may exist", n)
+	}
+	if st := m.SchedulerStats(); st.Batch[len(st.Batch)-1] != 0 || st.Batch[bucket(3)] != 0 {
+		t.Errorf("steps advanced more than 2 sequences: %v", st.Batch)
+	}
+}
+
+// TestSchedChats: chats on one model answer from many goroutines at once,
+// each as it answers alone.
+func TestSchedChats(t *testing.T) {
+	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 1024})
+	ask := func(i int) (Reply, error) {
+		c, err := m.NewChat(ChatOptions{System: "You are terse."})
+		if err != nil {
+			return Reply{}, err
+		}
+		defer c.Close()
+		if _, err := c.Send(context.Background(), fmt.Sprintf("question %d", i), greedy(8)); err != nil {
+			return Reply{}, err
+		}
+		return c.Send(context.Background(), "and then?", greedy(8))
+	}
+	var want [6]Reply
+	for i := range want {
+		var err error
+		if want[i], err = ask(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got [6]Reply
+	var errs [6]error
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() { got[i], errs[i] = ask(i) })
+	}
+	wg.Wait()
+	for i := range got {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if !slices.Equal(got[i].IDs, want[i].IDs) || got[i].Usage.CachedTokens != want[i].Usage.CachedTokens {
+			t.Errorf("chat %d: %v (cached %d), alone %v (cached %d)", i, got[i].IDs, got[i].Usage.CachedTokens, want[i].IDs, want[i].Usage.CachedTokens)
+		}
+	}
+}
+
+// TestSchedCancelWaiting: a generation whose caller leaves while it waits
+// for a place in the batch ends "cancelled" without running.
+func TestSchedCancelWaiting(t *testing.T) {
+	m := loadFixture(t, "qwen3_moe-4bit", Options{ContextLength: 512, Parallel: 1})
+	var waiting Result
+	var werr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	steps := m.SchedulerStats().Steps
+	res, err := m.Stream(context.Background(), randomIDs(81, 30), greedy(400), func(Token) error {
+		once.Do(func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			var ended atomic.Bool
+			wg.Go(func() {
+				waiting, werr = m.Stream(ctx, randomIDs(82, 30), greedy(30), nil)
+				ended.Store(true)
+			})
+			for m.SchedulerStats().Waiting == 0 && !ended.Load() {
+				runtime.Gosched()
+			}
+			cancel()
+		})
+		return nil
+	})
+	wg.Wait()
+	if err != nil || len(res.IDs) != 400 {
+		t.Fatalf("the running generation: %d tokens, %v", len(res.IDs), err)
+	}
+	if werr != context.Canceled || waiting.FinishReason != "cancelled" || len(waiting.IDs) != 0 || waiting.CachedTokens != 0 {
+		t.Errorf("the waiting one: err %v, finish %q, %d tokens", werr, waiting.FinishReason, len(waiting.IDs))
+	}
+	if st := m.SchedulerStats(); st.Steps-steps != 400 || st.Advanced != st.Steps {
+		t.Errorf("%d steps (want 400, the running generation's), %d sequences advanced", st.Steps-steps, st.Advanced)
+	}
+}
+
+// TestSchedPacer: the paced chunk fills what the step budget leaves after
+// the decode tokens, in multiples of minChunk, within [minChunk, the
+// chunk]; before anything is measured it starts at minChunk.
+func TestSchedPacer(t *testing.T) {
+	var p pacer
+	if got := p.chunk(192, 2.5); got != minChunk {
+		t.Errorf("unmeasured: chunk %d, want %d", got, minChunk)
+	}
+	p.observe(10*time.Millisecond, 4, 0)     // a decode step: 10 ms
+	p.observe(500*time.Millisecond, 4, 0)    // one held up: not the cost
+	p.observe(100*time.Millisecond, 0, 1000) // prefill alone: 0.1 ms a token
+	for _, tc := range []struct {
+		budget float64
+		n      int
+		want   int
+	}{
+		{2.5, 192, 144}, // 15 ms of prefill next to 10 ms of decode: 150 tokens, 144 in whole minChunks
+		{2.5, 64, 64},   // at most the chunk
+		{1.0, 192, minChunk},
+		{11, 192, 192},
+	} {
+		if got := p.chunk(tc.n, tc.budget); got != tc.want {
+			t.Errorf("budget %g, chunk at most %d: %d, want %d", tc.budget, tc.n, got, tc.want)
+		}
+	}
+	// A mixed step charges its prefill tokens what exceeds a decode step.
+	var q pacer
+	q.observe(10*time.Millisecond, 2, 0)
+	q.observe(30*time.Millisecond, 2, 100)
+	if math.Abs(q.perToken-0.0002) > 1e-9 {
+		t.Errorf("a 30 ms step with 100 prefill tokens next to 10 ms of decode: %g s a token, want 0.0002", q.perToken)
+	}
+}
+
+// TestSchedPaced: with PrefillPace a prompt that prefills next to
+// decoding streams is split in smaller chunks (more steps than alone);
+// the tokens are those of the runs alone and the logits differ only in
+// their last bits.
+func TestSchedPaced(t *testing.T) {
+	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 2048, PrefillPace: 2.5})
+	prompts := [][]int32{randomIDs(91, 10), randomIDs(92, 1500)}
+	opts := []GenerateOptions{greedy(200), greedy(8)}
+	want := alone(t, m, prompts, opts)
+	var got [2]run
+	var wg sync.WaitGroup
+	var once sync.Once
+	before := m.SchedulerStats()
+	got[0].res, got[0].err = m.Stream(context.Background(), prompts[0], recording(opts[0], &got[0]), func(Token) error {
+		once.Do(func() {
+			wg.Go(func() {
+				got[1].res, got[1].err = m.Stream(context.Background(), prompts[1], recording(opts[1], &got[1]), nil)
+			})
+		})
+		return nil
+	})
+	wg.Wait()
+	for i := range got {
+		if got[i].err != nil {
+			t.Fatal(got[i].err)
+		}
+		if !slices.Equal(got[i].res.IDs, want[i].res.IDs) {
+			t.Errorf("prompt %d: tokens %v, alone %v", i, got[i].res.IDs, want[i].res.IDs)
+		}
+		if worst := maxDiff(got[i].logits, want[i].logits); worst > 1e-3 {
+			t.Errorf("prompt %d: logits differ by up to %g", i, worst)
+		}
+	}
+	// Steps that advanced both: the long prompt's prefill chunks, then 7
+	// decode tokens of its own.
+	st := m.SchedulerStats()
+	chunks := int(st.Advanced-before.Advanced-(st.Steps-before.Steps)) - 7
+	unpaced := (1500 + m.prefillChunk() - 1) / m.prefillChunk()
+	t.Logf("the 1500-token prompt prefilled in %d chunks next to the stream (%d unpaced)", chunks, unpaced)
+	if chunks <= unpaced {
+		t.Errorf("%d chunks: the prefill was not paced", chunks)
+	}
+}
