@@ -380,38 +380,46 @@ type moeExpert struct {
 func (s *moeScratch) routes(i int) []int { return s.order[s.start[i]:s.start[i+1]] }
 
 // group sorts the routes ids by expert (a counting sort: ids are small).
+// The experts go in increasing id order, so that each token's outputs are
+// added up in the same order whatever other tokens share the batch: a
+// sequence decoded in a batch gets bitwise what it gets alone.
 func (s *moeScratch) group(ids []int32) {
-	s.distinct, s.start = s.distinct[:0], s.start[:0]
+	s.distinct = s.distinct[:0]
 	for _, e := range ids {
 		if int(e) >= len(s.slot) {
 			s.slot = append(s.slot, make([]int32, int(e)+1-len(s.slot))...)
 			for i := range s.slot {
 				s.slot[i] = -1
 			}
-			for i, d := range s.distinct {
-				s.slot[d] = int32(i)
+			for _, d := range s.distinct {
+				s.slot[d] = 0
 			}
 		}
 		if s.slot[e] < 0 {
-			s.slot[e] = int32(len(s.distinct))
+			s.slot[e] = 0
 			s.distinct = append(s.distinct, e)
-			s.start = append(s.start, 0)
 		}
-		s.start[s.slot[e]]++
 	}
-	sum := 0
-	for i, c := range s.start {
-		s.start[i] = sum
-		sum += c
+	slices.Sort(s.distinct)
+	s.start = slices.Grow(s.start[:0], len(s.distinct)+1)[:len(s.distinct)+1]
+	clear(s.start)
+	for i, e := range s.distinct {
+		s.slot[e] = int32(i)
 	}
-	s.start = append(s.start, sum)
+	for _, e := range ids {
+		s.start[s.slot[e]+1]++
+	}
+	for i := 1; i < len(s.start); i++ {
+		s.start[i] += s.start[i-1]
+	}
+	// Fill each expert's routes in route order, using start[i] as its
+	// cursor, then shift the cursors back to the starts.
 	s.order = slices.Grow(s.order[:0], len(ids))[:len(ids)]
 	for route, e := range ids {
 		i := s.slot[e]
 		s.order[s.start[i]] = route
 		s.start[i]++
 	}
-	// start[i] now holds the end of expert i's routes: shift back.
 	copy(s.start[1:], s.start[:len(s.start)-1])
 	s.start[0] = 0
 	for _, e := range s.distinct {

@@ -1,0 +1,31 @@
+package mlxmoe
+
+import (
+	"github.com/mlx-moe/mlx-moe/kernels"
+	"github.com/mlx-moe/mlx-moe/model"
+)
+
+// segment is one sequence's share of a scheduler step (model.Segment).
+type segment = model.Segment
+
+// forwardBatch runs a step's segments: the decode tokens (one token a
+// segment, at most kernels.DecodeTokens of them a pass) batched, a prefill
+// chunk in a pass of its own. They are kept apart because a pass of more
+// rows than the decode kernels take runs the dense products through the
+// GEMM, whose sums (and, by default, activation rounding) differ from the
+// decode kernels': this way every sequence gets bitwise the logits it
+// would get alone.
+func forwardBatch(rn *model.Runner, segs []segment) error {
+	for len(segs) > 0 {
+		n := 0
+		for n < len(segs) && n < kernels.DecodeTokens && len(segs[n].IDs) == 1 {
+			n++
+		}
+		n = max(n, 1)
+		if err := rn.ForwardBatch(segs[:n]); err != nil {
+			return err
+		}
+		segs = segs[n:]
+	}
+	return nil
+}
