@@ -136,10 +136,10 @@ func (d *DecodeInput) prepareInt(bits, width int) {
 			if width == 8 {
 				dx, sum = quantizeGroup(d.xq[base:base+d.group], xg, 127, bits == 4)
 			} else {
-				dx, sum = quantizeGroup(d.xq16[base:base+d.group], xg, 32767, bits == 4)
+				dx, sum = quantizeGroup(d.xq16[base:base+d.group], xg, 32767, true)
 			}
 			d.qdx[i], d.qsum[i], d.qcorr[i] = dx, dx*float32(sum), 0
-			if bits == 4 {
+			if bits == 4 || width == 16 {
 				d.qcorr[i] = centre * sum
 			}
 		}

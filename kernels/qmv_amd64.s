@@ -426,6 +426,54 @@ step8q:
 	MOVSS X0, ret+48(FP)
 	RET
 
+// The int16 kernels below are unrolled per group size (steps 1, 2 or 4
+// blocks of 32 values) and index corr and sdx by the group number in BX,
+// so a group costs its products and a few instructions to fold them: the
+// loop and pointer bookkeeping is most of what a generic step loop adds.
+
+// Q16END folds the group's int32 lanes Y2 + Y3, less its correction, into
+// Y0 times scale·dx, and steps to the next group (loop back to label l).
+#define Q16END(l) \
+	VPADDD       Y3, Y2, Y2; \
+	VMOVD        (R8)(BX*4), X9; \
+	VPSUBD       Y9, Y2, Y2; \
+	VCVTDQ2PS    Y2, Y2; \
+	VBROADCASTSS (R10)(BX*4), Y6; \
+	VFMADD231PS  Y6, Y2, Y0; \
+	INCQ         BX; \
+	CMPQ         BX, CX; \
+	JLT          l
+
+// Q16ARGS loads the int16 kernels' arguments (R11 steps, BX group 0).
+#define Q16ARGS \
+	MOVQ   w+0(FP), SI; \
+	MOVQ   xq+8(FP), DI; \
+	MOVQ   corr+16(FP), R8; \
+	MOVQ   sdx+24(FP), R10; \
+	MOVQ   groups+32(FP), CX; \
+	MOVQ   steps+40(FP), R11; \
+	XORQ   BX, BX; \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS X14, X14, X14
+
+// Q4W1 (Q4WN) puts (adds) the products of the 32 values whose 16 bytes are
+// at wo(SI) with xq at xo(DI) into Y2 (even values) and Y3 (odd values).
+#define Q4W1(wo, xo) \
+	VPMOVZXBW wo(SI), Y6; \
+	VPSRLW    $4, Y6, Y7; \
+	VPAND     Y15, Y6, Y6; \
+	VPMADDWD  xo(DI), Y6, Y2; \
+	VPMADDWD  xo+32(DI), Y7, Y3
+
+#define Q4WN(wo, xo) \
+	VPMOVZXBW wo(SI), Y6; \
+	VPSRLW    $4, Y6, Y7; \
+	VPAND     Y15, Y6, Y6; \
+	VPMADDWD  xo(DI), Y6, Y6; \
+	VPMADDWD  xo+32(DI), Y7, Y7; \
+	VPADDD    Y6, Y2, Y2; \
+	VPADDD    Y7, Y3, Y3
+
 // func qdot4Q16AVX2(w *byte, xq *int16, corr *int32, sdx *float32, groups, steps int) float32
 //
 // The int16 form of qdot4Q8AVX2: a block's 16 bytes are widened to words,
@@ -434,74 +482,104 @@ step8q:
 // pair sums cannot overflow (15·32767·2 per pair, under 2^26 per group of
 // 128), and corr = 8·Σxq centres the group's sum.
 TEXT ·qdot4Q16AVX2(SB), NOSPLIT, $0-52
-	I8ARGS
+	Q16ARGS
 	MOVL         $0x000f000f, AX
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
+	CMPQ         R11, $2
+	JEQ          group4w2
+	CMPQ         R11, $4
+	JEQ          group4w4
 
-group4w:
-	VPXOR Y2, Y2, Y2
-	VPXOR Y3, Y3, Y3
-	MOVQ  R11, DX
+group4w1:
+	Q4W1(0, 0)
+	ADDQ $16, SI
+	ADDQ $64, DI
+	Q16END(group4w1)
+	JMP  done4w
 
-step4w:
-	VPMOVZXBW (SI), Y6
-	VPSRLW    $4, Y6, Y7
-	VPAND     Y15, Y6, Y6
-	VPMADDWD  (DI), Y6, Y6
-	VPMADDWD  32(DI), Y7, Y7
-	VPADDD    Y6, Y2, Y2
-	VPADDD    Y7, Y3, Y3
-	ADDQ      $16, SI
-	ADDQ      $64, DI
-	DECQ      DX
-	JNZ       step4w
+group4w2:
+	Q4W1(0, 0)
+	Q4WN(16, 64)
+	ADDQ $32, SI
+	ADDQ $128, DI
+	Q16END(group4w2)
+	JMP  done4w
 
-	VPADDD Y3, Y2, Y2
-	VMOVD  (R8), X9
-	VPSUBD Y9, Y2, Y2
-	ADDQ   $4, R8
-	I8END
-	DECQ CX
-	JNZ  group4w
+group4w4:
+	Q4W1(0, 0)
+	Q4WN(16, 64)
+	Q4WN(32, 128)
+	Q4WN(48, 192)
+	ADDQ $64, SI
+	ADDQ $256, DI
+	Q16END(group4w4)
+
+done4w:
 	RESULT
 	MOVSS X0, ret+48(FP)
 	RET
 
+// Q8W1 (Q8WN) puts (adds) the products of the 32 codes at wo(SI) with xq at
+// xo(DI) into Y2 (even values: the words' low bytes) and Y3 (odd values).
+#define Q8W1(wo, xo) \
+	VMOVDQU  wo(SI), Y7; \
+	VPAND    Y15, Y7, Y6; \
+	VPSRLW   $8, Y7, Y7; \
+	VPMADDWD xo(DI), Y6, Y2; \
+	VPMADDWD xo+32(DI), Y7, Y3
+
+#define Q8WN(wo, xo) \
+	VMOVDQU  wo(SI), Y7; \
+	VPAND    Y15, Y7, Y6; \
+	VPSRLW   $8, Y7, Y7; \
+	VPMADDWD xo(DI), Y6, Y6; \
+	VPMADDWD xo+32(DI), Y7, Y7; \
+	VPADDD   Y6, Y2, Y2; \
+	VPADDD   Y7, Y3, Y3
+
 // func qdot8Q16AVX2(w *byte, xq *int16, corr *int32, sdx *float32, groups, steps int) float32
 //
-// Codes are widened to words and centred to q-128, then multiplied by xq
-// with VPMADDWD (at most 128·32767·2 per pair, under 2^30 per group of
-// 128). corr is not read.
+// A block's 32 bytes are read as 16 words whose low bytes (the even values)
+// and high bytes (the odd ones) meet xq stored per block as 16 even values
+// then 16 odd ones, so codes need no widening. They stay unsigned 0..255:
+// at most 255·32767·2 per pair, under 2^29 per group of 128, and corr =
+// 128·Σxq centres the group's sum.
 TEXT ·qdot8Q16AVX2(SB), NOSPLIT, $0-52
-	I8ARGS
-	MOVL         $0x00800080, AX
+	Q16ARGS
+	MOVL         $0x00ff00ff, AX
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
+	CMPQ         R11, $2
+	JEQ          group8w2
+	CMPQ         R11, $4
+	JEQ          group8w4
 
-group8w:
-	VPXOR Y2, Y2, Y2
-	VPXOR Y3, Y3, Y3
-	MOVQ  R11, DX
+group8w1:
+	Q8W1(0, 0)
+	ADDQ $32, SI
+	ADDQ $64, DI
+	Q16END(group8w1)
+	JMP  done8w
 
-step8w:
-	VPMOVZXBW (SI), Y6
-	VPMOVZXBW 16(SI), Y7
-	VPSUBW    Y15, Y6, Y6
-	VPSUBW    Y15, Y7, Y7
-	VPMADDWD  (DI), Y6, Y6
-	VPMADDWD  32(DI), Y7, Y7
-	VPADDD    Y6, Y2, Y2
-	VPADDD    Y7, Y3, Y3
-	ADDQ      $32, SI
-	ADDQ      $64, DI
-	DECQ      DX
-	JNZ       step8w
+group8w2:
+	Q8W1(0, 0)
+	Q8WN(32, 64)
+	ADDQ $64, SI
+	ADDQ $128, DI
+	Q16END(group8w2)
+	JMP  done8w
 
-	VPADDD Y3, Y2, Y2
-	I8END
-	DECQ CX
-	JNZ  group8w
+group8w4:
+	Q8W1(0, 0)
+	Q8WN(32, 64)
+	Q8WN(64, 128)
+	Q8WN(96, 192)
+	ADDQ $128, SI
+	ADDQ $256, DI
+	Q16END(group8w4)
+
+done8w:
 	RESULT
 	MOVSS X0, ret+48(FP)
 	RET
