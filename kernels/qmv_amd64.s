@@ -433,7 +433,12 @@ step8q:
 
 // Q16END folds the group's int32 lanes Y2 + Y3, less its correction, into
 // Y0 times scale·dx, and steps to the next group (loop back to label l).
+// It also asks for the codes 1 KiB ahead: with only a few loads in flight
+// between its arithmetic, the kernel otherwise reaches about 0.6 of the
+// streaming-read bandwidth, and the hint lifts that to about 0.7
+// (BENCHMARKS.md, "Int16 activations").
 #define Q16END(l) \
+	PREFETCHT0   1024(SI); \
 	VPADDD       Y3, Y2, Y2; \
 	VMOVD        (R8)(BX*4), X9; \
 	VPSUBD       Y9, Y2, Y2; \
