@@ -26,11 +26,15 @@ func qdot4Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int
 //go:noescape
 func qdot8Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
 
+// qrows4Q16AVX2 and qrows8Q16AVX2 compute rows consecutive rows for one
+// token on int16 activations, scales pass included (sdx: scratch for
+// groups values), into out[0:rows].
+//
 //go:noescape
-func qdot4Q16AVX2(w *byte, xq *int16, corr *int32, sdx *float32, groups, steps int) float32
+func qrows4Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
 
 //go:noescape
-func qdot8Q16AVX2(w *byte, xq *int16, corr *int32, sdx *float32, groups, steps int) float32
+func qrows8Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
 
 // bitsTable tells qdotBitsAVX2 how to unpack eight values of one width: the
 // byte shuffle that puts value j's two bytes in 32-bit lane j, the shift that
@@ -146,9 +150,12 @@ func qdotBitsRow(wb []byte, off, rowBytes int, x []float32, sc, bi []uint16, sum
 	return v
 }
 
-// qmvRowsInt is qmvRowsSIMD on integer activations: per row and token,
-// qscalesAVX2 turns the row's scales and biases into the bias term and
-// scale·dx per group, then the integer kernel adds the codes' term.
+// qmvRowsInt is qmvRowsSIMD on integer activations. The int16 kernels take
+// a block of rows per call; with several tokens the blocks are short
+// (qmvIntBlock rows) so each token finds them in cache. The int8 kernels
+// go row by row: per row and token, qscalesAVX2 turns the row's scales and
+// biases into the bias term and scale·dx per group, then the integer
+// kernel adds the codes' term.
 func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	q := m.Q
 	cols, rg := m.Cols, rowsOf(m)
@@ -157,6 +164,26 @@ func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	defer putFloats(buf)
 	sdx := &(*buf)[0]
 	c := float32(int(1) << (q.Bits - 1))
+	if d.intWidth == 16 {
+		block := hi - lo
+		if d.n > 1 {
+			block = qmvIntBlock
+		}
+		for r0 := lo; r0 < hi; r0 += block {
+			rows := min(block, hi-r0)
+			w, sc, bi := &wb[r0*rowBytes], &q.Scales[r0*groups], &q.Biases[r0*groups]
+			for t := 0; t < d.n; t++ {
+				g := t * groups
+				o := &out[t*m.Rows+r0]
+				if q.Bits == 4 {
+					qrows4Q16AVX2(w, &d.xq16[t*cols], &d.qcorr[g], sc, bi, &d.qdx[g], &d.qsum[g], sdx, o, rows, groups, steps, q.F16Scales, c)
+				} else {
+					qrows8Q16AVX2(w, &d.xq16[t*cols], &d.qcorr[g], sc, bi, &d.qdx[g], &d.qsum[g], sdx, o, rows, groups, steps, q.F16Scales, c)
+				}
+			}
+		}
+		return
+	}
 	for r := lo; r < hi; r++ {
 		w := &wb[r*rowBytes]
 		sc, bi := &q.Scales[r*groups], &q.Biases[r*groups]
@@ -164,20 +191,19 @@ func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 			g := t * groups
 			bias := qscalesAVX2(sc, bi, &d.qdx[g], &d.qsum[g], sdx, groups, q.F16Scales, c)
 			var v float32
-			switch {
-			case d.intWidth == 16 && q.Bits == 4:
-				v = qdot4Q16AVX2(w, &d.xq16[t*cols], &d.qcorr[g], sdx, groups, steps)
-			case d.intWidth == 16:
-				v = qdot8Q16AVX2(w, &d.xq16[t*cols], &d.qcorr[g], sdx, groups, steps)
-			case q.Bits == 4:
+			if q.Bits == 4 {
 				v = qdot4Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
-			default:
+			} else {
 				v = qdot8Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
 			}
 			out[t*m.Rows+r] = bias + v
 		}
 	}
 }
+
+// qmvIntBlock is the rows an int16 kernel call covers when several tokens
+// share them: 16 rows of 14336 4-bit values are 112 KiB, well inside L2.
+const qmvIntBlock = 16
 
 // simdKernels tells tests whether this build has SIMD kernels at all.
 const simdKernels = true

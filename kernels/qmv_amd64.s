@@ -103,6 +103,155 @@
 	VMOVD        AX, X13; \
 	VPBROADCASTW X13, Y13
 
+// The int16 kernels below each compute a block of rows for one token, so
+// a MoE expert's short rows (512 values of down) do not pay a Go call and
+// an argument copy per row: per row, a scales pass (qscalesAVX2's, inline)
+// writes scale·dx per group to sdx and sums the bias term, then the codes'
+// term runs unrolled per group size (steps 1, 2 or 4 blocks of 32 values)
+// with corr and sdx indexed by the group number in BX. The codes, scales
+// and biases of consecutive rows are contiguous, so SI, R8 and R9 simply
+// run on from row to row.
+//
+// Registers: SI codes, R8 scales, R9 biases, R12 f16, R14 rows left, R15
+// out, Y12 c, Y15 the code mask; per row DI xq, DX corr, R13 sdx, CX
+// groups, Y11 and X14 the bias term, Y0 the codes' term.
+
+// Q16ROWARGS loads what stays fixed across rows.
+#define Q16ROWARGS \
+	MOVQ         w+0(FP), SI; \
+	MOVQ         scales+24(FP), R8; \
+	MOVQ         biases+32(FP), R9; \
+	MOVQ         out+64(FP), R15; \
+	MOVQ         rows+72(FP), R14; \
+	MOVBQZX      f16+96(FP), R12; \
+	VBROADCASTSS c+100(FP), Y12
+
+// Q16SCALES is the row's scales pass (labels v, h, s, t, e must be unique
+// in the function), leaving DI, DX, R13, CX and BX set for its groups.
+#define Q16SCALES(v, h, s, t, e) \
+	MOVQ   dx+40(FP), R10; \
+	MOVQ   xsum+48(FP), R11; \
+	MOVQ   sdx+56(FP), R13; \
+	MOVQ   groups+80(FP), CX; \
+	VXORPS Y11, Y11, Y11; \
+	VXORPS X14, X14, X14; \
+v:; \
+	CMPQ      CX, $8; \
+	JLT       t; \
+	TESTQ     R12, R12; \
+	JNZ       h; \
+	VPMOVZXWD (R8), Y6; \
+	VPMOVZXWD (R9), Y7; \
+	VPSLLD    $16, Y6, Y6; \
+	VPSLLD    $16, Y7, Y7; \
+	JMP       s; \
+h:; \
+	VCVTPH2PS (R8), Y6; \
+	VCVTPH2PS (R9), Y7; \
+s:; \
+	VFMADD231PS Y12, Y6, Y7; \
+	VFMADD231PS (R11), Y7, Y11; \
+	VMULPS      (R10), Y6, Y6; \
+	VMOVUPS     Y6, (R13); \
+	ADDQ        $16, R8; \
+	ADDQ        $16, R9; \
+	ADDQ        $32, R10; \
+	ADDQ        $32, R11; \
+	ADDQ        $32, R13; \
+	SUBQ        $8, CX; \
+	JMP         v; \
+t:; \
+	TESTQ CX, CX; \
+	JZ    e; \
+	SCALES; \
+	VFMADD231SS X12, X6, X7; \
+	VFMADD231SS (R11), X7, X14; \
+	VMULSS      (R10), X6, X6; \
+	VMOVSS      X6, (R13); \
+	ADDQ        $2, R8; \
+	ADDQ        $2, R9; \
+	ADDQ        $4, R10; \
+	ADDQ        $4, R11; \
+	ADDQ        $4, R13; \
+	DECQ        CX; \
+	JMP         t; \
+e:; \
+	MOVQ   xq+8(FP), DI; \
+	MOVQ   corr+16(FP), DX; \
+	MOVQ   sdx+56(FP), R13; \
+	MOVQ   groups+80(FP), CX; \
+	XORQ   BX, BX; \
+	VXORPS Y0, Y0, Y0
+
+// Q16END folds the group's int32 lanes Y2 + Y3, less its correction, into
+// Y0 times scale·dx, and steps to the next group (loop back to label l).
+// It also asks for the codes 1 KiB ahead: with only a few loads in flight
+// between its arithmetic, the kernel otherwise reaches about 0.6 of the
+// streaming-read bandwidth, and the hint lifts that to about 0.7
+// (BENCHMARKS.md, "Int16 activations").
+#define Q16END(l) \
+	PREFETCHT0   1024(SI); \
+	VPADDD       Y3, Y2, Y2; \
+	VMOVD        (DX)(BX*4), X9; \
+	VPSUBD       Y9, Y2, Y2; \
+	VCVTDQ2PS    Y2, Y2; \
+	VBROADCASTSS (R13)(BX*4), Y6; \
+	VFMADD231PS  Y6, Y2, Y0; \
+	INCQ         BX; \
+	CMPQ         BX, CX; \
+	JLT          l
+
+// Q16ROWEND stores the row's result (codes' and bias terms) and loops back
+// to label l for the next row.
+#define Q16ROWEND(l) \
+	VADDPS       Y11, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS       X1, X0, X0; \
+	VHADDPS      X0, X0, X0; \
+	VHADDPS      X0, X0, X0; \
+	VADDSS       X14, X0, X0; \
+	VMOVSS       X0, (R15); \
+	ADDQ         $4, R15; \
+	DECQ         R14; \
+	JNZ          l; \
+	VZEROUPPER
+
+// Q4W1 (Q4WN) puts (adds) the products of the 32 values whose 16 bytes are
+// at wo(SI) with xq at xo(DI) into Y2 (even values) and Y3 (odd values).
+#define Q4W1(wo, xo) \
+	VPMOVZXBW wo(SI), Y6; \
+	VPSRLW    $4, Y6, Y7; \
+	VPAND     Y15, Y6, Y6; \
+	VPMADDWD  xo(DI), Y6, Y2; \
+	VPMADDWD  xo+32(DI), Y7, Y3
+
+#define Q4WN(wo, xo) \
+	VPMOVZXBW wo(SI), Y6; \
+	VPSRLW    $4, Y6, Y7; \
+	VPAND     Y15, Y6, Y6; \
+	VPMADDWD  xo(DI), Y6, Y6; \
+	VPMADDWD  xo+32(DI), Y7, Y7; \
+	VPADDD    Y6, Y2, Y2; \
+	VPADDD    Y7, Y3, Y3
+
+// Q8W1 (Q8WN) puts (adds) the products of the 32 codes at wo(SI) with xq at
+// xo(DI) into Y2 (even values: the words' low bytes) and Y3 (odd values).
+#define Q8W1(wo, xo) \
+	VMOVDQU  wo(SI), Y7; \
+	VPAND    Y15, Y7, Y6; \
+	VPSRLW   $8, Y7, Y7; \
+	VPMADDWD xo(DI), Y6, Y2; \
+	VPMADDWD xo+32(DI), Y7, Y3
+
+#define Q8WN(wo, xo) \
+	VMOVDQU  wo(SI), Y7; \
+	VPAND    Y15, Y7, Y6; \
+	VPSRLW   $8, Y7, Y7; \
+	VPMADDWD xo(DI), Y6, Y6; \
+	VPMADDWD xo+32(DI), Y7, Y7; \
+	VPADDD   Y6, Y2, Y2; \
+	VPADDD   Y7, Y3, Y3
+
 // func qdot4AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 //
 // x is permuted in blocks of 16: the eight even-indexed values, then the
@@ -426,75 +575,27 @@ step8q:
 	MOVSS X0, ret+48(FP)
 	RET
 
-// The int16 kernels below are unrolled per group size (steps 1, 2 or 4
-// blocks of 32 values) and index corr and sdx by the group number in BX,
-// so a group costs its products and a few instructions to fold them: the
-// loop and pointer bookkeeping is most of what a generic step loop adds.
-
-// Q16END folds the group's int32 lanes Y2 + Y3, less its correction, into
-// Y0 times scale·dx, and steps to the next group (loop back to label l).
-// It also asks for the codes 1 KiB ahead: with only a few loads in flight
-// between its arithmetic, the kernel otherwise reaches about 0.6 of the
-// streaming-read bandwidth, and the hint lifts that to about 0.7
-// (BENCHMARKS.md, "Int16 activations").
-#define Q16END(l) \
-	PREFETCHT0   1024(SI); \
-	VPADDD       Y3, Y2, Y2; \
-	VMOVD        (R8)(BX*4), X9; \
-	VPSUBD       Y9, Y2, Y2; \
-	VCVTDQ2PS    Y2, Y2; \
-	VBROADCASTSS (R10)(BX*4), Y6; \
-	VFMADD231PS  Y6, Y2, Y0; \
-	INCQ         BX; \
-	CMPQ         BX, CX; \
-	JLT          l
-
-// Q16ARGS loads the int16 kernels' arguments (R11 steps, BX group 0).
-#define Q16ARGS \
-	MOVQ   w+0(FP), SI; \
-	MOVQ   xq+8(FP), DI; \
-	MOVQ   corr+16(FP), R8; \
-	MOVQ   sdx+24(FP), R10; \
-	MOVQ   groups+32(FP), CX; \
-	MOVQ   steps+40(FP), R11; \
-	XORQ   BX, BX; \
-	VXORPS Y0, Y0, Y0; \
-	VXORPS X14, X14, X14
-
-// Q4W1 (Q4WN) puts (adds) the products of the 32 values whose 16 bytes are
-// at wo(SI) with xq at xo(DI) into Y2 (even values) and Y3 (odd values).
-#define Q4W1(wo, xo) \
-	VPMOVZXBW wo(SI), Y6; \
-	VPSRLW    $4, Y6, Y7; \
-	VPAND     Y15, Y6, Y6; \
-	VPMADDWD  xo(DI), Y6, Y2; \
-	VPMADDWD  xo+32(DI), Y7, Y3
-
-#define Q4WN(wo, xo) \
-	VPMOVZXBW wo(SI), Y6; \
-	VPSRLW    $4, Y6, Y7; \
-	VPAND     Y15, Y6, Y6; \
-	VPMADDWD  xo(DI), Y6, Y6; \
-	VPMADDWD  xo+32(DI), Y7, Y7; \
-	VPADDD    Y6, Y2, Y2; \
-	VPADDD    Y7, Y3, Y3
-
-// func qdot4Q16AVX2(w *byte, xq *int16, corr *int32, sdx *float32, groups, steps int) float32
+// func qrows4Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
 //
-// The int16 form of qdot4Q8AVX2: a block's 16 bytes are widened to words,
-// whose low nibbles (the even values) and high nibbles (the odd ones) meet
-// xq stored per block as 16 even values then 16 odd ones. VPMADDWD's int32
-// pair sums cannot overflow (15·32767·2 per pair, under 2^26 per group of
-// 128), and corr = 8·Σxq centres the group's sum.
-TEXT ·qdot4Q16AVX2(SB), NOSPLIT, $0-52
-	Q16ARGS
+// The int16 form of qdot4Q8AVX2 over rows consecutive rows (out[i] for row
+// i; sdx is scratch for groups values): a block's 16 bytes are widened to
+// words, whose low nibbles (the even values) and high nibbles (the odd
+// ones) meet xq stored per block as 16 even values then 16 odd ones.
+// VPMADDWD's int32 pair sums cannot overflow (15·32767·2 per pair, under
+// 2^26 per group of 128), and corr = 8·Σxq centres the group's sum.
+TEXT ·qrows4Q16AVX2(SB), NOSPLIT, $0-104
+	Q16ROWARGS
 	MOVL         $0x000f000f, AX
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
-	CMPQ         R11, $2
-	JEQ          group4w2
-	CMPQ         R11, $4
-	JEQ          group4w4
+
+row4w:
+	Q16SCALES(vec4w, half4w, scaled4w, tail4w, dot4w)
+	MOVQ steps+88(FP), AX
+	CMPQ AX, $2
+	JEQ  group4w2
+	CMPQ AX, $4
+	JEQ  group4w4
 
 group4w1:
 	Q4W1(0, 0)
@@ -521,44 +622,29 @@ group4w4:
 	Q16END(group4w4)
 
 done4w:
-	RESULT
-	MOVSS X0, ret+48(FP)
+	Q16ROWEND(row4w)
 	RET
 
-// Q8W1 (Q8WN) puts (adds) the products of the 32 codes at wo(SI) with xq at
-// xo(DI) into Y2 (even values: the words' low bytes) and Y3 (odd values).
-#define Q8W1(wo, xo) \
-	VMOVDQU  wo(SI), Y7; \
-	VPAND    Y15, Y7, Y6; \
-	VPSRLW   $8, Y7, Y7; \
-	VPMADDWD xo(DI), Y6, Y2; \
-	VPMADDWD xo+32(DI), Y7, Y3
-
-#define Q8WN(wo, xo) \
-	VMOVDQU  wo(SI), Y7; \
-	VPAND    Y15, Y7, Y6; \
-	VPSRLW   $8, Y7, Y7; \
-	VPMADDWD xo(DI), Y6, Y6; \
-	VPMADDWD xo+32(DI), Y7, Y7; \
-	VPADDD   Y6, Y2, Y2; \
-	VPADDD   Y7, Y3, Y3
-
-// func qdot8Q16AVX2(w *byte, xq *int16, corr *int32, sdx *float32, groups, steps int) float32
+// func qrows8Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
 //
 // A block's 32 bytes are read as 16 words whose low bytes (the even values)
 // and high bytes (the odd ones) meet xq stored per block as 16 even values
 // then 16 odd ones, so codes need no widening. They stay unsigned 0..255:
 // at most 255·32767·2 per pair, under 2^29 per group of 128, and corr =
 // 128·Σxq centres the group's sum.
-TEXT ·qdot8Q16AVX2(SB), NOSPLIT, $0-52
-	Q16ARGS
+TEXT ·qrows8Q16AVX2(SB), NOSPLIT, $0-104
+	Q16ROWARGS
 	MOVL         $0x00ff00ff, AX
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
-	CMPQ         R11, $2
-	JEQ          group8w2
-	CMPQ         R11, $4
-	JEQ          group8w4
+
+row8w:
+	Q16SCALES(vec8w, half8w, scaled8w, tail8w, dot8w)
+	MOVQ steps+88(FP), AX
+	CMPQ AX, $2
+	JEQ  group8w2
+	CMPQ AX, $4
+	JEQ  group8w4
 
 group8w1:
 	Q8W1(0, 0)
@@ -585,6 +671,5 @@ group8w4:
 	Q16END(group8w4)
 
 done8w:
-	RESULT
-	MOVSS X0, ret+48(FP)
+	Q16ROWEND(row8w)
 	RET
