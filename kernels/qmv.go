@@ -89,12 +89,12 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 			d.sums[t*groups+g] = s
 		}
 	}
-	if simdIntActivations(q.Bits) && (q.GroupSize == 32 || q.GroupSize == 64 || q.GroupSize == 128) {
+	if q.GroupSize == 32 || q.GroupSize == 64 || q.GroupSize == 128 {
 		switch {
-		case d.Int8 || Int8Activations:
+		case (d.Int8 || Int8Activations) && simdIntActivations(q.Bits, 8):
 			d.prepareInt(q.Bits, 8)
 			return
-		case Int16Activations:
+		case Int16Activations && simdIntActivations(q.Bits, 16):
 			d.prepareInt(q.Bits, 16)
 			return
 		}
@@ -170,6 +170,26 @@ func quantizeGroup[T int8 | int16](dst []T, xg []float32, levels float32, nibble
 	}
 	return amax / levels, sum
 }
+
+// intRowBlocks calls fn(r0, rows, t) for the int16 row kernels over rows
+// [lo, hi) and every token t: one block for one token; with several, short
+// blocks (qmvIntBlock rows) taken by every token in turn, so each token
+// finds the block's codes in cache.
+func intRowBlocks(d *DecodeInput, lo, hi int, fn func(r0, rows, t int)) {
+	block := hi - lo
+	if d.n > 1 {
+		block = qmvIntBlock
+	}
+	for r0 := lo; r0 < hi; r0 += block {
+		for t := 0; t < d.n; t++ {
+			fn(r0, min(block, hi-r0), t)
+		}
+	}
+}
+
+// qmvIntBlock is the rows an int16 kernel call covers when several tokens
+// share them: 16 rows of 14336 4-bit values are 112 KiB, well inside L2.
+const qmvIntBlock = 16
 
 // MatVecRows computes rows [lo, hi) of out = W·x for the prepared tokens
 // (out is [n, m.Rows]). It runs on the calling goroutine: callers split

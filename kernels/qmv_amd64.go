@@ -85,9 +85,9 @@ func simdCodeBlock(bits int) int {
 	return 0
 }
 
-// simdIntActivations reports whether integer activations can be used for
-// this width.
-func simdIntActivations(bits int) bool { return hasAVX2FMA && (bits == 4 || bits == 8) }
+// simdIntActivations reports whether integer activations of width bits
+// (8 or 16) can be used for this matrix width: both, for 4 and 8 bits.
+func simdIntActivations(bits, width int) bool { return hasAVX2FMA && (bits == 4 || bits == 8) }
 
 // qmvRowsSIMD computes rows [lo, hi) with the AVX2 kernels; it reports
 // false when the CPU lacks them or d was not prepared for them.
@@ -151,8 +151,7 @@ func qdotBitsRow(wb []byte, off, rowBytes int, x []float32, sc, bi []uint16, sum
 }
 
 // qmvRowsInt is qmvRowsSIMD on integer activations. The int16 kernels take
-// a block of rows per call; with several tokens the blocks are short
-// (qmvIntBlock rows) so each token finds them in cache. The int8 kernels
+// a block of rows per call (intRowBlocks). The int8 kernels
 // go row by row: per row and token, qscalesAVX2 turns the row's scales and
 // biases into the bias term and scale·dx per group, then the integer
 // kernel adds the codes' term.
@@ -165,23 +164,15 @@ func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	sdx := &(*buf)[0]
 	c := float32(int(1) << (q.Bits - 1))
 	if d.intWidth == 16 {
-		block := hi - lo
-		if d.n > 1 {
-			block = qmvIntBlock
-		}
-		for r0 := lo; r0 < hi; r0 += block {
-			rows := min(block, hi-r0)
-			w, sc, bi := &wb[r0*rowBytes], &q.Scales[r0*groups], &q.Biases[r0*groups]
-			for t := 0; t < d.n; t++ {
-				g := t * groups
-				o := &out[t*m.Rows+r0]
-				if q.Bits == 4 {
-					qrows4Q16AVX2(w, &d.xq16[t*cols], &d.qcorr[g], sc, bi, &d.qdx[g], &d.qsum[g], sdx, o, rows, groups, steps, q.F16Scales, c)
-				} else {
-					qrows8Q16AVX2(w, &d.xq16[t*cols], &d.qcorr[g], sc, bi, &d.qdx[g], &d.qsum[g], sdx, o, rows, groups, steps, q.F16Scales, c)
-				}
+		intRowBlocks(d, lo, hi, func(r0, rows, t int) {
+			g := t * groups
+			w, sc, bi, o := &wb[r0*rowBytes], &q.Scales[r0*groups], &q.Biases[r0*groups], &out[t*m.Rows+r0]
+			if q.Bits == 4 {
+				qrows4Q16AVX2(w, &d.xq16[t*cols], &d.qcorr[g], sc, bi, &d.qdx[g], &d.qsum[g], sdx, o, rows, groups, steps, q.F16Scales, c)
+			} else {
+				qrows8Q16AVX2(w, &d.xq16[t*cols], &d.qcorr[g], sc, bi, &d.qdx[g], &d.qsum[g], sdx, o, rows, groups, steps, q.F16Scales, c)
 			}
-		}
+		})
 		return
 	}
 	for r := lo; r < hi; r++ {
@@ -200,10 +191,6 @@ func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 		}
 	}
 }
-
-// qmvIntBlock is the rows an int16 kernel call covers when several tokens
-// share them: 16 rows of 14336 4-bit values are 112 KiB, well inside L2.
-const qmvIntBlock = 16
 
 // simdKernels tells tests whether this build has SIMD kernels at all.
 const simdKernels = true

@@ -42,8 +42,11 @@ func decodePaths() []decodePath {
 	if simdKernels && (hasAVX2FMA || hasNEON) {
 		paths = append(paths, decodePath{"simd", true, 0})
 	}
-	if simdKernels && simdIntActivations(4) {
-		paths = append(paths, decodePath{"simd-int16", true, 16}, decodePath{"simd-int8", true, 8})
+	if simdKernels && simdIntActivations(4, 16) {
+		paths = append(paths, decodePath{"simd-int16", true, 16})
+	}
+	if simdKernels && simdIntActivations(4, 8) {
+		paths = append(paths, decodePath{"simd-int8", true, 8})
 	}
 	return paths
 }
