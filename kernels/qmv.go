@@ -1,6 +1,9 @@
 package kernels
 
-import "unsafe"
+import (
+	"math"
+	"unsafe"
+)
 
 // Decode-time quantized matrix-vector products. For each group the dot
 // product is scale*Σ(q-c)·x + (bias+c*scale)*Σx with c the middle code, so
@@ -159,16 +162,31 @@ func quantizeGroup[T int8 | int16](dst []T, xg []float32, levels float32, nibble
 		return 0, 0
 	}
 	inv := levels / amax
-	for j, v := range xg {
-		qv := T(round32(v * inv))
-		sum += int32(qv)
-		k := j
-		if nibbles {
-			k = j&^31 + (j&31)/2 + 16*(j&1)
+	if !nibbles {
+		for j, v := range xg {
+			qv := roundLevel(v * inv)
+			sum += qv
+			dst[j] = T(qv)
 		}
-		dst[k] = qv
+		return amax / levels, sum
+	}
+	// Per 32 values: the 16 even ones, then the 16 odd ones.
+	for b := 0; b+32 <= len(xg); b += 32 {
+		xb, db := xg[b:b+32:b+32], dst[b:b+32:b+32]
+		for i := 0; i < 16; i++ {
+			q0, q1 := roundLevel(xb[2*i]*inv), roundLevel(xb[2*i+1]*inv)
+			sum += q0 + q1
+			db[i], db[16+i] = T(q0), T(q1)
+		}
 	}
 	return amax / levels, sum
+}
+
+// roundLevel is round32 for |f| <= 2^15 or so, the range of a scaled
+// activation: f ± 0.5 is exact in float64 there, so truncating it rounds
+// half away from zero, without math.Round's bit work per value.
+func roundLevel(f float32) int32 {
+	return int32(float64(f) + math.Copysign(0.5, float64(f)))
 }
 
 // intRowBlocks calls fn(r0, rows, t) for the int16 row kernels over rows

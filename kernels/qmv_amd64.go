@@ -159,9 +159,15 @@ func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	q := m.Q
 	cols, rg := m.Cols, rowsOf(m)
 	wb, rowBytes, groups, steps := rg.w, rg.rowBytes, rg.groups, rg.steps
-	buf := getFloats(groups)
-	defer putFloats(buf)
-	sdx := &(*buf)[0]
+	// The per-row scale·dx scratch lives on the stack for rows of up to
+	// 512 groups, so a MoE region's many short calls skip the free list.
+	var stack [512]float32
+	sdx := &stack[0]
+	if groups > len(stack) {
+		buf := getFloats(groups)
+		defer putFloats(buf)
+		sdx = &(*buf)[0]
+	}
 	c := float32(int(1) << (q.Bits - 1))
 	if d.intWidth == 16 {
 		intRowBlocks(d, lo, hi, func(r0, rows, t int) {
