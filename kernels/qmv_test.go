@@ -215,3 +215,25 @@ func BenchmarkQMVRows(b *testing.B) {
 		}
 	}
 }
+
+// TestRoundLevelMatchesRound32: the activation quantizer's rounding is
+// round32's over the range it is used on, halves and their neighbours
+// included, so int16 and int8 inputs are what the reference rounds to.
+func TestRoundLevelMatchesRound32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(16, 16))
+	check := func(f float32) {
+		if got, want := roundLevel(f), int32(round32(f)); got != want {
+			t.Fatalf("roundLevel(%v) = %d, round32 gives %d", f, got, want)
+		}
+	}
+	for k := -32768; k <= 32768; k++ {
+		h := float32(k) + 0.5
+		check(h)
+		check(math.Nextafter32(h, 0))
+		check(math.Nextafter32(h, float32(math.Inf(1))))
+		check(math.Nextafter32(h, float32(math.Inf(-1))))
+	}
+	for i := 0; i < 1e6; i++ {
+		check(float32((rng.Float64()*2 - 1) * 32767.5))
+	}
+}
