@@ -126,15 +126,12 @@
 	MOVBQZX      f16+96(FP), R12; \
 	VBROADCASTSS c+100(FP), Y12
 
-// Q16SCALES is the row's scales pass (labels v, h, s, t, e must be unique
-// in the function), leaving DI, DX, R13, CX and BX set for its groups.
-#define Q16SCALES(v, h, s, t, e) \
-	MOVQ   dx+40(FP), R10; \
-	MOVQ   xsum+48(FP), R11; \
-	MOVQ   sdx+56(FP), R13; \
-	MOVQ   groups+80(FP), CX; \
-	VXORPS Y11, Y11, Y11; \
-	VXORPS X14, X14, X14; \
+// QSCALES is the scales pass: for CX groups from scales R8 and biases R9
+// (bf16, or fp16 when R12 is set), it writes scale·dx (dx at R10) to R13
+// and adds (bias + c·scale)·xsum (xsum at R11, c in Y12) to Y11 and X14,
+// eight groups at a time then one by one. v, h, s, t and e are its labels
+// (e: done), unique in the function.
+#define QSCALES(v, h, s, t, e) \
 v:; \
 	CMPQ      CX, $8; \
 	JLT       t; \
@@ -175,7 +172,18 @@ t:; \
 	ADDQ        $4, R13; \
 	DECQ        CX; \
 	JMP         t; \
-e:; \
+e:
+
+// Q16SCALES is the row's scales pass (labels v, h, s, t, e must be unique
+// in the function), leaving DI, DX, R13, CX and BX set for its groups.
+#define Q16SCALES(v, h, s, t, e) \
+	MOVQ   dx+40(FP), R10; \
+	MOVQ   xsum+48(FP), R11; \
+	MOVQ   sdx+56(FP), R13; \
+	MOVQ   groups+80(FP), CX; \
+	VXORPS Y11, Y11, Y11; \
+	VXORPS X14, X14, X14; \
+	QSCALES(v, h, s, t, e); \
 	MOVQ   xq+8(FP), DI; \
 	MOVQ   corr+16(FP), DX; \
 	MOVQ   sdx+56(FP), R13; \
@@ -216,41 +224,71 @@ e:; \
 	JNZ          l; \
 	VZEROUPPER
 
-// Q4W1 (Q4WN) puts (adds) the products of the 32 values whose 16 bytes are
-// at wo(SI) with xq at xo(DI) into Y2 (even values) and Y3 (odd values).
-#define Q4W1(wo, xo) \
+// Q4W puts the products of the 32 values whose 16 bytes are at wo(SI)
+// with xq at xo(DI) into a (even values) and b (odd values); Q4W1 puts
+// them in Y2 and Y3, Q4WN adds them there.
+#define Q4W(wo, xo, a, b) \
 	VPMOVZXBW wo(SI), Y6; \
 	VPSRLW    $4, Y6, Y7; \
 	VPAND     Y15, Y6, Y6; \
-	VPMADDWD  xo(DI), Y6, Y2; \
-	VPMADDWD  xo+32(DI), Y7, Y3
+	VPMADDWD  xo(DI), Y6, a; \
+	VPMADDWD  xo+32(DI), Y7, b
 
-#define Q4WN(wo, xo) \
-	VPMOVZXBW wo(SI), Y6; \
-	VPSRLW    $4, Y6, Y7; \
-	VPAND     Y15, Y6, Y6; \
-	VPMADDWD  xo(DI), Y6, Y6; \
-	VPMADDWD  xo+32(DI), Y7, Y7; \
-	VPADDD    Y6, Y2, Y2; \
-	VPADDD    Y7, Y3, Y3
+#define Q4W1(wo, xo) Q4W(wo, xo, Y2, Y3)
+#define Q4WN(wo, xo) Q4W(wo, xo, Y6, Y7); ADD23
 
-// Q8W1 (Q8WN) puts (adds) the products of the 32 codes at wo(SI) with xq at
-// xo(DI) into Y2 (even values: the words' low bytes) and Y3 (odd values).
-#define Q8W1(wo, xo) \
+// ADD23 adds Y6 and Y7 to Y2 and Y3.
+#define ADD23 \
+	VPADDD Y6, Y2, Y2; \
+	VPADDD Y7, Y3, Y3
+
+// Q8W puts the products of the 32 codes at wo(SI) with xq at xo(DI) into
+// a (even values: the words' low bytes) and b (odd values); Q8W1 puts them
+// in Y2 and Y3, Q8WN adds them there.
+#define Q8W(wo, xo, a, b) \
 	VMOVDQU  wo(SI), Y7; \
 	VPAND    Y15, Y7, Y6; \
 	VPSRLW   $8, Y7, Y7; \
-	VPMADDWD xo(DI), Y6, Y2; \
-	VPMADDWD xo+32(DI), Y7, Y3
+	VPMADDWD xo(DI), Y6, a; \
+	VPMADDWD xo+32(DI), Y7, b
 
-#define Q8WN(wo, xo) \
-	VMOVDQU  wo(SI), Y7; \
-	VPAND    Y15, Y7, Y6; \
-	VPSRLW   $8, Y7, Y7; \
-	VPMADDWD xo(DI), Y6, Y6; \
-	VPMADDWD xo+32(DI), Y7, Y7; \
-	VPADDD   Y6, Y2, Y2; \
-	VPADDD   Y7, Y3, Y3
+#define Q8W1(wo, xo) Q8W(wo, xo, Y2, Y3)
+#define Q8WN(wo, xo) Q8W(wo, xo, Y6, Y7); ADD23
+
+// Q16ROWS is a row kernel's body around its block macros W1 and WN for
+// blocks of b1 code bytes (b2..b4 its multiples); the other arguments are
+// the labels it defines.
+#define Q16ROWS(W1, WN, b1, b2, b3, b4, row, g1, g2, g4, done, v, h, s, t, e) \
+row:; \
+	Q16SCALES(v, h, s, t, e); \
+	MOVQ steps+88(FP), AX; \
+	CMPQ AX, $2; \
+	JEQ  g2; \
+	CMPQ AX, $4; \
+	JEQ  g4; \
+g1:; \
+	W1(0, 0); \
+	ADDQ $b1, SI; \
+	ADDQ $64, DI; \
+	Q16END(g1); \
+	JMP  done; \
+g2:; \
+	W1(0, 0); \
+	WN(b1, 64); \
+	ADDQ $b2, SI; \
+	ADDQ $128, DI; \
+	Q16END(g2); \
+	JMP  done; \
+g4:; \
+	W1(0, 0); \
+	WN(b1, 64); \
+	WN(b2, 128); \
+	WN(b3, 192); \
+	ADDQ $b4, SI; \
+	ADDQ $256, DI; \
+	Q16END(g4); \
+done:; \
+	Q16ROWEND(row)
 
 // func qdot4AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 //
@@ -445,51 +483,7 @@ TEXT ·qscalesAVX2(SB), NOSPLIT, $0-60
 	VXORPS       Y11, Y11, Y11
 	VXORPS       X14, X14, X14
 
-vec:
-	CMPQ  CX, $8
-	JLT   tail
-	TESTQ R12, R12
-	JNZ   vhalf
-	VPMOVZXWD (R8), Y6
-	VPMOVZXWD (R9), Y7
-	VPSLLD    $16, Y6, Y6
-	VPSLLD    $16, Y7, Y7
-	JMP       vscaled
-
-vhalf:
-	VCVTPH2PS (R8), Y6
-	VCVTPH2PS (R9), Y7
-
-vscaled:
-	VFMADD231PS Y12, Y6, Y7
-	VFMADD231PS (R11), Y7, Y11
-	VMULPS      (R10), Y6, Y6
-	VMOVUPS     Y6, (R13)
-	ADDQ        $16, R8
-	ADDQ        $16, R9
-	ADDQ        $32, R10
-	ADDQ        $32, R11
-	ADDQ        $32, R13
-	SUBQ        $8, CX
-	JMP         vec
-
-tail:
-	TESTQ CX, CX
-	JZ    done
-	SCALES
-	VFMADD231SS X12, X6, X7
-	VFMADD231SS (R11), X7, X14
-	VMULSS      (R10), X6, X6
-	VMOVSS      X6, (R13)
-	ADDQ        $2, R8
-	ADDQ        $2, R9
-	ADDQ        $4, R10
-	ADDQ        $4, R11
-	ADDQ        $4, R13
-	DECQ        CX
-	JMP         tail
-
-done:
+	QSCALES(vec, vhalf, vscaled, tail, done)
 	VMOVAPS Y11, Y0
 	RESULT
 	MOVSS   X0, ret+56(FP)
@@ -589,40 +583,7 @@ TEXT ·qrows4Q16AVX2(SB), NOSPLIT, $0-104
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
 
-row4w:
-	Q16SCALES(vec4w, half4w, scaled4w, tail4w, dot4w)
-	MOVQ steps+88(FP), AX
-	CMPQ AX, $2
-	JEQ  group4w2
-	CMPQ AX, $4
-	JEQ  group4w4
-
-group4w1:
-	Q4W1(0, 0)
-	ADDQ $16, SI
-	ADDQ $64, DI
-	Q16END(group4w1)
-	JMP  done4w
-
-group4w2:
-	Q4W1(0, 0)
-	Q4WN(16, 64)
-	ADDQ $32, SI
-	ADDQ $128, DI
-	Q16END(group4w2)
-	JMP  done4w
-
-group4w4:
-	Q4W1(0, 0)
-	Q4WN(16, 64)
-	Q4WN(32, 128)
-	Q4WN(48, 192)
-	ADDQ $64, SI
-	ADDQ $256, DI
-	Q16END(group4w4)
-
-done4w:
-	Q16ROWEND(row4w)
+	Q16ROWS(Q4W1, Q4WN, 16, 32, 48, 64, row4w, group4w1, group4w2, group4w4, done4w, vec4w, half4w, scaled4w, tail4w, dot4w)
 	RET
 
 // func qrows8Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
@@ -638,38 +599,5 @@ TEXT ·qrows8Q16AVX2(SB), NOSPLIT, $0-104
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
 
-row8w:
-	Q16SCALES(vec8w, half8w, scaled8w, tail8w, dot8w)
-	MOVQ steps+88(FP), AX
-	CMPQ AX, $2
-	JEQ  group8w2
-	CMPQ AX, $4
-	JEQ  group8w4
-
-group8w1:
-	Q8W1(0, 0)
-	ADDQ $32, SI
-	ADDQ $64, DI
-	Q16END(group8w1)
-	JMP  done8w
-
-group8w2:
-	Q8W1(0, 0)
-	Q8WN(32, 64)
-	ADDQ $64, SI
-	ADDQ $128, DI
-	Q16END(group8w2)
-	JMP  done8w
-
-group8w4:
-	Q8W1(0, 0)
-	Q8WN(32, 64)
-	Q8WN(64, 128)
-	Q8WN(96, 192)
-	ADDQ $128, SI
-	ADDQ $256, DI
-	Q16END(group8w4)
-
-done8w:
-	Q16ROWEND(row8w)
+	Q16ROWS(Q8W1, Q8WN, 32, 64, 96, 128, row8w, group8w1, group8w2, group8w4, done8w, vec8w, half8w, scaled8w, tail8w, dot8w)
 	RET
