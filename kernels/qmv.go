@@ -189,18 +189,25 @@ func roundLevel(f float32) int32 {
 	return int32(float64(f) + math.Copysign(0.5, float64(f)))
 }
 
-// intRowBlocks calls fn(r0, rows, t) for the int16 row kernels over rows
-// [lo, hi) and every token t: one block for one token; with several, short
+// intRowBlocks calls fn(r0, rows, t, n) for the int16 row kernels over
+// rows [lo, hi) and tokens t..t+n-1 (n = 2 where pairs is set and two
+// tokens are left, else 1): one block for one token; with several, short
 // blocks (qmvIntBlock rows) taken by every token in turn, so each token
 // finds the block's codes in cache.
-func intRowBlocks(d *DecodeInput, lo, hi int, fn func(r0, rows, t int)) {
+func intRowBlocks(d *DecodeInput, lo, hi int, pairs bool, fn func(r0, rows, t, n int)) {
 	block := hi - lo
 	if d.n > 1 {
 		block = qmvIntBlock
 	}
 	for r0 := lo; r0 < hi; r0 += block {
-		for t := 0; t < d.n; t++ {
-			fn(r0, min(block, hi-r0), t)
+		rows := min(block, hi-r0)
+		for t := 0; t < d.n; {
+			n := 1
+			if pairs && t+1 < d.n {
+				n = 2
+			}
+			fn(r0, rows, t, n)
+			t += n
 		}
 	}
 }

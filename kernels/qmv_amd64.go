@@ -36,6 +36,16 @@ func qrows4Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, 
 //go:noescape
 func qrows8Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
 
+// qrows4Q16x2AVX2 and qrows8Q16x2AVX2 are the same for two tokens at once
+// (each block of codes unpacked once): token 1's inputs follow token 0's,
+// its out is ostride values on, and sdx holds 2·groups values.
+//
+//go:noescape
+func qrows4Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+//go:noescape
+func qrows8Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
 // bitsTable tells qdotBitsAVX2 how to unpack eight values of one width: the
 // byte shuffle that puts value j's two bytes in 32-bit lane j, the shift that
 // aligns it, the mask, the bytes eight values occupy and the middle code.
@@ -159,24 +169,31 @@ func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	q := m.Q
 	cols, rg := m.Cols, rowsOf(m)
 	wb, rowBytes, groups, steps := rg.w, rg.rowBytes, rg.groups, rg.steps
-	// The per-row scale·dx scratch lives on the stack for rows of up to
-	// 512 groups, so a MoE region's many short calls skip the free list.
-	var stack [512]float32
+	// The per-row scale·dx scratch (two tokens' worth) lives on the stack
+	// for rows of up to 512 groups, so a MoE region's many short calls
+	// skip the free list.
+	var stack [1024]float32
 	sdx := &stack[0]
-	if groups > len(stack) {
-		buf := getFloats(groups)
+	if 2*groups > len(stack) {
+		buf := getFloats(2 * groups)
 		defer putFloats(buf)
 		sdx = &(*buf)[0]
 	}
 	c := float32(int(1) << (q.Bits - 1))
 	if d.intWidth == 16 {
-		intRowBlocks(d, lo, hi, func(r0, rows, t int) {
+		intRowBlocks(d, lo, hi, true, func(r0, rows, t, n int) {
 			g := t * groups
 			w, sc, bi, o := &wb[r0*rowBytes], &q.Scales[r0*groups], &q.Biases[r0*groups], &out[t*m.Rows+r0]
-			if q.Bits == 4 {
-				qrows4Q16AVX2(w, &d.xq16[t*cols], &d.qcorr[g], sc, bi, &d.qdx[g], &d.qsum[g], sdx, o, rows, groups, steps, q.F16Scales, c)
-			} else {
-				qrows8Q16AVX2(w, &d.xq16[t*cols], &d.qcorr[g], sc, bi, &d.qdx[g], &d.qsum[g], sdx, o, rows, groups, steps, q.F16Scales, c)
+			xq, corr, dx, xsum := &d.xq16[t*cols], &d.qcorr[g], &d.qdx[g], &d.qsum[g]
+			switch {
+			case n == 2 && q.Bits == 4:
+				qrows4Q16x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c, m.Rows)
+			case n == 2:
+				qrows8Q16x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c, m.Rows)
+			case q.Bits == 4:
+				qrows4Q16AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c)
+			default:
+				qrows8Q16AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c)
 			}
 		})
 		return

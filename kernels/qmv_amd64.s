@@ -255,40 +255,169 @@ e:
 #define Q8W1(wo, xo) Q8W(wo, xo, Y2, Y3)
 #define Q8WN(wo, xo) Q8W(wo, xo, Y6, Y7); ADD23
 
-// Q16ROWS is a row kernel's body around its block macros W1 and WN for
-// blocks of b1 code bytes (b2..b4 its multiples); the other arguments are
-// the labels it defines.
-#define Q16ROWS(W1, WN, b1, b2, b3, b4, row, g1, g2, g4, done, v, h, s, t, e) \
-row:; \
-	Q16SCALES(v, h, s, t, e); \
+// GROUPS runs a row's groups of steps (1, 2 or 4) blocks: FIRST(wo, xo)
+// starts a group's sums with the block whose codes are wo bytes and xq xo
+// bytes on, NEXT adds a further one, END(l) ends the group and loops back
+// to l; b1..b4 are 1..4 blocks' code bytes, the rest labels.
+#define GROUPS(FIRST, NEXT, END, b1, b2, b3, b4, g1, g2, g4, done) \
 	MOVQ steps+88(FP), AX; \
 	CMPQ AX, $2; \
 	JEQ  g2; \
 	CMPQ AX, $4; \
 	JEQ  g4; \
 g1:; \
-	W1(0, 0); \
+	FIRST(0, 0); \
 	ADDQ $b1, SI; \
 	ADDQ $64, DI; \
-	Q16END(g1); \
+	END(g1); \
 	JMP  done; \
 g2:; \
-	W1(0, 0); \
-	WN(b1, 64); \
+	FIRST(0, 0); \
+	NEXT(b1, 64); \
 	ADDQ $b2, SI; \
 	ADDQ $128, DI; \
-	Q16END(g2); \
+	END(g2); \
 	JMP  done; \
 g4:; \
-	W1(0, 0); \
-	WN(b1, 64); \
-	WN(b2, 128); \
-	WN(b3, 192); \
+	FIRST(0, 0); \
+	NEXT(b1, 64); \
+	NEXT(b2, 128); \
+	NEXT(b3, 192); \
 	ADDQ $b4, SI; \
 	ADDQ $256, DI; \
-	Q16END(g4); \
-done:; \
+	END(g4); \
+done:
+
+// Q16ROWS is a one-token row kernel's body around its block macros W1 and
+// WN for blocks of b1 code bytes (b2..b4 its multiples); the other
+// arguments are the labels it defines.
+#define Q16ROWS(W1, WN, b1, b2, b3, b4, row, g1, g2, g4, done, v, h, s, t, e) \
+row:; \
+	Q16SCALES(v, h, s, t, e); \
+	GROUPS(W1, WN, Q16END, b1, b2, b3, b4, g1, g2, g4, done); \
 	Q16ROWEND(row)
+
+// The two-token row kernels (qrows4Q16x2AVX2, qrows8Q16x2AVX2) unpack each
+// block of codes once for two tokens: token 0's x at DI, token 1's R12
+// bytes further; Y2, Y3 and Y4, Y5 their group sums, Y0 and Y1 their codes'
+// terms, Y13 + X10 and Y11 + X14 their bias terms; token 1's corr and sdx
+// at R10 and R11. Each token's sums are added in the one-token kernel's
+// order, so the results are the same to the bit.
+
+// UNPACK4 (UNPACK8) puts the even and odd codes of the 32 values at wo(SI)
+// in the words of Y6 and Y7.
+#define UNPACK4(wo) \
+	VPMOVZXBW wo(SI), Y6; \
+	VPSRLW    $4, Y6, Y7; \
+	VPAND     Y15, Y6, Y6
+
+#define UNPACK8(wo) \
+	VMOVDQU wo(SI), Y7; \
+	VPAND   Y15, Y7, Y6; \
+	VPSRLW  $8, Y7, Y7
+
+// X2STEP adds the products of a block's codes with both tokens' xq at
+// offset xo to their group sums.
+#define X2STEP(UNPACK, wo, xo) \
+	UNPACK(wo); \
+	VPMADDWD xo(DI), Y6, Y8; \
+	VPADDD   Y8, Y2, Y2; \
+	VPMADDWD xo+32(DI), Y7, Y9; \
+	VPADDD   Y9, Y3, Y3; \
+	VPMADDWD xo(DI)(R12*1), Y6, Y8; \
+	VPADDD   Y8, Y4, Y4; \
+	VPMADDWD xo+32(DI)(R12*1), Y7, Y9; \
+	VPADDD   Y9, Y5, Y5
+
+// X4FIRST, X4NEXT, X8FIRST and X8NEXT are the two-token kernels' block
+// macros for GROUPS.
+#define X4FIRST(wo, xo) X2CLEAR; X2STEP(UNPACK4, wo, xo)
+#define X4NEXT(wo, xo) X2STEP(UNPACK4, wo, xo)
+#define X8FIRST(wo, xo) X2CLEAR; X2STEP(UNPACK8, wo, xo)
+#define X8NEXT(wo, xo) X2STEP(UNPACK8, wo, xo)
+
+// X2GROUP folds a token's group sums a + b, less corr at cp, into the
+// float sum f times scale·dx at sp.
+#define X2GROUP(a, b, cp, sp, f) \
+	VPADDD       b, a, a; \
+	VMOVD        (cp)(BX*4), X8; \
+	VPSUBD       Y8, a, a; \
+	VCVTDQ2PS    a, a; \
+	VBROADCASTSS (sp)(BX*4), Y9; \
+	VFMADD231PS  Y9, a, f
+
+// X2END ends a group for both tokens and loops back to label l.
+#define X2END(l) \
+	PREFETCHT0 1024(SI); \
+	X2GROUP(Y2, Y3, DX, R13, Y0); \
+	X2GROUP(Y4, Y5, R10, R11, Y1); \
+	INCQ       BX; \
+	CMPQ       BX, CX; \
+	JLT        l
+
+// X2CLEAR clears the group sums.
+#define X2CLEAR \
+	VPXOR Y2, Y2, Y2; \
+	VPXOR Y3, Y3, Y3; \
+	VPXOR Y4, Y4, Y4; \
+	VPXOR Y5, Y5, Y5
+
+// REDUCE sums the lanes of y (its low half x) into x's lane 0 (t scratch).
+#define REDUCE(y, x, t) \
+	VEXTRACTF128 $1, y, t; \
+	VADDPS       t, x, x; \
+	VHADDPS      x, x, x; \
+	VHADDPS      x, x, x
+
+// Q16ROWS2 is the two-token row kernel's body around its block macros
+// FIRST and NEXT (as GROUPS takes them; labels after b4).
+#define Q16ROWS2(FIRST, NEXT, b1, b2, b3, b4, row, g1, g2, g4, done, v, h, s, t, e, v1, h1, s1, t1, e1) \
+row:; \
+	MOVQ         dx+40(FP), R10; \
+	MOVQ         xsum+48(FP), R11; \
+	MOVQ         sdx+56(FP), R13; \
+	MOVQ         groups+80(FP), CX; \
+	MOVBQZX      f16+96(FP), R12; \
+	VBROADCASTSS c+100(FP), Y12; \
+	VXORPS       Y11, Y11, Y11; \
+	VXORPS       X14, X14, X14; \
+	QSCALES(v, h, s, t, e); \
+	VMOVAPS      Y11, Y13; \
+	VMOVAPS      X14, X10; \
+	MOVQ         groups+80(FP), CX; \
+	SUBQ         CX, R8; \
+	SUBQ         CX, R8; \
+	SUBQ         CX, R9; \
+	SUBQ         CX, R9; \
+	VXORPS       Y11, Y11, Y11; \
+	VXORPS       X14, X14, X14; \
+	QSCALES(v1, h1, s1, t1, e1); \
+	MOVQ         xq+8(FP), DI; \
+	MOVQ         corr+16(FP), DX; \
+	MOVQ         sdx+56(FP), R13; \
+	MOVQ         groups+80(FP), CX; \
+	LEAQ         (DX)(CX*4), R10; \
+	LEAQ         (R13)(CX*4), R11; \
+	MOVQ         steps+88(FP), R12; \
+	IMULQ        CX, R12; \
+	SHLQ         $6, R12; \
+	XORQ         BX, BX; \
+	VXORPS       Y0, Y0, Y0; \
+	VXORPS       Y1, Y1, Y1; \
+	GROUPS(FIRST, NEXT, X2END, b1, b2, b3, b4, g1, g2, g4, done); \
+	VADDPS  Y13, Y0, Y0; \
+	REDUCE(Y0, X0, X7); \
+	VADDSS  X10, X0, X0; \
+	VMOVSS  X0, (R15); \
+	VADDPS  Y11, Y1, Y1; \
+	REDUCE(Y1, X1, X7); \
+	VADDSS  X14, X1, X1; \
+	MOVQ    ostride+104(FP), AX; \
+	VMOVSS  X1, (R15)(AX*4); \
+	ADDQ    $4, R15; \
+	DECQ    R14; \
+	JNZ     row; \
+	VZEROUPPER
 
 // func qdot4AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 //
@@ -600,4 +729,26 @@ TEXT ·qrows8Q16AVX2(SB), NOSPLIT, $0-104
 	VPBROADCASTD X15, Y15
 
 	Q16ROWS(Q8W1, Q8WN, 32, 64, 96, 128, row8w, group8w1, group8w2, group8w4, done8w, vec8w, half8w, scaled8w, tail8w, dot8w)
+	RET
+
+// func qrows4Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+//
+// qrows4Q16AVX2 for two tokens: token 1's xq, corr, dx and xsum follow
+// token 0's (a row's values, a row's groups on), its out is ostride values
+// on, and sdx holds 2·groups values.
+TEXT ·qrows4Q16x2AVX2(SB), NOSPLIT, $0-112
+	Q16ROWARGS
+	MOVL         $0x000f000f, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	Q16ROWS2(X4FIRST, X4NEXT, 16, 32, 48, 64, row4x, g4x1, g4x2, g4x4, done4x, v4x, h4x, s4x, t4x, e4x, v4y, h4y, s4y, t4y, e4y)
+	RET
+
+// func qrows8Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+TEXT ·qrows8Q16x2AVX2(SB), NOSPLIT, $0-112
+	Q16ROWARGS
+	MOVL         $0x00ff00ff, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	Q16ROWS2(X8FIRST, X8NEXT, 32, 64, 96, 128, row8x, g8x1, g8x2, g8x4, done8x, v8x, h8x, s8x, t8x, e8x, v8y, h8y, s8y, t8y, e8y)
 	RET

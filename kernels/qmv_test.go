@@ -243,3 +243,32 @@ func TestRoundLevelMatchesRound32(t *testing.T) {
 		check(float32((rng.Float64()*2 - 1) * 32767.5))
 	}
 }
+
+// TestQMVInt16TokensMatchOneByOne: on int16 activations, a token's row
+// results do not depend on how many tokens share the call (the two-token
+// kernels add in the one-token kernels' order), to the bit.
+func TestQMVInt16TokensMatchOneByOne(t *testing.T) {
+	if !simdKernels || !simdIntActivations(4, 16) {
+		t.Skip("no int16 kernels on this machine")
+	}
+	rng := rand.New(rand.NewPCG(17, 17))
+	for _, bits := range []int{4, 8} {
+		for _, group := range []int{32, 64, 128} {
+			m := randomQuant(rng, 37, 5*group, bits, group, group == 64)
+			x := randVec(rng, qmvTokens*m.Cols)
+			withFeatures(decodePath{"simd-int16", true, 16}, func() {
+				all := make([]float32, qmvTokens*m.Rows)
+				MatMul(all, x, qmvTokens, m)
+				one := make([]float32, m.Rows)
+				for tok := 0; tok < qmvTokens; tok++ {
+					MatMul(one, x[tok*m.Cols:(tok+1)*m.Cols], 1, m)
+					for r, v := range one {
+						if got := all[tok*m.Rows+r]; math.Float32bits(got) != math.Float32bits(v) {
+							t.Fatalf("%d-bit group %d: token %d row %d is %v with %d tokens, %v alone", bits, group, tok, r, got, qmvTokens, v)
+						}
+					}
+				}
+			})
+		}
+	}
+}
