@@ -113,9 +113,11 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 }
 
 // prepareInt quantizes x per group to width-bit integers (8 or 16) with
-// the step that maps the group's largest magnitude to the largest level;
-// 4-bit inputs are stored per 32 values as the 16 even ones then the 16
-// odd ones (the nibble order).
+// the step that maps the group's largest magnitude to the largest level.
+// Inputs of 4-bit matrices, and every int16 input, are stored per 32
+// values as the 16 even ones then the 16 odd ones (the nibble order; the
+// int16 8-bit kernels read codes as words, even value in the low byte),
+// and qcorr = c·Σxq for the kernels that centre codes through it.
 func (d *DecodeInput) prepareInt(bits, width int) {
 	n, cols, groups := d.n, d.cols, d.cols/d.group
 	d.intBits, d.intWidth = bits, width
