@@ -1,6 +1,9 @@
 package kernels
 
-import "unsafe"
+import (
+	"math"
+	"unsafe"
+)
 
 // Decode-time quantized matrix-vector products. For each group the dot
 // product is scale*Σ(q-c)·x + (bias+c*scale)*Σx with c the middle code, so
@@ -89,12 +92,12 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 			d.sums[t*groups+g] = s
 		}
 	}
-	if simdIntActivations(q.Bits) && (q.GroupSize == 32 || q.GroupSize == 64 || q.GroupSize == 128) {
+	if q.GroupSize == 32 || q.GroupSize == 64 || q.GroupSize == 128 {
 		switch {
-		case d.Int8 || Int8Activations:
+		case (d.Int8 || Int8Activations) && simdIntActivations(q.Bits, 8):
 			d.prepareInt(q.Bits, 8)
 			return
-		case Int16Activations:
+		case Int16Activations && simdIntActivations(q.Bits, 16):
 			d.prepareInt(q.Bits, 16)
 			return
 		}
@@ -110,9 +113,11 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 }
 
 // prepareInt quantizes x per group to width-bit integers (8 or 16) with
-// the step that maps the group's largest magnitude to the largest level;
-// 4-bit inputs are stored per 32 values as the 16 even ones then the 16
-// odd ones (the nibble order).
+// the step that maps the group's largest magnitude to the largest level.
+// Inputs of 4-bit matrices, and every int16 input, are stored per 32
+// values as the 16 even ones then the 16 odd ones (the nibble order; the
+// int16 8-bit kernels read codes as words, even value in the low byte),
+// and qcorr = c·Σxq for the kernels that centre codes through it.
 func (d *DecodeInput) prepareInt(bits, width int) {
 	n, cols, groups := d.n, d.cols, d.cols/d.group
 	d.intBits, d.intWidth = bits, width
@@ -136,10 +141,10 @@ func (d *DecodeInput) prepareInt(bits, width int) {
 			if width == 8 {
 				dx, sum = quantizeGroup(d.xq[base:base+d.group], xg, 127, bits == 4)
 			} else {
-				dx, sum = quantizeGroup(d.xq16[base:base+d.group], xg, 32767, bits == 4)
+				dx, sum = quantizeGroup(d.xq16[base:base+d.group], xg, 32767, true)
 			}
 			d.qdx[i], d.qsum[i], d.qcorr[i] = dx, dx*float32(sum), 0
-			if bits == 4 {
+			if bits == 4 || width == 16 {
 				d.qcorr[i] = centre * sum
 			}
 		}
@@ -159,17 +164,59 @@ func quantizeGroup[T int8 | int16](dst []T, xg []float32, levels float32, nibble
 		return 0, 0
 	}
 	inv := levels / amax
-	for j, v := range xg {
-		qv := T(round32(v * inv))
-		sum += int32(qv)
-		k := j
-		if nibbles {
-			k = j&^31 + (j&31)/2 + 16*(j&1)
+	if !nibbles {
+		for j, v := range xg {
+			qv := roundLevel(v * inv)
+			sum += qv
+			dst[j] = T(qv)
 		}
-		dst[k] = qv
+		return amax / levels, sum
+	}
+	// Per 32 values: the 16 even ones, then the 16 odd ones.
+	for b := 0; b+32 <= len(xg); b += 32 {
+		xb, db := xg[b:b+32:b+32], dst[b:b+32:b+32]
+		for i := 0; i < 16; i++ {
+			q0, q1 := roundLevel(xb[2*i]*inv), roundLevel(xb[2*i+1]*inv)
+			sum += q0 + q1
+			db[i], db[16+i] = T(q0), T(q1)
+		}
 	}
 	return amax / levels, sum
 }
+
+// roundLevel is round32 for |f| <= 2^15 or so, the range of a scaled
+// activation: f ± 0.5 is exact in float64 there, so truncating it rounds
+// half away from zero, without math.Round's bit work per value.
+func roundLevel(f float32) int32 {
+	return int32(float64(f) + math.Copysign(0.5, float64(f)))
+}
+
+// intRowBlocks calls fn(r0, rows, t, n) for the int16 row kernels over
+// rows [lo, hi) and tokens t..t+n-1 (n = 2 where pairs is set and two
+// tokens are left, else 1): one block for one token; with several, short
+// blocks (qmvIntBlock rows) taken by every token in turn, so each token
+// finds the block's codes in cache.
+func intRowBlocks(d *DecodeInput, lo, hi int, pairs bool, fn func(r0, rows, t, n int)) {
+	block := hi - lo
+	if d.n > 1 {
+		block = qmvIntBlock
+	}
+	for r0 := lo; r0 < hi; r0 += block {
+		rows := min(block, hi-r0)
+		for t := 0; t < d.n; {
+			n := 1
+			if pairs && t+1 < d.n {
+				n = 2
+			}
+			fn(r0, rows, t, n)
+			t += n
+		}
+	}
+}
+
+// qmvIntBlock is the rows an int16 kernel call covers when several tokens
+// share them: 16 rows of 14336 4-bit values are 112 KiB, well inside L2.
+const qmvIntBlock = 16
 
 // MatVecRows computes rows [lo, hi) of out = W·x for the prepared tokens
 // (out is [n, m.Rows]). It runs on the calling goroutine: callers split

@@ -26,11 +26,25 @@ func qdot4Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int
 //go:noescape
 func qdot8Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
 
+// qrows4Q16AVX2 and qrows8Q16AVX2 compute rows consecutive rows for one
+// token on int16 activations, scales pass included (sdx: scratch for
+// groups values), into out[0:rows].
+//
 //go:noescape
-func qdot4Q16AVX2(w *byte, xq *int16, corr *int32, sdx *float32, groups, steps int) float32
+func qrows4Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
 
 //go:noescape
-func qdot8Q16AVX2(w *byte, xq *int16, corr *int32, sdx *float32, groups, steps int) float32
+func qrows8Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
+
+// qrows4Q16x2AVX2 and qrows8Q16x2AVX2 are the same for two tokens at once
+// (each block of codes unpacked once): token 1's inputs follow token 0's,
+// its out is ostride values on, and sdx holds 2·groups values.
+//
+//go:noescape
+func qrows4Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+//go:noescape
+func qrows8Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
 
 // bitsTable tells qdotBitsAVX2 how to unpack eight values of one width: the
 // byte shuffle that puts value j's two bytes in 32-bit lane j, the shift that
@@ -81,9 +95,9 @@ func simdCodeBlock(bits int) int {
 	return 0
 }
 
-// simdIntActivations reports whether integer activations can be used for
-// this width.
-func simdIntActivations(bits int) bool { return hasAVX2FMA && (bits == 4 || bits == 8) }
+// simdIntActivations reports whether integer activations of width bits
+// (8 or 16) can be used for this matrix width: both, for 4 and 8 bits.
+func simdIntActivations(bits, width int) bool { return hasAVX2FMA && (bits == 4 || bits == 8) }
 
 // qmvRowsSIMD computes rows [lo, hi) with the AVX2 kernels; it reports
 // false when the CPU lacks them or d was not prepared for them.
@@ -146,17 +160,44 @@ func qdotBitsRow(wb []byte, off, rowBytes int, x []float32, sc, bi []uint16, sum
 	return v
 }
 
-// qmvRowsInt is qmvRowsSIMD on integer activations: per row and token,
-// qscalesAVX2 turns the row's scales and biases into the bias term and
-// scale·dx per group, then the integer kernel adds the codes' term.
+// qmvRowsInt is qmvRowsSIMD on integer activations. The int16 kernels take
+// a block of rows per call (intRowBlocks). The int8 kernels
+// go row by row: per row and token, qscalesAVX2 turns the row's scales and
+// biases into the bias term and scale·dx per group, then the integer
+// kernel adds the codes' term.
 func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	q := m.Q
 	cols, rg := m.Cols, rowsOf(m)
 	wb, rowBytes, groups, steps := rg.w, rg.rowBytes, rg.groups, rg.steps
-	buf := getFloats(groups)
-	defer putFloats(buf)
-	sdx := &(*buf)[0]
+	// The per-row scale·dx scratch (two tokens' worth) lives on the stack
+	// for rows of up to 512 groups, so a MoE region's many short calls
+	// skip the free list.
+	var stack [1024]float32
+	sdx := &stack[0]
+	if 2*groups > len(stack) {
+		buf := getFloats(2 * groups)
+		defer putFloats(buf)
+		sdx = &(*buf)[0]
+	}
 	c := float32(int(1) << (q.Bits - 1))
+	if d.intWidth == 16 {
+		intRowBlocks(d, lo, hi, true, func(r0, rows, t, n int) {
+			g := t * groups
+			w, sc, bi, o := &wb[r0*rowBytes], &q.Scales[r0*groups], &q.Biases[r0*groups], &out[t*m.Rows+r0]
+			xq, corr, dx, xsum := &d.xq16[t*cols], &d.qcorr[g], &d.qdx[g], &d.qsum[g]
+			switch {
+			case n == 2 && q.Bits == 4:
+				qrows4Q16x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c, m.Rows)
+			case n == 2:
+				qrows8Q16x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c, m.Rows)
+			case q.Bits == 4:
+				qrows4Q16AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c)
+			default:
+				qrows8Q16AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c)
+			}
+		})
+		return
+	}
 	for r := lo; r < hi; r++ {
 		w := &wb[r*rowBytes]
 		sc, bi := &q.Scales[r*groups], &q.Biases[r*groups]
@@ -164,14 +205,9 @@ func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 			g := t * groups
 			bias := qscalesAVX2(sc, bi, &d.qdx[g], &d.qsum[g], sdx, groups, q.F16Scales, c)
 			var v float32
-			switch {
-			case d.intWidth == 16 && q.Bits == 4:
-				v = qdot4Q16AVX2(w, &d.xq16[t*cols], &d.qcorr[g], sdx, groups, steps)
-			case d.intWidth == 16:
-				v = qdot8Q16AVX2(w, &d.xq16[t*cols], &d.qcorr[g], sdx, groups, steps)
-			case q.Bits == 4:
+			if q.Bits == 4 {
 				v = qdot4Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
-			default:
+			} else {
 				v = qdot8Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
 			}
 			out[t*m.Rows+r] = bias + v

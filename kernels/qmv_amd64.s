@@ -103,6 +103,322 @@
 	VMOVD        AX, X13; \
 	VPBROADCASTW X13, Y13
 
+// The int16 kernels below each compute a block of rows for one token, so
+// a MoE expert's short rows (512 values of down) do not pay a Go call and
+// an argument copy per row: per row, a scales pass (qscalesAVX2's, inline)
+// writes scale·dx per group to sdx and sums the bias term, then the codes'
+// term runs unrolled per group size (steps 1, 2 or 4 blocks of 32 values)
+// with corr and sdx indexed by the group number in BX. The codes, scales
+// and biases of consecutive rows are contiguous, so SI, R8 and R9 simply
+// run on from row to row.
+//
+// Registers: SI codes, R8 scales, R9 biases, R12 f16, R14 rows left, R15
+// out, Y12 c, Y15 the code mask; per row DI xq, DX corr, R13 sdx, CX
+// groups, Y11 and X14 the bias term, Y0 the codes' term.
+
+// Q16ROWARGS loads what stays fixed across rows.
+#define Q16ROWARGS \
+	MOVQ         w+0(FP), SI; \
+	MOVQ         scales+24(FP), R8; \
+	MOVQ         biases+32(FP), R9; \
+	MOVQ         out+64(FP), R15; \
+	MOVQ         rows+72(FP), R14; \
+	MOVBQZX      f16+96(FP), R12; \
+	VBROADCASTSS c+100(FP), Y12
+
+// QSCALES is the scales pass: for CX groups from scales R8 and biases R9
+// (bf16, or fp16 when R12 is set), it writes scale·dx (dx at R10) to R13
+// and adds (bias + c·scale)·xsum (xsum at R11, c in Y12) to Y11 and X14,
+// eight groups at a time then one by one. v, h, s, t and e are its labels
+// (e: done), unique in the function.
+#define QSCALES(v, h, s, t, e) \
+v:; \
+	CMPQ      CX, $8; \
+	JLT       t; \
+	TESTQ     R12, R12; \
+	JNZ       h; \
+	VPMOVZXWD (R8), Y6; \
+	VPMOVZXWD (R9), Y7; \
+	VPSLLD    $16, Y6, Y6; \
+	VPSLLD    $16, Y7, Y7; \
+	JMP       s; \
+h:; \
+	VCVTPH2PS (R8), Y6; \
+	VCVTPH2PS (R9), Y7; \
+s:; \
+	VFMADD231PS Y12, Y6, Y7; \
+	VFMADD231PS (R11), Y7, Y11; \
+	VMULPS      (R10), Y6, Y6; \
+	VMOVUPS     Y6, (R13); \
+	ADDQ        $16, R8; \
+	ADDQ        $16, R9; \
+	ADDQ        $32, R10; \
+	ADDQ        $32, R11; \
+	ADDQ        $32, R13; \
+	SUBQ        $8, CX; \
+	JMP         v; \
+t:; \
+	TESTQ CX, CX; \
+	JZ    e; \
+	SCALES; \
+	VFMADD231SS X12, X6, X7; \
+	VFMADD231SS (R11), X7, X14; \
+	VMULSS      (R10), X6, X6; \
+	VMOVSS      X6, (R13); \
+	ADDQ        $2, R8; \
+	ADDQ        $2, R9; \
+	ADDQ        $4, R10; \
+	ADDQ        $4, R11; \
+	ADDQ        $4, R13; \
+	DECQ        CX; \
+	JMP         t; \
+e:
+
+// Q16SCALES is the row's scales pass (labels v, h, s, t, e must be unique
+// in the function), leaving DI, DX, R13, CX and BX set for its groups.
+#define Q16SCALES(v, h, s, t, e) \
+	MOVQ   dx+40(FP), R10; \
+	MOVQ   xsum+48(FP), R11; \
+	MOVQ   sdx+56(FP), R13; \
+	MOVQ   groups+80(FP), CX; \
+	VXORPS Y11, Y11, Y11; \
+	VXORPS X14, X14, X14; \
+	QSCALES(v, h, s, t, e); \
+	MOVQ   xq+8(FP), DI; \
+	MOVQ   corr+16(FP), DX; \
+	MOVQ   sdx+56(FP), R13; \
+	MOVQ   groups+80(FP), CX; \
+	XORQ   BX, BX; \
+	VXORPS Y0, Y0, Y0
+
+// Q16END folds the group's int32 lanes Y2 + Y3, less its correction, into
+// Y0 times scale·dx, and steps to the next group (loop back to label l).
+// It also asks for the codes 1 KiB ahead: with only a few loads in flight
+// between its arithmetic, the kernel otherwise reaches about 0.6 of the
+// streaming-read bandwidth, and the hint lifts that to about 0.7
+// (BENCHMARKS.md, "Int16 activations").
+#define Q16END(l) \
+	PREFETCHT0   1024(SI); \
+	VPADDD       Y3, Y2, Y2; \
+	VMOVD        (DX)(BX*4), X9; \
+	VPSUBD       Y9, Y2, Y2; \
+	VCVTDQ2PS    Y2, Y2; \
+	VBROADCASTSS (R13)(BX*4), Y6; \
+	VFMADD231PS  Y6, Y2, Y0; \
+	INCQ         BX; \
+	CMPQ         BX, CX; \
+	JLT          l
+
+// Q16ROWEND stores the row's result (codes' and bias terms) and loops back
+// to label l for the next row.
+#define Q16ROWEND(l) \
+	VADDPS       Y11, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS       X1, X0, X0; \
+	VHADDPS      X0, X0, X0; \
+	VHADDPS      X0, X0, X0; \
+	VADDSS       X14, X0, X0; \
+	VMOVSS       X0, (R15); \
+	ADDQ         $4, R15; \
+	DECQ         R14; \
+	JNZ          l; \
+	VZEROUPPER
+
+// Q4W puts the products of the 32 values whose 16 bytes are at wo(SI)
+// with xq at xo(DI) into a (even values) and b (odd values); Q4W1 puts
+// them in Y2 and Y3, Q4WN adds them there.
+#define Q4W(wo, xo, a, b) \
+	VPMOVZXBW wo(SI), Y6; \
+	VPSRLW    $4, Y6, Y7; \
+	VPAND     Y15, Y6, Y6; \
+	VPMADDWD  xo(DI), Y6, a; \
+	VPMADDWD  xo+32(DI), Y7, b
+
+#define Q4W1(wo, xo) Q4W(wo, xo, Y2, Y3)
+#define Q4WN(wo, xo) Q4W(wo, xo, Y6, Y7); ADD23
+
+// ADD23 adds Y6 and Y7 to Y2 and Y3.
+#define ADD23 \
+	VPADDD Y6, Y2, Y2; \
+	VPADDD Y7, Y3, Y3
+
+// Q8W puts the products of the 32 codes at wo(SI) with xq at xo(DI) into
+// a (even values: the words' low bytes) and b (odd values); Q8W1 puts them
+// in Y2 and Y3, Q8WN adds them there.
+#define Q8W(wo, xo, a, b) \
+	VMOVDQU  wo(SI), Y7; \
+	VPAND    Y15, Y7, Y6; \
+	VPSRLW   $8, Y7, Y7; \
+	VPMADDWD xo(DI), Y6, a; \
+	VPMADDWD xo+32(DI), Y7, b
+
+#define Q8W1(wo, xo) Q8W(wo, xo, Y2, Y3)
+#define Q8WN(wo, xo) Q8W(wo, xo, Y6, Y7); ADD23
+
+// GROUPS runs a row's groups of steps (1, 2 or 4) blocks: FIRST(wo, xo)
+// starts a group's sums with the block whose codes are wo bytes and xq xo
+// bytes on, NEXT adds a further one, END(l) ends the group and loops back
+// to l; b1..b4 are 1..4 blocks' code bytes, the rest labels.
+#define GROUPS(FIRST, NEXT, END, b1, b2, b3, b4, g1, g2, g4, done) \
+	MOVQ steps+88(FP), AX; \
+	CMPQ AX, $2; \
+	JEQ  g2; \
+	CMPQ AX, $4; \
+	JEQ  g4; \
+g1:; \
+	FIRST(0, 0); \
+	ADDQ $b1, SI; \
+	ADDQ $64, DI; \
+	END(g1); \
+	JMP  done; \
+g2:; \
+	FIRST(0, 0); \
+	NEXT(b1, 64); \
+	ADDQ $b2, SI; \
+	ADDQ $128, DI; \
+	END(g2); \
+	JMP  done; \
+g4:; \
+	FIRST(0, 0); \
+	NEXT(b1, 64); \
+	NEXT(b2, 128); \
+	NEXT(b3, 192); \
+	ADDQ $b4, SI; \
+	ADDQ $256, DI; \
+	END(g4); \
+done:
+
+// Q16ROWS is a one-token row kernel's body around its block macros W1 and
+// WN for blocks of b1 code bytes (b2..b4 its multiples); the other
+// arguments are the labels it defines.
+#define Q16ROWS(W1, WN, b1, b2, b3, b4, row, g1, g2, g4, done, v, h, s, t, e) \
+row:; \
+	Q16SCALES(v, h, s, t, e); \
+	GROUPS(W1, WN, Q16END, b1, b2, b3, b4, g1, g2, g4, done); \
+	Q16ROWEND(row)
+
+// The two-token row kernels (qrows4Q16x2AVX2, qrows8Q16x2AVX2) unpack each
+// block of codes once for two tokens: token 0's x at DI, token 1's R12
+// bytes further; Y2, Y3 and Y4, Y5 their group sums, Y0 and Y1 their codes'
+// terms, Y13 + X10 and Y11 + X14 their bias terms; token 1's corr and sdx
+// at R10 and R11. Each token's sums are added in the one-token kernel's
+// order, so the results are the same to the bit.
+
+// UNPACK4 (UNPACK8) puts the even and odd codes of the 32 values at wo(SI)
+// in the words of Y6 and Y7.
+#define UNPACK4(wo) \
+	VPMOVZXBW wo(SI), Y6; \
+	VPSRLW    $4, Y6, Y7; \
+	VPAND     Y15, Y6, Y6
+
+#define UNPACK8(wo) \
+	VMOVDQU wo(SI), Y7; \
+	VPAND   Y15, Y7, Y6; \
+	VPSRLW  $8, Y7, Y7
+
+// X2STEP adds the products of a block's codes with both tokens' xq at
+// offset xo to their group sums.
+#define X2STEP(UNPACK, wo, xo) \
+	UNPACK(wo); \
+	VPMADDWD xo(DI), Y6, Y8; \
+	VPADDD   Y8, Y2, Y2; \
+	VPMADDWD xo+32(DI), Y7, Y9; \
+	VPADDD   Y9, Y3, Y3; \
+	VPMADDWD xo(DI)(R12*1), Y6, Y8; \
+	VPADDD   Y8, Y4, Y4; \
+	VPMADDWD xo+32(DI)(R12*1), Y7, Y9; \
+	VPADDD   Y9, Y5, Y5
+
+// X4FIRST, X4NEXT, X8FIRST and X8NEXT are the two-token kernels' block
+// macros for GROUPS.
+#define X4FIRST(wo, xo) X2CLEAR; X2STEP(UNPACK4, wo, xo)
+#define X4NEXT(wo, xo) X2STEP(UNPACK4, wo, xo)
+#define X8FIRST(wo, xo) X2CLEAR; X2STEP(UNPACK8, wo, xo)
+#define X8NEXT(wo, xo) X2STEP(UNPACK8, wo, xo)
+
+// X2GROUP folds a token's group sums a + b, less corr at cp, into the
+// float sum f times scale·dx at sp.
+#define X2GROUP(a, b, cp, sp, f) \
+	VPADDD       b, a, a; \
+	VMOVD        (cp)(BX*4), X8; \
+	VPSUBD       Y8, a, a; \
+	VCVTDQ2PS    a, a; \
+	VBROADCASTSS (sp)(BX*4), Y9; \
+	VFMADD231PS  Y9, a, f
+
+// X2END ends a group for both tokens and loops back to label l.
+#define X2END(l) \
+	PREFETCHT0 1024(SI); \
+	X2GROUP(Y2, Y3, DX, R13, Y0); \
+	X2GROUP(Y4, Y5, R10, R11, Y1); \
+	INCQ       BX; \
+	CMPQ       BX, CX; \
+	JLT        l
+
+// X2CLEAR clears the group sums.
+#define X2CLEAR \
+	VPXOR Y2, Y2, Y2; \
+	VPXOR Y3, Y3, Y3; \
+	VPXOR Y4, Y4, Y4; \
+	VPXOR Y5, Y5, Y5
+
+// REDUCE sums the lanes of y (its low half x) into x's lane 0 (t scratch).
+#define REDUCE(y, x, t) \
+	VEXTRACTF128 $1, y, t; \
+	VADDPS       t, x, x; \
+	VHADDPS      x, x, x; \
+	VHADDPS      x, x, x
+
+// Q16ROWS2 is the two-token row kernel's body around its block macros
+// FIRST and NEXT (as GROUPS takes them; labels after b4).
+#define Q16ROWS2(FIRST, NEXT, b1, b2, b3, b4, row, g1, g2, g4, done, v, h, s, t, e, v1, h1, s1, t1, e1) \
+row:; \
+	MOVQ         dx+40(FP), R10; \
+	MOVQ         xsum+48(FP), R11; \
+	MOVQ         sdx+56(FP), R13; \
+	MOVQ         groups+80(FP), CX; \
+	MOVBQZX      f16+96(FP), R12; \
+	VBROADCASTSS c+100(FP), Y12; \
+	VXORPS       Y11, Y11, Y11; \
+	VXORPS       X14, X14, X14; \
+	QSCALES(v, h, s, t, e); \
+	VMOVAPS      Y11, Y13; \
+	VMOVAPS      X14, X10; \
+	MOVQ         groups+80(FP), CX; \
+	SUBQ         CX, R8; \
+	SUBQ         CX, R8; \
+	SUBQ         CX, R9; \
+	SUBQ         CX, R9; \
+	VXORPS       Y11, Y11, Y11; \
+	VXORPS       X14, X14, X14; \
+	QSCALES(v1, h1, s1, t1, e1); \
+	MOVQ         xq+8(FP), DI; \
+	MOVQ         corr+16(FP), DX; \
+	MOVQ         sdx+56(FP), R13; \
+	MOVQ         groups+80(FP), CX; \
+	LEAQ         (DX)(CX*4), R10; \
+	LEAQ         (R13)(CX*4), R11; \
+	MOVQ         steps+88(FP), R12; \
+	IMULQ        CX, R12; \
+	SHLQ         $6, R12; \
+	XORQ         BX, BX; \
+	VXORPS       Y0, Y0, Y0; \
+	VXORPS       Y1, Y1, Y1; \
+	GROUPS(FIRST, NEXT, X2END, b1, b2, b3, b4, g1, g2, g4, done); \
+	VADDPS  Y13, Y0, Y0; \
+	REDUCE(Y0, X0, X7); \
+	VADDSS  X10, X0, X0; \
+	VMOVSS  X0, (R15); \
+	VADDPS  Y11, Y1, Y1; \
+	REDUCE(Y1, X1, X7); \
+	VADDSS  X14, X1, X1; \
+	MOVQ    ostride+104(FP), AX; \
+	VMOVSS  X1, (R15)(AX*4); \
+	ADDQ    $4, R15; \
+	DECQ    R14; \
+	JNZ     row; \
+	VZEROUPPER
+
 // func qdot4AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 //
 // x is permuted in blocks of 16: the eight even-indexed values, then the
@@ -296,51 +612,7 @@ TEXT ·qscalesAVX2(SB), NOSPLIT, $0-60
 	VXORPS       Y11, Y11, Y11
 	VXORPS       X14, X14, X14
 
-vec:
-	CMPQ  CX, $8
-	JLT   tail
-	TESTQ R12, R12
-	JNZ   vhalf
-	VPMOVZXWD (R8), Y6
-	VPMOVZXWD (R9), Y7
-	VPSLLD    $16, Y6, Y6
-	VPSLLD    $16, Y7, Y7
-	JMP       vscaled
-
-vhalf:
-	VCVTPH2PS (R8), Y6
-	VCVTPH2PS (R9), Y7
-
-vscaled:
-	VFMADD231PS Y12, Y6, Y7
-	VFMADD231PS (R11), Y7, Y11
-	VMULPS      (R10), Y6, Y6
-	VMOVUPS     Y6, (R13)
-	ADDQ        $16, R8
-	ADDQ        $16, R9
-	ADDQ        $32, R10
-	ADDQ        $32, R11
-	ADDQ        $32, R13
-	SUBQ        $8, CX
-	JMP         vec
-
-tail:
-	TESTQ CX, CX
-	JZ    done
-	SCALES
-	VFMADD231SS X12, X6, X7
-	VFMADD231SS (R11), X7, X14
-	VMULSS      (R10), X6, X6
-	VMOVSS      X6, (R13)
-	ADDQ        $2, R8
-	ADDQ        $2, R9
-	ADDQ        $4, R10
-	ADDQ        $4, R11
-	ADDQ        $4, R13
-	DECQ        CX
-	JMP         tail
-
-done:
+	QSCALES(vec, vhalf, vscaled, tail, done)
 	VMOVAPS Y11, Y0
 	RESULT
 	MOVSS   X0, ret+56(FP)
@@ -426,82 +698,57 @@ step8q:
 	MOVSS X0, ret+48(FP)
 	RET
 
-// func qdot4Q16AVX2(w *byte, xq *int16, corr *int32, sdx *float32, groups, steps int) float32
+// func qrows4Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
 //
-// The int16 form of qdot4Q8AVX2: a block's 16 bytes are widened to words,
-// whose low nibbles (the even values) and high nibbles (the odd ones) meet
-// xq stored per block as 16 even values then 16 odd ones. VPMADDWD's int32
-// pair sums cannot overflow (15·32767·2 per pair, under 2^26 per group of
-// 128), and corr = 8·Σxq centres the group's sum.
-TEXT ·qdot4Q16AVX2(SB), NOSPLIT, $0-52
-	I8ARGS
+// The int16 form of qdot4Q8AVX2 over rows consecutive rows (out[i] for row
+// i; sdx is scratch for groups values): a block's 16 bytes are widened to
+// words, whose low nibbles (the even values) and high nibbles (the odd
+// ones) meet xq stored per block as 16 even values then 16 odd ones.
+// VPMADDWD's int32 pair sums cannot overflow (15·32767·2 per pair, under
+// 2^26 per group of 128), and corr = 8·Σxq centres the group's sum.
+TEXT ·qrows4Q16AVX2(SB), NOSPLIT, $0-104
+	Q16ROWARGS
 	MOVL         $0x000f000f, AX
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
 
-group4w:
-	VPXOR Y2, Y2, Y2
-	VPXOR Y3, Y3, Y3
-	MOVQ  R11, DX
-
-step4w:
-	VPMOVZXBW (SI), Y6
-	VPSRLW    $4, Y6, Y7
-	VPAND     Y15, Y6, Y6
-	VPMADDWD  (DI), Y6, Y6
-	VPMADDWD  32(DI), Y7, Y7
-	VPADDD    Y6, Y2, Y2
-	VPADDD    Y7, Y3, Y3
-	ADDQ      $16, SI
-	ADDQ      $64, DI
-	DECQ      DX
-	JNZ       step4w
-
-	VPADDD Y3, Y2, Y2
-	VMOVD  (R8), X9
-	VPSUBD Y9, Y2, Y2
-	ADDQ   $4, R8
-	I8END
-	DECQ CX
-	JNZ  group4w
-	RESULT
-	MOVSS X0, ret+48(FP)
+	Q16ROWS(Q4W1, Q4WN, 16, 32, 48, 64, row4w, group4w1, group4w2, group4w4, done4w, vec4w, half4w, scaled4w, tail4w, dot4w)
 	RET
 
-// func qdot8Q16AVX2(w *byte, xq *int16, corr *int32, sdx *float32, groups, steps int) float32
+// func qrows8Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
 //
-// Codes are widened to words and centred to q-128, then multiplied by xq
-// with VPMADDWD (at most 128·32767·2 per pair, under 2^30 per group of
-// 128). corr is not read.
-TEXT ·qdot8Q16AVX2(SB), NOSPLIT, $0-52
-	I8ARGS
-	MOVL         $0x00800080, AX
+// A block's 32 bytes are read as 16 words whose low bytes (the even values)
+// and high bytes (the odd ones) meet xq stored per block as 16 even values
+// then 16 odd ones, so codes need no widening. They stay unsigned 0..255:
+// at most 255·32767·2 per pair, under 2^29 per group of 128, and corr =
+// 128·Σxq centres the group's sum.
+TEXT ·qrows8Q16AVX2(SB), NOSPLIT, $0-104
+	Q16ROWARGS
+	MOVL         $0x00ff00ff, AX
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
 
-group8w:
-	VPXOR Y2, Y2, Y2
-	VPXOR Y3, Y3, Y3
-	MOVQ  R11, DX
+	Q16ROWS(Q8W1, Q8WN, 32, 64, 96, 128, row8w, group8w1, group8w2, group8w4, done8w, vec8w, half8w, scaled8w, tail8w, dot8w)
+	RET
 
-step8w:
-	VPMOVZXBW (SI), Y6
-	VPMOVZXBW 16(SI), Y7
-	VPSUBW    Y15, Y6, Y6
-	VPSUBW    Y15, Y7, Y7
-	VPMADDWD  (DI), Y6, Y6
-	VPMADDWD  32(DI), Y7, Y7
-	VPADDD    Y6, Y2, Y2
-	VPADDD    Y7, Y3, Y3
-	ADDQ      $32, SI
-	ADDQ      $64, DI
-	DECQ      DX
-	JNZ       step8w
+// func qrows4Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+//
+// qrows4Q16AVX2 for two tokens: token 1's xq, corr, dx and xsum follow
+// token 0's (a row's values, a row's groups on), its out is ostride values
+// on, and sdx holds 2·groups values.
+TEXT ·qrows4Q16x2AVX2(SB), NOSPLIT, $0-112
+	Q16ROWARGS
+	MOVL         $0x000f000f, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	Q16ROWS2(X4FIRST, X4NEXT, 16, 32, 48, 64, row4x, g4x1, g4x2, g4x4, done4x, v4x, h4x, s4x, t4x, e4x, v4y, h4y, s4y, t4y, e4y)
+	RET
 
-	VPADDD Y3, Y2, Y2
-	I8END
-	DECQ CX
-	JNZ  group8w
-	RESULT
-	MOVSS X0, ret+48(FP)
+// func qrows8Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+TEXT ·qrows8Q16x2AVX2(SB), NOSPLIT, $0-112
+	Q16ROWARGS
+	MOVL         $0x00ff00ff, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	Q16ROWS2(X8FIRST, X8NEXT, 32, 64, 96, 128, row8x, g8x1, g8x2, g8x4, done8x, v8x, h8x, s8x, t8x, e8x, v8y, h8y, s8y, t8y, e8y)
 	RET

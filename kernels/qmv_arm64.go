@@ -3,7 +3,9 @@
 package kernels
 
 // NEON row kernels (qmv_arm64.s), the arm64 twins of qdot4AVX2 and
-// qdot8AVX2. Other widths run the Go kernels on arm64.
+// qdot8AVX2, and of the int16-activation kernels qrows4Q16AVX2 and
+// qrows8Q16AVX2. Other widths, and int8 activations, run the Go kernels
+// on arm64.
 
 //go:noescape
 func qdot4NEON(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
@@ -20,8 +22,17 @@ func simdCodeBlock(bits int) int {
 	return 0
 }
 
-// simdIntActivations reports that arm64 has no integer-activation kernels yet.
-func simdIntActivations(bits int) bool { return false }
+//go:noescape
+func qrows4Q16NEON(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, out *float32, rows, groups, steps int, f16 bool, c float32)
+
+//go:noescape
+func qrows8Q16NEON(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, out *float32, rows, groups, steps int, f16 bool, c float32)
+
+// simdIntActivations reports whether integer activations of width bits
+// (8 or 16) can be used for this matrix width: int16 for 4 and 8 bits.
+func simdIntActivations(bits, width int) bool {
+	return hasNEON && width == 16 && (bits == 4 || bits == 8)
+}
 
 // simdKernels tells tests whether this build has SIMD kernels at all.
 const simdKernels = true
@@ -31,12 +42,27 @@ const simdKernels = true
 // not prepared for them.
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 	q := m.Q
-	if !hasNEON || (q.Bits != 4 && q.Bits != 8) || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) ||
-		(q.Bits == 4 && (d.permBits != 4 || d.permuted != 32)) {
+	if !hasNEON || (q.Bits != 4 && q.Bits != 8) || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
 		return false
 	}
 	cols, g := m.Cols, rowsOf(m)
 	wb, rowBytes, groups, steps := g.w, g.rowBytes, g.groups, g.steps
+	if d.intBits == q.Bits && d.intWidth == 16 {
+		c := float32(int(1) << (q.Bits - 1))
+		intRowBlocks(d, lo, hi, false, func(r0, rows, t, _ int) {
+			gi := t * groups
+			w, sc, bi, o := &wb[r0*rowBytes], &q.Scales[r0*groups], &q.Biases[r0*groups], &out[t*m.Rows+r0]
+			if q.Bits == 4 {
+				qrows4Q16NEON(w, &d.xq16[t*cols], &d.qcorr[gi], sc, bi, &d.qdx[gi], &d.qsum[gi], o, rows, groups, steps, q.F16Scales, c)
+			} else {
+				qrows8Q16NEON(w, &d.xq16[t*cols], &d.qcorr[gi], sc, bi, &d.qdx[gi], &d.qsum[gi], o, rows, groups, steps, q.F16Scales, c)
+			}
+		})
+		return true
+	}
+	if q.Bits == 4 && (d.permBits != 4 || d.permuted != 32) {
+		return false
+	}
 	for r := lo; r < hi; r++ {
 		w := &wb[r*rowBytes]
 		sc, bi := &q.Scales[r*groups], &q.Biases[r*groups]

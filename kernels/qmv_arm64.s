@@ -49,23 +49,30 @@
 	FADD4S(21, 20, 20); \
 	FADD4S(23, 22, 22); \
 	FADD4S(22, 20, 20); \
-	MOVHU.P 2(R2), R9; \
-	MOVHU.P 2(R3), R10; \
-	CBNZ    R7, 6(PC); \
-	LSLW    $16, R9, R9; \
-	LSLW    $16, R10, R10; \
-	FMOVS   R9, F28; \
-	FMOVS   R10, F29; \
+	SCALEBIAS(R2, R3, R9, R10, R7, R4); \
+	VDUP    V28.S[0], V28.S4; \
+	VFMLA   V28.S4, V20.S4, V0.S4
+
+// SCALEBIAS loads the next scale and bias (bf16, or fp16 when register
+// f16 is set) from ps and pb into F28 and F29 (through t1, t2), adds
+// (bias + c·scale) times the next xsum value at px to F1, and leaves the
+// scale in F28.
+#define SCALEBIAS(ps, pb, t1, t2, f16, px) \
+	MOVHU.P 2(ps), t1; \
+	MOVHU.P 2(pb), t2; \
+	CBNZ    f16, 6(PC); \
+	LSLW    $16, t1, t1; \
+	LSLW    $16, t2, t2; \
+	FMOVS   t1, F28; \
+	FMOVS   t2, F29; \
 	JMP     5(PC); \
-	FMOVS   R9, F28; \
-	FMOVS   R10, F29; \
+	FMOVS   t1, F28; \
+	FMOVS   t2, F29; \
 	FCVTHS  F28, F28; \
 	FCVTHS  F29, F29; \
 	FMADDS  F28, F29, F17, F29; \
-	FMOVS.P 4(R4), F18; \
-	FMADDS  F18, F1, F29, F1; \
-	VDUP    V28.S[0], V28.S4; \
-	VFMLA   V28.S4, V20.S4, V0.S4
+	FMOVS.P 4(px), F18; \
+	FMADDS  F18, F1, F29, F1
 
 // RESULT reduces V0 and F1 to the float32 result in F0.
 #define RESULT \
@@ -94,6 +101,116 @@
 	VFMLA  b.S4, V25.S4, V21.S4; \
 	VFMLA  c.S4, V26.S4, V22.S4; \
 	VFMLA  d.S4, V27.S4, V23.S4
+
+// Int16-activation row kernels (NEON), the arm64 twins of qrows4Q16AVX2 and
+// qrows8Q16AVX2 with the same contract and input layout: xq per block of 32
+// values as its 16 even values then its 16 odd ones, corr = c·Σxq per
+// group. Codes are widened to halfwords and multiplied into int32 lanes
+// with SMLAL/SMLAL2 (spelled as WORDs), exact per group (at most
+// 255·32767·16 per lane at group 128); each group's sum, less corr, meets
+// scale·dx in float32, and (bias + c·scale)·xsum is summed beside it.
+//
+// Registers: R0 codes, R1 xq, R2 corr, R3 scales, R4 biases, R5 dx, R6 xsum,
+// R7 out, R8 rows left, R9 groups left, R10 steps left, R11 f16; V0 the
+// codes' term, F1 the bias term, F17 c, V20-V23 the group's int32 sums,
+// V24-V27 xq, V31 the code mask.
+
+// SMLAL (SMLAL2) adds the products of the low (high) four halfwords of Vn
+// and Vm to the int32 lanes of Vd.
+#define SMLAL(d, n, m) WORD $(0x0E608000 | (m<<16) | (n<<5) | d)
+#define SMLAL2(d, n, m) WORD $(0x4E608000 | (m<<16) | (n<<5) | d)
+
+// Q16MUL multiplies the widened codes V5-V8 (even 0-7, even 8-15, odd 0-7,
+// odd 8-15) by the block's 32 xq values into V20-V23.
+#define Q16MUL \
+	VLD1.P 64(R1), [V24.H8, V25.H8, V26.H8, V27.H8]; \
+	SMLAL(20, 5, 24); \
+	SMLAL2(21, 5, 24); \
+	SMLAL(22, 6, 25); \
+	SMLAL2(23, 6, 25); \
+	SMLAL(20, 7, 26); \
+	SMLAL2(21, 7, 26); \
+	SMLAL(22, 8, 27); \
+	SMLAL2(23, 8, 27)
+
+// Q16GROUPSTART clears the group's sums and loads the step count.
+#define Q16GROUPSTART \
+	VEOR V20.B16, V20.B16, V20.B16; \
+	VEOR V21.B16, V21.B16, V21.B16; \
+	VEOR V22.B16, V22.B16, V22.B16; \
+	VEOR V23.B16, V23.B16, V23.B16; \
+	MOVD R14, R10
+
+// Q16GROUPEND folds the group's sums less corr into V0 times scale·dx and
+// (bias + c·scale)·xsum into F1, stepping to the next group.
+#define Q16GROUPEND \
+	VADD    V21.S4, V20.S4, V20.S4; \
+	VADD    V23.S4, V22.S4, V22.S4; \
+	VADD    V22.S4, V20.S4, V20.S4; \
+	FMOVS.P 4(R2), F9; \
+	VSUB    V9.S4, V20.S4, V20.S4; \
+	SCVTF4S(20, 20); \
+	SCALEBIAS(R3, R4, R12, R13, R11, R6); \
+	FMOVS.P 4(R5), F19; \
+	FMULS   F19, F28, F28; \
+	VDUP    V28.S[0], V28.S4; \
+	VFMLA   V28.S4, V20.S4, V0.S4
+
+// Q16ARGS loads what stays fixed across rows.
+#define Q16ARGS \
+	MOVD  w+0(FP), R0; \
+	MOVD  scales+24(FP), R3; \
+	MOVD  biases+32(FP), R4; \
+	MOVD  out+56(FP), R7; \
+	MOVD  rows+64(FP), R8; \
+	MOVD  steps+80(FP), R14; \
+	MOVBU f16+88(FP), R11; \
+	FMOVS c+92(FP), F17
+
+// Q16ROWS is a row kernel's loop over rows, groups and steps around
+// UNPACK, which reads a step's codes into V5-V8 (labels row, group, step).
+#define Q16ROWS(UNPACK, row, group, step) \
+row:; \
+	MOVD xq+8(FP), R1; \
+	MOVD corr+16(FP), R2; \
+	MOVD dx+40(FP), R5; \
+	MOVD xsum+48(FP), R6; \
+	MOVD groups+72(FP), R9; \
+	VEOR V0.B16, V0.B16, V0.B16; \
+	VEOR V1.B16, V1.B16, V1.B16; \
+group:; \
+	Q16GROUPSTART; \
+step:; \
+	UNPACK; \
+	Q16MUL; \
+	SUBS $1, R10, R10; \
+	BNE  step; \
+	Q16GROUPEND; \
+	SUBS $1, R9, R9; \
+	BNE  group; \
+	RESULT; \
+	FMOVS.P F0, 4(R7); \
+	SUBS    $1, R8, R8; \
+	BNE     row
+
+// UNPACK4 splits a step's 16 bytes into the halfword codes V5-V8.
+#define UNPACK4 \
+	VLD1.P 16(R0), [V2.B16]; \
+	VAND   V31.B16, V2.B16, V3.B16; \
+	VUSHR  $4, V2.B16, V4.B16; \
+	VUXTL  V3.B8, V5.H8; \
+	VUXTL2 V3.B16, V6.H8; \
+	VUXTL  V4.B8, V7.H8; \
+	VUXTL2 V4.B16, V8.H8
+
+// UNPACK8 reads a step's 32 bytes as halfwords: their low bytes are the
+// even values, their high bytes the odd ones, so no byte is widened.
+#define UNPACK8 \
+	VLD1.P 32(R0), [V2.B16, V3.B16]; \
+	VAND   V31.B16, V2.B16, V5.B16; \
+	VAND   V31.B16, V3.B16, V6.B16; \
+	VUSHR  $8, V2.H8, V7.H8; \
+	VUSHR  $8, V3.H8, V8.H8
 
 // func qdot4NEON(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 //
@@ -157,4 +274,19 @@ step8:
 	BNE  group8
 	RESULT
 	FMOVS F0, ret+64(FP)
+	RET
+
+// func qrows4Q16NEON(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, out *float32, rows, groups, steps int, f16 bool, c float32)
+TEXT ·qrows4Q16NEON(SB), NOSPLIT, $0-96
+	Q16ARGS
+	VMOVI $15, V31.B16
+	Q16ROWS(UNPACK4, row4w, group4w, step4w)
+	RET
+
+// func qrows8Q16NEON(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, out *float32, rows, groups, steps int, f16 bool, c float32)
+TEXT ·qrows8Q16NEON(SB), NOSPLIT, $0-96
+	Q16ARGS
+	MOVD $0x00ff00ff, R12
+	VDUP R12, V31.S4
+	Q16ROWS(UNPACK8, row8w, group8w, step8w)
 	RET

@@ -9,7 +9,7 @@ func simdCodeBlock(bits int) int { return 0 }
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool { return false }
 
 // simdIntActivations reports that no integer-activation kernel exists on this build.
-func simdIntActivations(bits int) bool { return false }
+func simdIntActivations(bits, width int) bool { return false }
 
 // simdKernels tells tests whether this build has SIMD kernels at all.
 const simdKernels = false
