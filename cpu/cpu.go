@@ -380,9 +380,11 @@ type moeExpert struct {
 func (s *moeScratch) routes(i int) []int { return s.order[s.start[i]:s.start[i+1]] }
 
 // group sorts the routes ids by expert (a counting sort: ids are small).
-// The experts go in increasing id order, so that each token's outputs are
-// added up in the same order whatever other tokens share the batch: a
-// sequence decoded in a batch gets bitwise what it gets alone.
+// The experts go in increasing id order (and the pager's plan of a prompt
+// chunk follows it), so each token's outputs are added up in the same
+// order whatever other tokens share the batch and however the experts are
+// split into Resolve groups: a sequence decoded in a batch gets bitwise
+// what it gets alone, and exact paging what the resident model gets.
 func (s *moeScratch) group(ids []int32) {
 	s.distinct = s.distinct[:0]
 	for _, e := range ids {
@@ -459,16 +461,16 @@ func (s *moeScratch) runDecode(out, x *graph.Tensor, topK int) error {
 			return fmt.Errorf("expert matrices gate [%d,%d], up [%d,%d], down [%d,%d] do not fit hidden size %d and output %d",
 				b.gate.Rows, b.gate.Cols, b.up.Rows, b.up.Cols, b.down.Rows, b.down.Cols, hidden, out.Cols)
 		}
-		b.g = slices.Grow(b.g[:0], m*inter)[:m*inter]
-		b.u = slices.Grow(b.u[:0], m*inter)[:m*inter]
-		b.y = slices.Grow(b.y[:0], m*out.Cols)[:m*out.Cols]
+		b.g = slices.Grow(b.g[:0], kernels.DecodeTokens*inter)[:m*inter]
+		b.u = slices.Grow(b.u[:0], kernels.DecodeTokens*inter)[:m*inter]
+		b.y = slices.Grow(b.y[:0], kernels.DecodeTokens*out.Cols)[:m*out.Cols]
 		b.inp = &b.in
 		if first := &s.batch[0]; i > 0 && m == 1 && len(first.routes) == 1 && first.routes[0]/topK == b.routes[0]/topK && sameQuant(first.gate.Q, b.gate.Q) {
 			// One token (a decode step): every expert reads the same x.
 			b.inp = first.inp
 			continue
 		}
-		b.xs = slices.Grow(b.xs[:0], m*hidden)[:m*hidden]
+		b.xs = slices.Grow(b.xs[:0], kernels.DecodeTokens*hidden)[:m*hidden]
 		for j, route := range b.routes {
 			copy(b.xs[j*hidden:(j+1)*hidden], x.Data[(route/topK)*hidden:])
 		}

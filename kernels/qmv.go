@@ -82,7 +82,7 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 	}
 	d.group = q.GroupSize
 	groups := cols / q.GroupSize
-	d.sums = grow(d.sums, n*groups)
+	d.sums = growTokens(d.sums, n, groups)
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
 			var s float32
@@ -103,13 +103,24 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 		}
 	}
 	if block := simdCodeBlock(q.Bits); block > 0 && cols%block == 0 {
-		d.perm = grow(d.perm, n*cols)
+		d.perm = growTokens(d.perm, n, cols)
 		d.xs = d.perm
 		for t := 0; t < n; t++ {
 			permuteCodes(d.xs[t*cols:(t+1)*cols], x[t*cols:(t+1)*cols], block, 8/q.Bits)
 		}
 		d.permuted, d.permBits = block, q.Bits
 	}
+}
+
+// growTokens is b with length n*per, reallocated only when too small, and
+// then for qmvTokens tokens: the experts of a batched decode step see from
+// one to qmvTokens tokens from step to step, and their inputs must not
+// allocate each time a few more arrive.
+func growTokens[T any](b []T, n, per int) []T {
+	if cap(b) >= n*per {
+		return b[:n*per]
+	}
+	return make([]T, n*per, max(n, qmvTokens)*per)
 }
 
 // prepareInt quantizes x per group to width-bit integers (8 or 16) with
@@ -121,15 +132,12 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 func (d *DecodeInput) prepareInt(bits, width int) {
 	n, cols, groups := d.n, d.cols, d.cols/d.group
 	d.intBits, d.intWidth = bits, width
-	d.qdx, d.qsum = grow(d.qdx, n*groups), grow(d.qsum, n*groups)
-	if cap(d.qcorr) < n*groups {
-		d.qcorr = make([]int32, n*groups)
-	}
-	d.qcorr = d.qcorr[:n*groups]
+	d.qdx, d.qsum = growTokens(d.qdx, n, groups), growTokens(d.qsum, n, groups)
+	d.qcorr = growTokens(d.qcorr, n, groups)
 	if width == 8 {
-		d.xq = grow(d.xq, n*cols)
+		d.xq = growTokens(d.xq, n, cols)
 	} else {
-		d.xq16 = grow(d.xq16, n*cols)
+		d.xq16 = growTokens(d.xq16, n, cols)
 	}
 	centre := int32(1) << (bits - 1)
 	for t := 0; t < n; t++ {

@@ -2,6 +2,7 @@ package metal
 
 import (
 	"fmt"
+	"slices"
 	"unsafe"
 
 	"github.com/mlx-moe/mlx-moe/graph"
@@ -72,7 +73,7 @@ func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts gra
 
 // expertRoutes groups a batch's routes (ids, topK per token) by expert:
 // byExpert[id] lists the indices into ids of expert id's routes, groups
-// the distinct experts in order of first use, in groups of at most limit
+// the distinct experts in increasing id, in groups of at most limit
 // (0: one group), one Resolve each.
 func expertRoutes(ids []int32, topK, experts, limit int) (byExpert map[int32][]int, groups [][]int32, err error) {
 	byExpert = map[int32][]int{}
@@ -86,6 +87,9 @@ func expertRoutes(ids []int32, topK, experts, limit int) (byExpert map[int32][]i
 		}
 		byExpert[id] = append(byExpert[id], i)
 	}
+	// Increasing id, as the CPU executor and the pager's plan of a prompt
+	// chunk (pagedExperts.PlanBatch) order them.
+	slices.Sort(distinct)
 	groups = [][]int32{distinct}
 	if limit > 0 && len(distinct) > limit {
 		groups = nil

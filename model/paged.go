@@ -85,8 +85,8 @@ func (x *pagedExperts) MaxResolve() int {
 }
 
 // PlanBatch tells the layer the routes of a prompt chunk (every token's
-// top-k, ids as the executor groups them: distinct experts in order of
-// first appearance), so that Resolve can start loading each next group of
+// top-k; the plan is its distinct experts in increasing id, the order the
+// CPU executor groups them in), so that Resolve can start loading each next group of
 // experts while the executor runs the current one. See MoE.planBatch.
 func (x *pagedExperts) PlanBatch(ids []int32) {
 	x.plan, x.planPos = x.plan[:0], 0
@@ -102,6 +102,7 @@ func (x *pagedExperts) PlanBatch(ids []int32) {
 	for _, e := range x.plan {
 		x.seen[e] = false
 	}
+	slices.Sort(x.plan)
 }
 
 // Resolve maps ids to slots through the pager. The slice it returns is
