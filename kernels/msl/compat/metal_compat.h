@@ -23,6 +23,9 @@
 //     round, so a missing barrier shows up as a wrong result. A barrier not
 //     reached by every thread is reported as a deadlock.
 //   - SIMD-groups are 32 consecutive threads of the threadgroup.
+//   - simdgroup_matrix (8x8 tiles, simdgroup_load/store/multiply[_accumulate])
+//     is a whole matrix per lane; the functions are collectives that check
+//     every lane passes the same address and layout.
 //   - With -DMSL_ADDRESS_SPACE_CHECK (clang only, -fsyntax-only), the
 //     address spaces become clang address spaces instead, so that the
 //     harness can check that a shader keeps them apart as Metal requires.
@@ -233,6 +236,7 @@ MSL_VEC_TYPES(short, short)
 MSL_VEC_TYPES(ushort, ushort)
 MSL_VEC_TYPES(char, char)
 MSL_VEC_TYPES(uchar, uchar)
+MSL_VEC_TYPES(ulong, ulong)
 #undef MSL_VEC_TYPES
 
 // ---------------------------------------------------------------------------
@@ -660,6 +664,112 @@ inline bool simd_all(bool b) {
 }
 inline bool simd_any(bool b) {
   return mslrt::simd_exchange(b, [](const bool* x, uint n, uint) { for (uint i = 0; i < n; i++) if (x[i]) return true; return false; });
+}
+
+// simdgroup_matrix<T, Cols, Rows>: Metal spreads the matrix over the lanes
+// of a SIMD-group; here every lane holds all of it. The functions are
+// SIMD-group collectives as in Metal: every lane of the SIMD-group must call
+// them (a lane that does not deadlocks the others), load and store with the
+// same address, row stride and transposition (a lane-dependent pointer is
+// reported, as Metal leaves it undefined). A lane reads the source when it
+// reaches simdgroup_load, so data that other lanes write just before needs
+// a barrier, as on the GPU. Products accumulate in float in the order k =
+// 0..K-1, starting from c.
+template <class T, int Cols, int Rows> struct simdgroup_matrix {
+  T e[Rows][Cols];
+  simdgroup_matrix() = default;
+  // Metal's constructor from a value makes a diagonal matrix.
+  explicit simdgroup_matrix(T diag) {
+    for (int r = 0; r < Rows; r++)
+      for (int c = 0; c < Cols; c++) e[r][c] = r == c ? diag : T(0);
+  }
+};
+typedef simdgroup_matrix<float, 8, 8> simdgroup_float8x8;
+typedef simdgroup_matrix<half, 8, 8> simdgroup_half8x8;
+typedef simdgroup_matrix<bfloat, 8, 8> simdgroup_bfloat8x8;
+
+template <class T, int Cols, int Rows = Cols> simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(T v) {
+  simdgroup_matrix<T, Cols, Rows> m;
+  for (int r = 0; r < Rows; r++)
+    for (int c = 0; c < Cols; c++) m.e[r][c] = v;
+  return m;
+}
+}  // namespace metal
+
+namespace mslrt {
+// simdgroup_access checks that every lane of the SIMD-group passes the same
+// matrix address (p, with the origin folded in) and layout, and waits for
+// all of them.
+inline void simdgroup_access(const char* fn, uintptr_t p, unsigned long stride, bool transpose) {
+  struct Access {
+    uintptr_t p;
+    unsigned long layout;
+  };
+  Access a = {p, stride << 1 | (transpose ? 1 : 0)};
+  Access same = simd_exchange(a, [](const Access* x, uint n, uint) {
+    for (uint i = 1; i < n; i++)
+      if (x[i].p != x[0].p || x[i].layout != x[0].layout) return Access{0, 0};
+    return Access{1, 0};
+  });
+  if (!same.p) {
+    char msg[160];
+    std::snprintf(msg, sizeof msg, "%s: the lanes of a SIMD-group pass different addresses or layouts (Metal requires the same)", fn);
+    fail(msg);
+  }
+}
+
+// simdgroup_offset is where element (r, c) of a Rows x Cols matrix lies:
+// row-major with stride elements per row from origin (x: column, y: row),
+// or, transposed, the source holds the matrix's transpose.
+inline unsigned long simdgroup_offset(int r, int c, unsigned long stride, ulong2 origin, bool transpose) {
+  if (transpose) return (origin.y + c) * stride + origin.x + r;
+  return (origin.y + r) * stride + origin.x + c;
+}
+}  // namespace mslrt
+
+namespace metal {
+template <class T, int Cols, int Rows, class P>
+void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, P src, ulong elements_per_row = Cols,
+                    ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
+  simdgroup_matrix<T, Cols, Rows> m;
+  for (int r = 0; r < Rows; r++)
+    for (int c = 0; c < Cols; c++)
+      m.e[r][c] = T(src[mslrt::simdgroup_offset(r, c, elements_per_row, matrix_origin, transpose_matrix)]);
+  mslrt::simdgroup_access("simdgroup_load", (uintptr_t)(src + mslrt::simdgroup_offset(0, 0, elements_per_row, matrix_origin, transpose_matrix)),
+                          elements_per_row, transpose_matrix);
+  d = m;
+}
+
+template <class T, int Cols, int Rows, class P>
+void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, P dst, ulong elements_per_row = Cols,
+                     ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
+  mslrt::simdgroup_access("simdgroup_store", (uintptr_t)(dst + mslrt::simdgroup_offset(0, 0, elements_per_row, matrix_origin, transpose_matrix)),
+                          elements_per_row, transpose_matrix);
+  for (int r = 0; r < Rows; r++)
+    for (int c = 0; c < Cols; c++)
+      dst[mslrt::simdgroup_offset(r, c, elements_per_row, matrix_origin, transpose_matrix)] = a.e[r][c];
+}
+
+// d = a b + c, with a Rows x K and b K x Cols.
+template <class T, int Cols, int Rows, int K>
+void simdgroup_multiply_accumulate(simdgroup_matrix<T, Cols, Rows>& d, const simdgroup_matrix<T, K, Rows>& a,
+                                   const simdgroup_matrix<T, Cols, K>& b, const simdgroup_matrix<T, Cols, Rows>& c) {
+  simdgroup_matrix<T, Cols, Rows> m;
+  for (int r = 0; r < Rows; r++)
+    for (int j = 0; j < Cols; j++) {
+      float s = float(c.e[r][j]);
+      for (int k = 0; k < K; k++) s += float(a.e[r][k]) * float(b.e[k][j]);
+      m.e[r][j] = T(s);
+    }
+  simdgroup_barrier(mem_flags::mem_none);
+  d = m;
+}
+
+// d = a b.
+template <class T, int Cols, int Rows, int K>
+void simdgroup_multiply(simdgroup_matrix<T, Cols, Rows>& d, const simdgroup_matrix<T, K, Rows>& a,
+                        const simdgroup_matrix<T, Cols, K>& b) {
+  simdgroup_multiply_accumulate(d, a, b, make_filled_simdgroup_matrix<T, Cols, Rows>(T(0)));
 }
 }  // namespace metal
 
