@@ -417,7 +417,9 @@ type (
 const (
 	qmvThreads     = 64 // 2 SIMD-groups of 4 rows each
 	qmvRowsPerTG   = 8
-	qmmTokens      = 8 // tokens per qmm tile
+	qmmTokens      = 8  // tokens per gather_qmm tile; from this many tokens on, a MatMul uses qmm
+	qmmTile        = 32 // qmm: 32 tokens x 32 rows per threadgroup, of simdgroup matrices
+	qmmThreads     = 128
 	elemThreads    = 256
 	sdpaThreads    = 256
 	sdpaMaxDim     = 256
@@ -444,7 +446,7 @@ func (e *Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias [
 	q := w.Q
 	m := e.quant(0, q, true)
 	if n >= qmmTokens && e.dev.hasKernel(quantName("qmm", q)) {
-		e.run(quantName("qmm", q), [3]int{ceilDiv(w.Rows, qmvRowsPerTG), ceilDiv(n, qmmTokens), 1}, [3]int{qmvThreads, 1, 1},
+		e.run(quantName("qmm", q), [3]int{ceilDiv(w.Rows, qmmTile), ceilDiv(n, qmmTile), 1}, [3]int{qmmThreads, 1, 1},
 			m[0], m[1], m[2], e.tensor(3, x, 0), e.tensor(4, out, 0), e.upload(5, qmmParams{uint32(w.Rows), uint32(w.Cols), uint32(n)}))
 	} else {
 		e.run(quantName("qmv", q), [3]int{ceilDiv(w.Rows, qmvRowsPerTG), n, 1}, [3]int{qmvThreads, 1, 1},

@@ -5,7 +5,7 @@
 // [BITS*j, BITS*j+BITS); scales and biases are [rows, cols/GS] of S (bfloat
 // or half); w = scale*q + bias. cols must be a multiple of GS (and so of 32).
 //
-// Every kernel here computes 4 rows per SIMD-group and 2 SIMD-groups per
+// Every kernel here but qmm computes 4 rows per SIMD-group and 2 SIMD-groups per
 // threadgroup, threads (64,1,1). Each lane walks the columns in chunks of VPT
 // values, so a row's words are read by consecutive lanes.
 //   qmv, gather_qmv, gather_qmv_swiglu, and the _slots variants of the
@@ -13,9 +13,11 @@
 //     for n vectors (tokens, or token*expert pairs). Per chunk a lane
 //     computes s*sum(q*x) + b*sum(x): the bias term needs the chunk's sum of
 //     x only once for all 4 rows.
-//   qmm, gather_qmm (prefill): groups (ceil(rows/8), ceil(n/8), 1); a
+//   gather_qmm (prefill): groups (ceil(rows/8), ceil(n/8), 1); a
 //     SIMD-group computes 4 rows for a tile of 8 tokens, dequantizing each
 //     weight chunk once for the tile.
+// qmm (prefill) multiplies 8x8 simdgroup matrices in tiles of 32 tokens x
+// 32 rows: threads (128,1,1), groups (ceil(rows/32), ceil(n/32), 1).
 #include <metal_stdlib>
 using namespace metal;
 
@@ -296,7 +298,17 @@ struct QmmParams {
   uint n;  // tokens
 };
 
-// qmm: y = x Wᵀ for x [n, cols], y [n, rows].
+// qmm tiles: a threadgroup computes 32 tokens x 32 rows with 4 SIMD-groups
+// of 16 x 16 (2 x 2 simdgroup_matrix 8x8 tiles each), 32 columns per step.
+constant constexpr int kQmmTile = 32;
+constant constexpr int kQmmThreads = 128;
+
+// qmm: y = x Wᵀ for x [n, cols], y [n, rows]. Per 32-column step the
+// threadgroup stages x's tile [token][col] and the dequantized weights
+// transposed [col][row] in threadgroup memory (each weight dequantized once
+// for 32 tokens), then SIMD-group sg multiplies tokens (sg/2)*16.. by rows
+// (sg%2)*16.. with 8x8 simdgroup matrices; the results go out through
+// threadgroup memory so that ragged edges are masked.
 template <int BITS, int GS, typename S>
 kernel void qmm(device const uint* w [[buffer(0)]],
                 device const S* scales [[buffer(1)]],
@@ -305,33 +317,49 @@ kernel void qmm(device const uint* w [[buffer(0)]],
                 device float* y [[buffer(4)]],
                 constant QmmParams& p [[buffer(5)]],
                 uint2 tg [[threadgroup_position_in_grid]],
-                uint sg [[simdgroup_index_in_threadgroup]],
-                uint lane [[thread_index_in_simdgroup]]) {
-  constexpr int VPT = values_per_thread<BITS>();
+                uint tid [[thread_index_in_threadgroup]],
+                uint sg [[simdgroup_index_in_threadgroup]]) {
+  constexpr int T = kQmmTile;
+  threadgroup float xs[T * T];  // [token][col]
+  threadgroup float ws[T * T];  // [col][row]
+  threadgroup float ys[T * T];  // [token][row]
   const uint words = p.cols * BITS / 32, groups = p.cols / GS;
-  uint row0 = (tg.x * kSimdgroups + sg) * kRowsPerSimdgroup, t0 = tg.y * kTokensPerTile;
-  float acc[kRowsPerSimdgroup][kTokensPerTile];
-  for (int i = 0; i < kRowsPerSimdgroup; i++)
-    for (int t = 0; t < kTokensPerTile; t++) acc[i][t] = 0;
-  float wv[VPT];
-  for (uint c = lane * VPT; c < p.cols; c += 32 * VPT) {
-    uint g = c / GS;
-    for (int i = 0; i < kRowsPerSimdgroup; i++) {
-      uint r = min(row0 + uint(i), p.rows - 1);
-      dequant<BITS, VPT>(w + r * words + c * BITS / 32, float(scales[r * groups + g]), float(biases[r * groups + g]), wv);
-      for (int t = 0; t < kTokensPerTile; t++) {
-        device const float* xs = x + min(t0 + uint(t), p.n - 1) * p.cols + c;
-        float d = 0;
-        for (int j = 0; j < VPT; j++) d += wv[j] * xs[j];
-        acc[i][t] += d;
-      }
+  const uint row0 = tg.x * T, t0 = tg.y * T;
+  const uint st = (sg / 2) * 16, sr = (sg % 2) * 16;
+  // This thread stages token (and row) li of the tile, columns lc..lc+7.
+  const uint li = tid / 4, lc = (tid % 4) * 8;
+  const uint xt = t0 + li, wr = row0 + li;
+  simdgroup_float8x8 acc[2][2];
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++) acc[i][j] = make_filled_simdgroup_matrix<float, 8>(0.0f);
+  for (uint c0 = 0; c0 < p.cols; c0 += T) {
+    for (int j = 0; j < 8; j++) xs[li * T + lc + j] = xt < p.n ? x[xt * p.cols + c0 + lc + j] : 0.0f;
+    if (wr < p.rows) {
+      // c0 is a multiple of 32 and so of nothing finer than a group.
+      uint g = c0 / GS;
+      float s = float(scales[wr * groups + g]), b = float(biases[wr * groups + g]);
+      device const uint* row = w + wr * words;
+      for (int j = 0; j < 8; j++) ws[(lc + j) * T + li] = s * float(extract<BITS>(row, int(c0 + lc + j))) + b;
+    } else {
+      for (int j = 0; j < 8; j++) ws[(lc + j) * T + li] = 0.0f;
     }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    for (int k = 0; k < T; k += 8) {
+      simdgroup_float8x8 a[2], b[2];
+      for (int i = 0; i < 2; i++) simdgroup_load(a[i], xs + (st + 8 * i) * T + k, T);
+      for (int j = 0; j < 2; j++) simdgroup_load(b[j], ws + k * T + sr + 8 * j, T);
+      for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
   }
-  for (int i = 0; i < kRowsPerSimdgroup; i++)
-    for (int t = 0; t < kTokensPerTile; t++) {
-      float v = simd_sum(acc[i][t]);
-      if (lane == 0 && row0 + i < p.rows && t0 + t < p.n) y[(t0 + t) * p.rows + row0 + i] = v;
-    }
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++) simdgroup_store(acc[i][j], ys + (st + 8 * i) * T + sr + 8 * j, T);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  for (uint e = tid; e < uint(T * T); e += kQmmThreads) {
+    uint t = e / T, r = e % T;
+    if (t0 + t < p.n && row0 + r < p.rows) y[(t0 + t) * p.rows + row0 + r] = ys[e];
+  }
 }
 
 // gather_qmm: for m (token, expert) pairs, y[k] = W[slot] x[xrow[k]] with

@@ -177,9 +177,15 @@ type qmmParams struct{ Rows, Cols, N uint32 }
 
 type gatherQmmParams struct{ Rows, Cols, M uint32 }
 
-// qmmLaunch is the prefill launch shape documented in quantized.metal.
+// qmmLaunch is gather_qmm's prefill launch shape documented in
+// quantized.metal.
 func qmmLaunch(rows, n int, bufs map[int][]byte) Launch {
 	return Launch{Groups: [3]int{(rows + 7) / 8, (n + 7) / 8, 1}, Threads: [3]int{64, 1, 1}, Buffers: bufs, Seed: uint64(rows*17 + n)}
+}
+
+// qmmTileLaunch is qmm's: 32 x 32 tiles of simdgroup matrices.
+func qmmTileLaunch(rows, n int, bufs map[int][]byte) Launch {
+	return Launch{Groups: [3]int{(rows + 31) / 32, (n + 31) / 32, 1}, Threads: [3]int{128, 1, 1}, Buffers: bufs, Seed: uint64(rows*17 + n)}
 }
 
 func TestQMM(t *testing.T) {
@@ -189,18 +195,26 @@ func TestQMM(t *testing.T) {
 	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
 		for _, group := range []int{32, 64, 128} {
 			for _, f16 := range []bool{false, true} {
-				rows, cols, n := 21, 3*group, 11 // ragged rows and a partial token tile
-				m := randQuant(r, rows, cols, bits, group, f16)
-				x := randn(r, n*cols, 1)
-				want := make([]float32, n*rows)
-				kernels.MatMul(want, x, n, m)
-				w, s, b := quantBuffers(m)
-				name := fmt.Sprintf("qmm_b%d_g%d_%s", bits, group, scaleName(f16))
-				out := launch(t, p, name, qmmLaunch(rows, n, map[int][]byte{
-					0: w, 1: s, 2: b, 3: f32Bytes(x), 4: f32Bytes(make([]float32, n*rows)),
-					5: params(qmmParams{uint32(rows), uint32(cols), uint32(n)}),
-				}))
-				compare(t, name, bytesF32(out[4]), want, 1e-6, 2e-5)
+				// Ragged rows and a partial token tile; for 4 bits also
+				// several tiles each way.
+				shapes := [][2]int{{21, 11}}
+				if bits == 4 {
+					shapes = append(shapes, [2]int{70, 45})
+				}
+				for _, sh := range shapes {
+					rows, cols, n := sh[0], 3*group, sh[1]
+					m := randQuant(r, rows, cols, bits, group, f16)
+					x := randn(r, n*cols, 1)
+					want := make([]float32, n*rows)
+					kernels.MatMul(want, x, n, m)
+					w, s, b := quantBuffers(m)
+					name := fmt.Sprintf("qmm_b%d_g%d_%s", bits, group, scaleName(f16))
+					out := launch(t, p, name, qmmTileLaunch(rows, n, map[int][]byte{
+						0: w, 1: s, 2: b, 3: f32Bytes(x), 4: f32Bytes(make([]float32, n*rows)),
+						5: params(qmmParams{uint32(rows), uint32(cols), uint32(n)}),
+					}))
+					compare(t, name, bytesF32(out[4]), want, 1e-6, 2e-5)
+				}
 			}
 		}
 	}
