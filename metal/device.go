@@ -25,7 +25,9 @@ type device interface {
 	release(b *buffer)
 	hasKernel(name string) bool
 	// dispatch encodes one launch of kernel: groups threadgroups of
-	// threads threads, with the buffers bound at their indices.
+	// threads threads, with the buffers bound at their indices. args is
+	// the executor's and reused by the next dispatch: a device that keeps
+	// the bindings past the call copies them.
 	dispatch(kernel string, groups, threads [3]int, args []binding) error
 	// copy encodes a copy of n bytes.
 	copy(dst *buffer, dstOff int, src *buffer, srcOff, n int) error

@@ -286,6 +286,10 @@ type metalDevice struct {
 	event  unsafe.Pointer       // the MTLSharedEvent of handoffs
 	label  string
 	ws     int64
+	// bufs, offs and idx are dispatch's arrays for mm_dispatch.
+	bufs []uintptr
+	offs []uint64
+	idx  []uint32
 }
 
 type quantLibrary struct {
@@ -436,12 +440,14 @@ func (d *metalDevice) dispatch(kernel string, groups, threads [3]int, args []bin
 		return fmt.Errorf("%d threads per threadgroup, the pipeline allows %d", t, p.maxThreads)
 	}
 	n := len(args)
-	bufs := make([]uintptr, n)
-	offs := make([]uint64, n)
-	idx := make([]uint32, n)
-	for i, a := range args {
-		bufs[i], offs[i], idx[i] = uintptr(a.buf.handle), uint64(a.off), uint32(a.index)
+	// The device's own arrays, reused: a dispatch allocates nothing.
+	d.bufs, d.offs, d.idx = d.bufs[:0], d.offs[:0], d.idx[:0]
+	for _, a := range args {
+		d.bufs = append(d.bufs, uintptr(a.buf.handle))
+		d.offs = append(d.offs, uint64(a.off))
+		d.idx = append(d.idx, uint32(a.index))
 	}
+	bufs, offs, idx := d.bufs, d.offs, d.idx
 	C.mm_dispatch(d.stream, p.ptr, C.int(n),
 		(*C.uintptr_t)(unsafe.Pointer(&bufs[0])), (*C.uint64_t)(unsafe.Pointer(&offs[0])), (*C.uint32_t)(unsafe.Pointer(&idx[0])),
 		C.uint32_t(groups[0]), C.uint32_t(groups[1]), C.uint32_t(groups[2]),

@@ -3,6 +3,8 @@ package metal
 import (
 	"fmt"
 	"math"
+	"reflect"
+	"sync"
 	"unsafe"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
@@ -53,7 +55,12 @@ type Executor struct {
 	allHitsLast map[uintptr]bool
 	eventAlways bool
 	eventMoEs   int
-	hostOps     map[string]int
+	hostOps     map[hostOp]int
+	// args and param are reused by every dispatch (run, upload), so
+	// encoding allocates nothing.
+	args  []binding
+	param [paramMax]byte
+	moe   moeScratch
 }
 
 var (
@@ -74,7 +81,7 @@ func newExecutor(dev device) *Executor {
 		host:    cpu.New(),
 		weights: map[uintptr]weightCopy{},
 		scratch: map[string]*buffer{},
-		hostOps: map[string]int{},
+		hostOps: map[hostOp]int{},
 
 		allHitsLast: map[uintptr]bool{},
 	}
@@ -93,10 +100,18 @@ func (e *Executor) WorkingSetBytes() int64 { return e.dev.workingSet() }
 func (e *Executor) HostOps() map[string]int {
 	out := make(map[string]int, len(e.hostOps))
 	for k, v := range e.hostOps {
-		out[k] = v
+		name := k.op
+		if k.kind != "" {
+			name += " " + k.kind
+		}
+		out[name] += v
 	}
 	return out
 }
+
+// hostOp names an op that ran on the host and the kind of matrix it ran
+// with ("MatMul", "bf16"), kept apart so that counting builds no string.
+type hostOp struct{ op, kind string }
 
 func (e *Executor) fail(err error) {
 	if e.err == nil && err != nil {
@@ -172,11 +187,18 @@ func (e *Executor) flush() {
 }
 
 // onHost runs an op on the host after everything encoded before it.
-func (e *Executor) onHost(op string, f func()) {
+func (e *Executor) onHost(op string, f func()) { e.onHostWith(op, nil, f) }
+
+// onHostWith is onHost for an op over matrix w, counted by its kind.
+func (e *Executor) onHostWith(op string, w *kernels.Matrix, f func()) {
 	if e.flush(); e.err != nil {
 		return
 	}
-	e.hostOps[op]++
+	k := hostOp{op: op}
+	if w != nil {
+		k.kind = matrixKind(w)
+	}
+	e.hostOps[k]++
 	f()
 }
 
@@ -253,7 +275,7 @@ func (e *Executor) floats(index int, x []float32) binding {
 // little-endian layout of the MSL struct on every host Go builds this for
 // (amd64, arm64: TestParamBytes checks each type against encoding/binary).
 func (e *Executor) upload(index int, v any) binding {
-	data, err := paramBytes(v)
+	data, err := paramBytes(&e.param, v)
 	if err != nil {
 		e.fail(fmt.Errorf("metal: %w", err))
 		return binding{}
@@ -263,12 +285,16 @@ func (e *Executor) upload(index int, v any) binding {
 	return binding{index: index, buf: b, off: off, n: len(data)}
 }
 
-// paramBytes returns the memory of v, a parameter block (a struct of
-// 4-byte fields, no padding) or a slice of 4-byte numbers.
-func paramBytes(v any) ([]byte, error) {
+// paramMax bounds a parameter block's size.
+const paramMax = 64
+
+// paramBytes returns the memory of v, a slice of 4-byte numbers, or a
+// parameter block (a struct of 4-byte fields, no padding) copied into dst:
+// v's copy in the type switch then stays on the stack.
+func paramBytes(dst *[paramMax]byte, v any) ([]byte, error) {
 	switch v := v.(type) {
 	case uint32:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case []int32:
 		return sliceBytes(v), nil
 	case []uint32:
@@ -276,33 +302,34 @@ func paramBytes(v any) ([]byte, error) {
 	case []float32:
 		return sliceBytes(v), nil
 	case qmvParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case qmmParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case gatherParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case gatherQmmParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case normParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case ropeParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case sdpaParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case kvStoreParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case routeParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case convParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case gateParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case deltaParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case slotParts:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	}
-	return nil, fmt.Errorf("no parameter encoding for %T", v)
+	// reflect.TypeOf, unlike fmt's %T, does not make v escape.
+	return nil, fmt.Errorf("no parameter encoding for %v", reflect.TypeOf(v))
 }
 
 func valueBytes[T any](p *T) []byte {
@@ -342,7 +369,10 @@ func (e *Executor) run(kernel string, groups, threads [3]int, args ...binding) {
 		}
 	}
 	e.pending = true
-	if err := e.dev.dispatch(kernel, groups, threads, args); err != nil {
+	// The device gets the executor's own slice: args stays on the caller's
+	// stack, so a dispatch allocates nothing.
+	e.args = append(e.args[:0], args...)
+	if err := e.dev.dispatch(kernel, groups, threads, e.args); err != nil {
 		e.fail(fmt.Errorf("metal: %s: %w", kernel, err))
 	}
 }
@@ -352,11 +382,35 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 // quantName is the name of a quantized kernel's instance for m
 // ("qmv_b4_g64_bf16").
 func quantName(kernel string, q *kernels.Quant) string {
+	k := quantKey{kernel, q.Bits, q.GroupSize, q.F16Scales}
+	quantNames.Lock()
+	defer quantNames.Unlock()
+	if name, ok := quantNames.m[k]; ok {
+		return name
+	}
 	s := "bf16"
 	if q.F16Scales {
 		s = "f16"
 	}
-	return fmt.Sprintf("%s_b%d_g%d_%s", kernel, q.Bits, q.GroupSize, s)
+	name := fmt.Sprintf("%s_b%d_g%d_%s", kernel, q.Bits, q.GroupSize, s)
+	if quantNames.m == nil {
+		quantNames.m = map[quantKey]string{}
+	}
+	quantNames.m[k] = name
+	return name
+}
+
+// quantNames remembers quantName's names: it is on the path of every
+// quantized dispatch, which must not allocate.
+var quantNames struct {
+	sync.Mutex
+	m map[quantKey]string
+}
+
+type quantKey struct {
+	kernel      string
+	bits, group int
+	f16         bool
 }
 
 // quant binds a quantized matrix's words, scales and biases at index..index+2.
@@ -373,7 +427,7 @@ func (e *Executor) Embed(out *graph.Tensor, table *kernels.Matrix, ids []int32) 
 		return
 	}
 	if table.Q == nil || !e.dev.hasKernel(quantName("dequant_rows", table.Q)) || !contiguous(len(ids), out) {
-		e.onHost("Embed "+matrixKind(table), func() { e.host.Embed(out, table, ids) })
+		e.onHostWith("Embed", table, func() { e.host.Embed(out, table, ids) })
 		return
 	}
 	m := e.quant(0, table.Q, true)
@@ -440,7 +494,7 @@ func (e *Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias [
 		return
 	}
 	if w.Q == nil || !e.dev.hasKernel(quantName("qmv", w.Q)) {
-		e.onHost("MatMul "+matrixKind(w), func() { e.host.MatMul(out, x, n, w, bias) })
+		e.onHostWith("MatMul", w, func() { e.host.MatMul(out, x, n, w, bias) })
 		return
 	}
 	q := w.Q
@@ -465,7 +519,7 @@ func (e *Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias [
 func (e *Executor) MatMulHeads(out *graph.Tensor, outStep int, x *graph.Tensor, xStep int, n int, ws []*kernels.Matrix) {
 	for _, w := range ws {
 		if w.Q == nil || !e.dev.hasKernel(quantName("qmv", w.Q)) {
-			e.onHost("MatMulHeads "+matrixKind(w), func() { e.host.MatMulHeads(out, outStep, x, xStep, n, ws) })
+			e.onHostWith("MatMulHeads", w, func() { e.host.MatMulHeads(out, outStep, x, xStep, n, ws) })
 			return
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -165,6 +166,7 @@ func (d *harnessDevice) dispatch(kernel string, groups, threads [3]int, args []b
 	if _, err := d.pipes.pipeline(kernel); err != nil {
 		return err
 	}
+	args = slices.Clone(args) // the executor reuses its slice
 	return d.enqueue(func([]handoff) error { return d.runKernel(kernel, groups, threads, args) })
 }
 

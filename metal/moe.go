@@ -37,25 +37,49 @@ func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts gra
 	}
 	topK := r.TopK
 	ids := r.IDs[:n*topK]
-	byExpert := map[int32][]int{} // expert -> its routes (indices into ids)
-	var distinct []int32
+	// The lists below live in e.moe and are reused, so that a decode
+	// step allocates nothing.
+	s := &e.moe
+	if s.byExpert == nil {
+		s.byExpert, s.missing = map[int32][]int{}, map[int32]bool{}
+	}
+	byExpert := s.byExpert // expert -> its routes (indices into ids); empty for the others
+	if len(byExpert) < experts.NumExperts() {
+		// Room for one route per expert (a decode step); batches grow it.
+		one := make([]int, experts.NumExperts())
+		for id := range one {
+			if _, ok := byExpert[int32(id)]; !ok {
+				byExpert[int32(id)] = one[id : id : id+1]
+			}
+		}
+	}
+	for _, id := range s.distinct { // the experts of the last call
+		byExpert[id] = byExpert[id][:0]
+	}
 	for i, id := range ids {
 		if id < 0 || int(id) >= experts.NumExperts() {
 			return fmt.Errorf("route %d of token %d: expert id %d out of range (%d experts)", i%topK, i/topK, id, experts.NumExperts())
 		}
-		if _, seen := byExpert[id]; !seen {
+	}
+	distinct := s.distinct[:0]
+	for i, id := range ids {
+		routes := byExpert[id]
+		if len(routes) == 0 {
 			distinct = append(distinct, id)
 		}
-		byExpert[id] = append(byExpert[id], i)
+		byExpert[id] = append(routes, i)
 	}
-	groups := [][]int32{distinct}
+	s.distinct = distinct
+	groups := append(s.groups[:0], distinct)
 	if limit := experts.MaxResolve(); limit > 0 && len(distinct) > limit {
-		groups = nil
+		groups = groups[:0]
 		for lo := 0; lo < len(distinct); lo += limit {
 			groups = append(groups, distinct[lo:min(lo+limit, len(distinct))])
 		}
 	}
-	weights := append([]float32(nil), r.Weights[:n*topK]...)
+	s.groups = groups
+	weights := append(s.weights[:0], r.Weights[:n*topK]...)
+	s.weights = weights
 	decode := n == 1 && len(groups) == 1
 	if !decode {
 		clear(out.Data[:n*out.Cols])
@@ -79,8 +103,9 @@ func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts gra
 		if len(present) != len(group) {
 			return fmt.Errorf("Resolve of %d experts answered for %d", len(group), len(present))
 		}
-		var run []int32
-		missing := map[int32]bool{}
+		run := s.run[:0]
+		missing := s.missing
+		clear(missing)
 		for j, id := range group {
 			if present[j] {
 				run = append(run, id)
@@ -90,6 +115,7 @@ func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts gra
 				missing[id] = true
 			}
 		}
+		s.run = run
 		if len(missing) > 0 {
 			renormalize(weights, ids, missing, topK)
 		}
@@ -123,6 +149,26 @@ func renormalize(weights []float32, ids []int32, missing map[int32]bool, topK in
 	}
 }
 
+// moeScratch holds MoE's lists between calls, so that a decode step
+// allocates nothing: each is emptied (not freed) at the start of a call.
+type moeScratch struct {
+	byExpert map[int32][]int // expert -> its routes; experts of earlier calls keep an empty list
+	distinct []int32
+	groups   [][]int32
+	weights  []float32
+	run      []int32
+	missing  map[int32]bool
+	list     []moeExpert
+	host     []float32 // hostExpert's activations
+}
+
+// moeExpert is one expert of a batch and the routes it serves.
+type moeExpert struct {
+	gate, up, down *kernels.Matrix
+	routes         []int // indices into the batch's ids (token = route / topK)
+	first          int   // scratch row of routes[0] (batches)
+}
+
 // moeBatch encodes the experts of one Resolve.
 type moeBatch struct {
 	e       *Executor
@@ -138,12 +184,8 @@ type moeBatch struct {
 func (m *moeBatch) run(run []int32, byExpert map[int32][]int, experts graph.ExpertSet) error {
 	e := m.e
 	hidden := m.x.Cols
-	type expert struct {
-		gate, up, down *kernels.Matrix
-		routes         []int // indices into the batch's ids (token = route / topK)
-		first          int   // scratch row of routes[0] (batches)
-	}
-	list := make([]expert, 0, len(run))
+	list := e.moe.list[:0]
+	defer func() { e.moe.list = list[:0] }()
 	rows, inter := 0, 0
 	for _, id := range run {
 		gate, up, down := experts.Expert(id)
@@ -157,7 +199,7 @@ func (m *moeBatch) run(run []int32, byExpert map[int32][]int, experts graph.Expe
 			return fmt.Errorf("expert %d: gate [%d,%d], up [%d,%d], down [%d,%d] do not fit hidden size %d and the layer's %d intermediate",
 				id, gate.Rows, gate.Cols, up.Rows, up.Cols, down.Rows, down.Cols, hidden, inter)
 		}
-		list = append(list, expert{gate, up, down, byExpert[id], rows})
+		list = append(list, moeExpert{gate, up, down, byExpert[id], rows})
 		rows += len(byExpert[id])
 	}
 	if m.decode {
@@ -184,14 +226,14 @@ func (m *moeBatch) run(run []int32, byExpert map[int32][]int, experts graph.Expe
 		if expertOnDevice(e, ex.gate, ex.up, ex.down) {
 			continue
 		}
-		e.hostOps["MoE expert "+matrixKind(ex.gate)]++
+		e.hostOps[hostOp{"MoE expert", matrixKind(ex.gate)}]++
 		for i, route := range ex.routes {
 			j, t := ex.first+i, route/m.topK
 			if m.decode {
 				j = route
 			}
 			yrow := unsafe.Slice((*float32)(unsafe.Pointer(&y.data[4*j*hidden])), hidden)
-			hostExpert(yrow, m.x.Data[t*hidden:(t+1)*hidden], ex.gate, ex.up, ex.down)
+			e.hostExpert(yrow, m.x.Data[t*hidden:(t+1)*hidden], ex.gate, ex.up, ex.down)
 		}
 	}
 	rowsOf := func(index int, b *buffer, first, n, width int) binding {
@@ -294,9 +336,11 @@ func sameFormat(a, b *kernels.Quant) bool {
 }
 
 // hostExpert computes one SwiGLU expert on the host: y = down(silu(gate x) * up x).
-func hostExpert(y, x []float32, gate, up, down *kernels.Matrix) {
-	g := make([]float32, gate.Rows)
-	u := make([]float32, up.Rows)
+func (e *Executor) hostExpert(y, x []float32, gate, up, down *kernels.Matrix) {
+	if need := gate.Rows + up.Rows; cap(e.moe.host) < need {
+		e.moe.host = make([]float32, need)
+	}
+	g, u := e.moe.host[:gate.Rows], e.moe.host[gate.Rows:gate.Rows+up.Rows]
 	kernels.MatMul(g, x, 1, gate)
 	kernels.MatMul(u, x, 1, up)
 	kernels.SwiGLU(g, g, u)

@@ -17,7 +17,8 @@ func TestParamBytes(t *testing.T) {
 		routeParams{1, 2, 3, 4, 5, 6, 7, 2.5}, convParams{1, 2, 3}, gateParams{1, 2}, deltaParams{1, 2, 3, 4, 5},
 		slotParts{1, 2, 3, 4},
 	} {
-		got, err := paramBytes(v)
+		var dst [paramMax]byte
+		got, err := paramBytes(&dst, v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -29,7 +30,7 @@ func TestParamBytes(t *testing.T) {
 			t.Errorf("%T %v: % x, want % x", v, v, got, want.Bytes())
 		}
 	}
-	if _, err := paramBytes(int64(1)); err == nil {
+	if _, err := paramBytes(new([paramMax]byte), int64(1)); err == nil {
 		t.Error("paramBytes(int64) did not fail")
 	}
 }
