@@ -58,9 +58,10 @@ type Executor struct {
 	hostOps     map[hostOp]int
 	// args and param are reused by every dispatch (run, upload), so
 	// encoding allocates nothing.
-	args  []binding
-	param [paramMax]byte
-	moe   moeScratch
+	args    []binding
+	param   [paramMax]byte
+	encoded int // dispatches since the last commit, early or not
+	moe     moeScratch
 }
 
 var (
@@ -175,6 +176,7 @@ func (e *Executor) flush() {
 		e.pending = false
 		hs := e.handoffs
 		e.handoffs = nil
+		e.encoded = 0
 		if err := e.dev.commit(hs); err != nil {
 			e.fail(fmt.Errorf("metal: %w", err))
 		}
@@ -375,7 +377,19 @@ func (e *Executor) run(kernel string, groups, threads [3]int, args ...binding) {
 	if err := e.dev.dispatch(kernel, groups, threads, e.args); err != nil {
 		e.fail(fmt.Errorf("metal: %s: %w", kernel, err))
 	}
+	// A long encode (a prompt) goes to the device in pieces, so the GPU
+	// starts early (as MLX commits every few dozen ops). Not while a
+	// handoff is pending: its event waits belong to the buffer being
+	// encoded.
+	if e.encoded++; e.encoded >= commitEvery && len(e.handoffs) == 0 {
+		e.dev.submitEarly()
+		e.encoded = 0
+	}
 }
+
+// commitEvery is how many dispatches a command buffer gets before it is
+// committed early (see run).
+const commitEvery = 40
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
