@@ -7,7 +7,8 @@
 //
 // Every kernel here but qmm computes 4 rows per SIMD-group and 2 SIMD-groups per
 // threadgroup, threads (64,1,1). Each lane walks the columns in chunks of VPT
-// values, so a row's words are read by consecutive lanes.
+// values (two words or more), so a row's words are read by consecutive
+// lanes.
 //   qmv, gather_qmv, gather_qmv_swiglu, and the _slots variants of the
 //   gathers (decode): groups (ceil(rows/8), n, 1)
 //     for n vectors (tokens, or token*expert pairs). Per chunk a lane
@@ -24,9 +25,12 @@ using namespace metal;
 constant constexpr int kRowsPerSimdgroup = 4;
 constant constexpr int kSimdgroups = 2;
 
-// Values per lane per step: a whole number of words, at least 8.
+// Values per lane per step: a whole number of words, at least two (as
+// MLX's qmv_fast loads them: 16 values at 4 bits, 32 at 2, 8 at 8; the
+// odd widths need 32 values (3 or 5 words) or 16 (6 bits, 3 words) to end
+// on a word). A multiple of 8 that divides every group size.
 template <int BITS> constexpr int values_per_thread() {
-  return 32 / (BITS & -BITS) > 8 ? 32 / (BITS & -BITS) : 8;
+  return (BITS & (BITS - 1)) == 0 ? 64 / BITS : 32 / (BITS & -BITS);
 }
 
 // load_x reads VPT values of x into xv and returns their sum. For 4 bits the
