@@ -327,6 +327,10 @@ func paramBytes(dst *[paramMax]byte, v any) ([]byte, error) {
 		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case deltaParams:
 		return dst[:copy(dst[:], valueBytes(&v))], nil
+	case splitParams:
+		return dst[:copy(dst[:], valueBytes(&v))], nil
+	case mergeParams:
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case slotParts:
 		return dst[:copy(dst[:], valueBytes(&v))], nil
 	}
@@ -641,9 +645,9 @@ func (e *Executor) Attention(out, q, kCache, vCache *graph.Tensor, n, pos0, head
 	}
 	p := sdpaParams{uint32(pos0), uint32(heads), uint32(kvHeads), uint32(dk), uint32(dv),
 		uint32(kCache.RowStride()), uint32(vCache.RowStride()), scale, 0}
-	e.run("sdpa_f32", [3]int{heads, n, 1}, [3]int{sdpaThreads, 1, 1},
+	e.runSDPA("sdpa_f32", n, p,
 		e.tensor(0, q, 0), e.tensor(1, kCache, 0), e.tensor(2, vCache, 0), e.tensor(3, q, 0), // gate: unused
-		e.tensor(4, out, 0), e.upload(5, p))
+		e.tensor(4, out, 0))
 }
 
 func (e *Executor) elementwise(kernel string, out, a, b *graph.Tensor, n int) {
