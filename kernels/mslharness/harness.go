@@ -12,8 +12,13 @@
 // another until one fails, with every buffer placed right below an
 // inaccessible page, so out-of-bounds accesses past a buffer's end fail.
 // With clang, Build also type-checks the shader with Metal's address spaces
-// as clang address spaces, which the CPU build cannot see. Built runners are
-// cached by content ($MSL_CACHE, else a per-user temporary directory).
+// as clang address spaces, which the CPU build cannot see, and reads each
+// kernel's threadgroup variables from the runner's symbols: more than
+// MaxThreadgroupMemory in a kernel, or a threadgroup variable outside a
+// kernel function, is an error, as in Metal. Two threadgroups of a grid run
+// at a time, so a kernel that relies on threadgroups running one after
+// another shows it. Built runners are cached by content ($MSL_CACHE, else a
+// per-user temporary directory).
 //
 // What this does not show: that the Metal compiler accepts a shader beyond
 // C++ and address spaces, Metal's fast-math precision, and timing.

@@ -6,13 +6,16 @@
 // How Metal is mapped:
 //   - Address spaces: device, constant and thread are empty. threadgroup is
 //     `static`, so a threadgroup array declared in a kernel is shared by the
-//     threads of the threadgroup; the runtime runs one threadgroup at a time,
-//     which makes that exactly Metal's sharing. Where the keyword qualifies a
-//     parameter or a cast (after "(" or ","), the harness replaces it with
+//     threads of the threadgroup. Where the keyword qualifies a parameter or
+//     a cast (after "(" or ","), the harness replaces it with
 //     MSL_THREADGROUP_PARAM.
-//     Threadgroup variables live in their own linker section, which the
-//     runtime fills with 0xff bytes (NaN floats) before every threadgroup, as
-//     Metal gives no initial value (g++ leaves out variables of function
+//     Threadgroup variables live in their own linker section. The runtime
+//     runs two threadgroups at a time (kConcurrentGroups), their threads
+//     interleaved at every barrier and SIMD-group function, and swaps each
+//     group's copy of the kernel's part of the section in while its threads
+//     run (the harness finds that part from the runner's symbols; without
+//     it, the whole section). Each copy starts as 0xff bytes (NaN floats),
+//     as Metal gives no initial value (g++ leaves out variables of function
 //     templates, which then keep their previous contents; clang does not).
 //   - [[...]] attributes are ignored by the C++ compiler; the harness reads
 //     them from the preprocessed source to bind buffers and thread positions.
@@ -240,7 +243,7 @@ MSL_VEC_TYPES(ulong, ulong)
 #undef MSL_VEC_TYPES
 
 // ---------------------------------------------------------------------------
-// The fiber runtime that plays one threadgroup at a time.
+// The fiber runtime that plays the threadgroups of a grid, two at a time.
 
 namespace mslrt {
 
