@@ -40,20 +40,28 @@ func TestQMV(t *testing.T) {
 				// Ragged rows (not a multiple of 8) and columns that are not a
 				// multiple of a full SIMD-group step.
 				rows, cols, n := 37, 5*group, 2
-				m := randQuant(r, rows, cols, bits, group, f16)
-				x := randn(r, n*cols, 1)
-				want := make([]float32, n*rows)
-				kernels.MatMul(want, x, n, m)
-				w, s, b := quantBuffers(m)
-				name := fmt.Sprintf("qmv_b%d_g%d_%s", bits, group, scaleName(f16))
-				out := launch(t, p, name, qmvLaunch(rows, n, map[int][]byte{
-					0: w, 1: s, 2: b, 3: f32Bytes(x), 4: f32Bytes(make([]float32, n*rows)),
-					5: params(qmvParams{uint32(rows), uint32(cols)}),
-				}))
-				compare(t, name, bytesF32(out[4]), want, 1e-6, 2e-5)
+				checkProduct(t, p, r, "qmv", qmvLaunch, params(qmvParams{uint32(rows), uint32(cols)}), rows, cols, n, bits, group, f16)
 			}
 		}
 	}
+}
+
+// checkProduct runs kernel ("qmv" or "qmm") in the given format on a random
+// [rows, cols] matrix and n random inputs, launched by shape with the
+// parameter block prm, and compares y [n, rows] with kernels.MatMul.
+func checkProduct(t *testing.T, p *Program, r *rand.Rand, kernel string, shape func(rows, n int, bufs map[int][]byte) Launch,
+	prm []byte, rows, cols, n, bits, group int, f16 bool) {
+	t.Helper()
+	m := randQuant(r, rows, cols, bits, group, f16)
+	x := randn(r, n*cols, 1)
+	want := make([]float32, n*rows)
+	kernels.MatMul(want, x, n, m)
+	w, s, b := quantBuffers(m)
+	name := fmt.Sprintf("%s_b%d_g%d_%s", kernel, bits, group, scaleName(f16))
+	out := launch(t, p, name, shape(rows, n, map[int][]byte{
+		0: w, 1: s, 2: b, 3: f32Bytes(x), 4: f32Bytes(make([]float32, n*rows)), 5: prm,
+	}))
+	compare(t, name, bytesF32(out[4]), want, 1e-6, 2e-5)
 }
 
 // A model-sized shape for the common 4-bit and 8-bit cases.
@@ -203,17 +211,7 @@ func TestQMM(t *testing.T) {
 				}
 				for _, sh := range shapes {
 					rows, cols, n := sh[0], 3*group, sh[1]
-					m := randQuant(r, rows, cols, bits, group, f16)
-					x := randn(r, n*cols, 1)
-					want := make([]float32, n*rows)
-					kernels.MatMul(want, x, n, m)
-					w, s, b := quantBuffers(m)
-					name := fmt.Sprintf("qmm_b%d_g%d_%s", bits, group, scaleName(f16))
-					out := launch(t, p, name, qmmTileLaunch(rows, n, map[int][]byte{
-						0: w, 1: s, 2: b, 3: f32Bytes(x), 4: f32Bytes(make([]float32, n*rows)),
-						5: params(qmmParams{uint32(rows), uint32(cols), uint32(n)}),
-					}))
-					compare(t, name, bytesF32(out[4]), want, 1e-6, 2e-5)
+					checkProduct(t, p, r, "qmm", qmmTileLaunch, params(qmmParams{uint32(rows), uint32(cols), uint32(n)}), rows, cols, n, bits, group, f16)
 				}
 			}
 		}
