@@ -45,8 +45,12 @@ type Executor struct {
 	// handoffs are the host steps the next commit runs (MoE's event form);
 	// event is the last event value they use.
 	handoffs []handoff
-	event    uint64
-	err      error // the first failure since the last Sync; ops do nothing while it is set
+	// resolves are the event form's handoff steps, made once and reused;
+	// resolvesUsed of them belong to handoffs of the pass being encoded.
+	resolves     []*eventResolve
+	resolvesUsed int
+	event        uint64
+	err          error // the first failure since the last Sync; ops do nothing while it is set
 	// allHitsLast says, per layer (by its expert->slot table), whether the
 	// last decode resolve found every routed expert resident: the
 	// prediction that picks the event form (see moeEvent). eventAlways
@@ -175,9 +179,11 @@ func (e *Executor) flush() {
 	if e.pending {
 		e.pending = false
 		hs := e.handoffs
-		e.handoffs = nil
 		e.encoded = 0
-		if err := e.dev.commit(hs); err != nil {
+		err := e.dev.commit(hs)
+		// The handoffs have run: their list and resolves are reused.
+		e.handoffs, e.resolvesUsed = hs[:0], 0
+		if err != nil {
 			e.fail(fmt.Errorf("metal: %w", err))
 		}
 	}

@@ -51,7 +51,7 @@ func TestSplitAttentionOnMetal(t *testing.T) {
 // no Go heap allocation, the cgo device included.
 func TestDecodeStepAllocatesNothingOnMetal(t *testing.T) {
 	for _, name := range harnessFixtures {
-		t.Run(name, func(t *testing.T) { checkDecodeAllocs(t, name, newMetal(t)) })
+		t.Run(name, func(t *testing.T) { checkFixtureDecodeAllocs(t, name, newMetal(t)) })
 	}
 }
 
