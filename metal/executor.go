@@ -315,8 +315,6 @@ func paramBytes(dst *[paramMax]byte, v any) ([]byte, error) {
 		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case gatherParams:
 		return dst[:copy(dst[:], valueBytes(&v))], nil
-	case gatherQmmParams:
-		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case normParams:
 		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case ropeParams:
@@ -462,11 +460,10 @@ func (e *Executor) Embed(out *graph.Tensor, table *kernels.Matrix, ids []int32) 
 // Kernel parameter blocks, laid out as the structs of the same name in
 // kernels/msl.
 type (
-	qmvParams       struct{ Rows, Cols uint32 }
-	qmmParams       struct{ Rows, Cols, N uint32 }
-	gatherParams    struct{ Rows, Cols, XGroup uint32 }
-	gatherQmmParams struct{ Rows, Cols, M uint32 }
-	normParams      struct {
+	qmvParams    struct{ Rows, Cols uint32 }
+	qmmParams    struct{ Rows, Cols, N uint32 }
+	gatherParams struct{ Rows, Cols, XGroup uint32 }
+	normParams   struct {
 		Dim       uint32
 		Eps       float32
 		HasWeight uint32
@@ -495,7 +492,7 @@ type (
 const (
 	qmvThreads     = 64 // 2 SIMD-groups of 4 rows each
 	qmvRowsPerTG   = 8
-	qmmTokens      = 8  // tokens per gather_qmm tile; from this many tokens on, a MatMul uses qmm
+	qmmTokens      = 8  // from this many tokens on, a MatMul uses qmm
 	qmmTile        = 32 // qmm: 32 tokens x 32 rows per threadgroup, of simdgroup matrices
 	qmmThreads     = 128
 	elemThreads    = 256

@@ -24,7 +24,7 @@ import (
 // A decode step (one token, one group) runs the fused gate/up SwiGLU
 // (gather_qmv_swiglu) and the down projection (gather_qmv) per expert,
 // writes the outputs in route order and combines them in one dispatch. A
-// batch runs gather_qmm over each expert's tokens and accumulates one route
+// batch runs qmm_rows and qmm over each expert's tokens and accumulates one route
 // at a time.
 func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) error {
 	if n == 1 {
@@ -160,6 +160,7 @@ type moeScratch struct {
 	missing  map[int32]bool
 	list     []moeExpert
 	host     []float32 // hostExpert's activations
+	tokens   []uint32  // a batch expert's tokens (qmm_rows' xrow)
 }
 
 // moeExpert is one expert of a batch and the routes it serves.
@@ -261,36 +262,32 @@ func (m *moeBatch) run(run []int32, byExpert map[int32][]int, experts graph.Expe
 				e.upload(7, gatherParams{uint32(hidden), uint32(inter), 1}))
 			continue
 		}
-		// A batch: gather_qmm reads the tokens' rows of x through xrow and
-		// dequantizes each weight chunk once per tile of 8 routes.
-		tokens := make([]uint32, nr)
-		for i, route := range ex.routes {
-			tokens[i] = uint32(route / m.topK)
+		// A batch: qmm_rows reads the expert's tokens' rows of x through
+		// xrow, qmm the contiguous rows of h; both dequantize each weight
+		// once per tile of 32 routes.
+		tokens := e.moe.tokens[:0]
+		for _, route := range ex.routes {
+			tokens = append(tokens, uint32(route/m.topK))
 		}
-		xrow := e.upload(7, tokens)
-		ids := binding{index: 5, buf: zeros, n: 4 * nr}
-		table := binding{index: 6, buf: zeros, n: 4}
-		grid := func(outRows int) [3]int { return [3]int{ceilDiv(outRows, qmvRowsPerTG), ceilDiv(nr, qmmTokens), 1} }
-		threads := [3]int{qmvThreads, 1, 1}
+		e.moe.tokens = tokens
+		xrow := e.upload(6, tokens)
+		grid := func(outRows int) [3]int { return [3]int{ceilDiv(outRows, qmmTile), ceilDiv(nr, qmmTile), 1} }
+		threads := [3]int{qmmThreads, 1, 1}
 		up := e.quant(0, uq, false)
-		e.run(quantName("gather_qmm", uq), grid(inter), threads,
-			up[0], up[1], up[2], e.tensor(3, m.x, 0), rowsOf(4, u, ex.first, nr, inter), ids, table, xrow,
-			e.upload(8, gatherQmmParams{uint32(inter), uint32(hidden), uint32(nr)}))
+		e.run(quantName("qmm_rows", uq), grid(inter), threads,
+			up[0], up[1], up[2], e.tensor(3, m.x, 0), rowsOf(4, u, ex.first, nr, inter),
+			e.upload(5, qmmParams{uint32(inter), uint32(hidden), uint32(nr)}), xrow)
 		g := e.quant(0, gq, false)
-		e.run(quantName("gather_qmm", gq), grid(inter), threads,
-			g[0], g[1], g[2], e.tensor(3, m.x, 0), rowsOf(4, h, ex.first, nr, inter), ids, table, xrow,
-			e.upload(8, gatherQmmParams{uint32(inter), uint32(hidden), uint32(nr)}))
+		e.run(quantName("qmm_rows", gq), grid(inter), threads,
+			g[0], g[1], g[2], e.tensor(3, m.x, 0), rowsOf(4, h, ex.first, nr, inter),
+			e.upload(5, qmmParams{uint32(inter), uint32(hidden), uint32(nr)}), xrow)
 		e.run("swiglu", [3]int{ceilDiv(nr*inter, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
 			rowsOf(0, h, ex.first, nr, inter), rowsOf(1, u, ex.first, nr, inter), rowsOf(2, h, ex.first, nr, inter),
 			e.upload(3, uint32(nr*inter)))
-		self := make([]uint32, nr)
-		for i := range self {
-			self[i] = uint32(i)
-		}
 		d := e.quant(0, dq, false)
-		e.run(quantName("gather_qmm", dq), grid(hidden), threads,
-			d[0], d[1], d[2], rowsOf(3, h, ex.first, nr, inter), rowsOf(4, y, ex.first, nr, hidden), ids, table,
-			e.upload(7, self), e.upload(8, gatherQmmParams{uint32(hidden), uint32(inter), uint32(nr)}))
+		e.run(quantName("qmm", dq), grid(hidden), threads,
+			d[0], d[1], d[2], rowsOf(3, h, ex.first, nr, inter), rowsOf(4, y, ex.first, nr, hidden),
+			e.upload(5, qmmParams{uint32(hidden), uint32(inter), uint32(nr)}))
 	}
 	groups := [3]int{ceilDiv(hidden, elemThreads), 1, 1}
 	threads := [3]int{elemThreads, 1, 1}
@@ -328,7 +325,7 @@ func expertOnDevice(e *Executor, gate, up, down *kernels.Matrix) bool {
 		return false
 	}
 	return e.dev.hasKernel(quantName("gather_qmv_swiglu", gate.Q)) && e.dev.hasKernel(quantName("gather_qmv", down.Q)) &&
-		e.dev.hasKernel(quantName("gather_qmm", gate.Q)) && e.dev.hasKernel(quantName("gather_qmm", down.Q))
+		e.dev.hasKernel(quantName("qmm_rows", gate.Q)) && e.dev.hasKernel(quantName("qmm", down.Q))
 }
 
 func sameFormat(a, b *kernels.Quant) bool {

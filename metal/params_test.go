@@ -12,10 +12,10 @@ import (
 func TestParamBytes(t *testing.T) {
 	for _, v := range []any{
 		uint32(7), []int32{1, -2, 3}, []uint32{4, 5}, []float32{0.5, -1.25},
-		qmvParams{1, 2}, qmmParams{1, 2, 3}, gatherParams{1, 2, 3}, gatherQmmParams{1, 2, 3},
+		qmvParams{1, 2}, qmmParams{1, 2, 3}, gatherParams{1, 2, 3},
 		normParams{1, 1e-6, 1}, ropeParams{1, 2, 3, 0.5, 1}, sdpaParams{1, 2, 3, 4, 5, 6, 7, 0.125, 1}, kvStoreParams{1, 2},
 		routeParams{1, 2, 3, 4, 5, 6, 7, 2.5}, convParams{1, 2, 3}, gateParams{1, 2}, deltaParams{1, 2, 3, 4, 5},
-		slotParts{1, 2, 3, 4},
+		slotParts{1, 2, 3, 4}, splitParams{1, 2}, mergeParams{1, 2, 3, 4},
 	} {
 		var dst [paramMax]byte
 		got, err := paramBytes(&dst, v)
