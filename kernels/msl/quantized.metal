@@ -322,7 +322,11 @@ inline void qmm_tile(device const uint* w, device const S* scales, device const 
   const uint xt = t0 + li, wr = row0 + li;
   device const float* xr = x;
   if (xt < p.n) xr = x + (xrow ? xrow[xt] : xt) * p.cols;
-  simdgroup_float8x8 acc[2][2];
+  // Each 32-column step sums into part, which is then added to acc (as
+  // eye * part + acc, exact): blocked summation keeps the rounding error of
+  // a long row near that of the matvec kernels' per-lane partial sums.
+  simdgroup_float8x8 acc[2][2], part[2][2];
+  const simdgroup_float8x8 eye(1.0f);
   for (int i = 0; i < 2; i++)
     for (int j = 0; j < 2; j++) acc[i][j] = make_filled_simdgroup_matrix<float, 8>(0.0f);
   for (uint c0 = 0; c0 < p.cols; c0 += T) {
@@ -337,13 +341,17 @@ inline void qmm_tile(device const uint* w, device const S* scales, device const 
       for (int j = 0; j < 8; j++) ws[(lc + j) * T + li] = 0.0f;
     }
     threadgroup_barrier(mem_flags::mem_threadgroup);
+    for (int i = 0; i < 2; i++)
+      for (int j = 0; j < 2; j++) part[i][j] = make_filled_simdgroup_matrix<float, 8>(0.0f);
     for (int k = 0; k < T; k += 8) {
       simdgroup_float8x8 a[2], b[2];
       for (int i = 0; i < 2; i++) simdgroup_load(a[i], xs + (st + 8 * i) * T + k, T);
       for (int j = 0; j < 2; j++) simdgroup_load(b[j], ws + k * T + sr + 8 * j, T);
       for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 2; j++) simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
+        for (int j = 0; j < 2; j++) simdgroup_multiply_accumulate(part[i][j], a[i], b[j], part[i][j]);
     }
+    for (int i = 0; i < 2; i++)
+      for (int j = 0; j < 2; j++) simdgroup_multiply_accumulate(acc[i][j], eye, part[i][j], acc[i][j]);
     threadgroup_barrier(mem_flags::mem_threadgroup);
   }
   for (int i = 0; i < 2; i++)
