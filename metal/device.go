@@ -25,8 +25,14 @@ type device interface {
 	release(b *buffer)
 	hasKernel(name string) bool
 	// dispatch encodes one launch of kernel: groups threadgroups of
-	// threads threads, with the buffers bound at their indices.
+	// threads threads, with the buffers bound at their indices. args is
+	// the executor's and reused by the next dispatch: a device that keeps
+	// the bindings past the call copies them.
 	dispatch(kernel string, groups, threads [3]int, args []binding) error
+	// submitEarly commits what is encoded so far without waiting, so that
+	// the device starts on it while the host encodes the rest; the next
+	// commit waits for it too. Only when no handoff is pending.
+	submitEarly()
 	// copy encodes a copy of n bytes.
 	copy(dst *buffer, dstOff int, src *buffer, srcOff, n int) error
 	// signalEvent encodes: once everything encoded before it has run, the

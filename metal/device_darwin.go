@@ -84,12 +84,17 @@ static int mm_supports_apple7(void *dev) { return [(id<MTLDevice>)dev supportsFa
 // mm_pipeline_width is a pipeline's threadExecutionWidth (SIMD width).
 static int mm_pipeline_width(void *p) { return (int)[(id<MTLComputePipelineState>)p threadExecutionWidth]; }
 
-// mm_stream is the command buffer being encoded and its open encoder.
+// mm_stream is the command buffer being encoded and its open encoder, and
+// the buffers of the same pass committed early (mm_submit_early), which
+// mm_finish waits for.
+#define MM_MAX_EARLY 64
 typedef struct {
 	id<MTLCommandQueue> queue;
 	id<MTLCommandBuffer> cb;
 	id<MTLComputeCommandEncoder> compute;
 	id<MTLBlitCommandEncoder> blit;
+	id<MTLCommandBuffer> early[MM_MAX_EARLY];
+	int nearly;
 } mm_stream;
 
 // Go holds a stream as an opaque pointer (mm_stream's Objective-C fields
@@ -177,11 +182,26 @@ static int mm_event_wait(void *ev, uint64_t v, uint64_t ms) {
 
 static void mm_event_set(void *ev, uint64_t v) { [(id<MTLSharedEvent>)ev setSignaledValue:v]; }
 
+// mm_submit_early commits the command buffer being encoded without
+// waiting, so that the GPU starts on it while the host encodes the rest of
+// the pass (the queue runs buffers in order); the next encode opens a new
+// one. mm_finish waits for it.
+static void mm_submit_early(void *sp) {
+	mm_stream *s = sp;
+	if (s->cb == nil || s->nearly == MM_MAX_EARLY) return;
+	@autoreleasepool {
+		mm_end_encoder(s);
+		[s->cb commit];
+	}
+	s->early[s->nearly++] = s->cb;
+	s->cb = nil;
+}
+
 // mm_submit commits the command buffer without waiting; it returns 0 when
-// nothing was encoded.
+// nothing was encoded since the last mm_finish.
 static int mm_submit(void *sp) {
 	mm_stream *s = sp;
-	if (s->cb == nil) return 0;
+	if (s->cb == nil) return s->nearly > 0;
 	@autoreleasepool {
 		mm_end_encoder(s);
 		[s->cb commit];
@@ -189,19 +209,39 @@ static int mm_submit(void *sp) {
 	return 1;
 }
 
-// mm_failed reports whether the committed command buffer failed.
-static int mm_failed(void *sp) { return [((mm_stream *)sp)->cb status] == MTLCommandBufferStatusError; }
+// mm_failed reports whether a committed command buffer of the pass failed.
+static int mm_failed(void *sp) {
+	mm_stream *s = sp;
+	for (int i = 0; i < s->nearly; i++)
+		if ([s->early[i] status] == MTLCommandBufferStatusError) return 1;
+	return [s->cb status] == MTLCommandBufferStatusError;
+}
 
-// mm_finish waits for the committed command buffer and returns 1 (with the
-// error's text in err) when it failed.
+// mm_finish waits for the committed command buffers of the pass and
+// returns 1 (with the first error's text in err) when one failed.
 static int mm_finish(void *sp, char *err, int errn)  {
 	mm_stream *s = sp;
+	int bad = 0;
 	@autoreleasepool {
-		[s->cb waitUntilCompleted];
-		int bad = [s->cb status] == MTLCommandBufferStatusError;
-		if (bad) mm_error([s->cb error], err, errn);
-		[s->cb release];
-		s->cb = nil;
+		for (int i = 0; i < s->nearly; i++) {
+			[s->early[i] waitUntilCompleted];
+			if (!bad && [s->early[i] status] == MTLCommandBufferStatusError) {
+				bad = 1;
+				mm_error([s->early[i] error], err, errn);
+			}
+			[s->early[i] release];
+			s->early[i] = nil;
+		}
+		s->nearly = 0;
+		if (s->cb != nil) {
+			[s->cb waitUntilCompleted];
+			if (!bad && [s->cb status] == MTLCommandBufferStatusError) {
+				bad = 1;
+				mm_error([s->cb error], err, errn);
+			}
+			[s->cb release];
+			s->cb = nil;
+		}
 		return bad;
 	}
 }
@@ -286,6 +326,10 @@ type metalDevice struct {
 	event  unsafe.Pointer       // the MTLSharedEvent of handoffs
 	label  string
 	ws     int64
+	// bufs, offs and idx are dispatch's arrays for mm_dispatch.
+	bufs []uintptr
+	offs []uint64
+	idx  []uint32
 }
 
 type quantLibrary struct {
@@ -436,12 +480,14 @@ func (d *metalDevice) dispatch(kernel string, groups, threads [3]int, args []bin
 		return fmt.Errorf("%d threads per threadgroup, the pipeline allows %d", t, p.maxThreads)
 	}
 	n := len(args)
-	bufs := make([]uintptr, n)
-	offs := make([]uint64, n)
-	idx := make([]uint32, n)
-	for i, a := range args {
-		bufs[i], offs[i], idx[i] = uintptr(a.buf.handle), uint64(a.off), uint32(a.index)
+	// The device's own arrays, reused: a dispatch allocates nothing.
+	d.bufs, d.offs, d.idx = d.bufs[:0], d.offs[:0], d.idx[:0]
+	for _, a := range args {
+		d.bufs = append(d.bufs, uintptr(a.buf.handle))
+		d.offs = append(d.offs, uint64(a.off))
+		d.idx = append(d.idx, uint32(a.index))
 	}
+	bufs, offs, idx := d.bufs, d.offs, d.idx
 	C.mm_dispatch(d.stream, p.ptr, C.int(n),
 		(*C.uintptr_t)(unsafe.Pointer(&bufs[0])), (*C.uint64_t)(unsafe.Pointer(&offs[0])), (*C.uint32_t)(unsafe.Pointer(&idx[0])),
 		C.uint32_t(groups[0]), C.uint32_t(groups[1]), C.uint32_t(groups[2]),
@@ -454,6 +500,8 @@ func (d *metalDevice) copy(dst *buffer, dstOff int, src *buffer, srcOff, n int) 
 	C.mm_copy(d.stream, dst.handle, C.uint64_t(dstOff), src.handle, C.uint64_t(srcOff), C.uint64_t(n))
 	return nil
 }
+
+func (d *metalDevice) submitEarly() { C.mm_submit_early(d.stream) }
 
 func (d *metalDevice) signalEvent(v uint64) { C.mm_signal_event(d.stream, d.event, C.uint64_t(v)) }
 

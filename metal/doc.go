@@ -8,7 +8,9 @@
 // the pager the executor's SlotAllocator so the expert kernels read the
 // slots in place; WorkingSetBytes is the memory budget on a Mac.
 //
-// A forward pass is encoded into one command buffer that Sync commits.
+// A forward pass is encoded into a command buffer that Sync commits and
+// waits for; a long encode is committed early every commitEvery dispatches
+// (without waiting) so that the GPU starts on it.
 // For a decode step whose experts are SlotExperts (the pager's slots under
 // the exact policy) each MoE layer whose last decode resolve read nothing
 // from disk stays inside it (so the GPU never waits on disk reads unless

@@ -100,11 +100,9 @@ func (e *Executor) moeEvent(out, x *graph.Tensor, r *graph.Routes, set graph.Exp
 	e.pending = true
 	e.dev.signalEvent(reached)
 	e.dev.waitEvent(release)
-	ids := r.IDs[:topK]
-	e.handoffs = append(e.handoffs, handoff{reached: reached, release: release, run: func() error {
-		e.allHitsLast[key] = allResident(table, ids)
-		return resolveRouted(se, ids)
-	}})
+	res := e.nextResolve()
+	res.se, res.table, res.ids, res.key = se, table, r.IDs[:topK], key
+	e.handoffs = append(e.handoffs, handoff{reached: reached, release: release, run: res.run})
 	e.eventMoEs++
 
 	h := e.scratchBuf("moe.h", 4*topK*inter)
@@ -172,13 +170,41 @@ func allResident(table []int32, ids []int32) bool {
 	return true
 }
 
+// eventResolve is the host step of one event-form MoE layer: it resolves
+// the routed experts and records the prediction for the layer's next step.
+// Each is made once with its run function and reused (Executor.resolves),
+// so that a decode step allocates nothing.
+type eventResolve struct {
+	se         SlotExperts
+	table, ids []int32 // the layer's expert->slot table, the router's ids in shared memory
+	key        uintptr
+	distinct   []int32 // scratch
+	run        func() error
+}
+
+// nextResolve returns an unused eventResolve of this pass.
+func (e *Executor) nextResolve() *eventResolve {
+	if e.resolvesUsed == len(e.resolves) {
+		r := &eventResolve{}
+		r.run = func() error {
+			e.allHitsLast[r.key] = allResident(r.table, r.ids)
+			var err error
+			r.distinct, err = resolveRouted(r.se, r.ids, r.distinct[:0])
+			return err
+		}
+		e.resolves = append(e.resolves, r)
+	}
+	e.resolvesUsed++
+	return e.resolves[e.resolvesUsed-1]
+}
+
 // resolveRouted resolves the distinct experts of a token's routes, read
-// from the router's output in shared memory.
-func resolveRouted(se SlotExperts, ids []int32) error {
-	var distinct []int32
+// from the router's output in shared memory, listing them in distinct
+// (returned for reuse).
+func resolveRouted(se SlotExperts, ids, distinct []int32) ([]int32, error) {
 	for k, id := range ids {
 		if id < 0 || int(id) >= se.NumExperts() {
-			return fmt.Errorf("route %d: expert id %d out of range (%d experts)", k, id, se.NumExperts())
+			return distinct, fmt.Errorf("route %d: expert id %d out of range (%d experts)", k, id, se.NumExperts())
 		}
 		seen := false
 		for _, d := range distinct {
@@ -188,5 +214,5 @@ func resolveRouted(se SlotExperts, ids []int32) error {
 			distinct = append(distinct, id)
 		}
 	}
-	return se.ResolveTable(distinct)
+	return distinct, se.ResolveTable(distinct)
 }

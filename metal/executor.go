@@ -3,6 +3,8 @@ package metal
 import (
 	"fmt"
 	"math"
+	"reflect"
+	"sync"
 	"unsafe"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
@@ -43,8 +45,12 @@ type Executor struct {
 	// handoffs are the host steps the next commit runs (MoE's event form);
 	// event is the last event value they use.
 	handoffs []handoff
-	event    uint64
-	err      error // the first failure since the last Sync; ops do nothing while it is set
+	// resolves are the event form's handoff steps, made once and reused;
+	// resolvesUsed of them belong to handoffs of the pass being encoded.
+	resolves     []*eventResolve
+	resolvesUsed int
+	event        uint64
+	err          error // the first failure since the last Sync; ops do nothing while it is set
 	// allHitsLast says, per layer (by its expert->slot table), whether the
 	// last decode resolve found every routed expert resident: the
 	// prediction that picks the event form (see moeEvent). eventAlways
@@ -53,7 +59,13 @@ type Executor struct {
 	allHitsLast map[uintptr]bool
 	eventAlways bool
 	eventMoEs   int
-	hostOps     map[string]int
+	hostOps     map[hostOp]int
+	// args and param are reused by every dispatch (run, upload), so
+	// encoding allocates nothing.
+	args    []binding
+	param   [paramMax]byte
+	encoded int // dispatches since the last commit, early or not
+	moe     moeScratch
 }
 
 var (
@@ -74,7 +86,7 @@ func newExecutor(dev device) *Executor {
 		host:    cpu.New(),
 		weights: map[uintptr]weightCopy{},
 		scratch: map[string]*buffer{},
-		hostOps: map[string]int{},
+		hostOps: map[hostOp]int{},
 
 		allHitsLast: map[uintptr]bool{},
 	}
@@ -93,10 +105,18 @@ func (e *Executor) WorkingSetBytes() int64 { return e.dev.workingSet() }
 func (e *Executor) HostOps() map[string]int {
 	out := make(map[string]int, len(e.hostOps))
 	for k, v := range e.hostOps {
-		out[k] = v
+		name := k.op
+		if k.kind != "" {
+			name += " " + k.kind
+		}
+		out[name] += v
 	}
 	return out
 }
+
+// hostOp names an op that ran on the host and the kind of matrix it ran
+// with ("MatMul", "bf16"), kept apart so that counting builds no string.
+type hostOp struct{ op, kind string }
 
 func (e *Executor) fail(err error) {
 	if e.err == nil && err != nil {
@@ -159,8 +179,11 @@ func (e *Executor) flush() {
 	if e.pending {
 		e.pending = false
 		hs := e.handoffs
-		e.handoffs = nil
-		if err := e.dev.commit(hs); err != nil {
+		e.encoded = 0
+		err := e.dev.commit(hs)
+		// The handoffs have run: their list and resolves are reused.
+		e.handoffs, e.resolvesUsed = hs[:0], 0
+		if err != nil {
 			e.fail(fmt.Errorf("metal: %w", err))
 		}
 	}
@@ -172,11 +195,18 @@ func (e *Executor) flush() {
 }
 
 // onHost runs an op on the host after everything encoded before it.
-func (e *Executor) onHost(op string, f func()) {
+func (e *Executor) onHost(op string, f func()) { e.onHostWith(op, nil, f) }
+
+// onHostWith is onHost for an op over matrix w, counted by its kind.
+func (e *Executor) onHostWith(op string, w *kernels.Matrix, f func()) {
 	if e.flush(); e.err != nil {
 		return
 	}
-	e.hostOps[op]++
+	k := hostOp{op: op}
+	if w != nil {
+		k.kind = matrixKind(w)
+	}
+	e.hostOps[k]++
 	f()
 }
 
@@ -253,7 +283,7 @@ func (e *Executor) floats(index int, x []float32) binding {
 // little-endian layout of the MSL struct on every host Go builds this for
 // (amd64, arm64: TestParamBytes checks each type against encoding/binary).
 func (e *Executor) upload(index int, v any) binding {
-	data, err := paramBytes(v)
+	data, err := paramBytes(&e.param, v)
 	if err != nil {
 		e.fail(fmt.Errorf("metal: %w", err))
 		return binding{}
@@ -263,12 +293,16 @@ func (e *Executor) upload(index int, v any) binding {
 	return binding{index: index, buf: b, off: off, n: len(data)}
 }
 
-// paramBytes returns the memory of v, a parameter block (a struct of
-// 4-byte fields, no padding) or a slice of 4-byte numbers.
-func paramBytes(v any) ([]byte, error) {
+// paramMax bounds a parameter block's size.
+const paramMax = 64
+
+// paramBytes returns the memory of v, a slice of 4-byte numbers, or a
+// parameter block (a struct of 4-byte fields, no padding) copied into dst:
+// v's copy in the type switch then stays on the stack.
+func paramBytes(dst *[paramMax]byte, v any) ([]byte, error) {
 	switch v := v.(type) {
 	case uint32:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case []int32:
 		return sliceBytes(v), nil
 	case []uint32:
@@ -276,37 +310,40 @@ func paramBytes(v any) ([]byte, error) {
 	case []float32:
 		return sliceBytes(v), nil
 	case qmvParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case qmmParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case gatherParams:
-		return valueBytes(&v), nil
-	case gatherQmmParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case normParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case ropeParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case sdpaParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case kvStoreParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case routeParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case convParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case gateParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case deltaParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
+	case splitParams:
+		return dst[:copy(dst[:], valueBytes(&v))], nil
+	case mergeParams:
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case slotParts:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case layerNormParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	case sparseMixerParams:
-		return valueBytes(&v), nil
+		return dst[:copy(dst[:], valueBytes(&v))], nil
 	}
-	return nil, fmt.Errorf("no parameter encoding for %T", v)
+	// reflect.TypeOf, unlike fmt's %T, does not make v escape.
+	return nil, fmt.Errorf("no parameter encoding for %v", reflect.TypeOf(v))
 }
 
 func valueBytes[T any](p *T) []byte {
@@ -346,21 +383,60 @@ func (e *Executor) run(kernel string, groups, threads [3]int, args ...binding) {
 		}
 	}
 	e.pending = true
-	if err := e.dev.dispatch(kernel, groups, threads, args); err != nil {
+	// The device gets the executor's own slice: args stays on the caller's
+	// stack, so a dispatch allocates nothing.
+	e.args = append(e.args[:0], args...)
+	if err := e.dev.dispatch(kernel, groups, threads, e.args); err != nil {
 		e.fail(fmt.Errorf("metal: %s: %w", kernel, err))
 	}
+	// A long encode (a prompt) goes to the device in pieces, so the GPU
+	// starts early (as MLX commits every few dozen ops). Not while a
+	// handoff is pending: its event waits belong to the buffer being
+	// encoded.
+	if e.encoded++; e.encoded >= commitEvery && len(e.handoffs) == 0 {
+		e.dev.submitEarly()
+		e.encoded = 0
+	}
 }
+
+// commitEvery is how many dispatches a command buffer gets before it is
+// committed early (see run).
+const commitEvery = 40
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 // quantName is the name of a quantized kernel's instance for m
 // ("qmv_b4_g64_bf16").
 func quantName(kernel string, q *kernels.Quant) string {
+	k := quantKey{kernel, q.Bits, q.GroupSize, q.F16Scales}
+	quantNames.Lock()
+	defer quantNames.Unlock()
+	if name, ok := quantNames.m[k]; ok {
+		return name
+	}
 	s := "bf16"
 	if q.F16Scales {
 		s = "f16"
 	}
-	return fmt.Sprintf("%s_b%d_g%d_%s", kernel, q.Bits, q.GroupSize, s)
+	name := fmt.Sprintf("%s_b%d_g%d_%s", kernel, q.Bits, q.GroupSize, s)
+	if quantNames.m == nil {
+		quantNames.m = map[quantKey]string{}
+	}
+	quantNames.m[k] = name
+	return name
+}
+
+// quantNames remembers quantName's names: it is on the path of every
+// quantized dispatch, which must not allocate.
+var quantNames struct {
+	sync.Mutex
+	m map[quantKey]string
+}
+
+type quantKey struct {
+	kernel      string
+	bits, group int
+	f16         bool
 }
 
 // quant binds a quantized matrix's words, scales and biases at index..index+2.
@@ -377,7 +453,7 @@ func (e *Executor) Embed(out *graph.Tensor, table *kernels.Matrix, ids []int32) 
 		return
 	}
 	if table.Q == nil || !e.dev.hasKernel(quantName("dequant_rows", table.Q)) || !contiguous(len(ids), out) {
-		e.onHost("Embed "+matrixKind(table), func() { e.host.Embed(out, table, ids) })
+		e.onHostWith("Embed", table, func() { e.host.Embed(out, table, ids) })
 		return
 	}
 	m := e.quant(0, table.Q, true)
@@ -388,11 +464,10 @@ func (e *Executor) Embed(out *graph.Tensor, table *kernels.Matrix, ids []int32) 
 // Kernel parameter blocks, laid out as the structs of the same name in
 // kernels/msl.
 type (
-	qmvParams       struct{ Rows, Cols uint32 }
-	qmmParams       struct{ Rows, Cols, N uint32 }
-	gatherParams    struct{ Rows, Cols, XGroup uint32 }
-	gatherQmmParams struct{ Rows, Cols, M uint32 }
-	normParams      struct {
+	qmvParams    struct{ Rows, Cols uint32 }
+	qmmParams    struct{ Rows, Cols, N uint32 }
+	gatherParams struct{ Rows, Cols, XGroup uint32 }
+	normParams   struct {
 		Dim       uint32
 		Eps       float32
 		HasWeight uint32
@@ -421,7 +496,9 @@ type (
 const (
 	qmvThreads     = 64 // 2 SIMD-groups of 4 rows each
 	qmvRowsPerTG   = 8
-	qmmTokens      = 8 // tokens per qmm tile
+	qmmTokens      = 8  // from this many tokens on, a MatMul uses qmm
+	qmmTile        = 32 // qmm: 32 tokens x 32 rows per threadgroup, of simdgroup matrices
+	qmmThreads     = 128
 	elemThreads    = 256
 	sdpaThreads    = 256
 	sdpaMaxDim     = 256
@@ -445,13 +522,13 @@ func (e *Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias [
 		return
 	}
 	if w.Q == nil || !e.dev.hasKernel(quantName("qmv", w.Q)) {
-		e.onHost("MatMul "+matrixKind(w), func() { e.host.MatMul(out, x, n, w, bias) })
+		e.onHostWith("MatMul", w, func() { e.host.MatMul(out, x, n, w, bias) })
 		return
 	}
 	q := w.Q
 	m := e.quant(0, q, true)
 	if n >= qmmTokens && e.dev.hasKernel(quantName("qmm", q)) {
-		e.run(quantName("qmm", q), [3]int{ceilDiv(w.Rows, qmvRowsPerTG), ceilDiv(n, qmmTokens), 1}, [3]int{qmvThreads, 1, 1},
+		e.run(quantName("qmm", q), [3]int{ceilDiv(w.Rows, qmmTile), ceilDiv(n, qmmTile), 1}, [3]int{qmmThreads, 1, 1},
 			m[0], m[1], m[2], e.tensor(3, x, 0), e.tensor(4, out, 0), e.upload(5, qmmParams{uint32(w.Rows), uint32(w.Cols), uint32(n)}))
 	} else {
 		e.run(quantName("qmv", q), [3]int{ceilDiv(w.Rows, qmvRowsPerTG), n, 1}, [3]int{qmvThreads, 1, 1},
@@ -470,7 +547,7 @@ func (e *Executor) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias [
 func (e *Executor) MatMulHeads(out *graph.Tensor, outStep int, x *graph.Tensor, xStep int, n int, ws []*kernels.Matrix) {
 	for _, w := range ws {
 		if w.Q == nil || !e.dev.hasKernel(quantName("qmv", w.Q)) {
-			e.onHost("MatMulHeads "+matrixKind(w), func() { e.host.MatMulHeads(out, outStep, x, xStep, n, ws) })
+			e.onHostWith("MatMulHeads", w, func() { e.host.MatMulHeads(out, outStep, x, xStep, n, ws) })
 			return
 		}
 	}
@@ -580,9 +657,9 @@ func (e *Executor) Attention(out, q, kCache, vCache *graph.Tensor, n, pos0, head
 	}
 	p := sdpaParams{uint32(pos0), uint32(heads), uint32(kvHeads), uint32(dk), uint32(dv),
 		uint32(kCache.RowStride()), uint32(vCache.RowStride()), scale, 0}
-	e.run("sdpa_f32", [3]int{heads, n, 1}, [3]int{sdpaThreads, 1, 1},
+	e.runSDPA("sdpa_f32", n, p,
 		e.tensor(0, q, 0), e.tensor(1, kCache, 0), e.tensor(2, vCache, 0), e.tensor(3, q, 0), // gate: unused
-		e.tensor(4, out, 0), e.upload(5, p))
+		e.tensor(4, out, 0))
 }
 
 func (e *Executor) elementwise(kernel string, out, a, b *graph.Tensor, n int) {

@@ -79,7 +79,7 @@ func (e *Executor) MoEClamped(out, x *graph.Tensor, n int, r *graph.Routes, expe
 			return fmt.Errorf("route to expert %d: biases for %d experts", id, len(b.DownBias))
 		}
 	}
-	byExpert, groups, err := expertRoutes(ids, topK, experts.NumExperts(), experts.MaxResolve())
+	byExpert, groups, err := e.moe.expertRoutes(ids, topK, experts.NumExperts(), experts.MaxResolve())
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func (e *Executor) MoEClamped(out, x *graph.Tensor, n int, r *graph.Routes, expe
 				return err
 			}
 		}
-		run, err := resolveGroup(experts, group, len(groups) == 1, weights, ids, topK)
+		run, err := e.moe.resolveGroup(experts, group, len(groups) == 1, weights, ids, topK)
 		if err != nil {
 			return err
 		}
@@ -163,7 +163,7 @@ func (e *Executor) clampedGroup(out, x *graph.Tensor, run []int32, byExpert map[
 		if !ex.host {
 			continue
 		}
-		e.hostOps["MoEClamped expert "+matrixKind(ex.gate)]++
+		e.hostOps[hostOp{"MoEClamped expert", matrixKind(ex.gate)}]++
 		one := &graph.Routes{Tokens: 1, TopK: 1, IDs: []int32{ex.id}, Weights: []float32{1}}
 		for i := range ex.routes {
 			j := ex.first + i

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -35,10 +36,14 @@ type harnessDevice struct {
 	dispatches map[string]int
 	copies     int
 	commits    int
-	deferAll   bool
-	queue      []func(hs []handoff) error
-	event      uint64
-	handoffs   int // run so far
+	early      int // submitEarly calls
+	// inBuffer counts the dispatches since the last commit (early or
+	// not), longestBuffer the most a command buffer got.
+	inBuffer, longestBuffer int
+	deferAll                bool
+	queue                   []func(hs []handoff) error
+	event                   uint64
+	handoffs                int // run so far
 	// live is how many buffers are allocated and not released, liveBytes
 	// their size; allocs counts every allocation.
 	live, allocs int
@@ -165,6 +170,9 @@ func (d *harnessDevice) dispatch(kernel string, groups, threads [3]int, args []b
 	if _, err := d.pipes.pipeline(kernel); err != nil {
 		return err
 	}
+	d.inBuffer++
+	d.longestBuffer = max(d.longestBuffer, d.inBuffer)
+	args = slices.Clone(args) // the executor reuses its slice
 	return d.enqueue(func([]handoff) error { return d.runKernel(kernel, groups, threads, args) })
 }
 
@@ -216,6 +224,10 @@ func (d *harnessDevice) copy(dst *buffer, dstOff int, src *buffer, srcOff, n int
 	})
 }
 
+// submitEarly only counts: the harness runs work as it is encoded (or
+// queues it behind an event wait, in order, which an early commit keeps).
+func (d *harnessDevice) submitEarly() { d.early++; d.inBuffer = 0 }
+
 func (d *harnessDevice) signalEvent(v uint64) {
 	d.enqueue(func([]handoff) error { d.event = v; return nil })
 }
@@ -249,6 +261,7 @@ func (d *harnessDevice) waitEvent(v uint64) {
 
 func (d *harnessDevice) commit(hs []handoff) error {
 	d.commits++
+	d.inBuffer = 0
 	q := d.queue
 	d.queue = nil
 	var first error
@@ -269,7 +282,7 @@ func (d *harnessDevice) summary() string {
 		total += v
 	}
 	sort.Strings(names)
-	return fmt.Sprintf("%d dispatches of %d kernels %v, %d copies, %d commits, %d handoffs", total, len(names), names, d.copies, d.commits, d.handoffs)
+	return fmt.Sprintf("%d dispatches of %d kernels %v, %d copies, %d commits (%d early), %d handoffs", total, len(names), names, d.copies, d.commits, d.early, d.handoffs)
 }
 
 // maxRelDiff is max|a-b| / max|b|.

@@ -160,14 +160,18 @@ func (e *Executor) AttentionKV(out, q *graph.Tensor, k *graph.KV, kc0 int, v *gr
 	if !okK || !okV {
 		return
 	}
-	p := e.upload(5, sdpaParams{uint32(pos0), uint32(heads), uint32(kvHeads), uint32(dk), uint32(dv),
-		uint32(k.Cols), uint32(v.Cols), scale, 0})
-	args := []binding{e.tensor(0, q, 0), at(1, kp[0]), at(2, vp[0]), e.tensor(3, q, 0), // gate: unused
-		e.tensor(4, out, 0), p}
+	p := sdpaParams{uint32(pos0), uint32(heads), uint32(kvHeads), uint32(dk), uint32(dv),
+		uint32(k.Cols), uint32(v.Cols), scale, 0}
+	var a [10]binding
+	args := append(a[:0], e.tensor(0, q, 0), at(1, kp[0]), at(2, vp[0]), e.tensor(3, q, 0), // gate: unused
+		e.tensor(4, out, 0))
 	kernel := "sdpa_f16"
 	if k.Format.Quantized() {
-		kernel = fmt.Sprintf("sdpa_q%d", k.Format.Bits())
+		kernel = "sdpa_q8"
+		if k.Format.Bits() == 4 {
+			kernel = "sdpa_q4"
+		}
 		args = append(args, at(6, kp[1]), at(7, kp[2]), at(8, vp[1]), at(9, vp[2]), e.upload(10, uint32(k.Group)))
 	}
-	e.run(kernel, [3]int{heads, n, 1}, [3]int{sdpaThreads, 1, 1}, args...)
+	e.runSDPA(kernel, n, p, args...)
 }

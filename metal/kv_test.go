@@ -31,6 +31,16 @@ func TestCompactKVOnHarness(t *testing.T) {
 
 // checkKVFormat runs fixture name with f caches on the harness and the CPU.
 func checkKVFormat(t *testing.T, name string, f kernels.KVFormat) {
+	d, e := compareKVFormat(t, name, f)
+	if d.dispatches["kv_store_"+f.String()] == 0 || d.dispatches["sdpa_"+f.String()] == 0 {
+		t.Errorf("the %v caches were not stored and read by their kernels: %s", f, d.summary())
+	}
+	checkHostOps(t, e)
+}
+
+// compareKVFormat runs fixture name with f caches on the harness and the
+// CPU (a prefill and two decode steps) and compares the logits.
+func compareKVFormat(t *testing.T, name string, f kernels.KVFormat) (*harnessDevice, *Executor) {
 	m, ref := loadFixture(t, name)
 	m.KVFormat = f
 	d := newHarnessDevice(t)
@@ -40,10 +50,7 @@ func checkKVFormat(t *testing.T, name string, f kernels.KVFormat) {
 	if c.prefill > logitTol || c.decode > logitTol {
 		t.Errorf("logits differ from the CPU executor: prefill %.3g, decode %.3g (tolerance %g)", c.prefill, c.decode, logitTol)
 	}
-	if d.dispatches["kv_store_"+f.String()] == 0 || d.dispatches["sdpa_"+f.String()] == 0 {
-		t.Errorf("the %v caches were not stored and read by their kernels: %s", f, d.summary())
-	}
-	checkHostOps(t, e)
+	return d, e
 }
 
 // TestKVCacheOps checks StoreKV through a column view after a prefix and

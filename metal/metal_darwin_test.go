@@ -38,6 +38,23 @@ func TestFixturesOnMetal(t *testing.T) { checkFixtures(t, nil, newMetal, 8) }
 // quarter of the experts per layer.
 func TestEmbeddedModelOnMetal(t *testing.T) { checkEmbeddedModel(t, newMetal, 256, 32) }
 
+// TestSplitAttentionOnMetal runs decode steps through split-K attention
+// (sdpa_split_* and sdpa_merge) on the GPU, the threshold lowered so that
+// the fixtures' short caches split.
+func TestSplitAttentionOnMetal(t *testing.T) {
+	defer func(n int) { sdpaSplitMin = n }(sdpaSplitMin)
+	sdpaSplitMin = 4
+	checkFixtures(t, []string{"qwen2_moe-4bit", "qwen3_next-4bit"}, newMetal, 8)
+}
+
+// TestDecodeStepAllocatesNothingOnMetal: a warm decode step on the GPU makes
+// no Go heap allocation, the cgo device included.
+func TestDecodeStepAllocatesNothingOnMetal(t *testing.T) {
+	for _, name := range harnessFixtures {
+		t.Run(name, func(t *testing.T) { checkFixtureDecodeAllocs(t, name, newMetal(t)) })
+	}
+}
+
 // BenchmarkDecodeEmbedded measures decode steps of the embedded model on
 // Metal and reports the speed against the CPU executor measured in the same
 // run (x-cpu), since absolute timings vary between machines.

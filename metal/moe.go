@@ -25,7 +25,7 @@ import (
 // A decode step (one token, one group) runs the fused gate/up SwiGLU
 // (gather_qmv_swiglu) and the down projection (gather_qmv) per expert,
 // writes the outputs in route order and combines them in one dispatch. A
-// batch runs gather_qmm over each expert's tokens and accumulates one route
+// batch runs qmm_rows and qmm over each expert's tokens and accumulates one route
 // at a time.
 func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) error {
 	if n == 1 {
@@ -38,11 +38,13 @@ func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts gra
 	}
 	topK := r.TopK
 	ids := r.IDs[:n*topK]
-	byExpert, groups, err := expertRoutes(ids, topK, experts.NumExperts(), experts.MaxResolve())
+	s := &e.moe
+	byExpert, groups, err := s.expertRoutes(ids, topK, experts.NumExperts(), experts.MaxResolve())
 	if err != nil {
 		return err
 	}
-	weights := append([]float32(nil), r.Weights[:n*topK]...)
+	weights := append(s.weights[:0], r.Weights[:n*topK]...)
+	s.weights = weights
 	decode := n == 1 && len(groups) == 1
 	if !decode {
 		clear(out.Data[:n*out.Cols])
@@ -59,7 +61,7 @@ func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts gra
 				return err
 			}
 		}
-		run, err := resolveGroup(experts, group, len(groups) == 1, weights, ids, topK)
+		run, err := s.resolveGroup(experts, group, len(groups) == 1, weights, ids, topK)
 		if err != nil {
 			return err
 		}
@@ -73,38 +75,59 @@ func (e *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts gra
 
 // expertRoutes groups a batch's routes (ids, topK per token) by expert:
 // byExpert[id] lists the indices into ids of expert id's routes, groups
-// the distinct experts in increasing id, in groups of at most limit
-// (0: one group), one Resolve each.
-func expertRoutes(ids []int32, topK, experts, limit int) (byExpert map[int32][]int, groups [][]int32, err error) {
-	byExpert = map[int32][]int{}
-	var distinct []int32
+// the distinct experts in increasing id (as the CPU executor and the
+// pager's plan of a prompt chunk, pagedExperts.PlanBatch, order them), in
+// groups of at most limit (0: one group), one Resolve each. The lists live
+// in s and are reused, so that a decode step allocates nothing.
+func (s *moeScratch) expertRoutes(ids []int32, topK, experts, limit int) (byExpert map[int32][]int, groups [][]int32, err error) {
+	if s.byExpert == nil {
+		s.byExpert, s.missing = map[int32][]int{}, map[int32]bool{}
+	}
+	byExpert = s.byExpert // expert -> its routes; empty for the others
+	if len(byExpert) < experts {
+		// Room for one route per expert (a decode step); batches grow it.
+		one := make([]int, experts)
+		for id := range one {
+			if _, ok := byExpert[int32(id)]; !ok {
+				byExpert[int32(id)] = one[id : id : id+1]
+			}
+		}
+	}
+	for _, id := range s.distinct { // the experts of the last call
+		byExpert[id] = byExpert[id][:0]
+	}
+	s.distinct = s.distinct[:0]
 	for i, id := range ids {
 		if id < 0 || int(id) >= experts {
 			return nil, nil, fmt.Errorf("route %d of token %d: expert id %d out of range (%d experts)", i%topK, i/topK, id, experts)
 		}
-		if _, seen := byExpert[id]; !seen {
-			distinct = append(distinct, id)
-		}
-		byExpert[id] = append(byExpert[id], i)
 	}
-	// Increasing id, as the CPU executor and the pager's plan of a prompt
-	// chunk (pagedExperts.PlanBatch) order them.
+	for i, id := range ids {
+		routes := byExpert[id]
+		if len(routes) == 0 {
+			s.distinct = append(s.distinct, id)
+		}
+		byExpert[id] = append(routes, i)
+	}
+	distinct := s.distinct
 	slices.Sort(distinct)
-	groups = [][]int32{distinct}
+	groups = append(s.groups[:0], distinct)
 	if limit > 0 && len(distinct) > limit {
-		groups = nil
+		groups = groups[:0]
 		for lo := 0; lo < len(distinct); lo += limit {
 			groups = append(groups, distinct[lo:min(lo+limit, len(distinct))])
 		}
 	}
+	s.groups = groups
 	return byExpert, groups, nil
 }
 
-// resolveGroup resolves one group of experts and returns those present.
-// When the group is the whole batch (single), a missing expert's routes
-// are dropped and the token's other weights renormalised (fast policy);
-// in a batch of several groups every expert must be resolved.
-func resolveGroup(experts graph.ExpertSet, group []int32, single bool, weights []float32, ids []int32, topK int) ([]int32, error) {
+// resolveGroup resolves one group of experts and returns those present
+// (a list reused by the next call). When the group is the whole batch
+// (single), a missing expert's routes are dropped and the token's other
+// weights renormalised (fast policy); in a batch of several groups every
+// expert must be resolved.
+func (s *moeScratch) resolveGroup(experts graph.ExpertSet, group []int32, single bool, weights []float32, ids []int32, topK int) ([]int32, error) {
 	present, err := experts.Resolve(group)
 	if err != nil {
 		return nil, err
@@ -112,19 +135,20 @@ func resolveGroup(experts graph.ExpertSet, group []int32, single bool, weights [
 	if len(present) != len(group) {
 		return nil, fmt.Errorf("Resolve of %d experts answered for %d", len(group), len(present))
 	}
-	var run []int32
-	missing := map[int32]bool{}
+	run := s.run[:0]
+	clear(s.missing)
 	for j, id := range group {
 		if present[j] {
 			run = append(run, id)
 		} else if !single {
 			return nil, fmt.Errorf("expert %d was not resolved", id)
 		} else {
-			missing[id] = true
+			s.missing[id] = true
 		}
 	}
-	if len(missing) > 0 {
-		renormalize(weights, ids, missing, topK)
+	s.run = run
+	if len(s.missing) > 0 {
+		renormalize(weights, ids, s.missing, topK)
 	}
 	return run, nil
 }
@@ -151,6 +175,27 @@ func renormalize(weights []float32, ids []int32, missing map[int32]bool, topK in
 	}
 }
 
+// moeScratch holds MoE's lists between calls, so that a decode step
+// allocates nothing: each is emptied (not freed) at the start of a call.
+type moeScratch struct {
+	byExpert map[int32][]int // expert -> its routes; experts of earlier calls keep an empty list
+	distinct []int32
+	groups   [][]int32
+	weights  []float32
+	run      []int32
+	missing  map[int32]bool
+	list     []moeExpert
+	host     []float32 // hostExpert's activations
+	tokens   []uint32  // a batch expert's tokens (qmm_rows' xrow)
+}
+
+// moeExpert is one expert of a batch and the routes it serves.
+type moeExpert struct {
+	gate, up, down *kernels.Matrix
+	routes         []int // indices into the batch's ids (token = route / topK)
+	first          int   // scratch row of routes[0] (batches)
+}
+
 // moeBatch encodes the experts of one Resolve.
 type moeBatch struct {
 	e       *Executor
@@ -166,12 +211,8 @@ type moeBatch struct {
 func (m *moeBatch) run(run []int32, byExpert map[int32][]int, experts graph.ExpertSet) error {
 	e := m.e
 	hidden := m.x.Cols
-	type expert struct {
-		gate, up, down *kernels.Matrix
-		routes         []int // indices into the batch's ids (token = route / topK)
-		first          int   // scratch row of routes[0] (batches)
-	}
-	list := make([]expert, 0, len(run))
+	list := e.moe.list[:0]
+	defer func() { e.moe.list = list[:0] }()
 	rows, inter := 0, 0
 	for _, id := range run {
 		gate, up, down := experts.Expert(id)
@@ -185,7 +226,7 @@ func (m *moeBatch) run(run []int32, byExpert map[int32][]int, experts graph.Expe
 			return fmt.Errorf("expert %d: gate [%d,%d], up [%d,%d], down [%d,%d] do not fit hidden size %d and the layer's %d intermediate",
 				id, gate.Rows, gate.Cols, up.Rows, up.Cols, down.Rows, down.Cols, hidden, inter)
 		}
-		list = append(list, expert{gate, up, down, byExpert[id], rows})
+		list = append(list, moeExpert{gate, up, down, byExpert[id], rows})
 		rows += len(byExpert[id])
 	}
 	if m.decode {
@@ -212,14 +253,14 @@ func (m *moeBatch) run(run []int32, byExpert map[int32][]int, experts graph.Expe
 		if expertOnDevice(e, ex.gate, ex.up, ex.down) {
 			continue
 		}
-		e.hostOps["MoE expert "+matrixKind(ex.gate)]++
+		e.hostOps[hostOp{"MoE expert", matrixKind(ex.gate)}]++
 		for i, route := range ex.routes {
 			j, t := ex.first+i, route/m.topK
 			if m.decode {
 				j = route
 			}
 			yrow := unsafe.Slice((*float32)(unsafe.Pointer(&y.data[4*j*hidden])), hidden)
-			hostExpert(yrow, m.x.Data[t*hidden:(t+1)*hidden], ex.gate, ex.up, ex.down)
+			e.hostExpert(yrow, m.x.Data[t*hidden:(t+1)*hidden], ex.gate, ex.up, ex.down)
 		}
 	}
 	rowsOf := func(index int, b *buffer, first, n, width int) binding {
@@ -247,36 +288,32 @@ func (m *moeBatch) run(run []int32, byExpert map[int32][]int, experts graph.Expe
 				e.upload(7, gatherParams{uint32(hidden), uint32(inter), 1}))
 			continue
 		}
-		// A batch: gather_qmm reads the tokens' rows of x through xrow and
-		// dequantizes each weight chunk once per tile of 8 routes.
-		tokens := make([]uint32, nr)
-		for i, route := range ex.routes {
-			tokens[i] = uint32(route / m.topK)
+		// A batch: qmm_rows reads the expert's tokens' rows of x through
+		// xrow, qmm the contiguous rows of h; both dequantize each weight
+		// once per tile of 32 routes.
+		tokens := e.moe.tokens[:0]
+		for _, route := range ex.routes {
+			tokens = append(tokens, uint32(route/m.topK))
 		}
-		xrow := e.upload(7, tokens)
-		ids := binding{index: 5, buf: zeros, n: 4 * nr}
-		table := binding{index: 6, buf: zeros, n: 4}
-		grid := func(outRows int) [3]int { return [3]int{ceilDiv(outRows, qmvRowsPerTG), ceilDiv(nr, qmmTokens), 1} }
-		threads := [3]int{qmvThreads, 1, 1}
+		e.moe.tokens = tokens
+		xrow := e.upload(6, tokens)
+		grid := func(outRows int) [3]int { return [3]int{ceilDiv(outRows, qmmTile), ceilDiv(nr, qmmTile), 1} }
+		threads := [3]int{qmmThreads, 1, 1}
 		up := e.quant(0, uq, false)
-		e.run(quantName("gather_qmm", uq), grid(inter), threads,
-			up[0], up[1], up[2], e.tensor(3, m.x, 0), rowsOf(4, u, ex.first, nr, inter), ids, table, xrow,
-			e.upload(8, gatherQmmParams{uint32(inter), uint32(hidden), uint32(nr)}))
+		e.run(quantName("qmm_rows", uq), grid(inter), threads,
+			up[0], up[1], up[2], e.tensor(3, m.x, 0), rowsOf(4, u, ex.first, nr, inter),
+			e.upload(5, qmmParams{uint32(inter), uint32(hidden), uint32(nr)}), xrow)
 		g := e.quant(0, gq, false)
-		e.run(quantName("gather_qmm", gq), grid(inter), threads,
-			g[0], g[1], g[2], e.tensor(3, m.x, 0), rowsOf(4, h, ex.first, nr, inter), ids, table, xrow,
-			e.upload(8, gatherQmmParams{uint32(inter), uint32(hidden), uint32(nr)}))
+		e.run(quantName("qmm_rows", gq), grid(inter), threads,
+			g[0], g[1], g[2], e.tensor(3, m.x, 0), rowsOf(4, h, ex.first, nr, inter),
+			e.upload(5, qmmParams{uint32(inter), uint32(hidden), uint32(nr)}), xrow)
 		e.run("swiglu", [3]int{ceilDiv(nr*inter, elemThreads), 1, 1}, [3]int{elemThreads, 1, 1},
 			rowsOf(0, h, ex.first, nr, inter), rowsOf(1, u, ex.first, nr, inter), rowsOf(2, h, ex.first, nr, inter),
 			e.upload(3, uint32(nr*inter)))
-		self := make([]uint32, nr)
-		for i := range self {
-			self[i] = uint32(i)
-		}
 		d := e.quant(0, dq, false)
-		e.run(quantName("gather_qmm", dq), grid(hidden), threads,
-			d[0], d[1], d[2], rowsOf(3, h, ex.first, nr, inter), rowsOf(4, y, ex.first, nr, hidden), ids, table,
-			e.upload(7, self), e.upload(8, gatherQmmParams{uint32(hidden), uint32(inter), uint32(nr)}))
+		e.run(quantName("qmm", dq), grid(hidden), threads,
+			d[0], d[1], d[2], rowsOf(3, h, ex.first, nr, inter), rowsOf(4, y, ex.first, nr, hidden),
+			e.upload(5, qmmParams{uint32(hidden), uint32(inter), uint32(nr)}))
 	}
 	groups := [3]int{ceilDiv(hidden, elemThreads), 1, 1}
 	threads := [3]int{elemThreads, 1, 1}
@@ -314,7 +351,7 @@ func expertOnDevice(e *Executor, gate, up, down *kernels.Matrix) bool {
 		return false
 	}
 	return e.dev.hasKernel(quantName("gather_qmv_swiglu", gate.Q)) && e.dev.hasKernel(quantName("gather_qmv", down.Q)) &&
-		e.dev.hasKernel(quantName("gather_qmm", gate.Q)) && e.dev.hasKernel(quantName("gather_qmm", down.Q))
+		e.dev.hasKernel(quantName("qmm_rows", gate.Q)) && e.dev.hasKernel(quantName("qmm", down.Q))
 }
 
 func sameFormat(a, b *kernels.Quant) bool {
@@ -322,9 +359,11 @@ func sameFormat(a, b *kernels.Quant) bool {
 }
 
 // hostExpert computes one SwiGLU expert on the host: y = down(silu(gate x) * up x).
-func hostExpert(y, x []float32, gate, up, down *kernels.Matrix) {
-	g := make([]float32, gate.Rows)
-	u := make([]float32, up.Rows)
+func (e *Executor) hostExpert(y, x []float32, gate, up, down *kernels.Matrix) {
+	if need := gate.Rows + up.Rows; cap(e.moe.host) < need {
+		e.moe.host = make([]float32, need)
+	}
+	g, u := e.moe.host[:gate.Rows], e.moe.host[gate.Rows:gate.Rows+up.Rows]
 	kernels.MatMul(g, x, 1, gate)
 	kernels.MatMul(u, x, 1, up)
 	kernels.SwiGLU(g, g, u)

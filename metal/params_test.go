@@ -12,12 +12,13 @@ import (
 func TestParamBytes(t *testing.T) {
 	for _, v := range []any{
 		uint32(7), []int32{1, -2, 3}, []uint32{4, 5}, []float32{0.5, -1.25},
-		qmvParams{1, 2}, qmmParams{1, 2, 3}, gatherParams{1, 2, 3}, gatherQmmParams{1, 2, 3},
+		qmvParams{1, 2}, qmmParams{1, 2, 3}, gatherParams{1, 2, 3},
 		normParams{1, 1e-6, 1}, ropeParams{1, 2, 3, 0.5, 1}, sdpaParams{1, 2, 3, 4, 5, 6, 7, 0.125, 1}, kvStoreParams{1, 2},
 		routeParams{1, 2, 3, 4, 5, 6, 7, 2.5}, convParams{1, 2, 3}, gateParams{1, 2}, deltaParams{1, 2, 3, 4, 5},
-		slotParts{1, 2, 3, 4}, layerNormParams{1, 1e-5, 1, 0}, sparseMixerParams{1, 2, 0.01},
+		slotParts{1, 2, 3, 4}, layerNormParams{1, 1e-5, 1, 0}, sparseMixerParams{1, 2, 0.01}, splitParams{1, 2}, mergeParams{1, 2, 3, 4},
 	} {
-		got, err := paramBytes(v)
+		var dst [paramMax]byte
+		got, err := paramBytes(&dst, v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -29,7 +30,7 @@ func TestParamBytes(t *testing.T) {
 			t.Errorf("%T %v: % x, want % x", v, v, got, want.Bytes())
 		}
 	}
-	if _, err := paramBytes(int64(1)); err == nil {
+	if _, err := paramBytes(new([paramMax]byte), int64(1)); err == nil {
 		t.Error("paramBytes(int64) did not fail")
 	}
 }

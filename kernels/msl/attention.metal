@@ -13,6 +13,14 @@
 // runs an online softmax over positions j = sg, sg+8, ...; a lane holds the
 // dims lane, lane+32, ... of q and of its output accumulator. The 8 partial
 // results are merged through threadgroup memory.
+//
+// Split-K (flash decoding) for long caches, where heads*n threadgroups
+// would leave most of the GPU idle: sdpa_split_* (the same buffers as
+// sdpa_*, plus 11: SplitParams, 12: partial outputs, 13: partial max and
+// sum) runs threadgroup (h, t, s) over positions [s*chunk, (s+1)*chunk)
+// only, groups (heads, n, splits), and stores its unnormalised result;
+// sdpa_merge then combines the splits of each row, groups (heads, n, 1),
+// threads (256,1,1).
 #include <metal_stdlib>
 using namespace metal;
 
@@ -40,37 +48,38 @@ struct DenseRows {
   float at(uint j, uint i) const { return float(x[j * stride + i]); }
 };
 
-// sdpa_rows is the body of every sdpa kernel: K and V read the caches (any
-// type with at(position, index)); the partial results go through the
-// kernel's threadgroup arrays.
+// sdpa_span is the body of every sdpa kernel: the online softmax of query
+// row (token tg.y, head tg.x) over positions [j0, j1) by the threadgroup's
+// SIMD-groups, merged through the kernel's threadgroup arrays. Thread
+// tid < dv gets m (the largest score), l (the sum of exp(score - m)) and
+// acc (the sum of exp(score - m) * v[tid]); l is 0 for an empty span. K and
+// V read the caches (any type with at(position, index)).
 template <typename K, typename V>
-inline void sdpa_rows(device const float* q, K k, V v, device const float* gate, device float* out,
-                      constant SdpaParams& p, uint2 tg, uint tid, uint sg, uint lane,
-                      threadgroup float* part_m, threadgroup float* part_l,
-                      threadgroup float (*part_o)[kMaxDim]) {
+inline void sdpa_span(device const float* q, K k, V v, constant SdpaParams& p, uint2 tg, uint j0, uint j1,
+                      uint tid, uint sg, uint lane, threadgroup float* part_m, threadgroup float* part_l,
+                      threadgroup float (*part_o)[kMaxDim], thread float& m, thread float& l, thread float& acc) {
   uint h = tg.x, row = tg.y * p.heads + h;  // row of q, out and gate
-  uint len = p.pos0 + tg.y + 1;
   uint g = h / (p.heads / p.kv_heads);
   float qv[kPerLane], o[kPerLane];
-  for (uint m = 0; m < kPerLane; m++) {
-    uint d = lane + 32 * m;
-    qv[m] = d < p.dk ? q[row * p.dk + d] * p.scale : 0.0f;
-    o[m] = 0;
+  for (uint i = 0; i < kPerLane; i++) {
+    uint d = lane + 32 * i;
+    qv[i] = d < p.dk ? q[row * p.dk + d] * p.scale : 0.0f;
+    o[i] = 0;
   }
   float run_max = -INFINITY, run_sum = 0;
-  for (uint j = sg; j < len; j += kSimdgroups) {
+  for (uint j = j0 + sg; j < j1; j += kSimdgroups) {
     float s = 0;
-    for (uint m = 0; m < kPerLane; m++) {
-      uint d = lane + 32 * m;
-      if (d < p.dk) s += qv[m] * k.at(j, g * p.dk + d);
+    for (uint i = 0; i < kPerLane; i++) {
+      uint d = lane + 32 * i;
+      if (d < p.dk) s += qv[i] * k.at(j, g * p.dk + d);
     }
     s = simd_sum(s);
     float new_max = max(run_max, s);
     float corr = exp(run_max - new_max), w = exp(s - new_max);
     run_sum = run_sum * corr + w;
-    for (uint m = 0; m < kPerLane; m++) {
-      uint d = lane + 32 * m;
-      if (d < p.dv) o[m] = o[m] * corr + w * v.at(j, g * p.dv + d);
+    for (uint i = 0; i < kPerLane; i++) {
+      uint d = lane + 32 * i;
+      if (d < p.dv) o[i] = o[i] * corr + w * v.at(j, g * p.dv + d);
     }
     run_max = new_max;
   }
@@ -78,26 +87,65 @@ inline void sdpa_rows(device const float* q, K k, V v, device const float* gate,
     part_m[sg] = run_max;
     part_l[sg] = run_sum;
   }
-  for (uint m = 0; m < kPerLane; m++) {
-    uint d = lane + 32 * m;
-    if (d < p.dv) part_o[sg][d] = o[m];
+  for (uint i = 0; i < kPerLane; i++) {
+    uint d = lane + 32 * i;
+    if (d < p.dv) part_o[sg][d] = o[i];
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
 
   // Merge: thread tid finishes output dim tid.
+  m = -INFINITY;
+  l = 0;
+  acc = 0;
   if (tid < p.dv) {
-    float m = -INFINITY;
     for (uint s = 0; s < kSimdgroups; s++) m = max(m, part_m[s]);
-    float l = 0, acc = 0;
     for (uint s = 0; s < kSimdgroups; s++) {
       if (part_l[s] == 0) continue;  // a SIMD-group that saw no position
       float c = exp(part_m[s] - m);
       l += part_l[s] * c;
       acc += part_o[s][tid] * c;
     }
+  }
+}
+
+// sdpa_rows attends over every position of the row's token and writes the
+// normalised, optionally gated, output.
+template <typename K, typename V>
+inline void sdpa_rows(device const float* q, K k, V v, device const float* gate, device float* out,
+                      constant SdpaParams& p, uint2 tg, uint tid, uint sg, uint lane,
+                      threadgroup float* part_m, threadgroup float* part_l,
+                      threadgroup float (*part_o)[kMaxDim]) {
+  uint row = tg.y * p.heads + tg.x;
+  float m, l, acc;
+  sdpa_span(q, k, v, p, tg, 0, p.pos0 + tg.y + 1, tid, sg, lane, part_m, part_l, part_o, m, l, acc);
+  if (tid < p.dv) {
     float r = acc / l;
     if (p.has_gate) r *= 1.0f / (1.0f + exp(-gate[row * p.dv + tid]));
     out[row * p.dv + tid] = r;
+  }
+}
+
+struct SplitParams {
+  uint chunk;   // positions per split
+  uint splits;  // splits per row
+};
+
+// sdpa_split_rows is split tg.z's part of row (tg.y, tg.x): its span's m,
+// l and acc go to part_ml[(row*splits + split)*2 + {0, 1}] and
+// part_o[(row*splits + split)*dv + d].
+template <typename K, typename V>
+inline void sdpa_split_rows(device const float* q, K k, V v, constant SdpaParams& p, constant SplitParams& sp,
+                            device float* out_o, device float* out_ml, uint3 tg, uint tid, uint sg, uint lane,
+                            threadgroup float* part_m, threadgroup float* part_l,
+                            threadgroup float (*part_o)[kMaxDim]) {
+  uint len = p.pos0 + tg.y + 1, j0 = min(len, tg.z * sp.chunk), j1 = min(len, j0 + sp.chunk);
+  float m, l, acc;
+  sdpa_span(q, k, v, p, uint2(tg.x, tg.y), j0, j1, tid, sg, lane, part_m, part_l, part_o, m, l, acc);
+  uint at = (tg.y * p.heads + tg.x) * sp.splits + tg.z;
+  if (tid < p.dv) out_o[at * p.dv + tid] = acc;
+  if (tid == 0) {
+    out_ml[at * 2] = m;
+    out_ml[at * 2 + 1] = l;
   }
 }
 
@@ -137,6 +185,62 @@ kernel void sdpa(device const float* q [[buffer(0)]],
 
 template [[host_name("sdpa_f32")]] [[kernel]] decltype(sdpa<float>) sdpa<float>;
 template [[host_name("sdpa_f16")]] [[kernel]] decltype(sdpa<half>) sdpa<half>;
+
+template <typename T>
+kernel void sdpa_split(device const float* q [[buffer(0)]],
+                       device const T* k [[buffer(1)]],
+                       device const T* v [[buffer(2)]],
+                       constant SdpaParams& p [[buffer(5)]],
+                       constant SplitParams& sp [[buffer(11)]],
+                       device float* out_o [[buffer(12)]],
+                       device float* out_ml [[buffer(13)]],
+                       uint3 tg [[threadgroup_position_in_grid]],
+                       uint tid [[thread_index_in_threadgroup]],
+                       uint sg [[simdgroup_index_in_threadgroup]],
+                       uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float part_m[kSimdgroups];
+  threadgroup float part_l[kSimdgroups];
+  threadgroup float part_o[kSimdgroups][kMaxDim];
+  sdpa_split_rows(q, DenseRows<T>{k, p.k_stride}, DenseRows<T>{v, p.v_stride}, p, sp, out_o, out_ml, tg, tid, sg,
+                  lane, part_m, part_l, part_o);
+}
+
+template [[host_name("sdpa_split_f32")]] [[kernel]] decltype(sdpa_split<float>) sdpa_split<float>;
+template [[host_name("sdpa_split_f16")]] [[kernel]] decltype(sdpa_split<half>) sdpa_split<half>;
+
+// sdpa_merge combines the splits of each row (see sdpa_split_rows) into the
+// normalised, optionally gated, output: thread d < dv of group (h, t).
+struct MergeParams {
+  uint heads;
+  uint dv;
+  uint splits;
+  uint has_gate;
+};
+
+kernel void sdpa_merge(device const float* part_o [[buffer(0)]],
+                       device const float* part_ml [[buffer(1)]],
+                       device const float* gate [[buffer(2)]],
+                       device float* out [[buffer(3)]],
+                       constant MergeParams& p [[buffer(4)]],
+                       uint2 tg [[threadgroup_position_in_grid]],
+                       uint tid [[thread_index_in_threadgroup]]) {
+  if (tid >= p.dv) return;
+  uint row = tg.y * p.heads + tg.x, base = row * p.splits;
+  float m = -INFINITY;
+  for (uint s = 0; s < p.splits; s++)
+    if (part_ml[(base + s) * 2 + 1] != 0) m = max(m, part_ml[(base + s) * 2]);
+  float l = 0, acc = 0;
+  for (uint s = 0; s < p.splits; s++) {
+    float ls = part_ml[(base + s) * 2 + 1];
+    if (ls == 0) continue;  // a split past the row's last position
+    float c = exp(part_ml[(base + s) * 2] - m);
+    l += ls * c;
+    acc += part_o[(base + s) * p.dv + tid] * c;
+  }
+  float r = acc / l;
+  if (p.has_gate) r *= 1.0f / (1.0f + exp(-gate[row * p.dv + tid]));
+  out[row * p.dv + tid] = r;
+}
 
 // Stores n rows of float32 values into a half-precision KV cache (what
 // sdpa_f16 reads): src row t is cols values at src[t*ld], it becomes dst row
@@ -186,6 +290,34 @@ kernel void sdpa_q(device const float* q [[buffer(0)]],
 
 template [[host_name("sdpa_q8")]] [[kernel]] decltype(sdpa_q<8>) sdpa_q<8>;
 template [[host_name("sdpa_q4")]] [[kernel]] decltype(sdpa_q<4>) sdpa_q<4>;
+
+template <uint Bits>
+kernel void sdpa_split_q(device const float* q [[buffer(0)]],
+                         device const uint* kq [[buffer(1)]],
+                         device const uint* vq [[buffer(2)]],
+                         constant SdpaParams& p [[buffer(5)]],
+                         device const half* k_scales [[buffer(6)]],
+                         device const half* k_biases [[buffer(7)]],
+                         device const half* v_scales [[buffer(8)]],
+                         device const half* v_biases [[buffer(9)]],
+                         constant uint& group [[buffer(10)]],
+                         constant SplitParams& sp [[buffer(11)]],
+                         device float* out_o [[buffer(12)]],
+                         device float* out_ml [[buffer(13)]],
+                         uint3 tg [[threadgroup_position_in_grid]],
+                         uint tid [[thread_index_in_threadgroup]],
+                         uint sg [[simdgroup_index_in_threadgroup]],
+                         uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float part_m[kSimdgroups];
+  threadgroup float part_l[kSimdgroups];
+  threadgroup float part_o[kSimdgroups][kMaxDim];
+  sdpa_split_rows(q, QuantRows<Bits>{kq, k_scales, k_biases, p.k_stride, group},
+                  QuantRows<Bits>{vq, v_scales, v_biases, p.v_stride, group}, p, sp, out_o, out_ml, tg, tid, sg,
+                  lane, part_m, part_l, part_o);
+}
+
+template [[host_name("sdpa_split_q8")]] [[kernel]] decltype(sdpa_split_q<8>) sdpa_split_q<8>;
+template [[host_name("sdpa_split_q4")]] [[kernel]] decltype(sdpa_split_q<4>) sdpa_split_q<4>;
 
 // Quantizes n rows of float32 values into an affine-quantized KV cache,
 // exactly as kernels.KVRows.Store: per group the value of largest

@@ -5,26 +5,29 @@
 // [BITS*j, BITS*j+BITS); scales and biases are [rows, cols/GS] of S (bfloat
 // or half); w = scale*q + bias. cols must be a multiple of GS (and so of 32).
 //
-// Every kernel here computes 4 rows per SIMD-group and 2 SIMD-groups per
+// Every kernel here but qmm and qmm_rows computes 4 rows per SIMD-group and 2 SIMD-groups per
 // threadgroup, threads (64,1,1). Each lane walks the columns in chunks of VPT
-// values, so a row's words are read by consecutive lanes.
+// values (two words or more), so a row's words are read by consecutive
+// lanes.
 //   qmv, gather_qmv, gather_qmv_swiglu, and the _slots variants of the
 //   gathers (decode): groups (ceil(rows/8), n, 1)
 //     for n vectors (tokens, or token*expert pairs). Per chunk a lane
 //     computes s*sum(q*x) + b*sum(x): the bias term needs the chunk's sum of
 //     x only once for all 4 rows.
-//   qmm, gather_qmm (prefill): groups (ceil(rows/8), ceil(n/8), 1); a
-//     SIMD-group computes 4 rows for a tile of 8 tokens, dequantizing each
-//     weight chunk once for the tile.
+// qmm and qmm_rows (prefill) multiply 8x8 simdgroup matrices in tiles of 32
+// tokens x 32 rows: threads (128,1,1), groups (ceil(rows/32), ceil(n/32), 1).
 #include <metal_stdlib>
 using namespace metal;
 
 constant constexpr int kRowsPerSimdgroup = 4;
 constant constexpr int kSimdgroups = 2;
 
-// Values per lane per step: a whole number of words, at least 8.
+// Values per lane per step: a whole number of words, at least two (as
+// MLX's qmv_fast loads them: 16 values at 4 bits, 32 at 2, 8 at 8; the
+// odd widths need 32 values (3 or 5 words) or 16 (6 bits, 3 words) to end
+// on a word). A multiple of 8 that divides every group size.
 template <int BITS> constexpr int values_per_thread() {
-  return 32 / (BITS & -BITS) > 8 ? 32 / (BITS & -BITS) : 8;
+  return (BITS & (BITS - 1)) == 0 ? 64 / BITS : 32 / (BITS & -BITS);
 }
 
 // load_x reads VPT values of x into xv and returns their sum. For 4 bits the
@@ -288,15 +291,79 @@ kernel void gather_qmv_swiglu_slots(device const uchar* pool [[buffer(0)]],
                                  p, tg, sg, lane);
 }
 
-constant constexpr int kTokensPerTile = 8;
-
 struct QmmParams {
   uint rows;
   uint cols;
   uint n;  // tokens
 };
 
-// qmm: y = x Wᵀ for x [n, cols], y [n, rows].
+// qmm tiles: a threadgroup computes 32 tokens x 32 rows with 4 SIMD-groups
+// of 16 x 16 (2 x 2 simdgroup_matrix 8x8 tiles each), 32 columns per step.
+constant constexpr int kQmmTile = 32;
+constant constexpr int kQmmThreads = 128;
+
+// qmm_tile is the body of qmm and qmm_rows: y = x Wᵀ for y [n, rows],
+// where row t of x is x[xrow[t]] (x[t] without xrow). Per 32-column step
+// the threadgroup stages x's tile [token][col] and the dequantized weights
+// transposed [col][row] in the kernel's threadgroup arrays (each weight
+// dequantized once for 32 tokens), then SIMD-group sg multiplies tokens
+// (sg/2)*16.. by rows (sg%2)*16.. with 8x8 simdgroup matrices; the results
+// go out through threadgroup memory so that ragged edges are masked.
+template <int BITS, int GS, typename S>
+inline void qmm_tile(device const uint* w, device const S* scales, device const S* biases, device const float* x,
+                     device const uint* xrow, device float* y, constant QmmParams& p, uint2 tg, uint tid, uint sg,
+                     threadgroup float* xs, threadgroup float* ws, threadgroup float* ys) {
+  constexpr int T = kQmmTile;
+  const uint words = p.cols * BITS / 32, groups = p.cols / GS;
+  const uint row0 = tg.x * T, t0 = tg.y * T;
+  const uint st = (sg / 2) * 16, sr = (sg % 2) * 16;
+  // This thread stages token (and row) li of the tile, columns lc..lc+7.
+  const uint li = tid / 4, lc = (tid % 4) * 8;
+  const uint xt = t0 + li, wr = row0 + li;
+  device const float* xr = x;
+  if (xt < p.n) xr = x + (xrow ? xrow[xt] : xt) * p.cols;
+  // Each 32-column step sums into part, which is then added to acc (as
+  // eye * part + acc, exact): blocked summation keeps the rounding error of
+  // a long row near that of the matvec kernels' per-lane partial sums.
+  simdgroup_float8x8 acc[2][2], part[2][2];
+  const simdgroup_float8x8 eye(1.0f);
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++) acc[i][j] = make_filled_simdgroup_matrix<float, 8>(0.0f);
+  for (uint c0 = 0; c0 < p.cols; c0 += T) {
+    for (int j = 0; j < 8; j++) xs[li * T + lc + j] = xt < p.n ? xr[c0 + lc + j] : 0.0f;
+    if (wr < p.rows) {
+      // c0 is a multiple of 32 and so of nothing finer than a group.
+      uint g = c0 / GS;
+      float s = float(scales[wr * groups + g]), b = float(biases[wr * groups + g]);
+      device const uint* row = w + wr * words;
+      for (int j = 0; j < 8; j++) ws[(lc + j) * T + li] = s * float(extract<BITS>(row, int(c0 + lc + j))) + b;
+    } else {
+      for (int j = 0; j < 8; j++) ws[(lc + j) * T + li] = 0.0f;
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    for (int i = 0; i < 2; i++)
+      for (int j = 0; j < 2; j++) part[i][j] = make_filled_simdgroup_matrix<float, 8>(0.0f);
+    for (int k = 0; k < T; k += 8) {
+      simdgroup_float8x8 a[2], b[2];
+      for (int i = 0; i < 2; i++) simdgroup_load(a[i], xs + (st + 8 * i) * T + k, T);
+      for (int j = 0; j < 2; j++) simdgroup_load(b[j], ws + k * T + sr + 8 * j, T);
+      for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) simdgroup_multiply_accumulate(part[i][j], a[i], b[j], part[i][j]);
+    }
+    for (int i = 0; i < 2; i++)
+      for (int j = 0; j < 2; j++) simdgroup_multiply_accumulate(acc[i][j], eye, part[i][j], acc[i][j]);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+  }
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++) simdgroup_store(acc[i][j], ys + (st + 8 * i) * T + sr + 8 * j, T);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  for (uint e = tid; e < uint(T * T); e += kQmmThreads) {
+    uint t = e / T, r = e % T;
+    if (t0 + t < p.n && row0 + r < p.rows) y[(t0 + t) * p.rows + row0 + r] = ys[e];
+  }
+}
+
+// qmm: y = x Wᵀ for x [n, cols], y [n, rows] (prefill).
 template <int BITS, int GS, typename S>
 kernel void qmm(device const uint* w [[buffer(0)]],
                 device const S* scales [[buffer(1)]],
@@ -305,92 +372,31 @@ kernel void qmm(device const uint* w [[buffer(0)]],
                 device float* y [[buffer(4)]],
                 constant QmmParams& p [[buffer(5)]],
                 uint2 tg [[threadgroup_position_in_grid]],
-                uint sg [[simdgroup_index_in_threadgroup]],
-                uint lane [[thread_index_in_simdgroup]]) {
-  constexpr int VPT = values_per_thread<BITS>();
-  const uint words = p.cols * BITS / 32, groups = p.cols / GS;
-  uint row0 = (tg.x * kSimdgroups + sg) * kRowsPerSimdgroup, t0 = tg.y * kTokensPerTile;
-  float acc[kRowsPerSimdgroup][kTokensPerTile];
-  for (int i = 0; i < kRowsPerSimdgroup; i++)
-    for (int t = 0; t < kTokensPerTile; t++) acc[i][t] = 0;
-  float wv[VPT];
-  for (uint c = lane * VPT; c < p.cols; c += 32 * VPT) {
-    uint g = c / GS;
-    for (int i = 0; i < kRowsPerSimdgroup; i++) {
-      uint r = min(row0 + uint(i), p.rows - 1);
-      dequant<BITS, VPT>(w + r * words + c * BITS / 32, float(scales[r * groups + g]), float(biases[r * groups + g]), wv);
-      for (int t = 0; t < kTokensPerTile; t++) {
-        device const float* xs = x + min(t0 + uint(t), p.n - 1) * p.cols + c;
-        float d = 0;
-        for (int j = 0; j < VPT; j++) d += wv[j] * xs[j];
-        acc[i][t] += d;
-      }
-    }
-  }
-  for (int i = 0; i < kRowsPerSimdgroup; i++)
-    for (int t = 0; t < kTokensPerTile; t++) {
-      float v = simd_sum(acc[i][t]);
-      if (lane == 0 && row0 + i < p.rows && t0 + t < p.n) y[(t0 + t) * p.rows + row0 + i] = v;
-    }
+                uint tid [[thread_index_in_threadgroup]],
+                uint sg [[simdgroup_index_in_threadgroup]]) {
+  threadgroup float xs[kQmmTile * kQmmTile];
+  threadgroup float ws[kQmmTile * kQmmTile];
+  threadgroup float ys[kQmmTile * kQmmTile];
+  qmm_tile<BITS, GS, S>(w, scales, biases, x, nullptr, y, p, tg, tid, sg, xs, ws, ys);
 }
 
-// gather_qmm: for m (token, expert) pairs, y[k] = W[slot] x[xrow[k]] with
-// slot = table[ids[k]] (a negative slot gives zeros). Pairs sorted by expert
-// let a tile dequantize each weight chunk once; any order is correct.
-// y is [m, rows]; xrow[k] is the token of pair k (gate/up) or k (down).
-struct GatherQmmParams {
-  uint rows;
-  uint cols;
-  uint m;  // pairs
-};
-
+// qmm_rows: y[t] = W x[xrow[t]] for t < n, y [n, rows]: an expert's
+// matrix over the tokens routed to it (prefill MoE), launched as qmm.
 template <int BITS, int GS, typename S>
-kernel void gather_qmm(device const uint* w [[buffer(0)]],
-                       device const S* scales [[buffer(1)]],
-                       device const S* biases [[buffer(2)]],
-                       device const float* x [[buffer(3)]],
-                       device float* y [[buffer(4)]],
-                       device const int* ids [[buffer(5)]],
-                       device const int* table [[buffer(6)]],
-                       device const uint* xrow [[buffer(7)]],
-                       constant GatherQmmParams& p [[buffer(8)]],
-                       uint2 tg [[threadgroup_position_in_grid]],
-                       uint sg [[simdgroup_index_in_threadgroup]],
-                       uint lane [[thread_index_in_simdgroup]]) {
-  constexpr int VPT = values_per_thread<BITS>();
-  const uint words = p.cols * BITS / 32, groups = p.cols / GS;
-  uint row0 = (tg.x * kSimdgroups + sg) * kRowsPerSimdgroup, k0 = tg.y * kTokensPerTile;
-  int slots[kTokensPerTile];
-  for (int t = 0; t < kTokensPerTile; t++) slots[t] = k0 + t < p.m ? table[ids[k0 + t]] : -1;
-  float acc[kRowsPerSimdgroup][kTokensPerTile];
-  for (int i = 0; i < kRowsPerSimdgroup; i++)
-    for (int t = 0; t < kTokensPerTile; t++) acc[i][t] = 0;
-  float wv[VPT];
-  for (uint c = lane * VPT; c < p.cols; c += 32 * VPT) {
-    uint g = c / GS;
-    for (int i = 0; i < kRowsPerSimdgroup; i++) {
-      uint r = min(row0 + uint(i), p.rows - 1);
-      int loaded = -1;
-      for (int t = 0; t < kTokensPerTile; t++) {
-        int slot = slots[t];
-        if (slot < 0) continue;
-        if (slot != loaded) {
-          uint sr = uint(slot) * p.rows + r;  // row r of the slot's matrix
-          dequant<BITS, VPT>(w + sr * words + c * BITS / 32, float(scales[sr * groups + g]), float(biases[sr * groups + g]), wv);
-          loaded = slot;
-        }
-        device const float* xs = x + xrow[k0 + t] * p.cols + c;
-        float d = 0;
-        for (int j = 0; j < VPT; j++) d += wv[j] * xs[j];
-        acc[i][t] += d;
-      }
-    }
-  }
-  for (int i = 0; i < kRowsPerSimdgroup; i++)
-    for (int t = 0; t < kTokensPerTile; t++) {
-      float v = simd_sum(acc[i][t]);
-      if (lane == 0 && row0 + i < p.rows && k0 + t < p.m) y[(k0 + t) * p.rows + row0 + i] = v;
-    }
+kernel void qmm_rows(device const uint* w [[buffer(0)]],
+                     device const S* scales [[buffer(1)]],
+                     device const S* biases [[buffer(2)]],
+                     device const float* x [[buffer(3)]],
+                     device float* y [[buffer(4)]],
+                     constant QmmParams& p [[buffer(5)]],
+                     device const uint* xrow [[buffer(6)]],
+                     uint2 tg [[threadgroup_position_in_grid]],
+                     uint tid [[thread_index_in_threadgroup]],
+                     uint sg [[simdgroup_index_in_threadgroup]]) {
+  threadgroup float xs[kQmmTile * kQmmTile];
+  threadgroup float ws[kQmmTile * kQmmTile];
+  threadgroup float ys[kQmmTile * kQmmTile];
+  qmm_tile<BITS, GS, S>(w, scales, biases, x, xrow, y, p, tg, tid, sg, xs, ws, ys);
 }
 
 // dequant_rows (embedding lookup): out[t] = row ids[t] of W, dequantized;
@@ -421,7 +427,7 @@ kernel void dequant_rows(device const uint* w [[buffer(0)]],
   INSTANTIATE("gather_qmv_slots_b" #bits "_g" #gs "_" #sname, gather_qmv_slots<bits, gs, stype>) \
   INSTANTIATE("gather_qmv_swiglu_slots_b" #bits "_g" #gs "_" #sname, gather_qmv_swiglu_slots<bits, gs, stype>) \
   INSTANTIATE("qmm_b" #bits "_g" #gs "_" #sname, qmm<bits, gs, stype>)                      \
-  INSTANTIATE("gather_qmm_b" #bits "_g" #gs "_" #sname, gather_qmm<bits, gs, stype>)        \
+  INSTANTIATE("qmm_rows_b" #bits "_g" #gs "_" #sname, qmm_rows<bits, gs, stype>)            \
   INSTANTIATE("dequant_rows_b" #bits "_g" #gs "_" #sname, dequant_rows<bits, gs, stype>)
 
 #define QMV_GROUPS(bits, stype, sname) \

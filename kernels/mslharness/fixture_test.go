@@ -250,7 +250,7 @@ func TestFixtureProjections(t *testing.T) {
 		}
 		out := launch(t, p, "qmv"+q.suffix(), qmvLaunch(q.rows, n, bufs(qmvParams{uint32(q.rows), uint32(q.cols)})))
 		compare(t, "qmv"+q.suffix(), bytesF32(out[4]), want, 1e-6, 2e-5)
-		out = launch(t, p, "qmm"+q.suffix(), qmmLaunch(q.rows, n, bufs(qmmParams{uint32(q.rows), uint32(q.cols), uint32(n)})))
+		out = launch(t, p, "qmm"+q.suffix(), qmmTileLaunch(q.rows, n, bufs(qmmParams{uint32(q.rows), uint32(q.cols), uint32(n)})))
 		compare(t, "qmm"+q.suffix(), bytesF32(out[4]), want, 1e-6, 2e-5)
 	}
 

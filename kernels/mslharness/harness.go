@@ -12,8 +12,13 @@
 // another until one fails, with every buffer placed right below an
 // inaccessible page, so out-of-bounds accesses past a buffer's end fail.
 // With clang, Build also type-checks the shader with Metal's address spaces
-// as clang address spaces, which the CPU build cannot see. Built runners are
-// cached by content ($MSL_CACHE, else a per-user temporary directory).
+// as clang address spaces, which the CPU build cannot see, and reads each
+// kernel's threadgroup variables from the runner's symbols: more than
+// MaxThreadgroupMemory in a kernel, or a threadgroup variable outside a
+// kernel function, is an error, as in Metal. Two threadgroups of a grid run
+// at a time, so a kernel that relies on threadgroups running one after
+// another shows it. Built runners are cached by content ($MSL_CACHE, else a
+// per-user temporary directory).
 //
 // What this does not show: that the Metal compiler accepts a shader beyond
 // C++ and address spaces, Metal's fast-math precision, and timing.
@@ -89,6 +94,12 @@ type Kernel struct {
 	// Fn is the C++ expression naming the function ("qmv<4, 64, bfloat>").
 	Fn     string
 	Params []Param
+	// ThreadgroupBytes is the size of the kernel's threadgroup variables
+	// (known for runners built with clang; 0 otherwise).
+	ThreadgroupBytes int
+
+	tgMemory tgRange // where they lie in the runner
+	tgKnown  bool    // whether tgMemory is known (else the whole section is used)
 }
 
 // what maps the supported attributes to runner.h's enum.
@@ -328,7 +339,18 @@ func Build(file, compat, dir string) (*Program, error) {
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("compiling %s as C++: %v\n%s", file, err, msg)
 		}
+		if isClang(cxx) {
+			if err := threadgroupLayout(out, ks); err != nil {
+				return nil, fmt.Errorf("%s: %v", file, err)
+			}
+		}
 		bin = storeBinary(out, bin)
+	} else if isClang(cxx) {
+		// A cached runner passed the checks when it was built; this reads
+		// where its kernels' threadgroup variables lie.
+		if err := threadgroupLayout(bin, ks); err != nil {
+			return nil, fmt.Errorf("%s: %v", file, err)
+		}
 	}
 	p := &Program{File: file, Kernels: make(map[string]Kernel), bin: bin}
 	for _, k := range ks {
@@ -432,7 +454,7 @@ var checkFlags = []string{"-std=c++14", "-Werror=c++17-extensions", "-Werror=mis
 // variables, as Metal does. Only clang
 // has address spaces in C++; with another compiler the check is skipped.
 func checkAddressSpaces(cxx, compat, file string) error {
-	if !strings.Contains(filepath.Base(cxx), "clang") {
+	if !isClang(cxx) {
 		return nil
 	}
 	out, err := exec.Command(cxx, slices.Concat(checkFlags, []string{"-I", compat, "-x", "c++", file})...).CombinedOutput()
@@ -441,6 +463,8 @@ func checkAddressSpaces(cxx, compat, file string) error {
 	}
 	return nil
 }
+
+func isClang(cxx string) bool { return strings.Contains(filepath.Base(cxx), "clang") }
 
 func generateMain(file string, ks []Kernel) []byte {
 	var b bytes.Buffer
@@ -493,7 +517,7 @@ func (p *Program) Run(kernel string, l Launch) (map[int][]byte, error) {
 		}
 	}
 	var in bytes.Buffer
-	in.WriteString("MSL1")
+	in.WriteString("MSL2")
 	le := binary.LittleEndian
 	in.Write(le.AppendUint32(nil, uint32(len(kernel))))
 	in.WriteString(kernel)
@@ -501,6 +525,12 @@ func (p *Program) Run(kernel string, l Launch) (map[int][]byte, error) {
 		in.Write(le.AppendUint32(nil, uint32(v)))
 	}
 	in.Write(le.AppendUint64(nil, l.Seed))
+	tg := k.tgMemory
+	if !k.tgKnown {
+		tg = tgRange{0, ^uint64(0)}
+	}
+	in.Write(le.AppendUint64(nil, tg.off))
+	in.Write(le.AppendUint64(nil, tg.len))
 	in.Write(le.AppendUint32(nil, uint32(len(l.Buffers))))
 	for idx, data := range l.Buffers {
 		in.Write(le.AppendUint32(nil, uint32(idx)))

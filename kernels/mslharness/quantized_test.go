@@ -3,7 +3,6 @@ package mslharness
 import (
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/kernels"
@@ -40,20 +39,28 @@ func TestQMV(t *testing.T) {
 				// Ragged rows (not a multiple of 8) and columns that are not a
 				// multiple of a full SIMD-group step.
 				rows, cols, n := 37, 5*group, 2
-				m := randQuant(r, rows, cols, bits, group, f16)
-				x := randn(r, n*cols, 1)
-				want := make([]float32, n*rows)
-				kernels.MatMul(want, x, n, m)
-				w, s, b := quantBuffers(m)
-				name := fmt.Sprintf("qmv_b%d_g%d_%s", bits, group, scaleName(f16))
-				out := launch(t, p, name, qmvLaunch(rows, n, map[int][]byte{
-					0: w, 1: s, 2: b, 3: f32Bytes(x), 4: f32Bytes(make([]float32, n*rows)),
-					5: params(qmvParams{uint32(rows), uint32(cols)}),
-				}))
-				compare(t, name, bytesF32(out[4]), want, 1e-6, 2e-5)
+				checkProduct(t, p, r, "qmv", qmvLaunch, params(qmvParams{uint32(rows), uint32(cols)}), rows, cols, n, bits, group, f16)
 			}
 		}
 	}
+}
+
+// checkProduct runs kernel ("qmv" or "qmm") in the given format on a random
+// [rows, cols] matrix and n random inputs, launched by shape with the
+// parameter block prm, and compares y [n, rows] with kernels.MatMul.
+func checkProduct(t *testing.T, p *Program, r *rand.Rand, kernel string, shape func(rows, n int, bufs map[int][]byte) Launch,
+	prm []byte, rows, cols, n, bits, group int, f16 bool) {
+	t.Helper()
+	m := randQuant(r, rows, cols, bits, group, f16)
+	x := randn(r, n*cols, 1)
+	want := make([]float32, n*rows)
+	kernels.MatMul(want, x, n, m)
+	w, s, b := quantBuffers(m)
+	name := fmt.Sprintf("%s_b%d_g%d_%s", kernel, bits, group, scaleName(f16))
+	out := launch(t, p, name, shape(rows, n, map[int][]byte{
+		0: w, 1: s, 2: b, 3: f32Bytes(x), 4: f32Bytes(make([]float32, n*rows)), 5: prm,
+	}))
+	compare(t, name, bytesF32(out[4]), want, 1e-6, 2e-5)
 }
 
 // A model-sized shape for the common 4-bit and 8-bit cases.
@@ -175,11 +182,10 @@ func TestGatherQMV(t *testing.T) {
 
 type qmmParams struct{ Rows, Cols, N uint32 }
 
-type gatherQmmParams struct{ Rows, Cols, M uint32 }
-
-// qmmLaunch is the prefill launch shape documented in quantized.metal.
-func qmmLaunch(rows, n int, bufs map[int][]byte) Launch {
-	return Launch{Groups: [3]int{(rows + 7) / 8, (n + 7) / 8, 1}, Threads: [3]int{64, 1, 1}, Buffers: bufs, Seed: uint64(rows*17 + n)}
+// qmmTileLaunch is qmm's and qmm_rows': 32 x 32 tiles of simdgroup
+// matrices.
+func qmmTileLaunch(rows, n int, bufs map[int][]byte) Launch {
+	return Launch{Groups: [3]int{(rows + 31) / 32, (n + 31) / 32, 1}, Threads: [3]int{128, 1, 1}, Buffers: bufs, Seed: uint64(rows*17 + n)}
 }
 
 func TestQMM(t *testing.T) {
@@ -189,61 +195,49 @@ func TestQMM(t *testing.T) {
 	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
 		for _, group := range []int{32, 64, 128} {
 			for _, f16 := range []bool{false, true} {
-				rows, cols, n := 21, 3*group, 11 // ragged rows and a partial token tile
-				m := randQuant(r, rows, cols, bits, group, f16)
-				x := randn(r, n*cols, 1)
-				want := make([]float32, n*rows)
-				kernels.MatMul(want, x, n, m)
-				w, s, b := quantBuffers(m)
-				name := fmt.Sprintf("qmm_b%d_g%d_%s", bits, group, scaleName(f16))
-				out := launch(t, p, name, qmmLaunch(rows, n, map[int][]byte{
-					0: w, 1: s, 2: b, 3: f32Bytes(x), 4: f32Bytes(make([]float32, n*rows)),
-					5: params(qmmParams{uint32(rows), uint32(cols), uint32(n)}),
-				}))
-				compare(t, name, bytesF32(out[4]), want, 1e-6, 2e-5)
+				// Ragged rows and a partial token tile; for 4 bits also
+				// several tiles each way.
+				shapes := [][2]int{{21, 11}}
+				if bits == 4 {
+					shapes = append(shapes, [2]int{70, 45})
+				}
+				for _, sh := range shapes {
+					rows, cols, n := sh[0], 3*group, sh[1]
+					checkProduct(t, p, r, "qmm", qmmTileLaunch, params(qmmParams{uint32(rows), uint32(cols), uint32(n)}), rows, cols, n, bits, group, f16)
+				}
 			}
 		}
 	}
 }
 
-func TestGatherQMM(t *testing.T) {
+// TestQMMRows runs qmm_rows, the prefill product of one expert over the
+// tokens routed to it (rows of x picked by xrow, repeats allowed), against
+// kernels.MatMul row by row.
+func TestQMMRows(t *testing.T) {
 	t.Parallel()
 	p := program(t, "quantized.metal")
 	r := newRand(15)
 	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
 		for _, group := range []int{32, 64, 128} {
 			for _, f16 := range []bool{false, true} {
-				rows, cols := 13, 2*group
-				pool := newSlotPool(r, 4, rows, cols, bits, group, f16)
-				g := newGatherCase(r, 5, 4, 9, 4)
-				// Sort the pairs by expert, as prefill does; xrow keeps each
-				// pair's token (gate/up) or its own index (down).
-				type pair struct{ id, token int32 }
-				var ps []pair
-				for k, e := range g.ids {
-					ps = append(ps, pair{e, int32(k / g.topk)})
+				rows, cols, tokens, n := 45, 2*group, 50, 37 // ragged rows, two token tiles
+				m := randQuant(r, rows, cols, bits, group, f16)
+				x := randn(r, tokens*cols, 1)
+				xrow := make([]uint32, n)
+				for i := range xrow {
+					xrow[i] = uint32(r.IntN(tokens))
 				}
-				sort.SliceStable(ps, func(a, b int) bool { return ps[a].id < ps[b].id })
-				ids, tokens, self := make([]int32, len(ps)), make([]uint32, len(ps)), make([]uint32, len(ps))
-				for k, pr := range ps {
-					ids[k], tokens[k], self[k] = pr.id, uint32(pr.token), uint32(k)
+				want := make([]float32, n*rows)
+				for i, xr := range xrow {
+					kernels.MatMul(want[i*rows:(i+1)*rows], x[int(xr)*cols:(int(xr)+1)*cols], 1, m)
 				}
-				name := fmt.Sprintf("gather_qmm_b%d_g%d_%s", bits, group, scaleName(f16))
-				for _, xrow := range [][]uint32{tokens, self} {
-					x := randn(r, len(ids)*cols, 1) // rows beyond the tokens are unused for gate/up
-					want := make([]float32, len(ids)*rows)
-					for k := range ids {
-						if slot := g.table[ids[k]]; slot >= 0 {
-							kernels.MatMul(want[k*rows:(k+1)*rows], x[int(xrow[k])*cols:(int(xrow[k])+1)*cols], 1, pool.slots[slot])
-						}
-					}
-					out := launch(t, p, name, qmmLaunch(rows, len(ids), map[int][]byte{
-						0: pool.w, 1: pool.s, 2: pool.b, 3: f32Bytes(x), 4: f32Bytes(make([]float32, len(want))),
-						5: i32Bytes(ids), 6: i32Bytes(g.table), 7: u32Bytes(xrow),
-						8: params(gatherQmmParams{uint32(rows), uint32(cols), uint32(len(ids))}),
-					}))
-					compare(t, name, bytesF32(out[4]), want, 1e-6, 2e-5)
-				}
+				w, s, b := quantBuffers(m)
+				name := fmt.Sprintf("qmm_rows_b%d_g%d_%s", bits, group, scaleName(f16))
+				out := launch(t, p, name, qmmTileLaunch(rows, n, map[int][]byte{
+					0: w, 1: s, 2: b, 3: f32Bytes(x), 4: f32Bytes(make([]float32, n*rows)),
+					5: params(qmmParams{uint32(rows), uint32(cols), uint32(n)}), 6: u32Bytes(xrow),
+				}))
+				compare(t, name, bytesF32(out[4]), want, 1e-6, 2e-5)
 			}
 		}
 	}

@@ -6,8 +6,10 @@
 // the next (fresh buffers, threadgroup memory poisoned, the thread order
 // reseeded).
 //
-// stdin:  per launch "MSL1", u32 name length, name, u32 groups[3],
-//         u32 threads[3], u64 seed, u32 buffer count, then per buffer
+// stdin:  per launch "MSL2", u32 name length, name, u32 groups[3],
+//         u32 threads[3], u64 seed, u64 threadgroup-memory offset and
+//         length (the kernel's variables within the threadgroup section;
+//         length ~0: the whole section), u32 buffer count, then per buffer
 //         u32 index, u64 length, bytes.
 // stdout: per launch u32 buffer count, then per buffer u32 index,
 //         u64 length, bytes.
@@ -155,8 +157,8 @@ inline bool run_one(const Entry* entries, int n) {
   char magic[4];
   size_t got = std::fread(magic, 1, 4, stdin);
   if (got == 0 && std::feof(stdin)) return false;
-  if (got != 4 || std::memcmp(magic, "MSL1", 4) != 0) {
-    std::fprintf(stderr, "launch input does not start with MSL1\n");
+  if (got != 4 || std::memcmp(magic, "MSL2", 4) != 0) {
+    std::fprintf(stderr, "launch input does not start with MSL2\n");
     std::exit(2);
   }
   std::vector<char> name(read_le<uint32_t>() + 1, 0);
@@ -165,6 +167,16 @@ inline bool run_one(const Entry* entries, int n) {
   for (int i = 0; i < 3; i++) l.groups[i] = read_le<uint32_t>();
   for (int i = 0; i < 3; i++) l.threads[i] = read_le<uint32_t>();
   l.seed = read_le<uint64_t>();
+  uint64_t tg_off = read_le<uint64_t>(), tg_len = read_le<uint64_t>();
+  char *tg_lo = __start_msl_threadgroup, *tg_hi = __stop_msl_threadgroup;
+  size_t section = tg_lo && tg_hi > tg_lo ? size_t(tg_hi - tg_lo) : 0;
+  if (tg_len == ~uint64_t(0)) {
+    tg_off = 0, tg_len = section;
+  } else if (tg_off > section || tg_len > section - tg_off) {
+    std::fprintf(stderr, "threadgroup memory [%llu, +%llu) is outside the %zu-byte section\n", (unsigned long long)tg_off,
+                 (unsigned long long)tg_len, section);
+    std::exit(2);
+  }
   uint32_t nbuf = read_le<uint32_t>();
   std::vector<int> order;
   for (uint32_t b = 0; b < nbuf; b++) {
@@ -190,7 +202,7 @@ inline bool run_one(const Entry* entries, int n) {
   l.bindings = e->bindings;
   for (int i = 0; i < e->nparams; i++)
     if (e->bindings[i].what == kBuffer) l.buffer(e->bindings[i].index, 0);
-  dispatch(e->name, l.groups, l.threads, l.seed, e->run, &l);
+  dispatch(e->name, l.groups, l.threads, l.seed, e->run, &l, tg_len ? tg_lo + tg_off : nullptr, size_t(tg_len));
   uint32_t count = uint32_t(order.size());
   std::fwrite(&count, 4, 1, stdout);
   for (int idx : order) {

@@ -6,13 +6,16 @@
 // How Metal is mapped:
 //   - Address spaces: device, constant and thread are empty. threadgroup is
 //     `static`, so a threadgroup array declared in a kernel is shared by the
-//     threads of the threadgroup; the runtime runs one threadgroup at a time,
-//     which makes that exactly Metal's sharing. Where the keyword qualifies a
-//     parameter or a cast (after "(" or ","), the harness replaces it with
+//     threads of the threadgroup. Where the keyword qualifies a parameter or
+//     a cast (after "(" or ","), the harness replaces it with
 //     MSL_THREADGROUP_PARAM.
-//     Threadgroup variables live in their own linker section, which the
-//     runtime fills with 0xff bytes (NaN floats) before every threadgroup, as
-//     Metal gives no initial value (g++ leaves out variables of function
+//     Threadgroup variables live in their own linker section. The runtime
+//     runs two threadgroups at a time (kConcurrentGroups), their threads
+//     interleaved at every barrier and SIMD-group function, and swaps each
+//     group's copy of the kernel's part of the section in while its threads
+//     run (the harness finds that part from the runner's symbols; without
+//     it, the whole section). Each copy starts as 0xff bytes (NaN floats),
+//     as Metal gives no initial value (g++ leaves out variables of function
 //     templates, which then keep their previous contents; clang does not).
 //   - [[...]] attributes are ignored by the C++ compiler; the harness reads
 //     them from the preprocessed source to bind buffers and thread positions.
@@ -23,6 +26,9 @@
 //     round, so a missing barrier shows up as a wrong result. A barrier not
 //     reached by every thread is reported as a deadlock.
 //   - SIMD-groups are 32 consecutive threads of the threadgroup.
+//   - simdgroup_matrix (8x8 tiles, simdgroup_load/store/multiply[_accumulate])
+//     is a whole matrix per lane; the functions are collectives that check
+//     every lane passes the same address and layout.
 //   - With -DMSL_ADDRESS_SPACE_CHECK (clang only, -fsyntax-only), the
 //     address spaces become clang address spaces instead, so that the
 //     harness can check that a shader keeps them apart as Metal requires.
@@ -233,10 +239,11 @@ MSL_VEC_TYPES(short, short)
 MSL_VEC_TYPES(ushort, ushort)
 MSL_VEC_TYPES(char, char)
 MSL_VEC_TYPES(uchar, uchar)
+MSL_VEC_TYPES(ulong, ulong)
 #undef MSL_VEC_TYPES
 
 // ---------------------------------------------------------------------------
-// The fiber runtime that plays one threadgroup at a time.
+// The fiber runtime that plays the threadgroups of a grid, two at a time.
 
 namespace mslrt {
 
@@ -289,14 +296,33 @@ struct Fiber {
   char* stack = nullptr;
   ThreadCtx t;
   bool done = false;
+  int group = 0;  // which of the threadgroups in flight
+};
+
+// Threadgroups in flight at once: their threads interleave at every
+// barrier and SIMD-group function, so a kernel that relies on threadgroups
+// running one after another (reading what another wrote) shows it.
+enum { kConcurrentGroups = 2 };
+
+// Group is one threadgroup in flight: its barrier, its SIMD-groups and a
+// copy of its threadgroup memory while another group's threads run.
+struct Group {
+  Barrier tg;
+  std::vector<SimdGroup> simdgroups;
+  std::vector<unsigned char> memory;
+  uint first = 0, threads = 0;  // its fibers
+  bool live = false;
 };
 
 struct Scheduler {
   Context main;
   std::vector<Fiber> fibers;
-  std::vector<SimdGroup> simdgroups;
+  Group groups[kConcurrentGroups];
   std::vector<int> order;
-  Barrier tg;
+  // The threadgroup memory the kernel uses: poisoned for every threadgroup
+  // and swapped between the groups in flight.
+  char* tg_mem = nullptr;
+  size_t tg_len = 0;
   int current = -1;
   bool progress = false;
   uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -311,6 +337,8 @@ inline Scheduler& sched() {
 }
 
 inline Fiber& self() { return sched().fibers[sched().current]; }
+inline Group& my_group() { return sched().groups[self().group]; }
+inline SimdGroup& my_simdgroup() { return my_group().simdgroups[self().t.simdgroup_index_in_threadgroup]; }
 
 [[noreturn]] inline void fail(const char* what) {
   Scheduler& s = sched();
@@ -415,41 +443,64 @@ extern "C" char __stop_msl_threadgroup[] __attribute__((weak));
 
 namespace mslrt {
 
-// run_threadgroup plays one threadgroup of n threads to completion.
-inline void run_threadgroup(uint n) {
+// run_groups plays the groups set up in s.groups to completion, their
+// threads interleaved: each round visits the live groups in a shuffled
+// order, swapping in the group's threadgroup memory, and runs each of its
+// threads (in a shuffled order) until it waits or ends.
+inline void run_groups() {
   Scheduler& s = sched();
-  char *tg_lo = __start_msl_threadgroup, *tg_hi = __stop_msl_threadgroup;
-  if (tg_lo && tg_hi > tg_lo) std::memset(tg_lo, 0xff, size_t(tg_hi - tg_lo));
-  uint nsg = (n + kSimdWidth - 1) / kSimdWidth;
-  s.tg = Barrier();
-  s.tg.expected = n;
-  for (uint g = 0; g < nsg; g++) {
-    s.simdgroups[g].barrier = Barrier();
-    s.simdgroups[g].barrier.expected = std::min<uint>(kSimdWidth, n - g * kSimdWidth);
-  }
-  for (uint i = 0; i < n; i++) {
-    Fiber& f = s.fibers[i];
-    f.done = false;
-    start_fiber(f, s.main);
-  }
-  s.order.resize(n);
-  for (uint i = 0; i < n; i++) s.order[i] = int(i);
-  for (uint live = n; live > 0;) {
-    // Shuffle the order in which the threads run in this round.
-    for (uint i = n; i > 1; i--) {
-      s.rng ^= s.rng << 13, s.rng ^= s.rng >> 7, s.rng ^= s.rng << 17;
-      std::swap(s.order[i - 1], s.order[s.rng % i]);
+  for (Group& g : s.groups) {
+    if (!g.live) continue;
+    g.tg = Barrier();
+    g.tg.expected = g.threads;
+    uint nsg = (g.threads + kSimdWidth - 1) / kSimdWidth;
+    g.simdgroups.resize(nsg);
+    for (uint i = 0; i < nsg; i++) {
+      g.simdgroups[i].barrier = Barrier();
+      g.simdgroups[i].barrier.expected = std::min<uint>(kSimdWidth, g.threads - i * kSimdWidth);
     }
+    // Metal gives threadgroup memory no initial value: NaN floats here.
+    g.memory.assign(s.tg_len, 0xff);
+    for (uint i = g.first; i < g.first + g.threads; i++) {
+      s.fibers[i].done = false;
+      start_fiber(s.fibers[i], s.main);
+    }
+  }
+  uint live = 0;
+  for (Group& g : s.groups)
+    if (g.live) live += g.threads;
+  int gorder[kConcurrentGroups];
+  for (int i = 0; i < kConcurrentGroups; i++) gorder[i] = i;
+  while (live > 0) {
     s.progress = false;
-    for (int i : s.order) {
-      if (s.fibers[i].done) continue;
-      s.current = i;
-      switch_context(s.main, s.fibers[i].ctx);
-      if (s.fibers[i].done) live--;
+    for (int i = kConcurrentGroups; i > 1; i--) {
+      s.rng ^= s.rng << 13, s.rng ^= s.rng >> 7, s.rng ^= s.rng << 17;
+      std::swap(gorder[i - 1], gorder[s.rng % i]);
     }
-    s.current = -1;
+    for (int gi : gorder) {
+      Group& g = s.groups[gi];
+      if (!g.live) continue;
+      if (s.tg_len) std::memcpy(s.tg_mem, g.memory.data(), s.tg_len);
+      s.order.resize(g.threads);
+      for (uint i = 0; i < g.threads; i++) s.order[i] = int(g.first + i);
+      for (uint i = g.threads; i > 1; i--) {
+        s.rng ^= s.rng << 13, s.rng ^= s.rng >> 7, s.rng ^= s.rng << 17;
+        std::swap(s.order[i - 1], s.order[s.rng % i]);
+      }
+      uint running = 0;
+      for (int i : s.order) {
+        if (s.fibers[i].done) continue;
+        s.current = i;
+        switch_context(s.main, s.fibers[i].ctx);
+        if (s.fibers[i].done) live--;
+        else running++;
+      }
+      s.current = -1;
+      if (s.tg_len) std::memcpy(g.memory.data(), s.tg_mem, s.tg_len);
+      if (running == 0) g.live = false;
+    }
     if (!s.progress) {
-      std::fprintf(stderr, "kernel %s: deadlock: %u threads of the threadgroup wait at a barrier or SIMD-group function that the others never reach\n", s.kernel, live);
+      std::fprintf(stderr, "kernel %s: deadlock: %u threads wait at a barrier or SIMD-group function that the others of their threadgroup never reach\n", s.kernel, live);
       std::exit(3);
     }
   }
@@ -463,9 +514,10 @@ inline void on_segv(int) {
 }
 
 // dispatch runs body for every thread of a grid of groups threadgroups of
-// threads threads, one threadgroup at a time.
+// threads threads, kConcurrentGroups threadgroups at a time. tg_mem and
+// tg_len are the threadgroup memory the kernel uses (tg_len 0: none).
 inline void dispatch(const char* kernel, uint3 groups, uint3 threads, uint64_t seed,
-                     void (*body)(const ThreadCtx&, void*), void* arg) {
+                     void (*body)(const ThreadCtx&, void*), void* arg, char* tg_mem, size_t tg_len) {
   Scheduler& s = sched();
   s.kernel = kernel;
   uint n = threads.x * threads.y * threads.z;
@@ -485,34 +537,46 @@ inline void dispatch(const char* kernel, uint3 groups, uint3 threads, uint64_t s
     sigaction(SIGBUS, &sa, nullptr);
     handler = true;
   }
-  if (s.fibers.size() < n) {
+  size_t nf = size_t(n) * kConcurrentGroups;
+  if (s.fibers.size() < nf) {
     size_t old = s.fibers.size();
-    s.fibers.resize(n);
-    for (size_t i = old; i < n; i++) s.fibers[i].stack = static_cast<char*>(std::malloc(kStackBytes));
+    s.fibers.resize(nf);
+    for (size_t i = old; i < nf; i++) s.fibers[i].stack = static_cast<char*>(std::malloc(kStackBytes));
   }
-  s.simdgroups.resize((n + kSimdWidth - 1) / kSimdWidth);
   s.body = body;
   s.arg = arg;
-  for (uint gz = 0; gz < groups.z; gz++)
-    for (uint gy = 0; gy < groups.y; gy++)
-      for (uint gx = 0; gx < groups.x; gx++) {
-        for (uint i = 0; i < n; i++) {
-          ThreadCtx& t = s.fibers[i].t;
-          uint3 p(i % threads.x, (i / threads.x) % threads.y, i / (threads.x * threads.y));
-          t.thread_position_in_threadgroup = p;
-          t.threadgroup_position_in_grid = uint3(gx, gy, gz);
-          t.thread_position_in_grid = uint3(gx * threads.x + p.x, gy * threads.y + p.y, gz * threads.z + p.z);
-          t.threads_per_threadgroup = threads;
-          t.threadgroups_per_grid = groups;
-          t.threads_per_grid = uint3(groups.x * threads.x, groups.y * threads.y, groups.z * threads.z);
-          t.thread_index_in_threadgroup = i;
-          t.thread_index_in_simdgroup = i % kSimdWidth;
-          t.simdgroup_index_in_threadgroup = i / kSimdWidth;
-          t.threads_per_simdgroup = kSimdWidth;
-          t.simdgroups_per_threadgroup = (n + kSimdWidth - 1) / kSimdWidth;
-        }
-        run_threadgroup(n);
+  s.tg_mem = tg_mem;
+  s.tg_len = tg_len;
+  uint total = groups.x * groups.y * groups.z;
+  for (uint g0 = 0; g0 < total; g0 += kConcurrentGroups) {
+    for (uint gi = 0; gi < uint(kConcurrentGroups); gi++) {
+      Group& grp = s.groups[gi];
+      uint g = g0 + gi;
+      grp.live = g < total;
+      grp.first = gi * n;
+      grp.threads = n;
+      if (!grp.live) continue;
+      uint gx = g % groups.x, gy = (g / groups.x) % groups.y, gz = g / (groups.x * groups.y);
+      for (uint i = 0; i < n; i++) {
+        Fiber& f = s.fibers[grp.first + i];
+        f.group = int(gi);
+        ThreadCtx& t = f.t;
+        uint3 p(i % threads.x, (i / threads.x) % threads.y, i / (threads.x * threads.y));
+        t.thread_position_in_threadgroup = p;
+        t.threadgroup_position_in_grid = uint3(gx, gy, gz);
+        t.thread_position_in_grid = uint3(gx * threads.x + p.x, gy * threads.y + p.y, gz * threads.z + p.z);
+        t.threads_per_threadgroup = threads;
+        t.threadgroups_per_grid = groups;
+        t.threads_per_grid = uint3(groups.x * threads.x, groups.y * threads.y, groups.z * threads.z);
+        t.thread_index_in_threadgroup = i;
+        t.thread_index_in_simdgroup = i % kSimdWidth;
+        t.simdgroup_index_in_threadgroup = i / kSimdWidth;
+        t.threads_per_simdgroup = kSimdWidth;
+        t.simdgroups_per_threadgroup = (n + kSimdWidth - 1) / kSimdWidth;
       }
+    }
+    run_groups();
+  }
 }
 
 // simd_exchange publishes v for the caller's SIMD-group, waits for every
@@ -521,7 +585,7 @@ inline void dispatch(const char* kernel, uint3 groups, uint3 threads, uint64_t s
 template <class T, class F> T simd_exchange(T v, F f) {
   static_assert(sizeof(T) <= kSlotBytes, "SIMD-group value too large");
   Fiber& me = self();
-  SimdGroup& g = sched().simdgroups[me.t.simdgroup_index_in_threadgroup];
+  SimdGroup& g = my_simdgroup();
   std::memcpy(g.slots[me.t.thread_index_in_simdgroup], &v, sizeof(T));
   wait(g.barrier);
   T vals[kSimdWidth] = {};
@@ -541,11 +605,8 @@ using std::numeric_limits;
 
 enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
 
-inline void threadgroup_barrier(mem_flags) { mslrt::wait(mslrt::sched().tg); }
-inline void simdgroup_barrier(mem_flags) {
-  mslrt::Fiber& me = mslrt::self();
-  mslrt::wait(mslrt::sched().simdgroups[me.t.simdgroup_index_in_threadgroup].barrier);
-}
+inline void threadgroup_barrier(mem_flags) { mslrt::wait(mslrt::my_group().tg); }
+inline void simdgroup_barrier(mem_flags) { mslrt::wait(mslrt::my_simdgroup().barrier); }
 
 #define MSL_UNARY(name, fn)                         \
   inline float name(float x) { return std::fn(x); } \
@@ -660,6 +721,112 @@ inline bool simd_all(bool b) {
 }
 inline bool simd_any(bool b) {
   return mslrt::simd_exchange(b, [](const bool* x, uint n, uint) { for (uint i = 0; i < n; i++) if (x[i]) return true; return false; });
+}
+
+// simdgroup_matrix<T, Cols, Rows>: Metal spreads the matrix over the lanes
+// of a SIMD-group; here every lane holds all of it. The functions are
+// SIMD-group collectives as in Metal: every lane of the SIMD-group must call
+// them (a lane that does not deadlocks the others), load and store with the
+// same address, row stride and transposition (a lane-dependent pointer is
+// reported, as Metal leaves it undefined). A lane reads the source when it
+// reaches simdgroup_load, so data that other lanes write just before needs
+// a barrier, as on the GPU. Products accumulate in float in the order k =
+// 0..K-1, starting from c.
+template <class T, int Cols, int Rows> struct simdgroup_matrix {
+  T e[Rows][Cols];
+  simdgroup_matrix() = default;
+  // Metal's constructor from a value makes a diagonal matrix.
+  explicit simdgroup_matrix(T diag) {
+    for (int r = 0; r < Rows; r++)
+      for (int c = 0; c < Cols; c++) e[r][c] = r == c ? diag : T(0);
+  }
+};
+typedef simdgroup_matrix<float, 8, 8> simdgroup_float8x8;
+typedef simdgroup_matrix<half, 8, 8> simdgroup_half8x8;
+typedef simdgroup_matrix<bfloat, 8, 8> simdgroup_bfloat8x8;
+
+template <class T, int Cols, int Rows = Cols> simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(T v) {
+  simdgroup_matrix<T, Cols, Rows> m;
+  for (int r = 0; r < Rows; r++)
+    for (int c = 0; c < Cols; c++) m.e[r][c] = v;
+  return m;
+}
+}  // namespace metal
+
+namespace mslrt {
+// simdgroup_access checks that every lane of the SIMD-group passes the same
+// matrix address (p, with the origin folded in) and layout, and waits for
+// all of them.
+inline void simdgroup_access(const char* fn, uintptr_t p, unsigned long stride, bool transpose) {
+  struct Access {
+    uintptr_t p;
+    unsigned long layout;
+  };
+  Access a = {p, stride << 1 | (transpose ? 1 : 0)};
+  Access same = simd_exchange(a, [](const Access* x, uint n, uint) {
+    for (uint i = 1; i < n; i++)
+      if (x[i].p != x[0].p || x[i].layout != x[0].layout) return Access{0, 0};
+    return Access{1, 0};
+  });
+  if (!same.p) {
+    char msg[160];
+    std::snprintf(msg, sizeof msg, "%s: the lanes of a SIMD-group pass different addresses or layouts (Metal requires the same)", fn);
+    fail(msg);
+  }
+}
+
+// simdgroup_offset is where element (r, c) of a Rows x Cols matrix lies:
+// row-major with stride elements per row from origin (x: column, y: row),
+// or, transposed, the source holds the matrix's transpose.
+inline unsigned long simdgroup_offset(int r, int c, unsigned long stride, ulong2 origin, bool transpose) {
+  if (transpose) return (origin.y + c) * stride + origin.x + r;
+  return (origin.y + r) * stride + origin.x + c;
+}
+}  // namespace mslrt
+
+namespace metal {
+template <class T, int Cols, int Rows, class P>
+void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, P src, ulong elements_per_row = Cols,
+                    ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
+  simdgroup_matrix<T, Cols, Rows> m;
+  for (int r = 0; r < Rows; r++)
+    for (int c = 0; c < Cols; c++)
+      m.e[r][c] = T(src[mslrt::simdgroup_offset(r, c, elements_per_row, matrix_origin, transpose_matrix)]);
+  mslrt::simdgroup_access("simdgroup_load", (uintptr_t)(src + mslrt::simdgroup_offset(0, 0, elements_per_row, matrix_origin, transpose_matrix)),
+                          elements_per_row, transpose_matrix);
+  d = m;
+}
+
+template <class T, int Cols, int Rows, class P>
+void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, P dst, ulong elements_per_row = Cols,
+                     ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
+  mslrt::simdgroup_access("simdgroup_store", (uintptr_t)(dst + mslrt::simdgroup_offset(0, 0, elements_per_row, matrix_origin, transpose_matrix)),
+                          elements_per_row, transpose_matrix);
+  for (int r = 0; r < Rows; r++)
+    for (int c = 0; c < Cols; c++)
+      dst[mslrt::simdgroup_offset(r, c, elements_per_row, matrix_origin, transpose_matrix)] = a.e[r][c];
+}
+
+// d = a b + c, with a Rows x K and b K x Cols.
+template <class T, int Cols, int Rows, int K>
+void simdgroup_multiply_accumulate(simdgroup_matrix<T, Cols, Rows>& d, const simdgroup_matrix<T, K, Rows>& a,
+                                   const simdgroup_matrix<T, Cols, K>& b, const simdgroup_matrix<T, Cols, Rows>& c) {
+  simdgroup_matrix<T, Cols, Rows> m;
+  for (int r = 0; r < Rows; r++)
+    for (int j = 0; j < Cols; j++) {
+      float s = float(c.e[r][j]);
+      for (int k = 0; k < K; k++) s += float(a.e[r][k]) * float(b.e[k][j]);
+      m.e[r][j] = T(s);
+    }
+  simdgroup_barrier(mem_flags::mem_none);
+  d = m;
+}
+
+// d = a b.
+template <class T, int Cols, int Rows, int K>
+void simdgroup_multiply(simdgroup_matrix<T, Cols, Rows>& d, const simdgroup_matrix<T, K, Rows>& a,
+                        const simdgroup_matrix<T, Cols, K>& b) {
+  simdgroup_multiply_accumulate(d, a, b, make_filled_simdgroup_matrix<T, Cols, Rows>(T(0)));
 }
 }  // namespace metal
 

@@ -119,3 +119,16 @@ kernel void spin_forever(device uint* flag [[buffer(0)]],
   while (f[tid] == 0) {
   }
 }
+
+// Assumes threadgroups run one after another: threadgroup 1 reads what
+// threadgroup 0 writes at its end. out[1] is 43 only if threadgroup 0 has
+// finished before threadgroup 1 starts, which Metal does not promise.
+// Launch: groups (2,1,1), threads (64,1,1), out [2] zeroed.
+kernel void cross_group_order(device float* out [[buffer(0)]],
+                              uint g [[threadgroup_position_in_grid]],
+                              uint tid [[thread_index_in_threadgroup]]) {
+  float seen = g == 1 && tid == 0 ? out[0] : 0.0f;
+  threadgroup_barrier(mem_flags::mem_none);
+  threadgroup_barrier(mem_flags::mem_none);
+  if (tid == 0) out[g] = g == 0 ? 42.0f : seen + 1.0f;
+}
