@@ -353,11 +353,16 @@ type pacer struct {
 	perToken float64 // seconds per prefill token (moving average)
 }
 
-// minChunk is the fewest prompt tokens a paced step takes; paced chunks
-// are multiples of it. Below it a long prompt would hardly advance, and
-// chunks of a few rows run other kernels than a prompt alone (decode
-// kernels with quantized activations): on the fixtures 8-token chunks
-// moved logits by 5e-3, 16-token ones by under 1e-3.
+// minChunk is the grain of paced chunks: a chunk the step budget allows
+// minChunk tokens or more is a multiple of it (regular shapes for the
+// GEMM). When the budget leaves room for fewer (a prompt token costs
+// about a decode step: deep in a long prompt, or on a small model), the
+// chunk shrinks to what fits, down to one token, so that running streams
+// keep their pace and the prompt advances a little every step. Chunks of
+// a few rows run the decode kernels (int16 activations by default), so a
+// paced prompt's logits differ from its run alone in the last digits: on
+// the random fixtures 8-token chunks moved them by up to 5e-3, 16-token
+// ones by under 1e-3.
 const minChunk = 16
 
 // decode is a step of decode tokens alone (0: none seen).
@@ -378,7 +383,10 @@ func (p *pacer) chunk(n int, budget float64) int {
 		return min(n, minChunk) // not measured yet: start small
 	}
 	c := int(max(budget-1, 0) * dec / p.perToken)
-	return min(n, max(minChunk, c/minChunk*minChunk))
+	if c >= minChunk {
+		c = c / minChunk * minChunk
+	}
+	return min(n, max(c, 1))
 }
 
 // observe learns from a step of d with decodes decode tokens and a

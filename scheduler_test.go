@@ -331,8 +331,9 @@ func TestSchedCancelWaiting(t *testing.T) {
 }
 
 // TestSchedPacer: the paced chunk fills what the step budget leaves after
-// the decode tokens, in multiples of minChunk, within [minChunk, the
-// chunk]; before anything is measured it starts at minChunk.
+// the decode tokens, in multiples of minChunk when it is that large, else
+// what fits (at least one token), at most the chunk; before anything is
+// measured it starts at minChunk.
 func TestSchedPacer(t *testing.T) {
 	var p pacer
 	if got := p.chunk(192, 2.5); got != minChunk {
@@ -348,7 +349,9 @@ func TestSchedPacer(t *testing.T) {
 	}{
 		{2.5, 192, 144}, // 15 ms of prefill next to 10 ms of decode: 150 tokens, 144 in whole minChunks
 		{2.5, 64, 64},   // at most the chunk
-		{1.0, 192, minChunk},
+		{1.0, 192, 1},   // no room: one token a step
+		{1.1, 192, 10},  // 1 ms of prefill: 10 tokens, fewer than minChunk
+
 		{11, 192, 192},
 	} {
 		if got := p.chunk(tc.n, tc.budget); got != tc.want {

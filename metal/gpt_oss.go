@@ -83,7 +83,8 @@ func (e *Executor) MoEClamped(out, x *graph.Tensor, n int, r *graph.Routes, expe
 	if err != nil {
 		return err
 	}
-	weights := append([]float32(nil), r.Weights[:n*topK]...)
+	weights := append(e.moe.weights[:0], r.Weights[:n*topK]...)
+	e.moe.weights = weights
 	clear(out.Data[:n*out.Cols])
 	for gi, group := range groups {
 		if gi > 0 {
@@ -102,17 +103,20 @@ func (e *Executor) MoEClamped(out, x *graph.Tensor, n int, r *graph.Routes, expe
 	return e.err
 }
 
+// clampedExpert is one expert of a clampedGroup and the routes it serves.
+type clampedExpert struct {
+	id             int32
+	gate, up, down *kernels.Matrix
+	routes         []int
+	first          int  // scratch row of routes[0]
+	host           bool // not MXFP4: computed on the host
+}
+
 // clampedGroup encodes the resolved experts of one group (see MoEClamped).
 func (e *Executor) clampedGroup(out, x *graph.Tensor, run []int32, byExpert map[int32][]int, topK int, weights []float32, experts graph.ExpertSet, b *graph.BiasedExperts) error {
 	hidden := x.Cols
-	type expert struct {
-		id             int32
-		gate, up, down *kernels.Matrix
-		routes         []int
-		first          int  // scratch row of routes[0]
-		host           bool // not MXFP4: computed on the host
-	}
-	var list []expert
+	list := e.moe.clamped[:0]
+	defer func() { e.moe.clamped = list[:0] }()
 	rows, inter := 0, 0
 	for _, id := range run {
 		gate, up, down := experts.Expert(id)
@@ -124,7 +128,7 @@ func (e *Executor) clampedGroup(out, x *graph.Tensor, run []int32, byExpert map[
 			return fmt.Errorf("expert %d: gate [%d,%d], down [%d,%d] do not fit hidden size %d", id, gate.Rows, gate.Cols, down.Rows, down.Cols, hidden)
 		}
 		host := !mxfp4(gate) || !mxfp4(down) || (up != nil && !mxfp4(up))
-		list = append(list, expert{id, gate, up, down, byExpert[id], rows, host})
+		list = append(list, clampedExpert{id, gate, up, down, byExpert[id], rows, host})
 		rows += len(byExpert[id])
 	}
 	if rows == 0 {

@@ -187,6 +187,7 @@ type moeScratch struct {
 	list     []moeExpert
 	host     []float32 // hostExpert's activations
 	tokens   []uint32  // a batch expert's tokens (qmm_rows' xrow)
+	clamped  []clampedExpert
 }
 
 // moeExpert is one expert of a batch and the routes it serves.
