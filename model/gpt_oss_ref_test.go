@@ -12,8 +12,6 @@ package model_test
 // Regenerate with MLXMOE_REGEN=1 go test ./model/ -run TestRegenGptOSS.
 
 import (
-	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -86,23 +84,6 @@ func ossYaRNInvFreq(s gptOSSSpec) ([]float64, float64) {
 	return inv, 0.1*math.Log(s.yarnFactor) + 1
 }
 
-// ossLinear is y = W x + b for W [out, in].
-func ossLinear(w, b, x []float64, out int) []float64 {
-	in := len(x)
-	y := make([]float64, out)
-	for r := range y {
-		var s float64
-		for c, v := range x {
-			s += w[r*in+c] * v
-		}
-		if b != nil {
-			s += b[r]
-		}
-		y[r] = s
-	}
-	return y
-}
-
 func ossRMSNorm(x, w []float64, eps float64) []float64 {
 	var ss float64
 	for _, v := range x {
@@ -152,9 +133,9 @@ func (m *gptOSSRef) forward(ids []int32) *gptOSSTrace {
 		q, k, v := make([][]float64, n), make([][]float64, n), make([][]float64, n)
 		for t := range x {
 			hn := ossRMSNorm(x[t], L.inNorm, s.eps)
-			q[t] = ossLinear(L.wq, L.bq, hn, s.heads*hd)
-			k[t] = ossLinear(L.wk, L.bk, hn, s.kvHeads*hd)
-			v[t] = ossLinear(L.wv, L.bv, hn, s.kvHeads*hd)
+			q[t] = matvec(L.wq, s.heads*hd, hn, L.bq)
+			k[t] = matvec(L.wk, s.kvHeads*hd, hn, L.bk)
+			v[t] = matvec(L.wv, s.kvHeads*hd, hn, L.bv)
 			for i := 0; i < s.heads; i++ {
 				m.rotateHalf(q[t][i*hd:(i+1)*hd], t)
 			}
@@ -196,7 +177,7 @@ func (m *gptOSSRef) forward(ids []int32) *gptOSSTrace {
 					}
 				}
 			}
-			o := ossLinear(L.wo, L.bo, att, h)
+			o := matvec(L.wo, h, att, L.bo)
 			for c := range o {
 				x[t][c] += o[c]
 			}
@@ -205,7 +186,7 @@ func (m *gptOSSRef) forward(ids []int32) *gptOSSTrace {
 		var layerRoutes [][]int32
 		for t := range x {
 			hn := ossRMSNorm(x[t], L.postNorm, s.eps)
-			logits := ossLinear(L.wr, L.br, hn, s.experts)
+			logits := matvec(L.wr, s.experts, hn, L.br)
 			order := make([]int, s.experts)
 			for i := range order {
 				order[i] = i
@@ -225,15 +206,15 @@ func (m *gptOSSRef) forward(ids []int32) *gptOSSTrace {
 			}
 			for _, e := range top {
 				w := math.Exp(logits[e]-mx) / sum
-				gate := ossLinear(L.gate[e], L.gateBias[e], hn, s.inter)
-				up := ossLinear(L.up[e], L.upBias[e], hn, s.inter)
+				gate := matvec(L.gate[e], s.inter, hn, L.gateBias[e])
+				up := matvec(L.up[e], s.inter, hn, L.upBias[e])
 				act := make([]float64, s.inter)
 				for i := range act {
 					g := math.Min(gate[i], limit)
 					u := math.Max(math.Min(up[i], limit), -limit)
 					act[i] = (u + 1) * g / (1 + math.Exp(-1.702*g))
 				}
-				y := ossLinear(L.down[e], L.downBias[e], act, h)
+				y := matvec(L.down[e], h, act, L.downBias[e])
 				for c := range out {
 					out[c] += w * y[c]
 				}
@@ -249,7 +230,7 @@ func (m *gptOSSRef) forward(ids []int32) *gptOSSTrace {
 		tr.layerLast = append(tr.layerLast, slices.Clone(x[n-1]))
 	}
 	for t := range x {
-		tr.logits = append(tr.logits, ossLinear(m.lmHead, nil, ossRMSNorm(x[t], m.norm, s.eps), s.vocab))
+		tr.logits = append(tr.logits, matvec(m.lmHead, s.vocab, ossRMSNorm(x[t], m.norm, s.eps), nil))
 	}
 	return tr
 }
@@ -538,16 +519,6 @@ func gptOSSReference(m *gptOSSRef, src *fixture.Reference, name, layout string) 
 	}
 }
 
-func ossWriteGz(path string, data []byte) error {
-	var b bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
-	zw.Write(data)
-	if err := zw.Close(); err != nil {
-		return err
-	}
-	return os.WriteFile(path, b.Bytes(), 0o644)
-}
-
 // TestRegenGptOSS writes testdata/fixtures/gpt_oss-{mxfp4-q8,hf-mxfp4}.
 func TestRegenGptOSS(t *testing.T) {
 	if os.Getenv("MLXMOE_REGEN") != "1" {
@@ -585,8 +556,8 @@ func TestRegenGptOSS(t *testing.T) {
 		}
 		for _, err := range []error{
 			os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644),
-			ossWriteGz(filepath.Join(dir, "model.safetensors.gz"), raw),
-			ossWriteGz(filepath.Join(dir, "reference.json.gz"), ref),
+			writeGzip(filepath.Join(dir, "model.safetensors.gz"), raw),
+			writeGzip(filepath.Join(dir, "reference.json.gz"), ref),
 			os.WriteFile(filepath.Join(dir, "tokenizer.json.gz"), tok, 0o644),
 			os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), tokCfg, 0o644),
 		} {

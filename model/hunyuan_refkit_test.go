@@ -190,11 +190,11 @@ type f64MLP struct {
 }
 
 func (m f64MLP) apply(x []float64) []float64 {
-	g, u := f64MatVec(m.gate, x, m.inter), f64MatVec(m.up, x, m.inter)
+	g, u := matvec(m.gate, m.inter, x, nil), matvec(m.up, m.inter, x, nil)
 	for i := range g {
 		g[i] = g[i] / (1 + math.Exp(-g[i])) * u[i]
 	}
-	return f64MatVec(m.down, g, m.hidden)
+	return matvec(m.down, m.hidden, g, nil)
 }
 
 // f64Attn is a GQA attention block's projections.
@@ -221,14 +221,14 @@ func (g *f64Ckpt) attention(p string, hidden, heads, kvHeads, headDim int) f64At
 func (a f64Attn) apply(h [][]float64, prep func(pos int, q, k []float64)) [][]float64 {
 	q, k, v := make([][]float64, len(h)), make([][]float64, len(h)), make([][]float64, len(h))
 	for t, x := range h {
-		q[t] = f64MatVec(a.q, x, a.heads*a.headDim)
-		k[t] = f64MatVec(a.k, x, a.kvHeads*a.headDim)
-		v[t] = f64MatVec(a.v, x, a.kvHeads*a.headDim)
+		q[t] = matvec(a.q, a.heads*a.headDim, x, nil)
+		k[t] = matvec(a.k, a.kvHeads*a.headDim, x, nil)
+		v[t] = matvec(a.v, a.kvHeads*a.headDim, x, nil)
 		prep(t, q[t], k[t])
 	}
 	out := f64Attention(q, k, v, a.heads, a.kvHeads, a.headDim)
 	for t := range out {
-		out[t] = f64MatVec(a.o, out[t], a.hidden)
+		out[t] = matvec(a.o, a.hidden, out[t], nil)
 	}
 	return out
 }
@@ -246,19 +246,6 @@ func f64MixExperts(out, x []float64, experts []f64MLP, top []int, scores []float
 			out[i] += scores[e] / sum * y[i]
 		}
 	}
-}
-
-// f64MatVec is W x for W [rows, len(x)] row-major.
-func f64MatVec(w, x []float64, rows int) []float64 {
-	out := make([]float64, rows)
-	for r := range out {
-		var s float64
-		for c, v := range x {
-			s += w[r*len(x)+c] * v
-		}
-		out[r] = s
-	}
-	return out
 }
 
 // f64RMSNorm normalises each len(w) piece of x in place, times w.
@@ -424,7 +411,7 @@ func (m *f64Decoder) forward(ids []int32) f64Pass {
 		pass.layerLast = append(pass.layerLast, slices.Clone(x[n-1]))
 	}
 	for t := range x {
-		pass.logits = append(pass.logits, f64MatVec(m.head, f64Normed(x[t], m.norm, m.eps), m.vocab))
+		pass.logits = append(pass.logits, matvec(m.head, m.vocab, f64Normed(x[t], m.norm, m.eps), nil))
 	}
 	return pass
 }

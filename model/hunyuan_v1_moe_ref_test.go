@@ -101,7 +101,7 @@ func buildHunyuan(seed int64, bits int) (*f64Ckpt, *f64Decoder) {
 		out, routes, gap := make([][]float64, len(h)), make([][]int, len(h)), math.Inf(1)
 		for t, x := range h {
 			out[t] = L.shared.apply(x)
-			logits := f64MatVec(L.router, x, s.experts)
+			logits := matvec(L.router, s.experts, x, nil)
 			p := slices.Clone(logits)
 			f64Softmax(p)
 			routes[t] = f64TopK(p, s.topK)

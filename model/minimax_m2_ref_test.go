@@ -93,7 +93,7 @@ func buildMiniMax(seed int64, bits int) (*f64Ckpt, *f64Decoder) {
 		out, routes, gap := make([][]float64, len(h)), make([][]int, len(h)), math.Inf(1)
 		for t, x := range h {
 			out[t] = make([]float64, s.hidden)
-			scores := f64MatVec(L.router, x, s.experts)
+			scores := matvec(L.router, s.experts, x, nil)
 			for i, v := range scores {
 				scores[i] = 1 / (1 + math.Exp(-v))
 			}
