@@ -2,6 +2,7 @@ package mlxmoe
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
@@ -31,6 +32,18 @@ func TestModelMemoryUseCPU(t *testing.T) {
 	u := m.MemoryUse()
 	if u.Weights != m.Model.ResidentBytes() {
 		t.Errorf("weights count %d bytes, the model holds %d", u.Weights, m.Model.ResidentBytes())
+	}
+	// The same figure from the checkpoint's tensor names: everything but
+	// the routed experts (which the pager holds in its slots).
+	var dense int64
+	for _, name := range m.Model.Index.Names() {
+		if !strings.Contains(name, "switch_mlp.") {
+			ti, _ := m.Model.Index.Tensor(name)
+			dense += ti.Length
+		}
+	}
+	if u.Weights != dense {
+		t.Errorf("weights count %d bytes, the checkpoint's non-expert tensors are %d", u.Weights, dense)
 	}
 	var slots int64
 	for _, l := range m.Model.Layers {

@@ -238,10 +238,13 @@ func (m *MLP) forward(r *run, out, x *graph.Tensor) error {
 type MoE struct {
 	Layer int
 	// Next is the following MoE layer, whose experts Prefetch predicts.
-	Next       *MoE
-	Router     *kernels.Matrix
-	Routing    kernels.Routing
-	Experts    graph.ExpertSet
+	Next    *MoE
+	Router  *kernels.Matrix
+	Routing kernels.Routing
+	Experts graph.ExpertSet
+	// source is where the experts are on disk when they were loaded lazily
+	// (kept when AttachExperts replaces Experts, for ResidentBytes).
+	source     *ExpertSource
 	Shared     *MLP
 	SharedGate *kernels.Matrix
 	// RouterBias is added to the router logits (gpt-oss).

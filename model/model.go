@@ -249,6 +249,9 @@ func (m *Model) AttachExperts(l int, set graph.ExpertSet) error {
 	if !ok {
 		return fmt.Errorf("layer %d has no routed experts", l)
 	}
+	if src, ok := moe.Experts.(*ExpertSource); ok {
+		moe.source = src
+	}
 	moe.Experts = set
 	return nil
 }
@@ -261,7 +264,18 @@ func (m *Model) ResidentBytes() int64 {
 		t, _ := m.Index.Tensor(n)
 		total += t.Length
 	}
-	for _, src := range m.ExpertSources() {
+	for _, l := range m.Layers {
+		moe, ok := l.FFN.(*MoE)
+		if !ok {
+			continue
+		}
+		src, ok := moe.Experts.(*ExpertSource)
+		if !ok {
+			src = moe.source // attached to a pager: not resident either
+		}
+		if src == nil {
+			continue
+		}
 		for e := 0; e < src.Count; e++ {
 			for _, x := range src.Extents(e) {
 				total -= x.Length
