@@ -1,7 +1,10 @@
 package metal
 
 import (
+	"encoding/json"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,13 +28,41 @@ const slowEnv = "MLXMOE_SLOW"
 
 func slowTests() bool { return os.Getenv(slowEnv) == "1" }
 
-// harnessModels returns the fixtures a harness test runs: base by default,
-// every fixture under MLXMOE_SLOW=1.
+// harnessModels returns the fixtures a harness test of one of the
+// executor's paths runs: base by default; under MLXMOE_SLOW=1 base and a
+// fixture of every other model type too (TestFixturesOnHarness runs every
+// fixture then).
 func harnessModels(t *testing.T, base ...string) []string {
-	if slowTests() {
-		return fixture.Names(t)
+	if !slowTests() {
+		return base
 	}
-	return base
+	names := slices.Clone(base)
+	seen := map[string]bool{}
+	for _, name := range base {
+		seen[fixtureModelType(t, name)] = true
+	}
+	for _, name := range fixture.Names(t) {
+		if mt := fixtureModelType(t, name); !seen[mt] {
+			seen[mt] = true
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// fixtureModelType is the model_type of testdata/fixtures/name.
+func fixtureModelType(t *testing.T, name string) string {
+	data, err := os.ReadFile(filepath.Join(fixture.Root(), "fixtures", name, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		ModelType string `json:"model_type"`
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return c.ModelType
 }
 
 // slotModels is harnessModels without the bf16 checkpoints, whose experts
@@ -62,7 +93,11 @@ func TestFixturesOnHarness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("whole models on the shader harness")
 	}
-	checkFixtures(t, harnessModels(t, harnessFixtures...), newHarnessExecutor, 2)
+	names := harnessFixtures
+	if slowTests() {
+		names = fixture.Names(t)
+	}
+	checkFixtures(t, names, newHarnessExecutor, 2)
 }
 
 // TestEmbeddedModelOnHarness runs the embedded trained model (Qwen3-Next

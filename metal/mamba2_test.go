@@ -4,12 +4,11 @@ import "testing"
 
 // TestGraniteOnHarness runs the Granite fixtures (Mamba-2 layers, the
 // multipliers, no-rope attention) through the shader harness against the
-// CPU executor; every op must run on a kernel. The hybrid MLX fixture runs
-// by default, the rest with MLXMOE_SLOW=1 (TestFixturesOnHarness takes
-// every fixture then too).
+// CPU executor; every op must run on a kernel. Under MLXMOE_SLOW=1
+// TestFixturesOnHarness runs them with every other fixture.
 func TestGraniteOnHarness(t *testing.T) {
-	if testing.Short() {
-		t.Skip("whole models on the shader harness")
+	if testing.Short() || slowTests() {
+		t.Skip("whole models on the shader harness (under " + slowEnv + "=1: TestFixturesOnHarness)")
 	}
-	checkFixtures(t, harnessModels(t, "granitemoehybrid-4bit", "granitemoehybrid-hf-bf16", "granitemoe-4bit", "granitemoe-hf-bf16"), newHarnessExecutor, 2)
+	checkFixtures(t, []string{"granitemoehybrid-4bit", "granitemoehybrid-hf-bf16", "granitemoe-4bit", "granitemoe-hf-bf16"}, newHarnessExecutor, 2)
 }
