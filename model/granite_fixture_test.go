@@ -77,15 +77,7 @@ func (b *granBuilder) random(n int, mean, std float64) []float32 {
 
 // bf16 stores v as BF16 and returns the stored values.
 func (b *granBuilder) bf16(name string, shape []int, v []float32) []float64 {
-	raw := make([]byte, 2*len(v))
-	out := make([]float64, len(v))
-	for i, x := range v {
-		h := kernels.F32ToBF16(x)
-		binary.LittleEndian.PutUint16(raw[2*i:], h)
-		out[i] = float64(kernels.BF16ToF32(h))
-	}
-	b.tensors[name] = fixture.Tensor{DType: "BF16", Shape: shape, Data: raw}
-	return out
+	return storeBF16(b.tensors, name, shape, v)
 }
 
 func (b *granBuilder) vector(name string, v []float32) []float64 {

@@ -61,6 +61,13 @@ func (g *f64Ckpt) randn(n int, std float64) []float32 {
 
 // bf16 stores v as a BF16 tensor and returns the stored values.
 func (g *f64Ckpt) bf16(name string, shape []int, v []float32) []float64 {
+	return storeBF16(g.tensors, name, shape, v)
+}
+
+// storeBF16 puts v into tensors as a BF16 tensor called name and returns
+// the values it holds after rounding (the reference transcriptions'
+// weights).
+func storeBF16(tensors map[string]fixture.Tensor, name string, shape []int, v []float32) []float64 {
 	data := make([]byte, 2*len(v))
 	out := make([]float64, len(v))
 	for i, x := range v {
@@ -68,7 +75,7 @@ func (g *f64Ckpt) bf16(name string, shape []int, v []float32) []float64 {
 		binary.LittleEndian.PutUint16(data[2*i:], b)
 		out[i] = float64(kernels.BF16ToF32(b))
 	}
-	g.tensors[name] = fixture.Tensor{DType: "BF16", Shape: shape, Data: data}
+	tensors[name] = fixture.Tensor{DType: "BF16", Shape: shape, Data: data}
 	return out
 }
 
