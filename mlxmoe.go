@@ -75,7 +75,9 @@ type Options struct {
 	// far as their caches fit the memory budget; more wait their turn.
 	Parallel int
 	// PrefillChunk bounds the prompt tokens one scheduler step processes
-	// next to the running streams' decode tokens (default 256): smaller
+	// next to the running streams' decode tokens (default: a forward
+	// pass's worth, 256 tokens, and up to 2,048 on a paged model, where
+	// every chunk of a long prompt reads nearly all the experts): smaller
 	// keeps their inter-token gaps shorter while a long prompt prefills,
 	// larger prefills faster.
 	PrefillChunk int
@@ -149,7 +151,7 @@ func Load(dir string, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("Options.PrefillPace is %v; it must be 0 (off) or above 1", opts.PrefillPace)
 	}
 	if opts.PrefillChunk < 0 {
-		return nil, fmt.Errorf("Options.PrefillChunk is %d; it must be at least 1 (0: %d)", opts.PrefillChunk, maxPrefillChunk)
+		return nil, fmt.Errorf("Options.PrefillChunk is %d; it must be at least 1 (0: the default)", opts.PrefillChunk)
 	}
 	if opts.Parallel < 0 {
 		return nil, fmt.Errorf("Options.Parallel is %d; it must be at least 1 (0: %d)", opts.Parallel, defaultParallel)

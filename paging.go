@@ -96,6 +96,7 @@ func loadModel(dir string, opts ExpertOptions, ctx *contextPlan, kvEstimate int6
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	m.MaxBatch = pagedMaxBatch(m, opts)
 	if pol == experts.OS {
 		// The mapped experts live in the page cache, outside the budget.
 		if err := ctx.decide(m, roomLeft(opts, m.ResidentBytes()+scratchBytes(m, false))); err != nil {
@@ -115,6 +116,22 @@ func loadModel(dir string, opts ExpertOptions, ctx *contextPlan, kvEstimate int6
 		return nil, nil, nil, err
 	}
 	return m, p, nil, nil
+}
+
+// pagedMaxBatch is the forward-pass size of a paged model: each prefill
+// chunk of a long prompt reads nearly every expert (from disk, or through
+// page faults under the os policy), so 2,048-token chunks read the
+// checkpoint once where 256-token chunks read it eight times. It is the
+// largest of 2048, 1024 and 512 tokens whose working buffers take at most
+// 1/32 of the memory budget, else the model's own.
+func pagedMaxBatch(m *model.Model, opts ExpertOptions) int {
+	budget := roomLeft(opts, 0)
+	for _, n := range []int{2048, 1024, 512} {
+		if n > m.MaxBatch && budget > 0 && scratchBytesFor(m, n, opts.DirectIO) <= budget/32 {
+			return n
+		}
+	}
+	return m.MaxBatch
 }
 
 // roomLeft is what the memory budget (--memory, else the automatic one)
@@ -381,9 +398,14 @@ func (m *Model) Profile(prompts [][]int32, source string) (*experts.Profile, err
 // hidden-size tensors and the expert intermediates), one row of logits and,
 // with O_DIRECT, the IO workers' aligned bounce buffers.
 func scratchBytes(m *model.Model, directIO bool) int64 {
+	return scratchBytesFor(m, m.MaxBatch, directIO)
+}
+
+// scratchBytesFor is scratchBytes for passes of rows tokens.
+func scratchBytesFor(m *model.Model, rows int, directIO bool) int64 {
 	c := m.Config
 	widest := 8*c.HiddenSize + 3*max(c.IntermediateSize, c.MoEIntermediateSize*c.NumExpertsPerTok)
-	total := int64(4*m.MaxBatch*widest + 4*c.VocabSize)
+	total := int64(4*rows*widest + 4*c.VocabSize)
 	if directIO {
 		total += experts.IOScratchBytes()
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/mlx-moe/mlx-moe/sample"
 	"io"
 	"math"
 	"os"
@@ -14,9 +13,11 @@ import (
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/defaultmodel"
+	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/metal"
 	"github.com/mlx-moe/mlx-moe/model"
+	"github.com/mlx-moe/mlx-moe/sample"
 )
 
 // trace runs a prompt as one prefill and then decodes greedily token by
@@ -281,5 +282,25 @@ func TestResidentLoadUsesExecutorBuffers(t *testing.T) {
 	}
 	if bufs.live != 0 {
 		t.Errorf("%d of %d buffers still held after Close", bufs.live, bufs.total)
+	}
+}
+
+// A paged model's forward pass grows with the budget so that a long
+// prompt's chunks read the experts fewer times, without the working
+// buffers taking more than 1/32 of the budget.
+func TestPagedMaxBatchGrowsWithTheBudget(t *testing.T) {
+	cfg := &model.Config{HiddenSize: 2048, IntermediateSize: 5120, MoEIntermediateSize: 512, NumExpertsPerTok: 10, VocabSize: 151936}
+	for _, c := range []struct {
+		memory int64
+		want   int
+	}{{10 << 30, 2048}, {5 << 30, 1024}, {3 << 30, 512}, {1 << 30, 256}} {
+		m := &model.Model{Config: cfg, MaxBatch: 256}
+		got := pagedMaxBatch(m, ExpertOptions{Memory: c.memory})
+		if got != c.want {
+			t.Errorf("budget %s: MaxBatch %d, want %d", experts.FormatBytes(c.memory), got, c.want)
+		}
+		if got > 256 && scratchBytesFor(m, got, false) > c.memory/32 {
+			t.Errorf("budget %s: %d-token buffers take %d bytes, over 1/32 of the budget", experts.FormatBytes(c.memory), got, scratchBytesFor(m, got, false))
+		}
 	}
 }

@@ -28,11 +28,6 @@ import (
 // defaultParallel is Options.Parallel when 0.
 const defaultParallel = 4
 
-// maxPrefillChunk bounds the prompt tokens one step processes (when
-// Options.PrefillChunk is 0), so that a step stays short and running
-// streams keep flowing.
-const maxPrefillChunk = 256
-
 // batchBuckets are the upper bounds of the batch size histogram
 // (sequences in one step).
 var batchBuckets = []int{1, 2, 4, 8, 16, 32, 64}
@@ -436,16 +431,18 @@ func bucket(n int) int {
 	return len(batchBuckets)
 }
 
-// prefillChunk is the most prompt tokens a step takes: what the batch
-// leaves next to one decode token per sequence, in multiples of 64 tokens
-// when that is possible (whole tiles of the prefill kernels), at most
-// Options.PrefillChunk. While streams decode, the pacer may take less.
+// prefillChunk is the most prompt tokens a step takes: a forward pass's
+// worth (model.Model.MaxBatch: 256 tokens, more on a paged model, see
+// pagedMaxBatch) in multiples of 64 tokens when that is possible (whole
+// tiles of the prefill kernels), at most Options.PrefillChunk. The chunk
+// runs in a pass of its own (forwardBatch), so it need not leave room for
+// the decode tokens. While streams decode, the pacer may take less.
 func (m *Model) prefillChunk() int {
-	n := m.opts.PrefillChunk
-	if n == 0 {
-		n = maxPrefillChunk
+	n := m.Model.MaxBatch
+	if m.opts.PrefillChunk > 0 {
+		n = min(n, m.opts.PrefillChunk)
 	}
-	n = max(1, min(n, m.Model.MaxBatch-m.seqs))
+	n = max(1, n)
 	if n > 64 {
 		n = n / 64 * 64
 	}

@@ -85,7 +85,7 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"serve", "--model", dir, "--port", "0", "--max-tokens", "-1"}, "--max-tokens -1"},
 		{[]string{"serve", "--model", dir, "--port", "0", "--max-queue", "-1"}, "--max-queue -1: expected at least 1"},
 		{[]string{"serve", "--model", dir, "--port", "0", "--parallel", "0"}, "--parallel 0: expected at least 1"},
-		{[]string{"serve", "--model", dir, "--port", "0", "--prefill-chunk", "0"}, "--prefill-chunk 0: expected at least 1"},
+		{[]string{"serve", "--model", dir, "--port", "0", "--prefill-chunk", "-1"}, "--prefill-chunk -1: expected at least 1"},
 		{[]string{"serve", "--model", dir, "--port", "0", "--prefill-pace", "0.5"}, "--prefill-pace 0.5: expected 0 (off) or a number above 1"},
 		{[]string{"serve", "--model", dir, "--port", "0", "--shutdown-grace", "-1s"}, "--shutdown-grace -1s"},
 		{[]string{"generate", "--model", topK0, "--prompt", "hi"}, "num_experts_per_tok (top-k) must be between 1 and the number of experts 16, got 0"},

@@ -64,7 +64,7 @@ be application/json, and browser requests from an Origin not given with
 	fs.IntVar(&cfg.MaxTokens, "max-tokens", 0, "cap on tokens generated per request, and the default when a request names none (0: up to the context)")
 	fs.IntVar(&cfg.MaxQueue, "max-queue", 16, "requests that may wait while --parallel generate; more get 429 (OpenAI) or 529 (Anthropic)")
 	fs.IntVar(&o.model.parallel, "parallel", 4, "generations that run together, batched in each forward pass (fewer when their caches do not fit the memory budget)")
-	fs.IntVar(&o.model.prefillChunk, "prefill-chunk", 256, "most prompt tokens one forward pass processes next to the running streams")
+	fs.IntVar(&o.model.prefillChunk, "prefill-chunk", 0, "most prompt tokens one forward pass processes next to the running streams (0: 256, up to 2048 on a paged model, whose every chunk reads nearly all the experts)")
 	fs.Float64Var(&o.model.prefillPace, "prefill-pace", 2.5, "while streams decode, size prefill chunks so a step takes at most this many decode steps (their inter-token gap stays under it); 0: fixed chunks, results independent of what else runs")
 	fs.BoolVar(&cfg.StrictModel, "strict-model", false, "answer 404 to requests naming another model (default: any name is served by the loaded model)")
 	fs.Bool("any-model", true, "accepted for compatibility: any model name is served by default now (see --strict-model)")
@@ -101,8 +101,8 @@ be application/json, and browser requests from an Origin not given with
 		return fmt.Errorf("--max-queue %d: expected at least 1", cfg.MaxQueue)
 	case o.model.parallel < 1:
 		return fmt.Errorf("--parallel %d: expected at least 1", o.model.parallel)
-	case o.model.prefillChunk < 1:
-		return fmt.Errorf("--prefill-chunk %d: expected at least 1", o.model.prefillChunk)
+	case o.model.prefillChunk < 0:
+		return fmt.Errorf("--prefill-chunk %d: expected at least 1 (or 0: the default)", o.model.prefillChunk)
 	case o.model.prefillPace != 0 && !(o.model.prefillPace > 1):
 		return fmt.Errorf("--prefill-pace %v: expected 0 (off) or a number above 1", o.model.prefillPace)
 	case *grace < 0:
