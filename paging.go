@@ -179,7 +179,7 @@ func mapExperts(m *model.Model) (func() error, error) {
 		return first
 	}
 	for _, src := range m.ExpertSources() {
-		set := &model.ResidentExperts{}
+		set := &mappedExperts{ResidentExperts: &model.ResidentExperts{}, parts: make([][][]byte, src.Count)}
 		for e := 0; e < src.Count; e++ {
 			ext := src.Extents(e)
 			// Each part is a view at its own file offset: the "slot" is the
@@ -196,6 +196,7 @@ func mapExperts(m *model.Model) (func() error, error) {
 					return nil, fmt.Errorf("layer %d expert %d spans several files; the os policy needs each expert in one file", src.Layer, e)
 				}
 				offsets[i] = x.Offset
+				set.parts[e] = append(set.parts[e], data[x.Offset:x.Offset+x.Length])
 			}
 			g, u, d := src.Views(data, offsets)
 			set.Gate, set.Up, set.Down = append(set.Gate, g), append(set.Up, u), append(set.Down, d)
@@ -206,6 +207,31 @@ func mapExperts(m *model.Model) (func() error, error) {
 		}
 	}
 	return closeAll, nil
+}
+
+// mappedExperts are a layer's experts read through file mappings (the os
+// policy). The executor calls Resolve with a pass's routed experts before
+// it runs them; asking the kernel then to read exactly their bytes loads
+// them together, where faults alone would read them page by page (the
+// mappings get no read-around; see experts.MapFile).
+type mappedExperts struct {
+	*model.ResidentExperts
+	parts [][][]byte // per expert, the mapped bytes of its parts
+}
+
+func (x *mappedExperts) Resolve(ids []int32) ([]bool, error) {
+	present, err := x.ResidentExperts.Resolve(ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		for _, b := range x.parts[id] {
+			// Advice only: if the kernel refuses it, the faults still read
+			// the bytes.
+			experts.AdviseWillNeed(b)
+		}
+	}
+	return present, nil
 }
 
 // forward runs the model over ids. Under the os policy a fault in a

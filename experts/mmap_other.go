@@ -26,3 +26,6 @@ func (defaultAllocator) Free([]byte) error { return nil }
 func MapFile(path string) ([]byte, func() error, error) {
 	return nil, nil, errors.New("experts: MapFile: no mmap on this platform")
 }
+
+// AdviseWillNeed does nothing where there is no mmap.
+func AdviseWillNeed([]byte) error { return nil }
