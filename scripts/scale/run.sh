@@ -5,6 +5,7 @@
 # 1. The pager alone (scripts/scale/pagerio): decode routes replayed with no compute, pager GB/s next
 #    to a raw O_DIRECT read of the same files in the same run.
 # 2. The engine: exact (--direct-io), os and fast policies one after the other, with generate --json stats.
+# dram_read from `mlx-moe bench` first, for the compute roofline.
 set -e
 M=${1:-/tmp/synth-coder-next}
 MEM=${2:-10GB}
@@ -15,6 +16,8 @@ OUT=${OUT:-/tmp/scale}
 mkdir -p $OUT
 here=$(cd "$(dirname "$0")" && pwd)
 ids=$(seq -s, 1 $PROMPT)
+echo "== dram_read (the compute roofline's bandwidth), wall and CPU clock"
+for clock in wall cpu; do "$BIN" bench --json --seconds 0.5 --clock $clock | grep '"dram_read"'; done
 echo "== pager alone, decode replay, --memory $MEM"
 (cd "$here/../.." && go run ./scripts/scale/pagerio --model $M --memory $MEM --tokens 64 --raw-gb 1)
 echo "== pager alone, with stand-in compute (2 ms a layer, busy) and next-layer prefetch"
