@@ -128,3 +128,57 @@ func TestClampedSwiGLUInterleavedSplitsPairs(t *testing.T) {
 		}
 	}
 }
+
+// TestAttentionSinksKVMatchesReference runs AttentionSinksKV over half,
+// 8-bit and 4-bit caches (keys and values past a first column, as a
+// latent cache reads them) against the float64 reference over the same
+// caches dequantized whole: converting a block at a time must read exactly
+// the stored values.
+func TestAttentionSinksKVMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	const heads, kvHeads, dk, dv, c0 = 8, 2, 16, 16, 32
+	const cols = c0 + kvHeads*dk
+	for _, f := range []KVFormat{KVF32, KVF16, KVQ8, KVQ4} {
+		for _, c := range []struct{ n, pos0, window int }{
+			{1, 0, 0}, {1, 150, 0}, {1, 150, 40}, {7, 0, 3}, {33, 5, 0}, {40, 90, 70}, {3, 2, 64},
+		} {
+			total := c.pos0 + c.n
+			k, err := NewKVRows(f, total, cols, 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ := NewKVRows(f, total, cols, 16)
+			k.Store(0, randFloats(rng, total*cols), cols, total)
+			v.Store(0, randFloats(rng, total*cols), cols, total)
+			kf, vf := make([]float32, total*cols), make([]float32, total*cols)
+			k.Load(kf, cols, 0, total, 0, cols)
+			v.Load(vf, cols, 0, total, 0, cols)
+			q := randFloats(rng, c.n*heads*dk)
+			sinks := randFloats(rng, heads)
+			sinks[1] = 8 // a sink that takes most of the mass
+			scale := AttentionScale(dk)
+			want := attentionSinksReference(q, kf[c0:], vf[c0:], c.n, c.pos0, heads, kvHeads, dk, dv, cols, cols, scale, sinks, c.window)
+			out := make([]float32, c.n*heads*dv)
+			AttentionSinksKV(out, q, k, c0, v, c0, c.n, c.pos0, heads, kvHeads, dk, dv, scale, sinks, c.window)
+			for i := range out {
+				if d := math.Abs(float64(out[i]) - want[i]); d > 1e-5 {
+					t.Fatalf("%v n=%d pos0=%d window=%d: out[%d] = %v, want %v", f, c.n, c.pos0, c.window, i, out[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+func TestAttentionSinksKVAllocatesNothing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	k, _ := NewKVRows(KVQ8, 300, 32, 16)
+	v, _ := NewKVRows(KVQ8, 300, 32, 16)
+	k.Store(0, randFloats(rng, 300*32), 32, 300)
+	v.Store(0, randFloats(rng, 300*32), 32, 300)
+	q, sinks, out := randFloats(rng, 4*16), randFloats(rng, 4), make([]float32, 4*16)
+	run := func() { AttentionSinksKV(out, q, k, 0, v, 16, 1, 299, 4, 1, 16, 16, 0.25, sinks, 128) }
+	run()
+	if a := testing.AllocsPerRun(20, run); a != 0 {
+		t.Errorf("AttentionSinksKV allocates %.1f times per decode call", a)
+	}
+}
