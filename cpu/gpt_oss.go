@@ -8,14 +8,21 @@ import (
 )
 
 var (
-	_ graph.SinkAttention = (*Executor)(nil)
-	_ graph.ClampedMoE    = (*Executor)(nil)
+	_ graph.SinkAttention   = (*Executor)(nil)
+	_ graph.SinkAttentionKV = (*Executor)(nil)
+	_ graph.ClampedMoE      = (*Executor)(nil)
 )
 
 func (ex *Executor) AttentionSinks(out, q, kCache, vCache *graph.Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32, sinks []float32, window int) {
 	o := ex.target(1, out, n, 0, out.Cols)
 	kernels.AttentionSinks(o, ex.dense(0, q, n, 0, q.Cols), kCache.Data, vCache.Data, n, pos0, heads, kvHeads, dk, dv,
 		kCache.RowStride(), vCache.RowStride(), scale, sinks, window)
+	store(out, n, 0, out.Cols, o)
+}
+
+func (ex *Executor) AttentionSinksKV(out, q *graph.Tensor, k *graph.KV, kc0 int, v *graph.KV, vc0 int, n, pos0, heads, kvHeads, dk, dv int, scale float32, sinks []float32, window int) {
+	o := ex.target(1, out, n, 0, out.Cols)
+	kernels.AttentionSinksKV(o, ex.dense(0, q, n, 0, q.Cols), &k.KVRows, kc0, &v.KVRows, vc0, n, pos0, heads, kvHeads, dk, dv, scale, sinks, window)
 	store(out, n, 0, out.Cols, o)
 }
 

@@ -12,6 +12,13 @@ type SinkAttention interface {
 	AttentionSinks(out, q, kCache, vCache *Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32, sinks []float32, window int)
 }
 
+// SinkAttentionKV is SinkAttention against KV caches in a compact format
+// (KVExecutor's), columns as in KVExecutor.AttentionKV. An executor that
+// stores compact caches needs it to run gpt-oss with them.
+type SinkAttentionKV interface {
+	AttentionSinksKV(out, q *Tensor, k *KV, kc0 int, v *KV, vc0 int, n, pos0, heads, kvHeads, dk, dv int, scale float32, sinks []float32, window int)
+}
+
 // BiasedExperts are the parts of gpt-oss's routed experts beyond their
 // matrices: a bias on each projection (per expert id) and the clamped
 // SwiGLU, (up'+1)·g·σ(Alpha·g) with g = min(gate, Limit) and up' = up

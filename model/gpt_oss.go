@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	"github.com/mlx-moe/mlx-moe/graph"
-	"github.com/mlx-moe/mlx-moe/kernels"
 )
 
 // gpt-oss (OpenAI gpt-oss-20b/120b): attention with biases, a learned
@@ -67,8 +66,9 @@ func loadGptOSS(w *weights) *Model {
 }
 
 // SinkAttention is gpt-oss's attention: Attention's projections (with
-// biases) and rope, an o_proj bias, and AttentionSinks over a float32 KV
-// cache. Window > 0 limits each token to the last Window positions.
+// biases) and rope, an o_proj bias, and attention with sinks over the KV
+// cache (float32, or half/8/4-bit on executors that store those). Window >
+// 0 limits each token to the last Window positions.
 type SinkAttention struct {
 	*Attention
 	OBias  []float32
@@ -90,27 +90,20 @@ func loadSinkAttention(w *weights, p string, window int) *SinkAttention {
 	return s
 }
 
-// newState: the cache is float32 whatever format was asked for (the sink
-// attention kernels read float32 rows only).
-func (a *SinkAttention) newState(e graph.Executor, maxLen int, _ kernels.KVFormat) MixerState {
-	return a.Attention.newState(e, maxLen, kernels.KVF32)
-}
-
-func (a *SinkAttention) StateBytes(maxLen int, _ kernels.KVFormat) int64 {
-	return a.Attention.StateBytes(maxLen, kernels.KVF32)
-}
+// The cache (newState, StateBytes) is the embedded Attention's, in any
+// format.
 
 func (a *SinkAttention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	e, n := r.E, r.n
-	sa, ok := e.(graph.SinkAttention)
-	if !ok {
-		return fmt.Errorf("executor %s has no attention with sinks (gpt-oss)", e.Name())
-	}
 	cache := st.(*kvCache)
 	q, _, att := a.scratch(&r.scratch)
-	// 1. Projections, the new keys and values straight into the cache.
-	k := cache.kNew.SetView(cache.K, r.pos0, n, 0, cache.K.Cols)
-	v := cache.vNew.SetView(cache.V, r.pos0, n, 0, cache.V.Cols)
+	// 1. Projections; in float32 the new keys and values go straight into
+	// the cache, else into scratch rows stored after the rotary embedding.
+	k, v := a.kvScratch(&r.scratch)
+	if cache.KQ == nil {
+		k = cache.kNew.SetView(cache.K, r.pos0, n, 0, cache.K.Cols)
+		v = cache.vNew.SetView(cache.V, r.pos0, n, 0, cache.V.Cols)
+	}
 	e.MatMul(q, x, n, a.Q, a.QBias)
 	e.MatMul(k, x, n, a.K, a.KBias)
 	e.MatMul(v, x, n, a.V, a.VBias)
@@ -118,7 +111,22 @@ func (a *SinkAttention) forward(r *run, out, x *graph.Tensor, st MixerState) err
 	e.Rope(q, r.pos, a.Heads, a.HeadDim, a.Rope)
 	e.Rope(k, r.pos, a.KVHeads, a.HeadDim, a.Rope)
 	// 3. Attention with sinks (and the window), o_proj with its bias.
-	sa.AttentionSinks(att, q, cache.K, cache.V, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale, a.Sinks, a.Window)
+	if cache.KQ != nil {
+		sa, ok := e.(graph.SinkAttentionKV)
+		if !ok {
+			return fmt.Errorf("executor %s has no attention with sinks (gpt-oss) over %v KV caches", e.Name(), cache.KQ.Format)
+		}
+		ke := e.(graph.KVExecutor)
+		ke.StoreKV(cache.KQ, r.pos0, k, n)
+		ke.StoreKV(cache.VQ, r.pos0, v, n)
+		sa.AttentionSinksKV(att, q, cache.KQ, 0, cache.VQ, 0, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale, a.Sinks, a.Window)
+	} else {
+		sa, ok := e.(graph.SinkAttention)
+		if !ok {
+			return fmt.Errorf("executor %s has no attention with sinks (gpt-oss)", e.Name())
+		}
+		sa.AttentionSinks(att, q, cache.K, cache.V, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale, a.Sinks, a.Window)
+	}
 	e.MatMul(out, att, n, a.O, a.OBias)
 	return nil
 }
