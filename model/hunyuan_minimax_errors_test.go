@@ -1,9 +1,11 @@
 package model_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/model"
 )
@@ -17,7 +19,6 @@ func TestHunyuanMiniMaxVariants(t *testing.T) {
 		edit          func(c map[string]any)
 		want          string
 	}{
-		{"cross-layer attention", "hunyuan_v1_moe-4bit", func(c map[string]any) { c["use_cla"] = true }, "use_cla"},
 		{"o_proj bias", "hunyuan_v1_moe-4bit", func(c map[string]any) { c["attention_bias"] = true }, "attention_bias"},
 		{"per-layer top-k differs", "hunyuan_v1_moe-4bit", func(c map[string]any) { c["moe_topk"] = []int{4, 2} }, "moe_topk: per-layer values differ"},
 		{"per-layer list of non-integers", "hunyuan_v1_moe-4bit", func(c map[string]any) { c["num_shared_expert"] = []string{"a"} }, "num_shared_expert"},
@@ -59,5 +60,33 @@ func TestHunyuanPerLayerLists(t *testing.T) {
 	if c.NumExperts != 4 || c.NumExpertsPerTok != 2 || c.MoETopK != 2 || c.MoEIntermediateSize != 16 || c.NumSharedExpert != 1 {
 		t.Fatalf("experts %d, top-k %d (moe_topk %d), moe_intermediate_size %d, num_shared_expert %d; want 4, 2 (2), 16, 1",
 			c.NumExperts, c.NumExpertsPerTok, c.MoETopK, c.MoEIntermediateSize, c.NumSharedExpert)
+	}
+}
+
+// TestHunyuanCLAAsTransformers: use_cla (cross-layer attention) changes
+// nothing, as in transformers' hunyuan_v1_moe, whose layers each project
+// their own K and V whatever the config says: the fixture with use_cla and
+// a share factor of 2 gives bitwise the logits it gives without.
+func TestHunyuanCLAAsTransformers(t *testing.T) {
+	logits := func(edit func(map[string]any)) []float32 {
+		dir := fixture.Dir(t, "fixtures/hunyuan_v1_moe-4bit")
+		fixture.EditConfig(t, dir, edit)
+		m, err := model.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		e := cpu.New()
+		ref := fixture.LoadReference(t, dir)
+		out, err := model.NewRunner(m, e).Forward(m.NewCache(e, len(ref.Prompts[0].IDs)), ref.Prompts[0].IDs, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	plain := logits(func(map[string]any) {})
+	cla := logits(func(c map[string]any) { c["use_cla"], c["cla_share_factor"] = true, 2 })
+	if !slices.Equal(plain, cla) {
+		t.Errorf("use_cla changed the logits (max |Δ| %g); transformers ignores it", maxAbsDiff(plain, cla))
 	}
 }
