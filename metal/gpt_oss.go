@@ -167,11 +167,12 @@ func (e *Executor) clampedGroup(out, x *graph.Tensor, run []int32, byExpert map[
 		if gate == nil || down == nil || (up == nil) != b.Interleaved {
 			return fmt.Errorf("expert %d was resolved but lacks its matrices", id)
 		}
-		inter = down.Cols
-		if gate.Cols != hidden || down.Rows != out.Cols {
+		h, _, in, o := b.ExpertDims(gate, down)
+		inter = in
+		if h != hidden || o != out.Cols {
 			return fmt.Errorf("expert %d: gate [%d,%d], down [%d,%d] do not fit hidden size %d", id, gate.Rows, gate.Cols, down.Rows, down.Cols, hidden)
 		}
-		host := !mxfp4(gate) || !mxfp4(down) || (up != nil && !mxfp4(up))
+		host := b.Transposed || !mxfp4(gate) || !mxfp4(down) || (up != nil && !mxfp4(up))
 		list = append(list, clampedExpert{id, gate, up, down, byExpert[id], rows, host})
 		rows += len(byExpert[id])
 	}

@@ -17,7 +17,10 @@ import (
 // Layouts: OpenAI's/Hugging Face's checkpoint keeps the experts in MXFP4 as
 // mlp.experts.gate_up_proj_blocks [E, 2I, H/32, 16] (uint8, gate and up
 // rows interleaved) with _scales [E, 2I, H/32] (E8M0) and _bias [E, 2I],
-// and down_proj_* likewise; mlx-lm splits gate_up into
+// and down_proj_* likewise; transformers' bf16 checkpoints keep
+// mlp.experts.gate_up_proj [E, H, 2I] (stored [in, out], gate and up
+// columns interleaved) with gate_up_proj_bias [E, 2I], and down_proj [E, I,
+// H] with down_proj_bias; mlx-lm splits gate_up into
 // mlp.experts.{gate,up,down}_proj.{weight,scales,bias} in any MLX
 // quantization mode (mxfp4 for mlx-community's checkpoints).
 func init() { register("gpt_oss", loadGptOSS) }
@@ -156,10 +159,12 @@ func loadGptOSSMoE(w *weights, l int, p string) *MoE {
 		m.Biased.GateBias = perExpert(w.vector(x+"gate_proj.bias", e*inter), e)
 		m.Biased.UpBias = perExpert(w.vector(x+"up_proj.bias", e*inter), e)
 	case w.has(x + "gate_up_proj"):
-		w.fail("%s: %sgate_up_proj: gpt-oss experts in bf16 ([E, hidden, 2*inter], transposed) are not supported; use the MXFP4 (gate_up_proj_blocks) or an MLX checkpoint", w.ix.Dir, x)
-		return m
+		w.gptOSSDense(src, x+"gate_up_proj", 0, h, 2*inter)
+		w.gptOSSDense(src, x+"down_proj", 2, inter, h)
+		m.Biased.Interleaved, m.Biased.Transposed = true, true
+		m.Biased.GateBias = perExpert(w.vector(x+"gate_up_proj_bias", e*2*inter), e)
 	default:
-		w.fail("%s: no gpt-oss experts at %s (gate_up_proj_blocks or gate_proj.weight)", w.ix.Dir, x)
+		w.fail("%s: no gpt-oss experts at %s (gate_up_proj_blocks, gate_up_proj or gate_proj.weight)", w.ix.Dir, x)
 		return m
 	}
 	if m.Biased.Interleaved {
@@ -201,6 +206,23 @@ func (w *weights) gptOSSBlocks(src *ExpertSource, name string, i, rows, cols int
 	}
 	src.mats[i] = expertMatrix{rows: rows, cols: cols, dtype: U8,
 		quant: QuantParams{Bits: 4, GroupSize: 32, Mode: "mxfp4"}, parts: []expertPart{part(bt), part(st)}}
+}
+
+// gptOSSDense describes one of transformers' bf16 gpt-oss expert tensors
+// (<name> [E, in, out], BF16 or F32, each expert one contiguous slice) as
+// matrix i of src, stored transposed (BiasedExperts.Transposed).
+func (w *weights) gptOSSDense(src *ExpertSource, name string, i, in, out int) {
+	t := w.tensor(name)
+	if w.err != nil {
+		return
+	}
+	if (t.DType != BF16 && t.DType != F32) || !slices.Equal(t.Shape, []int{src.Count, in, out}) {
+		w.fail("tensor %s is %s%v, expected BF16 [%d %d %d] (experts [E, in, out], sizes from %s)", t.Name, t.DType, t.Shape, src.Count, in, out, w.cfg.Path)
+		return
+	}
+	n := int64(src.Count)
+	src.mats[i] = expertMatrix{rows: in, cols: out, dtype: t.DType,
+		parts: []expertPart{{stacked: t, stride: t.Length / n, length: t.Length / n}}}
 }
 
 // perExpert cuts a [n, k] tensor's values into n rows.

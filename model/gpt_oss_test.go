@@ -92,7 +92,7 @@ func (e f32KV) NewKV(rows, cols int, _ kernels.KVFormat, group int) (*graph.KV, 
 // kernels' (TestAttentionSinksKVMatchesReference) and its effect on
 // quality TestKVFormatFixtures'.
 func TestGptOSSCompactKVPath(t *testing.T) {
-	for _, name := range []string{"gpt_oss-hf-mxfp4", "gpt_oss-mxfp4-q8"} {
+	for _, name := range []string{"gpt_oss-hf-mxfp4", "gpt_oss-mxfp4-q8", "gpt_oss-hf-bf16"} {
 		t.Run(name, func(t *testing.T) {
 			dir := fixture.Dir(t, "fixtures/"+name)
 			ref := fixture.LoadReference(t, dir)
@@ -137,5 +137,20 @@ func TestGptOSSCompactKVPath(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGptOSSBF16ExpertShapes: transformers' bf16 experts whose shapes do
+// not fit the config are a load error naming the tensor.
+func TestGptOSSBF16ExpertShapes(t *testing.T) {
+	dir := fixture.Dir(t, "fixtures/gpt_oss-hf-bf16")
+	fixture.EditConfig(t, dir, func(c map[string]any) { c["intermediate_size"] = 32 })
+	m, err := model.Load(dir)
+	if err == nil {
+		m.Close()
+		t.Fatal("loaded experts of intermediate size 64 as 32")
+	}
+	if !strings.Contains(err.Error(), "mlp.experts.gate_up_proj is BF16[16 64 128], expected BF16 [16 64 64]") {
+		t.Fatalf("error %q does not name the expert tensor and its shapes", err)
 	}
 }
