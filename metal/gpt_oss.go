@@ -25,7 +25,7 @@ func (e *Executor) AttentionSinks(out, q, kCache, vCache *graph.Tensor, n, pos0,
 	if n <= 0 {
 		return
 	}
-	if !sinkShape(n, out, q, heads, kvHeads, dk, dv) || !e.dev.hasKernel("sdpa_sinks_f32") {
+	if !sdpaCovers(n, out, q, heads, kvHeads, dk, dv) || !e.dev.hasKernel("sdpa_sinks_f32") {
 		e.onHost("AttentionSinks", func() {
 			e.host.AttentionSinks(out, q, kCache, vCache, n, pos0, heads, kvHeads, dk, dv, scale, sinks, window)
 		})
@@ -43,31 +43,19 @@ func (e *Executor) AttentionSinksKV(out, q *graph.Tensor, k *graph.KV, kc0 int, 
 		return
 	}
 	kernel := "sdpa_sinks_" + k.Format.String()
-	if !sinkShape(n, out, q, heads, kvHeads, dk, dv) || k.Format != v.Format || k.Group != v.Group ||
-		(k.Format.Quantized() && (kc0%k.Group != 0 || vc0%v.Group != 0)) || !e.dev.hasKernel(kernel) {
+	if !kvCovered(n, out, q, k, kc0, v, vc0, heads, kvHeads, dk, dv) || !e.dev.hasKernel(kernel) {
 		e.onHost("AttentionSinksKV", func() {
 			e.host.AttentionSinksKV(out, q, k, kc0, v, vc0, n, pos0, heads, kvHeads, dk, dv, scale, sinks, window)
 		})
 		return
 	}
-	rows := pos0 + n
-	kp, okK := e.kvParts(k, 0, rows, kc0)
-	vp, okV := e.kvParts(v, 0, rows, vc0)
-	if !okK || !okV {
+	var a [9]binding
+	args, ok := e.kvArgs(a[:0], out, q, k, kc0, v, vc0, pos0+n)
+	if !ok {
 		return
 	}
 	p := sdpaParams{uint32(pos0), uint32(heads), uint32(kvHeads), uint32(dk), uint32(dv), uint32(k.Cols), uint32(v.Cols), scale, 0}
-	var a [9]binding
-	args := append(a[:0], e.tensor(0, q, 0), at(1, kp[0]), at(2, vp[0]), e.tensor(4, out, 0))
-	if k.Format.Quantized() {
-		args = append(args, at(6, kp[1]), at(7, kp[2]), at(8, vp[1]), at(9, vp[2]), e.upload(10, uint32(k.Group)))
-	}
 	e.runSinks(kernel, n, p, sinks, window, args...)
-}
-
-// sinkShape reports whether the sdpa_sinks kernels cover a call's shape.
-func sinkShape(n int, out, q *graph.Tensor, heads, kvHeads, dk, dv int) bool {
-	return dk <= sdpaMaxDim && dv <= sdpaMaxDim && kvHeads > 0 && heads%kvHeads == 0 && contiguous(n, out, q)
 }
 
 // runSinks launches an sdpa_sinks kernel over (heads, n) threadgroups with

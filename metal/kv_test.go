@@ -20,6 +20,9 @@ func TestCompactKVOnHarness(t *testing.T) {
 		t.Skip("whole models on the shader harness")
 	}
 	for _, name := range harnessModels(t, "qwen3_next-4bit", "deepseek_v3-hf-bf16") {
+		if gptOSSFixture(name) {
+			continue // TestGptOSSCompactKVOnHarness, on the fixture that suits it
+		}
 		for _, f := range []kernels.KVFormat{kernels.KVF16, kernels.KVQ8, kernels.KVQ4} {
 			t.Run(name+"/"+f.String(), func(t *testing.T) { checkKVFormat(t, name, f) })
 		}
