@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -180,5 +181,82 @@ func TestAttentionSinksKVAllocatesNothing(t *testing.T) {
 	run()
 	if a := testing.AllocsPerRun(20, run); a != 0 {
 		t.Errorf("AttentionSinksKV allocates %.1f times per decode call", a)
+	}
+}
+
+// BenchmarkAttentionSinksKV: gpt-oss-20b's attention shape (64 query
+// heads, 8 KV heads, d=64) after 8k cached positions, per cache format:
+// one decode token on a full layer and on a sliding layer (window 128),
+// and a 64-token prompt chunk on a full layer; "plain" is AttentionKV
+// over the same cache (no sinks, no window), the baseline of the same run.
+func BenchmarkAttentionSinksKV(b *testing.B) {
+	const pos0, heads, kvHeads, d, chunk = 8192, 64, 8, 64, 64
+	rng := rand.New(rand.NewPCG(1, 1))
+	rows := randFloats(rng, (pos0+chunk)*kvHeads*d)
+	q := randFloats(rng, chunk*heads*d)
+	sinks := randFloats(rng, heads)
+	out := make([]float32, chunk*heads*d)
+	scale := AttentionScale(d)
+	for _, f := range []KVFormat{KVF32, KVF16, KVQ8, KVQ4} {
+		k, _ := NewKVRows(f, pos0+chunk, kvHeads*d, KVGroupSize)
+		v, _ := NewKVRows(f, pos0+chunk, kvHeads*d, KVGroupSize)
+		k.Store(0, rows, kvHeads*d, pos0+chunk)
+		v.Store(0, rows, kvHeads*d, pos0+chunk)
+		for _, c := range []struct {
+			name      string
+			n, window int
+			plain     bool
+		}{
+			{"decode/full", 1, 0, false}, {"decode/plain", 1, 0, true}, {"decode/window128", 1, 128, false},
+			{"prefill64/full", chunk, 0, false}, {"prefill64/plain", chunk, 0, true},
+		} {
+			b.Run(f.String()+"/"+c.name, func(b *testing.B) {
+				for range b.N {
+					if c.plain {
+						AttentionKV(out, q, k, 0, v, 0, c.n, pos0, heads, kvHeads, d, d, scale)
+					} else {
+						AttentionSinksKV(out, q, k, 0, v, 0, c.n, pos0, heads, kvHeads, d, d, scale, sinks, c.window)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestAttentionSinksSplitKeys: decode with fewer tiles than workers cuts
+// the visible keys into ranges merged afterwards (attentionSplit); the
+// window's first key starts the first range, and the sink joins after the
+// merge.
+func TestAttentionSinksSplitKeys(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
+	rng := rand.New(rand.NewPCG(25, 26))
+	const heads, kvHeads, dk, dv, pos0 = 4, 1, 32, 32, 2000
+	for _, f := range []KVFormat{KVF32, KVQ8} {
+		k, _ := NewKVRows(f, pos0+1, dk, 32)
+		v, _ := NewKVRows(f, pos0+1, dv, 32)
+		k.Store(0, randFloats(rng, (pos0+1)*dk), dk, pos0+1)
+		v.Store(0, randFloats(rng, (pos0+1)*dv), dv, pos0+1)
+		kf, vf := make([]float32, (pos0+1)*dk), make([]float32, (pos0+1)*dv)
+		k.Load(kf, dk, 0, pos0+1, 0, dk)
+		v.Load(vf, dv, 0, pos0+1, 0, dv)
+		for _, window := range []int{0, 700, 1500} {
+			visible := pos0 + 1
+			if window > 0 {
+				visible = window
+			}
+			if attnSplits(kvHeads, visible) < 2 {
+				t.Fatalf("window %d: no split to test", window)
+			}
+			q, sinks := randFloats(rng, heads*dk), randFloats(rng, heads)
+			scale := AttentionScale(dk)
+			want := attentionSinksReference(q, kf, vf, 1, pos0, heads, kvHeads, dk, dv, dk, dv, scale, sinks, window)
+			out := make([]float32, heads*dv)
+			AttentionSinksKV(out, q, k, 0, v, 0, 1, pos0, heads, kvHeads, dk, dv, scale, sinks, window)
+			for i := range out {
+				if d := math.Abs(float64(out[i]) - want[i]); d > 1e-5 {
+					t.Fatalf("%v window %d: out[%d] = %v, want %v", f, window, i, out[i], want[i])
+				}
+			}
+		}
 	}
 }
