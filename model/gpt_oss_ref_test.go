@@ -531,74 +531,28 @@ func gptOSSConfig(s gptOSSSpec, layout gptOSSLayout) map[string]any {
 	return c
 }
 
-func ossF32(v []float64) []float32 {
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(x)
-	}
-	return out
-}
-
-// ossTop2Gap is the distance between the two largest logits.
-func ossTop2Gap(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)-1] - s[len(s)-2]
-}
-
-func ossArgmax(v []float64) int32 {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return int32(best)
-}
-
 // gptOSSReference computes reference.json's contents for m over the
 // prompts (and greedy prompt) of an existing fixture.
 func gptOSSReference(m *gptOSSRef, src *fixture.Reference, name, layout string) map[string]any {
-	var prompts []map[string]any
-	for i, p := range src.Prompts {
-		tr := m.forward(p.IDs)
-		n := len(p.IDs)
+	trace := func(ids []int32) *refTrace {
+		tr := m.forward(ids)
 		routes := map[string][][]int32{}
 		for l, r := range tr.routes {
 			routes[fmt.Sprintf("model.layers.%d.mlp.router", l)] = r
 		}
-		var layers [][]float32
-		for _, v := range tr.layerLast {
-			layers = append(layers, ossF32(v))
-		}
-		e := map[string]any{"text": p.Text, "ids": p.IDs, "last_logits": ossF32(tr.logits[n-1]),
-			"embedding_last": ossF32(tr.embedLast), "layer_output_last": layers,
-			"router_topk_sorted": routes, "last_top2_gap": ossTop2Gap(tr.logits[n-1])}
-		if i == 0 {
-			var all [][]float32
-			for _, row := range tr.logits {
-				all = append(all, ossF32(row))
-			}
-			e["all_logits"] = all
-		}
-		prompts = append(prompts, e)
+		return &refTrace{logits: tr.logits, embedLast: tr.embedLast, layerLast: tr.layerLast, routes: routes}
 	}
-	ids := slices.Clone(src.Greedy.PromptIDs)
-	var newIDs []int32
-	var gaps []float64
-	for range 24 {
+	prompts, _ := refPrompts(src.Prompts, func(ids []int32) (*refTrace, error) { return trace(ids), nil })
+	greedy, _ := refGreedy(src.Greedy.PromptIDs, func(ids []int32) ([]float64, error) {
 		tr := m.forward(ids)
-		last := tr.logits[len(ids)-1]
-		next := ossArgmax(last)
-		newIDs, gaps = append(newIDs, next), append(gaps, ossTop2Gap(last))
-		ids = append(ids, next)
-	}
+		return tr.logits[len(ids)-1], nil
+	})
 	return map[string]any{
 		"source":  "float64 Go transcription of transformers src/transformers/models/gpt_oss/modeling_gpt_oss.py (not transformers itself)",
 		"fixture": name, "family": "gpt_oss", "layout": layout, "dtype": "float64",
 		"generator": "model/gpt_oss_ref_test.go TestRegenGptOSS",
 		"prompts":   prompts,
-		"greedy":    map[string]any{"prompt_ids": src.Greedy.PromptIDs, "new_ids": newIDs, "top2_gaps": gaps},
+		"greedy":    greedy,
 	}
 }
 
@@ -658,7 +612,7 @@ func TestGptOSSFixtureExercises(t *testing.T) {
 		p := ref.Prompts[0]
 		lastOf := func(m *gptOSSRef) []float32 {
 			tr := m.forward(p.IDs)
-			return ossF32(tr.logits[len(p.IDs)-1])
+			return refF32(tr.logits[len(p.IDs)-1])
 		}
 		m, _ := newGptOSS(gptOSSTiny, f.seed, f.store)
 		if d := maxAbsDiff(lastOf(m), p.LastLogits); d > 1e-6 {
