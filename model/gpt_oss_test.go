@@ -94,13 +94,7 @@ func (e f32KV) NewKV(rows, cols int, _ kernels.KVFormat, group int) (*graph.KV, 
 func TestGptOSSCompactKVPath(t *testing.T) {
 	for _, name := range []string{"gpt_oss-hf-mxfp4", "gpt_oss-mxfp4-q8", "gpt_oss-hf-bf16"} {
 		t.Run(name, func(t *testing.T) {
-			dir := fixture.Dir(t, "fixtures/"+name)
-			ref := fixture.LoadReference(t, dir)
-			m, err := model.Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
+			m, ref := openFixture(t, fixture.Dir(t, "fixtures/"+name))
 			e := cpu.New()
 			ids := ref.Prompts[0].IDs
 			run := func(e graph.Executor, f kernels.KVFormat, oneByOne bool) ([]float32, int64) {
@@ -153,4 +147,16 @@ func TestGptOSSBF16ExpertShapes(t *testing.T) {
 	if !strings.Contains(err.Error(), "mlp.experts.gate_up_proj is BF16[16 64 128], expected BF16 [16 64 64]") {
 		t.Fatalf("error %q does not name the expert tensor and its shapes", err)
 	}
+}
+
+// openFixture loads the model in dir (closed when the test ends) and its
+// reference.
+func openFixture(t *testing.T, dir string) (*model.Model, *fixture.Reference) {
+	t.Helper()
+	m, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, fixture.LoadReference(t, dir)
 }

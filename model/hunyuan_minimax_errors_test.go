@@ -71,13 +71,8 @@ func TestHunyuanCLAAsTransformers(t *testing.T) {
 	logits := func(edit func(map[string]any)) []float32 {
 		dir := fixture.Dir(t, "fixtures/hunyuan_v1_moe-4bit")
 		fixture.EditConfig(t, dir, edit)
-		m, err := model.Load(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
+		m, ref := openFixture(t, dir)
 		e := cpu.New()
-		ref := fixture.LoadReference(t, dir)
 		out, err := model.NewRunner(m, e).Forward(m.NewCache(e, len(ref.Prompts[0].IDs)), ref.Prompts[0].IDs, true)
 		if err != nil {
 			t.Fatal(err)
