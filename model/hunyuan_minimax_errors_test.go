@@ -1,6 +1,9 @@
 package model_test
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -83,5 +86,35 @@ func TestHunyuanCLAAsTransformers(t *testing.T) {
 	cla := logits(func(c map[string]any) { c["use_cla"], c["cla_share_factor"] = true, 2 })
 	if !slices.Equal(plain, cla) {
 		t.Errorf("use_cla changed the logits (max |Δ| %g); transformers ignores it", maxAbsDiff(plain, cla))
+	}
+}
+
+// TestHunyuanSharedKVCheckpointIsRefused: a checkpoint that shares K/V
+// across layers (use_cla, the second layer without k_proj/v_proj, as
+// Tencent's remote code saves Hunyuan-Large) fails to load naming the
+// missing tensor; transformers' hunyuan_v1_moe would fill it with random
+// weights.
+func TestHunyuanSharedKVCheckpointIsRefused(t *testing.T) {
+	g, _ := buildHunyuan(21, 0)
+	for _, name := range []string{"k_proj", "v_proj"} {
+		delete(g.tensors, "model.layers.1.self_attn."+name+".weight")
+	}
+	dir := t.TempDir()
+	cfg := hunyuanConfig()
+	cfg["use_cla"] = true
+	data, _ := json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := fixture.WriteSafetensors(filepath.Join(dir, "model.safetensors"), g.tensors); err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Load(dir)
+	if err == nil {
+		m.Close()
+		t.Fatal("loaded a checkpoint without layer 1's k_proj")
+	}
+	if !strings.Contains(err.Error(), "model.layers.1.self_attn.k_proj") {
+		t.Fatalf("error %q does not name the missing k_proj", err)
 	}
 }
