@@ -41,14 +41,7 @@ func TestGptOSSRejectsWhatItDoesNotImplement(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := fixture.Dir(t, "fixtures/gpt_oss-mxfp4-q8")
 			fixture.EditConfig(t, dir, c.change)
-			m, err := model.Load(dir)
-			if err == nil {
-				m.Close()
-				t.Fatalf("loaded; want an error naming %q", c.want)
-			}
-			if !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("error %q does not name %q", err, c.want)
-			}
+			wantLoadError(t, dir, c.want)
 		})
 	}
 }
@@ -139,14 +132,7 @@ func TestGptOSSCompactKVPath(t *testing.T) {
 func TestGptOSSBF16ExpertShapes(t *testing.T) {
 	dir := fixture.Dir(t, "fixtures/gpt_oss-hf-bf16")
 	fixture.EditConfig(t, dir, func(c map[string]any) { c["intermediate_size"] = 32 })
-	m, err := model.Load(dir)
-	if err == nil {
-		m.Close()
-		t.Fatal("loaded experts of intermediate size 64 as 32")
-	}
-	if !strings.Contains(err.Error(), "mlp.experts.gate_up_proj is BF16[16 64 128], expected BF16 [16 64 64]") {
-		t.Fatalf("error %q does not name the expert tensor and its shapes", err)
-	}
+	wantLoadError(t, dir, "mlp.experts.gate_up_proj is BF16[16 64 128], expected BF16 [16 64 64]")
 }
 
 // openFixture loads the model in dir (closed when the test ends) and its
@@ -159,4 +145,18 @@ func openFixture(t *testing.T, dir string) (*model.Model, *fixture.Reference) {
 	}
 	t.Cleanup(func() { m.Close() })
 	return m, fixture.LoadReference(t, dir)
+}
+
+// wantLoadError fails the test unless loading dir fails with an error
+// containing want.
+func wantLoadError(t *testing.T, dir, want string) {
+	t.Helper()
+	m, err := model.Load(dir)
+	if err == nil {
+		m.Close()
+		t.Fatalf("loaded; want an error naming %q", want)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not name %q", err, want)
+	}
 }
