@@ -8,14 +8,21 @@ import (
 )
 
 var (
-	_ graph.SinkAttention = (*Executor)(nil)
-	_ graph.ClampedMoE    = (*Executor)(nil)
+	_ graph.SinkAttention   = (*Executor)(nil)
+	_ graph.SinkAttentionKV = (*Executor)(nil)
+	_ graph.ClampedMoE      = (*Executor)(nil)
 )
 
 func (ex *Executor) AttentionSinks(out, q, kCache, vCache *graph.Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32, sinks []float32, window int) {
 	o := ex.target(1, out, n, 0, out.Cols)
 	kernels.AttentionSinks(o, ex.dense(0, q, n, 0, q.Cols), kCache.Data, vCache.Data, n, pos0, heads, kvHeads, dk, dv,
 		kCache.RowStride(), vCache.RowStride(), scale, sinks, window)
+	store(out, n, 0, out.Cols, o)
+}
+
+func (ex *Executor) AttentionSinksKV(out, q *graph.Tensor, k *graph.KV, kc0 int, v *graph.KV, vc0 int, n, pos0, heads, kvHeads, dk, dv int, scale float32, sinks []float32, window int) {
+	o := ex.target(1, out, n, 0, out.Cols)
+	kernels.AttentionSinksKV(o, ex.dense(0, q, n, 0, q.Cols), &k.KVRows, kc0, &v.KVRows, vc0, n, pos0, heads, kvHeads, dk, dv, scale, sinks, window)
 	store(out, n, 0, out.Cols, o)
 }
 
@@ -62,9 +69,20 @@ func (ex *Executor) runClampedExpert(out, x *graph.Tensor, routes []int, topK in
 	if gate == nil || down == nil || (up == nil) != b.Interleaved {
 		return fmt.Errorf("expert %d was resolved but lacks its matrices", e)
 	}
-	hidden, inter, m := x.Cols, down.Cols, len(routes)
-	if gate.Cols != hidden || down.Rows != out.Cols || (b.Interleaved && gate.Rows != 2*inter) || (!b.Interleaved && (gate.Rows != inter || up.Rows != inter)) {
-		return fmt.Errorf("expert %d matrices gate [%d,%d], down [%d,%d] do not fit hidden size %d", e, gate.Rows, gate.Cols, down.Rows, down.Cols, hidden)
+	hidden, gateOut, inter, outCols := b.ExpertDims(gate, down)
+	wantGate := inter // the gate's output width; an up matrix must match it
+	if b.Interleaved {
+		wantGate = 2 * inter
+	} else if h, o, _, _ := b.ExpertDims(up, down); h != hidden || o != inter {
+		wantGate = -1
+	}
+	if hidden != x.Cols || outCols != out.Cols || gateOut != wantGate {
+		return fmt.Errorf("expert %d matrices gate [%d,%d], down [%d,%d] do not fit hidden size %d", e, gate.Rows, gate.Cols, down.Rows, down.Cols, x.Cols)
+	}
+	m := len(routes)
+	mul := kernels.MatMul
+	if b.Transposed {
+		mul = kernels.MatMulTransposed
 	}
 	xs := ex.scratch(0, m*hidden)
 	for j, route := range routes {
@@ -73,7 +91,7 @@ func (ex *Executor) runClampedExpert(out, x *graph.Tensor, routes []int, topK in
 	act := ex.scratch(1, m*inter)
 	if b.Interleaved {
 		gu := ex.scratch(2, m*2*inter)
-		kernels.MatMul(gu, xs, m, gate)
+		mul(gu, xs, m, gate)
 		for j := 0; j < m; j++ {
 			row := gu[j*2*inter : (j+1)*2*inter]
 			kernels.Add(row, row, b.GateBias[e])
@@ -81,8 +99,8 @@ func (ex *Executor) runClampedExpert(out, x *graph.Tensor, routes []int, topK in
 		}
 	} else {
 		u := ex.scratch(2, m*inter)
-		kernels.MatMul(act, xs, m, gate)
-		kernels.MatMul(u, xs, m, up)
+		mul(act, xs, m, gate)
+		mul(u, xs, m, up)
 		for j := 0; j < m; j++ {
 			g, uj := act[j*inter:(j+1)*inter], u[j*inter:(j+1)*inter]
 			kernels.Add(g, g, b.GateBias[e])
@@ -91,7 +109,7 @@ func (ex *Executor) runClampedExpert(out, x *graph.Tensor, routes []int, topK in
 		}
 	}
 	y := ex.scratch(3, m*out.Cols)
-	kernels.MatMul(y, act, m, down)
+	mul(y, act, m, down)
 	for j, route := range routes {
 		yj := y[j*out.Cols : (j+1)*out.Cols]
 		kernels.Add(yj, yj, b.DownBias[e])

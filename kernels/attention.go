@@ -53,7 +53,7 @@ func (j *attnJob) attend(n, kvHeads int) {
 	j.n, j.kvHeads = n, kvHeads
 	j.bq = max(1, base.tileRows()/group)
 	j.tiles = (n + j.bq - 1) / j.bq
-	if j.splits = attnSplits(kvHeads*j.tiles, pos0+n); j.splits > 1 {
+	if j.splits = attnSplits(kvHeads*j.tiles, pos0+n-base.first(pos0)); j.splits > 1 {
 		j.attentionSplit()
 	} else {
 		parallelFor(kvHeads*j.tiles, group*j.bq*(pos0+n)*(dk+dv), j.tilesBody)
@@ -78,7 +78,7 @@ func (j *attnJob) runTiles(lo, hi int) {
 			tile = tiles - 1 - k/2
 		}
 		t0, t1 := tile*bq, min(n, tile*bq+bq)
-		a.run(g, t0, t1, 0, a.pos0+t1)
+		a.run(g, t0, t1, a.first(a.pos0+t0), a.pos0+t1)
 		a.finish(g, t0, t1)
 	}
 }
@@ -107,7 +107,7 @@ func (j *attnJob) attentionSplit() {
 	j.pm = grow(j.pm, units*rows)
 	j.ps = grow(j.ps, units*rows)
 	po, pm, ps := j.po, j.pm, j.ps
-	keys := base.pos0 + n
+	keys := base.pos0 + n - base.first(base.pos0)
 	j.span = (keys/splits + attnKeys - 1) / attnKeys * attnKeys
 	parallelFor(units, rows*j.span*(base.dk+dv), j.splitBody)
 	a := *base
@@ -131,7 +131,7 @@ func (j *attnJob) attentionSplit() {
 				sum += c * ps[v*rows+i]
 				AddScaled(o, po[(v*rows+i)*dv:(v*rows+i+1)*dv], c)
 			}
-			a.rowSum[i] = sum
+			a.rowMax[i], a.rowSum[i] = m, sum
 		}
 		a.finish(g, t0, t1)
 	}
@@ -148,7 +148,7 @@ func (j *attnJob) runSplits(lo, hi int) {
 	for u := lo; u < hi; u++ {
 		g, tile, sp := u%kvHeads, u/kvHeads%tiles, u/(kvHeads*tiles)
 		t0, t1 := tile*bq, min(n, tile*bq+bq)
-		kb, ke := sp*span, a.pos0+t1
+		kb, ke := a.first(a.pos0)+sp*span, a.pos0+t1
 		if sp < splits-1 {
 			ke = min(ke, kb+span)
 		}
@@ -173,7 +173,19 @@ type attnTile struct {
 	kStride, vStride, pos0 int
 	scale                  float32
 	src                    *kvSource // nil: k and v are float32
+	// gpt-oss (AttentionSinks): a logit per query head in every softmax's
+	// denominator, and with window > 0 only the last window positions.
+	sinks  []float32
+	window int
 	*attnBuffers
+}
+
+// first is the first position the token at pos sees.
+func (a *attnTile) first(pos int) int {
+	if a.window > 0 {
+		return max(0, pos-a.window+1)
+	}
+	return 0
 }
 
 // attnBuffers is a tile's scratch, recycled between calls through
@@ -211,9 +223,9 @@ func grow[T any](b []T, n int) []T {
 	return make([]T, n)
 }
 
-// run accumulates tokens t0..t1 of kv head g over keys kb..ke (kb a
-// multiple of attnKeys) into the tile's output, row max and row sum. Row i
-// of the tile is token t0+i/group, query head g*group+i%group.
+// run accumulates tokens t0..t1 of kv head g over keys kb..ke into the
+// tile's output, row max and row sum. Row i of the tile is token
+// t0+i/group, query head g*group+i%group.
 func (a *attnTile) run(g, t0, t1, kb, ke int) {
 	rows, dk, dv := (t1-t0)*a.group, a.dk, a.dv
 	for i := 0; i < rows; i++ {
@@ -240,21 +252,24 @@ func (a *attnTile) run(g, t0, t1, kb, ke int) {
 		}
 		kBlk, ks, vBlk, vs := a.block(g, j0, nk)
 		a.scores(s, kBlk, ks, nk, rows)
-		// Online softmax: mask the future, exponentiate against the new
-		// running max, rescale what was accumulated under the old one.
+		// Online softmax: mask the future (and what is before the
+		// window), exponentiate against the new running max, rescale what
+		// was accumulated under the old one.
 		for i := 0; i < rows; i++ {
 			row := s[i*attnKeys : i*attnKeys+nk]
-			valid := min(nk, a.pos0+t0+i/a.group+1-j0)
-			if valid <= 0 {
+			pos := a.pos0 + t0 + i/a.group
+			lo, valid := max(0, a.first(pos)-j0), min(nk, pos+1-j0)
+			if valid <= lo {
 				clear(row)
 				continue
 			}
 			m := a.rowMax[i]
-			for _, v := range row[:valid] {
+			for _, v := range row[lo:valid] {
 				m = max(m, v)
 			}
 			corr := expf(a.rowMax[i] - m)
-			sum := expShift(row[:valid], m)
+			sum := expShift(row[lo:valid], m)
+			clear(row[:lo])
 			clear(row[valid:])
 			a.rowSum[i] = a.rowSum[i]*corr + sum
 			a.rowMax[i] = m
@@ -266,7 +281,8 @@ func (a *attnTile) run(g, t0, t1, kb, ke int) {
 	}
 }
 
-// finish writes the tile's normalised output rows into out.
+// finish writes the tile's normalised output rows into out. A sink joins
+// the softmax here: one more logit, with no value.
 func (a *attnTile) finish(g, t0, t1 int) {
 	dv := a.dv
 	for i := 0; i < (t1-t0)*a.group; i++ {
@@ -274,6 +290,12 @@ func (a *attnTile) finish(g, t0, t1 int) {
 		t := t0 + i/a.group
 		dst := a.out[(t*a.heads+h)*dv : (t*a.heads+h+1)*dv]
 		inv := 1 / a.rowSum[i]
+		if a.sinks != nil {
+			m, sink := a.rowMax[i], a.sinks[h]
+			top := max(m, sink)
+			c := expf(m - top)
+			inv = c / (a.rowSum[i]*c + expf(sink-top))
+		}
 		for c, v := range a.o[i*dv : (i+1)*dv] {
 			dst[c] = v * inv
 		}

@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -125,6 +126,137 @@ func TestClampedSwiGLUInterleavedSplitsPairs(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("element %d: interleaved %v, split %v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestAttentionSinksKVMatchesReference runs AttentionSinksKV over half,
+// 8-bit and 4-bit caches (keys and values past a first column, as a
+// latent cache reads them) against the float64 reference over the same
+// caches dequantized whole: converting a block at a time must read exactly
+// the stored values.
+func TestAttentionSinksKVMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	const heads, kvHeads, dk, dv, c0 = 8, 2, 16, 16, 32
+	const cols = c0 + kvHeads*dk
+	for _, f := range []KVFormat{KVF32, KVF16, KVQ8, KVQ4} {
+		for _, c := range []struct{ n, pos0, window int }{
+			{1, 0, 0}, {1, 150, 0}, {1, 150, 40}, {7, 0, 3}, {33, 5, 0}, {40, 90, 70}, {3, 2, 64},
+		} {
+			total := c.pos0 + c.n
+			k, err := NewKVRows(f, total, cols, 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ := NewKVRows(f, total, cols, 16)
+			k.Store(0, randFloats(rng, total*cols), cols, total)
+			v.Store(0, randFloats(rng, total*cols), cols, total)
+			kf, vf := make([]float32, total*cols), make([]float32, total*cols)
+			k.Load(kf, cols, 0, total, 0, cols)
+			v.Load(vf, cols, 0, total, 0, cols)
+			q := randFloats(rng, c.n*heads*dk)
+			sinks := randFloats(rng, heads)
+			sinks[1] = 8 // a sink that takes most of the mass
+			scale := AttentionScale(dk)
+			want := attentionSinksReference(q, kf[c0:], vf[c0:], c.n, c.pos0, heads, kvHeads, dk, dv, cols, cols, scale, sinks, c.window)
+			out := make([]float32, c.n*heads*dv)
+			AttentionSinksKV(out, q, k, c0, v, c0, c.n, c.pos0, heads, kvHeads, dk, dv, scale, sinks, c.window)
+			for i := range out {
+				if d := math.Abs(float64(out[i]) - want[i]); d > 1e-5 {
+					t.Fatalf("%v n=%d pos0=%d window=%d: out[%d] = %v, want %v", f, c.n, c.pos0, c.window, i, out[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+func TestAttentionSinksKVAllocatesNothing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	k, _ := NewKVRows(KVQ8, 300, 32, 16)
+	v, _ := NewKVRows(KVQ8, 300, 32, 16)
+	k.Store(0, randFloats(rng, 300*32), 32, 300)
+	v.Store(0, randFloats(rng, 300*32), 32, 300)
+	q, sinks, out := randFloats(rng, 4*16), randFloats(rng, 4), make([]float32, 4*16)
+	run := func() { AttentionSinksKV(out, q, k, 0, v, 16, 1, 299, 4, 1, 16, 16, 0.25, sinks, 128) }
+	run()
+	if a := testing.AllocsPerRun(20, run); a != 0 {
+		t.Errorf("AttentionSinksKV allocates %.1f times per decode call", a)
+	}
+}
+
+// BenchmarkAttentionSinksKV: gpt-oss-20b's attention shape (64 query
+// heads, 8 KV heads, d=64) after 8k cached positions, per cache format:
+// one decode token on a full layer and on a sliding layer (window 128),
+// and a 64-token prompt chunk on a full layer; "plain" is AttentionKV
+// over the same cache (no sinks, no window), the baseline of the same run.
+func BenchmarkAttentionSinksKV(b *testing.B) {
+	const pos0, heads, kvHeads, d, chunk = 8192, 64, 8, 64, 64
+	rng := rand.New(rand.NewPCG(1, 1))
+	rows := randFloats(rng, (pos0+chunk)*kvHeads*d)
+	q := randFloats(rng, chunk*heads*d)
+	sinks := randFloats(rng, heads)
+	out := make([]float32, chunk*heads*d)
+	scale := AttentionScale(d)
+	for _, f := range []KVFormat{KVF32, KVF16, KVQ8, KVQ4} {
+		k, _ := NewKVRows(f, pos0+chunk, kvHeads*d, KVGroupSize)
+		v, _ := NewKVRows(f, pos0+chunk, kvHeads*d, KVGroupSize)
+		k.Store(0, rows, kvHeads*d, pos0+chunk)
+		v.Store(0, rows, kvHeads*d, pos0+chunk)
+		for _, c := range []struct {
+			name      string
+			n, window int
+			plain     bool
+		}{
+			{"decode/full", 1, 0, false}, {"decode/plain", 1, 0, true}, {"decode/window128", 1, 128, false},
+			{"prefill64/full", chunk, 0, false}, {"prefill64/plain", chunk, 0, true},
+		} {
+			b.Run(f.String()+"/"+c.name, func(b *testing.B) {
+				for range b.N {
+					if c.plain {
+						AttentionKV(out, q, k, 0, v, 0, c.n, pos0, heads, kvHeads, d, d, scale)
+					} else {
+						AttentionSinksKV(out, q, k, 0, v, 0, c.n, pos0, heads, kvHeads, d, d, scale, sinks, c.window)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestAttentionSinksSplitKeys: decode with fewer tiles than workers cuts
+// the visible keys into ranges merged afterwards (attentionSplit); the
+// window's first key starts the first range, and the sink joins after the
+// merge.
+func TestAttentionSinksSplitKeys(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
+	rng := rand.New(rand.NewPCG(25, 26))
+	const heads, kvHeads, dk, dv, pos0 = 4, 1, 32, 32, 2000
+	for _, f := range []KVFormat{KVF32, KVQ8} {
+		k, _ := NewKVRows(f, pos0+1, dk, 32)
+		v, _ := NewKVRows(f, pos0+1, dv, 32)
+		k.Store(0, randFloats(rng, (pos0+1)*dk), dk, pos0+1)
+		v.Store(0, randFloats(rng, (pos0+1)*dv), dv, pos0+1)
+		kf, vf := make([]float32, (pos0+1)*dk), make([]float32, (pos0+1)*dv)
+		k.Load(kf, dk, 0, pos0+1, 0, dk)
+		v.Load(vf, dv, 0, pos0+1, 0, dv)
+		for _, window := range []int{0, 700, 1500} {
+			visible := pos0 + 1
+			if window > 0 {
+				visible = window
+			}
+			if attnSplits(kvHeads, visible) < 2 {
+				t.Fatalf("window %d: no split to test", window)
+			}
+			q, sinks := randFloats(rng, heads*dk), randFloats(rng, heads)
+			scale := AttentionScale(dk)
+			want := attentionSinksReference(q, kf, vf, 1, pos0, heads, kvHeads, dk, dv, dk, dv, scale, sinks, window)
+			out := make([]float32, heads*dv)
+			AttentionSinksKV(out, q, k, 0, v, 0, 1, pos0, heads, kvHeads, dk, dv, scale, sinks, window)
+			for i := range out {
+				if d := math.Abs(float64(out[i]) - want[i]); d > 1e-5 {
+					t.Fatalf("%v window %d: out[%d] = %v, want %v", f, window, i, out[i], want[i])
+				}
+			}
 		}
 	}
 }

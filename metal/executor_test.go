@@ -33,6 +33,12 @@ func slowTests() bool { return os.Getenv(slowEnv) == "1" }
 // fixture of every other model type too (TestFixturesOnHarness runs every
 // fixture then).
 func harnessModels(t *testing.T, base ...string) []string {
+	return pickModels(t, func(string) bool { return true }, base...)
+}
+
+// pickModels is harnessModels choosing each other model type's fixture
+// among those keep accepts.
+func pickModels(t *testing.T, keep func(name string) bool, base ...string) []string {
 	if !slowTests() {
 		return base
 	}
@@ -42,7 +48,7 @@ func harnessModels(t *testing.T, base ...string) []string {
 		seen[fixtureModelType(t, name)] = true
 	}
 	for _, name := range fixture.Names(t) {
-		if mt := fixtureModelType(t, name); !seen[mt] {
+		if mt := fixtureModelType(t, name); !seen[mt] && keep(name) {
 			seen[mt] = true
 			names = append(names, name)
 		}
@@ -68,13 +74,7 @@ func fixtureModelType(t *testing.T, name string) string {
 // slotModels is harnessModels without the bf16 checkpoints, whose experts
 // run on the host: the tests of the slot kernels need quantized experts.
 func slotModels(t *testing.T, base ...string) []string {
-	var names []string
-	for _, name := range harnessModels(t, base...) {
-		if !strings.HasSuffix(name, "-bf16") {
-			names = append(names, name)
-		}
-	}
-	return names
+	return pickModels(t, func(name string) bool { return !strings.HasSuffix(name, "-bf16") }, base...)
 }
 
 // newHarnessExecutor is an executor over the shader harness that logs what

@@ -9,29 +9,61 @@ import (
 	"github.com/mlx-moe/mlx-moe/kernels"
 )
 
-// gpt-oss's ops on the shaders of kernels/msl/gpt_oss.metal: attention
-// with sinks (sdpa_sinks_f32), MXFP4 matrix products (qmv_mxfp4) and the
-// biased experts' clamped SwiGLU (clamped_swiglu). What they do not cover
+// gpt-oss's ops on the shaders: attention with sinks over float32, half
+// and 8/4-bit caches (sdpa_sinks_f32/f16/q8/q4, kernels/msl/attention.metal),
+// MXFP4 matrix products (qmv_mxfp4) and the biased experts' clamped SwiGLU
+// (clamped_swiglu, kernels/msl/gpt_oss.metal). What they do not cover
 // (views, other microscaling modes) runs on the host, counted by HostOps.
 
 var (
-	_ graph.SinkAttention = (*Executor)(nil)
-	_ graph.ClampedMoE    = (*Executor)(nil)
+	_ graph.SinkAttention   = (*Executor)(nil)
+	_ graph.SinkAttentionKV = (*Executor)(nil)
+	_ graph.ClampedMoE      = (*Executor)(nil)
 )
 
 func (e *Executor) AttentionSinks(out, q, kCache, vCache *graph.Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32, sinks []float32, window int) {
-	if dk > sdpaMaxDim || dv > sdpaMaxDim || kvHeads <= 0 || heads%kvHeads != 0 || !contiguous(n, out, q) || !e.dev.hasKernel("sdpa_sinks_f32") {
+	if n <= 0 {
+		return
+	}
+	if !sdpaCovers(n, out, q, heads, kvHeads, dk, dv) || !e.dev.hasKernel("sdpa_sinks_f32") {
 		e.onHost("AttentionSinks", func() {
 			e.host.AttentionSinks(out, q, kCache, vCache, n, pos0, heads, kvHeads, dk, dv, scale, sinks, window)
 		})
 		return
 	}
-	// SinkParams of kernels/msl/gpt_oss.metal: every field 32 bits.
-	p := []uint32{uint32(pos0), uint32(heads), uint32(kvHeads), uint32(dk), uint32(dv),
-		uint32(kCache.RowStride()), uint32(vCache.RowStride()), math.Float32bits(scale), uint32(window)}
-	e.run("sdpa_sinks_f32", [3]int{heads, n, 1}, [3]int{sdpaThreads, 1, 1},
-		e.tensor(0, q, 0), e.tensor(1, kCache, 0), e.tensor(2, vCache, 0), e.floats(3, sinks),
-		e.tensor(4, out, 0), e.upload(5, p))
+	p := sdpaParams{uint32(pos0), uint32(heads), uint32(kvHeads), uint32(dk), uint32(dv),
+		uint32(kCache.RowStride()), uint32(vCache.RowStride()), scale, 0}
+	e.runSinks("sdpa_sinks_f32", n, p, sinks, window, e.tensor(0, q, 0), e.tensor(1, kCache, 0), e.tensor(2, vCache, 0), e.tensor(4, out, 0))
+}
+
+// AttentionSinksKV runs sdpa_sinks_f16 or sdpa_sinks_q8/q4 with each cache
+// bound at its first column, as AttentionKV binds them.
+func (e *Executor) AttentionSinksKV(out, q *graph.Tensor, k *graph.KV, kc0 int, v *graph.KV, vc0 int, n, pos0, heads, kvHeads, dk, dv int, scale float32, sinks []float32, window int) {
+	if n <= 0 {
+		return
+	}
+	kernel := "sdpa_sinks_" + k.Format.String()
+	if !kvCovered(n, out, q, k, kc0, v, vc0, heads, kvHeads, dk, dv) || !e.dev.hasKernel(kernel) {
+		e.onHost("AttentionSinksKV", func() {
+			e.host.AttentionSinksKV(out, q, k, kc0, v, vc0, n, pos0, heads, kvHeads, dk, dv, scale, sinks, window)
+		})
+		return
+	}
+	var a [9]binding
+	args, ok := e.kvArgs(a[:0], out, q, k, kc0, v, vc0, pos0+n)
+	if !ok {
+		return
+	}
+	p := sdpaParams{uint32(pos0), uint32(heads), uint32(kvHeads), uint32(dk), uint32(dv), uint32(k.Cols), uint32(v.Cols), scale, 0}
+	e.runSinks(kernel, n, p, sinks, window, args...)
+}
+
+// runSinks launches an sdpa_sinks kernel over (heads, n) threadgroups with
+// args plus the sinks, the parameters and the window.
+func (e *Executor) runSinks(kernel string, n int, p sdpaParams, sinks []float32, window int, args ...binding) {
+	var a [12]binding
+	all := append(append(a[:0], args...), e.floats(3, sinks), e.upload(5, p), e.upload(11, uint32(window)))
+	e.run(kernel, [3]int{int(p.Heads), n, 1}, [3]int{sdpaThreads, 1, 1}, all...)
 }
 
 // mxMatMul runs MatMul for an MXFP4 matrix on qmv_mxfp4 and reports
@@ -123,11 +155,12 @@ func (e *Executor) clampedGroup(out, x *graph.Tensor, run []int32, byExpert map[
 		if gate == nil || down == nil || (up == nil) != b.Interleaved {
 			return fmt.Errorf("expert %d was resolved but lacks its matrices", id)
 		}
-		inter = down.Cols
-		if gate.Cols != hidden || down.Rows != out.Cols {
+		h, _, in, o := b.ExpertDims(gate, down)
+		inter = in
+		if h != hidden || o != out.Cols {
 			return fmt.Errorf("expert %d: gate [%d,%d], down [%d,%d] do not fit hidden size %d", id, gate.Rows, gate.Cols, down.Rows, down.Cols, hidden)
 		}
-		host := !mxfp4(gate) || !mxfp4(down) || (up != nil && !mxfp4(up))
+		host := b.Transposed || !mxfp4(gate) || !mxfp4(down) || (up != nil && !mxfp4(up))
 		list = append(list, clampedExpert{id, gate, up, down, byExpert[id], rows, host})
 		rows += len(byExpert[id])
 	}

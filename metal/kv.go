@@ -147,31 +147,50 @@ func (e *Executor) AttentionKV(out, q *graph.Tensor, k *graph.KV, kc0 int, v *gr
 	if n <= 0 {
 		return
 	}
-	if dk > sdpaMaxDim || dv > sdpaMaxDim || kvHeads <= 0 || heads%kvHeads != 0 || !contiguous(n, out, q) ||
-		k.Format != v.Format || k.Group != v.Group || (k.Format.Quantized() && (kc0%k.Group != 0 || vc0%v.Group != 0)) {
+	if !kvCovered(n, out, q, k, kc0, v, vc0, heads, kvHeads, dk, dv) {
 		e.onHost("AttentionKV", func() {
 			e.host.AttentionKV(out, q, k, kc0, v, vc0, n, pos0, heads, kvHeads, dk, dv, scale)
 		})
 		return
 	}
-	rows := pos0 + n
+	var a [10]binding
+	args, ok := e.kvArgs(a[:0], out, q, k, kc0, v, vc0, pos0+n)
+	if !ok {
+		return
+	}
+	args = append(args, e.tensor(3, q, 0)) // gate: unused
+	p := sdpaParams{uint32(pos0), uint32(heads), uint32(kvHeads), uint32(dk), uint32(dv),
+		uint32(k.Cols), uint32(v.Cols), scale, 0}
+	e.runSDPA("sdpa_"+k.Format.String(), n, p, args...)
+}
+
+// sdpaCovers reports whether the sdpa kernels cover an attention call's
+// shape (head sizes, GQA grouping, q and out rows contiguous).
+func sdpaCovers(n int, out, q *graph.Tensor, heads, kvHeads, dk, dv int) bool {
+	return dk <= sdpaMaxDim && dv <= sdpaMaxDim && kvHeads > 0 && heads%kvHeads == 0 && contiguous(n, out, q)
+}
+
+// kvCovered is sdpaCovers for caches k and v read from columns kc0 and
+// vc0: one format and group, quantized ones bound at a group's start.
+func kvCovered(n int, out, q *graph.Tensor, k *graph.KV, kc0 int, v *graph.KV, vc0 int, heads, kvHeads, dk, dv int) bool {
+	return sdpaCovers(n, out, q, heads, kvHeads, dk, dv) && k.Format == v.Format && k.Group == v.Group &&
+		!(k.Format.Quantized() && (kc0%k.Group != 0 || vc0%v.Group != 0))
+}
+
+// kvArgs appends the bindings of an sdpa kernel over compact caches to a:
+// 0 q, 1 and 2 the caches' first rows positions from columns kc0 and vc0,
+// 4 out, and for quantized caches 6-9 their scales and biases and 10 the
+// group. ok is false (the error kept for Sync) when a cache is not this
+// executor's or too short.
+func (e *Executor) kvArgs(a []binding, out, q *graph.Tensor, k *graph.KV, kc0 int, v *graph.KV, vc0 int, rows int) (args []binding, ok bool) {
 	kp, okK := e.kvParts(k, 0, rows, kc0)
 	vp, okV := e.kvParts(v, 0, rows, vc0)
 	if !okK || !okV {
-		return
+		return nil, false
 	}
-	p := sdpaParams{uint32(pos0), uint32(heads), uint32(kvHeads), uint32(dk), uint32(dv),
-		uint32(k.Cols), uint32(v.Cols), scale, 0}
-	var a [10]binding
-	args := append(a[:0], e.tensor(0, q, 0), at(1, kp[0]), at(2, vp[0]), e.tensor(3, q, 0), // gate: unused
-		e.tensor(4, out, 0))
-	kernel := "sdpa_f16"
+	a = append(a, e.tensor(0, q, 0), at(1, kp[0]), at(2, vp[0]), e.tensor(4, out, 0))
 	if k.Format.Quantized() {
-		kernel = "sdpa_q8"
-		if k.Format.Bits() == 4 {
-			kernel = "sdpa_q4"
-		}
-		args = append(args, at(6, kp[1]), at(7, kp[2]), at(8, vp[1]), at(9, vp[2]), e.upload(10, uint32(k.Group)))
+		a = append(a, at(6, kp[1]), at(7, kp[2]), at(8, vp[1]), at(9, vp[2]), e.upload(10, uint32(k.Group)))
 	}
-	e.runSDPA(kernel, n, p, args...)
+	return a, true
 }

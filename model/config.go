@@ -71,7 +71,7 @@ type Config struct {
 	// Hunyuan-A13B (hunyuan_v1_moe): moe_topk is its num_experts_per_tok
 	// (ParseConfig copies it); the shared MLP (use_mixed_mlp_moe) is
 	// num_shared_expert times intermediate_size wide; cross-layer attention
-	// (use_cla, cla_share_factor) is refused by the loader.
+	// (use_cla, cla_share_factor) changes nothing, as in transformers.
 	MoETopK         int   `json:"moe_topk"`
 	NumSharedExpert int   `json:"num_shared_expert"`
 	UseMixedMLPMoE  *bool `json:"use_mixed_mlp_moe"`

@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	"github.com/mlx-moe/mlx-moe/graph"
-	"github.com/mlx-moe/mlx-moe/kernels"
 )
 
 // gpt-oss (OpenAI gpt-oss-20b/120b): attention with biases, a learned
@@ -18,7 +17,10 @@ import (
 // Layouts: OpenAI's/Hugging Face's checkpoint keeps the experts in MXFP4 as
 // mlp.experts.gate_up_proj_blocks [E, 2I, H/32, 16] (uint8, gate and up
 // rows interleaved) with _scales [E, 2I, H/32] (E8M0) and _bias [E, 2I],
-// and down_proj_* likewise; mlx-lm splits gate_up into
+// and down_proj_* likewise; transformers' bf16 checkpoints keep
+// mlp.experts.gate_up_proj [E, H, 2I] (stored [in, out], gate and up
+// columns interleaved) with gate_up_proj_bias [E, 2I], and down_proj [E, I,
+// H] with down_proj_bias; mlx-lm splits gate_up into
 // mlp.experts.{gate,up,down}_proj.{weight,scales,bias} in any MLX
 // quantization mode (mxfp4 for mlx-community's checkpoints).
 func init() { register("gpt_oss", loadGptOSS) }
@@ -67,8 +69,9 @@ func loadGptOSS(w *weights) *Model {
 }
 
 // SinkAttention is gpt-oss's attention: Attention's projections (with
-// biases) and rope, an o_proj bias, and AttentionSinks over a float32 KV
-// cache. Window > 0 limits each token to the last Window positions.
+// biases) and rope, an o_proj bias, and attention with sinks over the KV
+// cache (float32, or half/8/4-bit on executors that store those). Window >
+// 0 limits each token to the last Window positions.
 type SinkAttention struct {
 	*Attention
 	OBias  []float32
@@ -90,27 +93,20 @@ func loadSinkAttention(w *weights, p string, window int) *SinkAttention {
 	return s
 }
 
-// newState: the cache is float32 whatever format was asked for (the sink
-// attention kernels read float32 rows only).
-func (a *SinkAttention) newState(e graph.Executor, maxLen int, _ kernels.KVFormat) MixerState {
-	return a.Attention.newState(e, maxLen, kernels.KVF32)
-}
-
-func (a *SinkAttention) StateBytes(maxLen int, _ kernels.KVFormat) int64 {
-	return a.Attention.StateBytes(maxLen, kernels.KVF32)
-}
+// The cache (newState, StateBytes) is the embedded Attention's, in any
+// format.
 
 func (a *SinkAttention) forward(r *run, out, x *graph.Tensor, st MixerState) error {
 	e, n := r.E, r.n
-	sa, ok := e.(graph.SinkAttention)
-	if !ok {
-		return fmt.Errorf("executor %s has no attention with sinks (gpt-oss)", e.Name())
-	}
 	cache := st.(*kvCache)
 	q, _, att := a.scratch(&r.scratch)
-	// 1. Projections, the new keys and values straight into the cache.
-	k := cache.kNew.SetView(cache.K, r.pos0, n, 0, cache.K.Cols)
-	v := cache.vNew.SetView(cache.V, r.pos0, n, 0, cache.V.Cols)
+	// 1. Projections; in float32 the new keys and values go straight into
+	// the cache, else into scratch rows stored after the rotary embedding.
+	k, v := a.kvScratch(&r.scratch)
+	if cache.KQ == nil {
+		k = cache.kNew.SetView(cache.K, r.pos0, n, 0, cache.K.Cols)
+		v = cache.vNew.SetView(cache.V, r.pos0, n, 0, cache.V.Cols)
+	}
 	e.MatMul(q, x, n, a.Q, a.QBias)
 	e.MatMul(k, x, n, a.K, a.KBias)
 	e.MatMul(v, x, n, a.V, a.VBias)
@@ -118,7 +114,22 @@ func (a *SinkAttention) forward(r *run, out, x *graph.Tensor, st MixerState) err
 	e.Rope(q, r.pos, a.Heads, a.HeadDim, a.Rope)
 	e.Rope(k, r.pos, a.KVHeads, a.HeadDim, a.Rope)
 	// 3. Attention with sinks (and the window), o_proj with its bias.
-	sa.AttentionSinks(att, q, cache.K, cache.V, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale, a.Sinks, a.Window)
+	if cache.KQ != nil {
+		sa, ok := e.(graph.SinkAttentionKV)
+		if !ok {
+			return fmt.Errorf("executor %s has no attention with sinks (gpt-oss) over %v KV caches", e.Name(), cache.KQ.Format)
+		}
+		ke := e.(graph.KVExecutor)
+		ke.StoreKV(cache.KQ, r.pos0, k, n)
+		ke.StoreKV(cache.VQ, r.pos0, v, n)
+		sa.AttentionSinksKV(att, q, cache.KQ, 0, cache.VQ, 0, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale, a.Sinks, a.Window)
+	} else {
+		sa, ok := e.(graph.SinkAttention)
+		if !ok {
+			return fmt.Errorf("executor %s has no attention with sinks (gpt-oss)", e.Name())
+		}
+		sa.AttentionSinks(att, q, cache.K, cache.V, n, r.pos0, a.Heads, a.KVHeads, a.HeadDim, a.HeadDim, a.Scale, a.Sinks, a.Window)
+	}
 	e.MatMul(out, att, n, a.O, a.OBias)
 	return nil
 }
@@ -148,10 +159,12 @@ func loadGptOSSMoE(w *weights, l int, p string) *MoE {
 		m.Biased.GateBias = perExpert(w.vector(x+"gate_proj.bias", e*inter), e)
 		m.Biased.UpBias = perExpert(w.vector(x+"up_proj.bias", e*inter), e)
 	case w.has(x + "gate_up_proj"):
-		w.fail("%s: %sgate_up_proj: gpt-oss experts in bf16 ([E, hidden, 2*inter], transposed) are not supported; use the MXFP4 (gate_up_proj_blocks) or an MLX checkpoint", w.ix.Dir, x)
-		return m
+		w.gptOSSDense(src, x+"gate_up_proj", 0, h, 2*inter)
+		w.gptOSSDense(src, x+"down_proj", 2, inter, h)
+		m.Biased.Interleaved, m.Biased.Transposed = true, true
+		m.Biased.GateBias = perExpert(w.vector(x+"gate_up_proj_bias", e*2*inter), e)
 	default:
-		w.fail("%s: no gpt-oss experts at %s (gate_up_proj_blocks or gate_proj.weight)", w.ix.Dir, x)
+		w.fail("%s: no gpt-oss experts at %s (gate_up_proj_blocks, gate_up_proj or gate_proj.weight)", w.ix.Dir, x)
 		return m
 	}
 	if m.Biased.Interleaved {
@@ -193,6 +206,23 @@ func (w *weights) gptOSSBlocks(src *ExpertSource, name string, i, rows, cols int
 	}
 	src.mats[i] = expertMatrix{rows: rows, cols: cols, dtype: U8,
 		quant: QuantParams{Bits: 4, GroupSize: 32, Mode: "mxfp4"}, parts: []expertPart{part(bt), part(st)}}
+}
+
+// gptOSSDense describes one of transformers' bf16 gpt-oss expert tensors
+// (<name> [E, in, out], BF16 or F32, each expert one contiguous slice) as
+// matrix i of src, stored transposed (BiasedExperts.Transposed).
+func (w *weights) gptOSSDense(src *ExpertSource, name string, i, in, out int) {
+	t := w.tensor(name)
+	if w.err != nil {
+		return
+	}
+	if (t.DType != BF16 && t.DType != F32) || !slices.Equal(t.Shape, []int{src.Count, in, out}) {
+		w.fail("tensor %s is %s%v, expected BF16 [%d %d %d] (experts [E, in, out], sizes from %s)", t.Name, t.DType, t.Shape, src.Count, in, out, w.cfg.Path)
+		return
+	}
+	n := int64(src.Count)
+	src.mats[i] = expertMatrix{rows: in, cols: out, dtype: t.DType,
+		parts: []expertPart{{stacked: t, stride: t.Length / n, length: t.Length / n}}}
 }
 
 // perExpert cuts a [n, k] tensor's values into n rows.

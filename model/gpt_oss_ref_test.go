@@ -254,11 +254,32 @@ func ossBF16Tensor(shape []int, v []uint16) fixture.Tensor {
 	return fixture.Tensor{DType: "BF16", Shape: shape, Data: b}
 }
 
+// gptOSSLayout is how a fixture stores the weights.
+type gptOSSLayout int
+
+const (
+	ossMLX     gptOSSLayout = iota // mlx-lm: affine 8-bit dense weights, MXFP4 experts split in gate/up/down
+	ossHFMXFP4                     // OpenAI's checkpoint: bf16 dense weights, MXFP4 gate_up (interleaved) and down blocks
+	ossHFBF16                      // transformers' bf16 checkpoint: the MLX fixture's values in bf16, experts [E, in, out]
+)
+
+// gptOSSFixtures are the generated fixtures: the HF bf16 one draws the
+// MLX one's values (same seed).
+var gptOSSFixtures = []struct {
+	name, layout string
+	store        gptOSSLayout
+	seed         uint64
+}{
+	{"gpt_oss-mxfp4-q8", "mlx", ossMLX, 1},
+	{"gpt_oss-hf-mxfp4", "hf", ossHFMXFP4, 2},
+	{"gpt_oss-hf-bf16", "hf", ossHFBF16, 1},
+}
+
 // gptOSSWriter draws weights and records their stored tensors.
 type gptOSSWriter struct {
 	rng     *rand.Rand
 	tensors map[string]fixture.Tensor
-	mlx     bool // MLX layout: affine 8-bit dense weights; else bf16
+	layout  gptOSSLayout
 }
 
 // floats draws n bf16 values mean + std·N(0,1) stored under name with shape.
@@ -276,10 +297,11 @@ func (g *gptOSSWriter) floats(name string, shape []int, mean, std float64) []flo
 }
 
 // dense draws a [rows, cols] weight of about the given std: bf16 in the HF
-// layout, MLX affine 8-bit in groups of 64 (uniform codes, bf16 scales and
-// biases) in the MLX layout.
+// MXFP4 layout, MLX affine 8-bit in groups of 64 (uniform codes, bf16
+// scales and biases) in the MLX layout, and those values rounded to bf16 in
+// the HF bf16 layout.
 func (g *gptOSSWriter) dense(module string, rows, cols int, std float64) []float64 {
-	if !g.mlx {
+	if g.layout == ossHFMXFP4 {
 		return g.floats(module+".weight", []int{rows, cols}, 0, std)
 	}
 	const group = 64
@@ -295,6 +317,14 @@ func (g *gptOSSWriter) dense(module string, rows, cols int, std float64) []float
 			words[j] = byte(q) // 8-bit codes, four to a little-endian word
 			out[j] = s*float64(q) + b
 		}
+	}
+	if g.layout == ossHFBF16 {
+		raw := make([]uint16, len(out))
+		for i, v := range out {
+			raw[i], out[i] = ossBF16(v)
+		}
+		g.tensors[module+".weight"] = ossBF16Tensor([]int{rows, cols}, raw)
+		return out
 	}
 	g.tensors[module+".weight"] = fixture.Tensor{DType: "U32", Shape: []int{rows, cols / 4}, Data: words}
 	g.tensors[module+".scales"] = ossBF16Tensor([]int{rows, cols / group}, sc)
@@ -324,9 +354,11 @@ func (g *gptOSSWriter) mxfp4(rows, cols int) (codes, scales []byte, w []float64)
 }
 
 // experts draws layer prefix p's experts and stores them in the layout's
-// names: MLX's experts.{gate,up,down}_proj.{weight,scales,bias}, or the
+// names: MLX's experts.{gate,up,down}_proj.{weight,scales,bias}, the
 // gpt-oss checkpoint's experts.{gate_up,down}_proj_{blocks,scales,bias}
-// with gate and up rows interleaved.
+// with gate and up rows interleaved, or transformers' bf16
+// experts.gate_up_proj [E, H, 2I] (gate and up columns interleaved) and
+// down_proj [E, I, H] with _bias.
 func (g *gptOSSWriter) experts(p string, s gptOSSSpec, L *gptOSSLayer) {
 	E, I, H := s.experts, s.inter, s.hidden
 	var gc, gs, uc, us, dc, ds []byte
@@ -338,7 +370,11 @@ func (g *gptOSSWriter) experts(p string, s gptOSSSpec, L *gptOSSLayer) {
 		L.gate, L.up, L.down = append(L.gate, w1), append(L.up, w2), append(L.down, w3)
 	}
 	u8 := func(shape []int, b []byte) fixture.Tensor { return fixture.Tensor{DType: "U8", Shape: shape, Data: b} }
-	if g.mlx {
+	if g.layout == ossHFBF16 {
+		g.bf16Experts(p, s, L)
+		return
+	}
+	if g.layout == ossMLX {
 		g.tensors[p+"gate_proj.weight"] = fixture.Tensor{DType: "U32", Shape: []int{E, I, H / 8}, Data: gc}
 		g.tensors[p+"gate_proj.scales"] = u8([]int{E, I, H / 32}, gs)
 		g.tensors[p+"up_proj.weight"] = fixture.Tensor{DType: "U32", Shape: []int{E, I, H / 8}, Data: uc}
@@ -386,9 +422,53 @@ func (g *gptOSSWriter) experts(p string, s gptOSSSpec, L *gptOSSLayer) {
 	}
 }
 
+// bf16Experts stores L's experts (drawn as the MLX layout draws them, the
+// MXFP4 values exact in bf16) and their biases in transformers'
+// GptOssExperts layout: each expert's matrices transposed to [in, out],
+// gate and up interleaved along the last dimension (gate = [..., ::2],
+// up = [..., 1::2]).
+func (g *gptOSSWriter) bf16Experts(p string, s gptOSSSpec, L *gptOSSLayer) {
+	E, I, H := s.experts, s.inter, s.hidden
+	gateUp, down := make([]uint16, E*H*2*I), make([]uint16, E*I*H)
+	bits := func(v float64) uint16 {
+		b, exact := ossBF16(v)
+		if exact != v {
+			panic(fmt.Sprintf("expert weight %v is not a bf16 value", v))
+		}
+		return b
+	}
+	for e := 0; e < E; e++ {
+		for i := 0; i < I; i++ {
+			for c := 0; c < H; c++ {
+				gateUp[(e*H+c)*2*I+2*i] = bits(L.gate[e][i*H+c])
+				gateUp[(e*H+c)*2*I+2*i+1] = bits(L.up[e][i*H+c])
+				down[(e*I+i)*H+c] = bits(L.down[e][c*I+i])
+			}
+		}
+	}
+	g.tensors[p+"gate_up_proj"] = ossBF16Tensor([]int{E, H, 2 * I}, gateUp)
+	g.tensors[p+"down_proj"] = ossBF16Tensor([]int{E, I, H}, down)
+	// The biases as the MLX layout draws them (gate, up, down), stored
+	// interleaved.
+	gb := g.floats(p+"gate_proj.bias", []int{E, I}, 0, 0.1)
+	ub := g.floats(p+"up_proj.bias", []int{E, I}, 0, 0.1)
+	db := g.floats(p+"down_proj_bias", []int{E, H}, 0, 0.1)
+	delete(g.tensors, p+"gate_proj.bias")
+	delete(g.tensors, p+"up_proj.bias")
+	gub := make([]uint16, E*2*I)
+	for e := 0; e < E; e++ {
+		for i := 0; i < I; i++ {
+			gub[e*2*I+2*i], gub[e*2*I+2*i+1] = bits(gb[e*I+i]), bits(ub[e*I+i])
+		}
+		L.gateBias, L.upBias = append(L.gateBias, gb[e*I:(e+1)*I]), append(L.upBias, ub[e*I:(e+1)*I])
+		L.downBias = append(L.downBias, db[e*H:(e+1)*H])
+	}
+	g.tensors[p+"gate_up_proj_bias"] = ossBF16Tensor([]int{E, 2 * I}, gub)
+}
+
 // newGptOSS draws a model and its checkpoint tensors.
-func newGptOSS(s gptOSSSpec, seed uint64, mlx bool) (*gptOSSRef, map[string]fixture.Tensor) {
-	g := &gptOSSWriter{rng: rand.New(rand.NewPCG(seed, 77)), tensors: map[string]fixture.Tensor{}, mlx: mlx}
+func newGptOSS(s gptOSSSpec, seed uint64, layout gptOSSLayout) (*gptOSSRef, map[string]fixture.Tensor) {
+	g := &gptOSSWriter{rng: rand.New(rand.NewPCG(seed, 77)), tensors: map[string]fixture.Tensor{}, layout: layout}
 	m := &gptOSSRef{s: s}
 	m.invFreq, m.attentionScale = ossYaRNInvFreq(s)
 	h, hd := s.hidden, s.headDim
@@ -419,7 +499,7 @@ func newGptOSS(s gptOSSSpec, seed uint64, mlx bool) (*gptOSSRef, map[string]fixt
 }
 
 // gptOSSConfig is config.json for the spec in transformers' field names.
-func gptOSSConfig(s gptOSSSpec, mlx bool) map[string]any {
+func gptOSSConfig(s gptOSSSpec, layout gptOSSLayout) map[string]any {
 	c := map[string]any{
 		"architectures": []string{"GptOssForCausalLM"}, "model_type": "gpt_oss",
 		"vocab_size": s.vocab, "hidden_size": s.hidden, "intermediate_size": s.inter,
@@ -433,7 +513,10 @@ func gptOSSConfig(s gptOSSSpec, mlx bool) map[string]any {
 		"rope_scaling": map[string]any{"rope_type": "yarn", "factor": s.yarnFactor, "beta_fast": s.betaFast,
 			"beta_slow": s.betaSlow, "truncate": false, "original_max_position_embeddings": s.origMax},
 	}
-	if !mlx {
+	switch layout {
+	case ossHFBF16:
+		return c
+	case ossHFMXFP4:
 		c["quantization_config"] = map[string]any{"quant_method": "mxfp4",
 			"modules_to_not_convert": []string{"model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"}}
 		return c
@@ -448,94 +531,44 @@ func gptOSSConfig(s gptOSSSpec, mlx bool) map[string]any {
 	return c
 }
 
-func ossF32(v []float64) []float32 {
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(x)
-	}
-	return out
-}
-
-// ossTop2Gap is the distance between the two largest logits.
-func ossTop2Gap(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)-1] - s[len(s)-2]
-}
-
-func ossArgmax(v []float64) int32 {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return int32(best)
-}
-
 // gptOSSReference computes reference.json's contents for m over the
 // prompts (and greedy prompt) of an existing fixture.
 func gptOSSReference(m *gptOSSRef, src *fixture.Reference, name, layout string) map[string]any {
-	var prompts []map[string]any
-	for i, p := range src.Prompts {
-		tr := m.forward(p.IDs)
-		n := len(p.IDs)
+	trace := func(ids []int32) *refTrace {
+		tr := m.forward(ids)
 		routes := map[string][][]int32{}
 		for l, r := range tr.routes {
 			routes[fmt.Sprintf("model.layers.%d.mlp.router", l)] = r
 		}
-		var layers [][]float32
-		for _, v := range tr.layerLast {
-			layers = append(layers, ossF32(v))
-		}
-		e := map[string]any{"text": p.Text, "ids": p.IDs, "last_logits": ossF32(tr.logits[n-1]),
-			"embedding_last": ossF32(tr.embedLast), "layer_output_last": layers,
-			"router_topk_sorted": routes, "last_top2_gap": ossTop2Gap(tr.logits[n-1])}
-		if i == 0 {
-			var all [][]float32
-			for _, row := range tr.logits {
-				all = append(all, ossF32(row))
-			}
-			e["all_logits"] = all
-		}
-		prompts = append(prompts, e)
+		return &refTrace{logits: tr.logits, embedLast: tr.embedLast, layerLast: tr.layerLast, routes: routes}
 	}
-	ids := slices.Clone(src.Greedy.PromptIDs)
-	var newIDs []int32
-	var gaps []float64
-	for range 24 {
+	prompts, _ := refPrompts(src.Prompts, func(ids []int32) (*refTrace, error) { return trace(ids), nil })
+	greedy, _ := refGreedy(src.Greedy.PromptIDs, func(ids []int32) ([]float64, error) {
 		tr := m.forward(ids)
-		last := tr.logits[len(ids)-1]
-		next := ossArgmax(last)
-		newIDs, gaps = append(newIDs, next), append(gaps, ossTop2Gap(last))
-		ids = append(ids, next)
-	}
+		return tr.logits[len(ids)-1], nil
+	})
 	return map[string]any{
 		"source":  "float64 Go transcription of transformers src/transformers/models/gpt_oss/modeling_gpt_oss.py (not transformers itself)",
 		"fixture": name, "family": "gpt_oss", "layout": layout, "dtype": "float64",
 		"generator": "model/gpt_oss_ref_test.go TestRegenGptOSS",
 		"prompts":   prompts,
-		"greedy":    map[string]any{"prompt_ids": src.Greedy.PromptIDs, "new_ids": newIDs, "top2_gaps": gaps},
+		"greedy":    greedy,
 	}
 }
 
-// TestRegenGptOSS writes testdata/fixtures/gpt_oss-{mxfp4-q8,hf-mxfp4}.
+// TestRegenGptOSS writes testdata/fixtures/gpt_oss-{mxfp4-q8,hf-mxfp4,hf-bf16}.
 func TestRegenGptOSS(t *testing.T) {
 	if os.Getenv("MLXMOE_REGEN") != "1" {
 		t.Skip("set MLXMOE_REGEN=1 to regenerate the gpt_oss fixtures")
 	}
 	srcRel := "fixtures/qwen3_moe-4bit" // same 512-token tokenizer
 	src := fixture.LoadReference(t, fixture.Dir(t, srcRel))
-	for _, f := range []struct {
-		name, layout string
-		mlx          bool
-		seed         uint64
-	}{{"gpt_oss-mxfp4-q8", "mlx", true, 1}, {"gpt_oss-hf-mxfp4", "hf", false, 2}} {
+	for _, f := range gptOSSFixtures {
 		dir := filepath.Join(fixture.Root(), "fixtures", f.name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		m, tensors := newGptOSS(gptOSSTiny, f.seed, f.mlx)
+		m, tensors := newGptOSS(gptOSSTiny, f.seed, f.store)
 		st := filepath.Join(t.TempDir(), "model.safetensors")
 		if err := fixture.WriteSafetensors(st, tensors); err != nil {
 			t.Fatal(err)
@@ -544,7 +577,7 @@ func TestRegenGptOSS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg, _ := json.MarshalIndent(gptOSSConfig(gptOSSTiny, f.mlx), "", "  ")
+		cfg, _ := json.MarshalIndent(gptOSSConfig(gptOSSTiny, f.store), "", "  ")
 		ref, _ := json.Marshal(gptOSSReference(m, src, f.name, f.layout))
 		tok, err := os.ReadFile(filepath.Join(fixture.Root(), srcRel, "tokenizer.json.gz"))
 		if err != nil {
@@ -574,18 +607,14 @@ func TestRegenGptOSS(t *testing.T) {
 // clamp, or with YaRN's truncated correction range the reference would be
 // a different one.
 func TestGptOSSFixtureExercises(t *testing.T) {
-	for _, f := range []struct {
-		name string
-		seed uint64
-		mlx  bool
-	}{{"gpt_oss-mxfp4-q8", 1, true}, {"gpt_oss-hf-mxfp4", 2, false}} {
+	for _, f := range gptOSSFixtures {
 		ref := fixture.LoadReference(t, fixture.Dir(t, "fixtures/"+f.name))
 		p := ref.Prompts[0]
 		lastOf := func(m *gptOSSRef) []float32 {
 			tr := m.forward(p.IDs)
-			return ossF32(tr.logits[len(p.IDs)-1])
+			return refF32(tr.logits[len(p.IDs)-1])
 		}
-		m, _ := newGptOSS(gptOSSTiny, f.seed, f.mlx)
+		m, _ := newGptOSS(gptOSSTiny, f.seed, f.store)
 		if d := maxAbsDiff(lastOf(m), p.LastLogits); d > 1e-6 {
 			t.Fatalf("%s: the generator's model differs from the fixture by %g: regenerate it", f.name, d)
 		}
@@ -604,7 +633,7 @@ func TestGptOSSFixtureExercises(t *testing.T) {
 			},
 		}
 		for name, change := range variants {
-			v, _ := newGptOSS(gptOSSTiny, f.seed, f.mlx)
+			v, _ := newGptOSS(gptOSSTiny, f.seed, f.store)
 			change(v)
 			if d := maxAbsDiff(lastOf(v), p.LastLogits); d < 1e-2 {
 				t.Errorf("%s: %s moves the last logits by only %g", f.name, name, d)

@@ -6,10 +6,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
@@ -258,57 +258,24 @@ func writeGraniteFixture(t *testing.T, s granSpec, prompts *fixture.Reference, d
 	}
 
 	// The reference outputs.
-	type promptOut struct {
-		Text            string               `json:"text"`
-		IDs             []int32              `json:"ids"`
-		LastLogits      []float32            `json:"last_logits"`
-		AllLogits       [][]float32          `json:"all_logits,omitempty"`
-		EmbeddingLast   []float32            `json:"embedding_last"`
-		LayerOutputLast [][]float32          `json:"layer_output_last"`
-		RouterTopK      map[string][][]int32 `json:"router_topk_sorted"`
-		LastTop2Gap     float32              `json:"last_top2_gap"`
-	}
 	ref := map[string]any{
 		"source":  fmt.Sprintf("float64 Go transcription of transformers %s (not transformers itself)", map[bool]string{false: "modeling_granitemoe.py", true: "modeling_granitemoehybrid.py"}[s.hybrid]),
 		"dtype":   "float64",
 		"fixture": s.name, "family": cfg["model_type"], "layout": map[bool]string{true: "mlx", false: "hf"}[s.mlx],
 		"seed": s.seed, "generator": "model/granite_fixture_test.go TestRegenGraniteFixtures",
 	}
-	var outs []promptOut
-	for i, pr := range prompts.Prompts {
-		pass := m.forward(pr.IDs)
-		o := promptOut{Text: pr.Text, IDs: pr.IDs, LastLogits: f32s(pass.logits[len(pr.IDs)-1]), EmbeddingLast: f32s(pass.embLast),
-			RouterTopK: map[string][][]int32{}, LastTop2Gap: float32(top2Gap(pass.logits[len(pr.IDs)-1]))}
-		if i == 0 {
-			for _, row := range pass.logits {
-				o.AllLogits = append(o.AllLogits, f32s(row))
-			}
-		}
-		for _, row := range pass.layerOut {
-			o.LayerOutputLast = append(o.LayerOutputLast, f32s(row))
-		}
+	ref["prompts"], _ = refPrompts(prompts.Prompts, func(ids []int32) (*refTrace, error) {
+		pass := m.forward(ids)
+		routes := map[string][][]int32{}
 		for l, r := range pass.routes {
-			o.RouterTopK[fmt.Sprintf("model.layers.%d.block_sparse_moe.router", l)] = r
+			routes[fmt.Sprintf("model.layers.%d.block_sparse_moe.router", l)] = r
 		}
-		outs = append(outs, o)
-	}
-	ref["prompts"] = outs
-	greedy := slices32(prompts.Prompts[1].IDs)
-	var newIDs []int32
-	var gaps []float32
-	for range 24 {
-		pass := m.forward(greedy)
-		last := pass.logits[len(greedy)-1]
-		best := 0
-		for i, v := range last {
-			if v > last[best] {
-				best = i
-			}
-		}
-		newIDs, gaps = append(newIDs, int32(best)), append(gaps, float32(top2Gap(last)))
-		greedy = append(greedy, int32(best))
-	}
-	ref["greedy"] = map[string]any{"prompt_ids": prompts.Prompts[1].IDs, "new_ids": newIDs, "top2_gaps": gaps}
+		return &refTrace{logits: pass.logits, embedLast: pass.embLast, layerLast: pass.layerOut, routes: routes}, nil
+	})
+	greedy, _ := refGreedy(prompts.Prompts[1].IDs, func(ids []int32) ([]float64, error) {
+		return m.forward(ids).logits[len(ids)-1], nil
+	})
+	ref["greedy"] = greedy
 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -341,37 +308,7 @@ func writeGraniteFixture(t *testing.T, s granSpec, prompts *fixture.Reference, d
 			t.Fatal(err)
 		}
 	}
-	t.Logf("%s: %d tensors, greedy %v (smallest gap %g)", s.name, len(b.tensors), newIDs, minf(gaps))
-}
-
-func f32s(v []float64) []float32 {
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(x)
-	}
-	return out
-}
-
-func slices32(v []int32) []int32 { return append([]int32(nil), v...) }
-
-func top2Gap(v []float64) float64 {
-	a, b := math.Inf(-1), math.Inf(-1)
-	for _, x := range v {
-		if x > a {
-			a, b = x, a
-		} else if x > b {
-			b = x
-		}
-	}
-	return a - b
-}
-
-func minf(v []float32) float32 {
-	m := float32(math.Inf(1))
-	for _, x := range v {
-		m = min(m, x)
-	}
-	return m
+	t.Logf("%s: %d tensors, greedy %v (smallest gap %g)", s.name, len(b.tensors), greedy["new_ids"], slices.Min(greedy["top2_gaps"].([]float64)))
 }
 
 func gz(data []byte) []byte {

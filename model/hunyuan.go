@@ -13,9 +13,15 @@ import (
 // with Hunyuan's dynamic NTK alpha scaling (ropeFor), and in every layer a
 // softmax top-k MoE (weights renormalised) over experts of
 // intermediate_size plus an always-on shared MLP. The router is
-// mlp.gate.wg. Cross-layer attention (use_cla) is not supported: a
-// layer would reuse the K/V projections of the layer before it, which
-// transformers' implementation (the reference) does not do either.
+// mlp.gate.wg.
+//
+// Cross-layer attention: use_cla and cla_share_factor are read and, as in
+// transformers' hunyuan_v1_moe (the reference: its config does not declare
+// them and its model is Llama's, every layer projecting its own K and V),
+// change nothing. Hunyuan-A13B's own config has use_cla false. A checkpoint
+// that does share K/V across layers (Tencent's remote code for Hunyuan-Large
+// leaves k_proj/v_proj out of the sharing layers) fails to load naming the
+// missing k_proj, where transformers would fill it with random weights.
 //
 // The alpha-scaled rope base applies at every position, as in Tencent's
 // code and mlx-lm; transformers' dynamic_rope_update swaps in plain dynamic
@@ -34,11 +40,6 @@ var hunyuanNames = layerNames{
 func loadHunyuanMoE(w *weights) *Model {
 	c, n := w.cfg, hunyuanNames
 	switch {
-	case c.UseCLA:
-		// Layers would share the K/V projections and caches of the layer
-		// cla_share_factor before them, which transformers does not run.
-		w.fail("%s: use_cla (cross-layer attention, cla_share_factor %d) is not supported for hunyuan_v1_moe", c.Path, c.CLAShareFactor)
-		return nil
 	case c.AttentionBias:
 		w.fail("%s: attention_bias is not supported for hunyuan_v1_moe (its o_proj would need a bias too)", c.Path)
 		return nil

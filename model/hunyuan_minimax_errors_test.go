@@ -1,9 +1,13 @@
 package model_test
 
 import (
-	"strings"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 
+	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/model"
 )
@@ -17,7 +21,6 @@ func TestHunyuanMiniMaxVariants(t *testing.T) {
 		edit          func(c map[string]any)
 		want          string
 	}{
-		{"cross-layer attention", "hunyuan_v1_moe-4bit", func(c map[string]any) { c["use_cla"] = true }, "use_cla"},
 		{"o_proj bias", "hunyuan_v1_moe-4bit", func(c map[string]any) { c["attention_bias"] = true }, "attention_bias"},
 		{"per-layer top-k differs", "hunyuan_v1_moe-4bit", func(c map[string]any) { c["moe_topk"] = []int{4, 2} }, "moe_topk: per-layer values differ"},
 		{"per-layer list of non-integers", "hunyuan_v1_moe-4bit", func(c map[string]any) { c["num_shared_expert"] = []string{"a"} }, "num_shared_expert"},
@@ -35,14 +38,7 @@ func TestHunyuanMiniMaxVariants(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := fixture.Dir(t, "fixtures/"+tc.fixture)
 			fixture.EditConfig(t, dir, tc.edit)
-			m, err := model.Load(dir)
-			if err == nil {
-				m.Close()
-				t.Fatalf("loaded; want an error containing %q", tc.want)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %q does not name %q", err, tc.want)
-			}
+			wantLoadError(t, dir, tc.want)
 		})
 	}
 }
@@ -60,4 +56,50 @@ func TestHunyuanPerLayerLists(t *testing.T) {
 		t.Fatalf("experts %d, top-k %d (moe_topk %d), moe_intermediate_size %d, num_shared_expert %d; want 4, 2 (2), 16, 1",
 			c.NumExperts, c.NumExpertsPerTok, c.MoETopK, c.MoEIntermediateSize, c.NumSharedExpert)
 	}
+}
+
+// TestHunyuanCLAAsTransformers: use_cla (cross-layer attention) changes
+// nothing, as in transformers' hunyuan_v1_moe, whose layers each project
+// their own K and V whatever the config says: the fixture with use_cla and
+// a share factor of 2 gives bitwise the logits it gives without.
+func TestHunyuanCLAAsTransformers(t *testing.T) {
+	logits := func(edit func(map[string]any)) []float32 {
+		dir := fixture.Dir(t, "fixtures/hunyuan_v1_moe-4bit")
+		fixture.EditConfig(t, dir, edit)
+		m, ref := openFixture(t, dir)
+		e := cpu.New()
+		out, err := model.NewRunner(m, e).Forward(m.NewCache(e, len(ref.Prompts[0].IDs)), ref.Prompts[0].IDs, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	plain := logits(func(map[string]any) {})
+	cla := logits(func(c map[string]any) { c["use_cla"], c["cla_share_factor"] = true, 2 })
+	if !slices.Equal(plain, cla) {
+		t.Errorf("use_cla changed the logits (max |Δ| %g); transformers ignores it", maxAbsDiff(plain, cla))
+	}
+}
+
+// TestHunyuanSharedKVCheckpointIsRefused: a checkpoint that shares K/V
+// across layers (use_cla, the second layer without k_proj/v_proj, as
+// Tencent's remote code saves Hunyuan-Large) fails to load naming the
+// missing tensor; transformers' hunyuan_v1_moe would fill it with random
+// weights.
+func TestHunyuanSharedKVCheckpointIsRefused(t *testing.T) {
+	g, _ := buildHunyuan(21, 0)
+	for _, name := range []string{"k_proj", "v_proj"} {
+		delete(g.tensors, "model.layers.1.self_attn."+name+".weight")
+	}
+	dir := t.TempDir()
+	cfg := hunyuanConfig()
+	cfg["use_cla"] = true
+	data, _ := json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := fixture.WriteSafetensors(filepath.Join(dir, "model.safetensors"), g.tensors); err != nil {
+		t.Fatal(err)
+	}
+	wantLoadError(t, dir, "model.layers.1.self_attn.k_proj")
 }

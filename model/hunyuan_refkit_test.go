@@ -476,16 +476,6 @@ func regenF64Fixtures(t *testing.T, family, source string, config func() map[str
 
 func (f f64Fixture) writeIfClear(t *testing.T, src *fixture.Reference) bool {
 	srcDir := filepath.Join(fixture.Root(), "fixtures", "qwen3_moe-4bit")
-	type prompt struct {
-		Text            string             `json:"text"`
-		IDs             []int32            `json:"ids"`
-		LastLogits      []float64          `json:"last_logits"`
-		AllLogits       [][]float64        `json:"all_logits,omitempty"`
-		EmbeddingLast   []float64          `json:"embedding_last"`
-		LayerOutputLast [][]float64        `json:"layer_output_last"`
-		RouterTopK      map[string][][]int `json:"router_topk_sorted"`
-		LastTop2Gap     float64            `json:"last_top2_gap"`
-	}
 	ref := map[string]any{
 		"source": f.source, "dtype": "float64", "fixture": f.name, "family": f.family,
 		"seed": f.seed, "generator": "mlx-moe model/" + f.family + "_ref_test.go (MLXMOE_REGEN=1)",
@@ -495,48 +485,34 @@ func (f f64Fixture) writeIfClear(t *testing.T, src *fixture.Reference) bool {
 	} else {
 		ref["layout"] = "hf"
 	}
-	var prompts []prompt
 	minGap := math.Inf(1)
-	for i, p := range src.Prompts {
-		pass := f.model.forward(p.IDs)
+	prompts, _ := refPrompts(src.Prompts, func(ids []int32) (*refTrace, error) {
+		pass := f.model.forward(ids)
 		minGap = min(minGap, pass.minGap)
-		last := pass.logits[len(pass.logits)-1]
-		q := prompt{Text: p.Text, IDs: p.IDs, LastLogits: f64Rounded(last), LastTop2Gap: f64Top2Gap(last),
-			RouterTopK: map[string][][]int{}}
-		id := int(p.IDs[len(p.IDs)-1])
-		q.EmbeddingLast = f64Rounded(f.model.embed[id*f.model.hidden : (id+1)*f.model.hidden])
-		if i == 0 {
-			for _, row := range pass.logits {
-				q.AllLogits = append(q.AllLogits, f64Rounded(row))
+		id := int(ids[len(ids)-1])
+		tr := &refTrace{logits: pass.logits, embedLast: f.model.embed[id*f.model.hidden : (id+1)*f.model.hidden],
+			layerLast: pass.layerLast, routes: map[string][][]int32{}}
+		for l, perPos := range pass.routes {
+			key := fmt.Sprintf("model.layers.%d.mlp.gate", l) // transformers' router name
+			for _, r := range perPos {
+				ids := make([]int32, len(r))
+				for i, e := range r {
+					ids[i] = int32(e)
+				}
+				tr.routes[key] = append(tr.routes[key], ids)
 			}
 		}
-		for l, out := range pass.layerLast {
-			q.LayerOutputLast = append(q.LayerOutputLast, f64Rounded(out))
-			for _, r := range pass.routes[l] {
-				s := slices.Clone(r)
-				slices.Sort(s)
-				key := fmt.Sprintf("model.layers.%d.mlp.gate", l) // transformers' router name
-				q.RouterTopK[key] = append(q.RouterTopK[key], s)
-			}
-		}
-		prompts = append(prompts, q)
-	}
+		return tr, nil
+	})
 	if minGap < 1e-4 {
 		t.Logf("%s: seed %d gives a routing margin of %g; trying the next", f.name, f.seed, minGap)
 		return false
 	}
-	ids := slices.Clone(src.Greedy.PromptIDs)
-	var newIDs []int32
-	var gaps []float64
-	for range 24 {
+	greedy, _ := refGreedy(src.Greedy.PromptIDs, func(ids []int32) ([]float64, error) {
 		pass := f.model.forward(ids)
-		last := pass.logits[len(pass.logits)-1]
-		next := int32(f64TopK(last, 1)[0])
-		newIDs, gaps = append(newIDs, next), append(gaps, f64Top2Gap(last))
-		ids = append(ids, next)
-	}
-	ref["prompts"] = prompts
-	ref["greedy"] = map[string]any{"prompt_ids": src.Greedy.PromptIDs, "new_ids": newIDs, "top2_gaps": gaps}
+		return pass.logits[len(pass.logits)-1], nil
+	})
+	ref["prompts"], ref["greedy"] = prompts, greedy
 
 	dir := filepath.Join(fixture.Root(), "fixtures", f.name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -566,21 +542,8 @@ func (f f64Fixture) writeIfClear(t *testing.T, src *fixture.Reference) bool {
 		}
 		writeFileT(t, filepath.Join(dir, name), b)
 	}
-	t.Logf("%s: seed %d, wrote %d prompts, smallest routing margin %.3g, greedy %v", f.name, f.seed, len(prompts), minGap, newIDs)
+	t.Logf("%s: seed %d, wrote %d prompts, smallest routing margin %.3g, greedy %v", f.name, f.seed, len(prompts), minGap, greedy["new_ids"])
 	return true
-}
-
-func f64Rounded(v []float64) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = math.Round(x*1e6) / 1e6
-	}
-	return out
-}
-
-func f64Top2Gap(x []float64) float64 {
-	top := f64TopK(x, 2)
-	return x[top[0]] - x[top[1]]
 }
 
 func gzipBytes(t *testing.T, data []byte) []byte {

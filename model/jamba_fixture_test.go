@@ -282,62 +282,19 @@ func TestRegenJamba(t *testing.T) {
 // logits for the first) and the greedy continuation, in reference.json's
 // layout.
 func jambaReference(r *jambaRef, prompts *fixture.Reference) map[string]any {
-	f32 := func(v []float64) []float32 {
-		out := make([]float32, len(v))
-		for i, x := range v {
-			out[i] = float32(x)
-		}
-		return out
-	}
-	var ps []map[string]any
-	for i, p := range prompts.Prompts {
-		o := r.forward(p.IDs)
-		last := o.logits[len(o.logits)-1]
-		_, gap := jambaTop2(last)
-		var layers [][]float32
-		for _, v := range o.layerLast {
-			layers = append(layers, f32(v))
-		}
+	ps, _ := refPrompts(prompts.Prompts, func(ids []int32) (*refTrace, error) {
+		o := r.forward(ids)
 		routes := map[string][][]int32{}
 		for l, rt := range o.routes {
 			routes[fmt.Sprintf("model.layers.%d.feed_forward.router", l)] = rt
 		}
-		entry := map[string]any{"text": p.Text, "ids": p.IDs, "last_logits": f32(last), "embedding_last": f32(o.embedLast),
-			"layer_output_last": layers, "router_topk_sorted": routes, "last_top2_gap": gap}
-		if i == 0 {
-			var all [][]float32
-			for _, row := range o.logits {
-				all = append(all, f32(row))
-			}
-			entry["all_logits"] = all
-		}
-		ps = append(ps, entry)
-	}
-	seq := append([]int32(nil), prompts.Greedy.PromptIDs...)
-	var newIDs []int32
-	var gaps []float64
-	for range 24 {
-		o := r.forward(seq)
-		id, gap := jambaTop2(o.logits[len(o.logits)-1])
-		newIDs, gaps = append(newIDs, id), append(gaps, gap)
-		seq = append(seq, id)
-	}
-	return map[string]any{"prompts": ps,
-		"greedy": map[string]any{"prompt_ids": prompts.Greedy.PromptIDs, "new_ids": newIDs, "top2_gaps": gaps}}
-}
-
-// top2 returns the argmax of logits and its margin over the runner-up.
-func jambaTop2(logits []float64) (int32, float64) {
-	best, second := 0, -1
-	for i, v := range logits {
-		switch {
-		case v > logits[best]:
-			best, second = i, best
-		case i != best && (second < 0 || v > logits[second]):
-			second = i
-		}
-	}
-	return int32(best), logits[best] - logits[second]
+		return &refTrace{logits: o.logits, embedLast: o.embedLast, layerLast: o.layerLast, routes: routes}, nil
+	})
+	greedy, _ := refGreedy(prompts.Greedy.PromptIDs, func(ids []int32) ([]float64, error) {
+		o := r.forward(ids)
+		return o.logits[len(o.logits)-1], nil
+	})
+	return map[string]any{"prompts": ps, "greedy": greedy}
 }
 
 func jambaWriteJSON(t *testing.T, path string, v any) {

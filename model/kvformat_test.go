@@ -19,6 +19,13 @@ import (
 // quality is measured on the trained model (TestKVFormatNLL).
 var kvTol = map[kernels.KVFormat]float64{kernels.KVF16: 0.02, kernels.KVQ8: 2, kernels.KVQ4: 4}
 
+// kvTolGptOSS: the gpt-oss fixtures' routers flip on the least rounding
+// (f16 caches move layer 0's output by 0.007 and flip an expert of token
+// 18 at layer 2 and of token 19 at layer 3 of prompt 0; measured f16 0.014
+// to 0.12, 8-bit 0.20 to 0.27, 4-bit 4.0 to 7.2). Their compact-cache path
+// is checked without rounding in TestGptOSSCompactKVPath.
+var kvTolGptOSS = map[kernels.KVFormat]float64{kernels.KVF16: 0.2, kernels.KVQ8: 2, kernels.KVQ4: 8}
+
 // TestKVFormatFixtures runs every fixture's prompts with half and
 // quantized KV caches, by prefill and token by token, and compares the
 // last logits with the reference.
@@ -44,6 +51,10 @@ func TestKVFormatFixtures(t *testing.T) {
 			}
 			defer m.Close()
 			e := cpu.New()
+			tol := kvTol
+			if cfg.ModelType == "gpt_oss" {
+				tol = kvTolGptOSS
+			}
 			for _, f := range []kernels.KVFormat{kernels.KVF16, kernels.KVQ8, kernels.KVQ4} {
 				m.KVFormat = f
 				rn := model.NewRunner(m, e)
@@ -59,7 +70,7 @@ func TestKVFormatFixtures(t *testing.T) {
 					}
 					d := maxAbsDiff(logits, p.LastLogits)
 					worst = math.Max(worst, d)
-					if d > kvTol[f] {
+					if d > tol[f] {
 						t.Errorf("%v prompt %d: last logits differ by %g", f, pi, d)
 					}
 					prefill := append([]float32(nil), logits...)
@@ -69,7 +80,7 @@ func TestKVFormatFixtures(t *testing.T) {
 							t.Fatal(err)
 						}
 					}
-					if d := maxAbsDiff(logits, prefill); d > kvTol[f] {
+					if d := maxAbsDiff(logits, prefill); d > tol[f] {
 						t.Errorf("%v prompt %d: decode and prefill last logits differ by %g", f, pi, d)
 					}
 					c.Free(e)

@@ -377,3 +377,73 @@ kernel void kv_store_q(device const float* src [[buffer(0)]],
 template [[host_name("kv_store_q8")]] [[kernel]] decltype(kv_store_q<8>) kv_store_q<8>;
 template [[host_name("kv_store_q4")]] [[kernel]] decltype(kv_store_q<4>) kv_store_q<4>;
 
+
+// gpt-oss's attention: token t (position pos0+t) sees positions
+// max(0, pos0+t-window+1)..pos0+t (all of them with window 0), and head h's
+// softmax denominator also holds exp(sinks[h]), a logit with no value.
+// Buffers as sdpa_* with 3: sinks [heads] (no gate) and 11: the window;
+// launch as sdpa. The sink joins the span's merged max and sum last.
+template <typename K, typename V>
+inline void sdpa_sinks_rows(device const float* q, K k, V v, device const float* sinks, device float* out,
+                            constant SdpaParams& p, uint window, uint2 tg, uint tid, uint sg, uint lane,
+                            threadgroup float* part_m, threadgroup float* part_l,
+                            threadgroup float (*part_o)[kMaxDim]) {
+  uint pos = p.pos0 + tg.y;
+  uint first = (window > 0 && pos + 1 > window) ? pos + 1 - window : 0;
+  float m, l, acc;
+  sdpa_span(q, k, v, p, tg, first, pos + 1, tid, sg, lane, part_m, part_l, part_o, m, l, acc);
+  if (tid < p.dv) {
+    float s = sinks[tg.x], top = max(m, s), c = exp(m - top);
+    out[(tg.y * p.heads + tg.x) * p.dv + tid] = acc * c / (l * c + exp(s - top));
+  }
+}
+
+template <typename T>
+kernel void sdpa_sinks(device const float* q [[buffer(0)]],
+                       device const T* k [[buffer(1)]],
+                       device const T* v [[buffer(2)]],
+                       device const float* sinks [[buffer(3)]],
+                       device float* out [[buffer(4)]],
+                       constant SdpaParams& p [[buffer(5)]],
+                       constant uint& window [[buffer(11)]],
+                       uint2 tg [[threadgroup_position_in_grid]],
+                       uint tid [[thread_index_in_threadgroup]],
+                       uint sg [[simdgroup_index_in_threadgroup]],
+                       uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float part_m[kSimdgroups];
+  threadgroup float part_l[kSimdgroups];
+  threadgroup float part_o[kSimdgroups][kMaxDim];
+  sdpa_sinks_rows(q, DenseRows<T>{k, p.k_stride}, DenseRows<T>{v, p.v_stride}, sinks, out, p, window, tg, tid, sg,
+                  lane, part_m, part_l, part_o);
+}
+
+template [[host_name("sdpa_sinks_f32")]] [[kernel]] decltype(sdpa_sinks<float>) sdpa_sinks<float>;
+template [[host_name("sdpa_sinks_f16")]] [[kernel]] decltype(sdpa_sinks<half>) sdpa_sinks<half>;
+
+template <uint Bits>
+kernel void sdpa_sinks_q(device const float* q [[buffer(0)]],
+                         device const uint* kq [[buffer(1)]],
+                         device const uint* vq [[buffer(2)]],
+                         device const float* sinks [[buffer(3)]],
+                         device float* out [[buffer(4)]],
+                         constant SdpaParams& p [[buffer(5)]],
+                         device const half* k_scales [[buffer(6)]],
+                         device const half* k_biases [[buffer(7)]],
+                         device const half* v_scales [[buffer(8)]],
+                         device const half* v_biases [[buffer(9)]],
+                         constant uint& group [[buffer(10)]],
+                         constant uint& window [[buffer(11)]],
+                         uint2 tg [[threadgroup_position_in_grid]],
+                         uint tid [[thread_index_in_threadgroup]],
+                         uint sg [[simdgroup_index_in_threadgroup]],
+                         uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float part_m[kSimdgroups];
+  threadgroup float part_l[kSimdgroups];
+  threadgroup float part_o[kSimdgroups][kMaxDim];
+  sdpa_sinks_rows(q, QuantRows<Bits>{kq, k_scales, k_biases, p.k_stride, group},
+                  QuantRows<Bits>{vq, v_scales, v_biases, p.v_stride, group}, sinks, out, p, window, tg, tid, sg,
+                  lane, part_m, part_l, part_o);
+}
+
+template [[host_name("sdpa_sinks_q8")]] [[kernel]] decltype(sdpa_sinks_q<8>) sdpa_sinks_q<8>;
+template [[host_name("sdpa_sinks_q4")]] [[kernel]] decltype(sdpa_sinks_q<4>) sdpa_sinks_q<4>;
