@@ -125,38 +125,73 @@ func growTokens[T any](b []T, n, per int) []T {
 
 // prepareInt quantizes x per group to width-bit integers (8 or 16) with
 // the step that maps the group's largest magnitude to the largest level.
-// Inputs of 4-bit matrices, and every int16 input, are stored per 32
-// values as the 16 even ones then the 16 odd ones (the nibble order; the
-// int16 8-bit kernels read codes as words, even value in the low byte),
-// and qcorr = c·Σxq for the kernels that centre codes through it.
+// The int16 kernels take each token's values in turn, per 32 values the 16
+// even ones then the 16 odd ones (the nibble order; the 8-bit kernels read
+// codes as words, even value in the low byte), and qcorr = c·Σxq per token
+// and group for the middle code c. The int8 layout is prepareInt8's.
 func (d *DecodeInput) prepareInt(bits, width int) {
 	n, cols, groups := d.n, d.cols, d.cols/d.group
 	d.intBits, d.intWidth = bits, width
 	d.qdx, d.qsum = growTokens(d.qdx, n, groups), growTokens(d.qsum, n, groups)
 	d.qcorr = growTokens(d.qcorr, n, groups)
 	if width == 8 {
-		d.xq = growTokens(d.xq, n, cols)
-	} else {
-		d.xq16 = growTokens(d.xq16, n, cols)
+		d.prepareInt8(bits)
+		return
 	}
+	d.xq16 = growTokens(d.xq16, n, cols)
 	centre := int32(1) << (bits - 1)
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
 			base, i := t*cols+g*d.group, t*groups+g
-			xg := d.x[base : base+d.group]
-			var dx float32
-			var sum int32
-			if width == 8 {
-				dx, sum = quantizeGroup(d.xq[base:base+d.group], xg, 127, bits == 4)
-			} else {
-				dx, sum = quantizeGroup(d.xq16[base:base+d.group], xg, 32767, true)
+			dx, sum := quantizeGroup(d.xq16[base:base+d.group], d.x[base:base+d.group], 32767, true)
+			d.qdx[i], d.qsum[i], d.qcorr[i] = dx, dx*float32(sum), centre*sum
+		}
+	}
+}
+
+// prepareInt8 is prepareInt for the int8 kernels, which take all n tokens
+// in one pass over the codes, so their inputs are interleaved: xq per block
+// of int8Block values token after token (4-bit: each block's even values,
+// then its odd ones, the order the kernel unpacks nibbles in), and qcorr
+// (4-bit: 8·Σxq; 8-bit kernels centre their codes themselves) per group
+// token after token. qdx and qsum stay token after token.
+func (d *DecodeInput) prepareInt8(bits int) {
+	n, cols, group, groups := d.n, d.cols, d.group, d.cols/d.group
+	block := int8Block(bits, group)
+	d.xq = growTokens(d.xq, n, cols)
+	var buf [128]int8
+	for t := 0; t < n; t++ {
+		for g := 0; g < groups; g++ {
+			xg, i := d.x[t*cols+g*group:t*cols+(g+1)*group], t*groups+g
+			dx, sum := quantizeGroup(buf[:group], xg, 127, false)
+			d.qdx[i], d.qsum[i], d.qcorr[g*n+t] = dx, dx*float32(sum), 0
+			if bits == 4 {
+				d.qcorr[g*n+t] = 8 * sum
 			}
-			d.qdx[i], d.qsum[i], d.qcorr[i] = dx, dx*float32(sum), 0
-			if bits == 4 || width == 16 {
-				d.qcorr[i] = centre * sum
+			for b := 0; b < group; b += block {
+				dst := d.xq[((g*group+b)/block*n+t)*block:][:block]
+				src := buf[b : b+block]
+				if bits != 4 {
+					copy(dst, src)
+					continue
+				}
+				half := block / 2
+				for j := 0; j < half; j++ {
+					dst[j], dst[half+j] = src[2*j], src[2*j+1]
+				}
 			}
 		}
 	}
+}
+
+// int8Block is the values per block of the int8 kernels' interleaved
+// input: 64 for 4-bit groups of 64 and 128 (32 code bytes per load), else
+// 32.
+func int8Block(bits, group int) int {
+	if bits == 4 && group >= 64 {
+		return 64
+	}
+	return 32
 }
 
 // quantizeGroup rounds xg to multiples of max|xg|/levels into dst (in

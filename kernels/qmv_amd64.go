@@ -17,15 +17,6 @@ func qdot8AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, group
 //go:noescape
 func qdotBitsAVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool, t *bitsTable) float32
 
-//go:noescape
-func qscalesAVX2(scales, biases *uint16, dx, xsum, sdx *float32, groups int, f16 bool, c float32) float32
-
-//go:noescape
-func qdot4Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
-
-//go:noescape
-func qdot8Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
-
 // qrows4Q16AVX2 and qrows8Q16AVX2 compute rows consecutive rows for one
 // token on int16 activations, scales pass included (sdx: scratch for
 // groups values), into out[0:rows].
@@ -45,6 +36,35 @@ func qrows4Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx
 
 //go:noescape
 func qrows8Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+// qrows4Q8xNAVX2 and qrows8Q8xNAVX2 compute rows consecutive rows for N
+// tokens on int8 activations (qmv_amd64.s; the layout of xq, corr and sdx
+// is prepareInt8's and the kernels' comment's): each block of codes is
+// unpacked once for all N tokens.
+//
+//go:noescape
+func qrows4Q8x1AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+//go:noescape
+func qrows4Q8x2AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+//go:noescape
+func qrows4Q8x3AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+//go:noescape
+func qrows4Q8x4AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+//go:noescape
+func qrows8Q8x1AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+//go:noescape
+func qrows8Q8x2AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+//go:noescape
+func qrows8Q8x3AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+//go:noescape
+func qrows8Q8x4AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
 
 // bitsTable tells qdotBitsAVX2 how to unpack eight values of one width: the
 // byte shuffle that puts value j's two bytes in 32-bit lane j, the shift that
@@ -161,58 +181,67 @@ func qdotBitsRow(wb []byte, off, rowBytes int, x []float32, sc, bi []uint16, sum
 }
 
 // qmvRowsInt is qmvRowsSIMD on integer activations. The int16 kernels take
-// a block of rows per call (intRowBlocks). The int8 kernels
-// go row by row: per row and token, qscalesAVX2 turns the row's scales and
-// biases into the bias term and scale·dx per group, then the integer
-// kernel adds the codes' term.
+// a block of rows per call (intRowBlocks); the int8 kernels all the rows
+// and all the tokens in one call.
 func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	q := m.Q
-	cols, rg := m.Cols, rowsOf(m)
+	rg := rowsOf(m)
 	wb, rowBytes, groups, steps := rg.w, rg.rowBytes, rg.groups, rg.steps
-	// The per-row scale·dx scratch (two tokens' worth) lives on the stack
-	// for rows of up to 512 groups, so a MoE region's many short calls
-	// skip the free list.
+	if lo >= hi || groups == 0 {
+		return
+	}
+	// The per-row scratch (scale·dx per group and token, and the int8
+	// kernels' bias terms) lives on the stack for rows of up to 240
+	// groups (15,360 values at group 64) and 4 tokens, so a MoE region's
+	// many short calls skip the free list.
 	var stack [1024]float32
 	sdx := &stack[0]
-	if 2*groups > len(stack) {
-		buf := getFloats(2 * groups)
+	if need := d.n * (16 + groups); need > len(stack) {
+		buf := getFloats(need)
 		defer putFloats(buf)
 		sdx = &(*buf)[0]
 	}
 	c := float32(int(1) << (q.Bits - 1))
-	if d.intWidth == 16 {
-		intRowBlocks(d, lo, hi, true, func(r0, rows, t, n int) {
-			g := t * groups
-			w, sc, bi, o := &wb[r0*rowBytes], &q.Scales[r0*groups], &q.Biases[r0*groups], &out[t*m.Rows+r0]
-			xq, corr, dx, xsum := &d.xq16[t*cols], &d.qcorr[g], &d.qdx[g], &d.qsum[g]
-			switch {
-			case n == 2 && q.Bits == 4:
-				qrows4Q16x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c, m.Rows)
-			case n == 2:
-				qrows8Q16x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c, m.Rows)
-			case q.Bits == 4:
-				qrows4Q16AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c)
-			default:
-				qrows8Q16AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c)
-			}
-		})
+	if d.intWidth == 8 {
+		w, sc, bi, o := &wb[lo*rowBytes], &q.Scales[lo*groups], &q.Biases[lo*groups], &out[lo]
+		xq, corr, dx, xsum := &d.xq[0], &d.qcorr[0], &d.qdx[0], &d.qsum[0]
+		rows, f16, os := hi-lo, q.F16Scales, m.Rows
+		switch 10*q.Bits + d.n {
+		case 41:
+			qrows4Q8x1AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+		case 42:
+			qrows4Q8x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+		case 43:
+			qrows4Q8x3AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+		case 44:
+			qrows4Q8x4AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+		case 81:
+			qrows8Q8x1AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+		case 82:
+			qrows8Q8x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+		case 83:
+			qrows8Q8x3AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+		case 84:
+			qrows8Q8x4AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+		}
 		return
 	}
-	for r := lo; r < hi; r++ {
-		w := &wb[r*rowBytes]
-		sc, bi := &q.Scales[r*groups], &q.Biases[r*groups]
-		for t := 0; t < d.n; t++ {
-			g := t * groups
-			bias := qscalesAVX2(sc, bi, &d.qdx[g], &d.qsum[g], sdx, groups, q.F16Scales, c)
-			var v float32
-			if q.Bits == 4 {
-				v = qdot4Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
-			} else {
-				v = qdot8Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
-			}
-			out[t*m.Rows+r] = bias + v
+	cols := m.Cols
+	intRowBlocks(d, lo, hi, true, func(r0, rows, t, n int) {
+		g := t * groups
+		w, sc, bi, o := &wb[r0*rowBytes], &q.Scales[r0*groups], &q.Biases[r0*groups], &out[t*m.Rows+r0]
+		xq, corr, dx, xsum := &d.xq16[t*cols], &d.qcorr[g], &d.qdx[g], &d.qsum[g]
+		switch {
+		case n == 2 && q.Bits == 4:
+			qrows4Q16x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c, m.Rows)
+		case n == 2:
+			qrows8Q16x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c, m.Rows)
+		case q.Bits == 4:
+			qrows4Q16AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c)
+		default:
+			qrows8Q16AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c)
 		}
-	}
+	})
 }
 
 // simdKernels tells tests whether this build has SIMD kernels at all.
