@@ -133,11 +133,11 @@ func (d *DecodeInput) prepareInt(bits, width int) {
 	n, cols, groups := d.n, d.cols, d.cols/d.group
 	d.intBits, d.intWidth = bits, width
 	d.qdx, d.qsum = growTokens(d.qdx, n, groups), growTokens(d.qsum, n, groups)
-	d.qcorr = growTokens(d.qcorr, n, groups)
 	if width == 8 {
 		d.prepareInt8(bits)
 		return
 	}
+	d.qcorr = growTokens(d.qcorr, n, groups)
 	d.xq16 = growTokens(d.xq16, n, cols)
 	centre := int32(1) << (bits - 1)
 	for t := 0; t < n; t++ {
@@ -150,11 +150,10 @@ func (d *DecodeInput) prepareInt(bits, width int) {
 }
 
 // prepareInt8 is prepareInt for the int8 kernels, which take all n tokens
-// in one pass over the codes, so their inputs are interleaved: xq per block
-// of int8Block values token after token (4-bit: each block's even values,
-// then its odd ones, the order the kernel unpacks nibbles in), and qcorr
-// (4-bit: 8·Σxq; 8-bit kernels centre their codes themselves) per group
-// token after token. qdx and qsum stay token after token.
+// in one pass over the codes, so xq is interleaved: per block of int8Block
+// values, token after token (4-bit: each block's even values, then its odd
+// ones, the order the kernel unpacks nibbles in). qdx and qsum stay token
+// after token; the int8 kernels need no qcorr.
 func (d *DecodeInput) prepareInt8(bits int) {
 	n, cols, group, groups := d.n, d.cols, d.group, d.cols/d.group
 	block := int8Block(bits, group)
@@ -164,10 +163,7 @@ func (d *DecodeInput) prepareInt8(bits int) {
 		for g := 0; g < groups; g++ {
 			xg, i := d.x[t*cols+g*group:t*cols+(g+1)*group], t*groups+g
 			dx, sum := quantizeGroup(buf[:group], xg, 127, false)
-			d.qdx[i], d.qsum[i], d.qcorr[g*n+t] = dx, dx*float32(sum), 0
-			if bits == 4 {
-				d.qcorr[g*n+t] = 8 * sum
-			}
+			d.qdx[i], d.qsum[i] = dx, dx*float32(sum)
 			for b := 0; b < group; b += block {
 				dst := d.xq[((g*group+b)/block*n+t)*block:][:block]
 				src := buf[b : b+block]

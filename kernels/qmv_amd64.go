@@ -38,33 +38,33 @@ func qrows4Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx
 func qrows8Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
 
 // qrows4Q8xNAVX2 and qrows8Q8xNAVX2 compute rows consecutive rows for N
-// tokens on int8 activations (qmv_amd64.s; the layout of xq, corr and sdx
-// is prepareInt8's and the kernels' comment's): each block of codes is
+// tokens on int8 activations (qmv_amd64.s; the layout of xq and sdx is
+// prepareInt8's and the kernels' comment's): each block of codes is
 // unpacked once for all N tokens.
 //
 //go:noescape
-func qrows4Q8x1AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+func qrows4Q8x1AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
 
 //go:noescape
-func qrows4Q8x2AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+func qrows4Q8x2AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
 
 //go:noescape
-func qrows4Q8x3AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+func qrows4Q8x3AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
 
 //go:noescape
-func qrows4Q8x4AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+func qrows4Q8x4AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
 
 //go:noescape
-func qrows8Q8x1AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+func qrows8Q8x1AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
 
 //go:noescape
-func qrows8Q8x2AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+func qrows8Q8x2AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
 
 //go:noescape
-func qrows8Q8x3AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+func qrows8Q8x3AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
 
 //go:noescape
-func qrows8Q8x4AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+func qrows8Q8x4AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
 
 // bitsTable tells qdotBitsAVX2 how to unpack eight values of one width: the
 // byte shuffle that puts value j's two bytes in 32-bit lane j, the shift that
@@ -204,25 +204,28 @@ func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	c := float32(int(1) << (q.Bits - 1))
 	if d.intWidth == 8 {
 		w, sc, bi, o := &wb[lo*rowBytes], &q.Scales[lo*groups], &q.Biases[lo*groups], &out[lo]
-		xq, corr, dx, xsum := &d.xq[0], &d.qcorr[0], &d.qdx[0], &d.qsum[0]
+		xq, dx, xsum := &d.xq[0], &d.qdx[0], &d.qsum[0]
 		rows, f16, os := hi-lo, q.F16Scales, m.Rows
+		if q.Bits == 4 {
+			c = 0 // the 4-bit int8 kernels keep codes unsigned
+		}
 		switch 10*q.Bits + d.n {
 		case 41:
-			qrows4Q8x1AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+			qrows4Q8x1AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
 		case 42:
-			qrows4Q8x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+			qrows4Q8x2AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
 		case 43:
-			qrows4Q8x3AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+			qrows4Q8x3AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
 		case 44:
-			qrows4Q8x4AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+			qrows4Q8x4AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
 		case 81:
-			qrows8Q8x1AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+			qrows8Q8x1AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
 		case 82:
-			qrows8Q8x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+			qrows8Q8x2AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
 		case 83:
-			qrows8Q8x3AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+			qrows8Q8x3AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
 		case 84:
-			qrows8Q8x4AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
+			qrows8Q8x4AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
 		}
 		return
 	}

@@ -398,6 +398,317 @@ row:; \
 	JNZ     row; \
 	VZEROUPPER
 
+// Int8-activation row kernels (AVX2): x is quantized once per vector to
+// int8 per group (xq = round(x/dx)), codes meet it in VPMADDUBSW (32
+// products per instruction) and each group's exact integer sum becomes
+// float once:
+//
+//	Σ_g scale_g·dx_g·Σ(q_j-c)·xq_j + (bias_g + c·scale_g)·xsum_g
+//
+// with xsum_g = dx_g·Σxq_j, so a result is the float path's on the
+// dequantized int8 x. The 8-bit kernels centre the codes (c = 128); the
+// 4-bit ones keep them unsigned (c = 0): the integer sums are exact, so
+// what centring buys the float path (no per-value rounding of two large
+// opposite terms) is a rounding or two per group here, and dropping it
+// saves a correction per group and token. Like the int16 kernels, each call
+// computes a block of rows with the scales pass inline and the group loop
+// unrolled per group size (two groups a turn). Each computes N = 1..4
+// tokens (qrows{4,8}Q8x{N}AVX2): a block of codes is unpacked once and
+// meets every token's xq, so a further token costs its multiply-adds only.
+// Per token the operations and their order are the same whatever N is, so
+// a token's results do not depend on the tokens beside it, to the bit.
+//
+// Layout for N tokens: xq per block of B values (64 for 4-bit groups of 64
+// and 128, else 32) token after token; dx and xsum token after token,
+// groups values each; sdx is scratch for N·(16+groups) floats: per token
+// its bias term (8 lanes, then a scalar) in 64 bytes, then per token its
+// groups values of scale·dx; token t's out is t·ostride values on.
+//
+// Registers in the group loop: SI codes, DI xq, R13 token 0's sdx, R10 the
+// bytes between tokens' sdx, R11 token 2's sdx, CX groups left, R14 rows
+// left, R15 out; Y0..Y3 the tokens' float sums, Y4..Y7 their group sums,
+// Y8 Y9 scratch, Y10 the 4-bit g32 shifts, Y12 Y13 the unpacked codes, Y14
+// int16 ones, Y15 the code mask (4-bit) or 0x80s (8-bit).
+
+// Q8SCALES runs the scales pass of the row at R8, R9 for each of n tokens
+// (Q16SCALES' for one token), storing each token's bias term at sdx and
+// leaving R8 and R9 at the next row.
+#define Q8SCALES(n) \
+	MOVQ         dx+32(FP), R10; \
+	MOVQ         xsum+40(FP), R11; \
+	MOVQ         sdx+48(FP), DI; \
+	LEAQ         (n*64)(DI), R13; \
+	MOVQ         $n, DX; \
+	VBROADCASTSS c+92(FP), Y12; \
+	MOVBQZX      f16+88(FP), R12; \
+tok:; \
+	MOVQ    groups+72(FP), CX; \
+	VXORPS  Y11, Y11, Y11; \
+	VXORPS  X14, X14, X14; \
+	QSCALES(sv, sh, ss, st, se); \
+	VMOVUPS Y11, (DI); \
+	VMOVSS  X14, 32(DI); \
+	ADDQ    $64, DI; \
+	MOVQ    groups+72(FP), CX; \
+	SUBQ    CX, R8; \
+	SUBQ    CX, R8; \
+	SUBQ    CX, R9; \
+	SUBQ    CX, R9; \
+	DECQ    DX; \
+	JNZ     tok; \
+	ADDQ    CX, R8; \
+	ADDQ    CX, R8; \
+	ADDQ    CX, R9; \
+	ADDQ    CX, R9
+
+// Q8LOOPSTART sets the group loop's pointers for n tokens and clears the
+// float sums.
+#define Q8LOOPSTART(n) \
+	MOVL         $0x00010001, AX; \
+	VMOVD        AX, X14; \
+	VPBROADCASTD X14, Y14; \
+	MOVQ         xq+8(FP), DI; \
+	MOVQ         groups+72(FP), CX; \
+	MOVQ         CX, R10; \
+	SHLQ         $2, R10; \
+	MOVQ         sdx+48(FP), R13; \
+	ADDQ         $(n*64), R13; \
+	LEAQ         (R13)(R10*2), R11; \
+	VXORPS       Y0, Y0, Y0; \
+	VXORPS       Y1, Y1, Y1; \
+	VXORPS       Y2, Y2, Y2; \
+	VXORPS       Y3, Y3, Y3
+
+// TOKSn(M, xo, B) runs block macro M(xo', sum) for tokens 0..n-1, token t's
+// xq at xo + t·B bytes into its group sum.
+#define TOKS1(M, xo, B) M(xo, Y4)
+#define TOKS2(M, xo, B) M(xo, Y4); M(xo+B, Y5)
+#define TOKS3(M, xo, B) M(xo, Y4); M(xo+B, Y5); M(xo+2*B, Y6)
+#define TOKS4(M, xo, B) M(xo, Y4); M(xo+B, Y5); M(xo+2*B, Y6); M(xo+3*B, Y7)
+
+// ENDSn(so) ends a group for tokens 0..n-1: each group sum, as float,
+// times its scale·dx so bytes past the token's sdx pointer, into its float
+// sum.
+#define ENDS1(so) GEND(Y4, Y0, so(R13))
+#define ENDS2(so) ENDS1(so); GEND(Y5, Y1, so(R13)(R10*1))
+#define ENDS3(so) ENDS2(so); GEND(Y6, Y2, so(R13)(R10*2))
+#define ENDS4(so) ENDS3(so); GEND(Y7, Y3, so(R11)(R10*1))
+
+#define GEND(a, f, sp) \
+	VCVTDQ2PS    a, a; \
+	VBROADCASTSS sp, Y9; \
+	VFMADD231PS  Y9, a, f
+
+// GLOOP runs BODY(wo, xo, so) over the row's groups, two a turn then the
+// last one if their count is odd; a group is gb code bytes and xb xq bytes
+// (all tokens'). l, t and d are its labels.
+#define GLOOP(BODY, gb, xb, l, t, d) \
+	SUBQ $2, CX; \
+	JLT  t; \
+l:; \
+	BODY(0, 0, 0); \
+	BODY(gb, xb, 4); \
+	ADDQ $(2*gb), SI; \
+	ADDQ $(2*xb), DI; \
+	ADDQ $8, R13; \
+	ADDQ $8, R11; \
+	SUBQ $2, CX; \
+	JGE  l; \
+t:; \
+	CMPQ CX, $-1; \
+	JNE  d; \
+	BODY(0, 0, 0); \
+	ADDQ $gb, SI; \
+d:
+
+// U4W unpacks the 64 4-bit values of 32 bytes at wo(SI): low nibbles (the
+// even values) in Y12, high nibbles (the odd ones) in Y13, and asks for the
+// codes 1 KiB ahead (as the int16 kernels do). M4F starts a token's group
+// sum with their products with xq at xo (32 even values, then 32 odd
+// ones), M4N adds them. U4B and M4B are the same for the 32 values of 16
+// bytes (groups of 32): the bytes in both halves of Y12, the high half
+// shifted to the high nibbles; xq 16 even values, 16 odd ones. Pair sums
+// are at most 2·15·127 = 3810, and a group of 128 adds four of them per
+// lane, so int16 sums cannot overflow; M4END makes them int32.
+#define U4W(wo) \
+	PREFETCHT0 1024+wo(SI); \
+	VMOVDQU    wo(SI), Y12; \
+	VPSRLW     $4, Y12, Y13; \
+	VPAND      Y15, Y12, Y12; \
+	VPAND      Y15, Y13, Y13
+
+#define M4F(xo, a) \
+	VPMADDUBSW xo(DI), Y12, a; \
+	VPMADDUBSW xo+32(DI), Y13, Y8; \
+	VPADDW     Y8, a, a
+
+#define M4N(xo, a) \
+	VPMADDUBSW xo(DI), Y12, Y8; \
+	VPADDW     Y8, a, a; \
+	VPMADDUBSW xo+32(DI), Y13, Y9; \
+	VPADDW     Y9, a, a
+
+#define M4END(xo, a) VPMADDWD Y14, a, a
+
+#define U4B(wo) \
+	VBROADCASTI128 wo(SI), Y12; \
+	VPSRLVD        Y10, Y12, Y12; \
+	VPAND          Y15, Y12, Y12
+
+#define M4B(xo, a) VPMADDUBSW xo(DI), Y12, a
+
+// U8 centres the 32 8-bit codes at wo(SI): q-128 in Y12, |q-128| in Y13.
+// M8F and M8N multiply them with a token's xq at xo by the sign trick
+// (|q-128| unsigned times xq·sign(q-128)), whose pair sums (at most
+// 2·128·127) fit int16, then sum pairs to int32 and start (M8F) or add to
+// (M8N) its group sum.
+#define U8(wo) \
+	PREFETCHT0 1024+wo(SI); \
+	VMOVDQU    wo(SI), Y12; \
+	VPXOR      Y15, Y12, Y12; \
+	VPABSB     Y12, Y13
+
+#define M8F(xo, a) \
+	VMOVDQU    xo(DI), Y8; \
+	VPSIGNB    Y12, Y8, Y8; \
+	VPMADDUBSW Y8, Y13, Y8; \
+	VPMADDWD   Y14, Y8, a
+
+#define M8N(xo, a) \
+	VMOVDQU    xo(DI), Y8; \
+	VPSIGNB    Y12, Y8, Y8; \
+	VPMADDUBSW Y8, Y13, Y8; \
+	VPMADDWD   Y14, Y8, Y8; \
+	VPADDD     Y8, a, a
+
+// The group bodies for n tokens (TOKS, ENDS their macros), by width and
+// group size: BODY(wo, xo, so) for a group whose codes are wo bytes, xq xo
+// bytes and sdx so bytes on.
+#define B4G32(wo, xo, so) \
+	PREFETCHT0 1024+wo(SI); \
+	U4B(wo); \
+	TOKS(M4B, xo, 32); \
+	TOKS(M4END, 0, 0); \
+	ENDS(so)
+
+#define B4G64(wo, xo, so) \
+	U4W(wo); \
+	TOKS(M4F, xo, 64); \
+	TOKS(M4END, 0, 0); \
+	ENDS(so)
+
+#define B4G128(wo, xo, so) \
+	U4W(wo); \
+	TOKS(M4F, xo, 64); \
+	U4W(wo+32); \
+	TOKS(M4N, xo+N*64, 64); \
+	TOKS(M4END, 0, 0); \
+	ENDS(so)
+
+#define B8G32(wo, xo, so) \
+	U8(wo); \
+	TOKS(M8F, xo, 32); \
+	ENDS(so)
+
+#define B8G64(wo, xo, so) \
+	U8(wo); \
+	TOKS(M8F, xo, 32); \
+	U8(wo+32); \
+	TOKS(M8N, xo+N*32, 32); \
+	ENDS(so)
+
+#define B8G128(wo, xo, so) \
+	U8(wo); \
+	TOKS(M8F, xo, 32); \
+	U8(wo+32); \
+	TOKS(M8N, xo+N*32, 32); \
+	U8(wo+64); \
+	TOKS(M8N, xo+N*64, 32); \
+	U8(wo+96); \
+	TOKS(M8N, xo+N*96, 32); \
+	ENDS(so)
+
+// Q4LOOPS and Q8LOOPS are the group loops, by group size (steps).
+#define Q4LOOPS \
+	MOVQ steps+80(FP), AX; \
+	CMPQ AX, $2; \
+	JEQ  g64; \
+	CMPQ AX, $4; \
+	JEQ  g128; \
+	GLOOP(B4G32, 16, N*32, l32, t32, d32); \
+	JMP  gdone; \
+g64:; \
+	GLOOP(B4G64, 32, N*64, l64, t64, d64); \
+	JMP  gdone; \
+g128:; \
+	GLOOP(B4G128, 64, N*128, l128, t128, d128); \
+gdone:
+
+#define Q8LOOPS \
+	MOVQ steps+80(FP), AX; \
+	CMPQ AX, $2; \
+	JEQ  g64; \
+	CMPQ AX, $4; \
+	JEQ  g128; \
+	GLOOP(B8G32, 32, N*32, l32, t32, d32); \
+	JMP  gdone; \
+g64:; \
+	GLOOP(B8G64, 64, N*64, l64, t64, d64); \
+	JMP  gdone; \
+g128:; \
+	GLOOP(B8G128, 128, N*128, l128, t128, d128); \
+gdone:
+
+// FIN stores token t's row result: its float sum f (low half x) plus its
+// bias term at t·64(AX), to o.
+#define FIN(t, f, x, o) \
+	VADDPS  (t*64)(AX), f, f; \
+	REDUCE(f, x, X8); \
+	VADDSS  (t*64+32)(AX), x, x; \
+	VMOVSS  x, o
+
+#define FINS1 FIN(0, Y0, X0, (R15))
+#define FINS2 FINS1; FIN(1, Y1, X1, (R15)(BX*4))
+#define FINS3 FINS2; FIN(2, Y2, X2, (R15)(BX*8))
+#define FINS4 FINS3; LEAQ (R15)(BX*8), DI; FIN(3, Y3, X3, (DI)(BX*4))
+
+// Q8ROWS is an int8 kernel's body for N tokens (N, TOKS, ENDS and FINS
+// defined for it), LOOPS its group loop.
+#define Q8ROWS(LOOPS) \
+	MOVQ w+0(FP), SI; \
+	MOVQ scales+16(FP), R8; \
+	MOVQ biases+24(FP), R9; \
+	MOVQ out+56(FP), R15; \
+	MOVQ rows+64(FP), R14; \
+row:; \
+	Q8SCALES(N); \
+	Q8LOOPSTART(N); \
+	LOOPS; \
+	MOVQ sdx+48(FP), AX; \
+	MOVQ ostride+96(FP), BX; \
+	FINS; \
+	ADDQ $4, R15; \
+	DECQ R14; \
+	JNZ  row; \
+	VZEROUPPER
+
+// Q4CONSTS sets the 4-bit kernels' code mask and g32 shifts (dwords
+// 0,0,0,0,4,4,4,4); Q8CONSTS the 8-bit kernels' 0x80s.
+#define Q4CONSTS \
+	MOVL         $0x0f0f0f0f, AX; \
+	VMOVD        AX, X15; \
+	VPBROADCASTD X15, Y15; \
+	MOVL         $4, AX; \
+	VMOVD        AX, X10; \
+	VPBROADCASTD X10, X10; \
+	VPXOR        Y9, Y9, Y9; \
+	VINSERTI128  $1, X10, Y9, Y10
+
+#define Q8CONSTS \
+	MOVL         $0x80808080, AX; \
+	VMOVD        AX, X15; \
+	VPBROADCASTD X15, Y15
+
 // func qdot4AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 //
 // x is permuted in blocks of 16: the eight even-indexed values, then the
@@ -622,339 +933,90 @@ TEXT ·qrows8Q16x2AVX2(SB), NOSPLIT, $0-112
 	Q16ROWS2(X8FIRST, X8NEXT, 32, 64, 96, 128, row8x, g8x1, g8x2, g8x4, done8x, v8x, h8x, s8x, t8x, e8x, v8y, h8y, s8y, t8y, e8y)
 	RET
 
-// Int8-activation row kernels (AVX2): x is quantized once per vector to
-// int8 per group (xq = round(x/dx)), codes meet it in VPMADDUBSW (32
-// products per instruction) and each group's exact integer sum Σ(q-c)·xq
-// becomes float once:
-//
-//	Σ_g scale_g·dx_g·Σ(q_j-c)·xq_j + (bias_g + c·scale_g)·xsum_g
-//
-// with xsum_g = dx_g·Σxq_j, so a result is the float path's on the
-// dequantized int8 x. Like the int16 kernels, each call computes a block of
-// rows with the scales pass inline and the group loop unrolled per group
-// size. Each computes N = 1..4 tokens (qrows{4,8}Q8x{N}AVX2): a block of
-// codes is unpacked once and meets every token's xq, so a further token
-// costs its multiply-adds only. Per token the operations and their order
-// are the same whatever N is, so a token's results do not depend on the
-// tokens beside it, to the bit.
-//
-// Layout for N tokens: xq per block of B values (64 for 4-bit groups of 64
-// and 128, else 32) token after token; corr per group token after token;
-// dx and xsum token after token, groups values each; sdx is scratch for
-// N·(16+groups) floats: per token its bias term (8 lanes, then a scalar)
-// in 64 bytes, then per token its groups values of scale·dx; token t's
-// out is t·ostride values on.
-//
-// Registers in the group loop: SI codes, DI xq, DX corr, R13 token 0's
-// sdx, R10 the bytes between tokens' sdx, R11 token 2's sdx, CX groups
-// left, R14 rows left, R15 out; Y0..Y3 the tokens' float sums, Y4..Y7
-// their group sums, Y8 Y9 scratch, Y10 the 4-bit g32 shifts, Y12 Y13 the
-// unpacked codes, Y14 int16 ones, Y15 the code mask (4-bit) or 0x80s
-// (8-bit).
+#define N 1
+#define TOKS TOKS1
+#define ENDS ENDS1
+#define FINS FINS1
 
-// Q8SCALES runs the scales pass of the row at R8, R9 for each of n tokens
-// (Q16SCALES' for one token), storing each token's bias term at sdx and
-// leaving R8 and R9 at the next row.
-#define Q8SCALES(n) \
-	MOVQ         dx+40(FP), R10; \
-	MOVQ         xsum+48(FP), R11; \
-	MOVQ         sdx+56(FP), DI; \
-	LEAQ         (n*64)(DI), R13; \
-	MOVQ         $n, DX; \
-	VBROADCASTSS c+100(FP), Y12; \
-	MOVBQZX      f16+96(FP), R12; \
-tok:; \
-	MOVQ    groups+80(FP), CX; \
-	VXORPS  Y11, Y11, Y11; \
-	VXORPS  X14, X14, X14; \
-	QSCALES(sv, sh, ss, st, se); \
-	VMOVUPS Y11, (DI); \
-	VMOVSS  X14, 32(DI); \
-	ADDQ    $64, DI; \
-	MOVQ    groups+80(FP), CX; \
-	SUBQ    CX, R8; \
-	SUBQ    CX, R8; \
-	SUBQ    CX, R9; \
-	SUBQ    CX, R9; \
-	DECQ    DX; \
-	JNZ     tok; \
-	ADDQ    CX, R8; \
-	ADDQ    CX, R8; \
-	ADDQ    CX, R9; \
-	ADDQ    CX, R9
-
-// Q8LOOPSTART sets the group loop's pointers for n tokens and clears the
-// float sums.
-#define Q8LOOPSTART(n) \
-	MOVL         $0x00010001, AX; \
-	VMOVD        AX, X14; \
-	VPBROADCASTD X14, Y14; \
-	MOVQ         xq+8(FP), DI; \
-	MOVQ         corr+16(FP), DX; \
-	MOVQ         groups+80(FP), CX; \
-	MOVQ         CX, R10; \
-	SHLQ         $2, R10; \
-	MOVQ         sdx+56(FP), R13; \
-	ADDQ         $(n*64), R13; \
-	LEAQ         (R13)(R10*2), R11; \
-	VXORPS       Y0, Y0, Y0; \
-	VXORPS       Y1, Y1, Y1; \
-	VXORPS       Y2, Y2, Y2; \
-	VXORPS       Y3, Y3, Y3
-
-// TOKSn(M, xo, B) runs block macro M(xo', sum) for tokens 0..n-1, token t's
-// xq at xo + t·B bytes into its group sum.
-#define TOKS1(M, xo, B) M(xo, Y4)
-#define TOKS2(M, xo, B) M(xo, Y4); M(xo+B, Y5)
-#define TOKS3(M, xo, B) M(xo, Y4); M(xo+B, Y5); M(xo+2*B, Y6)
-#define TOKS4(M, xo, B) M(xo, Y4); M(xo+B, Y5); M(xo+2*B, Y6); M(xo+3*B, Y7)
-
-// ENDSn(E) runs group-end macro E(t, sum, float sum, sdx) for tokens 0..n-1.
-#define ENDS1(E) E(0, Y4, Y0, (R13))
-#define ENDS2(E) ENDS1(E); E(1, Y5, Y1, (R13)(R10*1))
-#define ENDS3(E) ENDS2(E); E(2, Y6, Y2, (R13)(R10*2))
-#define ENDS4(E) ENDS3(E); E(3, Y7, Y3, (R11)(R10*1))
-
-// E4 ends a 4-bit group for token t: int16 pair sums to int32, less corr,
-// times scale·dx into the float sum. E8 is the same for 8-bit codes, which
-// the kernel centres itself.
-#define E4(t, a, f, sp) \
-	VPMADDWD     Y14, a, a; \
-	VMOVD        (t*4)(DX), X9; \
-	VPSUBD       Y9, a, a; \
-	VCVTDQ2PS    a, a; \
-	VBROADCASTSS sp, Y9; \
-	VFMADD231PS  Y9, a, f
-
-#define E8(t, a, f, sp) \
-	VCVTDQ2PS    a, a; \
-	VBROADCASTSS sp, Y9; \
-	VFMADD231PS  Y9, a, f
-
-// Q8NEXT steps the group loop's pointers past a group of gb code bytes
-// (xb xq bytes a token) for n tokens and loops back to label l.
-#define Q8NEXT(n, gb, xb, l) \
-	PREFETCHT0 1024(SI); \
-	ADDQ       $gb, SI; \
-	ADDQ       $(n*xb), DI; \
-	ADDQ       $(n*4), DX; \
-	ADDQ       $4, R13; \
-	ADDQ       $4, R11; \
-	DECQ       CX; \
-	JNZ        l
-
-// U4W unpacks the 64 4-bit values of 32 bytes at wo(SI): low nibbles (the
-// even values) in Y12, high nibbles (the odd ones) in Y13. M4F starts a
-// token's group sum with their products with xq at xo (32 even values,
-// then 32 odd ones), M4N adds them. U4B and M4B are the same for the 32
-// values of 16 bytes (groups of 32): the bytes in both halves of Y12, the
-// high half shifted to the high nibbles; xq 16 even values, 16 odd ones.
-// Pair sums are at most 2·15·127 = 3810, and a group of 128 adds four of
-// them per lane, so int16 sums cannot overflow.
-#define U4W(wo) \
-	VMOVDQU wo(SI), Y12; \
-	VPSRLW  $4, Y12, Y13; \
-	VPAND   Y15, Y12, Y12; \
-	VPAND   Y15, Y13, Y13
-
-#define M4F(xo, a) \
-	VPMADDUBSW xo(DI), Y12, a; \
-	VPMADDUBSW xo+32(DI), Y13, Y8; \
-	VPADDW     Y8, a, a
-
-#define M4N(xo, a) \
-	VPMADDUBSW xo(DI), Y12, Y8; \
-	VPADDW     Y8, a, a; \
-	VPMADDUBSW xo+32(DI), Y13, Y9; \
-	VPADDW     Y9, a, a
-
-#define U4B(wo) \
-	VBROADCASTI128 wo(SI), Y12; \
-	VPSRLVD        Y10, Y12, Y12; \
-	VPAND          Y15, Y12, Y12
-
-#define M4B(xo, a) VPMADDUBSW xo(DI), Y12, a
-
-// Q4LOOPS is the 4-bit group loop for n tokens (TOKS, ENDS their macros),
-// by group size.
-#define Q4LOOPS(n, TOKS, ENDS) \
-	MOVQ steps+88(FP), AX; \
-	CMPQ AX, $2; \
-	JEQ  g64; \
-	CMPQ AX, $4; \
-	JEQ  g128; \
-g32:; \
-	U4B(0); \
-	TOKS(M4B, 0, 32); \
-	ENDS(E4); \
-	Q8NEXT(n, 16, 32, g32); \
-	JMP  gdone; \
-g64:; \
-	U4W(0); \
-	TOKS(M4F, 0, 64); \
-	ENDS(E4); \
-	Q8NEXT(n, 32, 64, g64); \
-	JMP  gdone; \
-g128:; \
-	U4W(0); \
-	TOKS(M4F, 0, 64); \
-	U4W(32); \
-	TOKS(M4N, n*64, 64); \
-	ENDS(E4); \
-	Q8NEXT(n, 64, 128, g128); \
-gdone:
-
-// U8 centres the 32 8-bit codes at wo(SI): q-128 in Y12, |q-128| in Y13.
-// M8F and M8N multiply them with a token's xq at xo by the sign trick
-// (|q-128| unsigned times xq·sign(q-128)), whose pair sums (at most
-// 2·128·127) fit int16, then sum pairs to int32 and start (M8F) or add to
-// (M8N) its group sum.
-#define U8(wo) \
-	VMOVDQU wo(SI), Y12; \
-	VPXOR   Y15, Y12, Y12; \
-	VPABSB  Y12, Y13
-
-#define M8F(xo, a) \
-	VMOVDQU    xo(DI), Y8; \
-	VPSIGNB    Y12, Y8, Y8; \
-	VPMADDUBSW Y8, Y13, Y8; \
-	VPMADDWD   Y14, Y8, a
-
-#define M8N(xo, a) \
-	VMOVDQU    xo(DI), Y8; \
-	VPSIGNB    Y12, Y8, Y8; \
-	VPMADDUBSW Y8, Y13, Y8; \
-	VPMADDWD   Y14, Y8, Y8; \
-	VPADDD     Y8, a, a
-
-// Q8LOOPS is the 8-bit group loop for n tokens, by group size.
-#define Q8LOOPS(n, TOKS, ENDS) \
-	MOVQ steps+88(FP), AX; \
-	CMPQ AX, $2; \
-	JEQ  g64; \
-	CMPQ AX, $4; \
-	JEQ  g128; \
-g32:; \
-	U8(0); \
-	TOKS(M8F, 0, 32); \
-	ENDS(E8); \
-	Q8NEXT(n, 32, 32, g32); \
-	JMP  gdone; \
-g64:; \
-	U8(0); \
-	TOKS(M8F, 0, 32); \
-	U8(32); \
-	TOKS(M8N, n*32, 32); \
-	ENDS(E8); \
-	Q8NEXT(n, 64, 64, g64); \
-	JMP  gdone; \
-g128:; \
-	U8(0); \
-	TOKS(M8F, 0, 32); \
-	U8(32); \
-	TOKS(M8N, n*32, 32); \
-	U8(64); \
-	TOKS(M8N, n*64, 32); \
-	U8(96); \
-	TOKS(M8N, n*96, 32); \
-	ENDS(E8); \
-	Q8NEXT(n, 128, 128, g128); \
-gdone:
-
-// FIN stores token t's row result: its float sum f (low half x) plus its
-// bias term at t·64(AX), to o.
-#define FIN(t, f, x, o) \
-	VADDPS  (t*64)(AX), f, f; \
-	REDUCE(f, x, X8); \
-	VADDSS  (t*64+32)(AX), x, x; \
-	VMOVSS  x, o
-
-#define FINS1 FIN(0, Y0, X0, (R15))
-#define FINS2 FINS1; FIN(1, Y1, X1, (R15)(BX*4))
-#define FINS3 FINS2; FIN(2, Y2, X2, (R15)(BX*8))
-#define FINS4 FINS3; LEAQ (R15)(BX*8), DI; FIN(3, Y3, X3, (DI)(BX*4))
-
-// Q8ROWS is an int8 kernel's body for n tokens: LOOPS its group loop,
-// TOKS, ENDS and FINS its per-token macros.
-#define Q8ROWS(n, LOOPS, TOKS, ENDS, FINS) \
-	MOVQ w+0(FP), SI; \
-	MOVQ scales+24(FP), R8; \
-	MOVQ biases+32(FP), R9; \
-	MOVQ out+64(FP), R15; \
-	MOVQ rows+72(FP), R14; \
-row:; \
-	Q8SCALES(n); \
-	Q8LOOPSTART(n); \
-	LOOPS(n, TOKS, ENDS); \
-	MOVQ sdx+56(FP), AX; \
-	MOVQ ostride+104(FP), BX; \
-	FINS; \
-	ADDQ $4, R15; \
-	DECQ R14; \
-	JNZ  row; \
-	VZEROUPPER
-
-// Q4CONSTS sets the 4-bit kernels' code mask and g32 shifts (dwords
-// 0,0,0,0,4,4,4,4); Q8CONSTS the 8-bit kernels' 0x80s.
-#define Q4CONSTS \
-	MOVL         $0x0f0f0f0f, AX; \
-	VMOVD        AX, X15; \
-	VPBROADCASTD X15, Y15; \
-	MOVL         $4, AX; \
-	VMOVD        AX, X10; \
-	VPBROADCASTD X10, X10; \
-	VPXOR        Y9, Y9, Y9; \
-	VINSERTI128  $1, X10, Y9, Y10
-
-#define Q8CONSTS \
-	MOVL         $0x80808080, AX; \
-	VMOVD        AX, X15; \
-	VPBROADCASTD X15, Y15
-
-// func qrows4Q8x1AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows4Q8x1AVX2(SB), NOSPLIT, $0-112
+// func qrows4Q8x1AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+TEXT ·qrows4Q8x1AVX2(SB), NOSPLIT, $0-104
 	Q4CONSTS
-	Q8ROWS(1, Q4LOOPS, TOKS1, ENDS1, FINS1)
+	Q8ROWS(Q4LOOPS)
 	RET
 
-// func qrows4Q8x2AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows4Q8x2AVX2(SB), NOSPLIT, $0-112
+// func qrows8Q8x1AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+TEXT ·qrows8Q8x1AVX2(SB), NOSPLIT, $0-104
+	Q8CONSTS
+	Q8ROWS(Q8LOOPS)
+	RET
+
+#undef N
+#undef TOKS
+#undef ENDS
+#undef FINS
+
+#define N 2
+#define TOKS TOKS2
+#define ENDS ENDS2
+#define FINS FINS2
+
+// func qrows4Q8x2AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+TEXT ·qrows4Q8x2AVX2(SB), NOSPLIT, $0-104
 	Q4CONSTS
-	Q8ROWS(2, Q4LOOPS, TOKS2, ENDS2, FINS2)
+	Q8ROWS(Q4LOOPS)
 	RET
 
-// func qrows4Q8x3AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows4Q8x3AVX2(SB), NOSPLIT, $0-112
+// func qrows8Q8x2AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+TEXT ·qrows8Q8x2AVX2(SB), NOSPLIT, $0-104
+	Q8CONSTS
+	Q8ROWS(Q8LOOPS)
+	RET
+
+#undef N
+#undef TOKS
+#undef ENDS
+#undef FINS
+
+#define N 3
+#define TOKS TOKS3
+#define ENDS ENDS3
+#define FINS FINS3
+
+// func qrows4Q8x3AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+TEXT ·qrows4Q8x3AVX2(SB), NOSPLIT, $0-104
 	Q4CONSTS
-	Q8ROWS(3, Q4LOOPS, TOKS3, ENDS3, FINS3)
+	Q8ROWS(Q4LOOPS)
 	RET
 
-// func qrows4Q8x4AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows4Q8x4AVX2(SB), NOSPLIT, $0-112
+// func qrows8Q8x3AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+TEXT ·qrows8Q8x3AVX2(SB), NOSPLIT, $0-104
+	Q8CONSTS
+	Q8ROWS(Q8LOOPS)
+	RET
+
+#undef N
+#undef TOKS
+#undef ENDS
+#undef FINS
+
+#define N 4
+#define TOKS TOKS4
+#define ENDS ENDS4
+#define FINS FINS4
+
+// func qrows4Q8x4AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+TEXT ·qrows4Q8x4AVX2(SB), NOSPLIT, $0-104
 	Q4CONSTS
-	Q8ROWS(4, Q4LOOPS, TOKS4, ENDS4, FINS4)
+	Q8ROWS(Q4LOOPS)
 	RET
 
-// func qrows8Q8x1AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows8Q8x1AVX2(SB), NOSPLIT, $0-112
+// func qrows8Q8x4AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+TEXT ·qrows8Q8x4AVX2(SB), NOSPLIT, $0-104
 	Q8CONSTS
-	Q8ROWS(1, Q8LOOPS, TOKS1, ENDS1, FINS1)
+	Q8ROWS(Q8LOOPS)
 	RET
 
-// func qrows8Q8x2AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows8Q8x2AVX2(SB), NOSPLIT, $0-112
-	Q8CONSTS
-	Q8ROWS(2, Q8LOOPS, TOKS2, ENDS2, FINS2)
-	RET
-
-// func qrows8Q8x3AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows8Q8x3AVX2(SB), NOSPLIT, $0-112
-	Q8CONSTS
-	Q8ROWS(3, Q8LOOPS, TOKS3, ENDS3, FINS3)
-	RET
-
-// func qrows8Q8x4AVX2(w *byte, xq *int8, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows8Q8x4AVX2(SB), NOSPLIT, $0-112
-	Q8CONSTS
-	Q8ROWS(4, Q8LOOPS, TOKS4, ENDS4, FINS4)
-	RET
+#undef N
+#undef TOKS
+#undef ENDS
+#undef FINS

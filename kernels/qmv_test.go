@@ -279,3 +279,36 @@ func TestQMVIntTokensMatchOneByOne(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkQMVRowsTokens is the integer kernels' rate for 1 to qmvTokens
+// tokens on one goroutine, a 64x4096 group-64 matrix in cache: token-values
+// (rows·cols·tokens) per CPU second, so a kernel that unpacks each block of
+// codes once for all tokens shows a rising figure with the token count.
+func BenchmarkQMVRowsTokens(b *testing.B) {
+	rng := rand.New(rand.NewPCG(18, 18))
+	for _, p := range decodePaths() {
+		if p.act == 0 {
+			continue
+		}
+		for _, bits := range []int{4, 8} {
+			m := randomQuant(rng, 64, 4096, bits, 64, false)
+			x := randVec(rng, qmvTokens*m.Cols)
+			out := make([]float32, qmvTokens*m.Rows)
+			for n := 1; n <= qmvTokens; n++ {
+				b.Run(fmt.Sprintf("%s/%dbit/n%d", p.name, bits, n), func(b *testing.B) {
+					withFeatures(p, func() {
+						d := &DecodeInput{}
+						d.Prepare(x[:n*m.Cols], n, m.Cols, m.Q)
+						c0 := cpuSeconds()
+						for i := 0; i < b.N; i++ {
+							MatVecRows(out, d, m, 0, m.Rows)
+						}
+						if c := cpuSeconds() - c0; c > 0 {
+							b.ReportMetric(float64(m.Rows*m.Cols*n)*float64(b.N)/c/1e9, "Gtokvalues/cpu-s")
+						}
+					})
+				})
+			}
+		}
+	}
+}
