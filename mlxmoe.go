@@ -46,9 +46,12 @@ type Options struct {
 	KVBits int
 	// FloatActivations keeps the decode kernels' activations in float32
 	// (exact up to summation order). By default the CPU's 4- and 8-bit
-	// decode products quantize them to int16 per group where it has the
-	// integer kernels: faster, for about 1e-5 nats of held-out NLL
-	// (kernels.Int16Activations, which this sets for the whole process).
+	// decode products quantize them per group where it has the integer
+	// kernels: to int8 for the routed experts' gate and up products
+	// (cpu.Executor.Int8Experts), to int16 everywhere else
+	// (kernels.Int16Activations, which this sets for the whole process):
+	// faster, for about 4e-5 nats of held-out NLL (BENCHMARKS.md, "Int8
+	// row kernels").
 	FloatActivations bool
 	// Device is "cpu", "metal", or "" for Metal when available, else CPU.
 	Device string
@@ -140,6 +143,9 @@ func Load(dir string, opts Options) (*Model, error) {
 	e, err := NewExecutor(opts.Device, opts.Log)
 	if err != nil {
 		return nil, err
+	}
+	if c, ok := e.(*cpu.Executor); ok {
+		c.Int8Experts = !opts.FloatActivations
 	}
 	if kvf != kernels.KVF32 && !storesKV(e, kvf) {
 		fmt.Fprintf(opts.Log, "note: the %s executor keeps the KV cache in float32 (--kv-bits %d needs the CPU executor for now)\n", e.Name(), opts.KVBits)

@@ -2,6 +2,8 @@ package model_test
 
 import (
 	"math"
+	"os"
+	"slices"
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
@@ -24,18 +26,41 @@ const (
 	decodePaths
 )
 
-var decodePathNames = [decodePaths]string{"float", "int16", "int8 experts' gate/up", "int8 experts' gate/up/down", "int8 everywhere"}
+var decodePathNames = [decodePaths]string{"float", "int16", "int8-experts", "int8-experts-down", "int8"}
+
+// useDecodePath sets the kernels' activation switches and e's for decode
+// path mode and returns what restores the kernels' switches.
+func useDecodePath(e *cpu.Executor, mode int) (restore func()) {
+	int8, int16 := kernels.Int8Activations, kernels.Int16Activations
+	kernels.Int8Activations, kernels.Int16Activations = mode == int8All, mode != floatAll && mode != int8All
+	e.Int8Experts = mode == int8Experts || mode == int8ExpertsDown
+	e.Int8ExpertDown = mode == int8ExpertsDown
+	return func() { kernels.Int8Activations, kernels.Int16Activations = int8, int16 }
+}
+
+// benchActivationsEnv names the decode path BenchmarkBatchDecode runs on
+// (one of decodePathNames; default float, the kernels' default).
+const benchActivationsEnv = "MLXMOE_BENCH_ACTIVATIONS"
+
+// useBenchActivations applies benchActivationsEnv to e (see useDecodePath).
+func useBenchActivations(b *testing.B, e *cpu.Executor) (restore func()) {
+	name := os.Getenv(benchActivationsEnv)
+	if name == "" {
+		return func() {}
+	}
+	mode := slices.Index(decodePathNames[:], name)
+	if mode < 0 {
+		b.Fatalf("%s=%q: want one of %q", benchActivationsEnv, name, decodePathNames)
+	}
+	return useDecodePath(e, mode)
+}
 
 // decodeLogits feeds ids one token at a time (the decode kernels' path) and
 // returns the logits after each, on the given path.
 func decodeLogits(t *testing.T, m *model.Model, ids []int32, mode int) [][]float32 {
 	t.Helper()
-	int8, int16 := kernels.Int8Activations, kernels.Int16Activations
-	kernels.Int8Activations, kernels.Int16Activations = mode == int8All, mode != floatAll && mode != int8All
-	defer func() { kernels.Int8Activations, kernels.Int16Activations = int8, int16 }()
 	e := cpu.New()
-	e.Int8Experts = mode == int8Experts || mode == int8ExpertsDown
-	e.Int8ExpertDown = mode == int8ExpertsDown
+	defer useDecodePath(e, mode)()
 	rn := model.NewRunner(m, e)
 	c := m.NewCache(rn.E, len(ids))
 	var all [][]float32

@@ -45,7 +45,7 @@ func (f *modelFlags) register(fs *flag.FlagSet, defaultHelp string) {
 	fs.StringVar(&f.device, "device", "", "cpu or metal (default: metal on Apple silicon, else cpu)")
 	fs.IntVar(&f.context, "context", 0, "context length in tokens (default: the model's, bounded by what the memory budget leaves next to the fewest expert slots)")
 	fs.IntVar(&f.kvBits, "kv-bits", 16, "KV cache precision: 16 (half), 8 or 4 (affine quantization per group of 64, as MLX's QuantizedKVCache), 32 (float32)")
-	fs.BoolVar(&f.floatActs, "float-activations", false, "keep decode activations in float32 (exact; default: int16 per group on CPUs with the integer kernels, about 1e-5 nats of NLL, faster)")
+	fs.BoolVar(&f.floatActs, "float-activations", false, "keep decode activations in float32 (exact; default on CPUs with the integer kernels: int8 per group for the routed experts' gate/up, int16 elsewhere, about 4e-5 nats of NLL, faster)")
 	fs.StringVar(&f.memory, "memory", "", "memory budget for weights, experts and cache, e.g. 12GB (default: from available RAM)")
 	fs.IntVar(&f.experts.Capacity, "capacity", 0, "expert slots per MoE layer (default: from the memory budget)")
 	fs.StringVar(&f.experts.Policy, "policy", "", "expert miss policy: exact (page in, output identical), fast (skip misses, renormalise), os (memory-map), resident (default: resident if the model fits, else exact)")
