@@ -46,13 +46,18 @@ type Options struct {
 	KVBits int
 	// FloatActivations keeps the decode kernels' activations in float32
 	// (exact up to summation order). By default the CPU's 4- and 8-bit
-	// decode products quantize them per group where it has the integer
-	// kernels: to int8 for the routed experts' gate and up products
-	// (cpu.Executor.Int8Experts), to int16 everywhere else
-	// (kernels.Int16Activations, which this sets for the whole process):
-	// faster, for about 4e-5 nats of held-out NLL (BENCHMARKS.md, "Int8
-	// row kernels").
+	// decode products quantize them to int16 per group where it has the
+	// integer kernels: faster, for about 1e-5 nats of held-out NLL
+	// (kernels.Int16Activations, which this sets for the whole process).
 	FloatActivations bool
+	// Int8Experts quantizes the routed experts' gate and up inputs to int8
+	// instead (cpu.Executor.Int8Experts): faster again (BENCHMARKS.md,
+	// "Int8 row kernels"), for about 4e-5 nats of held-out NLL, but int8's
+	// coarser rounding turns float32 reordering elsewhere into visible
+	// logit differences: a prompt prefilled in other chunks (next to other
+	// streams) gets logits up to 1e-2 apart on the test fixtures, where
+	// int16 keeps them within 1e-3. Ignored with FloatActivations.
+	Int8Experts bool
 	// Device is "cpu", "metal", or "" for Metal when available, else CPU.
 	Device string
 	// Experts choose how routed experts are held (resident, paged, mapped).
@@ -145,7 +150,7 @@ func Load(dir string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	if c, ok := e.(*cpu.Executor); ok {
-		c.Int8Experts = !opts.FloatActivations
+		c.Int8Experts = opts.Int8Experts && !opts.FloatActivations
 	}
 	if kvf != kernels.KVF32 && !storesKV(e, kvf) {
 		fmt.Fprintf(opts.Log, "note: the %s executor keeps the KV cache in float32 (--kv-bits %d needs the CPU executor for now)\n", e.Name(), opts.KVBits)
