@@ -22,7 +22,8 @@ type Executor struct {
 	// Both trade precision for speed (BENCHMARKS.md, "Int8 row kernels";
 	// model/activations_test.go measures each: held-out NLL of the trained
 	// model and fixture logits). Off by default, which keeps every
-	// fidelity test on the exact float path; the library chooses.
+	// fidelity test on the exact float path; mlxmoe.Options.Int8Experts
+	// turns the first on.
 	Int8Experts, Int8ExpertDown bool
 
 	// tensorBytes is the size of the live NewTensor tensors (MemoryUse).
