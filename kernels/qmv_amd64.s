@@ -502,12 +502,12 @@ tok:; \
 // GLOOP runs BODY(wo, xo, so) over the row's groups, two a turn then the
 // last one if their count is odd; a group is gb code bytes and xb xq bytes
 // (all tokens'). l, t and d are its labels.
-#define GLOOP(BODY, gb, xb, l, t, d) \
+#define GLOOP(BODY, gb, xb, l, t, d, n, TOKS, ENDS) \
 	SUBQ $2, CX; \
 	JLT  t; \
 l:; \
-	BODY(0, 0, 0); \
-	BODY(gb, xb, 4); \
+	BODY(0, 0, 0, n, TOKS, ENDS); \
+	BODY(gb, xb, 4, n, TOKS, ENDS); \
 	ADDQ $(2*gb), SI; \
 	ADDQ $(2*xb), DI; \
 	ADDQ $8, R13; \
@@ -517,8 +517,8 @@ l:; \
 t:; \
 	CMPQ CX, $-1; \
 	JNE  d; \
-	BODY(0, 0, 0); \
-	ADDQ $gb, SI; \
+	BODY(0, 0, 0, n, TOKS, ENDS); \
+	ADDQ $(gb), SI; \
 d:
 
 // U4W unpacks the 64 4-bit values of 32 bytes at wo(SI): low nibbles (the
@@ -584,80 +584,70 @@ d:
 // The group bodies for n tokens (TOKS, ENDS their macros), by width and
 // group size: BODY(wo, xo, so) for a group whose codes are wo bytes, xq xo
 // bytes and sdx so bytes on.
-#define B4G32(wo, xo, so) \
+#define B4G32(wo, xo, so, n, TOKS, ENDS) \
 	PREFETCHT0 1024+wo(SI); \
 	U4B(wo); \
 	TOKS(M4B, xo, 32); \
 	TOKS(M4END, 0, 0); \
 	ENDS(so)
 
-#define B4G64(wo, xo, so) \
+#define B4G64(wo, xo, so, n, TOKS, ENDS) \
 	U4W(wo); \
 	TOKS(M4F, xo, 64); \
 	TOKS(M4END, 0, 0); \
 	ENDS(so)
 
-#define B4G128(wo, xo, so) \
+#define B4G128(wo, xo, so, n, TOKS, ENDS) \
 	U4W(wo); \
 	TOKS(M4F, xo, 64); \
 	U4W(wo+32); \
-	TOKS(M4N, xo+N*64, 64); \
+	TOKS(M4N, xo+n*64, 64); \
 	TOKS(M4END, 0, 0); \
 	ENDS(so)
 
-#define B8G32(wo, xo, so) \
+#define B8G32(wo, xo, so, n, TOKS, ENDS) \
 	U8(wo); \
 	TOKS(M8F, xo, 32); \
 	ENDS(so)
 
-#define B8G64(wo, xo, so) \
+#define B8G64(wo, xo, so, n, TOKS, ENDS) \
 	U8(wo); \
 	TOKS(M8F, xo, 32); \
 	U8(wo+32); \
-	TOKS(M8N, xo+N*32, 32); \
+	TOKS(M8N, xo+n*32, 32); \
 	ENDS(so)
 
-#define B8G128(wo, xo, so) \
+#define B8G128(wo, xo, so, n, TOKS, ENDS) \
 	U8(wo); \
 	TOKS(M8F, xo, 32); \
 	U8(wo+32); \
-	TOKS(M8N, xo+N*32, 32); \
+	TOKS(M8N, xo+n*32, 32); \
 	U8(wo+64); \
-	TOKS(M8N, xo+N*64, 32); \
+	TOKS(M8N, xo+n*64, 32); \
 	U8(wo+96); \
-	TOKS(M8N, xo+N*96, 32); \
+	TOKS(M8N, xo+n*96, 32); \
 	ENDS(so)
 
-// Q4LOOPS and Q8LOOPS are the group loops, by group size (steps).
-#define Q4LOOPS \
+// QLOOPS is the group loop by group size (steps), B32, B64 and B128 its
+// bodies for groups of 32, 64 and 128 values of gb code bytes per 32;
+// Q4LOOPS and Q8LOOPS are the 4- and 8-bit kernels'.
+#define QLOOPS(B32, B64, B128, gb, n, TOKS, ENDS) \
 	MOVQ steps+80(FP), AX; \
 	CMPQ AX, $2; \
 	JEQ  g64; \
 	CMPQ AX, $4; \
 	JEQ  g128; \
-	GLOOP(B4G32, 16, N*32, l32, t32, d32); \
+	GLOOP(B32, gb, n*32, l32, t32, d32, n, TOKS, ENDS); \
 	JMP  gdone; \
 g64:; \
-	GLOOP(B4G64, 32, N*64, l64, t64, d64); \
+	GLOOP(B64, 2*gb, n*64, l64, t64, d64, n, TOKS, ENDS); \
 	JMP  gdone; \
 g128:; \
-	GLOOP(B4G128, 64, N*128, l128, t128, d128); \
+	GLOOP(B128, 4*gb, n*128, l128, t128, d128, n, TOKS, ENDS); \
 gdone:
 
-#define Q8LOOPS \
-	MOVQ steps+80(FP), AX; \
-	CMPQ AX, $2; \
-	JEQ  g64; \
-	CMPQ AX, $4; \
-	JEQ  g128; \
-	GLOOP(B8G32, 32, N*32, l32, t32, d32); \
-	JMP  gdone; \
-g64:; \
-	GLOOP(B8G64, 64, N*64, l64, t64, d64); \
-	JMP  gdone; \
-g128:; \
-	GLOOP(B8G128, 128, N*128, l128, t128, d128); \
-gdone:
+#define Q4LOOPS(n, TOKS, ENDS) QLOOPS(B4G32, B4G64, B4G128, 16, n, TOKS, ENDS)
+#define Q8LOOPS(n, TOKS, ENDS) QLOOPS(B8G32, B8G64, B8G128, 32, n, TOKS, ENDS)
 
 // FIN stores token t's row result: its float sum f (low half x) plus its
 // bias term at t·64(AX), to o.
@@ -672,18 +662,18 @@ gdone:
 #define FINS3 FINS2; FIN(2, Y2, X2, (R15)(BX*8))
 #define FINS4 FINS3; LEAQ (R15)(BX*8), DI; FIN(3, Y3, X3, (DI)(BX*4))
 
-// Q8ROWS is an int8 kernel's body for N tokens (N, TOKS, ENDS and FINS
-// defined for it), LOOPS its group loop.
-#define Q8ROWS(LOOPS) \
+// Q8ROWS is an int8 kernel's body for n tokens (TOKS, ENDS and FINS their
+// macros), LOOPS its group loop.
+#define Q8ROWS(LOOPS, n, TOKS, ENDS, FINS) \
 	MOVQ w+0(FP), SI; \
 	MOVQ scales+16(FP), R8; \
 	MOVQ biases+24(FP), R9; \
 	MOVQ out+56(FP), R15; \
 	MOVQ rows+64(FP), R14; \
 row:; \
-	Q8SCALES(N); \
-	Q8LOOPSTART(N); \
-	LOOPS; \
+	Q8SCALES(n); \
+	Q8LOOPSTART(n); \
+	LOOPS(n, TOKS, ENDS); \
 	MOVQ sdx+48(FP), AX; \
 	MOVQ ostride+96(FP), BX; \
 	FINS; \
@@ -933,90 +923,21 @@ TEXT ·qrows8Q16x2AVX2(SB), NOSPLIT, $0-112
 	Q16ROWS2(X8FIRST, X8NEXT, 32, 64, 96, 128, row8x, g8x1, g8x2, g8x4, done8x, v8x, h8x, s8x, t8x, e8x, v8y, h8y, s8y, t8y, e8y)
 	RET
 
-#define N 1
-#define TOKS TOKS1
-#define ENDS ENDS1
-#define FINS FINS1
-
-// func qrows4Q8x1AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows4Q8x1AVX2(SB), NOSPLIT, $0-104
-	Q4CONSTS
-	Q8ROWS(Q4LOOPS)
+// Q8KERNELS defines the 4-bit and 8-bit kernels for n tokens:
+//
+//	func qrows4Q8x{n}AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+//	func qrows8Q8x{n}AVX2(the same)
+#define Q8KERNELS(name4, name8, n, TOKS, ENDS, FINS) \
+TEXT name4(SB), NOSPLIT, $0-104; \
+	Q4CONSTS; \
+	Q8ROWS(Q4LOOPS, n, TOKS, ENDS, FINS); \
+	RET; \
+TEXT name8(SB), NOSPLIT, $0-104; \
+	Q8CONSTS; \
+	Q8ROWS(Q8LOOPS, n, TOKS, ENDS, FINS); \
 	RET
 
-// func qrows8Q8x1AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows8Q8x1AVX2(SB), NOSPLIT, $0-104
-	Q8CONSTS
-	Q8ROWS(Q8LOOPS)
-	RET
-
-#undef N
-#undef TOKS
-#undef ENDS
-#undef FINS
-
-#define N 2
-#define TOKS TOKS2
-#define ENDS ENDS2
-#define FINS FINS2
-
-// func qrows4Q8x2AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows4Q8x2AVX2(SB), NOSPLIT, $0-104
-	Q4CONSTS
-	Q8ROWS(Q4LOOPS)
-	RET
-
-// func qrows8Q8x2AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows8Q8x2AVX2(SB), NOSPLIT, $0-104
-	Q8CONSTS
-	Q8ROWS(Q8LOOPS)
-	RET
-
-#undef N
-#undef TOKS
-#undef ENDS
-#undef FINS
-
-#define N 3
-#define TOKS TOKS3
-#define ENDS ENDS3
-#define FINS FINS3
-
-// func qrows4Q8x3AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows4Q8x3AVX2(SB), NOSPLIT, $0-104
-	Q4CONSTS
-	Q8ROWS(Q4LOOPS)
-	RET
-
-// func qrows8Q8x3AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows8Q8x3AVX2(SB), NOSPLIT, $0-104
-	Q8CONSTS
-	Q8ROWS(Q8LOOPS)
-	RET
-
-#undef N
-#undef TOKS
-#undef ENDS
-#undef FINS
-
-#define N 4
-#define TOKS TOKS4
-#define ENDS ENDS4
-#define FINS FINS4
-
-// func qrows4Q8x4AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows4Q8x4AVX2(SB), NOSPLIT, $0-104
-	Q4CONSTS
-	Q8ROWS(Q4LOOPS)
-	RET
-
-// func qrows8Q8x4AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows8Q8x4AVX2(SB), NOSPLIT, $0-104
-	Q8CONSTS
-	Q8ROWS(Q8LOOPS)
-	RET
-
-#undef N
-#undef TOKS
-#undef ENDS
-#undef FINS
+Q8KERNELS(·qrows4Q8x1AVX2, ·qrows8Q8x1AVX2, 1, TOKS1, ENDS1, FINS1)
+Q8KERNELS(·qrows4Q8x2AVX2, ·qrows8Q8x2AVX2, 2, TOKS2, ENDS2, FINS2)
+Q8KERNELS(·qrows4Q8x3AVX2, ·qrows8Q8x3AVX2, 3, TOKS3, ENDS3, FINS3)
+Q8KERNELS(·qrows4Q8x4AVX2, ·qrows8Q8x4AVX2, 4, TOKS4, ENDS4, FINS4)
