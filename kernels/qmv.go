@@ -151,7 +151,7 @@ func (d *DecodeInput) prepareInt(bits, width int) {
 
 // prepareInt8 is prepareInt for the int8 kernels, which take all n tokens
 // in one pass over the codes, so xq is interleaved: per block of int8Block
-// values, token after token (4-bit: each block's even values, then its odd
+// values (per architecture), token after token (4-bit: each block's even values, then its odd
 // ones, the order the kernel unpacks nibbles in). qdx and qsum stay token
 // after token; the int8 kernels need no qcorr.
 func (d *DecodeInput) prepareInt8(bits int) {
@@ -178,16 +178,6 @@ func (d *DecodeInput) prepareInt8(bits int) {
 			}
 		}
 	}
-}
-
-// int8Block is the values per block of the int8 kernels' interleaved
-// input: 64 for 4-bit groups of 64 and 128 (32 code bytes per load), else
-// 32.
-func int8Block(bits, group int) int {
-	if bits == 4 && group >= 64 {
-		return 64
-	}
-	return 32
 }
 
 // quantizeGroup rounds xg to multiples of max|xg|/levels into dst (in

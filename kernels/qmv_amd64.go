@@ -115,6 +115,16 @@ func simdCodeBlock(bits int) int {
 	return 0
 }
 
+// int8Block is the values per block of the int8 kernels' interleaved
+// input (prepareInt8): 64 for 4-bit groups of 64 and 128 (32 code bytes
+// per load), else 32.
+func int8Block(bits, group int) int {
+	if bits == 4 && group >= 64 {
+		return 64
+	}
+	return 32
+}
+
 // simdIntActivations reports whether integer activations of width bits
 // (8 or 16) can be used for this matrix width: both, for 4 and 8 bits.
 func simdIntActivations(bits, width int) bool { return hasAVX2FMA && (bits == 4 || bits == 8) }
