@@ -17,26 +17,6 @@ func qdot8AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, group
 //go:noescape
 func qdotBitsAVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool, t *bitsTable) float32
 
-// qrows4Q16AVX2 and qrows8Q16AVX2 compute rows consecutive rows for one
-// token on int16 activations, scales pass included (sdx: scratch for
-// groups values), into out[0:rows].
-//
-//go:noescape
-func qrows4Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
-
-//go:noescape
-func qrows8Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
-
-// qrows4Q16x2AVX2 and qrows8Q16x2AVX2 are the same for two tokens at once
-// (each block of codes unpacked once): token 1's inputs follow token 0's,
-// its out is ostride values on, and sdx holds 2·groups values.
-//
-//go:noescape
-func qrows4Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-
-//go:noescape
-func qrows8Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-
 // qrows4Q8xNAVX2 and qrows8Q8xNAVX2 compute rows consecutive rows for N
 // tokens on int8 activations (qmv_amd64.s; the layout of xq and sdx is
 // prepareInt8's and the kernels' comment's): each block of codes is
@@ -65,6 +45,33 @@ func qrows8Q8x3AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, ou
 
 //go:noescape
 func qrows8Q8x4AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+// qrows4Q16xNAVX2 and qrows8Q16xNAVX2 are the same on int16 activations,
+// each token's xq in turn, xstride bytes apart (prepareInt's layout).
+//
+//go:noescape
+func qrows4Q16x1AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
+
+//go:noescape
+func qrows4Q16x2AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
+
+//go:noescape
+func qrows4Q16x3AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
+
+//go:noescape
+func qrows4Q16x4AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
+
+//go:noescape
+func qrows8Q16x1AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
+
+//go:noescape
+func qrows8Q16x2AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
+
+//go:noescape
+func qrows8Q16x3AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
+
+//go:noescape
+func qrows8Q16x4AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
 
 // bitsTable tells qdotBitsAVX2 how to unpack eight values of one width: the
 // byte shuffle that puts value j's two bytes in 32-bit lane j, the shift that
@@ -190,9 +197,8 @@ func qdotBitsRow(wb []byte, off, rowBytes int, x []float32, sc, bi []uint16, sum
 	return v
 }
 
-// qmvRowsInt is qmvRowsSIMD on integer activations. The int16 kernels take
-// a block of rows per call (intRowBlocks); the int8 kernels all the rows
-// and all the tokens in one call.
+// qmvRowsInt is qmvRowsSIMD on integer activations: one kernel call for
+// all the rows and all the tokens.
 func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	q := m.Q
 	rg := rowsOf(m)
@@ -200,62 +206,41 @@ func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	if lo >= hi || groups == 0 {
 		return
 	}
-	// The per-row scratch (scale·dx per group and token, and the int8
-	// kernels' bias terms) lives on the stack for rows of up to 240
-	// groups (15,360 values at group 64) and 4 tokens, so a MoE region's
-	// many short calls skip the free list.
-	var stack [1024]float32
-	sdx := &stack[0]
-	if need := d.n * (16 + groups); need > len(stack) {
-		buf := getFloats(need)
-		defer putFloats(buf)
-		sdx = &(*buf)[0]
+	// Per row the kernels keep scale·dx per group and token and each
+	// token's bias term.
+	buf := getFloats(d.n * (16 + groups))
+	defer putFloats(buf)
+	w, sc, bi, o := &wb[lo*rowBytes], &q.Scales[lo*groups], &q.Biases[lo*groups], &out[lo]
+	dx, xsum, sdx := &d.qdx[0], &d.qsum[0], &(*buf)[0]
+	// Codes stay unsigned (c = 0) but in the 8-bit int8 kernels, which
+	// centre them.
+	c := float32(0)
+	if d.intWidth == 8 && q.Bits == 8 {
+		c = 128
 	}
-	c := float32(int(1) << (q.Bits - 1))
+	bits, n := 0, d.n-1
+	if q.Bits == 8 {
+		bits = 1
+	}
 	if d.intWidth == 8 {
-		w, sc, bi, o := &wb[lo*rowBytes], &q.Scales[lo*groups], &q.Biases[lo*groups], &out[lo]
-		xq, dx, xsum := &d.xq[0], &d.qdx[0], &d.qsum[0]
-		rows, f16, os := hi-lo, q.F16Scales, m.Rows
-		if q.Bits == 4 {
-			c = 0 // the 4-bit int8 kernels keep codes unsigned
-		}
-		switch 10*q.Bits + d.n {
-		case 41:
-			qrows4Q8x1AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
-		case 42:
-			qrows4Q8x2AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
-		case 43:
-			qrows4Q8x3AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
-		case 44:
-			qrows4Q8x4AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
-		case 81:
-			qrows8Q8x1AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
-		case 82:
-			qrows8Q8x2AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
-		case 83:
-			qrows8Q8x3AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
-		case 84:
-			qrows8Q8x4AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, c, os)
-		}
+		int8Rows[bits][n](w, &d.xq[0], sc, bi, dx, xsum, sdx, o, hi-lo, groups, steps, q.F16Scales, c, m.Rows)
 		return
 	}
-	cols := m.Cols
-	intRowBlocks(d, lo, hi, true, func(r0, rows, t, n int) {
-		g := t * groups
-		w, sc, bi, o := &wb[r0*rowBytes], &q.Scales[r0*groups], &q.Biases[r0*groups], &out[t*m.Rows+r0]
-		xq, corr, dx, xsum := &d.xq16[t*cols], &d.qcorr[g], &d.qdx[g], &d.qsum[g]
-		switch {
-		case n == 2 && q.Bits == 4:
-			qrows4Q16x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c, m.Rows)
-		case n == 2:
-			qrows8Q16x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c, m.Rows)
-		case q.Bits == 4:
-			qrows4Q16AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c)
-		default:
-			qrows8Q16AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c)
-		}
-	})
+	int16Rows[bits][n](w, &d.xq16[0], sc, bi, dx, xsum, sdx, o, hi-lo, groups, steps, q.F16Scales, c, m.Rows, 2*m.Cols)
 }
+
+// int8Rows and int16Rows are the integer kernels by width (4, 8 bits) and
+// token count.
+var (
+	int8Rows = [2][DecodeTokens]func(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int){
+		{qrows4Q8x1AVX2, qrows4Q8x2AVX2, qrows4Q8x3AVX2, qrows4Q8x4AVX2},
+		{qrows8Q8x1AVX2, qrows8Q8x2AVX2, qrows8Q8x3AVX2, qrows8Q8x4AVX2},
+	}
+	int16Rows = [2][DecodeTokens]func(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int){
+		{qrows4Q16x1AVX2, qrows4Q16x2AVX2, qrows4Q16x3AVX2, qrows4Q16x4AVX2},
+		{qrows8Q16x1AVX2, qrows8Q16x2AVX2, qrows8Q16x3AVX2, qrows8Q16x4AVX2},
+	}
+)
 
 // simdKernels tells tests whether this build has SIMD kernels at all.
 const simdKernels = true
