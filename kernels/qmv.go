@@ -128,7 +128,8 @@ func growTokens[T any](b []T, n, per int) []T {
 // The int16 kernels take each token's values in turn, per 32 values the 16
 // even ones then the 16 odd ones (the nibble order; the 8-bit kernels read
 // codes as words, even value in the low byte), and qcorr = c·Σxq per token
-// and group for the middle code c. The int8 layout is prepareInt8's.
+// and group for the middle code c (the NEON kernels centre codes through
+// it; the AVX2 ones keep them unsigned). The int8 layout is prepareInt8's.
 func (d *DecodeInput) prepareInt(bits, width int) {
 	n, cols, groups := d.n, d.cols, d.cols/d.group
 	d.intBits, d.intWidth = bits, width
@@ -220,31 +221,26 @@ func roundLevel(f float32) int32 {
 	return int32(float64(f) + math.Copysign(0.5, float64(f)))
 }
 
-// intRowBlocks calls fn(r0, rows, t, n) for the int16 row kernels over
-// rows [lo, hi) and tokens t..t+n-1 (n = 2 where pairs is set and two
-// tokens are left, else 1): one block for one token; with several, short
-// blocks (qmvIntBlock rows) taken by every token in turn, so each token
-// finds the block's codes in cache.
-func intRowBlocks(d *DecodeInput, lo, hi int, pairs bool, fn func(r0, rows, t, n int)) {
+// intRowBlocks calls fn(r0, rows, t) over rows [lo, hi) and each token t,
+// for kernels that take one token per call (NEON): one block for one
+// token; with several, short blocks (qmvIntBlock rows) taken by every
+// token in turn, so each token finds the block's codes in cache.
+func intRowBlocks(d *DecodeInput, lo, hi int, fn func(r0, rows, t int)) {
 	block := hi - lo
 	if d.n > 1 {
 		block = qmvIntBlock
 	}
 	for r0 := lo; r0 < hi; r0 += block {
 		rows := min(block, hi-r0)
-		for t := 0; t < d.n; {
-			n := 1
-			if pairs && t+1 < d.n {
-				n = 2
-			}
-			fn(r0, rows, t, n)
-			t += n
+		for t := 0; t < d.n; t++ {
+			fn(r0, rows, t)
 		}
 	}
 }
 
-// qmvIntBlock is the rows an int16 kernel call covers when several tokens
-// share them: 16 rows of 14336 4-bit values are 112 KiB, well inside L2.
+// qmvIntBlock is the rows a one-token kernel call covers when several
+// tokens share them: 16 rows of 14336 4-bit values are 112 KiB, well
+// inside L2.
 const qmvIntBlock = 16
 
 // MatVecRows computes rows [lo, hi) of out = W·x for the prepared tokens

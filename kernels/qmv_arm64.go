@@ -68,7 +68,7 @@ func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 		if q.Bits == 8 {
 			c = 128
 		}
-		intRowBlocks(d, lo, hi, false, func(r0, rows, t, _ int) {
+		intRowBlocks(d, lo, hi, func(r0, rows, t int) {
 			gi := t * groups
 			w, sc, bi, o := &wb[r0*rowBytes], &q.Scales[r0*groups], &q.Biases[r0*groups], &out[t*m.Rows+r0]
 			if q.Bits == 4 {
@@ -81,7 +81,7 @@ func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 	}
 	if d.intBits == q.Bits && d.intWidth == 16 {
 		c := float32(int(1) << (q.Bits - 1))
-		intRowBlocks(d, lo, hi, false, func(r0, rows, t, _ int) {
+		intRowBlocks(d, lo, hi, func(r0, rows, t int) {
 			gi := t * groups
 			w, sc, bi, o := &wb[r0*rowBytes], &q.Scales[r0*groups], &q.Biases[r0*groups], &out[t*m.Rows+r0]
 			if q.Bits == 4 {
