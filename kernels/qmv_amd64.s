@@ -441,59 +441,41 @@ gdone:
 	VPMADDWD xo+32 x, Y13, Y9; \
 	VPADDD   Y9, a, a
 
-// The int16 group bodies, as the int8 ones.
-#define W4G32(wo, xo, so, n, TOKS, ENDS) \
+// The int16 group bodies, as the int8 ones: WGk for k blocks of 32 values
+// of cb code bytes, unpacked by U; W4G32..W8G128 for GLOOP.
+#define WG1(U, cb, wo, xo, so, TOKS, ENDS) \
 	PREFETCHT0 1024+wo(SI); \
-	UW4(wo); \
+	U(wo); \
 	TOKS(MWF, xo, 0); \
 	ENDS(so)
 
-#define W4G64(wo, xo, so, n, TOKS, ENDS) \
+#define WG2(U, cb, wo, xo, so, TOKS, ENDS) \
 	PREFETCHT0 1024+wo(SI); \
-	UW4(wo); \
+	U(wo); \
 	TOKS(MWF, xo, 0); \
-	UW4(wo+16); \
+	U(wo+cb); \
 	TOKS(MWN, xo+64, 0); \
 	ENDS(so)
 
-#define W4G128(wo, xo, so, n, TOKS, ENDS) \
-	PREFETCHT0 1024+wo(SI); \
-	UW4(wo); \
-	TOKS(MWF, xo, 0); \
-	UW4(wo+16); \
-	TOKS(MWN, xo+64, 0); \
-	UW4(wo+32); \
-	TOKS(MWN, xo+128, 0); \
-	UW4(wo+48); \
-	TOKS(MWN, xo+192, 0); \
-	ENDS(so)
-
-#define W8G32(wo, xo, so, n, TOKS, ENDS) \
-	PREFETCHT0 1024+wo(SI); \
-	UW8(wo); \
-	TOKS(MWF, xo, 0); \
-	ENDS(so)
-
-#define W8G64(wo, xo, so, n, TOKS, ENDS) \
-	PREFETCHT0 1024+wo(SI); \
-	UW8(wo); \
-	TOKS(MWF, xo, 0); \
-	UW8(wo+32); \
-	TOKS(MWN, xo+64, 0); \
-	ENDS(so)
-
-#define W8G128(wo, xo, so, n, TOKS, ENDS) \
+#define WG4(U, cb, wo, xo, so, TOKS, ENDS) \
 	PREFETCHT0 1024+wo(SI); \
 	PREFETCHT0 1024+64+wo(SI); \
-	UW8(wo); \
+	U(wo); \
 	TOKS(MWF, xo, 0); \
-	UW8(wo+32); \
+	U(wo+cb); \
 	TOKS(MWN, xo+64, 0); \
-	UW8(wo+64); \
+	U(wo+2*cb); \
 	TOKS(MWN, xo+128, 0); \
-	UW8(wo+96); \
+	U(wo+3*cb); \
 	TOKS(MWN, xo+192, 0); \
 	ENDS(so)
+
+#define W4G32(wo, xo, so, n, TOKS, ENDS) WG1(UW4, 16, wo, xo, so, TOKS, ENDS)
+#define W4G64(wo, xo, so, n, TOKS, ENDS) WG2(UW4, 16, wo, xo, so, TOKS, ENDS)
+#define W4G128(wo, xo, so, n, TOKS, ENDS) WG4(UW4, 16, wo, xo, so, TOKS, ENDS)
+#define W8G32(wo, xo, so, n, TOKS, ENDS) WG1(UW8, 32, wo, xo, so, TOKS, ENDS)
+#define W8G64(wo, xo, so, n, TOKS, ENDS) WG2(UW8, 32, wo, xo, so, TOKS, ENDS)
+#define W8G128(wo, xo, so, n, TOKS, ENDS) WG4(UW8, 32, wo, xo, so, TOKS, ENDS)
 
 // FIN stores token t's row result: its float sum f (low half x) plus its
 // bias term at t·64(AX), to o.
