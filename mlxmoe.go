@@ -52,7 +52,7 @@ type Options struct {
 	FloatActivations bool
 	// Int8Experts quantizes the routed experts' gate and up inputs to int8
 	// instead (cpu.Executor.Int8Experts): faster again (BENCHMARKS.md,
-	// "Int8 row kernels"), for about 4e-5 nats of held-out NLL, but int8's
+	// "Int8 row kernels"), for about 5e-5 nats of held-out NLL, but int8's
 	// coarser rounding turns float32 reordering elsewhere into visible
 	// logit differences: a prompt prefilled in other chunks (next to other
 	// streams) gets logits up to 1e-2 apart on the test fixtures, where
