@@ -152,9 +152,9 @@ func (d *DecodeInput) prepareInt(bits, width int) {
 
 // prepareInt8 is prepareInt for the int8 kernels, which take all n tokens
 // in one pass over the codes, so xq is interleaved: per block of int8Block
-// values (per architecture), token after token (4-bit: each block's even values, then its odd
-// ones, the order the kernel unpacks nibbles in). qdx and qsum stay token
-// after token; the int8 kernels need no qcorr.
+// values (per architecture), token after token (4-bit: each block's even
+// values, then its odd ones, the order the kernel unpacks nibbles in). qdx
+// and qsum stay token after token; the int8 kernels need no qcorr.
 func (d *DecodeInput) prepareInt8(bits int) {
 	n, cols, group, groups := d.n, d.cols, d.group, d.cols/d.group
 	block := int8Block(bits, group)

@@ -207,40 +207,64 @@ func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 		return
 	}
 	// Per row the kernels keep scale·dx per group and token and each
-	// token's bias term.
-	buf := getFloats(d.n * (16 + groups))
-	defer putFloats(buf)
+	// token's bias term: on the stack for rows of up to 240 groups (15,360
+	// values at group 64), so a MoE region's many short calls skip the
+	// free list (and the kernels are called directly, not through a table,
+	// which would move this buffer to the heap).
+	var stack [1024]float32
+	sdx := &stack[0]
+	if need := d.n * (16 + groups); need > len(stack) {
+		buf := getFloats(need)
+		defer putFloats(buf)
+		sdx = &(*buf)[0]
+	}
 	w, sc, bi, o := &wb[lo*rowBytes], &q.Scales[lo*groups], &q.Biases[lo*groups], &out[lo]
-	dx, xsum, sdx := &d.qdx[0], &d.qsum[0], &(*buf)[0]
-	// Codes stay unsigned (c = 0) but in the 8-bit int8 kernels, which
-	// centre them.
-	c := float32(0)
-	if d.intWidth == 8 && q.Bits == 8 {
-		c = 128
-	}
-	bits, n := 0, d.n-1
-	if q.Bits == 8 {
-		bits = 1
-	}
-	if d.intWidth == 8 {
-		int8Rows[bits][n](w, &d.xq[0], sc, bi, dx, xsum, sdx, o, hi-lo, groups, steps, q.F16Scales, c, m.Rows)
+	dx, xsum, rows, f16, os := &d.qdx[0], &d.qsum[0], hi-lo, q.F16Scales, m.Rows
+	if d.intWidth == 16 {
+		// Codes stay unsigned (c = 0).
+		xq, xs := &d.xq16[0], 2*m.Cols
+		switch 10*q.Bits + d.n {
+		case 41:
+			qrows4Q16x1AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		case 42:
+			qrows4Q16x2AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		case 43:
+			qrows4Q16x3AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		case 44:
+			qrows4Q16x4AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		case 81:
+			qrows8Q16x1AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		case 82:
+			qrows8Q16x2AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		case 83:
+			qrows8Q16x3AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		case 84:
+			qrows8Q16x4AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		}
 		return
 	}
-	int16Rows[bits][n](w, &d.xq16[0], sc, bi, dx, xsum, sdx, o, hi-lo, groups, steps, q.F16Scales, c, m.Rows, 2*m.Cols)
+	// The 4-bit int8 kernels keep codes unsigned (c = 0), the 8-bit ones
+	// centre them (c = 128).
+	xq := &d.xq[0]
+	switch 10*q.Bits + d.n {
+	case 41:
+		qrows4Q8x1AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os)
+	case 42:
+		qrows4Q8x2AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os)
+	case 43:
+		qrows4Q8x3AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os)
+	case 44:
+		qrows4Q8x4AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os)
+	case 81:
+		qrows8Q8x1AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 128, os)
+	case 82:
+		qrows8Q8x2AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 128, os)
+	case 83:
+		qrows8Q8x3AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 128, os)
+	case 84:
+		qrows8Q8x4AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 128, os)
+	}
 }
-
-// int8Rows and int16Rows are the integer kernels by width (4, 8 bits) and
-// token count.
-var (
-	int8Rows = [2][DecodeTokens]func(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int){
-		{qrows4Q8x1AVX2, qrows4Q8x2AVX2, qrows4Q8x3AVX2, qrows4Q8x4AVX2},
-		{qrows8Q8x1AVX2, qrows8Q8x2AVX2, qrows8Q8x3AVX2, qrows8Q8x4AVX2},
-	}
-	int16Rows = [2][DecodeTokens]func(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int){
-		{qrows4Q16x1AVX2, qrows4Q16x2AVX2, qrows4Q16x3AVX2, qrows4Q16x4AVX2},
-		{qrows8Q16x1AVX2, qrows8Q16x2AVX2, qrows8Q16x3AVX2, qrows8Q16x4AVX2},
-	}
-)
 
 // simdKernels tells tests whether this build has SIMD kernels at all.
 const simdKernels = true
