@@ -50,6 +50,14 @@ type Options struct {
 	// integer kernels: faster, for about 1e-5 nats of held-out NLL
 	// (kernels.Int16Activations, which this sets for the whole process).
 	FloatActivations bool
+	// Int8Experts quantizes the routed experts' gate and up inputs to int8
+	// instead (cpu.Executor.Int8Experts): faster again (BENCHMARKS.md,
+	// "Int8 row kernels"), for about 5e-5 nats of held-out NLL, but int8's
+	// coarser rounding turns float32 reordering elsewhere into visible
+	// logit differences: a prompt prefilled in other chunks (next to other
+	// streams) gets logits up to 1e-2 apart on the test fixtures, where
+	// int16 keeps them within 1e-3. Ignored with FloatActivations.
+	Int8Experts bool
 	// Device is "cpu", "metal", or "" for Metal when available, else CPU.
 	Device string
 	// Experts choose how routed experts are held (resident, paged, mapped).
@@ -142,6 +150,9 @@ func Load(dir string, opts Options) (*Model, error) {
 	e, err := NewExecutor(opts.Device, opts.Log)
 	if err != nil {
 		return nil, err
+	}
+	if c, ok := e.(*cpu.Executor); ok {
+		c.Int8Experts = opts.Int8Experts && !opts.FloatActivations
 	}
 	if kvf != kernels.KVF32 && !storesKV(e, kvf) {
 		fmt.Fprintf(opts.Log, "note: the %s executor keeps the KV cache in float32 (--kv-bits %d needs the CPU executor for now)\n", e.Name(), opts.KVBits)

@@ -18,14 +18,13 @@ import (
 type Executor struct {
 	// Int8Experts runs the routed experts' gate and up products at decode
 	// on int8 activations (kernels.DecodeInput.Int8) where the CPU has
-	// integer dot products; down keeps float input, because the SwiGLU
-	// output's heavy tails lose too much in int8 (measured: 0.17 of the
-	// logit range on qwen3_next-4bit, NLL +0.0003). Measured cost as
-	// built: held-out NLL of the trained model +0.00004 nats, fixture
-	// logits within 2.1% of their range (model/activations_test.go,
-	// BENCHMARKS.md). Off by default, which keeps every fidelity test on
-	// the exact float path.
-	Int8Experts bool
+	// integer dot products, and Int8ExpertDown their down products too.
+	// Both trade precision for speed (BENCHMARKS.md, "Int8 row kernels";
+	// model/activations_test.go measures each: held-out NLL of the trained
+	// model and fixture logits). Off by default, which keeps every
+	// fidelity test on the exact float path; mlxmoe.Options.Int8Experts
+	// turns the first on.
+	Int8Experts, Int8ExpertDown bool
 
 	// tensorBytes is the size of the live NewTensor tensors (MemoryUse).
 	tensorBytes atomic.Int64
@@ -253,7 +252,7 @@ func (ex *Executor) Route(r *graph.Routes, logits *graph.Tensor, n int, p *kerne
 // experts with more tokens run one after another through MatMul's GEMM.
 func (ex *Executor) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) error {
 	s := &ex.moe
-	s.int8 = ex.Int8Experts
+	s.int8, s.int8Down = ex.Int8Experts, ex.Int8ExpertDown
 	limit, err := s.begin(out, n, r, experts)
 	if err != nil {
 		return err
@@ -362,7 +361,7 @@ type moeScratch struct {
 	topK            int
 	blocks          int  // row blocks per expert in the first region
 	ragged          bool // experts differ in size: one item per expert
-	int8            bool // Executor.Int8Experts
+	int8, int8Down  bool // Executor.Int8Experts, Int8ExpertDown
 }
 
 // moeExpert is one expert of a decode region with its buffers: in is its
@@ -495,6 +494,7 @@ func (s *moeScratch) runDecode(out, x *graph.Tensor, topK int) error {
 	kernels.ParallelFor(len(s.batch)*blocks, 2*moeRowBlock*hidden, s.gateUp)
 	for i := range s.batch {
 		b := &s.batch[i]
+		b.act.Int8 = s.int8Down
 		b.act.Prepare(b.g, len(b.routes), b.gate.Rows, b.down.Q)
 	}
 	kernels.ParallelFor((out.Cols+moeRowBlock-1)/moeRowBlock, len(s.batch)*moeRowBlock*inter, s.downSum)

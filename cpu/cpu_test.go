@@ -209,22 +209,24 @@ func TestMoEQuantizedRegions(t *testing.T) {
 				t.Errorf("a decode MoE step allocates %.0f times", a)
 			}
 		}
-		// int8 activations for gate and up: close to the float result
-		// (x rounded to 1/254 of its range per group).
-		ex.Int8Experts = true
-		q8 := ex.NewTensor(n, hidden)
-		err := ex.MoE(q8, x, n, r, f)
-		ex.Int8Experts = false
-		if err != nil {
-			t.Fatal(err)
-		}
+		// int8 activations for gate and up, then for down as well: close
+		// to the float result (x rounded to 1/254 of its range per group).
 		var scale float64
 		for _, v := range want {
 			scale = math.Max(scale, math.Abs(float64(v)))
 		}
-		for i := range want {
-			if math.Abs(float64(q8.Data[i]-want[i])) > 0.02*scale {
-				t.Fatalf("n %d, int8 experts: out[%d] = %g, want %g (scale %g)", n, i, q8.Data[i], want[i], scale)
+		for _, down := range []bool{false, true} {
+			ex.Int8Experts, ex.Int8ExpertDown = true, down
+			q8 := ex.NewTensor(n, hidden)
+			err := ex.MoE(q8, x, n, r, f)
+			ex.Int8Experts, ex.Int8ExpertDown = false, false
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if math.Abs(float64(q8.Data[i]-want[i])) > 0.02*scale {
+					t.Fatalf("n %d, int8 experts (down too: %v): out[%d] = %g, want %g (scale %g)", n, down, i, q8.Data[i], want[i], scale)
+				}
 			}
 		}
 	}

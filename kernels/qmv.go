@@ -125,35 +125,57 @@ func growTokens[T any](b []T, n, per int) []T {
 
 // prepareInt quantizes x per group to width-bit integers (8 or 16) with
 // the step that maps the group's largest magnitude to the largest level.
-// Inputs of 4-bit matrices, and every int16 input, are stored per 32
-// values as the 16 even ones then the 16 odd ones (the nibble order; the
-// int16 8-bit kernels read codes as words, even value in the low byte),
-// and qcorr = c·Σxq for the kernels that centre codes through it.
+// The int16 kernels take each token's values in turn, per 32 values the 16
+// even ones then the 16 odd ones (the nibble order; the 8-bit kernels read
+// codes as words, even value in the low byte), and qcorr = c·Σxq per token
+// and group for the middle code c (the NEON kernels centre codes through
+// it; the AVX2 ones keep them unsigned). The int8 layout is prepareInt8's.
 func (d *DecodeInput) prepareInt(bits, width int) {
 	n, cols, groups := d.n, d.cols, d.cols/d.group
 	d.intBits, d.intWidth = bits, width
 	d.qdx, d.qsum = growTokens(d.qdx, n, groups), growTokens(d.qsum, n, groups)
-	d.qcorr = growTokens(d.qcorr, n, groups)
 	if width == 8 {
-		d.xq = growTokens(d.xq, n, cols)
-	} else {
-		d.xq16 = growTokens(d.xq16, n, cols)
+		d.prepareInt8(bits)
+		return
 	}
+	d.qcorr = growTokens(d.qcorr, n, groups)
+	d.xq16 = growTokens(d.xq16, n, cols)
 	centre := int32(1) << (bits - 1)
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
 			base, i := t*cols+g*d.group, t*groups+g
-			xg := d.x[base : base+d.group]
-			var dx float32
-			var sum int32
-			if width == 8 {
-				dx, sum = quantizeGroup(d.xq[base:base+d.group], xg, 127, bits == 4)
-			} else {
-				dx, sum = quantizeGroup(d.xq16[base:base+d.group], xg, 32767, true)
-			}
-			d.qdx[i], d.qsum[i], d.qcorr[i] = dx, dx*float32(sum), 0
-			if bits == 4 || width == 16 {
-				d.qcorr[i] = centre * sum
+			dx, sum := quantizeGroup(d.xq16[base:base+d.group], d.x[base:base+d.group], 32767, true)
+			d.qdx[i], d.qsum[i], d.qcorr[i] = dx, dx*float32(sum), centre*sum
+		}
+	}
+}
+
+// prepareInt8 is prepareInt for the int8 kernels, which take all n tokens
+// in one pass over the codes, so xq is interleaved: per block of int8Block
+// values (per architecture), token after token (4-bit: each block's even
+// values, then its odd ones, the order the kernel unpacks nibbles in). qdx
+// and qsum stay token after token; the int8 kernels need no qcorr.
+func (d *DecodeInput) prepareInt8(bits int) {
+	n, cols, group, groups := d.n, d.cols, d.group, d.cols/d.group
+	block := int8Block(bits, group)
+	d.xq = growTokens(d.xq, n, cols)
+	var buf [128]int8
+	for t := 0; t < n; t++ {
+		for g := 0; g < groups; g++ {
+			xg, i := d.x[t*cols+g*group:t*cols+(g+1)*group], t*groups+g
+			dx, sum := quantizeGroup(buf[:group], xg, 127, false)
+			d.qdx[i], d.qsum[i] = dx, dx*float32(sum)
+			for b := 0; b < group; b += block {
+				dst := d.xq[((g*group+b)/block*n+t)*block:][:block]
+				src := buf[b : b+block]
+				if bits != 4 {
+					copy(dst, src)
+					continue
+				}
+				half := block / 2
+				for j := 0; j < half; j++ {
+					dst[j], dst[half+j] = src[2*j], src[2*j+1]
+				}
 			}
 		}
 	}
@@ -199,31 +221,26 @@ func roundLevel(f float32) int32 {
 	return int32(float64(f) + math.Copysign(0.5, float64(f)))
 }
 
-// intRowBlocks calls fn(r0, rows, t, n) for the int16 row kernels over
-// rows [lo, hi) and tokens t..t+n-1 (n = 2 where pairs is set and two
-// tokens are left, else 1): one block for one token; with several, short
-// blocks (qmvIntBlock rows) taken by every token in turn, so each token
-// finds the block's codes in cache.
-func intRowBlocks(d *DecodeInput, lo, hi int, pairs bool, fn func(r0, rows, t, n int)) {
+// intRowBlocks calls fn(r0, rows, t) over rows [lo, hi) and each token t,
+// for kernels that take one token per call (NEON): one block for one
+// token; with several, short blocks (qmvIntBlock rows) taken by every
+// token in turn, so each token finds the block's codes in cache.
+func intRowBlocks(d *DecodeInput, lo, hi int, fn func(r0, rows, t int)) {
 	block := hi - lo
 	if d.n > 1 {
 		block = qmvIntBlock
 	}
 	for r0 := lo; r0 < hi; r0 += block {
 		rows := min(block, hi-r0)
-		for t := 0; t < d.n; {
-			n := 1
-			if pairs && t+1 < d.n {
-				n = 2
-			}
-			fn(r0, rows, t, n)
-			t += n
+		for t := 0; t < d.n; t++ {
+			fn(r0, rows, t)
 		}
 	}
 }
 
-// qmvIntBlock is the rows an int16 kernel call covers when several tokens
-// share them: 16 rows of 14336 4-bit values are 112 KiB, well inside L2.
+// qmvIntBlock is the rows a one-token kernel call covers when several
+// tokens share them: 16 rows of 14336 4-bit values are 112 KiB, well
+// inside L2.
 const qmvIntBlock = 16
 
 // MatVecRows computes rows [lo, hi) of out = W·x for the prepared tokens

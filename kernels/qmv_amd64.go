@@ -17,34 +17,61 @@ func qdot8AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, group
 //go:noescape
 func qdotBitsAVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool, t *bitsTable) float32
 
-//go:noescape
-func qscalesAVX2(scales, biases *uint16, dx, xsum, sdx *float32, groups int, f16 bool, c float32) float32
-
-//go:noescape
-func qdot4Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
-
-//go:noescape
-func qdot8Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
-
-// qrows4Q16AVX2 and qrows8Q16AVX2 compute rows consecutive rows for one
-// token on int16 activations, scales pass included (sdx: scratch for
-// groups values), into out[0:rows].
+// qrows4Q8xNAVX2 and qrows8Q8xNAVX2 compute rows consecutive rows for N
+// tokens on int8 activations (qmv_amd64.s; the layout of xq and sdx is
+// prepareInt8's and the kernels' comment's): each block of codes is
+// unpacked once for all N tokens.
 //
 //go:noescape
-func qrows4Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
+func qrows4Q8x1AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
 
 //go:noescape
-func qrows8Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
+func qrows4Q8x2AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
 
-// qrows4Q16x2AVX2 and qrows8Q16x2AVX2 are the same for two tokens at once
-// (each block of codes unpacked once): token 1's inputs follow token 0's,
-// its out is ostride values on, and sdx holds 2·groups values.
+//go:noescape
+func qrows4Q8x3AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+//go:noescape
+func qrows4Q8x4AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+//go:noescape
+func qrows8Q8x1AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+//go:noescape
+func qrows8Q8x2AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+//go:noescape
+func qrows8Q8x3AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+//go:noescape
+func qrows8Q8x4AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+
+// qrows4Q16xNAVX2 and qrows8Q16xNAVX2 are the same on int16 activations,
+// each token's xq in turn, xstride bytes apart (prepareInt's layout).
 //
 //go:noescape
-func qrows4Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+func qrows4Q16x1AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
 
 //go:noescape
-func qrows8Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+func qrows4Q16x2AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
+
+//go:noescape
+func qrows4Q16x3AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
+
+//go:noescape
+func qrows4Q16x4AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
+
+//go:noescape
+func qrows8Q16x1AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
+
+//go:noescape
+func qrows8Q16x2AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
+
+//go:noescape
+func qrows8Q16x3AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
+
+//go:noescape
+func qrows8Q16x4AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
 
 // bitsTable tells qdotBitsAVX2 how to unpack eight values of one width: the
 // byte shuffle that puts value j's two bytes in 32-bit lane j, the shift that
@@ -93,6 +120,16 @@ func simdCodeBlock(bits int) int {
 		return 32
 	}
 	return 0
+}
+
+// int8Block is the values per block of the int8 kernels' interleaved
+// input (prepareInt8): 64 for 4-bit groups of 64 and 128 (32 code bytes
+// per load), else 32.
+func int8Block(bits, group int) int {
+	if bits == 4 && group >= 64 {
+		return 64
+	}
+	return 32
 }
 
 // simdIntActivations reports whether integer activations of width bits
@@ -160,58 +197,72 @@ func qdotBitsRow(wb []byte, off, rowBytes int, x []float32, sc, bi []uint16, sum
 	return v
 }
 
-// qmvRowsInt is qmvRowsSIMD on integer activations. The int16 kernels take
-// a block of rows per call (intRowBlocks). The int8 kernels
-// go row by row: per row and token, qscalesAVX2 turns the row's scales and
-// biases into the bias term and scale·dx per group, then the integer
-// kernel adds the codes' term.
+// qmvRowsInt is qmvRowsSIMD on integer activations: one kernel call for
+// all the rows and all the tokens.
 func qmvRowsInt(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	q := m.Q
-	cols, rg := m.Cols, rowsOf(m)
+	rg := rowsOf(m)
 	wb, rowBytes, groups, steps := rg.w, rg.rowBytes, rg.groups, rg.steps
-	// The per-row scale·dx scratch (two tokens' worth) lives on the stack
-	// for rows of up to 512 groups, so a MoE region's many short calls
-	// skip the free list.
+	if lo >= hi || groups == 0 {
+		return
+	}
+	// Per row the kernels keep scale·dx per group and token and each
+	// token's bias term: on the stack for rows of up to 240 groups (15,360
+	// values at group 64), so a MoE region's many short calls skip the
+	// free list (and the kernels are called directly, not through a table,
+	// which would move this buffer to the heap).
 	var stack [1024]float32
 	sdx := &stack[0]
-	if 2*groups > len(stack) {
-		buf := getFloats(2 * groups)
+	if need := d.n * (16 + groups); need > len(stack) {
+		buf := getFloats(need)
 		defer putFloats(buf)
 		sdx = &(*buf)[0]
 	}
-	c := float32(int(1) << (q.Bits - 1))
+	w, sc, bi, o := &wb[lo*rowBytes], &q.Scales[lo*groups], &q.Biases[lo*groups], &out[lo]
+	dx, xsum, rows, f16, os := &d.qdx[0], &d.qsum[0], hi-lo, q.F16Scales, m.Rows
 	if d.intWidth == 16 {
-		intRowBlocks(d, lo, hi, true, func(r0, rows, t, n int) {
-			g := t * groups
-			w, sc, bi, o := &wb[r0*rowBytes], &q.Scales[r0*groups], &q.Biases[r0*groups], &out[t*m.Rows+r0]
-			xq, corr, dx, xsum := &d.xq16[t*cols], &d.qcorr[g], &d.qdx[g], &d.qsum[g]
-			switch {
-			case n == 2 && q.Bits == 4:
-				qrows4Q16x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c, m.Rows)
-			case n == 2:
-				qrows8Q16x2AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c, m.Rows)
-			case q.Bits == 4:
-				qrows4Q16AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c)
-			default:
-				qrows8Q16AVX2(w, xq, corr, sc, bi, dx, xsum, sdx, o, rows, groups, steps, q.F16Scales, c)
-			}
-		})
+		// Codes stay unsigned (c = 0).
+		xq, xs := &d.xq16[0], 2*m.Cols
+		switch 10*q.Bits + d.n {
+		case 41:
+			qrows4Q16x1AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		case 42:
+			qrows4Q16x2AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		case 43:
+			qrows4Q16x3AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		case 44:
+			qrows4Q16x4AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		case 81:
+			qrows8Q16x1AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		case 82:
+			qrows8Q16x2AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		case 83:
+			qrows8Q16x3AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		case 84:
+			qrows8Q16x4AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os, xs)
+		}
 		return
 	}
-	for r := lo; r < hi; r++ {
-		w := &wb[r*rowBytes]
-		sc, bi := &q.Scales[r*groups], &q.Biases[r*groups]
-		for t := 0; t < d.n; t++ {
-			g := t * groups
-			bias := qscalesAVX2(sc, bi, &d.qdx[g], &d.qsum[g], sdx, groups, q.F16Scales, c)
-			var v float32
-			if q.Bits == 4 {
-				v = qdot4Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
-			} else {
-				v = qdot8Q8AVX2(w, &d.xq[t*cols], &d.qcorr[g], sdx, groups, steps)
-			}
-			out[t*m.Rows+r] = bias + v
-		}
+	// The 4-bit int8 kernels keep codes unsigned (c = 0), the 8-bit ones
+	// centre them (c = 128).
+	xq := &d.xq[0]
+	switch 10*q.Bits + d.n {
+	case 41:
+		qrows4Q8x1AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os)
+	case 42:
+		qrows4Q8x2AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os)
+	case 43:
+		qrows4Q8x3AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os)
+	case 44:
+		qrows4Q8x4AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 0, os)
+	case 81:
+		qrows8Q8x1AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 128, os)
+	case 82:
+		qrows8Q8x2AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 128, os)
+	case 83:
+		qrows8Q8x3AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 128, os)
+	case 84:
+		qrows8Q8x4AVX2(w, xq, sc, bi, dx, xsum, sdx, o, rows, groups, steps, f16, 128, os)
 	}
 }
 

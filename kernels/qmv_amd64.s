@@ -82,50 +82,6 @@
 	VFMADD231PS 96(DI), Y9, Y5; \
 	ADDQ        $128, DI
 
-// I8END folds the group's int32 lanes Y2 into Y0 times scale·dx (the
-// next value of sdx at R10).
-#define I8END \
-	VCVTDQ2PS    Y2, Y2; \
-	VBROADCASTSS (R10), Y6; \
-	VFMADD231PS  Y6, Y2, Y0; \
-	ADDQ         $4, R10
-
-#define I8ARGS \
-	MOVQ         w+0(FP), SI; \
-	MOVQ         xq+8(FP), DI; \
-	MOVQ         corr+16(FP), R8; \
-	MOVQ         sdx+24(FP), R10; \
-	MOVQ         groups+32(FP), CX; \
-	MOVQ         steps+40(FP), R11; \
-	VXORPS       Y0, Y0, Y0; \
-	VXORPS       X14, X14, X14; \
-	MOVL         $1, AX; \
-	VMOVD        AX, X13; \
-	VPBROADCASTW X13, Y13
-
-// The int16 kernels below each compute a block of rows for one token, so
-// a MoE expert's short rows (512 values of down) do not pay a Go call and
-// an argument copy per row: per row, a scales pass (qscalesAVX2's, inline)
-// writes scale·dx per group to sdx and sums the bias term, then the codes'
-// term runs unrolled per group size (steps 1, 2 or 4 blocks of 32 values)
-// with corr and sdx indexed by the group number in BX. The codes, scales
-// and biases of consecutive rows are contiguous, so SI, R8 and R9 simply
-// run on from row to row.
-//
-// Registers: SI codes, R8 scales, R9 biases, R12 f16, R14 rows left, R15
-// out, Y12 c, Y15 the code mask; per row DI xq, DX corr, R13 sdx, CX
-// groups, Y11 and X14 the bias term, Y0 the codes' term.
-
-// Q16ROWARGS loads what stays fixed across rows.
-#define Q16ROWARGS \
-	MOVQ         w+0(FP), SI; \
-	MOVQ         scales+24(FP), R8; \
-	MOVQ         biases+32(FP), R9; \
-	MOVQ         out+64(FP), R15; \
-	MOVQ         rows+72(FP), R14; \
-	MOVBQZX      f16+96(FP), R12; \
-	VBROADCASTSS c+100(FP), Y12
-
 // QSCALES is the scales pass: for CX groups from scales R8 and biases R9
 // (bf16, or fp16 when R12 is set), it writes scale·dx (dx at R10) to R13
 // and adds (bias + c·scale)·xsum (xsum at R11, c in Y12) to Y11 and X14,
@@ -174,194 +130,6 @@ t:; \
 	JMP         t; \
 e:
 
-// Q16SCALES is the row's scales pass (labels v, h, s, t, e must be unique
-// in the function), leaving DI, DX, R13, CX and BX set for its groups.
-#define Q16SCALES(v, h, s, t, e) \
-	MOVQ   dx+40(FP), R10; \
-	MOVQ   xsum+48(FP), R11; \
-	MOVQ   sdx+56(FP), R13; \
-	MOVQ   groups+80(FP), CX; \
-	VXORPS Y11, Y11, Y11; \
-	VXORPS X14, X14, X14; \
-	QSCALES(v, h, s, t, e); \
-	MOVQ   xq+8(FP), DI; \
-	MOVQ   corr+16(FP), DX; \
-	MOVQ   sdx+56(FP), R13; \
-	MOVQ   groups+80(FP), CX; \
-	XORQ   BX, BX; \
-	VXORPS Y0, Y0, Y0
-
-// Q16END folds the group's int32 lanes Y2 + Y3, less its correction, into
-// Y0 times scale·dx, and steps to the next group (loop back to label l).
-// It also asks for the codes 1 KiB ahead: with only a few loads in flight
-// between its arithmetic, the kernel otherwise reaches about 0.6 of the
-// streaming-read bandwidth, and the hint lifts that to about 0.7
-// (BENCHMARKS.md, "Int16 activations").
-#define Q16END(l) \
-	PREFETCHT0   1024(SI); \
-	VPADDD       Y3, Y2, Y2; \
-	VMOVD        (DX)(BX*4), X9; \
-	VPSUBD       Y9, Y2, Y2; \
-	VCVTDQ2PS    Y2, Y2; \
-	VBROADCASTSS (R13)(BX*4), Y6; \
-	VFMADD231PS  Y6, Y2, Y0; \
-	INCQ         BX; \
-	CMPQ         BX, CX; \
-	JLT          l
-
-// Q16ROWEND stores the row's result (codes' and bias terms) and loops back
-// to label l for the next row.
-#define Q16ROWEND(l) \
-	VADDPS       Y11, Y0, Y0; \
-	VEXTRACTF128 $1, Y0, X1; \
-	VADDPS       X1, X0, X0; \
-	VHADDPS      X0, X0, X0; \
-	VHADDPS      X0, X0, X0; \
-	VADDSS       X14, X0, X0; \
-	VMOVSS       X0, (R15); \
-	ADDQ         $4, R15; \
-	DECQ         R14; \
-	JNZ          l; \
-	VZEROUPPER
-
-// Q4W puts the products of the 32 values whose 16 bytes are at wo(SI)
-// with xq at xo(DI) into a (even values) and b (odd values); Q4W1 puts
-// them in Y2 and Y3, Q4WN adds them there.
-#define Q4W(wo, xo, a, b) \
-	VPMOVZXBW wo(SI), Y6; \
-	VPSRLW    $4, Y6, Y7; \
-	VPAND     Y15, Y6, Y6; \
-	VPMADDWD  xo(DI), Y6, a; \
-	VPMADDWD  xo+32(DI), Y7, b
-
-#define Q4W1(wo, xo) Q4W(wo, xo, Y2, Y3)
-#define Q4WN(wo, xo) Q4W(wo, xo, Y6, Y7); ADD23
-
-// ADD23 adds Y6 and Y7 to Y2 and Y3.
-#define ADD23 \
-	VPADDD Y6, Y2, Y2; \
-	VPADDD Y7, Y3, Y3
-
-// Q8W puts the products of the 32 codes at wo(SI) with xq at xo(DI) into
-// a (even values: the words' low bytes) and b (odd values); Q8W1 puts them
-// in Y2 and Y3, Q8WN adds them there.
-#define Q8W(wo, xo, a, b) \
-	VMOVDQU  wo(SI), Y7; \
-	VPAND    Y15, Y7, Y6; \
-	VPSRLW   $8, Y7, Y7; \
-	VPMADDWD xo(DI), Y6, a; \
-	VPMADDWD xo+32(DI), Y7, b
-
-#define Q8W1(wo, xo) Q8W(wo, xo, Y2, Y3)
-#define Q8WN(wo, xo) Q8W(wo, xo, Y6, Y7); ADD23
-
-// GROUPS runs a row's groups of steps (1, 2 or 4) blocks: FIRST(wo, xo)
-// starts a group's sums with the block whose codes are wo bytes and xq xo
-// bytes on, NEXT adds a further one, END(l) ends the group and loops back
-// to l; b1..b4 are 1..4 blocks' code bytes, the rest labels.
-#define GROUPS(FIRST, NEXT, END, b1, b2, b3, b4, g1, g2, g4, done) \
-	MOVQ steps+88(FP), AX; \
-	CMPQ AX, $2; \
-	JEQ  g2; \
-	CMPQ AX, $4; \
-	JEQ  g4; \
-g1:; \
-	FIRST(0, 0); \
-	ADDQ $b1, SI; \
-	ADDQ $64, DI; \
-	END(g1); \
-	JMP  done; \
-g2:; \
-	FIRST(0, 0); \
-	NEXT(b1, 64); \
-	ADDQ $b2, SI; \
-	ADDQ $128, DI; \
-	END(g2); \
-	JMP  done; \
-g4:; \
-	FIRST(0, 0); \
-	NEXT(b1, 64); \
-	NEXT(b2, 128); \
-	NEXT(b3, 192); \
-	ADDQ $b4, SI; \
-	ADDQ $256, DI; \
-	END(g4); \
-done:
-
-// Q16ROWS is a one-token row kernel's body around its block macros W1 and
-// WN for blocks of b1 code bytes (b2..b4 its multiples); the other
-// arguments are the labels it defines.
-#define Q16ROWS(W1, WN, b1, b2, b3, b4, row, g1, g2, g4, done, v, h, s, t, e) \
-row:; \
-	Q16SCALES(v, h, s, t, e); \
-	GROUPS(W1, WN, Q16END, b1, b2, b3, b4, g1, g2, g4, done); \
-	Q16ROWEND(row)
-
-// The two-token row kernels (qrows4Q16x2AVX2, qrows8Q16x2AVX2) unpack each
-// block of codes once for two tokens: token 0's x at DI, token 1's R12
-// bytes further; Y2, Y3 and Y4, Y5 their group sums, Y0 and Y1 their codes'
-// terms, Y13 + X10 and Y11 + X14 their bias terms; token 1's corr and sdx
-// at R10 and R11. Each token's sums are added in the one-token kernel's
-// order, so the results are the same to the bit.
-
-// UNPACK4 (UNPACK8) puts the even and odd codes of the 32 values at wo(SI)
-// in the words of Y6 and Y7.
-#define UNPACK4(wo) \
-	VPMOVZXBW wo(SI), Y6; \
-	VPSRLW    $4, Y6, Y7; \
-	VPAND     Y15, Y6, Y6
-
-#define UNPACK8(wo) \
-	VMOVDQU wo(SI), Y7; \
-	VPAND   Y15, Y7, Y6; \
-	VPSRLW  $8, Y7, Y7
-
-// X2STEP adds the products of a block's codes with both tokens' xq at
-// offset xo to their group sums.
-#define X2STEP(UNPACK, wo, xo) \
-	UNPACK(wo); \
-	VPMADDWD xo(DI), Y6, Y8; \
-	VPADDD   Y8, Y2, Y2; \
-	VPMADDWD xo+32(DI), Y7, Y9; \
-	VPADDD   Y9, Y3, Y3; \
-	VPMADDWD xo(DI)(R12*1), Y6, Y8; \
-	VPADDD   Y8, Y4, Y4; \
-	VPMADDWD xo+32(DI)(R12*1), Y7, Y9; \
-	VPADDD   Y9, Y5, Y5
-
-// X4FIRST, X4NEXT, X8FIRST and X8NEXT are the two-token kernels' block
-// macros for GROUPS.
-#define X4FIRST(wo, xo) X2CLEAR; X2STEP(UNPACK4, wo, xo)
-#define X4NEXT(wo, xo) X2STEP(UNPACK4, wo, xo)
-#define X8FIRST(wo, xo) X2CLEAR; X2STEP(UNPACK8, wo, xo)
-#define X8NEXT(wo, xo) X2STEP(UNPACK8, wo, xo)
-
-// X2GROUP folds a token's group sums a + b, less corr at cp, into the
-// float sum f times scale·dx at sp.
-#define X2GROUP(a, b, cp, sp, f) \
-	VPADDD       b, a, a; \
-	VMOVD        (cp)(BX*4), X8; \
-	VPSUBD       Y8, a, a; \
-	VCVTDQ2PS    a, a; \
-	VBROADCASTSS (sp)(BX*4), Y9; \
-	VFMADD231PS  Y9, a, f
-
-// X2END ends a group for both tokens and loops back to label l.
-#define X2END(l) \
-	PREFETCHT0 1024(SI); \
-	X2GROUP(Y2, Y3, DX, R13, Y0); \
-	X2GROUP(Y4, Y5, R10, R11, Y1); \
-	INCQ       BX; \
-	CMPQ       BX, CX; \
-	JLT        l
-
-// X2CLEAR clears the group sums.
-#define X2CLEAR \
-	VPXOR Y2, Y2, Y2; \
-	VPXOR Y3, Y3, Y3; \
-	VPXOR Y4, Y4, Y4; \
-	VPXOR Y5, Y5, Y5
-
 // REDUCE sums the lanes of y (its low half x) into x's lane 0 (t scratch).
 #define REDUCE(y, x, t) \
 	VEXTRACTF128 $1, y, t; \
@@ -369,55 +137,405 @@ row:; \
 	VHADDPS      x, x, x; \
 	VHADDPS      x, x, x
 
-// Q16ROWS2 is the two-token row kernel's body around its block macros
-// FIRST and NEXT (as GROUPS takes them; labels after b4).
-#define Q16ROWS2(FIRST, NEXT, b1, b2, b3, b4, row, g1, g2, g4, done, v, h, s, t, e, v1, h1, s1, t1, e1) \
-row:; \
-	MOVQ         dx+40(FP), R10; \
-	MOVQ         xsum+48(FP), R11; \
-	MOVQ         sdx+56(FP), R13; \
-	MOVQ         groups+80(FP), CX; \
-	MOVBQZX      f16+96(FP), R12; \
-	VBROADCASTSS c+100(FP), Y12; \
-	VXORPS       Y11, Y11, Y11; \
-	VXORPS       X14, X14, X14; \
-	QSCALES(v, h, s, t, e); \
-	VMOVAPS      Y11, Y13; \
-	VMOVAPS      X14, X10; \
-	MOVQ         groups+80(FP), CX; \
-	SUBQ         CX, R8; \
-	SUBQ         CX, R8; \
-	SUBQ         CX, R9; \
-	SUBQ         CX, R9; \
-	VXORPS       Y11, Y11, Y11; \
-	VXORPS       X14, X14, X14; \
-	QSCALES(v1, h1, s1, t1, e1); \
+// Int8-activation row kernels (AVX2): x is quantized once per vector to
+// int8 per group (xq = round(x/dx)), codes meet it in VPMADDUBSW (32
+// products per instruction) and each group's exact integer sum becomes
+// float once:
+//
+//	Σ_g scale_g·dx_g·Σ(q_j-c)·xq_j + (bias_g + c·scale_g)·xsum_g
+//
+// with xsum_g = dx_g·Σxq_j, so a result is the float path's on the
+// dequantized int8 x. The 8-bit kernels centre the codes (c = 128); the
+// 4-bit ones keep them unsigned (c = 0): the integer sums are exact, so
+// what centring buys the float path (no per-value rounding of two large
+// opposite terms) is a rounding or two per group here, and dropping it
+// saves a correction per group and token. Each call computes a block of
+// rows (so a MoE expert's short rows, 512 values of down, do not pay a Go
+// call per row) with the scales pass inline and the group loop unrolled
+// per group size (two groups a turn), asking for the codes 1 KiB ahead
+// (with only a few loads in flight between the arithmetic, kernels without
+// the hint reached about 0.6 of the streaming-read bandwidth, with it about
+// 0.7: BENCHMARKS.md, "Int16 activations"). Each computes N = 1..4
+// tokens (qrows{4,8}Q8x{N}AVX2): a block of codes is unpacked once and
+// meets every token's xq, so a further token costs its multiply-adds only.
+// Per token the operations and their order are the same whatever N is, so
+// a token's results do not depend on the tokens beside it, to the bit.
+//
+// Layout for N tokens: xq per block of B values (64 for 4-bit groups of 64
+// and 128, else 32) token after token; dx and xsum token after token,
+// groups values each; sdx is scratch for N·(16+groups) floats: per token
+// its bias term (8 lanes, then a scalar) in 64 bytes, then per token its
+// groups values of scale·dx; token t's out is t·ostride values on.
+//
+// Registers in the group loop: SI codes, DI xq, R13 token 0's sdx, R10 the
+// bytes between tokens' sdx, R11 token 2's sdx, CX groups left, R14 rows
+// left, R15 out; Y0..Y3 the tokens' float sums, Y4..Y7 their group sums,
+// Y8 Y9 scratch, Y10 the 4-bit g32 shifts, Y12 Y13 the unpacked codes, Y14
+// int16 ones, Y15 the code mask (4-bit) or 0x80s (8-bit).
+
+// Q8SCALES runs the scales pass (QSCALES) of the row at R8, R9 for each of
+// n tokens, storing each token's bias term at sdx and leaving R8 and R9 at
+// the next row.
+#define Q8SCALES(n) \
+	MOVQ         dx+32(FP), R10; \
+	MOVQ         xsum+40(FP), R11; \
+	MOVQ         sdx+48(FP), DI; \
+	LEAQ         (n*64)(DI), R13; \
+	MOVQ         $n, DX; \
+	VBROADCASTSS c+92(FP), Y12; \
+	MOVBQZX      f16+88(FP), R12; \
+tok:; \
+	MOVQ    groups+72(FP), CX; \
+	VXORPS  Y11, Y11, Y11; \
+	VXORPS  X14, X14, X14; \
+	QSCALES(sv, sh, ss, st, se); \
+	VMOVUPS Y11, (DI); \
+	VMOVSS  X14, 32(DI); \
+	ADDQ    $64, DI; \
+	MOVQ    groups+72(FP), CX; \
+	SUBQ    CX, R8; \
+	SUBQ    CX, R8; \
+	SUBQ    CX, R9; \
+	SUBQ    CX, R9; \
+	DECQ    DX; \
+	JNZ     tok; \
+	ADDQ    CX, R8; \
+	ADDQ    CX, R8; \
+	ADDQ    CX, R9; \
+	ADDQ    CX, R9
+
+// Q8LOOPSTART sets the group loop's pointers for n tokens and clears the
+// float sums.
+#define Q8LOOPSTART(n) \
+	MOVL         $0x00010001, AX; \
+	VMOVD        AX, X14; \
+	VPBROADCASTD X14, Y14; \
 	MOVQ         xq+8(FP), DI; \
-	MOVQ         corr+16(FP), DX; \
-	MOVQ         sdx+56(FP), R13; \
-	MOVQ         groups+80(FP), CX; \
-	LEAQ         (DX)(CX*4), R10; \
-	LEAQ         (R13)(CX*4), R11; \
-	MOVQ         steps+88(FP), R12; \
-	IMULQ        CX, R12; \
-	SHLQ         $6, R12; \
-	XORQ         BX, BX; \
+	MOVQ         groups+72(FP), CX; \
+	MOVQ         CX, R10; \
+	SHLQ         $2, R10; \
+	MOVQ         sdx+48(FP), R13; \
+	ADDQ         $(n*64), R13; \
+	LEAQ         (R13)(R10*2), R11; \
 	VXORPS       Y0, Y0, Y0; \
 	VXORPS       Y1, Y1, Y1; \
-	GROUPS(FIRST, NEXT, X2END, b1, b2, b3, b4, g1, g2, g4, done); \
-	VADDPS  Y13, Y0, Y0; \
-	REDUCE(Y0, X0, X7); \
-	VADDSS  X10, X0, X0; \
-	VMOVSS  X0, (R15); \
-	VADDPS  Y11, Y1, Y1; \
-	REDUCE(Y1, X1, X7); \
-	VADDSS  X14, X1, X1; \
-	MOVQ    ostride+104(FP), AX; \
-	VMOVSS  X1, (R15)(AX*4); \
-	ADDQ    $4, R15; \
-	DECQ    R14; \
-	JNZ     row; \
+	VXORPS       Y2, Y2, Y2; \
+	VXORPS       Y3, Y3, Y3
+
+// TOKSn(M, xo, B) runs block macro M(xo', sum) for tokens 0..n-1, token t's
+// xq at xo + t·B bytes into its group sum.
+#define TOKS1(M, xo, B) M(xo, Y4)
+#define TOKS2(M, xo, B) M(xo, Y4); M(xo+B, Y5)
+#define TOKS3(M, xo, B) M(xo, Y4); M(xo+B, Y5); M(xo+2*B, Y6)
+#define TOKS4(M, xo, B) M(xo, Y4); M(xo+B, Y5); M(xo+2*B, Y6); M(xo+3*B, Y7)
+
+// ENDSn(so) ends a group for tokens 0..n-1: each group sum, as float,
+// times its scale·dx so bytes past the token's sdx pointer, into its float
+// sum.
+#define ENDS1(so) GEND(Y4, Y0, so(R13))
+#define ENDS2(so) ENDS1(so); GEND(Y5, Y1, so(R13)(R10*1))
+#define ENDS3(so) ENDS2(so); GEND(Y6, Y2, so(R13)(R10*2))
+#define ENDS4(so) ENDS3(so); GEND(Y7, Y3, so(R11)(R10*1))
+
+#define GEND(a, f, sp) \
+	VCVTDQ2PS    a, a; \
+	VBROADCASTSS sp, Y9; \
+	VFMADD231PS  Y9, a, f
+
+// GLOOP runs BODY(wo, xo, so) over the row's groups, two a turn then the
+// last one if their count is odd; a group is gb code bytes and xb xq bytes
+// (all tokens'). l, t and d are its labels.
+#define GLOOP(BODY, gb, xb, l, t, d, n, TOKS, ENDS) \
+	SUBQ $2, CX; \
+	JLT  t; \
+l:; \
+	BODY(0, 0, 0, n, TOKS, ENDS); \
+	BODY(gb, xb, 4, n, TOKS, ENDS); \
+	ADDQ $(2*gb), SI; \
+	ADDQ $(2*xb), DI; \
+	ADDQ $(2*xb), DX; \
+	ADDQ $8, R13; \
+	ADDQ $8, R11; \
+	SUBQ $2, CX; \
+	JGE  l; \
+t:; \
+	CMPQ CX, $-1; \
+	JNE  d; \
+	BODY(0, 0, 0, n, TOKS, ENDS); \
+	ADDQ $(gb), SI; \
+d:
+
+// U4W unpacks the 64 4-bit values of 32 bytes at wo(SI): low nibbles (the
+// even values) in Y12, high nibbles (the odd ones) in Y13, and asks for the
+// codes 1 KiB ahead (as the int16 kernels do). M4F starts a token's group
+// sum with their products with xq at xo (32 even values, then 32 odd
+// ones), M4N adds them. U4B and M4B are the same for the 32 values of 16
+// bytes (groups of 32): the bytes in both halves of Y12, the high half
+// shifted to the high nibbles; xq 16 even values, 16 odd ones. Pair sums
+// are at most 2·15·127 = 3810, and a group of 128 adds four of them per
+// lane, so int16 sums cannot overflow; M4END makes them int32.
+#define U4W(wo) \
+	PREFETCHT0 1024+wo(SI); \
+	VMOVDQU    wo(SI), Y12; \
+	VPSRLW     $4, Y12, Y13; \
+	VPAND      Y15, Y12, Y12; \
+	VPAND      Y15, Y13, Y13
+
+#define M4F(xo, a) \
+	VPMADDUBSW xo(DI), Y12, a; \
+	VPMADDUBSW xo+32(DI), Y13, Y8; \
+	VPADDW     Y8, a, a
+
+#define M4N(xo, a) \
+	VPMADDUBSW xo(DI), Y12, Y8; \
+	VPADDW     Y8, a, a; \
+	VPMADDUBSW xo+32(DI), Y13, Y9; \
+	VPADDW     Y9, a, a
+
+#define M4END(xo, a) VPMADDWD Y14, a, a
+
+#define U4B(wo) \
+	VBROADCASTI128 wo(SI), Y12; \
+	VPSRLVD        Y10, Y12, Y12; \
+	VPAND          Y15, Y12, Y12
+
+#define M4B(xo, a) VPMADDUBSW xo(DI), Y12, a
+
+// U8 centres the 32 8-bit codes at wo(SI): q-128 in Y12, |q-128| in Y13.
+// M8F and M8N multiply them with a token's xq at xo by the sign trick
+// (|q-128| unsigned times xq·sign(q-128)), whose pair sums (at most
+// 2·128·127) fit int16, then sum pairs to int32 and start (M8F) or add to
+// (M8N) its group sum.
+#define U8(wo) \
+	PREFETCHT0 1024+wo(SI); \
+	VMOVDQU    wo(SI), Y12; \
+	VPXOR      Y15, Y12, Y12; \
+	VPABSB     Y12, Y13
+
+#define M8F(xo, a) \
+	VMOVDQU    xo(DI), Y8; \
+	VPSIGNB    Y12, Y8, Y8; \
+	VPMADDUBSW Y8, Y13, Y8; \
+	VPMADDWD   Y14, Y8, a
+
+#define M8N(xo, a) \
+	VMOVDQU    xo(DI), Y8; \
+	VPSIGNB    Y12, Y8, Y8; \
+	VPMADDUBSW Y8, Y13, Y8; \
+	VPMADDWD   Y14, Y8, Y8; \
+	VPADDD     Y8, a, a
+
+// The group bodies for n tokens (TOKS, ENDS their macros), by width and
+// group size: BODY(wo, xo, so) for a group whose codes are wo bytes, xq xo
+// bytes and sdx so bytes on.
+#define B4G32(wo, xo, so, n, TOKS, ENDS) \
+	PREFETCHT0 1024+wo(SI); \
+	U4B(wo); \
+	TOKS(M4B, xo, 32); \
+	TOKS(M4END, 0, 0); \
+	ENDS(so)
+
+#define B4G64(wo, xo, so, n, TOKS, ENDS) \
+	U4W(wo); \
+	TOKS(M4F, xo, 64); \
+	TOKS(M4END, 0, 0); \
+	ENDS(so)
+
+#define B4G128(wo, xo, so, n, TOKS, ENDS) \
+	U4W(wo); \
+	TOKS(M4F, xo, 64); \
+	U4W(wo+32); \
+	TOKS(M4N, xo+n*64, 64); \
+	TOKS(M4END, 0, 0); \
+	ENDS(so)
+
+#define B8G32(wo, xo, so, n, TOKS, ENDS) \
+	U8(wo); \
+	TOKS(M8F, xo, 32); \
+	ENDS(so)
+
+#define B8G64(wo, xo, so, n, TOKS, ENDS) \
+	U8(wo); \
+	TOKS(M8F, xo, 32); \
+	U8(wo+32); \
+	TOKS(M8N, xo+n*32, 32); \
+	ENDS(so)
+
+#define B8G128(wo, xo, so, n, TOKS, ENDS) \
+	U8(wo); \
+	TOKS(M8F, xo, 32); \
+	U8(wo+32); \
+	TOKS(M8N, xo+n*32, 32); \
+	U8(wo+64); \
+	TOKS(M8N, xo+n*64, 32); \
+	U8(wo+96); \
+	TOKS(M8N, xo+n*96, 32); \
+	ENDS(so)
+
+// QLOOPS is the group loop by group size (steps), B32, B64 and B128 its
+// bodies for groups of 32, 64 and 128 values of gb code bytes and xb xq
+// bytes per 32; Q4LOOPS and Q8LOOPS are the 4- and 8-bit int8 kernels',
+// W4LOOPS and W8LOOPS the int16 kernels'.
+#define QLOOPS(B32, B64, B128, gb, xb, n, TOKS, ENDS) \
+	MOVQ steps+80(FP), AX; \
+	CMPQ AX, $2; \
+	JEQ  g64; \
+	CMPQ AX, $4; \
+	JEQ  g128; \
+	GLOOP(B32, gb, xb, l32, t32, d32, n, TOKS, ENDS); \
+	JMP  gdone; \
+g64:; \
+	GLOOP(B64, 2*gb, 2*xb, l64, t64, d64, n, TOKS, ENDS); \
+	JMP  gdone; \
+g128:; \
+	GLOOP(B128, 4*gb, 4*xb, l128, t128, d128, n, TOKS, ENDS); \
+gdone:
+
+#define Q4LOOPS(n, TOKS, ENDS) QLOOPS(B4G32, B4G64, B4G128, 16, n*32, n, TOKS, ENDS)
+#define Q8LOOPS(n, TOKS, ENDS) QLOOPS(B8G32, B8G64, B8G128, 32, n*32, n, TOKS, ENDS)
+#define W4LOOPS(n, TOKS, ENDS) W16SETUP; QLOOPS(W4G32, W4G64, W4G128, 16, 64, n, TOKS, ENDS)
+#define W8LOOPS(n, TOKS, ENDS) W16SETUP; QLOOPS(W8G32, W8G64, W8G128, 32, 64, n, TOKS, ENDS)
+
+// The int16 kernels (qrows{4,8}Q16x{N}AVX2) run the same frame on int16
+// x, each token's values in turn (xstride bytes apart), per 32 values the
+// 16 even ones then the 16 odd ones: codes are widened to words (4-bit:
+// low and high nibbles; 8-bit: codes read as words, low byte the even
+// value) and meet x in VPMADDWD, 16 products per instruction, int32 sums
+// that cannot overflow (at most 255·32767·2 per pair, 2^29 per group of
+// 128). Codes stay unsigned (c = 0), as in the 4-bit int8 kernels.
+// Registers besides the int8 kernels': R12 xstride, DX token 3's x.
+
+// W16SETUP sets R12 and DX for the group loop.
+#define W16SETUP \
+	MOVQ xstride+104(FP), R12; \
+	LEAQ (DI)(R12*2), DX
+
+// WTOKSn(M, xo, B) runs M(xo, token's x, sum) for tokens 0..n-1 (B unused:
+// TOKSn's form).
+#define WTOKS1(M, xo, B) M(xo, (DI), Y4)
+#define WTOKS2(M, xo, B) WTOKS1(M, xo, B); M(xo, (DI)(R12*1), Y5)
+#define WTOKS3(M, xo, B) WTOKS2(M, xo, B); M(xo, (DI)(R12*2), Y6)
+#define WTOKS4(M, xo, B) WTOKS3(M, xo, B); M(xo, (DX)(R12*1), Y7)
+
+// UW4 and UW8 widen the 32 codes at wo(SI) to words: even values in Y12,
+// odd ones in Y13 (Y15: 0x000f or 0x00ff words). MWF starts a token's group
+// sum with their products with its x at xo, MWN adds them.
+#define UW4(wo) \
+	VPMOVZXBW wo(SI), Y12; \
+	VPSRLW    $4, Y12, Y13; \
+	VPAND     Y15, Y12, Y12
+
+#define UW8(wo) \
+	VMOVDQU wo(SI), Y13; \
+	VPAND   Y15, Y13, Y12; \
+	VPSRLW  $8, Y13, Y13
+
+#define MWF(xo, x, a) \
+	VPMADDWD xo x, Y12, a; \
+	VPMADDWD xo+32 x, Y13, Y8; \
+	VPADDD   Y8, a, a
+
+#define MWN(xo, x, a) \
+	VPMADDWD xo x, Y12, Y8; \
+	VPADDD   Y8, a, a; \
+	VPMADDWD xo+32 x, Y13, Y9; \
+	VPADDD   Y9, a, a
+
+// The int16 group bodies, as the int8 ones: WGk for k blocks of 32 values
+// of cb code bytes, unpacked by U; W4G32..W8G128 for GLOOP.
+#define WG1(U, cb, wo, xo, so, TOKS, ENDS) \
+	PREFETCHT0 1024+wo(SI); \
+	U(wo); \
+	TOKS(MWF, xo, 0); \
+	ENDS(so)
+
+#define WG2(U, cb, wo, xo, so, TOKS, ENDS) \
+	PREFETCHT0 1024+wo(SI); \
+	U(wo); \
+	TOKS(MWF, xo, 0); \
+	U(wo+cb); \
+	TOKS(MWN, xo+64, 0); \
+	ENDS(so)
+
+#define WG4(U, cb, wo, xo, so, TOKS, ENDS) \
+	PREFETCHT0 1024+wo(SI); \
+	PREFETCHT0 1024+64+wo(SI); \
+	U(wo); \
+	TOKS(MWF, xo, 0); \
+	U(wo+cb); \
+	TOKS(MWN, xo+64, 0); \
+	U(wo+2*cb); \
+	TOKS(MWN, xo+128, 0); \
+	U(wo+3*cb); \
+	TOKS(MWN, xo+192, 0); \
+	ENDS(so)
+
+#define W4G32(wo, xo, so, n, TOKS, ENDS) WG1(UW4, 16, wo, xo, so, TOKS, ENDS)
+#define W4G64(wo, xo, so, n, TOKS, ENDS) WG2(UW4, 16, wo, xo, so, TOKS, ENDS)
+#define W4G128(wo, xo, so, n, TOKS, ENDS) WG4(UW4, 16, wo, xo, so, TOKS, ENDS)
+#define W8G32(wo, xo, so, n, TOKS, ENDS) WG1(UW8, 32, wo, xo, so, TOKS, ENDS)
+#define W8G64(wo, xo, so, n, TOKS, ENDS) WG2(UW8, 32, wo, xo, so, TOKS, ENDS)
+#define W8G128(wo, xo, so, n, TOKS, ENDS) WG4(UW8, 32, wo, xo, so, TOKS, ENDS)
+
+// FIN stores token t's row result: its float sum f (low half x) plus its
+// bias term at t·64(AX), to o.
+#define FIN(t, f, x, o) \
+	VADDPS  (t*64)(AX), f, f; \
+	REDUCE(f, x, X8); \
+	VADDSS  (t*64+32)(AX), x, x; \
+	VMOVSS  x, o
+
+#define FINS1 FIN(0, Y0, X0, (R15))
+#define FINS2 FINS1; FIN(1, Y1, X1, (R15)(BX*4))
+#define FINS3 FINS2; FIN(2, Y2, X2, (R15)(BX*8))
+#define FINS4 FINS3; LEAQ (R15)(BX*8), DI; FIN(3, Y3, X3, (DI)(BX*4))
+
+// Q8ROWS is an int8 kernel's body for n tokens (TOKS, ENDS and FINS their
+// macros), LOOPS its group loop.
+#define Q8ROWS(LOOPS, n, TOKS, ENDS, FINS) \
+	MOVQ w+0(FP), SI; \
+	MOVQ scales+16(FP), R8; \
+	MOVQ biases+24(FP), R9; \
+	MOVQ out+56(FP), R15; \
+	MOVQ rows+64(FP), R14; \
+row:; \
+	Q8SCALES(n); \
+	Q8LOOPSTART(n); \
+	LOOPS(n, TOKS, ENDS); \
+	MOVQ sdx+48(FP), AX; \
+	MOVQ ostride+96(FP), BX; \
+	FINS; \
+	ADDQ $4, R15; \
+	DECQ R14; \
+	JNZ  row; \
 	VZEROUPPER
+
+// Q4CONSTS sets the 4-bit kernels' code mask and g32 shifts (dwords
+// 0,0,0,0,4,4,4,4); Q8CONSTS the 8-bit kernels' 0x80s.
+#define Q4CONSTS \
+	MOVL         $0x0f0f0f0f, AX; \
+	VMOVD        AX, X15; \
+	VPBROADCASTD X15, Y15; \
+	MOVL         $4, AX; \
+	VMOVD        AX, X10; \
+	VPBROADCASTD X10, X10; \
+	VPXOR        Y9, Y9, Y9; \
+	VINSERTI128  $1, X10, Y9, Y10
+
+#define Q8CONSTS \
+	MOVL         $0x80808080, AX; \
+	VMOVD        AX, X15; \
+	VPBROADCASTD X15, Y15
+
+#define W4CONSTS \
+	MOVL         $0x000f000f, AX; \
+	VMOVD        AX, X15; \
+	VPBROADCASTD X15, Y15
+
+#define W8CONSTS \
+	MOVL         $0x00ff00ff, AX; \
+	VMOVD        AX, X15; \
+	VPBROADCASTD X15, Y15
 
 // func qdot4AVX2(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 //
@@ -588,167 +706,28 @@ stepB:
 	MOVSS X0, ret+72(FP)
 	RET
 
-// Integer-path row dot products (AVX2): x is quantized once per vector to
-// int8 per group (xq = round(x/dx)), codes meet it in VPMADDUBSW, and each
-// group's exact integer sum Σ(q-c)·xq becomes float once:
+// QKERNELS defines a family's 4-bit and 8-bit kernels for n tokens (frame
+// its argument bytes, C4 C8 its constants, L4 L8 its group loops):
 //
-//	Σ_g scale_g·dx_g·Σ(q_j-c)·xq_j + (bias_g + c·scale_g)·xsum_g
+//	func qrows4Q8x{n}AVX2(w *byte, xq *int8, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
+//	func qrows4Q16x{n}AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride, xstride int)
 //
-// with xsum_g = dx_g·Σxq_j, so the result is the float path's on the
-// dequantized int8 x. qscalesAVX2 computes a row's second term and its
-// scale_g·dx_g (sdx) eight groups at a time; qdot4Q8AVX2 and qdot8Q8AVX2
-// the first term, 32 values per block, steps blocks per group.
-
-// func qscalesAVX2(scales, biases *uint16, dx, xsum, sdx *float32, groups int, f16 bool, c float32) float32
-TEXT ·qscalesAVX2(SB), NOSPLIT, $0-60
-	MOVQ         scales+0(FP), R8
-	MOVQ         biases+8(FP), R9
-	MOVQ         dx+16(FP), R10
-	MOVQ         xsum+24(FP), R11
-	MOVQ         sdx+32(FP), R13
-	MOVQ         groups+40(FP), CX
-	MOVBQZX      f16+48(FP), R12
-	VBROADCASTSS c+52(FP), Y12
-	VXORPS       Y11, Y11, Y11
-	VXORPS       X14, X14, X14
-
-	QSCALES(vec, vhalf, vscaled, tail, done)
-	VMOVAPS Y11, Y0
-	RESULT
-	MOVSS   X0, ret+56(FP)
+// and the 8-bit ones alike.
+#define QKERNELS(name4, name8, frame, C4, C8, L4, L8, n, TOKS, ENDS, FINS) \
+TEXT name4(SB), NOSPLIT, $0-frame; \
+	C4; \
+	Q8ROWS(L4, n, TOKS, ENDS, FINS); \
+	RET; \
+TEXT name8(SB), NOSPLIT, $0-frame; \
+	C8; \
+	Q8ROWS(L8, n, TOKS, ENDS, FINS); \
 	RET
 
-// func qdot4Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
-//
-// A block's 16 bytes are broadcast to both halves; the low half keeps the
-// low nibbles (even values), the high half the high ones (odd values), so
-// xq is stored per block as its 16 even values, then its 16 odd ones. The
-// codes stay unsigned 0..15; corr = 8·Σxq centres the group's sum.
-TEXT ·qdot4Q8AVX2(SB), NOSPLIT, $0-52
-	I8ARGS
-	MOVL         $0x0f0f0f0f, AX
-	VMOVD        AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL         $4, AX
-	VMOVD        AX, X12
-	VPBROADCASTD X12, X12
-	VPXOR        Y9, Y9, Y9
-	VINSERTI128  $1, X12, Y9, Y12 // dword shifts 0,0,0,0,4,4,4,4
-
-group4q:
-	VPXOR Y2, Y2, Y2
-	MOVQ  R11, DX
-
-step4q:
-	VBROADCASTI128 (SI), Y6
-	VPSRLVD        Y12, Y6, Y6
-	VPAND          Y15, Y6, Y6
-	VPMADDUBSW     (DI), Y6, Y6
-	VPADDW         Y6, Y2, Y2
-	ADDQ           $16, SI
-	ADDQ           $32, DI
-	DECQ           DX
-	JNZ            step4q
-
-	VPMADDWD Y13, Y2, Y2
-	VMOVD    (R8), X9
-	VPSUBD   Y9, Y2, Y2
-	ADDQ     $4, R8
-	I8END
-	DECQ CX
-	JNZ  group4q
-	RESULT
-	MOVSS X0, ret+48(FP)
-	RET
-
-// func qdot8Q8AVX2(w *byte, xq *int8, corr *int32, sdx *float32, groups, steps int) float32
-//
-// Codes are centred to q-128 in int8 and multiplied by xq with the sign
-// trick (|q-128| unsigned times xq·sign(q-128)), which cannot overflow
-// VPMADDUBSW's int16 pairs (so blocks are summed in int32). corr is not
-// read.
-TEXT ·qdot8Q8AVX2(SB), NOSPLIT, $0-52
-	I8ARGS
-	MOVL         $0x80808080, AX
-	VMOVD        AX, X15
-	VPBROADCASTD X15, Y15
-
-group8q:
-	VPXOR Y2, Y2, Y2
-	MOVQ  R11, DX
-
-step8q:
-	VMOVDQU    (SI), Y6
-	VPXOR      Y15, Y6, Y6
-	VMOVDQU    (DI), Y7
-	VPSIGNB    Y6, Y7, Y7
-	VPABSB     Y6, Y6
-	VPMADDUBSW Y7, Y6, Y6
-	VPMADDWD   Y13, Y6, Y6
-	VPADDD     Y6, Y2, Y2
-	ADDQ       $32, SI
-	ADDQ       $32, DI
-	DECQ       DX
-	JNZ        step8q
-
-	I8END
-	DECQ CX
-	JNZ  group8q
-	RESULT
-	MOVSS X0, ret+48(FP)
-	RET
-
-// func qrows4Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
-//
-// The int16 form of qdot4Q8AVX2 over rows consecutive rows (out[i] for row
-// i; sdx is scratch for groups values): a block's 16 bytes are widened to
-// words, whose low nibbles (the even values) and high nibbles (the odd
-// ones) meet xq stored per block as 16 even values then 16 odd ones.
-// VPMADDWD's int32 pair sums cannot overflow (15·32767·2 per pair, under
-// 2^26 per group of 128), and corr = 8·Σxq centres the group's sum.
-TEXT ·qrows4Q16AVX2(SB), NOSPLIT, $0-104
-	Q16ROWARGS
-	MOVL         $0x000f000f, AX
-	VMOVD        AX, X15
-	VPBROADCASTD X15, Y15
-
-	Q16ROWS(Q4W1, Q4WN, 16, 32, 48, 64, row4w, group4w1, group4w2, group4w4, done4w, vec4w, half4w, scaled4w, tail4w, dot4w)
-	RET
-
-// func qrows8Q16AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32)
-//
-// A block's 32 bytes are read as 16 words whose low bytes (the even values)
-// and high bytes (the odd ones) meet xq stored per block as 16 even values
-// then 16 odd ones, so codes need no widening. They stay unsigned 0..255:
-// at most 255·32767·2 per pair, under 2^29 per group of 128, and corr =
-// 128·Σxq centres the group's sum.
-TEXT ·qrows8Q16AVX2(SB), NOSPLIT, $0-104
-	Q16ROWARGS
-	MOVL         $0x00ff00ff, AX
-	VMOVD        AX, X15
-	VPBROADCASTD X15, Y15
-
-	Q16ROWS(Q8W1, Q8WN, 32, 64, 96, 128, row8w, group8w1, group8w2, group8w4, done8w, vec8w, half8w, scaled8w, tail8w, dot8w)
-	RET
-
-// func qrows4Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-//
-// qrows4Q16AVX2 for two tokens: token 1's xq, corr, dx and xsum follow
-// token 0's (a row's values, a row's groups on), its out is ostride values
-// on, and sdx holds 2·groups values.
-TEXT ·qrows4Q16x2AVX2(SB), NOSPLIT, $0-112
-	Q16ROWARGS
-	MOVL         $0x000f000f, AX
-	VMOVD        AX, X15
-	VPBROADCASTD X15, Y15
-	Q16ROWS2(X4FIRST, X4NEXT, 16, 32, 48, 64, row4x, g4x1, g4x2, g4x4, done4x, v4x, h4x, s4x, t4x, e4x, v4y, h4y, s4y, t4y, e4y)
-	RET
-
-// func qrows8Q16x2AVX2(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, ostride int)
-TEXT ·qrows8Q16x2AVX2(SB), NOSPLIT, $0-112
-	Q16ROWARGS
-	MOVL         $0x00ff00ff, AX
-	VMOVD        AX, X15
-	VPBROADCASTD X15, Y15
-	Q16ROWS2(X8FIRST, X8NEXT, 32, 64, 96, 128, row8x, g8x1, g8x2, g8x4, done8x, v8x, h8x, s8x, t8x, e8x, v8y, h8y, s8y, t8y, e8y)
-	RET
+QKERNELS(·qrows4Q8x1AVX2, ·qrows8Q8x1AVX2, 104, Q4CONSTS, Q8CONSTS, Q4LOOPS, Q8LOOPS, 1, TOKS1, ENDS1, FINS1)
+QKERNELS(·qrows4Q8x2AVX2, ·qrows8Q8x2AVX2, 104, Q4CONSTS, Q8CONSTS, Q4LOOPS, Q8LOOPS, 2, TOKS2, ENDS2, FINS2)
+QKERNELS(·qrows4Q8x3AVX2, ·qrows8Q8x3AVX2, 104, Q4CONSTS, Q8CONSTS, Q4LOOPS, Q8LOOPS, 3, TOKS3, ENDS3, FINS3)
+QKERNELS(·qrows4Q8x4AVX2, ·qrows8Q8x4AVX2, 104, Q4CONSTS, Q8CONSTS, Q4LOOPS, Q8LOOPS, 4, TOKS4, ENDS4, FINS4)
+QKERNELS(·qrows4Q16x1AVX2, ·qrows8Q16x1AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS, W8LOOPS, 1, WTOKS1, ENDS1, FINS1)
+QKERNELS(·qrows4Q16x2AVX2, ·qrows8Q16x2AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS, W8LOOPS, 2, WTOKS2, ENDS2, FINS2)
+QKERNELS(·qrows4Q16x3AVX2, ·qrows8Q16x3AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS, W8LOOPS, 3, WTOKS3, ENDS3, FINS3)
+QKERNELS(·qrows4Q16x4AVX2, ·qrows8Q16x4AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS, W8LOOPS, 4, WTOKS4, ENDS4, FINS4)

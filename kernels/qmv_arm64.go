@@ -3,9 +3,9 @@
 package kernels
 
 // NEON row kernels (qmv_arm64.s), the arm64 twins of qdot4AVX2 and
-// qdot8AVX2, and of the int16-activation kernels qrows4Q16AVX2 and
-// qrows8Q16AVX2. Other widths, and int8 activations, run the Go kernels
-// on arm64.
+// qdot8AVX2, of the int16-activation kernels qrows4Q16AVX2 and
+// qrows8Q16AVX2, and (with the dot-product extension, SDOT) of the int8
+// ones for one token at a time. Other widths run the Go kernels on arm64.
 
 //go:noescape
 func qdot4NEON(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
@@ -28,11 +28,26 @@ func qrows4Q16NEON(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, 
 //go:noescape
 func qrows8Q16NEON(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, out *float32, rows, groups, steps int, f16 bool, c float32)
 
+// qrows4Q8NEON and qrows8Q8NEON compute rows consecutive rows for one
+// token on int8 activations, xq's blocks of 32 values xstep bytes apart
+// (prepareInt8's layout for several tokens).
+//
+//go:noescape
+func qrows4Q8NEON(w *byte, xq *int8, xstep int, scales, biases *uint16, dx, xsum, out *float32, rows, groups, steps int, f16 bool, c float32)
+
+//go:noescape
+func qrows8Q8NEON(w *byte, xq *int8, xstep int, scales, biases *uint16, dx, xsum, out *float32, rows, groups, steps int, f16 bool, c float32)
+
 // simdIntActivations reports whether integer activations of width bits
-// (8 or 16) can be used for this matrix width: int16 for 4 and 8 bits.
+// (8 or 16) can be used for this matrix width: int16 for 4 and 8 bits,
+// int8 too where the CPU has SDOT.
 func simdIntActivations(bits, width int) bool {
-	return hasNEON && width == 16 && (bits == 4 || bits == 8)
+	return hasNEON && (width == 16 || width == 8 && hasDotProd) && (bits == 4 || bits == 8)
 }
+
+// int8Block is the values per block of the int8 kernels' input
+// (prepareInt8): 32, 16 bytes of 4-bit codes per load.
+func int8Block(bits, group int) int { return 32 }
 
 // simdKernels tells tests whether this build has SIMD kernels at all.
 const simdKernels = true
@@ -47,9 +62,26 @@ func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 	}
 	cols, g := m.Cols, rowsOf(m)
 	wb, rowBytes, groups, steps := g.w, g.rowBytes, g.groups, g.steps
+	if d.intBits == q.Bits && d.intWidth == 8 {
+		// 4-bit codes stay unsigned (c = 0); 8-bit ones are centred.
+		c := float32(0)
+		if q.Bits == 8 {
+			c = 128
+		}
+		intRowBlocks(d, lo, hi, func(r0, rows, t int) {
+			gi := t * groups
+			w, sc, bi, o := &wb[r0*rowBytes], &q.Scales[r0*groups], &q.Biases[r0*groups], &out[t*m.Rows+r0]
+			if q.Bits == 4 {
+				qrows4Q8NEON(w, &d.xq[t*32], d.n*32, sc, bi, &d.qdx[gi], &d.qsum[gi], o, rows, groups, steps, q.F16Scales, c)
+			} else {
+				qrows8Q8NEON(w, &d.xq[t*32], d.n*32, sc, bi, &d.qdx[gi], &d.qsum[gi], o, rows, groups, steps, q.F16Scales, c)
+			}
+		})
+		return true
+	}
 	if d.intBits == q.Bits && d.intWidth == 16 {
 		c := float32(int(1) << (q.Bits - 1))
-		intRowBlocks(d, lo, hi, false, func(r0, rows, t, _ int) {
+		intRowBlocks(d, lo, hi, func(r0, rows, t int) {
 			gi := t * groups
 			w, sc, bi, o := &wb[r0*rowBytes], &q.Scales[r0*groups], &q.Biases[r0*groups], &out[t*m.Rows+r0]
 			if q.Bits == 4 {

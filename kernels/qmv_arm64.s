@@ -149,6 +149,11 @@
 	VADD    V22.S4, V20.S4, V20.S4; \
 	FMOVS.P 4(R2), F9; \
 	VSUB    V9.S4, V20.S4, V20.S4; \
+	GROUPFOLD
+
+// GROUPFOLD folds the group's int32 sums in V20 into V0 times scale·dx and
+// (bias + c·scale)·xsum into F1, stepping to the next group.
+#define GROUPFOLD \
 	SCVTF4S(20, 20); \
 	SCALEBIAS(R3, R4, R12, R13, R11, R6); \
 	FMOVS.P 4(R5), F19; \
@@ -167,31 +172,38 @@
 	MOVBU f16+88(FP), R11; \
 	FMOVS c+92(FP), F17
 
-// Q16ROWS is a row kernel's loop over rows, groups and steps around
-// UNPACK, which reads a step's codes into V5-V8 (labels row, group, step).
-#define Q16ROWS(UNPACK, row, group, step) \
+// NEONROWS is an integer row kernel's loop over rows, groups and steps:
+// ROWSTART sets a row's own pointers, GROUPSTART a group's sums, STEP reads
+// and multiplies a step's codes, GROUPEND folds a group into the row (labels
+// row, group, step).
+#define NEONROWS(ROWSTART, GROUPSTART, STEP, GROUPEND, row, group, step) \
 row:; \
 	MOVD xq+8(FP), R1; \
-	MOVD corr+16(FP), R2; \
+	ROWSTART; \
 	MOVD dx+40(FP), R5; \
 	MOVD xsum+48(FP), R6; \
 	MOVD groups+72(FP), R9; \
 	VEOR V0.B16, V0.B16, V0.B16; \
 	VEOR V1.B16, V1.B16, V1.B16; \
 group:; \
-	Q16GROUPSTART; \
+	GROUPSTART; \
 step:; \
-	UNPACK; \
-	Q16MUL; \
+	STEP; \
 	SUBS $1, R10, R10; \
 	BNE  step; \
-	Q16GROUPEND; \
+	GROUPEND; \
 	SUBS $1, R9, R9; \
 	BNE  group; \
 	RESULT; \
 	FMOVS.P F0, 4(R7); \
 	SUBS    $1, R8, R8; \
 	BNE     row
+
+// Q16ROWSTART points R2 at the row's corr; Q16STEP4 and Q16STEP8 read and
+// multiply a step of 4- and 8-bit codes.
+#define Q16ROWSTART MOVD corr+16(FP), R2
+#define Q16STEP4 UNPACK4; Q16MUL
+#define Q16STEP8 UNPACK8; Q16MUL
 
 // UNPACK4 splits a step's 16 bytes into the halfword codes V5-V8.
 #define UNPACK4 \
@@ -211,6 +223,56 @@ step:; \
 	VAND   V31.B16, V3.B16, V6.B16; \
 	VUSHR  $8, V2.H8, V7.H8; \
 	VUSHR  $8, V3.H8, V8.H8
+
+// Int8-activation row kernels (NEON with the dot-product extension), the
+// arm64 forms of qrows4Q8x1AVX2 and qrows8Q8x1AVX2 with the same sums:
+// SDOT (spelled as a WORD) adds four int8 products to each int32 lane, so
+// a block of 32 values is two SDOTs. 4-bit codes stay unsigned (0..15 are
+// valid signed bytes; c = 0) and meet xq stored per block as 16 even
+// values then 16 odd ones; 8-bit codes are centred to q-128 by flipping
+// their top bit (c = 128) and meet xq in order. The token's blocks are
+// xstep bytes apart (other tokens' blocks sit between them), so a call
+// covers one token; the Go side runs the tokens in turn over row blocks.
+//
+// Registers as in the int16 kernels, but R1 steps by R15 (xstep) and the
+// group's sums are V20 and V21.
+
+// SDOT adds the products of Vn's and Vm's signed bytes, four per lane, to
+// the int32 lanes of Vd.
+#define SDOT(d, n, m) WORD $(0x4E809400 | (m<<16) | (n<<5) | d)
+
+// Q8STEP4 and Q8STEP8 add a block of 32 values' products to V20 and V21.
+#define Q8STEP4 \
+	VLD1.P 16(R0), [V2.B16]; \
+	VAND   V31.B16, V2.B16, V3.B16; \
+	VUSHR  $4, V2.B16, V4.B16; \
+	VLD1   (R1), [V24.B16, V25.B16]; \
+	ADD    R15, R1, R1; \
+	SDOT(20, 3, 24); \
+	SDOT(21, 4, 25)
+
+#define Q8STEP8 \
+	VLD1.P 32(R0), [V2.B16, V3.B16]; \
+	VEOR   V31.B16, V2.B16, V2.B16; \
+	VEOR   V31.B16, V3.B16, V3.B16; \
+	VLD1   (R1), [V24.B16, V25.B16]; \
+	ADD    R15, R1, R1; \
+	SDOT(20, 2, 24); \
+	SDOT(21, 3, 25)
+
+// Q8GROUPEND adds the group's two sums and folds them (GROUPFOLD).
+#define Q8GROUPEND \
+	VADD V21.S4, V20.S4, V20.S4; \
+	GROUPFOLD
+
+// Q8ROWSTART sets R15 to xstep; Q8GROUPSTART clears a group's sums and
+// loads the step count.
+#define Q8ROWSTART MOVD xstep+16(FP), R15
+
+#define Q8GROUPSTART \
+	VEOR V20.B16, V20.B16, V20.B16; \
+	VEOR V21.B16, V21.B16, V21.B16; \
+	MOVD R14, R10
 
 // func qdot4NEON(w *byte, x *float32, scales, biases *uint16, xsum *float32, groups, steps int, f16 bool) float32
 //
@@ -280,7 +342,7 @@ step8:
 TEXT ·qrows4Q16NEON(SB), NOSPLIT, $0-96
 	Q16ARGS
 	VMOVI $15, V31.B16
-	Q16ROWS(UNPACK4, row4w, group4w, step4w)
+	NEONROWS(Q16ROWSTART, Q16GROUPSTART, Q16STEP4, Q16GROUPEND, row4w, group4w, step4w)
 	RET
 
 // func qrows8Q16NEON(w *byte, xq *int16, corr *int32, scales, biases *uint16, dx, xsum, out *float32, rows, groups, steps int, f16 bool, c float32)
@@ -288,5 +350,19 @@ TEXT ·qrows8Q16NEON(SB), NOSPLIT, $0-96
 	Q16ARGS
 	MOVD $0x00ff00ff, R12
 	VDUP R12, V31.S4
-	Q16ROWS(UNPACK8, row8w, group8w, step8w)
+	NEONROWS(Q16ROWSTART, Q16GROUPSTART, Q16STEP8, Q16GROUPEND, row8w, group8w, step8w)
+	RET
+
+// func qrows4Q8NEON(w *byte, xq *int8, xstep int, scales, biases *uint16, dx, xsum, out *float32, rows, groups, steps int, f16 bool, c float32)
+TEXT ·qrows4Q8NEON(SB), NOSPLIT, $0-96
+	Q16ARGS
+	VMOVI $15, V31.B16
+	NEONROWS(Q8ROWSTART, Q8GROUPSTART, Q8STEP4, Q8GROUPEND, row4b, group4b, step4b)
+	RET
+
+// func qrows8Q8NEON(w *byte, xq *int8, xstep int, scales, biases *uint16, dx, xsum, out *float32, rows, groups, steps int, f16 bool, c float32)
+TEXT ·qrows8Q8NEON(SB), NOSPLIT, $0-96
+	Q16ARGS
+	VMOVI $128, V31.B16
+	NEONROWS(Q8ROWSTART, Q8GROUPSTART, Q8STEP8, Q8GROUPEND, row8b, group8b, step8b)
 	RET

@@ -13,3 +13,6 @@ func simdIntActivations(bits, width int) bool { return false }
 
 // simdKernels tells tests whether this build has SIMD kernels at all.
 const simdKernels = false
+
+// int8Block is the values per block of an int8 input (unused here).
+func int8Block(bits, group int) int { return 32 }

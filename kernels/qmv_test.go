@@ -126,7 +126,7 @@ func TestQMVPathsMatchReference(t *testing.T) {
 			for _, f16 := range []bool{false, true} {
 				for _, shape := range [][2]int{{1, 1}, {7, 3}, {33, 5}, {130, 2}, {9, 11}} {
 					m := randomQuant(rng, shape[0], shape[1]*group, bits, group, f16)
-					for _, n := range []int{1, 2, qmvTokens} {
+					for _, n := range []int{1, 2, 3, qmvTokens} {
 						checkQMV(t, rng, m, n)
 					}
 				}
@@ -244,31 +244,71 @@ func TestRoundLevelMatchesRound32(t *testing.T) {
 	}
 }
 
-// TestQMVInt16TokensMatchOneByOne: on int16 activations, a token's row
-// results do not depend on how many tokens share the call (the two-token
-// kernels add in the one-token kernels' order), to the bit.
-func TestQMVInt16TokensMatchOneByOne(t *testing.T) {
-	if !simdKernels || !simdIntActivations(4, 16) {
-		t.Skip("no int16 kernels on this machine")
-	}
+// TestQMVIntTokensMatchOneByOne: on integer activations, a token's row
+// results do not depend on how many tokens share the call (the multi-token
+// kernels add in the one-token kernels' order), to the bit, for every
+// token count.
+func TestQMVIntTokensMatchOneByOne(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 17))
-	for _, bits := range []int{4, 8} {
-		for _, group := range []int{32, 64, 128} {
-			m := randomQuant(rng, 37, 5*group, bits, group, group == 64)
-			x := randVec(rng, qmvTokens*m.Cols)
-			withFeatures(decodePath{"simd-int16", true, 16}, func() {
-				all := make([]float32, qmvTokens*m.Rows)
-				MatMul(all, x, qmvTokens, m)
-				one := make([]float32, m.Rows)
-				for tok := 0; tok < qmvTokens; tok++ {
-					MatMul(one, x[tok*m.Cols:(tok+1)*m.Cols], 1, m)
-					for r, v := range one {
-						if got := all[tok*m.Rows+r]; math.Float32bits(got) != math.Float32bits(v) {
-							t.Fatalf("%d-bit group %d: token %d row %d is %v with %d tokens, %v alone", bits, group, tok, r, got, qmvTokens, v)
+	for _, width := range []int{8, 16} {
+		if !simdKernels || !simdIntActivations(4, width) {
+			t.Logf("no int%d kernels on this machine", width)
+			continue
+		}
+		p := decodePath{fmt.Sprintf("simd-int%d", width), true, width}
+		for _, bits := range []int{4, 8} {
+			for _, group := range []int{32, 64, 128} {
+				m := randomQuant(rng, 37, 5*group, bits, group, group == 64)
+				x := randVec(rng, qmvTokens*m.Cols)
+				withFeatures(p, func() {
+					one := make([]float32, m.Rows)
+					for n := 2; n <= qmvTokens; n++ {
+						all := make([]float32, n*m.Rows)
+						MatMul(all, x, n, m)
+						for tok := 0; tok < n; tok++ {
+							MatMul(one, x[tok*m.Cols:(tok+1)*m.Cols], 1, m)
+							for r, v := range one {
+								if got := all[tok*m.Rows+r]; math.Float32bits(got) != math.Float32bits(v) {
+									t.Fatalf("int%d, %d-bit group %d: token %d row %d is %v with %d tokens, %v alone", width, bits, group, tok, r, got, n, v)
+								}
+							}
 						}
 					}
-				}
-			})
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkQMVRowsTokens is the integer kernels' rate for 1 to qmvTokens
+// tokens on one goroutine, a 64x4096 group-64 matrix in cache: token-values
+// (rows·cols·tokens) per CPU second, so a kernel that unpacks each block of
+// codes once for all tokens shows a rising figure with the token count.
+func BenchmarkQMVRowsTokens(b *testing.B) {
+	rng := rand.New(rand.NewPCG(18, 18))
+	for _, p := range decodePaths() {
+		if p.act == 0 {
+			continue
+		}
+		for _, bits := range []int{4, 8} {
+			m := randomQuant(rng, 64, 4096, bits, 64, false)
+			x := randVec(rng, qmvTokens*m.Cols)
+			out := make([]float32, qmvTokens*m.Rows)
+			for n := 1; n <= qmvTokens; n++ {
+				b.Run(fmt.Sprintf("%s/%dbit/n%d", p.name, bits, n), func(b *testing.B) {
+					withFeatures(p, func() {
+						d := &DecodeInput{}
+						d.Prepare(x[:n*m.Cols], n, m.Cols, m.Q)
+						c0 := cpuSeconds()
+						for i := 0; i < b.N; i++ {
+							MatVecRows(out, d, m, 0, m.Rows)
+						}
+						if c := cpuSeconds() - c0; c > 0 {
+							b.ReportMetric(float64(m.Rows*m.Cols*n)*float64(b.N)/c/1e9, "Gtokvalues/cpu-s")
+						}
+					})
+				})
+			}
 		}
 	}
 }

@@ -2,6 +2,8 @@ package model_test
 
 import (
 	"math"
+	"os"
+	"slices"
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
@@ -11,29 +13,54 @@ import (
 )
 
 // The decode activation paths whose cost is measured: float32 everywhere
-// (the kernels' default), int16 everywhere (kernels.Int16Activations, the
-// library's default), int8 for the routed experts' gate and up
-// (cpu.Executor.Int8Experts, with int16 elsewhere) and int8 for every 4-
-// and 8-bit matrix (kernels.Int8Activations).
+// (the kernels' default), int16 everywhere (kernels.Int16Activations), int8
+// for the routed experts' gate and up (cpu.Executor.Int8Experts, with int16
+// elsewhere), int8 for all three expert products (Int8ExpertDown as well)
+// and int8 for every 4- and 8-bit matrix (kernels.Int8Activations).
 const (
 	floatAll = iota
 	int16All
 	int8Experts
+	int8ExpertsDown
 	int8All
 	decodePaths
 )
 
-var decodePathNames = [decodePaths]string{"float", "int16", "int8 experts", "int8 everywhere"}
+var decodePathNames = [decodePaths]string{"float", "int16", "int8-experts", "int8-experts-down", "int8"}
+
+// useDecodePath sets the kernels' activation switches and e's for decode
+// path mode and returns what restores the kernels' switches.
+func useDecodePath(e *cpu.Executor, mode int) (restore func()) {
+	int8, int16 := kernels.Int8Activations, kernels.Int16Activations
+	kernels.Int8Activations, kernels.Int16Activations = mode == int8All, mode != floatAll && mode != int8All
+	e.Int8Experts = mode == int8Experts || mode == int8ExpertsDown
+	e.Int8ExpertDown = mode == int8ExpertsDown
+	return func() { kernels.Int8Activations, kernels.Int16Activations = int8, int16 }
+}
+
+// benchActivationsEnv names the decode path BenchmarkBatchDecode runs on
+// (one of decodePathNames; default float, the kernels' default).
+const benchActivationsEnv = "MLXMOE_BENCH_ACTIVATIONS"
+
+// useBenchActivations applies benchActivationsEnv to e (see useDecodePath).
+func useBenchActivations(b *testing.B, e *cpu.Executor) (restore func()) {
+	name := os.Getenv(benchActivationsEnv)
+	if name == "" {
+		return func() {}
+	}
+	mode := slices.Index(decodePathNames[:], name)
+	if mode < 0 {
+		b.Fatalf("%s=%q: want one of %q", benchActivationsEnv, name, decodePathNames)
+	}
+	return useDecodePath(e, mode)
+}
 
 // decodeLogits feeds ids one token at a time (the decode kernels' path) and
 // returns the logits after each, on the given path.
 func decodeLogits(t *testing.T, m *model.Model, ids []int32, mode int) [][]float32 {
 	t.Helper()
-	int8, int16 := kernels.Int8Activations, kernels.Int16Activations
-	kernels.Int8Activations, kernels.Int16Activations = mode == int8All, mode == int16All || mode == int8Experts
-	defer func() { kernels.Int8Activations, kernels.Int16Activations = int8, int16 }()
 	e := cpu.New()
-	e.Int8Experts = mode == int8Experts
+	defer useDecodePath(e, mode)()
 	rn := model.NewRunner(m, e)
 	c := m.NewCache(rn.E, len(ids))
 	var all [][]float32
@@ -77,13 +104,16 @@ func TestDecodeActivationsCost(t *testing.T) {
 				rel[mode] = maxRelDiff(l[len(l)-1], p.LastLogits)
 				abs[mode] = maxAbsDiff(l[len(l)-1], p.LastLogits)
 			}
-			t.Logf("last logits vs reference, max |Δ| (/ max |logit|): float %.2g (%.2g), int16 %.2g (%.2g), int8 experts %.2g (%.2g), int8 everywhere %.2g (%.2g)",
-				abs[floatAll], rel[floatAll], abs[int16All], rel[int16All], abs[int8Experts], rel[int8Experts], abs[int8All], rel[int8All])
+			t.Logf("last logits vs reference, max |Δ| (/ max |logit|): float %.2g (%.2g), int16 %.2g (%.2g), int8 experts' gate/up %.2g (%.2g), gate/up/down %.2g (%.2g), int8 everywhere %.2g (%.2g)",
+				abs[floatAll], rel[floatAll], abs[int16All], rel[int16All], abs[int8Experts], rel[int8Experts],
+				abs[int8ExpertsDown], rel[int8ExpertsDown], abs[int8All], rel[int8All])
 			if rel[int16All] > 0.01 {
 				t.Errorf("int16 activations move the logits by %.3g of their range", rel[int16All])
 			}
-			if rel[int8Experts] > 0.03 {
-				t.Errorf("int8 expert activations move the logits by %.3g of their range", rel[int8Experts])
+			for _, mode := range []int{int8Experts, int8ExpertsDown} {
+				if rel[mode] > 0.03 {
+					t.Errorf("%s activations move the logits by %.3g of their range", decodePathNames[mode], rel[mode])
+				}
 			}
 		})
 	}
@@ -104,9 +134,9 @@ func TestDecodeActivationsCost(t *testing.T) {
 		for mode := range nll {
 			nll[mode] = sum[mode] / float64(n)
 		}
-		t.Logf("held-out mean NLL token by token over %d positions: float %.5f, int16 %+.6f, int8 experts %+.6f, int8 everywhere %+.5f nats",
-			n, nll[floatAll], nll[int16All]-nll[floatAll], nll[int8Experts]-nll[floatAll], nll[int8All]-nll[floatAll])
-		for _, mode := range []int{int16All, int8Experts} {
+		t.Logf("held-out mean NLL token by token over %d positions: float %.5f, int16 %+.6f, int8 experts' gate/up %+.6f, gate/up/down %+.6f, int8 everywhere %+.5f nats",
+			n, nll[floatAll], nll[int16All]-nll[floatAll], nll[int8Experts]-nll[floatAll], nll[int8ExpertsDown]-nll[floatAll], nll[int8All]-nll[floatAll])
+		for _, mode := range []int{int16All, int8Experts, int8ExpertsDown} {
 			if d := math.Abs(nll[mode] - nll[floatAll]); d >= 0.002 {
 				t.Errorf("%s activations change the held-out NLL by %.5f nats", decodePathNames[mode], d)
 			}

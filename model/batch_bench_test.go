@@ -62,6 +62,7 @@ func BenchmarkBatchDecode(b *testing.B) {
 				defer m.Close()
 			}
 			e := cpu.New()
+			defer useBenchActivations(b, e)()
 			rn := model.NewRunner(m, e)
 			defer rn.Free()
 			rn.Prefetch = mod.capacity > 0 // as the library runs a pager

@@ -190,10 +190,11 @@ func benchDecode(env *benchEnv) ([]benchKernel, error) {
 		return nil, err
 	}
 	list = append(list, k)
-	// The same kernels on int16 activations (kernels.Int16Activations, the
-	// library's default), then on int8: every matvec input
-	// (kernels.Int8Activations) for the matvec lines, the experts' gate
-	// and up inputs (cpu.Executor.Int8Experts, the option) for the MoE.
+	// The same kernels on int16 activations (kernels.Int16Activations),
+	// then on int8: every matvec input (kernels.Int8Activations) for the
+	// matvec lines; for the MoE, the experts' gate and up inputs
+	// (cpu.Executor.Int8Experts) with int16 down (moe_q4_i8), and all three
+	// (Int8ExpertDown as well: moe_q4_i8_down).
 	base := len(list)
 	for _, k := range list[:base] {
 		run := k.run
@@ -214,11 +215,18 @@ func benchDecode(env *benchEnv) ([]benchKernel, error) {
 			kernels.Int8Activations = false
 		}
 		if c, ok := e.(*cpu.Executor); ok && k.name == "moe_q4_i8" {
-			k.run = func() {
-				c.Int8Experts = true
-				run()
-				c.Int8Experts = false
+			for _, down := range []bool{false, true} {
+				k.run = func() {
+					kernels.Int16Activations, c.Int8Experts, c.Int8ExpertDown = true, true, down
+					run()
+					kernels.Int16Activations, c.Int8Experts, c.Int8ExpertDown = false, false, false
+				}
+				if down {
+					k.name += "_down"
+				}
+				list = append(list, k)
 			}
+			continue
 		}
 		list = append(list, k)
 	}
