@@ -538,6 +538,11 @@ func (m *Model) finish(q *sequence, reason string, err error) {
 	sc := &m.sched
 	if i := slices.Index(sc.running, q); i >= 0 {
 		sc.running = slices.Delete(sc.running, i, i+1)
+		// Counted out before its caller hears of the end, so that stats
+		// read after a generation returns do not still show it running.
+		sc.stats.Lock()
+		sc.stats.running = len(sc.running)
+		sc.stats.Unlock()
 	}
 	l := q.lane
 	if l == nil || !l.busy {
