@@ -82,6 +82,7 @@ type sequence struct {
 	lane      *lane
 	cached    int // prompt tokens reused
 	pos       int // prompt tokens in the cache
+	chunk     int // where the prompt chunk paused between layers ends (0: none)
 	passed    int // steps another prompt's chunk was taken instead of one of this
 	decoding  bool
 	next      int32 // sampled, to be forwarded
@@ -232,13 +233,15 @@ func (m *Model) join(q *sequence, l *lane) {
 }
 
 // step runs one forward pass: a decode token for every running sequence
-// that has one, and the next chunk of the first sequence still in prefill.
-// Sequences whose caller left end first.
+// that has one, and the next chunk of the first sequence still in prefill
+// (or, paced, part of its layers). Sequences whose caller left end first,
+// unless a chunk of theirs is paused between layers: that chunk finishes
+// first, so what was prefilled stays whole and reusable.
 func (m *Model) step() {
 	sc := &m.sched
 	var running, left []*sequence
 	for _, q := range sc.running {
-		if q.ctx.Err() != nil || q.abandoned.Load() {
+		if (q.ctx.Err() != nil || q.abandoned.Load()) && q.chunk == 0 {
 			left = append(left, q)
 		} else {
 			running = append(running, q)
@@ -260,17 +263,12 @@ func (m *Model) step() {
 	}
 	decodes := len(segs)
 	pre := sc.nextPrefill(running)
-	var end int
+	var end, layers int
+	paused := false
 	if pre != nil {
-		n := m.prefillChunk()
-		if decodes > 0 && m.opts.PrefillPace > 0 {
-			n = sc.pace.chunk(n, m.opts.PrefillPace)
-		}
-		end = pre.chunkEnd(n)
-		seg := segment{Cache: pre.lane.cache, IDs: pre.prompt[pre.pos:end]}
-		if end == len(pre.prompt) {
-			seg.Logits = pre.logits
-		}
+		var seg segment
+		seg, layers = m.prefillSegment(pre, decodes > 0 && m.opts.PrefillPace > 0)
+		end, paused = pre.pos+len(seg.IDs), seg.Until > 0
 		segs = append(segs, seg)
 		in = append(in, pre)
 	}
@@ -282,9 +280,9 @@ func (m *Model) step() {
 		}
 		return
 	}
-	prefill := 0
+	prefill := 0.0
 	if pre != nil {
-		prefill = end - pre.pos
+		prefill = float64((end-pre.pos)*layers) / float64(len(m.Model.Layers))
 	}
 	sc.pace.observe(time.Since(start), decodes, prefill)
 	sc.stats.Lock()
@@ -297,7 +295,12 @@ func (m *Model) step() {
 	sc.stats.Unlock()
 	for _, q := range in {
 		if q == pre {
-			m.prefilled(q, end)
+			if paused {
+				q.chunk = end
+			} else {
+				q.chunk = 0
+				m.prefilled(q, end)
+			}
 			continue
 		}
 		q.lane.tokens = append(q.lane.tokens, q.next)
@@ -305,11 +308,47 @@ func (m *Model) step() {
 	}
 }
 
+// prefillSegment is q's prompt chunk for this step and how many layers
+// it runs: the chunk paused between layers, if q has one, else the next
+// one; paced (next to decoding streams), the pacer sizes the chunk and,
+// when the step has room for less than one token through every layer,
+// pauses it after the layers that fit.
+func (m *Model) prefillSegment(q *sequence, paced bool) (segment, int) {
+	sc, c := &m.sched, q.lane.cache
+	end := q.chunk
+	if end == 0 {
+		n := m.prefillChunk()
+		if paced {
+			n = sc.pace.chunk(n, m.opts.PrefillPace)
+		}
+		end = q.chunkEnd(n)
+	}
+	seg := segment{Cache: c, IDs: q.prompt[q.pos:end]}
+	total := len(m.Model.Layers)
+	from := c.Paused()
+	layers := total - from
+	if paced && m.Model.RopeSwitch == 0 {
+		layers = sc.pace.layers(len(seg.IDs), layers, total, m.opts.PrefillPace)
+	}
+	if from+layers < total {
+		seg.Until = from + layers
+	} else if end == len(q.prompt) {
+		seg.Logits = q.logits
+	}
+	return seg, layers
+}
+
 // nextPrefill picks the sequence in prefill whose chunk the step takes:
-// the one with the fewest prompt tokens left, so that a short request
-// arriving during a long prompt's prefill starts at the next step; one
-// passed over starveAfter times goes first.
+// one whose chunk is paused between layers; else the one with the fewest
+// prompt tokens left, so that a short request arriving during a long
+// prompt's prefill starts at the next step; one passed over starveAfter
+// times goes first.
 func (sc *scheduler) nextPrefill(running []*sequence) *sequence {
+	for _, q := range running {
+		if q.chunk > 0 {
+			return q
+		}
+	}
 	var pick, starved *sequence
 	for _, q := range running {
 		if q.decoding {
@@ -346,7 +385,10 @@ const starveAfter = 8
 // inter-token gap stays within that while a long prompt prefills. It
 // learns both costs from the steps it sees: a decode step's as the
 // shortest of the recent ones (on a shared machine a step is sometimes
-// held up, never sped up), a prefill token's as a moving average.
+// held up, never sped up), a prefill token's (through every layer) as a
+// moving average. When not even one token fits (deep in a long prompt,
+// where each token attends over every earlier one), the chunk pauses
+// between layers and finishes over the next steps.
 type pacer struct {
 	decodes  [16]float64 // seconds of recent steps without prefill (a ring)
 	next     int
@@ -376,6 +418,18 @@ func (p *pacer) decode() float64 {
 	return best
 }
 
+// layers is how many of the left layers a chunk of tokens runs in a step
+// next to decoding streams: as many as the budget leaves room for,
+// counting every layer as an equal share of a token's cost, at least one.
+func (p *pacer) layers(tokens, left, total int, budget float64) int {
+	dec := p.decode()
+	if dec == 0 || p.perToken == 0 {
+		return left
+	}
+	k := int(max(budget-1, 0) * dec / (p.perToken * float64(tokens)) * float64(total))
+	return min(left, max(k, 1))
+}
+
 // chunk is the prefill chunk next to decoding streams, at most n.
 func (p *pacer) chunk(n int, budget float64) int {
 	dec := p.decode()
@@ -390,8 +444,9 @@ func (p *pacer) chunk(n int, budget float64) int {
 }
 
 // observe learns from a step of d with decodes decode tokens and a
-// prefill chunk of prefill tokens.
-func (p *pacer) observe(d time.Duration, decodes, prefill int) {
+// prefill chunk of prefill tokens (fractional when it ran only some of
+// the layers).
+func (p *pacer) observe(d time.Duration, decodes int, prefill float64) {
 	sec := d.Seconds()
 	var tok float64
 	switch dec := p.decode(); {
@@ -400,9 +455,9 @@ func (p *pacer) observe(d time.Duration, decodes, prefill int) {
 		p.next = (p.next + 1) % len(p.decodes)
 		return
 	case decodes == 0:
-		tok = sec / float64(prefill)
+		tok = sec / prefill
 	case dec > 0:
-		tok = max(sec-dec, 0) / float64(prefill)
+		tok = max(sec-dec, 0) / prefill
 	default:
 		return
 	}
@@ -556,6 +611,7 @@ func (m *Model) finish(q *sequence, reason string, err error) {
 	switch {
 	case err != nil:
 		l.tokens, l.cache.Len = l.tokens[:0], 0
+		l.cache.DropPaused()
 	case reason == "cancelled" && !q.decoding:
 		// Cancelled between chunks: what was prefilled is valid and kept,
 		// so a retry of the same prompt resumes from it.

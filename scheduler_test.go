@@ -358,6 +358,30 @@ func TestSchedPacer(t *testing.T) {
 			t.Errorf("budget %g, chunk at most %d: %d, want %d", tc.budget, tc.n, got, tc.want)
 		}
 	}
+	// Deep in a long prompt a token costs more than the budget leaves:
+	// the chunk runs the share of the layers that fits, at least one.
+	var d pacer
+	d.observe(10*time.Millisecond, 4, 0)
+	d.observe(40*time.Millisecond, 0, 1) // 40 ms a token
+	for _, tc := range []struct {
+		budget              float64
+		tokens, left, total int
+		want                int
+	}{
+		{2.5, 1, 48, 48, 18}, // 15 ms of 40: 18 of 48 layers
+		{2.5, 1, 6, 48, 6},   // at most the layers left
+		{2.5, 2, 48, 48, 9},  // two tokens: half as many layers
+		{1.0, 1, 48, 48, 1},  // no room: one layer a step
+		{5.0, 1, 48, 48, 48}, // a whole token fits
+	} {
+		if got := d.layers(tc.tokens, tc.left, tc.total, tc.budget); got != tc.want {
+			t.Errorf("budget %g, %d tokens, %d of %d layers left: %d layers, want %d", tc.budget, tc.tokens, tc.left, tc.total, got, tc.want)
+		}
+	}
+	var fresh pacer
+	if got := fresh.layers(1, 5, 6, 2.5); got != 5 {
+		t.Errorf("unmeasured: %d layers, want all 5 left", got)
+	}
 	// A mixed step charges its prefill tokens what exceeds a decode step.
 	var q pacer
 	q.observe(10*time.Millisecond, 2, 0)
@@ -408,5 +432,117 @@ func TestSchedPaced(t *testing.T) {
 	t.Logf("the 1500-token prompt prefilled in %d chunks next to the stream (%d unpaced)", chunks, unpaced)
 	if chunks <= unpaced {
 		t.Errorf("%d chunks: the prefill was not paced", chunks)
+	}
+}
+
+// TestSchedPausedLayers: a prompt that prefills next to a decoding stream
+// when a token costs more than the step budget leaves (the pacer seeded
+// so: a token through every layer takes 1000 s) runs its chunks a few
+// layers a step, the stream decoding in between; both get the tokens of
+// their runs alone, logits within what paced chunks allow.
+func TestSchedPausedLayers(t *testing.T) {
+	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 2048, PrefillPace: 2.5})
+	prompts := [][]int32{randomIDs(93, 10), randomIDs(94, 40)}
+	opts := []GenerateOptions{greedy(300), greedy(8)}
+	want := alone(t, m, prompts, opts)
+	m.mu.Lock()
+	m.sched.pace = pacer{perToken: 1000}
+	m.sched.pace.decodes[0] = 1e-3
+	m.mu.Unlock()
+	var got [2]run
+	var wg sync.WaitGroup
+	var once sync.Once
+	before := m.SchedulerStats()
+	got[0].res, got[0].err = m.Stream(context.Background(), prompts[0], recording(opts[0], &got[0]), func(Token) error {
+		once.Do(func() {
+			wg.Go(func() {
+				got[1].res, got[1].err = m.Stream(context.Background(), prompts[1], recording(opts[1], &got[1]), nil)
+			})
+		})
+		return nil
+	})
+	wg.Wait()
+	for i := range got {
+		if got[i].err != nil {
+			t.Fatal(got[i].err)
+		}
+		if !slices.Equal(got[i].res.IDs, want[i].res.IDs) {
+			t.Errorf("prompt %d: tokens %v, alone %v", i, got[i].res.IDs, want[i].res.IDs)
+		}
+		// One-token chunks run the decode kernels (int16 activations):
+		// as with chunks of a few tokens (minChunk), the logits move by up
+		// to a few 1e-3; pausing itself changes nothing (the model's
+		// TestForwardBatchPaused: bitwise).
+		if worst := maxDiff(got[i].logits, want[i].logits); worst > 5e-3 {
+			t.Errorf("prompt %d: logits differ by up to %g", i, worst)
+		}
+	}
+	st := m.SchedulerStats()
+	shared := int(st.Advanced-before.Advanced-(st.Steps-before.Steps)) - 7
+	t.Logf("the 40-token prompt took %d steps next to the stream", shared)
+	if shared <= len(prompts[1]) {
+		t.Errorf("%d steps for %d prompt tokens: no chunk paused between layers", shared, len(prompts[1]))
+	}
+}
+
+// TestSchedCancelPaused: a prompt cancelled while one of its chunks is
+// paused between layers (the pacer seeded as in TestSchedPausedLayers)
+// ends once that chunk has run every layer: its lane keeps whole chunks
+// and nothing paused, and a retry of the prompt in the same session,
+// resuming from them, generates what the prompt generates alone.
+func TestSchedCancelPaused(t *testing.T) {
+	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 2048, PrefillPace: 2.5})
+	runner, prompt := randomIDs(95, 10), randomIDs(96, 40)
+	want := alone(t, m, [][]int32{prompt}, []GenerateOptions{greedy(8)})
+	m.mu.Lock()
+	m.sched.pace = pacer{perToken: 1000}
+	m.sched.pace.decodes[0] = 1e-3
+	m.mu.Unlock()
+	ps := m.NewSession()
+	defer ps.Close()
+	var cancelled run
+	var started sync.Once
+	var wg sync.WaitGroup
+	rs := m.NewSession()
+	_, err := rs.Stream(context.Background(), runner, greedy(60), func(Token) error {
+		started.Do(func() {
+			wg.Go(func() {
+				// Three steps: the first token's chunk is paused after
+				// its third layer when the context reports the cancel.
+				ctx := &cancelAfter{Context: context.Background(), n: 3}
+				cancelled.res, cancelled.err = ps.Stream(ctx, prompt, greedy(8), nil)
+			})
+		})
+		return nil
+	})
+	wg.Wait()
+	rs.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cancelled.err != context.Canceled || cancelled.res.FinishReason != "cancelled" {
+		t.Fatalf("the cancelled prompt: err %v, finish %q", cancelled.err, cancelled.res.FinishReason)
+	}
+	m.mu.Lock()
+	l := ps.lanes[0]
+	kept, paused := len(l.tokens), l.cache.Paused()
+	m.mu.Unlock()
+	t.Logf("the cancelled prompt left %d tokens in its lane", kept)
+	if kept == 0 || paused != 0 || !isPrefix(l.tokens, prompt) {
+		t.Errorf("the cancelled prompt's lane: %d tokens, paused at layer %d; want whole chunks of the prompt, none paused", kept, paused)
+	}
+	var r run
+	r.res, r.err = ps.Stream(context.Background(), prompt, recording(greedy(8), &r), nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.res.CachedTokens != kept {
+		t.Errorf("the retry reused %d tokens, want %d", r.res.CachedTokens, kept)
+	}
+	if !slices.Equal(r.res.IDs, want[0].res.IDs) {
+		t.Errorf("the retry: tokens %v, alone %v", r.res.IDs, want[0].res.IDs)
+	}
+	if worst := maxDiff(r.logits, want[0].logits); worst > 5e-3 {
+		t.Errorf("the retry: logits differ from the prompt's alone by up to %g", worst)
 	}
 }

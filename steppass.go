@@ -10,7 +10,8 @@ type segment = model.Segment
 
 // forwardBatch runs a step's segments: the decode tokens (one token a
 // segment, at most kernels.DecodeTokens of them a pass) batched, a prefill
-// chunk in a pass of its own. They are kept apart because a pass of more
+// chunk in a pass of its own (a one-token chunk that runs every layer
+// joins the decode tokens). They are kept apart because a pass of more
 // rows than the decode kernels take runs the dense products through the
 // GEMM, whose sums (and, by default, activation rounding) differ from the
 // decode kernels': this way every sequence gets bitwise the logits it
@@ -18,7 +19,7 @@ type segment = model.Segment
 func forwardBatch(rn *model.Runner, segs []segment) error {
 	for len(segs) > 0 {
 		n := 0
-		for n < len(segs) && n < kernels.DecodeTokens && len(segs[n].IDs) == 1 {
+		for n < len(segs) && n < kernels.DecodeTokens && len(segs[n].IDs) == 1 && !pauses(segs[n]) {
 			n++
 		}
 		n = max(n, 1)
@@ -29,3 +30,7 @@ func forwardBatch(rn *model.Runner, segs []segment) error {
 	}
 	return nil
 }
+
+// pauses reports whether sg stops or resumes between layers: it runs in a
+// pass of its own.
+func pauses(sg segment) bool { return sg.Until > 0 || sg.Cache.Paused() > 0 }
