@@ -80,10 +80,11 @@ type sequence struct {
 
 	// Set by the loop (under Model.mu):
 	lane      *lane
-	cached    int // prompt tokens reused
-	pos       int // prompt tokens in the cache
-	chunk     int // where the prompt chunk paused between layers ends (0: none)
-	passed    int // steps another prompt's chunk was taken instead of one of this
+	cached    int     // prompt tokens reused
+	pos       int     // prompt tokens in the cache
+	chunk     int     // where the prompt chunk paused between layers ends (0: none)
+	cost      float64 // seconds a prompt token takes through every layer (the pacer's estimate)
+	passed    int     // steps another prompt's chunk was taken instead of one of this
 	decoding  bool
 	next      int32 // sampled, to be forwarded
 	generated []int32
@@ -223,6 +224,7 @@ func (m *Model) join(q *sequence, l *lane) {
 	q.joined = time.Now()
 	q.cached = q.s.reuse(l, q.prompt)
 	q.pos = q.cached
+	q.cost = sc.pace.seed
 	q.sampler = sample.New(q.opts.Sampling, q.prompt)
 	q.logits = make([]float32, m.Model.Config.VocabSize)
 	sc.running = append(sc.running, q)
@@ -280,11 +282,12 @@ func (m *Model) step() {
 		}
 		return
 	}
-	prefill := 0.0
 	if pre != nil {
-		prefill = float64((end-pre.pos)*layers) / float64(len(m.Model.Layers))
+		prefill := float64((end-pre.pos)*layers) / float64(len(m.Model.Layers))
+		pre.cost = sc.pace.observe(time.Since(start), decodes, prefill, pre.cost)
+	} else {
+		sc.pace.observe(time.Since(start), decodes, 0, 0)
 	}
-	sc.pace.observe(time.Since(start), decodes, prefill)
 	sc.stats.Lock()
 	sc.stats.steps++
 	if sc.stats.batch == nil {
@@ -319,7 +322,7 @@ func (m *Model) prefillSegment(q *sequence, paced bool) (segment, int) {
 	if end == 0 {
 		n := m.prefillChunk()
 		if paced {
-			n = sc.pace.chunk(n, m.opts.PrefillPace)
+			n = sc.pace.chunk(n, m.opts.PrefillPace, q.cost)
 		}
 		end = q.chunkEnd(n)
 	}
@@ -328,7 +331,7 @@ func (m *Model) prefillSegment(q *sequence, paced bool) (segment, int) {
 	from := c.Paused()
 	layers := total - from
 	if paced && m.Model.RopeSwitch == 0 {
-		layers = sc.pace.layers(len(seg.IDs), layers, total, m.opts.PrefillPace)
+		layers = sc.pace.layers(len(seg.IDs), layers, total, m.opts.PrefillPace, q.cost)
 	}
 	if from+layers < total {
 		seg.Until = from + layers
@@ -386,13 +389,16 @@ const starveAfter = 8
 // learns both costs from the steps it sees: a decode step's as the
 // shortest of the recent ones (on a shared machine a step is sometimes
 // held up, never sped up), a prefill token's (through every layer) as a
-// moving average. When not even one token fits (deep in a long prompt,
-// where each token attends over every earlier one), the chunk pauses
-// between layers and finishes over the next steps.
+// moving average per prompt: a token deep in a long prompt attends over
+// every earlier one and costs many times one of a short prompt. When not
+// even one token fits, the chunk pauses between layers and finishes over
+// the next steps.
 type pacer struct {
-	decodes  [16]float64 // seconds of recent steps without prefill (a ring)
-	next     int
-	perToken float64 // seconds per prefill token (moving average)
+	decodes [16]float64 // seconds of recent steps without prefill (a ring)
+	next    int
+	// seed is the cost per token a prompt starts with (0: unmeasured, its
+	// first chunk is minChunk tokens); tests set it.
+	seed float64
 }
 
 // minChunk is the grain of paced chunks: a chunk the step budget allows
@@ -418,25 +424,27 @@ func (p *pacer) decode() float64 {
 	return best
 }
 
-// layers is how many of the left layers a chunk of tokens runs in a step
-// next to decoding streams: as many as the budget leaves room for,
-// counting every layer as an equal share of a token's cost, at least one.
-func (p *pacer) layers(tokens, left, total int, budget float64) int {
+// layers is how many of the left layers a chunk of tokens of a prompt
+// whose tokens cost perToken runs in a step next to decoding streams: as
+// many as the budget leaves room for, counting every layer as an equal
+// share of a token's cost, at least one.
+func (p *pacer) layers(tokens, left, total int, budget, perToken float64) int {
 	dec := p.decode()
-	if dec == 0 || p.perToken == 0 {
+	if dec == 0 || perToken == 0 {
 		return left
 	}
-	k := int(max(budget-1, 0) * dec / (p.perToken * float64(tokens)) * float64(total))
+	k := int(max(budget-1, 0) * dec / (perToken * float64(tokens)) * float64(total))
 	return min(left, max(k, 1))
 }
 
-// chunk is the prefill chunk next to decoding streams, at most n.
-func (p *pacer) chunk(n int, budget float64) int {
+// chunk is the prefill chunk next to decoding streams, at most n, of a
+// prompt whose tokens cost perToken (0: not measured yet).
+func (p *pacer) chunk(n int, budget, perToken float64) int {
 	dec := p.decode()
-	if dec == 0 || p.perToken == 0 {
+	if dec == 0 || perToken == 0 {
 		return min(n, minChunk) // not measured yet: start small
 	}
-	c := int(max(budget-1, 0) * dec / p.perToken)
+	c := int(max(budget-1, 0) * dec / perToken)
 	if c >= minChunk {
 		c = c / minChunk * minChunk
 	}
@@ -445,27 +453,27 @@ func (p *pacer) chunk(n int, budget float64) int {
 
 // observe learns from a step of d with decodes decode tokens and a
 // prefill chunk of prefill tokens (fractional when it ran only some of
-// the layers).
-func (p *pacer) observe(d time.Duration, decodes int, prefill float64) {
+// the layers) of a prompt whose tokens were thought to cost perToken; it
+// returns their new cost.
+func (p *pacer) observe(d time.Duration, decodes int, prefill, perToken float64) float64 {
 	sec := d.Seconds()
 	var tok float64
 	switch dec := p.decode(); {
 	case prefill == 0:
 		p.decodes[p.next] = sec
 		p.next = (p.next + 1) % len(p.decodes)
-		return
+		return perToken
 	case decodes == 0:
 		tok = sec / prefill
 	case dec > 0:
 		tok = max(sec-dec, 0) / prefill
 	default:
-		return
+		return perToken
 	}
-	if p.perToken == 0 {
-		p.perToken = tok
-	} else {
-		p.perToken = 0.8*p.perToken + 0.2*tok
+	if perToken == 0 {
+		return tok
 	}
+	return 0.8*perToken + 0.2*tok
 }
 
 // runStep is the step's forward pass, with a panic (a fault in a mapped

@@ -336,12 +336,15 @@ func TestSchedCancelWaiting(t *testing.T) {
 // measured it starts at minChunk.
 func TestSchedPacer(t *testing.T) {
 	var p pacer
-	if got := p.chunk(192, 2.5); got != minChunk {
+	if got := p.chunk(192, 2.5, 0); got != minChunk {
 		t.Errorf("unmeasured: chunk %d, want %d", got, minChunk)
 	}
-	p.observe(10*time.Millisecond, 4, 0)     // a decode step: 10 ms
-	p.observe(500*time.Millisecond, 4, 0)    // one held up: not the cost
-	p.observe(100*time.Millisecond, 0, 1000) // prefill alone: 0.1 ms a token
+	p.observe(10*time.Millisecond, 4, 0, 0)             // a decode step: 10 ms
+	p.observe(500*time.Millisecond, 4, 0, 0)            // one held up: not the cost
+	cost := p.observe(100*time.Millisecond, 0, 1000, 0) // prefill alone: 0.1 ms a token
+	if got := p.chunk(192, 2.5, 0); got != minChunk {
+		t.Errorf("a prompt not measured yet: chunk %d, want %d", got, minChunk)
+	}
 	for _, tc := range []struct {
 		budget float64
 		n      int
@@ -354,15 +357,15 @@ func TestSchedPacer(t *testing.T) {
 
 		{11, 192, 192},
 	} {
-		if got := p.chunk(tc.n, tc.budget); got != tc.want {
+		if got := p.chunk(tc.n, tc.budget, cost); got != tc.want {
 			t.Errorf("budget %g, chunk at most %d: %d, want %d", tc.budget, tc.n, got, tc.want)
 		}
 	}
 	// Deep in a long prompt a token costs more than the budget leaves:
 	// the chunk runs the share of the layers that fits, at least one.
 	var d pacer
-	d.observe(10*time.Millisecond, 4, 0)
-	d.observe(40*time.Millisecond, 0, 1) // 40 ms a token
+	d.observe(10*time.Millisecond, 4, 0, 0)
+	deep := d.observe(40*time.Millisecond, 0, 1, 0) // 40 ms a token
 	for _, tc := range []struct {
 		budget              float64
 		tokens, left, total int
@@ -374,20 +377,22 @@ func TestSchedPacer(t *testing.T) {
 		{1.0, 1, 48, 48, 1},  // no room: one layer a step
 		{5.0, 1, 48, 48, 48}, // a whole token fits
 	} {
-		if got := d.layers(tc.tokens, tc.left, tc.total, tc.budget); got != tc.want {
+		if got := d.layers(tc.tokens, tc.left, tc.total, tc.budget, deep); got != tc.want {
 			t.Errorf("budget %g, %d tokens, %d of %d layers left: %d layers, want %d", tc.budget, tc.tokens, tc.left, tc.total, got, tc.want)
 		}
 	}
-	var fresh pacer
-	if got := fresh.layers(1, 5, 6, 2.5); got != 5 {
-		t.Errorf("unmeasured: %d layers, want all 5 left", got)
+	if got := d.layers(1, 5, 6, 2.5, 0); got != 5 {
+		t.Errorf("a prompt not measured yet: %d layers, want all 5 left", got)
 	}
-	// A mixed step charges its prefill tokens what exceeds a decode step.
+	// A mixed step charges its prefill tokens what exceeds a decode step;
+	// later steps move the estimate by a fifth of the difference.
 	var q pacer
-	q.observe(10*time.Millisecond, 2, 0)
-	q.observe(30*time.Millisecond, 2, 100)
-	if math.Abs(q.perToken-0.0002) > 1e-9 {
-		t.Errorf("a 30 ms step with 100 prefill tokens next to 10 ms of decode: %g s a token, want 0.0002", q.perToken)
+	q.observe(10*time.Millisecond, 2, 0, 0)
+	if got := q.observe(30*time.Millisecond, 2, 100, 0); math.Abs(got-0.0002) > 1e-9 {
+		t.Errorf("a 30 ms step with 100 prefill tokens next to 10 ms of decode: %g s a token, want 0.0002", got)
+	}
+	if got := q.observe(30*time.Millisecond, 2, 0.5, 0.01); math.Abs(got-0.016) > 1e-9 {
+		t.Errorf("half a token for 20 ms more than decode, after 10 ms a token: %g s a token, want 0.016", got)
 	}
 }
 
@@ -446,7 +451,7 @@ func TestSchedPausedLayers(t *testing.T) {
 	opts := []GenerateOptions{greedy(300), greedy(8)}
 	want := alone(t, m, prompts, opts)
 	m.mu.Lock()
-	m.sched.pace = pacer{perToken: 1000}
+	m.sched.pace = pacer{seed: 1000}
 	m.sched.pace.decodes[0] = 1e-3
 	m.mu.Unlock()
 	var got [2]run
@@ -495,7 +500,7 @@ func TestSchedCancelPaused(t *testing.T) {
 	runner, prompt := randomIDs(95, 10), randomIDs(96, 40)
 	want := alone(t, m, [][]int32{prompt}, []GenerateOptions{greedy(8)})
 	m.mu.Lock()
-	m.sched.pace = pacer{perToken: 1000}
+	m.sched.pace = pacer{seed: 1000}
 	m.sched.pace.decodes[0] = 1e-3
 	m.mu.Unlock()
 	ps := m.NewSession()
