@@ -276,7 +276,8 @@ func (m *Model) step() {
 	}
 	sc.segs, sc.inStep = segs, in
 	start := time.Now()
-	if err := m.runStep(segs); err != nil {
+	alone, err := m.runStep(segs)
+	if err != nil {
 		for _, q := range in {
 			m.finish(q, "", err)
 		}
@@ -284,9 +285,9 @@ func (m *Model) step() {
 	}
 	if pre != nil {
 		prefill := float64((end-pre.pos)*layers) / float64(len(m.Model.Layers))
-		pre.cost = sc.pace.observe(time.Since(start), decodes, prefill, pre.cost)
+		pre.cost = sc.pace.observe(time.Since(start), decodes, prefill, pre.cost, alone)
 	} else {
-		sc.pace.observe(time.Since(start), decodes, 0, 0)
+		sc.pace.observe(time.Since(start), decodes, 0, 0, 0)
 	}
 	sc.stats.Lock()
 	sc.stats.steps++
@@ -454,8 +455,10 @@ func (p *pacer) chunk(n int, budget, perToken float64) int {
 // observe learns from a step of d with decodes decode tokens and a
 // prefill chunk of prefill tokens (fractional when it ran only some of
 // the layers) of a prompt whose tokens were thought to cost perToken; it
-// returns their new cost.
-func (p *pacer) observe(d time.Duration, decodes int, prefill, perToken float64) float64 {
+// returns their new cost. When the chunk had a pass of its own, alone is
+// that pass (the rest of the step is a decode step); else (0) the chunk
+// is charged what the step took beyond a decode step.
+func (p *pacer) observe(d time.Duration, decodes int, prefill, perToken float64, alone time.Duration) float64 {
 	sec := d.Seconds()
 	var tok float64
 	switch dec := p.decode(); {
@@ -465,6 +468,9 @@ func (p *pacer) observe(d time.Duration, decodes int, prefill, perToken float64)
 		return perToken
 	case decodes == 0:
 		tok = sec / prefill
+	case alone > 0:
+		p.observe(d-alone, decodes, 0, 0, 0)
+		tok = alone.Seconds() / prefill
 	case dec > 0:
 		tok = max(sec-dec, 0) / prefill
 	default:
@@ -477,8 +483,10 @@ func (p *pacer) observe(d time.Duration, decodes int, prefill, perToken float64)
 }
 
 // runStep is the step's forward pass, with a panic (a fault in a mapped
-// checkpoint file, a bug) turned into the batch's error.
-func (m *Model) runStep(segs []segment) (err error) {
+// checkpoint file, a bug) turned into the batch's error; alone is the
+// prefill chunk's pass when it ran apart from the decode tokens (see
+// forwardBatch).
+func (m *Model) runStep(segs []segment) (alone time.Duration, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("forward pass: panic: %v", v)
@@ -487,7 +495,11 @@ func (m *Model) runStep(segs []segment) (err error) {
 	if m.closeMaps == nil {
 		return forwardBatch(m.runner, segs)
 	}
-	return experts.GuardMapped(func() error { return forwardBatch(m.runner, segs) })
+	err = experts.GuardMapped(func() error {
+		alone, err = forwardBatch(m.runner, segs)
+		return err
+	})
+	return alone, err
 }
 
 func bucket(n int) int {

@@ -339,9 +339,9 @@ func TestSchedPacer(t *testing.T) {
 	if got := p.chunk(192, 2.5, 0); got != minChunk {
 		t.Errorf("unmeasured: chunk %d, want %d", got, minChunk)
 	}
-	p.observe(10*time.Millisecond, 4, 0, 0)             // a decode step: 10 ms
-	p.observe(500*time.Millisecond, 4, 0, 0)            // one held up: not the cost
-	cost := p.observe(100*time.Millisecond, 0, 1000, 0) // prefill alone: 0.1 ms a token
+	p.observe(10*time.Millisecond, 4, 0, 0, 0)             // a decode step: 10 ms
+	p.observe(500*time.Millisecond, 4, 0, 0, 0)            // one held up: not the cost
+	cost := p.observe(100*time.Millisecond, 0, 1000, 0, 0) // prefill alone: 0.1 ms a token
 	if got := p.chunk(192, 2.5, 0); got != minChunk {
 		t.Errorf("a prompt not measured yet: chunk %d, want %d", got, minChunk)
 	}
@@ -364,8 +364,8 @@ func TestSchedPacer(t *testing.T) {
 	// Deep in a long prompt a token costs more than the budget leaves:
 	// the chunk runs the share of the layers that fits, at least one.
 	var d pacer
-	d.observe(10*time.Millisecond, 4, 0, 0)
-	deep := d.observe(40*time.Millisecond, 0, 1, 0) // 40 ms a token
+	d.observe(10*time.Millisecond, 4, 0, 0, 0)
+	deep := d.observe(40*time.Millisecond, 0, 1, 0, 0) // 40 ms a token
 	for _, tc := range []struct {
 		budget              float64
 		tokens, left, total int
@@ -387,12 +387,20 @@ func TestSchedPacer(t *testing.T) {
 	// A mixed step charges its prefill tokens what exceeds a decode step;
 	// later steps move the estimate by a fifth of the difference.
 	var q pacer
-	q.observe(10*time.Millisecond, 2, 0, 0)
-	if got := q.observe(30*time.Millisecond, 2, 100, 0); math.Abs(got-0.0002) > 1e-9 {
+	q.observe(10*time.Millisecond, 2, 0, 0, 0)
+	if got := q.observe(30*time.Millisecond, 2, 100, 0, 0); math.Abs(got-0.0002) > 1e-9 {
 		t.Errorf("a 30 ms step with 100 prefill tokens next to 10 ms of decode: %g s a token, want 0.0002", got)
 	}
-	if got := q.observe(30*time.Millisecond, 2, 0.5, 0.01); math.Abs(got-0.016) > 1e-9 {
+	if got := q.observe(30*time.Millisecond, 2, 0.5, 0.01, 0); math.Abs(got-0.016) > 1e-9 {
 		t.Errorf("half a token for 20 ms more than decode, after 10 ms a token: %g s a token, want 0.016", got)
+	}
+	// A chunk timed in a pass of its own is charged that pass; the rest
+	// of the step is a decode step (the shortest one now: 8 ms).
+	if got := q.observe(30*time.Millisecond, 2, 0.5, 0, 22*time.Millisecond); math.Abs(got-0.044) > 1e-9 {
+		t.Errorf("half a token in a 22 ms pass of its own: %g s a token, want 0.044", got)
+	}
+	if got := q.decode(); math.Abs(got-0.008) > 1e-9 {
+		t.Errorf("after a step with 8 ms of decode pass: decode step %g s, want 0.008", got)
 	}
 }
 
