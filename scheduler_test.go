@@ -410,37 +410,7 @@ func TestSchedPacer(t *testing.T) {
 // their last bits.
 func TestSchedPaced(t *testing.T) {
 	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 2048, PrefillPace: 2.5})
-	prompts := [][]int32{randomIDs(91, 10), randomIDs(92, 1500)}
-	opts := []GenerateOptions{greedy(200), greedy(8)}
-	want := alone(t, m, prompts, opts)
-	var got [2]run
-	var wg sync.WaitGroup
-	var once sync.Once
-	before := m.SchedulerStats()
-	got[0].res, got[0].err = m.Stream(context.Background(), prompts[0], recording(opts[0], &got[0]), func(Token) error {
-		once.Do(func() {
-			wg.Go(func() {
-				got[1].res, got[1].err = m.Stream(context.Background(), prompts[1], recording(opts[1], &got[1]), nil)
-			})
-		})
-		return nil
-	})
-	wg.Wait()
-	for i := range got {
-		if got[i].err != nil {
-			t.Fatal(got[i].err)
-		}
-		if !slices.Equal(got[i].res.IDs, want[i].res.IDs) {
-			t.Errorf("prompt %d: tokens %v, alone %v", i, got[i].res.IDs, want[i].res.IDs)
-		}
-		if worst := maxDiff(got[i].logits, want[i].logits); worst > 1e-3 {
-			t.Errorf("prompt %d: logits differ by up to %g", i, worst)
-		}
-	}
-	// Steps that advanced both: the long prompt's prefill chunks, then 7
-	// decode tokens of its own.
-	st := m.SchedulerStats()
-	chunks := int(st.Advanced-before.Advanced-(st.Steps-before.Steps)) - 7
+	chunks := pacedNextToStream(t, m, randomIDs(91, 10), randomIDs(92, 1500), 200, 1e-3)
 	unpaced := (1500 + m.prefillChunk() - 1) / m.prefillChunk()
 	t.Logf("the 1500-token prompt prefilled in %d chunks next to the stream (%d unpaced)", chunks, unpaced)
 	if chunks <= unpaced {
@@ -452,16 +422,33 @@ func TestSchedPaced(t *testing.T) {
 // when a token costs more than the step budget leaves (the pacer seeded
 // so: a token through every layer takes 1000 s) runs its chunks a few
 // layers a step, the stream decoding in between; both get the tokens of
-// their runs alone, logits within what paced chunks allow.
+// their runs alone, logits within what paced chunks allow: one-token
+// chunks run the decode kernels (int16 activations), which, as with
+// chunks of a few tokens (minChunk), move the logits by up to a few 1e-3;
+// pausing itself changes nothing (the model's TestForwardBatchPaused:
+// bitwise).
 func TestSchedPausedLayers(t *testing.T) {
 	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 2048, PrefillPace: 2.5})
-	prompts := [][]int32{randomIDs(93, 10), randomIDs(94, 40)}
-	opts := []GenerateOptions{greedy(300), greedy(8)}
-	want := alone(t, m, prompts, opts)
 	m.mu.Lock()
 	m.sched.pace = pacer{seed: 1000}
 	m.sched.pace.decodes[0] = 1e-3
 	m.mu.Unlock()
+	steps := pacedNextToStream(t, m, randomIDs(93, 10), randomIDs(94, 40), 300, 5e-3)
+	t.Logf("the 40-token prompt took %d steps next to the stream", steps)
+	if steps <= 40 {
+		t.Errorf("%d steps for 40 prompt tokens: no chunk paused between layers", steps)
+	}
+}
+
+// pacedNextToStream runs a greedy stream of n tokens after stream and,
+// from its first token on, prompt (8 tokens): both must give the tokens
+// of their runs alone, logits within tol. It returns the steps that
+// advanced both while prompt prefilled.
+func pacedNextToStream(t *testing.T, m *Model, stream, prompt []int32, n int, tol float64) int {
+	t.Helper()
+	prompts := [][]int32{stream, prompt}
+	opts := []GenerateOptions{greedy(n), greedy(8)}
+	want := alone(t, m, prompts, opts)
 	var got [2]run
 	var wg sync.WaitGroup
 	var once sync.Once
@@ -482,20 +469,14 @@ func TestSchedPausedLayers(t *testing.T) {
 		if !slices.Equal(got[i].res.IDs, want[i].res.IDs) {
 			t.Errorf("prompt %d: tokens %v, alone %v", i, got[i].res.IDs, want[i].res.IDs)
 		}
-		// One-token chunks run the decode kernels (int16 activations):
-		// as with chunks of a few tokens (minChunk), the logits move by up
-		// to a few 1e-3; pausing itself changes nothing (the model's
-		// TestForwardBatchPaused: bitwise).
-		if worst := maxDiff(got[i].logits, want[i].logits); worst > 5e-3 {
+		if worst := maxDiff(got[i].logits, want[i].logits); worst > tol {
 			t.Errorf("prompt %d: logits differ by up to %g", i, worst)
 		}
 	}
+	// Steps that advanced both: the prompt's prefill chunks, then 7
+	// decode tokens of its own.
 	st := m.SchedulerStats()
-	shared := int(st.Advanced-before.Advanced-(st.Steps-before.Steps)) - 7
-	t.Logf("the 40-token prompt took %d steps next to the stream", shared)
-	if shared <= len(prompts[1]) {
-		t.Errorf("%d steps for %d prompt tokens: no chunk paused between layers", shared, len(prompts[1]))
-	}
+	return int(st.Advanced-before.Advanced-(st.Steps-before.Steps)) - 7
 }
 
 // TestSchedCancelPaused: a prompt cancelled while one of its chunks is
