@@ -426,7 +426,7 @@ func TestSchedPaced(t *testing.T) {
 // chunks run the decode kernels (int16 activations), which, as with
 // chunks of a few tokens (minChunk), move the logits by up to a few 1e-3;
 // pausing itself changes nothing (the model's TestForwardBatchPaused:
-// bitwise).
+// bitwise). The next prompt starts afresh.
 func TestSchedPausedLayers(t *testing.T) {
 	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 2048, PrefillPace: 2.5})
 	m.mu.Lock()
@@ -437,6 +437,15 @@ func TestSchedPausedLayers(t *testing.T) {
 	t.Logf("the 40-token prompt took %d steps next to the stream", steps)
 	if steps <= 40 {
 		t.Errorf("%d steps for 40 prompt tokens: no chunk paused between layers", steps)
+	}
+	// What one prompt cost says nothing of the next one's (a short prompt
+	// next to a deep one, a prompt after one that loaded its experts from
+	// disk): a new prompt starts with a whole minChunk.
+	m.mu.Lock()
+	m.sched.pace.seed = 0
+	m.mu.Unlock()
+	if steps := pacedNextToStream(t, m, randomIDs(95, 10), randomIDs(96, minChunk), 50, 0); steps != 1 {
+		t.Errorf("a %d-token prompt after an expensive one took %d steps next to the stream, want 1", minChunk, steps)
 	}
 }
 
