@@ -3,6 +3,7 @@ package mlxmoe
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -434,8 +435,13 @@ func (p *pacer) layers(tokens, left, total int, budget, perToken float64) int {
 	if dec == 0 || perToken == 0 {
 		return left
 	}
-	k := int(max(budget-1, 0) * dec / (perToken * float64(tokens)) * float64(total))
-	return min(left, max(k, 1))
+	return fit(max(budget-1, 0)*dec/(perToken*float64(tokens))*float64(total), left)
+}
+
+// fit is x rounded down into 1..limit (x may be huge: a cost estimate
+// near 0).
+func fit(x float64, limit int) int {
+	return int(min(max(x, 1), float64(limit)))
 }
 
 // chunk is the prefill chunk next to decoding streams, at most n, of a
@@ -445,11 +451,11 @@ func (p *pacer) chunk(n int, budget, perToken float64) int {
 	if dec == 0 || perToken == 0 {
 		return min(n, minChunk) // not measured yet: start small
 	}
-	c := int(max(budget-1, 0) * dec / perToken)
+	c := fit(max(budget-1, 0)*dec/perToken, math.MaxInt32)
 	if c >= minChunk {
 		c = c / minChunk * minChunk
 	}
-	return min(n, max(c, 1))
+	return min(n, c)
 }
 
 // observe learns from a step of d with decodes decode tokens and a

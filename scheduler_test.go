@@ -354,6 +354,7 @@ func TestSchedPacer(t *testing.T) {
 		{2.5, 64, 64},   // at most the chunk
 		{1.0, 192, 1},   // no room: one token a step
 		{1.1, 192, 10},  // 1 ms of prefill: 10 tokens, fewer than minChunk
+		{2.5, 20, 20},   // all of a chunk of less than the budget
 
 		{11, 192, 192},
 	} {
@@ -380,6 +381,12 @@ func TestSchedPacer(t *testing.T) {
 		if got := d.layers(tc.tokens, tc.left, tc.total, tc.budget, deep); got != tc.want {
 			t.Errorf("budget %g, %d tokens, %d of %d layers left: %d layers, want %d", tc.budget, tc.tokens, tc.left, tc.total, got, tc.want)
 		}
+	}
+	if got, want := d.layers(1, 5, 6, 2.5, 1e-320), 5; got != want {
+		t.Errorf("a prompt token of 1e-320 s: %d layers, want %d", got, want)
+	}
+	if got, want := d.chunk(192, 2.5, 1e-320), 192; got != want {
+		t.Errorf("a prompt token of 1e-320 s: chunk %d, want %d", got, want)
 	}
 	if got := d.layers(1, 5, 6, 2.5, 0); got != 5 {
 		t.Errorf("a prompt not measured yet: %d layers, want all 5 left", got)
