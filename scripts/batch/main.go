@@ -282,6 +282,12 @@ func interleave(m *mlxmoe.Model, long int) error {
 	fmt.Printf("  against its solo gaps at the same positions, per %d-token window: median %.2fx, 90th percentile %.2fx, max %.2fx at tokens %d.. (target < 3x); overall median %.2fx\n",
 		gapWindow, medianOf(byWindow), percentile(byWindow, 0.9), byWindow[worstWin], inPrefill[worstWin*gapWindow].i+1,
 		median(inPrefill).Seconds()/median(matched).Seconds())
+	var bins []string
+	for lo := 0; lo < len(byWindow); lo += binWindows {
+		b := byWindow[lo:min(lo+binWindows, len(byWindow))]
+		bins = append(bins, fmt.Sprintf("%d.. %.2fx/%.2fx", inPrefill[lo*gapWindow].i+1, medianOf(b), slices.Max(b)))
+	}
+	fmt.Printf("  by position (tokens from: median/max of the windows): %s\n", strings.Join(bins, ", "))
 	fmt.Printf("  against its solo gap at the start: inter-token gap median %v (%.2fx solo), max %v (%.2fx solo)\n",
 		median(inPrefill).Round(time.Microsecond), median(inPrefill).Seconds()/soloGap.Seconds(),
 		worst.Round(time.Microsecond), worst.Seconds()/soloGap.Seconds())
@@ -296,8 +302,12 @@ type gap struct {
 	i   int
 }
 
-// gapWindow is how many consecutive gaps windowRatios compares at a time.
-const gapWindow = 64
+// gapWindow is how many consecutive gaps windowRatios compares at a time;
+// binWindows how many windows a line of the by-position summary takes.
+const (
+	gapWindow  = 64
+	binWindows = 32
+)
 
 // windowRatios cuts gaps into windows of n consecutive ones and returns,
 // per window, their median over the median of solo's gaps at the same
