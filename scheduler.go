@@ -3,6 +3,7 @@ package mlxmoe
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -75,9 +76,11 @@ type sequence struct {
 
 	// Set by the loop (under Model.mu):
 	lane      *lane
-	cached    int // prompt tokens reused
-	pos       int // prompt tokens in the cache
-	passed    int // steps another prompt's chunk was taken instead of one of this
+	cached    int     // prompt tokens reused
+	pos       int     // prompt tokens in the cache
+	chunk     int     // where the prompt chunk paused between layers ends (0: none)
+	cost      float64 // seconds a prompt token takes through every layer (the pacer's estimate)
+	passed    int     // steps another prompt's chunk was taken instead of one of this
 	decoding  bool
 	next      int32 // sampled, to be forwarded
 	generated []int32
@@ -217,6 +220,7 @@ func (m *Model) join(q *sequence, l *lane) {
 	q.joined = time.Now()
 	q.cached = q.s.reuse(l, q.prompt)
 	q.pos = q.cached
+	q.cost = sc.pace.seed
 	q.sampler = sample.New(q.opts.Sampling, q.prompt)
 	q.logits = make([]float32, m.Model.Config.VocabSize)
 	sc.running = append(sc.running, q)
@@ -227,13 +231,15 @@ func (m *Model) join(q *sequence, l *lane) {
 }
 
 // step runs one forward pass: a decode token for every running sequence
-// that has one, and the next chunk of the first sequence still in prefill.
-// Sequences whose caller left end first.
+// that has one, and the next chunk of the first sequence still in prefill
+// (or, paced, part of its layers). Sequences whose caller left end first,
+// unless a chunk of theirs is paused between layers: that chunk finishes
+// first, so what was prefilled stays whole and reusable.
 func (m *Model) step() {
 	sc := &m.sched
 	var running, left []*sequence
 	for _, q := range sc.running {
-		if q.ctx.Err() != nil || q.abandoned.Load() {
+		if (q.ctx.Err() != nil || q.abandoned.Load()) && q.chunk == 0 {
 			left = append(left, q)
 		} else {
 			running = append(running, q)
@@ -255,33 +261,30 @@ func (m *Model) step() {
 	}
 	decodes := len(segs)
 	pre := sc.nextPrefill(running)
-	var end int
+	var end, layers int
+	paused := false
 	if pre != nil {
-		n := m.prefillChunk()
-		if decodes > 0 && m.opts.PrefillPace > 0 {
-			n = sc.pace.chunk(n, m.opts.PrefillPace)
-		}
-		end = pre.chunkEnd(n)
-		seg := segment{Cache: pre.lane.cache, IDs: pre.prompt[pre.pos:end]}
-		if end == len(pre.prompt) {
-			seg.Logits = pre.logits
-		}
+		var seg segment
+		seg, layers = m.prefillSegment(pre, decodes > 0 && m.opts.PrefillPace > 0)
+		end, paused = pre.pos+len(seg.IDs), seg.Until > 0
 		segs = append(segs, seg)
 		in = append(in, pre)
 	}
 	sc.segs, sc.inStep = segs, in
 	start := time.Now()
-	if err := m.runStep(segs); err != nil {
+	alone, err := m.runStep(segs)
+	if err != nil {
 		for _, q := range in {
 			m.finish(q, "", err)
 		}
 		return
 	}
-	prefill := 0
 	if pre != nil {
-		prefill = end - pre.pos
+		prefill := float64((end-pre.pos)*layers) / float64(len(m.Model.Layers))
+		pre.cost = sc.pace.observe(time.Since(start), decodes, prefill, pre.cost, alone)
+	} else {
+		sc.pace.observe(time.Since(start), decodes, 0, 0, 0)
 	}
-	sc.pace.observe(time.Since(start), decodes, prefill)
 	sc.stats.Lock()
 	sc.stats.steps++
 	if sc.stats.batch == nil {
@@ -292,7 +295,12 @@ func (m *Model) step() {
 	sc.stats.Unlock()
 	for _, q := range in {
 		if q == pre {
-			m.prefilled(q, end)
+			if paused {
+				q.chunk = end
+			} else {
+				q.chunk = 0
+				m.prefilled(q, end)
+			}
 			continue
 		}
 		q.lane.tokens = append(q.lane.tokens, q.next)
@@ -300,11 +308,47 @@ func (m *Model) step() {
 	}
 }
 
+// prefillSegment is q's prompt chunk for this step and how many layers
+// it runs: the chunk paused between layers, if q has one, else the next
+// one; paced (next to decoding streams), the pacer sizes the chunk and,
+// when the step has room for less than one token through every layer,
+// pauses it after the layers that fit.
+func (m *Model) prefillSegment(q *sequence, paced bool) (segment, int) {
+	sc, c := &m.sched, q.lane.cache
+	end := q.chunk
+	if end == 0 {
+		n := m.prefillChunk()
+		if paced {
+			n = sc.pace.chunk(n, m.opts.PrefillPace, q.cost)
+		}
+		end = q.chunkEnd(n)
+	}
+	seg := segment{Cache: c, IDs: q.prompt[q.pos:end]}
+	total := len(m.Model.Layers)
+	from := c.Paused()
+	layers := total - from
+	if paced && m.Model.RopeSwitch == 0 {
+		layers = sc.pace.layers(len(seg.IDs), layers, total, m.opts.PrefillPace, q.cost)
+	}
+	if from+layers < total {
+		seg.Until = from + layers
+	} else if end == len(q.prompt) {
+		seg.Logits = q.logits
+	}
+	return seg, layers
+}
+
 // nextPrefill picks the sequence in prefill whose chunk the step takes:
-// the one with the fewest prompt tokens left, so that a short request
-// arriving during a long prompt's prefill starts at the next step; one
-// passed over starveAfter times goes first.
+// one whose chunk is paused between layers; else the one with the fewest
+// prompt tokens left, so that a short request arriving during a long
+// prompt's prefill starts at the next step; one passed over starveAfter
+// times goes first.
 func (sc *scheduler) nextPrefill(running []*sequence) *sequence {
+	for _, q := range running {
+		if q.chunk > 0 {
+			return q
+		}
+	}
 	var pick, starved *sequence
 	for _, q := range running {
 		if q.decoding {
@@ -341,11 +385,17 @@ const starveAfter = 8
 // inter-token gap stays within that while a long prompt prefills. It
 // learns both costs from the steps it sees: a decode step's as the
 // shortest of the recent ones (on a shared machine a step is sometimes
-// held up, never sped up), a prefill token's as a moving average.
+// held up, never sped up), a prefill token's (through every layer) as a
+// moving average per prompt: a token deep in a long prompt attends over
+// every earlier one and costs many times one of a short prompt. When not
+// even one token fits, the chunk pauses between layers and finishes over
+// the next steps.
 type pacer struct {
-	decodes  [16]float64 // seconds of recent steps without prefill (a ring)
-	next     int
-	perToken float64 // seconds per prefill token (moving average)
+	decodes [16]float64 // seconds of recent steps without prefill (a ring)
+	next    int
+	// seed is the cost per token a prompt starts with (0: unmeasured, its
+	// first chunk is minChunk tokens); tests set it.
+	seed float64
 }
 
 // minChunk is the grain of paced chunks: a chunk the step budget allows
@@ -371,46 +421,73 @@ func (p *pacer) decode() float64 {
 	return best
 }
 
-// chunk is the prefill chunk next to decoding streams, at most n.
-func (p *pacer) chunk(n int, budget float64) int {
+// layers is how many of the left layers a chunk of tokens of a prompt
+// whose tokens cost perToken runs in a step next to decoding streams: as
+// many as the budget leaves room for, counting every layer as an equal
+// share of a token's cost, at least one.
+func (p *pacer) layers(tokens, left, total int, budget, perToken float64) int {
 	dec := p.decode()
-	if dec == 0 || p.perToken == 0 {
+	if dec == 0 || perToken == 0 {
+		return left
+	}
+	return fit(max(budget-1, 0)*dec/(perToken*float64(tokens))*float64(total), left)
+}
+
+// fit is x rounded down into 1..limit (x may be huge: a cost estimate
+// near 0).
+func fit(x float64, limit int) int {
+	return int(min(max(x, 1), float64(limit)))
+}
+
+// chunk is the prefill chunk next to decoding streams, at most n, of a
+// prompt whose tokens cost perToken (0: not measured yet).
+func (p *pacer) chunk(n int, budget, perToken float64) int {
+	dec := p.decode()
+	if dec == 0 || perToken == 0 {
 		return min(n, minChunk) // not measured yet: start small
 	}
-	c := int(max(budget-1, 0) * dec / p.perToken)
+	c := fit(max(budget-1, 0)*dec/perToken, math.MaxInt32)
 	if c >= minChunk {
 		c = c / minChunk * minChunk
 	}
-	return min(n, max(c, 1))
+	return min(n, c)
 }
 
 // observe learns from a step of d with decodes decode tokens and a
-// prefill chunk of prefill tokens.
-func (p *pacer) observe(d time.Duration, decodes, prefill int) {
+// prefill chunk of prefill tokens (fractional when it ran only some of
+// the layers) of a prompt whose tokens were thought to cost perToken; it
+// returns their new cost. When the chunk had a pass of its own, alone is
+// that pass (the rest of the step is a decode step); else (0) the chunk
+// is charged what the step took beyond a decode step.
+func (p *pacer) observe(d time.Duration, decodes int, prefill, perToken float64, alone time.Duration) float64 {
 	sec := d.Seconds()
 	var tok float64
 	switch dec := p.decode(); {
 	case prefill == 0:
 		p.decodes[p.next] = sec
 		p.next = (p.next + 1) % len(p.decodes)
-		return
+		return perToken
 	case decodes == 0:
-		tok = sec / float64(prefill)
+		tok = sec / prefill
+	case alone > 0:
+		p.observe(d-alone, decodes, 0, 0, 0)
+		tok = alone.Seconds() / prefill
 	case dec > 0:
-		tok = max(sec-dec, 0) / float64(prefill)
+		tok = max(sec-dec, 0) / prefill
 	default:
-		return
+		return perToken
 	}
-	if p.perToken == 0 {
-		p.perToken = tok
-	} else {
-		p.perToken = 0.8*p.perToken + 0.2*tok
+	if perToken == 0 {
+		return tok
 	}
+	return 0.8*perToken + 0.2*tok
 }
 
 // runStep is the step's forward pass, with a panic (a fault in a mapped
-// checkpoint file, a bug) turned into the batch's error.
-func (m *Model) runStep(segs []segment) (err error) {
+// checkpoint file, a bug) turned into the batch's error; alone is the
+// prefill chunk's pass when it ran apart from the decode tokens (see
+// forwardBatch).
+func (m *Model) runStep(segs []segment) (alone time.Duration, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("forward pass: panic: %v", v)
@@ -419,7 +496,11 @@ func (m *Model) runStep(segs []segment) (err error) {
 	if m.closeMaps == nil {
 		return forwardBatch(m.runner, segs)
 	}
-	return experts.GuardMapped(func() error { return forwardBatch(m.runner, segs) })
+	err = experts.GuardMapped(func() error {
+		alone, err = forwardBatch(m.runner, segs)
+		return err
+	})
+	return alone, err
 }
 
 func bucket(n int) int {
@@ -558,6 +639,7 @@ func (m *Model) finish(q *sequence, reason string, err error) {
 	switch {
 	case err != nil:
 		l.tokens, l.cache.Len = l.tokens[:0], 0
+		l.cache.DropPaused()
 	case reason == "cancelled" && !q.decoding:
 		// Cancelled between chunks: what was prefilled is valid and kept,
 		// so a retry of the same prompt resumes from it.

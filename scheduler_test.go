@@ -336,12 +336,15 @@ func TestSchedCancelWaiting(t *testing.T) {
 // measured it starts at minChunk.
 func TestSchedPacer(t *testing.T) {
 	var p pacer
-	if got := p.chunk(192, 2.5); got != minChunk {
+	if got := p.chunk(192, 2.5, 0); got != minChunk {
 		t.Errorf("unmeasured: chunk %d, want %d", got, minChunk)
 	}
-	p.observe(10*time.Millisecond, 4, 0)     // a decode step: 10 ms
-	p.observe(500*time.Millisecond, 4, 0)    // one held up: not the cost
-	p.observe(100*time.Millisecond, 0, 1000) // prefill alone: 0.1 ms a token
+	p.observe(10*time.Millisecond, 4, 0, 0, 0)             // a decode step: 10 ms
+	p.observe(500*time.Millisecond, 4, 0, 0, 0)            // one held up: not the cost
+	cost := p.observe(100*time.Millisecond, 0, 1000, 0, 0) // prefill alone: 0.1 ms a token
+	if got := p.chunk(192, 2.5, 0); got != minChunk {
+		t.Errorf("a prompt not measured yet: chunk %d, want %d", got, minChunk)
+	}
 	for _, tc := range []struct {
 		budget float64
 		n      int
@@ -351,19 +354,60 @@ func TestSchedPacer(t *testing.T) {
 		{2.5, 64, 64},   // at most the chunk
 		{1.0, 192, 1},   // no room: one token a step
 		{1.1, 192, 10},  // 1 ms of prefill: 10 tokens, fewer than minChunk
+		{2.5, 20, 20},   // all of a chunk of less than the budget
 
 		{11, 192, 192},
 	} {
-		if got := p.chunk(tc.n, tc.budget); got != tc.want {
+		if got := p.chunk(tc.n, tc.budget, cost); got != tc.want {
 			t.Errorf("budget %g, chunk at most %d: %d, want %d", tc.budget, tc.n, got, tc.want)
 		}
 	}
-	// A mixed step charges its prefill tokens what exceeds a decode step.
+	// Deep in a long prompt a token costs more than the budget leaves:
+	// the chunk runs the share of the layers that fits, at least one.
+	var d pacer
+	d.observe(10*time.Millisecond, 4, 0, 0, 0)
+	deep := d.observe(40*time.Millisecond, 0, 1, 0, 0) // 40 ms a token
+	for _, tc := range []struct {
+		budget              float64
+		tokens, left, total int
+		want                int
+	}{
+		{2.5, 1, 48, 48, 18}, // 15 ms of 40: 18 of 48 layers
+		{2.5, 1, 6, 48, 6},   // at most the layers left
+		{2.5, 2, 48, 48, 9},  // two tokens: half as many layers
+		{1.0, 1, 48, 48, 1},  // no room: one layer a step
+		{5.0, 1, 48, 48, 48}, // a whole token fits
+	} {
+		if got := d.layers(tc.tokens, tc.left, tc.total, tc.budget, deep); got != tc.want {
+			t.Errorf("budget %g, %d tokens, %d of %d layers left: %d layers, want %d", tc.budget, tc.tokens, tc.left, tc.total, got, tc.want)
+		}
+	}
+	if got, want := d.layers(1, 5, 6, 2.5, 1e-320), 5; got != want {
+		t.Errorf("a prompt token of 1e-320 s: %d layers, want %d", got, want)
+	}
+	if got, want := d.chunk(192, 2.5, 1e-320), 192; got != want {
+		t.Errorf("a prompt token of 1e-320 s: chunk %d, want %d", got, want)
+	}
+	if got := d.layers(1, 5, 6, 2.5, 0); got != 5 {
+		t.Errorf("a prompt not measured yet: %d layers, want all 5 left", got)
+	}
+	// A mixed step charges its prefill tokens what exceeds a decode step;
+	// later steps move the estimate by a fifth of the difference.
 	var q pacer
-	q.observe(10*time.Millisecond, 2, 0)
-	q.observe(30*time.Millisecond, 2, 100)
-	if math.Abs(q.perToken-0.0002) > 1e-9 {
-		t.Errorf("a 30 ms step with 100 prefill tokens next to 10 ms of decode: %g s a token, want 0.0002", q.perToken)
+	q.observe(10*time.Millisecond, 2, 0, 0, 0)
+	if got := q.observe(30*time.Millisecond, 2, 100, 0, 0); math.Abs(got-0.0002) > 1e-9 {
+		t.Errorf("a 30 ms step with 100 prefill tokens next to 10 ms of decode: %g s a token, want 0.0002", got)
+	}
+	if got := q.observe(30*time.Millisecond, 2, 0.5, 0.01, 0); math.Abs(got-0.016) > 1e-9 {
+		t.Errorf("half a token for 20 ms more than decode, after 10 ms a token: %g s a token, want 0.016", got)
+	}
+	// A chunk timed in a pass of its own is charged that pass; the rest
+	// of the step is a decode step (the shortest one now: 8 ms).
+	if got := q.observe(30*time.Millisecond, 2, 0.5, 0, 22*time.Millisecond); math.Abs(got-0.044) > 1e-9 {
+		t.Errorf("half a token in a 22 ms pass of its own: %g s a token, want 0.044", got)
+	}
+	if got := q.decode(); math.Abs(got-0.008) > 1e-9 {
+		t.Errorf("after a step with 8 ms of decode pass: decode step %g s, want 0.008", got)
 	}
 }
 
@@ -373,8 +417,53 @@ func TestSchedPacer(t *testing.T) {
 // their last bits.
 func TestSchedPaced(t *testing.T) {
 	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 2048, PrefillPace: 2.5})
-	prompts := [][]int32{randomIDs(91, 10), randomIDs(92, 1500)}
-	opts := []GenerateOptions{greedy(200), greedy(8)}
+	chunks := pacedNextToStream(t, m, randomIDs(91, 10), randomIDs(92, 1500), 200, 1e-3)
+	unpaced := (1500 + m.prefillChunk() - 1) / m.prefillChunk()
+	t.Logf("the 1500-token prompt prefilled in %d chunks next to the stream (%d unpaced)", chunks, unpaced)
+	if chunks <= unpaced {
+		t.Errorf("%d chunks: the prefill was not paced", chunks)
+	}
+}
+
+// TestSchedPausedLayers: a prompt that prefills next to a decoding stream
+// when a token costs more than the step budget leaves (the pacer seeded
+// so: a token through every layer takes 1000 s) runs its chunks a few
+// layers a step, the stream decoding in between; both get the tokens of
+// their runs alone, logits within what paced chunks allow: one-token
+// chunks run the decode kernels (int16 activations), which, as with
+// chunks of a few tokens (minChunk), move the logits by up to a few 1e-3;
+// pausing itself changes nothing (the model's TestForwardBatchPaused:
+// bitwise). The next prompt starts afresh.
+func TestSchedPausedLayers(t *testing.T) {
+	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 2048, PrefillPace: 2.5})
+	m.mu.Lock()
+	m.sched.pace = pacer{seed: 1000}
+	m.sched.pace.decodes[0] = 1e-3
+	m.mu.Unlock()
+	steps := pacedNextToStream(t, m, randomIDs(93, 10), randomIDs(94, 40), 300, 5e-3)
+	t.Logf("the 40-token prompt took %d steps next to the stream", steps)
+	if steps <= 40 {
+		t.Errorf("%d steps for 40 prompt tokens: no chunk paused between layers", steps)
+	}
+	// What one prompt cost says nothing of the next one's (a short prompt
+	// next to a deep one, a prompt after one that loaded its experts from
+	// disk): a new prompt starts with a whole minChunk.
+	m.mu.Lock()
+	m.sched.pace.seed = 0
+	m.mu.Unlock()
+	if steps := pacedNextToStream(t, m, randomIDs(95, 10), randomIDs(96, minChunk), 50, 0); steps != 1 {
+		t.Errorf("a %d-token prompt after an expensive one took %d steps next to the stream, want 1", minChunk, steps)
+	}
+}
+
+// pacedNextToStream runs a greedy stream of n tokens after stream and,
+// from its first token on, prompt (8 tokens): both must give the tokens
+// of their runs alone, logits within tol. It returns the steps that
+// advanced both while prompt prefilled.
+func pacedNextToStream(t *testing.T, m *Model, stream, prompt []int32, n int, tol float64) int {
+	t.Helper()
+	prompts := [][]int32{stream, prompt}
+	opts := []GenerateOptions{greedy(n), greedy(8)}
 	want := alone(t, m, prompts, opts)
 	var got [2]run
 	var wg sync.WaitGroup
@@ -396,17 +485,74 @@ func TestSchedPaced(t *testing.T) {
 		if !slices.Equal(got[i].res.IDs, want[i].res.IDs) {
 			t.Errorf("prompt %d: tokens %v, alone %v", i, got[i].res.IDs, want[i].res.IDs)
 		}
-		if worst := maxDiff(got[i].logits, want[i].logits); worst > 1e-3 {
+		if worst := maxDiff(got[i].logits, want[i].logits); worst > tol {
 			t.Errorf("prompt %d: logits differ by up to %g", i, worst)
 		}
 	}
-	// Steps that advanced both: the long prompt's prefill chunks, then 7
+	// Steps that advanced both: the prompt's prefill chunks, then 7
 	// decode tokens of its own.
 	st := m.SchedulerStats()
-	chunks := int(st.Advanced-before.Advanced-(st.Steps-before.Steps)) - 7
-	unpaced := (1500 + m.prefillChunk() - 1) / m.prefillChunk()
-	t.Logf("the 1500-token prompt prefilled in %d chunks next to the stream (%d unpaced)", chunks, unpaced)
-	if chunks <= unpaced {
-		t.Errorf("%d chunks: the prefill was not paced", chunks)
+	return int(st.Advanced-before.Advanced-(st.Steps-before.Steps)) - 7
+}
+
+// TestSchedCancelPaused: a prompt cancelled while one of its chunks is
+// paused between layers (the pacer seeded as in TestSchedPausedLayers)
+// ends once that chunk has run every layer: its lane keeps whole chunks
+// and nothing paused, and a retry of the prompt in the same session,
+// resuming from them, generates what the prompt generates alone.
+func TestSchedCancelPaused(t *testing.T) {
+	m := loadFixture(t, "qwen3_next-4bit", Options{ContextLength: 2048, PrefillPace: 2.5})
+	runner, prompt := randomIDs(95, 10), randomIDs(96, 40)
+	want := alone(t, m, [][]int32{prompt}, []GenerateOptions{greedy(8)})
+	m.mu.Lock()
+	m.sched.pace = pacer{seed: 1000}
+	m.sched.pace.decodes[0] = 1e-3
+	m.mu.Unlock()
+	ps := m.NewSession()
+	defer ps.Close()
+	var cancelled run
+	var started sync.Once
+	var wg sync.WaitGroup
+	rs := m.NewSession()
+	_, err := rs.Stream(context.Background(), runner, greedy(60), func(Token) error {
+		started.Do(func() {
+			wg.Go(func() {
+				// Three steps: the first token's chunk is paused after
+				// its third layer when the context reports the cancel.
+				ctx := &cancelAfter{Context: context.Background(), n: 3}
+				cancelled.res, cancelled.err = ps.Stream(ctx, prompt, greedy(8), nil)
+			})
+		})
+		return nil
+	})
+	wg.Wait()
+	rs.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cancelled.err != context.Canceled || cancelled.res.FinishReason != "cancelled" {
+		t.Fatalf("the cancelled prompt: err %v, finish %q", cancelled.err, cancelled.res.FinishReason)
+	}
+	m.mu.Lock()
+	l := ps.lanes[0]
+	kept, paused := len(l.tokens), l.cache.Paused()
+	m.mu.Unlock()
+	t.Logf("the cancelled prompt left %d tokens in its lane", kept)
+	if kept == 0 || paused != 0 || !isPrefix(l.tokens, prompt) {
+		t.Errorf("the cancelled prompt's lane: %d tokens, paused at layer %d; want whole chunks of the prompt, none paused", kept, paused)
+	}
+	var r run
+	r.res, r.err = ps.Stream(context.Background(), prompt, recording(greedy(8), &r), nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.res.CachedTokens != kept {
+		t.Errorf("the retry reused %d tokens, want %d", r.res.CachedTokens, kept)
+	}
+	if !slices.Equal(r.res.IDs, want[0].res.IDs) {
+		t.Errorf("the retry: tokens %v, alone %v", r.res.IDs, want[0].res.IDs)
+	}
+	if worst := maxDiff(r.logits, want[0].logits); worst > 5e-3 {
+		t.Errorf("the retry: logits differ from the prompt's alone by up to %g", worst)
 	}
 }

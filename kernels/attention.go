@@ -244,11 +244,15 @@ func (a *attnTile) run(g, t0, t1, kb, ke int) {
 		nk := min(attnKeys, ke-j0)
 		s := a.s[:rows*attnKeys]
 		clear(s)
-		if next := j0 + attnKeys; next < ke && a.src == nil {
+		if next := j0 + attnKeys; next < ke {
 			// The next block's keys and values, while this one is computed.
 			nn := min(attnKeys, ke-next)
-			prefetchFloatsL2(a.k[next*a.kStride+g*dk:], a.kStride, nn, dk)
-			prefetchFloatsL2(a.v[next*a.vStride+g*dv:], a.vStride, nn, dv)
+			if a.src == nil {
+				prefetchFloatsL2(a.k[next*a.kStride+g*dk:], a.kStride, nn, dk)
+				prefetchFloatsL2(a.v[next*a.vStride+g*dv:], a.vStride, nn, dv)
+			} else {
+				a.src.prefetch(g, next, nn, dk, dv)
+			}
 		}
 		kBlk, ks, vBlk, vs := a.block(g, j0, nk)
 		a.scores(s, kBlk, ks, nk, rows)

@@ -113,3 +113,12 @@ func prefetchFloatsL2(x []float32, stride, rows, n int) {
 	_ = x[(rows-1)*stride+n-1]
 	prefetchRowsL2((*byte)(unsafe.Pointer(&x[0])), 4*stride, rows, 4*n)
 }
+
+// prefetchHalfL2 is prefetchFloatsL2 for half-precision values.
+func prefetchHalfL2(x []uint16, stride, rows, n int) {
+	if rows <= 0 || n <= 0 {
+		return
+	}
+	_ = x[(rows-1)*stride+n-1]
+	prefetchRowsL2((*byte)(unsafe.Pointer(&x[0])), 2*stride, rows, 2*n)
+}

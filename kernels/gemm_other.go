@@ -25,3 +25,6 @@ func (m *Matrix) prefetchPanel(r0, rr, k0, k1 int) {}
 
 // prefetchFloatsL2 does nothing without assembly.
 func prefetchFloatsL2(x []float32, stride, rows, n int) {}
+
+// prefetchHalfL2 does nothing without assembly.
+func prefetchHalfL2(x []uint16, stride, rows, n int) {}

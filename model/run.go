@@ -17,6 +17,27 @@ type Cache struct {
 	// recompute the cached positions under the other rotary table.
 	ids      []int32
 	longRope bool
+	// paused is a chunk stopped between layers (Segment.Until): its
+	// tokens, the layer it resumes at (0: none) and its residual stream
+	// rows. The layers before that one already hold its tokens (KV rows
+	// past Len, recurrent states advanced), so the cache's next pass must
+	// finish it, or the cache must start over (DropPaused, then Len 0).
+	paused struct {
+		ids   []int32
+		layer int
+		x     *graph.Tensor
+	}
+}
+
+// Paused is the layer a chunk stopped between layers resumes at, 0 when
+// none is paused (see Segment.Until).
+func (c *Cache) Paused() int { return c.paused.layer }
+
+// DropPaused forgets a paused chunk. Its tokens are in the recurrent
+// states of the layers it ran, so the cache may only continue from Len 0.
+func (c *Cache) DropPaused() {
+	c.paused.layer = 0
+	c.paused.ids = c.paused.ids[:0]
 }
 
 // NewCache allocates a cache for up to maxLen positions on e.
@@ -74,6 +95,11 @@ func (c *Cache) Free(e graph.Executor) {
 			s.Free(e)
 		}
 	}
+	if c.paused.x != nil {
+		e.Free(c.paused.x)
+		c.paused.x = nil
+	}
+	c.DropPaused()
 	c.States, c.Len, c.MaxLen = nil, 0, 0
 }
 
@@ -378,12 +404,21 @@ func (rn *Runner) pass(segs []Segment, all bool) ([]float32, error) {
 		return nil, err
 	}
 	r := &rn.run
+	// The layers the pass runs: all of them, or (one segment alone) from
+	// where the cache's paused chunk stopped to the segment's Until.
+	from, until := 0, len(m.Layers)
+	if len(segs) == 1 {
+		from = segs[0].Cache.paused.layer
+		if segs[0].Until > 0 {
+			until = segs[0].Until
+		}
+	}
 	// 1. The rows: every segment's new tokens at its own positions.
 	r.segs = rn.segs[:0]
 	n := 0
 	for _, sg := range segs {
 		c := sg.Cache
-		if c.Len == 0 {
+		if c.Len == 0 && from == 0 {
 			// A new sequence: recurrent state left by an earlier one (a
 			// cache reused by a session, or one a failed pass stopped in
 			// the middle of) must not leak into it. Per-position caches
@@ -406,13 +441,18 @@ func (rn *Runner) pass(segs []Segment, all bool) ([]float32, error) {
 	// 2. The layers: dense parts over all rows, mixers per segment.
 	hidden := m.Config.HiddenSize
 	x, h, y, _ := rn.stream()
-	e.Embed(x, m.Embed, rn.ids[:n])
 	sc, err := m.scaler(e)
 	if err != nil {
 		return nil, err
 	}
-	scaleRows(sc, x, n, m.EmbedScale)
-	for l, layer := range m.Layers {
+	if from == 0 {
+		e.Embed(x, m.Embed, rn.ids[:n])
+		scaleRows(sc, x, n, m.EmbedScale)
+	} else {
+		e.CopyCols(x, 0, 0, segs[0].Cache.paused.x, 0, 0, n, hidden)
+	}
+	for l := from; l < until; l++ {
+		layer := m.Layers[l]
 		r.layer = l
 		rn.norm(h, x, n, layer.InputNorm, layer.InputNormBias)
 		if err := r.mix(layer.Mixer, y, h); err != nil {
@@ -433,8 +473,12 @@ func (rn *Runner) pass(segs []Segment, all bool) ([]float32, error) {
 			rn.Trace.LayerOutput(l, e.Read(x)[:n*hidden])
 		}
 	}
+	if until < len(m.Layers) {
+		return nil, rn.pause(segs[0], until, x)
+	}
 	for _, s := range r.segs {
 		s.cache.Len += s.n
+		s.cache.DropPaused()
 	}
 	// 3. The logits.
 	if all {
@@ -451,6 +495,22 @@ func (rn *Runner) pass(segs []Segment, all bool) ([]float32, error) {
 		return slices.Clone(e.Read(logits)[:n*vocab]), nil
 	}
 	return nil, rn.lastLogits(segs, x, h)
+}
+
+// pause keeps the residual stream of seg's rows (in x) in its cache, to
+// resume at layer until in a later pass.
+func (rn *Runner) pause(seg Segment, until int, x *graph.Tensor) error {
+	c, e, n := seg.Cache, rn.E, len(seg.IDs)
+	if c.paused.x == nil || c.paused.x.Rows < n {
+		if c.paused.x != nil {
+			e.Free(c.paused.x)
+		}
+		c.paused.x = e.NewTensor(n, x.Cols)
+	}
+	e.CopyCols(c.paused.x, 0, 0, x, 0, 0, n, x.Cols)
+	c.paused.layer = until
+	c.paused.ids = append(c.paused.ids[:0], seg.IDs...)
+	return e.Sync()
 }
 
 // lastLogits computes the logits of each segment's last row that asks for

@@ -10,7 +10,9 @@
 //     prompt prefills alone (its time per chunk), then the long prompt
 //     prefills next to the stream while a short request arrives: the
 //     short request's time to first token in prefill chunks, and the
-//     stream's inter-token gaps during the prefill against its solo gap.
+//     stream's inter-token gaps during the prefill against its solo gaps
+//     at the same positions (a second solo run as long as it got, since
+//     the stream's own attention grows as it decodes) and at its start.
 //
 //     go run ./scripts/batch --model DIR [--memory 8GB] [--long 16384] [--chunk 256]
 package main
@@ -253,22 +255,74 @@ func interleave(m *mlxmoe.Model, long int) error {
 		return fmt.Errorf("the stream produced no token during the prefill")
 	}
 	worst := slices.MaxFunc(inPrefill, func(a, b gap) int { return int(a.d - b.d) }).d
+	// The stream decodes thousands of tokens during the prefill, so its
+	// own attention grows: its solo gaps at the same positions, from a
+	// second solo run as long as it got, are the fair baseline.
+	last := inPrefill[len(inPrefill)-1].i
+	soloAll, err := decode(ctx, m, prompt(7, 16, vocab), last+2, nil)
+	if err != nil {
+		return err
+	}
+	if len(soloAll) <= last {
+		return fmt.Errorf("the solo stream produced %d gaps, fewer than the %d of the stream during the prefill", len(soloAll), last+1)
+	}
+	byWindow := windowRatios(inPrefill, soloAll, gapWindow)
+	var matched []gap
+	for _, g := range inPrefill {
+		matched = append(matched, soloAll[g.i])
+	}
 	ttft := shortFirst.Sub(shortSent)
 	fmt.Printf("together: long prefill %v (%.2fx alone); the short request's first token after %v = %.2f chunks (target <= 2)\n",
 		longRes.Prefill.Round(time.Millisecond), longRes.Prefill.Seconds()/alone.Prefill.Seconds(),
 		ttft.Round(time.Millisecond), ttft.Seconds()/perChunk.Seconds())
 	fmt.Printf("scheduler during the prefill: %d steps advanced %d sequences\n", st.Steps-before.Steps, st.Advanced-before.Advanced)
-	fmt.Printf("the stream during the prefill: %d tokens, inter-token gap median %v (%.2fx solo), max %v (%.2fx solo; target < 3x)\n",
-		len(inPrefill), median(inPrefill).Round(time.Microsecond), median(inPrefill).Seconds()/soloGap.Seconds(),
+	fmt.Printf("the stream during the prefill: its tokens %d..%d; alone at the same positions its gap is %v (median; %v at the start)\n",
+		inPrefill[0].i+1, last+1, median(matched).Round(time.Microsecond), soloGap.Round(time.Microsecond))
+	worstWin := slices.Index(byWindow, slices.Max(byWindow))
+	fmt.Printf("  against its solo gaps at the same positions, per %d-token window: median %.2fx, 90th percentile %.2fx, max %.2fx at tokens %d.. (target < 3x); overall median %.2fx\n",
+		gapWindow, medianOf(byWindow), percentile(byWindow, 0.9), byWindow[worstWin], inPrefill[worstWin*gapWindow].i+1,
+		median(inPrefill).Seconds()/median(matched).Seconds())
+	var bins []string
+	for lo := 0; lo < len(byWindow); lo += binWindows {
+		b := byWindow[lo:min(lo+binWindows, len(byWindow))]
+		bins = append(bins, fmt.Sprintf("%d.. %.2fx/%.2fx", inPrefill[lo*gapWindow].i+1, medianOf(b), slices.Max(b)))
+	}
+	fmt.Printf("  by position (tokens from: median/max of the windows): %s\n", strings.Join(bins, ", "))
+	fmt.Printf("  against its solo gap at the start: inter-token gap median %v (%.2fx solo), max %v (%.2fx solo)\n",
+		median(inPrefill).Round(time.Microsecond), median(inPrefill).Seconds()/soloGap.Seconds(),
 		worst.Round(time.Microsecond), worst.Seconds()/soloGap.Seconds())
 	return nil
 }
 
-// gap is the time between two tokens of a stream, and when the second
-// came.
+// gap is the time between two tokens of a stream, when the second came
+// and its index among the stream's gaps.
 type gap struct {
 	d   time.Duration
 	end time.Time
+	i   int
+}
+
+// gapWindow is how many consecutive gaps windowRatios compares at a time;
+// binWindows how many windows a line of the by-position summary takes.
+const (
+	gapWindow  = 64
+	binWindows = 32
+)
+
+// windowRatios cuts gaps into windows of n consecutive ones and returns,
+// per window, their median over the median of solo's gaps at the same
+// indices: the slowdown at that depth, robust to single held-up steps.
+func windowRatios(gaps, solo []gap, n int) []float64 {
+	var out []float64
+	for lo := 0; lo < len(gaps); lo += n {
+		w := gaps[lo:min(lo+n, len(gaps))]
+		var s []gap
+		for _, g := range w {
+			s = append(s, solo[g.i])
+		}
+		out = append(out, median(w).Seconds()/median(s).Seconds())
+	}
+	return out
 }
 
 // decode runs a greedy stream of n tokens (or until ctx is done) in a
@@ -285,7 +339,7 @@ func decode(ctx context.Context, m *mlxmoe.Model, p []int32, n int, decoding cha
 	opts.LogitsMask = func([]int32, []float32) {
 		now := time.Now()
 		if !last.IsZero() {
-			out = append(out, gap{now.Sub(last), now})
+			out = append(out, gap{now.Sub(last), now, len(out)})
 		}
 		last = now
 	}
@@ -300,10 +354,13 @@ func decode(ctx context.Context, m *mlxmoe.Model, p []int32, n int, decoding cha
 	return out, err
 }
 
-func medianOf(vs []float64) float64 {
+func medianOf(vs []float64) float64 { return percentile(vs, 0.5) }
+
+// percentile is the value a fraction p of vs lies below.
+func percentile(vs []float64, p float64) float64 {
 	s := slices.Clone(vs)
 	slices.Sort(s)
-	return s[len(s)/2]
+	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
 func median(gs []gap) time.Duration {
