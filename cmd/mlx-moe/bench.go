@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	mlxmoe "github.com/mlx-moe/mlx-moe"
@@ -73,8 +76,14 @@ dram_read.`, stderr)
 	dramMiB := fs.Int("dram-mib", 1024, "size of the streaming-read buffer in MiB")
 	clock := fs.String("clock", "wall", "wall, or cpu: time runs by the process's CPU time divided by --threads, which on a machine shared with other jobs estimates what the kernels do when they have the cores (every line, dram_read included, is timed the same way)")
 	experts := fs.Int("experts", 512, "routed experts to allocate for the MoE line (at least 10)")
+	only := fs.String("kernels", "", "a regular expression: measure only the kernels whose names match it (dram_read always runs)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured runs to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	match, err := regexp.Compile(*only)
+	if err != nil {
+		return fmt.Errorf("bench: --kernels %q: %v", *only, err)
 	}
 	if *clock != "wall" && *clock != "cpu" {
 		return fmt.Errorf("bench: --clock %q is not wall or cpu", *clock)
@@ -104,9 +113,23 @@ dram_read.`, stderr)
 	if !*asJSON {
 		fmt.Fprintf(stdout, "executor %s, %d threads\n%-16s %-44s %9s %9s %9s\n", e.Name(), *threads, "kernel", "shape", "GB/s", "of dram", "GFLOP/s")
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: --cpuprofile: %v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: --cpuprofile %s: %v", *cpuProfile, err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	enc := json.NewEncoder(stdout)
 	var dramRate float64
 	for _, k := range list {
+		if k.name != "dram_read" && !match.MatchString(k.name) {
+			continue
+		}
 		perSec, err := measure(e, k, *seconds, *clock == "cpu", *threads)
 		if err != nil {
 			return err
