@@ -43,3 +43,29 @@ func BenchmarkQMV(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPrepare times preparing one token's x of a Coder-Next hidden
+// size (2048 values, 4-bit group 64) for each decode path: the serial step
+// before every matvec and MoE region.
+func BenchmarkPrepare(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	x := make([]float32, 2048)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	q := &Quant{Bits: 4, GroupSize: 64}
+	for _, path := range []struct {
+		name        string
+		int8, int16 bool
+	}{{"float", false, false}, {"int16", false, true}, {"int8", true, false}} {
+		b.Run(path.name, func(b *testing.B) {
+			defer func(i16 bool) { Int16Activations = i16 }(Int16Activations)
+			Int16Activations = path.int16
+			d := DecodeInput{Int8: path.int8}
+			for i := 0; i < b.N; i++ {
+				d.Prepare(x, 1, len(x), q)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(x)), "ns/value")
+		})
+	}
+}

@@ -83,16 +83,9 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 	d.group = q.GroupSize
 	groups := cols / q.GroupSize
 	d.sums = growTokens(d.sums, n, groups)
-	for t := 0; t < n; t++ {
-		for g := 0; g < groups; g++ {
-			var s float32
-			for _, v := range x[t*cols+g*d.group : t*cols+(g+1)*d.group] {
-				s += v
-			}
-			d.sums[t*groups+g] = s
-		}
-	}
 	if q.GroupSize == 32 || q.GroupSize == 64 || q.GroupSize == 128 {
+		// The integer paths take the float sums in their own pass over
+		// each group (quantizeGroup), beside its maximum.
 		switch {
 		case (d.Int8 || Int8Activations) && simdIntActivations(q.Bits, 8):
 			d.prepareInt(q.Bits, 8)
@@ -100,6 +93,15 @@ func (d *DecodeInput) Prepare(x []float32, n, cols int, q *Quant) {
 		case Int16Activations && simdIntActivations(q.Bits, 16):
 			d.prepareInt(q.Bits, 16)
 			return
+		}
+	}
+	for t := 0; t < n; t++ {
+		for g := 0; g < groups; g++ {
+			var s float32
+			for _, v := range x[t*cols+g*d.group : t*cols+(g+1)*d.group] {
+				s += v
+			}
+			d.sums[t*groups+g] = s
 		}
 	}
 	if block := simdCodeBlock(q.Bits); block > 0 && cols%block == 0 {
@@ -144,8 +146,8 @@ func (d *DecodeInput) prepareInt(bits, width int) {
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
 			base, i := t*cols+g*d.group, t*groups+g
-			dx, sum := quantizeGroup(d.xq16[base:base+d.group], d.x[base:base+d.group], 32767, true)
-			d.qdx[i], d.qsum[i], d.qcorr[i] = dx, dx*float32(sum), centre*sum
+			dx, sum, fsum := quantizeGroup(d.xq16[base:base+d.group], d.x[base:base+d.group], 32767, true)
+			d.qdx[i], d.qsum[i], d.qcorr[i], d.sums[i] = dx, dx*float32(sum), centre*sum, fsum
 		}
 	}
 }
@@ -163,8 +165,8 @@ func (d *DecodeInput) prepareInt8(bits int) {
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
 			xg, i := d.x[t*cols+g*group:t*cols+(g+1)*group], t*groups+g
-			dx, sum := quantizeGroup(buf[:group], xg, 127, false)
-			d.qdx[i], d.qsum[i] = dx, dx*float32(sum)
+			dx, sum, fsum := quantizeGroup(buf[:group], xg, 127, false)
+			d.qdx[i], d.qsum[i], d.sums[i] = dx, dx*float32(sum), fsum
 			for b := 0; b < group; b += block {
 				dst := d.xq[((g*group+b)/block*n+t)*block:][:block]
 				src := buf[b : b+block]
@@ -182,16 +184,14 @@ func (d *DecodeInput) prepareInt8(bits int) {
 }
 
 // quantizeGroup rounds xg to multiples of max|xg|/levels into dst (in
-// nibble order when nibbles is set) and returns the step and the sum of
-// the integers.
-func quantizeGroup[T int8 | int16](dst []T, xg []float32, levels float32, nibbles bool) (step float32, sum int32) {
-	var amax float32
-	for _, v := range xg {
-		amax = max(amax, abs32(v))
-	}
+// nibble order when nibbles is set) and returns the step, the sum of the
+// integers and the float sum of xg (added in order, as Prepare's float
+// path adds it).
+func quantizeGroup[T int8 | int16](dst []T, xg []float32, levels float32, nibbles bool) (step float32, sum int32, fsum float32) {
+	amax, fsum := groupStats(xg)
 	if amax == 0 {
 		clear(dst)
-		return 0, 0
+		return 0, 0, fsum
 	}
 	inv := levels / amax
 	if !nibbles {
@@ -200,7 +200,7 @@ func quantizeGroup[T int8 | int16](dst []T, xg []float32, levels float32, nibble
 			sum += qv
 			dst[j] = T(qv)
 		}
-		return amax / levels, sum
+		return amax / levels, sum, fsum
 	}
 	// Per 32 values: the 16 even ones, then the 16 odd ones.
 	for b := 0; b+32 <= len(xg); b += 32 {
@@ -211,8 +211,34 @@ func quantizeGroup[T int8 | int16](dst []T, xg []float32, levels float32, nibble
 			db[i], db[16+i] = T(q0), T(q1)
 		}
 	}
-	return amax / levels, sum
+	return amax / levels, sum, fsum
 }
+
+// groupStats returns max|v| and the in-order sum of xg in one pass. Each
+// is a chain of dependent operations, so the maximum runs over four
+// independent lanes (it is exact, so the result does not depend on how
+// it is split) and the sum beside it.
+func groupStats(xg []float32) (amax, sum float32) {
+	var m0, m1, m2, m3 float32
+	i := 0
+	for ; i+4 <= len(xg); i += 4 {
+		v := xg[i : i+4 : i+4]
+		m0, m1 = max(m0, absBits(v[0])), max(m1, absBits(v[1]))
+		m2, m3 = max(m2, absBits(v[2])), max(m3, absBits(v[3]))
+		sum += v[0]
+		sum += v[1]
+		sum += v[2]
+		sum += v[3]
+	}
+	for ; i < len(xg); i++ {
+		m0 = max(m0, absBits(xg[i]))
+		sum += xg[i]
+	}
+	return max(max(m0, m1), max(m2, m3)), sum
+}
+
+// absBits is |f| by clearing the sign bit (abs32 without the float64 round trip).
+func absBits(f float32) float32 { return math.Float32frombits(math.Float32bits(f) &^ (1 << 31)) }
 
 // roundLevel is round32 for |f| <= 2^15 or so, the range of a scaled
 // activation: f ± 0.5 is exact in float64 there, so truncating it rounds

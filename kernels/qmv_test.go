@@ -312,3 +312,68 @@ func BenchmarkQMVRowsTokens(b *testing.B) {
 		}
 	}
 }
+
+// TestGroupStatsMatchesReference: the four-lane maximum and the sum beside
+// it are bitwise the one-lane maximum of |v| and the in-order sum, for
+// every length (tails included) and with a NaN.
+func TestGroupStatsMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for n := 0; n <= 130; n++ {
+		xg := make([]float32, n)
+		for i := range xg {
+			xg[i] = float32(rng.NormFloat64() * math.Exp(rng.NormFloat64()*3))
+		}
+		if n == 77 {
+			xg[40] = float32(math.NaN())
+		}
+		var wantMax, wantSum float32
+		for _, v := range xg {
+			wantMax = max(wantMax, abs32(v))
+			wantSum += v
+		}
+		gotMax, gotSum := groupStats(xg)
+		if math.Float32bits(gotMax) != math.Float32bits(wantMax) && !(isNaN32(gotMax) && isNaN32(wantMax)) {
+			t.Errorf("n=%d: max %v, want %v", n, gotMax, wantMax)
+		}
+		if math.Float32bits(gotSum) != math.Float32bits(wantSum) && !(isNaN32(gotSum) && isNaN32(wantSum)) {
+			t.Errorf("n=%d: sum %v, want %v", n, gotSum, wantSum)
+		}
+	}
+}
+
+func isNaN32(f float32) bool { return f != f }
+
+// TestPrepareIntSumsMatchFloat: the integer paths take the per-group float
+// sums in quantizeGroup's pass; they must be bitwise the float path's, which
+// any kernel reading d.sums for this input relies on.
+func TestPrepareIntSumsMatchFloat(t *testing.T) {
+	if !simdIntActivations(4, 16) {
+		t.Skip("no integer-activation kernels on this build")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, group := range []int{32, 64, 128} {
+		for _, n := range []int{1, 3} {
+			cols := 4 * 128
+			x := make([]float32, n*cols)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			q := &Quant{Bits: 4, GroupSize: group}
+			var float, i16, i8 DecodeInput
+			float.Prepare(x, n, cols, q)
+			Int16Activations = true
+			i16.Prepare(x, n, cols, q)
+			Int16Activations = false
+			i8.Int8 = true
+			i8.Prepare(x, n, cols, q)
+			if i16.intWidth != 16 || i8.intWidth != 8 {
+				t.Fatalf("group %d: integer paths not taken (widths %d, %d)", group, i16.intWidth, i8.intWidth)
+			}
+			for g, want := range float.sums {
+				if math.Float32bits(i16.sums[g]) != math.Float32bits(want) || math.Float32bits(i8.sums[g]) != math.Float32bits(want) {
+					t.Fatalf("group %d n=%d: sums[%d] int16 %v int8 %v, float %v", group, n, g, i16.sums[g], i8.sums[g], want)
+				}
+			}
+		}
+	}
+}
