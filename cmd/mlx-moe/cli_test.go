@@ -167,3 +167,32 @@ func TestBench(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchKernelsAndProfile: --kernels keeps dram_read and the matching
+// lines only, --cpuprofile writes a profile, a bad pattern is an error.
+func TestBenchKernelsAndProfile(t *testing.T) {
+	var out, errOut strings.Builder
+	prof := filepath.Join(t.TempDir(), "cpu.prof")
+	args := []string{"bench", "--seconds", "0.01", "--dram-mib", "16", "--experts", "12", "--json", "--kernels", "^moe_q4$", "--cpuprofile", prof}
+	if code := run(args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r struct{ Kernel string }
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("--json line %q: %v", line, err)
+		}
+		names = append(names, r.Kernel)
+	}
+	if strings.Join(names, ",") != "dram_read,moe_q4" {
+		t.Fatalf("--kernels ^moe_q4$ measured %q, want dram_read and moe_q4", names)
+	}
+	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+		t.Fatalf("--cpuprofile wrote no profile: %v", err)
+	}
+	errOut.Reset()
+	if code := run([]string{"bench", "--kernels", "("}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "--kernels") {
+		t.Fatalf("a bad --kernels pattern: exit %d, %q", code, errOut.String())
+	}
+}
