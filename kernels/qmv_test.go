@@ -377,3 +377,35 @@ func TestPrepareIntSumsMatchFloat(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkQMVShortRows is the integer 4-bit kernels' rate on short rows
+// (a MoE expert's down product: 512 values, 8 groups of 64) against long
+// ones (4096 values) of the same bytes, in cache, on one goroutine: the
+// gap between the two is the kernels' per-row work (scales pass, set-up,
+// lane reduction, store), which a long row amortizes.
+func BenchmarkQMVShortRows(b *testing.B) {
+	rng := rand.New(rand.NewPCG(19, 19))
+	for _, p := range decodePaths() {
+		if p.act == 0 {
+			continue
+		}
+		for _, cols := range []int{512, 4096} {
+			m := randomQuant(rng, 64*4096/cols, cols, 4, 64, false)
+			x := randVec(rng, m.Cols)
+			out := make([]float32, m.Rows)
+			b.Run(fmt.Sprintf("%s/cols%d", p.name, cols), func(b *testing.B) {
+				withFeatures(p, func() {
+					d := &DecodeInput{}
+					d.Prepare(x, 1, m.Cols, m.Q)
+					c0 := cpuSeconds()
+					for i := 0; i < b.N; i++ {
+						MatVecRows(out, d, m, 0, m.Rows)
+					}
+					if c := cpuSeconds() - c0; c > 0 {
+						b.ReportMetric(float64(m.Rows*m.Cols)*float64(b.N)/c/1e9, "Gvalues/cpu-s")
+					}
+				})
+			})
+		}
+	}
+}
