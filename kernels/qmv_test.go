@@ -296,17 +296,7 @@ func BenchmarkQMVRowsTokens(b *testing.B) {
 			out := make([]float32, qmvTokens*m.Rows)
 			for n := 1; n <= qmvTokens; n++ {
 				b.Run(fmt.Sprintf("%s/%dbit/n%d", p.name, bits, n), func(b *testing.B) {
-					withFeatures(p, func() {
-						d := &DecodeInput{}
-						d.Prepare(x[:n*m.Cols], n, m.Cols, m.Q)
-						c0 := cpuSeconds()
-						for i := 0; i < b.N; i++ {
-							MatVecRows(out, d, m, 0, m.Rows)
-						}
-						if c := cpuSeconds() - c0; c > 0 {
-							b.ReportMetric(float64(m.Rows*m.Cols*n)*float64(b.N)/c/1e9, "Gtokvalues/cpu-s")
-						}
-					})
+					benchIntRows(b, p, m, x[:n*m.Cols], n, out, "Gtokvalues/cpu-s")
 				})
 			}
 		}
@@ -381,8 +371,9 @@ func TestPrepareIntSumsMatchFloat(t *testing.T) {
 // BenchmarkQMVShortRows is the integer 4-bit kernels' rate on short rows
 // (a MoE expert's down product: 512 values, 8 groups of 64) against long
 // ones (4096 values) of the same bytes, in cache, on one goroutine: the
-// gap between the two is the kernels' per-row work (scales pass, set-up,
-// lane reduction, store), which a long row amortizes.
+// gap between the two is the kernels' per-row cost (scales pass, set-up,
+// the row sum's dependency chain, lane reduction, store), which a long
+// row amortizes.
 func BenchmarkQMVShortRows(b *testing.B) {
 	rng := rand.New(rand.NewPCG(19, 19))
 	for _, p := range decodePaths() {
@@ -394,18 +385,24 @@ func BenchmarkQMVShortRows(b *testing.B) {
 			x := randVec(rng, m.Cols)
 			out := make([]float32, m.Rows)
 			b.Run(fmt.Sprintf("%s/cols%d", p.name, cols), func(b *testing.B) {
-				withFeatures(p, func() {
-					d := &DecodeInput{}
-					d.Prepare(x, 1, m.Cols, m.Q)
-					c0 := cpuSeconds()
-					for i := 0; i < b.N; i++ {
-						MatVecRows(out, d, m, 0, m.Rows)
-					}
-					if c := cpuSeconds() - c0; c > 0 {
-						b.ReportMetric(float64(m.Rows*m.Cols)*float64(b.N)/c/1e9, "Gvalues/cpu-s")
-					}
-				})
+				benchIntRows(b, p, m, x, 1, out, "Gvalues/cpu-s")
 			})
 		}
 	}
+}
+
+// benchIntRows times MatVecRows over all of m for the n tokens of x on
+// path p and reports rows·cols·n values per CPU second as unit.
+func benchIntRows(b *testing.B, p decodePath, m *Matrix, x []float32, n int, out []float32, unit string) {
+	withFeatures(p, func() {
+		d := &DecodeInput{}
+		d.Prepare(x, n, m.Cols, m.Q)
+		c0 := cpuSeconds()
+		for i := 0; i < b.N; i++ {
+			MatVecRows(out, d, m, 0, m.Rows)
+		}
+		if c := cpuSeconds() - c0; c > 0 {
+			b.ReportMetric(float64(m.Rows*m.Cols*n)*float64(b.N)/c/1e9, unit)
+		}
+	})
 }
