@@ -309,6 +309,16 @@ func (s *moeScratch) begin(out *graph.Tensor, n int, r *graph.Routes, experts gr
 			return 0, fmt.Errorf("route to expert %d of %d", e, experts.NumExperts())
 		}
 	}
+	// Sized once for the layer and the batch, so that an expert id or a
+	// count of distinct experts not seen before costs no allocation.
+	if ne := experts.NumExperts(); len(s.slot) < ne {
+		s.slot = append(s.slot, make([]int32, ne-len(s.slot))...)
+		for i := range s.slot {
+			s.slot[i] = -1
+		}
+	}
+	s.distinct = slices.Grow(s.distinct[:0], len(ids))
+	s.start = slices.Grow(s.start[:0], len(ids)+1)
 	s.group(ids)
 	s.weights = append(s.weights[:0], r.Weights[:len(ids)]...)
 	clear(out.Data[:n*out.Cols])
