@@ -61,8 +61,8 @@ func TestKernelsAllocateNothingWhenWarm(t *testing.T) {
 	} {
 		c.f()
 		c.f()
-		if a := allocs.Steady(10, nil, c.f); a != 0 {
-			t.Errorf("%s: %.1f heap allocations per warm call", c.name, a)
+		if r := allocs.Steady(10, c.f, nil); r.PerCall != 0 {
+			t.Errorf("%s, warm: %v", c.name, r)
 		}
 	}
 }

@@ -1,13 +1,11 @@
 package metal
 
 import (
-	"fmt"
-	"runtime"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/graph"
+	"github.com/mlx-moe/mlx-moe/internal/allocs"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/model"
 )
@@ -82,116 +80,18 @@ func checkDecodeAllocs(t *testing.T, m *model.Model, e graph.Executor, warm int)
 	for range warm {
 		step()
 	}
-	// Up to three windows, as internal/allocs.Steady: one-time runtime
-	// growth (an interface table met for the first time) can land in the
-	// first.
 	const runs = 3
-	var n int64
-	var sites []string
-	for window := 0; window < 3; window++ {
-		if n, sites = allocsOutsideDevice(runs, step); n == 0 {
-			break
-		}
-	}
-	if n > 0 {
-		t.Errorf("a decode step made %.1f heap allocations outside the harness device:\n%s", float64(n)/runs, strings.Join(sites, "\n"))
+	if r := allocs.Steady(runs, step, isDevice); r.PerCall > 0 {
+		t.Errorf("a decode step, outside the harness device: %v", r)
 	} else {
 		t.Logf("%d decode steps: no heap allocation outside the harness device", runs)
 	}
 }
 
-// allocsOutsideDevice runs step runs times with every allocation profiled
-// and returns how many allocations were made on a stack that does not pass
-// through the harness device or kernels/mslharness, with the sites that
-// made them (innermost frames outside the runtime).
-func allocsOutsideDevice(runs int, step func()) (int64, []string) {
-	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
-	runtime.MemProfileRate = 1
-	before := allocProfile()
-	for range runs {
-		step()
-	}
-	after := allocProfile()
-	var total int64
-	bySite := map[string]int64{}
-	for stk, n := range after {
-		n -= before[stk]
-		if n <= 0 {
-			continue
-		}
-		site, device := describeStack(stk)
-		if device || site == "" {
-			// site "": every frame is the runtime's own (a background
-			// goroutine's stack, say), no code of a decode step.
-			continue
-		}
-		total += n
-		bySite[site] += n
-	}
-	var sites []string
-	for s, n := range bySite {
-		sites = append(sites, fmt.Sprintf("  %d at %s", n, s))
-	}
-	sort.Strings(sites)
-	return total, sites
-}
-
-type stackKey [32]uintptr
-
-// allocProfile returns the objects allocated so far per stack. A record
-// reaches the profile at the end of a garbage collection cycle, so two
-// cycles run first.
-func allocProfile() map[stackKey]int64 {
-	runtime.GC()
-	runtime.GC()
-	var recs []runtime.MemProfileRecord
-	for {
-		n, ok := runtime.MemProfile(recs, true)
-		if ok {
-			recs = recs[:n]
-			break
-		}
-		recs = make([]runtime.MemProfileRecord, n+50)
-	}
-	m := make(map[stackKey]int64, len(recs))
-	for _, r := range recs {
-		m[r.Stack0] += r.AllocObjects
-	}
-	return m
-}
-
-// describeStack returns the innermost frames of stk outside the runtime,
-// and whether the allocation is the harness device's (or the
-// measurement's own): whether, from the allocation outwards, the first of
-// this project's functions is the device's. A handoff that the device runs
-// in its commit is the executor's code, and counts.
-func describeStack(stk stackKey) (site string, device bool) {
-	frames := runtime.CallersFrames(stk[:])
-	var parts []string
-	decided := false
-	for {
-		f, more := frames.Next()
-		if !decided && strings.HasPrefix(f.Function, "github.com/mlx-moe/mlx-moe/") {
-			decided = true
-			device = strings.Contains(f.Function, "metal.(*harnessDevice)") || strings.Contains(f.Function, "kernels/mslharness.") ||
-				strings.Contains(f.Function, "metal.allocProfile")
-		}
-		if f.Function != "" && !strings.HasPrefix(f.Function, "runtime.") && len(parts) < 4 {
-			parts = append(parts, fmt.Sprintf("%s (%s:%d)", f.Function, f.File[strings.LastIndex(f.File, "/")+1:], f.Line))
-		}
-		if !more {
-			break
-		}
-	}
-	return strings.Join(parts, " <- "), device
-}
-
-var allocSink []byte
-
-// The measurement sees an allocation made outside the device.
-func TestAllocsOutsideDeviceCounts(t *testing.T) {
-	n, sites := allocsOutsideDevice(4, func() { allocSink = make([]byte, 64+len(allocSink)%2) })
-	if n != 4 {
-		t.Fatalf("4 steps of one allocation each counted %d allocations: %v", n, sites)
-	}
+// isDevice reports whether function is the harness device's, standing in
+// for the GPU: an allocation whose first function of this project, from
+// the allocation outwards, is the device's does not count. A handoff that
+// the device runs in its commit is the executor's code, and counts.
+func isDevice(function string) bool {
+	return strings.Contains(function, "metal.(*harnessDevice)") || strings.Contains(function, "kernels/mslharness.")
 }

@@ -9,27 +9,8 @@ import (
 	"github.com/mlx-moe/mlx-moe/cpu"
 	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
-	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
 )
-
-// allocsByOp passes the Mamba-2 and Scaler ops through (uncounted: their
-// kernels keep no scratch).
-func (a *allocsByOp) Conv1dBias(out, x *graph.Tensor, n int, state *graph.Tensor, w, bias []float32, kernel int) {
-	a.Executor.(graph.Mamba2Executor).Conv1dBias(out, x, n, state, w, bias, kernel)
-}
-
-func (a *allocsByOp) Mamba2Scan(y, x, dt, b, c *graph.Tensor, n int, state *graph.Tensor, p *kernels.Mamba2Params) {
-	a.Executor.(graph.Mamba2Executor).Mamba2Scan(y, x, dt, b, c, n, state, p)
-}
-
-func (a *allocsByOp) RMSNormGate(out, x, z *graph.Tensor, n, dim int, w []float32, eps float32) {
-	a.Executor.(graph.Mamba2Executor).RMSNormGate(out, x, z, n, dim, w, eps)
-}
-
-func (a *allocsByOp) Scale(out, x *graph.Tensor, n int, s float32) {
-	a.Executor.(graph.Scaler).Scale(out, x, n, s)
-}
 
 // TestGraniteConfigErrors checks that the options the Granite families do
 // not implement are refused with an error naming the field.

@@ -4,22 +4,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/model"
 )
-
-// allocsByOp (opcount_test.go) forwards the Mamba-1 ops too, so the
-// allocation tests run the jamba fixtures; their allocations count in the
-// step's total.
-
-func (a *allocsByOp) Mamba1Conv(out, x *graph.Tensor, n int, state *graph.Tensor, w, bias []float32, kernel int) {
-	a.Executor.(graph.Mamba1Executor).Mamba1Conv(out, x, n, state, w, bias, kernel)
-}
-
-func (a *allocsByOp) Mamba1Scan(out, x, dt, b, c, z *graph.Tensor, n int, state *graph.Tensor, dtBias, aa, d []float32) {
-	a.Executor.(graph.Mamba1Executor).Mamba1Scan(out, x, dt, b, c, z, n, state, dtBias, aa, d)
-}
 
 // TestJambaConfigErrors checks that config options the engine does not
 // implement, or sizes that do not match the weights, fail the load with

@@ -1,7 +1,6 @@
 package model_test
 
 import (
-	"runtime"
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
@@ -10,7 +9,6 @@ import (
 	"github.com/mlx-moe/mlx-moe/graph/graphtest"
 	"github.com/mlx-moe/mlx-moe/internal/allocs"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
-	"github.com/mlx-moe/mlx-moe/kernels"
 	"github.com/mlx-moe/mlx-moe/model"
 )
 
@@ -90,17 +88,15 @@ func forEachFixture(t *testing.T, f func(t *testing.T, name string, m *model.Mod
 // TestDecodeStepAllocatesNothing checks that a warm decode step allocates
 // no Go memory on any fixture, for one sequence and for four decoded
 // together: with graphtest.Null (model code alone) and with the CPU
-// executor, kernels included. The ops in kernelOps (whose kernels keep
-// recycled scratch and bound work functions) are measured one by one, so a
-// failure names the op that allocated.
+// executor, kernels and worker pool included. A failure names the
+// allocating sites.
 func TestDecodeStepAllocatesNothing(t *testing.T) {
 	forEachFixture(t, func(t *testing.T, name string, m *model.Model) {
 		for _, seqs := range []int{1, 4} {
 			if a := testing.AllocsPerRun(20, batchDecodeSteps(t, m, graphtest.Null{}, 64, seqs)); a != 0 {
 				t.Errorf("a decode step of %d sequences made %.1f heap allocations in model code", seqs, a)
 			}
-			ae := &allocsByOp{Executor: cpu.New()}
-			step := batchDecodeSteps(t, m, ae, 64, seqs)
+			step := batchDecodeSteps(t, m, cpu.New(), 64, seqs)
 			// Warm up over a whole cache (attention's scratch grows with
 			// the position; a batch's experts group in more ways).
 			for range 64 {
@@ -108,76 +104,13 @@ func TestDecodeStepAllocatesNothing(t *testing.T) {
 			}
 			// Ten steps a window: the kernels' recycled scratch reaches its
 			// largest size over the first steps (routing differs per token).
-			const runs = 10
-			total := allocs.Steady(runs, ae.reset, step)
-			t.Logf("%s: %.1f heap allocations per decode step of %d sequences with the CPU executor", name, total, seqs)
-			if total > 0 {
-				for _, op := range kernelOps {
-					if n := float64(ae.allocs[op]) / runs; n > 0 {
-						t.Logf("%s: %s made %.1f heap allocations per decode step", name, op, n)
-					}
-				}
-				t.Errorf("a decode step of %d sequences made %.1f heap allocations with the CPU executor", seqs, total)
+			r := allocs.Steady(10, step, nil)
+			t.Logf("%s: %.1f heap allocations per decode step of %d sequences with the CPU executor", name, r.PerCall, seqs)
+			if r.PerCall > 0 {
+				t.Errorf("a decode step of %d sequences with the CPU executor: %v", seqs, r)
 			}
 		}
 	})
-}
-
-// kernelOps are the CPU executor's ops whose kernels keep state between
-// calls (a quantized embedding row's dequantization scratch, quantized and
-// dense matrix products, attention, the MoE regions and the worker pool
-// under them): the ops most likely to allocate again when a kernel
-// changes, counted one by one.
-var kernelOps = []string{"Embed", "MatMul", "MatMulHeads", "Attention", "MoE"}
-
-// allocsByOp forwards every op to Executor and counts the heap allocations
-// made inside the ops named in kernelOps. runtime.ReadMemStats flushes the
-// per-P caches, so its Mallocs is exact, unlike a runtime/metrics read.
-type allocsByOp struct {
-	graph.Executor
-	allocs map[string]uint64
-	ms     runtime.MemStats
-}
-
-func (a *allocsByOp) reset() {
-	a.allocs = map[string]uint64{}
-	for _, op := range kernelOps {
-		a.allocs[op] = 0
-	}
-}
-
-// measure runs f and adds the allocations it made to op's count.
-func (a *allocsByOp) measure(op string, f func()) {
-	if a.allocs == nil {
-		f()
-		return
-	}
-	runtime.ReadMemStats(&a.ms)
-	before := a.ms.Mallocs
-	f()
-	runtime.ReadMemStats(&a.ms)
-	a.allocs[op] += a.ms.Mallocs - before
-}
-
-func (a *allocsByOp) Embed(out *graph.Tensor, table *kernels.Matrix, ids []int32) {
-	a.measure("Embed", func() { a.Executor.Embed(out, table, ids) })
-}
-
-func (a *allocsByOp) MatMul(out, x *graph.Tensor, n int, w *kernels.Matrix, bias []float32) {
-	a.measure("MatMul", func() { a.Executor.MatMul(out, x, n, w, bias) })
-}
-
-func (a *allocsByOp) MatMulHeads(out *graph.Tensor, outStep int, x *graph.Tensor, xStep int, n int, ws []*kernels.Matrix) {
-	a.measure("MatMulHeads", func() { a.Executor.MatMulHeads(out, outStep, x, xStep, n, ws) })
-}
-
-func (a *allocsByOp) Attention(out, q, kCache, vCache *graph.Tensor, n, pos0, heads, kvHeads, dk, dv int, scale float32) {
-	a.measure("Attention", func() { a.Executor.Attention(out, q, kCache, vCache, n, pos0, heads, kvHeads, dk, dv, scale) })
-}
-
-func (a *allocsByOp) MoE(out, x *graph.Tensor, n int, r *graph.Routes, experts graph.ExpertSet) (err error) {
-	a.measure("MoE", func() { err = a.Executor.MoE(out, x, n, r, experts) })
-	return err
 }
 
 // TestPagedDecodeStepAllocatesNothing is TestDecodeStepAllocatesNothing for

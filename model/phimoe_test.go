@@ -6,17 +6,9 @@ import (
 	"testing"
 
 	"github.com/mlx-moe/mlx-moe/cpu"
-	"github.com/mlx-moe/mlx-moe/graph"
 	"github.com/mlx-moe/mlx-moe/internal/fixture"
 	"github.com/mlx-moe/mlx-moe/model"
 )
-
-// LayerNorm lets the allocation test's executor run LayerNorm models
-// (not one of the kernelOps it measures: kernels.LayerNorm keeps no
-// scratch).
-func (a *allocsByOp) LayerNorm(out, x *graph.Tensor, n, dim int, w, b []float32, eps float32) {
-	a.Executor.(graph.LayerNormExecutor).LayerNorm(out, x, n, dim, w, b, eps)
-}
 
 // TestPhiMoEUnsupportedOptions: config options the phimoe loader does not
 // implement fail with an error naming the field.
