@@ -76,11 +76,11 @@ type sequence struct {
 
 	// Set by the loop (under Model.mu):
 	lane      *lane
-	cached    int     // prompt tokens reused
-	pos       int     // prompt tokens in the cache
-	chunk     int     // where the prompt chunk paused between layers ends (0: none)
-	cost      float64 // seconds a prompt token takes through every layer (the pacer's estimate)
-	passed    int     // steps another prompt's chunk was taken instead of one of this
+	cached    int       // prompt tokens reused
+	pos       int       // prompt tokens in the cache
+	chunk     int       // where the prompt chunk paused between layers ends (0: none)
+	cost      layerCost // what a prompt token takes in each layer (the pacer's estimate)
+	passed    int       // steps another prompt's chunk was taken instead of one of this
 	decoding  bool
 	next      int32 // sampled, to be forwarded
 	generated []int32
@@ -220,7 +220,7 @@ func (m *Model) join(q *sequence, l *lane) {
 	q.joined = time.Now()
 	q.cached = q.s.reuse(l, q.prompt)
 	q.pos = q.cached
-	q.cost = sc.pace.seed
+	q.cost = sc.pace.newCost(len(m.Model.Layers))
 	q.sampler = sample.New(q.opts.Sampling, q.prompt)
 	q.logits = make([]float32, m.Model.Config.VocabSize)
 	sc.running = append(sc.running, q)
@@ -261,10 +261,11 @@ func (m *Model) step() {
 	}
 	decodes := len(segs)
 	pre := sc.nextPrefill(running)
-	var end, layers int
+	var end, from, layers int
 	paused := false
 	if pre != nil {
 		var seg segment
+		from = pre.lane.cache.Paused()
 		seg, layers = m.prefillSegment(pre, decodes > 0 && m.opts.PrefillPace > 0)
 		end, paused = pre.pos+len(seg.IDs), seg.Until > 0
 		segs = append(segs, seg)
@@ -279,11 +280,8 @@ func (m *Model) step() {
 		}
 		return
 	}
-	if pre != nil {
-		prefill := float64((end-pre.pos)*layers) / float64(len(m.Model.Layers))
-		pre.cost = sc.pace.observe(time.Since(start), decodes, prefill, pre.cost, alone)
-	} else {
-		sc.pace.observe(time.Since(start), decodes, 0, 0, 0)
+	if sec, ok := sc.pace.observe(time.Since(start), decodes, pre != nil, alone); ok {
+		pre.cost.learn(from, layers, end-pre.pos, sec)
 	}
 	sc.stats.Lock()
 	sc.stats.steps++
@@ -319,7 +317,7 @@ func (m *Model) prefillSegment(q *sequence, paced bool) (segment, int) {
 	if end == 0 {
 		n := m.prefillChunk()
 		if paced {
-			n = sc.pace.chunk(n, m.opts.PrefillPace, q.cost)
+			n = sc.pace.chunk(n, m.opts.PrefillPace, q.cost.token())
 		}
 		end = q.chunkEnd(n)
 	}
@@ -328,7 +326,7 @@ func (m *Model) prefillSegment(q *sequence, paced bool) (segment, int) {
 	from := c.Paused()
 	layers := total - from
 	if paced && m.Model.RopeSwitch == 0 {
-		layers = sc.pace.layers(len(seg.IDs), layers, total, m.opts.PrefillPace, q.cost)
+		layers = sc.pace.layers(len(seg.IDs), from, m.opts.PrefillPace, q.cost)
 	}
 	if from+layers < total {
 		seg.Until = from + layers
@@ -385,17 +383,60 @@ const starveAfter = 8
 // inter-token gap stays within that while a long prompt prefills. It
 // learns both costs from the steps it sees: a decode step's as the
 // shortest of the recent ones (on a shared machine a step is sometimes
-// held up, never sped up), a prefill token's (through every layer) as a
-// moving average per prompt: a token deep in a long prompt attends over
-// every earlier one and costs many times one of a short prompt. When not
-// even one token fits, the chunk pauses between layers and finishes over
-// the next steps.
+// held up, never sped up), a prompt token's per prompt and per layer (see
+// layerCost). When not even one token fits, the chunk pauses between
+// layers and finishes over the next steps.
 type pacer struct {
 	decodes [16]float64 // seconds of recent steps without prefill (a ring)
 	next    int
-	// seed is the cost per token a prompt starts with (0: unmeasured, its
-	// first chunk is minChunk tokens); tests set it.
+	// seed is the cost per token a prompt starts with, shared equally
+	// among the layers (0: unmeasured, its first chunk is minChunk tokens
+	// through every layer); tests set it.
 	seed float64
+}
+
+// layerCost is what a token of one prompt takes in each layer, in
+// seconds, as the pacer has learned it (all 0: not measured). A token
+// deep in a long prompt attends over every earlier one and costs many
+// times one of a short prompt, and most of that in the layers that attend
+// over the whole prompt (not a hybrid model's linear-attention or Mamba
+// layers), so a chunk paused between layers is cut by what its layers
+// cost, not by their count.
+type layerCost []float64
+
+// newCost is a new prompt's cost over layers layers.
+func (p *pacer) newCost(layers int) layerCost {
+	c := make(layerCost, layers)
+	for i := range c {
+		c[i] = p.seed / float64(layers)
+	}
+	return c
+}
+
+// token is what a token takes through every layer (0: not measured).
+func (c layerCost) token() float64 {
+	var sum float64
+	for _, v := range c {
+		sum += v
+	}
+	return sum
+}
+
+// learn takes in that a chunk of tokens through layers from..from+n took
+// sec seconds: the layers' estimates move a fifth of the way to it, shared
+// among them as the estimates share it (equally the first time). Pieces
+// of a paused chunk run different spans of layers, so the shares come to
+// differ where the layers' costs do.
+func (c layerCost) learn(from, n, tokens int, sec float64) {
+	span := c[from : from+n]
+	per, est := sec/float64(tokens), layerCost(span).token()
+	for i, v := range span {
+		if est == 0 {
+			span[i] = per / float64(n)
+		} else {
+			span[i] = 0.8*v + 0.2*per*v/est
+		}
+	}
 }
 
 // minChunk is the grain of paced chunks: a chunk the step budget allows
@@ -421,16 +462,26 @@ func (p *pacer) decode() float64 {
 	return best
 }
 
-// layers is how many of the left layers a chunk of tokens of a prompt
-// whose tokens cost perToken runs in a step next to decoding streams: as
-// many as the budget leaves room for, counting every layer as an equal
-// share of a token's cost, at least one.
-func (p *pacer) layers(tokens, left, total int, budget, perToken float64) int {
+// layers is how many of the layers from layer from on a chunk of tokens
+// of a prompt that costs cost runs in a step next to decoding streams: as
+// many as the budget leaves room for, at least one.
+func (p *pacer) layers(tokens, from int, budget float64, cost layerCost) int {
+	left := len(cost) - from
 	dec := p.decode()
-	if dec == 0 || perToken == 0 {
+	if dec == 0 || cost.token() == 0 {
 		return left
 	}
-	return fit(max(budget-1, 0)*dec/(perToken*float64(tokens))*float64(total), left)
+	// The relative slack keeps a budget that an exact number of layers
+	// fills from losing one to rounding.
+	room := max(budget-1, 0) * dec / float64(tokens) * (1 + 1e-9)
+	n, sum := 0, 0.0
+	for _, v := range cost[from:] {
+		if sum += v; sum > room {
+			break
+		}
+		n++
+	}
+	return max(n, 1)
 }
 
 // fit is x rounded down into 1..limit (x may be huge: a cost estimate
@@ -453,34 +504,26 @@ func (p *pacer) chunk(n int, budget, perToken float64) int {
 	return min(n, c)
 }
 
-// observe learns from a step of d with decodes decode tokens and a
-// prefill chunk of prefill tokens (fractional when it ran only some of
-// the layers) of a prompt whose tokens were thought to cost perToken; it
-// returns their new cost. When the chunk had a pass of its own, alone is
-// that pass (the rest of the step is a decode step); else (0) the chunk
-// is charged what the step took beyond a decode step.
-func (p *pacer) observe(d time.Duration, decodes int, prefill, perToken float64, alone time.Duration) float64 {
-	sec := d.Seconds()
-	var tok float64
+// observe learns from a step of d with decodes decode tokens and, when
+// prefill, a prompt chunk; it returns the seconds the chunk took (ok
+// false: it cannot tell yet). When the chunk had a pass of its own, alone
+// is that pass (the rest of the step is a decode step); else (0) the
+// chunk is charged what the step took beyond a decode step.
+func (p *pacer) observe(d time.Duration, decodes int, prefill bool, alone time.Duration) (sec float64, ok bool) {
 	switch dec := p.decode(); {
-	case prefill == 0:
-		p.decodes[p.next] = sec
+	case !prefill:
+		p.decodes[p.next] = d.Seconds()
 		p.next = (p.next + 1) % len(p.decodes)
-		return perToken
+		return 0, false
 	case decodes == 0:
-		tok = sec / prefill
+		return d.Seconds(), true
 	case alone > 0:
-		p.observe(d-alone, decodes, 0, 0, 0)
-		tok = alone.Seconds() / prefill
+		p.observe(d-alone, decodes, false, 0)
+		return alone.Seconds(), true
 	case dec > 0:
-		tok = max(sec-dec, 0) / prefill
-	default:
-		return perToken
+		return max(d.Seconds()-dec, 0), true
 	}
-	if perToken == 0 {
-		return tok
-	}
-	return 0.8*perToken + 0.2*tok
+	return 0, false
 }
 
 // runStep is the step's forward pass, with a panic (a fault in a mapped

@@ -339,11 +339,19 @@ func TestSchedPacer(t *testing.T) {
 	if got := p.chunk(192, 2.5, 0); got != minChunk {
 		t.Errorf("unmeasured: chunk %d, want %d", got, minChunk)
 	}
-	p.observe(10*time.Millisecond, 4, 0, 0, 0)             // a decode step: 10 ms
-	p.observe(500*time.Millisecond, 4, 0, 0, 0)            // one held up: not the cost
-	cost := p.observe(100*time.Millisecond, 0, 1000, 0, 0) // prefill alone: 0.1 ms a token
-	if got := p.chunk(192, 2.5, 0); got != minChunk {
+	p.observe(10*time.Millisecond, 4, false, 0)  // a decode step: 10 ms
+	p.observe(500*time.Millisecond, 4, false, 0) // one held up: not the cost
+	cost := p.newCost(4)
+	if got := p.chunk(192, 2.5, cost.token()); got != minChunk {
 		t.Errorf("a prompt not measured yet: chunk %d, want %d", got, minChunk)
+	}
+	sec, ok := p.observe(100*time.Millisecond, 0, true, 0) // prefill alone
+	if !ok || sec != 0.1 {
+		t.Fatalf("a prefill step alone of 100 ms: %g s, %v", sec, ok)
+	}
+	cost.learn(0, 4, 1000, sec) // 0.1 ms a token
+	if got := cost.token(); math.Abs(got-1e-4) > 1e-12 {
+		t.Errorf("1000 tokens through 4 layers in 100 ms: %g s a token, want 1e-4", got)
 	}
 	for _, tc := range []struct {
 		budget float64
@@ -358,56 +366,101 @@ func TestSchedPacer(t *testing.T) {
 
 		{11, 192, 192},
 	} {
-		if got := p.chunk(tc.n, tc.budget, cost); got != tc.want {
+		if got := p.chunk(tc.n, tc.budget, cost.token()); got != tc.want {
 			t.Errorf("budget %g, chunk at most %d: %d, want %d", tc.budget, tc.n, got, tc.want)
 		}
 	}
 	// Deep in a long prompt a token costs more than the budget leaves:
-	// the chunk runs the share of the layers that fits, at least one.
+	// the chunk runs the layers that fit, at least one.
 	var d pacer
-	d.observe(10*time.Millisecond, 4, 0, 0, 0)
-	deep := d.observe(40*time.Millisecond, 0, 1, 0, 0) // 40 ms a token
+	d.observe(10*time.Millisecond, 4, false, 0)
+	deep := d.newCost(48)
+	deep.learn(0, 48, 1, 0.040) // 40 ms a token
 	for _, tc := range []struct {
-		budget              float64
-		tokens, left, total int
-		want                int
+		budget       float64
+		tokens, from int
+		want         int
 	}{
-		{2.5, 1, 48, 48, 18}, // 15 ms of 40: 18 of 48 layers
-		{2.5, 1, 6, 48, 6},   // at most the layers left
-		{2.5, 2, 48, 48, 9},  // two tokens: half as many layers
-		{1.0, 1, 48, 48, 1},  // no room: one layer a step
-		{5.0, 1, 48, 48, 48}, // a whole token fits
+		{2.5, 1, 0, 18},  // 15 ms of 40: 18 of 48 layers
+		{2.5, 1, 42, 6},  // at most the layers left
+		{2.5, 2, 0, 9},   // two tokens: half as many layers
+		{1.0, 1, 0, 1},   // no room: one layer a step
+		{5.0, 1, 0, 48},  // a whole token fits
+		{2.5, 1, 47, 1},  // the last layer
+		{1.0, 1, 47, 1},  // the last layer, no room
+		{2.5, 9, 10, 2},  // 9 tokens: 1.67 ms a layer, 15 ms
+		{2.5, 16, 10, 1}, // more than a layer's worth: one all the same
 	} {
-		if got := d.layers(tc.tokens, tc.left, tc.total, tc.budget, deep); got != tc.want {
-			t.Errorf("budget %g, %d tokens, %d of %d layers left: %d layers, want %d", tc.budget, tc.tokens, tc.left, tc.total, got, tc.want)
+		if got := d.layers(tc.tokens, tc.from, tc.budget, deep); got != tc.want {
+			t.Errorf("budget %g, %d tokens from layer %d: %d layers, want %d", tc.budget, tc.tokens, tc.from, got, tc.want)
 		}
 	}
-	if got, want := d.layers(1, 5, 6, 2.5, 1e-320), 5; got != want {
+	tiny := d.newCost(6)
+	tiny.learn(0, 6, 1, 1e-320)
+	if got, want := d.layers(1, 1, 2.5, tiny), 5; got != want {
 		t.Errorf("a prompt token of 1e-320 s: %d layers, want %d", got, want)
 	}
-	if got, want := d.chunk(192, 2.5, 1e-320), 192; got != want {
+	if got, want := d.chunk(192, 2.5, tiny.token()), 192; got != want {
 		t.Errorf("a prompt token of 1e-320 s: chunk %d, want %d", got, want)
 	}
-	if got := d.layers(1, 5, 6, 2.5, 0); got != 5 {
+	if got := d.layers(1, 1, 2.5, d.newCost(6)); got != 5 {
 		t.Errorf("a prompt not measured yet: %d layers, want all 5 left", got)
 	}
-	// A mixed step charges its prefill tokens what exceeds a decode step;
-	// later steps move the estimate by a fifth of the difference.
-	var q pacer
-	q.observe(10*time.Millisecond, 2, 0, 0, 0)
-	if got := q.observe(30*time.Millisecond, 2, 100, 0, 0); math.Abs(got-0.0002) > 1e-9 {
-		t.Errorf("a 30 ms step with 100 prefill tokens next to 10 ms of decode: %g s a token, want 0.0002", got)
+	// Pieces over different spans of layers learn where the cost lies:
+	// of 6 layers, 2 take 4 ms a token each and the rest 0.25 ms. The
+	// chunks' spans come from the pacer itself; once learned, a piece
+	// overruns its room only by being one expensive layer alone.
+	truth := []float64{0.25e-3, 0.25e-3, 4e-3, 0.25e-3, 0.25e-3, 4e-3}
+	var w pacer
+	w.observe(2*time.Millisecond, 1, false, 0) // a decode step: 2 ms, room for 3 ms of prefill a step
+	learned := w.newCost(len(truth))
+	from, over := 0, 0.0
+	for step := range 200 {
+		n := w.layers(1, from, 2.5, learned)
+		var took float64
+		for _, v := range truth[from : from+n] {
+			took += v
+		}
+		if step >= 100 { // learned by now
+			over = max(over, took/3e-3)
+		}
+		learned.learn(from, n, 1, took)
+		if from += n; from == len(truth) {
+			from = 0
+		}
 	}
-	if got := q.observe(30*time.Millisecond, 2, 0.5, 0.01, 0); math.Abs(got-0.016) > 1e-9 {
-		t.Errorf("half a token for 20 ms more than decode, after 10 ms a token: %g s a token, want 0.016", got)
+	for i, v := range learned {
+		if math.Abs(v-truth[i]) > 0.25*truth[i] {
+			t.Errorf("layer %d learned at %g s a token, truly %g", i, v, truth[i])
+		}
+	}
+	if over > 4e-3/3e-3+1e-9 {
+		t.Errorf("a piece took %.2fx the room it was given, more than an expensive layer alone", over)
+	}
+	// A mixed step charges its prefill chunk what exceeds a decode step.
+	var q pacer
+	q.observe(10*time.Millisecond, 2, false, 0)
+	if sec, ok := q.observe(30*time.Millisecond, 2, true, 0); !ok || math.Abs(sec-0.02) > 1e-9 {
+		t.Errorf("a 30 ms step with a chunk next to 10 ms of decode: %g s (%v), want 0.02", sec, ok)
 	}
 	// A chunk timed in a pass of its own is charged that pass; the rest
 	// of the step is a decode step (the shortest one now: 8 ms).
-	if got := q.observe(30*time.Millisecond, 2, 0.5, 0, 22*time.Millisecond); math.Abs(got-0.044) > 1e-9 {
-		t.Errorf("half a token in a 22 ms pass of its own: %g s a token, want 0.044", got)
+	if sec, ok := q.observe(30*time.Millisecond, 2, true, 22*time.Millisecond); !ok || math.Abs(sec-0.022) > 1e-9 {
+		t.Errorf("a chunk in a 22 ms pass of its own: %g s (%v), want 0.022", sec, ok)
 	}
 	if got := q.decode(); math.Abs(got-0.008) > 1e-9 {
 		t.Errorf("after a step with 8 ms of decode pass: decode step %g s, want 0.008", got)
+	}
+	// Nothing to charge against before a decode step is seen.
+	var fresh pacer
+	if _, ok := fresh.observe(30*time.Millisecond, 2, true, 0); ok {
+		t.Error("a mixed step with no decode step seen was charged")
+	}
+	// Moving estimates: a fifth of the way a step.
+	moving := layerCost{0.01}
+	moving.learn(0, 1, 1, 0.02)
+	if math.Abs(moving[0]-0.012) > 1e-12 {
+		t.Errorf("0.01 s, then a token in 0.02 s: %g s, want 0.012", moving[0])
 	}
 }
 
