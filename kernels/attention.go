@@ -190,21 +190,28 @@ func (a *attnTile) first(pos int) int {
 
 // attnBuffers is a tile's scratch, recycled between calls through
 // attnPool (decode runs attention once per layer per token).
-type attnBuffers struct{ qs, s, st, o, rowMax, rowSum, kb, vb []float32 }
+// ps and corr are the fused f16 kernels' scores and rescales (attention_f16.go).
+type attnBuffers struct{ qs, s, st, o, rowMax, rowSum, kb, vb, ps, corr []float32 }
 
 var attnPool freeList[attnBuffers]
 
+// alloc takes scratch for up to rows rows. Rows are counted up to a
+// multiple of 8: the fused f16 kernels pad a tile's last rows and write
+// eight running maxes and sums at a time.
 func (a *attnTile) alloc(rows int) {
 	b := attnPool.get()
-	b.qs = grow(b.qs, rows*a.dk)
+	r8 := (rows + 7) &^ 7
+	b.qs = grow(b.qs, r8*a.dk)
 	b.s = grow(b.s, rows*attnKeys)
 	b.st = grow(b.st, rows*attnKeys)
-	b.o = grow(b.o, rows*a.dv)
-	b.rowMax = grow(b.rowMax, rows)
-	b.rowSum = grow(b.rowSum, rows)
+	b.o = grow(b.o, r8*a.dv)
+	b.rowMax = grow(b.rowMax, r8)
+	b.rowSum = grow(b.rowSum, r8)
 	if a.src != nil {
 		b.kb = grow(b.kb, attnKeys*a.dk)
 		b.vb = grow(b.vb, attnKeys*a.dv)
+		b.ps = grow(b.ps, attnKeys*8)
+		b.corr = grow(b.corr, 8)
 	}
 	a.attnBuffers = b
 }
@@ -228,18 +235,26 @@ func grow[T any](b []T, n int) []T {
 // t0+i/group, query head g*group+i%group.
 func (a *attnTile) run(g, t0, t1, kb, ke int) {
 	rows, dk, dv := (t1-t0)*a.group, a.dk, a.dv
-	for i := 0; i < rows; i++ {
+	fused, pad := a.fusedF16(rows), rows
+	if fused {
+		pad = fusedPad(rows)
+		clear(a.qs[rows*dk : pad*dk])
+	}
+	for i := 0; i < pad; i++ {
+		a.rowMax[i] = float32(math.Inf(-1))
+		a.rowSum[i] = 0
+		if i >= rows {
+			continue
+		}
 		h := g*a.group + i%a.group
 		t := t0 + i/a.group
 		qi := a.qs[i*dk : (i+1)*dk]
 		for c, v := range a.q[(t*a.heads+h)*dk : (t*a.heads+h+1)*dk] {
 			qi[c] = v * a.scale
 		}
-		a.rowMax[i] = float32(math.Inf(-1))
-		a.rowSum[i] = 0
 	}
 	o := a.o[:rows*dv]
-	clear(o)
+	clear(a.o[:pad*dv])
 	for j0 := kb; j0 < ke; j0 += attnKeys {
 		nk := min(attnKeys, ke-j0)
 		s := a.s[:rows*attnKeys]
@@ -253,6 +268,10 @@ func (a *attnTile) run(g, t0, t1, kb, ke int) {
 			} else {
 				a.src.prefetch(g, next, nn, dk, dv)
 			}
+		}
+		if fused && a.unmasked(t0, t1, j0, nk) {
+			a.fusedBlock(g, j0, nk, rows)
+			continue
 		}
 		kBlk, ks, vBlk, vs := a.block(g, j0, nk)
 		a.scores(s, kBlk, ks, nk, rows)

@@ -2,6 +2,8 @@
 
 package kernels
 
+import "math/bits"
+
 //go:noescape
 func expShiftAVX2(x *float32, n int, m float32) float32
 
@@ -48,4 +50,92 @@ func expShift(x []float32, m float32) float32 {
 		return expShiftGo(x, m)
 	}
 	return expShiftAVX2(&x[0], n8, m) + expShiftGo(x[n8:], m)
+}
+
+//go:noescape
+func attnScoresF16x2AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
+
+//go:noescape
+func attnScoresF16x4AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
+
+//go:noescape
+func attnScoresF16x8AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
+
+//go:noescape
+func attnSoftmaxAVX2(s *float32, n, r int, rows *int32, m, l, corr *float32)
+
+//go:noescape
+func attnPVF16x2AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk int)
+
+//go:noescape
+func attnPVF16x4AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk int)
+
+//go:noescape
+func attnPVF16x8AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk int)
+
+// hasFusedF16 reports whether the fused f16 attention kernels run here.
+func hasFusedF16() bool { return hasAVX2FMA && hasF16C }
+
+// attnScoresF16 writes s[j*r+i] = q_i·k_j for rows i < r (2, 4 or 8; q
+// row i at q[i*dk:], dk a multiple of 8) and keys j < nk (key j the dk
+// halves at k[j*ks:]).
+func attnScoresF16(r int, s, q []float32, dk int, k []uint16, ks, nk int) {
+	if !hasFusedF16() || dk%8 != 0 || nk == 0 {
+		attnScoresF16Go(r, s, q, dk, k, ks, nk)
+		return
+	}
+	// The assembly does no bounds checks.
+	_ = s[nk*r-1]
+	_ = q[r*dk-1]
+	_ = k[(nk-1)*ks+dk-1]
+	switch r {
+	case 2:
+		attnScoresF16x2AVX2(&s[0], &q[0], dk, &k[0], ks, nk)
+	case 4:
+		attnScoresF16x4AVX2(&s[0], &q[0], dk, &k[0], ks, nk)
+	case 8:
+		attnScoresF16x8AVX2(&s[0], &q[0], dk, &k[0], ks, nk)
+	default:
+		attnScoresF16Go(r, s, q, dk, k, ks, nk)
+	}
+}
+
+// attnSoftmax is one key block's online softmax for r rows (1, 2, 4 or
+// 8) over the scores s[j*r+i], j < nk: m[i] becomes the max of m[i] and
+// the row's scores, each score e^(score - m[i]), corr[i] the rescale
+// e^(old m[i] - m[i]) of what the row accumulated, l[i] = l[i]·corr[i] +
+// the row's exponentials. m, l and corr hold at least 8 values and s at
+// least nk·r rounded up to 8 (the assembly writes past r and nk·r).
+func attnSoftmax(s []float32, nk, r int, m, l, corr []float32) {
+	if !hasFusedF16() || nk == 0 || 8%r != 0 {
+		attnSoftmaxGo(s, nk, r, m, l, corr)
+		return
+	}
+	_ = s[(nk*r+7)&^7-1]
+	_, _, _ = m[7], l[7], corr[7]
+	attnSoftmaxAVX2(&s[0], nk*r, r, &attnLanes[bits.TrailingZeros(uint(r))][0], &m[0], &l[0], &corr[0])
+}
+
+// attnPVF16 sets o[i*dv+c] = o[i*dv+c]·corr[i] + Σ_j p[j*r+i]·v_j[c] for
+// rows i < r (2, 4 or 8; dv a multiple of 8), keys j < nk (value j the dv
+// halves at v[j*vs:]).
+func attnPVF16(r int, o []float32, dv int, corr, p []float32, v []uint16, vs, nk int) {
+	if !hasFusedF16() || dv%8 != 0 || nk == 0 {
+		attnPVF16Go(r, o, dv, corr, p, v, vs, nk)
+		return
+	}
+	_ = o[r*dv-1]
+	_ = corr[r-1]
+	_ = p[nk*r-1]
+	_ = v[(nk-1)*vs+dv-1]
+	switch r {
+	case 2:
+		attnPVF16x2AVX2(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk)
+	case 4:
+		attnPVF16x4AVX2(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk)
+	case 8:
+		attnPVF16x8AVX2(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk)
+	default:
+		attnPVF16Go(r, o, dv, corr, p, v, vs, nk)
+	}
 }

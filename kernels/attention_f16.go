@@ -1,0 +1,135 @@
+package kernels
+
+import "math"
+
+// Fused decode attention over half-precision caches. A decode tile has
+// few query rows (the heads of one kv group, one or two tokens), so
+// converting each key block to float32 scratch and running the float32
+// tile costs more than the arithmetic: the conversion stalls on memory and
+// the score GEMM has a handful of rows. Instead each block of keys goes
+// through three kernels that read the f16 rows themselves, r query rows at
+// a time (r = 2, 4 or 8, fusedWidth; one row, three, five to seven are
+// padded with zero queries): the scores, their online softmax, the
+// weighted values. Blocks where some row masks some key (the causal edge
+// of a prompt tile, a window's start) take the float32 path, which
+// updates the same running max, sum and output.
+
+// attnFusedRows is the most rows a tile may have for the fused kernels:
+// past it the float32 tile's register-blocked score GEMM wins back its
+// conversions (measured in BENCHMARKS.md, "Fused f16 decode attention").
+const attnFusedRows = 32
+
+// fusedF16 reports whether the tile's rows take the fused kernels.
+func (a *attnTile) fusedF16(rows int) bool {
+	s := a.src
+	return s != nil && s.k.Format == KVF16 && s.v.Format == KVF16 && hasFusedF16() &&
+		a.dk%8 == 0 && a.dv%8 == 0 && a.dk > 0 && a.dv > 0 && rows <= attnFusedRows
+}
+
+// fusedWidth is the kernel width for the last r (1..8) rows of a tile.
+func fusedWidth(r int) int {
+	switch {
+	case r <= 2:
+		return 2
+	case r <= 4:
+		return 4
+	}
+	return 8
+}
+
+// fusedPad is how many rows a fused tile of rows rows computes: groups of
+// eight, the last one widened to its kernel's width.
+func fusedPad(rows int) int {
+	if rest := rows % 8; rest != 0 {
+		return rows - rest + fusedWidth(rest)
+	}
+	return rows
+}
+
+// unmasked reports whether every row of tokens t0..t1 sees every key of
+// j0..j0+nk.
+func (a *attnTile) unmasked(t0, t1, j0, nk int) bool {
+	return a.first(a.pos0+t1-1) <= j0 && j0+nk <= a.pos0+t0+1
+}
+
+// fusedBlock adds keys j0..j0+nk of kv head g to the tile's rows (padded
+// to fusedPad) through the fused kernels.
+func (a *attnTile) fusedBlock(g, j0, nk, rows int) {
+	s, dk, dv := a.src, a.dk, a.dv
+	k := s.k.Half[j0*s.k.Cols+s.kc0+g*dk:]
+	v := s.v.Half[j0*s.v.Cols+s.vc0+g*dv:]
+	for r0 := 0; r0 < rows; r0 += 8 {
+		r := fusedWidth(rows - r0)
+		attnScoresF16(r, a.ps, a.qs[r0*dk:], dk, k, s.k.Cols, nk)
+		attnSoftmax(a.ps, nk, r, a.rowMax[r0:], a.rowSum[r0:], a.corr)
+		attnPVF16(r, a.o[r0*dv:], dv, a.corr, a.ps, v, s.v.Cols, nk)
+	}
+}
+
+// attnLanes[w] is the row of each of eight lanes when a vector holds
+// 1<<w rows of 8>>w keys: lane l is row l mod 1<<w.
+var attnLanes = [4][8]int32{
+	{0, 0, 0, 0, 0, 0, 0, 0},
+	{0, 1, 0, 1, 0, 1, 0, 1},
+	{0, 1, 2, 3, 0, 1, 2, 3},
+	{0, 1, 2, 3, 4, 5, 6, 7},
+}
+
+// attnScoresF16Go is the portable form of attnScoresF16: s[j*r+i] =
+// q_i·k_j for rows i < r (q row i at q[i*dk:]) and keys j < nk (key j the
+// dk halves at k[j*ks:]).
+func attnScoresF16Go(r int, s, q []float32, dk int, k []uint16, ks, nk int) {
+	for j := 0; j < nk; j++ {
+		kj := k[j*ks : j*ks+dk]
+		for i := 0; i < r; i++ {
+			var d float32
+			for c, h := range kj {
+				d += q[i*dk+c] * F16ToF32(h)
+			}
+			s[j*r+i] = d
+		}
+	}
+}
+
+// attnSoftmaxGo is the portable form of attnSoftmax: for rows i < r, m[i]
+// becomes the max of m[i] and the row's scores s[j*r+i] (j < nk), each
+// score e^(score - m[i]), corr[i] = e^(old m[i] - m[i]) and l[i] =
+// l[i]·corr[i] + the row's exponentials. A row whose max is -Inf shifts
+// by 0 (its exponentials are 0, not NaN).
+func attnSoftmaxGo(s []float32, nk, r int, m, l, corr []float32) {
+	for i := 0; i < r; i++ {
+		mx := m[i]
+		for j := 0; j < nk; j++ {
+			mx = max(mx, s[j*r+i])
+		}
+		shift := mx
+		if math.IsInf(float64(mx), -1) {
+			shift = 0
+		}
+		corr[i] = expf(m[i] - shift)
+		var sum float32
+		for j := 0; j < nk; j++ {
+			p := expf(s[j*r+i] - shift)
+			s[j*r+i] = p
+			sum += p
+		}
+		l[i] = l[i]*corr[i] + sum
+		m[i] = mx
+	}
+}
+
+// attnPVF16Go is the portable form of attnPVF16: o[i*dv+c] =
+// o[i*dv+c]·corr[i] + Σ_j p[j*r+i]·v_j[c] for rows i < r, columns c < dv,
+// keys j < nk (value j the dv halves at v[j*vs:]).
+func attnPVF16Go(r int, o []float32, dv int, corr, p []float32, v []uint16, vs, nk int) {
+	for i := 0; i < r; i++ {
+		oi := o[i*dv : (i+1)*dv]
+		scaleVec(oi, corr[i])
+		for j := 0; j < nk; j++ {
+			pj := p[j*r+i]
+			for c, h := range v[j*vs : j*vs+dv] {
+				oi[c] += pj * F16ToF32(h)
+			}
+		}
+	}
+}

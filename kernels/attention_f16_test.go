@@ -1,0 +1,187 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+)
+
+// randHalf is n random halves (normal values, rounded).
+func randHalf(rng *rand.Rand, n int) []uint16 {
+	h := make([]uint16, n)
+	for i := range h {
+		h[i] = F32ToF16(float32(rng.NormFloat64()))
+	}
+	return h
+}
+
+// TestFusedF16Kernels: the score, softmax and value kernels against their
+// portable forms for every width, head dims that leave each loop's chunk
+// tail (8 to 264), key counts that leave a vector's tail, strided rows.
+// Tolerance 1e-5 relative: float32 sums in another order.
+func TestFusedF16Kernels(t *testing.T) {
+	simdModes(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(31, 1))
+		for _, r := range []int{2, 4, 8} {
+			for _, d := range []int{8, 16, 24, 40, 64, 72, 136, 256, 264} {
+				for _, nk := range []int{1, 3, 7, 33, 64} {
+					what := fmt.Sprintf("r %d d %d keys %d", r, d, nk)
+					stride := d + 8*rng.IntN(3)
+					k, v := randHalf(rng, (nk-1)*stride+d), randHalf(rng, (nk-1)*stride+d)
+					q := randVec(rng, r*d)
+
+					got, want := make([]float32, attnKeys*8), make([]float32, attnKeys*8)
+					attnScoresF16(r, got, q, d, k, stride, nk)
+					attnScoresF16Go(r, want, q, d, k, stride, nk)
+					close32(t, what+" scores", got[:nk*r], want[:nk*r], 1e-5)
+
+					// The same scores into both softmaxes, a running state
+					// from earlier blocks, one row yet unseen.
+					copy(want, got)
+					m, l := make([]float32, 8), make([]float32, 8)
+					for i := range m {
+						m[i], l[i] = float32(rng.NormFloat64()), 1+rng.Float32()
+					}
+					m[1], l[1] = float32(math.Inf(-1)), 0
+					m2, l2 := append([]float32(nil), m...), append([]float32(nil), l...)
+					corr, corr2 := make([]float32, 8), make([]float32, 8)
+					attnSoftmax(got, nk, r, m, l, corr)
+					attnSoftmaxGo(want, nk, r, m2, l2, corr2)
+					close32(t, what+" p", got[:nk*r], want[:nk*r], 1e-5)
+					close32(t, what+" max", m[:r], m2[:r], 0)
+					close32(t, what+" sum", l[:r], l2[:r], 1e-5)
+					close32(t, what+" rescale", corr[:r], corr2[:r], 1e-5)
+
+					o := randVec(rng, r*d)
+					o2 := append([]float32(nil), o...)
+					attnPVF16(r, o, d, corr, got, v, stride, nk)
+					attnPVF16Go(r, o2, d, corr, got, v, stride, nk)
+					close32(t, what+" out", o, o2, 1e-5)
+				}
+			}
+		}
+	})
+}
+
+// TestAttentionSoftmaxOneRow: the softmax kernel with one row a vector
+// (eight keys to a vector), a row with no finite score yet.
+func TestAttentionSoftmaxOneRow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 2))
+	for _, nk := range []int{1, 8, 13, 64} {
+		s := randVec(rng, attnKeys*8)
+		s2 := append([]float32(nil), s...)
+		m, l, corr := make([]float32, 8), make([]float32, 8), make([]float32, 8)
+		m2, l2, corr2 := make([]float32, 8), make([]float32, 8), make([]float32, 8)
+		m[0], m2[0] = float32(math.Inf(-1)), float32(math.Inf(-1))
+		attnSoftmax(s, nk, 1, m, l, corr)
+		attnSoftmaxGo(s2, nk, 1, m2, l2, corr2)
+		close32(t, fmt.Sprintf("keys %d p", nk), s[:nk], s2[:nk], 1e-5)
+		close32(t, fmt.Sprintf("keys %d sum", nk), l[:1], l2[:1], 1e-5)
+		if m[0] != m2[0] || corr[0] != 0 {
+			t.Fatalf("keys %d: max %v (want %v), rescale %v (want 0)", nk, m[0], m2[0], corr[0])
+		}
+	}
+}
+
+// TestAttentionKVFusedF16: AttentionKV over half caches against the
+// reference where the fused kernels take the tile: one to eight rows
+// (GQA groups of one token, two to four tokens, whose last block is
+// masked and goes the float32 way), several row groups (9 to 32 rows),
+// head dims 8 to 256 and dk != dv, positions around block edges, split
+// decode (8 workers), latent attention (values inside the key rows), and
+// ragged head dims that keep the float32 path. Tolerance 2e-5 as
+// TestAttentionKV.
+func TestAttentionKVFusedF16(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	simdModes(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(31, 3))
+		for _, procs := range []int{8, 2} {
+			runtime.GOMAXPROCS(procs)
+			for _, c := range []attnCase{
+				{1, 0, 1, 1, 64, 64, 0, 0},
+				{1, 200, 2, 1, 8, 8, 0, 0},
+				{1, 129, 3, 1, 24, 40, 0, 0},
+				{1, 700, 8, 2, 64, 64, 0, 0},
+				{1, 63, 5, 1, 72, 16, 0, 0},
+				{1, 64, 6, 1, 128, 136, 0, 0},
+				{1, 1000, 14, 2, 16, 24, 0, 0},
+				{1, 513, 8, 1, 256, 256, 0, 0},
+				{2, 100, 4, 2, 64, 64, 0, 0},
+				{2, 300, 8, 2, 32, 32, 0, 0},
+				{3, 64, 2, 1, 16, 16, 0, 0},
+				{4, 127, 4, 2, 48, 56, 0, 0},
+				{1, 400, 12, 1, 64, 64, 0, 0},
+				{1, 95, 11, 1, 32, 32, 0, 0},
+				{1, 3000, 34, 2, 64, 64, 0, 0},
+				{2, 150, 32, 2, 64, 64, 0, 0},
+				{1, 100, 4, 2, 13, 7, 0, 0},
+				{1, 100, 4, 2, 64, 60, 0, 0},
+			} {
+				rows := c.n * c.heads / c.kvHeads
+				want := rows <= attnFusedRows && c.dk%8 == 0 && c.dv%8 == 0
+				tile := attnTile{src: &kvSource{k: &KVRows{Format: KVF16}, v: &KVRows{Format: KVF16}}, dk: c.dk, dv: c.dv}
+				if got := tile.fusedF16(rows); got != (want && hasFusedF16()) {
+					t.Fatalf("%+v: fused %v", c, got)
+				}
+				checkAttentionKV(t, KVF16, c, false, rng)
+			}
+			checkAttentionKV(t, KVF16, attnCase{1, 600, 16, 1, 576, 512, 0, 0}, true, rng)
+			checkAttentionKV(t, KVF16, attnCase{1, 77, 4, 1, 96, 64, 0, 0}, true, rng)
+			checkAttentionKV(t, KVF16, attnCase{2, 130, 2, 1, 96, 64, 0, 0}, true, rng)
+		}
+	})
+}
+
+// TestAttentionSinksKVFusedF16: sinks and sliding windows over half
+// caches through the fused kernels (windows that start inside a block
+// mask that block for some rows), against the float64 reference.
+func TestAttentionSinksKVFusedF16(t *testing.T) {
+	simdModes(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(31, 4))
+		for _, c := range []struct{ n, pos0, heads, kvHeads, d, window int }{
+			{1, 300, 2, 1, 64, 0}, {1, 300, 8, 1, 32, 100}, {1, 1000, 16, 2, 64, 128},
+			{2, 300, 4, 2, 16, 70}, {3, 90, 2, 1, 24, 64}, {1, 500, 24, 1, 16, 0}, {1, 64, 4, 1, 8, 64},
+		} {
+			total := c.pos0 + c.n
+			cols := c.kvHeads * c.d
+			k, _ := NewKVRows(KVF16, total, cols, 0)
+			v, _ := NewKVRows(KVF16, total, cols, 0)
+			k.Store(0, randVec(rng, total*cols), cols, total)
+			v.Store(0, randVec(rng, total*cols), cols, total)
+			kf, vf := make([]float32, total*cols), make([]float32, total*cols)
+			k.Load(kf, cols, 0, total, 0, cols)
+			v.Load(vf, cols, 0, total, 0, cols)
+			q := randVec(rng, c.n*c.heads*c.d)
+			sinks := randVec(rng, c.heads)
+			sinks[0] = 6
+			scale := AttentionScale(c.d)
+			want := attentionSinksReference(q, kf, vf, c.n, c.pos0, c.heads, c.kvHeads, c.d, c.d, cols, cols, scale, sinks, c.window)
+			out := make([]float32, c.n*c.heads*c.d)
+			AttentionSinksKV(out, q, k, 0, v, 0, c.n, c.pos0, c.heads, c.kvHeads, c.d, c.d, scale, sinks, c.window)
+			for i := range out {
+				if d := math.Abs(float64(out[i]) - want[i]); d > 1e-5*(1+math.Abs(want[i])) {
+					t.Fatalf("%+v: out[%d] = %v, want %v", c, i, out[i], want[i])
+				}
+			}
+		}
+	})
+}
+
+// FuzzAttentionKVF16: arbitrary shapes over half caches against the
+// reference, SIMD on and off.
+func FuzzAttentionKVF16(f *testing.F) {
+	f.Add(uint8(1), uint16(300), uint8(3), uint8(1), uint8(7), uint8(7), uint64(1))
+	f.Add(uint8(2), uint16(64), uint8(7), uint8(1), uint8(15), uint8(3), uint64(2))
+	f.Fuzz(func(t *testing.T, n uint8, pos0 uint16, group, kvHeads, dk8, dv8 uint8, seed uint64) {
+		kvh := 1 + int(kvHeads)%3
+		c := attnCase{n: 1 + int(n)%4, pos0: int(pos0) % 700, kvHeads: kvh, heads: kvh * (1 + int(group)%12),
+			dk: 8 * (1 + int(dk8)%33), dv: 8 * (1 + int(dv8)%33)}
+		saved := hasAVX2FMA
+		defer func() { hasAVX2FMA = saved }()
+		checkAttentionKV(t, KVF16, c, false, rand.New(rand.NewPCG(seed, 7)))
+		hasAVX2FMA = false
+		checkAttentionKV(t, KVF16, c, false, rand.New(rand.NewPCG(seed, 7)))
+	})
+}
