@@ -17,7 +17,8 @@ import "math"
 // attnFusedRows is the most rows a tile may have for the fused kernels:
 // past it the float32 tile's register-blocked score GEMM wins back its
 // conversions (measured in BENCHMARKS.md, "Fused f16 decode attention").
-const attnFusedRows = 32
+// A variable so that benchmarks can switch the fused kernels off.
+var attnFusedRows = 32
 
 // fusedF16 reports whether the tile's rows take the fused kernels.
 func (a *attnTile) fusedF16(rows int) bool {

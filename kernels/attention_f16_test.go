@@ -185,3 +185,44 @@ func FuzzAttentionKVF16(f *testing.F) {
 		checkAttentionKV(t, KVF16, c, false, rand.New(rand.NewPCG(seed, 7)))
 	})
 }
+
+// BenchmarkAttentionF16Rows: one decode step over 8k positions of a half
+// cache (2 kv heads) for 1 to 32 query rows per kv head (GQA group, or
+// tokens × group) at head dims 64 and 256, through the fused kernels and
+// through the float32 tile (attnFusedRows 0): where the fused path stops
+// paying is attnFusedRows. GB/cpu-s divides the cache bytes by the
+// process's CPU time, which the neighbours on a shared machine do not
+// inflate.
+func BenchmarkAttentionF16Rows(b *testing.B) {
+	const pos0, kvHeads = 8192, 2
+	rng := rand.New(rand.NewPCG(31, 5))
+	saved := attnFusedRows
+	defer func() { attnFusedRows = saved }()
+	for _, d := range []int{64, 256} {
+		k, _ := NewKVRows(KVF16, pos0+1, kvHeads*d, 0)
+		v, _ := NewKVRows(KVF16, pos0+1, kvHeads*d, 0)
+		k.Store(0, randVec(rng, (pos0+1)*kvHeads*d), kvHeads*d, pos0+1)
+		v.Store(0, randVec(rng, (pos0+1)*kvHeads*d), kvHeads*d, pos0+1)
+		for _, rows := range []int{1, 2, 4, 8, 16, 32} {
+			heads := rows * kvHeads
+			q := randVec(rng, heads*d)
+			out := make([]float32, heads*d)
+			for _, path := range []struct {
+				name string
+				max  int
+			}{{"fused", 1 << 30}, {"tile", 0}} {
+				b.Run(fmt.Sprintf("d%d/rows%d/%s", d, rows, path.name), func(b *testing.B) {
+					attnFusedRows = path.max
+					b.SetBytes(k.Bytes() + v.Bytes())
+					c0 := cpuSeconds()
+					for range b.N {
+						AttentionKV(out, q, k, 0, v, 0, 1, pos0, heads, kvHeads, d, d, AttentionScale(d))
+					}
+					if c := cpuSeconds() - c0; c > 0 {
+						b.ReportMetric(float64(k.Bytes()+v.Bytes())*float64(b.N)/c/1e9, "GB/cpu-s")
+					}
+				})
+			}
+		}
+	}
+}
