@@ -56,10 +56,7 @@ func expShift(x []float32, m float32) float32 {
 func attnScoresF16x2AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
 
 //go:noescape
-func attnScoresF16x4AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
-
-//go:noescape
-func attnScoresF16x8AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
+func attnScoresF16x4AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk, ps int)
 
 //go:noescape
 func attnSoftmaxAVX2(s *float32, n, r int, rows *int32, m, l, corr *float32)
@@ -68,35 +65,35 @@ func attnSoftmaxAVX2(s *float32, n, r int, rows *int32, m, l, corr *float32)
 func attnPVF16x2AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk int)
 
 //go:noescape
-func attnPVF16x4AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk int)
-
-//go:noescape
-func attnPVF16x8AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk int)
+func attnPVF16x4AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk, ps int)
 
 // hasFusedF16 reports whether the fused f16 attention kernels run here.
 func hasFusedF16() bool { return hasAVX2FMA && hasF16C }
 
 // attnScoresF16 writes s[j*r+i] = q_i·k_j for rows i < r (2, 4 or 8; q
 // row i at q[i*dk:], dk a multiple of 8) and keys j < nk (key j the dk
-// halves at k[j*ks:]).
+// halves at k[j*ks:]). s must hold nk rounded up to a kernel's keys (four
+// for two rows, else two) times r values: the last group repeats a key.
 func attnScoresF16(r int, s, q []float32, dk int, k []uint16, ks, nk int) {
-	if !hasFusedF16() || dk%8 != 0 || nk == 0 {
+	if !hasFusedF16() || dk%8 != 0 || nk == 0 || 8%r != 0 || r == 1 {
 		attnScoresF16Go(r, s, q, dk, k, ks, nk)
 		return
 	}
 	// The assembly does no bounds checks.
-	_ = s[nk*r-1]
+	g := max(2, 8/r)
+	_ = s[(nk+g-1)/g*g*r-1]
 	_ = q[r*dk-1]
 	_ = k[(nk-1)*ks+dk-1]
 	switch r {
 	case 2:
 		attnScoresF16x2AVX2(&s[0], &q[0], dk, &k[0], ks, nk)
 	case 4:
-		attnScoresF16x4AVX2(&s[0], &q[0], dk, &k[0], ks, nk)
+		attnScoresF16x4AVX2(&s[0], &q[0], dk, &k[0], ks, nk, 4)
 	case 8:
-		attnScoresF16x8AVX2(&s[0], &q[0], dk, &k[0], ks, nk)
-	default:
-		attnScoresF16Go(r, s, q, dk, k, ks, nk)
+		// Two passes of four rows: a chunk's loads then feed twice as many
+		// multiply-adds as eight rows of one key would.
+		attnScoresF16x4AVX2(&s[0], &q[0], dk, &k[0], ks, nk, 8)
+		attnScoresF16x4AVX2(&s[4], &q[4*dk], dk, &k[0], ks, nk, 8)
 	}
 }
 
@@ -120,7 +117,7 @@ func attnSoftmax(s []float32, nk, r int, m, l, corr []float32) {
 // rows i < r (2, 4 or 8; dv a multiple of 8), keys j < nk (value j the dv
 // halves at v[j*vs:]).
 func attnPVF16(r int, o []float32, dv int, corr, p []float32, v []uint16, vs, nk int) {
-	if !hasFusedF16() || dv%8 != 0 || nk == 0 {
+	if !hasFusedF16() || dv%8 != 0 || nk == 0 || 8%r != 0 || r == 1 {
 		attnPVF16Go(r, o, dv, corr, p, v, vs, nk)
 		return
 	}
@@ -132,10 +129,10 @@ func attnPVF16(r int, o []float32, dv int, corr, p []float32, v []uint16, vs, nk
 	case 2:
 		attnPVF16x2AVX2(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk)
 	case 4:
-		attnPVF16x4AVX2(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk)
+		attnPVF16x4AVX2(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk, 4)
 	case 8:
-		attnPVF16x8AVX2(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk)
-	default:
-		attnPVF16Go(r, o, dv, corr, p, v, vs, nk)
+		// Two passes of four rows, as the scores.
+		attnPVF16x4AVX2(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk, 8)
+		attnPVF16x4AVX2(&o[4*dv], dv, &corr[4], &p[4], &v[0], vs, nk, 8)
 	}
 }

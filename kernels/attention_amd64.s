@@ -432,174 +432,120 @@ expdone:
 	VXORPS Y6, Y6, Y6; \
 	VXORPS Y7, Y7, Y7
 
-// func attnScoresF16x8AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
-// s[j*8+i] = q[i*dk:(i+1)*dk]·k[j*ks:j*ks+dk] (half) for i < 8, j < nk
-// (≥ 1), dk a multiple of 8: one accumulator per row, reduced by a
-// horizontal-add transpose into one vector of the eight scores.
-TEXT ·attnScoresF16x8AVX2(SB), NOSPLIT, $0-48
-	SCORESPROLOGUE
-
-s8key:
-	ZERO8
-	MOVQ DX, AX
-	MOVQ SI, R12
-	LEAQ (SI)(R8*4), R13
-	MOVQ R11, BX
-
-s8chunk:
-	VCVTPH2PS   (AX), Y8
-	VFMADD231PS (R12), Y8, Y0
-	VFMADD231PS (R12)(R8*1), Y8, Y1
-	VFMADD231PS (R12)(R8*2), Y8, Y2
-	VFMADD231PS (R12)(R10*1), Y8, Y3
-	VFMADD231PS (R13), Y8, Y4
-	VFMADD231PS (R13)(R8*1), Y8, Y5
-	VFMADD231PS (R13)(R8*2), Y8, Y6
-	VFMADD231PS (R13)(R10*1), Y8, Y7
-	ADDQ        $16, AX
-	ADDQ        $32, R12
-	ADDQ        $32, R13
-	DECQ        BX
-	JNZ         s8chunk
-
-	VHADDPS    Y1, Y0, Y0
-	VHADDPS    Y3, Y2, Y2
-	VHADDPS    Y5, Y4, Y4
-	VHADDPS    Y7, Y6, Y6
-	VHADDPS    Y2, Y0, Y0
-	VHADDPS    Y6, Y4, Y4
-	VPERM2F128 $0x20, Y4, Y0, Y1
-	VPERM2F128 $0x31, Y4, Y0, Y2
+// REDUCE8 sums each of Y0..Y7 into lane i of Y0 (a horizontal-add
+// transpose; Y1, Y2, Y4, Y6 scratch).
+#define REDUCE8 \
+	VHADDPS    Y1, Y0, Y0; \
+	VHADDPS    Y3, Y2, Y2; \
+	VHADDPS    Y5, Y4, Y4; \
+	VHADDPS    Y7, Y6, Y6; \
+	VHADDPS    Y2, Y0, Y0; \
+	VHADDPS    Y6, Y4, Y4; \
+	VPERM2F128 $0x20, Y4, Y0, Y1; \
+	VPERM2F128 $0x31, Y4, Y0, Y2; \
 	VADDPS     Y2, Y1, Y0
-	VMOVUPS    Y0, (DI)
-	ADDQ       $32, DI
-	ADDQ       R9, DX
-	DECQ       CX
-	JNZ        s8key
-	VZEROUPPER
-	RET
 
-// func attnScoresF16x4AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
-// The same for four rows (s[j*4+i]): two accumulators a row over
-// alternate chunks (Y0-Y1 row 0 ... Y6-Y7 row 3), an odd last chunk into
-// the first.
-TEXT ·attnScoresF16x4AVX2(SB), NOSPLIT, $0-48
-	SCORESPROLOGUE
-
-s4key:
-	ZERO8
-	MOVQ DX, AX
-	MOVQ SI, R12
-	MOVQ R11, BX
-	SHRQ $1, BX
-	JZ   s4tail
-
-s4chunk:
-	VCVTPH2PS   (AX), Y8
-	VCVTPH2PS   16(AX), Y9
-	VFMADD231PS (R12), Y8, Y0
-	VFMADD231PS 32(R12), Y9, Y1
-	VFMADD231PS (R12)(R8*1), Y8, Y2
-	VFMADD231PS 32(R12)(R8*1), Y9, Y3
-	VFMADD231PS (R12)(R8*2), Y8, Y4
-	VFMADD231PS 32(R12)(R8*2), Y9, Y5
-	VFMADD231PS (R12)(R10*1), Y8, Y6
-	VFMADD231PS 32(R12)(R10*1), Y9, Y7
-	ADDQ        $32, AX
-	ADDQ        $64, R12
-	DECQ        BX
-	JNZ         s4chunk
-
-s4tail:
-	TESTQ       $1, R11
-	JZ          s4sum
-	VCVTPH2PS   (AX), Y8
-	VFMADD231PS (R12), Y8, Y0
-	VFMADD231PS (R12)(R8*1), Y8, Y2
-	VFMADD231PS (R12)(R8*2), Y8, Y4
-	VFMADD231PS (R12)(R10*1), Y8, Y6
-
-s4sum:
-	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y5, Y4, Y4
-	VADDPS       Y7, Y6, Y6
-	VHADDPS      Y2, Y0, Y0
-	VHADDPS      Y6, Y4, Y4
-	VHADDPS      Y4, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVUPS      X0, (DI)
-	ADDQ         $16, DI
-	ADDQ         R9, DX
-	DECQ         CX
-	JNZ          s4key
-	VZEROUPPER
-	RET
+// NEXTKEY sets b to the row after a, or to a itself when fewer than n
+// keys are left in CX (a block's last group repeats its last key; the
+// scores it writes past the block are never read).
+#define NEXTKEY(a, b, n) \
+	LEAQ    (a)(R9*1), b; \
+	CMPQ    CX, $n; \
+	CMOVQLT a, b
 
 // func attnScoresF16x2AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
-// The same for two rows (s[j*2+i]): four accumulators a row over chunks
-// taken four at a time (Y0-Y3 row 0, Y4-Y7 row 1), the last one to three
-// chunks into the first.
+// s[j*2+i] = q[i*dk:(i+1)*dk]·k[j*ks:j*ks+dk] (half) for rows i < 2,
+// keys j < nk (≥ 1), dk a multiple of 8; s is written up to nk rounded up
+// to 4 keys. Four keys at a time, the two query chunks in registers: an
+// accumulator per (key, row), so a chunk's two loads and four conversions
+// feed eight multiply-adds, and the reduction yields the four keys'
+// scores in s's order.
 TEXT ·attnScoresF16x2AVX2(SB), NOSPLIT, $0-48
 	SCORESPROLOGUE
 
-s2key:
-	ZERO8
+s2keys:
 	MOVQ DX, AX
-	MOVQ SI, R12
-	MOVQ R11, BX
-	SHRQ $2, BX
-	JZ   s2tail
+	NEXTKEY(AX, BX, 2)
+	NEXTKEY(BX, R12, 3)
+	NEXTKEY(R12, R13, 4)
+	ZERO8
+	MOVQ SI, R14
+	MOVQ R11, R15
+	XORQ R10, R10
 
 s2chunk:
-	VCVTPH2PS   (AX), Y8
-	VCVTPH2PS   16(AX), Y9
-	VCVTPH2PS   32(AX), Y10
-	VCVTPH2PS   48(AX), Y11
-	VFMADD231PS (R12), Y8, Y0
-	VFMADD231PS 32(R12), Y9, Y1
-	VFMADD231PS 64(R12), Y10, Y2
-	VFMADD231PS 96(R12), Y11, Y3
-	VFMADD231PS (R12)(R8*1), Y8, Y4
-	VFMADD231PS 32(R12)(R8*1), Y9, Y5
-	VFMADD231PS 64(R12)(R8*1), Y10, Y6
-	VFMADD231PS 96(R12)(R8*1), Y11, Y7
-	ADDQ        $64, AX
-	ADDQ        $128, R12
-	DECQ        BX
+	VMOVUPS     (R14), Y12
+	VMOVUPS     (R14)(R8*1), Y13
+	VCVTPH2PS   (AX)(R10*1), Y8
+	VCVTPH2PS   (BX)(R10*1), Y9
+	VCVTPH2PS   (R12)(R10*1), Y10
+	VCVTPH2PS   (R13)(R10*1), Y11
+	VFMADD231PS Y12, Y8, Y0
+	VFMADD231PS Y13, Y8, Y1
+	VFMADD231PS Y12, Y9, Y2
+	VFMADD231PS Y13, Y9, Y3
+	VFMADD231PS Y12, Y10, Y4
+	VFMADD231PS Y13, Y10, Y5
+	VFMADD231PS Y12, Y11, Y6
+	VFMADD231PS Y13, Y11, Y7
+	ADDQ        $16, R10
+	ADDQ        $32, R14
+	DECQ        R15
 	JNZ         s2chunk
 
-s2tail:
-	MOVQ R11, BX
-	ANDQ $3, BX
-	JZ   s2sum
+	REDUCE8
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	LEAQ    (R13)(R9*1), DX
+	SUBQ    $4, CX
+	JG      s2keys
+	VZEROUPPER
+	RET
 
-s2one:
-	VCVTPH2PS   (AX), Y8
-	VFMADD231PS (R12), Y8, Y0
-	VFMADD231PS (R12)(R8*1), Y8, Y4
-	ADDQ        $16, AX
-	ADDQ        $32, R12
-	DECQ        BX
-	JNZ         s2one
+// func attnScoresF16x4AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk, ps int)
+// The same for rows i < 4 and two keys at a time, s[j*ps+i] (ps 4, or 8
+// when a second call does rows 4..7 at s[4:]); s is written up to nk
+// rounded up to 2 keys.
+TEXT ·attnScoresF16x4AVX2(SB), NOSPLIT, $0-56
+	SCORESPROLOGUE
+	MOVQ ps+48(FP), R13
+	SHLQ $2, R13
 
-s2sum:
-	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y2, Y0, Y0
-	VADDPS       Y5, Y4, Y4
-	VADDPS       Y7, Y6, Y6
-	VADDPS       Y6, Y4, Y4
-	VHADDPS      Y4, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VHADDPS      X0, X0, X0
-	VMOVSD       X0, (DI)
-	ADDQ         $8, DI
-	ADDQ         R9, DX
-	DECQ         CX
-	JNZ          s2key
+s4keys:
+	MOVQ DX, AX
+	NEXTKEY(AX, BX, 2)
+	ZERO8
+	MOVQ SI, R14
+	MOVQ R11, R15
+	XORQ R12, R12
+
+s4chunk:
+	VCVTPH2PS   (AX)(R12*1), Y8
+	VCVTPH2PS   (BX)(R12*1), Y9
+	VMOVUPS     (R14), Y10
+	VMOVUPS     (R14)(R8*1), Y11
+	VMOVUPS     (R14)(R8*2), Y12
+	VMOVUPS     (R14)(R10*1), Y13
+	VFMADD231PS Y10, Y8, Y0
+	VFMADD231PS Y11, Y8, Y1
+	VFMADD231PS Y12, Y8, Y2
+	VFMADD231PS Y13, Y8, Y3
+	VFMADD231PS Y10, Y9, Y4
+	VFMADD231PS Y11, Y9, Y5
+	VFMADD231PS Y12, Y9, Y6
+	VFMADD231PS Y13, Y9, Y7
+	ADDQ        $16, R12
+	ADDQ        $32, R14
+	DECQ        R15
+	JNZ         s4chunk
+
+	REDUCE8
+	VMOVUPS      X0, (DI)
+	VEXTRACTF128 $1, Y0, (DI)(R13*1)
+	LEAQ         (DI)(R13*2), DI
+	LEAQ         (BX)(R9*1), DX
+	SUBQ         $2, CX
+	JG           s4keys
 	VZEROUPPER
 	RET
 
@@ -721,69 +667,16 @@ smexp:
 	VBROADCASTSS i*4(BX), t; \
 	VMULPS       mem, t, y
 
-// func attnPVF16x8AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk int)
-// o[i*dv+c] = o[i*dv+c]·corr[i] + Σ_j p[j*8+i]·v[j*vs+c] (half) for
-// i < 8, c < dv (a multiple of 8), j < nk (≥ 1): one 8-column chunk of
-// the eight rows in registers while every key's value chunk is added.
-TEXT ·attnPVF16x8AVX2(SB), NOSPLIT, $0-56
+// func attnPVF16x4AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk, ps int)
+// o[i*dv+c] = o[i*dv+c]·corr[i] + Σ_j p[j*ps+i]·v[j*vs+c] (half) for
+// i < 4, c < dv (a multiple of 8), j < nk (≥ 1); ps is 4, or 8 when a
+// second call does rows 4..7. Two column chunks at a time (Y0-Y1 row 0
+// ... Y6-Y7 row 3) while every key's value chunks are added, an odd last
+// chunk alone.
+TEXT ·attnPVF16x4AVX2(SB), NOSPLIT, $0-64
 	PVPROLOGUE
-	LEAQ (DI)(R8*4), R12
-
-pv8col:
-	SCALED(0, (DI), Y8, Y0)
-	SCALED(1, (DI)(R8*1), Y8, Y1)
-	SCALED(2, (DI)(R8*2), Y8, Y2)
-	SCALED(3, (DI)(R10*1), Y8, Y3)
-	SCALED(4, (R12), Y8, Y4)
-	SCALED(5, (R12)(R8*1), Y8, Y5)
-	SCALED(6, (R12)(R8*2), Y8, Y6)
-	SCALED(7, (R12)(R10*1), Y8, Y7)
-	PVKEYS
-
-pv8key:
-	VCVTPH2PS    (AX), Y8
-	VBROADCASTSS (R13), Y9
-	VFMADD231PS  Y9, Y8, Y0
-	VBROADCASTSS 4(R13), Y10
-	VFMADD231PS  Y10, Y8, Y1
-	VBROADCASTSS 8(R13), Y11
-	VFMADD231PS  Y11, Y8, Y2
-	VBROADCASTSS 12(R13), Y12
-	VFMADD231PS  Y12, Y8, Y3
-	VBROADCASTSS 16(R13), Y9
-	VFMADD231PS  Y9, Y8, Y4
-	VBROADCASTSS 20(R13), Y10
-	VFMADD231PS  Y10, Y8, Y5
-	VBROADCASTSS 24(R13), Y11
-	VFMADD231PS  Y11, Y8, Y6
-	VBROADCASTSS 28(R13), Y12
-	VFMADD231PS  Y12, Y8, Y7
-	ADDQ         R9, AX
-	ADDQ         $32, R13
-	DECQ         R14
-	JNZ          pv8key
-
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y1, (DI)(R8*1)
-	VMOVUPS Y2, (DI)(R8*2)
-	VMOVUPS Y3, (DI)(R10*1)
-	VMOVUPS Y4, (R12)
-	VMOVUPS Y5, (R12)(R8*1)
-	VMOVUPS Y6, (R12)(R8*2)
-	VMOVUPS Y7, (R12)(R10*1)
-	ADDQ    $32, DI
-	ADDQ    $32, R12
-	ADDQ    $16, DX
-	DECQ    CX
-	JNZ     pv8col
-	VZEROUPPER
-	RET
-
-// func attnPVF16x4AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk int)
-// The same for four rows (p[j*4+i]): two column chunks at a time (Y0-Y1
-// row 0 ... Y6-Y7 row 3), an odd last chunk alone.
-TEXT ·attnPVF16x4AVX2(SB), NOSPLIT, $0-56
-	PVPROLOGUE
+	MOVQ ps+56(FP), R12
+	SHLQ $2, R12
 	MOVQ CX, R15
 	SHRQ $1, CX
 	JZ   pv4tail
@@ -815,7 +708,7 @@ pv4key:
 	VFMADD231PS  Y13, Y8, Y6
 	VFMADD231PS  Y13, Y9, Y7
 	ADDQ         R9, AX
-	ADDQ         $16, R13
+	ADDQ         R12, R13
 	DECQ         R14
 	JNZ          pv4key
 
@@ -852,7 +745,7 @@ pv4one:
 	VBROADCASTSS 12(R13), Y13
 	VFMADD231PS  Y13, Y8, Y6
 	ADDQ         R9, AX
-	ADDQ         $16, R13
+	ADDQ         R12, R13
 	DECQ         R14
 	JNZ          pv4one
 	VMOVUPS      Y0, (DI)
