@@ -235,7 +235,7 @@ func grow[T any](b []T, n int) []T {
 // t0+i/group, query head g*group+i%group.
 func (a *attnTile) run(g, t0, t1, kb, ke int) {
 	rows, dk, dv := (t1-t0)*a.group, a.dk, a.dv
-	fused, pad := a.fusedF16(rows), rows
+	fused, pad := a.fusedF16(), rows
 	if fused {
 		pad = fusedPad(rows)
 		clear(a.qs[rows*dk : pad*dk])

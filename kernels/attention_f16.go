@@ -2,29 +2,32 @@ package kernels
 
 import "math"
 
-// Fused decode attention over half-precision caches. A decode tile has
-// few query rows (the heads of one kv group, one or two tokens), so
-// converting each key block to float32 scratch and running the float32
-// tile costs more than the arithmetic: the conversion stalls on memory and
-// the score GEMM has a handful of rows. Instead each block of keys goes
-// through three kernels that read the f16 rows themselves, r query rows at
-// a time (r = 2, 4 or 8, fusedWidth; one row, three, five to seven are
-// padded with zero queries): the scores, their online softmax, the
-// weighted values. Blocks where some row masks some key (the causal edge
-// of a prompt tile, a window's start) take the float32 path, which
-// updates the same running max, sum and output.
+// Fused attention over half-precision caches. A decode tile has few
+// query rows (the heads of one kv group, one or two tokens), so converting
+// each key block to float32 scratch and running the float32 tile costs
+// more than the arithmetic: the conversion stalls on memory and the score
+// GEMM has a handful of rows. Instead each block of keys goes through three
+// kernels that read the f16 rows themselves, r query rows at a time (r = 2,
+// 4 or 8, fusedWidth; one row, three, five to seven are padded with zero
+// queries), more rows as several groups of eight over the same block: the
+// scores, their online softmax, the weighted values. Blocks where some row
+// masks some key (the causal edge of a prompt tile, a window's start) take
+// the float32 path, which updates the same running max, sum and output.
+//
+// Measured against the float32 tile (BenchmarkAttentionF16Rows, and the
+// prompt benchmark BenchmarkAttentionKVPrefill) the fused kernels win at
+// every tile height up to the largest (4·attnRows rows), so every tile
+// over a half cache takes them; BENCHMARKS.md, "Fused f16 attention".
 
-// attnFusedRows is the most rows a tile may have for the fused kernels:
-// past it the float32 tile's register-blocked score GEMM wins back its
-// conversions (measured in BENCHMARKS.md, "Fused f16 decode attention").
-// A variable so that benchmarks can switch the fused kernels off.
-var attnFusedRows = 32
+// attnFused switches the fused kernels off (for benchmarks that compare
+// them with the float32 tile).
+var attnFused = true
 
-// fusedF16 reports whether the tile's rows take the fused kernels.
-func (a *attnTile) fusedF16(rows int) bool {
+// fusedF16 reports whether the tile takes the fused kernels.
+func (a *attnTile) fusedF16() bool {
 	s := a.src
-	return s != nil && s.k.Format == KVF16 && s.v.Format == KVF16 && hasFusedF16() &&
-		a.dk%8 == 0 && a.dv%8 == 0 && a.dk > 0 && a.dv > 0 && rows <= attnFusedRows
+	return attnFused && s != nil && s.k.Format == KVF16 && s.v.Format == KVF16 && hasFusedF16() &&
+		a.dk%8 == 0 && a.dv%8 == 0 && a.dk > 0 && a.dv > 0
 }
 
 // fusedWidth is the kernel width for the last r (1..8) rows of a tile.

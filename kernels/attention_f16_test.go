@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/mlx-moe/mlx-moe/internal/allocs"
 )
 
 // randHalf is n random halves (normal values, rounded).
@@ -89,6 +91,7 @@ func TestAttentionSoftmaxOneRow(t *testing.T) {
 // reference where the fused kernels take the tile: one to eight rows
 // (GQA groups of one token, two to four tokens, whose last block is
 // masked and goes the float32 way), several row groups (9 to 32 rows),
+// prompt chunks (tiles of 128 rows, diagonal blocks masked),
 // head dims 8 to 256 and dk != dv, positions around block edges, split
 // decode (8 workers), latent attention (values inside the key rows), and
 // ragged head dims that keep the float32 path. Tolerance 2e-5 as
@@ -116,13 +119,14 @@ func TestAttentionKVFusedF16(t *testing.T) {
 				{1, 95, 11, 1, 32, 32, 0, 0},
 				{1, 3000, 34, 2, 64, 64, 0, 0},
 				{2, 150, 32, 2, 64, 64, 0, 0},
+				{40, 130, 8, 2, 64, 64, 0, 0},
+				{70, 9, 4, 2, 24, 16, 0, 0},
 				{1, 100, 4, 2, 13, 7, 0, 0},
 				{1, 100, 4, 2, 64, 60, 0, 0},
 			} {
-				rows := c.n * c.heads / c.kvHeads
-				want := rows <= attnFusedRows && c.dk%8 == 0 && c.dv%8 == 0
+				want := c.dk%8 == 0 && c.dv%8 == 0
 				tile := attnTile{src: &kvSource{k: &KVRows{Format: KVF16}, v: &KVRows{Format: KVF16}}, dk: c.dk, dv: c.dv}
-				if got := tile.fusedF16(rows); got != (want && hasFusedF16()) {
+				if got := tile.fusedF16(); got != (want && hasFusedF16()) {
 					t.Fatalf("%+v: fused %v", c, got)
 				}
 				checkAttentionKV(t, KVF16, c, false, rng)
@@ -169,6 +173,29 @@ func TestAttentionSinksKVFusedF16(t *testing.T) {
 	})
 }
 
+// TestAttentionKVFusedF16AllocatesNothing: decode over a half cache
+// through the fused kernels, unsplit and split, one row group and
+// several, keeps its scratch between calls.
+func TestAttentionKVFusedF16AllocatesNothing(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	runtime.GOMAXPROCS(2)
+	rng := rand.New(rand.NewPCG(31, 6))
+	const keys, kvHeads, d = 2000, 2, 64
+	k, _ := NewKVRows(KVF16, keys, kvHeads*d, 0)
+	k.Store(0, randVec(rng, keys*kvHeads*d), kvHeads*d, keys)
+	for _, heads := range []int{2, 12, 40} {
+		for _, kvh := range []int{1, 2} {
+			q, out := randVec(rng, heads*d), make([]float32, heads*d)
+			run := func() { AttentionKV(out, q, k, 0, k, 0, 1, keys-1, heads, kvh, d, d, AttentionScale(d)) }
+			run()
+			run()
+			if r := allocs.Steady(10, run, nil); r.PerCall != 0 {
+				t.Errorf("%d heads, %d kv heads, warm: %v", heads, kvh, r)
+			}
+		}
+	}
+}
+
 // FuzzAttentionKVF16: arbitrary shapes over half caches against the
 // reference, SIMD on and off.
 func FuzzAttentionKVF16(f *testing.F) {
@@ -187,32 +214,30 @@ func FuzzAttentionKVF16(f *testing.F) {
 }
 
 // BenchmarkAttentionF16Rows: one decode step over 8k positions of a half
-// cache (2 kv heads) for 1 to 32 query rows per kv head (GQA group, or
+// cache (2 kv heads) for 1 to 128 query rows per kv head (GQA group, or
 // tokens × group) at head dims 64 and 256, through the fused kernels and
-// through the float32 tile (attnFusedRows 0): where the fused path stops
-// paying is attnFusedRows. GB/cpu-s divides the cache bytes by the
-// process's CPU time, which the neighbours on a shared machine do not
-// inflate.
+// through the float32 tile (attnFused off). GB/cpu-s divides the cache
+// bytes by the process's CPU time, which the neighbours on a shared
+// machine do not inflate.
 func BenchmarkAttentionF16Rows(b *testing.B) {
 	const pos0, kvHeads = 8192, 2
 	rng := rand.New(rand.NewPCG(31, 5))
-	saved := attnFusedRows
-	defer func() { attnFusedRows = saved }()
+	defer func() { attnFused = true }()
 	for _, d := range []int{64, 256} {
 		k, _ := NewKVRows(KVF16, pos0+1, kvHeads*d, 0)
 		v, _ := NewKVRows(KVF16, pos0+1, kvHeads*d, 0)
 		k.Store(0, randVec(rng, (pos0+1)*kvHeads*d), kvHeads*d, pos0+1)
 		v.Store(0, randVec(rng, (pos0+1)*kvHeads*d), kvHeads*d, pos0+1)
-		for _, rows := range []int{1, 2, 4, 8, 16, 32} {
+		for _, rows := range []int{1, 2, 4, 8, 16, 32, 64, 128} {
 			heads := rows * kvHeads
 			q := randVec(rng, heads*d)
 			out := make([]float32, heads*d)
 			for _, path := range []struct {
-				name string
-				max  int
-			}{{"fused", 1 << 30}, {"tile", 0}} {
+				name  string
+				fused bool
+			}{{"fused", true}, {"tile", false}} {
 				b.Run(fmt.Sprintf("d%d/rows%d/%s", d, rows, path.name), func(b *testing.B) {
-					attnFusedRows = path.max
+					attnFused = path.fused
 					b.SetBytes(k.Bytes() + v.Bytes())
 					c0 := cpuSeconds()
 					for range b.N {
