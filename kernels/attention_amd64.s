@@ -505,7 +505,9 @@ s2chunk:
 // func attnScoresF16x4AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk, ps int)
 // The same for rows i < 4 and two keys at a time, s[j*ps+i] (ps 4, or 8
 // when a second call does rows 4..7 at s[4:]); s is written up to nk
-// rounded up to 2 keys.
+// rounded up to 2 keys. The query chunks are the multiply-adds' memory
+// operands (as fast as holding them in registers here, in fewer
+// instructions).
 TEXT ·attnScoresF16x4AVX2(SB), NOSPLIT, $0-56
 	SCORESPROLOGUE
 	MOVQ ps+48(FP), R13
@@ -522,18 +524,14 @@ s4keys:
 s4chunk:
 	VCVTPH2PS   (AX)(R12*1), Y8
 	VCVTPH2PS   (BX)(R12*1), Y9
-	VMOVUPS     (R14), Y10
-	VMOVUPS     (R14)(R8*1), Y11
-	VMOVUPS     (R14)(R8*2), Y12
-	VMOVUPS     (R14)(R10*1), Y13
-	VFMADD231PS Y10, Y8, Y0
-	VFMADD231PS Y11, Y8, Y1
-	VFMADD231PS Y12, Y8, Y2
-	VFMADD231PS Y13, Y8, Y3
-	VFMADD231PS Y10, Y9, Y4
-	VFMADD231PS Y11, Y9, Y5
-	VFMADD231PS Y12, Y9, Y6
-	VFMADD231PS Y13, Y9, Y7
+	VFMADD231PS (R14), Y8, Y0
+	VFMADD231PS (R14)(R8*1), Y8, Y1
+	VFMADD231PS (R14)(R8*2), Y8, Y2
+	VFMADD231PS (R14)(R10*1), Y8, Y3
+	VFMADD231PS (R14), Y9, Y4
+	VFMADD231PS (R14)(R8*1), Y9, Y5
+	VFMADD231PS (R14)(R8*2), Y9, Y6
+	VFMADD231PS (R14)(R10*1), Y9, Y7
 	ADDQ        $16, R12
 	ADDQ        $32, R14
 	DECQ        R15

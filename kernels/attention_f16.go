@@ -30,7 +30,8 @@ func (a *attnTile) fusedF16() bool {
 		a.dk%8 == 0 && a.dv%8 == 0 && a.dk > 0 && a.dv > 0
 }
 
-// fusedWidth is the kernel width for the last r (1..8) rows of a tile.
+// fusedWidth is the kernel width for a tile's next r rows: 8 while eight
+// or more are left, else the narrowest of 2, 4, 8 that holds them.
 func fusedWidth(r int) int {
 	switch {
 	case r <= 2:
