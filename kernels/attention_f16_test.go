@@ -144,31 +144,15 @@ func TestAttentionKVFusedF16(t *testing.T) {
 func TestAttentionSinksKVFusedF16(t *testing.T) {
 	simdModes(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(31, 4))
-		for _, c := range []struct{ n, pos0, heads, kvHeads, d, window int }{
-			{1, 300, 2, 1, 64, 0}, {1, 300, 8, 1, 32, 100}, {1, 1000, 16, 2, 64, 128},
-			{2, 300, 4, 2, 16, 70}, {3, 90, 2, 1, 24, 64}, {1, 500, 24, 1, 16, 0}, {1, 64, 4, 1, 8, 64},
+		for _, c := range []struct {
+			sinksKVCase
+			heads, kvHeads, d int
+		}{
+			{sinksKVCase{1, 300, 0}, 2, 1, 64}, {sinksKVCase{1, 300, 100}, 8, 1, 32}, {sinksKVCase{1, 1000, 128}, 16, 2, 64},
+			{sinksKVCase{2, 300, 70}, 4, 2, 16}, {sinksKVCase{3, 90, 64}, 2, 1, 24}, {sinksKVCase{1, 500, 0}, 24, 1, 16},
+			{sinksKVCase{1, 64, 64}, 4, 1, 8},
 		} {
-			total := c.pos0 + c.n
-			cols := c.kvHeads * c.d
-			k, _ := NewKVRows(KVF16, total, cols, 0)
-			v, _ := NewKVRows(KVF16, total, cols, 0)
-			k.Store(0, randVec(rng, total*cols), cols, total)
-			v.Store(0, randVec(rng, total*cols), cols, total)
-			kf, vf := make([]float32, total*cols), make([]float32, total*cols)
-			k.Load(kf, cols, 0, total, 0, cols)
-			v.Load(vf, cols, 0, total, 0, cols)
-			q := randVec(rng, c.n*c.heads*c.d)
-			sinks := randVec(rng, c.heads)
-			sinks[0] = 6
-			scale := AttentionScale(c.d)
-			want := attentionSinksReference(q, kf, vf, c.n, c.pos0, c.heads, c.kvHeads, c.d, c.d, cols, cols, scale, sinks, c.window)
-			out := make([]float32, c.n*c.heads*c.d)
-			AttentionSinksKV(out, q, k, 0, v, 0, c.n, c.pos0, c.heads, c.kvHeads, c.d, c.d, scale, sinks, c.window)
-			for i := range out {
-				if d := math.Abs(float64(out[i]) - want[i]); d > 1e-5*(1+math.Abs(want[i])) {
-					t.Fatalf("%+v: out[%d] = %v, want %v", c, i, out[i], want[i])
-				}
-			}
+			checkAttentionSinksKV(t, KVF16, c.sinksKVCase, c.heads, c.kvHeads, c.d, 0, rng)
 		}
 	})
 }
