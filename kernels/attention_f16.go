@@ -1,6 +1,9 @@
 package kernels
 
-import "math"
+import (
+	"math"
+	"runtime"
+)
 
 // Fused attention over half-precision caches. A decode tile has few
 // query rows (the heads of one kv group, one or two tokens), so converting
@@ -135,6 +138,83 @@ func attnPVF16Go(r int, o []float32, dv int, corr, p []float32, v []uint16, vs, 
 			for c, h := range v[j*vs : j*vs+dv] {
 				oi[c] += pj * F16ToF32(h)
 			}
+		}
+	}
+}
+
+// allHeads reports whether a decode call's units should each take every
+// kv head over a key range, block by block, rather than one kv head over
+// all keys: the heads of a position share a cache row, and reading one
+// head's slice of every row, then the next head's, is slow once the cache
+// is out of the caches (converting a 67 MB half cache head by head ran at
+// 3.1 GB per CPU-second against 10.6 for whole rows; through the kernels
+// the change gains 12-35%, BENCHMARKS.md, "Fused f16 attention"). It
+// takes the fused kernels, one token, several kv heads, and keys enough
+// that every worker gets a range of at least four blocks.
+func (a *attnTile) allHeads(n, kvHeads, keys int) bool {
+	return n == 1 && kvHeads > 1 && a.fusedF16() && keys >= 4*attnKeys*runtime.GOMAXPROCS(0)
+}
+
+// headScratch takes scratch for every kv head of unit u from attnPool.
+func (j *attnJob) headScratch(a *attnTile, u int) []*attnBuffers {
+	hb := j.hb[u*j.kvHeads : (u+1)*j.kvHeads]
+	for g := range hb {
+		a.alloc(a.group)
+		hb[g] = a.attnBuffers
+	}
+	return hb
+}
+
+// allHeadsRun accumulates the decode token of every kv head over keys
+// kb..ke, into the heads' scratch hb: a block of every head, then the
+// next block.
+func (a *attnTile) allHeadsRun(hb []*attnBuffers, kb, ke int) {
+	for g, b := range hb {
+		a.attnBuffers = b
+		a.start(g, 0, 1)
+	}
+	for j0 := kb; j0 < ke; j0 += attnKeys {
+		for g, b := range hb {
+			a.attnBuffers = b
+			a.step(g, 0, 1, j0, ke, true)
+		}
+	}
+}
+
+// runHeads is an unsplit all-heads call (one worker): every head over
+// every key, then each head's output.
+func (j *attnJob) runHeads() {
+	a := j.base
+	j.hb = grow(j.hb, j.kvHeads)
+	hb := j.headScratch(&a, 0)
+	a.allHeadsRun(hb, a.first(a.pos0), a.pos0+1)
+	for g, b := range hb {
+		a.attnBuffers = b
+		a.finish(g, 0, 1)
+		a.release()
+	}
+}
+
+// runHeadSplits is the work of a split all-heads call: key ranges [lo,
+// hi), each over every head, leaving each head's partial results where
+// runSplits leaves them (unit sp·kvHeads + g: one token, one tile).
+func (j *attnJob) runHeadSplits(lo, hi int) {
+	a := j.base
+	rows, dv, kvHeads := j.rows, a.dv, j.kvHeads
+	for sp := lo; sp < hi; sp++ {
+		kb, ke := a.first(a.pos0)+sp*j.span, a.pos0+1
+		if sp < j.splits-1 {
+			ke = min(ke, kb+j.span)
+		}
+		hb := j.headScratch(&a, sp)
+		a.allHeadsRun(hb, kb, ke)
+		for g, b := range hb {
+			u := sp*kvHeads + g
+			copy(j.po[u*rows*dv:], b.o[:a.group*dv])
+			copy(j.pm[u*rows:], b.rowMax[:a.group])
+			copy(j.ps[u*rows:], b.rowSum[:a.group])
+			a.attnBuffers = b
+			a.release()
 		}
 	}
 }

@@ -91,7 +91,9 @@ func TestAttentionSoftmaxOneRow(t *testing.T) {
 // reference where the fused kernels take the tile: one to eight rows
 // (GQA groups of one token, two to four tokens, whose last block is
 // masked and goes the float32 way), several row groups (9 to 32 rows),
-// prompt chunks (tiles of 128 rows, diagonal blocks masked),
+// prompt chunks (tiles of 128 rows, diagonal blocks masked), decode
+// units of every kv head over a key range (split with 8 and 2 workers,
+// whole with 1),
 // head dims 8 to 256 and dk != dv, positions around block edges, split
 // decode (8 workers), latent attention (values inside the key rows), and
 // ragged head dims that keep the float32 path. Tolerance 2e-5 as
@@ -100,8 +102,9 @@ func TestAttentionKVFusedF16(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	simdModes(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(31, 3))
-		for _, procs := range []int{8, 2} {
+		for _, procs := range []int{8, 2, 1} {
 			runtime.GOMAXPROCS(procs)
+			allHeads := 0
 			for _, c := range []attnCase{
 				{1, 0, 1, 1, 64, 64, 0, 0},
 				{1, 200, 2, 1, 8, 8, 0, 0},
@@ -129,7 +132,13 @@ func TestAttentionKVFusedF16(t *testing.T) {
 				if got := tile.fusedF16(); got != (want && hasFusedF16()) {
 					t.Fatalf("%+v: fused %v", c, got)
 				}
+				if tile.allHeads(c.n, c.kvHeads, c.pos0+c.n) {
+					allHeads++
+				}
 				checkAttentionKV(t, KVF16, c, false, rng)
+			}
+			if hasFusedF16() && allHeads == 0 {
+				t.Fatalf("%d workers: no case takes every kv head a unit", procs)
 			}
 			checkAttentionKV(t, KVF16, attnCase{1, 600, 16, 1, 576, 512, 0, 0}, true, rng)
 			checkAttentionKV(t, KVF16, attnCase{1, 77, 4, 1, 96, 64, 0, 0}, true, rng)
@@ -150,7 +159,7 @@ func TestAttentionSinksKVFusedF16(t *testing.T) {
 		}{
 			{sinksKVCase{1, 300, 0}, 2, 1, 64}, {sinksKVCase{1, 300, 100}, 8, 1, 32}, {sinksKVCase{1, 1000, 128}, 16, 2, 64},
 			{sinksKVCase{2, 300, 70}, 4, 2, 16}, {sinksKVCase{3, 90, 64}, 2, 1, 24}, {sinksKVCase{1, 500, 0}, 24, 1, 16},
-			{sinksKVCase{1, 64, 64}, 4, 1, 8},
+			{sinksKVCase{1, 64, 64}, 4, 1, 8}, {sinksKVCase{1, 2000, 1500}, 8, 2, 16},
 		} {
 			checkAttentionSinksKV(t, KVF16, c.sinksKVCase, c.heads, c.kvHeads, c.d, 0, rng)
 		}
