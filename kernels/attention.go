@@ -217,8 +217,11 @@ var attnPool freeList[attnBuffers]
 // alloc takes scratch for up to rows rows. Rows are counted up to a
 // multiple of 8: the fused f16 kernels pad a tile's last rows and write
 // eight running maxes and sums at a time.
-func (a *attnTile) alloc(rows int) {
-	b := attnPool.get()
+func (a *attnTile) alloc(rows int) { a.allocFrom(&attnPool, rows) }
+
+// allocFrom is alloc from another pool (its buffers then go back there).
+func (a *attnTile) allocFrom(pool *freeList[attnBuffers], rows int) {
+	b := pool.get()
 	r8 := (rows + 7) &^ 7
 	b.qs = grow(b.qs, r8*a.dk)
 	b.s = grow(b.s, rows*attnKeys)

@@ -155,13 +155,20 @@ func (a *attnTile) allHeads(n, kvHeads, keys int) bool {
 	return n == 1 && kvHeads > 1 && a.fusedF16() && keys >= 4*attnKeys*runtime.GOMAXPROCS(0)
 }
 
-// headScratch takes scratch for every kv head of unit u from attnPool.
+// attnHeadPool holds the all-heads units' scratch: a kv head's decode
+// rows (a GQA group), far fewer than attnPool's tiles take, so the two
+// sizes do not mix in one pool (a small buffer drawn for a tile would
+// grow, every call).
+var attnHeadPool freeList[attnBuffers]
+
+// headScratch takes scratch for every kv head of unit u.
 func (j *attnJob) headScratch(a *attnTile, u int) []*attnBuffers {
 	hb := j.hb[u*j.kvHeads : (u+1)*j.kvHeads]
 	for g := range hb {
-		a.alloc(a.group)
+		a.allocFrom(&attnHeadPool, a.group)
 		hb[g] = a.attnBuffers
 	}
+	a.attnBuffers = nil
 	return hb
 }
 
@@ -191,7 +198,7 @@ func (j *attnJob) runHeads() {
 	for g, b := range hb {
 		a.attnBuffers = b
 		a.finish(g, 0, 1)
-		a.release()
+		attnHeadPool.put(b)
 	}
 }
 
@@ -213,8 +220,7 @@ func (j *attnJob) runHeadSplits(lo, hi int) {
 			copy(j.po[u*rows*dv:], b.o[:a.group*dv])
 			copy(j.pm[u*rows:], b.rowMax[:a.group])
 			copy(j.ps[u*rows:], b.rowSum[:a.group])
-			a.attnBuffers = b
-			a.release()
+			attnHeadPool.put(b)
 		}
 	}
 }
