@@ -70,32 +70,8 @@ func attnPVF16x4AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, v
 // hasFusedF16 reports whether the fused f16 attention kernels run here.
 func hasFusedF16() bool { return hasAVX2FMA && hasF16C }
 
-// attnScoresF16 writes s[j*r+i] = q_i·k_j for rows i < r (2, 4 or 8; q
-// row i at q[i*dk:], dk a multiple of 8) and keys j < nk (key j the dk
-// halves at k[j*ks:]). s must hold nk rounded up to a kernel's keys (four
-// for two rows, else two) times r values: the last group repeats a key.
-func attnScoresF16(r int, s, q []float32, dk int, k []uint16, ks, nk int) {
-	if !hasFusedF16() || dk%8 != 0 || nk == 0 || 8%r != 0 || r == 1 {
-		attnScoresF16Go(r, s, q, dk, k, ks, nk)
-		return
-	}
-	// The assembly does no bounds checks.
-	g := max(2, 8/r)
-	_ = s[(nk+g-1)/g*g*r-1]
-	_ = q[r*dk-1]
-	_ = k[(nk-1)*ks+dk-1]
-	switch r {
-	case 2:
-		attnScoresF16x2AVX2(&s[0], &q[0], dk, &k[0], ks, nk)
-	case 4:
-		attnScoresF16x4AVX2(&s[0], &q[0], dk, &k[0], ks, nk, 4)
-	case 8:
-		// Two passes of four rows: a chunk's loads then feed twice as many
-		// multiply-adds as eight rows of one key would.
-		attnScoresF16x4AVX2(&s[0], &q[0], dk, &k[0], ks, nk, 8)
-		attnScoresF16x4AVX2(&s[4], &q[4*dk], dk, &k[0], ks, nk, 8)
-	}
-}
+// attnF16 are the fused f16 kernels (attnScoresF16, attnPVF16).
+var attnF16 = f16Kernels{attnScoresF16x2AVX2, attnScoresF16x4AVX2, attnPVF16x2AVX2, attnPVF16x4AVX2}
 
 // attnSoftmax is one key block's online softmax for r rows (1, 2, 4 or
 // 8) over the scores s[j*r+i], j < nk: m[i] becomes the max of m[i] and
@@ -111,28 +87,4 @@ func attnSoftmax(s []float32, nk, r int, m, l, corr []float32) {
 	_ = s[(nk*r+7)&^7-1]
 	_, _, _ = m[7], l[7], corr[7]
 	attnSoftmaxAVX2(&s[0], nk*r, r, &attnLanes[bits.TrailingZeros(uint(r))][0], &m[0], &l[0], &corr[0])
-}
-
-// attnPVF16 sets o[i*dv+c] = o[i*dv+c]·corr[i] + Σ_j p[j*r+i]·v_j[c] for
-// rows i < r (2, 4 or 8; dv a multiple of 8), keys j < nk (value j the dv
-// halves at v[j*vs:]).
-func attnPVF16(r int, o []float32, dv int, corr, p []float32, v []uint16, vs, nk int) {
-	if !hasFusedF16() || dv%8 != 0 || nk == 0 || 8%r != 0 || r == 1 {
-		attnPVF16Go(r, o, dv, corr, p, v, vs, nk)
-		return
-	}
-	_ = o[r*dv-1]
-	_ = corr[r-1]
-	_ = p[nk*r-1]
-	_ = v[(nk-1)*vs+dv-1]
-	switch r {
-	case 2:
-		attnPVF16x2AVX2(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk)
-	case 4:
-		attnPVF16x4AVX2(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk, 4)
-	case 8:
-		// Two passes of four rows, as the scores.
-		attnPVF16x4AVX2(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk, 8)
-		attnPVF16x4AVX2(&o[4*dv], dv, &corr[4], &p[4], &v[0], vs, nk, 8)
-	}
 }

@@ -83,6 +83,69 @@ var attnLanes = [4][8]int32{
 	{0, 1, 2, 3, 4, 5, 6, 7},
 }
 
+// f16Kernels are an architecture's fused f16 score and value kernels
+// (attention_amd64.s, attention_arm64.s): two query rows, and four rows
+// whose scores and probabilities are ps apart per key (ps 4, or 8 when a
+// second call does rows 4..7). The score kernels take two keys at a time
+// or more and repeat the last key to fill a group. Neither checks bounds.
+type f16Kernels struct {
+	scores2 func(s *float32, q *float32, dk int, k *uint16, ks, nk int)
+	scores4 func(s *float32, q *float32, dk int, k *uint16, ks, nk, ps int)
+	pv2     func(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk int)
+	pv4     func(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk, ps int)
+}
+
+// attnScoresF16 writes s[j*r+i] = q_i·k_j for rows i < r (q row i at
+// q[i*dk:]) and keys j < nk (key j the dk halves at k[j*ks:]). With the
+// fused kernels (r 2, 4 or 8, dk a multiple of 8) s must hold nk rounded
+// up to 4 keys times r values: a kernel's last group repeats a key.
+func attnScoresF16(r int, s, q []float32, dk int, k []uint16, ks, nk int) {
+	x := &attnF16
+	if x.scores2 == nil || !hasFusedF16() || dk%8 != 0 || nk == 0 || (r != 2 && r != 4 && r != 8) {
+		attnScoresF16Go(r, s, q, dk, k, ks, nk)
+		return
+	}
+	_ = s[(nk+3)&^3*r-1]
+	_ = q[r*dk-1]
+	_ = k[(nk-1)*ks+dk-1]
+	switch r {
+	case 2:
+		x.scores2(&s[0], &q[0], dk, &k[0], ks, nk)
+	case 4:
+		x.scores4(&s[0], &q[0], dk, &k[0], ks, nk, 4)
+	case 8:
+		// Two passes of four rows: a chunk's loads then feed twice as many
+		// multiply-adds as eight rows of one key would.
+		x.scores4(&s[0], &q[0], dk, &k[0], ks, nk, 8)
+		x.scores4(&s[4], &q[4*dk], dk, &k[0], ks, nk, 8)
+	}
+}
+
+// attnPVF16 sets o[i*dv+c] = o[i*dv+c]·corr[i] + Σ_j p[j*r+i]·v_j[c] for
+// rows i < r, columns c < dv, keys j < nk (value j the dv halves at
+// v[j*vs:]).
+func attnPVF16(r int, o []float32, dv int, corr, p []float32, v []uint16, vs, nk int) {
+	x := &attnF16
+	if x.pv2 == nil || !hasFusedF16() || dv%8 != 0 || nk == 0 || (r != 2 && r != 4 && r != 8) {
+		attnPVF16Go(r, o, dv, corr, p, v, vs, nk)
+		return
+	}
+	_ = o[r*dv-1]
+	_ = corr[r-1]
+	_ = p[nk*r-1]
+	_ = v[(nk-1)*vs+dv-1]
+	switch r {
+	case 2:
+		x.pv2(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk)
+	case 4:
+		x.pv4(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk, 4)
+	case 8:
+		// Two passes of four rows, as the scores.
+		x.pv4(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk, 8)
+		x.pv4(&o[4*dv], dv, &corr[4], &p[4], &v[0], vs, nk, 8)
+	}
+}
+
 // attnScoresF16Go is the portable form of attnScoresF16: s[j*r+i] =
 // q_i·k_j for rows i < r (q row i at q[i*dk:]) and keys j < nk (key j the
 // dk halves at k[j*ks:]).
