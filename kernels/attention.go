@@ -39,10 +39,15 @@ type attnJob struct {
 	splits, rows, span    int
 	po, pm, ps            []float32 // per split unit: output, row max, row sum
 	tilesBody, splitBody  func(lo, hi int)
+	// allHeads: a unit is every kv head of a decode token over a key range
+	// (attention_f16.go), hb the heads' scratch, kvHeads per unit.
+	allHeads      bool
+	hb            []*attnBuffers
+	headSplitBody func(lo, hi int)
 }
 
 var attnJobs = freeList[attnJob]{init: func(j *attnJob) {
-	j.tilesBody, j.splitBody = j.runTiles, j.runSplits
+	j.tilesBody, j.splitBody, j.headSplitBody = j.runTiles, j.runSplits, j.runHeadSplits
 }}
 
 // attend runs the tiles of j.base (a tile with its inputs set) over n
@@ -53,9 +58,18 @@ func (j *attnJob) attend(n, kvHeads int) {
 	j.n, j.kvHeads = n, kvHeads
 	j.bq = max(1, base.tileRows()/group)
 	j.tiles = (n + j.bq - 1) / j.bq
-	if j.splits = attnSplits(kvHeads*j.tiles, pos0+n-base.first(pos0)); j.splits > 1 {
+	keys := pos0 + n - base.first(pos0)
+	j.allHeads = base.allHeads(n, kvHeads, keys)
+	units := kvHeads * j.tiles
+	if j.allHeads {
+		units = 1
+	}
+	switch j.splits = attnSplits(units, keys); {
+	case j.splits > 1:
 		j.attentionSplit()
-	} else {
+	case j.allHeads:
+		j.runHeads()
+	default:
 		parallelFor(kvHeads*j.tiles, group*j.bq*(pos0+n)*(dk+dv), j.tilesBody)
 	}
 	j.base, j.src = attnTile{}, kvSource{}
@@ -109,7 +123,12 @@ func (j *attnJob) attentionSplit() {
 	po, pm, ps := j.po, j.pm, j.ps
 	keys := base.pos0 + n - base.first(base.pos0)
 	j.span = (keys/splits + attnKeys - 1) / attnKeys * attnKeys
-	parallelFor(units, rows*j.span*(base.dk+dv), j.splitBody)
+	if j.allHeads {
+		j.hb = grow(j.hb, splits*kvHeads)
+		parallelFor(splits, kvHeads*rows*j.span*(base.dk+dv), j.headSplitBody)
+	} else {
+		parallelFor(units, rows*j.span*(base.dk+dv), j.splitBody)
+	}
 	a := *base
 	a.alloc(rows)
 	defer a.release()
@@ -190,21 +209,31 @@ func (a *attnTile) first(pos int) int {
 
 // attnBuffers is a tile's scratch, recycled between calls through
 // attnPool (decode runs attention once per layer per token).
-type attnBuffers struct{ qs, s, st, o, rowMax, rowSum, kb, vb []float32 }
+// ps and corr are the fused f16 kernels' scores and rescales (attention_f16.go).
+type attnBuffers struct{ qs, s, st, o, rowMax, rowSum, kb, vb, ps, corr []float32 }
 
 var attnPool freeList[attnBuffers]
 
-func (a *attnTile) alloc(rows int) {
-	b := attnPool.get()
-	b.qs = grow(b.qs, rows*a.dk)
+// alloc takes scratch for up to rows rows. Rows are counted up to a
+// multiple of 8: the fused f16 kernels pad a tile's last rows and write
+// eight running maxes and sums at a time.
+func (a *attnTile) alloc(rows int) { a.allocFrom(&attnPool, rows) }
+
+// allocFrom is alloc from another pool (its buffers then go back there).
+func (a *attnTile) allocFrom(pool *freeList[attnBuffers], rows int) {
+	b := pool.get()
+	r8 := (rows + 7) &^ 7
+	b.qs = grow(b.qs, r8*a.dk)
 	b.s = grow(b.s, rows*attnKeys)
 	b.st = grow(b.st, rows*attnKeys)
-	b.o = grow(b.o, rows*a.dv)
-	b.rowMax = grow(b.rowMax, rows)
-	b.rowSum = grow(b.rowSum, rows)
+	b.o = grow(b.o, r8*a.dv)
+	b.rowMax = grow(b.rowMax, r8)
+	b.rowSum = grow(b.rowSum, r8)
 	if a.src != nil {
 		b.kb = grow(b.kb, attnKeys*a.dk)
 		b.vb = grow(b.vb, attnKeys*a.dv)
+		b.ps = grow(b.ps, attnKeys*8)
+		b.corr = grow(b.corr, 8)
 	}
 	a.attnBuffers = b
 }
@@ -227,62 +256,89 @@ func grow[T any](b []T, n int) []T {
 // tile's output, row max and row sum. Row i of the tile is token
 // t0+i/group, query head g*group+i%group.
 func (a *attnTile) run(g, t0, t1, kb, ke int) {
+	fused := a.start(g, t0, t1)
+	for j0 := kb; j0 < ke; j0 += attnKeys {
+		a.step(g, t0, t1, j0, ke, fused)
+	}
+}
+
+// start loads the scaled queries of tokens t0..t1 of kv head g into the
+// tile and empties its output, row max and row sum; it reports whether
+// the tile takes the fused f16 kernels (then its rows are padded to
+// fusedPad, the padding's queries zero).
+func (a *attnTile) start(g, t0, t1 int) (fused bool) {
 	rows, dk, dv := (t1-t0)*a.group, a.dk, a.dv
-	for i := 0; i < rows; i++ {
+	fused, pad := a.fusedF16(), rows
+	if fused {
+		pad = fusedPad(rows)
+		clear(a.qs[rows*dk : pad*dk])
+	}
+	for i := 0; i < pad; i++ {
+		a.rowMax[i] = float32(math.Inf(-1))
+		a.rowSum[i] = 0
+		if i >= rows {
+			continue
+		}
 		h := g*a.group + i%a.group
 		t := t0 + i/a.group
 		qi := a.qs[i*dk : (i+1)*dk]
 		for c, v := range a.q[(t*a.heads+h)*dk : (t*a.heads+h+1)*dk] {
 			qi[c] = v * a.scale
 		}
-		a.rowMax[i] = float32(math.Inf(-1))
-		a.rowSum[i] = 0
 	}
-	o := a.o[:rows*dv]
-	clear(o)
-	for j0 := kb; j0 < ke; j0 += attnKeys {
-		nk := min(attnKeys, ke-j0)
-		s := a.s[:rows*attnKeys]
-		clear(s)
-		if next := j0 + attnKeys; next < ke {
-			// The next block's keys and values, while this one is computed.
-			nn := min(attnKeys, ke-next)
-			if a.src == nil {
-				prefetchFloatsL2(a.k[next*a.kStride+g*dk:], a.kStride, nn, dk)
-				prefetchFloatsL2(a.v[next*a.vStride+g*dv:], a.vStride, nn, dv)
-			} else {
-				a.src.prefetch(g, next, nn, dk, dv)
-			}
+	clear(a.o[:pad*dv])
+	return fused
+}
+
+// step adds the key block at j0 (up to attnKeys keys, none from ke on) to
+// the tile of kv head g, tokens t0..t1, prefetching the next block.
+func (a *attnTile) step(g, t0, t1, j0, ke int, fused bool) {
+	rows, dk, dv := (t1-t0)*a.group, a.dk, a.dv
+	nk := min(attnKeys, ke-j0)
+	if next := j0 + attnKeys; next < ke {
+		// The next block's keys and values, while this one is computed.
+		nn := min(attnKeys, ke-next)
+		if a.src == nil {
+			prefetchFloatsL2(a.k[next*a.kStride+g*dk:], a.kStride, nn, dk)
+			prefetchFloatsL2(a.v[next*a.vStride+g*dv:], a.vStride, nn, dv)
+		} else {
+			a.src.prefetch(g, next, nn, dk, dv)
 		}
-		kBlk, ks, vBlk, vs := a.block(g, j0, nk)
-		a.scores(s, kBlk, ks, nk, rows)
-		// Online softmax: mask the future (and what is before the
-		// window), exponentiate against the new running max, rescale what
-		// was accumulated under the old one.
-		for i := 0; i < rows; i++ {
-			row := s[i*attnKeys : i*attnKeys+nk]
-			pos := a.pos0 + t0 + i/a.group
-			lo, valid := max(0, a.first(pos)-j0), min(nk, pos+1-j0)
-			if valid <= lo {
-				clear(row)
-				continue
-			}
-			m := a.rowMax[i]
-			for _, v := range row[lo:valid] {
-				m = max(m, v)
-			}
-			corr := expf(a.rowMax[i] - m)
-			sum := expShift(row[lo:valid], m)
-			clear(row[:lo])
-			clear(row[valid:])
-			a.rowSum[i] = a.rowSum[i]*corr + sum
-			a.rowMax[i] = m
-			if corr != 1 {
-				scaleVec(o[i*dv:(i+1)*dv], corr)
-			}
-		}
-		accumPV(o, dv, rows, s, attnKeys, vBlk, vs, nk, dv)
 	}
+	if fused && a.unmasked(t0, t1, j0, nk) {
+		a.fusedBlock(g, j0, nk, rows)
+		return
+	}
+	s, o := a.s[:rows*attnKeys], a.o[:rows*dv]
+	clear(s)
+	kBlk, ks, vBlk, vs := a.block(g, j0, nk)
+	a.scores(s, kBlk, ks, nk, rows)
+	// Online softmax: mask the future (and what is before the window),
+	// exponentiate against the new running max, rescale what was
+	// accumulated under the old one.
+	for i := 0; i < rows; i++ {
+		row := s[i*attnKeys : i*attnKeys+nk]
+		pos := a.pos0 + t0 + i/a.group
+		lo, valid := max(0, a.first(pos)-j0), min(nk, pos+1-j0)
+		if valid <= lo {
+			clear(row)
+			continue
+		}
+		m := a.rowMax[i]
+		for _, v := range row[lo:valid] {
+			m = max(m, v)
+		}
+		corr := expf(a.rowMax[i] - m)
+		sum := expShift(row[lo:valid], m)
+		clear(row[:lo])
+		clear(row[valid:])
+		a.rowSum[i] = a.rowSum[i]*corr + sum
+		a.rowMax[i] = m
+		if corr != 1 {
+			scaleVec(o[i*dv:(i+1)*dv], corr)
+		}
+	}
+	accumPV(o, dv, rows, s, attnKeys, vBlk, vs, nk, dv)
 }
 
 // finish writes the tile's normalised output rows into out. A sink joins

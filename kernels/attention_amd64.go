@@ -2,6 +2,8 @@
 
 package kernels
 
+import "math/bits"
+
 //go:noescape
 func expShiftAVX2(x *float32, n int, m float32) float32
 
@@ -48,4 +50,41 @@ func expShift(x []float32, m float32) float32 {
 		return expShiftGo(x, m)
 	}
 	return expShiftAVX2(&x[0], n8, m) + expShiftGo(x[n8:], m)
+}
+
+//go:noescape
+func attnScoresF16x2AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
+
+//go:noescape
+func attnScoresF16x4AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk, ps int)
+
+//go:noescape
+func attnSoftmaxAVX2(s *float32, n, r int, rows *int32, m, l, corr *float32)
+
+//go:noescape
+func attnPVF16x2AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk int)
+
+//go:noescape
+func attnPVF16x4AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk, ps int)
+
+// hasFusedF16 reports whether the fused f16 attention kernels run here.
+func hasFusedF16() bool { return hasAVX2FMA && hasF16C }
+
+// attnF16 are the fused f16 kernels (attnScoresF16, attnPVF16).
+var attnF16 = f16Kernels{attnScoresF16x2AVX2, attnScoresF16x4AVX2, attnPVF16x2AVX2, attnPVF16x4AVX2}
+
+// attnSoftmax is one key block's online softmax for r rows (1, 2, 4 or
+// 8) over the scores s[j*r+i], j < nk: m[i] becomes the max of m[i] and
+// the row's scores, each score e^(score - m[i]), corr[i] the rescale
+// e^(old m[i] - m[i]) of what the row accumulated, l[i] = l[i]·corr[i] +
+// the row's exponentials. m, l and corr hold at least 8 values and s at
+// least nk·r rounded up to 8 (the assembly writes past r and nk·r).
+func attnSoftmax(s []float32, nk, r int, m, l, corr []float32) {
+	if !hasFusedF16() || nk == 0 || 8%r != 0 {
+		attnSoftmaxGo(s, nk, r, m, l, corr)
+		return
+	}
+	_ = s[(nk*r+7)&^7-1]
+	_, _, _ = m[7], l[7], corr[7]
+	attnSoftmaxAVX2(&s[0], nk*r, r, &attnLanes[bits.TrailingZeros(uint(r))][0], &m[0], &l[0], &corr[0])
 }

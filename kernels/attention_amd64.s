@@ -2,6 +2,43 @@
 
 #include "textflag.h"
 
+// The fused f16 kernels' argument loads (macros that name FP arguments
+// stand before the first TEXT, where vet does not take them for another
+// function's).
+
+// SCORESPROLOGUE loads the score kernels' arguments: s DI, q SI, q row
+// bytes R8 (and 3·R8 in R10), key row DX, key row bytes R9, keys CX,
+// 8-value chunks of a row R11.
+#define SCORESPROLOGUE \
+	MOVQ s+0(FP), DI; \
+	MOVQ q+8(FP), SI; \
+	MOVQ dk+16(FP), R11; \
+	MOVQ R11, R8; \
+	SHLQ $2, R8; \
+	LEAQ (R8)(R8*2), R10; \
+	MOVQ k+24(FP), DX; \
+	MOVQ ks+32(FP), R9; \
+	SHLQ $1, R9; \
+	MOVQ nk+40(FP), CX; \
+	SHRQ $3, R11
+
+// PVPROLOGUE loads the value kernels' arguments: o DI, o row bytes R8
+// (3·R8 in R10), corr BX, p SI, value row DX, value row bytes R9, keys
+// R11, 8-column chunks of a row CX.
+#define PVPROLOGUE \
+	MOVQ o+0(FP), DI; \
+	MOVQ dv+8(FP), CX; \
+	MOVQ CX, R8; \
+	SHLQ $2, R8; \
+	LEAQ (R8)(R8*2), R10; \
+	MOVQ corr+16(FP), BX; \
+	MOVQ p+24(FP), SI; \
+	MOVQ v+32(FP), DX; \
+	MOVQ vs+40(FP), R9; \
+	SHLQ $1, R9; \
+	MOVQ nk+48(FP), R11; \
+	SHRQ $3, CX
+
 // func accumPVAVX2(o *float32, ldo, rows int, p *float32, ldp int, v *float32, ldv, keys, n int)
 // o[i*ldo+c] += Σ_j p[i*ldp+j]·v[j*ldv+c] for i < rows, j < keys (≥ 1),
 // c < n (a multiple of 8). An output row's 64-column chunk stays in eight
@@ -305,6 +342,41 @@ DATA exp127<>+24(SB)/4, $127
 DATA exp127<>+28(SB)/4, $127
 GLOBL exp127<>(SB), RODATA|NOPTR, $32
 
+// EXPCONSTS loads EXPPS's constants: Y8 log2e, Y9 and Y10 ln2 in a high
+// and a low part, Y11 the cut-off -87.3, Y14 the exponent bias 127, Y15
+// the degree-7 coefficient.
+#define EXPCONSTS \
+	VMOVUPS explog2e<>(SB), Y8; \
+	VMOVUPS expln2hi<>(SB), Y9; \
+	VMOVUPS expln2lo<>(SB), Y10; \
+	VMOVUPS explim<>(SB), Y11; \
+	VMOVUPS exp127<>(SB), Y14; \
+	VMOVUPS expc7<>(SB), Y15
+
+// EXPPS sets p = e^t lane by lane, 0 where t < -87.3 (-Inf included), by
+// expf's method: k = round(t·log2e), r = t - k·ln2 in two parts, the
+// degree-7 Taylor polynomial of e^r, 2^k built in the exponent field. t
+// and k are clobbered, msk is scratch; the constants are EXPCONSTS's.
+#define EXPPS(t, k, p, msk) \
+	VCMPPS       $1, Y11, t, msk; \
+	VMULPS       Y8, t, k; \
+	VROUNDPS     $0, k, k; \
+	VFNMADD231PS Y9, k, t; \
+	VFNMADD231PS Y10, k, t; \
+	VMOVAPS      Y15, p; \
+	VFMADD213PS  expc6<>(SB), t, p; \
+	VFMADD213PS  expc5<>(SB), t, p; \
+	VFMADD213PS  expc4<>(SB), t, p; \
+	VFMADD213PS  expc3<>(SB), t, p; \
+	VFMADD213PS  expc2<>(SB), t, p; \
+	VFMADD213PS  expc1<>(SB), t, p; \
+	VFMADD213PS  expc1<>(SB), t, p; \
+	VCVTPS2DQ    k, k; \
+	VPADDD       Y14, k, k; \
+	VPSLLD       $23, k, k; \
+	VMULPS       k, p, p; \
+	VANDNPS      p, msk, p
+
 // func expShiftAVX2(x *float32, n int, m float32) float32
 // x[i] = e^(x[i]-m) for n (a multiple of 8) values, returning their sum:
 // the softmax numerators of a score row. The same method as expf: k =
@@ -317,36 +389,14 @@ TEXT ·expShiftAVX2(SB), NOSPLIT, $0-28
 	SHRQ $3, CX
 	VBROADCASTSS m+16(FP), Y12
 	VXORPS Y13, Y13, Y13
-	VMOVUPS explog2e<>(SB), Y8
-	VMOVUPS expln2hi<>(SB), Y9
-	VMOVUPS expln2lo<>(SB), Y10
-	VMOVUPS explim<>(SB), Y11
-	VMOVUPS exp127<>(SB), Y14
-	VMOVUPS expc7<>(SB), Y15
+	EXPCONSTS
 	TESTQ CX, CX
 	JZ   expdone
 
 exploop:
 	VMOVUPS (DI), Y0
 	VSUBPS Y12, Y0, Y0
-	VCMPPS $1, Y11, Y0, Y7
-	VMULPS Y8, Y0, Y1
-	VROUNDPS $0, Y1, Y1
-	VFNMADD231PS Y9, Y1, Y0
-	VFNMADD231PS Y10, Y1, Y0
-	VMOVAPS Y15, Y2
-	VFMADD213PS expc6<>(SB), Y0, Y2
-	VFMADD213PS expc5<>(SB), Y0, Y2
-	VFMADD213PS expc4<>(SB), Y0, Y2
-	VFMADD213PS expc3<>(SB), Y0, Y2
-	VFMADD213PS expc2<>(SB), Y0, Y2
-	VFMADD213PS expc1<>(SB), Y0, Y2
-	VFMADD213PS expc1<>(SB), Y0, Y2
-	VCVTPS2DQ Y1, Y1
-	VPADDD Y14, Y1, Y1
-	VPSLLD $23, Y1, Y1
-	VMULPS Y1, Y2, Y2
-	VANDNPS Y2, Y7, Y2
+	EXPPS(Y0, Y1, Y2, Y7)
 	VMOVUPS Y2, (DI)
 	VADDPS Y2, Y13, Y13
 	ADDQ $32, DI
@@ -359,5 +409,431 @@ expdone:
 	VHADDPS X13, X13, X13
 	VHADDPS X13, X13, X13
 	VMOVSS X13, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// Fused decode attention over half-precision caches: a block of keys of
+// one kv head against r (2, 4 or 8) query rows, read straight from the f16
+// cache rows (VCVTPH2PS in registers, no converted copy). Three steps per
+// block: the scores s[j*r+i] = q_i·k_j (attnScoresF16xR), their online
+// softmax (attnSoftmaxAVX2, lanes of one vector are r rows of 8/r keys),
+// and o_i = o_i·corr_i + Σ_j p[j*r+i]·v_j (attnPVF16xR). Eight
+// accumulators in every loop: r rows × 8/r column chunks, so each
+// converted chunk serves r rows and no sum waits on the one before.
+
+// ZERO8 clears the eight accumulators.
+#define ZERO8 \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	VXORPS Y4, Y4, Y4; \
+	VXORPS Y5, Y5, Y5; \
+	VXORPS Y6, Y6, Y6; \
+	VXORPS Y7, Y7, Y7
+
+// REDUCE8 sums each of Y0..Y7 into lane i of Y0 (a horizontal-add
+// transpose; Y1, Y2, Y4, Y6 scratch).
+#define REDUCE8 \
+	VHADDPS    Y1, Y0, Y0; \
+	VHADDPS    Y3, Y2, Y2; \
+	VHADDPS    Y5, Y4, Y4; \
+	VHADDPS    Y7, Y6, Y6; \
+	VHADDPS    Y2, Y0, Y0; \
+	VHADDPS    Y6, Y4, Y4; \
+	VPERM2F128 $0x20, Y4, Y0, Y1; \
+	VPERM2F128 $0x31, Y4, Y0, Y2; \
+	VADDPS     Y2, Y1, Y0
+
+// NEXTKEY sets b to the row after a, or to a itself when fewer than n
+// keys are left in CX (a block's last group repeats its last key; the
+// scores it writes past the block are never read).
+#define NEXTKEY(a, b, n) \
+	LEAQ    (a)(R9*1), b; \
+	CMPQ    CX, $n; \
+	CMOVQLT a, b
+
+// func attnScoresF16x2AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
+// s[j*2+i] = q[i*dk:(i+1)*dk]·k[j*ks:j*ks+dk] (half) for rows i < 2,
+// keys j < nk (≥ 1), dk a multiple of 8; s is written up to nk rounded up
+// to 4 keys. Four keys at a time, the two query chunks in registers: an
+// accumulator per (key, row), so a chunk's two loads and four conversions
+// feed eight multiply-adds, and the reduction yields the four keys'
+// scores in s's order.
+TEXT ·attnScoresF16x2AVX2(SB), NOSPLIT, $0-48
+	SCORESPROLOGUE
+
+s2keys:
+	MOVQ DX, AX
+	NEXTKEY(AX, BX, 2)
+	NEXTKEY(BX, R12, 3)
+	NEXTKEY(R12, R13, 4)
+	ZERO8
+	MOVQ SI, R14
+	MOVQ R11, R15
+	XORQ R10, R10
+
+s2chunk:
+	VMOVUPS     (R14), Y12
+	VMOVUPS     (R14)(R8*1), Y13
+	VCVTPH2PS   (AX)(R10*1), Y8
+	VCVTPH2PS   (BX)(R10*1), Y9
+	VCVTPH2PS   (R12)(R10*1), Y10
+	VCVTPH2PS   (R13)(R10*1), Y11
+	VFMADD231PS Y12, Y8, Y0
+	VFMADD231PS Y13, Y8, Y1
+	VFMADD231PS Y12, Y9, Y2
+	VFMADD231PS Y13, Y9, Y3
+	VFMADD231PS Y12, Y10, Y4
+	VFMADD231PS Y13, Y10, Y5
+	VFMADD231PS Y12, Y11, Y6
+	VFMADD231PS Y13, Y11, Y7
+	ADDQ        $16, R10
+	ADDQ        $32, R14
+	DECQ        R15
+	JNZ         s2chunk
+
+	REDUCE8
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	LEAQ    (R13)(R9*1), DX
+	SUBQ    $4, CX
+	JG      s2keys
+	VZEROUPPER
+	RET
+
+// func attnScoresF16x4AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk, ps int)
+// The same for rows i < 4 and two keys at a time, s[j*ps+i] (ps 4, or 8
+// when a second call does rows 4..7 at s[4:]); s is written up to nk
+// rounded up to 2 keys. The query chunks are the multiply-adds' memory
+// operands (as fast as holding them in registers here, in fewer
+// instructions).
+TEXT ·attnScoresF16x4AVX2(SB), NOSPLIT, $0-56
+	SCORESPROLOGUE
+	MOVQ ps+48(FP), R13
+	SHLQ $2, R13
+
+s4keys:
+	MOVQ DX, AX
+	NEXTKEY(AX, BX, 2)
+	ZERO8
+	MOVQ SI, R14
+	MOVQ R11, R15
+	XORQ R12, R12
+
+s4chunk:
+	VCVTPH2PS   (AX)(R12*1), Y8
+	VCVTPH2PS   (BX)(R12*1), Y9
+	VFMADD231PS (R14), Y8, Y0
+	VFMADD231PS (R14)(R8*1), Y8, Y1
+	VFMADD231PS (R14)(R8*2), Y8, Y2
+	VFMADD231PS (R14)(R10*1), Y8, Y3
+	VFMADD231PS (R14), Y9, Y4
+	VFMADD231PS (R14)(R8*1), Y9, Y5
+	VFMADD231PS (R14)(R8*2), Y9, Y6
+	VFMADD231PS (R14)(R10*1), Y9, Y7
+	ADDQ        $16, R12
+	ADDQ        $32, R14
+	DECQ        R15
+	JNZ         s4chunk
+
+	REDUCE8
+	VMOVUPS      X0, (DI)
+	VEXTRACTF128 $1, Y0, (DI)(R13*1)
+	LEAQ         (DI)(R13*2), DI
+	LEAQ         (BX)(R9*1), DX
+	SUBQ         $2, CX
+	JG           s4keys
+	VZEROUPPER
+	RET
+
+DATA attnninf<>+0(SB)/4, $0xff800000
+GLOBL attnninf<>(SB), RODATA|NOPTR, $4
+
+DATA attneight<>+0(SB)/4, $8
+GLOBL attneight<>(SB), RODATA|NOPTR, $4
+
+DATA attnlane<>+0(SB)/4, $0
+DATA attnlane<>+4(SB)/4, $1
+DATA attnlane<>+8(SB)/4, $2
+DATA attnlane<>+12(SB)/4, $3
+DATA attnlane<>+16(SB)/4, $4
+DATA attnlane<>+20(SB)/4, $5
+DATA attnlane<>+24(SB)/4, $6
+DATA attnlane<>+28(SB)/4, $7
+GLOBL attnlane<>(SB), RODATA|NOPTR, $32
+
+// FOLD combines x's lanes of one row (lane l is row l%r, r in DX) with op
+// so that every lane holds its row's result (t scratch; a, b labels
+// unique in the function, b the end).
+#define FOLD(op, x, t, b) \
+	CMPQ       DX, $8; \
+	JGE        b; \
+	VPERM2F128 $1, x, x, t; \
+	op         t, x, x; \
+	CMPQ       DX, $4; \
+	JGE        b; \
+	VPERMILPS  $0x4e, x, t; \
+	op         t, x, x; \
+	CMPQ       DX, $2; \
+	JGE        b; \
+	VPERMILPS  $0xb1, x, t; \
+	op         t, x, x; \
+b:
+
+// func attnSoftmaxAVX2(s *float32, n, r int, rows *int32, m, l, corr *float32)
+// One block's online softmax for r rows (1, 2, 4 or 8): s holds n (≥ 1)
+// scores, s[j*r+i] for row i, and is read and written up to n rounded up
+// to 8 (the lanes past n become 0). rows is the lane-to-row pattern l%r.
+// m and l (8 values each) are the running max and sum of the rows: m
+// becomes the max with this block's scores, s the scores' e^(s - m), l
+// the old sum rescaled plus theirs; corr (8 values) gets each row's
+// rescale e^(old m - new m) for its output. Lanes r..7 of m, l and corr
+// are written with copies. A row whose max is still -Inf shifts by 0, so
+// its exponentials are 0, not NaN.
+TEXT ·attnSoftmaxAVX2(SB), NOSPLIT, $0-56
+	MOVQ         s+0(FP), DI
+	MOVQ         n+8(FP), CX
+	MOVQ         r+16(FP), DX
+	MOVQ         rows+24(FP), AX
+	VMOVDQU      (AX), Y6
+	EXPCONSTS
+	VBROADCASTSS attnninf<>(SB), Y5
+	VMOVAPS      Y5, Y3
+	VMOVDQU      attnlane<>(SB), Y4
+	VPBROADCASTD n+8(FP), Y12
+	VPBROADCASTD attneight<>(SB), Y13
+	ADDQ         $7, CX
+	SHRQ         $3, CX
+	MOVQ         CX, BX
+	MOVQ         DI, SI
+
+smmax:
+	// -Inf past n, then the running max.
+	VMOVUPS   (SI), Y0
+	VPCMPGTD  Y4, Y12, Y1
+	VBLENDVPS Y1, Y0, Y5, Y0
+	VMOVUPS   Y0, (SI)
+	VMAXPS    Y0, Y3, Y3
+	VPADDD    Y13, Y4, Y4
+	ADDQ      $32, SI
+	DECQ      BX
+	JNZ       smmax
+	FOLD(VMAXPS, Y3, Y0, smmaxed)
+
+	MOVQ    m+32(FP), AX
+	VPERMPS (AX), Y6, Y7
+	VMAXPS  Y7, Y3, Y3
+	VMOVUPS Y3, (AX)
+	VCMPPS  $0, Y5, Y3, Y0
+	VANDNPS Y3, Y0, Y12
+	VSUBPS  Y12, Y7, Y0
+	EXPPS(Y0, Y1, Y4, Y7)
+	MOVQ    corr+48(FP), AX
+	VMOVUPS Y4, (AX)
+	VXORPS  Y13, Y13, Y13
+	MOVQ    DI, SI
+
+smexp:
+	VMOVUPS (SI), Y0
+	VSUBPS  Y12, Y0, Y0
+	EXPPS(Y0, Y1, Y2, Y7)
+	VMOVUPS Y2, (SI)
+	VADDPS  Y2, Y13, Y13
+	ADDQ    $32, SI
+	DECQ    CX
+	JNZ     smexp
+	FOLD(VADDPS, Y13, Y0, smsummed)
+
+	MOVQ        l+40(FP), AX
+	VPERMPS     (AX), Y6, Y0
+	VFMADD231PS Y4, Y0, Y13
+	VMOVUPS     Y13, (AX)
+	VZEROUPPER
+	RET
+
+// PVKEYS starts a pass over the keys: value pointer AX, p pointer R13,
+// count R14.
+#define PVKEYS \
+	MOVQ DX, AX; \
+	MOVQ SI, R13; \
+	MOVQ R11, R14
+
+// SCALED sets y to the 8 floats at mem times row i's rescale, broadcast
+// from corr into t.
+#define SCALED(i, mem, t, y) \
+	VBROADCASTSS i*4(BX), t; \
+	VMULPS       mem, t, y
+
+// func attnPVF16x4AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk, ps int)
+// o[i*dv+c] = o[i*dv+c]·corr[i] + Σ_j p[j*ps+i]·v[j*vs+c] (half) for
+// i < 4, c < dv (a multiple of 8), j < nk (≥ 1); ps is 4, or 8 when a
+// second call does rows 4..7. Two column chunks at a time (Y0-Y1 row 0
+// ... Y6-Y7 row 3) while every key's value chunks are added, an odd last
+// chunk alone.
+TEXT ·attnPVF16x4AVX2(SB), NOSPLIT, $0-64
+	PVPROLOGUE
+	MOVQ ps+56(FP), R12
+	SHLQ $2, R12
+	MOVQ CX, R15
+	SHRQ $1, CX
+	JZ   pv4tail
+
+pv4col:
+	SCALED(0, (DI), Y8, Y0)
+	VMULPS 32(DI), Y8, Y1
+	SCALED(1, (DI)(R8*1), Y8, Y2)
+	VMULPS 32(DI)(R8*1), Y8, Y3
+	SCALED(2, (DI)(R8*2), Y8, Y4)
+	VMULPS 32(DI)(R8*2), Y8, Y5
+	SCALED(3, (DI)(R10*1), Y8, Y6)
+	VMULPS 32(DI)(R10*1), Y8, Y7
+	PVKEYS
+
+pv4key:
+	VCVTPH2PS    (AX), Y8
+	VCVTPH2PS    16(AX), Y9
+	VBROADCASTSS (R13), Y10
+	VFMADD231PS  Y10, Y8, Y0
+	VFMADD231PS  Y10, Y9, Y1
+	VBROADCASTSS 4(R13), Y11
+	VFMADD231PS  Y11, Y8, Y2
+	VFMADD231PS  Y11, Y9, Y3
+	VBROADCASTSS 8(R13), Y12
+	VFMADD231PS  Y12, Y8, Y4
+	VFMADD231PS  Y12, Y9, Y5
+	VBROADCASTSS 12(R13), Y13
+	VFMADD231PS  Y13, Y8, Y6
+	VFMADD231PS  Y13, Y9, Y7
+	ADDQ         R9, AX
+	ADDQ         R12, R13
+	DECQ         R14
+	JNZ          pv4key
+
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, (DI)(R8*1)
+	VMOVUPS Y3, 32(DI)(R8*1)
+	VMOVUPS Y4, (DI)(R8*2)
+	VMOVUPS Y5, 32(DI)(R8*2)
+	VMOVUPS Y6, (DI)(R10*1)
+	VMOVUPS Y7, 32(DI)(R10*1)
+	ADDQ    $64, DI
+	ADDQ    $32, DX
+	DECQ    CX
+	JNZ     pv4col
+
+pv4tail:
+	TESTQ $1, R15
+	JZ    pv4done
+	SCALED(0, (DI), Y8, Y0)
+	SCALED(1, (DI)(R8*1), Y8, Y2)
+	SCALED(2, (DI)(R8*2), Y8, Y4)
+	SCALED(3, (DI)(R10*1), Y8, Y6)
+	PVKEYS
+
+pv4one:
+	VCVTPH2PS    (AX), Y8
+	VBROADCASTSS (R13), Y10
+	VFMADD231PS  Y10, Y8, Y0
+	VBROADCASTSS 4(R13), Y11
+	VFMADD231PS  Y11, Y8, Y2
+	VBROADCASTSS 8(R13), Y12
+	VFMADD231PS  Y12, Y8, Y4
+	VBROADCASTSS 12(R13), Y13
+	VFMADD231PS  Y13, Y8, Y6
+	ADDQ         R9, AX
+	ADDQ         R12, R13
+	DECQ         R14
+	JNZ          pv4one
+	VMOVUPS      Y0, (DI)
+	VMOVUPS      Y2, (DI)(R8*1)
+	VMOVUPS      Y4, (DI)(R8*2)
+	VMOVUPS      Y6, (DI)(R10*1)
+
+pv4done:
+	VZEROUPPER
+	RET
+
+// func attnPVF16x2AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk int)
+// The same for two rows (p[j*2+i]): four column chunks at a time (Y0-Y3
+// row 0, Y4-Y7 row 1), the last one to three chunks one at a time.
+TEXT ·attnPVF16x2AVX2(SB), NOSPLIT, $0-56
+	PVPROLOGUE
+	MOVQ CX, R15
+	SHRQ $2, CX
+	JZ   pv2tail
+
+pv2col:
+	SCALED(0, (DI), Y12, Y0)
+	VMULPS 32(DI), Y12, Y1
+	VMULPS 64(DI), Y12, Y2
+	VMULPS 96(DI), Y12, Y3
+	SCALED(1, (DI)(R8*1), Y13, Y4)
+	VMULPS 32(DI)(R8*1), Y13, Y5
+	VMULPS 64(DI)(R8*1), Y13, Y6
+	VMULPS 96(DI)(R8*1), Y13, Y7
+	PVKEYS
+
+pv2key:
+	VCVTPH2PS    (AX), Y8
+	VCVTPH2PS    16(AX), Y9
+	VCVTPH2PS    32(AX), Y10
+	VCVTPH2PS    48(AX), Y11
+	VBROADCASTSS (R13), Y12
+	VBROADCASTSS 4(R13), Y13
+	VFMADD231PS  Y12, Y8, Y0
+	VFMADD231PS  Y12, Y9, Y1
+	VFMADD231PS  Y12, Y10, Y2
+	VFMADD231PS  Y12, Y11, Y3
+	VFMADD231PS  Y13, Y8, Y4
+	VFMADD231PS  Y13, Y9, Y5
+	VFMADD231PS  Y13, Y10, Y6
+	VFMADD231PS  Y13, Y11, Y7
+	ADDQ         R9, AX
+	ADDQ         $8, R13
+	DECQ         R14
+	JNZ          pv2key
+
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VMOVUPS Y4, (DI)(R8*1)
+	VMOVUPS Y5, 32(DI)(R8*1)
+	VMOVUPS Y6, 64(DI)(R8*1)
+	VMOVUPS Y7, 96(DI)(R8*1)
+	ADDQ    $128, DI
+	ADDQ    $64, DX
+	DECQ    CX
+	JNZ     pv2col
+
+pv2tail:
+	ANDQ $3, R15
+	JZ   pv2done
+
+pv2chunk:
+	SCALED(0, (DI), Y12, Y0)
+	SCALED(1, (DI)(R8*1), Y13, Y4)
+	PVKEYS
+
+pv2one:
+	VCVTPH2PS    (AX), Y8
+	VBROADCASTSS (R13), Y12
+	VBROADCASTSS 4(R13), Y13
+	VFMADD231PS  Y12, Y8, Y0
+	VFMADD231PS  Y13, Y8, Y4
+	ADDQ         R9, AX
+	ADDQ         $8, R13
+	DECQ         R14
+	JNZ          pv2one
+	VMOVUPS      Y0, (DI)
+	VMOVUPS      Y4, (DI)(R8*1)
+	ADDQ         $32, DI
+	ADDQ         $16, DX
+	DECQ         R15
+	JNZ          pv2chunk
+
+pv2done:
 	VZEROUPPER
 	RET

@@ -3,9 +3,11 @@ package kernels
 // AttentionKV is Attention against caches in any KVFormat: kv head g's key
 // of position j is columns kc0+g*dk.. of row j of k, its value columns
 // vc0+g*dv.. of row j of v (v may be k itself, as in latent attention).
-// Half and quantized caches are read a key block at a time into the
-// tile's float32 scratch, never converted whole: each block is converted
-// once per tile, so decode reads every cached byte once per step.
+// Half caches go through fused kernels that read the half rows
+// themselves (attention_f16.go); quantized ones are read a key block at a
+// time into the tile's float32 scratch, never converted whole: each block
+// is converted once per tile, so decode reads every cached byte once per
+// step.
 func AttentionKV(out, q []float32, k *KVRows, kc0 int, v *KVRows, vc0 int, n, pos0, heads, kvHeads, dk, dv int, scale float32) {
 	if n <= 0 {
 		return

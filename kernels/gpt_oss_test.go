@@ -137,35 +137,46 @@ func TestClampedSwiGLUInterleavedSplitsPairs(t *testing.T) {
 // the stored values.
 func TestAttentionSinksKVMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 18))
-	const heads, kvHeads, dk, dv, c0 = 8, 2, 16, 16, 32
-	const cols = c0 + kvHeads*dk
 	for _, f := range []KVFormat{KVF32, KVF16, KVQ8, KVQ4} {
-		for _, c := range []struct{ n, pos0, window int }{
+		for _, c := range []sinksKVCase{
 			{1, 0, 0}, {1, 150, 0}, {1, 150, 40}, {7, 0, 3}, {33, 5, 0}, {40, 90, 70}, {3, 2, 64},
 		} {
-			total := c.pos0 + c.n
-			k, err := NewKVRows(f, total, cols, 16)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, _ := NewKVRows(f, total, cols, 16)
-			k.Store(0, randFloats(rng, total*cols), cols, total)
-			v.Store(0, randFloats(rng, total*cols), cols, total)
-			kf, vf := make([]float32, total*cols), make([]float32, total*cols)
-			k.Load(kf, cols, 0, total, 0, cols)
-			v.Load(vf, cols, 0, total, 0, cols)
-			q := randFloats(rng, c.n*heads*dk)
-			sinks := randFloats(rng, heads)
-			sinks[1] = 8 // a sink that takes most of the mass
-			scale := AttentionScale(dk)
-			want := attentionSinksReference(q, kf[c0:], vf[c0:], c.n, c.pos0, heads, kvHeads, dk, dv, cols, cols, scale, sinks, c.window)
-			out := make([]float32, c.n*heads*dv)
-			AttentionSinksKV(out, q, k, c0, v, c0, c.n, c.pos0, heads, kvHeads, dk, dv, scale, sinks, c.window)
-			for i := range out {
-				if d := math.Abs(float64(out[i]) - want[i]); d > 1e-5 {
-					t.Fatalf("%v n=%d pos0=%d window=%d: out[%d] = %v, want %v", f, c.n, c.pos0, c.window, i, out[i], want[i])
-				}
-			}
+			checkAttentionSinksKV(t, f, c, 8, 2, 16, 32, rng)
+		}
+	}
+}
+
+// sinksKVCase is a prompt (or decode) step of AttentionSinksKV.
+type sinksKVCase struct{ n, pos0, window int }
+
+// checkAttentionSinksKV runs AttentionSinksKV over random caches in format
+// f (kv heads of d columns after c0 columns of something else, as a
+// latent cache reads them) against the float64 reference over the same
+// caches dequantized whole, within 1e-5.
+func checkAttentionSinksKV(t *testing.T, f KVFormat, c sinksKVCase, heads, kvHeads, d, c0 int, rng *rand.Rand) {
+	t.Helper()
+	cols := c0 + kvHeads*d
+	total := c.pos0 + c.n
+	k, err := NewKVRows(f, total, cols, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := NewKVRows(f, total, cols, 16)
+	k.Store(0, randFloats(rng, total*cols), cols, total)
+	v.Store(0, randFloats(rng, total*cols), cols, total)
+	kf, vf := make([]float32, total*cols), make([]float32, total*cols)
+	k.Load(kf, cols, 0, total, 0, cols)
+	v.Load(vf, cols, 0, total, 0, cols)
+	q := randFloats(rng, c.n*heads*d)
+	sinks := randFloats(rng, heads)
+	sinks[1] = 8 // a sink that takes most of the mass
+	scale := AttentionScale(d)
+	want := attentionSinksReference(q, kf[c0:], vf[c0:], c.n, c.pos0, heads, kvHeads, d, d, cols, cols, scale, sinks, c.window)
+	out := make([]float32, c.n*heads*d)
+	AttentionSinksKV(out, q, k, c0, v, c0, c.n, c.pos0, heads, kvHeads, d, d, scale, sinks, c.window)
+	for i := range out {
+		if e := math.Abs(float64(out[i]) - want[i]); e > 1e-5 {
+			t.Fatalf("%v %+v, %d heads, %d kv heads, d %d: out[%d] = %v, want %v", f, c, heads, kvHeads, d, i, out[i], want[i])
 		}
 	}
 }
