@@ -13,6 +13,10 @@
 //     stream's inter-token gaps during the prefill against its solo gaps
 //     at the same positions (a second solo run as long as it got, since
 //     the stream's own attention grows as it decodes) and at its start.
+//     The gaps are compared by the wall clock and by the process's CPU
+//     time between the two tokens: on a shared machine the wall clock
+//     also measures what other jobs took, the CPU time the work the
+//     scheduler put in each step.
 //
 //     go run ./scripts/batch --model DIR [--memory 8GB] [--long 16384] [--chunk 256]
 package main
@@ -33,6 +37,7 @@ import (
 	"github.com/mlx-moe/mlx-moe/defaultmodel"
 	"github.com/mlx-moe/mlx-moe/experts"
 	"github.com/mlx-moe/mlx-moe/sample"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -266,7 +271,8 @@ func interleave(m *mlxmoe.Model, long int) error {
 	if len(soloAll) <= last {
 		return fmt.Errorf("the solo stream produced %d gaps, fewer than the %d of the stream during the prefill", len(soloAll), last+1)
 	}
-	byWindow := windowRatios(inPrefill, soloAll, gapWindow)
+	byWindow := windowRatios(inPrefill, soloAll, gapWindow, func(g gap) time.Duration { return g.d })
+	byCPU := windowRatios(inPrefill, soloAll, gapWindow, func(g gap) time.Duration { return g.cpu })
 	var matched []gap
 	for _, g := range inPrefill {
 		matched = append(matched, soloAll[g.i])
@@ -288,18 +294,22 @@ func interleave(m *mlxmoe.Model, long int) error {
 		bins = append(bins, fmt.Sprintf("%d.. %.2fx/%.2fx", inPrefill[lo*gapWindow].i+1, medianOf(b), slices.Max(b)))
 	}
 	fmt.Printf("  by position (tokens from: median/max of the windows): %s\n", strings.Join(bins, ", "))
+	worstCPU := slices.Index(byCPU, slices.Max(byCPU))
+	fmt.Printf("  by CPU time (the process's, between the two tokens), per window: median %.2fx, 90th percentile %.2fx, max %.2fx at tokens %d..\n",
+		medianOf(byCPU), percentile(byCPU, 0.9), byCPU[worstCPU], inPrefill[worstCPU*gapWindow].i+1)
 	fmt.Printf("  against its solo gap at the start: inter-token gap median %v (%.2fx solo), max %v (%.2fx solo)\n",
 		median(inPrefill).Round(time.Microsecond), median(inPrefill).Seconds()/soloGap.Seconds(),
 		worst.Round(time.Microsecond), worst.Seconds()/soloGap.Seconds())
 	return nil
 }
 
-// gap is the time between two tokens of a stream, when the second came
-// and its index among the stream's gaps.
+// gap is the time between two tokens of a stream (wall clock, and the
+// process's CPU time), when the second came and its index among the
+// stream's gaps.
 type gap struct {
-	d   time.Duration
-	end time.Time
-	i   int
+	d, cpu time.Duration
+	end    time.Time
+	i      int
 }
 
 // gapWindow is how many consecutive gaps windowRatios compares at a time;
@@ -310,9 +320,10 @@ const (
 )
 
 // windowRatios cuts gaps into windows of n consecutive ones and returns,
-// per window, their median over the median of solo's gaps at the same
-// indices: the slowdown at that depth, robust to single held-up steps.
-func windowRatios(gaps, solo []gap, n int) []float64 {
+// per window, the median of their length (by) over the median of solo's
+// at the same indices: the slowdown at that depth, robust to single
+// held-up steps.
+func windowRatios(gaps, solo []gap, n int, by func(gap) time.Duration) []float64 {
 	var out []float64
 	for lo := 0; lo < len(gaps); lo += n {
 		w := gaps[lo:min(lo+n, len(gaps))]
@@ -320,7 +331,7 @@ func windowRatios(gaps, solo []gap, n int) []float64 {
 		for _, g := range w {
 			s = append(s, solo[g.i])
 		}
-		out = append(out, median(w).Seconds()/median(s).Seconds())
+		out = append(out, medianBy(w, by).Seconds()/medianBy(s, by).Seconds())
 	}
 	return out
 }
@@ -335,13 +346,14 @@ func decode(ctx context.Context, m *mlxmoe.Model, p []int32, n int, decoding cha
 	defer s.Close()
 	var out []gap
 	var last time.Time
+	var lastCPU time.Duration
 	opts := greedy(n)
 	opts.LogitsMask = func([]int32, []float32) {
-		now := time.Now()
+		now, cpu := time.Now(), processCPU()
 		if !last.IsZero() {
-			out = append(out, gap{now.Sub(last), now, len(out)})
+			out = append(out, gap{now.Sub(last), cpu - lastCPU, now, len(out)})
 		}
-		last = now
+		last, lastCPU = now, cpu
 	}
 	first := true
 	_, err := s.Stream(ctx, p, opts, func(mlxmoe.Token) error {
@@ -363,11 +375,22 @@ func percentile(vs []float64, p float64) float64 {
 	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
-func median(gs []gap) time.Duration {
+func median(gs []gap) time.Duration { return medianBy(gs, func(g gap) time.Duration { return g.d }) }
+
+func medianBy(gs []gap, by func(gap) time.Duration) time.Duration {
 	ds := make([]time.Duration, len(gs))
 	for i, g := range gs {
-		ds[i] = g.d
+		ds[i] = by(g)
 	}
 	slices.Sort(ds)
 	return ds[len(ds)/2]
+}
+
+// processCPU is the CPU time the process has used, all threads.
+func processCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &ts); err != nil {
+		panic(err) // supported wherever the engine runs (Linux, macOS)
+	}
+	return time.Duration(ts.Nano())
 }
