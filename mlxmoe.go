@@ -91,9 +91,11 @@ type Options struct {
 	PrefillChunk int
 	// PrefillPace, when above 1, sizes the prefill chunk while other
 	// sequences decode so that a step takes at most this many times a step
-	// of their decode tokens alone (2.5 keeps a stream's inter-token gap
-	// under 3x its solo value while a long prompt prefills; when not even
-	// one prompt token fits, its chunk runs some of the layers a step).
+	// of their decode tokens alone (serve's default, 2, keeps a stream's
+	// inter-token gap within about 3x its solo value while a long prompt
+	// prefills, by CPU time: the budget is against the decode step next to
+	// the prompt, which its cache traffic slows; when not even one prompt
+	// token fits, its chunk runs some of the layers a step).
 	// Without it (0) a prompt is split the same way whatever else runs, so
 	// a generation's logits do not depend on its neighbours; paced, the
 	// split follows the timing and the logits vary in their last bits.
