@@ -547,6 +547,48 @@ s4chunk:
 	VZEROUPPER
 	RET
 
+// func attnScoresF16x8AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
+// The same for rows i < 8 and one key at a time (s[j*8+i]): an
+// accumulator per row, the query chunks the multiply-adds' memory operands
+// (rows 0-3 from R14, 4-7 from R13), so each key chunk is converted once
+// for all eight rows and the reduction yields a key's eight scores in s's
+// order.
+TEXT ·attnScoresF16x8AVX2(SB), NOSPLIT, $0-48
+	SCORESPROLOGUE
+	LEAQ (SI)(R8*4), BX
+
+s8keys:
+	ZERO8
+	MOVQ SI, R14
+	MOVQ BX, R13
+	MOVQ R11, R15
+	XORQ R12, R12
+
+s8chunk:
+	VCVTPH2PS   (DX)(R12*1), Y8
+	VFMADD231PS (R14), Y8, Y0
+	VFMADD231PS (R14)(R8*1), Y8, Y1
+	VFMADD231PS (R14)(R8*2), Y8, Y2
+	VFMADD231PS (R14)(R10*1), Y8, Y3
+	VFMADD231PS (R13), Y8, Y4
+	VFMADD231PS (R13)(R8*1), Y8, Y5
+	VFMADD231PS (R13)(R8*2), Y8, Y6
+	VFMADD231PS (R13)(R10*1), Y8, Y7
+	ADDQ        $16, R12
+	ADDQ        $32, R14
+	ADDQ        $32, R13
+	DECQ        R15
+	JNZ         s8chunk
+
+	REDUCE8
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	ADDQ    R9, DX
+	DECQ    CX
+	JNZ     s8keys
+	VZEROUPPER
+	RET
+
 DATA attnninf<>+0(SB)/4, $0xff800000
 GLOBL attnninf<>(SB), RODATA|NOPTR, $4
 

@@ -84,13 +84,16 @@ var attnLanes = [4][8]int32{
 }
 
 // f16Kernels are an architecture's fused f16 score and value kernels
-// (attention_amd64.s, attention_arm64.s): two query rows, and four rows
-// whose scores and probabilities are ps apart per key (ps 4, or 8 when a
-// second call does rows 4..7). The score kernels take two keys at a time
-// or more and repeat the last key to fill a group. Neither checks bounds.
+// (attention_amd64.s, attention_arm64.s): two query rows, four rows whose
+// scores and probabilities are ps apart per key (ps 4, or 8 when a second
+// call does rows 4..7), and eight rows' scores where an architecture has
+// them (nil: two passes of four). The two- and four-row score kernels
+// take two keys at a time or more and repeat the last key to fill a
+// group. None checks bounds.
 type f16Kernels struct {
 	scores2 func(s *float32, q *float32, dk int, k *uint16, ks, nk int)
 	scores4 func(s *float32, q *float32, dk int, k *uint16, ks, nk, ps int)
+	scores8 func(s *float32, q *float32, dk int, k *uint16, ks, nk int)
 	pv2     func(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk int)
 	pv4     func(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk, ps int)
 }
@@ -114,8 +117,10 @@ func attnScoresF16(r int, s, q []float32, dk int, k []uint16, ks, nk int) {
 	case 4:
 		x.scores4(&s[0], &q[0], dk, &k[0], ks, nk, 4)
 	case 8:
-		// Two passes of four rows: a chunk's loads then feed twice as many
-		// multiply-adds as eight rows of one key would.
+		if x.scores8 != nil {
+			x.scores8(&s[0], &q[0], dk, &k[0], ks, nk)
+			return
+		}
 		x.scores4(&s[0], &q[0], dk, &k[0], ks, nk, 8)
 		x.scores4(&s[4], &q[4*dk], dk, &k[0], ks, nk, 8)
 	}
@@ -140,7 +145,9 @@ func attnPVF16(r int, o []float32, dv int, corr, p []float32, v []uint16, vs, nk
 	case 4:
 		x.pv4(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk, 4)
 	case 8:
-		// Two passes of four rows, as the scores.
+		// Two passes of four rows: one pass of eight rows × one column
+		// chunk (a broadcast per multiply-add) ran at 74 GFLOP/s in cache
+		// against 88 (BENCHMARKS.md, "Fused f16 attention").
 		x.pv4(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk, 8)
 		x.pv4(&o[4*dv], dv, &corr[4], &p[4], &v[0], vs, nk, 8)
 	}
