@@ -712,18 +712,80 @@ smexp:
 // func attnPVF16x4AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk, ps int)
 // o[i*dv+c] = o[i*dv+c]·corr[i] + Σ_j p[j*ps+i]·v[j*vs+c] (half) for
 // i < 4, c < dv (a multiple of 8), j < nk (≥ 1); ps is 4, or 8 when a
-// second call does rows 4..7. Two column chunks at a time (Y0-Y1 row 0
-// ... Y6-Y7 row 3) while every key's value chunks are added, an odd last
-// chunk alone.
+// second call does rows 4..7. Three column chunks at a time (Y0-Y2 row 0
+// ... Y9-Y11 row 3, the converted chunks in Y12-Y14, each row's
+// probability broadcast into Y15 in turn): a key's three conversions and
+// four broadcasts feed twelve multiply-adds. A last two chunks go
+// together (Y0-Y1 row 0 ... Y6-Y7 row 3), a last one alone.
 TEXT ·attnPVF16x4AVX2(SB), NOSPLIT, $0-64
 	PVPROLOGUE
 	MOVQ ps+56(FP), R12
 	SHLQ $2, R12
 	MOVQ CX, R15
-	SHRQ $1, CX
-	JZ   pv4tail
 
-pv4col:
+pv4tri:
+	CMPQ R15, $3
+	JLT  pv4pair
+	SCALED(0, (DI), Y15, Y0)
+	VMULPS 32(DI), Y15, Y1
+	VMULPS 64(DI), Y15, Y2
+	SCALED(1, (DI)(R8*1), Y15, Y3)
+	VMULPS 32(DI)(R8*1), Y15, Y4
+	VMULPS 64(DI)(R8*1), Y15, Y5
+	SCALED(2, (DI)(R8*2), Y15, Y6)
+	VMULPS 32(DI)(R8*2), Y15, Y7
+	VMULPS 64(DI)(R8*2), Y15, Y8
+	SCALED(3, (DI)(R10*1), Y15, Y9)
+	VMULPS 32(DI)(R10*1), Y15, Y10
+	VMULPS 64(DI)(R10*1), Y15, Y11
+	PVKEYS
+
+pv4trikey:
+	VCVTPH2PS    (AX), Y12
+	VCVTPH2PS    16(AX), Y13
+	VCVTPH2PS    32(AX), Y14
+	VBROADCASTSS (R13), Y15
+	VFMADD231PS  Y15, Y12, Y0
+	VFMADD231PS  Y15, Y13, Y1
+	VFMADD231PS  Y15, Y14, Y2
+	VBROADCASTSS 4(R13), Y15
+	VFMADD231PS  Y15, Y12, Y3
+	VFMADD231PS  Y15, Y13, Y4
+	VFMADD231PS  Y15, Y14, Y5
+	VBROADCASTSS 8(R13), Y15
+	VFMADD231PS  Y15, Y12, Y6
+	VFMADD231PS  Y15, Y13, Y7
+	VFMADD231PS  Y15, Y14, Y8
+	VBROADCASTSS 12(R13), Y15
+	VFMADD231PS  Y15, Y12, Y9
+	VFMADD231PS  Y15, Y13, Y10
+	VFMADD231PS  Y15, Y14, Y11
+	ADDQ         R9, AX
+	ADDQ         R12, R13
+	DECQ         R14
+	JNZ          pv4trikey
+
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, (DI)(R8*1)
+	VMOVUPS Y4, 32(DI)(R8*1)
+	VMOVUPS Y5, 64(DI)(R8*1)
+	VMOVUPS Y6, (DI)(R8*2)
+	VMOVUPS Y7, 32(DI)(R8*2)
+	VMOVUPS Y8, 64(DI)(R8*2)
+	VMOVUPS Y9, (DI)(R10*1)
+	VMOVUPS Y10, 32(DI)(R10*1)
+	VMOVUPS Y11, 64(DI)(R10*1)
+	ADDQ    $96, DI
+	ADDQ    $48, DX
+	SUBQ    $3, R15
+	JMP     pv4tri
+
+pv4pair:
+	CMPQ R15, $2
+	JLT  pv4tail
+	SUBQ $2, R15
 	SCALED(0, (DI), Y8, Y0)
 	VMULPS 32(DI), Y8, Y1
 	SCALED(1, (DI)(R8*1), Y8, Y2)
@@ -764,11 +826,9 @@ pv4key:
 	VMOVUPS Y7, 32(DI)(R10*1)
 	ADDQ    $64, DI
 	ADDQ    $32, DX
-	DECQ    CX
-	JNZ     pv4col
 
 pv4tail:
-	TESTQ $1, R15
+	TESTQ R15, R15
 	JZ    pv4done
 	SCALED(0, (DI), Y8, Y0)
 	SCALED(1, (DI)(R8*1), Y8, Y2)

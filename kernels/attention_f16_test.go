@@ -21,14 +21,15 @@ func randHalf(rng *rand.Rand, n int) []uint16 {
 
 // TestFusedF16Kernels: the score, softmax and value kernels against their
 // portable forms for every width, head dims that leave each loop's chunk
-// tail (8 to 264), key counts that leave a vector's tail, strided rows.
+// tail (8 to 264; none, one or two chunks after the four-row value kernel's
+// triples), key counts that leave a vector's tail, strided rows.
 // Tolerances: float32 sums in another order (checkScores; 1e-5 relative
 // for the softmax and the values).
 func TestFusedF16Kernels(t *testing.T) {
 	simdModes(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(31, 1))
 		for _, r := range []int{2, 4, 8} {
-			for _, d := range []int{8, 16, 24, 40, 64, 72, 136, 256, 264} {
+			for _, d := range []int{8, 16, 24, 32, 40, 56, 64, 72, 136, 256, 264} {
 				for _, nk := range []int{1, 3, 7, 33, 64} {
 					what := fmt.Sprintf("r %d d %d keys %d", r, d, nk)
 					stride := d + 8*rng.IntN(3)
