@@ -709,6 +709,14 @@ smexp:
 	VBROADCASTSS i*4(BX), t; \
 	VMULPS       mem, t, y
 
+// PV4NEXT moves the four-row value kernels to the next key (value row AX,
+// its probabilities R13 ps apart) and loops to key while keys are left.
+#define PV4NEXT(key) \
+	ADDQ R9, AX; \
+	ADDQ R12, R13; \
+	DECQ R14; \
+	JNZ  key
+
 // PV4PAIR adds every key's values to two column chunks of four rows
 // (Y0-Y1 row 0 ... Y6-Y7 row 3) at DI and DX, then moves DI and DX to the
 // next chunks (key a label unique in the function).
@@ -737,10 +745,7 @@ key: \
 	VBROADCASTSS 12(R13), Y13; \
 	VFMADD231PS  Y13, Y8, Y6; \
 	VFMADD231PS  Y13, Y9, Y7; \
-	ADDQ         R9, AX; \
-	ADDQ         R12, R13; \
-	DECQ         R14; \
-	JNZ          key; \
+	PV4NEXT(key); \
 	VMOVUPS Y0, (DI); \
 	VMOVUPS Y1, 32(DI); \
 	VMOVUPS Y2, (DI)(R8*1); \
@@ -769,10 +774,7 @@ key: \
 	VFMADD231PS  Y12, Y8, Y4; \
 	VBROADCASTSS 12(R13), Y13; \
 	VFMADD231PS  Y13, Y8, Y6; \
-	ADDQ         R9, AX; \
-	ADDQ         R12, R13; \
-	DECQ         R14; \
-	JNZ          key; \
+	PV4NEXT(key); \
 	VMOVUPS      Y0, (DI); \
 	VMOVUPS      Y2, (DI)(R8*1); \
 	VMOVUPS      Y4, (DI)(R8*2); \
@@ -856,10 +858,7 @@ pv43key:
 	VFMADD231PS  Y15, Y12, Y9
 	VFMADD231PS  Y15, Y13, Y10
 	VFMADD231PS  Y15, Y14, Y11
-	ADDQ         R9, AX
-	ADDQ         R12, R13
-	DECQ         R14
-	JNZ          pv43key
+	PV4NEXT(pv43key)
 
 	VMOVUPS Y0, (DI)
 	VMOVUPS Y1, 32(DI)
