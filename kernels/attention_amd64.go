@@ -59,6 +59,9 @@ func attnScoresF16x2AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
 func attnScoresF16x4AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk, ps int)
 
 //go:noescape
+func attnScoresF16x8AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
+
+//go:noescape
 func attnSoftmaxAVX2(s *float32, n, r int, rows *int32, m, l, corr *float32)
 
 //go:noescape
@@ -67,11 +70,17 @@ func attnPVF16x2AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, v
 //go:noescape
 func attnPVF16x4AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk, ps int)
 
+//go:noescape
+func attnPVF16x4x3AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk, ps int)
+
 // hasFusedF16 reports whether the fused f16 attention kernels run here.
 func hasFusedF16() bool { return hasAVX2FMA && hasF16C }
 
 // attnF16 are the fused f16 kernels (attnScoresF16, attnPVF16).
-var attnF16 = f16Kernels{attnScoresF16x2AVX2, attnScoresF16x4AVX2, attnPVF16x2AVX2, attnPVF16x4AVX2}
+var attnF16 = f16Kernels{
+	scores2: attnScoresF16x2AVX2, scores4: attnScoresF16x4AVX2, scores8: attnScoresF16x8AVX2,
+	pv2: attnPVF16x2AVX2, pv4: attnPVF16x4AVX2, pv4x3: attnPVF16x4x3AVX2,
+}
 
 // attnSoftmax is one key block's online softmax for r rows (1, 2, 4 or
 // 8) over the scores s[j*r+i], j < nk: m[i] becomes the max of m[i] and

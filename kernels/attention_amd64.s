@@ -547,6 +547,50 @@ s4chunk:
 	VZEROUPPER
 	RET
 
+// func attnScoresF16x8AVX2(s *float32, q *float32, dk int, k *uint16, ks, nk int)
+// The same for rows i < 8 and one key at a time (s[j*8+i]): an
+// accumulator per row, the query chunks the multiply-adds' memory operands
+// (rows 0-3 from R14, 4-7 from R13), so each key chunk is converted once
+// for all eight rows and the reduction yields a key's eight scores in s's
+// order.
+TEXT ·attnScoresF16x8AVX2(SB), NOSPLIT, $0-48
+	SCORESPROLOGUE
+	LEAQ (SI)(R8*1), R13
+	LEAQ (SI)(R8*2), R14
+	LEAQ (SI)(R10*1), R15
+	LEAQ (SI)(R8*4), BX
+	LEAQ (BX)(R8*1), AX
+	LEAQ (BX)(R8*2), R8
+	LEAQ (BX)(R10*1), R10
+	SHLQ $4, R11
+
+s8keys:
+	ZERO8
+	XORQ R12, R12
+
+s8chunk:
+	VCVTPH2PS   (DX)(R12*1), Y8
+	VFMADD231PS (SI)(R12*2), Y8, Y0
+	VFMADD231PS (R13)(R12*2), Y8, Y1
+	VFMADD231PS (R14)(R12*2), Y8, Y2
+	VFMADD231PS (R15)(R12*2), Y8, Y3
+	VFMADD231PS (BX)(R12*2), Y8, Y4
+	VFMADD231PS (AX)(R12*2), Y8, Y5
+	VFMADD231PS (R8)(R12*2), Y8, Y6
+	VFMADD231PS (R10)(R12*2), Y8, Y7
+	ADDQ        $16, R12
+	CMPQ        R12, R11
+	JNE         s8chunk
+
+	REDUCE8
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	ADDQ    R9, DX
+	DECQ    CX
+	JNZ     s8keys
+	VZEROUPPER
+	RET
+
 DATA attnninf<>+0(SB)/4, $0xff800000
 GLOBL attnninf<>(SB), RODATA|NOPTR, $4
 
@@ -665,12 +709,82 @@ smexp:
 	VBROADCASTSS i*4(BX), t; \
 	VMULPS       mem, t, y
 
+// PV4NEXT moves the four-row value kernels to the next key (value row AX,
+// its probabilities R13 ps apart) and loops to key while keys are left.
+#define PV4NEXT(key) \
+	ADDQ R9, AX; \
+	ADDQ R12, R13; \
+	DECQ R14; \
+	JNZ  key
+
+// PV4PAIR adds every key's values to two column chunks of four rows
+// (Y0-Y1 row 0 ... Y6-Y7 row 3) at DI and DX, then moves DI and DX to the
+// next chunks (key a label unique in the function).
+#define PV4PAIR(key) \
+	SCALED(0, (DI), Y8, Y0); \
+	VMULPS 32(DI), Y8, Y1; \
+	SCALED(1, (DI)(R8*1), Y8, Y2); \
+	VMULPS 32(DI)(R8*1), Y8, Y3; \
+	SCALED(2, (DI)(R8*2), Y8, Y4); \
+	VMULPS 32(DI)(R8*2), Y8, Y5; \
+	SCALED(3, (DI)(R10*1), Y8, Y6); \
+	VMULPS 32(DI)(R10*1), Y8, Y7; \
+	PVKEYS; \
+key: \
+	VCVTPH2PS    (AX), Y8; \
+	VCVTPH2PS    16(AX), Y9; \
+	VBROADCASTSS (R13), Y10; \
+	VFMADD231PS  Y10, Y8, Y0; \
+	VFMADD231PS  Y10, Y9, Y1; \
+	VBROADCASTSS 4(R13), Y11; \
+	VFMADD231PS  Y11, Y8, Y2; \
+	VFMADD231PS  Y11, Y9, Y3; \
+	VBROADCASTSS 8(R13), Y12; \
+	VFMADD231PS  Y12, Y8, Y4; \
+	VFMADD231PS  Y12, Y9, Y5; \
+	VBROADCASTSS 12(R13), Y13; \
+	VFMADD231PS  Y13, Y8, Y6; \
+	VFMADD231PS  Y13, Y9, Y7; \
+	PV4NEXT(key); \
+	VMOVUPS Y0, (DI); \
+	VMOVUPS Y1, 32(DI); \
+	VMOVUPS Y2, (DI)(R8*1); \
+	VMOVUPS Y3, 32(DI)(R8*1); \
+	VMOVUPS Y4, (DI)(R8*2); \
+	VMOVUPS Y5, 32(DI)(R8*2); \
+	VMOVUPS Y6, (DI)(R10*1); \
+	VMOVUPS Y7, 32(DI)(R10*1); \
+	ADDQ    $64, DI; \
+	ADDQ    $32, DX
+
+// PV4ONE is PV4PAIR for one column chunk (Y0, Y2, Y4, Y6).
+#define PV4ONE(key) \
+	SCALED(0, (DI), Y8, Y0); \
+	SCALED(1, (DI)(R8*1), Y8, Y2); \
+	SCALED(2, (DI)(R8*2), Y8, Y4); \
+	SCALED(3, (DI)(R10*1), Y8, Y6); \
+	PVKEYS; \
+key: \
+	VCVTPH2PS    (AX), Y8; \
+	VBROADCASTSS (R13), Y10; \
+	VFMADD231PS  Y10, Y8, Y0; \
+	VBROADCASTSS 4(R13), Y11; \
+	VFMADD231PS  Y11, Y8, Y2; \
+	VBROADCASTSS 8(R13), Y12; \
+	VFMADD231PS  Y12, Y8, Y4; \
+	VBROADCASTSS 12(R13), Y13; \
+	VFMADD231PS  Y13, Y8, Y6; \
+	PV4NEXT(key); \
+	VMOVUPS      Y0, (DI); \
+	VMOVUPS      Y2, (DI)(R8*1); \
+	VMOVUPS      Y4, (DI)(R8*2); \
+	VMOVUPS      Y6, (DI)(R10*1)
+
 // func attnPVF16x4AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk, ps int)
 // o[i*dv+c] = o[i*dv+c]·corr[i] + Σ_j p[j*ps+i]·v[j*vs+c] (half) for
 // i < 4, c < dv (a multiple of 8), j < nk (≥ 1); ps is 4, or 8 when a
-// second call does rows 4..7. Two column chunks at a time (Y0-Y1 row 0
-// ... Y6-Y7 row 3) while every key's value chunks are added, an odd last
-// chunk alone.
+// second call does rows 4..7. Two column chunks at a time while every
+// key's value chunks are added, an odd last chunk alone.
 TEXT ·attnPVF16x4AVX2(SB), NOSPLIT, $0-64
 	PVPROLOGUE
 	MOVQ ps+56(FP), R12
@@ -680,78 +794,101 @@ TEXT ·attnPVF16x4AVX2(SB), NOSPLIT, $0-64
 	JZ   pv4tail
 
 pv4col:
-	SCALED(0, (DI), Y8, Y0)
-	VMULPS 32(DI), Y8, Y1
-	SCALED(1, (DI)(R8*1), Y8, Y2)
-	VMULPS 32(DI)(R8*1), Y8, Y3
-	SCALED(2, (DI)(R8*2), Y8, Y4)
-	VMULPS 32(DI)(R8*2), Y8, Y5
-	SCALED(3, (DI)(R10*1), Y8, Y6)
-	VMULPS 32(DI)(R10*1), Y8, Y7
-	PVKEYS
-
-pv4key:
-	VCVTPH2PS    (AX), Y8
-	VCVTPH2PS    16(AX), Y9
-	VBROADCASTSS (R13), Y10
-	VFMADD231PS  Y10, Y8, Y0
-	VFMADD231PS  Y10, Y9, Y1
-	VBROADCASTSS 4(R13), Y11
-	VFMADD231PS  Y11, Y8, Y2
-	VFMADD231PS  Y11, Y9, Y3
-	VBROADCASTSS 8(R13), Y12
-	VFMADD231PS  Y12, Y8, Y4
-	VFMADD231PS  Y12, Y9, Y5
-	VBROADCASTSS 12(R13), Y13
-	VFMADD231PS  Y13, Y8, Y6
-	VFMADD231PS  Y13, Y9, Y7
-	ADDQ         R9, AX
-	ADDQ         R12, R13
-	DECQ         R14
-	JNZ          pv4key
-
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y1, 32(DI)
-	VMOVUPS Y2, (DI)(R8*1)
-	VMOVUPS Y3, 32(DI)(R8*1)
-	VMOVUPS Y4, (DI)(R8*2)
-	VMOVUPS Y5, 32(DI)(R8*2)
-	VMOVUPS Y6, (DI)(R10*1)
-	VMOVUPS Y7, 32(DI)(R10*1)
-	ADDQ    $64, DI
-	ADDQ    $32, DX
-	DECQ    CX
-	JNZ     pv4col
+	PV4PAIR(pv4key)
+	DECQ CX
+	JNZ  pv4col
 
 pv4tail:
 	TESTQ $1, R15
 	JZ    pv4done
-	SCALED(0, (DI), Y8, Y0)
-	SCALED(1, (DI)(R8*1), Y8, Y2)
-	SCALED(2, (DI)(R8*2), Y8, Y4)
-	SCALED(3, (DI)(R10*1), Y8, Y6)
-	PVKEYS
-
-pv4one:
-	VCVTPH2PS    (AX), Y8
-	VBROADCASTSS (R13), Y10
-	VFMADD231PS  Y10, Y8, Y0
-	VBROADCASTSS 4(R13), Y11
-	VFMADD231PS  Y11, Y8, Y2
-	VBROADCASTSS 8(R13), Y12
-	VFMADD231PS  Y12, Y8, Y4
-	VBROADCASTSS 12(R13), Y13
-	VFMADD231PS  Y13, Y8, Y6
-	ADDQ         R9, AX
-	ADDQ         R12, R13
-	DECQ         R14
-	JNZ          pv4one
-	VMOVUPS      Y0, (DI)
-	VMOVUPS      Y2, (DI)(R8*1)
-	VMOVUPS      Y4, (DI)(R8*2)
-	VMOVUPS      Y6, (DI)(R10*1)
+	PV4ONE(pv4one)
 
 pv4done:
+	VZEROUPPER
+	RET
+
+// func attnPVF16x4x3AVX2(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk, ps int)
+// The same sum three column chunks at a time (Y0-Y2 row 0 ... Y9-Y11 row
+// 3, the converted chunks in Y12-Y14, each row's probability broadcast
+// into Y15 in turn): a key's three conversions and four broadcasts feed
+// twelve multiply-adds, against two and four for eight in
+// attnPVF16x4AVX2. Faster with the values in cache, slower streaming
+// them from memory (fewer keys' loads fit in flight). A last two chunks
+// go together, a last one alone.
+TEXT ·attnPVF16x4x3AVX2(SB), NOSPLIT, $0-64
+	PVPROLOGUE
+	MOVQ ps+56(FP), R12
+	SHLQ $2, R12
+	MOVQ CX, R15
+
+pv43tri:
+	CMPQ R15, $3
+	JLT  pv43pair
+	SCALED(0, (DI), Y15, Y0)
+	VMULPS 32(DI), Y15, Y1
+	VMULPS 64(DI), Y15, Y2
+	SCALED(1, (DI)(R8*1), Y15, Y3)
+	VMULPS 32(DI)(R8*1), Y15, Y4
+	VMULPS 64(DI)(R8*1), Y15, Y5
+	SCALED(2, (DI)(R8*2), Y15, Y6)
+	VMULPS 32(DI)(R8*2), Y15, Y7
+	VMULPS 64(DI)(R8*2), Y15, Y8
+	SCALED(3, (DI)(R10*1), Y15, Y9)
+	VMULPS 32(DI)(R10*1), Y15, Y10
+	VMULPS 64(DI)(R10*1), Y15, Y11
+	PVKEYS
+
+pv43key:
+	VCVTPH2PS    (AX), Y12
+	VCVTPH2PS    16(AX), Y13
+	VCVTPH2PS    32(AX), Y14
+	VBROADCASTSS (R13), Y15
+	VFMADD231PS  Y15, Y12, Y0
+	VFMADD231PS  Y15, Y13, Y1
+	VFMADD231PS  Y15, Y14, Y2
+	VBROADCASTSS 4(R13), Y15
+	VFMADD231PS  Y15, Y12, Y3
+	VFMADD231PS  Y15, Y13, Y4
+	VFMADD231PS  Y15, Y14, Y5
+	VBROADCASTSS 8(R13), Y15
+	VFMADD231PS  Y15, Y12, Y6
+	VFMADD231PS  Y15, Y13, Y7
+	VFMADD231PS  Y15, Y14, Y8
+	VBROADCASTSS 12(R13), Y15
+	VFMADD231PS  Y15, Y12, Y9
+	VFMADD231PS  Y15, Y13, Y10
+	VFMADD231PS  Y15, Y14, Y11
+	PV4NEXT(pv43key)
+
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, (DI)(R8*1)
+	VMOVUPS Y4, 32(DI)(R8*1)
+	VMOVUPS Y5, 64(DI)(R8*1)
+	VMOVUPS Y6, (DI)(R8*2)
+	VMOVUPS Y7, 32(DI)(R8*2)
+	VMOVUPS Y8, 64(DI)(R8*2)
+	VMOVUPS Y9, (DI)(R10*1)
+	VMOVUPS Y10, 32(DI)(R10*1)
+	VMOVUPS Y11, 64(DI)(R10*1)
+	ADDQ    $96, DI
+	ADDQ    $48, DX
+	SUBQ    $3, R15
+	JMP     pv43tri
+
+pv43pair:
+	CMPQ R15, $2
+	JLT  pv43tail
+	SUBQ $2, R15
+	PV4PAIR(pv43pkey)
+
+pv43tail:
+	TESTQ R15, R15
+	JZ    pv43done
+	PV4ONE(pv43one)
+
+pv43done:
 	VZEROUPPER
 	RET
 

@@ -61,7 +61,8 @@ func (a *attnTile) unmasked(t0, t1, j0, nk int) bool {
 }
 
 // fusedBlock adds keys j0..j0+nk of kv head g to the tile's rows (padded
-// to fusedPad) through the fused kernels.
+// to fusedPad) through the fused kernels. With more than eight rows the
+// block serves several row groups, so it is in cache after the first.
 func (a *attnTile) fusedBlock(g, j0, nk, rows int) {
 	s, dk, dv := a.src, a.dk, a.dv
 	k := s.k.Half[j0*s.k.Cols+s.kc0+g*dk:]
@@ -70,7 +71,7 @@ func (a *attnTile) fusedBlock(g, j0, nk, rows int) {
 		r := fusedWidth(rows - r0)
 		attnScoresF16(r, a.ps, a.qs[r0*dk:], dk, k, s.k.Cols, nk)
 		attnSoftmax(a.ps, nk, r, a.rowMax[r0:], a.rowSum[r0:], a.corr)
-		attnPVF16(r, a.o[r0*dv:], dv, a.corr, a.ps, v, s.v.Cols, nk)
+		attnPVF16(r, a.o[r0*dv:], dv, a.corr, a.ps, v, s.v.Cols, nk, rows > 8)
 	}
 }
 
@@ -84,15 +85,20 @@ var attnLanes = [4][8]int32{
 }
 
 // f16Kernels are an architecture's fused f16 score and value kernels
-// (attention_amd64.s, attention_arm64.s): two query rows, and four rows
-// whose scores and probabilities are ps apart per key (ps 4, or 8 when a
-// second call does rows 4..7). The score kernels take two keys at a time
-// or more and repeat the last key to fill a group. Neither checks bounds.
+// (attention_amd64.s, attention_arm64.s): two query rows, four rows whose
+// scores and probabilities are ps apart per key (ps 4, or 8 when a second
+// call does rows 4..7), and where an architecture has them (else nil)
+// eight rows' scores in one pass and a four-row value kernel for values
+// in cache (pv4x3: more multiply-adds per load, fewer keys' loads in
+// flight). The two- and four-row score kernels take two keys at a time or
+// more and repeat the last key to fill a group. None checks bounds.
 type f16Kernels struct {
 	scores2 func(s *float32, q *float32, dk int, k *uint16, ks, nk int)
 	scores4 func(s *float32, q *float32, dk int, k *uint16, ks, nk, ps int)
+	scores8 func(s *float32, q *float32, dk int, k *uint16, ks, nk int)
 	pv2     func(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk int)
 	pv4     func(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk, ps int)
+	pv4x3   func(o *float32, dv int, corr *float32, p *float32, v *uint16, vs, nk, ps int)
 }
 
 // attnScoresF16 writes s[j*r+i] = q_i·k_j for rows i < r (q row i at
@@ -114,8 +120,10 @@ func attnScoresF16(r int, s, q []float32, dk int, k []uint16, ks, nk int) {
 	case 4:
 		x.scores4(&s[0], &q[0], dk, &k[0], ks, nk, 4)
 	case 8:
-		// Two passes of four rows: a chunk's loads then feed twice as many
-		// multiply-adds as eight rows of one key would.
+		if x.scores8 != nil {
+			x.scores8(&s[0], &q[0], dk, &k[0], ks, nk)
+			return
+		}
 		x.scores4(&s[0], &q[0], dk, &k[0], ks, nk, 8)
 		x.scores4(&s[4], &q[4*dk], dk, &k[0], ks, nk, 8)
 	}
@@ -123,8 +131,10 @@ func attnScoresF16(r int, s, q []float32, dk int, k []uint16, ks, nk int) {
 
 // attnPVF16 sets o[i*dv+c] = o[i*dv+c]·corr[i] + Σ_j p[j*r+i]·v_j[c] for
 // rows i < r, columns c < dv, keys j < nk (value j the dv halves at
-// v[j*vs:]).
-func attnPVF16(r int, o []float32, dv int, corr, p []float32, v []uint16, vs, nk int) {
+// v[j*vs:]). cached says the values were read recently (another row
+// group's call over the same block), which picks the four-row kernel
+// that is faster in cache and slower from memory.
+func attnPVF16(r int, o []float32, dv int, corr, p []float32, v []uint16, vs, nk int, cached bool) {
 	x := &attnF16
 	if x.pv2 == nil || !hasFusedF16() || dv%8 != 0 || nk == 0 || (r != 2 && r != 4 && r != 8) {
 		attnPVF16Go(r, o, dv, corr, p, v, vs, nk)
@@ -134,15 +144,21 @@ func attnPVF16(r int, o []float32, dv int, corr, p []float32, v []uint16, vs, nk
 	_ = corr[r-1]
 	_ = p[nk*r-1]
 	_ = v[(nk-1)*vs+dv-1]
+	pv4 := x.pv4
+	if cached && x.pv4x3 != nil {
+		pv4 = x.pv4x3
+	}
 	switch r {
 	case 2:
 		x.pv2(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk)
 	case 4:
-		x.pv4(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk, 4)
+		pv4(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk, 4)
 	case 8:
-		// Two passes of four rows, as the scores.
-		x.pv4(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk, 8)
-		x.pv4(&o[4*dv], dv, &corr[4], &p[4], &v[0], vs, nk, 8)
+		// Two passes of four rows: one pass of eight rows × one column
+		// chunk (a broadcast per multiply-add) ran at 74 GFLOP/s in cache
+		// against 82-88 (BENCHMARKS.md, "Fused f16 attention").
+		pv4(&o[0], dv, &corr[0], &p[0], &v[0], vs, nk, 8)
+		pv4(&o[4*dv], dv, &corr[4], &p[4], &v[0], vs, nk, 8)
 	}
 }
 

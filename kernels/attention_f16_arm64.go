@@ -19,7 +19,10 @@ func attnPVF16x4NEON(o *float32, dv int, corr *float32, p *float32, v *uint16, v
 func hasFusedF16() bool { return hasNEON }
 
 // attnF16 are the fused f16 kernels (attnScoresF16, attnPVF16).
-var attnF16 = f16Kernels{attnScoresF16x2NEON, attnScoresF16x4NEON, attnPVF16x2NEON, attnPVF16x4NEON}
+var attnF16 = f16Kernels{
+	scores2: attnScoresF16x2NEON, scores4: attnScoresF16x4NEON,
+	pv2: attnPVF16x2NEON, pv4: attnPVF16x4NEON,
+}
 
 // attnSoftmax is one key block's online softmax for r rows (the portable
 // form: arm64 has no vector e^x here yet).

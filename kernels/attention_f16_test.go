@@ -21,14 +21,16 @@ func randHalf(rng *rand.Rand, n int) []uint16 {
 
 // TestFusedF16Kernels: the score, softmax and value kernels against their
 // portable forms for every width, head dims that leave each loop's chunk
-// tail (8 to 264), key counts that leave a vector's tail, strided rows.
+// tail (8 to 264; none, one or two chunks after the cached four-row value
+// kernel's triples), key counts that leave a vector's tail, strided rows;
+// the value kernels for values in cache and from memory.
 // Tolerances: float32 sums in another order (checkScores; 1e-5 relative
 // for the softmax and the values).
 func TestFusedF16Kernels(t *testing.T) {
 	simdModes(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(31, 1))
 		for _, r := range []int{2, 4, 8} {
-			for _, d := range []int{8, 16, 24, 40, 64, 72, 136, 256, 264} {
+			for _, d := range []int{8, 16, 24, 32, 40, 56, 64, 72, 136, 256, 264} {
 				for _, nk := range []int{1, 3, 7, 33, 64} {
 					what := fmt.Sprintf("r %d d %d keys %d", r, d, nk)
 					stride := d + 8*rng.IntN(3)
@@ -59,9 +61,12 @@ func TestFusedF16Kernels(t *testing.T) {
 
 					o := randVec(rng, r*d)
 					o2 := append([]float32(nil), o...)
-					attnPVF16(r, o, d, corr, got, v, stride, nk)
 					attnPVF16Go(r, o2, d, corr, got, v, stride, nk)
-					close32(t, what+" out", o, o2, 1e-5)
+					for _, cached := range []bool{false, true} {
+						o3 := append([]float32(nil), o...)
+						attnPVF16(r, o3, d, corr, got, v, stride, nk, cached)
+						close32(t, fmt.Sprintf("%s cached %v out", what, cached), o3, o2, 1e-5)
+					}
 				}
 			}
 		}
