@@ -43,7 +43,7 @@ type Hub struct {
 
 	APICalls    atomic.Int64 // API requests
 	Gets        atomic.Int64 // GETs of file contents (resolve or storage)
-	BytesServed atomic.Int64 // bytes of file contents sent
+	BytesServed atomic.Int64 // bytes of file contents sent (counted as they are handed to the connection)
 	InFlight    atomic.Int64 // storage GETs being answered now
 	MaxInFlight atomic.Int64 // the most at once
 	AuthLeaked  atomic.Bool  // the storage host received an Authorization header
@@ -334,15 +334,17 @@ func (h *Hub) serveBytes(w http.ResponseWriter, r *http.Request, file string, da
 	if hasCut && cut < int64(len(body)) {
 		body = body[:cut] // the connection drops here
 	}
+	// Bytes are counted before they are written: the client may have read
+	// them all, and its caller checked the count, before Write returns.
 	if hasStall && stall < int64(len(body)) {
-		n, _ := w.Write(body[:stall])
-		h.BytesServed.Add(int64(n))
+		h.BytesServed.Add(stall)
+		w.Write(body[:stall])
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 		return
 	}
-	n, _ := w.Write(body)
-	h.BytesServed.Add(int64(n))
+	h.BytesServed.Add(int64(len(body)))
+	w.Write(body)
 }
 
 // WriteCache lays out repo in a Hugging Face cache directory the way
