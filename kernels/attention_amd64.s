@@ -1,6 +1,7 @@
 //go:build !purego
 
 #include "textflag.h"
+#include "avx2_amd64.h"
 
 // The fused f16 kernels' argument loads (macros that name FP arguments
 // stand before the first TEXT, where vet does not take them for another
@@ -419,18 +420,8 @@ expdone:
 // softmax (attnSoftmaxAVX2, lanes of one vector are r rows of 8/r keys),
 // and o_i = o_i·corr_i + Σ_j p[j*r+i]·v_j (attnPVF16xR). Eight
 // accumulators in every loop: r rows × 8/r column chunks, so each
-// converted chunk serves r rows and no sum waits on the one before.
-
-// ZERO8 clears the eight accumulators.
-#define ZERO8 \
-	VXORPS Y0, Y0, Y0; \
-	VXORPS Y1, Y1, Y1; \
-	VXORPS Y2, Y2, Y2; \
-	VXORPS Y3, Y3, Y3; \
-	VXORPS Y4, Y4, Y4; \
-	VXORPS Y5, Y5, Y5; \
-	VXORPS Y6, Y6, Y6; \
-	VXORPS Y7, Y7, Y7
+// converted chunk serves r rows and no sum waits on the one before
+// (ZERO8, avx2_amd64.h, clears them).
 
 // REDUCE8 sums each of Y0..Y7 into lane i of Y0 (a horizontal-add
 // transpose; Y1, Y2, Y4, Y6 scratch).

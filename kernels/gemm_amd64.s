@@ -1,26 +1,18 @@
 //go:build !purego
 
 #include "textflag.h"
+#include "avx2_amd64.h"
 
 // GEMM microkernels and panel decoders for AVX2+FMA. The Go wrappers in
 // gemm_amd64.go check every bound before calling them.
 
-// QUAD points AX, BX, CX at the three weight rows after SI (stride R8)
-// and ZERO8 clears the first eight accumulators.
+// QUAD points AX, BX, CX at the three weight rows after SI (stride R8);
+// ZERO8 (avx2_amd64.h) clears the first eight accumulators.
 #define QUAD \
 	LEAQ (SI)(R8*1), AX; \
 	LEAQ (AX)(R8*1), BX; \
 	LEAQ (BX)(R8*1), CX
 
-#define ZERO8 \
-	VXORPS Y0, Y0, Y0; \
-	VXORPS Y1, Y1, Y1; \
-	VXORPS Y2, Y2, Y2; \
-	VXORPS Y3, Y3, Y3; \
-	VXORPS Y4, Y4, Y4; \
-	VXORPS Y5, Y5, Y5; \
-	VXORPS Y6, Y6, Y6; \
-	VXORPS Y7, Y7, Y7
 
 // Four rows of dot products along k (a multiple of 8) for one token block:
 // row i at w+i*ldw, token j at x+j*ldx, result added to out+j*ldo+i.
