@@ -1,9 +1,11 @@
 package kernels
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestParallelForCoversEachIndexOnce checks plain and nested calls (a
@@ -37,6 +39,39 @@ func TestParallelForCoversEachIndexOnce(t *testing.T) {
 	for i := range nested {
 		if h := nested[i].Load(); h != 1 {
 			t.Fatalf("nested: index %d run %d times", i, h)
+		}
+	}
+}
+
+// TestParallelForUsesIdleWorker checks that every call of a chain gets the
+// pool's worker, both right after the previous call (the worker is still
+// polling; a worker that had not yet gone back to waiting used to miss the
+// handoff, leaving the call to the caller alone) and after a pause long
+// enough for it to park. Each of the two chunks waits for the other to
+// start, so a call run by one goroutine fails instead of passing slowly.
+func TestParallelForUsesIdleWorker(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("needs two Ps")
+	}
+	for call := range 400 {
+		if call%100 == 99 {
+			time.Sleep(5 * spinWait)
+		}
+		var started atomic.Int32
+		alone := atomic.Bool{}
+		runParallel(2, 2, func(lo, hi int) {
+			started.Add(1)
+			deadline := time.Now().Add(2 * time.Second)
+			for started.Load() < 2 {
+				if time.Now().After(deadline) {
+					alone.Store(true)
+					return
+				}
+				runtime.Gosched()
+			}
+		})
+		if alone.Load() {
+			t.Fatalf("call %d ran its two chunks one after the other", call)
 		}
 	}
 }
