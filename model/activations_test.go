@@ -78,9 +78,11 @@ func decodeLogits(t *testing.T, m *model.Model, ids []int32, mode int) [][]float
 // every 4- and 8-bit fixture, the last-prompt-position logits against the
 // reference (token by token); on the trained model, the held-out mean NLL
 // computed token by token. The fidelity tests run on float32 activations
-// (the kernels' default); the library's int16 default must keep the NLL within 0.002 nats of them and the
-// fixture logits within 1e-2 of their range (random-weight fixtures
-// amplify rounding: f16 KV caches move them about as much); int8 for the
+// (the kernels' default); the library's int16 default must keep the NLL
+// within 0.002 nats of them and the fixture logits within the fidelity
+// tests' 1e-3, as a fraction of the logits' range (random-weight fixtures
+// amplify any rounding: qwen3_next-4bit's logits move by 0.0018, 4.9e-4
+// of the largest, about what its f16 KV cache moves them by); int8 for the
 // experts must keep the NLL bound and 3%. int8 everywhere is only
 // measured (it misses the NLL bound, which is why it is not an option).
 // The values are logged; BENCHMARKS.md quotes them.
@@ -107,7 +109,7 @@ func TestDecodeActivationsCost(t *testing.T) {
 			t.Logf("last logits vs reference, max |Δ| (/ max |logit|): float %.2g (%.2g), int16 %.2g (%.2g), int8 experts' gate/up %.2g (%.2g), gate/up/down %.2g (%.2g), int8 everywhere %.2g (%.2g)",
 				abs[floatAll], rel[floatAll], abs[int16All], rel[int16All], abs[int8Experts], rel[int8Experts],
 				abs[int8ExpertsDown], rel[int8ExpertsDown], abs[int8All], rel[int8All])
-			if rel[int16All] > 0.01 {
+			if rel[int16All] > 1e-3 {
 				t.Errorf("int16 activations move the logits by %.3g of their range", rel[int16All])
 			}
 			for _, mode := range []int{int8Experts, int8ExpertsDown} {
