@@ -154,21 +154,25 @@ func tileGo(w []float32, ldw, rows int, x []float32, ldx, nt, k int, out []float
 		w0, w1 := w[i*ldw:i*ldw+k], w[(i+1)*ldw:(i+1)*ldw+k]
 		for j := 0; j < nt; j++ {
 			xs := x[j*ldx : j*ldx+k]
-			var a0, a1, b0, b1 float32
+			var a0, a1, a2, a3, b0, b1, b2, b3 float32
 			c := 0
-			for ; c+2 <= k; c += 2 {
-				x0, x1 := xs[c], xs[c+1]
+			for ; c+4 <= k; c += 4 {
+				x0, x1, x2, x3 := xs[c], xs[c+1], xs[c+2], xs[c+3]
 				a0 += w0[c] * x0
 				a1 += w0[c+1] * x1
+				a2 += w0[c+2] * x2
+				a3 += w0[c+3] * x3
 				b0 += w1[c] * x0
 				b1 += w1[c+1] * x1
+				b2 += w1[c+2] * x2
+				b3 += w1[c+3] * x3
 			}
 			for ; c < k; c++ {
 				a0 += w0[c] * xs[c]
 				b0 += w1[c] * xs[c]
 			}
-			out[j*ldo+i] += a0 + a1
-			out[j*ldo+i+1] += b0 + b1
+			out[j*ldo+i] += (a0 + a1) + (a2 + a3)
+			out[j*ldo+i+1] += (b0 + b1) + (b2 + b3)
 		}
 	}
 }
