@@ -6,6 +6,9 @@ import "unsafe"
 
 // AVX2+FMA forms of the GEMM microkernel and panel decoders (gemm_amd64.s).
 
+// gemmTile is the tokens per microkernel call (tile4x3AVX2).
+const gemmTile = 3
+
 //go:noescape
 func tile4x3AVX2(w *float32, ldw, rows int, x *float32, ldx, k int, out *float32, ldo int)
 
