@@ -1,15 +1,12 @@
 //go:build !purego
 
 #include "textflag.h"
+#include "neon_arm64.h"
 
 // GEMM microkernels and panel decoders for NEON, the arm64 twins of
-// gemm_amd64.s. The Go wrappers in gemm_arm64.go check every bound before
-// calling them. Instructions the Go assembler lacks are spelled as WORDs
-// (their arguments parenthesised: in the assembler's expressions, as in
-// Go, << binds tighter than +): FADD and FADDP (vector) and SCVTF (vector),
-// all on .4S.
-#define FADD4S(m, n, d) WORD $(0x4E20D400 | ((m)<<16) | ((n)<<5) | (d))
-#define FADDP4S(m, n, d) WORD $(0x6E20D400 | ((m)<<16) | ((n)<<5) | (d))
+// gemm_amd64.s. The Go wrappers in gemm_simd.go check every bound before
+// calling them. SCVTF (vector, .4S) is spelled as a WORD like those in
+// neon_arm64.h.
 #define SCVTF4S(n, d) WORD $(0x4E21D800 | ((n)<<5) | (d))
 
 // Microkernels: four rows of dot products along k (a multiple of 8) for
@@ -20,6 +17,16 @@
 // Registers: R0 the quad's first row, R1 ldw bytes, R2 quads left, R3 x,
 // R5 8-column steps, R6 out, R8-R11 the tokens' x, R12-R15 the quad's
 // rows, R16 steps left, R17 an out row; V16-V23 x, V24-V31 w.
+
+// TILEARGS loads the arguments both microkernels share: w, ldw and rows
+// (as bytes and quads) and x.
+#define TILEARGS \
+	MOVD w+0(FP), R0; \
+	MOVD ldw+8(FP), R1; \
+	MOVD rows+16(FP), R2; \
+	MOVD x+24(FP), R3; \
+	LSL  $2, R1, R1; \
+	LSR  $2, R2, R2
 
 // QUADROWS points R12-R15 at the quad's rows and loads the step count.
 #define QUADROWS \
@@ -57,25 +64,6 @@
 	FADD4S(16, a, a); \
 	VST1 [va.S4], (R17); \
 	ADD  R7, R17, R17
-
-// ZERO16 clears V0-V15.
-#define ZERO16 \
-	VEOR V0.B16, V0.B16, V0.B16; \
-	VEOR V1.B16, V1.B16, V1.B16; \
-	VEOR V2.B16, V2.B16, V2.B16; \
-	VEOR V3.B16, V3.B16, V3.B16; \
-	VEOR V4.B16, V4.B16, V4.B16; \
-	VEOR V5.B16, V5.B16, V5.B16; \
-	VEOR V6.B16, V6.B16, V6.B16; \
-	VEOR V7.B16, V7.B16, V7.B16; \
-	VEOR V8.B16, V8.B16, V8.B16; \
-	VEOR V9.B16, V9.B16, V9.B16; \
-	VEOR V10.B16, V10.B16, V10.B16; \
-	VEOR V11.B16, V11.B16, V11.B16; \
-	VEOR V12.B16, V12.B16, V12.B16; \
-	VEOR V13.B16, V13.B16, V13.B16; \
-	VEOR V14.B16, V14.B16, V14.B16; \
-	VEOR V15.B16, V15.B16, V15.B16
 
 // Panel decoders: dst[j] = scale*q_j + bias over whole groups (group a
 // multiple of 8), the codes widened to int32 and converted.
@@ -149,16 +137,11 @@
 // columns: 8 loads of two registers and 32 FMLAs (128 multiply-adds), and
 // 16 independent accumulators cover the FMA latency.
 TEXT ·tile4x4NEON(SB), NOSPLIT, $0-64
-	MOVD w+0(FP), R0
-	MOVD ldw+8(FP), R1
-	MOVD rows+16(FP), R2
-	MOVD x+24(FP), R3
+	TILEARGS
 	MOVD ldx+32(FP), R4
 	MOVD k+40(FP), R5
 	MOVD out+48(FP), R6
 	MOVD ldo+56(FP), R7
-	LSL  $2, R1, R1
-	LSR  $2, R2, R2
 	LSL  $2, R4, R4
 	LSR  $3, R5, R5
 	LSL  $2, R7, R7
@@ -207,14 +190,9 @@ k4:
 // func tile4x1NEON(w *float32, ldw, rows int, x *float32, k int, out *float32)
 // One token: row i's two halves accumulate in V(2i), V(2i+1).
 TEXT ·tile4x1NEON(SB), NOSPLIT, $0-48
-	MOVD w+0(FP), R0
-	MOVD ldw+8(FP), R1
-	MOVD rows+16(FP), R2
-	MOVD x+24(FP), R3
+	TILEARGS
 	MOVD k+32(FP), R5
 	MOVD out+40(FP), R6
-	LSL  $2, R1, R1
-	LSR  $2, R2, R2
 	LSR  $3, R5, R5
 
 quad1:
