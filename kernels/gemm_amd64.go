@@ -43,13 +43,14 @@ func tileOne(w *float32, ldw, rows int, x *float32, k int, out *float32) {
 	tile4x1AVX2(w, ldw, rows, x, k, out)
 }
 
-// dequantSIMD decodes groups whole groups of a 4- or 8-bit row.
-func dequantSIMD(dst *float32, w *uint32, scales, biases *float32, groups, group, bits int) {
-	if bits == 4 {
-		dequant4AVX2(dst, w, scales, biases, groups, group)
-	} else {
-		dequant8AVX2(dst, w, scales, biases, groups, group)
-	}
+// dequant4SIMD and dequant8SIMD decode groups whole groups of a 4- or
+// 8-bit row.
+func dequant4SIMD(dst *float32, w *uint32, scales, biases *float32, groups, group int) {
+	dequant4AVX2(dst, w, scales, biases, groups, group)
+}
+
+func dequant8SIMD(dst *float32, w *uint32, scales, biases *float32, groups, group int) {
+	dequant8AVX2(dst, w, scales, biases, groups, group)
 }
 
 // bf16SIMD converts n (a multiple of 8) bfloat16 values.

@@ -4,8 +4,8 @@ package kernels
 
 // The GEMM's entry points to its assembly (gemm_amd64.s, gemm_arm64.s),
 // shared by the architectures: each binds gemmSIMD, tileWide, tileOne,
-// dequantSIMD and bf16SIMD to its own kernels and these check the bounds
-// the assembly does not.
+// dequant4SIMD, dequant8SIMD and bf16SIMD to its own kernels, and these
+// check the bounds the assembly does not.
 
 // tileKernel adds out[j*ldo+i] += Σ_c w[i*ldw+c]·x[j*ldx+c] for i < rows
 // (a multiple of 4), j < nt, c < k.
@@ -43,7 +43,11 @@ func dequantGroups(dst []float32, w []uint32, scales, biases []float32, bits, gr
 	_ = dst[groups*group-1]
 	_ = w[groups*group*bits/32-1]
 	_ = biases[groups-1]
-	dequantSIMD(&dst[0], &w[0], &scales[0], &biases[0], groups, group, bits)
+	if bits == 4 {
+		dequant4SIMD(&dst[0], &w[0], &scales[0], &biases[0], groups, group)
+	} else {
+		dequant8SIMD(&dst[0], &w[0], &scales[0], &biases[0], groups, group)
+	}
 }
 
 // bf16Row converts len(src) bfloat16 values into dst.
