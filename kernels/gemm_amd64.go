@@ -38,9 +38,12 @@ func tileWide(w *float32, ldw, rows int, x *float32, ldx, k int, out *float32, l
 	tile4x3AVX2(w, ldw, rows, x, ldx, k, out, ldo)
 }
 
-// tileOne runs one token over quads of rows.
-func tileOne(w *float32, ldw, rows int, x *float32, k int, out *float32) {
-	tile4x1AVX2(w, ldw, rows, x, k, out)
+// tileRest runs the nt < gemmTile tokens after the whole tiles, one at a
+// time.
+func tileRest(w []float32, ldw, rows int, x []float32, ldx, nt, k int, out []float32, ldo int) {
+	for j := 0; j < nt; j++ {
+		tile4x1AVX2(&w[0], ldw, rows, &x[j*ldx], k, &out[j*ldo])
+	}
 }
 
 // dequant4SIMD and dequant8SIMD decode groups whole groups of a 4- or

@@ -13,6 +13,9 @@ const gemmTile = 4
 func tile4x4NEON(w *float32, ldw, rows int, x *float32, ldx, k int, out *float32, ldo int)
 
 //go:noescape
+func tile4x2NEON(w *float32, ldw, rows int, x *float32, ldx, k int, out *float32, ldo int)
+
+//go:noescape
 func tile4x1NEON(w *float32, ldw, rows int, x *float32, k int, out *float32)
 
 //go:noescape
@@ -32,9 +35,17 @@ func tileWide(w *float32, ldw, rows int, x *float32, ldx, k int, out *float32, l
 	tile4x4NEON(w, ldw, rows, x, ldx, k, out, ldo)
 }
 
-// tileOne runs one token over quads of rows.
-func tileOne(w *float32, ldw, rows int, x *float32, k int, out *float32) {
-	tile4x1NEON(w, ldw, rows, x, k, out)
+// tileRest runs the nt < gemmTile tokens after the whole tiles: two
+// together, then one.
+func tileRest(w []float32, ldw, rows int, x []float32, ldx, nt, k int, out []float32, ldo int) {
+	j := 0
+	if nt >= 2 {
+		tile4x2NEON(&w[0], ldw, rows, &x[0], ldx, k, &out[0], ldo)
+		j = 2
+	}
+	if j < nt {
+		tile4x1NEON(&w[0], ldw, rows, &x[j*ldx], k, &out[j*ldo])
+	}
 }
 
 // dequant4SIMD and dequant8SIMD decode groups whole groups of a 4- or

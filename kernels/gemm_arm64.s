@@ -18,7 +18,7 @@
 // R5 8-column steps, R6 out, R8-R11 the tokens' x, R12-R15 the quad's
 // rows, R16 steps left, R17 an out row; V16-V23 x, V24-V31 w.
 
-// TILEARGS loads the arguments both microkernels share: w, ldw and rows
+// TILEARGS loads the arguments the microkernels share: w, ldw and rows
 // (as bytes and quads) and x.
 #define TILEARGS \
 	MOVD w+0(FP), R0; \
@@ -27,6 +27,17 @@
 	MOVD x+24(FP), R3; \
 	LSL  $2, R1, R1; \
 	LSR  $2, R2, R2
+
+// WIDEARGS loads the rest of the arguments of the kernels of several
+// tokens: ldx and ldo as bytes, k as 8-column steps, out.
+#define WIDEARGS \
+	MOVD ldx+32(FP), R4; \
+	MOVD k+40(FP), R5; \
+	MOVD out+48(FP), R6; \
+	MOVD ldo+56(FP), R7; \
+	LSL  $2, R4, R4; \
+	LSR  $3, R5, R5; \
+	LSL  $2, R7, R7
 
 // QUADROWS points R12-R15 at the quad's rows and loads the step count.
 #define QUADROWS \
@@ -64,6 +75,14 @@
 	FADD4S(16, a, a); \
 	VST1 [va.S4], (R17); \
 	ADD  R7, R17, R17
+
+// NEXTQUAD steps to the next quad of rows and its four floats of out,
+// back to label quad while quads are left.
+#define NEXTQUAD(quad) \
+	ADD  $16, R6, R6; \
+	ADD  R1<<2, R0, R0; \
+	SUBS $1, R2, R2; \
+	BNE  quad
 
 // Panel decoders: dst[j] = scale*q_j + bias over whole groups (group a
 // multiple of 8), the codes widened to int32 and converted.
@@ -138,13 +157,7 @@
 // 16 independent accumulators cover the FMA latency.
 TEXT ·tile4x4NEON(SB), NOSPLIT, $0-64
 	TILEARGS
-	MOVD ldx+32(FP), R4
-	MOVD k+40(FP), R5
-	MOVD out+48(FP), R6
-	MOVD ldo+56(FP), R7
-	LSL  $2, R4, R4
-	LSR  $3, R5, R5
-	LSL  $2, R7, R7
+	WIDEARGS
 
 quad4:
 	QUADROWS
@@ -181,10 +194,49 @@ k4:
 	ADDOUT(8, V8)
 	ADDOUT(12, V12)
 
-	ADD  $16, R6, R6
-	ADD  R1<<2, R0, R0
-	SUBS $1, R2, R2
-	BNE  quad4
+	NEXTQUAD(quad4)
+	RET
+
+// func tile4x2NEON(w *float32, ldw, rows int, x *float32, ldx, k int, out *float32, ldo int)
+// Two tokens (the remainder of 2 or 3 after tile4x4NEON's whole tiles):
+// token j's rows accumulate the columns' low halves in V(8j)..V(8j+3) and
+// the high halves in V(8j+4)..V(8j+7), 16 independent accumulators again.
+TEXT ·tile4x2NEON(SB), NOSPLIT, $0-64
+	TILEARGS
+	WIDEARGS
+
+quad2:
+	QUADROWS
+	MOVD R3, R8
+	ADD  R4, R8, R9
+	ZERO16
+
+k2:
+	VLD1.P 32(R8), [V16.S4, V17.S4]
+	VLD1.P 32(R9), [V18.S4, V19.S4]
+	WROWS
+	TOKEN(V16, V24, V26, V28, V30, V0, V1, V2, V3)
+	TOKEN(V18, V24, V26, V28, V30, V8, V9, V10, V11)
+	TOKEN(V17, V25, V27, V29, V31, V4, V5, V6, V7)
+	TOKEN(V19, V25, V27, V29, V31, V12, V13, V14, V15)
+	SUBS $1, R16, R16
+	BNE  k2
+
+	FADD4S(4, 0, 0)
+	FADD4S(5, 1, 1)
+	FADD4S(6, 2, 2)
+	FADD4S(7, 3, 3)
+	FADD4S(12, 8, 8)
+	FADD4S(13, 9, 9)
+	FADD4S(14, 10, 10)
+	FADD4S(15, 11, 11)
+	REDUCE(0, 1, 2, 3)
+	REDUCE(8, 9, 10, 11)
+	MOVD R6, R17
+	ADDOUT(0, V0)
+	ADDOUT(8, V8)
+
+	NEXTQUAD(quad2)
 	RET
 
 // func tile4x1NEON(w *float32, ldw, rows int, x *float32, k int, out *float32)
@@ -222,11 +274,8 @@ k1:
 	REDUCE(0, 2, 4, 6)
 	VLD1   (R6), [V16.S4]
 	FADD4S(16, 0, 0)
-	VST1.P [V0.S4], 16(R6)
-
-	ADD  R1<<2, R0, R0
-	SUBS $1, R2, R2
-	BNE  quad1
+	VST1   [V0.S4], (R6)
+	NEXTQUAD(quad1)
 	RET
 
 // func dequant4NEON(dst *float32, w *uint32, scales, biases *float32, groups, group int)

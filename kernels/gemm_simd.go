@@ -3,7 +3,7 @@
 package kernels
 
 // The GEMM's entry points to its assembly (gemm_amd64.s, gemm_arm64.s),
-// shared by the architectures: each binds gemmSIMD, tileWide, tileOne,
+// shared by the architectures: each binds gemmSIMD, tileWide, tileRest,
 // dequant4SIMD, dequant8SIMD and bf16SIMD to its own kernels, and these
 // check the bounds the assembly does not.
 
@@ -24,8 +24,8 @@ func tileKernel(w []float32, ldw, rows int, x []float32, ldx, nt, k int, out []f
 	for ; j+gemmTile <= nt; j += gemmTile {
 		tileWide(&w[0], ldw, rows, &x[j*ldx], ldx, k8, &out[j*ldo], ldo)
 	}
-	for ; j < nt; j++ {
-		tileOne(&w[0], ldw, rows, &x[j*ldx], k8, &out[j*ldo])
+	if j < nt {
+		tileRest(w, ldw, rows, x[j*ldx:], ldx, nt-j, k8, out[j*ldo:], ldo)
 	}
 	if k8 < k {
 		tileGo(w[k8:], ldw, rows, x[k8:], ldx, nt, k-k8, out, ldo)
