@@ -1,18 +1,15 @@
 //go:build !purego
 
 #include "textflag.h"
+#include "neon_arm64.h"
 
 // The NEON twins of the fused f16 attention kernels (attention_amd64.s):
 // scores of 2 or 4 query rows against two keys at a time, and the weighted
 // values of 2 or 4 rows, 8 columns at a time, read straight from the half
-// rows. FCVTL/FCVTL2 (half to single), FADD and FADDP (vector, .4S) and
-// FMLA by element are spelled as WORDs: the Go assembler lacks them (the
-// arguments are parenthesised: in the assembler's expressions, as in Go,
-// << binds tighter than +).
+// rows. FCVTL/FCVTL2 (half to single) and FMLA by element are spelled as
+// WORDs like those in neon_arm64.h: the Go assembler lacks them.
 #define FCVTL(n, d) WORD $(0x0E217800 | ((n)<<5) | (d))
 #define FCVTL2(n, d) WORD $(0x4E217800 | ((n)<<5) | (d))
-#define FADD4S(m, n, d) WORD $(0x4E20D400 | ((m)<<16) | ((n)<<5) | (d))
-#define FADDP4S(m, n, d) WORD $(0x6E20D400 | ((m)<<16) | ((n)<<5) | (d))
 
 // FMLAE: Vd.4S += Vn.4S · Vm.S[i].
 #define FMLAE(m, i, n, d) WORD $(0x4F801000 | (((i)&1)<<21) | (((m)>>4)<<20) | (((m)&15)<<16) | (((i)>>1)<<11) | ((n)<<5) | (d))
@@ -69,25 +66,6 @@
 	FADDP4S(b, a, a); \
 	FADDP4S(d, c, c); \
 	FADDP4S(c, a, a)
-
-// ZERO16 clears V0-V15.
-#define ZERO16 \
-	VEOR V0.B16, V0.B16, V0.B16; \
-	VEOR V1.B16, V1.B16, V1.B16; \
-	VEOR V2.B16, V2.B16, V2.B16; \
-	VEOR V3.B16, V3.B16, V3.B16; \
-	VEOR V4.B16, V4.B16, V4.B16; \
-	VEOR V5.B16, V5.B16, V5.B16; \
-	VEOR V6.B16, V6.B16, V6.B16; \
-	VEOR V7.B16, V7.B16, V7.B16; \
-	VEOR V8.B16, V8.B16, V8.B16; \
-	VEOR V9.B16, V9.B16, V9.B16; \
-	VEOR V10.B16, V10.B16, V10.B16; \
-	VEOR V11.B16, V11.B16, V11.B16; \
-	VEOR V12.B16, V12.B16, V12.B16; \
-	VEOR V13.B16, V13.B16, V13.B16; \
-	VEOR V14.B16, V14.B16, V14.B16; \
-	VEOR V15.B16, V15.B16, V15.B16
 
 // PPROLOGUE loads the value kernels' arguments: o R0, o row bytes R7,
 // 8-column chunks R1, corr R2, p R3, value row R4, value row bytes R5,

@@ -4,7 +4,8 @@ package kernels
 //
 // out[t, r] = Σ_c W[r, c]·x[t, c]: both operands are contiguous along c, so
 // the microkernel computes dot products along c with vector accumulators
-// (4 weight rows × 3 tokens = 12 accumulators, reduced once per block).
+// (4 weight rows × gemmTile tokens, reduced once per block; gemmTile is per
+// architecture: 3 on amd64, 4 with NEON's 32 vector registers).
 // Each worker owns a range of 16-row weight panels. A panel's slice of kc
 // columns is dequantized (or converted) once into a float32 block that stays
 // in L1 and is multiplied against a block of tokens whose activations stay
@@ -13,10 +14,9 @@ package kernels
 // block instead of once per row.
 
 const (
-	gemmPanel  = 16  // weight rows dequantized together
-	gemmKC     = 384 // columns per block (a multiple of 8 and of 32, 64, 128)
-	gemmTokens = 150 // tokens per block (a multiple of gemmTile)
-	gemmTile   = 3   // tokens per microkernel call
+	gemmPanel  = 16                        // weight rows dequantized together
+	gemmKC     = 384                       // columns per block (a multiple of 8 and of 32, 64, 128)
+	gemmTokens = 150 / gemmTile * gemmTile // tokens per block (a multiple of gemmTile)
 )
 
 // gemm computes out[t, r] for n tokens of any matrix (quantized at any width

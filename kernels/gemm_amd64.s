@@ -4,7 +4,7 @@
 #include "avx2_amd64.h"
 
 // GEMM microkernels and panel decoders for AVX2+FMA. The Go wrappers in
-// gemm_amd64.go check every bound before calling them.
+// gemm_simd.go check every bound before calling them.
 
 // QUAD points AX, BX, CX at the three weight rows after SI (stride R8);
 // ZERO8 (avx2_amd64.h) clears the first eight accumulators.

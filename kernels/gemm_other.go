@@ -1,9 +1,12 @@
-//go:build purego || !amd64
+//go:build purego || !(amd64 || arm64)
 
 package kernels
 
 // The portable GEMM microkernel and panel decoders, for the purego build
 // and architectures without assembly.
+
+// gemmTile is the tokens per microkernel call.
+const gemmTile = 3
 
 // tileKernel adds out[j*ldo+i] += Σ_c w[i*ldw+c]·x[j*ldx+c] for i < rows
 // (a multiple of 4), j < nt, c < k.

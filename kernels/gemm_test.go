@@ -9,14 +9,14 @@ import (
 
 // simdModes runs f with the machine's SIMD kernels and again with them
 // switched off, so the assembly and the portable code are both tested on
-// one machine.
+// one machine (amd64's AVX2 and arm64's NEON flags alike).
 func simdModes(t *testing.T, f func(t *testing.T)) {
-	saved := hasAVX2FMA
-	defer func() { hasAVX2FMA = saved }()
-	for _, on := range []bool{saved, false} {
-		hasAVX2FMA = on
-		t.Run(fmt.Sprintf("simd=%v", on), f)
-		if !saved {
+	avx2, neon := hasAVX2FMA, hasNEON
+	defer func() { hasAVX2FMA, hasNEON = avx2, neon }()
+	for _, on := range []bool{true, false} {
+		hasAVX2FMA, hasNEON = avx2 && on, neon && on
+		t.Run(fmt.Sprintf("simd=%v", on && (avx2 || neon)), f)
+		if !avx2 && !neon {
 			return
 		}
 	}
@@ -118,13 +118,14 @@ func TestGEMMDense(t *testing.T) {
 }
 
 // TestTileKernel: the microkernel alone against tileGo at every row count,
-// token count and column count (including k < 8 and non-multiples of 8),
-// with strides larger than the widths.
+// token count (whole SIMD tiles of 3 or 4 and the single-token remainder)
+// and column count (k < 8, multiples of 8 and tails the SIMD forms leave
+// to tileGo), with strides larger than the widths.
 func TestTileKernel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 3))
-	for _, rows := range []int{4, 8, 16} {
-		for nt := 1; nt <= 7; nt++ {
-			for _, k := range []int{1, 8, 13, 16, 24, 40, 385} {
+	for _, rows := range []int{4, 8, 12, 16} {
+		for nt := 1; nt <= 9; nt++ {
+			for _, k := range []int{1, 4, 7, 8, 13, 16, 24, 40, 385, 392} {
 				ldw, ldx, ldo := k+3, k+5, rows+2
 				w, x := randVec(rng, rows*ldw), randVec(rng, nt*ldx)
 				init := randVec(rng, nt*ldo)
@@ -137,11 +138,14 @@ func TestTileKernel(t *testing.T) {
 	}
 }
 
-// TestDequantGroups: the panel decoders against the portable forms.
+// TestDequantGroups: the panel decoders against the portable forms, on
+// groups that are whole SIMD steps (32 4-bit or 16 8-bit codes) and ones
+// that end in a step of 8; and bf16 rows of every length modulo 8, which
+// must convert bit for bit.
 func TestDequantGroups(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 4))
 	for _, bits := range []int{4, 8} {
-		for _, group := range []int{8, 32, 64, 128} {
+		for _, group := range []int{8, 16, 24, 32, 40, 64, 72, 128} {
 			groups := 1 + rng.IntN(5)
 			w := make([]uint32, groups*group*bits/32)
 			for i := range w {
@@ -154,16 +158,18 @@ func TestDequantGroups(t *testing.T) {
 			close32(t, fmt.Sprintf("dequant %d-bit group %d", bits, group), got, want, 1e-6)
 		}
 	}
-	src := make([]uint16, 29)
-	for i := range src {
-		src[i] = uint16(rng.Uint32())
-	}
-	got, want := make([]float32, len(src)), make([]float32, len(src))
-	bf16Row(got, src)
-	bf16RowGo(want, src)
-	for i := range want {
-		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-			t.Fatalf("bf16Row[%d] = %g, want %g", i, got[i], want[i])
+	for _, n := range []int{0, 1, 7, 8, 9, 16, 29, 40} {
+		src := make([]uint16, n)
+		for i := range src {
+			src[i] = uint16(rng.Uint32())
+		}
+		got, want := make([]float32, n), make([]float32, n)
+		bf16Row(got, src)
+		bf16RowGo(want, src)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("bf16Row(len %d)[%d] = %g, want %g", n, i, got[i], want[i])
+			}
 		}
 	}
 }
@@ -197,10 +203,10 @@ func FuzzGEMM(f *testing.F) {
 			group := []int{32, 64, 128}[int(groupSel)%3]
 			m = randomQuant(rng, r, group*(1+int(colMul)%12), []int{2, 3, 4, 5, 6, 8}[b-2], group, f16)
 		}
-		saved := hasAVX2FMA
-		defer func() { hasAVX2FMA = saved }()
+		avx2, neon := hasAVX2FMA, hasNEON
+		defer func() { hasAVX2FMA, hasNEON = avx2, neon }()
 		checkMatMul(t, "simd", m, nt, rng)
-		hasAVX2FMA = false
+		hasAVX2FMA, hasNEON = false, false
 		checkMatMul(t, "portable", m, nt, rng)
 	})
 }
