@@ -127,11 +127,13 @@ func growTokens[T any](b []T, n, per int) []T {
 
 // prepareInt quantizes x per group to width-bit integers (8 or 16) with
 // the step that maps the group's largest magnitude to the largest level.
-// The int16 kernels take each token's values in turn, per 32 values the 16
-// even ones then the 16 odd ones (the nibble order; the 8-bit kernels read
-// codes as words, even value in the low byte), and qcorr = c·Σxq per token
-// and group for the middle code c (the NEON kernels centre codes through
-// it; the AVX2 ones keep them unsigned). The int8 layout is prepareInt8's.
+// The int16 kernels take each token's values in turn: for 4- and 8-bit
+// matrices per 32 values the 16 even ones then the 16 odd ones (the nibble
+// order; the 8-bit kernels read codes as words, even value in the low
+// byte), for other widths per 16 values in pairLanes order; and qcorr =
+// c·Σxq per token and group for the middle code c (the NEON kernels centre
+// codes through it; the AVX2 ones keep them unsigned). The int8 layout is
+// prepareInt8's.
 func (d *DecodeInput) prepareInt(bits, width int) {
 	n, cols, groups := d.n, d.cols, d.cols/d.group
 	d.intBits, d.intWidth = bits, width
@@ -143,11 +145,31 @@ func (d *DecodeInput) prepareInt(bits, width int) {
 	d.qcorr = growTokens(d.qcorr, n, groups)
 	d.xq16 = growTokens(d.xq16, n, cols)
 	centre := int32(1) << (bits - 1)
+	nibbles := bits == 4 || bits == 8
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
 			base, i := t*cols+g*d.group, t*groups+g
-			dx, sum, fsum := quantizeGroup(d.xq16[base:base+d.group], d.x[base:base+d.group], 32767, true)
+			xq := d.xq16[base : base+d.group]
+			dx, sum, fsum := quantizeGroup(xq, d.x[base:base+d.group], 32767, nibbles)
+			if !nibbles {
+				toPairLanes(xq)
+			}
 			d.qdx[i], d.qsum[i], d.qcorr[i], d.sums[i] = dx, dx*float32(sum), centre*sum, fsum
+		}
+	}
+}
+
+// pairLanes is the order the int16 kernels of widths other than 4 and 8
+// take a step of 16 values in: lanes 2j and 2j+1 of each 8-lane half hold
+// values j' and j'+8, whose codes lie at the same bit offset in their bytes.
+var pairLanes = [16]int{0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15}
+
+// toPairLanes puts each 16 values of xq in pairLanes order.
+func toPairLanes(xq []int16) {
+	for b := 0; b+16 <= len(xq); b += 16 {
+		v := [16]int16(xq[b : b+16])
+		for l, k := range pairLanes {
+			xq[b+l] = v[k]
 		}
 	}
 }

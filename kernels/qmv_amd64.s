@@ -731,3 +731,72 @@ QKERNELS(·qrows4Q16x1AVX2, ·qrows8Q16x1AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS,
 QKERNELS(·qrows4Q16x2AVX2, ·qrows8Q16x2AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS, W8LOOPS, 2, WTOKS2, ENDS2, FINS2)
 QKERNELS(·qrows4Q16x3AVX2, ·qrows8Q16x3AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS, W8LOOPS, 3, WTOKS3, ENDS3, FINS3)
 QKERNELS(·qrows4Q16x4AVX2, ·qrows8Q16x4AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS, W8LOOPS, 4, WTOKS4, ENDS4, FINS4)
+
+// func qrowsBQ16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, t *q16Table)
+//
+// The one-token int16 kernel for 2, 3, 5 and 6 bits (qmv_bits_amd64.go):
+// per step of 16 codes (BX = 2·bits bytes) a 16-byte broadcast, the
+// table's shuffle (Y15) and mask (Y10), VPMADDWD with 16 xq values in
+// pairLanes order; per group the lanes' exact shift (Y13) takes the 2^s
+// factors out, then the int16 kernels' float epilogue. Scales pass and
+// result as in Q8ROWS for one token; c is 0 (codes stay unsigned). It
+// reads 16 bytes at each step, up to 16-2·bits past the row's end.
+TEXT ·qrowsBQ16AVX2(SB), NOSPLIT, $0-104
+	MOVQ    t+96(FP), AX
+	VMOVDQU (AX), Y15
+	VMOVDQU 32(AX), Y10
+	VMOVDQU 64(AX), Y13
+	MOVQ    w+0(FP), SI
+	MOVQ    scales+16(FP), R8
+	MOVQ    biases+24(FP), R9
+	MOVQ    out+56(FP), R15
+	MOVQ    rows+64(FP), R14
+
+rowB:
+	Q8SCALES(1)
+	MOVQ   t+96(FP), AX
+	MOVQ   96(AX), BX
+	MOVQ   xq+8(FP), DI
+	MOVQ   groups+72(FP), CX
+	MOVQ   sdx+48(FP), R13
+	ADDQ   $64, R13
+	MOVQ   steps+80(FP), R10
+	SHLQ   $1, R10
+	VXORPS Y0, Y0, Y0
+
+groupB:
+	PREFETCHT0 1024(SI)
+	VPXOR      Y4, Y4, Y4
+	MOVQ       R10, DX
+
+stepB:
+	VBROADCASTI128 (SI), Y8
+	VBROADCASTI128 (SI)(BX*1), Y9
+	VPSHUFB        Y15, Y8, Y8
+	VPSHUFB        Y15, Y9, Y9
+	VPAND          Y10, Y8, Y8
+	VPAND          Y10, Y9, Y9
+	VPMADDWD       (DI), Y8, Y8
+	VPMADDWD       32(DI), Y9, Y9
+	VPADDD         Y8, Y4, Y4
+	VPADDD         Y9, Y4, Y4
+	LEAQ           (SI)(BX*2), SI
+	ADDQ           $64, DI
+	SUBQ           $2, DX
+	JNZ            stepB
+
+	VPSRAVD      Y13, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS (R13), Y9
+	VFMADD231PS  Y9, Y4, Y0
+	ADDQ         $4, R13
+	DECQ         CX
+	JNZ          groupB
+
+	MOVQ sdx+48(FP), AX
+	FIN(0, Y0, X0, (R15))
+	ADDQ $4, R15
+	DECQ R14
+	JNZ  rowB
+	VZEROUPPER
+	RET

@@ -40,7 +40,8 @@ func qrows8Q8NEON(w *byte, xq *int8, xstep int, scales, biases *uint16, dx, xsum
 
 // simdIntActivations reports whether integer activations of width bits
 // (8 or 16) can be used for this matrix width: int16 for 4 and 8 bits,
-// int8 too where the CPU has SDOT.
+// int8 too where the CPU has SDOT. Other widths (2, 3, 5, 6 bits) keep the
+// float path here: amd64 alone has int16 kernels for them.
 func simdIntActivations(bits, width int) bool {
 	return hasNEON && (width == 16 || width == 8 && hasDotProd) && (bits == 4 || bits == 8)
 }

@@ -98,7 +98,7 @@ func checkQMV(t *testing.T, rng *rand.Rand, m *Matrix, n int) {
 		out := make([]float32, n*m.Rows)
 		withFeatures(p, func() { MatMul(out, x, n, m) })
 		ref, refBound := want, bound
-		if p.act != 0 && (m.Q.Bits == 4 || m.Q.Bits == 8) && m.Q.GroupSize <= 128 && m.Q.GroupSize%32 == 0 {
+		if p.act != 0 && simdIntActivations(m.Q.Bits, p.act) && m.Q.GroupSize <= 128 && m.Q.GroupSize%32 == 0 {
 			ref, refBound = rounded[p.act][0], rounded[p.act][1]
 		}
 		for i, w := range ref {
@@ -256,7 +256,10 @@ func TestQMVIntTokensMatchOneByOne(t *testing.T) {
 			continue
 		}
 		p := decodePath{fmt.Sprintf("simd-int%d", width), true, width}
-		for _, bits := range []int{4, 8} {
+		for _, bits := range []int{2, 3, 4, 5, 6, 8} {
+			if !simdIntActivations(bits, width) {
+				continue
+			}
 			for _, group := range []int{32, 64, 128} {
 				m := randomQuant(rng, 37, 5*group, bits, group, group == 64)
 				x := randVec(rng, qmvTokens*m.Cols)

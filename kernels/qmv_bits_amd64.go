@@ -1,0 +1,115 @@
+//go:build !purego
+
+package kernels
+
+// Int16-activation row kernels for the widths without a word layout (2, 3,
+// 5 and 6 bits; qmv_bits_amd64.s). A step takes 16 codes (2·bits bytes):
+// one 16-byte broadcast load, a byte shuffle that puts each code's two
+// bytes in its 16-bit lane and a mask that keeps the code where it lies,
+// at bit s of the lane, so the lane holds q·2^s. Lanes 2j and 2j+1 hold
+// codes j' and j'+8 of the step (pairLanes), which lie at the same bit
+// offset s, so VPMADDWD's pair sum is 2^s times the pair's products and
+// each int32 lane of the group sum carries one fixed factor 2^s, dropped by
+// one exact arithmetic shift per group. x is put in that lane order once,
+// in Prepare.
+
+//go:noescape
+func qrowsBQ16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, t *q16Table)
+
+// q16Table tells qrowsBQ16AVX2 how to unpack one width: the shuffle that
+// puts lane l's two bytes in place, the mask that keeps its code, the bit
+// offset s of each int32 lane's codes and the bytes per step.
+type q16Table struct {
+	shuffle [32]byte
+	mask    [16]uint16
+	shift   [8]uint32
+	stride  int64
+}
+
+// q16Tables is indexed by bit width; only 2, 3, 5 and 6 are used. An int32
+// lane of a group sum adds 16 products (groups of 128) of a code times
+// 2^s, at most 63·2^6 (6-bit) or 31·2^7 (5-bit), and an |xq| <= 32767: under
+// 2^31, so the sums cannot overflow (7 bits, 127·2^7, would).
+var q16Tables = func() (t [9]q16Table) {
+	for _, bits := range []int{2, 3, 5, 6} {
+		bt := &t[bits]
+		for l, k := range pairLanes {
+			bit := k * bits
+			// Both 128-bit halves of the register hold the step's bytes.
+			pos := (l/8)*16 + 2*(l%8)
+			bt.shuffle[pos] = byte(bit / 8)
+			bt.shuffle[pos+1] = 0x80
+			if bit/8+1 < 2*bits {
+				bt.shuffle[pos+1] = byte(bit/8 + 1)
+			}
+			bt.mask[l] = uint16(1<<bits-1) << (bit % 8)
+			bt.shift[l/2] = uint32(bit % 8)
+		}
+		bt.stride = int64(2 * bits)
+	}
+	return t
+}()
+
+// q16Bits reports whether qrowsBQ16AVX2 takes matrices of width bits.
+func q16Bits(bits int) bool { return bits == 2 || bits == 3 || bits == 5 || bits == 6 }
+
+// qmvRowsBits16 is qmvRowsInt for the widths qrowsBQ16AVX2 takes: the
+// one-token kernel for each token in turn, over short row blocks when
+// there are several (as intRowBlocks), so a token's results are the same
+// bits however many tokens share the call.
+func qmvRowsBits16(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
+	rg := rowsOf(m)
+	// Per row the kernel keeps scale·dx per group and the bias term (64
+	// bytes): on the stack for rows of up to 1008 groups (no closure holds
+	// it, which would move it to the heap).
+	var stack [1024]float32
+	sdx := stack[:]
+	if need := 16 + rg.groups; need > len(stack) {
+		buf := getFloats(need)
+		defer putFloats(buf)
+		sdx = *buf
+	}
+	block := hi - lo
+	if d.n > 1 {
+		block = qmvIntBlock
+	}
+	for r0 := lo; r0 < hi; r0 += block {
+		rows := min(block, hi-r0)
+		for t := 0; t < d.n; t++ {
+			q16Rows(out[t*m.Rows+r0:t*m.Rows+r0+rows], d, m.Q, rg, r0, rows, t, sdx)
+		}
+	}
+}
+
+// q16Rows runs qrowsBQ16AVX2 over rows [r0, r0+rows) for token t. The
+// kernel reads up to 16 bytes from a step's start, past the row's end by
+// up to 16-2·bits bytes, so when the block ends within 16 bytes of the
+// matrix's end its last row is computed in two parts: its groups but the
+// last, in place, and the last from a padded copy.
+func q16Rows(out []float32, d *DecodeInput, q *Quant, rg quantRows, r0, rows, t int, sdx []float32) {
+	wb, rowBytes, groups, steps := rg.w, rg.rowBytes, rg.groups, rg.steps
+	tab := &q16Tables[q.Bits]
+	gi, xi := t*groups, t*d.cols
+	call := func(w *byte, row, g0, ng, nrows int, o *float32) {
+		sg := row*groups + g0
+		qrowsBQ16AVX2(w, &d.xq16[xi+g0*d.group], &q.Scales[sg], &q.Biases[sg], &d.qdx[gi+g0], &d.qsum[gi+g0],
+			&sdx[0], o, nrows, ng, steps, q.F16Scales, 0, tab)
+	}
+	if len(wb)-(r0+rows)*rowBytes >= 16 {
+		call(&wb[r0*rowBytes], r0, 0, groups, rows, &out[0])
+		return
+	}
+	if rows > 1 {
+		call(&wb[r0*rowBytes], r0, 0, groups, rows-1, &out[0])
+	}
+	last := r0 + rows - 1
+	groupBytes := rowBytes / groups
+	var tail [128*6/8 + 16]byte
+	copy(tail[:], wb[last*rowBytes+(groups-1)*groupBytes:(last+1)*rowBytes])
+	var head, end float32
+	if groups > 1 {
+		call(&wb[last*rowBytes], last, 0, groups-1, 1, &head)
+	}
+	call(&tail[0], last, groups-1, 1, 1, &end)
+	out[rows-1] = head + end
+}
