@@ -151,10 +151,33 @@ func (d *DecodeInput) prepareInt(bits, width int) {
 			base, i := t*cols+g*d.group, t*groups+g
 			xq := d.xq16[base : base+d.group]
 			dx, sum, fsum := quantizeGroup(xq, d.x[base:base+d.group], 32767, nibbles)
-			if !nibbles {
+			if !nibbles && !wordLanes2(bits, cols) {
 				toPairLanes(xq)
 			}
 			d.qdx[i], d.qsum[i], d.qcorr[i], d.sums[i] = dx, dx*float32(sum), centre*sum, fsum
+		}
+		if wordLanes2(bits, cols) {
+			toWordLanes(d.xq16[t*cols : (t+1)*cols])
+		}
+	}
+}
+
+// wordLanes2 reports whether the int16 input of a 2-bit matrix of cols
+// columns is in wordLanes order (rows of whole 128-value blocks) rather
+// than pairLanes order.
+func wordLanes2(bits, cols int) bool { return bits == 2 && cols%128 == 0 }
+
+// toWordLanes puts each 128 values of xq in the order the 2-bit word
+// kernel takes them: its 32 code bytes are 16 words of eight codes, and
+// code k of every word meets 16 contiguous values, so value 8i+k goes to
+// 16k+i.
+func toWordLanes(xq []int16) {
+	for b := 0; b+128 <= len(xq); b += 128 {
+		v := [128]int16(xq[b : b+128])
+		for i := 0; i < 16; i++ {
+			for k := 0; k < 8; k++ {
+				xq[b+16*k+i] = v[8*i+k]
+			}
 		}
 	}
 }

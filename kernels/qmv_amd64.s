@@ -732,71 +732,203 @@ QKERNELS(·qrows4Q16x2AVX2, ·qrows8Q16x2AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS,
 QKERNELS(·qrows4Q16x3AVX2, ·qrows8Q16x3AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS, W8LOOPS, 3, WTOKS3, ENDS3, FINS3)
 QKERNELS(·qrows4Q16x4AVX2, ·qrows8Q16x4AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS, W8LOOPS, 4, WTOKS4, ENDS4, FINS4)
 
-// func qrowsBQ16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, t *q16Table)
-//
-// The one-token int16 kernel for 2, 3, 5 and 6 bits (qmv_bits_amd64.go):
-// per step of 16 codes (BX = 2·bits bytes) a 16-byte broadcast, the
-// table's shuffle (Y15) and mask (Y10), VPMADDWD with 16 xq values in
-// pairLanes order; per group the lanes' exact shift (Y13) takes the 2^s
-// factors out, then the int16 kernels' float epilogue. Scales pass and
-// result as in Q8ROWS for one token; c is 0 (codes stay unsigned). It
-// reads 16 bytes at each step, up to 16-2·bits past the row's end.
-TEXT ·qrowsBQ16AVX2(SB), NOSPLIT, $0-104
-	MOVQ    t+96(FP), AX
-	VMOVDQU (AX), Y15
-	VMOVDQU 32(AX), Y10
-	VMOVDQU 64(AX), Y13
-	MOVQ    w+0(FP), SI
-	MOVQ    scales+16(FP), R8
-	MOVQ    biases+24(FP), R9
-	MOVQ    out+56(FP), R15
-	MOVQ    rows+64(FP), R14
+// The int16 kernels for 2, 3, 5 and 6 bits (qrows{2,3,5,6}Q16AVX2,
+// qmv_bits_amd64.go), one token a call: per step of 16 codes (2·b bytes) a
+// 16-byte broadcast, the table's shuffle (Y15) and mask (Y10), and
+// VPMADDWD with 16 xq values in pairLanes order into the group sum Y4; per
+// group the lanes' exact shift (Y13) takes their 2^s factors out before
+// the float epilogue (GEND). Groups run through GLOOP as the other
+// kernels' do; scales pass and result as Q8ROWS's for one token, c = 0
+// (codes stay unsigned). A step reads 16 bytes, up to 16-2·b past the
+// row's end.
 
-rowB:
+// BSTEP adds step k of the group at wo (codes) and xo (x) to Y4; BFIRST
+// starts Y4 with step 0.
+#define BCODES(b, k, wo) \
+	VBROADCASTI128 wo+k*2*b(SI), Y8; \
+	VPSHUFB        Y15, Y8, Y8; \
+	VPAND          Y10, Y8, Y8
+
+#define BFIRST(b, wo, xo) \
+	BCODES(b, 0, wo); \
+	VPMADDWD xo(DI), Y8, Y4
+
+#define BSTEP(b, k, wo, xo) \
+	BCODES(b, k, wo); \
+	VPMADDWD xo+k*32(DI), Y8, Y8; \
+	VPADDD   Y8, Y4, Y4
+
+#define BEND(so) \
+	VPSRAVD Y13, Y4, Y4; \
+	GEND(Y4, Y0, so(R13))
+
+#define BG32(b, wo, xo, so) \
+	PREFETCHT0 1024+wo(SI); \
+	BFIRST(b, wo, xo); \
+	BSTEP(b, 1, wo, xo); \
+	BEND(so)
+
+#define BG64(b, wo, xo, so) \
+	PREFETCHT0 1024+wo(SI); \
+	BFIRST(b, wo, xo); \
+	BSTEP(b, 1, wo, xo); \
+	BSTEP(b, 2, wo, xo); \
+	BSTEP(b, 3, wo, xo); \
+	BEND(so)
+
+#define BG128(b, wo, xo, so) \
+	PREFETCHT0 1024+wo(SI); \
+	PREFETCHT0 1024+64+wo(SI); \
+	BFIRST(b, wo, xo); \
+	BSTEP(b, 1, wo, xo); \
+	BSTEP(b, 2, wo, xo); \
+	BSTEP(b, 3, wo, xo); \
+	BSTEP(b, 4, wo, xo); \
+	BSTEP(b, 5, wo, xo); \
+	BSTEP(b, 6, wo, xo); \
+	BSTEP(b, 7, wo, xo); \
+	BEND(so)
+
+// The group bodies by width, in GLOOP's form.
+#define B2G32(wo, xo, so, n, TOKS, ENDS) BG32(2, wo, xo, so)
+#define B2G64(wo, xo, so, n, TOKS, ENDS) BG64(2, wo, xo, so)
+#define B2G128(wo, xo, so, n, TOKS, ENDS) BG128(2, wo, xo, so)
+#define B3G32(wo, xo, so, n, TOKS, ENDS) BG32(3, wo, xo, so)
+#define B3G64(wo, xo, so, n, TOKS, ENDS) BG64(3, wo, xo, so)
+#define B3G128(wo, xo, so, n, TOKS, ENDS) BG128(3, wo, xo, so)
+#define B5G32(wo, xo, so, n, TOKS, ENDS) BG32(5, wo, xo, so)
+#define B5G64(wo, xo, so, n, TOKS, ENDS) BG64(5, wo, xo, so)
+#define B5G128(wo, xo, so, n, TOKS, ENDS) BG128(5, wo, xo, so)
+#define B6G32(wo, xo, so, n, TOKS, ENDS) BG32(6, wo, xo, so)
+#define B6G64(wo, xo, so, n, TOKS, ENDS) BG64(6, wo, xo, so)
+#define B6G128(wo, xo, so, n, TOKS, ENDS) BG128(6, wo, xo, so)
+
+// BROWS is the kernel for width b (B32, B64 and B128 its group bodies):
+//
+//	func qrows{b}Q16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, t *q16Table)
+#define BROWS(name, b, B32, B64, B128) \
+TEXT name(SB), NOSPLIT, $0-104; \
+	MOVQ    t+96(FP), AX; \
+	VMOVDQU (AX), Y15; \
+	VMOVDQU 32(AX), Y10; \
+	VMOVDQU 64(AX), Y13; \
+	MOVQ    w+0(FP), SI; \
+	MOVQ    scales+16(FP), R8; \
+	MOVQ    biases+24(FP), R9; \
+	MOVQ    out+56(FP), R15; \
+	MOVQ    rows+64(FP), R14; \
+row:; \
+	Q8SCALES(1); \
+	MOVQ   xq+8(FP), DI; \
+	MOVQ   groups+72(FP), CX; \
+	MOVQ   sdx+48(FP), R13; \
+	ADDQ   $64, R13; \
+	VXORPS Y0, Y0, Y0; \
+	QLOOPS(B32, B64, B128, 4*b, 64, 1, WTOKS1, ENDS1); \
+	MOVQ sdx+48(FP), AX; \
+	FIN(0, Y0, X0, (R15)); \
+	ADDQ $4, R15; \
+	DECQ R14; \
+	JNZ  row; \
+	VZEROUPPER; \
+	RET
+
+BROWS(·qrows2Q16AVX2, 2, B2G32, B2G64, B2G128)
+BROWS(·qrows3Q16AVX2, 3, B3G32, B3G64, B3G128)
+BROWS(·qrows5Q16AVX2, 5, B5G32, B5G64, B5G128)
+BROWS(·qrows6Q16AVX2, 6, B6G32, B6G64, B6G128)
+
+// func qrows2WQ16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, perm *[8]uint32)
+//
+// The 2-bit int16 kernel for rows of whole 128-value blocks: a block's 32
+// code bytes are 16 words of eight codes, and code k of every word, (w >>
+// 2k) & 3, meets 16 xq values at once (xq in wordLanes order), so a block
+// costs one load and shifts and masks besides its eight VPMADDWD. A block
+// holds one group of 128, two of 64 or four of 32: its int32 lanes, as
+// float, meet each lane's group's scale·dx, which perm spreads from the
+// four at R13 (lane j: group perm[j]). Scales pass and result as Q8ROWS's
+// for one token, c = 0.
+#define W2CODE(k, wo, xo, dst) \
+	VPSRLW   $(2*k), Y8, Y9; \
+	VPAND    Y15, Y9, Y9; \
+	VPMADDWD xo+32*k(DI), Y9, dst
+
+// W2BLOCK adds the block at wo(SI), xo(DI), its scale·dx at sp, to Y0.
+#define W2BLOCK(wo, xo, sp) \
+	PREFETCHT0  1024+wo(SI); \
+	VMOVDQU     wo(SI), Y8; \
+	VPAND       Y15, Y8, Y9; \
+	VPMADDWD    xo(DI), Y9, Y4; \
+	W2CODE(1, wo, xo, Y5); \
+	W2CODE(2, wo, xo, Y6); \
+	W2CODE(3, wo, xo, Y7); \
+	VPADDD      Y5, Y4, Y4; \
+	VPADDD      Y7, Y6, Y6; \
+	W2CODE(4, wo, xo, Y5); \
+	W2CODE(5, wo, xo, Y7); \
+	VPADDD      Y5, Y4, Y4; \
+	VPADDD      Y7, Y6, Y6; \
+	W2CODE(6, wo, xo, Y5); \
+	VPSRLW      $14, Y8, Y9; \
+	VPMADDWD    xo+224(DI), Y9, Y7; \
+	VPADDD      Y5, Y4, Y4; \
+	VPADDD      Y7, Y6, Y6; \
+	VPADDD      Y6, Y4, Y4; \
+	VCVTDQ2PS   Y4, Y4; \
+	VMOVUPS     sp, X9; \
+	VPERMPS     Y9, Y13, Y9; \
+	VFMADD231PS Y9, Y4, Y0
+
+TEXT ·qrows2WQ16AVX2(SB), NOSPLIT, $0-104
+	MOVQ         perm+96(FP), AX
+	VMOVDQU      (AX), Y13
+	MOVL         $0x00030003, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	MOVQ         w+0(FP), SI
+	MOVQ         scales+16(FP), R8
+	MOVQ         biases+24(FP), R9
+	MOVQ         out+56(FP), R15
+	MOVQ         rows+64(FP), R14
+
+row2W:
 	Q8SCALES(1)
-	MOVQ   t+96(FP), AX
-	MOVQ   96(AX), BX
-	MOVQ   xq+8(FP), DI
+	// R10: the sdx bytes per block (16/steps), CX: blocks in the row.
+	MOVQ   steps+80(FP), CX
+	SHRQ   $1, CX
+	MOVQ   $16, R10
+	SHRQ   CX, R10
 	MOVQ   groups+72(FP), CX
+	IMULQ  steps+80(FP), CX
+	SHRQ   $2, CX
+	MOVQ   xq+8(FP), DI
 	MOVQ   sdx+48(FP), R13
 	ADDQ   $64, R13
-	MOVQ   steps+80(FP), R10
-	SHLQ   $1, R10
 	VXORPS Y0, Y0, Y0
 
-groupB:
-	PREFETCHT0 1024(SI)
-	VPXOR      Y4, Y4, Y4
-	MOVQ       R10, DX
+	SUBQ $2, CX
+	JLT  tail2W
 
-stepB:
-	VBROADCASTI128 (SI), Y8
-	VBROADCASTI128 (SI)(BX*1), Y9
-	VPSHUFB        Y15, Y8, Y8
-	VPSHUFB        Y15, Y9, Y9
-	VPAND          Y10, Y8, Y8
-	VPAND          Y10, Y9, Y9
-	VPMADDWD       (DI), Y8, Y8
-	VPMADDWD       32(DI), Y9, Y9
-	VPADDD         Y8, Y4, Y4
-	VPADDD         Y9, Y4, Y4
-	LEAQ           (SI)(BX*2), SI
-	ADDQ           $64, DI
-	SUBQ           $2, DX
-	JNZ            stepB
+pair2W:
+	W2BLOCK(0, 0, (R13))
+	W2BLOCK(32, 256, (R13)(R10*1))
+	ADDQ $64, SI
+	ADDQ $512, DI
+	LEAQ (R13)(R10*2), R13
+	SUBQ $2, CX
+	JGE  pair2W
 
-	VPSRAVD      Y13, Y4, Y4
-	VCVTDQ2PS    Y4, Y4
-	VBROADCASTSS (R13), Y9
-	VFMADD231PS  Y9, Y4, Y0
-	ADDQ         $4, R13
-	DECQ         CX
-	JNZ          groupB
+tail2W:
+	CMPQ CX, $-1
+	JNE  done2W
+	W2BLOCK(0, 0, (R13))
+	ADDQ $32, SI
 
+done2W:
 	MOVQ sdx+48(FP), AX
 	FIN(0, Y0, X0, (R15))
 	ADDQ $4, R15
 	DECQ R14
-	JNZ  rowB
+	JNZ  row2W
 	VZEROUPPER
 	RET

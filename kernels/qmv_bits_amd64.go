@@ -3,7 +3,7 @@
 package kernels
 
 // Int16-activation row kernels for the widths without a word layout (2, 3,
-// 5 and 6 bits; qmv_bits_amd64.s). A step takes 16 codes (2·bits bytes):
+// 5 and 6 bits; qrows{2,3,5,6}Q16AVX2 in qmv_amd64.s). A step takes 16 codes (2·bits bytes):
 // one 16-byte broadcast load, a byte shuffle that puts each code's two
 // bytes in its 16-bit lane and a mask that keeps the code where it lies,
 // at bit s of the lane, so the lane holds q·2^s. Lanes 2j and 2j+1 hold
@@ -14,9 +14,30 @@ package kernels
 // in Prepare.
 
 //go:noescape
-func qrowsBQ16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, t *q16Table)
+func qrows2Q16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, t *q16Table)
 
-// q16Table tells qrowsBQ16AVX2 how to unpack one width: the shuffle that
+//go:noescape
+func qrows3Q16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, t *q16Table)
+
+//go:noescape
+func qrows5Q16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, t *q16Table)
+
+//go:noescape
+func qrows6Q16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, t *q16Table)
+
+//go:noescape
+func qrows2WQ16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, perm *[8]uint32)
+
+// groupLanes is, by group size / 32, which of the four groups from a
+// 128-value block's first each int32 lane of qrows2WQ16AVX2's block sum
+// belongs to (lane j holds words 2j and 2j+1, values 16j..16j+15).
+var groupLanes = [5][8]uint32{
+	1: {0, 0, 1, 1, 2, 2, 3, 3},
+	2: {0, 0, 0, 0, 1, 1, 1, 1},
+	4: {0, 0, 0, 0, 0, 0, 0, 0},
+}
+
+// q16Table tells the kernels how to unpack one width: the shuffle that
 // puts lane l's two bytes in place, the mask that keeps its code, the bit
 // offset s of each int32 lane's codes and the bytes per step.
 type q16Table struct {
@@ -50,10 +71,10 @@ var q16Tables = func() (t [9]q16Table) {
 	return t
 }()
 
-// q16Bits reports whether qrowsBQ16AVX2 takes matrices of width bits.
+// q16Bits reports whether the kernels takes matrices of width bits.
 func q16Bits(bits int) bool { return bits == 2 || bits == 3 || bits == 5 || bits == 6 }
 
-// qmvRowsBits16 is qmvRowsInt for the widths qrowsBQ16AVX2 takes: the
+// qmvRowsBits16 is qmvRowsInt for the widths the kernels takes: the
 // one-token kernel for each token in turn, over short row blocks when
 // there are several (as intRowBlocks), so a token's results are the same
 // bits however many tokens share the call.
@@ -64,7 +85,8 @@ func qmvRowsBits16(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	// it, which would move it to the heap).
 	var stack [1024]float32
 	sdx := stack[:]
-	if need := 16 + rg.groups; need > len(stack) {
+	// The 2-bit word kernel loads four groups' scale·dx at its last block.
+	if need := 16 + rg.groups + 4; need > len(stack) {
 		buf := getFloats(need)
 		defer putFloats(buf)
 		sdx = *buf
@@ -81,7 +103,7 @@ func qmvRowsBits16(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	}
 }
 
-// q16Rows runs qrowsBQ16AVX2 over rows [r0, r0+rows) for token t. The
+// q16Rows runs the kernels over rows [r0, r0+rows) for token t. The
 // kernel reads up to 16 bytes from a step's start, past the row's end by
 // up to 16-2·bits bytes, so when the block ends within 16 bytes of the
 // matrix's end its last row is computed in two parts: its groups but the
@@ -92,8 +114,23 @@ func q16Rows(out []float32, d *DecodeInput, q *Quant, rg quantRows, r0, rows, t 
 	gi, xi := t*groups, t*d.cols
 	call := func(w *byte, row, g0, ng, nrows int, o *float32) {
 		sg := row*groups + g0
-		qrowsBQ16AVX2(w, &d.xq16[xi+g0*d.group], &q.Scales[sg], &q.Biases[sg], &d.qdx[gi+g0], &d.qsum[gi+g0],
-			&sdx[0], o, nrows, ng, steps, q.F16Scales, 0, tab)
+		xq, sc, bi, dx, xs := &d.xq16[xi+g0*d.group], &q.Scales[sg], &q.Biases[sg], &d.qdx[gi+g0], &d.qsum[gi+g0]
+		switch q.Bits {
+		case 2:
+			qrows2Q16AVX2(w, xq, sc, bi, dx, xs, &sdx[0], o, nrows, ng, steps, q.F16Scales, 0, tab)
+		case 3:
+			qrows3Q16AVX2(w, xq, sc, bi, dx, xs, &sdx[0], o, nrows, ng, steps, q.F16Scales, 0, tab)
+		case 5:
+			qrows5Q16AVX2(w, xq, sc, bi, dx, xs, &sdx[0], o, nrows, ng, steps, q.F16Scales, 0, tab)
+		case 6:
+			qrows6Q16AVX2(w, xq, sc, bi, dx, xs, &sdx[0], o, nrows, ng, steps, q.F16Scales, 0, tab)
+		}
+	}
+	if wordLanes2(q.Bits, d.cols) {
+		// Whole 32-byte blocks: nothing is read past a row.
+		qrows2WQ16AVX2(&wb[r0*rowBytes], &d.xq16[xi], &q.Scales[r0*groups], &q.Biases[r0*groups], &d.qdx[gi], &d.qsum[gi],
+			&sdx[0], &out[0], rows, groups, steps, q.F16Scales, 0, &groupLanes[steps])
+		return
 	}
 	if len(wb)-(r0+rows)*rowBytes >= 16 {
 		call(&wb[r0*rowBytes], r0, 0, groups, rows, &out[0])
