@@ -848,31 +848,40 @@ BROWS(·qrows6Q16AVX2, 6, B6G32, B6G64, B6G128)
 // float, meet each lane's group's scale·dx, which perm spreads from the
 // four at R13 (lane j: group perm[j]). Scales pass and result as Q8ROWS's
 // for one token, c = 0.
-#define W2CODE(k, wo, xo, dst) \
-	VPSRLW   $(2*k), Y8, Y9; \
-	VPAND    Y15, Y9, Y9; \
-	VPMADDWD xo+32*k(DI), Y9, dst
+// W2IN adds the products of the codes in m (masked by mask) with the 16
+// xq values at xo(DI) to the int32 sums a.
+#define W2IN(m, mask, xo, a) \
+	VPAND    mask, m, Y9; \
+	VPMADDWD xo(DI), Y9, Y9; \
+	VPADDD   Y9, a, a
 
 // W2BLOCK adds the block at wo(SI), xo(DI), its scale·dx at sp, to Y0.
+// Codes 0 and 4 (the low bytes of the words and of the words >> 8), 7
+// (the words >> 14) and 3 (>> 6) are taken at bit 0 into Y4; codes 1
+// and 5 at bit 2, in place, into Y5; codes 2 and 6 at bit 4 into Y6; Y5
+// and Y6 lose their factors 4 and 16 by an exact shift. Y15, Y1 and Y2
+// are the masks 3, 3<<2 and 3<<4 per word.
 #define W2BLOCK(wo, xo, sp) \
 	PREFETCHT0  1024+wo(SI); \
 	VMOVDQU     wo(SI), Y8; \
+	VPSRLW      $8, Y8, Y3; \
 	VPAND       Y15, Y8, Y9; \
 	VPMADDWD    xo(DI), Y9, Y4; \
-	W2CODE(1, wo, xo, Y5); \
-	W2CODE(2, wo, xo, Y6); \
-	W2CODE(3, wo, xo, Y7); \
-	VPADDD      Y5, Y4, Y4; \
-	VPADDD      Y7, Y6, Y6; \
-	W2CODE(4, wo, xo, Y5); \
-	W2CODE(5, wo, xo, Y7); \
-	VPADDD      Y5, Y4, Y4; \
-	VPADDD      Y7, Y6, Y6; \
-	W2CODE(6, wo, xo, Y5); \
+	VPAND       Y1, Y8, Y9; \
+	VPMADDWD    xo+32(DI), Y9, Y5; \
+	VPAND       Y2, Y8, Y9; \
+	VPMADDWD    xo+64(DI), Y9, Y6; \
+	VPSRLW      $6, Y8, Y7; \
+	W2IN(Y7, Y15, xo+96, Y4); \
+	W2IN(Y3, Y15, xo+128, Y4); \
+	W2IN(Y3, Y1, xo+160, Y5); \
+	W2IN(Y3, Y2, xo+192, Y6); \
 	VPSRLW      $14, Y8, Y9; \
-	VPMADDWD    xo+224(DI), Y9, Y7; \
+	VPMADDWD    xo+224(DI), Y9, Y9; \
+	VPADDD      Y9, Y4, Y4; \
+	VPSRAD      $2, Y5, Y5; \
+	VPSRAD      $4, Y6, Y6; \
 	VPADDD      Y5, Y4, Y4; \
-	VPADDD      Y7, Y6, Y6; \
 	VPADDD      Y6, Y4, Y4; \
 	VCVTDQ2PS   Y4, Y4; \
 	VMOVUPS     sp, X9; \
@@ -885,6 +894,8 @@ TEXT ·qrows2WQ16AVX2(SB), NOSPLIT, $0-104
 	MOVL         $0x00030003, AX
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
+	VPSLLW       $2, Y15, Y1
+	VPSLLW       $4, Y15, Y2
 	MOVQ         w+0(FP), SI
 	MOVQ         scales+16(FP), R8
 	MOVQ         biases+24(FP), R9
