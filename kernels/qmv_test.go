@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // qmvReference is the decode product in float64 from Matrix.Row's
@@ -408,4 +409,64 @@ func benchIntRows(b *testing.B, p decodePath, m *Matrix, x []float32, n int, out
 			b.ReportMetric(float64(m.Rows*m.Cols*n)*float64(b.N)/c/1e9, unit)
 		}
 	})
+}
+
+// BenchmarkQMVFromMemory is the int16 decode path per width on one token
+// through 4096x14336 group-64 matrices, enough copies of each (at least
+// 192 MiB of weights, six times the L3 of the machines this runs on) that
+// the weights come from DRAM, on the worker pool (MatMul). Each iteration
+// reads every copy of the width and every copy of a 4-bit set in turn, so
+// the rate over 4-bit's (the figure the kernels are held to) is measured
+// under the same load, by the wall clock and by the process's CPU time.
+func BenchmarkQMVFromMemory(b *testing.B) {
+	if !simdKernels || !simdIntActivations(4, 16) {
+		b.Skip("no int16 kernels on this machine")
+	}
+	p := decodePath{"simd-int16", true, 16}
+	rng := rand.New(rand.NewPCG(20, 20))
+	x := randVec(rng, 14336)
+	out := make([]float32, 4096)
+	copies := func(bits int) ([]*Matrix, float64) {
+		base := randomQuant(rng, 4096, 14336, bits, 64, false)
+		ms := []*Matrix{base}
+		for len(ms)*base.Bytes() < 192<<20 {
+			q := *base.Q
+			q.W = append([]uint32(nil), q.W...)
+			q.Scales = append([]uint16(nil), q.Scales...)
+			q.Biases = append([]uint16(nil), q.Biases...)
+			ms = append(ms, &Matrix{Rows: base.Rows, Cols: base.Cols, Q: &q})
+		}
+		return ms, float64(len(ms) * base.Bytes())
+	}
+	// pass reads every matrix of ms once and returns the wall and CPU
+	// seconds it took.
+	pass := func(ms []*Matrix) (wall, cpu float64) {
+		c0, t0 := cpuSeconds(), time.Now()
+		for _, m := range ms {
+			MatMul(out, x, 1, m)
+		}
+		return time.Since(t0).Seconds(), cpuSeconds() - c0
+	}
+	set4, bytes4 := copies(4)
+	for _, bits := range []int{2, 3, 5, 6, 8} {
+		ms, bytes := copies(bits)
+		b.Run(fmt.Sprintf("%s/%dbit", p.name, bits), func(b *testing.B) {
+			var wall, cpu, wall4, cpu4 float64
+			withFeatures(p, func() {
+				for i := 0; i < b.N; i++ {
+					w, c := pass(set4)
+					wall4, cpu4 = wall4+w, cpu4+c
+					w, c = pass(ms)
+					wall, cpu = wall+w, cpu+c
+				}
+			})
+			n := float64(b.N)
+			b.ReportMetric(bytes*n/wall/1e9, "GB/s")
+			b.ReportMetric(bytes4*n/wall4/1e9, "4bit-GB/s")
+			b.ReportMetric(bytes/wall/(bytes4/wall4), "of-4bit")
+			if cpu > 0 && cpu4 > 0 {
+				b.ReportMetric(bytes/cpu/(bytes4/cpu4), "of-4bit-cpu")
+			}
+		})
+	}
 }
