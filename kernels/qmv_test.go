@@ -125,7 +125,9 @@ func TestQMVPathsMatchReference(t *testing.T) {
 	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
 		for _, group := range []int{32, 64, 128} {
 			for _, f16 := range []bool{false, true} {
-				for _, shape := range [][2]int{{1, 1}, {7, 3}, {33, 5}, {130, 2}, {9, 11}} {
+				// {3, 4}: whole 128-value blocks at every group size (the
+				// 2-bit int16 word kernel).
+				for _, shape := range [][2]int{{1, 1}, {7, 3}, {33, 5}, {130, 2}, {9, 11}, {3, 4}} {
 					m := randomQuant(rng, shape[0], shape[1]*group, bits, group, f16)
 					for _, n := range []int{1, 2, 3, qmvTokens} {
 						checkQMV(t, rng, m, n)
@@ -261,8 +263,9 @@ func TestQMVIntTokensMatchOneByOne(t *testing.T) {
 			if !simdIntActivations(bits, width) {
 				continue
 			}
-			for _, group := range []int{32, 64, 128} {
-				m := randomQuant(rng, 37, 5*group, bits, group, group == 64)
+			for _, cols := range [][2]int{{32, 5 * 32}, {64, 5 * 64}, {128, 5 * 128}, {32, 8 * 32}, {64, 4 * 64}} {
+				group := cols[0]
+				m := randomQuant(rng, 37, cols[1], bits, group, group == 64)
 				x := randVec(rng, qmvTokens*m.Cols)
 				withFeatures(p, func() {
 					one := make([]float32, m.Rows)
@@ -279,6 +282,46 @@ func TestQMVIntTokensMatchOneByOne(t *testing.T) {
 						}
 					}
 				})
+			}
+		}
+	}
+}
+
+// TestQMVIntExtremes: every code at its largest and every x at the
+// group's largest magnitude, of one sign, give the integer kernels their
+// largest sums; they must match the reference (no int32 lane overflows),
+// for every width and group size, on rows of whole 128-value blocks and
+// not.
+func TestQMVIntExtremes(t *testing.T) {
+	for _, width := range []int{8, 16} {
+		p := decodePath{fmt.Sprintf("simd-int%d", width), true, width}
+		for _, bits := range []int{2, 3, 4, 5, 6, 8} {
+			if !simdKernels || !simdIntActivations(bits, width) {
+				continue
+			}
+			for _, shape := range [][2]int{{32, 4}, {32, 5}, {64, 4}, {64, 5}, {128, 4}, {128, 5}} {
+				group := shape[0]
+				m := randomQuant(rand.New(rand.NewPCG(21, 21)), 5, shape[1]*group, bits, group, false)
+				for i := range m.Q.W {
+					m.Q.W[i] = ^uint32(0)
+				}
+				for i := range m.Q.Scales {
+					m.Q.Scales[i], m.Q.Biases[i] = F32ToBF16(1), 0
+				}
+				for _, sign := range []float32{1, -1} {
+					x := make([]float32, qmvTokens*m.Cols)
+					for i := range x {
+						x[i] = sign
+					}
+					want, bound := qmvReference(x, qmvTokens, m)
+					out := make([]float32, len(want))
+					withFeatures(p, func() { MatMul(out, x, qmvTokens, m) })
+					for i, w := range want {
+						if d := math.Abs(float64(out[i]) - w); d > 8*bound[i] {
+							t.Fatalf("int%d, %d-bit group %d, x %v: out[%d] = %v, want %v", width, bits, group, sign, i, out[i], w)
+						}
+					}
+				}
 			}
 		}
 	}
