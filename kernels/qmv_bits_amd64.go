@@ -2,16 +2,23 @@
 
 package kernels
 
-// Int16-activation row kernels for the widths without a word layout (2, 3,
-// 5 and 6 bits; qrows{2,3,5,6}Q16AVX2 in qmv_amd64.s). A step takes 16 codes (2·bits bytes):
-// one 16-byte broadcast load, a byte shuffle that puts each code's two
-// bytes in its 16-bit lane and a mask that keeps the code where it lies,
-// at bit s of the lane, so the lane holds q·2^s. Lanes 2j and 2j+1 hold
-// codes j' and j'+8 of the step (pairLanes), which lie at the same bit
-// offset s, so VPMADDWD's pair sum is 2^s times the pair's products and
-// each int32 lane of the group sum carries one fixed factor 2^s, dropped by
-// one exact arithmetic shift per group. x is put in that lane order once,
-// in Prepare.
+// Int16-activation row kernels for the widths whose codes do not fall on
+// byte or nibble boundaries (2, 3, 5 and 6 bits; qrows{2,3,5,6}Q16AVX2 in
+// qmv_amd64.s). A step takes 16 codes (2·bits bytes): one 16-byte
+// broadcast load, a byte shuffle that puts each code's two bytes in its
+// 16-bit lane and a mask that keeps the code where it lies, at bit s of
+// the lane, so the lane holds q·2^s. Lanes 2j and 2j+1 hold codes j' and
+// j'+8 of the step (pairLanes), which lie at the same bit offset s, so
+// VPMADDWD's pair sum is 2^s times the pair's products and each int32 lane
+// of the group sum carries one fixed factor 2^s, dropped by one exact
+// arithmetic shift per group. x is put in that lane order once, in Prepare.
+//
+// 2-bit rows of whole 128-value blocks (the usual shapes) have their own
+// kernel, qrows2WQ16AVX2: VPMADDWD multiplies 16 codes whatever their
+// width, so 2-bit codes must come out of the bytes at less than half the
+// 4-bit kernels' cost per code for the same bytes per second, and reading
+// 32 code bytes as 16 words, code k of every word at once, needs no
+// shuffle and one mask per 16 codes.
 
 //go:noescape
 func qrows2Q16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, t *q16Table)
@@ -37,14 +44,13 @@ var groupLanes = [5][8]uint32{
 	4: {0, 0, 0, 0, 0, 0, 0, 0},
 }
 
-// q16Table tells the kernels how to unpack one width: the shuffle that
-// puts lane l's two bytes in place, the mask that keeps its code, the bit
-// offset s of each int32 lane's codes and the bytes per step.
+// q16Table tells qrows{2,3,5,6}Q16AVX2 how to unpack one width: the
+// shuffle that puts lane l's two bytes in place, the mask that keeps its
+// code and the bit offset s of each int32 lane's codes.
 type q16Table struct {
 	shuffle [32]byte
 	mask    [16]uint16
 	shift   [8]uint32
-	stride  int64
 }
 
 // q16Tables is indexed by bit width; only 2, 3, 5 and 6 are used. An int32
@@ -66,26 +72,25 @@ var q16Tables = func() (t [9]q16Table) {
 			bt.mask[l] = uint16(1<<bits-1) << (bit % 8)
 			bt.shift[l/2] = uint32(bit % 8)
 		}
-		bt.stride = int64(2 * bits)
 	}
 	return t
 }()
 
-// q16Bits reports whether the kernels takes matrices of width bits.
+// q16Bits reports whether qrows{2,3,5,6}Q16AVX2 take matrices of width bits.
 func q16Bits(bits int) bool { return bits == 2 || bits == 3 || bits == 5 || bits == 6 }
 
-// qmvRowsBits16 is qmvRowsInt for the widths the kernels takes: the
+// qmvRowsBits16 is qmvRowsInt for the widths q16Bits names: the
 // one-token kernel for each token in turn, over short row blocks when
 // there are several (as intRowBlocks), so a token's results are the same
 // bits however many tokens share the call.
 func qmvRowsBits16(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	rg := rowsOf(m)
-	// Per row the kernel keeps scale·dx per group and the bias term (64
-	// bytes): on the stack for rows of up to 1008 groups (no closure holds
-	// it, which would move it to the heap).
+	// Per row the kernels keep scale·dx per group and the bias term (64
+	// bytes), and the 2-bit word kernel loads four groups' scale·dx at its
+	// last block: on the stack for rows of up to 1004 groups (no closure
+	// holds it, which would move it to the heap).
 	var stack [1024]float32
 	sdx := stack[:]
-	// The 2-bit word kernel loads four groups' scale·dx at its last block.
 	if need := 16 + rg.groups + 4; need > len(stack) {
 		buf := getFloats(need)
 		defer putFloats(buf)
@@ -103,11 +108,12 @@ func qmvRowsBits16(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	}
 }
 
-// q16Rows runs the kernels over rows [r0, r0+rows) for token t. The
-// kernel reads up to 16 bytes from a step's start, past the row's end by
-// up to 16-2·bits bytes, so when the block ends within 16 bytes of the
-// matrix's end its last row is computed in two parts: its groups but the
-// last, in place, and the last from a padded copy.
+// q16Rows computes rows [r0, r0+rows) for token t: by the 2-bit word
+// kernel where the rows are whole 128-value blocks, else by
+// qrows{2,3,5,6}Q16AVX2, which read 16 bytes from a step's start, past
+// the row's end by up to 16-2·bits bytes, so when the block ends within 16
+// bytes of the matrix's end its last row is computed in two parts: its
+// groups but the last, in place, and the last from a padded copy.
 func q16Rows(out []float32, d *DecodeInput, q *Quant, rg quantRows, r0, rows, t int, sdx []float32) {
 	wb, rowBytes, groups, steps := rg.w, rg.rowBytes, rg.groups, rg.steps
 	tab := &q16Tables[q.Bits]
