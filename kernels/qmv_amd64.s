@@ -803,40 +803,29 @@ QKERNELS(·qrows4Q16x4AVX2, ·qrows8Q16x4AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS,
 #define B6G64(wo, xo, so, n, TOKS, ENDS) BG64(6, wo, xo, so)
 #define B6G128(wo, xo, so, n, TOKS, ENDS) BG128(6, wo, xo, so)
 
-// BROWS is the kernel for width b (B32, B64 and B128 its group bodies):
+// B{2,3,5,6}LOOPS are the group loops by width, in Q8ROWS's form.
+#define B2LOOPS(n, TOKS, ENDS) QLOOPS(B2G32, B2G64, B2G128, 8, 64, n, TOKS, ENDS)
+#define B3LOOPS(n, TOKS, ENDS) QLOOPS(B3G32, B3G64, B3G128, 12, 64, n, TOKS, ENDS)
+#define B5LOOPS(n, TOKS, ENDS) QLOOPS(B5G32, B5G64, B5G128, 20, 64, n, TOKS, ENDS)
+#define B6LOOPS(n, TOKS, ENDS) QLOOPS(B6G32, B6G64, B6G128, 24, 64, n, TOKS, ENDS)
+
+// BROWS is the kernel of one width (LOOPS its group loop), Q8ROWS for one
+// token with the table's shuffle, mask and shifts:
 //
 //	func qrows{b}Q16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, t *q16Table)
-#define BROWS(name, b, B32, B64, B128) \
+#define BROWS(name, LOOPS) \
 TEXT name(SB), NOSPLIT, $0-104; \
 	MOVQ    t+96(FP), AX; \
 	VMOVDQU (AX), Y15; \
 	VMOVDQU 32(AX), Y10; \
 	VMOVDQU 64(AX), Y13; \
-	MOVQ    w+0(FP), SI; \
-	MOVQ    scales+16(FP), R8; \
-	MOVQ    biases+24(FP), R9; \
-	MOVQ    out+56(FP), R15; \
-	MOVQ    rows+64(FP), R14; \
-row:; \
-	Q8SCALES(1); \
-	MOVQ   xq+8(FP), DI; \
-	MOVQ   groups+72(FP), CX; \
-	MOVQ   sdx+48(FP), R13; \
-	ADDQ   $64, R13; \
-	VXORPS Y0, Y0, Y0; \
-	QLOOPS(B32, B64, B128, 4*b, 64, 1, WTOKS1, ENDS1); \
-	MOVQ sdx+48(FP), AX; \
-	FIN(0, Y0, X0, (R15)); \
-	ADDQ $4, R15; \
-	DECQ R14; \
-	JNZ  row; \
-	VZEROUPPER; \
+	Q8ROWS(LOOPS, 1, WTOKS1, ENDS1, FINS1); \
 	RET
 
-BROWS(·qrows2Q16AVX2, 2, B2G32, B2G64, B2G128)
-BROWS(·qrows3Q16AVX2, 3, B3G32, B3G64, B3G128)
-BROWS(·qrows5Q16AVX2, 5, B5G32, B5G64, B5G128)
-BROWS(·qrows6Q16AVX2, 6, B6G32, B6G64, B6G128)
+BROWS(·qrows2Q16AVX2, B2LOOPS)
+BROWS(·qrows3Q16AVX2, B3LOOPS)
+BROWS(·qrows5Q16AVX2, B5LOOPS)
+BROWS(·qrows6Q16AVX2, B6LOOPS)
 
 // func qrows2WQ16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, perm *[8]uint32)
 //
@@ -859,23 +848,24 @@ BROWS(·qrows6Q16AVX2, 6, B6G32, B6G64, B6G128)
 // Codes 0 and 4 (the low bytes of the words and of the words >> 8), 7
 // (the words >> 14) and 3 (>> 6) are taken at bit 0 into Y4; codes 1
 // and 5 at bit 2, in place, into Y5; codes 2 and 6 at bit 4 into Y6; Y5
-// and Y6 lose their factors 4 and 16 by an exact shift. Y15, Y1 and Y2
-// are the masks 3, 3<<2 and 3<<4 per word.
+// and Y6 lose their factors 4 and 16 by an exact shift. Y15, Y10 and
+// w2mask4 are the masks 3, 3<<2 and 3<<4 per word (Q8LOOPSTART clears
+// Y0..Y3, Q8SCALES uses Y11, Y12 and Y14: the third is read from memory).
 #define W2BLOCK(wo, xo, sp) \
 	PREFETCHT0  1024+wo(SI); \
 	VMOVDQU     wo(SI), Y8; \
 	VPSRLW      $8, Y8, Y3; \
 	VPAND       Y15, Y8, Y9; \
 	VPMADDWD    xo(DI), Y9, Y4; \
-	VPAND       Y1, Y8, Y9; \
+	VPAND       Y10, Y8, Y9; \
 	VPMADDWD    xo+32(DI), Y9, Y5; \
-	VPAND       Y2, Y8, Y9; \
+	VPAND       w2mask4<>(SB), Y8, Y9; \
 	VPMADDWD    xo+64(DI), Y9, Y6; \
 	VPSRLW      $6, Y8, Y7; \
 	W2IN(Y7, Y15, xo+96, Y4); \
 	W2IN(Y3, Y15, xo+128, Y4); \
-	W2IN(Y3, Y1, xo+160, Y5); \
-	W2IN(Y3, Y2, xo+192, Y6); \
+	W2IN(Y3, Y10, xo+160, Y5); \
+	W2IN(Y3, w2mask4<>(SB), xo+192, Y6); \
 	VPSRLW      $14, Y8, Y9; \
 	VPMADDWD    xo+224(DI), Y9, Y9; \
 	VPADDD      Y9, Y4, Y4; \
@@ -888,58 +878,45 @@ BROWS(·qrows6Q16AVX2, 6, B6G32, B6G64, B6G128)
 	VPERMPS     Y9, Y13, Y9; \
 	VFMADD231PS Y9, Y4, Y0
 
+// W2LOOP is the word kernel's block loop (Q8LOOPSTART has set DI, R13
+// and Y0), in Q8ROWS's form.
+#define W2LOOP(n, TOKS, ENDS) \
+	MOVQ  steps+80(FP), CX; \
+	SHRQ  $1, CX; \
+	MOVQ  $16, R10; \
+	SHRQ  CX, R10; \
+	MOVQ  groups+72(FP), CX; \
+	IMULQ steps+80(FP), CX; \
+	SHRQ  $2, CX; \
+	SUBQ  $2, CX; \
+	JLT   tail2W; \
+pair2W:; \
+	W2BLOCK(0, 0, (R13)); \
+	W2BLOCK(32, 256, (R13)(R10*1)); \
+	ADDQ  $64, SI; \
+	ADDQ  $512, DI; \
+	LEAQ  (R13)(R10*2), R13; \
+	SUBQ  $2, CX; \
+	JGE   pair2W; \
+tail2W:; \
+	CMPQ  CX, $-1; \
+	JNE   done2W; \
+	W2BLOCK(0, 0, (R13)); \
+	ADDQ  $32, SI; \
+done2W:
+
 TEXT ·qrows2WQ16AVX2(SB), NOSPLIT, $0-104
 	MOVQ         perm+96(FP), AX
 	VMOVDQU      (AX), Y13
 	MOVL         $0x00030003, AX
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
-	VPSLLW       $2, Y15, Y1
-	VPSLLW       $4, Y15, Y2
-	MOVQ         w+0(FP), SI
-	MOVQ         scales+16(FP), R8
-	MOVQ         biases+24(FP), R9
-	MOVQ         out+56(FP), R15
-	MOVQ         rows+64(FP), R14
-
-row2W:
-	Q8SCALES(1)
-	// R10: the sdx bytes per block (16/steps), CX: blocks in the row.
-	MOVQ   steps+80(FP), CX
-	SHRQ   $1, CX
-	MOVQ   $16, R10
-	SHRQ   CX, R10
-	MOVQ   groups+72(FP), CX
-	IMULQ  steps+80(FP), CX
-	SHRQ   $2, CX
-	MOVQ   xq+8(FP), DI
-	MOVQ   sdx+48(FP), R13
-	ADDQ   $64, R13
-	VXORPS Y0, Y0, Y0
-
-	SUBQ $2, CX
-	JLT  tail2W
-
-pair2W:
-	W2BLOCK(0, 0, (R13))
-	W2BLOCK(32, 256, (R13)(R10*1))
-	ADDQ $64, SI
-	ADDQ $512, DI
-	LEAQ (R13)(R10*2), R13
-	SUBQ $2, CX
-	JGE  pair2W
-
-tail2W:
-	CMPQ CX, $-1
-	JNE  done2W
-	W2BLOCK(0, 0, (R13))
-	ADDQ $32, SI
-
-done2W:
-	MOVQ sdx+48(FP), AX
-	FIN(0, Y0, X0, (R15))
-	ADDQ $4, R15
-	DECQ R14
-	JNZ  row2W
-	VZEROUPPER
+	VPSLLW       $2, Y15, Y10
+	Q8ROWS(W2LOOP, 1, WTOKS1, ENDS1, FINS1)
 	RET
+
+DATA w2mask4<>+0(SB)/8, $0x0030003000300030
+DATA w2mask4<>+8(SB)/8, $0x0030003000300030
+DATA w2mask4<>+16(SB)/8, $0x0030003000300030
+DATA w2mask4<>+24(SB)/8, $0x0030003000300030
+GLOBL w2mask4<>(SB), RODATA|NOPTR, $32

@@ -80,15 +80,13 @@ var q16Tables = func() (t [9]q16Table) {
 func q16Bits(bits int) bool { return bits == 2 || bits == 3 || bits == 5 || bits == 6 }
 
 // qmvRowsBits16 is qmvRowsInt for the widths q16Bits names: the
-// one-token kernel for each token in turn, over short row blocks when
-// there are several (as intRowBlocks), so a token's results are the same
-// bits however many tokens share the call.
+// one-token kernel for each token in turn (intRowBlocks), so a token's
+// results are the same bits however many tokens share the call.
 func qmvRowsBits16(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	rg := rowsOf(m)
 	// Per row the kernels keep scale·dx per group and the bias term (64
 	// bytes), and the 2-bit word kernel loads four groups' scale·dx at its
-	// last block: on the stack for rows of up to 1004 groups (no closure
-	// holds it, which would move it to the heap).
+	// last block: on the stack for rows of up to 1004 groups.
 	var stack [1024]float32
 	sdx := stack[:]
 	if need := 16 + rg.groups + 4; need > len(stack) {
@@ -96,16 +94,9 @@ func qmvRowsBits16(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 		defer putFloats(buf)
 		sdx = *buf
 	}
-	block := hi - lo
-	if d.n > 1 {
-		block = qmvIntBlock
-	}
-	for r0 := lo; r0 < hi; r0 += block {
-		rows := min(block, hi-r0)
-		for t := 0; t < d.n; t++ {
-			q16Rows(out[t*m.Rows+r0:t*m.Rows+r0+rows], d, m.Q, rg, r0, rows, t, sdx)
-		}
-	}
+	intRowBlocks(d, lo, hi, func(r0, rows, t int) {
+		q16Rows(out[t*m.Rows+r0:t*m.Rows+r0+rows], d, m.Q, rg, r0, rows, t, sdx)
+	})
 }
 
 // q16Rows computes rows [r0, r0+rows) for token t: by the 2-bit word
