@@ -130,7 +130,7 @@ func growTokens[T any](b []T, n, per int) []T {
 // The int16 kernels take each token's values in turn: for 4- and 8-bit
 // matrices per 32 values the 16 even ones then the 16 odd ones (the nibble
 // order; the 8-bit kernels read codes as words, even value in the low
-// byte), for other widths per 16 values in pairLanes order; and qcorr =
+// byte), for other widths in transposeBlocks' order; and qcorr =
 // c·Σxq per token and group for the middle code c (the NEON kernels centre
 // codes through it; the AVX2 ones keep them unsigned). The int8 layout is
 // prepareInt8's.
@@ -149,50 +149,53 @@ func (d *DecodeInput) prepareInt(bits, width int) {
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
 			base, i := t*cols+g*d.group, t*groups+g
-			xq := d.xq16[base : base+d.group]
-			dx, sum, fsum := quantizeGroup(xq, d.x[base:base+d.group], 32767, nibbles)
-			if !nibbles && !wordLanes2(bits, cols) {
-				toPairLanes(xq)
-			}
+			dx, sum, fsum := quantizeGroup(d.xq16[base:base+d.group], d.x[base:base+d.group], 32767, nibbles)
 			d.qdx[i], d.qsum[i], d.qcorr[i], d.sums[i] = dx, dx*float32(sum), centre*sum, fsum
 		}
-		if wordLanes2(bits, cols) {
-			toWordLanes(d.xq16[t*cols : (t+1)*cols])
+		if !nibbles {
+			transposeBlocks(d.xq16[t*cols:(t+1)*cols], int16Block(bits, cols))
 		}
 	}
 }
 
-// wordLanes2 reports whether the int16 input of a 2-bit matrix of cols
-// columns is in wordLanes order (rows of whole 128-value blocks) rather
-// than pairLanes order.
+// int16Block is the block size of the int16 input of a bits-wide matrix
+// of cols columns, for widths other than 4 and 8 (transposeBlocks): 128
+// for the 2-bit word kernel (rows of whole 128-value blocks), else 16.
+func int16Block(bits, cols int) int {
+	if wordLanes2(bits, cols) {
+		return 128
+	}
+	return 16
+}
+
+// wordLanes2 reports whether a 2-bit matrix of cols columns is taken by
+// the 2-bit word kernel, whose rows are whole 128-value blocks.
 func wordLanes2(bits, cols int) bool { return bits == 2 && cols%128 == 0 }
 
-// toWordLanes puts each 128 values of xq in the order the 2-bit word
-// kernel takes them: its 32 code bytes are 16 words of eight codes, and
-// code k of every word meets 16 contiguous values, so value 8i+k goes to
-// 16k+i.
-func toWordLanes(xq []int16) {
-	for b := 0; b+128 <= len(xq); b += 128 {
-		v := [128]int16(xq[b : b+128])
-		for i := 0; i < 16; i++ {
-			for k := 0; k < 8; k++ {
-				xq[b+16*k+i] = v[8*i+k]
-			}
+// transposeBlocks puts each block of xq (16 or 128 values) in the order
+// the int16 kernels of widths other than 4 and 8 take it: value 8i+k of a
+// block goes to k·block/8 + i. For blocks of 16, lanes 2k and 2k+1 of a register then
+// hold values k and k+8, whose codes lie at the same bit offset in their
+// bytes; for blocks of 128 (the 2-bit word kernel: 16 words of eight
+// codes), code k of every word meets 16 contiguous values.
+func transposeBlocks(xq []int16, block int) {
+	if block == 16 {
+		for b := 0; b+16 <= len(xq); b += 16 {
+			d := (*[16]int16)(xq[b : b+16])
+			v := *d
+			d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = v[0], v[8], v[1], v[9], v[2], v[10], v[3], v[11]
+			d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15] = v[4], v[12], v[5], v[13], v[6], v[14], v[7], v[15]
 		}
+		return
 	}
-}
-
-// pairLanes is the order the int16 kernels of widths other than 4 and 8
-// take a step of 16 values in: lanes 2j and 2j+1 of each 8-lane half hold
-// values j' and j'+8, whose codes lie at the same bit offset in their bytes.
-var pairLanes = [16]int{0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15}
-
-// toPairLanes puts each 16 values of xq in pairLanes order.
-func toPairLanes(xq []int16) {
-	for b := 0; b+16 <= len(xq); b += 16 {
-		v := [16]int16(xq[b : b+16])
-		for l, k := range pairLanes {
-			xq[b+l] = v[k]
+	for b := 0; b+128 <= len(xq); b += 128 {
+		d := (*[128]int16)(xq[b : b+128])
+		v := *d
+		for k := 0; k < 8; k++ {
+			row := (*[16]int16)(d[16*k : 16*k+16])
+			for i := range row {
+				row[i] = v[(8*i+k)&127]
+			}
 		}
 	}
 }

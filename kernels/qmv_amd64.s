@@ -735,7 +735,7 @@ QKERNELS(·qrows4Q16x4AVX2, ·qrows8Q16x4AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS,
 // The int16 kernels for 2, 3, 5 and 6 bits (qrows{2,3,5,6}Q16AVX2,
 // qmv_bits_amd64.go), one token a call: per step of 16 codes (2·b bytes) a
 // 16-byte broadcast, the table's shuffle (Y15) and mask (Y10), and
-// VPMADDWD with 16 xq values in pairLanes order into the group sum Y4; per
+// VPMADDWD with 16 xq values (transposeBlocks' order) into the group sum Y4; per
 // group the lanes' exact shift (Y13) takes their 2^s factors out before
 // the float epilogue (GEND). Groups run through GLOOP as the other
 // kernels' do; scales pass and result as Q8ROWS's for one token, c = 0
@@ -831,7 +831,7 @@ BROWS(·qrows6Q16AVX2, B6LOOPS)
 //
 // The 2-bit int16 kernel for rows of whole 128-value blocks: a block's 32
 // code bytes are 16 words of eight codes, and code k of every word, (w >>
-// 2k) & 3, meets 16 xq values at once (xq in wordLanes order), so a block
+// 2k) & 3, meets 16 xq values at once (transposeBlocks' order), so a block
 // costs one load and shifts and masks besides its eight VPMADDWD. A block
 // holds one group of 128, two of 64 or four of 32: its int32 lanes, as
 // float, meet each lane's group's scale·dx, which perm spreads from the

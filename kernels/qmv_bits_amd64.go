@@ -7,8 +7,8 @@ package kernels
 // qmv_amd64.s). A step takes 16 codes (2·bits bytes): one 16-byte
 // broadcast load, a byte shuffle that puts each code's two bytes in its
 // 16-bit lane and a mask that keeps the code where it lies, at bit s of
-// the lane, so the lane holds q·2^s. Lanes 2j and 2j+1 hold codes j' and
-// j'+8 of the step (pairLanes), which lie at the same bit offset s, so
+// the lane, so the lane holds q·2^s. Lanes 2j and 2j+1 hold codes j and
+// j+8 of the step (transposeBlocks), which lie at the same bit offset s, so
 // VPMADDWD's pair sum is 2^s times the pair's products and each int32 lane
 // of the group sum carries one fixed factor 2^s, dropped by one exact
 // arithmetic shift per group. x is put in that lane order once, in Prepare.
@@ -60,7 +60,9 @@ type q16Table struct {
 var q16Tables = func() (t [9]q16Table) {
 	for _, bits := range []int{2, 3, 5, 6} {
 		bt := &t[bits]
-		for l, k := range pairLanes {
+		for l := 0; l < 16; l++ {
+			// Lane l holds value k of the step (transposeBlocks).
+			k := 8*(l%2) + l/2
 			bit := k * bits
 			// Both 128-bit halves of the register hold the step's bytes.
 			pos := (l/8)*16 + 2*(l%8)
@@ -103,8 +105,9 @@ func qmvRowsBits16(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 // kernel where the rows are whole 128-value blocks, else by
 // qrows{2,3,5,6}Q16AVX2, which read 16 bytes from a step's start, past
 // the row's end by up to 16-2·bits bytes, so when the block ends within 16
-// bytes of the matrix's end its last row is computed in two parts: its
-// groups but the last, in place, and the last from a padded copy.
+// bytes of the end of the codes' backing array its last row is computed
+// in two parts: its groups but the last, in place, and the last from a
+// padded copy.
 func q16Rows(out []float32, d *DecodeInput, q *Quant, rg quantRows, r0, rows, t int, sdx []float32) {
 	wb, rowBytes, groups, steps := rg.w, rg.rowBytes, rg.groups, rg.steps
 	tab := &q16Tables[q.Bits]
@@ -129,7 +132,9 @@ func q16Rows(out []float32, d *DecodeInput, q *Quant, rg quantRows, r0, rows, t 
 			&sdx[0], &out[0], rows, groups, steps, q.F16Scales, 0, &groupLanes[steps])
 		return
 	}
-	if len(wb)-(r0+rows)*rowBytes >= 16 {
+	// The codes' backing array may go on past the matrix (a tensor in a
+	// larger buffer): its capacity is what may be read.
+	if 4*cap(q.W)-(r0+rows)*rowBytes >= 16 {
 		call(&wb[r0*rowBytes], r0, 0, groups, rows, &out[0])
 		return
 	}
