@@ -162,6 +162,8 @@ func TestQMVLargeParallel(t *testing.T) {
 func FuzzQMV(f *testing.F) {
 	f.Add(uint8(2), uint8(1), uint8(3), uint8(2), uint8(1), false, uint64(1))
 	f.Add(uint8(5), uint8(0), uint8(1), uint8(7), uint8(4), true, uint64(2))
+	f.Add(uint8(0), uint8(0), uint8(5), uint8(4), uint8(3), false, uint64(3))
+	f.Add(uint8(1), uint8(2), uint8(2), uint8(0), uint8(1), true, uint64(4))
 	f.Fuzz(func(t *testing.T, bitsIdx, groupIdx, rows, groups, n uint8, f16 bool, seed uint64) {
 		bits := []int{2, 3, 4, 5, 6, 8}[int(bitsIdx)%6]
 		group := []int{32, 64, 128}[int(groupIdx)%3]
