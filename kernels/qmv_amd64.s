@@ -733,11 +733,11 @@ QKERNELS(·qrows4Q16x3AVX2, ·qrows8Q16x3AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS,
 QKERNELS(·qrows4Q16x4AVX2, ·qrows8Q16x4AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS, W8LOOPS, 4, WTOKS4, ENDS4, FINS4)
 
 // The int16 kernels for 2, 3, 5 and 6 bits (qrows{2,3,5,6}Q16AVX2,
-// qmv_bits_amd64.go), one token a call: per step of 16 codes (2·b bytes) a
-// 16-byte broadcast, the table's shuffle (Y15) and mask (Y10), and
-// VPMADDWD with 16 xq values (transposeBlocks' order) into the group sum Y4; per
-// group the lanes' exact shift (Y13) takes their 2^s factors out before
-// the float epilogue (GEND). Groups run through GLOOP as the other
+// qmv_bits_amd64.go), one token a call: per step of 16 codes (2·b bytes)
+// a 16-byte broadcast, the table's shuffle (Y15) and mask (Y10), and
+// VPMADDWD with 16 xq values (transposeBlocks' order) into the group sum
+// Y4; per group the lanes' exact shift (Y13) takes their 2^s factors out
+// before the float epilogue (GEND). Groups run through GLOOP as the other
 // kernels' do; scales pass and result as Q8ROWS's for one token, c = 0
 // (codes stay unsigned). A step reads 16 bytes, up to 16-2·b past the
 // row's end.
