@@ -175,10 +175,10 @@ func wordLanes2(bits, cols int) bool { return bits == 2 && cols%128 == 0 }
 
 // transposeBlocks puts each block of xq (16 or 128 values) in the order
 // the int16 kernels of widths other than 4 and 8 take it: value 8i+k of a
-// block goes to k·block/8 + i. For blocks of 16, lanes 2k and 2k+1 of a register then
-// hold values k and k+8, whose codes lie at the same bit offset in their
-// bytes; for blocks of 128 (the 2-bit word kernel: 16 words of eight
-// codes), code k of every word meets 16 contiguous values.
+// block goes to k·block/8 + i. For blocks of 16, lanes 2k and 2k+1 of a
+// register then hold values k and k+8, whose codes lie at the same bit
+// offset in their bytes; for blocks of 128 (the 2-bit word kernel: 16
+// words of eight codes), code k of every word meets 16 contiguous values.
 func transposeBlocks(xq []int16, block int) {
 	if block == 16 {
 		for b := 0; b+16 <= len(xq); b += 16 {

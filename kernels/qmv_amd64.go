@@ -141,10 +141,11 @@ func simdIntActivations(bits, width int) bool {
 }
 
 // qmvRowsSIMD computes rows [lo, hi) with the AVX2 kernels; it reports
-// false when the CPU lacks them or d was not prepared for them.
+// false when the CPU lacks them, the rows are empty (the Go kernels give
+// their zeros) or d was not prepared for them.
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 	q := m.Q
-	if !hasAVX2FMA || q.Bits < 2 || q.Bits > 8 || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
+	if !hasAVX2FMA || m.Cols == 0 || q.Bits < 2 || q.Bits > 8 || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
 		return false
 	}
 	if d.intBits == q.Bits {

@@ -54,11 +54,11 @@ func int8Block(bits, group int) int { return 32 }
 const simdKernels = true
 
 // qmvRowsSIMD computes rows [lo, hi) of a 4- or 8-bit matrix with the NEON
-// kernels; it reports false for other widths, without NEON, or when d was
-// not prepared for them.
+// kernels; it reports false for other widths, for empty rows, without
+// NEON, or when d was not prepared for them.
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 	q := m.Q
-	if !hasNEON || (q.Bits != 4 && q.Bits != 8) || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
+	if !hasNEON || m.Cols == 0 || (q.Bits != 4 && q.Bits != 8) || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
 		return false
 	}
 	cols, g := m.Cols, rowsOf(m)

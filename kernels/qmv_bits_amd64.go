@@ -15,10 +15,11 @@ package kernels
 //
 // 2-bit rows of whole 128-value blocks (the usual shapes) have their own
 // kernel, qrows2WQ16AVX2: VPMADDWD multiplies 16 codes whatever their
-// width, so 2-bit codes must come out of the bytes at less than half the
-// 4-bit kernels' cost per code for the same bytes per second, and reading
-// 32 code bytes as 16 words, code k of every word at once, needs no
-// shuffle and one mask per 16 codes.
+// width, so 2-bit matrices reach half of 4-bit's bytes per second only if
+// their codes cost no more to unpack than 4-bit's, and reading 32 code
+// bytes as 16 words, code k of every word at once, needs no shuffle and
+// about one mask per 16 codes (BENCHMARKS.md, "Int16 kernels for 2, 3, 5
+// and 6 bits").
 
 //go:noescape
 func qrows2Q16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, t *q16Table)
@@ -35,9 +36,9 @@ func qrows6Q16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, ou
 //go:noescape
 func qrows2WQ16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, perm *[8]uint32)
 
-// groupLanes is, by group size / 32, which of the four groups from a
-// 128-value block's first each int32 lane of qrows2WQ16AVX2's block sum
-// belongs to (lane j holds words 2j and 2j+1, values 16j..16j+15).
+// groupLanes[group/32][j] is the group, counted from the block's first,
+// of int32 lane j of qrows2WQ16AVX2's block sums: lane j holds words 2j
+// and 2j+1, the block's values 16j to 16j+15.
 var groupLanes = [5][8]uint32{
 	1: {0, 0, 1, 1, 2, 2, 3, 3},
 	2: {0, 0, 0, 0, 1, 1, 1, 1},
@@ -86,6 +87,9 @@ func q16Bits(bits int) bool { return bits == 2 || bits == 3 || bits == 5 || bits
 // results are the same bits however many tokens share the call.
 func qmvRowsBits16(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 	rg := rowsOf(m)
+	if lo >= hi || rg.groups == 0 {
+		return
+	}
 	// Per row the kernels keep scale·dx per group and the bias term (64
 	// bytes), and the 2-bit word kernel loads four groups' scale·dx at its
 	// last block: on the stack for rows of up to 1004 groups.

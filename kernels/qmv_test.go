@@ -289,6 +289,23 @@ func TestQMVIntTokensMatchOneByOne(t *testing.T) {
 	}
 }
 
+// TestQMVNoColumns: a matrix of rows without columns gives zeros on every
+// path and width, without reading codes or x.
+func TestQMVNoColumns(t *testing.T) {
+	for _, p := range decodePaths() {
+		for _, bits := range []int{2, 3, 4, 5, 6, 8} {
+			m := &Matrix{Rows: 3, Cols: 0, Q: &Quant{Bits: bits, GroupSize: 64}}
+			out := make([]float32, 2*m.Rows)
+			withFeatures(p, func() { MatMul(out, nil, 2, m) })
+			for i, v := range out {
+				if v != 0 {
+					t.Fatalf("%s path, %d-bit: out[%d] = %v, want 0", p.name, bits, i, v)
+				}
+			}
+		}
+	}
+}
+
 // TestQMVIntExtremes: every code at its largest and every x at the
 // group's largest magnitude, of one sign, give the integer kernels their
 // largest sums; they must match the reference (no int32 lane overflows),
