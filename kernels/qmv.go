@@ -61,7 +61,8 @@ type DecodeInput struct {
 var Int8Activations = false
 
 // Int16Activations makes the decode kernels quantize x to int16 per group
-// for 4- and 8-bit matrices where the CPU has the integer kernels: twice
+// for the matrices the CPU has integer kernels for (amd64 AVX2: 2 to 6 and
+// 8 bits; arm64 NEON: 4 and 8 bits): twice
 // the values per instruction of the float32 path, for a rounding of at
 // most 2^-16 of the group's largest |x| per value. That moves the trained
 // model's held-out NLL by about 1e-5 nats but the random-weight fixtures'
@@ -127,11 +128,13 @@ func growTokens[T any](b []T, n, per int) []T {
 
 // prepareInt quantizes x per group to width-bit integers (8 or 16) with
 // the step that maps the group's largest magnitude to the largest level.
-// The int16 kernels take each token's values in turn, per 32 values the 16
-// even ones then the 16 odd ones (the nibble order; the 8-bit kernels read
-// codes as words, even value in the low byte), and qcorr = c·Σxq per token
-// and group for the middle code c (the NEON kernels centre codes through
-// it; the AVX2 ones keep them unsigned). The int8 layout is prepareInt8's.
+// The int16 kernels take each token's values in turn: for 4- and 8-bit
+// matrices per 32 values the 16 even ones then the 16 odd ones (the nibble
+// order; the 8-bit kernels read codes as words, even value in the low
+// byte), for other widths in transposeBlocks' order; and qcorr =
+// c·Σxq per token and group for the middle code c (the NEON kernels centre
+// codes through it; the AVX2 ones keep them unsigned). The int8 layout is
+// prepareInt8's.
 func (d *DecodeInput) prepareInt(bits, width int) {
 	n, cols, groups := d.n, d.cols, d.cols/d.group
 	d.intBits, d.intWidth = bits, width
@@ -143,11 +146,57 @@ func (d *DecodeInput) prepareInt(bits, width int) {
 	d.qcorr = growTokens(d.qcorr, n, groups)
 	d.xq16 = growTokens(d.xq16, n, cols)
 	centre := int32(1) << (bits - 1)
+	nibbles := bits == 4 || bits == 8
 	for t := 0; t < n; t++ {
 		for g := 0; g < groups; g++ {
 			base, i := t*cols+g*d.group, t*groups+g
-			dx, sum, fsum := quantizeGroup(d.xq16[base:base+d.group], d.x[base:base+d.group], 32767, true)
+			dx, sum, fsum := quantizeGroup(d.xq16[base:base+d.group], d.x[base:base+d.group], 32767, nibbles)
 			d.qdx[i], d.qsum[i], d.qcorr[i], d.sums[i] = dx, dx*float32(sum), centre*sum, fsum
+		}
+		if !nibbles {
+			transposeBlocks(d.xq16[t*cols:(t+1)*cols], int16Block(bits, cols))
+		}
+	}
+}
+
+// int16Block is the block size of the int16 input of a bits-wide matrix
+// of cols columns, for widths other than 4 and 8 (transposeBlocks): 128
+// for the 2-bit word kernel (rows of whole 128-value blocks), else 16.
+func int16Block(bits, cols int) int {
+	if wordLanes2(bits, cols) {
+		return 128
+	}
+	return 16
+}
+
+// wordLanes2 reports whether a 2-bit matrix of cols columns is taken by
+// the 2-bit word kernel, whose rows are whole 128-value blocks.
+func wordLanes2(bits, cols int) bool { return bits == 2 && cols%128 == 0 }
+
+// transposeBlocks puts each block of xq (16 or 128 values) in the order
+// the int16 kernels of widths other than 4 and 8 take it: value 8i+k of a
+// block goes to k·block/8 + i. For blocks of 16, lanes 2k and 2k+1 of a
+// register then hold values k and k+8, whose codes lie at the same bit
+// offset in their bytes; for blocks of 128 (the 2-bit word kernel: 16
+// words of eight codes), code k of every word meets 16 contiguous values.
+func transposeBlocks(xq []int16, block int) {
+	if block == 16 {
+		for b := 0; b+16 <= len(xq); b += 16 {
+			d := (*[16]int16)(xq[b : b+16])
+			v := *d
+			d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = v[0], v[8], v[1], v[9], v[2], v[10], v[3], v[11]
+			d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15] = v[4], v[12], v[5], v[13], v[6], v[14], v[7], v[15]
+		}
+		return
+	}
+	for b := 0; b+128 <= len(xq); b += 128 {
+		d := (*[128]int16)(xq[b : b+128])
+		v := *d
+		for k := 0; k < 8; k++ {
+			row := (*[16]int16)(d[16*k : 16*k+16])
+			for i := range row {
+				row[i] = v[(8*i+k)&127]
+			}
 		}
 	}
 }

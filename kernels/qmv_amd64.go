@@ -133,18 +133,27 @@ func int8Block(bits, group int) int {
 }
 
 // simdIntActivations reports whether integer activations of width bits
-// (8 or 16) can be used for this matrix width: both, for 4 and 8 bits.
-func simdIntActivations(bits, width int) bool { return hasAVX2FMA && (bits == 4 || bits == 8) }
+// (8 or 16) can be used for this matrix width: both for 4 and 8 bits,
+// int16 for 2, 3, 5 and 6 bits too (qmv_bits_amd64.go). arm64 has integer
+// kernels for 4 and 8 bits only and keeps the float path for the others.
+func simdIntActivations(bits, width int) bool {
+	return hasAVX2FMA && (bits == 4 || bits == 8 || width == 16 && q16Bits(bits))
+}
 
 // qmvRowsSIMD computes rows [lo, hi) with the AVX2 kernels; it reports
-// false when the CPU lacks them or d was not prepared for them.
+// false when the CPU lacks them, the rows are empty (the Go kernels give
+// their zeros) or d was not prepared for them.
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 	q := m.Q
-	if !hasAVX2FMA || q.Bits < 2 || q.Bits > 8 || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
+	if !hasAVX2FMA || m.Cols == 0 || q.Bits < 2 || q.Bits > 8 || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
 		return false
 	}
 	if d.intBits == q.Bits {
-		qmvRowsInt(out, d, m, lo, hi)
+		if d.intWidth == 16 && q16Bits(q.Bits) {
+			qmvRowsBits16(out, d, m, lo, hi)
+		} else {
+			qmvRowsInt(out, d, m, lo, hi)
+		}
 		return true
 	}
 	if (q.Bits == 4 || q.Bits == 2) && (d.permBits != q.Bits || d.permuted != simdCodeBlock(q.Bits)) {

@@ -731,3 +731,192 @@ QKERNELS(·qrows4Q16x1AVX2, ·qrows8Q16x1AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS,
 QKERNELS(·qrows4Q16x2AVX2, ·qrows8Q16x2AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS, W8LOOPS, 2, WTOKS2, ENDS2, FINS2)
 QKERNELS(·qrows4Q16x3AVX2, ·qrows8Q16x3AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS, W8LOOPS, 3, WTOKS3, ENDS3, FINS3)
 QKERNELS(·qrows4Q16x4AVX2, ·qrows8Q16x4AVX2, 112, W4CONSTS, W8CONSTS, W4LOOPS, W8LOOPS, 4, WTOKS4, ENDS4, FINS4)
+
+// The int16 kernels for 2, 3, 5 and 6 bits (qrows{2,3,5,6}Q16AVX2,
+// qmv_bits_amd64.go), one token a call: per step of 16 codes (2·b bytes)
+// a 16-byte broadcast, the table's shuffle (Y15) and mask (Y10), and
+// VPMADDWD with 16 xq values (transposeBlocks' order) into the group sum
+// Y4; per group the lanes' exact shift (Y13) takes their 2^s factors out
+// before the float epilogue (GEND). Groups run through GLOOP as the other
+// kernels' do; scales pass and result as Q8ROWS's for one token, c = 0
+// (codes stay unsigned). A step reads 16 bytes, up to 16-2·b past the
+// row's end.
+
+// BSTEP adds step k of the group at wo (codes) and xo (x) to Y4; BFIRST
+// starts Y4 with step 0.
+#define BCODES(b, k, wo) \
+	VBROADCASTI128 wo+k*2*b(SI), Y8; \
+	VPSHUFB        Y15, Y8, Y8; \
+	VPAND          Y10, Y8, Y8
+
+#define BFIRST(b, wo, xo) \
+	BCODES(b, 0, wo); \
+	VPMADDWD xo(DI), Y8, Y4
+
+#define BSTEP(b, k, wo, xo) \
+	BCODES(b, k, wo); \
+	VPMADDWD xo+k*32(DI), Y8, Y8; \
+	VPADDD   Y8, Y4, Y4
+
+#define BEND(so) \
+	VPSRAVD Y13, Y4, Y4; \
+	GEND(Y4, Y0, so(R13))
+
+#define BG32(b, wo, xo, so) \
+	PREFETCHT0 1024+wo(SI); \
+	BFIRST(b, wo, xo); \
+	BSTEP(b, 1, wo, xo); \
+	BEND(so)
+
+#define BG64(b, wo, xo, so) \
+	PREFETCHT0 1024+wo(SI); \
+	BFIRST(b, wo, xo); \
+	BSTEP(b, 1, wo, xo); \
+	BSTEP(b, 2, wo, xo); \
+	BSTEP(b, 3, wo, xo); \
+	BEND(so)
+
+#define BG128(b, wo, xo, so) \
+	PREFETCHT0 1024+wo(SI); \
+	PREFETCHT0 1024+64+wo(SI); \
+	BFIRST(b, wo, xo); \
+	BSTEP(b, 1, wo, xo); \
+	BSTEP(b, 2, wo, xo); \
+	BSTEP(b, 3, wo, xo); \
+	BSTEP(b, 4, wo, xo); \
+	BSTEP(b, 5, wo, xo); \
+	BSTEP(b, 6, wo, xo); \
+	BSTEP(b, 7, wo, xo); \
+	BEND(so)
+
+// The group bodies by width, in GLOOP's form.
+#define B2G32(wo, xo, so, n, TOKS, ENDS) BG32(2, wo, xo, so)
+#define B2G64(wo, xo, so, n, TOKS, ENDS) BG64(2, wo, xo, so)
+#define B2G128(wo, xo, so, n, TOKS, ENDS) BG128(2, wo, xo, so)
+#define B3G32(wo, xo, so, n, TOKS, ENDS) BG32(3, wo, xo, so)
+#define B3G64(wo, xo, so, n, TOKS, ENDS) BG64(3, wo, xo, so)
+#define B3G128(wo, xo, so, n, TOKS, ENDS) BG128(3, wo, xo, so)
+#define B5G32(wo, xo, so, n, TOKS, ENDS) BG32(5, wo, xo, so)
+#define B5G64(wo, xo, so, n, TOKS, ENDS) BG64(5, wo, xo, so)
+#define B5G128(wo, xo, so, n, TOKS, ENDS) BG128(5, wo, xo, so)
+#define B6G32(wo, xo, so, n, TOKS, ENDS) BG32(6, wo, xo, so)
+#define B6G64(wo, xo, so, n, TOKS, ENDS) BG64(6, wo, xo, so)
+#define B6G128(wo, xo, so, n, TOKS, ENDS) BG128(6, wo, xo, so)
+
+// B{2,3,5,6}LOOPS are the group loops by width, in Q8ROWS's form.
+#define B2LOOPS(n, TOKS, ENDS) QLOOPS(B2G32, B2G64, B2G128, 8, 64, n, TOKS, ENDS)
+#define B3LOOPS(n, TOKS, ENDS) QLOOPS(B3G32, B3G64, B3G128, 12, 64, n, TOKS, ENDS)
+#define B5LOOPS(n, TOKS, ENDS) QLOOPS(B5G32, B5G64, B5G128, 20, 64, n, TOKS, ENDS)
+#define B6LOOPS(n, TOKS, ENDS) QLOOPS(B6G32, B6G64, B6G128, 24, 64, n, TOKS, ENDS)
+
+// BROWS is the kernel of one width (LOOPS its group loop), Q8ROWS for one
+// token with the table's shuffle, mask and shifts:
+//
+//	func qrows{b}Q16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, t *q16Table)
+#define BROWS(name, LOOPS) \
+TEXT name(SB), NOSPLIT, $0-104; \
+	MOVQ    t+96(FP), AX; \
+	VMOVDQU (AX), Y15; \
+	VMOVDQU 32(AX), Y10; \
+	VMOVDQU 64(AX), Y13; \
+	Q8ROWS(LOOPS, 1, WTOKS1, ENDS1, FINS1); \
+	RET
+
+BROWS(·qrows2Q16AVX2, B2LOOPS)
+BROWS(·qrows3Q16AVX2, B3LOOPS)
+BROWS(·qrows5Q16AVX2, B5LOOPS)
+BROWS(·qrows6Q16AVX2, B6LOOPS)
+
+// func qrows2WQ16AVX2(w *byte, xq *int16, scales, biases *uint16, dx, xsum, sdx, out *float32, rows, groups, steps int, f16 bool, c float32, perm *[8]uint32)
+//
+// The 2-bit int16 kernel for rows of whole 128-value blocks: a block's 32
+// code bytes are 16 words of eight codes, and code k of every word, (w >>
+// 2k) & 3, meets 16 xq values at once (transposeBlocks' order), so a block
+// costs one load and shifts and masks besides its eight VPMADDWD. A block
+// holds one group of 128, two of 64 or four of 32: its int32 lanes, as
+// float, meet each lane's group's scale·dx, which perm spreads from the
+// four at R13 (lane j: group perm[j]). Scales pass and result as Q8ROWS's
+// for one token, c = 0.
+// W2IN adds the products of the codes in m (masked by mask) with the 16
+// xq values at xo(DI) to the int32 sums a.
+#define W2IN(m, mask, xo, a) \
+	VPAND    mask, m, Y9; \
+	VPMADDWD xo(DI), Y9, Y9; \
+	VPADDD   Y9, a, a
+
+// W2BLOCK adds the block at wo(SI), xo(DI), its scale·dx at sp, to Y0.
+// Codes 0 and 4 (the low bytes of the words and of the words >> 8), 7
+// (the words >> 14) and 3 (>> 6) are taken at bit 0 into Y4; codes 1
+// and 5 at bit 2, in place, into Y5; codes 2 and 6 at bit 4 into Y6; Y5
+// and Y6 lose their factors 4 and 16 by an exact shift. Y15, Y10 and
+// w2mask4 are the masks 3, 3<<2 and 3<<4 per word (Q8LOOPSTART clears
+// Y0..Y3, Q8SCALES uses Y11, Y12 and Y14: the third is read from memory).
+#define W2BLOCK(wo, xo, sp) \
+	PREFETCHT0  1024+wo(SI); \
+	VMOVDQU     wo(SI), Y8; \
+	VPSRLW      $8, Y8, Y3; \
+	VPAND       Y15, Y8, Y9; \
+	VPMADDWD    xo(DI), Y9, Y4; \
+	VPAND       Y10, Y8, Y9; \
+	VPMADDWD    xo+32(DI), Y9, Y5; \
+	VPAND       w2mask4<>(SB), Y8, Y9; \
+	VPMADDWD    xo+64(DI), Y9, Y6; \
+	VPSRLW      $6, Y8, Y7; \
+	W2IN(Y7, Y15, xo+96, Y4); \
+	W2IN(Y3, Y15, xo+128, Y4); \
+	W2IN(Y3, Y10, xo+160, Y5); \
+	W2IN(Y3, w2mask4<>(SB), xo+192, Y6); \
+	VPSRLW      $14, Y8, Y9; \
+	VPMADDWD    xo+224(DI), Y9, Y9; \
+	VPADDD      Y9, Y4, Y4; \
+	VPSRAD      $2, Y5, Y5; \
+	VPSRAD      $4, Y6, Y6; \
+	VPADDD      Y5, Y4, Y4; \
+	VPADDD      Y6, Y4, Y4; \
+	VCVTDQ2PS   Y4, Y4; \
+	VMOVUPS     sp, X9; \
+	VPERMPS     Y9, Y13, Y9; \
+	VFMADD231PS Y9, Y4, Y0
+
+// W2LOOP is the word kernel's block loop (Q8LOOPSTART has set DI, R13
+// and Y0), in Q8ROWS's form.
+#define W2LOOP(n, TOKS, ENDS) \
+	MOVQ  steps+80(FP), CX; \
+	SHRQ  $1, CX; \
+	MOVQ  $16, R10; \
+	SHRQ  CX, R10; \
+	MOVQ  groups+72(FP), CX; \
+	IMULQ steps+80(FP), CX; \
+	SHRQ  $2, CX; \
+	SUBQ  $2, CX; \
+	JLT   tail2W; \
+pair2W:; \
+	W2BLOCK(0, 0, (R13)); \
+	W2BLOCK(32, 256, (R13)(R10*1)); \
+	ADDQ  $64, SI; \
+	ADDQ  $512, DI; \
+	LEAQ  (R13)(R10*2), R13; \
+	SUBQ  $2, CX; \
+	JGE   pair2W; \
+tail2W:; \
+	CMPQ  CX, $-1; \
+	JNE   done2W; \
+	W2BLOCK(0, 0, (R13)); \
+	ADDQ  $32, SI; \
+done2W:
+
+TEXT ·qrows2WQ16AVX2(SB), NOSPLIT, $0-104
+	MOVQ         perm+96(FP), AX
+	VMOVDQU      (AX), Y13
+	MOVL         $0x00030003, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	VPSLLW       $2, Y15, Y10
+	Q8ROWS(W2LOOP, 1, WTOKS1, ENDS1, FINS1)
+	RET
+
+DATA w2mask4<>+0(SB)/8, $0x0030003000300030
+DATA w2mask4<>+8(SB)/8, $0x0030003000300030
+DATA w2mask4<>+16(SB)/8, $0x0030003000300030
+DATA w2mask4<>+24(SB)/8, $0x0030003000300030
+GLOBL w2mask4<>(SB), RODATA|NOPTR, $32

@@ -40,7 +40,8 @@ func qrows8Q8NEON(w *byte, xq *int8, xstep int, scales, biases *uint16, dx, xsum
 
 // simdIntActivations reports whether integer activations of width bits
 // (8 or 16) can be used for this matrix width: int16 for 4 and 8 bits,
-// int8 too where the CPU has SDOT.
+// int8 too where the CPU has SDOT. Other widths (2, 3, 5, 6 bits) keep the
+// float path here: amd64 alone has int16 kernels for them.
 func simdIntActivations(bits, width int) bool {
 	return hasNEON && (width == 16 || width == 8 && hasDotProd) && (bits == 4 || bits == 8)
 }
@@ -53,11 +54,11 @@ func int8Block(bits, group int) int { return 32 }
 const simdKernels = true
 
 // qmvRowsSIMD computes rows [lo, hi) of a 4- or 8-bit matrix with the NEON
-// kernels; it reports false for other widths, without NEON, or when d was
-// not prepared for them.
+// kernels; it reports false for other widths, for empty rows, without
+// NEON, or when d was not prepared for them.
 func qmvRowsSIMD(out []float32, d *DecodeInput, m *Matrix, lo, hi int) bool {
 	q := m.Q
-	if !hasNEON || (q.Bits != 4 && q.Bits != 8) || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
+	if !hasNEON || m.Cols == 0 || (q.Bits != 4 && q.Bits != 8) || (q.GroupSize != 32 && q.GroupSize != 64 && q.GroupSize != 128) {
 		return false
 	}
 	cols, g := m.Cols, rowsOf(m)
