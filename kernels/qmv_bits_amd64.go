@@ -2,6 +2,8 @@
 
 package kernels
 
+import "unsafe"
+
 // Int16-activation row kernels for the widths whose codes do not fall on
 // byte or nibble boundaries (2, 3, 5 and 6 bits; qrows{2,3,5,6}Q16AVX2 in
 // qmv_amd64.s). A step takes 16 codes (2·bits bytes): one 16-byte
@@ -109,25 +111,26 @@ func qmvRowsBits16(out []float32, d *DecodeInput, m *Matrix, lo, hi int) {
 // kernel where the rows are whole 128-value blocks, else by
 // qrows{2,3,5,6}Q16AVX2, which read 16 bytes from a step's start, past
 // the row's end by up to 16-2·bits bytes, so when the block ends within 16
-// bytes of the end of the codes' backing array its last row is computed
-// in two parts: its groups but the last, in place, and the last from a
-// padded copy.
+// bytes of the end of the codes' backing array its last row runs from a
+// padded copy of its codes: the same kernel call on the same bytes, so
+// every row's result is the same bits wherever its codes lie (a resident
+// and a paged expert agree).
 func q16Rows(out []float32, d *DecodeInput, q *Quant, rg quantRows, r0, rows, t int, sdx []float32) {
 	wb, rowBytes, groups, steps := rg.w, rg.rowBytes, rg.groups, rg.steps
 	tab := &q16Tables[q.Bits]
 	gi, xi := t*groups, t*d.cols
-	call := func(w *byte, row, g0, ng, nrows int, o *float32) {
-		sg := row*groups + g0
-		xq, sc, bi, dx, xs := &d.xq16[xi+g0*d.group], &q.Scales[sg], &q.Biases[sg], &d.qdx[gi+g0], &d.qsum[gi+g0]
+	call := func(w *byte, row, nrows int, o *float32) {
+		sg := row * groups
+		xq, sc, bi, dx, xs := &d.xq16[xi], &q.Scales[sg], &q.Biases[sg], &d.qdx[gi], &d.qsum[gi]
 		switch q.Bits {
 		case 2:
-			qrows2Q16AVX2(w, xq, sc, bi, dx, xs, &sdx[0], o, nrows, ng, steps, q.F16Scales, 0, tab)
+			qrows2Q16AVX2(w, xq, sc, bi, dx, xs, &sdx[0], o, nrows, groups, steps, q.F16Scales, 0, tab)
 		case 3:
-			qrows3Q16AVX2(w, xq, sc, bi, dx, xs, &sdx[0], o, nrows, ng, steps, q.F16Scales, 0, tab)
+			qrows3Q16AVX2(w, xq, sc, bi, dx, xs, &sdx[0], o, nrows, groups, steps, q.F16Scales, 0, tab)
 		case 5:
-			qrows5Q16AVX2(w, xq, sc, bi, dx, xs, &sdx[0], o, nrows, ng, steps, q.F16Scales, 0, tab)
+			qrows5Q16AVX2(w, xq, sc, bi, dx, xs, &sdx[0], o, nrows, groups, steps, q.F16Scales, 0, tab)
 		case 6:
-			qrows6Q16AVX2(w, xq, sc, bi, dx, xs, &sdx[0], o, nrows, ng, steps, q.F16Scales, 0, tab)
+			qrows6Q16AVX2(w, xq, sc, bi, dx, xs, &sdx[0], o, nrows, groups, steps, q.F16Scales, 0, tab)
 		}
 	}
 	if wordLanes2(q.Bits, d.cols) {
@@ -139,20 +142,16 @@ func q16Rows(out []float32, d *DecodeInput, q *Quant, rg quantRows, r0, rows, t 
 	// The codes' backing array may go on past the matrix (a tensor in a
 	// larger buffer): its capacity is what may be read.
 	if 4*cap(q.W)-(r0+rows)*rowBytes >= 16 {
-		call(&wb[r0*rowBytes], r0, 0, groups, rows, &out[0])
+		call(&wb[r0*rowBytes], r0, rows, &out[0])
 		return
 	}
 	if rows > 1 {
-		call(&wb[r0*rowBytes], r0, 0, groups, rows-1, &out[0])
+		call(&wb[r0*rowBytes], r0, rows-1, &out[0])
 	}
 	last := r0 + rows - 1
-	groupBytes := rowBytes / groups
-	var tail [128*6/8 + 16]byte
-	copy(tail[:], wb[last*rowBytes+(groups-1)*groupBytes:(last+1)*rowBytes])
-	var head, end float32
-	if groups > 1 {
-		call(&wb[last*rowBytes], last, 0, groups-1, 1, &head)
-	}
-	call(&tail[0], last, groups-1, 1, 1, &end)
-	out[rows-1] = head + end
+	pad := getFloats((rowBytes + 16 + 3) / 4)
+	defer putFloats(pad)
+	codes := unsafe.Slice((*byte)(unsafe.Pointer(&(*pad)[0])), 4*len(*pad))
+	copy(codes, wb[last*rowBytes:(last+1)*rowBytes])
+	call(&codes[0], last, 1, &out[rows-1])
 }

@@ -532,3 +532,39 @@ func BenchmarkQMVFromMemory(b *testing.B) {
 		})
 	}
 }
+
+// TestQMVIgnoresWhatFollowsTheCodes: a row's result is the same bits
+// whether the codes' backing array ends with the matrix or goes on past it
+// (a tensor inside a larger buffer), on every decode path and width: the
+// kernels that read past a row's last code must not compute that row
+// another way when they cannot, or a resident and a paged expert would
+// disagree.
+func TestQMVIgnoresWhatFollowsTheCodes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 31))
+	for _, p := range decodePaths() {
+		for _, bits := range []int{2, 3, 4, 5, 6, 8} {
+			for _, group := range []int{32, 64, 128} {
+				// 3 groups: 2-bit rows that are not whole 128-value blocks.
+				m := randomQuant(rng, 9, 3*group, bits, group, group == 64)
+				wide := *m.Q
+				wide.W = make([]uint32, len(m.Q.W), len(m.Q.W)+16)
+				copy(wide.W, m.Q.W)
+				mw := *m
+				mw.Q = &wide
+				for n := 1; n <= qmvTokens; n++ {
+					x := randVec(rng, n*m.Cols)
+					exact, roomy := make([]float32, n*m.Rows), make([]float32, n*m.Rows)
+					withFeatures(p, func() {
+						MatMul(exact, x, n, m)
+						MatMul(roomy, x, n, &mw)
+					})
+					for i := range exact {
+						if math.Float32bits(exact[i]) != math.Float32bits(roomy[i]) {
+							t.Fatalf("%s, %d-bit group %d, %d tokens: output %d is %v with the codes at the end of their array, %v with room after them", p.name, bits, group, n, i, exact[i], roomy[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
