@@ -1,6 +1,7 @@
 //go:build !purego
 
 #include "textflag.h"
+#include "neon_arm64.h"
 
 // Float-path quantized row dot products (NEON), the arm64 twins of
 // qmv_amd64.s's qdot4AVX2 and qdot8AVX2 and with the same contract:
@@ -9,11 +10,9 @@
 //
 // Codes are widened to int32, centred, converted and multiplied by x in
 // float32. Instructions the Go assembler lacks are spelled as WORDs:
-// SCVTF (vector), FADD (vector) and FADDP (vector), all on .4S.
+// SCVTF (vector) here, FADD and FADDP (vector) in neon_arm64.h, all on .4S.
 
 #define SCVTF4S(n, d) WORD $(0x4E21D800 | (n<<5) | d)
-#define FADD4S(m, n, d) WORD $(0x4E20D400 | (m<<16) | (n<<5) | d)
-#define FADDP4S(m, n, d) WORD $(0x6E20D400 | (m<<16) | (n<<5) | d)
 
 // Registers: R0 w, R1 x, R2 scales, R3 biases, R4 xsum, R5 groups, R6 steps,
 // R7 f16; V0 row sum, F1 bias sum, V20-V23 the group's partial sums,
