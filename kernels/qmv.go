@@ -145,17 +145,42 @@ func (d *DecodeInput) prepareInt(bits, width int) {
 	}
 	d.qcorr = growTokens(d.qcorr, n, groups)
 	d.xq16 = growTokens(d.xq16, n, cols)
-	centre := int32(1) << (bits - 1)
-	nibbles := bits == 4 || bits == 8
-	for t := 0; t < n; t++ {
-		for g := 0; g < groups; g++ {
-			base, i := t*cols+g*d.group, t*groups+g
-			dx, sum, fsum := quantizeGroup(d.xq16[base:base+d.group], d.x[base:base+d.group], 32767, nibbles)
-			d.qdx[i], d.qsum[i], d.qcorr[i], d.sums[i] = dx, dx*float32(sum), centre*sum, fsum
-		}
-		if !nibbles {
+	// The groups are independent: a long x (a 14,336-value down
+	// projection's input) is quantized on every core rather than on the
+	// caller alone while the pool's workers wait for the product.
+	j := int16Jobs.get()
+	j.d = d
+	parallelFor(n*groups, 8*d.group, j.body)
+	j.d = nil
+	int16Jobs.put(j)
+	if bits != 4 && bits != 8 {
+		for t := 0; t < n; t++ {
 			transposeBlocks(d.xq16[t*cols:(t+1)*cols], int16Block(bits, cols))
 		}
+	}
+}
+
+// int16Job quantizes the groups of one prepareInt call; its work function
+// is bound once, when the job is made, so a call allocates nothing.
+type int16Job struct {
+	d    *DecodeInput
+	body func(lo, hi int)
+}
+
+var int16Jobs = freeList[int16Job]{init: func(j *int16Job) { j.body = j.quantize }}
+
+// quantize rounds groups [lo, hi) of x (token-major: token t's group g is
+// t·groups+g) to int16, in nibble order for 4- and 8-bit matrices.
+func (j *int16Job) quantize(lo, hi int) {
+	d := j.d
+	groups := d.cols / d.group
+	centre := int32(1) << (d.intBits - 1)
+	nibbles := d.intBits == 4 || d.intBits == 8
+	for i := lo; i < hi; i++ {
+		t, g := i/groups, i%groups
+		base := t*d.cols + g*d.group
+		dx, sum, fsum := quantizeGroup(d.xq16[base:base+d.group], d.x[base:base+d.group], 32767, nibbles)
+		d.qdx[i], d.qsum[i], d.qcorr[i], d.sums[i] = dx, dx*float32(sum), centre*sum, fsum
 	}
 }
 

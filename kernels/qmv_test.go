@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -407,29 +408,46 @@ func TestPrepareIntSumsMatchFloat(t *testing.T) {
 		t.Skip("no integer-activation kernels on this build")
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, group := range []int{32, 64, 128} {
-		for _, n := range []int{1, 3} {
-			cols := 4 * 128
-			x := make([]float32, n*cols)
-			for i := range x {
-				x[i] = float32(rng.NormFloat64())
+	// 14,336 columns: long enough that the int16 path quantizes its groups
+	// on every core.
+	for _, cols := range []int{4 * 128, 112 * 128} {
+		for _, group := range []int{32, 64, 128} {
+			for _, n := range []int{1, 3} {
+				checkPrepareInt(t, rng, cols, group, n)
 			}
-			q := &Quant{Bits: 4, GroupSize: group}
-			var float, i16, i8 DecodeInput
-			float.Prepare(x, n, cols, q)
-			Int16Activations = true
-			i16.Prepare(x, n, cols, q)
-			Int16Activations = false
-			i8.Int8 = true
-			i8.Prepare(x, n, cols, q)
-			if i16.intWidth != 16 || i8.intWidth != 8 {
-				t.Fatalf("group %d: integer paths not taken (widths %d, %d)", group, i16.intWidth, i8.intWidth)
-			}
-			for g, want := range float.sums {
-				if math.Float32bits(i16.sums[g]) != math.Float32bits(want) || math.Float32bits(i8.sums[g]) != math.Float32bits(want) {
-					t.Fatalf("group %d n=%d: sums[%d] int16 %v int8 %v, float %v", group, n, g, i16.sums[g], i8.sums[g], want)
-				}
-			}
+		}
+	}
+}
+
+// checkPrepareInt: the int paths' float sums are the float path's, bit for
+// bit, and the int16 path's steps and integers are those of each group
+// quantized alone.
+func checkPrepareInt(t *testing.T, rng *rand.Rand, cols, group, n int) {
+	x := make([]float32, n*cols)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	q := &Quant{Bits: 4, GroupSize: group}
+	var float, i16, i8 DecodeInput
+	float.Prepare(x, n, cols, q)
+	Int16Activations = true
+	i16.Prepare(x, n, cols, q)
+	Int16Activations = false
+	i8.Int8 = true
+	i8.Prepare(x, n, cols, q)
+	if i16.intWidth != 16 || i8.intWidth != 8 {
+		t.Fatalf("group %d: integer paths not taken (widths %d, %d)", group, i16.intWidth, i8.intWidth)
+	}
+	for g, want := range float.sums {
+		if math.Float32bits(i16.sums[g]) != math.Float32bits(want) || math.Float32bits(i8.sums[g]) != math.Float32bits(want) {
+			t.Fatalf("cols %d group %d n=%d: sums[%d] int16 %v int8 %v, float %v", cols, group, n, g, i16.sums[g], i8.sums[g], want)
+		}
+	}
+	xq := make([]int16, group)
+	for g := range float.sums {
+		dx, _, _ := quantizeGroup(xq, x[g*group:(g+1)*group], 32767, true)
+		if i16.qdx[g] != dx || !slices.Equal(i16.xq16[g*group:(g+1)*group], xq) {
+			t.Fatalf("cols %d group %d n=%d: group %d quantized differently from the group alone", cols, group, n, g)
 		}
 	}
 }
