@@ -60,15 +60,3 @@ func dequant8SIMD(dst *float32, w *uint32, scales, biases *float32, groups, grou
 
 // bf16SIMD converts n (a multiple of 8) bfloat16 values.
 func bf16SIMD(dst *float32, src *uint16, n int) { bf16NEON(dst, src, n) }
-
-// The prefetches stay no-ops on arm64: without arm64 hardware here a PRFM
-// form could not be shown to pay over the cores' own prefetchers.
-
-// prefetchPanel does nothing on arm64.
-func (m *Matrix) prefetchPanel(r0, rr, k0, k1 int) {}
-
-// prefetchFloatsL2 does nothing on arm64.
-func prefetchFloatsL2(x []float32, stride, rows, n int) {}
-
-// prefetchHalfL2 does nothing on arm64.
-func prefetchHalfL2(x []uint16, stride, rows, n int) {}

@@ -22,12 +22,3 @@ func dequantGroups(dst []float32, w []uint32, scales, biases []float32, bits, gr
 
 // bf16Row converts len(src) bfloat16 values into dst.
 func bf16Row(dst []float32, src []uint16) { bf16RowGo(dst, src) }
-
-// prefetchPanel does nothing without assembly.
-func (m *Matrix) prefetchPanel(r0, rr, k0, k1 int) {}
-
-// prefetchFloatsL2 does nothing without assembly.
-func prefetchFloatsL2(x []float32, stride, rows, n int) {}
-
-// prefetchHalfL2 does nothing without assembly.
-func prefetchHalfL2(x []uint16, stride, rows, n int) {}
