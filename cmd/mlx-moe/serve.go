@@ -65,7 +65,7 @@ be application/json, and browser requests from an Origin not given with
 	fs.IntVar(&cfg.MaxQueue, "max-queue", 16, "requests that may wait while --parallel generate; more get 429 (OpenAI) or 529 (Anthropic)")
 	fs.IntVar(&o.model.parallel, "parallel", 4, "generations that run together, batched in each forward pass (fewer when their caches do not fit the memory budget)")
 	fs.IntVar(&o.model.prefillChunk, "prefill-chunk", 0, "most prompt tokens one forward pass processes next to the running streams (0: 256, up to 2048 on a paged model, whose every chunk reads nearly all the experts)")
-	fs.Float64Var(&o.model.prefillPace, "prefill-pace", 2, "while streams decode, size prefill chunks so a step takes about this many decode steps at most (their inter-token gap stays near it); 0: fixed chunks, results independent of what else runs")
+	fs.Float64Var(&o.model.prefillPace, "prefill-pace", 1.5, "while streams decode, size prefill chunks so a step takes about this many decode steps at most (their inter-token gap stays near it; the prompt's cache traffic can slow their own step, so keep it well under the gap you can accept); 0: fixed chunks, results independent of what else runs")
 	fs.BoolVar(&cfg.StrictModel, "strict-model", false, "answer 404 to requests naming another model (default: any name is served by the loaded model)")
 	fs.Bool("any-model", true, "accepted for compatibility: any model name is served by default now (see --strict-model)")
 	fs.StringVar(&cfg.ToolFormat, "tool-format", "", "tool-call markup the model writes: qwen3, qwen3-coder, glm, deepseek-v3 or none (default: read from the chat template)")
